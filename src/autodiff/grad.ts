@@ -1,0 +1,109 @@
+/**
+ * Transformations of functions: `valueAndGrad`, `grad`, `vjp`.
+ *
+ * Each call makes a fresh tape, traces the arguments on it, runs the function
+ * and walks the tape backwards. Nothing is global, so calls may nest (on
+ * independent values) or interleave.
+ */
+import { ones, Tensor, untraced, zeros } from '../core/tensor.js';
+import { ShapeError, showShape } from '../core/shape.js';
+import { Tape } from './tape.js';
+import { leaves, mapTree, type Tree } from './tree.js';
+
+export interface ValueAndGrad<P extends Tree> {
+  /** f(params), as a constant. */
+  readonly value: Tensor;
+  /** ∂f/∂params, in the structure of params. */
+  readonly grads: P;
+}
+
+export interface ValueAndGradWithAux<P extends Tree, A> extends ValueAndGrad<P> {
+  /** Whatever f returned beside the loss, with tensors detached from the tape. */
+  readonly aux: A;
+}
+
+const trace = <P extends Tree>(tape: Tape, params: P): P => mapTree(params, (t) => tape.leaf(t));
+
+const gradsOf = <P extends Tree>(traced: P, cts: Map<number, Tensor>): P =>
+  mapTree(traced, (t) => cts.get(t.trace!.id) ?? zeros(t.shape, t.dtype));
+
+const detach = <A>(a: A): A => {
+  if (a instanceof Tensor) return untraced(a) as A;
+  if (Array.isArray(a)) return a.map(detach) as A;
+  if (a !== null && typeof a === 'object' && Object.getPrototypeOf(a) === Object.prototype) {
+    return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, detach(v)])) as A;
+  }
+  return a;
+};
+
+const scalarSeed = (value: Tensor, who: string): Tensor => {
+  if (value.size !== 1) {
+    throw new ShapeError(
+      `${who}: the function must return a single number (a tensor of one element), got shape ${showShape(value.shape)}; ` +
+        'reduce it (sum, mean) or use vjp() for non-scalar outputs',
+    );
+  }
+  return ones(value.shape, value.dtype);
+};
+
+/**
+ * `valueAndGrad(f)(params)` returns f(params) and the gradient of f with respect
+ * to every tensor in `params` (a tensor or any tree of tensors).
+ *
+ * @example
+ * const { value, grads } = valueAndGrad((p: { w: Tensor }) => sumOfSquares(p.w))({ w });
+ */
+export const valueAndGrad =
+  <P extends Tree>(f: (params: P) => Tensor) =>
+  (params: P): ValueAndGrad<P> => {
+    const tape = new Tape();
+    const traced = trace(tape, params);
+    const out = f(traced);
+    const cts = tape.backward(out, scalarSeed(out, 'valueAndGrad'));
+    return { value: untraced(out), grads: gradsOf(traced, cts) };
+  };
+
+/**
+ * Like `valueAndGrad`, for a function returning `[loss, aux]`: aux (logits,
+ * metrics…) comes back detached, so a training step needs one forward pass.
+ */
+export const valueAndGradWithAux =
+  <P extends Tree, A>(f: (params: P) => readonly [Tensor, A]) =>
+  (params: P): ValueAndGradWithAux<P, A> => {
+    const tape = new Tape();
+    const traced = trace(tape, params);
+    const [out, aux] = f(traced);
+    const cts = tape.backward(out, scalarSeed(out, 'valueAndGradWithAux'));
+    return { value: untraced(out), grads: gradsOf(traced, cts), aux: detach(aux) };
+  };
+
+/** `grad(f)(params)`: only the gradient. */
+export const grad =
+  <P extends Tree>(f: (params: P) => Tensor) =>
+  (params: P): P =>
+    valueAndGrad(f)(params).grads;
+
+/**
+ * `vjp(f)(primals)` returns f(primals) and a function that maps a cotangent of
+ * the output's shape to cotangents of the inputs (any output shape). The tape
+ * may be pulled back through several times.
+ */
+export const vjp =
+  <P extends Tree>(f: (primals: P) => Tensor) =>
+  (primals: P): { readonly value: Tensor; readonly vjp: (cotangent: Tensor) => P } => {
+    const tape = new Tape();
+    const traced = trace(tape, primals);
+    const out = f(traced);
+    return {
+      value: untraced(out),
+      vjp: (ct) => {
+        if (ct.shape.join() !== out.shape.join()) {
+          throw new ShapeError(`vjp: cotangent of shape ${showShape(ct.shape)} does not match the output's shape ${showShape(out.shape)}`);
+        }
+        return gradsOf(traced, tape.backward(out, untraced(ct)));
+      },
+    };
+  };
+
+/** Number of scalars in a tree (e.g. a model's parameter count). */
+export const countParams = (tree: Tree): number => leaves(tree).reduce((n, t) => n + t.size, 0);

@@ -1,0 +1,7 @@
+/** Core: shapes, the immutable Tensor, ops, backends, randomness. */
+export * from './shape.js';
+export { Tensor, tensor, fromArray, full, zeros, ones, scalar, cast, type DType, type Data, type NestedArray } from './tensor.js';
+export * from './ops.js';
+export { checked } from './checked.js';
+export { type Backend, referenceBackend, registerBackend, setBackend, getBackend, withBackend, backendNames } from './backend.js';
+export { Key, numpyUniform } from './random.js';

@@ -1,0 +1,379 @@
+/**
+ * Primitives and the ops built from them.
+ *
+ * Every primitive is one entry of `rules`: its forward computation and its
+ * vector-Jacobian product side by side. The table's type maps every name in
+ * `PrimitiveSignatures` to a rule, so a primitive without a VJP does not compile.
+ * Composite ops (sub, div, mean, logSumExp, softmax, cross-entropy, L2) are plain
+ * functions of primitives and get their gradients from them.
+ *
+ * Ops throw `ShapeError` on bad shapes (naming both shapes); the `checked`
+ * namespace in `checked.ts` offers the same ops returning `Either` instead.
+ */
+import { getBackend } from './backend.js';
+import * as K from './kernels.js';
+import { makeShape, normalizeAxis, ShapeError, showShape, sizeOf, broadcastedAxes, sameShape, type Shape } from './shape.js';
+import { allocData, internal, scalar, Tensor, untraced, type Data, type DType, type TapeLike } from './tensor.js';
+
+const { dataOf, wrap } = internal;
+
+/** Each primitive's arity and parameters. Adding a name here forces a rule below. */
+export interface PrimitiveSignatures {
+  add: { arity: 2; params: null };
+  mul: { arity: 2; params: null };
+  neg: { arity: 1; params: null };
+  reciprocal: { arity: 1; params: null };
+  exp: { arity: 1; params: null };
+  log: { arity: 1; params: null };
+  tanh: { arity: 1; params: null };
+  /** Its own primitive for stability: the composite 1/(1+exp(-x)) gives NaN gradients where exp overflows. */
+  sigmoid: { arity: 1; params: null };
+  relu: { arity: 1; params: null };
+  matmul: { arity: 2; params: { readonly transA: boolean; readonly transB: boolean } };
+  sum: { arity: 1; params: { readonly axes: readonly number[]; readonly keepDims: boolean } };
+  max: { arity: 1; params: { readonly axes: readonly number[]; readonly keepDims: boolean } };
+  reshape: { arity: 1; params: { readonly shape: Shape } };
+  transpose: { arity: 1; params: { readonly perm: readonly number[] } };
+  /** Repeats along stretched axes (the gradient of sum). */
+  broadcastTo: { arity: 1; params: { readonly shape: Shape } };
+}
+
+export type Primitive = keyof PrimitiveSignatures;
+type Params<P extends Primitive> = PrimitiveSignatures[P]['params'];
+type Inputs<P extends Primitive> = PrimitiveSignatures[P]['arity'] extends 2 ? readonly [Tensor, Tensor] : readonly [Tensor];
+type Thunks<P extends Primitive> = PrimitiveSignatures[P]['arity'] extends 2
+  ? readonly [() => Tensor, () => Tensor]
+  : readonly [() => Tensor];
+
+/** A primitive's forward computation and its VJP (lazy per input: only needed gradients are computed). */
+export interface Rule<P extends Primitive> {
+  forward(inputs: Inputs<P>, params: Params<P>): Tensor;
+  vjp(ct: Tensor, inputs: Inputs<P>, output: Tensor, params: Params<P>): Thunks<P>;
+}
+
+const fresh = (data: Data, shape: Shape): Tensor => wrap(data, shape);
+
+/** The gradient of a broadcast input: sum the cotangent over the stretched axes. */
+const unbroadcast = (g: Tensor, to: Shape): Tensor => {
+  if (sameShape(g.shape, to)) return g;
+  const axes = broadcastedAxes(to, g.shape);
+  return reshape(sum(g, axes, true), to);
+};
+
+export const rules: { readonly [P in Primitive]: Rule<P> } = {
+  add: {
+    forward: ([a, b]) => { const r = K.binary('add', dataOf(a), a.shape, dataOf(b), b.shape); return fresh(r.data, r.shape); },
+    vjp: (ct, [a, b]) => [() => unbroadcast(ct, a.shape), () => unbroadcast(ct, b.shape)],
+  },
+  mul: {
+    forward: ([a, b]) => { const r = K.binary('mul', dataOf(a), a.shape, dataOf(b), b.shape); return fresh(r.data, r.shape); },
+    vjp: (ct, [a, b]) => [() => unbroadcast(mul(ct, b), a.shape), () => unbroadcast(mul(ct, a), b.shape)],
+  },
+  neg: {
+    forward: ([x]) => fresh(K.unary('neg', dataOf(x)), x.shape),
+    vjp: (ct) => [() => neg(ct)],
+  },
+  reciprocal: {
+    forward: ([x]) => fresh(K.unary('reciprocal', dataOf(x)), x.shape),
+    // d(1/x) = -1/x² = -y²
+    vjp: (ct, _x, y) => [() => neg(mul(ct, mul(y, y)))],
+  },
+  exp: {
+    forward: ([x]) => fresh(K.unary('exp', dataOf(x)), x.shape),
+    vjp: (ct, _x, y) => [() => mul(ct, y)],
+  },
+  log: {
+    forward: ([x]) => fresh(K.unary('log', dataOf(x)), x.shape),
+    vjp: (ct, [x]) => [() => mul(ct, reciprocal(x))],
+  },
+  tanh: {
+    forward: ([x]) => fresh(K.unary('tanh', dataOf(x)), x.shape),
+    // 1 - y²
+    vjp: (ct, _x, y) => [() => mul(ct, sub(1, mul(y, y)))],
+  },
+  sigmoid: {
+    forward: ([x]) => fresh(K.unary('sigmoid', dataOf(x)), x.shape),
+    // y (1 - y)
+    vjp: (ct, _x, y) => [() => mul(ct, mul(y, sub(1, y)))],
+  },
+  relu: {
+    forward: ([x]) => fresh(K.unary('relu', dataOf(x)), x.shape),
+    // The gradient at exactly 0 is taken as 0 (as in PyTorch and JAX).
+    vjp: (ct, [x]) => [() => mul(ct, stepMask(x))],
+  },
+  matmul: {
+    forward: ([a, b], { transA, transB }) => {
+      const m = transA ? a.shape[1]! : a.shape[0]!;
+      const k = transA ? a.shape[0]! : a.shape[1]!;
+      const n = transB ? b.shape[0]! : b.shape[1]!;
+      const out = allocData(K.resultDType(dataOf(a), dataOf(b)), m * n);
+      getBackend().matmul(dataOf(a), dataOf(b), m, k, n, transA, transB, out);
+      return fresh(out, makeShape([m, n]));
+    },
+    vjp: (ct, [a, b], _y, { transA, transB }) => [
+      // C = op(A)·op(B). dop(A) = ct·op(B)ᵀ, dop(B) = op(A)ᵀ·ct; undo the op on each.
+      () => (transA ? matmul(b, ct, { transA: transB, transB: true }) : matmul(ct, b, { transA: false, transB: !transB })),
+      () => (transB ? matmul(ct, a, { transA: true, transB: transA }) : matmul(a, ct, { transA: !transA, transB: false })),
+    ],
+  },
+  sum: {
+    forward: ([x], { axes, keepDims }) => { const r = K.reduce('sum', dataOf(x), x.shape, axes, keepDims); return fresh(r.data, r.shape); },
+    vjp: (ct, [x], _y, { axes }) => [() => broadcastTo(reshape(ct, K.reducedShape(x.shape, axes, true)), x.shape)],
+  },
+  max: {
+    forward: ([x], { axes, keepDims }) => { const r = K.reduce('max', dataOf(x), x.shape, axes, keepDims); return fresh(r.data, r.shape); },
+    vjp: (ct, [x], y, { axes }) => [() => fresh(K.maxGrad(dataOf(x), x.shape, axes, dataOf(y), dataOf(ct)), x.shape)],
+  },
+  reshape: {
+    forward: ([x], { shape }) => fresh(dataOf(x), shape), // shares storage: both are immutable
+    vjp: (ct, [x]) => [() => reshape(ct, x.shape)],
+  },
+  transpose: {
+    forward: ([x], { perm }) => { const r = K.transpose(dataOf(x), x.shape, perm); return fresh(r.data, r.shape); },
+    vjp: (ct, _x, _y, { perm }) => {
+      const inv = new Array<number>(perm.length);
+      perm.forEach((p, i) => (inv[p] = i));
+      return [() => transpose(ct, inv)];
+    },
+  },
+  broadcastTo: {
+    forward: ([x], { shape }) => fresh(K.broadcastTo(dataOf(x), x.shape, shape), shape),
+    vjp: (ct, [x]) => [() => unbroadcast(ct, x.shape)],
+  },
+};
+
+/** Which tape, if any, the inputs are recorded on; mixing two tapes is an error. */
+const tapeOf = (inputs: readonly Tensor[]): TapeLike | undefined => {
+  let tape: TapeLike | undefined;
+  for (const t of inputs) {
+    const tt = t.trace?.tape;
+    if (tt === undefined || tt === tape) continue;
+    if (tape !== undefined) {
+      throw new Error(
+        'an op mixes tensors traced by two different valueAndGrad calls; higher-order ' +
+          'differentiation (grad of grad) is not supported: pass plain tensors into the inner call',
+      );
+    }
+    tape = tt;
+  }
+  return tape;
+};
+
+/** Runs a primitive, recording it on the inputs' tape when they are traced. */
+const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Params<P>): Tensor => {
+  const rule = rules[prim] as Rule<P>;
+  const tape = tapeOf(inputs);
+  const out = rule.forward(inputs, params);
+  return tape === undefined ? out : tape.record(prim, inputs, out, params);
+};
+
+// ---------------------------------------------------------------------------
+// Public ops
+// ---------------------------------------------------------------------------
+
+/** A tensor or a plain number (taken as a scalar of the other operand's dtype). */
+export type TensorLike = Tensor | number;
+
+const checkDTypes = (op: string, a: Tensor, b: Tensor): void => {
+  if (a.dtype !== b.dtype) {
+    throw new ShapeError(`${op}: dtypes ${a.dtype} and ${b.dtype} differ; convert one with cast(t, '${a.dtype}')`);
+  }
+};
+
+const lift = (a: TensorLike, b: TensorLike): [Tensor, Tensor] => {
+  const dt: DType = typeof a !== 'number' ? a.dtype : typeof b !== 'number' ? b.dtype : 'float32';
+  return [typeof a === 'number' ? scalar(a, dt) : a, typeof b === 'number' ? scalar(b, dt) : b];
+};
+
+const binaryOp = (prim: 'add' | 'mul') => (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  checkDTypes(prim, x, y);
+  return bind(prim, [x, y], null);
+};
+
+/** Elementwise a + b with NumPy broadcasting (e.g. a bias row over a batch). */
+export const add = binaryOp('add');
+/** Elementwise a · b with NumPy broadcasting. */
+export const mul = binaryOp('mul');
+export const neg = (x: Tensor): Tensor => bind('neg', [x], null);
+export const reciprocal = (x: Tensor): Tensor => bind('reciprocal', [x], null);
+/** a − b, broadcasting. */
+export const sub = (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  return add(x, neg(y));
+};
+/** a / b, broadcasting. */
+export const div = (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  return mul(x, reciprocal(y));
+};
+export const square = (x: Tensor): Tensor => mul(x, x);
+export const exp = (x: Tensor): Tensor => bind('exp', [x], null);
+export const log = (x: Tensor): Tensor => bind('log', [x], null);
+export const tanh = (x: Tensor): Tensor => bind('tanh', [x], null);
+export const sigmoid = (x: Tensor): Tensor => bind('sigmoid', [x], null);
+/** max(x, 0); its gradient at 0 is 0. */
+export const relu = (x: Tensor): Tensor => bind('relu', [x], null);
+
+/** 1 where x > 0, else 0: a constant (no gradient flows through it). */
+export const stepMask = (x: Tensor): Tensor => {
+  const d = dataOf(x);
+  const out = allocData(x.dtype, d.length);
+  for (let i = 0; i < d.length; i++) out[i] = d[i]! > 0 ? 1 : 0;
+  return fresh(out, x.shape);
+};
+
+/** The same values as a constant: gradients stop here. */
+export const stopGradient = (x: Tensor): Tensor => untraced(x);
+
+export interface MatmulOptions {
+  /** Use aᵀ (a stored k×m). */
+  readonly transA?: boolean;
+  /** Use bᵀ (b stored n×k). */
+  readonly transB?: boolean;
+}
+
+/** Matrix product op(a)·op(b) of two rank-2 tensors, on the current backend. */
+export const matmul = (a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor => {
+  const transA = opts.transA ?? false;
+  const transB = opts.transB ?? false;
+  if (a.rank !== 2 || b.rank !== 2) {
+    throw new ShapeError(`matmul: both operands must be matrices, got shapes ${showShape(a.shape)} and ${showShape(b.shape)}`);
+  }
+  checkDTypes('matmul', a, b);
+  const k1 = transA ? a.shape[0] : a.shape[1];
+  const k2 = transB ? b.shape[1] : b.shape[0];
+  if (k1 !== k2) {
+    const ta = transA ? 'ᵀ' : '', tb = transB ? 'ᵀ' : '';
+    throw new ShapeError(
+      `matmul: inner dimensions differ: a${ta} of shape ${showShape(a.shape)}${ta ? ' (transposed)' : ''} has ${k1} columns ` +
+        `but b${tb} of shape ${showShape(b.shape)}${tb ? ' (transposed)' : ''} has ${k2} rows`,
+    );
+  }
+  return bind('matmul', [a, b], { transA, transB });
+};
+
+/** Axes argument: one axis, several, or all when omitted. Negative axes count from the end. */
+export type Axes = number | readonly number[] | undefined;
+
+const normalizeAxes = (axes: Axes, rank: number, op: string): number[] => {
+  if (axes === undefined) return [...Array(rank).keys()];
+  const list = typeof axes === 'number' ? [axes] : axes;
+  const norm = [...new Set(list.map((a) => normalizeAxis(a, rank, op)))];
+  return norm.sort((a, b) => a - b);
+};
+
+/** Sum over `axes` (all by default). */
+export const sum = (x: Tensor, axes?: Axes, keepDims = false): Tensor =>
+  bind('sum', [x], { axes: normalizeAxes(axes, x.rank, 'sum'), keepDims });
+
+/** Mean over `axes` (all by default). */
+export const mean = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
+  const ax = normalizeAxes(axes, x.rank, 'mean');
+  const count = ax.reduce((n, a) => n * x.shape[a]!, 1);
+  return mul(sum(x, ax, keepDims), 1 / count);
+};
+
+/** Maximum over `axes` (all by default); the gradient goes to the maxima, shared among ties. */
+export const max = (x: Tensor, axes?: Axes, keepDims = false): Tensor =>
+  bind('max', [x], { axes: normalizeAxes(axes, x.rank, 'max'), keepDims });
+
+/** The same values in a new shape; one length may be -1 (inferred). */
+export const reshape = (x: Tensor, shape: readonly number[]): Tensor => {
+  const inferred = shape.indexOf(-1);
+  const target = [...shape];
+  if (inferred >= 0) {
+    const known = shape.reduce((n, d, i) => (i === inferred ? n : n * d), 1);
+    if (known === 0 || x.size % known !== 0) {
+      throw new ShapeError(`reshape: cannot reshape ${showShape(x.shape)} (${x.size} elements) to ${showShape(shape)}`);
+    }
+    target[inferred] = x.size / known;
+  }
+  const s = makeShape(target);
+  if (sizeOf(s) !== x.size) {
+    throw new ShapeError(`reshape: cannot reshape ${showShape(x.shape)} (${x.size} elements) to ${showShape(s)} (${sizeOf(s)} elements)`);
+  }
+  if (sameShape(s, x.shape)) return x;
+  return bind('reshape', [x], { shape: s });
+};
+
+/** Permutes axes; reverses them by default (the matrix transpose for rank 2). */
+export const transpose = (x: Tensor, perm?: readonly number[]): Tensor => {
+  const p = perm ?? [...Array(x.rank).keys()].reverse();
+  if (p.length !== x.rank || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
+    throw new ShapeError(`transpose: ${showShape(p)} is not a permutation of the axes of shape ${showShape(x.shape)}`);
+  }
+  return bind('transpose', [x], { perm: p });
+};
+
+/** Repeats x along its length-1 (or missing leading) axes to reach `shape`. */
+export const broadcastTo = (x: Tensor, shape: readonly number[]): Tensor => {
+  const s = makeShape(shape);
+  const ok = x.rank <= s.length && x.shape.every((d, i) => d === 1 || d === s[s.length - x.rank + i]);
+  if (!ok) throw new ShapeError(`broadcastTo: shape ${showShape(x.shape)} cannot be broadcast to ${showShape(s)}`);
+  if (sameShape(s, x.shape)) return x;
+  return bind('broadcastTo', [x], { shape: s });
+};
+
+/** log Σ exp(x) over an axis, stable: the max is subtracted first (as a constant: the gradient is still exact). */
+export const logSumExp = (x: Tensor, axis = -1, keepDims = false): Tensor => {
+  const m = stopGradient(max(x, axis, true));
+  const lse = add(log(sum(exp(sub(x, m)), axis, true)), m);
+  return keepDims ? lse : reshape(lse, x.shape.filter((_, i) => i !== normalizeAxis(axis, x.rank, 'logSumExp')));
+};
+
+/** x − logSumExp(x): log-probabilities, stable. */
+export const logSoftmax = (x: Tensor, axis = -1): Tensor => sub(x, logSumExp(x, axis, true));
+
+/** exp(x) / Σ exp(x) over an axis, computed stably. */
+export const softmax = (x: Tensor, axis = -1): Tensor => exp(logSoftmax(x, axis));
+
+/** Σ x²: the L2 penalty's building block. */
+export const sumOfSquares = (x: Tensor): Tensor => sum(mul(x, x));
+
+/** Integer labels as one-hot rows: shape [labels.length, classes]. Throws on a label out of range. */
+export const oneHot = (labels: ArrayLike<number>, classes: number, dtype: DType = 'float32'): Tensor => {
+  const out = allocData(dtype, labels.length * classes);
+  for (let i = 0; i < labels.length; i++) {
+    const c = labels[i]!;
+    if (!Number.isInteger(c) || c < 0 || c >= classes) {
+      throw new ShapeError(`oneHot: label ${c} at position ${i} is outside 0..${classes - 1}`);
+    }
+    out[i * classes + c] = 1;
+  }
+  return fresh(out, makeShape([labels.length, classes]));
+};
+
+export interface CrossEntropyOptions {
+  /** 'mean' over the batch (the report's convention) or 'sum'. */
+  readonly reduction?: 'mean' | 'sum';
+}
+
+/**
+ * Softmax cross-entropy of `logits` [N, C] against integer labels (length N) or
+ * one-hot / probability targets [N, C]: −Σ t · logSoftmax(logits), reduced over the batch.
+ */
+export const softmaxCrossEntropy = (
+  logits: Tensor,
+  labels: Tensor | ArrayLike<number>,
+  opts: CrossEntropyOptions = {},
+): Tensor => {
+  if (logits.rank !== 2) {
+    throw new ShapeError(`softmaxCrossEntropy: logits must be [batch, classes], got ${showShape(logits.shape)}`);
+  }
+  const [n, c] = logits.shape as [number, number];
+  let targets: Tensor;
+  if (labels instanceof Tensor) {
+    if (!sameShape(labels.shape, logits.shape)) {
+      throw new ShapeError(`softmaxCrossEntropy: targets of shape ${showShape(labels.shape)} do not match logits of shape ${showShape(logits.shape)}`);
+    }
+    targets = labels;
+  } else {
+    if (labels.length !== n) {
+      throw new ShapeError(`softmaxCrossEntropy: ${labels.length} labels for logits of shape ${showShape(logits.shape)}`);
+    }
+    targets = oneHot(labels, c, logits.dtype);
+  }
+  const total = neg(sum(mul(targets, logSoftmax(logits, 1))));
+  return (opts.reduction ?? 'mean') === 'mean' ? mul(total, 1 / n) : total;
+};

@@ -1,0 +1,8 @@
+/**
+ * tapegrad: a small, functional reverse-mode autodiff framework.
+ *
+ * @example
+ * import { valueAndGrad, matmul, softmaxCrossEntropy, Key } from 'tapegrad';
+ */
+export * from './core/index.js';
+export * from './autodiff/index.js';

@@ -1,0 +1,163 @@
+import * as E from 'fp-ts/lib/Either.js';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import * as T from '../../src/core/index.js';
+import { checked, fromArray, Key, tensor, type Tensor } from '../../src/core/index.js';
+import { expectAllClose, left, right, t32, t64, tensorArb } from '../helpers.js';
+
+describe('Tensor values', () => {
+  it('builds from nested arrays and gives copies back', () => {
+    const t = right(tensor([[1, 2, 3], [4, 5, 6]]));
+    expect(t.shape).toEqual([2, 3]);
+    expect(t.dtype).toBe('float32');
+    expect(t.toArray()).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(t.get(1, 2)).toBe(6);
+    const copy = t.toTypedArray();
+    copy[0] = 99;
+    expect(t.get(0, 0)).toBe(1);
+    expect(Object.isFrozen(t.shape)).toBe(true);
+  });
+
+  it('copies what it is given', () => {
+    const src = new Float64Array([1, 2, 3, 4]);
+    const t = right(fromArray(src, [2, 2], 'float64'));
+    src[0] = 42;
+    expect(t.get(0, 0)).toBe(1);
+  });
+
+  it('rejects ragged arrays and mismatched sizes with a Left naming the shapes', () => {
+    expect(left(tensor([[1, 2], [3]])).message).toMatch(/ragged.*\[2\].*\[1\]/);
+    expect(left(fromArray([1, 2, 3], [2, 2])).message).toMatch(/3 values cannot fill shape \[2, 2\]/);
+  });
+
+  it('reshape infers -1 and refuses impossible shapes', () => {
+    const t = T.reshape(T.zeros([2, 6]), [3, -1]);
+    expect(t.shape).toEqual([3, 4]);
+    expect(left(checked.reshape(t, [5, -1])).message).toMatch(/cannot reshape \[3, 4\]/);
+  });
+
+  it('transpose matches index arithmetic for rank 2 and 3', () => {
+    const x = t64([...Array(24).keys()], [2, 3, 4]);
+    const y = T.transpose(x, [2, 0, 1]);
+    expect(y.shape).toEqual([4, 2, 3]);
+    for (let i = 0; i < 2; i++) for (let j = 0; j < 3; j++) for (let k = 0; k < 4; k++) expect(y.get(k, i, j)).toBe(x.get(i, j, k));
+    const m = t64([...Array(35 * 40).keys()], [35, 40]);
+    const mt = T.transpose(m);
+    expect(mt.get(39, 34)).toBe(m.get(34, 39));
+    expect(mt.get(7, 3)).toBe(m.get(3, 7));
+  });
+});
+
+describe('ops compute the right values (against hand-computed float64)', () => {
+  it('bias add broadcasts a row over a batch; sums and means reduce the named axes', () => {
+    const x = t64([1, 2, 3, 4, 5, 6], [2, 3]);
+    const b = t64([10, 20, 30], [3]);
+    expect(T.add(x, b).toArray()).toEqual([[11, 22, 33], [14, 25, 36]]);
+    expect(T.sum(x, 0).toArray()).toEqual([5, 7, 9]);
+    expect(T.sum(x, 1, true).toArray()).toEqual([[6], [15]]);
+    expect(T.mean(x).item()).toBeCloseTo(3.5, 12);
+    expect(T.max(x, 1).toArray()).toEqual([3, 6]);
+    expect(T.div(x, t64([2], [1])).toArray()).toEqual([[0.5, 1, 1.5], [2, 2.5, 3]]);
+  });
+
+  it('softmax is stable for large logits and rows sum to 1', () => {
+    const x = t64([1000, 1001, 1002, -1000, 0, 1000], [2, 3]);
+    const s = T.softmax(x).toTypedArray();
+    expect(s.every(Number.isFinite)).toBe(true);
+    const e = [Math.exp(-2), Math.exp(-1), 1];
+    const z = e[0]! + e[1]! + e[2]!;
+    expectAllClose(s.slice(0, 3), e.map((v) => v / z), 1e-15);
+    expectAllClose(T.sum(T.softmax(x), 1).toTypedArray(), [1, 1], 1e-12);
+  });
+
+  it('cross-entropy equals -log softmax at the label, averaged', () => {
+    const logits = t64([2, 1, 0.1, 0.5, 2.5, -1], [2, 3]);
+    const ce = T.softmaxCrossEntropy(logits, [0, 1]).item();
+    const p0 = Math.exp(2) / (Math.exp(2) + Math.exp(1) + Math.exp(0.1));
+    const p1 = Math.exp(2.5) / (Math.exp(0.5) + Math.exp(2.5) + Math.exp(-1));
+    expect(ce).toBeCloseTo(-(Math.log(p0) + Math.log(p1)) / 2, 12);
+  });
+
+  it('matmul on the reference backend matches a float64 triple loop for every transpose form', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.boolean(), fc.boolean(), fc.integer(), (m, k, n, ta, tb, seed) => {
+      const [ka, kb] = new Key(seed).split(2);
+      const a = ka!.uniform(ta ? [k, m] : [m, k], -1, 1, 'float64');
+      const b = kb!.uniform(tb ? [n, k] : [k, n], -1, 1, 'float64');
+      const c = T.matmul(a, b, { transA: ta, transB: tb });
+      const want: number[] = [];
+      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+        let s = 0;
+        for (let p = 0; p < k; p++) s += (ta ? a.get(p, i) : a.get(i, p)) * (tb ? b.get(j, p) : b.get(p, j));
+        want.push(s);
+      }
+      expectAllClose(c.toTypedArray(), want, 1e-12);
+    }), { numRuns: 50 });
+  });
+});
+
+describe('bad shapes give a Left with a readable message, never NaN-filled output', () => {
+  it('matmul names both shapes', () => {
+    const e = left(checked.matmul(T.zeros([2, 3]), T.zeros([4, 5])));
+    expect(e).toBeInstanceOf(T.ShapeError);
+    expect(e.message).toContain('[2, 3]');
+    expect(e.message).toContain('[4, 5]');
+    expect(left(checked.matmul(T.zeros([3]), T.zeros([3, 1]))).message).toMatch(/must be matrices/);
+  });
+  it('broadcasting failures name both shapes', () => {
+    const e = left(checked.add(T.zeros([2, 3]), T.zeros([2])));
+    expect(e.message).toMatch(/\[2, 3\] and \[2\] do not broadcast/);
+  });
+  it('labels and targets that do not fit the logits', () => {
+    expect(left(checked.softmaxCrossEntropy(T.zeros([4, 3]), [0, 1])).message).toMatch(/2 labels for logits of shape \[4, 3\]/);
+    expect(left(checked.oneHot([0, 7], 3)).message).toMatch(/label 7 at position 1/);
+  });
+  it('mixed dtypes are refused with the fix', () => {
+    expect(left(checked.add(t32([1], [1]), t64([1], [1]))).message).toMatch(/cast\(/);
+  });
+  it('a Right for good shapes', () => {
+    expect(E.isRight(checked.matmul(T.zeros([2, 3]), T.zeros([3, 5])))).toBe(true);
+  });
+});
+
+describe('immutability: no op changes its inputs', () => {
+  const ops: Array<(a: Tensor, b: Tensor) => Tensor> = [
+    T.add, T.sub, T.mul, T.div,
+    (a) => T.exp(a), (a) => T.tanh(a), (a) => T.relu(a), (a) => T.sigmoid(a), (a) => T.log(T.exp(a)),
+    (a) => T.softmax(a), (a) => T.sum(a, 0), (a) => T.max(a), (a) => T.transpose(a), (a) => T.reshape(a, [-1]),
+    (a, b) => T.matmul(a, T.transpose(b)),
+  ];
+  it('holds for random ops on random tensors', () => {
+    fc.assert(fc.property(tensorArb({ minRank: 2, maxRank: 2 }), fc.integer({ min: 0, max: ops.length - 1 }), (a, i) => {
+      const b = T.mul(a, 0.5);
+      const before = [a.toTypedArray(), b.toTypedArray()];
+      ops[i]!(a, b);
+      expect(a.toTypedArray()).toEqual(before[0]);
+      expect(b.toTypedArray()).toEqual(before[1]);
+    }), { numRuns: 100 });
+  });
+});
+
+describe('Key: seeded, repeatable randomness', () => {
+  it('the same key gives the same draw; split keys differ', () => {
+    const k = new Key(7);
+    expect(k.uniform([5]).toTypedArray()).toEqual(k.uniform([5]).toTypedArray());
+    const [a, b] = k.split(2);
+    expect(a!.uniform([5]).toTypedArray()).not.toEqual(b!.uniform([5]).toTypedArray());
+    const p = k.permutation(100);
+    expect([...p].sort((x, y) => x - y)).toEqual([...Array(100).keys()]);
+  });
+  it('normal draws have mean 0 and std 1 (within sampling error)', () => {
+    const x = Array.from(new Key(3).normal([20000], 'float64').toTypedArray());
+    const m = x.reduce((s, v) => s + v, 0) / x.length;
+    const sd = Math.sqrt(x.reduce((s, v) => s + (v - m) ** 2, 0) / x.length);
+    expect(Math.abs(m)).toBeLessThan(0.03);
+    expect(Math.abs(sd - 1)).toBeLessThan(0.03);
+  });
+});
+
+describe('numpyUniform reproduces NumPy', () => {
+  it('matches np.random.seed(42); np.random.uniform(0, 1, 3) (values printed by NumPy 2.4)', () => {
+    const x = T.numpyUniform(42, [3], 0, 1, 'float64').toTypedArray();
+    expect([...x]).toEqual([0.3745401188473625, 0.9507143064099162, 0.7319939418114051]);
+  });
+});
