@@ -6,3 +6,5 @@
  */
 export * from './core/index.js';
 export * from './autodiff/index.js';
+export * from './nn/index.js';
+export * from './data/index.js';

@@ -44,7 +44,7 @@ export const binary = (op: BinaryOp, a: Data, as: Shape, b: Data, bs: Shape): { 
   return { data: out, shape };
 };
 
-export type UnaryOp = 'neg' | 'reciprocal' | 'exp' | 'log' | 'tanh' | 'sigmoid' | 'relu';
+export type UnaryOp = 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu';
 
 /** Elementwise unary functions, one loop each (no per-element closure). */
 export const unary = (op: UnaryOp, x: Data): Data => {
@@ -55,6 +55,7 @@ export const unary = (op: UnaryOp, x: Data): Data => {
     case 'reciprocal': for (let i = 0; i < n; i++) out[i] = 1 / x[i]!; break;
     case 'exp': for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]!); break;
     case 'log': for (let i = 0; i < n; i++) out[i] = Math.log(x[i]!); break;
+    case 'sqrt': for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]!); break;
     case 'tanh': for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]!); break;
     case 'sigmoid':
       // Split by sign so exp never overflows.

@@ -25,6 +25,7 @@ export interface PrimitiveSignatures {
   reciprocal: { arity: 1; params: null };
   exp: { arity: 1; params: null };
   log: { arity: 1; params: null };
+  sqrt: { arity: 1; params: null };
   tanh: { arity: 1; params: null };
   /** Its own primitive for stability: the composite 1/(1+exp(-x)) gives NaN gradients where exp overflows. */
   sigmoid: { arity: 1; params: null };
@@ -85,6 +86,11 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
   log: {
     forward: ([x]) => fresh(K.unary('log', dataOf(x)), x.shape),
     vjp: (ct, [x]) => [() => mul(ct, reciprocal(x))],
+  },
+  sqrt: {
+    forward: ([x]) => fresh(K.unary('sqrt', dataOf(x)), x.shape),
+    // 1 / (2√x)
+    vjp: (ct, _x, y) => [() => mul(ct, mul(reciprocal(y), 0.5))],
   },
   tanh: {
     forward: ([x]) => fresh(K.unary('tanh', dataOf(x)), x.shape),
@@ -210,6 +216,7 @@ export const div = (a: TensorLike, b: TensorLike): Tensor => {
 export const square = (x: Tensor): Tensor => mul(x, x);
 export const exp = (x: Tensor): Tensor => bind('exp', [x], null);
 export const log = (x: Tensor): Tensor => bind('log', [x], null);
+export const sqrt = (x: Tensor): Tensor => bind('sqrt', [x], null);
 export const tanh = (x: Tensor): Tensor => bind('tanh', [x], null);
 export const sigmoid = (x: Tensor): Tensor => bind('sigmoid', [x], null);
 /** max(x, 0); its gradient at 0 is 0. */

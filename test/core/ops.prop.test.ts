@@ -24,6 +24,7 @@ const unaryCases: Array<[string, (x: Tensor) => Tensor, { lo?: number; hi?: numb
   ['exp', T.exp, {}],
   ['log', T.log, { lo: 0.2, hi: 3 }],
   ['reciprocal', T.reciprocal, { lo: 0.3, hi: 3 }],
+  ['sqrt', T.sqrt, { lo: 0.2, hi: 3 }],
   ['tanh', T.tanh, {}],
   ['sigmoid', T.sigmoid, { lo: -6, hi: 6 }],
   ['relu', T.relu, { avoid: 0 }],

@@ -1,0 +1,239 @@
+/**
+ * Training: minibatch gradient descent with any optimizer, L2 in either form,
+ * per-epoch validation, early stopping that restores the best weights, events
+ * for progress bars and loggers, a clean stop on a non-finite loss, and an
+ * interruptible, resumable state.
+ */
+import * as E from 'fp-ts/lib/Either.js';
+import { valueAndGradWithAux } from '../autodiff/index.js';
+import { Key, type Tensor } from '../core/index.js';
+import { batchIndices, gatherLabels, gatherRows, type LabeledSet } from '../data/preprocess.js';
+import type { MlpParams, Model } from './layers.js';
+import { addL2ToGrads, crossEntropy, l2Penalty, type L2Options } from './losses.js';
+import { correctCount } from './metrics.js';
+import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
+import type { Tree } from '../autodiff/index.js';
+import { add } from '../core/index.js';
+
+export interface EarlyStoppingOptions {
+  /** How many previous epochs the rule looks at (the report: 5). */
+  readonly patience: number;
+  /**
+   * 'paper': stop the first time the validation loss exceeds each of the previous
+   * `patience` values (the report's trigger). 'no-improvement': stop after
+   * `patience` epochs without a new lowest validation loss (Keras' rule).
+   */
+  readonly rule: 'paper' | 'no-improvement';
+  /**
+   * Which weights `fit` returns: 'always' the lowest-validation-loss epoch's;
+   * 'when-stopped' those only if early stopping triggered, else the last epoch's
+   * (the report's behaviour).
+   */
+  readonly restoreBest: 'always' | 'when-stopped';
+}
+
+export interface FitOptions {
+  readonly epochs: number;
+  readonly batchSize: number;
+  readonly optimizer: OptimizerSpec;
+  /** Reshuffle the training rows every epoch (seeded); false keeps the given order (the report). */
+  readonly shuffle: boolean;
+  /** Seeds every random choice of training (the shuffles). */
+  readonly seed: number;
+  /** Batch reduction of the loss and so of the gradient (the report: 'mean'). */
+  readonly reduction?: 'mean' | 'sum';
+  readonly l2?: L2Options;
+  readonly earlyStopping?: EarlyStoppingOptions;
+  /** Rows per forward pass when evaluating (default 1000). */
+  readonly evalBatchSize?: number;
+  /** Progress, logging and checkpoint hooks. */
+  readonly onEvent?: (event: FitEvent) => void;
+  /** When aborted, training stops after the current batch and returns the last finished epoch's state. */
+  readonly signal?: AbortSignal;
+  /** Continue from a saved state instead of the initial parameters. */
+  readonly resume?: FitState;
+}
+
+/** One finished epoch. */
+export interface EpochRecord {
+  /** 1-based. */
+  readonly epoch: number;
+  readonly trainLoss: number;
+  readonly trainAccuracy: number;
+  readonly valLoss: number;
+  readonly valAccuracy: number;
+  readonly seconds: number;
+}
+
+/** Everything needed to continue a run exactly (saved as a checkpoint). */
+export interface FitState {
+  /** Epochs finished. */
+  readonly epoch: number;
+  readonly params: MlpParams;
+  readonly optState: Tree;
+  readonly history: readonly EpochRecord[];
+  /** The epoch with the lowest validation loss so far, and its weights. */
+  readonly best: { readonly epoch: number; readonly valLoss: number; readonly params: MlpParams } | undefined;
+  /** The epoch at which early stopping triggered, if it did. */
+  readonly stoppedAt: number | undefined;
+}
+
+export type FitEvent =
+  | { readonly type: 'start'; readonly epochs: number; readonly batchesPerEpoch: number; readonly startEpoch: number }
+  | { readonly type: 'batch'; readonly epoch: number; readonly batch: number; readonly batches: number; readonly loss: number; readonly accuracy: number }
+  | { readonly type: 'epoch'; readonly record: EpochRecord; readonly state: FitState; readonly improved: boolean }
+  | { readonly type: 'earlyStop'; readonly epoch: number; readonly bestEpoch: number }
+  | { readonly type: 'interrupted'; readonly epoch: number };
+
+export interface FitResult {
+  /** The returned weights (see `restoreBest`). */
+  readonly params: MlpParams;
+  readonly history: readonly EpochRecord[];
+  /** Epoch (1-based) of the lowest validation loss. */
+  readonly bestEpoch: number;
+  /** Epoch at which early stopping triggered, if it did. */
+  readonly stoppedAt: number | undefined;
+  /** Epoch whose weights were returned. */
+  readonly returnedEpoch: number;
+  /** True when `signal` stopped the run before its end. */
+  readonly interrupted: boolean;
+  /** For checkpoints and `resume`. */
+  readonly state: FitState;
+}
+
+/** Training went wrong in a way the user can fix (non-finite loss, bad data). */
+export class TrainingError extends Error {
+  override readonly name = 'TrainingError';
+}
+
+export interface Evaluation {
+  readonly loss: number;
+  readonly accuracy: number;
+}
+
+/** Mean cross-entropy and accuracy of a model over a whole set, in chunks. */
+export const evaluate = (model: Model, params: MlpParams, set: LabeledSet, batchSize = 1000): Evaluation => {
+  let loss = 0, correct = 0;
+  for (const idx of batchIndices(set.n, batchSize)) {
+    const x = gatherRows(set.x, set.features, idx);
+    const y = gatherLabels(set.y, idx);
+    const logits = model.layer.apply(params, x);
+    loss += crossEntropy(logits, y, 'sum').item();
+    correct += correctCount(logits, y);
+  }
+  return { loss: loss / set.n, accuracy: correct / set.n };
+};
+
+/** Whether the early-stopping rule fires after the last entry of `valLosses`. */
+export const shouldStop = (valLosses: readonly number[], opts: EarlyStoppingOptions): boolean => {
+  const i = valLosses.length - 1, p = opts.patience;
+  if (i < p) return false;
+  if (opts.rule === 'paper') {
+    const cur = valLosses[i]!;
+    for (let j = i - p; j < i; j++) if (!(cur > valLosses[j]!)) return false;
+    return true;
+  }
+  let bestIdx = 0;
+  valLosses.forEach((v, j) => { if (v < valLosses[bestIdx]!) bestIdx = j; });
+  return i - bestIdx >= p;
+};
+
+/**
+ * Trains `model` from `initial` parameters on `data.train`, validating on
+ * `data.val` after every epoch. Returns `Left(TrainingError)` on a non-finite
+ * loss, naming the epoch and batch.
+ */
+export const fit = (
+  model: Model,
+  initial: MlpParams,
+  data: { readonly train: LabeledSet; readonly val: LabeledSet },
+  opts: FitOptions,
+): E.Either<TrainingError, FitResult> => {
+  const { train, val } = data;
+  if (train.features !== model.spec.sizes[0] || val.features !== model.spec.sizes[0]) {
+    return E.left(new TrainingError(`the data has ${train.features} features per row but the model's input width is ${model.spec.sizes[0]}`));
+  }
+  const outWidth = model.spec.sizes[model.spec.sizes.length - 1]!;
+  if (train.classes !== outWidth) {
+    return E.left(new TrainingError(`the data has ${train.classes} classes but the model has ${outWidth} outputs: set the last width to ${train.classes}`));
+  }
+  const optimizer = optimizerFromSpec(opts.optimizer);
+  const reduction = opts.reduction ?? 'mean';
+  const l2: L2Options = opts.l2 ?? { lambda: 0, mode: 'loss', includeBias: false };
+  const key = new Key(opts.seed).fold('shuffle');
+  let state: FitState = opts.resume ?? {
+    epoch: 0, params: initial, optState: optimizer.init(initial), history: [], best: undefined, stoppedAt: undefined,
+  };
+  const emit = opts.onEvent ?? (() => {});
+  const batchesPerEpoch = Math.ceil(train.n / opts.batchSize);
+  emit({ type: 'start', epochs: opts.epochs, batchesPerEpoch, startEpoch: state.epoch + 1 });
+
+  const step = (params: MlpParams, x: Tensor, y: Uint8Array) =>
+    valueAndGradWithAux((p: MlpParams) => {
+      const logits = model.layer.apply(p, x);
+      const ce = crossEntropy(logits, y, reduction);
+      const penalty = l2Penalty(p, l2);
+      return [penalty === undefined ? ce : add(ce, penalty), logits] as const;
+    })(params);
+
+  let interrupted = false;
+  while (state.stoppedAt === undefined && state.epoch < opts.epochs) {
+    const epoch = state.epoch + 1;
+    const t0 = performance.now();
+    const order = batchIndices(train.n, opts.batchSize, opts.shuffle ? key.fold(`epoch-${epoch}`) : undefined);
+    let params = state.params, optState = state.optState, lossSum = 0, correct = 0, seen = 0;
+    for (let b = 0; b < order.length; b++) {
+      if (opts.signal?.aborted) { interrupted = true; break; }
+      const idx = order[b]!;
+      const x = gatherRows(train.x, train.features, idx);
+      const y = gatherLabels(train.y, idx);
+      const { value, grads, aux: logits } = step(params, x, y);
+      const loss = value.item();
+      if (!Number.isFinite(loss)) {
+        return E.left(new TrainingError(
+          `the training loss became ${loss} at epoch ${epoch}, batch ${b + 1} of ${order.length}: ` +
+            `the weights diverged. Lower the learning rate (now ${opts.optimizer.lr}) or the momentum, or check the inputs for NaN`,
+        ));
+      }
+      const next = optimizer.step(optState, params, addL2ToGrads(grads, params, l2));
+      params = next.params;
+      optState = next.state;
+      const bs = idx.length;
+      lossSum += reduction === 'mean' ? loss * bs : loss;
+      const k = correctCount(logits, y);
+      correct += k;
+      seen += bs;
+      emit({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
+    }
+    if (interrupted) break;
+    const v = evaluate(model, params, val, opts.evalBatchSize);
+    const record: EpochRecord = {
+      epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: v.loss, valAccuracy: v.accuracy,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    const improved = state.best === undefined || v.loss < state.best.valLoss;
+    const history = [...state.history, record];
+    const stop = opts.earlyStopping !== undefined && shouldStop(history.map((h) => h.valLoss), opts.earlyStopping);
+    state = {
+      epoch, params, optState, history,
+      best: improved ? { epoch, valLoss: v.loss, params } : state.best,
+      stoppedAt: stop ? epoch : undefined,
+    };
+    emit({ type: 'epoch', record, state, improved });
+    if (stop) emit({ type: 'earlyStop', epoch, bestEpoch: state.best!.epoch });
+  }
+  if (interrupted) emit({ type: 'interrupted', epoch: state.epoch });
+
+  const best = state.best;
+  const restore = opts.earlyStopping?.restoreBest ?? 'always';
+  const useBest = best !== undefined && (restore === 'always' || state.stoppedAt !== undefined);
+  return E.right({
+    params: useBest ? best.params : state.params,
+    history: state.history,
+    bestEpoch: best?.epoch ?? 0,
+    stoppedAt: state.stoppedAt,
+    returnedEpoch: useBest ? best.epoch : state.epoch,
+    interrupted,
+    state,
+  });
+};

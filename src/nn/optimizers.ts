@@ -1,0 +1,74 @@
+/**
+ * Optimizers as pure state transitions:
+ * `init(params) → state` and `step(state, params, grads) → { state, params }`.
+ * Nothing is updated in place; states are trees of tensors, so they can be
+ * saved in a checkpoint and a run resumed exactly.
+ */
+import { add, mul, reciprocal, scalar, sqrt, sub, zeros, type Tensor } from '../core/index.js';
+import { mapTree, zipTree, leaves, type Tree } from '../autodiff/index.js';
+
+export interface Optimizer<S extends Tree = Tree> {
+  readonly describe: string;
+  init<P extends Tree>(params: P): S;
+  step<P extends Tree>(state: S, params: P, grads: P): { readonly state: S; readonly params: P };
+}
+
+/** Config form of every optimizer (what configs and checkpoints hold). */
+export type OptimizerSpec =
+  | { readonly kind: 'sgd'; readonly lr: number; readonly weightDecay?: number }
+  | { readonly kind: 'momentum'; readonly lr: number; readonly momentum: number; readonly nesterov?: boolean; readonly weightDecay?: number }
+  | { readonly kind: 'adam'; readonly lr: number; readonly beta1?: number; readonly beta2?: number; readonly eps?: number; readonly weightDecay?: number };
+
+const zerosLike = <P extends Tree>(p: P): P => mapTree(p, (t) => zeros(t.shape, t.dtype));
+
+/** Decoupled weight decay (Loshchilov & Hutter): p ← p − lr·wd·p, before the update. */
+const decay = <P extends Tree>(params: P, lr: number, wd: number): P =>
+  wd === 0 ? params : mapTree(params, (p) => mul(p, 1 - lr * wd));
+
+/** Plain gradient descent: p ← p − lr·g. */
+export const sgd = ({ lr, weightDecay = 0 }: { lr: number; weightDecay?: number }): Optimizer<readonly []> => ({
+  describe: `sgd(lr=${lr}${weightDecay ? `, wd=${weightDecay}` : ''})`,
+  init: () => [],
+  step: (state, params, grads) => ({ state, params: zipTree(decay(params, lr, weightDecay), grads, (p, g) => sub(p, mul(g, lr))) }),
+});
+
+/**
+ * Momentum in the report's form: v ← γ·v + lr·g; p ← p − v.
+ * With `nesterov`, the step looks ahead: p ← p − (γ·v_new + lr·g).
+ */
+export const momentum = ({ lr, momentum: gamma, nesterov = false, weightDecay = 0 }: { lr: number; momentum: number; nesterov?: boolean; weightDecay?: number }): Optimizer<Tree> => ({
+  describe: `${nesterov ? 'nesterov' : 'momentum'}(lr=${lr}, γ=${gamma}${weightDecay ? `, wd=${weightDecay}` : ''})`,
+  init: (params) => zerosLike(params),
+  step: (state, params, grads) => {
+    const v = zipTree(state as typeof grads, grads, (vi, g) => add(mul(vi, gamma), mul(g, lr)));
+    const decayed = decay(params, lr, weightDecay);
+    const stepDir = nesterov ? zipTree(v, grads, (vi, g) => add(mul(vi, gamma), mul(g, lr))) : v;
+    return { state: v, params: zipTree(decayed, stepDir, (p, d) => sub(p, d)) };
+  },
+});
+
+/** Adam (Kingma & Ba), with optional decoupled weight decay (AdamW). */
+export const adam = ({ lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 }: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }): Optimizer<Tree> => ({
+  describe: `adam(lr=${lr}, β1=${beta1}, β2=${beta2}${weightDecay ? `, wd=${weightDecay}` : ''})`,
+  init: (params) => ({ t: scalar(0, 'float64'), m: zerosLike(params), v: zerosLike(params) }),
+  step: (state, params, grads) => {
+    const s = state as { t: Tensor; m: typeof grads; v: typeof grads };
+    const t = s.t.item() + 1;
+    const m = zipTree(s.m, grads, (mi, g) => add(mul(mi, beta1), mul(g, 1 - beta1)));
+    const v = zipTree(s.v, grads, (vi, g) => add(mul(vi, beta2), mul(mul(g, g), 1 - beta2)));
+    const c1 = 1 / (1 - beta1 ** t), c2 = 1 / (1 - beta2 ** t);
+    const vl = leaves(v);
+    const update = mapTree(m, (mi, i) => mul(mul(mi, c1), reciprocal(add(sqrt(mul(vl[i]!, c2)), eps))));
+    const decayed = decay(params, lr, weightDecay);
+    return { state: { t: scalar(t, 'float64'), m, v }, params: zipTree(decayed, update, (p, u) => sub(p, mul(u, lr))) };
+  },
+});
+
+/** The optimizer a spec describes. */
+export const optimizerFromSpec = (spec: OptimizerSpec): Optimizer<Tree> => {
+  switch (spec.kind) {
+    case 'sgd': return sgd(spec) as Optimizer<Tree>;
+    case 'momentum': return momentum(spec);
+    case 'adam': return adam(spec);
+  }
+};
