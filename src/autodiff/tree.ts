@@ -7,13 +7,19 @@ import { Tensor } from '../core/tensor.js';
 /** A tensor, or arrays and records nesting tensors. */
 export type Tree = Tensor | readonly Tree[] | { readonly [key: string]: Tree };
 
-/** The leaves in a fixed order (array order, then record keys in insertion order). */
+/**
+ * Record keys in sorted order, as JAX does: the leaf order of a tree must not
+ * depend on the order its keys happened to be created in.
+ */
+const keysOf = (rec: object): string[] => Object.keys(rec).sort();
+
+/** The leaves in a fixed order: array order, and record keys sorted. */
 export const leaves = (tree: Tree): Tensor[] => {
   const out: Tensor[] = [];
   const walk = (t: Tree): void => {
     if (t instanceof Tensor) out.push(t);
     else if (Array.isArray(t)) (t as readonly Tree[]).forEach(walk);
-    else if (t !== null && typeof t === 'object') Object.values(t).forEach(walk);
+    else if (t !== null && typeof t === 'object') keysOf(t).forEach((k) => walk((t as Record<string, Tree>)[k]!));
     else throw new TypeError(`expected a tree of tensors, found ${t === null ? 'null' : typeof t}`);
   };
   walk(tree);
@@ -28,7 +34,7 @@ export const mapTree = <T extends Tree>(tree: T, f: (leaf: Tensor, index: number
     if (Array.isArray(t)) return (t as readonly Tree[]).map(go);
     const rec = t as { readonly [key: string]: Tree };
     const out: Record<string, Tree> = {};
-    for (const k of Object.keys(rec)) out[k] = go(rec[k]!);
+    for (const k of keysOf(rec)) out[k] = go(rec[k]!);
     return out;
   };
   return go(tree) as T;
@@ -50,7 +56,7 @@ export const leafPaths = (tree: Tree): string[] => {
   const walk = (t: Tree, path: string): void => {
     if (t instanceof Tensor) out.push(path === '' ? '(root)' : path);
     else if (Array.isArray(t)) (t as readonly Tree[]).forEach((c, i) => walk(c, `${path}[${i}]`));
-    else for (const [k, v] of Object.entries(t as Record<string, Tree>)) walk(v, path === '' ? k : `${path}.${k}`);
+    else for (const k of keysOf(t)) walk((t as Record<string, Tree>)[k]!, path === '' ? k : `${path}.${k}`);
   };
   walk(tree, '');
   return out;

@@ -29,8 +29,8 @@ export const paperUniform =
   (_key, nIn, nOut) => {
     const all = internal.dataOf(numpyUniform(seed, [nIn + 1, nOut], low, high, 'float32'));
     return {
-      b: internal.wrap(all.slice(0, nOut), Object.freeze([nOut])),
       w: internal.wrap(all.slice(nOut), Object.freeze([nIn, nOut])),
+      b: internal.wrap(all.slice(0, nOut), Object.freeze([nOut])),
     };
   };
 

@@ -85,3 +85,13 @@ describe('gradcheck', () => {
     expect(countParams({ a: T.zeros([3, 4]), b: [T.zeros([2])] })).toBe(14);
   });
 });
+
+describe('tree order', () => {
+  it('does not depend on the order record keys were created in', async () => {
+    const { leaves, leafPaths } = await import('../../src/autodiff/index.js');
+    const a = { w: t64([1], [1]), b: t64([2], [1]) };
+    const b = { b: t64([2], [1]), w: t64([1], [1]) };
+    expect(leafPaths(a)).toEqual(['b', 'w']);
+    expect(leaves(a).map((t) => t.item())).toEqual(leaves(b).map((t) => t.item()));
+  });
+});
