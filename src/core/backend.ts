@@ -24,45 +24,16 @@ export interface Backend {
   dispose?(): void;
 }
 
-/**
- * The float64-accumulating reference: plain loops, the trusted path for tests and
- * gradcheck. Loop order keeps the innermost access contiguous for every transpose form.
- */
-export const referenceBackend: Backend = {
-  name: 'reference',
-  description: 'reference: plain TypeScript loops (float64 accumulation); slow, exact',
-  matmul(a, b, m, k, n, transA, transB, out) {
-    if (!transB) {
-      // Row i of C accumulates a[i,p] * row p of B: contiguous over j.
-      const acc = new Float64Array(n);
-      for (let i = 0; i < m; i++) {
-        acc.fill(0);
-        for (let p = 0; p < k; p++) {
-          const aip = transA ? a[p * m + i]! : a[i * k + p]!;
-          if (aip === 0) continue;
-          const bo = p * n;
-          for (let j = 0; j < n; j++) acc[j]! += aip * b[bo + j]!;
-        }
-        out.set(acc, i * n);
-      }
-    } else {
-      // B stored n×k: C[i,j] is a dot product of two contiguous rows (when !transA).
-      const col = new Float64Array(k);
-      for (let i = 0; i < m; i++) {
-        for (let p = 0; p < k; p++) col[p] = transA ? a[p * m + i]! : a[i * k + p]!;
-        for (let j = 0; j < n; j++) {
-          let s = 0;
-          const bo = j * k;
-          for (let p = 0; p < k; p++) s += col[p]! * b[bo + p]!;
-          out[i * n + j] = s;
-        }
-      }
-    }
-  },
-};
+const registry = new Map<string, () => Backend>();
+let current: Backend | undefined;
+let selection: BackendSelection | undefined;
 
-const registry = new Map<string, () => Backend>([['reference', () => referenceBackend]]);
-let current: Backend = referenceBackend;
+/** Which backend runs, and why (for the start-up line). */
+export interface BackendSelection {
+  readonly backend: Backend;
+  /** How it was chosen: by name, by TAPEGRAD_BACKEND, or by auto-detection. */
+  readonly reason: string;
+}
 
 /** Makes a backend choosable by name (backends register themselves on import). */
 export const registerBackend = (name: string, make: () => Backend): void => {
@@ -76,28 +47,60 @@ export const backendNames = (): string[] => [...registry.keys()];
  * Selects the backend all matmuls run on from now on. Throws with the valid names
  * when `name` is unknown.
  */
-export const setBackend = (name: string): Backend => {
+export const setBackend = (name: string, reason = `chosen by name ('${name}')`): Backend => {
+  if (name === 'auto') return autoSelect().backend;
   const make = registry.get(name);
   if (make === undefined) {
-    throw new Error(`unknown backend '${name}': choose one of ${backendNames().join(', ')}`);
+    throw new Error(`unknown backend '${name}': choose one of auto, ${backendNames().join(', ')}`);
   }
-  if (current.name !== name) {
-    const next = make();
-    current = next;
+  if (current?.name !== name) {
+    current = make();
   }
+  selection = { backend: current, reason };
   return current;
 };
 
-/** The backend in use. */
-export const getBackend = (): Backend => current;
+let autoPolicy: () => { name: string; reason: string } = () => ({ name: 'reference', reason: 'no other backend is registered' });
+
+/** Installs the auto-detection policy (done by backends/index.ts). */
+export const setAutoPolicy = (policy: () => { name: string; reason: string }): void => {
+  autoPolicy = policy;
+};
+
+/** Picks a backend by auto-detection and selects it. */
+export const autoSelect = (): BackendSelection => {
+  const { name, reason } = autoPolicy();
+  setBackend(name, reason);
+  return selection!;
+};
+
+/**
+ * The backend in use. On first use it is chosen from the TAPEGRAD_BACKEND
+ * environment variable, else by auto-detection.
+ */
+export const getBackend = (): Backend => {
+  if (current === undefined) {
+    const env = process.env['TAPEGRAD_BACKEND'];
+    if (env !== undefined && env !== '' && env !== 'auto') setBackend(env, `TAPEGRAD_BACKEND=${env}`);
+    else autoSelect();
+  }
+  return current!;
+};
+
+/** The backend in use with the reason it was chosen. */
+export const backendSelection = (): BackendSelection => {
+  getBackend();
+  return selection!;
+};
 
 /** Runs `f` with another backend, restoring the previous one afterwards. */
 export const withBackend = <A>(name: string, f: () => A): A => {
-  const prev = current;
+  const prev = current, prevSel = selection;
   setBackend(name);
   try {
     return f();
   } finally {
     current = prev;
+    selection = prevSel;
   }
 };

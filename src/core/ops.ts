@@ -11,6 +11,7 @@
  * namespace in `checked.ts` offers the same ops returning `Either` instead.
  */
 import { getBackend } from './backend.js';
+import './backends/index.js'; // registers the backends and the auto policy
 import * as K from './kernels.js';
 import { makeShape, normalizeAxis, ShapeError, showShape, sizeOf, broadcastedAxes, sameShape, type Shape } from './shape.js';
 import { allocData, internal, scalar, Tensor, untraced, type Data, type DType, type TapeLike } from './tensor.js';

@@ -1,0 +1,23 @@
+// Assembles the GEMM kernels (WebAssembly text → binary) with wabt, from npm:
+// no prebuilt binaries. Run by `npm run build:wasm` (and so by `npm ci` via prepare).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import wabtInit from 'wabt';
+import { gemmWat } from '../src/core/backends/wasm/gemm.wat.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const wabt = await wabtInit();
+const outDirs = [join(root, 'src/core/backends/wasm'), join(root, 'dist/core/backends/wasm')];
+for (const [name, relaxed] of [['gemm-simd.wasm', false], ['gemm-relaxed.wasm', true]]) {
+  const features = { simd: true, threads: true, relaxed_simd: relaxed };
+  const mod = wabt.parseWat(name, gemmWat(relaxed), features);
+  mod.validate(features);
+  const { buffer } = mod.toBinary({});
+  for (const dir of outDirs) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, name), buffer);
+  }
+  mod.destroy();
+  console.log(`built ${name} (${buffer.length} bytes)`);
+}

@@ -1,0 +1,199 @@
+/**
+ * The `cpu` backend: a WebAssembly SIMD GEMM (see wasm/gemm.wat.mjs) on this
+ * thread plus one worker thread sharing its memory, so both cores work on one
+ * product. float64 products go to the reference loops (they are for checking,
+ * not speed).
+ *
+ * Threading follows the measurements in shared/docs/perf-notes.md: one worker
+ * (never more busy threads than cores), a bounded spin on an Atomics flag
+ * before sleeping in Atomics.wait, and the split chosen per shape: K for X·W,
+ * M for Xᵀ·Δ, N for Δ·Wᵀ; small products stay on one thread.
+ */
+import { readFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { Worker } from 'node:worker_threads';
+import type { Backend } from '../backend.js';
+import { referenceBackend } from './reference.js';
+import type { Data } from '../tensor.js';
+
+const BLOCK = { NC: 512, KC: 256, MC: 128 };
+/** Below this many multiply-adds a second thread costs more than it saves. */
+const PARALLEL_MIN_MACS = 1 << 20;
+const PAGE = 65536;
+const MAX_PAGES = 32768; // 2 GiB: shared memories must declare a maximum
+
+const loadWasm = (name: string): Uint8Array<ArrayBuffer> => new Uint8Array(readFileSync(new URL(`./wasm/${name}`, import.meta.url)));
+
+/** Compiles the relaxed-SIMD kernel where V8 supports it, else the plain SIMD one. */
+const compileKernel = (): { module: WebAssembly.Module; relaxed: boolean } => {
+  let bytes: Uint8Array<ArrayBuffer>;
+  try {
+    bytes = loadWasm('gemm-relaxed.wasm');
+  } catch {
+    throw new Error("the cpu backend's kernels are not built: run 'npm run build' (or 'npm ci', which builds them)");
+  }
+  try {
+    setFlagsFromString('--experimental-wasm-relaxed-simd');
+  } catch {
+    /* older engines: fall through to validation */
+  }
+  if (WebAssembly.validate(bytes)) return { module: new WebAssembly.Module(bytes), relaxed: true };
+  return { module: new WebAssembly.Module(loadWasm('gemm-simd.wasm')), relaxed: false };
+};
+
+type GemmFn = (
+  m: number, n: number, k: number,
+  a: number, sai: number, sap: number,
+  b: number, sbp: number, sbj: number,
+  c: number, ldc: number, ap: number, bp: number, scratch: number,
+) => void;
+
+/** Work buffers each thread owns: packed A, packed B, a 4×8 scratch tile. */
+const PER_THREAD_BYTES = (BLOCK.MC * BLOCK.KC + BLOCK.KC * BLOCK.NC + 64) * 4;
+
+// The worker: instantiate the same module on the same memory, then serve gemm
+// calls posted through a shared Int32Array: [seq, done, args…].
+const WORKER_SOURCE = `
+const { parentPort, workerData } = require('node:worker_threads');
+const { module, memory, ctrl } = workerData;
+const inst = new WebAssembly.Instance(module, { env: { memory } });
+const gemm = inst.exports.gemm;
+const c = new Int32Array(ctrl);
+let seen = 0;
+for (;;) {
+  let spins = 0;
+  while (Atomics.load(c, 0) === seen) {
+    if (++spins > 200000) { Atomics.wait(c, 0, seen); spins = 0; }
+  }
+  seen = Atomics.load(c, 0);
+  if (seen < 0) break;
+  gemm(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14], c[15]);
+  Atomics.store(c, 1, seen);
+  Atomics.notify(c, 1);
+}
+parentPort.postMessage('bye');
+`;
+
+interface Layout {
+  a: number; b: number; c: number; c2: number; t0: number; t1: number; end: number;
+}
+
+const align = (x: number): number => (x + 63) & ~63;
+
+export interface CpuBackendOptions {
+  /** Use the second core (default: when the machine has more than one). */
+  readonly threads?: 1 | 2;
+}
+
+/** Creates the `cpu` backend. */
+export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { readonly relaxed: boolean; readonly threads: number } => {
+  const { module, relaxed } = compileKernel();
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
+  const inst = new WebAssembly.Instance(module, { env: { memory } });
+  const gemm = inst.exports['gemm'] as GemmFn;
+  const addInto = inst.exports['addInto'] as (dst: number, src: number, n: number) => void;
+  const threads = opts.threads ?? 2;
+
+  let worker: Worker | undefined;
+  let ctrl: Int32Array | undefined;
+  let seq = 0;
+  if (threads === 2) {
+    const sab = new SharedArrayBuffer(16 * 4);
+    ctrl = new Int32Array(sab);
+    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, ctrl: sab } });
+    worker.unref();
+  }
+
+  let f32 = new Float32Array(memory.buffer);
+  const ensure = (bytes: number): void => {
+    const have = memory.buffer.byteLength;
+    if (bytes > have) {
+      const pages = Math.ceil((bytes - have) / PAGE);
+      if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`cpu backend: a product needing ${bytes} bytes exceeds the 2 GiB kernel memory`);
+      memory.grow(pages);
+    }
+    // A grown shared memory hands out a new, longer buffer object: rebuild the view.
+    if (f32.buffer.byteLength !== memory.buffer.byteLength) f32 = new Float32Array(memory.buffer);
+  };
+
+  const layoutFor = (aLen: number, bLen: number, cLen: number): Layout => {
+    const a = 0;
+    const b = align(a + aLen * 4);
+    const c = align(b + bLen * 4);
+    const c2 = align(c + cLen * 4);
+    const t0 = align(c2 + cLen * 4);
+    const t1 = align(t0 + PER_THREAD_BYTES);
+    return { a, b, c, c2, t0, t1, end: align(t1 + PER_THREAD_BYTES) };
+  };
+
+  /** Runs one gemm on the worker while `mine` runs here; waits for both. */
+  const both = (args: readonly number[], mine: () => void): void => {
+    const c = ctrl!;
+    for (let i = 0; i < 14; i++) c[2 + i] = args[i]!;
+    seq = seq + 1 > 0x3fffffff ? 1 : seq + 1;
+    Atomics.store(c, 0, seq);
+    Atomics.notify(c, 0);
+    mine();
+    let spins = 0;
+    while (Atomics.load(c, 1) !== seq) {
+      if (++spins > 200000) { Atomics.wait(c, 1, Atomics.load(c, 1), 1); spins = 0; }
+    }
+  };
+
+  const matmul = (a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Data): void => {
+    if (!(a instanceof Float32Array) || !(b instanceof Float32Array) || !(out instanceof Float32Array)) {
+      referenceBackend.matmul(a, b, m, k, n, transA, transB, out);
+      return;
+    }
+    if (m === 0 || n === 0) return;
+    if (k === 0) { out.fill(0); return; }
+    const L = layoutFor(a.length, b.length, m * n);
+    ensure(L.end);
+    f32.set(a, L.a / 4);
+    f32.set(b, L.b / 4);
+    // A(i, p) and B(p, j) as strides, in elements.
+    const sai = transA ? 1 : k, sap = transA ? m : 1;
+    const sbp = transB ? 1 : n, sbj = transB ? k : 1;
+    const scratch = (t: number) => t + (BLOCK.MC * BLOCK.KC + BLOCK.KC * BLOCK.NC) * 4;
+    const packs = (t: number) => [t, t + BLOCK.MC * BLOCK.KC * 4, scratch(t)] as const;
+    const [ap0, bp0, s0] = packs(L.t0);
+    const [ap1, bp1, s1] = packs(L.t1);
+
+    if (worker === undefined || m * n * k < PARALLEL_MIN_MACS) {
+      gemm(m, n, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0);
+    } else if (k >= m && k >= n) {
+      // Split K: two partial products, summed.
+      const k0 = Math.max(BLOCK.KC, Math.round(k / 2 / BLOCK.KC) * BLOCK.KC) >= k ? Math.floor(k / 2) : Math.round(k / 2 / BLOCK.KC) * BLOCK.KC;
+      both([m, n, k - k0, L.a + k0 * sap * 4, sai, sap, L.b + k0 * sbp * 4, sbp, sbj, L.c2, n, ap1, bp1, s1], () =>
+        gemm(m, n, k0, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0));
+      addInto(L.c, L.c2, m * n);
+    } else if (m >= n) {
+      // Split M: each thread owns a band of rows of C.
+      const m0 = Math.max(4, Math.round(m / 2 / 4) * 4);
+      both([m - m0, n, k, L.a + m0 * sai * 4, sai, sap, L.b, sbp, sbj, L.c + m0 * n * 4, n, ap1, bp1, s1], () =>
+        gemm(m0, n, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0));
+    } else {
+      // Split N: each thread owns a band of columns of C.
+      const n0 = Math.max(8, Math.round(n / 2 / 8) * 8);
+      both([m, n - n0, k, L.a, sai, sap, L.b + n0 * sbj * 4, sbp, sbj, L.c + n0 * 4, n, ap1, bp1, s1], () =>
+        gemm(m, n0, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0));
+    }
+    out.set(f32.subarray(L.c / 4, L.c / 4 + m * n));
+  };
+
+  return {
+    name: 'cpu',
+    description: `cpu: WebAssembly SIMD GEMM (${relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add'}), ${worker ? '2 threads' : '1 thread'}`,
+    relaxed,
+    threads: worker ? 2 : 1,
+    matmul,
+    dispose: () => {
+      if (worker !== undefined && ctrl !== undefined) {
+        Atomics.store(ctrl, 0, -1);
+        Atomics.notify(ctrl, 0);
+        void worker.terminate();
+        worker = undefined;
+      }
+    },
+  };
+};

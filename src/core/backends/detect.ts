@@ -1,0 +1,60 @@
+/**
+ * What graphics the gpujs backend would run on. headless-gl hides the renderer
+ * ("ANGLE"), so the renderer string is read from the X display with
+ * `glxinfo -B` (Debian's mesa-utils); software renderers are named as such.
+ */
+import { execFileSync } from 'node:child_process';
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+export interface GpuReport {
+  /** headless-gl's native module is built (npm succeeds silently without it). */
+  readonly glBuilt: boolean;
+  /** A WebGL context could be created (needs an X display, e.g. `xvfb-run -a`). */
+  readonly context: boolean;
+  /** The OpenGL renderer string, when it could be read. */
+  readonly renderer: string | undefined;
+  /** A real GPU: a renderer that is known and not a software one. */
+  readonly hardware: boolean;
+  /** One line saying what was found. */
+  readonly summary: string;
+}
+
+const SOFTWARE = /llvmpipe|softpipe|swiftshader|software|swrast/i;
+
+let cached: GpuReport | undefined;
+
+/** Probes once per process. */
+export const detectGpu = (): GpuReport => {
+  if (cached !== undefined) return cached;
+  let glBuilt = false, context = false;
+  try {
+    const gl = require('gl') as (w: number, h: number) => { getExtension(n: string): { destroy(): void } | null } | null;
+    glBuilt = true;
+    const ctx = gl(1, 1);
+    context = ctx !== null;
+    ctx?.getExtension('STACKGL_destroy_context')?.destroy();
+  } catch {
+    glBuilt = false;
+  }
+  let renderer: string | undefined;
+  if (context) {
+    try {
+      const out = execFileSync('glxinfo', ['-B'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
+      renderer = /OpenGL renderer string:\s*(.+)/.exec(out)?.[1]?.trim();
+    } catch {
+      renderer = undefined;
+    }
+  }
+  const hardware = renderer !== undefined && !SOFTWARE.test(renderer);
+  const summary = !glBuilt
+    ? "headless-gl ('gl') is not built: install libxi-dev libx11-dev libxext-dev pkg-config and a C++ toolchain, then npm rebuild gl"
+    : !context
+      ? 'headless-gl is built but no WebGL context could be made: no X display (run under xvfb-run -a)'
+      : renderer === undefined
+        ? 'WebGL works but its renderer is unknown (install mesa-utils for glxinfo)'
+        : `WebGL renderer: ${renderer}${hardware ? '' : ' (software)'}`;
+  cached = { glBuilt, context, renderer, hardware, summary };
+  return cached;
+};

@@ -1,0 +1,233 @@
+// The float32 GEMM kernel as WebAssembly text, generated for two instruction
+// sets: `relaxed` (f32x4.relaxed_madd, lowered to vfmadd231ps by V8) and `simd`
+// (f32x4.mul + f32x4.add, for engines without relaxed SIMD).
+//
+// Design (see shared/docs/perf-notes.md): BLIS-style blocking (NC 512, KC 256,
+// MC 128); A packed into 4-row and B into 8-column k-major panels, zero-padded,
+// transposes handled by strides in the packers; a 4×8 micro-kernel holding eight
+// v128 accumulators, k loop not unrolled (V8 spills otherwise).
+//
+// gemm(m, n, k, a, sai, sap, b, sbp, sbj, c, ldc, ap, bp, scratch):
+//   C[i, j] = Σ_p A(i, p) · B(p, j), with A(i, p) = f32 at a + 4(i·sai + p·sap),
+//   B(p, j) at b + 4(p·sbp + j·sbj), C row-major with leading dimension ldc.
+//   All addresses are byte offsets into the imported (shared) memory.
+
+export const BLOCK = { NC: 512, KC: 256, MC: 128, MR: 4, NR: 8 };
+
+const madd = (relaxed, a, b, c) =>
+  relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
+
+export const gemmWat = (relaxed) => {
+  const { NC, KC, MC } = BLOCK;
+  const rows = [0, 1, 2, 3];
+  const acc = rows.flatMap((r) => [`$c${r}0`, `$c${r}1`]);
+  const fma = rows
+    .map((r) => `
+        (local.set $av (v128.load32_splat offset=${r * 4} (local.get $ap)))
+        (local.set $c${r}0 ${madd(relaxed, '(local.get $av)', '(local.get $b0)', `(local.get $c${r}0)`)})
+        (local.set $c${r}1 ${madd(relaxed, '(local.get $av)', '(local.get $b1)', `(local.get $c${r}1)`)})`)
+    .join('');
+  const storeFull = rows
+    .map((r) => `
+        (local.set $dst (i32.add (local.get $c) (i32.mul (i32.const ${r}) (local.get $ldc4))))
+        (if (local.get $accum)
+          (then
+            (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (local.get $c${r}0)))
+            (v128.store offset=16 (local.get $dst) (f32x4.add (v128.load offset=16 (local.get $dst)) (local.get $c${r}1))))
+          (else
+            (v128.store (local.get $dst) (local.get $c${r}0))
+            (v128.store offset=16 (local.get $dst) (local.get $c${r}1))))`)
+    .join('');
+  const storeScratch = rows
+    .map((r) => `
+        (v128.store offset=${r * 32} (local.get $scratch) (local.get $c${r}0))
+        (v128.store offset=${r * 32 + 16} (local.get $scratch) (local.get $c${r}1))`)
+    .join('');
+
+  return `(module
+  (import "env" "memory" (memory 1 65536 shared))
+
+  ;; A block (mc × kc) into 4-row panels: ap[panel][p][r], zero rows past mc.
+  (func $packA (param $a i32) (param $sai i32) (param $sap i32) (param $mc i32) (param $kc i32) (param $ap i32)
+    (local $i i32) (local $p i32) (local $r i32) (local $src i32) (local $rowStep i32) (local $colStep i32)
+    (local.set $rowStep (i32.shl (local.get $sai) (i32.const 2)))
+    (local.set $colStep (i32.shl (local.get $sap) (i32.const 2)))
+    (local.set $i (i32.const 0))
+    (block $doneI (loop $nextI
+      (br_if $doneI (i32.ge_u (local.get $i) (local.get $mc)))
+      (local.set $r (i32.const 0))
+      (block $doneR (loop $nextR
+        (br_if $doneR (i32.ge_u (local.get $r) (i32.const 4)))
+        (local.set $p (i32.const 0))
+        (if (i32.lt_u (i32.add (local.get $i) (local.get $r)) (local.get $mc))
+          (then
+            (local.set $src (i32.add (local.get $a) (i32.mul (i32.add (local.get $i) (local.get $r)) (local.get $rowStep))))
+            (block $doneP (loop $nextP
+              (br_if $doneP (i32.ge_u (local.get $p) (local.get $kc)))
+              (f32.store
+                (i32.add (local.get $ap) (i32.shl (i32.add (i32.shl (local.get $p) (i32.const 2)) (local.get $r)) (i32.const 2)))
+                (f32.load (local.get $src)))
+              (local.set $src (i32.add (local.get $src) (local.get $colStep)))
+              (local.set $p (i32.add (local.get $p) (i32.const 1)))
+              (br $nextP))))
+          (else
+            (block $doneZ (loop $nextZ
+              (br_if $doneZ (i32.ge_u (local.get $p) (local.get $kc)))
+              (f32.store
+                (i32.add (local.get $ap) (i32.shl (i32.add (i32.shl (local.get $p) (i32.const 2)) (local.get $r)) (i32.const 2)))
+                (f32.const 0))
+              (local.set $p (i32.add (local.get $p) (i32.const 1)))
+              (br $nextZ)))))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $nextR)))
+      (local.set $ap (i32.add (local.get $ap) (i32.shl (local.get $kc) (i32.const 4))))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $nextI))))
+
+  ;; B block (kc × nc) into 8-column panels: bp[panel][p][c], zero columns past nc.
+  ;; Contiguous rows of 8 (sbj = 1) move as two v128 loads.
+  (func $packB (param $b i32) (param $sbp i32) (param $sbj i32) (param $kc i32) (param $nc i32) (param $bp i32)
+    (local $j i32) (local $p i32) (local $cc i32) (local $src i32) (local $rowStep i32) (local $colStep i32) (local $dst i32)
+    (local.set $rowStep (i32.shl (local.get $sbp) (i32.const 2)))
+    (local.set $colStep (i32.shl (local.get $sbj) (i32.const 2)))
+    (local.set $j (i32.const 0))
+    (block $doneJ (loop $nextJ
+      (br_if $doneJ (i32.ge_u (local.get $j) (local.get $nc)))
+      (local.set $p (i32.const 0))
+      (block $doneP (loop $nextP
+        (br_if $doneP (i32.ge_u (local.get $p) (local.get $kc)))
+        (local.set $src (i32.add (local.get $b) (i32.add (i32.mul (local.get $p) (local.get $rowStep)) (i32.mul (local.get $j) (local.get $colStep)))))
+        (local.set $dst (i32.add (local.get $bp) (i32.shl (local.get $p) (i32.const 5))))
+        (if (i32.and (i32.eq (local.get $sbj) (i32.const 1)) (i32.le_u (i32.add (local.get $j) (i32.const 8)) (local.get $nc)))
+          (then
+            (v128.store (local.get $dst) (v128.load (local.get $src)))
+            (v128.store offset=16 (local.get $dst) (v128.load offset=16 (local.get $src))))
+          (else
+            (local.set $cc (i32.const 0))
+            (block $doneC (loop $nextC
+              (br_if $doneC (i32.ge_u (local.get $cc) (i32.const 8)))
+              (f32.store (local.get $dst)
+                (select
+                  (f32.load (local.get $src))
+                  (f32.const 0)
+                  (i32.lt_u (i32.add (local.get $j) (local.get $cc)) (local.get $nc))))
+              (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+              ;; Past the last column the load address is still inside B's block row; it is discarded.
+              (if (i32.lt_u (i32.add (i32.add (local.get $j) (local.get $cc)) (i32.const 1)) (local.get $nc))
+                (then (local.set $src (i32.add (local.get $src) (local.get $colStep)))))
+              (local.set $cc (i32.add (local.get $cc) (i32.const 1)))
+              (br $nextC)))))
+        (local.set $p (i32.add (local.get $p) (i32.const 1)))
+        (br $nextP)))
+      (local.set $bp (i32.add (local.get $bp) (i32.shl (local.get $kc) (i32.const 5))))
+      (local.set $j (i32.add (local.get $j) (i32.const 8)))
+      (br $nextJ))))
+
+  ;; 4×8 tile: C[0..mr, 0..nr] (+)= Ap panel · Bp panel over kc.
+  (func $kernel (param $kc i32) (param $ap i32) (param $bp i32) (param $c i32) (param $ldc4 i32)
+                (param $accum i32) (param $mr i32) (param $nr i32) (param $scratch i32)
+    (local ${acc.join(' v128) (local ')} v128)
+    (local $b0 v128) (local $b1 v128) (local $av v128)
+    (local $p i32) (local $dst i32) (local $r i32) (local $cc i32) (local $v f32)
+    (local.set $p (i32.const 0))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $p) (local.get $kc)))
+      (local.set $b0 (v128.load (local.get $bp)))
+      (local.set $b1 (v128.load offset=16 (local.get $bp)))${fma}
+      (local.set $ap (i32.add (local.get $ap) (i32.const 16)))
+      (local.set $bp (i32.add (local.get $bp) (i32.const 32)))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $next)))
+    (if (i32.and (i32.eq (local.get $mr) (i32.const 4)) (i32.eq (local.get $nr) (i32.const 8)))
+      (then${storeFull})
+      (else${storeScratch}
+        (local.set $r (i32.const 0))
+        (block $doneR (loop $nextR
+          (br_if $doneR (i32.ge_u (local.get $r) (local.get $mr)))
+          (local.set $cc (i32.const 0))
+          (block $doneC (loop $nextC
+            (br_if $doneC (i32.ge_u (local.get $cc) (local.get $nr)))
+            (local.set $dst (i32.add (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $ldc4))) (i32.shl (local.get $cc) (i32.const 2))))
+            (local.set $v (f32.load (i32.add (local.get $scratch) (i32.shl (i32.add (i32.shl (local.get $r) (i32.const 3)) (local.get $cc)) (i32.const 2)))))
+            (if (local.get $accum)
+              (then (f32.store (local.get $dst) (f32.add (f32.load (local.get $dst)) (local.get $v))))
+              (else (f32.store (local.get $dst) (local.get $v))))
+            (local.set $cc (i32.add (local.get $cc) (i32.const 1)))
+            (br $nextC)))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br $nextR))))))
+
+  (func $min (param $a i32) (param $b i32) (result i32)
+    (select (local.get $a) (local.get $b) (i32.lt_u (local.get $a) (local.get $b))))
+
+  (func (export "gemm") (param $m i32) (param $n i32) (param $k i32)
+        (param $a i32) (param $sai i32) (param $sap i32)
+        (param $b i32) (param $sbp i32) (param $sbj i32)
+        (param $c i32) (param $ldc i32) (param $ap i32) (param $bp i32) (param $scratch i32)
+    (local $jc i32) (local $pc i32) (local $ic i32) (local $jr i32) (local $ir i32)
+    (local $nc i32) (local $kc i32) (local $mc i32) (local $ldc4 i32)
+    (local.set $ldc4 (i32.shl (local.get $ldc) (i32.const 2)))
+    (local.set $jc (i32.const 0))
+    (block $doneJC (loop $nextJC
+      (br_if $doneJC (i32.ge_u (local.get $jc) (local.get $n)))
+      (local.set $nc (call $min (i32.const ${NC}) (i32.sub (local.get $n) (local.get $jc))))
+      (local.set $pc (i32.const 0))
+      (block $donePC (loop $nextPC
+        (br_if $donePC (i32.ge_u (local.get $pc) (local.get $k)))
+        (local.set $kc (call $min (i32.const ${KC}) (i32.sub (local.get $k) (local.get $pc))))
+        (call $packB
+          (i32.add (local.get $b) (i32.shl (i32.add (i32.mul (local.get $pc) (local.get $sbp)) (i32.mul (local.get $jc) (local.get $sbj))) (i32.const 2)))
+          (local.get $sbp) (local.get $sbj) (local.get $kc) (local.get $nc) (local.get $bp))
+        (local.set $ic (i32.const 0))
+        (block $doneIC (loop $nextIC
+          (br_if $doneIC (i32.ge_u (local.get $ic) (local.get $m)))
+          (local.set $mc (call $min (i32.const ${MC}) (i32.sub (local.get $m) (local.get $ic))))
+          (call $packA
+            (i32.add (local.get $a) (i32.shl (i32.add (i32.mul (local.get $ic) (local.get $sai)) (i32.mul (local.get $pc) (local.get $sap))) (i32.const 2)))
+            (local.get $sai) (local.get $sap) (local.get $mc) (local.get $kc) (local.get $ap))
+          (local.set $jr (i32.const 0))
+          (block $doneJR (loop $nextJR
+            (br_if $doneJR (i32.ge_u (local.get $jr) (local.get $nc)))
+            (local.set $ir (i32.const 0))
+            (block $doneIR (loop $nextIR
+              (br_if $doneIR (i32.ge_u (local.get $ir) (local.get $mc)))
+              (call $kernel (local.get $kc)
+                (i32.add (local.get $ap) (i32.shl (i32.mul (local.get $ir) (local.get $kc)) (i32.const 2)))
+                (i32.add (local.get $bp) (i32.shl (i32.mul (local.get $jr) (local.get $kc)) (i32.const 2)))
+                (i32.add (local.get $c) (i32.shl (i32.add (i32.mul (i32.add (local.get $ic) (local.get $ir)) (local.get $ldc)) (i32.add (local.get $jc) (local.get $jr))) (i32.const 2)))
+                (local.get $ldc4)
+                (i32.ne (local.get $pc) (i32.const 0))
+                (call $min (i32.const 4) (i32.sub (local.get $mc) (local.get $ir)))
+                (call $min (i32.const 8) (i32.sub (local.get $nc) (local.get $jr)))
+                (local.get $scratch))
+              (local.set $ir (i32.add (local.get $ir) (i32.const 4)))
+              (br $nextIR)))
+            (local.set $jr (i32.add (local.get $jr) (i32.const 8)))
+            (br $nextJR)))
+          (local.set $ic (i32.add (local.get $ic) (local.get $mc)))
+          (br $nextIC)))
+        (local.set $pc (i32.add (local.get $pc) (local.get $kc)))
+        (br $nextPC)))
+      (local.set $jc (i32.add (local.get $jc) (local.get $nc)))
+      (br $nextJC))))
+
+  ;; out[i] = Σ_t parts[t][i]: joins the partial products of a k-split.
+  (func (export "addInto") (param $dst i32) (param $src i32) (param $n i32)
+    (local $i i32)
+    (local.set $i (i32.const 0))
+    (block $done4 (loop $next4
+      (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+      (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (v128.load (local.get $src))))
+      (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+      (local.set $src (i32.add (local.get $src) (i32.const 16)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next4)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (f32.store (local.get $dst) (f32.add (f32.load (local.get $dst)) (f32.load (local.get $src))))
+      (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
+      (local.set $src (i32.add (local.get $src) (i32.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next))))
+)`;
+};

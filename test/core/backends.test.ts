@@ -1,0 +1,101 @@
+/**
+ * Every backend's matmul against the float64 reference, for all transpose forms
+ * and odd shapes, and a whole training step per backend against the reference.
+ * The gpujs tests need headless-gl and an X display; locally they say why they
+ * skip, and in CI (CI=true) a missing GPU path fails instead of skipping.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { valueAndGrad } from '../../src/autodiff/index.js';
+import { cast, createCpuBackend, createGpujsBackend, detectGpu, Key, referenceBackend, withBackend, type Backend } from '../../src/core/index.js';
+import { crossEntropy, mlp, type MlpParams } from '../../src/nn/index.js';
+import { mapTree } from '../../src/autodiff/index.js';
+
+const gpu = detectGpu();
+const inCI = process.env['CI'] === 'true';
+if (!gpu.context && !inCI) console.warn(`gpujs backend tests skipped: ${gpu.summary}`);
+
+const shapes: Array<[number, number, number]> = [[1, 1, 1], [7, 3073, 5], [129, 5, 3], [128, 3072, 128], [3072, 128, 128], [128, 128, 3072], [5, 7, 9], [64, 20, 128]];
+
+const maxRelErr = (got: Float32Array, want: Float64Array): number => {
+  let e = 0;
+  for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
+  return e;
+};
+
+const checkBackend = (be: Backend, list: Array<[number, number, number]>) => {
+  const key = new Key(11);
+  for (const [m, k, n] of list) {
+    for (const ta of [false, true]) for (const tb of [false, true]) {
+      const [ka, kb] = key.fold(`${m},${k},${n},${ta},${tb}`).split(2);
+      const a = ka!.uniform([m * k], -1, 1).toTypedArray() as Float32Array;
+      const b = kb!.uniform([k * n], -1, 1).toTypedArray() as Float32Array;
+      const got = new Float32Array(m * n);
+      const want = new Float64Array(m * n);
+      be.matmul(a, b, m, k, n, ta, tb, got);
+      referenceBackend.matmul(Float64Array.from(a), Float64Array.from(b), m, k, n, ta, tb, want);
+      // float32 accumulation over k terms of size ≤ 1: error grows like √k · 2⁻²⁴.
+      expect(maxRelErr(got, want), `${be.name} ${m}×${k}×${n} transA=${ta} transB=${tb}`).toBeLessThan(2e-5 * Math.sqrt(k) + 1e-6);
+    }
+  }
+};
+
+/** Loss and first-layer gradient of the headline network on one batch, float32 on `name`. */
+const trainingStep = (name: string) => {
+  const model = mlp([3072, 128, 20], { activation: 'relu', init: 'he-uniform' });
+  const params = model.layer.init(new Key(2));
+  const x = new Key(3).normal([128, 3072]);
+  const labels = Array.from({ length: 128 }, (_, i) => (i * 7) % 20);
+  return withBackend(name, () => {
+    const r = valueAndGrad((p: MlpParams) => crossEntropy(model.layer.apply(p, x), labels))(params);
+    return { loss: r.value.item(), g: r.grads[0]!.w.toTypedArray() as Float32Array };
+  });
+};
+
+const reference64 = () => {
+  const model = mlp([3072, 128, 20], { activation: 'relu', init: 'he-uniform' });
+  const params = mapTree(model.layer.init(new Key(2)), (t) => cast(t, 'float64')) as MlpParams;
+  const x = cast(new Key(3).normal([128, 3072]), 'float64');
+  const labels = Array.from({ length: 128 }, (_, i) => (i * 7) % 20);
+  const r = withBackend('reference', () => valueAndGrad((p: MlpParams) => crossEntropy(model.layer.apply(p, x), labels))(params));
+  return { loss: r.value.item(), g: r.grads[0]!.w.toTypedArray() as Float64Array };
+};
+
+describe('cpu backend (WebAssembly SIMD)', () => {
+  const be = createCpuBackend();
+  const single = createCpuBackend({ threads: 1 });
+  afterAll(() => { be.dispose?.(); single.dispose?.(); });
+
+  it('matmul agrees with the float64 reference for all transpose forms and odd shapes, on 2 threads and 1', () => {
+    checkBackend(be, shapes);
+    checkBackend(single, shapes.slice(0, 4));
+  });
+
+  it('a whole training step gives the reference loss and gradients', () => {
+    const ref = reference64();
+    const got = trainingStep('cpu');
+    expect(Math.abs(got.loss - ref.loss)).toBeLessThan(1e-5 * Math.abs(ref.loss));
+    expect(maxRelErr(got.g, ref.g)).toBeLessThan(1e-5);
+  });
+});
+
+describe.skipIf(!gpu.context && !inCI)('gpujs backend (headless WebGL)', () => {
+  it('has a WebGL context (CI must run these tests, not skip them)', () => {
+    expect(gpu.context, gpu.summary).toBe(true);
+  });
+
+  it('matmul agrees with the float64 reference for all transpose forms and odd shapes', () => {
+    const be = createGpujsBackend();
+    try {
+      checkBackend(be, shapes.filter(([m, k, n]) => m * k * n <= 128 * 3072 * 128));
+    } finally {
+      be.dispose?.();
+    }
+  });
+
+  it('a whole training step gives the reference loss and gradients', () => {
+    const ref = reference64();
+    const got = trainingStep('gpujs');
+    expect(Math.abs(got.loss - ref.loss)).toBeLessThan(1e-4 * Math.abs(ref.loss));
+    expect(maxRelErr(got.g, ref.g)).toBeLessThan(1e-4);
+  });
+});
