@@ -20,8 +20,22 @@ export interface Backend {
    * `out` is freshly allocated by the caller, of the same dtype as `a` and `b`.
    */
   matmul(a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Data): void;
+  /**
+   * Optional fused momentum update (see `kernels.momentumStep` for the
+   * contract and the plain-TypeScript version used when a backend has none).
+   */
+  momentumStep?(p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void;
   /** Frees kernels, textures, workers. */
   dispose?(): void;
+}
+
+/** Hyperparameters of one fused momentum update. */
+export interface MomentumHyper {
+  readonly lr: number;
+  readonly gamma: number;
+  /** Coupled L2 added to the gradient: g + l2·p. */
+  readonly l2: number;
+  readonly nesterov: boolean;
 }
 
 const registry = new Map<string, () => Backend>();

@@ -191,3 +191,22 @@ export const transpose = (x: Data, s: Shape, perm: readonly number[]): { data: D
   }
   return { data: out, shape };
 };
+
+/**
+ * The momentum update in one pass (instead of six tensor ops, each a full pass
+ * and an allocation): g' = g + l2·p; v' = γ·v + lr·g'; p' = p − (nesterov ? γ·v' + lr·g' : v').
+ */
+export const momentumStep = (
+  p: Data, v: Data, g: Data,
+  hp: { readonly lr: number; readonly gamma: number; readonly l2: number; readonly nesterov: boolean },
+  pOut: Data, vOut: Data,
+): void => {
+  const { lr, gamma, l2, nesterov } = hp;
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i]!;
+    const gi = g[i]! + l2 * pi;
+    const vi = gamma * v[i]! + lr * gi;
+    vOut[i] = vi;
+    pOut[i] = pi - (nesterov ? gamma * vi + lr * gi : vi);
+  }
+};

@@ -385,3 +385,27 @@ export const softmaxCrossEntropy = (
   const total = neg(sum(mul(targets, logSoftmax(logits, 1))));
   return (opts.reduction ?? 'mean') === 'mean' ? mul(total, 1 / n) : total;
 };
+
+/**
+ * One fused momentum update of a parameter tensor (not differentiable: an
+ * optimizer's arithmetic). Returns [p', v'] with g' = g + l2·p, v' = γv + lr·g',
+ * p' = p − v' (or − (γv' + lr·g') for Nesterov). Runs on the backend's fused
+ * kernel when it has one.
+ */
+export const momentumUpdate = (
+  p: Tensor, v: Tensor, g: Tensor,
+  hp: { readonly lr: number; readonly gamma: number; readonly l2: number; readonly nesterov: boolean },
+): [Tensor, Tensor] => {
+  if (!sameShape(p.shape, v.shape) || !sameShape(p.shape, g.shape)) {
+    throw new ShapeError(`momentumUpdate: parameter ${showShape(p.shape)}, velocity ${showShape(v.shape)} and gradient ${showShape(g.shape)} must have one shape`);
+  }
+  const pd = dataOf(p), vd = dataOf(v), gd = dataOf(g);
+  const pOut = allocData(p.dtype, p.size), vOut = allocData(p.dtype, p.size);
+  const be = getBackend();
+  if (be.momentumStep !== undefined && pd instanceof Float32Array && vd instanceof Float32Array && gd instanceof Float32Array) {
+    be.momentumStep(pd, vd, gd, hp, pOut as Float32Array, vOut as Float32Array);
+  } else {
+    K.momentumStep(pd, vd, gd, hp, pOut, vOut);
+  }
+  return [fresh(pOut, p.shape), fresh(vOut, p.shape)];
+};

@@ -7,9 +7,9 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { valueAndGradWithAux } from '../autodiff/index.js';
 import { Key, type Tensor } from '../core/index.js';
-import { batchIndices, gatherLabels, gatherRows, type LabeledSet } from '../data/preprocess.js';
+import { batchIndices, gatherLabels, type LabeledSet } from '../data/preprocess.js';
 import type { MlpParams, Model } from './layers.js';
-import { addL2ToGrads, crossEntropy, l2Penalty, type L2Options } from './losses.js';
+import { crossEntropy, gradientL2Of, l2Penalty, type L2Options } from './losses.js';
 import { correctCount } from './metrics.js';
 import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
 import type { Tree } from '../autodiff/index.js';
@@ -115,7 +115,7 @@ export interface Evaluation {
 export const evaluate = (model: Model, params: MlpParams, set: LabeledSet, batchSize = 1000): Evaluation => {
   let loss = 0, correct = 0;
   for (const idx of batchIndices(set.n, batchSize)) {
-    const x = gatherRows(set.x, set.features, idx);
+    const x = set.gather(idx);
     const y = gatherLabels(set.y, idx);
     const logits = model.layer.apply(params, x);
     loss += crossEntropy(logits, y, 'sum').item();
@@ -157,9 +157,9 @@ export const fit = (
   if (train.classes !== outWidth) {
     return E.left(new TrainingError(`the data has ${train.classes} classes but the model has ${outWidth} outputs: set the last width to ${train.classes}`));
   }
-  const optimizer = optimizerFromSpec(opts.optimizer);
   const reduction = opts.reduction ?? 'mean';
   const l2: L2Options = opts.l2 ?? { lambda: 0, mode: 'loss', includeBias: false };
+  const optimizer = optimizerFromSpec(opts.optimizer, gradientL2Of(l2));
   const key = new Key(opts.seed).fold('shuffle');
   let state: FitState = opts.resume ?? {
     epoch: 0, params: initial, optState: optimizer.init(initial), history: [], best: undefined, stoppedAt: undefined,
@@ -185,7 +185,7 @@ export const fit = (
     for (let b = 0; b < order.length; b++) {
       if (opts.signal?.aborted) { interrupted = true; break; }
       const idx = order[b]!;
-      const x = gatherRows(train.x, train.features, idx);
+      const x = train.gather(idx);
       const y = gatherLabels(train.y, idx);
       const { value, grads, aux: logits } = step(params, x, y);
       const loss = value.item();
@@ -195,7 +195,7 @@ export const fit = (
             `the weights diverged. Lower the learning rate (now ${opts.optimizer.lr}) or the momentum, or check the inputs for NaN`,
         ));
       }
-      const next = optimizer.step(optState, params, addL2ToGrads(grads, params, l2));
+      const next = optimizer.step(optState, params, grads);
       params = next.params;
       optState = next.state;
       const bs = idx.length;

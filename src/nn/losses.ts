@@ -25,14 +25,13 @@ export const l2Penalty = (params: MlpParams, l2: L2Options): Tensor | undefined 
   return mul(terms.reduce((a, b) => add(a, b)), l2.lambda);
 };
 
-/** g + λ·w for every penalized parameter: the gradient-form penalty. */
-export const addL2ToGrads = (grads: MlpParams, params: MlpParams, l2: L2Options): MlpParams => {
-  if (l2.lambda === 0 || l2.mode !== 'gradient') return grads;
-  return grads.map((g, i) => ({
-    w: add(g.w, mul(params[i]!.w, l2.lambda)),
-    b: l2.includeBias ? add(g.b, mul(params[i]!.b, l2.lambda)) : g.b,
-  }));
-};
+/**
+ * The gradient-form penalty as a per-leaf coefficient for the optimizers
+ * (they add λ·p to the gradient, fused with their update): λ for weights,
+ * and for biases when `includeBias`; 0 in 'loss' mode.
+ */
+export const gradientL2Of = (l2: L2Options) => (path: string): number =>
+  l2.mode !== 'gradient' ? 0 : path.endsWith('.w') || l2.includeBias ? l2.lambda : 0;
 
 /** Mean (or summed) softmax cross-entropy of logits against integer labels. */
 export const crossEntropy = (logits: Tensor, labels: ArrayLike<number>, reduction: 'mean' | 'sum' = 'mean'): Tensor =>

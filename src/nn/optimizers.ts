@@ -4,8 +4,23 @@
  * Nothing is updated in place; states are trees of tensors, so they can be
  * saved in a checkpoint and a run resumed exactly.
  */
-import { add, mul, reciprocal, scalar, sqrt, sub, zeros, type Tensor } from '../core/index.js';
-import { mapTree, zipTree, leaves, type Tree } from '../autodiff/index.js';
+import { add, momentumUpdate, mul, reciprocal, scalar, sqrt, sub, zeros, type Tensor } from '../core/index.js';
+import { leafPaths, leaves, mapTree, zipTree, type Tree } from '../autodiff/index.js';
+
+/**
+ * Coupled L2 (the classic SGD "weight decay", and the report's form): λ·p added
+ * to the gradient, with λ chosen per leaf by its path (e.g. `[0].w`), so biases
+ * can be left out. 0 means none.
+ */
+export type GradientL2 = (path: string) => number;
+
+const noL2: GradientL2 = () => 0;
+
+/** g + λ(path)·p for every leaf (the unfused form, for sgd and adam). */
+const withL2 = <P extends Tree>(grads: P, params: P, l2: GradientL2): P => {
+  const paths = leafPaths(params), ps = leaves(params);
+  return mapTree(grads, (g, i) => { const lam = l2(paths[i]!); return lam === 0 ? g : add(g, mul(ps[i]!, lam)); });
+};
 
 export interface Optimizer<S extends Tree = Tree> {
   readonly describe: string;
@@ -26,32 +41,42 @@ const decay = <P extends Tree>(params: P, lr: number, wd: number): P =>
   wd === 0 ? params : mapTree(params, (p) => mul(p, 1 - lr * wd));
 
 /** Plain gradient descent: p ← p − lr·g. */
-export const sgd = ({ lr, weightDecay = 0 }: { lr: number; weightDecay?: number }): Optimizer<readonly []> => ({
+export const sgd = ({ lr, weightDecay = 0, gradientL2 = noL2 }: { lr: number; weightDecay?: number; gradientL2?: GradientL2 }): Optimizer<readonly []> => ({
   describe: `sgd(lr=${lr}${weightDecay ? `, wd=${weightDecay}` : ''})`,
   init: () => [],
-  step: (state, params, grads) => ({ state, params: zipTree(decay(params, lr, weightDecay), grads, (p, g) => sub(p, mul(g, lr))) }),
+  step: (state, params, grads) => ({
+    state,
+    params: zipTree(decay(params, lr, weightDecay), withL2(grads, params, gradientL2), (p, g) => sub(p, mul(g, lr))),
+  }),
 });
 
 /**
  * Momentum in the report's form: v ← γ·v + lr·g; p ← p − v.
  * With `nesterov`, the step looks ahead: p ← p − (γ·v_new + lr·g).
+ * Each tensor is updated in one fused pass (gradient L2 included): on a
+ * 393k-weight layer the six separate tensor ops cost more than the matmuls.
  */
-export const momentum = ({ lr, momentum: gamma, nesterov = false, weightDecay = 0 }: { lr: number; momentum: number; nesterov?: boolean; weightDecay?: number }): Optimizer<Tree> => ({
+export const momentum = ({ lr, momentum: gamma, nesterov = false, weightDecay = 0, gradientL2 = noL2 }: { lr: number; momentum: number; nesterov?: boolean; weightDecay?: number; gradientL2?: GradientL2 }): Optimizer<Tree> => ({
   describe: `${nesterov ? 'nesterov' : 'momentum'}(lr=${lr}, γ=${gamma}${weightDecay ? `, wd=${weightDecay}` : ''})`,
   init: (params) => zerosLike(params),
   step: (state, params, grads) => {
-    const v = zipTree(state as typeof grads, grads, (vi, g) => add(mul(vi, gamma), mul(g, lr)));
-    const decayed = decay(params, lr, weightDecay);
-    const stepDir = nesterov ? zipTree(v, grads, (vi, g) => add(mul(vi, gamma), mul(g, lr))) : v;
-    return { state: v, params: zipTree(decayed, stepDir, (p, d) => sub(p, d)) };
+    const paths = leafPaths(params), vs = leaves(state), gs = leaves(grads);
+    const newV: Tensor[] = [];
+    const newP = mapTree(decay(params, lr, weightDecay), (p, i) => {
+      const [pn, vn] = momentumUpdate(p, vs[i]!, gs[i]!, { lr, gamma, l2: gradientL2(paths[i]!), nesterov });
+      newV.push(vn);
+      return pn;
+    });
+    return { state: mapTree(state, (_v, i) => newV[i]!), params: newP };
   },
 });
 
 /** Adam (Kingma & Ba), with optional decoupled weight decay (AdamW). */
-export const adam = ({ lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0 }: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number }): Optimizer<Tree> => ({
+export const adam = ({ lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, gradientL2 = noL2 }: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; gradientL2?: GradientL2 }): Optimizer<Tree> => ({
   describe: `adam(lr=${lr}, β1=${beta1}, β2=${beta2}${weightDecay ? `, wd=${weightDecay}` : ''})`,
   init: (params) => ({ t: scalar(0, 'float64'), m: zerosLike(params), v: zerosLike(params) }),
-  step: (state, params, grads) => {
+  step: (state, params, rawGrads) => {
+    const grads = withL2(rawGrads, params, gradientL2);
     const s = state as { t: Tensor; m: typeof grads; v: typeof grads };
     const t = s.t.item() + 1;
     const m = zipTree(s.m, grads, (mi, g) => add(mul(mi, beta1), mul(g, 1 - beta1)));
@@ -64,11 +89,11 @@ export const adam = ({ lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay =
   },
 });
 
-/** The optimizer a spec describes. */
-export const optimizerFromSpec = (spec: OptimizerSpec): Optimizer<Tree> => {
+/** The optimizer a spec describes, with optional gradient-form L2. */
+export const optimizerFromSpec = (spec: OptimizerSpec, gradientL2: GradientL2 = noL2): Optimizer<Tree> => {
   switch (spec.kind) {
-    case 'sgd': return sgd(spec) as Optimizer<Tree>;
-    case 'momentum': return momentum(spec);
-    case 'adam': return adam(spec);
+    case 'sgd': return sgd({ ...spec, gradientL2 }) as Optimizer<Tree>;
+    case 'momentum': return momentum({ ...spec, gradientL2 });
+    case 'adam': return adam({ ...spec, gradientL2 });
   }
 };

@@ -9,6 +9,7 @@ import { valueAndGrad } from '../../src/autodiff/index.js';
 import { cast, createCpuBackend, createGpujsBackend, detectGpu, Key, referenceBackend, withBackend, type Backend } from '../../src/core/index.js';
 import { crossEntropy, mlp, type MlpParams } from '../../src/nn/index.js';
 import { mapTree } from '../../src/autodiff/index.js';
+import { momentumStep } from '../../src/core/kernels.js';
 
 const gpu = detectGpu();
 const inCI = process.env['CI'] === 'true';
@@ -68,6 +69,23 @@ describe('cpu backend (WebAssembly SIMD)', () => {
   it('matmul agrees with the float64 reference for all transpose forms and odd shapes, on 2 threads and 1', () => {
     checkBackend(be, shapes);
     checkBackend(single, shapes.slice(0, 4));
+  });
+
+  it('the fused momentum update equals the plain-TypeScript one', () => {
+    const [kp, kv, kg] = new Key(8).split(3);
+    const n = 393217; // odd: the SIMD loop's scalar tail runs too
+    const p = kp!.uniform([n], -1, 1).toTypedArray() as Float32Array;
+    const v = kv!.uniform([n], -1, 1).toTypedArray() as Float32Array;
+    const g = kg!.uniform([n], -1, 1).toTypedArray() as Float32Array;
+    for (const nesterov of [false, true]) {
+      const hp = { lr: 0.01, gamma: 0.8, l2: 0.001, nesterov };
+      const pa = new Float32Array(n), va = new Float32Array(n);
+      be.momentumStep!(p, v, g, hp, pa, va);
+      const [p64, v64] = [new Float64Array(n), new Float64Array(n)];
+      momentumStep(Float64Array.from(p), Float64Array.from(v), Float64Array.from(g), hp, p64, v64);
+      expect(maxRelErr(pa, p64)).toBeLessThan(1e-6);
+      expect(maxRelErr(va, v64)).toBeLessThan(1e-6);
+    }
   });
 
   it('a whole training step gives the reference loss and gradients', () => {

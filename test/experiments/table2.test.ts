@@ -4,7 +4,7 @@
  * network, numerical (ε = 0.01) and back-propagated gradients differ by < ε² = 1e-4.
  */
 import { describe, expect, it } from 'vitest';
-import { readCifar100, sliceRows, toLabeledSet } from '../../src/data/index.js';
+import { readCifar100, sliceRows, cifarSet } from '../../src/data/index.js';
 import { paperGradientCheck } from '../../src/experiments/gradcheck-table.js';
 import { right } from '../helpers.js';
 import { CIFAR_DIR } from '../data/location.js';
@@ -12,7 +12,7 @@ import { CIFAR_DIR } from '../data/location.js';
 describe("the report's Table 2", () => {
   it('numerical and backprop gradients agree to O(ε²) on a real minibatch', () => {
     const train = right(readCifar100(CIFAR_DIR, 'train'));
-    const batch = toLabeledSet(train, Int32Array.from({ length: 128 }, (_, i) => i), 'coarse', 'per-image');
+    const batch = cifarSet(train, Int32Array.from({ length: 128 }, (_, i) => i), 'coarse', 'per-image');
     const { x, y } = sliceRows(batch, 0, 128);
     const rows = paperGradientCheck(x, y, { seed: 1 });
     expect(rows.map((r) => r.weightType)).toEqual(['Output bias', 'Hidden bias', 'Hidden to output', 'Hidden to output', 'Input to hidden', 'Input to hidden']);

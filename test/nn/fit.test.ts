@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Key } from '../../src/core/index.js';
-import type { LabeledSet } from '../../src/data/index.js';
+import { denseSet, type LabeledSet } from '../../src/data/index.js';
 import { accuracy, confusionMatrix, evaluate, fit, loadModel, mlp, perClassAccuracy, saveModel, shouldStop, topKAccuracy, type FitOptions, type FitEvent } from '../../src/nn/index.js';
 import { t64 } from '../helpers.js';
 import { left, right } from '../helpers.js';
@@ -18,7 +18,7 @@ const blobs = (n: number, seed: number, shuffleLabels = false): LabeledSet => {
   const x = new Float32Array(n * 8);
   for (let i = 0; i < n; i++) for (let j = 0; j < 8; j++) x[i * 8 + j] = 1.5 * centers[y[i]! * 8 + j]! + noise[i * 8 + j]!;
   if (shuffleLabels) { const p = key.fold('labels').permutation(n); const y2 = y.slice(); for (let i = 0; i < n; i++) y[i] = y2[p[i]!]!; }
-  return { x, y, n, features: 8, classes: 3 };
+  return denseSet(x, y, 8, 3);
 };
 
 const base: FitOptions = {
@@ -55,9 +55,9 @@ describe('fit', () => {
 
   it('stops on a non-finite loss naming the epoch and batch and suggesting a lower learning rate', () => {
     // A NaN pixel in row 40 poisons batch 3 (rows 32..47) of the first epoch.
-    const x = data.train.x.slice();
+    const x = data.train.gather(Int32Array.from({ length: 300 }, (_, i) => i)).toTypedArray() as Float32Array;
     x[40 * 8 + 2] = NaN;
-    const poisoned = { ...data, train: { ...data.train, x } };
+    const poisoned = { ...data, train: denseSet(x, data.train.y, 8, 3) };
     const e = left(fit(model, init, poisoned, { ...base, shuffle: false }));
     expect(e.message).toMatch(/loss became NaN at epoch 1, batch 3 of 19.*Lower the learning rate \(now 0.05\).*check the inputs for NaN/);
     // A learning rate that makes the weights overflow.

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { gradcheck, mapTree, valueAndGrad } from '../../src/autodiff/index.js';
 import { add, cast, Key, type Tensor } from '../../src/core/index.js';
-import { addL2ToGrads, crossEntropy, dense, activation, l2Penalty, mlp, mlpParamCount, paperUniform, sequential, type MlpParams, countParams } from '../../src/index.js';
+import { crossEntropy, dense, activation, gradientL2Of, l2Penalty, mlp, mlpParamCount, paperUniform, sequential, sgd, momentum, type MlpParams, countParams } from '../../src/index.js';
 import { expectAllClose, right } from '../helpers.js';
 
 describe('MLPs', () => {
@@ -42,16 +42,25 @@ describe('MLPs', () => {
     }), { numRuns: 40 });
   });
 
-  it("the gradient-form L2 adds exactly λ·W (the report's convention)", () => {
+  it("the gradient-form L2 adds exactly λ·W to the gradient (the report's convention), biases only when asked", () => {
     const model = mlp([4, 3, 2], { activation: 'tanh', init: 'glorot-uniform' });
-    const params = model.layer.init(new Key(1));
-    const x = new Key(2).normal([5, 4]);
+    const params = mapTree(model.layer.init(new Key(1)), (t) => cast(t, 'float64')) as MlpParams;
+    const x = cast(new Key(2).normal([5, 4]), 'float64');
     const { grads } = valueAndGrad((p: MlpParams) => crossEntropy(model.layer.apply(p, x), [0, 1, 0, 1, 1]))(params);
-    const withL2 = addL2ToGrads(grads, params, { lambda: 0.1, mode: 'gradient', includeBias: true });
-    const w = params[0]!.w.toTypedArray(), g = grads[0]!.w.toTypedArray();
-    expectAllClose(withL2[0]!.w.toTypedArray(), Array.from(g, (v, i) => v + 0.1 * w[i]!), 1e-7);
-    const b = params[1]!.b.toTypedArray(), gb = grads[1]!.b.toTypedArray();
-    expectAllClose(withL2[1]!.b.toTypedArray(), Array.from(gb, (v, i) => v + 0.1 * b[i]!), 1e-7);
+    for (const includeBias of [true, false]) {
+      const l2 = gradientL2Of({ lambda: 0.1, mode: 'gradient', includeBias });
+      // With lr 1 the sgd step is p − (g + λp): read the penalized gradient back off it.
+      const next = sgd({ lr: 1, gradientL2: l2 }).step([], params, grads).params;
+      const w = params[0]!.w.toTypedArray(), g = grads[0]!.w.toTypedArray();
+      expectAllClose(next[0]!.w.toTypedArray(), Array.from(w, (v, i) => v - (g[i]! + 0.1 * v)), 1e-15);
+      const b = params[1]!.b.toTypedArray(), gb = grads[1]!.b.toTypedArray();
+      expectAllClose(next[1]!.b.toTypedArray(), Array.from(b, (v, i) => v - (gb[i]! + (includeBias ? 0.1 * v : 0))), 1e-15);
+      // The fused momentum update applies the same penalty: its first step is p − lr·(g + λp).
+      const m = momentum({ lr: 0.5, momentum: 0.9, gradientL2: l2 });
+      const mn = m.step(m.init(params), params, grads).params;
+      expectAllClose(mn[0]!.w.toTypedArray(), Array.from(w, (v, i) => v - 0.5 * (g[i]! + 0.1 * v)), 1e-15);
+    }
+    expect(gradientL2Of({ lambda: 0.1, mode: 'loss', includeBias: true })('[0].w')).toBe(0);
   });
 
   it("parameter count: the report's 3072→128→20 has 395,924 and 3072→120→120→20 has 385,700", () => {

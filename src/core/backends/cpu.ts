@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { Backend } from '../backend.js';
+import type { Backend, MomentumHyper } from '../backend.js';
 import { referenceBackend } from './reference.js';
 import type { Data } from '../tensor.js';
 
@@ -92,6 +92,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
   const inst = new WebAssembly.Instance(module, { env: { memory } });
   const gemm = inst.exports['gemm'] as GemmFn;
   const addInto = inst.exports['addInto'] as (dst: number, src: number, n: number) => void;
+  const momentumKernel = inst.exports['momentumStep'] as (p: number, v: number, g: number, n: number, lr: number, gamma: number, l2: number, nesterov: number) => void;
   const threads = opts.threads ?? 2;
 
   let worker: Worker | undefined;
@@ -181,12 +182,25 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
     out.set(f32.subarray(L.c / 4, L.c / 4 + m * n));
   };
 
+  const momentumStep = (p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void => {
+    const n = p.length;
+    const P = 0, V = align(n * 4), G = align(V + n * 4);
+    ensure(G + n * 4);
+    f32.set(p, P / 4);
+    f32.set(v, V / 4);
+    f32.set(g, G / 4);
+    momentumKernel(P, V, G, n, hp.lr, hp.gamma, hp.l2, hp.nesterov ? 1 : 0);
+    pOut.set(f32.subarray(P / 4, P / 4 + n));
+    vOut.set(f32.subarray(V / 4, V / 4 + n));
+  };
+
   return {
     name: 'cpu',
     description: `cpu: WebAssembly SIMD GEMM (${relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add'}), ${worker ? '2 threads' : '1 thread'}`,
     relaxed,
     threads: worker ? 2 : 1,
     matmul,
+    momentumStep,
     dispose: () => {
       if (worker !== undefined && ctrl !== undefined) {
         Atomics.store(ctrl, 0, -1);
