@@ -1,0 +1,57 @@
+/**
+ * One backend's training run of the benchmark, in its own process (so its peak
+ * memory is its own). Prints one JSON line. Slow backends time a few batches
+ * and extrapolate to an epoch, and say so.
+ *
+ * Usage: node --import tsx bench/epoch.ts BACKEND EPOCHS SPLIT_FILE [MAX_BATCHES]
+ */
+import { readFileSync } from 'node:fs';
+import * as E from 'fp-ts/lib/Either.js';
+import { Key, setBackend, getBackend } from '../src/core/index.js';
+import { cifarSet, locateDataDir, readCifar100 } from '../src/data/index.js';
+import { evaluate, fit, mlp, presets } from '../src/nn/index.js';
+
+const [backend = 'cpu', epochsArg = '3', splitFile = '', maxBatchesArg] = process.argv.slice(2);
+const epochs = Number(epochsArg);
+const maxBatches = maxBatchesArg === undefined ? undefined : Number(maxBatchesArg);
+setBackend(backend);
+
+const dir = locateDataDir(process.env['CIFAR100_DIR'] ? undefined : '../shared/data/cifar-100-binary').dir;
+const file = readCifar100(dir, 'train');
+if (E.isLeft(file)) throw file.left;
+const split = new Int32Array(readFileSync(splitFile).buffer.slice(0));
+const nTrain = split[0]!;
+const trainIdx = split.subarray(1, 1 + nTrain), valIdx = split.subarray(1 + nTrain);
+
+const p = presets.paper;
+const t0 = performance.now();
+const train = cifarSet(file.right, maxBatches ? trainIdx.subarray(0, maxBatches * p.batchSize) : trainIdx, 'coarse', 'per-image');
+const val = cifarSet(file.right, maxBatches ? valIdx.subarray(0, 1000) : valIdx, 'coarse', 'per-image');
+const loadSeconds = (performance.now() - t0) / 1000;
+
+const model = mlp([3072, 128, 20], { activation: 'relu', init: 'paper' });
+const r = fit(model, model.layer.init(new Key(0)), { train, val }, {
+  epochs, batchSize: p.batchSize, shuffle: false, seed: 0, reduction: 'mean',
+  optimizer: { kind: 'momentum', lr: 0.001, momentum: 0.8 },
+  l2: { lambda: 0.01, mode: 'gradient', includeBias: true },
+});
+if (E.isLeft(r)) throw r.left;
+
+let history = r.right.history.map(({ epoch: _e, ...h }) => h);
+if (maxBatches !== undefined) {
+  // Extrapolate: the training part scales with batches, the validation pass with rows.
+  const tv = performance.now();
+  evaluate(model, r.right.params, val);
+  const valSeconds = (performance.now() - tv) / 1000;
+  const batchesPerEpoch = Math.ceil(nTrain / p.batchSize);
+  history = history.map((h) => ({
+    ...h,
+    seconds: (h.seconds - valSeconds) * (batchesPerEpoch / maxBatches) + valSeconds * ((split.length - 1 - nTrain) / 1000),
+  }));
+}
+console.log(JSON.stringify({
+  backend, description: getBackend().description, epochs: history, loadSeconds,
+  extrapolatedFrom: maxBatches === undefined ? null : `${maxBatches} batches`,
+  peakRssMiB: process.resourceUsage().maxRSS / 1024,
+}));
+getBackend().dispose?.();

@@ -1,0 +1,100 @@
+"""Reference implementation of the benchmark's training run in numpy (float32).
+
+The identical algorithm to tapegrad's `paper` preset on the headline network
+(3072 -> 128 ReLU -> 20, coarse labels): per-image z-scoring (population std),
+the report's init (np.random.seed(42) per layer, uniform [0, 0.01), bias row
+first), batch 128 in fixed order with the last partial batch kept, mean softmax
+cross-entropy, gradient-form L2 (g + lambda*W, bias included), momentum
+v = gamma*v + alpha*g, W -= v, and a validation pass after every epoch. The
+split comes from tapegrad (a file of int32 indices), so both runs see the same
+rows in the same order and their losses can be compared, not only their times.
+
+Usage: mlp_numpy.py DATA_DIR SPLIT_FILE EPOCHS  -> one JSON line on stdout.
+"""
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+data_dir, split_file, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+raw = np.fromfile(f"{data_dir}/train.bin", dtype=np.uint8).reshape(-1, 3074)
+split = np.fromfile(split_file, dtype=np.int32)
+n_train = int(split[0])
+train_idx, val_idx = split[1 : 1 + n_train], split[1 + n_train :]
+
+
+def prepare(idx):
+    px = raw[idx, 2:].astype(np.float32).reshape(-1, 3, 1024)
+    mean = px.mean(axis=2, keepdims=True)
+    std = px.std(axis=2, keepdims=True)
+    std[std == 0] = 1
+    return ((px - mean) / std).reshape(-1, 3072).astype(np.float32), raw[idx, 0].astype(np.int64)
+
+
+t0 = time.perf_counter()
+xtr, ytr = prepare(train_idx)
+xva, yva = prepare(val_idx)
+load_seconds = time.perf_counter() - t0
+
+
+def init(n_in, n_out):
+    np.random.seed(42)
+    wb = np.random.uniform(0, 0.01, (n_in + 1, n_out)).astype(np.float32)
+    return wb[1:].copy(), wb[0].copy()
+
+
+w1, b1 = init(3072, 128)
+w2, b2 = init(128, 20)
+params = [w1, b1, w2, b2]
+vel = [np.zeros_like(p) for p in params]
+alpha, gamma, lam, batch = np.float32(0.001), np.float32(0.8), np.float32(0.01), 128
+
+
+def forward(x):
+    h = np.maximum(x @ w1 + b1, 0)
+    z = h @ w2 + b2
+    z = z - z.max(axis=1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return h, logp
+
+
+history = []
+for epoch in range(epochs):
+    start = time.perf_counter()
+    loss_sum = 0.0
+    correct = 0
+    for s in range(0, len(ytr), batch):
+        x, y = xtr[s : s + batch], ytr[s : s + batch]
+        n = len(y)
+        h, logp = forward(x)
+        loss_sum += float(-logp[np.arange(n), y].sum())
+        correct += int((logp.argmax(axis=1) == y).sum())
+        d = np.exp(logp)
+        d[np.arange(n), y] -= 1
+        d /= n
+        dh = (d @ w2.T) * (h > 0)
+        grads = [x.T @ dh, dh.sum(axis=0), h.T @ d, d.sum(axis=0)]
+        for p, v, g in zip(params, vel, grads):
+            g += lam * p
+            v *= gamma
+            v += alpha * g
+            p -= v
+    vl, vc = 0.0, 0
+    for s in range(0, len(yva), 1000):
+        _, logp = forward(xva[s : s + 1000])
+        y = yva[s : s + 1000]
+        vl += float(-logp[np.arange(len(y)), y].sum())
+        vc += int((logp.argmax(axis=1) == y).sum())
+    history.append({
+        "seconds": time.perf_counter() - start,
+        "trainLoss": loss_sum / len(ytr), "trainAccuracy": correct / len(ytr),
+        "valLoss": vl / len(yva), "valAccuracy": vc / len(yva),
+    })
+
+print(json.dumps({
+    "backend": "numpy", "description": f"numpy {np.__version__} (float32, OpenBLAS)",
+    "epochs": history, "loadSeconds": load_seconds,
+    "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))

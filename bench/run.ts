@@ -1,0 +1,170 @@
+/**
+ * `npm run bench`: the headline network's training epoch on the real data with
+ * every available backend, beside a numpy run of the identical algorithm on the
+ * identical split; a matmul micro-benchmark over the training step's shapes; and
+ * the data-loading time. Prints tables and writes bench/results/latest.json.
+ *
+ * Options: --epochs N (default 3).
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as E from 'fp-ts/lib/Either.js';
+import { createCpuBackend, detectGpu, Key, referenceBackend, type Backend } from '../src/core/index.js';
+import { cifarSet, locateDataDir, readCifar100, trainValSplit } from '../src/data/index.js';
+import { writeFileAtomic } from '../src/nn/index.js';
+
+const epochs = Number(process.argv[process.argv.indexOf('--epochs') + 1] ?? 3) || 3;
+const dir = locateDataDir(process.env['CIFAR100_DIR'] ? undefined : '../shared/data/cifar-100-binary').dir;
+const GFLOP_PER_EPOCH = (2 * 40000 * (3072 * 128 * 2 + 128 * 20 * 3) + 2 * 10000 * (3072 * 128 + 128 * 20)) / 1e9;
+
+interface Run {
+  backend: string; description: string; epochs: { seconds: number; trainLoss: number; valLoss: number; valAccuracy: number }[];
+  peakRssMiB: number; extrapolatedFrom?: string | null; loadSeconds?: number;
+}
+
+const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]!; };
+
+// 1. The split both sides train on.
+const split = trainValSplit(50000, new Key(0).fold('split'));
+const splitFile = join(mkdtempSync(join(tmpdir(), 'tapegrad-bench-')), 'split.i32');
+writeFileSync(splitFile, Buffer.from(Int32Array.from([split.train.length, ...split.train, ...split.val]).buffer));
+
+const runs: Run[] = [];
+const child = (cmd: string, args: string[]): Run | undefined => {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24, env: process.env });
+  if (r.status !== 0) { console.error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`); return undefined; }
+  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Run;
+};
+const ours = (backend: string, n: number, maxBatches?: number, wrap = false): Run | undefined => {
+  const args = ['--import', 'tsx', 'bench/epoch.ts', backend, String(n), splitFile, ...(maxBatches ? [String(maxBatches)] : [])];
+  return wrap ? child('xvfb-run', ['-a', 'node', ...args]) : child('node', args);
+};
+
+console.error(`benchmark: ${epochs} epochs of 3072→128→20 ReLU (paper preset) on ${dir}`);
+const numpy = child('python3', ['bench/reference/mlp_numpy.py', dir, splitFile, String(epochs)]);
+if (numpy) runs.push(numpy);
+const cpu = ours('cpu', epochs);
+if (cpu) runs.push(cpu);
+const ref = ours('reference', 1, 4);
+if (ref) runs.push(ref);
+const gpu = detectGpu();
+const haveXvfb = spawnSync('sh', ['-c', 'command -v xvfb-run'], { stdio: 'ignore' }).status === 0;
+if (gpu.context || haveXvfb) {
+  const g = ours('gpujs', 1, 2, !gpu.context);
+  if (g) runs.push(g);
+} else {
+  console.error(`gpujs skipped: ${gpu.summary}`);
+}
+
+// 2. Table of epochs.
+const base = numpy ? median(numpy.epochs.map((e) => e.seconds)) : undefined;
+const rows = runs.map((r) => {
+  const s = r.epochs.map((e) => e.seconds);
+  const med = median(s);
+  return {
+    backend: r.backend, description: r.description,
+    medianSeconds: med, minSeconds: Math.min(...s), maxSeconds: Math.max(...s),
+    gflops: GFLOP_PER_EPOCH / med, ratioToNumpy: base === undefined ? null : med / base,
+    peakRssMiB: r.peakRssMiB, extrapolatedFrom: r.extrapolatedFrom ?? null,
+    valLossPerEpoch: r.extrapolatedFrom ? null : r.epochs.map((e) => e.valLoss),
+  };
+});
+console.log(`\nOne epoch of the headline network (${GFLOP_PER_EPOCH.toFixed(1)} GFLOP: 40,000 training images + 10,000 validation), ${epochs} epochs`);
+console.log('| backend | s/epoch median | min | max | GFLOP/s | × numpy | peak RSS MiB | note |');
+console.log('|---|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(`| ${r.backend} | ${r.medianSeconds.toFixed(2)} | ${r.minSeconds.toFixed(2)} | ${r.maxSeconds.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.ratioToNumpy?.toFixed(2) ?? '—'} | ${r.peakRssMiB.toFixed(0)} | ${r.extrapolatedFrom ? `extrapolated from ${r.extrapolatedFrom}; ` : ''}${r.description} |`);
+}
+const cpuRow = rows.find((r) => r.backend === 'cpu'), refRow = rows.find((r) => r.backend === 'reference');
+if (cpuRow && refRow) console.log(`\ncpu vs plain TypeScript (reference): ${(refRow.medianSeconds / cpuRow.medianSeconds).toFixed(1)}× faster`);
+if (numpy && cpu) {
+  console.log('\nSame split, same init, same order: validation loss per epoch (a correctness cross-check)');
+  console.log('| epoch | numpy | tapegrad cpu | relative difference |');
+  console.log('|---|---|---|---|');
+  numpy.epochs.forEach((e, i) => {
+    const o = cpu.epochs[i]!.valLoss;
+    console.log(`| ${i + 1} | ${e.valLoss.toFixed(6)} | ${o.toFixed(6)} | ${(Math.abs(o - e.valLoss) / e.valLoss).toExponential(2)} |`);
+  });
+}
+
+// 3. Matmul micro-benchmark over the training step's shapes.
+const shapes: Array<[string, number, number, number, boolean, boolean]> = [
+  ['X·W1 (forward)', 128, 3072, 128, false, false],
+  ['Xᵀ·Δ1 (dW1)', 3072, 128, 128, true, false],
+  ['H·W2 (forward)', 128, 128, 20, false, false],
+  ['Hᵀ·Δ2 (dW2)', 128, 128, 20, true, false],
+  ['Δ2·W2ᵀ (dH)', 128, 20, 128, false, true],
+  ['Xval·W1 (validation)', 1000, 3072, 128, false, false],
+];
+const timeMatmul = (be: Backend, m: number, k: number, n: number, ta: boolean, tb: boolean): number => {
+  const key = new Key(1);
+  const a = key.uniform([m * k], -1, 1).toTypedArray(), b = key.fold('b').uniform([k * n], -1, 1).toTypedArray();
+  const out = new Float32Array(m * n);
+  for (let i = 0; i < 5; i++) be.matmul(a, b, m, k, n, ta, tb, out);
+  const samples: number[] = [];
+  for (let r = 0; r < 7; r++) {
+    const reps = Math.max(1, Math.round(2e8 / (2 * m * n * k)));
+    const t = performance.now();
+    for (let i = 0; i < reps; i++) be.matmul(a, b, m, k, n, ta, tb, out);
+    samples.push((performance.now() - t) / reps);
+  }
+  return median(samples);
+};
+const numpyMatmul = (m: number, k: number, n: number, ta: boolean, tb: boolean): number | undefined => {
+  try {
+    const code = `import numpy as np,time,statistics as st
+a=np.random.rand(*(${ta ? `(${k},${m})` : `(${m},${k})`})).astype(np.float32); b=np.random.rand(*(${tb ? `(${n},${k})` : `(${k},${n})`})).astype(np.float32)
+f=lambda: (a${ta ? '.T' : ''})@(b${tb ? '.T' : ''})
+[f() for _ in range(5)]
+reps=max(1,round(2e8/(2*${m}*${n}*${k}))); s=[]
+for _ in range(7):
+  t=time.perf_counter(); [f() for _ in range(reps)]; s.append((time.perf_counter()-t)/reps*1000)
+print(st.median(s))`;
+    return Number(execFileSync('python3', ['-c', code], { encoding: 'utf8' }).trim());
+  } catch {
+    return undefined;
+  }
+};
+const cpuBe = createCpuBackend();
+console.log('\nMatmul over the training step\'s shapes (ms, median of 7; GFLOP/s)');
+console.log('| product | m×k×n | numpy | cpu (2 threads) | cpu GFLOP/s | × numpy | reference (plain TS) |');
+console.log('|---|---|---|---|---|---|---|');
+const micro = shapes.map(([name, m, k, n, ta, tb]) => {
+  const np = numpyMatmul(m, k, n, ta, tb);
+  const c = timeMatmul(cpuBe, m, k, n, ta, tb);
+  const r = m * k * n <= 128 * 3072 * 128 ? timeMatmul(referenceBackend, m, k, n, ta, tb) : undefined;
+  const gf = (2 * m * k * n) / (c * 1e6);
+  console.log(`| ${name} | ${m}×${k}×${n} | ${np?.toFixed(3) ?? '—'} | ${c.toFixed(3)} | ${gf.toFixed(1)} | ${np ? (c / np).toFixed(2) : '—'} | ${r?.toFixed(2) ?? '—'} |`);
+  return { name, m, k, n, transA: ta, transB: tb, numpyMs: np ?? null, cpuMs: c, referenceMs: r ?? null };
+});
+cpuBe.dispose?.();
+
+// 4. Data loading: read + split + normalize the 50,000 training images.
+const loadTimes = (materialize: boolean) => {
+  const s: number[] = [];
+  for (let r = 0; r < 3; r++) {
+    const t = performance.now();
+    const f = readCifar100(dir, 'train');
+    if (E.isLeft(f)) throw f.left;
+    const sp = trainValSplit(f.right.n, new Key(r).fold('split'));
+    cifarSet(f.right, sp.train, 'coarse', 'per-image', undefined, { materialize });
+    cifarSet(f.right, sp.val, 'coarse', 'per-image', undefined, { materialize });
+    s.push((performance.now() - t) / 1000);
+  }
+  return { median: median(s), min: Math.min(...s), max: Math.max(...s) };
+};
+const lazy = loadTimes(false), eager = loadTimes(true);
+console.log('\nLoading, splitting and normalizing the 50,000 training images (s, 3 runs)');
+console.log('| mode | median | min | max |');
+console.log('|---|---|---|---|');
+console.log(`| per-batch normalization (materialize: false) | ${lazy.median.toFixed(2)} | ${lazy.min.toFixed(2)} | ${lazy.max.toFixed(2)} |`);
+console.log(`| float32 matrices built up front (default) | ${eager.median.toFixed(2)} | ${eager.min.toFixed(2)} | ${eager.max.toFixed(2)} |`);
+if (numpy?.loadSeconds) console.log(`| numpy reference (train + val, float32) | ${numpy.loadSeconds.toFixed(2)} | | |`);
+
+writeFileAtomic(join('bench', 'results', 'latest.json'), JSON.stringify({
+  date: new Date().toISOString(), epochs, gflopPerEpoch: GFLOP_PER_EPOCH, runs: rows, matmul: micro,
+  loading: { lazy, materialized: eager, numpySeconds: numpy?.loadSeconds ?? null },
+}, null, 2));
+console.log('\nwritten: bench/results/latest.json');

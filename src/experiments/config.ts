@@ -1,0 +1,183 @@
+/**
+ * Experiment configs: YAML (or JSON) files decoded with io-ts. Unknown keys are
+ * rejected by name (io-ts' exact types would drop them silently, hiding typos).
+ * Anything left out comes from the chosen preset (`paper` or `defaults`).
+ */
+import * as E from 'fp-ts/lib/Either.js';
+import * as t from 'io-ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt } from '../nn/codecs.js';
+import { presets, type Preset } from '../nn/presets.js';
+import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec } from '../nn/index.js';
+import type { LabelKind, Normalization } from '../data/index.js';
+
+const Fraction = t.refinement(t.number, (n) => n > 0 && n < 1, 'FractionBetween0And1');
+
+const EarlyStoppingC = t.union([
+  t.literal(false),
+  t.exact(t.partial({
+    patience: PositiveInt,
+    rule: t.keyof({ paper: null, 'no-improvement': null }),
+    restoreBest: t.keyof({ always: null, 'when-stopped': null }),
+  })),
+]);
+
+/** One published row of a table, for the report: the varied values and the report's figures. */
+const PaperRowC = t.exact(t.intersection([
+  t.type({ values: t.array(t.union([t.number, t.string])), valAccuracy: t.number }),
+  t.partial({ earlyStop: t.union([t.number, t.string]), testAccuracy: t.number }),
+]));
+
+export const ConfigC = t.exact(t.intersection([
+  t.type({ name: t.string }),
+  t.partial({
+    description: t.string,
+    preset: t.keyof({ paper: null, defaults: null }),
+    seed: t.Integer,
+    backend: t.keyof({ auto: null, cpu: null, gpujs: null, reference: null }),
+    data: t.exact(t.partial({
+      labels: t.keyof({ coarse: null, fine: null }),
+      normalization: t.keyof({ 'per-image': null, 'per-dataset': null, unit: null }),
+      trainFraction: Fraction,
+      stratify: t.boolean,
+      limitTrain: PositiveInt,
+      limitTest: PositiveInt,
+    })),
+    model: t.exact(t.partial({ hidden: t.array(PositiveInt), activation: ActivationC, init: InitC })),
+    training: t.exact(t.partial({
+      epochs: PositiveInt,
+      batchSize: PositiveInt,
+      optimizer: OptimizerSpecC,
+      l2: t.exact(t.partial({ lambda: NonNegative, mode: t.keyof({ loss: null, gradient: null }), includeBias: t.boolean })),
+      shuffle: t.boolean,
+      earlyStopping: EarlyStoppingC,
+    })),
+    /** For `sweep`: a grid over dotted config paths, and how the table shows it. */
+    sweep: t.exact(t.intersection([
+      t.type({ grid: t.record(t.string, t.array(t.union([t.number, t.string, t.boolean]))) }),
+      t.partial({
+        table: t.string,
+        title: t.string,
+        columns: t.record(t.string, t.string),
+        paper: t.array(PaperRowC),
+        figures: t.string,
+      }),
+    ])),
+  }),
+]));
+
+export type RawConfig = t.TypeOf<typeof ConfigC>;
+
+/** A config with every default filled in: what a run actually uses (and saves). */
+export interface ResolvedConfig {
+  readonly name: string;
+  readonly description: string;
+  readonly preset: 'paper' | 'defaults';
+  readonly seed: number;
+  readonly backend: 'auto' | 'cpu' | 'gpujs' | 'reference';
+  readonly data: {
+    readonly labels: LabelKind; readonly normalization: Normalization; readonly trainFraction: number;
+    readonly stratify: boolean; readonly limitTrain?: number; readonly limitTest?: number;
+  };
+  readonly model: { readonly hidden: readonly number[]; readonly activation: ActivationName; readonly init: InitName };
+  readonly training: {
+    readonly epochs: number; readonly batchSize: number; readonly optimizer: OptimizerSpec; readonly l2: L2Options;
+    readonly shuffle: boolean; readonly earlyStopping: EarlyStoppingOptions | false;
+  };
+  readonly sweep?: RawConfig['sweep'];
+}
+
+/** A config problem: the file, and one line per problem naming the key. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Paths of keys present in `input` but dropped by the exact codec's output. */
+const unknownKeys = (input: unknown, output: unknown, path = ''): string[] => {
+  if (input === null || typeof input !== 'object' || output === null || typeof output !== 'object') return [];
+  if (Array.isArray(input)) return input.flatMap((v, i) => unknownKeys(v, (output as unknown[])[i], `${path}[${i}]`));
+  return Object.keys(input).flatMap((k) => {
+    const p = path === '' ? k : `${path}.${k}`;
+    if (!(k in output)) return [p];
+    return unknownKeys((input as Record<string, unknown>)[k], (output as Record<string, unknown>)[k], p);
+  });
+};
+
+/** Decodes a parsed config object; `Left` names each bad or unknown key. */
+export const decodeConfig = (value: unknown, source = 'config'): E.Either<ConfigError, ResolvedConfig> => {
+  const decoded = ConfigC.decode(value);
+  if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config\n${describeErrors(decoded.left)}`));
+  const extra = unknownKeys(value, decoded.right).filter((k) => !k.startsWith('sweep.grid.'));
+  if (extra.length > 0) {
+    return E.left(new ConfigError(`${source}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} (check the spelling; see examples/configs/ for every key)`));
+  }
+  return E.right(resolve(decoded.right));
+};
+
+/** Fills the preset's defaults in. */
+export const resolve = (c: RawConfig): ResolvedConfig => {
+  const preset = c.preset ?? 'paper';
+  const p: Preset = presets[preset];
+  const es = c.training?.earlyStopping;
+  return {
+    name: c.name,
+    description: c.description ?? '',
+    preset,
+    seed: c.seed ?? 0,
+    backend: c.backend ?? 'auto',
+    data: {
+      labels: c.data?.labels ?? 'coarse',
+      normalization: c.data?.normalization ?? p.normalization,
+      trainFraction: c.data?.trainFraction ?? p.trainFraction,
+      stratify: c.data?.stratify ?? false,
+      ...(c.data?.limitTrain !== undefined ? { limitTrain: c.data.limitTrain } : {}),
+      ...(c.data?.limitTest !== undefined ? { limitTest: c.data.limitTest } : {}),
+    },
+    model: { hidden: c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init },
+    training: {
+      epochs: c.training?.epochs ?? p.epochs,
+      batchSize: c.training?.batchSize ?? p.batchSize,
+      optimizer: (c.training?.optimizer as OptimizerSpec | undefined) ?? { kind: 'momentum', lr: 0.001, momentum: 0.8 },
+      l2: {
+        lambda: c.training?.l2?.lambda ?? 0,
+        mode: c.training?.l2?.mode ?? p.l2Mode,
+        includeBias: c.training?.l2?.includeBias ?? p.l2IncludeBias,
+      },
+      shuffle: c.training?.shuffle ?? p.shuffle,
+      earlyStopping: es === false ? false : { ...p.earlyStopping, ...(es ?? {}) },
+    },
+    ...(c.sweep !== undefined ? { sweep: c.sweep } : {}),
+  };
+};
+
+/** Reads and decodes a YAML or JSON config file. */
+export const readConfig = (file: string): E.Either<ConfigError, ResolvedConfig> => {
+  if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such config file (examples/configs/ has one per table of the paper)`));
+  let value: unknown;
+  try {
+    value = parseYaml(readFileSync(file, 'utf8'));
+  } catch (e) {
+    return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message}`));
+  }
+  return decodeConfig(value, file);
+};
+
+/** Sets a dotted path (`training.optimizer.lr`) in a copy of a plain object. */
+export const setPath = (obj: unknown, path: string, value: unknown): unknown => {
+  const [head, ...rest] = path.split('.');
+  const base = (obj ?? {}) as Record<string, unknown>;
+  return { ...base, [head!]: rest.length === 0 ? value : setPath(base[head!], rest.join('.'), value) };
+};
+
+/** Every combination of a sweep's grid, as the raw configs to run (grid order, last key fastest). */
+export const expandGrid = (raw: RawConfig): { values: (number | string | boolean)[]; config: RawConfig }[] => {
+  const grid = raw.sweep?.grid ?? {};
+  const keys = Object.keys(grid);
+  const combos = keys.reduce<(number | string | boolean)[][]>((acc, k) => acc.flatMap((c) => grid[k]!.map((v) => [...c, v])), [[]]);
+  const { sweep: _s, ...base } = raw;
+  return combos.map((values) => ({
+    values,
+    config: values.reduce<RawConfig>((c, v, i) => setPath(c, keys[i]!, v) as RawConfig, { ...base, name: `${raw.name}-${values.join('-')}` }),
+  }));
+};
