@@ -118,3 +118,10 @@ export const withBackend = <A>(name: string, f: () => A): A => {
     selection = prevSel;
   }
 };
+
+/** Frees the backend in use (its worker, kernels); the next op selects one again. */
+export const disposeBackend = (): void => {
+  current?.dispose?.();
+  current = undefined;
+  selection = undefined;
+};

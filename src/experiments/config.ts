@@ -29,6 +29,21 @@ const PaperRowC = t.exact(t.intersection([
   t.partial({ earlyStop: t.union([t.number, t.string]), testAccuracy: t.number }),
 ]));
 
+const ValueC = t.union([t.number, t.string, t.boolean]);
+const SweepExtrasC = t.partial({
+  table: t.string,
+  title: t.string,
+  /** Column headings for the varied keys, e.g. `training.optimizer.lr: α`. */
+  columns: t.record(t.string, t.string),
+  /** The report's rows, matched to ours by the varied values. */
+  paper: t.array(PaperRowC),
+});
+/** A grid (every combination) or explicit points, over dotted config paths. */
+const SweepC = t.union([
+  t.exact(t.intersection([t.type({ grid: t.record(t.string, t.array(ValueC)) }), SweepExtrasC])),
+  t.exact(t.intersection([t.type({ keys: t.array(t.string), points: t.array(t.array(ValueC)) }), SweepExtrasC])),
+]);
+
 export const ConfigC = t.exact(t.intersection([
   t.type({ name: t.string }),
   t.partial({
@@ -44,7 +59,7 @@ export const ConfigC = t.exact(t.intersection([
       limitTrain: PositiveInt,
       limitTest: PositiveInt,
     })),
-    model: t.exact(t.partial({ hidden: t.array(PositiveInt), activation: ActivationC, init: InitC })),
+    model: t.exact(t.partial({ hidden: t.union([PositiveInt, t.array(PositiveInt)]), activation: ActivationC, init: InitC })),
     training: t.exact(t.partial({
       epochs: PositiveInt,
       batchSize: PositiveInt,
@@ -53,17 +68,10 @@ export const ConfigC = t.exact(t.intersection([
       shuffle: t.boolean,
       earlyStopping: EarlyStoppingC,
     })),
+    /** The report's figures for this single run, printed beside ours. */
+    paper: t.exact(t.partial({ valAccuracy: t.number, testAccuracy: t.number, earlyStop: t.union([t.number, t.string]) })),
     /** For `sweep`: a grid over dotted config paths, and how the table shows it. */
-    sweep: t.exact(t.intersection([
-      t.type({ grid: t.record(t.string, t.array(t.union([t.number, t.string, t.boolean]))) }),
-      t.partial({
-        table: t.string,
-        title: t.string,
-        columns: t.record(t.string, t.string),
-        paper: t.array(PaperRowC),
-        figures: t.string,
-      }),
-    ])),
+    sweep: SweepC,
   }),
 ]));
 
@@ -86,6 +94,7 @@ export interface ResolvedConfig {
     readonly shuffle: boolean; readonly earlyStopping: EarlyStoppingOptions | false;
   };
   readonly sweep?: RawConfig['sweep'];
+  readonly paper?: RawConfig['paper'];
 }
 
 /** A config problem: the file, and one line per problem naming the key. */
@@ -108,7 +117,7 @@ const unknownKeys = (input: unknown, output: unknown, path = ''): string[] => {
 export const decodeConfig = (value: unknown, source = 'config'): E.Either<ConfigError, ResolvedConfig> => {
   const decoded = ConfigC.decode(value);
   if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config\n${describeErrors(decoded.left)}`));
-  const extra = unknownKeys(value, decoded.right).filter((k) => !k.startsWith('sweep.grid.'));
+  const extra = unknownKeys(value, decoded.right).filter((k) => !/^sweep\.(grid|keys|points)\b/.test(k));
   if (extra.length > 0) {
     return E.left(new ConfigError(`${source}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} (check the spelling; see examples/configs/ for every key)`));
   }
@@ -134,7 +143,7 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       ...(c.data?.limitTrain !== undefined ? { limitTrain: c.data.limitTrain } : {}),
       ...(c.data?.limitTest !== undefined ? { limitTest: c.data.limitTest } : {}),
     },
-    model: { hidden: c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init },
+    model: { hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init },
     training: {
       epochs: c.training?.epochs ?? p.epochs,
       batchSize: c.training?.batchSize ?? p.batchSize,
@@ -148,11 +157,12 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       earlyStopping: es === false ? false : { ...p.earlyStopping, ...(es ?? {}) },
     },
     ...(c.sweep !== undefined ? { sweep: c.sweep } : {}),
+    ...(c.paper !== undefined ? { paper: c.paper } : {}),
   };
 };
 
-/** Reads and decodes a YAML or JSON config file. */
-export const readConfig = (file: string): E.Either<ConfigError, ResolvedConfig> => {
+/** Reads a YAML or JSON config file, checked but not resolved (sweeps expand it first). */
+export const readRawConfig = (file: string): E.Either<ConfigError, RawConfig> => {
   if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such config file (examples/configs/ has one per table of the paper)`));
   let value: unknown;
   try {
@@ -160,8 +170,12 @@ export const readConfig = (file: string): E.Either<ConfigError, ResolvedConfig> 
   } catch (e) {
     return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message}`));
   }
-  return decodeConfig(value, file);
+  const checked = decodeConfig(value, file);
+  return E.isLeft(checked) ? checked : E.right(value as RawConfig);
 };
+
+/** Reads and decodes a YAML or JSON config file. */
+export const readConfig = (file: string): E.Either<ConfigError, ResolvedConfig> => E.chain((raw: RawConfig) => decodeConfig(raw, file))(readRawConfig(file));
 
 /** Sets a dotted path (`training.optimizer.lr`) in a copy of a plain object. */
 export const setPath = (obj: unknown, path: string, value: unknown): unknown => {
@@ -170,12 +184,26 @@ export const setPath = (obj: unknown, path: string, value: unknown): unknown => 
   return { ...base, [head!]: rest.length === 0 ? value : setPath(base[head!], rest.join('.'), value) };
 };
 
-/** Every combination of a sweep's grid, as the raw configs to run (grid order, last key fastest). */
-export const expandGrid = (raw: RawConfig): { values: (number | string | boolean)[]; config: RawConfig }[] => {
-  const grid = raw.sweep?.grid ?? {};
-  const keys = Object.keys(grid);
-  const combos = keys.reduce<(number | string | boolean)[][]>((acc, k) => acc.flatMap((c) => grid[k]!.map((v) => [...c, v])), [[]]);
-  const { sweep: _s, ...base } = raw;
+type Value = number | string | boolean;
+
+/** The dotted config paths a sweep varies. */
+export const sweepKeys = (sweep: NonNullable<RawConfig['sweep']>): string[] =>
+  'grid' in sweep ? Object.keys(sweep.grid) : sweep.keys;
+
+/**
+ * The runs of a sweep as raw configs: every combination of `grid` (last key
+ * fastest), or exactly the listed `points` (for tables that are not full grids).
+ */
+export const expandGrid = (raw: RawConfig): { values: Value[]; config: RawConfig }[] => {
+  const sweep = raw.sweep;
+  if (sweep === undefined) return [];
+  const keys = sweepKeys(sweep);
+  const combos: Value[][] = 'grid' in sweep
+    ? keys.reduce<Value[][]>((acc, k) => acc.flatMap((c) => sweep.grid[k]!.map((v) => [...c, v])), [[]])
+    : sweep.points;
+  const bad = combos.find((c) => c.length !== keys.length);
+  if (bad !== undefined) throw new ConfigError(`sweep point [${bad.join(', ')}] has ${bad.length} values for ${keys.length} keys (${keys.join(', ')})`);
+  const { sweep: _s, paper: _p, ...base } = raw;
   return combos.map((values) => ({
     values,
     config: values.reduce<RawConfig>((c, v, i) => setPath(c, keys[i]!, v) as RawConfig, { ...base, name: `${raw.name}-${values.join('-')}` }),

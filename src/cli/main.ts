@@ -1,0 +1,232 @@
+#!/usr/bin/env node
+/**
+ * The `tapegrad` command line: train, sweep, gradcheck, stats, reproduce, download.
+ * A bad flag or config prints what is wrong and the valid choices, exit code 2.
+ */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import * as E from 'fp-ts/lib/Either.js';
+import { join } from 'node:path';
+import { backendSelection, disposeBackend, setBackend } from '../core/index.js';
+import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
+import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type ResolvedConfig } from '../experiments/config.js';
+import { paperGradientCheck } from '../experiments/gradcheck-table.js';
+import { reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
+import { runExperiment } from '../experiments/run.js';
+import { paperTable1 } from '../experiments/stats.js';
+import { runSweep } from '../experiments/sweep.js';
+import { progressReporter } from './progress.js';
+import cliProgress from 'cli-progress';
+
+const BACKENDS = ['auto', 'cpu', 'gpujs', 'reference'];
+
+/** Exit codes: 0 done, 1 the work failed, 2 bad usage or config, 130 interrupted. */
+class UsageError extends Error {}
+
+const int = (name: string) => (v: string): number => {
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError(`${name} must be an integer, got '${v}'`);
+  return n;
+};
+const positive = (name: string) => (v: string): number => {
+  const n = int(name)(v);
+  if (n < 1) throw new InvalidArgumentError(`${name} must be at least 1, got '${v}'`);
+  return n;
+};
+
+const fail = (e: Error): never => {
+  const usage = e instanceof ConfigError || e instanceof UsageError;
+  process.stderr.write(`tapegrad: ${e.message}\n`);
+  process.exit(usage ? 2 : 1);
+};
+
+/** Ctrl-C stops after the current batch; the finished epochs stay on disk. */
+const interruptible = (): AbortController => {
+  const ctl = new AbortController();
+  process.once('SIGINT', () => {
+    process.stderr.write('\ntapegrad: stopping after this batch (Ctrl-C again to quit at once)\n');
+    ctl.abort();
+    process.once('SIGINT', () => process.exit(130));
+  });
+  return ctl;
+};
+
+const announceBackend = () => {
+  const s = backendSelection();
+  process.stderr.write(`backend: ${s.backend.description} — ${s.reason}\n`);
+};
+
+/** Config plus command-line overrides, decoded again so overrides are checked too. */
+const withOverrides = (raw: RawConfig, o: { backend?: string; seed?: number; epochs?: number; limitTrain?: number; limitTest?: number }): RawConfig => {
+  let c: RawConfig = raw;
+  if (o.backend !== undefined) c = setPath(c, 'backend', o.backend) as RawConfig;
+  if (o.seed !== undefined) c = setPath(c, 'seed', o.seed) as RawConfig;
+  if (o.epochs !== undefined) c = setPath(c, 'training.epochs', o.epochs) as RawConfig;
+  if (o.limitTrain !== undefined) c = setPath(c, 'data.limitTrain', o.limitTrain) as RawConfig;
+  if (o.limitTest !== undefined) c = setPath(c, 'data.limitTest', o.limitTest) as RawConfig;
+  return c;
+};
+
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+
+const program = new Command()
+  .name('tapegrad')
+  .description('Train MLPs on CIFAR-100 with a reverse-mode autodiff tape, and reproduce the back-propagation report.')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  .showHelpAfterError('(run tapegrad --help for usage)');
+
+const common = (cmd: Command) =>
+  cmd
+    .addOption(new Option('--backend <name>', 'matmul backend').choices(BACKENDS))
+    .option('--seed <n>', 'seed for every random choice', int('--seed'))
+    .option('--data <dir>', 'folder holding train.bin and test.bin (else CIFAR100_DIR, else ./data, downloaded if empty)')
+    .option('--epochs <n>', 'override the number of epochs', positive('--epochs'))
+    .option('--limit-train <n>', 'use only the first N training images (quick runs)', positive('--limit-train'))
+    .option('--limit-test <n>', 'use only the first N test images (quick runs)', positive('--limit-test'));
+
+common(program.command('train').description('one training run, with a progress bar; prints validation and test accuracy'))
+  .option('--config <file>', 'experiment config (YAML or JSON); see examples/configs/')
+  .option('--out <dir>', 'run folder (default runs/<name>-<time>; a finished run is never overwritten)')
+  .option('--resume <dir>', 'continue an interrupted run from its last finished epoch')
+  .action(async (o) => {
+    if (o.config === undefined && o.resume === undefined) throw new UsageError("train needs --config FILE (or --resume DIR); e.g. --config examples/configs/headline.yaml");
+    const ctl = interruptible();
+    let config: ResolvedConfig | undefined;
+    if (o.resume === undefined) {
+      const raw = readRawConfig(o.config);
+      if (E.isLeft(raw)) return fail(raw.left);
+      const d = decodeConfig(withOverrides(raw.right, o), o.config);
+      if (E.isLeft(d)) return fail(d.left);
+      config = d.right;
+    }
+    if (o.backend) setBackend(o.backend);
+    const progress = progressReporter('train');
+    const r = await runExperiment(config, {
+      ...(o.data ? { dataDir: o.data } : {}), ...(o.out ? { outDir: o.out } : {}), signal: ctl.signal, onEvent: (e) => {
+        if (e.type === 'start') announceBackend();
+        progress(e);
+      },
+    }, o.resume);
+    progress.stop();
+    if (E.isLeft(r)) return fail(r.left);
+    const res = r.right;
+    if (res.interrupted) {
+      process.stderr.write(`interrupted: ${res.history.length} epochs saved in ${res.dir}; continue with: tapegrad train --resume ${res.dir}\n`);
+      process.exit(130);
+    }
+    const paper = res.config.paper;
+    const early = res.stoppedAt !== undefined ? `${res.returnedEpoch} (stopped at epoch ${res.stoppedAt})` : `- (did not trigger in ${res.history.length} epochs; weights of epoch ${res.returnedEpoch})`;
+    process.stdout.write([
+      `run: ${res.dir}`,
+      `validation accuracy: ${pct(res.valAccuracy)}${paper?.valAccuracy !== undefined ? `   (paper: ${paper.valAccuracy.toFixed(2)}%)` : ''}`,
+      `test accuracy:       ${pct(res.testAccuracy)}${paper?.testAccuracy !== undefined ? `   (paper: ${paper.testAccuracy.toFixed(2)}%)` : ''}`,
+      `early stop epoch:    ${early}${paper?.earlyStop !== undefined ? `   (paper: ${paper.earlyStop})` : ''}`,
+      `time: ${res.seconds.toFixed(1)} s`,
+    ].join('\n') + '\n');
+  });
+
+common(program.command('sweep').description("a grid of runs, written as a table in the layout of the report's tables"))
+  .requiredOption('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml")
+  .option('--out <dir>', 'sweep folder (never overwritten)')
+  .action(async (o) => {
+    const ctl = interruptible();
+    const raw = readRawConfig(o.config);
+    if (E.isLeft(raw)) return fail(raw.left);
+    const cfg = withOverrides(raw.right, o);
+    const progress = progressReporter('sweep');
+    let announced = false;
+    const r = await runSweep(cfg, {
+      ...(o.data ? { dataDir: o.data } : {}), ...(o.out ? { outDir: o.out } : {}), signal: ctl.signal,
+      onRun: (i, n, values) => process.stderr.write(`run ${i + 1}/${n}: ${values.join(', ')}\n`),
+      onEvent: (e) => { if (e.type === 'start' && !announced) { announceBackend(); announced = true; } progress(e); },
+    });
+    progress.stop();
+    if (E.isLeft(r)) return fail(r.left);
+    if (r.right.interrupted) { process.stderr.write(`interrupted; finished runs are in ${r.right.dir}\n`); process.exit(130); }
+    process.stdout.write(`${r.right.markdown}\n\nwritten: ${join(r.right.dir, 'table.md')}, table.csv, table.json, best-accuracy.png, best-loss.png\n`);
+  });
+
+program.command('gradcheck').description("the report's Table 2: numerical vs back-propagated gradients on a real minibatch")
+  .option('--data <dir>', 'folder holding train.bin')
+  .option('--seed <n>', 'which weights to check', int('--seed'), 1)
+  .action(async (o) => {
+    const dir = await ensureCifar100(o.data);
+    if (E.isLeft(dir)) return fail(dir.left);
+    const train = readCifar100(dir.right, 'train');
+    if (E.isLeft(train)) return fail(train.left);
+    const b = sliceRows(cifarSet(train.right, Int32Array.from({ length: 128 }, (_, i) => i), 'coarse', 'per-image'), 0, 128);
+    const rows = paperGradientCheck(b.x, b.y, { seed: o.seed });
+    process.stdout.write('| Weight type | Weight | Numerical | Backprop | Absolute difference |\n|---|---|---|---|---|\n');
+    for (const r of rows) process.stdout.write(`| ${r.weightType} | ${r.where} | ${r.numerical.toFixed(9)} | ${r.backprop.toFixed(9)} | ${r.absDiff.toExponential(2)} |\n`);
+    const worst = Math.max(...rows.map((r) => r.absDiff));
+    process.stdout.write(`\nlargest difference ${worst.toExponential(2)}: ${worst < 1e-4 ? 'below' : 'NOT below'} ε² = 1e-4\n`);
+    if (worst >= 1e-4) process.exit(1);
+  });
+
+program.command('stats').description("the report's Table 1: channel statistics of one normalized image")
+  .option('--data <dir>', 'folder holding train.bin')
+  .option('--seed <n>', 'which image', int('--seed'), 0)
+  .action(async (o) => {
+    const dir = await ensureCifar100(o.data);
+    if (E.isLeft(dir)) return fail(dir.left);
+    const train = readCifar100(dir.right, 'train');
+    if (E.isLeft(train)) return fail(train.left);
+    const t = paperTable1(train.right, o.seed);
+    process.stdout.write(`training image ${t.image}, per-image per-channel z-scoring\n| Channel | Mean | Standard deviation |\n|---|---|---|\n`);
+    for (const r of t.rows) process.stdout.write(`| ${r.channel} | ${r.mean.toExponential(2)} | ${r.std.toFixed(6)} |\n`);
+  });
+
+common(program.command('reproduce').description('every table and figure of the report into one Markdown page'))
+  .option('--only <sections>', `comma-separated subset of ${SECTIONS.join(',')}`, (v: string) => {
+    const list = v.split(',').map((s) => s.trim()).filter(Boolean);
+    const bad = list.filter((s) => !(SECTIONS as readonly string[]).includes(s));
+    if (bad.length > 0) throw new InvalidArgumentError(`unknown section${bad.length > 1 ? 's' : ''} ${bad.join(', ')}: choose from ${SECTIONS.join(', ')}`);
+    return list as Section[];
+  })
+  .option('--out <dir>', 'report folder (never overwritten)', `runs/reproduce-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`)
+  .option('--configs <dir>', 'folder of table configs', join('examples', 'configs'))
+  .action(async (o) => {
+    const ctl = interruptible();
+    if (o.backend) setBackend(o.backend);
+    announceBackend();
+    const progress = progressReporter('reproduce');
+    const overrides = { ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.limitTrain ? { limitTrain: o.limitTrain } : {}), ...(o.limitTest ? { limitTest: o.limitTest } : {}) };
+    const r = await reproduce(o.out, {
+      ...(o.data ? { dataDir: o.data } : {}), ...(o.only ? { only: o.only } : {}), configDir: o.configs, overrides, signal: ctl.signal,
+      onSection: (s) => process.stderr.write(`== ${s}\n`), onEvent: progress,
+    });
+    progress.stop();
+    if (E.isLeft(r)) return fail(r.left);
+    process.stdout.write(`report: ${join(o.out, 'report.md')}\n`);
+  });
+
+program.command('download').description('download and verify CIFAR-100 (binary version) into ./data, or --data DIR')
+  .option('--data <dir>', 'target folder (its parent receives cifar-100-binary/)')
+  .action(async (o) => {
+    const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'download [{bar}] {percentage}% | {value}/{total} bytes | ETA {eta_formatted}' }, cliProgress.Presets.shades_classic) : undefined;
+    let started = false;
+    const r = await ensureCifar100(o.data, {
+      onProgress: (got, total) => {
+        if (bar && !started && total) { bar.start(total, got); started = true; }
+        bar?.update(got);
+      },
+    });
+    bar?.stop();
+    if (E.isLeft(r)) return fail(r.left);
+    process.stdout.write(`CIFAR-100 ready in ${r.right}\n`);
+  });
+
+const main = async (): Promise<void> => {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      process.exit(e.exitCode === 0 ? 0 : 2);
+    }
+    if (e instanceof UsageError || e instanceof ConfigError) fail(e);
+    throw e;
+  }
+};
+
+// The cpu backend's worker must not outlive a finished command.
+void main().then(disposeBackend);

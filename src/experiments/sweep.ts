@@ -1,0 +1,99 @@
+/**
+ * A grid of runs written as a table in the layout of the report's tables, with
+ * the report's numbers beside ours, in Markdown, CSV and JSON, plus the curves
+ * of the best row (the report's figures).
+ */
+import * as E from 'fp-ts/lib/Either.js';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileAtomic, type FitEvent } from '../nn/index.js';
+import { decodeConfig, expandGrid, sweepKeys, type RawConfig } from './config.js';
+import { runExperiment, writeCurves, type RunOptions, type RunResult } from './run.js';
+
+export interface SweepRow {
+  readonly values: readonly (number | string | boolean)[];
+  readonly valAccuracy: number;
+  /** The returned epoch when early stopping triggered, else '-' (as the report prints it). */
+  readonly earlyStop: number | '-';
+  readonly testAccuracy: number;
+  readonly epochsRun: number;
+  readonly dir: string;
+  readonly paper?: { readonly valAccuracy: number; readonly earlyStop?: number | string; readonly testAccuracy?: number };
+}
+
+export interface SweepResult {
+  readonly dir: string;
+  readonly name: string;
+  readonly title: string;
+  readonly headers: readonly string[];
+  readonly rows: readonly SweepRow[];
+  readonly best: SweepRow;
+  readonly bestRun: RunResult;
+  readonly markdown: string;
+  readonly interrupted: boolean;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+
+/** The Markdown table: varied values, ours, the report's. */
+export const sweepMarkdown = (headers: readonly string[], rows: readonly SweepRow[]): string => {
+  const hasPaper = rows.some((r) => r.paper !== undefined);
+  const cols = [...headers, 'Validation accuracy', 'Early stop epoch', 'Test accuracy', ...(hasPaper ? ['Paper: validation accuracy', 'Paper: early stop epoch'] : [])];
+  const lines = [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`];
+  for (const r of rows) {
+    const p = r.paper;
+    lines.push(`| ${[...r.values.map(String), pct(r.valAccuracy), String(r.earlyStop), pct(r.testAccuracy),
+      ...(hasPaper ? [p ? `${p.valAccuracy.toFixed(2)}%` : '', p?.earlyStop !== undefined ? String(p.earlyStop) : ''] : [])].join(' | ')} |`);
+  }
+  return lines.join('\n');
+};
+
+/** Runs every combination of a config's grid, in order. */
+export const runSweep = async (
+  raw: RawConfig,
+  opts: RunOptions & { readonly onRun?: (i: number, total: number, values: readonly unknown[]) => void; readonly onEvent?: (e: FitEvent) => void },
+): Promise<E.Either<Error, SweepResult>> => {
+  if (raw.sweep === undefined) return E.left(new Error(`config '${raw.name}' has no 'sweep:' section: use 'tapegrad train' for a single run`));
+  let combos: ReturnType<typeof expandGrid>;
+  try { combos = expandGrid(raw); } catch (e) { return E.left(e as Error); }
+  const decoded = combos.map((c) => decodeConfig(c.config, `${raw.name} with ${c.values.join(', ')}`));
+  const bad = decoded.find(E.isLeft);
+  if (bad !== undefined && E.isLeft(bad)) return bad;
+  const dir = opts.outDir ?? join(opts.runsDir ?? 'runs', `${raw.name}-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`);
+  if (existsSync(join(dir, 'table.md'))) return E.left(new Error(`${dir} holds a finished sweep, which is never overwritten: choose another --out`));
+  mkdirSync(dir, { recursive: true });
+  const keys = sweepKeys(raw.sweep);
+  const headers = keys.map((k) => raw.sweep?.columns?.[k] ?? k);
+  const rows: SweepRow[] = [];
+  const results: RunResult[] = [];
+  for (let i = 0; i < combos.length; i++) {
+    const combo = combos[i]!;
+    opts.onRun?.(i, combos.length, combo.values);
+    const cfg = (decoded[i] as E.Right<import('./config.js').ResolvedConfig>).right;
+    const r = await runExperiment(cfg, { ...opts, outDir: join(dir, `run-${i + 1}-${combo.values.join('-')}`), plots: true });
+    if (E.isLeft(r)) return r;
+    results.push(r.right);
+    const paper = raw.sweep.paper?.find((p) => p.values.length === combo.values.length && p.values.every((v, j) => String(v) === String(combo.values[j])));
+    rows.push({
+      values: combo.values, valAccuracy: r.right.valAccuracy, testAccuracy: r.right.testAccuracy, epochsRun: r.right.history.length,
+      earlyStop: r.right.stoppedAt !== undefined ? r.right.returnedEpoch : '-', dir: r.right.dir,
+      ...(paper ? { paper: { valAccuracy: paper.valAccuracy, ...(paper.earlyStop !== undefined ? { earlyStop: paper.earlyStop } : {}), ...(paper.testAccuracy !== undefined ? { testAccuracy: paper.testAccuracy } : {}) } } : {}),
+    });
+    if (r.right.interrupted) break;
+  }
+  const interrupted = results.some((r) => r.interrupted);
+  const bestIdx = rows.reduce((b, r, i) => (r.valAccuracy > rows[b]!.valAccuracy ? i : b), 0);
+  const markdown = sweepMarkdown(headers, rows);
+  if (!interrupted) {
+    writeFileAtomic(join(dir, 'table.md'), `# ${raw.sweep.title ?? raw.name}\n\n${markdown}\n`);
+    writeFileAtomic(join(dir, 'table.json'), JSON.stringify({ name: raw.name, headers, rows }, null, 2));
+    writeFileAtomic(join(dir, 'table.csv'), [
+      [...headers, 'val_accuracy', 'early_stop_epoch', 'test_accuracy', 'epochs_run', 'paper_val_accuracy', 'paper_early_stop'].join(','),
+      ...rows.map((r) => [...r.values, r.valAccuracy, r.earlyStop, r.testAccuracy, r.epochsRun, r.paper?.valAccuracy ?? '', r.paper?.earlyStop ?? ''].join(',')),
+    ].join('\n') + '\n');
+    await writeCurves(dir, `${raw.sweep.title ?? raw.name}, best: ${rows[bestIdx]!.values.join(', ')}`, results[bestIdx]!.history, 'best-');
+  }
+  return E.right({
+    dir, name: raw.name, title: raw.sweep.title ?? raw.name, headers, rows, best: rows[bestIdx]!, bestRun: results[bestIdx]!, markdown, interrupted,
+  });
+};
