@@ -12,7 +12,7 @@ import { stringify as toYaml } from 'yaml';
 import { backendSelection, Key, setBackend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
-  decodeTreeLike, encodeTree, evaluate, fit, mlp, optimizerFromSpec, saveModel, writeFileAtomic,
+  decodeTreeLike, encodeTree, evaluate, fitAsync, mlp, optimizerFromSpec, saveModel, writeFileAtomic,
   type EpochRecord, type FitEvent, type FitState, type MlpParams, type Model,
 } from '../nn/index.js';
 import type { Tree } from '../autodiff/index.js';
@@ -177,7 +177,7 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   status({ status: 'running' });
 
   const es = c.training.earlyStopping;
-  const result = fit(model, model.layer.init(new Key(c.seed).fold('init')), { train: data.right.train, val: data.right.val }, {
+  const result = await fitAsync(model, model.layer.init(new Key(c.seed).fold('init')), { train: data.right.train, val: data.right.val }, {
     epochs: c.training.epochs, batchSize: c.training.batchSize, optimizer: c.training.optimizer, shuffle: c.training.shuffle,
     seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
     ...(opts.signal ? { signal: opts.signal } : {}),

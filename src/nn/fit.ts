@@ -138,17 +138,34 @@ export const shouldStop = (valLosses: readonly number[], opts: EarlyStoppingOpti
   return i - bestIdx >= p;
 };
 
+type FitData = { readonly train: LabeledSet; readonly val: LabeledSet };
+
 /**
  * Trains `model` from `initial` parameters on `data.train`, validating on
  * `data.val` after every epoch. Returns `Left(TrainingError)` on a non-finite
- * loss, naming the epoch and batch.
+ * loss, naming the epoch and batch. Runs to the end without yielding; use
+ * `fitAsync` where signals (Ctrl-C) or other work must get a turn.
  */
-export const fit = (
-  model: Model,
-  initial: MlpParams,
-  data: { readonly train: LabeledSet; readonly val: LabeledSet },
-  opts: FitOptions,
-): E.Either<TrainingError, FitResult> => {
+export const fit = (model: Model, initial: MlpParams, data: FitData, opts: FitOptions): E.Either<TrainingError, FitResult> => {
+  const steps = fitSteps(model, initial, data, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+  }
+};
+
+/** `fit` that lets the event loop run after every batch (so `signal` can be aborted by a SIGINT handler). */
+export const fitAsync = async (model: Model, initial: MlpParams, data: FitData, opts: FitOptions): Promise<E.Either<TrainingError, FitResult>> => {
+  const steps = fitSteps(model, initial, data, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done === true) return r.value;
+    await new Promise<void>((resolve) => setImmediate(resolve));
+  }
+};
+
+/** The training loop as a generator that pauses after every batch; `fit` and `fitAsync` drive it. */
+function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOptions): Generator<void, E.Either<TrainingError, FitResult>> {
   const { train, val } = data;
   if (train.features !== model.spec.sizes[0] || val.features !== model.spec.sizes[0]) {
     return E.left(new TrainingError(`the data has ${train.features} features per row but the model's input width is ${model.spec.sizes[0]}`));
@@ -204,6 +221,7 @@ export const fit = (
       correct += k;
       seen += bs;
       emit({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
+      yield;
     }
     if (interrupted) break;
     const v = evaluate(model, params, val, opts.evalBatchSize);
@@ -236,4 +254,4 @@ export const fit = (
     interrupted,
     state,
   });
-};
+}
