@@ -10,7 +10,7 @@ import { backendSelection, disposeBackend, setBackend } from '../core/index.js';
 import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
 import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type ResolvedConfig } from '../experiments/config.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
-import { reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
+import { readSections, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
 import { runExperiment } from '../experiments/run.js';
 import { paperTable1 } from '../experiments/stats.js';
 import { runSweep } from '../experiments/sweep.js';
@@ -185,7 +185,13 @@ common(program.command('reproduce').description('every table and figure of the r
   })
   .option('--out <dir>', 'report folder (never overwritten)', `runs/reproduce-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`)
   .option('--configs <dir>', 'folder of table configs', join('examples', 'configs'))
+  .option('--config <file>', 'sections to run (e.g. examples/configs/reproduce.yaml); default: all')
   .action(async (o) => {
+    if (o.config !== undefined && o.only === undefined) {
+      const sections = readSections(o.config);
+      if (E.isLeft(sections)) return fail(sections.left);
+      o.only = sections.right;
+    }
     const ctl = interruptible();
     if (o.backend) setBackend(o.backend);
     announceBackend();

@@ -181,12 +181,6 @@ const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Params<P>
 /** A tensor or a plain number (taken as a scalar of the other operand's dtype). */
 export type TensorLike = Tensor | number;
 
-const checkDTypes = (op: string, a: Tensor, b: Tensor): void => {
-  if (a.dtype !== b.dtype) {
-    throw new ShapeError(`${op}: dtypes ${a.dtype} and ${b.dtype} differ; convert one with cast(t, '${a.dtype}')`);
-  }
-};
-
 const lift = (a: TensorLike, b: TensorLike): [Tensor, Tensor] => {
   const dt: DType = typeof a !== 'number' ? a.dtype : typeof b !== 'number' ? b.dtype : 'float32';
   return [typeof a === 'number' ? scalar(a, dt) : a, typeof b === 'number' ? scalar(b, dt) : b];
@@ -194,9 +188,11 @@ const lift = (a: TensorLike, b: TensorLike): [Tensor, Tensor] => {
 
 const binaryOp = (prim: 'add' | 'mul') => (a: TensorLike, b: TensorLike): Tensor => {
   const [x, y] = lift(a, b);
-  checkDTypes(prim, x, y);
   return bind(prim, [x, y], null);
 };
+
+// Mixed dtypes promote to float64 (as in NumPy and JAX); the tape casts each
+// gradient back to its input's dtype.
 
 /** Elementwise a + b with NumPy broadcasting (e.g. a bias row over a batch). */
 export const add = binaryOp('add');
@@ -248,7 +244,6 @@ export const matmul = (a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor =
   if (a.rank !== 2 || b.rank !== 2) {
     throw new ShapeError(`matmul: both operands must be matrices, got shapes ${showShape(a.shape)} and ${showShape(b.shape)}`);
   }
-  checkDTypes('matmul', a, b);
   const k1 = transA ? a.shape[0] : a.shape[1];
   const k2 = transB ? b.shape[1] : b.shape[0];
   if (k1 !== k2) {

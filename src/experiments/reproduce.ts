@@ -3,7 +3,11 @@
  * page, ours beside the report's numbers.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { existsSync, mkdirSync } from 'node:fs';
+import * as t from 'io-ts';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { describeErrors } from '../nn/codecs.js';
+import { ConfigError } from './config.js';
 import { join, relative } from 'node:path';
 import { backendSelection } from '../core/index.js';
 import { ensureCifar100, readCifar100, cifarSet, sliceRows } from '../data/index.js';
@@ -17,6 +21,20 @@ import type { RunOptions } from './run.js';
 /** The report's sections, in order: Tables 1–8 (Figures 1–12 come with Tables 3–8). */
 export const SECTIONS = ['table1', 'table2', 'table3', 'table4', 'table5', 'table6', 'table7', 'table8'] as const;
 export type Section = (typeof SECTIONS)[number];
+
+const SectionsFileC = t.exact(t.type({ sections: t.array(t.keyof(Object.fromEntries(SECTIONS.map((k) => [k, null])) as Record<Section, null>)) }));
+
+/** Reads a reproduce config (`sections: [table1, …]`), rejecting unknown keys and sections by name. */
+export const readSections = (file: string): E.Either<ConfigError, Section[]> => {
+  if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such file`));
+  let value: unknown;
+  try { value = parseYaml(readFileSync(file, 'utf8')); } catch (e) { return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message}`)); }
+  const d = SectionsFileC.decode(value);
+  if (E.isLeft(d)) return E.left(new ConfigError(`${file}: ${describeErrors(d.left)} (sections are ${SECTIONS.join(', ')})`));
+  const extra = Object.keys(value as object).filter((k) => k !== 'sections');
+  if (extra.length > 0) return E.left(new ConfigError(`${file}: unknown key '${extra[0]}'`));
+  return E.right(d.right.sections);
+};
 
 /** Which of the report's figures each table's best run draws. */
 const FIGURES: Partial<Record<Section, string>> = {

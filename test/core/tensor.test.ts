@@ -111,8 +111,15 @@ describe('bad shapes give a Left with a readable message, never NaN-filled outpu
     expect(left(checked.softmaxCrossEntropy(T.zeros([4, 3]), [0, 1])).message).toMatch(/2 labels for logits of shape \[4, 3\]/);
     expect(left(checked.oneHot([0, 7], 3)).message).toMatch(/label 7 at position 1/);
   });
-  it('mixed dtypes are refused with the fix', () => {
-    expect(left(checked.add(t32([1], [1]), t64([1], [1]))).message).toMatch(/cast\(/);
+  it('mixed dtypes promote to float64, and gradients come back in each input\'s dtype', async () => {
+    const { grad } = await import('../../src/autodiff/index.js');
+    const y = T.add(t32([1.5], [1]), t64([0.25], [1]));
+    expect(y.dtype).toBe('float64');
+    expect(y.item()).toBe(1.75);
+    const g = grad((p: { a: Tensor; b: Tensor }) => T.sum(T.mul(p.a, p.b)))({ a: t32([3], [1]), b: t64([0.5], [1]) });
+    expect(g.a.dtype).toBe('float32');
+    expect(g.a.item()).toBe(0.5);
+    expect(g.b.dtype).toBe('float64');
   });
   it('a Right for good shapes', () => {
     expect(E.isRight(checked.matmul(T.zeros([2, 3]), T.zeros([3, 5])))).toBe(true);

@@ -1,0 +1,39 @@
+/**
+ * The README's examples are the files in examples/, verbatim, and they run:
+ * the tape API example and the build-train-evaluate-save-reload quickstart.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { CIFAR_DIR } from './data/location.js';
+
+const readme = readFileSync('README.md', 'utf8');
+const run = (file: string) => spawnSync('node', ['--import', 'tsx', file], { encoding: 'utf8', env: { ...process.env, CIFAR100_DIR: CIFAR_DIR } });
+
+describe('README', () => {
+  it('shows the two commands that matter', () => {
+    expect(readme).toContain('npm ci && npm start');
+    expect(readme).toContain('npm ci && npm test');
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8'));
+    expect(pkg.scripts.start).toContain('examples/configs/headline.yaml');
+    expect(readFileSync('.ci/run', 'utf8')).toMatch(/\nnpm ci --no-audit --no-fund\n[\s\S]*\nnpm test\n/);
+  });
+
+  for (const [file, expected] of [
+    ['examples/tape.ts', /gradcheck: 15 elements, worst difference \d\.\de-\d+/],
+    ['examples/quickstart.ts', /test accuracy 0\.\d+\nreloaded test accuracy 0\.\d+/],
+  ] as const) {
+    it(`${file} is in the README verbatim and runs`, () => {
+      const code = readFileSync(file, 'utf8').trimEnd();
+      expect(readme).toContain(code);
+      const r = run(file);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(expected);
+      if (file === 'examples/quickstart.ts') {
+        const [a, b] = [...r.stdout.matchAll(/test accuracy (0\.\d+)/g)].map((m) => Number(m[1]));
+        expect(b).toBe(a); // the reloaded model predicts exactly as the trained one
+        expect(a).toBeGreaterThan(0.08); // better than chance (5%) after 5 epochs on 2,000 images
+      }
+    });
+  }
+});
