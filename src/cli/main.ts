@@ -68,6 +68,12 @@ const withOverrides = (raw: RawConfig, o: { backend?: string; seed?: number; epo
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
+/** The training file, found (or downloaded) as every command finds it. */
+const readTrainFile = async (dataFlag?: string) => {
+  const dir = await ensureCifar100(dataFlag);
+  return E.isLeft(dir) ? fail(dir.left) : E.getOrElseW(fail)(readCifar100(dir.right, 'train'));
+};
+
 const program = new Command()
   .name('tapegrad')
   .description('Train MLPs on CIFAR-100 with a reverse-mode autodiff tape, and reproduce the back-propagation report.')
@@ -150,11 +156,8 @@ program.command('gradcheck').description("the report's Table 2: numerical vs bac
   .option('--data <dir>', 'folder holding train.bin')
   .option('--seed <n>', 'which weights to check', int('--seed'), 1)
   .action(async (o) => {
-    const dir = await ensureCifar100(o.data);
-    if (E.isLeft(dir)) return fail(dir.left);
-    const train = readCifar100(dir.right, 'train');
-    if (E.isLeft(train)) return fail(train.left);
-    const b = sliceRows(cifarSet(train.right, Int32Array.from({ length: 128 }, (_, i) => i), 'coarse', 'per-image'), 0, 128);
+    const train = await readTrainFile(o.data);
+    const b = sliceRows(cifarSet(train, Int32Array.from({ length: 128 }, (_, i) => i), 'coarse', 'per-image'), 0, 128);
     const rows = paperGradientCheck(b.x, b.y, { seed: o.seed });
     process.stdout.write('| Weight type | Weight | Numerical | Backprop | Absolute difference |\n|---|---|---|---|---|\n');
     for (const r of rows) process.stdout.write(`| ${r.weightType} | ${r.where} | ${r.numerical.toFixed(9)} | ${r.backprop.toFixed(9)} | ${r.absDiff.toExponential(2)} |\n`);
@@ -167,11 +170,7 @@ program.command('stats').description("the report's Table 1: channel statistics o
   .option('--data <dir>', 'folder holding train.bin')
   .option('--seed <n>', 'which image', int('--seed'), 0)
   .action(async (o) => {
-    const dir = await ensureCifar100(o.data);
-    if (E.isLeft(dir)) return fail(dir.left);
-    const train = readCifar100(dir.right, 'train');
-    if (E.isLeft(train)) return fail(train.left);
-    const t = paperTable1(train.right, o.seed);
+    const t = paperTable1(await readTrainFile(o.data), o.seed);
     process.stdout.write(`training image ${t.image}, per-image per-channel z-scoring\n| Channel | Mean | Standard deviation |\n|---|---|---|\n`);
     for (const r of t.rows) process.stdout.write(`| ${r.channel} | ${r.mean.toExponential(2)} | ${r.std.toFixed(6)} |\n`);
   });

@@ -28,6 +28,14 @@ export const binary = (op: BinaryOp, a: Data, as: Shape, b: Data, bs: Shape): { 
     const v = a[0]!;
     if (add) for (let i = 0; i < n; i++) out[i] = v + b[i]!;
     else for (let i = 0; i < n; i++) out[i] = v * b[i]!;
+  } else if (as.length === 2 && sameShape(as, shape) && bs.length === 2 && bs[1] === 1 && bs[0] === as[0]) {
+    // A column over every column: logits − logSumExp in the cross-entropy.
+    const w = as[1]!;
+    for (let r = 0, o = 0; r < as[0]!; r++, o += w) {
+      const v = b[r]!;
+      if (add) for (let j = 0; j < w; j++) out[o + j] = a[o + j]! + v;
+      else for (let j = 0; j < w; j++) out[o + j] = a[o + j]! * v;
+    }
   } else if (sameShape(as, shape) && bs.length >= 1 && b.length === bs[bs.length - 1] && b.length === shape[shape.length - 1]) {
     // The bias add: a row vector over every row of a batch.
     const w = b.length;
@@ -129,6 +137,12 @@ export const reduce = (op: ReduceOp, x: Data, s: Shape, axes: readonly number[],
       else for (let j = 0; j < w; j++) { const v = x[o + j]!; if (v > acc || Number.isNaN(v)) acc = v; }
       out[r] = acc;
     }
+  } else if (isSum && s.length === 2 && axes.length === 1 && axes[0] === 0) {
+    // Column sums (the bias gradient): rows added in order, in float64.
+    const [r, c] = s as [number, number];
+    const acc = new Float64Array(c);
+    for (let i = 0, o = 0; i < r; i++, o += c) for (let j = 0; j < c; j++) acc[j]! += x[o + j]!;
+    out.set(acc);
   } else {
     const map = reduceIndex(s, axes);
     if (isSum) {
