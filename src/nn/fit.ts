@@ -86,7 +86,7 @@ export type FitEvent =
   | { readonly type: 'interrupted'; readonly epoch: number };
 
 export interface FitResult {
-  /** The returned weights (see `restoreBest`). */
+  /** The returned weights: see `restoreBest`; the last epoch's without early stopping. */
   readonly params: MlpParams;
   readonly history: readonly EpochRecord[];
   /** Epoch (1-based) of the lowest validation loss. */
@@ -243,7 +243,8 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
   if (interrupted) emit({ type: 'interrupted', epoch: state.epoch });
 
   const best = state.best;
-  const restore = opts.earlyStopping?.restoreBest ?? 'always';
+  // Without early stopping the last epoch's weights are returned.
+  const restore = opts.earlyStopping?.restoreBest ?? 'when-stopped';
   const useBest = best !== undefined && (restore === 'always' || state.stoppedAt !== undefined);
   return E.right({
     params: useBest ? best.params : state.params,
