@@ -1,0 +1,104 @@
+/**
+ * Finding, reading and preparing CIFAR-100 in one call.
+ *
+ * Where the data comes from, in order: an explicit folder (`--data DIR`), the
+ * `CIFAR100_DIR` environment variable, `./data/cifar-100-binary`; when none
+ * holds it, `ensureCifar100` downloads the official archive into `./data`.
+ */
+import * as E from 'fp-ts/lib/Either.js';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Key } from '../core/index.js';
+import { DataError, readCifar100, readLabelNames, type LabelKind, type CifarSplit } from './cifar.js';
+import { downloadCifar100, type DownloadOptions } from './download.js';
+import { channelStats, cifarSet, trainValSplit, type LabeledSet, type Normalization } from './preprocess.js';
+
+export const DEFAULT_DATA_DIR = join('data', 'cifar-100-binary');
+
+export interface DataLocation {
+  readonly dir: string;
+  readonly source: 'flag' | 'env' | 'default';
+}
+
+/** The first candidate folder, in precedence order, with its source; its presence is not checked. */
+export const locateDataDir = (flag?: string, env: NodeJS.ProcessEnv = process.env): DataLocation => {
+  if (flag !== undefined && flag !== '') return { dir: resolve(flag), source: 'flag' };
+  const fromEnv = env['CIFAR100_DIR'];
+  if (fromEnv !== undefined && fromEnv !== '') return { dir: resolve(fromEnv), source: 'env' };
+  return { dir: resolve(DEFAULT_DATA_DIR), source: 'default' };
+};
+
+/**
+ * A folder holding train.bin and test.bin: the located one, or, when the default
+ * location is empty, a fresh download into it. An explicit folder that lacks the
+ * files is an error (downloading somewhere the user did not expect would surprise).
+ */
+export const ensureCifar100 = async (
+  flag?: string,
+  download: Omit<DownloadOptions, 'destDir'> = {},
+): Promise<E.Either<DataError, string>> => {
+  const loc = locateDataDir(flag);
+  if (existsSync(join(loc.dir, 'train.bin'))) return E.right(loc.dir);
+  if (loc.source !== 'default') {
+    return E.left(new DataError(
+      `no train.bin here (folder given by ${loc.source === 'flag' ? '--data' : 'CIFAR100_DIR'})`, loc.dir,
+      'Point it at the folder that holds train.bin and test.bin, or leave it unset to download into ./data.',
+    ));
+  }
+  return downloadCifar100({ ...download, destDir: resolve(loc.dir, '..') });
+};
+
+export interface LoadOptions {
+  readonly dir: string;
+  readonly labels: LabelKind;
+  readonly normalization: Normalization;
+  /** Seeds the train/validation split. */
+  readonly seed: number;
+  readonly trainFraction?: number;
+  readonly stratify?: boolean;
+  /** Use only the first N training / test images (for quick runs and tests). */
+  readonly limitTrain?: number;
+  readonly limitTest?: number;
+  /** Build the normalized float32 matrices once (default) or normalize per batch (less memory). */
+  readonly materialize?: boolean;
+}
+
+export interface CifarData {
+  readonly train: LabeledSet;
+  readonly val: LabeledSet;
+  readonly test: LabeledSet;
+  readonly labelNames: readonly string[];
+  /** Indices into train.bin of the training and validation images. */
+  readonly split: { readonly train: Int32Array; readonly val: Int32Array };
+}
+
+const firstN = (split: CifarSplit, limit: number | undefined): Int32Array =>
+  Int32Array.from({ length: Math.min(split.n, limit ?? split.n) }, (_, i) => i);
+
+/** Reads and splits (seeded) CIFAR-100 into train / validation / test sets that normalize as they are read. */
+export const loadCifar100 = (opts: LoadOptions): E.Either<DataError, CifarData> => {
+  const trainFile = readCifar100(opts.dir, 'train');
+  if (E.isLeft(trainFile)) return trainFile;
+  const testFile = readCifar100(opts.dir, 'test');
+  if (E.isLeft(testFile)) return testFile;
+  const names = readLabelNames(opts.dir, opts.labels);
+  if (E.isLeft(names)) return names;
+  const rows = firstN(trainFile.right, opts.limitTrain);
+  const trainSplit = trainFile.right;
+  const labelArr = opts.labels === 'coarse' ? trainSplit.coarse : trainSplit.fine;
+  const cut = trainValSplit(rows.length, new Key(opts.seed).fold('split'), {
+    trainFraction: opts.trainFraction ?? 0.8,
+    ...(opts.stratify ? { stratifyBy: Uint8Array.from(rows, (r) => labelArr[r]!) } : {}),
+  });
+  const trainIdx = cut.train.map((i) => rows[i]!);
+  const valIdx = cut.val.map((i) => rows[i]!);
+  const stats = opts.normalization === 'per-dataset' ? channelStats(trainSplit, trainIdx) : undefined;
+  const m = { materialize: opts.materialize ?? true };
+  return E.right({
+    train: cifarSet(trainSplit, trainIdx, opts.labels, opts.normalization, stats, m),
+    val: cifarSet(trainSplit, valIdx, opts.labels, opts.normalization, stats, m),
+    test: cifarSet(testFile.right, firstN(testFile.right, opts.limitTest), opts.labels, opts.normalization, stats, m),
+    labelNames: names.right,
+    split: { train: trainIdx, val: valIdx },
+  });
+};
