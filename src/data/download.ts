@@ -7,10 +7,10 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, statSync, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { CIFAR100_FILES, DataError } from './cifar.js';
 
@@ -71,14 +71,23 @@ export const downloadCifar100 = async (opts: DownloadOptions): Promise<E.Either<
     const total = res.headers.get('content-length');
     const totalBytes = total === null ? undefined : Number(total) + (append ? start : 0);
     let received = append ? start : 0;
-    const counter = new TransformCounter((n) => { received += n; opts.onProgress?.(received, totalBytes); });
+    // Each chunk is written synchronously as it arrives: when the transfer breaks,
+    // every byte received is already in the .part file for the next run to resume
+    // from (a write stream destroyed by the error would drop what it still buffers).
+    const fd = openSync(part, append ? 'a' : 'w');
     try {
-      await pipeline(Readable.fromWeb(res.body as never), counter, createWriteStream(part, { flags: append ? 'a' : 'w' }));
+      for await (const chunk of Readable.fromWeb(res.body as never) as AsyncIterable<Uint8Array>) {
+        writeSync(fd, chunk);
+        received += chunk.length;
+        opts.onProgress?.(received, totalBytes);
+      }
     } catch (e) {
       return E.left(new DataError(
         `the download broke off after ${received} bytes (${(e as Error).message})`, url,
         `Run the same command again: it resumes from ${part}.`,
       ));
+    } finally {
+      closeSync(fd);
     }
   }
 
@@ -115,14 +124,3 @@ export const downloadCifar100 = async (opts: DownloadOptions): Promise<E.Either<
     rmSync(tmp, { recursive: true, force: true });
   }
 };
-
-/** Passes bytes through, reporting how many went by. */
-class TransformCounter extends Transform {
-  constructor(private readonly onBytes: (n: number) => void) {
-    super();
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.onBytes(chunk.length);
-    cb(null, chunk);
-  }
-}
