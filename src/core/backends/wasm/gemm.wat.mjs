@@ -49,37 +49,80 @@ export const gemmWat = (relaxed) => {
 
   ;; A block (mc × kc) into 4-row panels: ap[panel][p][r], zero rows past mc.
   (func $packA (param $a i32) (param $sai i32) (param $sap i32) (param $mc i32) (param $kc i32) (param $ap i32)
-    (local $i i32) (local $p i32) (local $r i32) (local $src i32) (local $rowStep i32) (local $colStep i32)
+    (local $i i32) (local $p i32) (local $r i32) (local $src i32) (local $rowStep i32) (local $colStep i32) (local $dst i32)
+    (local $r0 v128) (local $r1 v128) (local $r2 v128) (local $r3 v128) (local $t0 v128) (local $t1 v128) (local $t2 v128) (local $t3 v128)
     (local.set $rowStep (i32.shl (local.get $sai) (i32.const 2)))
     (local.set $colStep (i32.shl (local.get $sap) (i32.const 2)))
     (local.set $i (i32.const 0))
     (block $doneI (loop $nextI
       (br_if $doneI (i32.ge_u (local.get $i) (local.get $mc)))
-      (local.set $r (i32.const 0))
-      (block $doneR (loop $nextR
-        (br_if $doneR (i32.ge_u (local.get $r) (i32.const 4)))
-        (local.set $p (i32.const 0))
-        (if (i32.lt_u (i32.add (local.get $i) (local.get $r)) (local.get $mc))
+      (if (i32.and (i32.eq (local.get $sai) (i32.const 1)) (i32.le_u (i32.add (local.get $i) (i32.const 4)) (local.get $mc)))
+        (then
+          ;; Aᵀ stored: the panel's 4 values at each k are contiguous, one v128 each.
+          (local.set $src (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
+          (local.set $dst (local.get $ap))
+          (local.set $p (i32.const 0))
+          (block $doneV (loop $nextV
+            (br_if $doneV (i32.ge_u (local.get $p) (local.get $kc)))
+            (v128.store (local.get $dst) (v128.load (local.get $src)))
+            (local.set $src (i32.add (local.get $src) (local.get $colStep)))
+            (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
+            (local.set $p (i32.add (local.get $p) (i32.const 1)))
+            (br $nextV))))
+        (else (if (i32.and
+                    (i32.and (i32.eq (local.get $sap) (i32.const 1)) (i32.le_u (i32.add (local.get $i) (i32.const 4)) (local.get $mc)))
+                    (i32.eqz (i32.and (local.get $kc) (i32.const 3))))
           (then
-            (local.set $src (i32.add (local.get $a) (i32.mul (i32.add (local.get $i) (local.get $r)) (local.get $rowStep))))
-            (block $doneP (loop $nextP
-              (br_if $doneP (i32.ge_u (local.get $p) (local.get $kc)))
-              (f32.store
-                (i32.add (local.get $ap) (i32.shl (i32.add (i32.shl (local.get $p) (i32.const 2)) (local.get $r)) (i32.const 2)))
-                (f32.load (local.get $src)))
-              (local.set $src (i32.add (local.get $src) (local.get $colStep)))
-              (local.set $p (i32.add (local.get $p) (i32.const 1)))
-              (br $nextP))))
+            ;; Row-major A: load 4 rows × 4 k, transpose the 4×4 block in registers.
+            (local.set $src (i32.add (local.get $a) (i32.mul (local.get $i) (local.get $rowStep))))
+            (local.set $dst (local.get $ap))
+            (local.set $p (i32.const 0))
+            (block $doneT (loop $nextT
+              (br_if $doneT (i32.ge_u (local.get $p) (local.get $kc)))
+              (local.set $r0 (v128.load (local.get $src)))
+              (local.set $r1 (v128.load (i32.add (local.get $src) (local.get $rowStep))))
+              (local.set $r2 (v128.load (i32.add (local.get $src) (i32.shl (local.get $rowStep) (i32.const 1)))))
+              (local.set $r3 (v128.load (i32.add (local.get $src) (i32.mul (local.get $rowStep) (i32.const 3)))))
+              ;; t0 = r0[0] r1[0] r0[1] r1[1]; t1 = r0[2] r1[2] r0[3] r1[3]; likewise t2, t3 from r2, r3
+              (local.set $t0 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r0) (local.get $r1)))
+              (local.set $t1 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r0) (local.get $r1)))
+              (local.set $t2 (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $r2) (local.get $r3)))
+              (local.set $t3 (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $r2) (local.get $r3)))
+              ;; column q of the block = (r0[q], r1[q], r2[q], r3[q])
+              (v128.store (local.get $dst) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
+              (v128.store offset=16 (local.get $dst) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
+              (v128.store offset=32 (local.get $dst) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
+              (v128.store offset=48 (local.get $dst) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))
+              (local.set $src (i32.add (local.get $src) (i32.const 16)))
+              (local.set $dst (i32.add (local.get $dst) (i32.const 64)))
+              (local.set $p (i32.add (local.get $p) (i32.const 4)))
+              (br $nextT))))
           (else
-            (block $doneZ (loop $nextZ
-              (br_if $doneZ (i32.ge_u (local.get $p) (local.get $kc)))
-              (f32.store
-                (i32.add (local.get $ap) (i32.shl (i32.add (i32.shl (local.get $p) (i32.const 2)) (local.get $r)) (i32.const 2)))
-                (f32.const 0))
-              (local.set $p (i32.add (local.get $p) (i32.const 1)))
-              (br $nextZ)))))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $nextR)))
+            (local.set $r (i32.const 0))
+            (block $doneR (loop $nextR
+              (br_if $doneR (i32.ge_u (local.get $r) (i32.const 4)))
+              (local.set $p (i32.const 0))
+              (if (i32.lt_u (i32.add (local.get $i) (local.get $r)) (local.get $mc))
+                (then
+                  (local.set $src (i32.add (local.get $a) (i32.mul (i32.add (local.get $i) (local.get $r)) (local.get $rowStep))))
+                  (block $doneP (loop $nextP
+                    (br_if $doneP (i32.ge_u (local.get $p) (local.get $kc)))
+                    (f32.store
+                      (i32.add (local.get $ap) (i32.shl (i32.add (i32.shl (local.get $p) (i32.const 2)) (local.get $r)) (i32.const 2)))
+                      (f32.load (local.get $src)))
+                    (local.set $src (i32.add (local.get $src) (local.get $colStep)))
+                    (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                    (br $nextP))))
+                (else
+                  (block $doneZ (loop $nextZ
+                    (br_if $doneZ (i32.ge_u (local.get $p) (local.get $kc)))
+                    (f32.store
+                      (i32.add (local.get $ap) (i32.shl (i32.add (i32.shl (local.get $p) (i32.const 2)) (local.get $r)) (i32.const 2)))
+                      (f32.const 0))
+                    (local.set $p (i32.add (local.get $p) (i32.const 1)))
+                    (br $nextZ)))))
+              (local.set $r (i32.add (local.get $r) (i32.const 1)))
+              (br $nextR)))))))
       (local.set $ap (i32.add (local.get $ap) (i32.shl (local.get $kc) (i32.const 4))))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $nextI))))
