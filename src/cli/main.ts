@@ -105,9 +105,9 @@ common(program.command('train').description('one training run, with a progress b
       if (E.isLeft(d)) return fail(d.left);
       config = d.right;
     }
-    if (o.backend) setBackend(o.backend);
     const progress = progressReporter('train');
     const r = await runExperiment(config, {
+      ...(o.backend ? { backend: o.backend } : {}),
       ...(o.data ? { dataDir: o.data } : {}), ...(o.out ? { outDir: o.out } : {}), signal: ctl.signal, onEvent: (e) => {
         if (e.type === 'start') announceBackend();
         progress(e);
@@ -201,6 +201,10 @@ common(program.command('reproduce').description('every table and figure of the r
       onSection: (s) => process.stderr.write(`== ${s}\n`), onEvent: progress,
     });
     progress.stop();
+    if (ctl.signal.aborted) {
+      process.stderr.write(`interrupted: finished runs are kept under ${o.out}\n`);
+      process.exit(130);
+    }
     if (E.isLeft(r)) return fail(r.left);
     process.stdout.write(`report: ${join(o.out, 'report.md')}\n`);
   });

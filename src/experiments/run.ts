@@ -49,6 +49,8 @@ export interface RunOptions {
   readonly dataCache?: Map<string, CifarData>;
   /** Writes plots (default true). */
   readonly plots?: boolean;
+  /** A backend chosen on the command line, over the config's (used on resume). */
+  readonly backend?: string;
 }
 
 const CHECKPOINT_FORMAT = 'tapegrad.checkpoint';
@@ -155,7 +157,8 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   }
   mkdirSync(dir, { recursive: true });
 
-  setBackend(c.backend, c.backend === 'auto' ? undefined : `chosen in the config or with --backend ('${c.backend}')`);
+  const backendName = opts.backend ?? c.backend;
+  setBackend(backendName, backendName === 'auto' ? undefined : `chosen in the config or with --backend ('${backendName}')`);
   const data = await loadData(c, opts);
   if (E.isLeft(data)) return data;
   const model = modelFor(c, data.right.train.classes);
