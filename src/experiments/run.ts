@@ -224,3 +224,23 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
 
 /** Files a finished run folder holds (for tests and listings). */
 export const runFiles = (dir: string): string[] => readdirSync(dir).sort();
+
+/**
+ * What a finished run folder recorded, as a RunResult (sweeps skip finished
+ * runs when they are continued). Undefined when the folder holds no finished run.
+ */
+export const readFinishedRun = (dir: string): RunResult | undefined => {
+  const file = join(dir, 'result.json');
+  if (!existsSync(file)) return undefined;
+  const r = JSON.parse(readFileSync(file, 'utf8')) as {
+    valAccuracy: number; testAccuracy: number; testLoss: number; bestEpoch: number; stoppedAt: number | null;
+    returnedEpoch: number; backend: string; seconds: number;
+  };
+  const config = decodeConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'));
+  if (E.isLeft(config)) throw config.left;
+  return {
+    dir, config: config.right, history: JSON.parse(readFileSync(join(dir, 'history.json'), 'utf8')) as EpochRecord[],
+    bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch, valAccuracy: r.valAccuracy,
+    testAccuracy: r.testAccuracy, testLoss: r.testLoss, interrupted: false, backend: r.backend, seconds: r.seconds,
+  };
+};

@@ -7,8 +7,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic, type FitEvent } from '../nn/index.js';
-import { decodeConfig, expandGrid, sweepKeys, type RawConfig } from './config.js';
-import { runExperiment, writeCurves, type RunOptions, type RunResult } from './run.js';
+import { decodeConfig, expandGrid, sweepKeys, type RawConfig, type ResolvedConfig } from './config.js';
+import { readFinishedRun, runExperiment, writeCurves, type RunOptions, type RunResult } from './run.js';
 
 export interface SweepRow {
   readonly values: readonly (number | string | boolean)[];
@@ -48,7 +48,11 @@ export const sweepMarkdown = (headers: readonly string[], rows: readonly SweepRo
   return lines.join('\n');
 };
 
-/** Runs every combination of a config's grid, in order. */
+/**
+ * Runs every combination of a config's grid, in order. Run again with the same
+ * folder after an interruption, it keeps the finished runs, resumes the
+ * interrupted one from its checkpoint and runs the rest.
+ */
 export const runSweep = async (
   raw: RawConfig,
   opts: RunOptions & { readonly onRun?: (i: number, total: number, values: readonly unknown[]) => void; readonly onEvent?: (e: FitEvent) => void },
@@ -69,8 +73,14 @@ export const runSweep = async (
   for (let i = 0; i < combos.length; i++) {
     const combo = combos[i]!;
     opts.onRun?.(i, combos.length, combo.values);
-    const cfg = (decoded[i] as E.Right<import('./config.js').ResolvedConfig>).right;
-    const r = await runExperiment(cfg, { ...opts, outDir: join(dir, `run-${i + 1}-${combo.values.join('-')}`), plots: true });
+    const cfg = (decoded[i] as E.Right<ResolvedConfig>).right;
+    const runDir = join(dir, `run-${i + 1}-${combo.values.join('-')}`);
+    const finished = readFinishedRun(runDir);
+    const r = finished !== undefined
+      ? E.right(finished)
+      : existsSync(join(runDir, 'checkpoint.json'))
+        ? await runExperiment(undefined, opts, runDir)
+        : await runExperiment(cfg, { ...opts, outDir: runDir });
     if (E.isLeft(r)) return r;
     results.push(r.right);
     const paper = raw.sweep.paper?.find((p) => p.values.length === combo.values.length && p.values.every((v, j) => String(v) === String(combo.values[j])));

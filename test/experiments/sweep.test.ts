@@ -1,0 +1,45 @@
+/**
+ * Sweeps: a grid expands in order; an interrupted sweep, run again into the same
+ * folder, keeps its finished runs, resumes the interrupted one and gives the same
+ * table as an uninterrupted sweep.
+ */
+import * as E from 'fp-ts/lib/Either.js';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { expandGrid, readRawConfig, setPath, type RawConfig } from '../../src/experiments/config.js';
+import { runSweep } from '../../src/experiments/sweep.js';
+import { right } from '../helpers.js';
+import { CIFAR_DIR } from '../data/location.js';
+
+const quick = (file: string): RawConfig => {
+  let c = right(readRawConfig(file));
+  for (const [k, v] of [['training.epochs', 2], ['data.limitTrain', 600], ['data.limitTest', 200], ['backend', 'cpu']] as const) c = setPath(c, k, v) as RawConfig;
+  return c;
+};
+
+describe('sweeps', () => {
+  it('a grid expands with the last key fastest; points are taken as listed', () => {
+    const t3 = expandGrid(right(readRawConfig('examples/configs/table3.yaml')));
+    expect(t3.map((c) => c.values)).toEqual([[0.7, 0.001], [0.7, 0.005], [0.8, 0.001], [0.8, 0.005], [0.9, 0.001], [0.9, 0.005]]);
+    expect((t3[3]!.config.training as { optimizer: { lr: number; momentum: number } }).optimizer).toMatchObject({ momentum: 0.8, lr: 0.005 });
+    const t5 = expandGrid(right(readRawConfig('examples/configs/table5.yaml')));
+    expect(t5.map((c) => c.values)).toEqual([['relu', 0.001], ['relu', 0.005], ['sigmoid', 0.005], ['sigmoid', 0.05]]);
+  });
+
+  it('an interrupted sweep continues to the same table as an uninterrupted one', async () => {
+    const cfg = quick('examples/configs/table7.yaml');
+    const opts = { dataDir: CIFAR_DIR, plots: false };
+    const full = right(await runSweep(cfg, { ...opts, outDir: join(mkdtempSync(join(tmpdir(), 'sweep-')), 'full') }));
+
+    const dir = join(mkdtempSync(join(tmpdir(), 'sweep-')), 'part');
+    const ctl = new AbortController();
+    const first = right(await runSweep(cfg, { ...opts, outDir: dir, signal: ctl.signal, onEvent: (e) => { if (e.type === 'batch' && e.batch === 2 && e.epoch === 2) ctl.abort(); } }));
+    expect(first.interrupted).toBe(true);
+    const second = await runSweep(cfg, { ...opts, outDir: dir });
+    expect(E.isRight(second)).toBe(true);
+    const strip = (rows: typeof full.rows) => rows.map(({ dir: _d, ...r }) => r);
+    expect(strip(right(second).rows)).toEqual(strip(full.rows));
+  });
+});
