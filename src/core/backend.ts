@@ -39,6 +39,8 @@ export interface MomentumHyper {
 }
 
 const registry = new Map<string, () => Backend>();
+/** One instance per name: switching back and forth must not start new workers. */
+const instances = new Map<string, Backend>();
 let current: Backend | undefined;
 let selection: BackendSelection | undefined;
 
@@ -67,9 +69,12 @@ export const setBackend = (name: string, reason = `chosen by name ('${name}')`):
   if (make === undefined) {
     throw new Error(`unknown backend '${name}': choose one of auto, ${backendNames().join(', ')}`);
   }
-  if (current?.name !== name) {
-    current = make();
+  let instance = instances.get(name);
+  if (instance === undefined) {
+    instance = make();
+    instances.set(name, instance);
   }
+  current = instance;
   selection = { backend: current, reason };
   return current;
 };
@@ -119,9 +124,10 @@ export const withBackend = <A>(name: string, f: () => A): A => {
   }
 };
 
-/** Frees the backend in use (its worker, kernels); the next op selects one again. */
+/** Frees every backend created (workers, kernels); the next op selects one again. */
 export const disposeBackend = (): void => {
-  current?.dispose?.();
+  for (const b of instances.values()) b.dispose?.();
+  instances.clear();
   current = undefined;
   selection = undefined;
 };
