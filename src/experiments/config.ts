@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt } from '../nn/codecs.js';
+import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, PositiveInt } from '../nn/codecs.js';
 import { presets, type Preset } from '../nn/presets.js';
 import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec } from '../nn/index.js';
 import type { LabelKind, Normalization } from '../data/index.js';
@@ -174,8 +174,6 @@ export const readRawConfig = (file: string): E.Either<ConfigError, RawConfig> =>
   return E.isLeft(checked) ? checked : E.right(value as RawConfig);
 };
 
-/** Reads and decodes a YAML or JSON config file. */
-export const readConfig = (file: string): E.Either<ConfigError, ResolvedConfig> => E.chain((raw: RawConfig) => decodeConfig(raw, file))(readRawConfig(file));
 
 /** Sets a dotted path (`training.optimizer.lr`) in a copy of a plain object. */
 export const setPath = (obj: unknown, path: string, value: unknown): unknown => {

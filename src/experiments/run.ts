@@ -6,7 +6,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { backendSelection, Key, setBackend } from '../core/index.js';
@@ -221,9 +221,6 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   status({ status: 'finished', finished: new Date().toISOString() });
   return E.right({ ...base, testAccuracy: test.accuracy, testLoss: test.loss, seconds });
 };
-
-/** Files a finished run folder holds (for tests and listings). */
-export const runFiles = (dir: string): string[] => readdirSync(dir).sort();
 
 /**
  * What a finished run folder recorded, as a RunResult (sweeps skip finished

@@ -16,7 +16,6 @@ import type { Backend, MomentumHyper } from '../backend.js';
 import { referenceBackend } from './reference.js';
 import type { Data } from '../tensor.js';
 
-const BLOCK = { NC: 512, KC: 256, MC: 128 };
 /** Below this many multiply-adds a second thread costs more than it saves. */
 const PARALLEL_MIN_MACS = 1 << 20;
 const PAGE = 65536;
@@ -47,9 +46,6 @@ type GemmFn = (
   b: number, sbp: number, sbj: number,
   c: number, ldc: number, ap: number, bp: number, scratch: number,
 ) => void;
-
-/** Work buffers each thread owns: packed A, packed B, a 4×8 scratch tile. */
-const PER_THREAD_BYTES = (BLOCK.MC * BLOCK.KC + BLOCK.KC * BLOCK.NC + 64) * 4;
 
 // The worker: instantiate the same module on the same memory, then serve gemm
 // calls posted through a shared Int32Array: [seq, done, args…].
@@ -94,6 +90,11 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
   const inst = new WebAssembly.Instance(module, { env: { memory } });
   const gemm = inst.exports['gemm'] as GemmFn;
   const addInto = inst.exports['addInto'] as (dst: number, src: number, n: number) => void;
+  // The kernel's blocking decides the pack buffers' sizes: read it from the module.
+  const global = (name: string) => (inst.exports[name] as WebAssembly.Global).value as number;
+  const BLOCK = { NC: global('NC'), KC: global('KC'), MC: global('MC') };
+  /** Work buffers each thread owns: packed A, packed B, a 4×8 scratch tile. */
+  const PER_THREAD_BYTES = (BLOCK.MC * BLOCK.KC + BLOCK.KC * BLOCK.NC + 64) * 4;
   const momentumKernel = inst.exports['momentumStep'] as (p: number, v: number, g: number, n: number, lr: number, gamma: number, l2: number, nesterov: number) => void;
   const threads = opts.threads ?? 2;
 
@@ -166,7 +167,9 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
       gemm(m, n, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0);
     } else if (k >= m && k >= n) {
       // Split K: two partial products, summed.
-      const k0 = Math.max(BLOCK.KC, Math.round(k / 2 / BLOCK.KC) * BLOCK.KC) >= k ? Math.floor(k / 2) : Math.round(k / 2 / BLOCK.KC) * BLOCK.KC;
+      // At a KC boundary near the middle when there is one, else the middle.
+      const aligned = Math.round(k / 2 / BLOCK.KC) * BLOCK.KC;
+      const k0 = aligned > 0 && aligned < k ? aligned : Math.floor(k / 2);
       both([m, n, k - k0, L.a + k0 * sap * 4, sai, sap, L.b + k0 * sbp * 4, sbp, sbj, L.c2, n, ap1, bp1, s1], () =>
         gemm(m, n, k0, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0));
       addInto(L.c, L.c2, m * n);

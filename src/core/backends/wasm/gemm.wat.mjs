@@ -47,6 +47,11 @@ export const gemmWat = (relaxed) => {
   return `(module
   (import "env" "memory" (memory 1 65536 shared))
 
+  ;; The blocking, exported so the host sizes the pack buffers from this one source.
+  (global (export "NC") i32 (i32.const ${NC}))
+  (global (export "KC") i32 (i32.const ${KC}))
+  (global (export "MC") i32 (i32.const ${MC}))
+
   ;; A block (mc × kc) into 4-row panels: ap[panel][p][r], zero rows past mc.
   (func $packA (param $a i32) (param $sai i32) (param $sap i32) (param $mc i32) (param $kc i32) (param $ap i32)
     (local $i i32) (local $p i32) (local $r i32) (local $src i32) (local $rowStep i32) (local $colStep i32) (local $dst i32)
