@@ -9,9 +9,14 @@ import { gemmWat } from '../src/core/backends/wasm/gemm.wat.mjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const wabt = await wabtInit();
 const outDirs = [join(root, 'src/core/backends/wasm'), join(root, 'dist/core/backends/wasm')];
-for (const [name, relaxed] of [['gemm-simd.wasm', false], ['gemm-relaxed.wasm', true]]) {
+const variants = [
+  ['gemm-simd.wasm', false, true], ['gemm-relaxed.wasm', true, true],
+  // Over a private memory, for the element-wise kernels (see gemmWat).
+  ['local-simd.wasm', false, false], ['local-relaxed.wasm', true, false],
+];
+for (const [name, relaxed, shared] of variants) {
   const features = { simd: true, threads: true, relaxed_simd: relaxed };
-  const mod = wabt.parseWat(name, gemmWat(relaxed), features);
+  const mod = wabt.parseWat(name, gemmWat(relaxed, shared), features);
   mod.validate(features);
   const { buffer } = mod.toBinary({});
   for (const dir of outDirs) {

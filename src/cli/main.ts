@@ -14,7 +14,9 @@ import { readSections, reproduce, SECTIONS, type Section } from '../experiments/
 import { runExperiment } from '../experiments/run.js';
 import { paperTable1 } from '../experiments/stats.js';
 import { runSweep } from '../experiments/sweep.js';
-import { progressReporter } from './progress.js';
+import { multiProgressReporter, progressReporter } from './progress.js';
+import { createRunPool, defaultJobs, type RunPool } from '../experiments/parallel.js';
+import type { RunOptions } from '../experiments/run.js';
 import cliProgress from 'cli-progress';
 
 const BACKENDS = ['auto', 'cpu', 'gpujs', 'reference'];
@@ -64,6 +66,15 @@ const withOverrides = (raw: RawConfig, o: { backend?: string; seed?: number; epo
   if (o.limitTrain !== undefined) c = setPath(c, 'data.limitTrain', o.limitTrain) as RawConfig;
   if (o.limitTest !== undefined) c = setPath(c, 'data.limitTest', o.limitTest) as RawConfig;
   return c;
+};
+
+/**
+ * The pool that runs a sweep's runs side by side, or none (runs in turn): --jobs,
+ * else the default, which is one for the gpujs backend (one GPU).
+ */
+const poolFor = (jobs: number | undefined, backend: string | undefined, opts: RunOptions): RunPool | undefined => {
+  const n = jobs ?? (backend === 'gpujs' ? 1 : defaultJobs());
+  return n > 1 ? createRunPool(n, opts) : undefined;
 };
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -134,19 +145,25 @@ common(program.command('train').description('one training run, with a progress b
 common(program.command('sweep').description("a grid of runs, written as a table in the layout of the report's tables"))
   .requiredOption('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml")
   .option('--out <dir>', 'sweep folder (never overwritten)')
+  .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
   .action(async (o) => {
     const ctl = interruptible();
     const raw = readRawConfig(o.config);
     if (E.isLeft(raw)) return fail(raw.left);
     const cfg = withOverrides(raw.right, o);
     const progress = progressReporter('sweep');
+    const multi = multiProgressReporter();
     let announced = false;
+    const runOpts = { ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}), signal: ctl.signal };
+    const pool = poolFor(o.jobs, cfg.backend ?? o.backend, runOpts);
     const r = await runSweep(cfg, {
-      ...(o.data ? { dataDir: o.data } : {}), ...(o.out ? { outDir: o.out } : {}), signal: ctl.signal,
-      onRun: (i, n, values) => process.stderr.write(`run ${i + 1}/${n}: ${values.join(', ')}\n`),
+      ...runOpts, ...(o.out ? { outDir: o.out } : {}), ...(pool ? { pool } : {}),
+      onRun: (i, n, values) => { if (!pool) process.stderr.write(`run ${i + 1}/${n}: ${values.join(', ')}\n`); },
       onEvent: (e) => { if (e.type === 'start' && !announced) { announceBackend(); announced = true; } progress(e); },
-    });
+      onRunEvent: (i, n, values, e) => { if (pool) multi(`run ${i + 1}/${n} (${values.join(', ')})`, e); },
+    }).finally(() => pool?.close());
     progress.stop();
+    multi.stop();
     if (E.isLeft(r)) return fail(r.left);
     if (r.right.interrupted) { process.stderr.write(`interrupted; finished runs are in ${r.right.dir}\n`); process.exit(130); }
     process.stdout.write(`${r.right.markdown}\n\nwritten: ${join(r.right.dir, 'table.md')}, table.csv, table.json, best-accuracy.png, best-loss.png\n`);
@@ -185,6 +202,7 @@ common(program.command('reproduce').description('every table and figure of the r
   .option('--out <dir>', 'report folder (never overwritten)', `runs/reproduce-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`)
   .option('--configs <dir>', 'folder of table configs', join('examples', 'configs'))
   .option('--config <file>', 'sections to run (e.g. examples/configs/reproduce.yaml); default: all')
+  .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
   .action(async (o) => {
     if (o.config !== undefined && o.only === undefined) {
       const sections = readSections(o.config);
@@ -195,12 +213,17 @@ common(program.command('reproduce').description('every table and figure of the r
     if (o.backend) setBackend(o.backend);
     announceBackend();
     const progress = progressReporter('reproduce');
+    const multi = multiProgressReporter();
+    const pool = poolFor(o.jobs, o.backend, { ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}), signal: ctl.signal });
+    if (pool) process.stderr.write(`${pool.jobs} runs side by side, one core each (--jobs 1 runs them in turn on all cores)\n`);
     const overrides = { ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.limitTrain ? { limitTrain: o.limitTrain } : {}), ...(o.limitTest ? { limitTest: o.limitTest } : {}) };
     const r = await reproduce(o.out, {
       ...(o.data ? { dataDir: o.data } : {}), ...(o.only ? { only: o.only } : {}), configDir: o.configs, overrides, signal: ctl.signal,
-      onSection: (s) => process.stderr.write(`== ${s}\n`), onEvent: progress,
-    });
+      onSection: (s) => process.stderr.write(`== ${s}\n`), onEvent: progress, ...(pool ? { pool } : {}),
+      onRunEvent: (section, i, n, values, e) => multi(`${section} run ${i + 1}/${n} (${values.join(', ')})`, e),
+    }).finally(() => pool?.close());
     progress.stop();
+    multi.stop();
     if (ctl.signal.aborted) {
       process.stderr.write(`interrupted: finished runs are kept under ${o.out}\n`);
       process.exit(130);

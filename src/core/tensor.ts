@@ -9,6 +9,7 @@
  * just allocated for a new tensor.
  */
 import * as E from 'fp-ts/lib/Either.js';
+import { allocFloat32, allocFloat64 } from './pool.js';
 import { makeShape, ShapeError, showShape, sizeOf, stridesOf, type Shape } from './shape.js';
 
 /** Element type. float32 for training, float64 for references and gradient checks. */
@@ -38,8 +39,9 @@ export interface TapeLike {
   ): Tensor;
 }
 
+/** A zeroed array for a new tensor's values (large ones on recycled memory: see pool.ts). */
 export const allocData = (dtype: DType, n: number): Data =>
-  dtype === 'float32' ? new Float32Array(n) : new Float64Array(n);
+  dtype === 'float32' ? allocFloat32(n) : allocFloat64(n);
 
 interface Internals {
   dataOf(t: Tensor): Data;

@@ -16,6 +16,7 @@ import { readRawConfig, setPath, type RawConfig } from './config.js';
 import { paperGradientCheck } from './gradcheck-table.js';
 import { paperTable1 } from './stats.js';
 import { runSweep, type SweepResult } from './sweep.js';
+import type { ProgressEvent, RunPool } from './parallel.js';
 import type { RunOptions } from './run.js';
 
 /** The report's sections, in order: Tables 1–8 (Figures 1–12 come with Tables 3–8). */
@@ -54,6 +55,10 @@ export interface ReproduceOptions extends RunOptions {
   /** Overrides for quick runs: applied to every sweep config. */
   readonly overrides?: { readonly epochs?: number; readonly limitTrain?: number; readonly limitTest?: number };
   readonly onSection?: (s: Section) => void;
+  /** Progress of one run of a section's sweep. */
+  readonly onRunEvent?: (section: Section, i: number, total: number, values: readonly unknown[], e: ProgressEvent) => void;
+  /** Runs side by side on this pool (see parallel.ts); without one, one after another. */
+  readonly pool?: RunPool;
 }
 
 const num = (x: number, d = 9) => x.toFixed(d);
@@ -71,6 +76,30 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
   const sweeps: SweepResult[] = [];
   const summary: string[] = [];
   const dataCache = opts.dataCache ?? new Map();
+
+  // Every sweep's config first, so a bad one fails before hours of training.
+  const configs = new Map<Section, RawConfig>();
+  for (const section of sections) {
+    if (section === 'table1' || section === 'table2') continue;
+    const file = join(opts.configDir ?? join('examples', 'configs'), `${section}.yaml`);
+    const raw = readRawConfig(file);
+    if (E.isLeft(raw)) return raw;
+    let cfg: RawConfig = raw.right;
+    const o = opts.overrides ?? {};
+    if (o.epochs !== undefined) cfg = setPath(cfg, 'training.epochs', o.epochs) as RawConfig;
+    if (o.limitTrain !== undefined) cfg = setPath(cfg, 'data.limitTrain', o.limitTrain) as RawConfig;
+    if (o.limitTest !== undefined) cfg = setPath(cfg, 'data.limitTest', o.limitTest) as RawConfig;
+    configs.set(section, cfg);
+  }
+  const startSweep = (section: Section, cfg: RawConfig) =>
+    runSweep(cfg, {
+      ...opts, dataCache, outDir: join(outDir, section),
+      onRunEvent: (i, n, values, e) => opts.onRunEvent?.(section, i, n, values, e),
+    });
+  // With a pool, every section's runs join one queue now, so no core idles at the
+  // end of a section while its last run finishes; the report is still written in order.
+  const started = new Map<Section, ReturnType<typeof startSweep>>();
+  if (opts.pool !== undefined) for (const [section, cfg] of configs) started.set(section, startSweep(section, cfg));
 
   for (const section of sections) {
     opts.onSection?.(section);
@@ -93,15 +122,9 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
       summary.push(`| Table 2 | largest difference ${worst.toExponential(2)} | all < 1e-4 | ${worst < 1e-4 ? 'yes' : 'no'} |`);
       continue;
     }
-    const file = join(opts.configDir ?? join('examples', 'configs'), `${section}.yaml`);
-    const raw = readRawConfig(file);
-    if (E.isLeft(raw)) return raw;
-    let cfg: RawConfig = raw.right;
-    const o = opts.overrides ?? {};
-    if (o.epochs !== undefined) cfg = setPath(cfg, 'training.epochs', o.epochs) as RawConfig;
-    if (o.limitTrain !== undefined) cfg = setPath(cfg, 'data.limitTrain', o.limitTrain) as RawConfig;
-    if (o.limitTest !== undefined) cfg = setPath(cfg, 'data.limitTest', o.limitTest) as RawConfig;
-    const sw = await runSweep(cfg, { ...opts, dataCache, outDir: join(outDir, section) });
+    const cfg = configs.get(section);
+    if (cfg === undefined) continue;
+    const sw = await (started.get(section) ?? startSweep(section, cfg));
     if (E.isLeft(sw)) return sw;
     sweeps.push(sw.right);
     if (sw.right.interrupted) return E.left(new Error(`interrupted during ${section}; finished runs are kept in ${sw.right.dir}`));

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { writeFileAtomic, type FitEvent } from '../nn/index.js';
 import { decodeConfig, expandGrid, sweepKeys, type RawConfig, type ResolvedConfig } from './config.js';
 import { readFinishedRun, runExperiment, writeCurves, type RunOptions, type RunResult } from './run.js';
+import type { ProgressEvent, RunPool } from './parallel.js';
 
 export interface SweepRow {
   readonly values: readonly (number | string | boolean)[];
@@ -48,15 +49,22 @@ export const sweepMarkdown = (headers: readonly string[], rows: readonly SweepRo
   return lines.join('\n');
 };
 
+export interface SweepOptions extends RunOptions {
+  /** A run starts (i counts from 0). */
+  readonly onRun?: (i: number, total: number, values: readonly unknown[]) => void;
+  /** Progress of one run, with which run it is (with a pool, runs report side by side). */
+  readonly onRunEvent?: (i: number, total: number, values: readonly unknown[], e: ProgressEvent) => void;
+  /** Runs the grid's runs side by side on this pool (parallel.ts); without one, one after another here. */
+  readonly pool?: RunPool;
+}
+
 /**
- * Runs every combination of a config's grid, in order. Run again with the same
- * folder after an interruption, it keeps the finished runs, resumes the
- * interrupted one from its checkpoint and runs the rest.
+ * Runs every combination of a config's grid: in order, or side by side on
+ * `opts.pool`. Run again with the same folder after an interruption, it keeps
+ * the finished runs, resumes the interrupted ones from their checkpoints and
+ * runs the rest.
  */
-export const runSweep = async (
-  raw: RawConfig,
-  opts: RunOptions & { readonly onRun?: (i: number, total: number, values: readonly unknown[]) => void; readonly onEvent?: (e: FitEvent) => void },
-): Promise<E.Either<Error, SweepResult>> => {
+export const runSweep = async (raw: RawConfig, opts: SweepOptions): Promise<E.Either<Error, SweepResult>> => {
   if (raw.sweep === undefined) return E.left(new Error(`config '${raw.name}' has no 'sweep:' section: use 'tapegrad train' for a single run`));
   let combos: ReturnType<typeof expandGrid>;
   try { combos = expandGrid(raw); } catch (e) { return E.left(e as Error); }
@@ -70,18 +78,38 @@ export const runSweep = async (
   const headers = keys.map((k) => raw.sweep?.columns?.[k] ?? k);
   const rows: SweepRow[] = [];
   const results: RunResult[] = [];
-  for (let i = 0; i < combos.length; i++) {
+  const runDirOf = (i: number) => join(dir, `run-${i + 1}-${combos[i]!.values.join('-')}`);
+  const runOne = async (i: number): Promise<E.Either<Error, RunResult>> => {
     const combo = combos[i]!;
-    opts.onRun?.(i, combos.length, combo.values);
-    const cfg = (decoded[i] as E.Right<ResolvedConfig>).right;
-    const runDir = join(dir, `run-${i + 1}-${combo.values.join('-')}`);
+    const runDir = runDirOf(i);
     const finished = readFinishedRun(runDir);
-    const r = finished !== undefined
-      ? E.right(finished)
-      : existsSync(join(runDir, 'checkpoint.json'))
-        ? await runExperiment(undefined, opts, runDir)
-        : await runExperiment(cfg, { ...opts, outDir: runDir });
-    if (E.isLeft(r)) return r;
+    if (finished !== undefined) return E.right(finished);
+    opts.onRun?.(i, combos.length, combo.values);
+    const onEvent = (e: ProgressEvent) => opts.onRunEvent?.(i, combos.length, combo.values, e);
+    const resume = existsSync(join(runDir, 'checkpoint.json'));
+    const cfg = (decoded[i] as E.Right<ResolvedConfig>).right;
+    if (opts.pool !== undefined) return opts.pool.run(resume ? { resumeDir: runDir, onEvent } : { config: cfg, outDir: runDir, onEvent });
+    const local = { ...opts, onEvent: (e: FitEvent) => { opts.onEvent?.(e); onEvent(e); } };
+    return resume ? runExperiment(undefined, local, runDir) : runExperiment(cfg, { ...local, outDir: runDir });
+  };
+  const outcomes: E.Either<Error, RunResult>[] = [];
+  if (opts.pool !== undefined) {
+    outcomes.push(...await Promise.all(combos.map((_, i) => runOne(i))));
+  } else {
+    for (let i = 0; i < combos.length; i++) {
+      const r = await runOne(i);
+      outcomes.push(r);
+      if (E.isLeft(r) || r.right.interrupted) break;
+    }
+  }
+  for (let i = 0; i < outcomes.length; i++) {
+    const r = outcomes[i]!;
+    if (E.isLeft(r)) {
+      // Runs the pool never started because of an interruption are simply not there yet.
+      if (opts.signal?.aborted === true) continue;
+      return r;
+    }
+    const combo = combos[i]!;
     results.push(r.right);
     const paper = raw.sweep.paper?.find((p) => p.values.length === combo.values.length && p.values.every((v, j) => String(v) === String(combo.values[j])));
     rows.push({
@@ -89,9 +117,9 @@ export const runSweep = async (
       earlyStop: r.right.stoppedAt !== undefined ? r.right.returnedEpoch : '-', dir: r.right.dir,
       ...(paper ? { paper: { valAccuracy: paper.valAccuracy, ...(paper.earlyStop !== undefined ? { earlyStop: paper.earlyStop } : {}), ...(paper.testAccuracy !== undefined ? { testAccuracy: paper.testAccuracy } : {}) } } : {}),
     });
-    if (r.right.interrupted) break;
   }
-  const interrupted = results.some((r) => r.interrupted);
+  if (results.length === 0) return E.left(new Error(`interrupted before any run of ${dir} finished an epoch`));
+  const interrupted = results.some((r) => r.interrupted) || results.length < combos.length;
   const bestIdx = rows.reduce((b, r, i) => (r.valAccuracy > rows[b]!.valAccuracy ? i : b), 0);
   const markdown = sweepMarkdown(headers, rows);
   if (!interrupted) {

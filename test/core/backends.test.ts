@@ -71,6 +71,20 @@ describe('cpu backend (WebAssembly SIMD)', () => {
     checkBackend(single, shapes.slice(0, 4));
   });
 
+  it('gives bit-identical products on 1 thread and 2 (so --jobs does not change results)', () => {
+    const key = new Key(12);
+    // One shape per way of splitting: K (X·W), M (Xᵀ·Δ), N (Δ·Wᵀ), and one too small to split.
+    for (const [m, k, n, ta, tb] of [[128, 3072, 128, false, false], [3072, 128, 128, true, false], [128, 128, 3072, false, true], [16, 16, 16, false, false]] as const) {
+      const [ka, kb] = key.fold(`${m},${k},${n}`).split(2);
+      const a = ka!.uniform([m * k], -1, 1).toTypedArray() as Float32Array;
+      const b = kb!.uniform([k * n], -1, 1).toTypedArray() as Float32Array;
+      const two = new Float32Array(m * n), one = new Float32Array(m * n);
+      be.matmul(a, b, m, k, n, ta, tb, two);
+      single.matmul(a, b, m, k, n, ta, tb, one);
+      expect(Buffer.from(one.buffer).equals(Buffer.from(two.buffer)), `${m}×${k}×${n}`).toBe(true);
+    }
+  });
+
   it('the fused momentum update equals the plain-TypeScript one', () => {
     const [kp, kv, kg] = new Key(8).split(3);
     const n = 393217; // odd: the SIMD loop's scalar tail runs too

@@ -4,12 +4,13 @@
  * table as an uninterrupted sweep.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { expandGrid, readRawConfig, setPath, type RawConfig } from '../../src/experiments/config.js';
-import { runSweep } from '../../src/experiments/sweep.js';
+import { runSweep, type SweepRow } from '../../src/experiments/sweep.js';
+import { createRunPool } from '../../src/experiments/parallel.js';
 import { right } from '../helpers.js';
 import { CIFAR_DIR } from '../data/location.js';
 
@@ -41,5 +42,43 @@ describe('sweeps', () => {
     expect(E.isRight(second)).toBe(true);
     const strip = (rows: typeof full.rows) => rows.map(({ dir: _d, ...r }) => r);
     expect(strip(right(second).rows)).toEqual(strip(full.rows));
+  });
+
+  it('runs side by side on a pool give the same table as runs in turn, interrupted or not', async () => {
+    const cfg = quick('examples/configs/table7.yaml');
+    const opts = { dataDir: CIFAR_DIR, plots: false };
+    const strip = (rows: readonly SweepRow[]) => rows.map(({ dir: _d, ...r }) => r);
+    const inTurn = right(await runSweep(cfg, { ...opts, outDir: join(mkdtempSync(join(tmpdir(), 'sweep-')), 'turn') }));
+
+    const pool = createRunPool(2, opts);
+    try {
+      const side = right(await runSweep(cfg, { ...opts, pool, outDir: join(mkdtempSync(join(tmpdir(), 'sweep-')), 'side') }));
+      expect(strip(side.rows)).toEqual(strip(inTurn.rows));
+      // Both runs really went through the pool's workers, one thread each.
+      for (const row of side.rows) expect(JSON.parse(readFileSync(join(row.dir, 'run.json'), 'utf8')).backend).toMatch(/1 thread/);
+    } finally {
+      await pool.close();
+    }
+
+    const dir = join(mkdtempSync(join(tmpdir(), 'sweep-')), 'part');
+    const ctl = new AbortController();
+    const stopping = createRunPool(2, { ...opts, signal: ctl.signal });
+    try {
+      const first = right(await runSweep(cfg, {
+        ...opts, pool: stopping, outDir: dir, signal: ctl.signal,
+        onRunEvent: (_i, _n, _v, e) => { if (e.type === 'epoch' && e.record.epoch === 1) ctl.abort(); },
+      }));
+      expect(first.interrupted).toBe(true);
+    } finally {
+      await stopping.close();
+    }
+    const resumed = createRunPool(2, opts);
+    try {
+      const second = right(await runSweep(cfg, { ...opts, pool: resumed, outDir: dir }));
+      expect(second.interrupted).toBe(false);
+      expect(strip(second.rows)).toEqual(strip(inTurn.rows));
+    } finally {
+      await resumed.close();
+    }
   });
 });

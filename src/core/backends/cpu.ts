@@ -10,6 +10,7 @@
  * M for Xᵀ·Δ, N for Δ·Wᵀ; small products stay on one thread.
  */
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Backend, MomentumHyper } from '../backend.js';
@@ -23,8 +24,11 @@ const MAX_PAGES = 32768; // 2 GiB: shared memories must declare a maximum
 
 const loadWasm = (name: string): Uint8Array<ArrayBuffer> => new Uint8Array(readFileSync(new URL(`./wasm/${name}`, import.meta.url)));
 
-/** Compiles the relaxed-SIMD kernel where V8 supports it, else the plain SIMD one. */
-const compileKernel = (): { module: WebAssembly.Module; relaxed: boolean } => {
+/**
+ * Compiles the relaxed-SIMD kernels where V8 supports them, else the plain SIMD
+ * ones: the GEMM over a shared memory, the element-wise kernels over a private one.
+ */
+const compileKernels = (): { shared: WebAssembly.Module; local: WebAssembly.Module; relaxed: boolean } => {
   let bytes: Uint8Array<ArrayBuffer>;
   try {
     bytes = loadWasm('gemm-relaxed.wasm');
@@ -36,8 +40,13 @@ const compileKernel = (): { module: WebAssembly.Module; relaxed: boolean } => {
   } catch {
     /* older engines: fall through to validation */
   }
-  if (WebAssembly.validate(bytes)) return { module: new WebAssembly.Module(bytes), relaxed: true };
-  return { module: new WebAssembly.Module(loadWasm('gemm-simd.wasm')), relaxed: false };
+  const relaxed = WebAssembly.validate(bytes);
+  const variant = relaxed ? 'relaxed' : 'simd';
+  return {
+    shared: new WebAssembly.Module(relaxed ? bytes : loadWasm('gemm-simd.wasm')),
+    local: new WebAssembly.Module(loadWasm(`local-${variant}.wasm`)),
+    relaxed,
+  };
 };
 
 type GemmFn = (
@@ -79,15 +88,35 @@ interface Layout {
 const align = (x: number): number => (x + 63) & ~63;
 
 export interface CpuBackendOptions {
-  /** Use the second core (default: when the machine has more than one). */
+  /**
+   * Threads per product: 2 puts the second core to work on every large product,
+   * 1 leaves it free (for a second run beside this one: `--jobs 2`). Default:
+   * the TAPEGRAD_THREADS environment variable, else 2 where the machine has two
+   * cores or more. The results are bit for bit the same either way.
+   */
   readonly threads?: 1 | 2;
 }
 
+/** The thread count: the option, else TAPEGRAD_THREADS, else what the machine has (at most 2). */
+const threadsFrom = (opt: 1 | 2 | undefined): 1 | 2 => {
+  if (opt !== undefined) return opt;
+  const env = process.env['TAPEGRAD_THREADS'];
+  if (env !== undefined && env !== '') {
+    if (env !== '1' && env !== '2') throw new Error(`TAPEGRAD_THREADS=${env}: the cpu backend runs 1 or 2 threads per product`);
+    return env === '1' ? 1 : 2;
+  }
+  return availableParallelism() >= 2 ? 2 : 1;
+};
+
 /** Creates the `cpu` backend. */
 export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { readonly relaxed: boolean; readonly threads: number } => {
-  const { module, relaxed } = compileKernel();
+  const { shared: module, local, relaxed } = compileKernels();
   const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
   const inst = new WebAssembly.Instance(module, { env: { memory } });
+  // The element-wise kernels run on this thread over a private memory: copies in
+  // and out of it run at memcpy speed (see gemm.wat.mjs).
+  const localMemory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
+  const localInst = new WebAssembly.Instance(local, { env: { memory: localMemory } });
   const gemm = inst.exports['gemm'] as GemmFn;
   const addInto = inst.exports['addInto'] as (dst: number, src: number, n: number) => void;
   // The kernel's blocking decides the pack buffers' sizes: read it from the module.
@@ -95,8 +124,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
   const BLOCK = { NC: global('NC'), KC: global('KC'), MC: global('MC') };
   /** Work buffers each thread owns: packed A, packed B, a 4×8 scratch tile. */
   const PER_THREAD_BYTES = (BLOCK.MC * BLOCK.KC + BLOCK.KC * BLOCK.NC + 64) * 4;
-  const momentumKernel = inst.exports['momentumStep'] as (p: number, v: number, g: number, n: number, lr: number, gamma: number, l2: number, nesterov: number) => void;
-  const threads = opts.threads ?? 2;
+  const momentumKernel = localInst.exports['momentumStep'] as (p: number, v: number, g: number, n: number, lr: number, gamma: number, l2: number, nesterov: number) => void;
+  const threads = threadsFrom(opts.threads);
 
   let worker: Worker | undefined;
   let ctrl: Int32Array | undefined;
@@ -118,6 +147,17 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
     }
     // A grown shared memory hands out a new, longer buffer object: rebuild the view.
     if (f32.buffer.byteLength !== memory.buffer.byteLength) f32 = new Float32Array(memory.buffer);
+  };
+
+  let local32 = new Float32Array(localMemory.buffer);
+  const ensureLocal = (bytes: number): void => {
+    const have = localMemory.buffer.byteLength;
+    if (bytes > have) {
+      const pages = Math.ceil((bytes - have) / PAGE);
+      if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`cpu backend: an update needing ${bytes} bytes exceeds the 2 GiB kernel memory`);
+      localMemory.grow(pages);
+      local32 = new Float32Array(localMemory.buffer);
+    }
   };
 
   const layoutFor = (aLen: number, bLen: number, cLen: number): Layout => {
@@ -163,16 +203,26 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
     const [ap0, bp0, s0] = packs(L.t0);
     const [ap1, bp1, s1] = packs(L.t1);
 
-    if (worker === undefined || m * n * k < PARALLEL_MIN_MACS) {
+    if (m * n * k < PARALLEL_MIN_MACS) {
       gemm(m, n, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0);
     } else if (k >= m && k >= n) {
-      // Split K: two partial products, summed.
+      // Split K: two partial products, summed. One thread runs both halves in
+      // turn, so that the sums, and so the results, do not depend on threads.
       // At a KC boundary near the middle when there is one, else the middle.
       const aligned = Math.round(k / 2 / BLOCK.KC) * BLOCK.KC;
       const k0 = aligned > 0 && aligned < k ? aligned : Math.floor(k / 2);
-      both([m, n, k - k0, L.a + k0 * sap * 4, sai, sap, L.b + k0 * sbp * 4, sbp, sbj, L.c2, n, ap1, bp1, s1], () =>
-        gemm(m, n, k0, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0));
+      const second = [m, n, k - k0, L.a + k0 * sap * 4, sai, sap, L.b + k0 * sbp * 4, sbp, sbj, L.c2, n, ap1, bp1, s1] as const;
+      const first = () => gemm(m, n, k0, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0);
+      if (worker === undefined) {
+        first();
+        gemm(...second);
+      } else {
+        both(second, first);
+      }
       addInto(L.c, L.c2, m * n);
+    } else if (worker === undefined) {
+      // Row and column bands compute each element exactly as the whole product does.
+      gemm(m, n, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0);
     } else if (m >= n) {
       // Split M: each thread owns a band of rows of C.
       const m0 = Math.max(4, Math.round(m / 2 / 4) * 4);
@@ -190,13 +240,13 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
   const momentumStep = (p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void => {
     const n = p.length;
     const P = 0, V = align(n * 4), G = align(V + n * 4);
-    ensure(G + n * 4);
-    f32.set(p, P / 4);
-    f32.set(v, V / 4);
-    f32.set(g, G / 4);
+    ensureLocal(G + n * 4);
+    local32.set(p, P / 4);
+    local32.set(v, V / 4);
+    local32.set(g, G / 4);
     momentumKernel(P, V, G, n, hp.lr, hp.gamma, hp.l2, hp.nesterov ? 1 : 0);
-    pOut.set(f32.subarray(P / 4, P / 4 + n));
-    vOut.set(f32.subarray(V / 4, V / 4 + n));
+    pOut.set(local32.subarray(P / 4, P / 4 + n));
+    vOut.set(local32.subarray(V / 4, V / 4 + n));
   };
 
   return {

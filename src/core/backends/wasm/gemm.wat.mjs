@@ -10,14 +10,21 @@
 // gemm(m, n, k, a, sai, sap, b, sbp, sbj, c, ldc, ap, bp, scratch):
 //   C[i, j] = Σ_p A(i, p) · B(p, j), with A(i, p) = f32 at a + 4(i·sai + p·sap),
 //   B(p, j) at b + 4(p·sbp + j·sbj), C row-major with leading dimension ldc.
-//   All addresses are byte offsets into the imported (shared) memory.
+//   All addresses are byte offsets into the imported memory.
 
 export const BLOCK = { NC: 512, KC: 256, MC: 128, MR: 4, NR: 8 };
 
 const madd = (relaxed, a, b, c) =>
   relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
 
-export const gemmWat = (relaxed) => {
+/**
+ * The module text. `shared`: import a shared memory (the GEMM, which two threads
+ * run on); false builds the same kernels over a private memory, which the host
+ * copies into and out of at plain memcpy speed (V8 copies typed arrays into and
+ * out of a SharedArrayBuffer element by element, 2-3x slower), for the
+ * one-thread element-wise kernels.
+ */
+export const gemmWat = (relaxed, shared = true) => {
   const { NC, KC, MC } = BLOCK;
   const rows = [0, 1, 2, 3];
   const acc = rows.flatMap((r) => [`$c${r}0`, `$c${r}1`]);
@@ -45,7 +52,7 @@ export const gemmWat = (relaxed) => {
     .join('');
 
   return `(module
-  (import "env" "memory" (memory 1 65536 shared))
+  (import "env" "memory" (memory 1 65536${shared ? ' shared' : ''}))
 
   ;; The blocking, exported so the host sizes the pack buffers from this one source.
   (global (export "NC") i32 (i32.const ${NC}))

@@ -1,0 +1,62 @@
+/**
+ * The memory pool behind large tensors (src/core/pool.ts): a collected tensor's
+ * memory comes back zeroed for the next tensor of its size, and recycling never
+ * changes a result: training with the garbage collector forced after every batch
+ * (so arrays really are recycled) gives the history of training without recycling.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import * as E from 'fp-ts/lib/Either.js';
+import { describe, expect, it } from 'vitest';
+import { Key } from '../../src/core/index.js';
+import { allocData } from '../../src/core/tensor.js';
+import { poolStats } from '../../src/core/pool.js';
+import { denseSet } from '../../src/data/index.js';
+import { fit, fitAsync, mlp, type FitOptions } from '../../src/nn/index.js';
+
+// A gc() for this test without a command-line flag: a new context picks up the flag.
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+/** Collects garbage and lets the finalizers (which refill the pool) run. */
+const collect = async () => {
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 5));
+  }
+};
+
+describe('memory pool', () => {
+  it('gives a collected array back, zeroed, to the next array of its size', async () => {
+    const n = 300_001;
+    const fill = () => { (allocData('float32', n) as Float32Array).fill(7); };
+    fill();
+    await collect();
+    const before = poolStats().reused;
+    const again = allocData('float32', n);
+    expect(poolStats().reused).toBe(before + 1);
+    expect(again.every((v) => v === 0)).toBe(true);
+    // Small arrays are left to the engine.
+    const small = poolStats();
+    allocData('float32', 100);
+    expect(poolStats().fresh).toBe(small.fresh);
+  });
+
+  it('recycling does not change training: fitAsync with forced collection equals fit', async () => {
+    // Wide enough that the weights (256×128 floats) and batches are pooled arrays.
+    const key = new Key(5);
+    const x = key.normal([512, 256], 'float32').toTypedArray() as Float32Array;
+    const y = Uint8Array.from({ length: 512 }, (_, i) => (i * 7) % 10);
+    const data = { train: denseSet(x.slice(0, 384 * 256), y.slice(0, 384), 256, 10), val: denseSet(x.slice(384 * 256), y.slice(384), 256, 10) };
+    const model = mlp([256, 128, 10], { activation: 'relu', init: 'he-uniform' });
+    const init = model.layer.init(new Key(1));
+    const opts: FitOptions = { epochs: 3, batchSize: 128, optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9 }, shuffle: true, seed: 2, l2: { lambda: 0.01, mode: 'gradient', includeBias: true } };
+    const plain = fit(model, init, data, opts);
+    const reusedBefore = poolStats().reused;
+    const recycled = await fitAsync(model, init, data, { ...opts, onEvent: (e) => { if (e.type === 'batch') gc(); } });
+    expect(poolStats().reused).toBeGreaterThan(reusedBefore);
+    if (E.isLeft(plain) || E.isLeft(recycled)) throw new Error('training failed');
+    const strip = (h: typeof plain.right.history) => h.map(({ seconds: _s, ...r }) => r);
+    expect(strip(recycled.right.history)).toEqual(strip(plain.right.history));
+    expect(recycled.right.params[0]!.w.toTypedArray()).toEqual(plain.right.params[0]!.w.toTypedArray());
+  });
+});
