@@ -15,7 +15,7 @@ const variants = [
   ['local-simd.wasm', false, false], ['local-relaxed.wasm', true, false],
 ];
 for (const [name, relaxed, shared] of variants) {
-  const features = { simd: true, threads: true, relaxed_simd: relaxed };
+  const features = { simd: true, threads: true, relaxed_simd: relaxed, bulk_memory: true };
   const mod = wabt.parseWat(name, gemmWat(relaxed, shared), features);
   mod.validate(features);
   const { buffer } = mod.toBinary({});

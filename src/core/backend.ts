@@ -7,6 +7,7 @@
  * `TAPEGRAD_BACKEND` environment variable, or by auto-detection.
  */
 import type { Data } from './tensor.js';
+import { setKernelMemory } from './pool.js';
 
 /** The matrix-multiply contract every backend fulfils. */
 export interface Backend {
@@ -25,6 +26,13 @@ export interface Backend {
    * contract and the plain-TypeScript version used when a backend has none).
    */
   momentumStep?(p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void;
+  /**
+   * Optional: a zeroed Float32Array of n elements in the backend's own memory,
+   * where its kernels read and write without copies (the cpu backend's
+   * WebAssembly memory); undefined when it has no room. New large float32
+   * tensors are allocated here while the backend is selected.
+   */
+  allocFloat32?(n: number): Float32Array | undefined;
   /** Frees kernels, textures, workers. */
   dispose?(): void;
 }
@@ -42,6 +50,11 @@ const registry = new Map<string, () => Backend>();
 /** One instance per name: switching back and forth must not start new workers. */
 const instances = new Map<string, Backend>();
 let current: Backend | undefined;
+/** Makes `b` the backend in use, and its memory (if it has one) the home of new large tensors. */
+const use = (b: Backend | undefined): void => {
+  current = b;
+  setKernelMemory(b?.allocFloat32?.bind(b));
+};
 let selection: BackendSelection | undefined;
 
 /** Which backend runs, and why (for the start-up line). */
@@ -74,9 +87,9 @@ export const setBackend = (name: string, reason = `chosen by name ('${name}')`):
     instance = make();
     instances.set(name, instance);
   }
-  current = instance;
-  selection = { backend: current, reason };
-  return current;
+  use(instance);
+  selection = { backend: instance, reason };
+  return instance;
 };
 
 let autoPolicy: () => { name: string; reason: string } = () => ({ name: 'reference', reason: 'no other backend is registered' });
@@ -119,7 +132,7 @@ export const withBackend = <A>(name: string, f: () => A): A => {
   try {
     return f();
   } finally {
-    current = prev;
+    use(prev);
     selection = prevSel;
   }
 };
@@ -128,6 +141,6 @@ export const withBackend = <A>(name: string, f: () => A): A => {
 export const disposeBackend = (): void => {
   for (const b of instances.values()) b.dispose?.();
   instances.clear();
-  current = undefined;
+  use(undefined);
   selection = undefined;
 };

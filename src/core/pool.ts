@@ -54,10 +54,25 @@ const take = (bytes: number): ArrayBuffer | undefined => {
   return buffer;
 };
 
-/** A zeroed Float32Array of length n, on recycled memory when some is free. */
+let kernelMemory: ((n: number) => Float32Array | undefined) | undefined;
+
+/**
+ * Where new large float32 arrays come from first: the selected backend's own
+ * memory (backend.ts sets it), so its kernels need no copies; ours when it has none.
+ */
+export const setKernelMemory = (alloc: ((n: number) => Float32Array | undefined) | undefined): void => {
+  kernelMemory = alloc;
+};
+
+/** Whether new large float32 arrays go to the selected backend's own memory. */
+export const hasKernelMemory = (): boolean => kernelMemory !== undefined;
+
+/** A zeroed Float32Array of length n: in the backend's memory, else on recycled memory when some is free. */
 export const allocFloat32 = (n: number): Float32Array => {
   const bytes = n * 4;
   if (bytes < MIN_POOLED_BYTES) return new Float32Array(n);
+  const inKernel = kernelMemory?.(n);
+  if (inKernel !== undefined) return inKernel;
   const recycled = take(bytes);
   const view = recycled === undefined ? new Float32Array(n) : new Float32Array(recycled).fill(0);
   if (recycled === undefined) fresh++;

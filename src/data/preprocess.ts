@@ -4,7 +4,8 @@
  * train/validation split and minibatches.
  */
 import { Key, makeShape, type Tensor } from '../core/index.js';
-import { internal } from '../core/tensor.js';
+import { allocData, internal } from '../core/tensor.js';
+import { hasKernelMemory } from '../core/pool.js';
 import { CHANNEL_PIXELS, classCount, labelsOf, PIXELS, pixelOffset, type CifarSplit, type LabelKind } from './cifar.js';
 
 /**
@@ -36,7 +37,9 @@ export interface LabeledSet {
 
 /**
  * A set over a row-major float32 matrix already in memory. The matrix is never
- * written again, so a run of consecutive rows is handed out as a view, not a copy.
+ * written again, so a run of consecutive rows is handed out as a view, not a
+ * copy, unless the backend keeps tensors in memory of its own (the cpu
+ * backend): there one copy in lets every product read the batch in place.
  */
 export const denseSet = (x: Float32Array, y: Uint8Array, features: number, classes: number): LabeledSet => {
   if (x.length !== y.length * features) {
@@ -48,7 +51,7 @@ export const denseSet = (x: Float32Array, y: Uint8Array, features: number, class
       const start = idx[0] ?? 0;
       let consecutive = true;
       for (let i = 1; i < idx.length && consecutive; i++) consecutive = idx[i] === start + i;
-      return consecutive
+      return consecutive && !hasKernelMemory()
         ? fromArrayUnchecked(x.subarray(start * features, (start + idx.length) * features), [idx.length, features])
         : gatherRows(x, features, idx);
     },
@@ -213,7 +216,7 @@ export const batchIndices = (n: number, batchSize: number, key?: Key): Int32Arra
 
 /** Rows `idx` of a row-major matrix as a float32 tensor [idx.length, cols]. */
 export const gatherRows = (x: Float32Array, cols: number, idx: ArrayLike<number>): Tensor => {
-  const out = new Float32Array(idx.length * cols);
+  const out = allocData('float32', idx.length * cols) as Float32Array;
   for (let r = 0; r < idx.length; r++) {
     const s = idx[r]! * cols;
     out.set(x.subarray(s, s + cols), r * cols);

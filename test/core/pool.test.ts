@@ -2,13 +2,14 @@
  * The memory pool behind large tensors (src/core/pool.ts): a collected tensor's
  * memory comes back zeroed for the next tensor of its size, and recycling never
  * changes a result: training with the garbage collector forced after every batch
- * (so arrays really are recycled) gives the history of training without recycling.
+ * (so arrays really are recycled) gives the history of training without recycling,
+ * both for our pool and for the cpu backend's tensor memory (backends/arena.ts).
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as E from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
-import { Key } from '../../src/core/index.js';
+import { createCpuBackend, Key, setBackend } from '../../src/core/index.js';
 import { allocData } from '../../src/core/tensor.js';
 import { poolStats } from '../../src/core/pool.js';
 import { denseSet } from '../../src/data/index.js';
@@ -27,6 +28,7 @@ const collect = async () => {
 
 describe('memory pool', () => {
   it('gives a collected array back, zeroed, to the next array of its size', async () => {
+    setBackend('reference'); // a backend without memory of its own: our pool serves
     const n = 300_001;
     const fill = () => { (allocData('float32', n) as Float32Array).fill(7); };
     fill();
@@ -41,7 +43,10 @@ describe('memory pool', () => {
     expect(poolStats().fresh).toBe(small.fresh);
   });
 
-  it('recycling does not change training: fitAsync with forced collection equals fit', async () => {
+  it.each(['reference', 'cpu'])('recycling does not change training on %s: fitAsync with forced collection equals fit', async (name) => {
+    const be = setBackend(name);
+    // The cpu backend keeps tensors in its WebAssembly memory (backends/arena.ts); others use our pool.
+    const recycledSoFar = () => (name === 'cpu' ? (be as ReturnType<typeof createCpuBackend>).memoryStats().recycled : poolStats().reused);
     // Wide enough that the weights (256×128 floats) and batches are pooled arrays.
     const key = new Key(5);
     const x = key.normal([512, 256], 'float32').toTypedArray() as Float32Array;
@@ -51,9 +56,9 @@ describe('memory pool', () => {
     const init = model.layer.init(new Key(1));
     const opts: FitOptions = { epochs: 3, batchSize: 128, optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9 }, shuffle: true, seed: 2, l2: { lambda: 0.01, mode: 'gradient', includeBias: true } };
     const plain = fit(model, init, data, opts);
-    const reusedBefore = poolStats().reused;
+    const reusedBefore = recycledSoFar();
     const recycled = await fitAsync(model, init, data, { ...opts, onEvent: (e) => { if (e.type === 'batch') gc(); } });
-    expect(poolStats().reused).toBeGreaterThan(reusedBefore);
+    expect(recycledSoFar()).toBeGreaterThan(reusedBefore);
     if (E.isLeft(plain) || E.isLeft(recycled)) throw new Error('training failed');
     const strip = (h: typeof plain.right.history) => h.map(({ seconds: _s, ...r }) => r);
     expect(strip(recycled.right.history)).toEqual(strip(plain.right.history));

@@ -15,6 +15,7 @@ import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Backend, MomentumHyper } from '../backend.js';
 import { referenceBackend } from './reference.js';
+import { createArena, type Arena } from './arena.js';
 import type { Data } from '../tensor.js';
 
 /** Below this many multiply-adds a second thread costs more than it saves. */
@@ -81,11 +82,10 @@ for (;;) {
 parentPort.postMessage('bye');
 `;
 
-interface Layout {
-  a: number; b: number; c: number; c2: number; t0: number; t1: number; end: number;
-}
-
 const align = (x: number): number => (x + 63) & ~63;
+
+/** Live tensor memory kept in the kernel's memory, at most (beyond it tensors use ordinary memory). */
+const TENSOR_CAP = 768 * 1024 * 1024;
 
 export interface CpuBackendOptions {
   /**
@@ -109,7 +109,9 @@ const threadsFrom = (opt: 1 | 2 | undefined): 1 | 2 => {
 };
 
 /** Creates the `cpu` backend. */
-export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { readonly relaxed: boolean; readonly threads: number } => {
+export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
+  readonly relaxed: boolean; readonly threads: number; readonly memoryStats: Arena['stats'];
+} => {
   const { shared: module, local, relaxed } = compileKernels();
   const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
   const inst = new WebAssembly.Instance(module, { env: { memory } });
@@ -124,7 +126,10 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
   const BLOCK = { NC: global('NC'), KC: global('KC'), MC: global('MC') };
   /** Work buffers each thread owns: packed A, packed B, a 4×8 scratch tile. */
   const PER_THREAD_BYTES = (BLOCK.MC * BLOCK.KC + BLOCK.KC * BLOCK.NC + 64) * 4;
-  const momentumKernel = localInst.exports['momentumStep'] as (p: number, v: number, g: number, n: number, lr: number, gamma: number, l2: number, nesterov: number) => void;
+  type MomentumFn = (p: number, v: number, g: number, pOut: number, vOut: number, n: number, lr: number, gamma: number, l2: number, nesterov: number) => void;
+  const momentumShared = inst.exports['momentumStep'] as MomentumFn;
+  const momentumLocal = localInst.exports['momentumStep'] as MomentumFn;
+  const zero = inst.exports['zero'] as (ptr: number, bytes: number) => void;
   const threads = threadsFrom(opts.threads);
 
   let worker: Worker | undefined;
@@ -137,17 +142,10 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
     worker.unref();
   }
 
-  let f32 = new Float32Array(memory.buffer);
-  const ensure = (bytes: number): void => {
-    const have = memory.buffer.byteLength;
-    if (bytes > have) {
-      const pages = Math.ceil((bytes - have) / PAGE);
-      if (have / PAGE + pages > MAX_PAGES) throw new RangeError(`cpu backend: a product needing ${bytes} bytes exceeds the 2 GiB kernel memory`);
-      memory.grow(pages);
-    }
-    // A grown shared memory hands out a new, longer buffer object: rebuild the view.
-    if (f32.buffer.byteLength !== memory.buffer.byteLength) f32 = new Float32Array(memory.buffer);
-  };
+  // Tensors live in the kernel's memory where they can (see arena.ts); the pack
+  // buffers and staged operands of products are blocks of it too.
+  const arena = createArena(memory, { tensorCap: TENSOR_CAP, maxPages: MAX_PAGES, zero });
+  const t0 = arena.malloc(PER_THREAD_BYTES), t1 = arena.malloc(PER_THREAD_BYTES);
 
   let local32 = new Float32Array(localMemory.buffer);
   const ensureLocal = (bytes: number): void => {
@@ -158,16 +156,6 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
       localMemory.grow(pages);
       local32 = new Float32Array(localMemory.buffer);
     }
-  };
-
-  const layoutFor = (aLen: number, bLen: number, cLen: number): Layout => {
-    const a = 0;
-    const b = align(a + aLen * 4);
-    const c = align(b + bLen * 4);
-    const c2 = align(c + cLen * 4);
-    const t0 = align(c2 + cLen * 4);
-    const t1 = align(t0 + PER_THREAD_BYTES);
-    return { a, b, c, c2, t0, t1, end: align(t1 + PER_THREAD_BYTES) };
   };
 
   /** Runs one gemm on the worker while `mine` runs here; waits for both. */
@@ -191,60 +179,76 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
     }
     if (m === 0 || n === 0) return;
     if (k === 0) { out.fill(0); return; }
-    const L = layoutFor(a.length, b.length, m * n);
-    ensure(L.end);
-    f32.set(a, L.a / 4);
-    f32.set(b, L.b / 4);
+    // Operands in the kernel's memory are read in place; others are staged there.
+    const staged: Array<[number, number]> = [];
+    const place = (x: Float32Array, copy: boolean): number => {
+      if (arena.owns(x)) return x.byteOffset;
+      const off = arena.malloc(x.length * 4);
+      staged.push([off, x.length * 4]);
+      if (copy) arena.view().set(x, off / 4);
+      return off;
+    };
+    const A = place(a, true), B = place(b, true), C = place(out, false);
+    const needsC2 = m * n * k >= PARALLEL_MIN_MACS && k >= m && k >= n;
+    const C2 = needsC2 ? arena.malloc(m * n * 4) : 0;
+    if (needsC2) staged.push([C2, m * n * 4]);
     // A(i, p) and B(p, j) as strides, in elements.
     const sai = transA ? 1 : k, sap = transA ? m : 1;
     const sbp = transB ? 1 : n, sbj = transB ? k : 1;
     const scratch = (t: number) => t + (BLOCK.MC * BLOCK.KC + BLOCK.KC * BLOCK.NC) * 4;
     const packs = (t: number) => [t, t + BLOCK.MC * BLOCK.KC * 4, scratch(t)] as const;
-    const [ap0, bp0, s0] = packs(L.t0);
-    const [ap1, bp1, s1] = packs(L.t1);
+    const [ap0, bp0, s0] = packs(t0);
+    const [ap1, bp1, s1] = packs(t1);
 
     if (m * n * k < PARALLEL_MIN_MACS) {
-      gemm(m, n, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0);
+      gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
     } else if (k >= m && k >= n) {
       // Split K: two partial products, summed. One thread runs both halves in
       // turn, so that the sums, and so the results, do not depend on threads.
       // At a KC boundary near the middle when there is one, else the middle.
       const aligned = Math.round(k / 2 / BLOCK.KC) * BLOCK.KC;
       const k0 = aligned > 0 && aligned < k ? aligned : Math.floor(k / 2);
-      const second = [m, n, k - k0, L.a + k0 * sap * 4, sai, sap, L.b + k0 * sbp * 4, sbp, sbj, L.c2, n, ap1, bp1, s1] as const;
-      const first = () => gemm(m, n, k0, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0);
+      const second = [m, n, k - k0, A + k0 * sap * 4, sai, sap, B + k0 * sbp * 4, sbp, sbj, C2, n, ap1, bp1, s1] as const;
+      const first = () => gemm(m, n, k0, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
       if (worker === undefined) {
         first();
         gemm(...second);
       } else {
         both(second, first);
       }
-      addInto(L.c, L.c2, m * n);
+      addInto(C, C2, m * n);
     } else if (worker === undefined) {
       // Row and column bands compute each element exactly as the whole product does.
-      gemm(m, n, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0);
+      gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
     } else if (m >= n) {
       // Split M: each thread owns a band of rows of C.
       const m0 = Math.max(4, Math.round(m / 2 / 4) * 4);
-      both([m - m0, n, k, L.a + m0 * sai * 4, sai, sap, L.b, sbp, sbj, L.c + m0 * n * 4, n, ap1, bp1, s1], () =>
-        gemm(m0, n, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0));
+      both([m - m0, n, k, A + m0 * sai * 4, sai, sap, B, sbp, sbj, C + m0 * n * 4, n, ap1, bp1, s1], () =>
+        gemm(m0, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0));
     } else {
       // Split N: each thread owns a band of columns of C.
       const n0 = Math.max(8, Math.round(n / 2 / 8) * 8);
-      both([m, n - n0, k, L.a, sai, sap, L.b + n0 * sbj * 4, sbp, sbj, L.c + n0 * 4, n, ap1, bp1, s1], () =>
-        gemm(m, n0, k, L.a, sai, sap, L.b, sbp, sbj, L.c, n, ap0, bp0, s0));
+      both([m, n - n0, k, A, sai, sap, B + n0 * sbj * 4, sbp, sbj, C + n0 * 4, n, ap1, bp1, s1], () =>
+        gemm(m, n0, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0));
     }
-    out.set(f32.subarray(L.c / 4, L.c / 4 + m * n));
+    if (!arena.owns(out)) out.set(arena.view().subarray(C / 4, C / 4 + m * n));
+    for (const [off, bytes] of staged) arena.release(off, bytes);
   };
 
   const momentumStep = (p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void => {
     const n = p.length;
+    const args = [hp.lr, hp.gamma, hp.l2, hp.nesterov ? 1 : 0] as const;
+    if (arena.owns(p) && arena.owns(v) && arena.owns(g) && arena.owns(pOut) && arena.owns(vOut)) {
+      momentumShared(p.byteOffset, v.byteOffset, g.byteOffset, pOut.byteOffset, vOut.byteOffset, n, ...args);
+      return;
+    }
+    // Some array is outside the kernel's memory: copy through the private one, in place there.
     const P = 0, V = align(n * 4), G = align(V + n * 4);
     ensureLocal(G + n * 4);
     local32.set(p, P / 4);
     local32.set(v, V / 4);
     local32.set(g, G / 4);
-    momentumKernel(P, V, G, n, hp.lr, hp.gamma, hp.l2, hp.nesterov ? 1 : 0);
+    momentumLocal(P, V, G, P, V, n, ...args);
     pOut.set(local32.subarray(P / 4, P / 4 + n));
     vOut.set(local32.subarray(V / 4, V / 4 + n));
   };
@@ -256,6 +260,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & { read
     threads: worker ? 2 : 1,
     matmul,
     momentumStep,
+    allocFloat32: arena.allocFloat32,
+    memoryStats: arena.stats,
     dispose: () => {
       if (worker !== undefined && ctrl !== undefined) {
         Atomics.store(ctrl, 0, -1);

@@ -267,8 +267,9 @@ export const gemmWat = (relaxed, shared = true) => {
       (br $nextJC))))
 
   ;; The momentum update, fused (one pass instead of six): with g' = g + l2·p,
-  ;; v ← γ·v + lr·g'; p ← p − (nesterov ? γ·v + lr·g' : v). In place on p and v.
-  (func (export "momentumStep") (param $p i32) (param $v i32) (param $g i32) (param $n i32)
+  ;; v' = γ·v + lr·g'; p' = p − (nesterov ? γ·v' + lr·g' : v'). Writes p' to
+  ;; pOut and v' to vOut, which may be p and v themselves (in place).
+  (func (export "momentumStep") (param $p i32) (param $v i32) (param $g i32) (param $pOut i32) (param $vOut i32) (param $n i32)
         (param $lr f32) (param $gamma f32) (param $l2 f32) (param $nesterov i32)
     (local $i i32) (local $lr4 v128) (local $gm4 v128) (local $l24 v128)
     (local $gp v128) (local $vv v128) (local $step v128)
@@ -281,29 +282,38 @@ export const gemmWat = (relaxed, shared = true) => {
       (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
       (local.set $gp (f32x4.add (v128.load (local.get $g)) (f32x4.mul (local.get $l24) (v128.load (local.get $p)))))
       (local.set $vv (f32x4.add (f32x4.mul (local.get $gm4) (v128.load (local.get $v))) (f32x4.mul (local.get $lr4) (local.get $gp))))
-      (v128.store (local.get $v) (local.get $vv))
       (local.set $step (local.get $vv))
       (if (local.get $nesterov)
         (then (local.set $step (f32x4.add (f32x4.mul (local.get $gm4) (local.get $vv)) (f32x4.mul (local.get $lr4) (local.get $gp))))))
-      (v128.store (local.get $p) (f32x4.sub (v128.load (local.get $p)) (local.get $step)))
+      (v128.store (local.get $pOut) (f32x4.sub (v128.load (local.get $p)) (local.get $step)))
+      (v128.store (local.get $vOut) (local.get $vv))
       (local.set $p (i32.add (local.get $p) (i32.const 16)))
       (local.set $v (i32.add (local.get $v) (i32.const 16)))
       (local.set $g (i32.add (local.get $g) (i32.const 16)))
+      (local.set $pOut (i32.add (local.get $pOut) (i32.const 16)))
+      (local.set $vOut (i32.add (local.get $vOut) (i32.const 16)))
       (local.set $i (i32.add (local.get $i) (i32.const 4)))
       (br $next4)))
     (block $done (loop $next
       (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
       (local.set $gs (f32.add (f32.load (local.get $g)) (f32.mul (local.get $l2) (f32.load (local.get $p)))))
       (local.set $vs (f32.add (f32.mul (local.get $gamma) (f32.load (local.get $v))) (f32.mul (local.get $lr) (local.get $gs))))
-      (f32.store (local.get $v) (local.get $vs))
+      (f32.store (local.get $vOut) (local.get $vs))
       (if (local.get $nesterov)
         (then (local.set $vs (f32.add (f32.mul (local.get $gamma) (local.get $vs)) (f32.mul (local.get $lr) (local.get $gs))))))
-      (f32.store (local.get $p) (f32.sub (f32.load (local.get $p)) (local.get $vs)))
+      (f32.store (local.get $pOut) (f32.sub (f32.load (local.get $p)) (local.get $vs)))
       (local.set $p (i32.add (local.get $p) (i32.const 4)))
       (local.set $v (i32.add (local.get $v) (i32.const 4)))
       (local.set $g (i32.add (local.get $g) (i32.const 4)))
+      (local.set $pOut (i32.add (local.get $pOut) (i32.const 4)))
+      (local.set $vOut (i32.add (local.get $vOut) (i32.const 4)))
       (local.set $i (i32.add (local.get $i) (i32.const 1)))
       (br $next))))
+
+  ;; Zeroes n bytes at ptr (recycled tensor memory): memset speed, where a
+  ;; typed-array fill over a SharedArrayBuffer runs element by element.
+  (func (export "zero") (param $ptr i32) (param $n i32)
+    (memory.fill (local.get $ptr) (i32.const 0) (local.get $n)))
 
   ;; out[i] = Σ_t parts[t][i]: joins the partial products of a k-split.
   (func (export "addInto") (param $dst i32) (param $src i32) (param $n i32)

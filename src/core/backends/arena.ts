@@ -1,0 +1,116 @@
+/**
+ * Tensor memory inside the cpu backend's WebAssembly memory.
+ *
+ * Why: the GEMM can only read WebAssembly memory. With tensors in ordinary
+ * ArrayBuffers every product copied both operands in and the result out (V8
+ * copies into a SharedArrayBuffer element by element), and every momentum
+ * update copied five arrays: about a fifth of a training epoch. Tensors whose
+ * values already live in the kernel's memory are read and written in place.
+ *
+ * How: a bump allocator with exact-size free lists (a training loop asks for the
+ * same few sizes over and over). Blocks handed out for tensors are views
+ * registered with a FinalizationRegistry: when the garbage collector has
+ * collected a view, its block goes back on the free list, and is zeroed when it
+ * is handed out again. Tensor blocks are capped (`tensorCap`): past it `alloc`
+ * returns undefined and the caller uses ordinary memory, so a loop that never
+ * yields to the event loop (finalizers run between tasks) degrades to copies
+ * instead of growing without bound. Blocks the backend uses for itself (pack
+ * buffers, staged operands) are released explicitly.
+ *
+ * Safety is the pool's (../pool.ts): a tensor's array is reachable only through
+ * the one view, which library code never re-views beyond a call.
+ */
+
+const PAGE = 65536;
+/** Memory is grown in steps of this many bytes (each grow call costs a little). */
+const GROW_STEP = 32 * 1024 * 1024;
+const ALIGN = 64;
+
+const alignUp = (x: number): number => Math.ceil(x / ALIGN) * ALIGN;
+
+export interface ArenaOptions {
+  /** At most this many bytes of live tensor blocks (collected ones not counted once finalized). */
+  readonly tensorCap: number;
+  /** The memory's declared maximum, in pages. */
+  readonly maxPages: number;
+  /** Zeroes `bytes` at `offset` (the kernel's memory.fill: a typed-array fill over shared memory is slow). */
+  readonly zero: (offset: number, bytes: number) => void;
+}
+
+export interface Arena {
+  /** Offset of a block of at least `bytes` (backend-internal; give it back with `release`). */
+  malloc(bytes: number): number;
+  release(offset: number, bytes: number): void;
+  /** A zeroed Float32Array view for a tensor, or undefined past the tensor cap. */
+  allocFloat32(n: number): Float32Array | undefined;
+  /** Whether `x` is a view into this memory (then `x.byteOffset` is its address). */
+  owns(x: Float32Array): boolean;
+  /** A Float32Array over the whole memory as it is now (rebuild after any malloc). */
+  view(): Float32Array;
+  /** Live tensor bytes, and blocks handed out fresh and recycled (for benchmarks and tests). */
+  stats(): { readonly tensorBytes: number; readonly fresh: number; readonly recycled: number; readonly committedBytes: number };
+}
+
+export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Arena => {
+  let top = ALIGN; // offset 0 stays unused: a null address is never a block
+  const free = new Map<number, number[]>();
+  let tensorBytes = 0, fresh = 0, recycled = 0;
+  // Every buffer object the memory has handed out (a grown shared memory hands out a new one).
+  const buffers = new WeakSet<ArrayBufferLike>();
+  let whole = new Float32Array(memory.buffer);
+  buffers.add(memory.buffer);
+
+  const grow = (end: number): void => {
+    const have = memory.buffer.byteLength;
+    if (end <= have) return;
+    const want = Math.min(opts.maxPages * PAGE, Math.max(end, have + GROW_STEP));
+    if (end > want) throw new RangeError(`cpu backend: ${end} bytes of kernel memory needed, more than its ${opts.maxPages * PAGE / 2 ** 30} GiB maximum`);
+    memory.grow(Math.ceil((want - have) / PAGE));
+    buffers.add(memory.buffer);
+    whole = new Float32Array(memory.buffer);
+  };
+
+  const take = (size: number): { offset: number; reused: boolean } => {
+    const offset = free.get(size)?.pop();
+    if (offset !== undefined) return { offset, reused: true };
+    grow(top + size);
+    const o = top;
+    top += size;
+    return { offset: o, reused: false };
+  };
+
+  const release = (offset: number, bytes: number): void => {
+    const size = alignUp(bytes);
+    let list = free.get(size);
+    if (list === undefined) free.set(size, (list = []));
+    list.push(offset);
+  };
+
+  const registry = new FinalizationRegistry<{ offset: number; size: number }>(({ offset, size }) => {
+    tensorBytes -= size;
+    release(offset, size);
+  });
+
+  return {
+    malloc: (bytes) => take(alignUp(bytes)).offset,
+    release,
+    allocFloat32: (n) => {
+      const size = alignUp(n * 4);
+      if (tensorBytes + size > opts.tensorCap) return undefined;
+      const { offset, reused } = take(size);
+      // Fresh memory from the bump pointer has never been written; recycled blocks have.
+      if (reused) { opts.zero(offset, n * 4); recycled++; } else fresh++;
+      tensorBytes += size;
+      const view = new Float32Array(memory.buffer, offset, n);
+      buffers.add(view.buffer);
+      registry.register(view, { offset, size });
+      return view;
+    },
+    owns: (x) => buffers.has(x.buffer),
+    view: () => {
+      if (whole.buffer.byteLength !== memory.buffer.byteLength) whole = new Float32Array(memory.buffer);
+      return whole;
+    },
+    stats: () => ({ tensorBytes, fresh, recycled, committedBytes: top }),
+  };
+};
