@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
 import { Key, setBackend, getBackend } from '../src/core/index.js';
 import { cifarSet, locateDataDir, readCifar100 } from '../src/data/index.js';
-import { evaluate, fit, mlp, presets } from '../src/nn/index.js';
+import { evaluate, fitAsync, mlp, presets } from '../src/nn/index.js';
 
 const [backend = 'cpu', epochsArg = '3', splitFile = '', maxBatchesArg] = process.argv.slice(2);
 const epochs = Number(epochsArg);
@@ -30,7 +30,8 @@ const val = cifarSet(file.right, maxBatches ? valIdx.subarray(0, 1000) : valIdx,
 const loadSeconds = (performance.now() - t0) / 1000;
 
 const model = mlp([3072, 128, 20], { activation: 'relu', init: 'paper' });
-const r = fit(model, model.layer.init(new Key(0)), { train, val }, {
+// fitAsync, as the CLI trains: tensor memory is recycled between batches (see src/core/pool.ts).
+const r = await fitAsync(model, model.layer.init(new Key(0)), { train, val }, {
   epochs, batchSize: p.batchSize, shuffle: false, seed: 0, reduction: 'mean',
   optimizer: { kind: 'momentum', lr: 0.001, momentum: 0.8 },
   l2: { lambda: 0.01, mode: 'gradient', includeBias: true },

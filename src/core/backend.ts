@@ -18,7 +18,8 @@ export interface Backend {
   /**
    * `out[m×n] = op(a) · op(b)` with `op(a)` of shape m×k and `op(b)` k×n, row-major.
    * `transA` means `a` is stored k×m; `transB` means `b` is stored n×k.
-   * `out` is freshly allocated by the caller, of the same dtype as `a` and `b`.
+   * `out` is freshly allocated by the caller, of the same dtype as `a` and `b`,
+   * with arbitrary contents: every element must be written.
    */
   matmul(a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Data): void;
   /**
@@ -27,12 +28,13 @@ export interface Backend {
    */
   momentumStep?(p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void;
   /**
-   * Optional: a zeroed Float32Array of n elements in the backend's own memory,
+   * Optional: a Float32Array of n elements in the backend's own memory (zeroed
+   * unless `zeroed` is false),
    * where its kernels read and write without copies (the cpu backend's
    * WebAssembly memory); undefined when it has no room. New large float32
    * tensors are allocated here while the backend is selected.
    */
-  allocFloat32?(n: number): Float32Array | undefined;
+  allocFloat32?(n: number, zeroed: boolean): Float32Array | undefined;
   /** Frees kernels, textures, workers. */
   dispose?(): void;
 }

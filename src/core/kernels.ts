@@ -15,7 +15,7 @@ export type BinaryOp = 'add' | 'mul';
 export const binary = (op: BinaryOp, a: Data, as: Shape, b: Data, bs: Shape): { data: Data; shape: Shape } => {
   const shape = broadcastShapes(as, bs, op);
   const n = sizeOf(shape);
-  const out = allocData(resultDType(a, b), n);
+  const out = allocData(resultDType(a, b), n, false);
   const add = op === 'add';
   if (sameShape(as, bs)) {
     if (add) for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
@@ -57,7 +57,7 @@ export type UnaryOp = 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | '
 /** Elementwise unary functions, one loop each (no per-element closure). */
 export const unary = (op: UnaryOp, x: Data): Data => {
   const n = x.length;
-  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', n);
+  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', n, false);
   switch (op) {
     case 'neg': for (let i = 0; i < n; i++) out[i] = -x[i]!; break;
     case 'reciprocal': for (let i = 0; i < n; i++) out[i] = 1 / x[i]!; break;
@@ -176,7 +176,7 @@ export const maxGrad = (x: Data, s: Shape, axes: readonly number[], max: Data, c
 
 /** `ct` copied to every position of shape `s` that reduced into it (the sum's gradient). */
 export const broadcastTo = (x: Data, from: Shape, to: Shape): Data => {
-  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', sizeOf(to));
+  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', sizeOf(to), false);
   if (x.length === 1) out.fill(x[0]!);
   else {
     const idx = broadcastIndex(from, to);
@@ -188,7 +188,7 @@ export const broadcastTo = (x: Data, from: Shape, to: Shape): Data => {
 /** Permutes axes. Rank-2 `[1, 0]` is the common case and gets a blocked loop. */
 export const transpose = (x: Data, s: Shape, perm: readonly number[]): { data: Data; shape: Shape } => {
   const shape = Object.freeze(perm.map((p) => s[p]!));
-  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', x.length);
+  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', x.length, false);
   if (s.length === 2 && perm[0] === 1) {
     const r = s[0]!, c = s[1]!;
     const B = 32;

@@ -113,7 +113,7 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
       const m = transA ? a.shape[1]! : a.shape[0]!;
       const k = transA ? a.shape[0]! : a.shape[1]!;
       const n = transB ? b.shape[0]! : b.shape[1]!;
-      const out = allocData(K.resultDType(dataOf(a), dataOf(b)), m * n);
+      const out = allocData(K.resultDType(dataOf(a), dataOf(b)), m * n, false);
       getBackend().matmul(dataOf(a), dataOf(b), m, k, n, transA, transB, out);
       return fresh(out, makeShape([m, n]));
     },
@@ -395,7 +395,7 @@ export const momentumUpdate = (
     throw new ShapeError(`momentumUpdate: parameter ${showShape(p.shape)}, velocity ${showShape(v.shape)} and gradient ${showShape(g.shape)} must have one shape`);
   }
   const pd = dataOf(p), vd = dataOf(v), gd = dataOf(g);
-  const pOut = allocData(p.dtype, p.size), vOut = allocData(p.dtype, p.size);
+  const pOut = allocData(p.dtype, p.size, false), vOut = allocData(p.dtype, p.size, false);
   const be = getBackend();
   if (be.momentumStep !== undefined && pd instanceof Float32Array && vd instanceof Float32Array && gd instanceof Float32Array) {
     be.momentumStep(pd, vd, gd, hp, pOut as Float32Array, vOut as Float32Array);

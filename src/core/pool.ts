@@ -12,9 +12,11 @@
  * registers each view with a FinalizationRegistry. When the garbage collector
  * has collected a view (so no tensor holds it any more), its ArrayBuffer returns
  * to a free list keyed by byte length, and the next array of that length reuses
- * it, zeroed. Finalizers run between tasks, so a loop that yields to the event
- * loop (`fitAsync`, the CLI) recycles continuously; a fully synchronous loop
- * simply allocates fresh memory, as before.
+ * it (zeroed, unless the caller will write every element). Finalizers run
+ * between tasks after a full collection (V8 runs one as ArrayBuffer memory
+ * grows), so a loop that yields to the event loop (`fitAsync`, the CLI)
+ * recycles continuously; a fully synchronous loop simply allocates fresh
+ * memory, as before.
  *
  * Why it is safe: the ArrayBuffer is reachable only through the one view the
  * pool handed out. Library code never keeps a second view (`subarray`,
@@ -54,38 +56,41 @@ const take = (bytes: number): ArrayBuffer | undefined => {
   return buffer;
 };
 
-let kernelMemory: ((n: number) => Float32Array | undefined) | undefined;
+let kernelMemory: ((n: number, zeroed: boolean) => Float32Array | undefined) | undefined;
 
 /**
  * Where new large float32 arrays come from first: the selected backend's own
  * memory (backend.ts sets it), so its kernels need no copies; ours when it has none.
  */
-export const setKernelMemory = (alloc: ((n: number) => Float32Array | undefined) | undefined): void => {
+export const setKernelMemory = (alloc: ((n: number, zeroed: boolean) => Float32Array | undefined) | undefined): void => {
   kernelMemory = alloc;
 };
 
 /** Whether new large float32 arrays go to the selected backend's own memory. */
 export const hasKernelMemory = (): boolean => kernelMemory !== undefined;
 
-/** A zeroed Float32Array of length n: in the backend's memory, else on recycled memory when some is free. */
-export const allocFloat32 = (n: number): Float32Array => {
+/**
+ * A Float32Array of length n: in the backend's memory, else on recycled memory
+ * when some is free. Zeroed unless `zeroed` is false (for kernels that write every element).
+ */
+export const allocFloat32 = (n: number, zeroed = true): Float32Array => {
   const bytes = n * 4;
   if (bytes < MIN_POOLED_BYTES) return new Float32Array(n);
-  const inKernel = kernelMemory?.(n);
+  const inKernel = kernelMemory?.(n, zeroed);
   if (inKernel !== undefined) return inKernel;
   const recycled = take(bytes);
-  const view = recycled === undefined ? new Float32Array(n) : new Float32Array(recycled).fill(0);
+  const view = recycled === undefined ? new Float32Array(n) : zeroed ? new Float32Array(recycled).fill(0) : new Float32Array(recycled);
   if (recycled === undefined) fresh++;
   registry.register(view, view.buffer as ArrayBuffer);
   return view;
 };
 
-/** A zeroed Float64Array of length n, on recycled memory when some is free. */
-export const allocFloat64 = (n: number): Float64Array => {
+/** A Float64Array of length n, on recycled memory when some is free; zeroed unless `zeroed` is false. */
+export const allocFloat64 = (n: number, zeroed = true): Float64Array => {
   const bytes = n * 8;
   if (bytes < MIN_POOLED_BYTES) return new Float64Array(n);
   const recycled = take(bytes);
-  const view = recycled === undefined ? new Float64Array(n) : new Float64Array(recycled).fill(0);
+  const view = recycled === undefined ? new Float64Array(n) : zeroed ? new Float64Array(recycled).fill(0) : new Float64Array(recycled);
   if (recycled === undefined) fresh++;
   registry.register(view, view.buffer as ArrayBuffer);
   return view;

@@ -39,9 +39,13 @@ export interface TapeLike {
   ): Tensor;
 }
 
-/** A zeroed array for a new tensor's values (large ones on recycled memory: see pool.ts). */
-export const allocData = (dtype: DType, n: number): Data =>
-  dtype === 'float32' ? allocFloat32(n) : allocFloat64(n);
+/**
+ * An array for a new tensor's values (large ones on recycled memory: see
+ * pool.ts). Zeroed, unless `zeroed` is false: then its contents are arbitrary,
+ * for kernels that write every element.
+ */
+export const allocData = (dtype: DType, n: number, zeroed = true): Data =>
+  dtype === 'float32' ? allocFloat32(n, zeroed) : allocFloat64(n, zeroed);
 
 interface Internals {
   dataOf(t: Tensor): Data;

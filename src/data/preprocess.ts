@@ -35,11 +35,15 @@ export interface LabeledSet {
   gather(idx: ArrayLike<number>): Tensor;
 }
 
+/** Keeps a matrix alive while a view of its rows is: a recycled matrix must not change a batch. */
+const viewParents = new WeakMap<Float32Array, Float32Array>();
+
 /**
  * A set over a row-major float32 matrix already in memory. The matrix is never
  * written again, so a run of consecutive rows is handed out as a view, not a
- * copy, unless the backend keeps tensors in memory of its own (the cpu
- * backend): there one copy in lets every product read the batch in place.
+ * copy, unless the backend keeps tensors in memory of its own (the cpu backend)
+ * and the matrix is not there: then one copy in lets every product read the
+ * batch in place.
  */
 export const denseSet = (x: Float32Array, y: Uint8Array, features: number, classes: number): LabeledSet => {
   if (x.length !== y.length * features) {
@@ -51,9 +55,10 @@ export const denseSet = (x: Float32Array, y: Uint8Array, features: number, class
       const start = idx[0] ?? 0;
       let consecutive = true;
       for (let i = 1; i < idx.length && consecutive; i++) consecutive = idx[i] === start + i;
-      return consecutive && !hasKernelMemory()
-        ? fromArrayUnchecked(x.subarray(start * features, (start + idx.length) * features), [idx.length, features])
-        : gatherRows(x, features, idx);
+      if (!consecutive || (hasKernelMemory() && !(x.buffer instanceof SharedArrayBuffer))) return gatherRows(x, features, idx);
+      const rows = x.subarray(start * features, (start + idx.length) * features);
+      viewParents.set(rows, x);
+      return fromArrayUnchecked(rows, [idx.length, features]);
     },
   };
 };
@@ -152,7 +157,8 @@ export const cifarSet = (
   const y = new Uint8Array(indices.length);
   for (let i = 0; i < indices.length; i++) y[i] = all[indices[i]!]!;
   if (opts.materialize ?? true) {
-    const x = new Float32Array(indices.length * PIXELS);
+    // In the backend's memory where it has some (the cpu backend): batches are then views its kernels read in place.
+    const x = allocData('float32', indices.length * PIXELS, false) as Float32Array;
     writeRows(split, indices, affine, Int32Array.from({ length: indices.length }, (_, i) => i), x);
     return denseSet(x, y, PIXELS, classCount(labels));
   }
@@ -162,7 +168,7 @@ export const cifarSet = (
     classes: classCount(labels),
     y,
     gather: (rows) => {
-      const out = new Float32Array(rows.length * PIXELS);
+      const out = allocData('float32', rows.length * PIXELS, false) as Float32Array;
       writeRows(split, indices, affine, rows, out);
       return fromArrayUnchecked(out, [rows.length, PIXELS]);
     },
@@ -216,7 +222,7 @@ export const batchIndices = (n: number, batchSize: number, key?: Key): Int32Arra
 
 /** Rows `idx` of a row-major matrix as a float32 tensor [idx.length, cols]. */
 export const gatherRows = (x: Float32Array, cols: number, idx: ArrayLike<number>): Tensor => {
-  const out = allocData('float32', idx.length * cols) as Float32Array;
+  const out = allocData('float32', idx.length * cols, false) as Float32Array;
   for (let r = 0; r < idx.length; r++) {
     const s = idx[r]! * cols;
     out.set(x.subarray(s, s + cols), r * cols);

@@ -43,6 +43,26 @@ describe('memory pool', () => {
     expect(poolStats().fresh).toBe(small.fresh);
   });
 
+  it("a batch viewing a data set's rows keeps them alive after the set is gone", async () => {
+    setBackend('cpu');
+    const rows = 64, cols = 4096;
+    const make = () => {
+      const x = allocData('float32', rows * cols) as Float32Array;
+      for (let i = 0; i < x.length; i++) x[i] = i % 97;
+      return denseSet(x, new Uint8Array(rows), cols, 2);
+    };
+    let set: ReturnType<typeof make> | undefined = make();
+    const batch = set.gather([8, 9, 10, 11]);
+    const before = batch.toTypedArray();
+    expect(before[0]).toBe((8 * cols) % 97);
+    set = undefined;
+    await collect();
+    // Reuse every free block of the matrix's size: a recycled matrix would overwrite the batch.
+    const fill = Array.from({ length: 4 }, () => (allocData('float32', rows * cols) as Float32Array).fill(-1));
+    expect(batch.toTypedArray()).toEqual(before);
+    expect(fill).toHaveLength(4);
+  });
+
   it.each(['reference', 'cpu'])('recycling does not change training on %s: fitAsync with forced collection equals fit', async (name) => {
     const be = setBackend(name);
     // The cpu backend keeps tensors in its WebAssembly memory (backends/arena.ts); others use our pool.
