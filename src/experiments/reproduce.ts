@@ -65,6 +65,7 @@ const num = (x: number, d = 9) => x.toFixed(d);
 
 /** Runs the chosen sections and writes `report.md` into `outDir`. */
 export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Promise<E.Either<Error, { report: string; sweeps: SweepResult[] }>> => {
+  const t0 = performance.now();
   if (existsSync(join(outDir, 'report.md'))) return E.left(new Error(`${outDir} holds a finished report, which is never overwritten: choose another --out`));
   mkdirSync(outDir, { recursive: true });
   const sections = opts.only ?? SECTIONS;
@@ -146,7 +147,10 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
   const report = [
     '# Multiclass classification on CIFAR-100 with back-propagation: the report reproduced with tapegrad',
     '',
-    `Generated ${new Date().toISOString()} by \`tapegrad reproduce\` on ${sel.backend.description} (${sel.reason}).` +
+    `Generated ${new Date().toISOString()} by \`tapegrad reproduce\` in ${((performance.now() - t0) / 60000).toFixed(1)} minutes, ` +
+      (opts.pool !== undefined
+        ? `${opts.pool.jobs} runs side by side on one core each, backend ${sel.backend.name} (${sel.reason}).`
+        : `on ${sel.backend.description} (${sel.reason}).`) +
       (opts.overrides && Object.keys(opts.overrides).length > 0 ? ` **Quick run with overrides ${JSON.stringify(opts.overrides)}: not comparable with the report.**` : ''),
     '',
     "Conventions: the `paper` preset (shared/spec/conventions.md) — per-image, per-channel z-scoring; the report's initializer " +

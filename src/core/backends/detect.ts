@@ -4,7 +4,10 @@
  * `glxinfo -B` (Debian's mesa-utils); software renderers are named as such.
  */
 import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
 
 const require = createRequire(import.meta.url);
 
@@ -28,15 +31,23 @@ let cached: GpuReport | undefined;
 /** Probes once per process. */
 export const detectGpu = (): GpuReport => {
   if (cached !== undefined) return cached;
-  let glBuilt = false, context = false;
+  let glBuilt = false, context = false, loadError: string | undefined;
   try {
     const gl = require('gl') as (w: number, h: number) => { getExtension(n: string): { destroy(): void } | null } | null;
     glBuilt = true;
     const ctx = gl(1, 1);
     context = ctx !== null;
     ctx?.getExtension('STACKGL_destroy_context')?.destroy();
-  } catch {
+  } catch (e) {
     glBuilt = false;
+    // Built but not loadable here: e.g. in a worker thread (headless-gl's addon is not context-aware).
+    try {
+      if (existsSync(join(dirname(require.resolve('gl/package.json')), 'build', 'Release', 'webgl.node'))) {
+        loadError = `${(e as Error).message.split('\n')[0]}${isMainThread ? '' : ' (in a worker thread)'}`;
+      }
+    } catch {
+      /* not installed at all */
+    }
   }
   let renderer: string | undefined;
   if (context) {
@@ -48,7 +59,9 @@ export const detectGpu = (): GpuReport => {
     }
   }
   const hardware = renderer !== undefined && !SOFTWARE.test(renderer);
-  const summary = !glBuilt
+  const summary = loadError !== undefined
+    ? `headless-gl is built but could not be loaded: ${loadError}`
+    : !glBuilt
     ? "headless-gl ('gl') is not built: install libxi-dev libx11-dev libxext-dev pkg-config and a C++ toolchain, then npm rebuild gl"
     : !context
       ? 'headless-gl is built but no WebGL context could be made: no X display (run under xvfb-run -a)'
