@@ -35,8 +35,29 @@ export interface Backend {
    * tensors are allocated here while the backend is selected.
    */
   allocFloat32?(n: number, zeroed: boolean): Float32Array | undefined;
+  /** Optional: the training step's element-wise kernels over the backend's own memory (see ElementwiseKernels). */
+  readonly elementwise?: ElementwiseKernels;
   /** Frees kernels, textures, workers. */
   dispose?(): void;
+}
+
+/**
+ * Element-wise kernels a backend runs faster than the TypeScript loops, over
+ * arrays in its own memory (`allocFloat32`). Each writes `out` and returns true,
+ * or returns false and writes nothing when it does not apply (an array outside
+ * its memory); the caller then runs the TypeScript kernel. Results must equal
+ * the TypeScript kernels' bit for bit, so that they never depend on where a
+ * tensor's memory happens to be.
+ */
+export interface ElementwiseKernels {
+  /** out = x > 0 ? x : 0. */
+  relu(x: Float32Array, out: Float32Array): boolean;
+  /** out = ct · (x > 0 ? 1 : 0): relu's VJP. */
+  reluGrad(x: Float32Array, ct: Float32Array, out: Float32Array): boolean;
+  /** out[r, c] = a[r, c] + b[c] for a row-major rows × cols `a` (the bias add). */
+  addRow(a: Float32Array, b: Float32Array, out: Float32Array, rows: number, cols: number): boolean;
+  /** out[c] = Σ_r x[r, c], accumulated in float64 with rows in order, then rounded (the bias gradient). */
+  sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): boolean;
 }
 
 /** Hyperparameters of one fused momentum update. */

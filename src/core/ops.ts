@@ -62,9 +62,42 @@ const unbroadcast = (g: Tensor, to: Shape): Tensor => {
   return reshape(sum(g, axes, true), to);
 };
 
+/**
+ * The backend's element-wise kernels when every array is float32 (they apply
+ * only to arrays in its memory, and say so; see ElementwiseKernels).
+ */
+const fastKernels = (...xs: Data[]) => {
+  const e = getBackend().elementwise;
+  return e !== undefined && xs.every((x) => x instanceof Float32Array) ? e : undefined;
+};
+
+/** The bias add, a [r, c] + b [c] (or [1, c]), on the backend's kernel; undefined where it does not apply. */
+const fastAddRow = (a: Tensor, b: Tensor): Tensor | undefined => {
+  if (a.shape.length !== 2 || b.size !== a.shape[1] || b.shape.length > 2 || (b.shape.length === 2 && b.shape[0] !== 1)) return undefined;
+  const e = fastKernels(dataOf(a), dataOf(b));
+  if (e === undefined) return undefined;
+  const out = allocData('float32', a.size, false) as Float32Array;
+  return e.addRow(dataOf(a) as Float32Array, dataOf(b) as Float32Array, out, a.shape[0]!, a.shape[1]!) ? fresh(out, a.shape) : undefined;
+};
+
+/** relu's VJP, ct · (x > 0), in one pass on the backend's kernel where it applies. */
+const reluGrad = (ct: Tensor, x: Tensor): Tensor => {
+  const e = sameShape(ct.shape, x.shape) ? fastKernels(dataOf(ct), dataOf(x)) : undefined;
+  if (e !== undefined) {
+    const out = allocData('float32', x.size, false) as Float32Array;
+    if (e.reluGrad(dataOf(x) as Float32Array, dataOf(ct) as Float32Array, out)) return fresh(out, x.shape);
+  }
+  return mul(ct, stepMask(x));
+};
+
 export const rules: { readonly [P in Primitive]: Rule<P> } = {
   add: {
-    forward: ([a, b]) => { const r = K.binary('add', dataOf(a), a.shape, dataOf(b), b.shape); return fresh(r.data, r.shape); },
+    forward: ([a, b]) => {
+      const fast = fastAddRow(a, b);
+      if (fast !== undefined) return fast;
+      const r = K.binary('add', dataOf(a), a.shape, dataOf(b), b.shape);
+      return fresh(r.data, r.shape);
+    },
     vjp: (ct, [a, b]) => [() => unbroadcast(ct, a.shape), () => unbroadcast(ct, b.shape)],
   },
   mul: {
@@ -104,9 +137,16 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
     vjp: (ct, _x, y) => [() => mul(ct, mul(y, sub(1, y)))],
   },
   relu: {
-    forward: ([x]) => fresh(K.unary('relu', dataOf(x)), x.shape),
+    forward: ([x]) => {
+      const d = dataOf(x), e = fastKernels(d);
+      if (e !== undefined) {
+        const out = allocData('float32', d.length, false) as Float32Array;
+        if (e.relu(d as Float32Array, out)) return fresh(out, x.shape);
+      }
+      return fresh(K.unary('relu', d), x.shape);
+    },
     // The gradient at exactly 0 is taken as 0 (as in PyTorch and JAX).
-    vjp: (ct, [x]) => [() => mul(ct, stepMask(x))],
+    vjp: (ct, [x]) => [() => reluGrad(ct, x)],
   },
   matmul: {
     forward: ([a, b], { transA, transB }) => {
@@ -124,7 +164,18 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
     ],
   },
   sum: {
-    forward: ([x], { axes, keepDims }) => { const r = K.reduce('sum', dataOf(x), x.shape, axes, keepDims); return fresh(r.data, r.shape); },
+    forward: ([x], { axes, keepDims }) => {
+      const d = dataOf(x);
+      if (x.shape.length === 2 && axes.length === 1 && axes[0] === 0) {
+        // Column sums (the bias gradient) on the backend's kernel where it applies.
+        const e = fastKernels(d);
+        const [rows, cols] = x.shape as [number, number];
+        const out = e === undefined ? undefined : allocData('float32', cols, false) as Float32Array;
+        if (e !== undefined && out !== undefined && e.sumRows(d as Float32Array, out, rows, cols)) return fresh(out, makeShape(keepDims ? [1, cols] : [cols]));
+      }
+      const r = K.reduce('sum', d, x.shape, axes, keepDims);
+      return fresh(r.data, r.shape);
+    },
     vjp: (ct, [x], _y, { axes }) => [() => broadcastTo(reshape(ct, K.reducedShape(x.shape, axes, true)), x.shape)],
   },
   max: {

@@ -85,6 +85,37 @@ describe('cpu backend (WebAssembly SIMD)', () => {
     }
   });
 
+  it('its element-wise kernels equal the TypeScript ones bit for bit (NaN, ±0, odd lengths)', () => {
+    const same = (got: Float32Array, want: ArrayLike<number>) =>
+      expect(Buffer.from(got.buffer, got.byteOffset, got.byteLength).equals(Buffer.from(Float32Array.from(want).buffer))).toBe(true);
+    const e = be.elementwise!;
+    const rows = 129, cols = 131; // odd: the SIMD loops' scalar tails run too
+    const n = rows * cols;
+    const inKernel = (values: ArrayLike<number>) => { const x = be.allocFloat32!(n, false)!; x.set(values); return x; };
+    const key = new Key(13);
+    const special = [NaN, 0, -0, Infinity, -Infinity, 1e-40, -1e-40];
+    const draw = (k: Key) => Array.from(k.normal([n]).toTypedArray(), (v, i) => (i % 17 === 0 ? special[(i / 17) % special.length]! : v));
+    const [kx, kc] = key.split(2);
+    const xs = draw(kx!), cts = draw(kc!);
+    const x = inKernel(xs), ct = inKernel(cts), out = be.allocFloat32!(n, false)!;
+    const f32 = Float32Array.from(xs), c32 = Float32Array.from(cts);
+
+    expect(e.relu(x, out)).toBe(true);
+    same(out, Array.from(f32, (v) => (v > 0 ? v : 0)));
+    expect(e.reluGrad(x, ct, out)).toBe(true);
+    same(out, Array.from(f32, (v, i) => Math.fround(c32[i]! * (v > 0 ? 1 : 0))));
+    const b = Float32Array.from({ length: cols }, (_, j) => Math.fround(Math.sin(j)));
+    expect(e.addRow(x, b, out, rows, cols)).toBe(true);
+    same(out, Array.from(f32, (v, i) => Math.fround(v + b[i % cols]!)));
+    const sums = new Float32Array(cols), acc = new Float64Array(cols);
+    const finite = inKernel(Array.from(f32, (v) => (Number.isFinite(v) ? v : 0.5)));
+    for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) acc[j]! += finite[r * cols + j]!;
+    expect(e.sumRows(finite, sums, rows, cols)).toBe(true);
+    same(sums, acc);
+    // Arrays outside the backend's memory: declined, so the TypeScript kernels run.
+    expect(e.relu(new Float32Array(n), out)).toBe(false);
+  });
+
   it('the fused momentum update equals the plain-TypeScript one', () => {
     const [kp, kv, kg] = new Key(8).split(3);
     const n = 393217; // odd: the SIMD loop's scalar tail runs too

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { Backend, MomentumHyper } from '../backend.js';
+import type { Backend, ElementwiseKernels, MomentumHyper } from '../backend.js';
 import { referenceBackend } from './reference.js';
 import { createArena, type Arena } from './arena.js';
 import type { Data } from '../tensor.js';
@@ -239,6 +239,45 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     for (const [off, bytes] of staged) arena.release(off, bytes);
   };
 
+  type Fn = (...args: number[]) => void;
+  const k = (name: string) => inst.exports[name] as Fn;
+  const [reluK, reluGradK, addRowK, sumRowsK] = [k('relu'), k('reluGrad'), k('addRow'), k('sumRows')];
+  /** A small array copied into a temporary block (released by the caller). */
+  const stageSmall = (x: Float32Array): number => {
+    const off = arena.malloc(x.length * 4);
+    arena.view().set(x, off / 4);
+    return off;
+  };
+  const elementwise: ElementwiseKernels = {
+    relu: (x, out) => {
+      if (!arena.owns(x) || !arena.owns(out)) return false;
+      reluK(x.byteOffset, out.byteOffset, x.length);
+      return true;
+    },
+    reluGrad: (x, ct, out) => {
+      if (!arena.owns(x) || !arena.owns(ct) || !arena.owns(out)) return false;
+      reluGradK(x.byteOffset, ct.byteOffset, out.byteOffset, x.length);
+      return true;
+    },
+    addRow: (a, b, out, rows, cols) => {
+      if (!arena.owns(a) || !arena.owns(out)) return false;
+      const owned = arena.owns(b);
+      const B = owned ? b.byteOffset : stageSmall(b);
+      addRowK(a.byteOffset, B, out.byteOffset, rows, cols);
+      if (!owned) arena.release(B, b.length * 4);
+      return true;
+    },
+    sumRows: (x, out, rows, cols) => {
+      if (!arena.owns(x)) return false;
+      const acc = arena.malloc(cols * 8);
+      zero(acc, cols * 8);
+      sumRowsK(x.byteOffset, acc, rows, cols);
+      out.set(new Float64Array(memory.buffer, acc, cols));
+      arena.release(acc, cols * 8);
+      return true;
+    },
+  };
+
   const momentumStep = (p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void => {
     const n = p.length;
     const args = [hp.lr, hp.gamma, hp.l2, hp.nesterov ? 1 : 0] as const;
@@ -265,6 +304,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     matmul,
     momentumStep,
     allocFloat32: arena.allocFloat32,
+    elementwise,
     memoryStats: arena.stats,
     dispose: () => {
       if (worker !== undefined && ctrl !== undefined) {

@@ -315,6 +315,115 @@ export const gemmWat = (relaxed, shared = true) => {
   (func (export "zero") (param $ptr i32) (param $n i32)
     (memory.fill (local.get $ptr) (i32.const 0) (local.get $n)))
 
+  ;; The element-wise kernels of a training step, each equal bit for bit to its
+  ;; TypeScript version in kernels.ts / ops.ts (so results never depend on where
+  ;; a tensor's memory happens to be). Addresses in bytes, counts in elements.
+
+  ;; out = x > 0 ? x : 0 (NaN and -0 give +0, as \`v > 0 ? v : 0\` does).
+  (func (export "relu") (param $x i32) (param $out i32) (param $n i32)
+    (local $i i32) (local $v v128)
+    (local.set $i (i32.const 0))
+    (block $done4 (loop $next4
+      (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+      (local.set $v (v128.load (local.get $x)))
+      (v128.store (local.get $out) (v128.and (local.get $v) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))
+      (local.set $x (i32.add (local.get $x) (i32.const 16)))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next4)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (f32.store (local.get $out)
+        (select (f32.load (local.get $x)) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next))))
+
+  ;; out = ct · (x > 0 ? 1 : 0): relu's VJP, a real multiply so that -0 and NaN
+  ;; come out as from mul(ct, stepMask(x)).
+  (func (export "reluGrad") (param $x i32) (param $ct i32) (param $out i32) (param $n i32)
+    (local $i i32)
+    (local.set $i (i32.const 0))
+    (block $done4 (loop $next4
+      (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+      (v128.store (local.get $out)
+        (f32x4.mul (v128.load (local.get $ct))
+          (v128.and (v128.const f32x4 1 1 1 1) (f32x4.gt (v128.load (local.get $x)) (v128.const f32x4 0 0 0 0)))))
+      (local.set $x (i32.add (local.get $x) (i32.const 16)))
+      (local.set $ct (i32.add (local.get $ct) (i32.const 16)))
+      (local.set $out (i32.add (local.get $out) (i32.const 16)))
+      (local.set $i (i32.add (local.get $i) (i32.const 4)))
+      (br $next4)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (f32.store (local.get $out)
+        (f32.mul (f32.load (local.get $ct))
+          (select (f32.const 1) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0)))))
+      (local.set $x (i32.add (local.get $x) (i32.const 4)))
+      (local.set $ct (i32.add (local.get $ct) (i32.const 4)))
+      (local.set $out (i32.add (local.get $out) (i32.const 4)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br $next))))
+
+  ;; out[r, c] = a[r, c] + b[c]: the bias add (float32 addition is exact to the
+  ;; float64-then-round of the TypeScript loop).
+  (func (export "addRow") (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $c i32) (local $bp i32)
+    (local.set $r (i32.const 0))
+    (block $doneR (loop $nextR
+      (br_if $doneR (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $bp (local.get $b))
+      (local.set $c (i32.const 0))
+      (block $done4 (loop $next4
+        (br_if $done4 (i32.gt_u (i32.add (local.get $c) (i32.const 4)) (local.get $cols)))
+        (v128.store (local.get $out) (f32x4.add (v128.load (local.get $a)) (v128.load (local.get $bp))))
+        (local.set $a (i32.add (local.get $a) (i32.const 16)))
+        (local.set $bp (i32.add (local.get $bp) (i32.const 16)))
+        (local.set $out (i32.add (local.get $out) (i32.const 16)))
+        (local.set $c (i32.add (local.get $c) (i32.const 4)))
+        (br $next4)))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $c) (local.get $cols)))
+        (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.load (local.get $bp))))
+        (local.set $a (i32.add (local.get $a) (i32.const 4)))
+        (local.set $bp (i32.add (local.get $bp) (i32.const 4)))
+        (local.set $out (i32.add (local.get $out) (i32.const 4)))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $next)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $nextR))))
+
+  ;; acc[c] = Σ_r x[r, c] in float64, rows in order (as the TypeScript column sum);
+  ;; acc is cols float64s, zeroed by the caller. The host rounds to float32.
+  (func (export "sumRows") (param $x i32) (param $acc i32) (param $rows i32) (param $cols i32)
+    (local $r i32) (local $c i32) (local $ap i32) (local $v v128)
+    (local.set $r (i32.const 0))
+    (block $doneR (loop $nextR
+      (br_if $doneR (i32.ge_u (local.get $r) (local.get $rows)))
+      (local.set $ap (local.get $acc))
+      (local.set $c (i32.const 0))
+      (block $done4 (loop $next4
+        (br_if $done4 (i32.gt_u (i32.add (local.get $c) (i32.const 4)) (local.get $cols)))
+        (local.set $v (v128.load (local.get $x)))
+        (v128.store (local.get $ap) (f64x2.add (v128.load (local.get $ap)) (f64x2.promote_low_f32x4 (local.get $v))))
+        (v128.store offset=16 (local.get $ap)
+          (f64x2.add (v128.load offset=16 (local.get $ap))
+            (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 16)))
+        (local.set $ap (i32.add (local.get $ap) (i32.const 32)))
+        (local.set $c (i32.add (local.get $c) (i32.const 4)))
+        (br $next4)))
+      (block $done (loop $next
+        (br_if $done (i32.ge_u (local.get $c) (local.get $cols)))
+        (f64.store (local.get $ap) (f64.add (f64.load (local.get $ap)) (f64.promote_f32 (f32.load (local.get $x)))))
+        (local.set $x (i32.add (local.get $x) (i32.const 4)))
+        (local.set $ap (i32.add (local.get $ap) (i32.const 8)))
+        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+        (br $next)))
+      (local.set $r (i32.add (local.get $r) (i32.const 1)))
+      (br $nextR))))
+
   ;; out[i] = Σ_t parts[t][i]: joins the partial products of a k-split.
   (func (export "addInto") (param $dst i32) (param $src i32) (param $n i32)
     (local $i i32)
