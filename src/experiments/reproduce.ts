@@ -92,9 +92,10 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
     if (o.limitTest !== undefined) cfg = setPath(cfg, 'data.limitTest', o.limitTest) as RawConfig;
     configs.set(section, cfg);
   }
+  // Run again into the same folder after an interruption, finished sections are read back.
   const startSweep = (section: Section, cfg: RawConfig) =>
     runSweep(cfg, {
-      ...opts, dataCache, outDir: join(outDir, section),
+      ...opts, dataCache, outDir: join(outDir, section), reuseFinished: true,
       onRunEvent: (i, n, values, e) => opts.onRunEvent?.(section, i, n, values, e),
     });
   // With a pool, every section's runs join one queue now, so no core idles at the

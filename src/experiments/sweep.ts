@@ -56,6 +56,11 @@ export interface SweepOptions extends RunOptions {
   readonly onRunEvent?: (i: number, total: number, values: readonly unknown[], e: ProgressEvent) => void;
   /** Runs the grid's runs side by side on this pool (parallel.ts); without one, one after another here. */
   readonly pool?: RunPool;
+  /**
+   * A folder holding a finished sweep is read back instead of refused (reproduce
+   * continuing an interrupted report); its files are left as they are.
+   */
+  readonly reuseFinished?: boolean;
 }
 
 /**
@@ -72,7 +77,8 @@ export const runSweep = async (raw: RawConfig, opts: SweepOptions): Promise<E.Ei
   const bad = decoded.find(E.isLeft);
   if (bad !== undefined && E.isLeft(bad)) return bad;
   const dir = opts.outDir ?? join(opts.runsDir ?? 'runs', `${raw.name}-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`);
-  if (existsSync(join(dir, 'table.md'))) return E.left(new Error(`${dir} holds a finished sweep, which is never overwritten: choose another --out`));
+  const finishedBefore = existsSync(join(dir, 'table.md'));
+  if (finishedBefore && opts.reuseFinished !== true) return E.left(new Error(`${dir} holds a finished sweep, which is never overwritten: choose another --out`));
   mkdirSync(dir, { recursive: true });
   const keys = sweepKeys(raw.sweep);
   const headers = keys.map((k) => raw.sweep?.columns?.[k] ?? k);
@@ -122,7 +128,7 @@ export const runSweep = async (raw: RawConfig, opts: SweepOptions): Promise<E.Ei
   const interrupted = results.some((r) => r.interrupted) || results.length < combos.length;
   const bestIdx = rows.reduce((b, r, i) => (r.valAccuracy > rows[b]!.valAccuracy ? i : b), 0);
   const markdown = sweepMarkdown(headers, rows);
-  if (!interrupted) {
+  if (!interrupted && !finishedBefore) {
     writeFileAtomic(join(dir, 'table.md'), `# ${raw.sweep.title ?? raw.name}\n\n${markdown}\n`);
     writeFileAtomic(join(dir, 'table.json'), JSON.stringify({ name: raw.name, headers, rows }, null, 2));
     writeFileAtomic(join(dir, 'table.csv'), [

@@ -64,6 +64,8 @@ export interface ArenaOptions {
   readonly tensorCap: number;
   /** The memory's declared maximum, in pages. */
   readonly maxPages: number;
+  /** Tensor blocks end below this address; the rest is kept for the backend's own blocks (pack buffers, staged operands). */
+  readonly tensorSpace: number;
   /** Zeroes `bytes` at `offset` (the kernel's memory.fill: a typed-array fill over shared memory is slow). */
   readonly zero: (offset: number, bytes: number) => void;
 }
@@ -105,6 +107,9 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
     const offset = free.get(size)?.pop();
     if (offset !== undefined) return { offset, reused: true };
     grow(top + size);
+    return bump(size);
+  };
+  const bump = (size: number): { offset: number; reused: boolean } => {
     const o = top;
     top += size;
     return { offset: o, reused: false };
@@ -128,7 +133,11 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
     allocFloat32: (n, zeroed = true) => {
       const size = alignUp(n * 4);
       if (tensorBytes + size > opts.tensorCap) return undefined;
-      const { offset, reused } = take(size);
+      // Never past the cap in address space either: freed blocks of other sizes
+      // (an old data set awaiting collection) must not push the memory to its maximum.
+      const recycledBlock = free.get(size)?.pop();
+      if (recycledBlock === undefined && top + size > opts.tensorSpace) return undefined;
+      const { offset, reused } = recycledBlock !== undefined ? { offset: recycledBlock, reused: true } : (grow(top + size), bump(size));
       // Fresh memory from the bump pointer has never been written; recycled blocks have.
       if (reused) { if (zeroed) opts.zero(offset, n * 4); recycled++; } else fresh++;
       tensorBytes += size;

@@ -90,6 +90,8 @@ const align = (x: number): number => (x + 63) & ~63;
  * matrices (0.74 GB) and a training loop's working set.
  */
 const TENSOR_CAP = 1280 * 1024 * 1024;
+/** Kernel memory kept for the backend's own blocks (pack buffers, staged operands), out of reach of tensors. */
+const OWN_SPACE = 256 * 1024 * 1024;
 
 export interface CpuBackendOptions {
   /**
@@ -148,7 +150,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
 
   // Tensors live in the kernel's memory where they can (see arena.ts); the pack
   // buffers and staged operands of products are blocks of it too.
-  const arena = createArena(memory, { tensorCap: TENSOR_CAP, maxPages: MAX_PAGES, zero });
+  const arena = createArena(memory, { tensorCap: TENSOR_CAP, tensorSpace: MAX_PAGES * PAGE - OWN_SPACE, maxPages: MAX_PAGES, zero });
   const t0 = arena.malloc(PER_THREAD_BYTES), t1 = arena.malloc(PER_THREAD_BYTES);
 
   let local32 = new Float32Array(localMemory.buffer);
