@@ -4,7 +4,7 @@
  * table as an uninterrupted sweep.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -42,6 +42,21 @@ describe('sweeps', () => {
     expect(E.isRight(second)).toBe(true);
     const strip = (rows: typeof full.rows) => rows.map(({ dir: _d, ...r }) => r);
     expect(strip(right(second).rows)).toEqual(strip(full.rows));
+  });
+
+  it('a finished sweep is refused, or with reuseFinished read back without running or writing anything', async () => {
+    const cfg = quick('examples/configs/table7.yaml');
+    const opts = { dataDir: CIFAR_DIR, plots: false };
+    const dir = join(mkdtempSync(join(tmpdir(), 'sweep-')), 'done');
+    const first = right(await runSweep(cfg, { ...opts, outDir: dir }));
+    const stamp = () => [join(dir, 'table.md'), ...first.rows.map((r) => join(r.dir, 'result.json'))].map((f) => statSync(f).mtimeMs);
+    const before = stamp();
+    expect(E.isLeft(await runSweep(cfg, { ...opts, outDir: dir }))).toBe(true);
+    let events = 0;
+    const again = right(await runSweep(cfg, { ...opts, outDir: dir, reuseFinished: true, onEvent: () => { events++; } }));
+    expect(again.rows.map(({ dir: _d, ...r }) => r)).toEqual(first.rows.map(({ dir: _d, ...r }) => r));
+    expect(events).toBe(0);
+    expect(stamp()).toEqual(before);
   });
 
   it('runs side by side on a pool give the same table as runs in turn, interrupted or not', async () => {
