@@ -144,6 +144,7 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
   }
 
   const sel = backendSelection();
+  const reused = sweeps.filter((s) => s.reused).map((s) => s.title.split(':')[0]);
   const p = presets.paper;
   const report = [
     '# Multiclass classification on CIFAR-100 with back-propagation: the report reproduced with tapegrad',
@@ -152,6 +153,7 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
       (opts.pool !== undefined
         ? `${opts.pool.jobs} runs side by side on one core each, backend ${sel.backend.name} (${sel.reason}).`
         : `on ${sel.backend.description} (${sel.reason}).`) +
+      (reused.length > 0 ? ` This invocation continued an earlier, interrupted one into the same folder: ${reused.join(', ')} were read back from it, not run again.` : '') +
       (opts.overrides && Object.keys(opts.overrides).length > 0 ? ` **Quick run with overrides ${JSON.stringify(opts.overrides)}: not comparable with the report.**` : ''),
     '',
     "Conventions: the `paper` preset (shared/spec/conventions.md) — per-image, per-channel z-scoring; the report's initializer " +

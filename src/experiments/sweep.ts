@@ -32,6 +32,8 @@ export interface SweepResult {
   readonly bestRun: RunResult;
   readonly markdown: string;
   readonly interrupted: boolean;
+  /** Read back from a folder that already held the finished sweep (nothing ran). */
+  readonly reused: boolean;
 }
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
@@ -138,6 +140,6 @@ export const runSweep = async (raw: RawConfig, opts: SweepOptions): Promise<E.Ei
     await writeCurves(dir, `${raw.sweep.title ?? raw.name}, best: ${rows[bestIdx]!.values.join(', ')}`, results[bestIdx]!.history, 'best-');
   }
   return E.right({
-    dir, name: raw.name, title: raw.sweep.title ?? raw.name, headers, rows, best: rows[bestIdx]!, bestRun: results[bestIdx]!, markdown, interrupted,
+    dir, name: raw.name, title: raw.sweep.title ?? raw.name, headers, rows, best: rows[bestIdx]!, bestRun: results[bestIdx]!, markdown, interrupted, reused: finishedBefore,
   });
 };
