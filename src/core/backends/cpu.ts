@@ -7,7 +7,12 @@
  * Threading follows the measurements in shared/docs/perf-notes.md: one worker
  * (never more busy threads than cores), a bounded spin on an Atomics flag
  * before sleeping in Atomics.wait, and the split chosen per shape: K for X·W,
- * M for Xᵀ·Δ, N for Δ·Wᵀ; small products stay on one thread.
+ * M for Xᵀ·Δ, N for Δ·Wᵀ; small products stay on one thread. The K split runs
+ * on one thread too (both halves in turn), so results do not depend on threads.
+ *
+ * Large float32 tensors live in the shared memory itself (arena.ts), where the
+ * GEMM, the fused momentum update and the element-wise kernels of a training
+ * step read and write them without copies; others are staged per call.
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
