@@ -11,12 +11,15 @@
  * same few sizes over and over). Blocks handed out for tensors are views
  * registered with a FinalizationRegistry: when the garbage collector has
  * collected a view, its block goes back on the free list, and is zeroed when it
- * is handed out again; every 256 MB handed out it asks V8 for a collection, as V8
- * does by itself for ordinary ArrayBuffers (it counts their bytes, not these). Tensor blocks are capped (`tensorCap`): past it `alloc`
- * returns undefined and the caller uses ordinary memory, so a loop that never
- * yields to the event loop (finalizers run between tasks) degrades to copies
- * instead of growing without bound. Blocks the backend uses for itself (pack
- * buffers, staged operands) are released explicitly.
+ * is handed out again; every 256 MB handed out it asks V8 for a collection, as
+ * V8 does by itself for ordinary ArrayBuffers (it counts their bytes, not these).
+ * Tensor blocks are capped in live bytes (`tensorCap`) and in address space
+ * (`tensorSpace`, so that freed blocks of other sizes, such as an old data set
+ * awaiting collection, cannot push the memory to its maximum): past either,
+ * `allocFloat32` returns undefined and the caller uses ordinary memory. A loop
+ * that never yields to the event loop (finalizers run between tasks) thus
+ * degrades to copies instead of failing. Blocks the backend uses for itself
+ * (pack buffers, staged operands) are released explicitly.
  *
  * Safety is the pool's (../pool.ts): a tensor's array is reachable only through
  * the one view, which library code never re-views beyond a call.
