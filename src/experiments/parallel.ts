@@ -33,9 +33,10 @@ export interface RunTask {
 }
 
 /** What crosses into a worker of RunOptions (functions and caches stay here). */
-type PortableOptions = Pick<RunOptions, 'dataDir' | 'plots' | 'backend' | 'runsDir'>;
+export type PortableOptions = Pick<RunOptions, 'dataDir' | 'plots' | 'backend' | 'runsDir'>;
 
-type ToWorker =
+/** What the pool sends a worker (run-worker.ts). */
+export type ToWorker =
   | { readonly type: 'run'; readonly id: number; readonly config?: ResolvedConfig; readonly outDir?: string; readonly resumeDir?: string; readonly opts: PortableOptions }
   | { readonly type: 'abort' };
 export type FromWorker =

@@ -6,9 +6,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import { parentPort } from 'node:worker_threads';
 import { disposeBackend } from '../core/index.js';
 import type { CifarData } from '../data/index.js';
-import type { FromWorker, ProgressEvent } from './parallel.js';
+import type { FromWorker, ProgressEvent, ToWorker } from './parallel.js';
 import { runExperiment } from './run.js';
-import type { ResolvedConfig } from './config.js';
 
 if (parentPort === null) throw new Error('run-worker.ts runs as a worker thread of the run pool (parallel.ts)');
 const port = parentPort;
@@ -25,14 +24,9 @@ const dataCache = new LastOnly<string, CifarData>();
 let controller: AbortController | undefined;
 let aborted = false;
 
-type RunMessage = {
-  readonly type: 'run'; readonly id: number; readonly config?: ResolvedConfig; readonly outDir?: string; readonly resumeDir?: string;
-  readonly opts: { readonly dataDir?: string; readonly plots?: boolean; readonly backend?: string; readonly runsDir?: string };
-};
-
 const post = (m: FromWorker): void => port.postMessage(m);
 
-port.on('message', (m: RunMessage | { readonly type: 'abort' }) => {
+port.on('message', (m: ToWorker) => {
   if (m.type === 'abort') {
     aborted = true;
     controller?.abort();
