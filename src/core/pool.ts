@@ -78,20 +78,23 @@ export const allocFloat32 = (n: number, zeroed = true): Float32Array => {
   if (bytes < MIN_POOLED_BYTES) return new Float32Array(n);
   const inKernel = kernelMemory?.(n, zeroed);
   if (inKernel !== undefined) return inKernel;
-  const recycled = take(bytes);
-  const view = recycled === undefined ? new Float32Array(n) : zeroed ? new Float32Array(recycled).fill(0) : new Float32Array(recycled);
-  if (recycled === undefined) fresh++;
-  registry.register(view, view.buffer as ArrayBuffer);
-  return view;
+  return pooled(Float32Array, n, zeroed);
 };
 
 /** A Float64Array of length n, on recycled memory when some is free; zeroed unless `zeroed` is false. */
-export const allocFloat64 = (n: number, zeroed = true): Float64Array => {
-  const bytes = n * 8;
-  if (bytes < MIN_POOLED_BYTES) return new Float64Array(n);
-  const recycled = take(bytes);
-  const view = recycled === undefined ? new Float64Array(n) : zeroed ? new Float64Array(recycled).fill(0) : new Float64Array(recycled);
+export const allocFloat64 = (n: number, zeroed = true): Float64Array =>
+  n * 8 < MIN_POOLED_BYTES ? new Float64Array(n) : pooled(Float64Array, n, zeroed);
+
+/** A view of n elements on a recycled buffer of its size when one is free, else on a new one; registered for recycling. */
+const pooled = <A extends Float32Array | Float64Array>(
+  Ctor: { new (n: number): A; new (buffer: ArrayBuffer): A },
+  n: number,
+  zeroed: boolean,
+): A => {
+  const recycled = take(n * Ctor.prototype.BYTES_PER_ELEMENT);
   if (recycled === undefined) fresh++;
+  const view = recycled === undefined ? new Ctor(n) : new Ctor(recycled);
+  if (recycled !== undefined && zeroed) view.fill(0);
   registry.register(view, view.buffer as ArrayBuffer);
   return view;
 };

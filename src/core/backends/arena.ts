@@ -106,13 +106,12 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
     whole = new Float32Array(memory.buffer);
   };
 
-  const take = (size: number): { offset: number; reused: boolean } => {
+  /** A free block of exactly `size`, else a new one from the bump pointer if it ends by `limit`. */
+  const take = (size: number, limit = Infinity): { offset: number; reused: boolean } | undefined => {
     const offset = free.get(size)?.pop();
     if (offset !== undefined) return { offset, reused: true };
+    if (top + size > limit) return undefined;
     grow(top + size);
-    return bump(size);
-  };
-  const bump = (size: number): { offset: number; reused: boolean } => {
     const o = top;
     top += size;
     return { offset: o, reused: false };
@@ -131,16 +130,16 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
   });
 
   return {
-    malloc: (bytes) => take(alignUp(bytes)).offset,
+    malloc: (bytes) => take(alignUp(bytes))!.offset,
     release,
     allocFloat32: (n, zeroed = true) => {
       const size = alignUp(n * 4);
       if (tensorBytes + size > opts.tensorCap) return undefined;
       // Never past the cap in address space either: freed blocks of other sizes
       // (an old data set awaiting collection) must not push the memory to its maximum.
-      const recycledBlock = free.get(size)?.pop();
-      if (recycledBlock === undefined && top + size > opts.tensorSpace) return undefined;
-      const { offset, reused } = recycledBlock !== undefined ? { offset: recycledBlock, reused: true } : (grow(top + size), bump(size));
+      const block = take(size, opts.tensorSpace);
+      if (block === undefined) return undefined;
+      const { offset, reused } = block;
       // Fresh memory from the bump pointer has never been written; recycled blocks have.
       if (reused) { if (zeroed) opts.zero(offset, n * 4); recycled++; } else fresh++;
       tensorBytes += size;

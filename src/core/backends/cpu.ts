@@ -183,6 +183,13 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     }
   };
 
+  /** A copy of `x` in a temporary block of the kernel's memory (give it back with arena.release). */
+  const stage = (x: Float32Array): number => {
+    const off = arena.malloc(x.length * 4);
+    arena.view().set(x, off / 4);
+    return off;
+  };
+
   const matmul = (a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Data): void => {
     if (!(a instanceof Float32Array) || !(b instanceof Float32Array) || !(out instanceof Float32Array)) {
       referenceBackend.matmul(a, b, m, k, n, transA, transB, out);
@@ -192,17 +199,13 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     if (k === 0) { out.fill(0); return; }
     // Operands in the kernel's memory are read in place; others are staged there.
     const staged: Array<[number, number]> = [];
-    const place = (x: Float32Array, copy: boolean): number => {
-      if (arena.owns(x)) return x.byteOffset;
-      const off = arena.malloc(x.length * 4);
-      staged.push([off, x.length * 4]);
-      if (copy) arena.view().set(x, off / 4);
+    const temporary = (bytes: number, off = arena.malloc(bytes)): number => {
+      staged.push([off, bytes]);
       return off;
     };
+    const place = (x: Float32Array, copy: boolean): number =>
+      arena.owns(x) ? x.byteOffset : temporary(x.length * 4, copy ? stage(x) : undefined);
     const A = place(a, true), B = place(b, true), C = place(out, false);
-    const needsC2 = m * n * k >= PARALLEL_MIN_MACS && k >= m && k >= n;
-    const C2 = needsC2 ? arena.malloc(m * n * 4) : 0;
-    if (needsC2) staged.push([C2, m * n * 4]);
     // A(i, p) and B(p, j) as strides, in elements.
     const sai = transA ? 1 : k, sap = transA ? m : 1;
     const sbp = transB ? 1 : n, sbj = transB ? k : 1;
@@ -219,6 +222,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
       // At a KC boundary near the middle when there is one, else the middle.
       const aligned = Math.round(k / 2 / BLOCK.KC) * BLOCK.KC;
       const k0 = aligned > 0 && aligned < k ? aligned : Math.floor(k / 2);
+      const C2 = temporary(m * n * 4);
       const second = [m, n, k - k0, A + k0 * sap * 4, sai, sap, B + k0 * sbp * 4, sbp, sbj, C2, n, ap1, bp1, s1] as const;
       const first = () => gemm(m, n, k0, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
       if (worker === undefined) {
@@ -249,12 +253,6 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
   type Fn = (...args: number[]) => void;
   const k = (name: string) => inst.exports[name] as Fn;
   const [reluK, reluGradK, addRowK, sumRowsK] = [k('relu'), k('reluGrad'), k('addRow'), k('sumRows')];
-  /** A small array copied into a temporary block (released by the caller). */
-  const stageSmall = (x: Float32Array): number => {
-    const off = arena.malloc(x.length * 4);
-    arena.view().set(x, off / 4);
-    return off;
-  };
   const elementwise: ElementwiseKernels = {
     relu: (x, out) => {
       if (!arena.owns(x) || !arena.owns(out)) return false;
@@ -269,7 +267,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     addRow: (a, b, out, rows, cols) => {
       if (!arena.owns(a) || !arena.owns(out)) return false;
       const owned = arena.owns(b);
-      const B = owned ? b.byteOffset : stageSmall(b);
+      const B = owned ? b.byteOffset : stage(b);
       addRowK(a.byteOffset, B, out.byteOffset, rows, cols);
       if (!owned) arena.release(B, b.length * 4);
       return true;

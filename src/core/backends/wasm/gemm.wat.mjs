@@ -18,6 +18,26 @@ const madd = (relaxed, a, b, c) =>
   relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
 
 /**
+ * A loop over `n` elements, four at a time and then one at a time: `vec` and
+ * `one` are the two bodies; `ptrs` the byte pointers both advance, each with its
+ * element size in bytes. `n` is an expression (e.g. `(local.get $n)`).
+ */
+const lanes = (i, n, ptrs, vec, one) => {
+  const bump = (per) => ptrs.map(([ptr, size]) => `
+      (local.set ${ptr} (i32.add (local.get ${ptr}) (i32.const ${per * size})))`).join('');
+  return `
+    (local.set ${i} (i32.const 0))
+    (block $done4 (loop $next4
+      (br_if $done4 (i32.gt_u (i32.add (local.get ${i}) (i32.const 4)) ${n}))${vec}${bump(4)}
+      (local.set ${i} (i32.add (local.get ${i}) (i32.const 4)))
+      (br $next4)))
+    (block $done (loop $next
+      (br_if $done (i32.ge_u (local.get ${i}) ${n}))${one}${bump(1)}
+      (local.set ${i} (i32.add (local.get ${i}) (i32.const 1)))
+      (br $next)))`;
+};
+
+/**
  * The module text. `shared`: import a shared memory (the GEMM, which two threads
  * run on); false builds the same kernels over a private memory, which the host
  * copies into and out of at plain memcpy speed (V8 copies typed arrays into and
@@ -277,38 +297,20 @@ export const gemmWat = (relaxed, shared = true) => {
     (local.set $lr4 (f32x4.splat (local.get $lr)))
     (local.set $gm4 (f32x4.splat (local.get $gamma)))
     (local.set $l24 (f32x4.splat (local.get $l2)))
-    (local.set $i (i32.const 0))
-    (block $done4 (loop $next4
-      (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+${lanes('$i', '(local.get $n)', [['$p', 4], ['$v', 4], ['$g', 4], ['$pOut', 4], ['$vOut', 4]], `
       (local.set $gp (f32x4.add (v128.load (local.get $g)) (f32x4.mul (local.get $l24) (v128.load (local.get $p)))))
       (local.set $vv (f32x4.add (f32x4.mul (local.get $gm4) (v128.load (local.get $v))) (f32x4.mul (local.get $lr4) (local.get $gp))))
       (local.set $step (local.get $vv))
       (if (local.get $nesterov)
         (then (local.set $step (f32x4.add (f32x4.mul (local.get $gm4) (local.get $vv)) (f32x4.mul (local.get $lr4) (local.get $gp))))))
       (v128.store (local.get $pOut) (f32x4.sub (v128.load (local.get $p)) (local.get $step)))
-      (v128.store (local.get $vOut) (local.get $vv))
-      (local.set $p (i32.add (local.get $p) (i32.const 16)))
-      (local.set $v (i32.add (local.get $v) (i32.const 16)))
-      (local.set $g (i32.add (local.get $g) (i32.const 16)))
-      (local.set $pOut (i32.add (local.get $pOut) (i32.const 16)))
-      (local.set $vOut (i32.add (local.get $vOut) (i32.const 16)))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br $next4)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (v128.store (local.get $vOut) (local.get $vv))`, `
       (local.set $gs (f32.add (f32.load (local.get $g)) (f32.mul (local.get $l2) (f32.load (local.get $p)))))
       (local.set $vs (f32.add (f32.mul (local.get $gamma) (f32.load (local.get $v))) (f32.mul (local.get $lr) (local.get $gs))))
       (f32.store (local.get $vOut) (local.get $vs))
       (if (local.get $nesterov)
         (then (local.set $vs (f32.add (f32.mul (local.get $gamma) (local.get $vs)) (f32.mul (local.get $lr) (local.get $gs))))))
-      (f32.store (local.get $pOut) (f32.sub (f32.load (local.get $p)) (local.get $vs)))
-      (local.set $p (i32.add (local.get $p) (i32.const 4)))
-      (local.set $v (i32.add (local.get $v) (i32.const 4)))
-      (local.set $g (i32.add (local.get $g) (i32.const 4)))
-      (local.set $pOut (i32.add (local.get $pOut) (i32.const 4)))
-      (local.set $vOut (i32.add (local.get $vOut) (i32.const 4)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $next))))
+      (f32.store (local.get $pOut) (f32.sub (f32.load (local.get $p)) (local.get $vs)))`)})
 
   ;; Zeroes n bytes at ptr (recycled tensor memory): memset speed, where a
   ;; typed-array fill over a SharedArrayBuffer runs element by element.
@@ -321,50 +323,22 @@ export const gemmWat = (relaxed, shared = true) => {
 
   ;; out = x > 0 ? x : 0 (NaN and -0 give +0, as \`v > 0 ? v : 0\` does).
   (func (export "relu") (param $x i32) (param $out i32) (param $n i32)
-    (local $i i32) (local $v v128)
-    (local.set $i (i32.const 0))
-    (block $done4 (loop $next4
-      (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+    (local $i i32) (local $v v128)${lanes('$i', '(local.get $n)', [['$x', 4], ['$out', 4]], `
       (local.set $v (v128.load (local.get $x)))
-      (v128.store (local.get $out) (v128.and (local.get $v) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))
-      (local.set $x (i32.add (local.get $x) (i32.const 16)))
-      (local.set $out (i32.add (local.get $out) (i32.const 16)))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br $next4)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+      (v128.store (local.get $out) (v128.and (local.get $v) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))`, `
       (f32.store (local.get $out)
-        (select (f32.load (local.get $x)) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0))))
-      (local.set $x (i32.add (local.get $x) (i32.const 4)))
-      (local.set $out (i32.add (local.get $out) (i32.const 4)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $next))))
+        (select (f32.load (local.get $x)) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0))))`)})
 
   ;; out = ct · (x > 0 ? 1 : 0): relu's VJP, a real multiply so that -0 and NaN
   ;; come out as from mul(ct, stepMask(x)).
   (func (export "reluGrad") (param $x i32) (param $ct i32) (param $out i32) (param $n i32)
-    (local $i i32)
-    (local.set $i (i32.const 0))
-    (block $done4 (loop $next4
-      (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
+    (local $i i32)${lanes('$i', '(local.get $n)', [['$x', 4], ['$ct', 4], ['$out', 4]], `
       (v128.store (local.get $out)
         (f32x4.mul (v128.load (local.get $ct))
-          (v128.and (v128.const f32x4 1 1 1 1) (f32x4.gt (v128.load (local.get $x)) (v128.const f32x4 0 0 0 0)))))
-      (local.set $x (i32.add (local.get $x) (i32.const 16)))
-      (local.set $ct (i32.add (local.get $ct) (i32.const 16)))
-      (local.set $out (i32.add (local.get $out) (i32.const 16)))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br $next4)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
+          (v128.and (v128.const f32x4 1 1 1 1) (f32x4.gt (v128.load (local.get $x)) (v128.const f32x4 0 0 0 0)))))`, `
       (f32.store (local.get $out)
         (f32.mul (f32.load (local.get $ct))
-          (select (f32.const 1) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0)))))
-      (local.set $x (i32.add (local.get $x) (i32.const 4)))
-      (local.set $ct (i32.add (local.get $ct) (i32.const 4)))
-      (local.set $out (i32.add (local.get $out) (i32.const 4)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $next))))
+          (select (f32.const 1) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0)))))`)})
 
   ;; out[r, c] = a[r, c] + b[c]: the bias add (float32 addition is exact to the
   ;; float64-then-round of the TypeScript loop).
@@ -373,24 +347,9 @@ export const gemmWat = (relaxed, shared = true) => {
     (local.set $r (i32.const 0))
     (block $doneR (loop $nextR
       (br_if $doneR (i32.ge_u (local.get $r) (local.get $rows)))
-      (local.set $bp (local.get $b))
-      (local.set $c (i32.const 0))
-      (block $done4 (loop $next4
-        (br_if $done4 (i32.gt_u (i32.add (local.get $c) (i32.const 4)) (local.get $cols)))
-        (v128.store (local.get $out) (f32x4.add (v128.load (local.get $a)) (v128.load (local.get $bp))))
-        (local.set $a (i32.add (local.get $a) (i32.const 16)))
-        (local.set $bp (i32.add (local.get $bp) (i32.const 16)))
-        (local.set $out (i32.add (local.get $out) (i32.const 16)))
-        (local.set $c (i32.add (local.get $c) (i32.const 4)))
-        (br $next4)))
-      (block $done (loop $next
-        (br_if $done (i32.ge_u (local.get $c) (local.get $cols)))
-        (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.load (local.get $bp))))
-        (local.set $a (i32.add (local.get $a) (i32.const 4)))
-        (local.set $bp (i32.add (local.get $bp) (i32.const 4)))
-        (local.set $out (i32.add (local.get $out) (i32.const 4)))
-        (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $next)))
+      (local.set $bp (local.get $b))${lanes('$c', '(local.get $cols)', [['$a', 4], ['$bp', 4], ['$out', 4]], `
+        (v128.store (local.get $out) (f32x4.add (v128.load (local.get $a)) (v128.load (local.get $bp))))`, `
+        (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.load (local.get $bp))))`)}
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $nextR))))
 
@@ -401,46 +360,20 @@ export const gemmWat = (relaxed, shared = true) => {
     (local.set $r (i32.const 0))
     (block $doneR (loop $nextR
       (br_if $doneR (i32.ge_u (local.get $r) (local.get $rows)))
-      (local.set $ap (local.get $acc))
-      (local.set $c (i32.const 0))
-      (block $done4 (loop $next4
-        (br_if $done4 (i32.gt_u (i32.add (local.get $c) (i32.const 4)) (local.get $cols)))
+      (local.set $ap (local.get $acc))${lanes('$c', '(local.get $cols)', [['$x', 4], ['$ap', 8]], `
         (local.set $v (v128.load (local.get $x)))
         (v128.store (local.get $ap) (f64x2.add (v128.load (local.get $ap)) (f64x2.promote_low_f32x4 (local.get $v))))
         (v128.store offset=16 (local.get $ap)
           (f64x2.add (v128.load offset=16 (local.get $ap))
-            (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))
-        (local.set $x (i32.add (local.get $x) (i32.const 16)))
-        (local.set $ap (i32.add (local.get $ap) (i32.const 32)))
-        (local.set $c (i32.add (local.get $c) (i32.const 4)))
-        (br $next4)))
-      (block $done (loop $next
-        (br_if $done (i32.ge_u (local.get $c) (local.get $cols)))
-        (f64.store (local.get $ap) (f64.add (f64.load (local.get $ap)) (f64.promote_f32 (f32.load (local.get $x)))))
-        (local.set $x (i32.add (local.get $x) (i32.const 4)))
-        (local.set $ap (i32.add (local.get $ap) (i32.const 8)))
-        (local.set $c (i32.add (local.get $c) (i32.const 1)))
-        (br $next)))
+            (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))`, `
+        (f64.store (local.get $ap) (f64.add (f64.load (local.get $ap)) (f64.promote_f32 (f32.load (local.get $x)))))`)}
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $nextR))))
 
   ;; out[i] = Σ_t parts[t][i]: joins the partial products of a k-split.
   (func (export "addInto") (param $dst i32) (param $src i32) (param $n i32)
-    (local $i i32)
-    (local.set $i (i32.const 0))
-    (block $done4 (loop $next4
-      (br_if $done4 (i32.gt_u (i32.add (local.get $i) (i32.const 4)) (local.get $n)))
-      (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (v128.load (local.get $src))))
-      (local.set $dst (i32.add (local.get $dst) (i32.const 16)))
-      (local.set $src (i32.add (local.get $src) (i32.const 16)))
-      (local.set $i (i32.add (local.get $i) (i32.const 4)))
-      (br $next4)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get $i) (local.get $n)))
-      (f32.store (local.get $dst) (f32.add (f32.load (local.get $dst)) (f32.load (local.get $src))))
-      (local.set $dst (i32.add (local.get $dst) (i32.const 4)))
-      (local.set $src (i32.add (local.get $src) (i32.const 4)))
-      (local.set $i (i32.add (local.get $i) (i32.const 1)))
-      (br $next))))
+    (local $i i32)${lanes('$i', '(local.get $n)', [['$dst', 4], ['$src', 4]], `
+      (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (v128.load (local.get $src))))`, `
+      (f32.store (local.get $dst) (f32.add (f32.load (local.get $dst)) (f32.load (local.get $src))))`)})
 )`;
 };
