@@ -100,8 +100,17 @@ const shapes: Array<[string, number, number, number, boolean, boolean]> = [
 ];
 const timeMatmul = (be: Backend, m: number, k: number, n: number, ta: boolean, tb: boolean): number => {
   const key = new Key(1);
-  const a = key.uniform([m * k], -1, 1).toTypedArray(), b = key.fold('b').uniform([k * n], -1, 1).toTypedArray();
-  const out = new Float32Array(m * n);
+  // Operands where the backend keeps a training run's tensors (the cpu
+  // backend's kernel memory), so the products run as they do in training.
+  const place = (x: Float32Array): Float32Array => {
+    const y = be.allocFloat32?.(x.length, false);
+    if (y === undefined) return x;
+    y.set(x);
+    return y;
+  };
+  const a = place(key.uniform([m * k], -1, 1).toTypedArray() as Float32Array);
+  const b = place(key.fold('b').uniform([k * n], -1, 1).toTypedArray() as Float32Array);
+  const out = place(new Float32Array(m * n));
   for (let i = 0; i < 5; i++) be.matmul(a, b, m, k, n, ta, tb, out);
   const samples: number[] = [];
   for (let r = 0; r < 7; r++) {

@@ -62,7 +62,7 @@ const reference64 = () => {
 };
 
 describe('cpu backend (WebAssembly SIMD)', () => {
-  const be = createCpuBackend();
+  const be = createCpuBackend({ threads: 2 });
   const single = createCpuBackend({ threads: 1 });
   afterAll(() => { be.dispose?.(); single.dispose?.(); });
 
@@ -130,6 +130,16 @@ describe('cpu backend (WebAssembly SIMD)', () => {
       momentumStep(Float64Array.from(p), Float64Array.from(v), Float64Array.from(g), hp, p64, v64);
       expect(maxRelErr(pa, p64)).toBeLessThan(1e-6);
       expect(maxRelErr(va, v64)).toBeLessThan(1e-6);
+      // With every array in the kernel's memory the update runs there in place,
+      // in chunks on both threads (one thread: in turn): the same bits.
+      for (const backend of [be, single]) {
+        const inKernel = (x: Float32Array) => { const y = backend.allocFloat32!(n, false)!; y.set(x); return y; };
+        const [pk, vk, gk] = [inKernel(p), inKernel(v), inKernel(g)];
+        const [pb, vb] = [backend.allocFloat32!(n, false)!, backend.allocFloat32!(n, false)!];
+        backend.momentumStep!(pk, vk, gk, hp, pb, vb);
+        expect(Buffer.from(pb.buffer, pb.byteOffset, pb.byteLength).equals(Buffer.from(pa.buffer))).toBe(true);
+        expect(Buffer.from(vb.buffer, vb.byteOffset, vb.byteLength).equals(Buffer.from(va.buffer))).toBe(true);
+      }
     }
   });
 

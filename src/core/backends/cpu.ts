@@ -7,8 +7,12 @@
  * Threading follows the measurements in shared/docs/perf-notes.md: one worker
  * (never more busy threads than cores), a bounded spin on an Atomics flag
  * before sleeping in Atomics.wait, and the split chosen per shape: K for X·W,
- * M for Xᵀ·Δ, N for Δ·Wᵀ; small products stay on one thread. The K split runs
- * on one thread too (both halves in turn), so results do not depend on threads.
+ * M for Xᵀ·Δ, N for Δ·Wᵀ; small products stay on one thread. A product is cut
+ * into up to 16 chunks that both threads take from a shared counter, so a thread
+ * that starts late or is preempted (this machine's vCPUs are) leaves its share to
+ * the other instead of making it wait; K chunks' partial products are joined in
+ * a fixed order, and one thread runs the same chunks, so results do not depend
+ * on threads or timing.
  *
  * Large float32 tensors live in the shared memory itself (arena.ts), where the
  * GEMM, the fused momentum update and the element-wise kernels of a training
@@ -25,6 +29,12 @@ import type { Data } from '../tensor.js';
 
 /** Below this many multiply-adds a second thread costs more than it saves. */
 const PARALLEL_MIN_MACS = 1 << 20;
+/** Element-wise work on fewer elements than this stays on one thread. */
+const PARALLEL_MIN_ELEMENTS = 1 << 16;
+/** A large product is cut into at most this many chunks (see gemmChunks in gemm.wat.mjs). */
+const MAX_CHUNKS = 16;
+/** gemmChunks' split codes, and the kernel's panel width. */
+const SPLIT_K = 0, SPLIT_M = 1, SPLIT_N = 2, NR = 8;
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB: shared memories must declare a maximum
 
@@ -62,14 +72,17 @@ type GemmFn = (
   c: number, ldc: number, ap: number, bp: number, scratch: number,
 ) => void;
 
-// The worker: instantiate the same module on the same memory, then serve gemm
-// calls posted through a shared Int32Array: [seq, done, args…].
+// The worker: instantiate the same module on the same memory, then take part in
+// the chunked calls posted through a shared Int32Array: [seq, done, job, args…],
+// float arguments in the same slots read as float32 (JOB_FLOATS).
+const JOB_GEMM = 0, JOB_MOMENTUM = 1;
+const CTRL_INTS = 24;
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory, ctrl } = workerData;
 const inst = new WebAssembly.Instance(module, { env: { memory } });
-const gemm = inst.exports.gemm;
-const c = new Int32Array(ctrl);
+const { gemmChunks, momentumChunks } = inst.exports;
+const c = new Int32Array(ctrl), f = new Float32Array(ctrl);
 let seen = 0;
 for (;;) {
   // Spin a few milliseconds before sleeping: a training step calls again within
@@ -80,7 +93,11 @@ for (;;) {
   }
   seen = Atomics.load(c, 0);
   if (seen < 0) break;
-  gemm(c[2], c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14], c[15]);
+  if (c[2] === ${JOB_GEMM}) {
+    gemmChunks(c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14], c[15], c[16], c[17], c[18], c[19], c[20]);
+  } else {
+    momentumChunks(c[3], c[4], c[5], c[6], c[7], c[8], f[9], f[10], f[11], c[12], c[13], c[14]);
+  }
   Atomics.store(c, 1, seen);
   Atomics.notify(c, 1);
 }
@@ -131,24 +148,27 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
   const localMemory = new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES });
   const localInst = new WebAssembly.Instance(local, { env: { memory: localMemory } });
   const gemm = inst.exports['gemm'] as GemmFn;
-  const addInto = inst.exports['addInto'] as (dst: number, src: number, n: number) => void;
+  const gemmChunks = inst.exports['gemmChunks'] as (...args: [...Parameters<GemmFn>, split: number, chunk: number, counter: number, parts: number]) => void;
+  const addParts = inst.exports['addParts'] as (dst: number, parts: number, count: number, n: number) => void;
   // The kernel's blocking decides the pack buffers' sizes: read it from the module.
   const global = (name: string) => (inst.exports[name] as WebAssembly.Global).value as number;
-  const BLOCK = { NC: global('NC'), KC: global('KC'), MC: global('MC') };
-  /** Work buffers each thread owns: packed A, packed B, a 4×8 scratch tile. */
+  const BLOCK = { NC: global('NC'), KC: global('KC'), MC: global('MC'), MR: global('MR') };
+  /** Work buffers each thread owns: packed A, packed B, a scratch tile (MR×8 ≤ 64 floats). */
   const PER_THREAD_BYTES = (BLOCK.MC * BLOCK.KC + BLOCK.KC * BLOCK.NC + 64) * 4;
   type MomentumFn = (p: number, v: number, g: number, pOut: number, vOut: number, n: number, lr: number, gamma: number, l2: number, nesterov: number) => void;
   const momentumShared = inst.exports['momentumStep'] as MomentumFn;
   const momentumLocal = localInst.exports['momentumStep'] as MomentumFn;
+  const momentumChunks = inst.exports['momentumChunks'] as (...args: [...Parameters<MomentumFn>, chunk: number, counter: number]) => void;
   const zero = inst.exports['zero'] as (ptr: number, bytes: number) => void;
   const threads = threadsFrom(opts.threads);
 
   let worker: Worker | undefined;
-  let ctrl: Int32Array | undefined;
+  let ctrl: Int32Array | undefined, ctrlF: Float32Array | undefined;
   let seq = 0;
   if (threads === 2) {
-    const sab = new SharedArrayBuffer(16 * 4);
+    const sab = new SharedArrayBuffer(CTRL_INTS * 4);
     ctrl = new Int32Array(sab);
+    ctrlF = new Float32Array(sab);
     worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, ctrl: sab } });
     worker.unref();
   }
@@ -157,6 +177,9 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
   // buffers and staged operands of products are blocks of it too.
   const arena = createArena(memory, { tensorCap: TENSOR_CAP, tensorSpace: MAX_PAGES * PAGE - OWN_SPACE, maxPages: MAX_PAGES, zero });
   const t0 = arena.malloc(PER_THREAD_BYTES), t1 = arena.malloc(PER_THREAD_BYTES);
+  /** The chunked calls' counter, on a cache line of its own. */
+  const counter = arena.malloc(64);
+  const resetCounter = (): void => void Atomics.store(new Int32Array(memory.buffer, counter, 1), 0, 0);
 
   let local32 = new Float32Array(localMemory.buffer);
   const ensureLocal = (bytes: number): void => {
@@ -169,10 +192,18 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     }
   };
 
-  /** Runs one gemm on the worker while `mine` runs here; waits for both. */
-  const both = (args: readonly number[], mine: () => void): void => {
+  /**
+   * Posts a job to the worker (its arguments from slot 3 on; those listed in
+   * `floats` as float32), runs `mine`, the same call with this thread's own
+   * buffers, here; waits for both.
+   */
+  const both = (job: number, args: readonly number[], mine: () => void, floats: readonly number[] = []): void => {
     const c = ctrl!;
-    for (let i = 0; i < 14; i++) c[2 + i] = args[i]!;
+    c[2] = job;
+    for (let i = 0; i < args.length; i++) {
+      if (floats.includes(i)) ctrlF![3 + i] = args[i]!;
+      else c[3 + i] = args[i]!;
+    }
     seq = seq + 1 > 0x3fffffff ? 1 : seq + 1;
     Atomics.store(c, 0, seq);
     Atomics.notify(c, 0);
@@ -216,35 +247,23 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
 
     if (m * n * k < PARALLEL_MIN_MACS) {
       gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
-    } else if (k >= m && k >= n) {
-      // Split K: two partial products, summed. One thread runs both halves in
-      // turn, so that the sums, and so the results, do not depend on threads.
-      // At a KC boundary near the middle when there is one, else the middle.
-      const aligned = Math.round(k / 2 / BLOCK.KC) * BLOCK.KC;
-      const k0 = aligned > 0 && aligned < k ? aligned : Math.floor(k / 2);
-      const C2 = temporary(m * n * 4);
-      const second = [m, n, k - k0, A + k0 * sap * 4, sai, sap, B + k0 * sbp * 4, sbp, sbj, C2, n, ap1, bp1, s1] as const;
-      const first = () => gemm(m, n, k0, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
-      if (worker === undefined) {
-        first();
-        gemm(...second);
-      } else {
-        both(second, first);
-      }
-      addInto(C, C2, m * n);
-    } else if (worker === undefined) {
-      // Row and column bands compute each element exactly as the whole product does.
-      gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
-    } else if (m >= n) {
-      // Split M: each thread owns a band of rows of C.
-      const m0 = Math.max(4, Math.round(m / 2 / 4) * 4);
-      both([m - m0, n, k, A + m0 * sai * 4, sai, sap, B, sbp, sbj, C + m0 * n * 4, n, ap1, bp1, s1], () =>
-        gemm(m0, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0));
     } else {
-      // Split N: each thread owns a band of columns of C.
-      const n0 = Math.max(8, Math.round(n / 2 / 8) * 8);
-      both([m, n - n0, k, A, sai, sap, B + n0 * sbj * 4, sbp, sbj, C + n0 * 4, n, ap1, bp1, s1], () =>
-        gemm(m, n0, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0));
+      // Chunks along K for X·W, M for Xᵀ·Δ, N for Δ·Wᵀ, taken by whichever thread
+      // is free (gemmChunks). K chunks are whole KC blocks, at most MAX_CHUNKS,
+      // their partial products joined in order: the result depends on the shape
+      // alone, not on threads or timing.
+      const split = k >= m && k >= n ? SPLIT_K : m >= n ? SPLIT_M : SPLIT_N;
+      const dim = split === SPLIT_K ? k : split === SPLIT_M ? m : n;
+      const unit = split === SPLIT_K ? BLOCK.KC : split === SPLIT_M ? BLOCK.MR : NR;
+      const chunk = unit * Math.max(1, Math.ceil(dim / unit / MAX_CHUNKS));
+      const count = Math.ceil(dim / chunk);
+      const parts = split === SPLIT_K && count > 1 ? temporary((count - 1) * m * n * 4) : 0;
+      resetCounter();
+      const args = [m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap1, bp1, s1, split, chunk, counter, parts] as const;
+      const mine = () => gemmChunks(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0, split, chunk, counter, parts);
+      if (worker === undefined) mine();
+      else both(JOB_GEMM, args, mine);
+      if (parts !== 0) addParts(C, parts, count - 1, m * n);
     }
     if (!arena.owns(out)) out.set(arena.view().subarray(C / 4, C / 4 + m * n));
     for (const [off, bytes] of staged) arena.release(off, bytes);
@@ -287,7 +306,15 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     const n = p.length;
     const args = [hp.lr, hp.gamma, hp.l2, hp.nesterov ? 1 : 0] as const;
     if (arena.owns(p) && arena.owns(v) && arena.owns(g) && arena.owns(pOut) && arena.owns(vOut)) {
-      momentumShared(p.byteOffset, v.byteOffset, g.byteOffset, pOut.byteOffset, vOut.byteOffset, n, ...args);
+      const ptrs = [p.byteOffset, v.byteOffset, g.byteOffset, pOut.byteOffset, vOut.byteOffset, n] as const;
+      if (worker === undefined || n < PARALLEL_MIN_ELEMENTS) {
+        momentumShared(...ptrs, ...args);
+        return;
+      }
+      // Memory-bound: both cores' loads in flight, in chunks of whole cache lines.
+      const chunk = 16 * Math.ceil(n / 16 / MAX_CHUNKS);
+      resetCounter();
+      both(JOB_MOMENTUM, [...ptrs, ...args, chunk, counter], () => momentumChunks(...ptrs, ...args, chunk, counter), [6, 7, 8]);
       return;
     }
     // Some array is outside the kernel's memory: copy through the private one, in place there.
