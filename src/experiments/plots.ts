@@ -2,9 +2,7 @@
  * Training curves as pictures: a Vega-Lite spec, rendered to SVG by Vega's
  * headless view and to PNG by resvg. (The report's Figures 1–12.)
  */
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import type { EpochRecord } from '../nn/index.js';
 
 export type Metric = 'accuracy' | 'loss';
@@ -33,8 +31,13 @@ export const curvesSpec = (runs: readonly { label: string; history: readonly Epo
   } as TopLevelSpec;
 };
 
-/** Renders a Vega-Lite spec to SVG text and PNG bytes. */
+/**
+ * Renders a Vega-Lite spec to SVG text and PNG bytes. The renderers are loaded
+ * on first use: kept out of a training process, whose every full garbage
+ * collection would otherwise mark their ~10 MB of code and data.
+ */
 export const render = async (spec: TopLevelSpec): Promise<{ svg: string; png: Buffer }> => {
+  const [vega, { compile }, { Resvg }] = await Promise.all([import('vega'), import('vega-lite'), import('@resvg/resvg-js')]);
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();

@@ -4,7 +4,8 @@
  * all destroyed by `dispose`. gpu.js would silently fall back to its CPU mode
  * when WebGL is unavailable; this backend refuses instead and says why.
  */
-import { GPU, type IKernelFunctionThis, type IKernelRunShortcut } from 'gpu.js';
+import { createRequire } from 'node:module';
+import type { IKernelFunctionThis, IKernelRunShortcut } from 'gpu.js';
 import type { Backend } from '../backend.js';
 import type { Data } from '../tensor.js';
 import { referenceBackend } from './reference.js';
@@ -41,6 +42,9 @@ export const createGpujsBackend = (): Backend & { readonly renderer: string } =>
   if (!report.context) {
     throw new Error(`the gpujs backend cannot run: ${report.summary}`);
   }
+  // Loaded here, not at import: other backends' processes then never hold
+  // gpu.js (a few MB of code that every full garbage collection would mark).
+  const { GPU } = createRequire(import.meta.url)('gpu.js') as typeof import('gpu.js');
   const gpu = new GPU({ mode: 'headlessgl' });
   if (gpu.mode !== 'headlessgl') {
     throw new Error(`gpu.js chose mode '${gpu.mode}' instead of headless WebGL: ${report.summary}`);
