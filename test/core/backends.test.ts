@@ -6,7 +6,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { valueAndGrad } from '../../src/autodiff/index.js';
-import { cast, createCpuBackend, createGpujsBackend, detectGpu, Key, referenceBackend, withBackend, type Backend } from '../../src/core/index.js';
+import { cast, createCpuBackend, createGpujsBackend, detectGpu, isHardwareRenderer, Key, referenceBackend, withBackend, type Backend } from '../../src/core/index.js';
 import { crossEntropy, mlp, type MlpParams } from '../../src/nn/index.js';
 import { mapTree } from '../../src/autodiff/index.js';
 import { momentumStep } from '../../src/core/kernels.js';
@@ -60,6 +60,21 @@ const reference64 = () => {
   const r = withBackend('reference', () => valueAndGrad((p: MlpParams) => crossEntropy(model.layer.apply(p, x), labels))(params));
   return { loss: r.value.item(), g: r.grads[0]!.w.toTypedArray() as Float64Array };
 };
+
+describe('auto-detection', () => {
+  it('counts only real GPUs as hardware (renderer strings as glxinfo prints them)', () => {
+    // Software rasterizers: Mesa's llvmpipe and softpipe, Google's SwiftShader, Mesa's swrast.
+    for (const r of ['llvmpipe (LLVM 15.0.6, 256 bits)', 'softpipe', 'SwiftShader Device (Subzero)', 'Software Rasterizer', 'Mesa X11 swrast']) {
+      expect(isHardwareRenderer(r), r).toBe(false);
+    }
+    for (const r of ['NVIDIA H100 80GB HBM3/PCIe/SSE2', 'Mesa Intel(R) UHD Graphics 620 (KBL GT2)', 'AMD Radeon RX 6800 XT (radeonsi, navi21, LLVM 15.0.6, DRM 3.49)']) {
+      expect(isHardwareRenderer(r), r).toBe(true);
+    }
+    // Unknown is not hardware: auto-detection then keeps the cpu backend.
+    expect(isHardwareRenderer(undefined)).toBe(false);
+    expect(isHardwareRenderer('')).toBe(false);
+  });
+});
 
 describe('cpu backend (WebAssembly SIMD)', () => {
   const be = createCpuBackend({ threads: 2 });

@@ -26,6 +26,10 @@ export interface GpuReport {
 
 const SOFTWARE = /llvmpipe|softpipe|swiftshader|software|swrast/i;
 
+/** Whether an OpenGL renderer string names real hardware: known, and none of the software rasterizers. */
+export const isHardwareRenderer = (renderer: string | undefined): boolean =>
+  renderer !== undefined && renderer.trim() !== '' && !SOFTWARE.test(renderer);
+
 let cached: GpuReport | undefined;
 
 /** Probes once per process. */
@@ -58,7 +62,7 @@ export const detectGpu = (): GpuReport => {
       renderer = undefined;
     }
   }
-  const hardware = renderer !== undefined && !SOFTWARE.test(renderer);
+  const hardware = isHardwareRenderer(renderer);
   const summary = loadError !== undefined
     ? `headless-gl is built but could not be loaded: ${loadError}`
     : !glBuilt

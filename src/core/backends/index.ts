@@ -6,7 +6,7 @@ import { registerBackend, setAutoPolicy } from '../backend.js';
 import { createCpuBackend } from './cpu.js';
 import { createGpujsBackend } from './gpujs.js';
 import { referenceBackend } from './reference.js';
-import { detectGpu } from './detect.js';
+import { detectGpu, isHardwareRenderer } from './detect.js';
 
 registerBackend('reference', () => referenceBackend);
 registerBackend('cpu', () => createCpuBackend());
@@ -19,5 +19,5 @@ setAutoPolicy(() => {
     : { name: 'cpu', reason: `auto: no hardware GPU (${gpu.summary})` };
 });
 
-export { createCpuBackend, createGpujsBackend, referenceBackend, detectGpu };
+export { createCpuBackend, createGpujsBackend, referenceBackend, detectGpu, isHardwareRenderer };
 export type { GpuReport } from './detect.js';
