@@ -74,7 +74,7 @@ type GemmFn = (
 
 // The worker: instantiate the same module on the same memory, then take part in
 // the chunked calls posted through a shared Int32Array: [seq, done, job, args…],
-// float arguments in the same slots read as float32 (JOB_FLOATS).
+// the momentum job's float arguments (slots 9-11) written and read as float32.
 const JOB_GEMM = 0, JOB_MOMENTUM = 1;
 const CTRL_INTS = 24;
 const WORKER_SOURCE = `
@@ -261,8 +261,10 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
       resetCounter();
       const args = [m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap1, bp1, s1, split, chunk, counter, parts] as const;
       const mine = () => gemmChunks(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0, split, chunk, counter, parts);
-      if (worker === undefined) mine();
-      else both(JOB_GEMM, args, mine);
+      if (worker !== undefined) both(JOB_GEMM, args, mine);
+      // Row and column bands compute each element exactly as the whole product does.
+      else if (split !== SPLIT_K) gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
+      else mine();
       if (parts !== 0) addParts(C, parts, count - 1, m * n);
     }
     if (!arena.owns(out)) out.set(arena.view().subarray(C / 4, C / 4 + m * n));
