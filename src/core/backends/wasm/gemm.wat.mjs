@@ -42,6 +42,22 @@ const lanes = (i, n, ptrs, vec, one) => {
 };
 
 /**
+ * addParts' loop body for one vector (`v128`) or one float (`f32`) of dst: sums
+ * the count parts at that position into `acc`, in order, and stores it.
+ */
+const joinParts = (acc, type, add) => `
+      (local.set ${acc} (${type}.load (local.get $dst)))
+      (local.set $src (local.get $parts))
+      (local.set $t (i32.const 0))
+      (block $doneT (loop $nextT
+        (br_if $doneT (i32.ge_u (local.get $t) (local.get $count)))
+        (local.set ${acc} (${add} (local.get ${acc}) (${type}.load (local.get $src))))
+        (local.set $src (i32.add (local.get $src) (local.get $stride)))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $nextT)))
+      (${type}.store (local.get $dst) (local.get ${acc}))`;
+
+/**
  * The module text. `shared`: import a shared memory (the GEMM, which two threads
  * run on); false builds the same kernels over a private memory, which the host
  * copies into and out of at plain memcpy speed (V8 copies typed arrays into and
@@ -353,27 +369,8 @@ ${shared ? `
   ;; the K chunks' partial products joined in chunk order.
   (func (export "addParts") (param $dst i32) (param $parts i32) (param $count i32) (param $n i32)
     (local $i i32) (local $t i32) (local $src i32) (local $stride i32) (local $acc v128) (local $s f32)
-    (local.set $stride (i32.shl (local.get $n) (i32.const 2)))${lanes('$i', '(local.get $n)', [['$dst', 4], ['$parts', 4]], `
-      (local.set $acc (v128.load (local.get $dst)))
-      (local.set $src (local.get $parts))
-      (local.set $t (i32.const 0))
-      (block $doneT (loop $nextT
-        (br_if $doneT (i32.ge_u (local.get $t) (local.get $count)))
-        (local.set $acc (f32x4.add (local.get $acc) (v128.load (local.get $src))))
-        (local.set $src (i32.add (local.get $src) (local.get $stride)))
-        (local.set $t (i32.add (local.get $t) (i32.const 1)))
-        (br $nextT)))
-      (v128.store (local.get $dst) (local.get $acc))`, `
-      (local.set $s (f32.load (local.get $dst)))
-      (local.set $src (local.get $parts))
-      (local.set $t (i32.const 0))
-      (block $doneT (loop $nextT
-        (br_if $doneT (i32.ge_u (local.get $t) (local.get $count)))
-        (local.set $s (f32.add (local.get $s) (f32.load (local.get $src))))
-        (local.set $src (i32.add (local.get $src) (local.get $stride)))
-        (local.set $t (i32.add (local.get $t) (i32.const 1)))
-        (br $nextT)))
-      (f32.store (local.get $dst) (local.get $s))`)})
+    (local.set $stride (i32.shl (local.get $n) (i32.const 2)))${lanes('$i', '(local.get $n)', [['$dst', 4], ['$parts', 4]],
+      joinParts('$acc', 'v128', 'f32x4.add'), joinParts('$s', 'f32', 'f32.add'))})
 ` : ''}
   ;; The momentum update, fused (one pass instead of six): with g' = g + l2·p,
   ;; v' = γ·v + lr·g'; p' = p − (nesterov ? γ·v' + lr·g' : v'). Writes p' to
