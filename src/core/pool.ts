@@ -25,6 +25,44 @@
  * the view, so registration does not keep tensors alive.
  */
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+/**
+ * V8's gc function, reached without a command-line flag (a new context picks up
+ * --expose-gc), or null where that is refused.
+ */
+let gcFn: (() => void) | null | undefined;
+
+/**
+ * A full garbage collection, where the engine allows it (else nothing). The
+ * finalizers that recycle collected tensors' memory (here and in the cpu
+ * backend's arena) run after it, between tasks. Only a full collection clears
+ * FinalizationRegistry targets; a young-generation one does not.
+ */
+export const collectGarbage = (): void => {
+  if (gcFn === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gcFn = runInNewContext('gc') as typeof gcFn;
+    } catch {
+      gcFn = null;
+    }
+  }
+  gcFn?.();
+};
+
+/**
+ * Collects garbage and waits until the finalizers have given collected tensors'
+ * memory back: call it after dropping a data set and before loading the next, so
+ * the new one takes the old one's place instead of memory beside it (a data set
+ * is most of a run's memory; the cpu backend keeps tensors within a cap).
+ */
+export const reclaimTensorMemory = async (): Promise<void> => {
+  collectGarbage();
+  for (let i = 0; i < 2; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+};
+
 /** Arrays smaller than this (bytes) are left to the engine's own allocator. */
 const MIN_POOLED_BYTES = 64 * 1024;
 /** Free memory kept for reuse, at most; beyond it buffers are released. */

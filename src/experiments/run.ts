@@ -9,7 +9,7 @@ import * as t from 'io-ts';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { backendSelection, Key, setBackend } from '../core/index.js';
+import { backendSelection, Key, reclaimTensorMemory, setBackend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
   decodeTreeLike, encodeTree, evaluate, fitAsync, mlp, optimizerFromSpec, saveModel, writeFileAtomic,
@@ -87,6 +87,11 @@ const loadData = async (c: ResolvedConfig, opts: RunOptions): Promise<E.Either<E
   const key = dataKey(c);
   const cached = opts.dataCache?.get(key);
   if (cached !== undefined) return E.right(cached);
+  if (opts.dataCache !== undefined && opts.dataCache.size > 0) {
+    // Another data set: let it go, and its memory come back, before this one is built.
+    opts.dataCache.clear();
+    await reclaimTensorMemory();
+  }
   const dir = await ensureCifar100(opts.dataDir);
   if (E.isLeft(dir)) return dir;
   const data = loadCifar100({ dir: dir.right, seed: c.seed, ...c.data });

@@ -9,7 +9,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as E from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
-import { createCpuBackend, Key, setBackend } from '../../src/core/index.js';
+import { createCpuBackend, Key, reclaimTensorMemory, setBackend } from '../../src/core/index.js';
 import { allocData } from '../../src/core/tensor.js';
 import { poolStats } from '../../src/core/pool.js';
 import { denseSet } from '../../src/data/index.js';
@@ -41,6 +41,17 @@ describe('memory pool', () => {
     const small = poolStats();
     allocData('float32', 100);
     expect(poolStats().fresh).toBe(small.fresh);
+  });
+
+  it('reclaimTensorMemory gives a dropped array\'s kernel memory back before it returns', async () => {
+    const be = createCpuBackend({ threads: 1 });
+    const base = be.memoryStats().tensorBytes;
+    const make = () => { const x = be.allocFloat32!(2 ** 21, false)!; x.fill(1); return x.length; }; // 8 MiB, dropped on return
+    expect(make()).toBe(2 ** 21);
+    expect(be.memoryStats().tensorBytes).toBe(base + 8 * 2 ** 20);
+    await reclaimTensorMemory();
+    expect(be.memoryStats().tensorBytes).toBe(base);
+    be.dispose?.();
   });
 
   it("a batch viewing a data set's rows keeps them alive after the set is gone", async () => {

@@ -7,8 +7,13 @@
  * update copied five arrays: about a fifth of a training epoch. Tensors whose
  * values already live in the kernel's memory are read and written in place.
  *
- * How: a bump allocator with exact-size free lists (a training loop asks for the
- * same few sizes over and over). Blocks handed out for tensors are views
+ * How: a bump allocator whose freed blocks merge with free neighbours (and give
+ * the end of the used space back to the bump pointer); a request takes a free
+ * block of its exact size (a training loop asks for the same few sizes over and
+ * over), else the front of the smallest larger one, else new space. So memory
+ * freed in one shape serves any other: with exact sizes alone, an old data set's
+ * freed blocks stayed unusable and a long `reproduce` ran out of its 2 GiB.
+ * Blocks handed out for tensors are views
  * registered with a FinalizationRegistry: when the garbage collector has
  * collected a view, its block goes back on the free list, and is zeroed when it
  * is handed out again; every 256 MB handed out it asks V8 for a collection, as
@@ -25,8 +30,7 @@
  * the one view, which library code never re-views beyond a call.
  */
 
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { collectGarbage } from '../pool.js';
 
 const PAGE = 65536;
 /**
@@ -43,24 +47,6 @@ const GROW_STEP = 32 * 1024 * 1024;
 const ALIGN = 64;
 
 const alignUp = (x: number): number => Math.ceil(x / ALIGN) * ALIGN;
-
-/**
- * V8's gc function, reached without a command-line flag (a new context picks up
- * --expose-gc), or null where that is refused. The finalizers that refill the
- * free lists run after it, between tasks.
- */
-let gcFn: (() => void) | null | undefined;
-const collect = (): void => {
-  if (gcFn === undefined) {
-    try {
-      setFlagsFromString('--expose-gc');
-      gcFn = runInNewContext('gc') as typeof gcFn;
-    } catch {
-      gcFn = null;
-    }
-  }
-  gcFn?.();
-};
 
 export interface ArenaOptions {
   /** At most this many bytes of live tensor blocks (collected ones not counted once finalized). */
@@ -89,7 +75,12 @@ export interface Arena {
 
 export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Arena => {
   let top = ALIGN; // offset 0 stays unused: a null address is never a block
-  const free = new Map<number, number[]>();
+  /** Everything below this has been handed out at some time: not known to be zero. */
+  let highWater = top;
+  // Free blocks, indexed by start, by end (to merge neighbours) and by size (to reuse exactly).
+  const freeAt = new Map<number, number>();
+  const freeEnd = new Map<number, number>();
+  const bySize = new Map<number, Set<number>>();
   let tensorBytes = 0, fresh = 0, recycled = 0, sinceCollect = 0, collections = 0;
   // Every buffer object the memory has handed out (a grown shared memory hands out a new one).
   const buffers = new WeakSet<ArrayBufferLike>();
@@ -100,28 +91,71 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
     const have = memory.buffer.byteLength;
     if (end <= have) return;
     const want = Math.min(opts.maxPages * PAGE, Math.max(end, have + GROW_STEP));
-    if (end > want) throw new RangeError(`cpu backend: ${end} bytes of kernel memory needed, more than its ${opts.maxPages * PAGE / 2 ** 30} GiB maximum`);
+    if (end > want) {
+      throw new RangeError(
+        `cpu backend: ${end} bytes of kernel memory needed, more than its ${opts.maxPages * PAGE / 2 ** 30} GiB maximum ` +
+        `(${tensorBytes} bytes of live tensors): run fewer models or data sets in one process, or use --jobs 1`);
+    }
     memory.grow(Math.ceil((want - have) / PAGE));
     buffers.add(memory.buffer);
     whole = new Float32Array(memory.buffer);
   };
 
-  /** A free block of exactly `size`, else a new one from the bump pointer if it ends by `limit`. */
-  const take = (size: number, limit = Infinity): { offset: number; reused: boolean } | undefined => {
-    const offset = free.get(size)?.pop();
-    if (offset !== undefined) return { offset, reused: true };
-    if (top + size > limit) return undefined;
-    grow(top + size);
-    const o = top;
-    top += size;
-    return { offset: o, reused: false };
+  const addFree = (offset: number, size: number): void => {
+    freeAt.set(offset, size);
+    freeEnd.set(offset + size, offset);
+    let starts = bySize.get(size);
+    if (starts === undefined) bySize.set(size, (starts = new Set()));
+    starts.add(offset);
+  };
+  const removeFree = (offset: number): number => {
+    const size = freeAt.get(offset)!;
+    freeAt.delete(offset);
+    freeEnd.delete(offset + size);
+    const starts = bySize.get(size)!;
+    starts.delete(offset);
+    if (starts.size === 0) bySize.delete(size);
+    return size;
   };
 
+  /**
+   * A block of `size` bytes ending by `limit`: a free block of exactly that size,
+   * else the front of the smallest larger one (the rest stays free), else new
+   * space from the bump pointer. Free blocks of any size serve any request, so
+   * memory freed in one shape (an old data set) is reused in another.
+   */
+  const take = (size: number, limit = Infinity): { offset: number; reused: boolean } | undefined => {
+    for (const offset of bySize.get(size) ?? []) {
+      if (offset + size > limit) continue;
+      removeFree(offset);
+      return { offset, reused: true };
+    }
+    let best = -1, bestSize = Infinity;
+    for (const [offset, blockSize] of freeAt) {
+      if (blockSize > size && blockSize < bestSize && offset + size <= limit) { best = offset; bestSize = blockSize; }
+    }
+    if (best >= 0) {
+      removeFree(best);
+      addFree(best + size, bestSize - size);
+      return { offset: best, reused: true };
+    }
+    if (top + size > limit) return undefined;
+    grow(top + size);
+    const offset = top;
+    top += size;
+    const reused = offset < highWater;
+    highWater = Math.max(highWater, top);
+    return { offset, reused };
+  };
+
+  /** Frees a block, merged with free neighbours; at the end of the used space it lowers the bump pointer. */
   const release = (offset: number, bytes: number): void => {
-    const size = alignUp(bytes);
-    let list = free.get(size);
-    if (list === undefined) free.set(size, (list = []));
-    list.push(offset);
+    let start = offset, size = alignUp(bytes);
+    if (freeAt.has(start + size)) size += removeFree(start + size);
+    const before = freeEnd.get(start);
+    if (before !== undefined) { size += removeFree(before); start = before; }
+    if (start + size === top) top = start;
+    else addFree(start, size);
   };
 
   const registry = new FinalizationRegistry<{ offset: number; size: number }>(({ offset, size }) => {
@@ -147,7 +181,7 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
       if (sinceCollect > COLLECT_EVERY) {
         sinceCollect = 0;
         collections++;
-        collect();
+        collectGarbage();
       }
       const view = new Float32Array(memory.buffer, offset, n);
       buffers.add(view.buffer);
@@ -159,6 +193,6 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
       if (whole.buffer.byteLength !== memory.buffer.byteLength) whole = new Float32Array(memory.buffer);
       return whole;
     },
-    stats: () => ({ tensorBytes, fresh, recycled, collections, committedBytes: top }),
+    stats: () => ({ tensorBytes, fresh, recycled, collections, committedBytes: highWater }),
   };
 };
