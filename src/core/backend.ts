@@ -35,6 +35,8 @@ export interface Backend {
    * tensors are allocated here while the backend is selected.
    */
   allocFloat32?(n: number, zeroed: boolean): Float32Array | undefined;
+  /** With allocFloat32: whether `x` lies in that memory. */
+  owns?(x: Float32Array): boolean;
   /** Optional: the training step's element-wise kernels over the backend's own memory (see ElementwiseKernels). */
   readonly elementwise?: ElementwiseKernels;
   /** Frees kernels, textures, workers. */
@@ -76,7 +78,9 @@ let current: Backend | undefined;
 /** Makes `b` the backend in use, and its memory (if it has one) the home of new large tensors. */
 const use = (b: Backend | undefined): void => {
   current = b;
-  setKernelMemory(b?.allocFloat32?.bind(b));
+  setKernelMemory(b?.allocFloat32 !== undefined && b.owns !== undefined
+    ? { alloc: b.allocFloat32.bind(b), owns: b.owns.bind(b) }
+    : undefined);
 };
 let selection: BackendSelection | undefined;
 

@@ -170,8 +170,10 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
         // Column sums (the bias gradient) on the backend's kernel where it applies.
         const e = fastKernels(d);
         const [rows, cols] = x.shape as [number, number];
-        const out = e === undefined ? undefined : allocData('float32', cols, false) as Float32Array;
-        if (e !== undefined && out !== undefined && e.sumRows(d as Float32Array, out, rows, cols)) return fresh(out, makeShape(keepDims ? [1, cols] : [cols]));
+        if (e !== undefined) {
+          const out = allocData('float32', cols, false) as Float32Array;
+          if (e.sumRows(d as Float32Array, out, rows, cols)) return fresh(out, makeShape(keepDims ? [1, cols] : [cols]));
+        }
       }
       const r = K.reduce('sum', d, x.shape, axes, keepDims);
       return fresh(r.data, r.shape);

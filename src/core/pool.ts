@@ -94,18 +94,24 @@ const take = (bytes: number): ArrayBuffer | undefined => {
   return buffer;
 };
 
-let kernelMemory: ((n: number, zeroed: boolean) => Float32Array | undefined) | undefined;
+/** A backend's own memory: where its kernels read and write without copies. */
+export interface KernelMemory {
+  alloc(n: number, zeroed: boolean): Float32Array | undefined;
+  owns(x: Float32Array): boolean;
+}
+
+let kernelMemory: KernelMemory | undefined;
 
 /**
  * Where new large float32 arrays come from first: the selected backend's own
  * memory (backend.ts sets it), so its kernels need no copies; ours when it has none.
  */
-export const setKernelMemory = (alloc: ((n: number, zeroed: boolean) => Float32Array | undefined) | undefined): void => {
-  kernelMemory = alloc;
+export const setKernelMemory = (memory: KernelMemory | undefined): void => {
+  kernelMemory = memory;
 };
 
-/** Whether new large float32 arrays go to the selected backend's own memory. */
-export const hasKernelMemory = (): boolean => kernelMemory !== undefined;
+/** Whether the selected backend has memory of its own and `x` is not in it (its kernels would copy `x` in at every use). */
+export const outsideKernelMemory = (x: Float32Array): boolean => kernelMemory !== undefined && !kernelMemory.owns(x);
 
 /**
  * A Float32Array of length n: in the backend's memory, else on recycled memory
@@ -114,7 +120,7 @@ export const hasKernelMemory = (): boolean => kernelMemory !== undefined;
 export const allocFloat32 = (n: number, zeroed = true): Float32Array => {
   const bytes = n * 4;
   if (bytes < MIN_POOLED_BYTES) return new Float32Array(n);
-  const inKernel = kernelMemory?.(n, zeroed);
+  const inKernel = kernelMemory?.alloc(n, zeroed);
   if (inKernel !== undefined) return inKernel;
   return pooled(Float32Array, n, zeroed);
 };

@@ -5,7 +5,7 @@
  */
 import { Key, makeShape, type Tensor } from '../core/index.js';
 import { allocData, internal } from '../core/tensor.js';
-import { hasKernelMemory } from '../core/pool.js';
+import { outsideKernelMemory } from '../core/pool.js';
 import { CHANNEL_PIXELS, classCount, labelsOf, PIXELS, pixelOffset, type CifarSplit, type LabelKind } from './cifar.js';
 
 /**
@@ -55,7 +55,7 @@ export const denseSet = (x: Float32Array, y: Uint8Array, features: number, class
       const start = idx[0] ?? 0;
       let consecutive = true;
       for (let i = 1; i < idx.length && consecutive; i++) consecutive = idx[i] === start + i;
-      if (!consecutive || (hasKernelMemory() && !(x.buffer instanceof SharedArrayBuffer))) return gatherRows(x, features, idx);
+      if (!consecutive || outsideKernelMemory(x)) return gatherRows(x, features, idx);
       const rows = x.subarray(start * features, (start + idx.length) * features);
       viewParents.set(rows, x);
       return fromArrayUnchecked(rows, [idx.length, features]);

@@ -5,23 +5,18 @@
  * (so arrays really are recycled) gives the history of training without recycling,
  * both for our pool and for the cpu backend's tensor memory (backends/arena.ts).
  */
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import * as E from 'fp-ts/lib/Either.js';
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend, Key, reclaimTensorMemory, setBackend } from '../../src/core/index.js';
 import { allocData } from '../../src/core/tensor.js';
-import { poolStats } from '../../src/core/pool.js';
+import { collectGarbage, poolStats } from '../../src/core/pool.js';
 import { denseSet } from '../../src/data/index.js';
 import { fit, fitAsync, mlp, type FitOptions } from '../../src/nn/index.js';
 
-// A gc() for this test without a command-line flag: a new context picks up the flag.
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
 /** Collects garbage and lets the finalizers (which refill the pool) run. */
 const collect = async () => {
   for (let i = 0; i < 3; i++) {
-    gc();
+    collectGarbage();
     await new Promise((r) => setTimeout(r, 5));
   }
 };
@@ -88,7 +83,7 @@ describe('memory pool', () => {
     const opts: FitOptions = { epochs: 3, batchSize: 128, optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9 }, shuffle: true, seed: 2, l2: { lambda: 0.01, mode: 'gradient', includeBias: true } };
     const plain = fit(model, init, data, opts);
     const reusedBefore = recycledSoFar();
-    const recycled = await fitAsync(model, init, data, { ...opts, onEvent: (e) => { if (e.type === 'batch') gc(); } });
+    const recycled = await fitAsync(model, init, data, { ...opts, onEvent: (e) => { if (e.type === 'batch') collectGarbage(); } });
     expect(recycledSoFar()).toBeGreaterThan(reusedBefore);
     if (E.isLeft(plain) || E.isLeft(recycled)) throw new Error('training failed');
     const strip = (h: typeof plain.right.history) => h.map(({ seconds: _s, ...r }) => r);

@@ -13,10 +13,9 @@
  * over), else the front of the smallest larger one, else new space. So memory
  * freed in one shape serves any other: with exact sizes alone, an old data set's
  * freed blocks stayed unusable and a long `reproduce` ran out of its 2 GiB.
- * Blocks handed out for tensors are views
- * registered with a FinalizationRegistry: when the garbage collector has
- * collected a view, its block goes back on the free list, and is zeroed when it
- * is handed out again; every 256 MB handed out it asks V8 for a collection, as
+ * Blocks handed out for tensors are views registered with a FinalizationRegistry:
+ * when the garbage collector has collected a view, its block is freed, and it is
+ * zeroed when handed out again; every 256 MB handed out it asks V8 for a collection, as
  * V8 does by itself for ordinary ArrayBuffers (it counts their bytes, not these).
  * Tensor blocks are capped in live bytes (`tensorCap`) and in address space
  * (`tensorSpace`, so that freed blocks of other sizes, such as an old data set

@@ -245,26 +245,24 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     const [ap0, bp0, s0] = packs(t0);
     const [ap1, bp1, s1] = packs(t1);
 
-    if (m * n * k < PARALLEL_MIN_MACS) {
+    // Chunks along K for X·W, M for Xᵀ·Δ, N for Δ·Wᵀ, taken by whichever thread is
+    // free (gemmChunks). K chunks are whole KC blocks, at most MAX_CHUNKS, their
+    // partial products joined in order: the result depends on the shape alone, not
+    // on threads or timing. Row and column bands compute each element exactly as
+    // the whole product does, so one thread runs those as one product.
+    const split = k >= m && k >= n ? SPLIT_K : m >= n ? SPLIT_M : SPLIT_N;
+    if (m * n * k < PARALLEL_MIN_MACS || (worker === undefined && split !== SPLIT_K)) {
       gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
     } else {
-      // Chunks along K for X·W, M for Xᵀ·Δ, N for Δ·Wᵀ, taken by whichever thread
-      // is free (gemmChunks). K chunks are whole KC blocks, at most MAX_CHUNKS,
-      // their partial products joined in order: the result depends on the shape
-      // alone, not on threads or timing.
-      const split = k >= m && k >= n ? SPLIT_K : m >= n ? SPLIT_M : SPLIT_N;
       const dim = split === SPLIT_K ? k : split === SPLIT_M ? m : n;
       const unit = split === SPLIT_K ? BLOCK.KC : split === SPLIT_M ? BLOCK.MR : NR;
       const chunk = unit * Math.max(1, Math.ceil(dim / unit / MAX_CHUNKS));
       const count = Math.ceil(dim / chunk);
       const parts = split === SPLIT_K && count > 1 ? temporary((count - 1) * m * n * 4) : 0;
       resetCounter();
-      const args = [m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap1, bp1, s1, split, chunk, counter, parts] as const;
       const mine = () => gemmChunks(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0, split, chunk, counter, parts);
-      if (worker !== undefined) both(JOB_GEMM, args, mine);
-      // Row and column bands compute each element exactly as the whole product does.
-      else if (split !== SPLIT_K) gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0);
-      else mine();
+      if (worker === undefined) mine();
+      else both(JOB_GEMM, [m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap1, bp1, s1, split, chunk, counter, parts], mine);
       if (parts !== 0) addParts(C, parts, count - 1, m * n);
     }
     if (!arena.owns(out)) out.set(arena.view().subarray(C / 4, C / 4 + m * n));
@@ -338,6 +336,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     matmul,
     momentumStep,
     allocFloat32: arena.allocFloat32,
+    owns: arena.owns,
     elementwise,
     memoryStats: arena.stats,
     dispose: () => {
