@@ -1,66 +1,46 @@
 /**
- * The backend interface: the few kernels whose speed decides a training step's
- * speed. Everything else runs in plain TypeScript in `kernels.ts`.
+ * What a backend is: a device that owns the memory of its tensors and runs the
+ * forward kernel of every primitive on it (jax-js's and tfjs's design).
  *
- * Backends sit side by side (`reference` here, `cpu` (WebAssembly SIMD) and
- * `gpujs` in their own files) and are chosen by name with `setBackend`, by the
- * `TAPEGRAD_BACKEND` environment variable, or by auto-detection.
+ * - Memory: a tensor holds a buffer of its backend (`B`: a typed array for the
+ *   host backends, a texture for gpujs). Buffers are released through `free`
+ *   as soon as the last tensor using one is disposed (explicitly, by `tidy`, or,
+ *   as a safety net, when the garbage collector has collected it).
+ * - Kernels: one typed table over all primitive names (`KernelTable`), so a
+ *   backend missing a kernel does not compile. A backend may implement a kernel
+ *   by moving its operands to the host and back (gpujs does for float64); that
+ *   transfer is the backend's own, documented where it happens.
+ * - Fused work that is not differentiable (the optimizers' updates) is a second
+ *   table, `FusedKernels`, required of every backend just the same.
+ *
+ * Placement travels with tensors: an op runs on the backend of its inputs and
+ * its result lives there. Only tensors made from host values (constructors,
+ * random draws, data sets) need a backend chosen for them: the one passed
+ * explicitly, else the default (`defaultBackend`), which the TAPEGRAD_BACKEND
+ * environment variable or auto-detection chooses once, and `setDefaultBackend`
+ * / `withBackend` change only when asked.
  */
-import type { Data } from './tensor.js';
-import { setKernelMemory } from './pool.js';
+import type { ArityTuple, Data, DType, KernelPrimitive, PrimitiveParams } from './primitives.js';
+import type { Shape } from './shape.js';
 
-/** The matrix-multiply contract every backend fulfils. */
-export interface Backend {
-  /** Short name used in configs and on the command line. */
-  readonly name: string;
-  /** One line for the start-up banner: what runs and on what. */
-  readonly description: string;
-  /**
-   * `out[m×n] = op(a) · op(b)` with `op(a)` of shape m×k and `op(b)` k×n, row-major.
-   * `transA` means `a` is stored k×m; `transB` means `b` is stored n×k.
-   * `out` is freshly allocated by the caller, of the same dtype as `a` and `b`,
-   * with arbitrary contents: every element must be written.
-   */
-  matmul(a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Data): void;
-  /**
-   * Optional fused momentum update (see `kernels.momentumStep` for the
-   * contract and the plain-TypeScript version used when a backend has none).
-   */
-  momentumStep?(p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void;
-  /**
-   * Optional: a Float32Array of n elements in the backend's own memory (zeroed
-   * unless `zeroed` is false),
-   * where its kernels read and write without copies (the cpu backend's
-   * WebAssembly memory); undefined when it has no room. New large float32
-   * tensors are allocated here while the backend is selected.
-   */
-  allocFloat32?(n: number, zeroed: boolean): Float32Array | undefined;
-  /** With allocFloat32: whether `x` lies in that memory. */
-  owns?(x: Float32Array): boolean;
-  /** Optional: the training step's element-wise kernels over the backend's own memory (see ElementwiseKernels). */
-  readonly elementwise?: ElementwiseKernels;
-  /** Frees kernels, textures, workers. */
-  dispose?(): void;
+/** One input of a kernel: a buffer of the backend with its shape and dtype. */
+export interface Operand<B> {
+  readonly buf: B;
+  readonly shape: Shape;
+  readonly dtype: DType;
 }
 
-/**
- * Element-wise kernels a backend runs faster than the TypeScript loops, over
- * arrays in its own memory (`allocFloat32`). Each writes `out` and returns true,
- * or returns false and writes nothing when it does not apply (an array outside
- * its memory); the caller then runs the TypeScript kernel. Results must equal
- * the TypeScript kernels' bit for bit, so that they never depend on where a
- * tensor's memory happens to be.
- */
-export interface ElementwiseKernels {
-  /** out = x > 0 ? x : 0. */
-  relu(x: Float32Array, out: Float32Array): boolean;
-  /** out = ct · (x > 0 ? 1 : 0): relu's VJP. */
-  reluGrad(x: Float32Array, ct: Float32Array, out: Float32Array): boolean;
-  /** out[r, c] = a[r, c] + b[c] for a row-major rows × cols `a` (the bias add). */
-  addRow(a: Float32Array, b: Float32Array, out: Float32Array, rows: number, cols: number): boolean;
-  /** out[c] = Σ_r x[r, c], accumulated in float64 with rows in order, then rounded (the bias gradient). */
-  sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): boolean;
+/** The shape and dtype a kernel's result must have (the rule computes them). */
+export interface OutSpec {
+  readonly shape: Shape;
+  readonly dtype: DType;
 }
+
+/** A primitive's forward computation on one backend: a new buffer holding the result. */
+export type Kernel<P extends KernelPrimitive, B> = (inputs: ArityTuple<P, Operand<B>>, params: PrimitiveParams<P>, out: OutSpec) => B;
+
+/** Every primitive's kernel (reshape, a view, has none). */
+export type KernelTable<B> = { readonly [P in KernelPrimitive]: Kernel<P, B> };
 
 /** Hyperparameters of one fused momentum update. */
 export interface MomentumHyper {
@@ -71,53 +51,78 @@ export interface MomentumHyper {
   readonly nesterov: boolean;
 }
 
-const registry = new Map<string, () => Backend>();
-/** One instance per name: switching back and forth must not start new workers. */
-const instances = new Map<string, Backend>();
-let current: Backend | undefined;
-/** Makes `b` the backend in use, and its memory (if it has one) the home of new large tensors. */
-const use = (b: Backend | undefined): void => {
-  current = b;
-  setKernelMemory(b?.allocFloat32 !== undefined && b.owns !== undefined
-    ? { alloc: b.allocFloat32.bind(b), owns: b.owns.bind(b) }
-    : undefined);
-};
-let selection: BackendSelection | undefined;
+/** Fused, non-differentiable kernels (an optimizer's arithmetic), required of every backend. */
+export interface FusedKernels<B> {
+  /**
+   * g' = g + l2·p; v' = γ·v + lr·g'; p' = p − v' (Nesterov: p − (γ·v' + lr·g')),
+   * in one pass, all operands of one shape and dtype. Returns [p', v'].
+   */
+  momentumStep(p: Operand<B>, v: Operand<B>, g: Operand<B>, hp: MomentumHyper): readonly [B, B];
+}
 
-/** Which backend runs, and why (for the start-up line). */
+/** A backend's memory, in bytes of tensor buffers. */
+export interface MemoryStats {
+  /** Bytes held by live buffers now. */
+  readonly liveBytes: number;
+  /** The most `liveBytes` has been. */
+  readonly peakBytes: number;
+  /** Live buffers. */
+  readonly buffers: number;
+}
+
+/** A device: memory of its own and a kernel for every primitive. */
+export interface Backend<B = unknown> {
+  /** Short name used in configs and on the command line. */
+  readonly name: string;
+  /** One line for the start-up banner: what runs and on what. */
+  readonly description: string;
+  readonly kernels: KernelTable<B>;
+  readonly fused: FusedKernels<B>;
+  /** A new buffer holding a copy of `data`. */
+  upload(data: Data): B;
+  /** A new buffer of `n` elements, each `value`. */
+  full(dtype: DType, n: number, value: number): B;
+  /**
+   * The values on the host. Host backends return the buffer itself, which
+   * callers must treat as read-only; others return a copy (a download).
+   */
+  read(buf: B, dtype: DType, n: number): Data;
+  /** Releases a buffer; called once, when the last tensor using it is gone. */
+  free(buf: B): void;
+  /** Optional: elements [offset, offset + n) of `buf` without a copy, or undefined where the backend cannot. */
+  view?(buf: B, offset: number, n: number): B | undefined;
+  memory(): MemoryStats;
+  /** Frees kernels, textures, workers. The backend must not be used afterwards. */
+  dispose(): void;
+}
+
+/** Which backend is the default for new tensors, and why (for the start-up line). */
 export interface BackendSelection {
   readonly backend: Backend;
   /** How it was chosen: by name, by TAPEGRAD_BACKEND, or by auto-detection. */
   readonly reason: string;
 }
 
-/** Makes a backend choosable by name (backends register themselves on import). */
+const registry = new Map<string, () => Backend>();
+/** One instance per name: switching back and forth must not start new workers. */
+const instances = new Map<string, Backend>();
+let selection: BackendSelection | undefined;
+
+/** Makes a backend choosable by name (the built-in ones register on import of backends/index.ts). */
 export const registerBackend = (name: string, make: () => Backend): void => {
   registry.set(name, make);
 };
 
-/** Names that `setBackend` accepts. */
+/** Names that `backend()` and `setDefaultBackend` accept (besides 'auto'). */
 export const backendNames = (): string[] => [...registry.keys()];
 
-/**
- * Selects the backend all matmuls run on from now on. Throws with the valid names
- * when `name` is unknown.
- */
-export const setBackend = (name: string, reason = `chosen by name ('${name}')`): Backend => {
-  if (name === 'auto') return autoSelect().backend;
-  const make = registry.get(name);
-  if (make === undefined) {
-    throw new Error(`unknown backend '${name}': choose one of auto, ${backendNames().join(', ')}`);
+/** An unknown backend name, with the valid ones. */
+export class UnknownBackendError extends Error {
+  override readonly name = 'UnknownBackendError';
+  constructor(readonly requested: string, where: string) {
+    super(`unknown backend '${requested}'${where}: choose one of auto, ${backendNames().join(', ')}`);
   }
-  let instance = instances.get(name);
-  if (instance === undefined) {
-    instance = make();
-    instances.set(name, instance);
-  }
-  use(instance);
-  selection = { backend: instance, reason };
-  return instance;
-};
+}
 
 let autoPolicy: () => { name: string; reason: string } = () => ({ name: 'reference', reason: 'no other backend is registered' });
 
@@ -126,48 +131,84 @@ export const setAutoPolicy = (policy: () => { name: string; reason: string }): v
   autoPolicy = policy;
 };
 
-/** Picks a backend by auto-detection and selects it. */
-export const autoSelect = (): BackendSelection => {
-  const { name, reason } = autoPolicy();
-  setBackend(name, reason);
-  return selection!;
+/** The auto-detected backend's name and why. */
+export const autoChoice = (): { name: string; reason: string } => autoPolicy();
+
+/**
+ * The backend of a name (created on first use, then shared), 'auto' for the
+ * auto-detected one. Throws `UnknownBackendError` listing the valid names.
+ */
+export const backend = (name: string): Backend => {
+  if (name === 'auto') return backend(autoPolicy().name);
+  const make = registry.get(name);
+  if (make === undefined) throw new UnknownBackendError(name, '');
+  let instance = instances.get(name);
+  if (instance === undefined) {
+    instance = make();
+    instances.set(name, instance);
+  }
+  return instance;
+};
+
+/** A backend given by name or as itself. */
+export type BackendLike = string | Backend;
+export const resolveBackend = (b: BackendLike): Backend => (typeof b === 'string' ? backend(b) : b);
+
+/**
+ * Chooses the default backend for new tensors made from host values (tensors
+ * already made stay where they are; ops follow their inputs).
+ */
+export const setDefaultBackend = (name: string, reason = `chosen by name ('${name}')`): Backend => {
+  if (name === 'auto') {
+    const auto = autoPolicy();
+    selection = { backend: backend(auto.name), reason: auto.reason };
+  } else {
+    selection = { backend: backend(name), reason };
+  }
+  return selection.backend;
 };
 
 /**
- * The backend in use. On first use it is chosen from the TAPEGRAD_BACKEND
- * environment variable, else by auto-detection.
+ * The default backend with the reason it was chosen. On first use it comes from
+ * the TAPEGRAD_BACKEND environment variable (an unknown name is an error), else
+ * from auto-detection.
  */
-export const getBackend = (): Backend => {
-  if (current === undefined) {
-    const env = process.env['TAPEGRAD_BACKEND'];
-    if (env !== undefined && env !== '' && env !== 'auto') setBackend(env, `TAPEGRAD_BACKEND=${env}`);
-    else autoSelect();
-  }
-  return current!;
-};
-
-/** The backend in use with the reason it was chosen. */
 export const backendSelection = (): BackendSelection => {
-  getBackend();
+  if (selection === undefined) {
+    const env = typeof process === 'undefined' ? undefined : process.env['TAPEGRAD_BACKEND'];
+    if (env !== undefined && env !== '' && env !== 'auto') {
+      if (!registry.has(env)) throw new UnknownBackendError(env, ' in TAPEGRAD_BACKEND');
+      setDefaultBackend(env, `TAPEGRAD_BACKEND=${env}`);
+    } else {
+      setDefaultBackend('auto');
+    }
+  }
   return selection!;
 };
 
-/** Runs `f` with another backend, restoring the previous one afterwards. */
-export const withBackend = <A>(name: string, f: () => A): A => {
-  const prev = current, prevSel = selection;
-  setBackend(name);
+/** The backend new tensors made from host values go to unless another is named. */
+export const defaultBackend = (): Backend => backendSelection().backend;
+
+/**
+ * Runs `f` with `name` as the default backend for tensors it makes from host
+ * values, restoring the previous default afterwards. Synchronous only: for work
+ * across `await`, pass the backend explicitly (`fit`'s `backend` option,
+ * constructors' `backend` argument) or move tensors with `toBackend`.
+ */
+export const withBackend = <A>(name: BackendLike, f: () => A): A => {
+  const prev = selection;
+  const b = resolveBackend(name);
+  selection = { backend: b, reason: `withBackend('${b.name}')` };
   try {
     return f();
   } finally {
-    use(prev);
-    selection = prevSel;
+    selection = prev;
   }
 };
 
-/** Frees every backend created (workers, kernels); the next op selects one again. */
-export const disposeBackend = (): void => {
-  for (const b of instances.values()) b.dispose?.();
+/** Frees every backend created (workers, kernels); the next use creates them again. */
+export const disposeBackends = (): void => {
+  for (const b of instances.values()) b.dispose();
   instances.clear();
-  use(undefined);
   selection = undefined;
 };
