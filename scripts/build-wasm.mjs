@@ -1,6 +1,8 @@
 // Assembles the GEMM kernels (WebAssembly text → binary) with wabt, from npm:
-// no prebuilt binaries. Run by `npm run build:wasm` (and so by `npm ci` via prepare).
-import { mkdirSync, writeFileSync } from 'node:fs';
+// no prebuilt binaries, and copies the cpu backend's worker (plain JavaScript
+// modules that tsc does not emit) into dist. Run by `npm run build:wasm` (and so
+// by `npm ci` via prepare).
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import wabtInit from 'wabt';
@@ -26,3 +28,7 @@ for (const [name, relaxed, shared] of variants) {
   mod.destroy();
   console.log(`built ${name} (${buffer.length} bytes)`);
 }
+
+const backends = join(root, 'src/core/backends'), distBackends = join(root, 'dist/core/backends');
+mkdirSync(distBackends, { recursive: true });
+for (const name of ['cpu-worker.mjs', 'cpu-protocol.mjs', 'cpu-protocol.d.mts']) copyFileSync(join(backends, name), join(distBackends, name));

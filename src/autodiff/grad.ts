@@ -25,7 +25,7 @@ export interface ValueAndGradWithAux<P extends Tree, A> extends ValueAndGrad<P> 
 const trace = <P extends Tree>(tape: Tape, params: P): P => mapTree(params, (t) => tape.leaf(t));
 
 const gradsOf = <P extends Tree>(traced: P, cts: Map<number, Tensor>): P =>
-  mapTree(traced, (t) => cts.get(t.trace!.id) ?? zeros(t.shape, t.dtype));
+  mapTree(traced, (t) => cts.get(t.trace!.id) ?? zeros(t.shape, t.dtype, t.backend));
 
 const detach = <A>(a: A): A => {
   if (a instanceof Tensor) return untraced(a) as A;
@@ -43,7 +43,7 @@ const scalarSeed = (value: Tensor, who: string): Tensor => {
         'reduce it (sum, mean) or use vjp() for non-scalar outputs',
     );
   }
-  return ones(value.shape, value.dtype);
+  return ones(value.shape, value.dtype, value.backend);
 };
 
 /**

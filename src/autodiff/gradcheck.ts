@@ -4,7 +4,8 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { Key } from '../core/random.js';
-import { cast, internal, Tensor } from '../core/tensor.js';
+import { cast } from '../core/ops.js';
+import { internal, tidy, Tensor } from '../core/tensor.js';
 import { valueAndGrad } from './grad.js';
 import { leafPaths, leaves, mapTree, type Tree } from './tree.js';
 
@@ -72,7 +73,7 @@ const unravel = (flat: number, shape: readonly number[]): number[] => {
 export const perturb = (t: Tensor, i: number, delta: number): Tensor => {
   const data = t.toTypedArray();
   data[i] = data[i]! + delta;
-  return internal.wrap(data, t.shape);
+  return internal.adopt(data, t.shape, t.backend);
 };
 
 const sampleIndices = (size: number, max: number | undefined, key: Key): number[] => {
@@ -82,7 +83,8 @@ const sampleIndices = (size: number, max: number | undefined, key: Key): number[
 
 /** The central difference (f(x + eps·eᵢ) − f(x − eps·eᵢ)) / 2eps for one element of one leaf. */
 export const centralDifference = <P extends Tree>(f: (p: P) => Tensor, params: P, leaf: number, i: number, eps: number): number => {
-  const at = (delta: number): number => f(mapTree(params, (t, j) => (j === leaf ? perturb(t, i, delta) : t))).item();
+  // Each evaluation frees what it made: a check runs f twice per element.
+  const at = (delta: number): number => tidy(() => f(mapTree(params, (t, j) => (j === leaf ? perturb(t, i, delta) : t))).item());
   return (at(eps) - at(-eps)) / (2 * eps);
 };
 
@@ -150,8 +152,8 @@ export const checkGradsDirectional = <P extends Tree>(
     const vs = key.split(g.length).map((k, i) => k.normal(leaves(x)[i]!.shape, 'float64').toTypedArray());
     let analytic = 0;
     g.forEach((gi, i) => { const v = vs[i]!; for (let j = 0; j < gi.length; j++) analytic += gi[j]! * v[j]!; });
-    const shifted = (s: number): number =>
-      f(mapTree(x, (t, i) => { const d = t.toTypedArray(); const v = vs[i]!; for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * v[j]!; return internal.wrap(d, t.shape); })).item();
+    const shifted = (s: number): number => tidy(() =>
+      f(mapTree(x, (t, i) => { const d = t.toTypedArray(); const v = vs[i]!; for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * v[j]!; return internal.adopt(d, t.shape, t.backend); })).item());
     const numerical = (shifted(eps) - shifted(-eps)) / (2 * eps);
     const absDiff = Math.abs(numerical - analytic);
     const scale = Math.max(Math.abs(numerical), Math.abs(analytic));

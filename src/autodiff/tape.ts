@@ -8,8 +8,8 @@
  * reverse walk. Gradients are lazy per input: a VJP is evaluated only for inputs
  * that are traced (so the data matrix of a first layer costs nothing).
  */
-import { add, rules, type Primitive, type Rule } from '../core/ops.js';
-import { cast, internal, Tensor, untraced, type TapeLike } from '../core/tensor.js';
+import { add, cast, rules, type Primitive, type Rule } from '../core/ops.js';
+import { internal, Tensor, untraced, type TapeLike } from '../core/tensor.js';
 
 interface Node {
   readonly id: number;
@@ -32,13 +32,13 @@ export class Tape implements TapeLike {
     if (t.trace !== undefined && t.trace.tape !== this) {
       throw new Error('higher-order differentiation (grad of grad) is not supported: pass plain tensors into the inner call');
     }
-    return internal.wrap(internal.dataOf(t), t.shape, { tape: this, id: this.nextId++ });
+    return internal.share(t, t.shape, { tape: this, id: this.nextId++ });
   }
 
   record(prim: string, inputs: readonly Tensor[], output: Tensor, params: unknown): Tensor {
     const id = this.nextId++;
     this.nodes.push({ id, prim: prim as Primitive, inputs, output: untraced(output), params });
-    return internal.wrap(internal.dataOf(output), output.shape, { tape: this, id });
+    return internal.share(output, output.shape, { tape: this, id });
   }
 
   /**

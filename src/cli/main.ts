@@ -6,7 +6,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as E from 'fp-ts/lib/Either.js';
 import { join } from 'node:path';
-import { backendSelection, disposeBackend, setBackend } from '../core/index.js';
+import { backendSelection, chooseBackend, disposeBackends, setDefaultBackend, UnknownBackendError } from '../core/index.js';
 import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
 import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type ResolvedConfig } from '../experiments/config.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
@@ -36,7 +36,7 @@ const positive = (name: string) => (v: string): number => {
 };
 
 const fail = (e: Error): never => {
-  const usage = e instanceof ConfigError || e instanceof UsageError;
+  const usage = e instanceof ConfigError || e instanceof UsageError || e instanceof UnknownBackendError;
   process.stderr.write(`tapegrad: ${e.message}\n`);
   process.exit(usage ? 2 : 1);
 };
@@ -55,6 +55,15 @@ const interruptible = (): AbortController => {
 const announceBackend = () => {
   const s = backendSelection();
   process.stderr.write(`backend: ${s.backend.description} — ${s.reason}\n`);
+};
+
+/**
+ * The command's default backend: --backend, else TAPEGRAD_BACKEND, else
+ * auto-detection (a run's config may still name its own; see runExperiment).
+ */
+const useBackend = (flag: string | undefined): void => {
+  const { name, reason } = chooseBackend(flag, '--backend');
+  setDefaultBackend(name, reason);
 };
 
 /** Config plus command-line overrides, decoded again so overrides are checked too. */
@@ -119,10 +128,9 @@ common(program.command('train').description('one training run, with a progress b
     const progress = progressReporter('train');
     const r = await runExperiment(config, {
       ...(o.backend ? { backend: o.backend } : {}),
-      ...(o.data ? { dataDir: o.data } : {}), ...(o.out ? { outDir: o.out } : {}), signal: ctl.signal, onEvent: (e) => {
-        if (e.type === 'start') announceBackend();
-        progress(e);
-      },
+      ...(o.data ? { dataDir: o.data } : {}), ...(o.out ? { outDir: o.out } : {}), signal: ctl.signal,
+      onBackend: (b, why) => process.stderr.write(`backend: ${b.description} — ${why}\n`),
+      onEvent: progress,
     }, o.resume);
     progress.stop();
     if (E.isLeft(r)) return fail(r.left);
@@ -210,7 +218,7 @@ common(program.command('reproduce').description('every table and figure of the r
       o.only = sections.right;
     }
     const ctl = interruptible();
-    if (o.backend) setBackend(o.backend);
+    useBackend(o.backend);
     announceBackend();
     const progress = progressReporter('reproduce');
     const multi = multiProgressReporter();
@@ -255,10 +263,10 @@ const main = async (): Promise<void> => {
     if (e instanceof CommanderError) {
       process.exit(e.exitCode === 0 ? 0 : 2);
     }
-    if (e instanceof UsageError || e instanceof ConfigError) fail(e);
+    if (e instanceof UsageError || e instanceof ConfigError || e instanceof UnknownBackendError) fail(e);
     throw e;
   }
 };
 
 // The cpu backend's worker must not outlive a finished command.
-void main().then(disposeBackend);
+void main().then(disposeBackends);

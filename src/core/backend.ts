@@ -70,8 +70,13 @@ export interface MemoryStats {
   readonly buffers: number;
 }
 
-/** A device: memory of its own and a kernel for every primitive. */
-export interface Backend<B = unknown> {
+/**
+ * A device: memory of its own and a kernel for every primitive. `B` is its
+ * buffer type; code that holds backends of any kind uses plain `Backend`
+ * (buffers are then opaque: only the backend that made one reads it).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface Backend<B = any> {
   /** Short name used in configs and on the command line. */
   readonly name: string;
   /** One line for the start-up banner: what runs and on what. */
@@ -80,6 +85,11 @@ export interface Backend<B = unknown> {
   readonly fused: FusedKernels<B>;
   /** A new buffer holding a copy of `data`. */
   upload(data: Data): B;
+  /**
+   * Optional (host backends): takes `data` itself as a buffer, without a copy;
+   * the caller hands it over and never touches it again.
+   */
+  adopt?(data: Data): B;
   /** A new buffer of `n` elements, each `value`. */
   full(dtype: DType, n: number, value: number): B;
   /**
@@ -169,21 +179,35 @@ export const setDefaultBackend = (name: string, reason = `chosen by name ('${nam
 };
 
 /**
+ * The backend for a request, by precedence: a name given explicitly (a flag, a
+ * config) wins; 'auto' or nothing defers to the TAPEGRAD_BACKEND environment
+ * variable, then to auto-detection. Unknown names, in either place, throw
+ * `UnknownBackendError` listing the valid ones.
+ */
+export const chooseBackend = (requested: string | undefined, source = 'the request'): { readonly name: string; readonly reason: string } => {
+  if (requested !== undefined && requested !== 'auto') {
+    if (!registry.has(requested)) throw new UnknownBackendError(requested, ` (from ${source})`);
+    return { name: requested, reason: `chosen in ${source} ('${requested}')` };
+  }
+  const env = typeof process === 'undefined' ? undefined : process.env['TAPEGRAD_BACKEND'];
+  if (env !== undefined && env !== '' && env !== 'auto') {
+    if (!registry.has(env)) throw new UnknownBackendError(env, ' in TAPEGRAD_BACKEND');
+    return { name: env, reason: `TAPEGRAD_BACKEND=${env}` };
+  }
+  return autoPolicy();
+};
+
+/**
  * The default backend with the reason it was chosen. On first use it comes from
  * the TAPEGRAD_BACKEND environment variable (an unknown name is an error), else
  * from auto-detection.
  */
 export const backendSelection = (): BackendSelection => {
   if (selection === undefined) {
-    const env = typeof process === 'undefined' ? undefined : process.env['TAPEGRAD_BACKEND'];
-    if (env !== undefined && env !== '' && env !== 'auto') {
-      if (!registry.has(env)) throw new UnknownBackendError(env, ' in TAPEGRAD_BACKEND');
-      setDefaultBackend(env, `TAPEGRAD_BACKEND=${env}`);
-    } else {
-      setDefaultBackend('auto');
-    }
+    const { name, reason } = chooseBackend(undefined);
+    selection = { backend: backend(name), reason };
   }
-  return selection!;
+  return selection;
 };
 
 /** The backend new tensors made from host values go to unless another is named. */

@@ -1,9 +1,15 @@
-/** Core: shapes, the immutable Tensor, ops, backends, randomness. */
+/** Core: shapes, the immutable Tensor and its memory, ops, backends, randomness. */
 export * from './shape.js';
-export { Tensor, tensor, fromArray, full, zeros, ones, scalar, cast, type DType, type Data, type NestedArray } from './tensor.js';
+export {
+  Tensor, tensor, fromArray, full, zeros, ones, scalar, toBackend, tidy, dispose, keep,
+  type DType, type Data, type NestedArray,
+} from './tensor.js';
 export * from './ops.js';
 export { checked } from './checked.js';
-export { type Backend, type BackendSelection, type ElementwiseKernels, type MomentumHyper, registerBackend, setBackend, getBackend, withBackend, backendNames, backendSelection, autoSelect, disposeBackend } from './backend.js';
-export { createCpuBackend, createGpujsBackend, referenceBackend, detectGpu, isHardwareRenderer, type GpuReport } from './backends/index.js';
+export {
+  type Backend, type BackendLike, type BackendSelection, type FusedKernels, type Kernel, type KernelTable, type MemoryStats,
+  type MomentumHyper, type Operand, type OutSpec, UnknownBackendError,
+  backend, backendNames, backendSelection, chooseBackend, defaultBackend, disposeBackends, registerBackend, resolveBackend, setDefaultBackend, withBackend,
+} from './backend.js';
+export { createCpuBackend, createGpujsBackend, createReferenceBackend, isHostBackend, detectGpu, isHardwareRenderer, type GpuReport, type HostBackend } from './backends/index.js';
 export { Key, numpyUniform } from './random.js';
-export { reclaimTensorMemory } from './pool.js';

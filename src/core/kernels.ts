@@ -1,10 +1,17 @@
 /**
- * Plain-TypeScript kernels for everything but matmul. Each allocates its output
- * and never writes to its inputs. Hot paths (same shape, row-vector broadcast,
- * last-axis reductions) get their own loops; the general cases use index maps.
+ * The host kernels: plain TypeScript over typed arrays, the complete
+ * implementation of every primitive (`hostKernels` builds the table over any
+ * allocator: the reference backend's pool, the cpu backend's kernel memory).
+ * Each allocates its output and never writes to its inputs. Hot paths (same
+ * shape, row-vector broadcast, last-axis reductions) get their own loops; the
+ * general cases use index maps. matmul accumulates in float64 (the reference).
  */
+import type { FusedKernels, KernelTable, MomentumHyper, Operand } from './backend.js';
+import type { Data, DType } from './primitives.js';
 import { broadcastIndex, broadcastShapes, sameShape, sizeOf, stridesOf, type Shape } from './shape.js';
-import { allocData, type Data, type DType } from './tensor.js';
+
+/** Where a kernel's output comes from: n elements of dtype, zeroed unless `zeroed` is false. */
+export type Alloc = (dtype: DType, n: number, zeroed: boolean) => Data;
 
 export const resultDType = (a: Data, b: Data): DType =>
   a instanceof Float64Array || b instanceof Float64Array ? 'float64' : 'float32';
@@ -12,10 +19,10 @@ export const resultDType = (a: Data, b: Data): DType =>
 export type BinaryOp = 'add' | 'mul';
 
 /** Elementwise add or mul with NumPy broadcasting. */
-export const binary = (op: BinaryOp, a: Data, as: Shape, b: Data, bs: Shape): { data: Data; shape: Shape } => {
+export const binary = (alloc: Alloc, op: BinaryOp, a: Data, as: Shape, b: Data, bs: Shape): { data: Data; shape: Shape } => {
   const shape = broadcastShapes(as, bs, op);
   const n = sizeOf(shape);
-  const out = allocData(resultDType(a, b), n, false);
+  const out = alloc(resultDType(a, b), n, false);
   const add = op === 'add';
   if (sameShape(as, bs)) {
     if (add) for (let i = 0; i < n; i++) out[i] = a[i]! + b[i]!;
@@ -54,10 +61,12 @@ export const binary = (op: BinaryOp, a: Data, as: Shape, b: Data, bs: Shape): { 
 
 export type UnaryOp = 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu';
 
+const dtypeOf = (x: Data): DType => (x instanceof Float64Array ? 'float64' : 'float32');
+
 /** Elementwise unary functions, one loop each (no per-element closure). */
-export const unary = (op: UnaryOp, x: Data): Data => {
+export const unary = (alloc: Alloc, op: UnaryOp, x: Data): Data => {
   const n = x.length;
-  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', n, false);
+  const out = alloc(dtypeOf(x), n, false);
   switch (op) {
     case 'neg': for (let i = 0; i < n; i++) out[i] = -x[i]!; break;
     case 'reciprocal': for (let i = 0; i < n; i++) out[i] = 1 / x[i]!; break;
@@ -73,7 +82,8 @@ export const unary = (op: UnaryOp, x: Data): Data => {
         else { const e = Math.exp(v); out[i] = e / (1 + e); }
       }
       break;
-    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]!; out[i] = v > 0 ? v : 0; } break;
+    // NaN stays NaN (as in PyTorch and JAX): `v > 0` is false for NaN, so test `v <= 0` instead.
+    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]!; out[i] = v <= 0 ? 0 : v; } break;
   }
   return out;
 };
@@ -113,10 +123,10 @@ const broadcastIndexWithStrides = (s: Shape, strides: readonly number[]): Int32A
 export type ReduceOp = 'sum' | 'max';
 
 /** Sum or max over a set of axes (sorted, distinct, in range). */
-export const reduce = (op: ReduceOp, x: Data, s: Shape, axes: readonly number[], keepDims: boolean): { data: Data; shape: Shape } => {
+export const reduce = (alloc: Alloc, op: ReduceOp, x: Data, s: Shape, axes: readonly number[], keepDims: boolean): { data: Data; shape: Shape } => {
   const shape = reducedShape(s, axes, keepDims);
   const outN = sizeOf(shape);
-  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', outN);
+  const out = alloc(dtypeOf(x), outN, true);
   const n = x.length;
   const isSum = op === 'sum';
   if (axes.length === 0) {
@@ -161,12 +171,12 @@ export const reduce = (op: ReduceOp, x: Data, s: Shape, axes: readonly number[],
  * The gradient of a max reduction: `ct` spread back onto the positions that hold
  * the maximum, shared equally among ties (as JAX does).
  */
-export const maxGrad = (x: Data, s: Shape, axes: readonly number[], max: Data, ct: Data): Data => {
+export const maxGrad = (alloc: Alloc, x: Data, s: Shape, axes: readonly number[], max: Data, ct: Data): Data => {
   const map = reduceIndex(s, axes);
   const n = x.length;
   const counts = new Float64Array(max.length);
   for (let i = 0; i < n; i++) if (x[i] === max[map[i]!]) counts[map[i]!]!++;
-  const out = allocData(x instanceof Float64Array || ct instanceof Float64Array ? 'float64' : 'float32', n);
+  const out = alloc(x instanceof Float64Array || ct instanceof Float64Array ? 'float64' : 'float32', n, true);
   for (let i = 0; i < n; i++) {
     const o = map[i]!;
     if (x[i] === max[o]) out[i] = ct[o]! / counts[o]!;
@@ -175,8 +185,8 @@ export const maxGrad = (x: Data, s: Shape, axes: readonly number[], max: Data, c
 };
 
 /** `ct` copied to every position of shape `s` that reduced into it (the sum's gradient). */
-export const broadcastTo = (x: Data, from: Shape, to: Shape): Data => {
-  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', sizeOf(to), false);
+export const broadcastTo = (alloc: Alloc, x: Data, from: Shape, to: Shape): Data => {
+  const out = alloc(dtypeOf(x), sizeOf(to), false);
   if (x.length === 1) out.fill(x[0]!);
   else {
     const idx = broadcastIndex(from, to);
@@ -186,9 +196,9 @@ export const broadcastTo = (x: Data, from: Shape, to: Shape): Data => {
 };
 
 /** Permutes axes. Rank-2 `[1, 0]` is the common case and gets a blocked loop. */
-export const transpose = (x: Data, s: Shape, perm: readonly number[]): { data: Data; shape: Shape } => {
+export const transpose = (alloc: Alloc, x: Data, s: Shape, perm: readonly number[]): { data: Data; shape: Shape } => {
   const shape = Object.freeze(perm.map((p) => s[p]!));
-  const out = allocData(x instanceof Float64Array ? 'float64' : 'float32', x.length, false);
+  const out = alloc(dtypeOf(x), x.length, false);
   if (s.length === 2 && perm[0] === 1) {
     const r = s[0]!, c = s[1]!;
     const B = 32;
@@ -210,11 +220,7 @@ export const transpose = (x: Data, s: Shape, perm: readonly number[]): { data: D
  * The momentum update in one pass (instead of six tensor ops, each a full pass
  * and an allocation): g' = g + l2·p; v' = γ·v + lr·g'; p' = p − (nesterov ? γ·v' + lr·g' : v').
  */
-export const momentumStep = (
-  p: Data, v: Data, g: Data,
-  hp: { readonly lr: number; readonly gamma: number; readonly l2: number; readonly nesterov: boolean },
-  pOut: Data, vOut: Data,
-): void => {
+export const momentumStep = (p: Data, v: Data, g: Data, hp: MomentumHyper, pOut: Data, vOut: Data): void => {
   const { lr, gamma, l2, nesterov } = hp;
   for (let i = 0; i < p.length; i++) {
     const pi = p[i]!;
@@ -224,3 +230,99 @@ export const momentumStep = (
     pOut[i] = pi - (nesterov ? gamma * vi + lr * gi : vi);
   }
 };
+
+/** relu's VJP: ct · (x > 0 ? 1 : 0), as the product (so −0 and NaN cotangents behave as multiplication does). */
+export const reluGrad = (alloc: Alloc, x: Data, ct: Data): Data => {
+  const out = alloc(resultDType(x, ct), x.length, false);
+  for (let i = 0; i < x.length; i++) out[i] = ct[i]! * (x[i]! > 0 ? 1 : 0);
+  return out;
+};
+
+/**
+ * out[m×n] = op(a) · op(b) with op(a) of shape m×k and op(b) k×n, row-major;
+ * `transA`: a is stored k×m; `transB`: b is stored n×k. Accumulates in float64:
+ * the trusted path. Loop order keeps the innermost access contiguous for every
+ * transpose form.
+ */
+export const referenceMatmul = (a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Data): void => {
+  if (!transB) {
+    // Row i of C accumulates a[i,p] * row p of B: contiguous over j.
+    const acc = new Float64Array(n);
+    for (let i = 0; i < m; i++) {
+      acc.fill(0);
+      for (let p = 0; p < k; p++) {
+        const aip = transA ? a[p * m + i]! : a[i * k + p]!;
+        if (aip === 0) continue;
+        const bo = p * n;
+        for (let j = 0; j < n; j++) acc[j]! += aip * b[bo + j]!;
+      }
+      out.set(acc, i * n);
+    }
+  } else {
+    // B stored n×k: C[i,j] is a dot product of two contiguous rows (when !transA).
+    const col = new Float64Array(k);
+    for (let i = 0; i < m; i++) {
+      for (let p = 0; p < k; p++) col[p] = transA ? a[p * m + i]! : a[i * k + p]!;
+      for (let j = 0; j < n; j++) {
+        let s = 0;
+        const bo = j * k;
+        for (let p = 0; p < k; p++) s += col[p]! * b[bo + p]!;
+        out[i * n + j] = s;
+      }
+    }
+  }
+};
+
+/** The shape of matmul's result, m×n. */
+export const matmulDims = (a: Shape, b: Shape, transA: boolean, transB: boolean): { m: number; k: number; n: number } => ({
+  m: transA ? a[1]! : a[0]!,
+  k: transA ? a[0]! : a[1]!,
+  n: transB ? b[0]! : b[1]!,
+});
+
+/**
+ * Every primitive's kernel over host typed arrays, allocating outputs with
+ * `alloc`: the reference backend's whole table, and the cpu backend's for what
+ * it does not run in WebAssembly.
+ */
+export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
+  const un = (op: UnaryOp) => ([x]: readonly [Operand<Data>]): Data => unary(alloc, op, x.buf);
+  return {
+    add: ([a, b]) => binary(alloc, 'add', a.buf, a.shape, b.buf, b.shape).data,
+    mul: ([a, b]) => binary(alloc, 'mul', a.buf, a.shape, b.buf, b.shape).data,
+    neg: un('neg'),
+    reciprocal: un('reciprocal'),
+    exp: un('exp'),
+    log: un('log'),
+    sqrt: un('sqrt'),
+    tanh: un('tanh'),
+    sigmoid: un('sigmoid'),
+    relu: un('relu'),
+    reluGrad: ([x, ct]) => reluGrad(alloc, x.buf, ct.buf),
+    matmul: ([a, b], { transA, transB }, out) => {
+      const { m, k, n } = matmulDims(a.shape, b.shape, transA, transB);
+      const c = alloc(out.dtype, m * n, false);
+      referenceMatmul(a.buf, b.buf, m, k, n, transA, transB, c);
+      return c;
+    },
+    sum: ([x], { axes, keepDims }) => reduce(alloc, 'sum', x.buf, x.shape, axes, keepDims).data,
+    max: ([x], { axes, keepDims }) => reduce(alloc, 'max', x.buf, x.shape, axes, keepDims).data,
+    maxGrad: ([x, m, ct], { axes }) => maxGrad(alloc, x.buf, x.shape, axes, m.buf, ct.buf),
+    transpose: ([x], { perm }) => transpose(alloc, x.buf, x.shape, perm).data,
+    broadcastTo: ([x], { shape }) => broadcastTo(alloc, x.buf, x.shape, shape),
+    cast: ([x], { dtype }) => {
+      const out = alloc(dtype, x.buf.length, false);
+      out.set(x.buf);
+      return out;
+    },
+  };
+};
+
+/** The fused kernels over host arrays. */
+export const hostFused = (alloc: Alloc): FusedKernels<Data> => ({
+  momentumStep: (p, v, g, hp) => {
+    const pOut = alloc(p.dtype, p.buf.length, false), vOut = alloc(p.dtype, p.buf.length, false);
+    momentumStep(p.buf, v.buf, g.buf, hp, pOut, vOut);
+    return [pOut, vOut];
+  },
+});

@@ -1,59 +1,39 @@
 /**
  * Primitives and the ops built from them.
  *
- * Every primitive is one entry of `rules`: its forward computation and its
- * vector-Jacobian product side by side. The table's type maps every name in
- * `PrimitiveSignatures` to a rule, so a primitive without a VJP does not compile.
- * Composite ops (sub, div, mean, logSumExp, softmax, cross-entropy, L2) are plain
- * functions of primitives and get their gradients from them.
+ * Every primitive is one entry of `rules`: the shape and dtype of its result and
+ * its vector-Jacobian product, side by side. The table's type maps every name in
+ * `PrimitiveSignatures` (primitives.ts) to a rule, so a primitive without a VJP
+ * does not compile; its forward computation is each backend's kernel
+ * (`Backend.kernels`, typed the same way), run by `bind` on the backend that
+ * holds the inputs. Composite ops (sub, div, mean, logSumExp, softmax,
+ * cross-entropy, L2) are plain functions of primitives and get their gradients
+ * from them.
+ *
+ * Adding a primitive: its signature in primitives.ts, its rule here, its kernel
+ * in each backend's table (kernels.ts for the host backends, backends/gpujs.ts),
+ * and a public function that checks shapes and calls `bind`.
  *
  * Ops throw `ShapeError` on bad shapes (naming both shapes); the `checked`
  * namespace in `checked.ts` offers the same ops returning `Either` instead.
  */
-import { getBackend } from './backend.js';
+import { defaultBackend, type Backend, type KernelTable, type MomentumHyper, type Operand, type OutSpec } from './backend.js';
 import './backends/index.js'; // registers the backends and the auto policy
-import * as K from './kernels.js';
-import { makeShape, normalizeAxis, ShapeError, showShape, sizeOf, broadcastedAxes, sameShape, type Shape } from './shape.js';
-import { allocData, internal, scalar, Tensor, untraced, type Data, type DType, type TapeLike } from './tensor.js';
+import { matmulDims, reducedShape, resultDType } from './kernels.js';
+import type { ArityTuple, Data, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
+import { broadcastedAxes, broadcastShapes, makeShape, normalizeAxis, sameShape, ShapeError, showShape, sizeOf, type Shape } from './shape.js';
+import { internal, scalar, Storage, Tensor, untraced, type TapeLike } from './tensor.js';
 
-const { dataOf, wrap } = internal;
+export type { Primitive, PrimitiveSignatures } from './primitives.js';
 
-/** Each primitive's arity and parameters. Adding a name here forces a rule below. */
-export interface PrimitiveSignatures {
-  add: { arity: 2; params: null };
-  mul: { arity: 2; params: null };
-  neg: { arity: 1; params: null };
-  reciprocal: { arity: 1; params: null };
-  exp: { arity: 1; params: null };
-  log: { arity: 1; params: null };
-  sqrt: { arity: 1; params: null };
-  tanh: { arity: 1; params: null };
-  /** Its own primitive for stability: the composite 1/(1+exp(-x)) gives NaN gradients where exp overflows. */
-  sigmoid: { arity: 1; params: null };
-  relu: { arity: 1; params: null };
-  matmul: { arity: 2; params: { readonly transA: boolean; readonly transB: boolean } };
-  sum: { arity: 1; params: { readonly axes: readonly number[]; readonly keepDims: boolean } };
-  max: { arity: 1; params: { readonly axes: readonly number[]; readonly keepDims: boolean } };
-  reshape: { arity: 1; params: { readonly shape: Shape } };
-  transpose: { arity: 1; params: { readonly perm: readonly number[] } };
-  /** Repeats along stretched axes (the gradient of sum). */
-  broadcastTo: { arity: 1; params: { readonly shape: Shape } };
-}
+type Inputs<P extends Primitive> = ArityTuple<P, Tensor>;
+type Thunks<P extends Primitive> = ArityTuple<P, () => Tensor>;
 
-export type Primitive = keyof PrimitiveSignatures;
-type Params<P extends Primitive> = PrimitiveSignatures[P]['params'];
-type Inputs<P extends Primitive> = PrimitiveSignatures[P]['arity'] extends 2 ? readonly [Tensor, Tensor] : readonly [Tensor];
-type Thunks<P extends Primitive> = PrimitiveSignatures[P]['arity'] extends 2
-  ? readonly [() => Tensor, () => Tensor]
-  : readonly [() => Tensor];
-
-/** A primitive's forward computation and its VJP (lazy per input: only needed gradients are computed). */
+/** A primitive's result type (from its inputs' shapes and dtypes) and its VJP (lazy per input: only needed gradients are computed). */
 export interface Rule<P extends Primitive> {
-  forward(inputs: Inputs<P>, params: Params<P>): Tensor;
-  vjp(ct: Tensor, inputs: Inputs<P>, output: Tensor, params: Params<P>): Thunks<P>;
+  out(inputs: Inputs<P>, params: PrimitiveParams<P>): OutSpec;
+  vjp(ct: Tensor, inputs: Inputs<P>, output: Tensor, params: PrimitiveParams<P>): Thunks<P>;
 }
-
-const fresh = (data: Data, shape: Shape): Tensor => wrap(data, shape);
 
 /** The gradient of a broadcast input: sum the cotangent over the stretched axes. */
 const unbroadcast = (g: Tensor, to: Shape): Tensor => {
@@ -62,100 +42,58 @@ const unbroadcast = (g: Tensor, to: Shape): Tensor => {
   return reshape(sum(g, axes, true), to);
 };
 
-/**
- * The backend's element-wise kernels when every array is float32 (they apply
- * only to arrays in its memory, and say so; see ElementwiseKernels).
- */
-const fastKernels = (...xs: Data[]) => {
-  const e = getBackend().elementwise;
-  return e !== undefined && xs.every((x) => x instanceof Float32Array) ? e : undefined;
-};
-
-/** The bias add, a [r, c] + b [c] (or [1, c]), on the backend's kernel; undefined where it does not apply. */
-const fastAddRow = (a: Tensor, b: Tensor): Tensor | undefined => {
-  if (a.shape.length !== 2 || b.size !== a.shape[1] || b.shape.length > 2 || (b.shape.length === 2 && b.shape[0] !== 1)) return undefined;
-  const e = fastKernels(dataOf(a), dataOf(b));
-  if (e === undefined) return undefined;
-  const out = allocData('float32', a.size, false) as Float32Array;
-  return e.addRow(dataOf(a) as Float32Array, dataOf(b) as Float32Array, out, a.shape[0]!, a.shape[1]!) ? fresh(out, a.shape) : undefined;
-};
-
-/** relu's VJP, ct · (x > 0), in one pass on the backend's kernel where it applies. */
-const reluGrad = (ct: Tensor, x: Tensor): Tensor => {
-  const e = sameShape(ct.shape, x.shape) ? fastKernels(dataOf(ct), dataOf(x)) : undefined;
-  if (e !== undefined) {
-    const out = allocData('float32', x.size, false) as Float32Array;
-    if (e.reluGrad(dataOf(x) as Float32Array, dataOf(ct) as Float32Array, out)) return fresh(out, x.shape);
-  }
-  return mul(ct, stepMask(x));
+const dtypeOf2 = (a: Tensor, b: Tensor): DType => (a.dtype === 'float64' || b.dtype === 'float64' ? 'float64' : 'float32');
+const same = ([x]: readonly [Tensor]): OutSpec => ({ shape: x.shape, dtype: x.dtype });
+const broadcast = (op: string) => ([a, b]: readonly [Tensor, Tensor]): OutSpec => ({ shape: broadcastShapes(a.shape, b.shape, op), dtype: dtypeOf2(a, b) });
+const notDifferentiable = (prim: string) => (): never => {
+  throw new Error(`${prim} is not differentiable (it is a gradient's kernel): higher-order differentiation is not supported`);
 };
 
 export const rules: { readonly [P in Primitive]: Rule<P> } = {
   add: {
-    forward: ([a, b]) => {
-      const fast = fastAddRow(a, b);
-      if (fast !== undefined) return fast;
-      const r = K.binary('add', dataOf(a), a.shape, dataOf(b), b.shape);
-      return fresh(r.data, r.shape);
-    },
+    out: broadcast('add'),
     vjp: (ct, [a, b]) => [() => unbroadcast(ct, a.shape), () => unbroadcast(ct, b.shape)],
   },
   mul: {
-    forward: ([a, b]) => { const r = K.binary('mul', dataOf(a), a.shape, dataOf(b), b.shape); return fresh(r.data, r.shape); },
+    out: broadcast('mul'),
     vjp: (ct, [a, b]) => [() => unbroadcast(mul(ct, b), a.shape), () => unbroadcast(mul(ct, a), b.shape)],
   },
-  neg: {
-    forward: ([x]) => fresh(K.unary('neg', dataOf(x)), x.shape),
-    vjp: (ct) => [() => neg(ct)],
-  },
+  neg: { out: same, vjp: (ct) => [() => neg(ct)] },
   reciprocal: {
-    forward: ([x]) => fresh(K.unary('reciprocal', dataOf(x)), x.shape),
+    out: same,
     // d(1/x) = -1/x² = -y²
     vjp: (ct, _x, y) => [() => neg(mul(ct, mul(y, y)))],
   },
-  exp: {
-    forward: ([x]) => fresh(K.unary('exp', dataOf(x)), x.shape),
-    vjp: (ct, _x, y) => [() => mul(ct, y)],
-  },
-  log: {
-    forward: ([x]) => fresh(K.unary('log', dataOf(x)), x.shape),
-    vjp: (ct, [x]) => [() => mul(ct, reciprocal(x))],
-  },
+  exp: { out: same, vjp: (ct, _x, y) => [() => mul(ct, y)] },
+  log: { out: same, vjp: (ct, [x]) => [() => mul(ct, reciprocal(x))] },
   sqrt: {
-    forward: ([x]) => fresh(K.unary('sqrt', dataOf(x)), x.shape),
+    out: same,
     // 1 / (2√x)
     vjp: (ct, _x, y) => [() => mul(ct, mul(reciprocal(y), 0.5))],
   },
   tanh: {
-    forward: ([x]) => fresh(K.unary('tanh', dataOf(x)), x.shape),
+    out: same,
     // 1 - y²
     vjp: (ct, _x, y) => [() => mul(ct, sub(1, mul(y, y)))],
   },
   sigmoid: {
-    forward: ([x]) => fresh(K.unary('sigmoid', dataOf(x)), x.shape),
+    out: same,
     // y (1 - y)
     vjp: (ct, _x, y) => [() => mul(ct, mul(y, sub(1, y)))],
   },
   relu: {
-    forward: ([x]) => {
-      const d = dataOf(x), e = fastKernels(d);
-      if (e !== undefined) {
-        const out = allocData('float32', d.length, false) as Float32Array;
-        if (e.relu(d as Float32Array, out)) return fresh(out, x.shape);
-      }
-      return fresh(K.unary('relu', d), x.shape);
-    },
+    out: same,
     // The gradient at exactly 0 is taken as 0 (as in PyTorch and JAX).
-    vjp: (ct, [x]) => [() => reluGrad(ct, x)],
+    vjp: (ct, [x]) => [() => bind('reluGrad', [x, ct], null)],
+  },
+  reluGrad: {
+    out: ([x, ct]) => ({ shape: x.shape, dtype: dtypeOf2(x, ct) }),
+    vjp: notDifferentiable('reluGrad'),
   },
   matmul: {
-    forward: ([a, b], { transA, transB }) => {
-      const m = transA ? a.shape[1]! : a.shape[0]!;
-      const k = transA ? a.shape[0]! : a.shape[1]!;
-      const n = transB ? b.shape[0]! : b.shape[1]!;
-      const out = allocData(K.resultDType(dataOf(a), dataOf(b)), m * n, false);
-      getBackend().matmul(dataOf(a), dataOf(b), m, k, n, transA, transB, out);
-      return fresh(out, makeShape([m, n]));
+    out: ([a, b], { transA, transB }) => {
+      const { m, n } = matmulDims(a.shape, b.shape, transA, transB);
+      return { shape: makeShape([m, n]), dtype: dtypeOf2(a, b) };
     },
     vjp: (ct, [a, b], _y, { transA, transB }) => [
       // C = op(A)·op(B). dop(A) = ct·op(B)ᵀ, dop(B) = op(A)ᵀ·ct; undo the op on each.
@@ -164,32 +102,26 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
     ],
   },
   sum: {
-    forward: ([x], { axes, keepDims }) => {
-      const d = dataOf(x);
-      if (x.shape.length === 2 && axes.length === 1 && axes[0] === 0) {
-        // Column sums (the bias gradient) on the backend's kernel where it applies.
-        const e = fastKernels(d);
-        const [rows, cols] = x.shape as [number, number];
-        if (e !== undefined) {
-          const out = allocData('float32', cols, false) as Float32Array;
-          if (e.sumRows(d as Float32Array, out, rows, cols)) return fresh(out, makeShape(keepDims ? [1, cols] : [cols]));
-        }
-      }
-      const r = K.reduce('sum', d, x.shape, axes, keepDims);
-      return fresh(r.data, r.shape);
-    },
-    vjp: (ct, [x], _y, { axes }) => [() => broadcastTo(reshape(ct, K.reducedShape(x.shape, axes, true)), x.shape)],
+    out: ([x], { axes, keepDims }) => ({ shape: reducedShape(x.shape, axes, keepDims), dtype: x.dtype }),
+    vjp: (ct, [x], _y, { axes }) => [() => broadcastTo(reshape(ct, reducedShape(x.shape, axes, true)), x.shape)],
   },
   max: {
-    forward: ([x], { axes, keepDims }) => { const r = K.reduce('max', dataOf(x), x.shape, axes, keepDims); return fresh(r.data, r.shape); },
-    vjp: (ct, [x], y, { axes }) => [() => fresh(K.maxGrad(dataOf(x), x.shape, axes, dataOf(y), dataOf(ct)), x.shape)],
+    out: ([x], { axes, keepDims }) => ({ shape: reducedShape(x.shape, axes, keepDims), dtype: x.dtype }),
+    vjp: (ct, [x], y, { axes }) => {
+      const kept = reducedShape(x.shape, axes, true);
+      return [() => bind('maxGrad', [x, reshape(y, kept), reshape(ct, kept)], { axes })];
+    },
+  },
+  maxGrad: {
+    out: ([x, , ct]) => ({ shape: x.shape, dtype: dtypeOf2(x, ct) }),
+    vjp: notDifferentiable('maxGrad'),
   },
   reshape: {
-    forward: ([x], { shape }) => fresh(dataOf(x), shape), // shares storage: both are immutable
+    out: ([x], { shape }) => ({ shape, dtype: x.dtype }),
     vjp: (ct, [x]) => [() => reshape(ct, x.shape)],
   },
   transpose: {
-    forward: ([x], { perm }) => { const r = K.transpose(dataOf(x), x.shape, perm); return fresh(r.data, r.shape); },
+    out: ([x], { perm }) => ({ shape: Object.freeze(perm.map((p) => x.shape[p]!)), dtype: x.dtype }),
     vjp: (ct, _x, _y, { perm }) => {
       const inv = new Array<number>(perm.length);
       perm.forEach((p, i) => (inv[p] = i));
@@ -197,8 +129,12 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
     },
   },
   broadcastTo: {
-    forward: ([x], { shape }) => fresh(K.broadcastTo(dataOf(x), x.shape, shape), shape),
+    out: ([x], { shape }) => ({ shape, dtype: x.dtype }),
     vjp: (ct, [x]) => [() => unbroadcast(ct, x.shape)],
+  },
+  cast: {
+    out: ([x], { dtype }) => ({ shape: x.shape, dtype }),
+    vjp: (ct, [x]) => [() => cast(ct, x.dtype)],
   },
 };
 
@@ -219,11 +155,36 @@ const tapeOf = (inputs: readonly Tensor[]): TapeLike | undefined => {
   return tape;
 };
 
-/** Runs a primitive, recording it on the inputs' tape when they are traced. */
-const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Params<P>): Tensor => {
+/** The backend all inputs live on; tensors on two backends are an error naming both. */
+const backendOf = (prim: string, inputs: readonly Tensor[]): Backend => {
+  const b = inputs[0]!.backend;
+  for (const t of inputs) {
+    if (t.backend !== b) {
+      throw new Error(
+        `${prim}: its inputs live on two backends, '${b.name}' and '${t.backend.name}': ` +
+          `move one with toBackend(t, '${b.name}') (ops run where their inputs are)`,
+      );
+    }
+  }
+  return b;
+};
+
+const operand = (t: Tensor): Operand<unknown> => ({ buf: internal.storageOf(t).buf, shape: t.shape, dtype: t.dtype });
+
+/** Runs a primitive on its inputs' backend, recording it on the inputs' tape when they are traced. */
+export const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: PrimitiveParams<P>): Tensor => {
   const rule = rules[prim] as Rule<P>;
   const tape = tapeOf(inputs);
-  const out = rule.forward(inputs, params);
+  const be = backendOf(prim, inputs);
+  const spec = rule.out(inputs, params);
+  let out: Tensor;
+  if (prim === 'reshape') {
+    out = internal.share(untraced(inputs[0]), spec.shape); // a view: buffers are flat and row-major on every backend
+  } else {
+    const kernel = (be.kernels as KernelTable<unknown>)[prim as KernelPrimitive] as (i: readonly Operand<unknown>[], p: unknown, o: OutSpec) => unknown;
+    const buf = kernel((inputs as readonly Tensor[]).map(operand), params, spec);
+    out = internal.wrap(new Storage(be, buf), spec.shape, spec.dtype);
+  }
   return tape === undefined ? out : tape.record(prim, inputs, out, params);
 };
 
@@ -234,9 +195,12 @@ const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Params<P>
 /** A tensor or a plain number (taken as a scalar of the other operand's dtype). */
 export type TensorLike = Tensor | number;
 
+/** Numbers become scalars of the other operand's dtype, on its backend. */
 const lift = (a: TensorLike, b: TensorLike): [Tensor, Tensor] => {
-  const dt: DType = typeof a !== 'number' ? a.dtype : typeof b !== 'number' ? b.dtype : 'float32';
-  return [typeof a === 'number' ? scalar(a, dt) : a, typeof b === 'number' ? scalar(b, dt) : b];
+  const other = typeof a !== 'number' ? a : typeof b !== 'number' ? b : undefined;
+  const dt: DType = other?.dtype ?? 'float32';
+  const be = other?.backend;
+  return [typeof a === 'number' ? scalar(a, dt, be) : a, typeof b === 'number' ? scalar(b, dt, be) : b];
 };
 
 const binaryOp = (prim: 'add' | 'mul') => (a: TensorLike, b: TensorLike): Tensor => {
@@ -272,13 +236,16 @@ export const sigmoid = (x: Tensor): Tensor => bind('sigmoid', [x], null);
 /** max(x, 0); its gradient at 0 is 0. */
 export const relu = (x: Tensor): Tensor => bind('relu', [x], null);
 
-/** 1 where x > 0, else 0: a constant (no gradient flows through it). */
+/** 1 where x > 0, else 0: a constant (no gradient flows through it), on x's backend. */
 export const stepMask = (x: Tensor): Tensor => {
-  const d = dataOf(x);
-  const out = allocData(x.dtype, d.length);
+  const d = internal.dataOf(x);
+  const out = x.dtype === 'float32' ? new Float32Array(d.length) : new Float64Array(d.length);
   for (let i = 0; i < d.length; i++) out[i] = d[i]! > 0 ? 1 : 0;
-  return fresh(out, x.shape);
+  return internal.adopt(out, x.shape, x.backend);
 };
+
+/** The same values in another dtype (rounded to float32 where asked); differentiable. */
+export const cast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x : bind('cast', [x], { dtype }));
 
 /** The same values as a constant: gradients stop here. */
 export const stopGradient = (x: Tensor): Tensor => untraced(x);
@@ -387,9 +354,9 @@ export const softmax = (x: Tensor, axis = -1): Tensor => exp(logSoftmax(x, axis)
 /** Σ x²: the L2 penalty's building block. */
 export const sumOfSquares = (x: Tensor): Tensor => sum(mul(x, x));
 
-/** Integer labels as one-hot rows: shape [labels.length, classes]. Throws on a label out of range. */
-export const oneHot = (labels: ArrayLike<number>, classes: number, dtype: DType = 'float32'): Tensor => {
-  const out = allocData(dtype, labels.length * classes);
+/** Integer labels as one-hot rows: shape [labels.length, classes], on `backend` (default: the default backend). Throws on a label out of range. */
+export const oneHot = (labels: ArrayLike<number>, classes: number, dtype: DType = 'float32', backend?: Backend): Tensor => {
+  const out = dtype === 'float32' ? new Float32Array(labels.length * classes) : new Float64Array(labels.length * classes);
   for (let i = 0; i < labels.length; i++) {
     const c = labels[i]!;
     if (!Number.isInteger(c) || c < 0 || c >= classes) {
@@ -397,7 +364,7 @@ export const oneHot = (labels: ArrayLike<number>, classes: number, dtype: DType 
     }
     out[i * classes + c] = 1;
   }
-  return fresh(out, makeShape([labels.length, classes]));
+  return internal.adopt(out, makeShape([labels.length, classes]), backend ?? defaultBackend());
 };
 
 export interface CrossEntropyOptions {
@@ -428,7 +395,7 @@ export const softmaxCrossEntropy = (
     if (labels.length !== n) {
       throw new ShapeError(`softmaxCrossEntropy: ${labels.length} labels for logits of shape ${showShape(logits.shape)}`);
     }
-    targets = oneHot(labels, c, logits.dtype);
+    targets = oneHot(labels, c, logits.dtype, logits.backend);
   }
   const total = neg(sum(mul(targets, logSoftmax(logits, 1))));
   return (opts.reduction ?? 'mean') === 'mean' ? mul(total, 1 / n) : total;
@@ -436,24 +403,17 @@ export const softmaxCrossEntropy = (
 
 /**
  * One fused momentum update of a parameter tensor (not differentiable: an
- * optimizer's arithmetic). Returns [p', v'] with g' = g + l2·p, v' = γv + lr·g',
- * p' = p − v' (or − (γv' + lr·g') for Nesterov). Runs on the backend's fused
- * kernel when it has one.
+ * optimizer's arithmetic), on the backend's fused kernel. Returns [p', v'] with
+ * g' = g + l2·p, v' = γv + lr·g', p' = p − v' (or − (γv' + lr·g') for Nesterov).
  */
-export const momentumUpdate = (
-  p: Tensor, v: Tensor, g: Tensor,
-  hp: { readonly lr: number; readonly gamma: number; readonly l2: number; readonly nesterov: boolean },
-): [Tensor, Tensor] => {
+export const momentumUpdate = (p: Tensor, v: Tensor, g: Tensor, hp: MomentumHyper): [Tensor, Tensor] => {
   if (!sameShape(p.shape, v.shape) || !sameShape(p.shape, g.shape)) {
     throw new ShapeError(`momentumUpdate: parameter ${showShape(p.shape)}, velocity ${showShape(v.shape)} and gradient ${showShape(g.shape)} must have one shape`);
   }
-  const pd = dataOf(p), vd = dataOf(v), gd = dataOf(g);
-  const pOut = allocData(p.dtype, p.size, false), vOut = allocData(p.dtype, p.size, false);
-  const be = getBackend();
-  if (be.momentumStep !== undefined && pd instanceof Float32Array && vd instanceof Float32Array && gd instanceof Float32Array) {
-    be.momentumStep(pd, vd, gd, hp, pOut as Float32Array, vOut as Float32Array);
-  } else {
-    K.momentumStep(pd, vd, gd, hp, pOut, vOut);
+  if (p.dtype !== v.dtype || p.dtype !== g.dtype) {
+    throw new Error(`momentumUpdate: parameter (${p.dtype}), velocity (${v.dtype}) and gradient (${g.dtype}) must have one dtype`);
   }
-  return [fresh(pOut, p.shape), fresh(vOut, p.shape)];
+  const be = backendOf('momentumUpdate', [p, v, g]);
+  const [pb, vb] = be.fused.momentumStep(operand(p), operand(v), operand(g), hp);
+  return [internal.wrap(new Storage(be, pb), p.shape, p.dtype), internal.wrap(new Storage(be, vb), p.shape, p.dtype)];
 };

@@ -10,7 +10,11 @@
  */
 import prand from 'pure-rand';
 import { makeShape, sizeOf } from './shape.js';
-import { allocData, internal, type DType, Tensor } from './tensor.js';
+import { defaultBackend, resolveBackend, type BackendLike } from './backend.js';
+import { internal, type DType, type Tensor } from './tensor.js';
+
+const array = (dtype: DType, n: number) => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
+const placed = (b: BackendLike | undefined) => (b === undefined ? defaultBackend() : resolveBackend(b));
 
 type Gen = ReturnType<typeof prand.xoroshiro128plus>;
 
@@ -51,18 +55,18 @@ export class Key {
   }
 
   /** Uniform values on [low, high). */
-  uniform(shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32'): Tensor {
+  uniform(shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32', backend?: BackendLike): Tensor {
     const s = makeShape(shape);
-    const out = allocData(dtype, sizeOf(s));
+    const out = array(dtype, sizeOf(s));
     const g = this.gen();
     for (let i = 0; i < out.length; i++) out[i] = low + (high - low) * nextDouble(g);
-    return internal.wrap(out, s);
+    return internal.adopt(out, s, placed(backend));
   }
 
   /** Normal values (Box–Muller). */
-  normal(shape: readonly number[], dtype: DType = 'float32', mean = 0, std = 1): Tensor {
+  normal(shape: readonly number[], dtype: DType = 'float32', mean = 0, std = 1, backend?: BackendLike): Tensor {
     const s = makeShape(shape);
-    const out = allocData(dtype, sizeOf(s));
+    const out = array(dtype, sizeOf(s));
     const g = this.gen();
     for (let i = 0; i < out.length; i += 2) {
       const u1 = 1 - nextDouble(g); // (0, 1]: log is finite
@@ -71,7 +75,7 @@ export class Key {
       out[i] = mean + std * r * Math.cos(2 * Math.PI * u2);
       if (i + 1 < out.length) out[i + 1] = mean + std * r * Math.sin(2 * Math.PI * u2);
     }
-    return internal.wrap(out, s);
+    return internal.adopt(out, s, placed(backend));
   }
 
   /** A uniformly random permutation of 0..n-1 (Fisher–Yates). */
@@ -91,10 +95,10 @@ export class Key {
  * `np.random.seed(seed); np.random.uniform(low, high, shape)` reproduced exactly
  * (MT19937 seeded by init_genrand, 53-bit doubles), then rounded to `dtype`.
  */
-export const numpyUniform = (seed: number, shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32'): Tensor => {
+export const numpyUniform = (seed: number, shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
   const s = makeShape(shape);
-  const out = allocData(dtype, sizeOf(s));
+  const out = array(dtype, sizeOf(s));
   const g = prand.mersenne(seed);
   for (let i = 0; i < out.length; i++) out[i] = low + (high - low) * nextDouble(g);
-  return internal.wrap(out, s);
+  return internal.adopt(out, s, placed(backend));
 };

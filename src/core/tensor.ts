@@ -1,21 +1,28 @@
 /**
- * The immutable Tensor.
+ * The immutable Tensor, and the lifetime of its memory.
  *
- * Immutability: a tensor's values live in a typed array held in an ES private
- * field. Nothing in the public API hands that array out: `toTypedArray()` and
- * `toArray()` return copies, and every constructor copies what it is given.
- * Kernels inside the library read the array through `internal.dataOf`, which the
- * package's `exports` map does not expose, and only ever write to arrays they have
- * just allocated for a new tensor.
+ * Immutability: a tensor's values live in a buffer of its backend, held in an
+ * ES private field. Nothing in the public API hands that buffer out:
+ * `toTypedArray()` and `toArray()` return copies, and every constructor copies
+ * what it is given. Kernels inside the library read buffers through
+ * `internal`, which the package's `exports` map does not expose, and only ever
+ * write to buffers they have just allocated for a new tensor.
+ *
+ * Memory is freed deterministically, without the garbage collector: several
+ * tensors may share one buffer (reshape, the tape's traced copies, data-set
+ * views), so a buffer is reference-counted by the tensors using it and goes back
+ * to its backend when the last one is disposed: by `dispose`, or by `tidy`,
+ * which disposes every tensor made inside its function except those it returns
+ * (tfjs's design). Code that never disposes anything still works: a
+ * FinalizationRegistry releases a tensor the collector has collected, whenever
+ * that happens, as a safety net; the library never forces a collection.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { allocFloat32, allocFloat64 } from './pool.js';
+import { defaultBackend, resolveBackend, type Backend, type BackendLike } from './backend.js';
+import type { Data, DType } from './primitives.js';
 import { makeShape, ShapeError, showShape, sizeOf, stridesOf, type Shape } from './shape.js';
 
-/** Element type. float32 for training, float64 for references and gradient checks. */
-export type DType = 'float32' | 'float64';
-/** The typed array behind a tensor. */
-export type Data = Float32Array | Float64Array;
+export type { Data, DType } from './primitives.js';
 /** What `toArray` returns and `tensor` accepts: numbers nested to the tensor's rank. */
 export type NestedArray = number | readonly NestedArray[];
 
@@ -31,30 +38,58 @@ export interface Trace {
 /** What core needs from a tape: a way to record one primitive application. */
 export interface TapeLike {
   readonly level: number;
-  record(
-    prim: string,
-    inputs: readonly Tensor[],
-    output: Tensor,
-    params: unknown,
-  ): Tensor;
+  record(prim: string, inputs: readonly Tensor[], output: Tensor, params: unknown): Tensor;
 }
 
 /**
- * An array for a new tensor's values (large ones on recycled memory: see
- * pool.ts). Zeroed, unless `zeroed` is false: then its contents are arbitrary,
- * for kernels that write every element.
+ * A backend buffer and the number of tensors using it. A view (a data set's
+ * batch) holds its parent buffer instead of memory of its own.
  */
-export const allocData = (dtype: DType, n: number, zeroed = true): Data =>
-  dtype === 'float32' ? allocFloat32(n, zeroed) : allocFloat64(n, zeroed);
+export class Storage {
+  #refs = 0;
+  constructor(
+    readonly backend: Backend,
+    readonly buf: unknown,
+    readonly parent?: Storage,
+  ) {
+    parent?.retain();
+  }
+
+  retain(): void {
+    this.#refs++;
+  }
+
+  release(): void {
+    if (--this.#refs > 0) return;
+    if (this.parent !== undefined) this.parent.release();
+    else this.backend.free(this.buf);
+  }
+
+  get refs(): number {
+    return this.#refs;
+  }
+}
+
+/** Releases the storage of tensors the collector took without a dispose (the safety net). */
+const finalizer = new FinalizationRegistry<Storage>((s) => s.release());
+
+/** Tensors made inside each `tidy` call in progress, innermost last. */
+const scopes: Set<Tensor>[] = [];
 
 interface Internals {
-  dataOf(t: Tensor): Data;
-  wrap(data: Data, shape: Shape, trace?: Trace): Tensor;
+  storageOf(t: Tensor): Storage;
+  wrap(storage: Storage, shape: Shape, dtype: DType, trace?: Trace): Tensor;
 }
 // Assigned by Tensor's static block; declared first so the block can reach it.
 let internalImpl!: Internals;
 
-/** An immutable n-dimensional array of float32 or float64 values. */
+const disposedError = (t: Tensor): Error =>
+  new Error(
+    `a tensor of shape ${showShape(t.shape)} was used after it was disposed (by dispose() or by the tidy() it was made in): ` +
+      'return it from the tidy function, or keep() it, to use it afterwards',
+  );
+
+/** An immutable n-dimensional array of float32 or float64 values, in the memory of one backend. */
 export class Tensor {
   /** Length of each axis, outermost first (frozen). */
   readonly shape: Shape;
@@ -63,20 +98,28 @@ export class Tensor {
   readonly size: number;
   /** Set only on tensors recorded by a tape inside `valueAndGrad` and friends. */
   readonly trace: Trace | undefined;
-  readonly #data: Data;
+  readonly #storage: Storage;
+  #disposed = false;
+  #kept = false;
 
-  private constructor(data: Data, shape: Shape, trace: Trace | undefined) {
-    this.#data = data;
+  private constructor(storage: Storage, shape: Shape, dtype: DType, trace: Trace | undefined) {
+    this.#storage = storage;
     this.shape = shape;
-    this.dtype = data instanceof Float32Array ? 'float32' : 'float64';
-    this.size = data.length;
+    this.dtype = dtype;
+    this.size = sizeOf(shape);
     this.trace = trace;
+    storage.retain();
+    finalizer.register(this, storage, this);
+    scopes[scopes.length - 1]?.add(this);
   }
 
   static {
     internalImpl = {
-      dataOf: (t) => t.#data,
-      wrap: (data, shape, trace) => new Tensor(data, shape, trace),
+      storageOf: (t) => {
+        if (t.#disposed) throw disposedError(t);
+        return t.#storage;
+      },
+      wrap: (storage, shape, dtype, trace) => new Tensor(storage, shape, dtype, trace),
     };
   }
 
@@ -84,14 +127,46 @@ export class Tensor {
     return this.shape.length;
   }
 
+  /** The backend whose memory holds this tensor; ops on it run there. */
+  get backend(): Backend {
+    return this.#storage.backend;
+  }
+
+  /** Whether `dispose` has released this tensor. */
+  get isDisposed(): boolean {
+    return this.#disposed;
+  }
+
+  /**
+   * Releases this tensor's memory now (the buffer goes back to its backend once
+   * no other tensor shares it). Using the tensor afterwards throws. Idempotent.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    finalizer.unregister(this);
+    this.#storage.release();
+  }
+
+  /** Exempts this tensor from the `tidy` scopes it was made in (it is still freed by `dispose`). */
+  keep(): this {
+    this.#kept = true;
+    return this;
+  }
+
+  /** Whether `keep` exempted this tensor from `tidy`. */
+  get isKept(): boolean {
+    return this.#kept;
+  }
+
   /** A copy of the values as a flat typed array (row-major). */
   toTypedArray(): Data {
-    return this.#data.slice();
+    return hostData(this).slice();
   }
 
   /** A copy of the values as nested JavaScript arrays (a number for a scalar). */
   toArray(): NestedArray {
-    const d = this.#data;
+    const d = hostData(this);
     const shape = this.shape;
     if (shape.length === 0) return d[0]!;
     const strides = stridesOf(shape);
@@ -112,7 +187,7 @@ export class Tensor {
     if (this.size !== 1) {
       throw new ShapeError(`item(): tensor of shape ${showShape(this.shape)} has ${this.size} elements, not 1`);
     }
-    return this.#data[0]!;
+    return hostData(this)[0]!;
   }
 
   /** The value at a multi-index, e.g. `t.get(2, 5)`. */
@@ -128,32 +203,110 @@ export class Tensor {
       }
       o += ix * strides[ax]!;
     });
-    return this.#data[o]!;
+    return hostData(this)[o]!;
   }
 
   toString(): string {
-    const preview = Array.from(this.#data.subarray(0, 8), (v) => v.toPrecision(4)).join(', ');
-    return `Tensor(${this.dtype} ${showShape(this.shape)} [${preview}${this.size > 8 ? ', …' : ''}])`;
+    if (this.#disposed) return `Tensor(${this.dtype} ${showShape(this.shape)}, disposed)`;
+    const preview = Array.from(hostData(this).subarray(0, 8), (v) => v.toPrecision(4)).join(', ');
+    return `Tensor(${this.dtype} ${showShape(this.shape)} [${preview}${this.size > 8 ? ', …' : ''}] on ${this.backend.name})`;
   }
 }
 
+/** The values on the host: the buffer itself on host backends (read-only!), a download elsewhere. */
+const hostData = (t: Tensor): Data => {
+  const s = internalImpl.storageOf(t);
+  return s.backend.read(s.buf, t.dtype, t.size);
+};
+
 /**
  * Library-internal access to tensor storage. Not exported from the package entry.
- * Rule: read-only for arrays you did not allocate yourself.
+ * Rule: read-only for buffers you did not allocate yourself.
  */
-export const internal: Internals = {
-  dataOf: (t) => internalImpl.dataOf(t),
-  wrap: (data, shape, trace) => internalImpl.wrap(data, shape, trace),
+export const internal = {
+  storageOf: (t: Tensor): Storage => internalImpl.storageOf(t),
+  /** A new tensor over `storage` (which it retains). */
+  wrap: (storage: Storage, shape: Shape, dtype: DType, trace?: Trace): Tensor => internalImpl.wrap(storage, shape, dtype, trace),
+  /** A new tensor object over the same memory (a view with another shape, or a traced copy). */
+  share: (t: Tensor, shape: Shape = t.shape, trace?: Trace): Tensor => internalImpl.wrap(internalImpl.storageOf(t), shape, t.dtype, trace),
+  /** The values on the host (see hostData): read-only, and valid only while `t` is alive. */
+  dataOf: hostData,
+  /** A tensor on `backend` holding `data`, handed over: adopted where the backend can, else copied. */
+  adopt: (data: Data, shape: Shape, backend: Backend): Tensor =>
+    internalImpl.wrap(new Storage(backend, backend.adopt?.(data) ?? backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
+  /** A tensor on `backend` holding `data` (copied; `data` stays the caller's). */
+  fromHost: (data: Data, shape: Shape, backend: Backend): Tensor =>
+    internalImpl.wrap(new Storage(backend, backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
 };
 
 /** The same values without the tape hook (a constant as far as gradients go). */
-export const untraced = (t: Tensor): Tensor =>
-  t.trace === undefined ? t : internal.wrap(internal.dataOf(t), t.shape);
+export const untraced = (t: Tensor): Tensor => (t.trace === undefined ? t : internal.share(t));
+
+// ---------------------------------------------------------------------------
+// Lifetimes: dispose, tidy, keep.
+// ---------------------------------------------------------------------------
+
+/** Calls `f` on every tensor reachable through arrays and plain objects of `x`. */
+const eachTensor = (x: unknown, f: (t: Tensor) => void, seen = new Set<unknown>()): void => {
+  if (x instanceof Tensor) { f(x); return; }
+  if (x === null || typeof x !== 'object' || seen.has(x)) return;
+  seen.add(x);
+  if (Array.isArray(x)) { for (const v of x) eachTensor(v, f, seen); return; }
+  if (x instanceof Map) { for (const v of x.values()) eachTensor(v, f, seen); return; }
+  const proto = Object.getPrototypeOf(x);
+  if (proto === Object.prototype || proto === null) for (const v of Object.values(x)) eachTensor(v, f, seen);
+};
+
+/** Disposes every tensor in `x` (a tensor, or arrays and plain objects holding tensors). */
+export const dispose = (x: unknown): void => eachTensor(x, (t) => t.dispose());
+
+/** Marks every tensor in `x` as kept: no `tidy` disposes them. Returns `x`. */
+export const keep = <A>(x: A): A => {
+  eachTensor(x, (t) => t.keep());
+  return x;
+};
+
+/**
+ * Runs `f` and disposes every tensor made while it ran, except those in its
+ * result (found through arrays and plain objects) and those `keep` marked; the
+ * returned ones then belong to the enclosing `tidy`, if any. Synchronous: a
+ * promise returned by `f` is refused (run each step of async work in a tidy).
+ *
+ * @example
+ * const loss = tidy(() => mean(square(sub(predict(params, x), y)))); // intermediates freed
+ */
+export const tidy = <A>(f: () => A): A => {
+  const scope = new Set<Tensor>();
+  scopes.push(scope);
+  let result: A;
+  try {
+    result = f();
+  } catch (e) {
+    scopes.pop();
+    for (const t of scope) if (!t.isKept) t.dispose();
+    throw e;
+  }
+  scopes.pop();
+  if (result instanceof Promise) {
+    throw new TypeError('tidy: the function returned a promise; tidy is synchronous (wrap each synchronous step instead)');
+  }
+  const returned = new Set<Tensor>();
+  eachTensor(result, (t) => returned.add(t));
+  const parent = scopes[scopes.length - 1];
+  for (const t of scope) {
+    if (returned.has(t) || t.isKept) parent?.add(t);
+    else t.dispose();
+  }
+  return result;
+};
 
 // ---------------------------------------------------------------------------
 // Constructors. Those taking user data return Either; the rest cannot fail on
-// valid shapes and throw ShapeError on invalid ones.
+// valid shapes and throw ShapeError on invalid ones. Each takes the backend to
+// place the tensor on (a name or a Backend), else the default backend.
 // ---------------------------------------------------------------------------
+
+const Ctor = (dtype: DType) => (dtype === 'float32' ? Float32Array : Float64Array);
 
 const inferShape = (x: NestedArray): E.Either<ShapeError, number[]> => {
   if (typeof x === 'number') return E.right([]);
@@ -172,20 +325,20 @@ const inferShape = (x: NestedArray): E.Either<ShapeError, number[]> => {
   return E.right([x.length, ...first.right]);
 };
 
+const placed = (backend: BackendLike | undefined): Backend => (backend === undefined ? defaultBackend() : resolveBackend(backend));
+
 /**
  * A tensor from nested arrays: `tensor([[1, 2], [3, 4]])`. Returns `Left` on a
  * ragged array or a non-number element.
  */
-export const tensor = (values: NestedArray, dtype: DType = 'float32'): E.Either<ShapeError, Tensor> => {
+export const tensor = (values: NestedArray, dtype: DType = 'float32', backend?: BackendLike): E.Either<ShapeError, Tensor> => {
   const shape = inferShape(values);
   if (E.isLeft(shape)) return shape;
   const flat = [values].flat(Infinity as 1) as unknown[];
   for (const v of flat) {
     if (typeof v !== 'number') return E.left(new ShapeError(`tensor(): expected numbers, found ${typeof v}`));
   }
-  const data = allocData(dtype, flat.length);
-  data.set(flat as number[]);
-  return E.right(internal.wrap(data, makeShape(shape.right)));
+  return E.right(internal.adopt(Ctor(dtype).from(flat as number[]), makeShape(shape.right), placed(backend)));
 };
 
 /** A tensor from a flat array (copied) and a shape. `Left` if the sizes differ. */
@@ -193,39 +346,34 @@ export const fromArray = (
   values: ArrayLike<number>,
   shape: readonly number[],
   dtype: DType = 'float32',
+  backend?: BackendLike,
 ): E.Either<ShapeError, Tensor> =>
   E.tryCatch(
     () => {
       const s = makeShape(shape);
       if (sizeOf(s) !== values.length) {
-        throw new ShapeError(
-          `fromArray(): ${values.length} values cannot fill shape ${showShape(s)} (${sizeOf(s)} elements)`,
-        );
+        throw new ShapeError(`fromArray(): ${values.length} values cannot fill shape ${showShape(s)} (${sizeOf(s)} elements)`);
       }
-      const data = allocData(dtype, values.length);
-      data.set(values);
-      return internal.wrap(data, s);
+      return internal.adopt(Ctor(dtype).from(values), s, placed(backend));
     },
     (e) => (e instanceof ShapeError ? e : new ShapeError(String(e))),
   );
 
 /** A tensor of one value repeated. */
-export const full = (shape: readonly number[], value: number, dtype: DType = 'float32'): Tensor => {
+export const full = (shape: readonly number[], value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
   const s = makeShape(shape);
-  const data = allocData(dtype, sizeOf(s));
-  data.fill(value);
-  return internal.wrap(data, s);
+  const b = placed(backend);
+  return internal.wrap(new Storage(b, b.full(dtype, sizeOf(s), value)), s, dtype);
 };
 
-export const zeros = (shape: readonly number[], dtype: DType = 'float32'): Tensor => full(shape, 0, dtype);
-export const ones = (shape: readonly number[], dtype: DType = 'float32'): Tensor => full(shape, 1, dtype);
+export const zeros = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 0, dtype, backend);
+export const ones = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 1, dtype, backend);
 /** A rank-0 tensor. */
-export const scalar = (value: number, dtype: DType = 'float32'): Tensor => full([], value, dtype);
+export const scalar = (value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => full([], value, dtype, backend);
 
-/** The same values in another dtype (a copy; rounding to float32 where asked). */
-export const cast = (t: Tensor, dtype: DType): Tensor => {
-  if (t.dtype === dtype) return untraced(t);
-  const data = allocData(dtype, t.size);
-  data.set(internal.dataOf(t));
-  return internal.wrap(data, t.shape);
+/** The same values on another backend (a copy; `t` itself when it is there already). */
+export const toBackend = (t: Tensor, backend: BackendLike): Tensor => {
+  const b = resolveBackend(backend);
+  if (t.backend === b) return t;
+  return internal.fromHost(hostData(t), t.shape, b);
 };

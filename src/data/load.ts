@@ -8,7 +8,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Key } from '../core/index.js';
+import { Key, type BackendLike } from '../core/index.js';
 import { DataError, readCifar100, readLabelNames, type LabelKind, type CifarSplit } from './cifar.js';
 import { downloadCifar100, type DownloadOptions } from './download.js';
 import { channelStats, cifarSet, trainValSplit, type LabeledSet, type Normalization } from './preprocess.js';
@@ -61,6 +61,8 @@ export interface LoadOptions {
   readonly limitTest?: number;
   /** Build the normalized float32 matrices once (default) or normalize per batch (less memory). */
   readonly materialize?: boolean;
+  /** Where the sets' matrices live (default: the default backend). */
+  readonly backend?: BackendLike;
 }
 
 export interface CifarData {
@@ -93,7 +95,7 @@ export const loadCifar100 = (opts: LoadOptions): E.Either<DataError, CifarData> 
   const trainIdx = cut.train.map((i) => rows[i]!);
   const valIdx = cut.val.map((i) => rows[i]!);
   const stats = opts.normalization === 'per-dataset' ? channelStats(trainSplit, trainIdx) : undefined;
-  const m = { materialize: opts.materialize ?? true };
+  const m = { materialize: opts.materialize ?? true, ...(opts.backend === undefined ? {} : { backend: opts.backend }) };
   return E.right({
     train: cifarSet(trainSplit, trainIdx, opts.labels, opts.normalization, stats, m),
     val: cifarSet(trainSplit, valIdx, opts.labels, opts.normalization, stats, m),

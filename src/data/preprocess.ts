@@ -3,9 +3,8 @@
  * channel, as the report does, or per dataset channel), the seeded
  * train/validation split and minibatches.
  */
-import { Key, makeShape, type Tensor } from '../core/index.js';
-import { allocData, internal } from '../core/tensor.js';
-import { outsideKernelMemory } from '../core/pool.js';
+import { defaultBackend, isHostBackend, Key, makeShape, resolveBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
+import { internal, Storage } from '../core/tensor.js';
 import { CHANNEL_PIXELS, classCount, labelsOf, PIXELS, pixelOffset, type CifarSplit, type LabelKind } from './cifar.js';
 
 /**
@@ -23,43 +22,65 @@ export interface ChannelStats {
 
 /**
  * A labelled set of rows: `gather(idx)` gives rows idx as a float32 tensor
- * [idx.length, features], with labels `y`. CIFAR sets normalize on the fly from
- * the file's bytes (1 byte read per value instead of 4, and no 600 MB float32
- * copy of the training set to fault in); `denseSet` wraps a ready matrix.
+ * [idx.length, features], with labels `y`. By default a CIFAR set holds its
+ * normalized float32 matrix in a backend's memory, so that a batch of
+ * consecutive rows is a view its kernels read in place; with
+ * `materialize: false` it normalizes rows as they are gathered from the file's
+ * bytes (a quarter of the memory). `denseSet` wraps a ready matrix.
  */
 export interface LabeledSet {
   readonly n: number;
   readonly features: number;
   readonly classes: number;
   readonly y: Uint8Array;
-  gather(idx: ArrayLike<number>): Tensor;
+  /** Rows `idx` as a tensor on `backend` (default: where the set's matrix lives, else the default backend). */
+  gather(idx: ArrayLike<number>, backend?: BackendLike): Tensor;
+  /** Releases the set's matrix now (it is also released once the set is garbage). Gathered batches stay valid. */
+  dispose(): void;
 }
 
-/** Keeps a matrix alive while a view of its rows is: a recycled matrix must not change a batch. */
-const viewParents = new WeakMap<Float32Array, Float32Array>();
+/** A float32 array of n elements in `be`'s own memory when it keeps tensors on the host, else plain; filled by `fill`, then a tensor. */
+const filledOn = (be: Backend, n: number, shape: readonly number[], fill: (out: Float32Array) => void): Tensor => {
+  const out = (isHostBackend(be) ? be.alloc('float32', n, false) : new Float32Array(n)) as Float32Array;
+  fill(out);
+  return isHostBackend(be)
+    ? internal.wrap(new Storage(be, out), makeShape(shape), 'float32')
+    : internal.fromHost(out, makeShape(shape), be);
+};
 
 /**
- * A set over a row-major float32 matrix already in memory. The matrix is never
- * written again, so a run of consecutive rows is handed out as a view, not a
- * copy, unless the backend keeps tensors in memory of its own (the cpu backend)
- * and the matrix is not there: then one copy in lets every product read the
- * batch in place.
+ * A set over a row-major float32 matrix [rows, features] (a tensor, or an array
+ * copied onto `backend`). A run of consecutive rows gathered onto the matrix's
+ * own backend is a view, not a copy, where the backend offers views that its
+ * kernels read in place; other batches are copies.
  */
-export const denseSet = (x: Float32Array, y: Uint8Array, features: number, classes: number): LabeledSet => {
-  if (x.length !== y.length * features) {
-    throw new RangeError(`denseSet: ${x.length} values are not ${y.length} rows of ${features} features`);
-  }
+export const denseSet = (x: Tensor | Float32Array, y: Uint8Array, features: number, classes: number, backend?: BackendLike): LabeledSet => {
+  const size = x instanceof Float32Array ? x.length : x.size;
+  if (size !== y.length * features) throw new RangeError(`denseSet: ${size} values are not ${y.length} rows of ${features} features`);
+  const matrix = (x instanceof Float32Array
+    ? internal.fromHost(x, makeShape([y.length, features]), backend === undefined ? defaultBackend() : resolveBackend(backend))
+    : x).keep(); // the set owns it: no tidy around its creation may free it
   return {
     n: y.length, features, classes, y,
-    gather: (idx) => {
+    gather: (idx, target) => {
+      const be = target === undefined ? matrix.backend : resolveBackend(target);
       const start = idx[0] ?? 0;
       let consecutive = true;
       for (let i = 1; i < idx.length && consecutive; i++) consecutive = idx[i] === start + i;
-      if (!consecutive || outsideKernelMemory(x)) return gatherRows(x, features, idx);
-      const rows = x.subarray(start * features, (start + idx.length) * features);
-      viewParents.set(rows, x);
-      return fromArrayUnchecked(rows, [idx.length, features]);
+      if (consecutive && be === matrix.backend) {
+        const storage = internal.storageOf(matrix);
+        const view = be.view?.(storage.buf, start * features, idx.length * features);
+        if (view !== undefined) return internal.wrap(new Storage(be, view, storage), makeShape([idx.length, features]), 'float32');
+      }
+      const src = internal.dataOf(matrix);
+      return filledOn(be, idx.length * features, [idx.length, features], (out) => {
+        for (let r = 0; r < idx.length; r++) {
+          const s0 = idx[r]! * features;
+          out.set(src.subarray(s0, s0 + features), r * features);
+        }
+      });
     },
+    dispose: () => matrix.dispose(),
   };
 };
 
@@ -140,9 +161,10 @@ export const normalizeInto = (split: CifarSplit, indices: ArrayLike<number>, how
 
 /**
  * The chosen images as a labelled set. By default the normalized float32 matrix
- * is built once (a batch is then a memcpy or a view: training reads each row
- * every epoch); `materialize: false` normalizes rows as they are gathered
- * instead, holding only the file's bytes (a quarter of the memory).
+ * is built once, in the memory of `backend` (default: the default backend): a
+ * batch is then a view or a memcpy, and training reads each row every epoch;
+ * `materialize: false` normalizes rows as they are gathered instead, holding
+ * only the file's bytes (a quarter of the memory).
  */
 export const cifarSet = (
   split: CifarSplit,
@@ -150,16 +172,16 @@ export const cifarSet = (
   labels: LabelKind,
   how: Normalization,
   stats?: ChannelStats,
-  opts: { readonly materialize?: boolean } = {},
+  opts: { readonly materialize?: boolean; readonly backend?: BackendLike } = {},
 ): LabeledSet => {
   const affine = channelAffines(split, indices, how, stats);
   const all = labelsOf(split, labels);
   const y = new Uint8Array(indices.length);
   for (let i = 0; i < indices.length; i++) y[i] = all[indices[i]!]!;
+  const home = opts.backend === undefined ? defaultBackend() : resolveBackend(opts.backend);
   if (opts.materialize ?? true) {
-    // In the backend's memory where it has some (the cpu backend): batches are then views its kernels read in place.
-    const x = allocData('float32', indices.length * PIXELS, false) as Float32Array;
-    writeRows(split, indices, affine, Int32Array.from({ length: indices.length }, (_, i) => i), x);
+    const x = filledOn(home, indices.length * PIXELS, [indices.length, PIXELS], (out) =>
+      writeRows(split, indices, affine, Int32Array.from({ length: indices.length }, (_, i) => i), out));
     return denseSet(x, y, PIXELS, classCount(labels));
   }
   return {
@@ -167,11 +189,9 @@ export const cifarSet = (
     features: PIXELS,
     classes: classCount(labels),
     y,
-    gather: (rows) => {
-      const out = allocData('float32', rows.length * PIXELS, false) as Float32Array;
-      writeRows(split, indices, affine, rows, out);
-      return fromArrayUnchecked(out, [rows.length, PIXELS]);
-    },
+    gather: (rows, target) =>
+      filledOn(target === undefined ? home : resolveBackend(target), rows.length * PIXELS, [rows.length, PIXELS], (out) => writeRows(split, indices, affine, rows, out)),
+    dispose: () => {},
   };
 };
 
@@ -220,16 +240,6 @@ export const batchIndices = (n: number, batchSize: number, key?: Key): Int32Arra
   return out;
 };
 
-/** Rows `idx` of a row-major matrix as a float32 tensor [idx.length, cols]. */
-export const gatherRows = (x: Float32Array, cols: number, idx: ArrayLike<number>): Tensor => {
-  const out = allocData('float32', idx.length * cols, false) as Float32Array;
-  for (let r = 0; r < idx.length; r++) {
-    const s = idx[r]! * cols;
-    out.set(x.subarray(s, s + cols), r * cols);
-  }
-  return fromArrayUnchecked(out, [idx.length, cols]);
-};
-
 /** The labels at `idx`. */
 export const gatherLabels = (y: Uint8Array, idx: ArrayLike<number>): Uint8Array => {
   const out = new Uint8Array(idx.length);
@@ -242,6 +252,3 @@ export const sliceRows = (set: LabeledSet, start: number, end: number): { x: Ten
   x: set.gather(Int32Array.from({ length: end - start }, (_, i) => start + i)),
   y: set.y.subarray(start, end),
 });
-
-// The arrays are freshly allocated here and handed over: no second copy.
-const fromArrayUnchecked = (data: Float32Array, shape: number[]): Tensor => internal.wrap(data, makeShape(shape));

@@ -4,7 +4,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { parentPort } from 'node:worker_threads';
-import { disposeBackend } from '../core/index.js';
+import { disposeBackends } from '../core/index.js';
 import type { CifarData } from '../data/index.js';
 import type { FromWorker, ProgressEvent, ToWorker } from './parallel.js';
 import { runExperiment } from './run.js';
@@ -55,4 +55,4 @@ port.on('message', (m: ToWorker) => {
   );
 });
 
-process.on('exit', () => disposeBackend());
+process.on('exit', () => disposeBackends());

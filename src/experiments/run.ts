@@ -9,7 +9,7 @@ import * as t from 'io-ts';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { backendSelection, Key, reclaimTensorMemory, setBackend } from '../core/index.js';
+import { backend as backendNamed, chooseBackend, Key, withBackend, type Backend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
   decodeTreeLike, encodeTree, evaluate, fitAsync, mlp, optimizerFromSpec, saveModel, writeFileAtomic,
@@ -51,6 +51,8 @@ export interface RunOptions {
   readonly plots?: boolean;
   /** A backend chosen on the command line, over the config's (used on resume). */
   readonly backend?: string;
+  /** Told which backend the run uses and why, once chosen (for a start-up line). */
+  readonly onBackend?: (backend: Backend, reason: string) => void;
 }
 
 const CHECKPOINT_FORMAT = 'tapegrad.checkpoint';
@@ -81,20 +83,27 @@ const freshDir = (parent: string, name: string): string => {
 export const modelFor = (c: ResolvedConfig, classes: number): Model =>
   mlp([3072, ...c.model.hidden, classes], { activation: c.model.activation, init: c.model.init });
 
-const dataKey = (c: ResolvedConfig) => JSON.stringify({ ...c.data, seed: c.seed });
+const dataKey = (c: ResolvedConfig, be: Backend) => JSON.stringify({ ...c.data, seed: c.seed, backend: be.name });
 
-const loadData = async (c: ResolvedConfig, opts: RunOptions): Promise<E.Either<Error, CifarData>> => {
-  const key = dataKey(c);
+/** Releases a data set's matrices (its batches already handed out stay valid). */
+export const disposeData = (d: CifarData): void => {
+  d.train.dispose();
+  d.val.dispose();
+  d.test.dispose();
+};
+
+const loadData = async (c: ResolvedConfig, opts: RunOptions, be: Backend): Promise<E.Either<Error, CifarData>> => {
+  const key = dataKey(c, be);
   const cached = opts.dataCache?.get(key);
   if (cached !== undefined) return E.right(cached);
   if (opts.dataCache !== undefined && opts.dataCache.size > 0) {
-    // Another data set: let it go, and its memory come back, before this one is built.
+    // Another data set: free the old one's memory before this one is built.
+    for (const d of opts.dataCache.values()) disposeData(d);
     opts.dataCache.clear();
-    await reclaimTensorMemory();
   }
   const dir = await ensureCifar100(opts.dataDir);
   if (E.isLeft(dir)) return dir;
-  const data = loadCifar100({ dir: dir.right, seed: c.seed, ...c.data });
+  const data = loadCifar100({ dir: dir.right, seed: c.seed, ...c.data, backend: be });
   if (E.isRight(data)) opts.dataCache?.set(key, data.right);
   return data;
 };
@@ -162,69 +171,84 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   }
   mkdirSync(dir, { recursive: true });
 
-  const backendName = opts.backend ?? c.backend;
-  setBackend(backendName, backendName === 'auto' ? undefined : `chosen in the config or with --backend ('${backendName}')`);
-  const data = await loadData(c, opts);
+  // --backend on resume, else the config's (the flag on a new run), else TAPEGRAD_BACKEND, else auto-detection.
+  let be: Backend, reason: string;
+  try {
+    const choice = chooseBackend(opts.backend ?? c.backend, opts.backend !== undefined ? '--backend' : 'the config or --backend');
+    be = backendNamed(choice.name);
+    reason = choice.reason;
+  } catch (e) {
+    return E.left(e as Error);
+  }
+  opts.onBackend?.(be, reason);
+  const data = await loadData(c, opts, be);
   if (E.isLeft(data)) return data;
-  const model = modelFor(c, data.right.train.classes);
-  if (resumeDir !== undefined) {
-    const st = loadCheckpoint(dir, model, c);
-    if (E.isLeft(st)) return st;
-    resume = st.right;
-  } else {
-    // The resolved config is what ran: saved in full, as YAML for people and JSON for resume.
-    writeFileAtomic(join(dir, 'config.yaml'), toYaml(c));
-    writeFileAtomic(join(dir, 'config.json'), JSON.stringify(c, null, 2));
-  }
-  const sel = backendSelection();
-  const info = {
-    seed: c.seed, backend: sel.backend.description, backendReason: sel.reason,
-    node: process.version, started: new Date().toISOString(), resumedFromEpoch: resume?.epoch ?? null,
-  };
-  const status = (s: Record<string, unknown>) => writeFileAtomic(join(dir, 'run.json'), JSON.stringify({ ...info, ...s }, null, 2));
-  status({ status: 'running' });
+  try {
+    const model = modelFor(c, data.right.train.classes);
+    if (resumeDir !== undefined) {
+      const st = loadCheckpoint(dir, model, c);
+      if (E.isLeft(st)) return st;
+      resume = st.right;
+    } else {
+      // The resolved config is what ran: saved in full, as YAML for people and JSON for resume.
+      writeFileAtomic(join(dir, 'config.yaml'), toYaml(c));
+      writeFileAtomic(join(dir, 'config.json'), JSON.stringify(c, null, 2));
+    }
+    const sel = { backend: be, reason };
+    const info = {
+      seed: c.seed, backend: sel.backend.description, backendReason: sel.reason,
+      node: process.version, started: new Date().toISOString(), resumedFromEpoch: resume?.epoch ?? null,
+    };
+    const status = (s: Record<string, unknown>) => writeFileAtomic(join(dir, 'run.json'), JSON.stringify({ ...info, ...s }, null, 2));
+    status({ status: 'running' });
 
-  const es = c.training.earlyStopping;
-  const result = await fitAsync(model, model.layer.init(new Key(c.seed).fold('init')), { train: data.right.train, val: data.right.val }, {
-    epochs: c.training.epochs, batchSize: c.training.batchSize, optimizer: c.training.optimizer, shuffle: c.training.shuffle,
-    seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    ...(resume ? { resume } : {}),
-    onEvent: (e) => {
-      if (e.type === 'epoch') {
-        saveCheckpoint(dir, e.state);
-        writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
-        writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
-      }
-      opts.onEvent?.(e);
-    },
-  });
-  if (E.isLeft(result)) {
-    status({ status: 'failed', error: result.left.message });
-    return result;
+    const es = c.training.earlyStopping;
+    const initial = withBackend(be, () => model.layer.init(new Key(c.seed).fold('init')));
+    const result = await fitAsync(model, initial, { train: data.right.train, val: data.right.val }, {
+      backend: be,
+      epochs: c.training.epochs, batchSize: c.training.batchSize, optimizer: c.training.optimizer, shuffle: c.training.shuffle,
+      seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(resume ? { resume } : {}),
+      onEvent: (e) => {
+        if (e.type === 'epoch') {
+          saveCheckpoint(dir, e.state);
+          writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
+          writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
+        }
+        opts.onEvent?.(e);
+      },
+    });
+    if (E.isLeft(result)) {
+      status({ status: 'failed', error: result.left.message });
+      return result;
+    }
+    const r = result.right;
+    const returned = r.history[r.returnedEpoch - 1];
+    const base = {
+      dir, config: c, history: r.history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt, returnedEpoch: r.returnedEpoch,
+      valAccuracy: returned?.valAccuracy ?? NaN, interrupted: r.interrupted, backend: sel.backend.name,
+    };
+    if (r.interrupted) {
+      status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}` });
+      return E.right({ ...base, testAccuracy: NaN, testLoss: NaN, seconds: (performance.now() - t0) / 1000 });
+    }
+    const test = evaluate(model, r.params, data.right.test);
+    saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch });
+    if (opts.plots ?? true) await writeCurves(dir, c.name, r.history);
+    const seconds = (performance.now() - t0) / 1000;
+    const summary = {
+      name: c.name, valAccuracy: base.valAccuracy, testAccuracy: test.accuracy, testLoss: test.loss,
+      bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? null, returnedEpoch: r.returnedEpoch, epochsRun: r.history.length,
+      backend: sel.backend.description, seed: c.seed, seconds,
+    };
+    writeFileAtomic(join(dir, 'result.json'), JSON.stringify(summary, null, 2));
+    status({ status: 'finished', finished: new Date().toISOString() });
+    return E.right({ ...base, testAccuracy: test.accuracy, testLoss: test.loss, seconds });
+  } finally {
+    // A data set this run loaded for itself goes with it; a shared cache keeps its own.
+    if (opts.dataCache === undefined) disposeData(data.right);
   }
-  const r = result.right;
-  const returned = r.history[r.returnedEpoch - 1];
-  const base = {
-    dir, config: c, history: r.history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt, returnedEpoch: r.returnedEpoch,
-    valAccuracy: returned?.valAccuracy ?? NaN, interrupted: r.interrupted, backend: sel.backend.name,
-  };
-  if (r.interrupted) {
-    status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}` });
-    return E.right({ ...base, testAccuracy: NaN, testLoss: NaN, seconds: (performance.now() - t0) / 1000 });
-  }
-  const test = evaluate(model, r.params, data.right.test);
-  saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch });
-  if (opts.plots ?? true) await writeCurves(dir, c.name, r.history);
-  const seconds = (performance.now() - t0) / 1000;
-  const summary = {
-    name: c.name, valAccuracy: base.valAccuracy, testAccuracy: test.accuracy, testLoss: test.loss,
-    bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? null, returnedEpoch: r.returnedEpoch, epochsRun: r.history.length,
-    backend: sel.backend.description, seed: c.seed, seconds,
-  };
-  writeFileAtomic(join(dir, 'result.json'), JSON.stringify(summary, null, 2));
-  status({ status: 'finished', finished: new Date().toISOString() });
-  return E.right({ ...base, testAccuracy: test.accuracy, testLoss: test.loss, seconds });
 };
 
 /**

@@ -6,13 +6,13 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { valueAndGradWithAux } from '../autodiff/index.js';
-import { Key, type Tensor } from '../core/index.js';
+import { defaultBackend, Key, resolveBackend, tidy, toBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
 import { batchIndices, gatherLabels, type LabeledSet } from '../data/preprocess.js';
 import type { MlpParams, Model } from './layers.js';
 import { crossEntropy, gradientL2Of, l2Penalty, type L2Options } from './losses.js';
 import { correctCount } from './metrics.js';
 import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
-import type { Tree } from '../autodiff/index.js';
+import { leaves, mapTree, type Tree } from '../autodiff/index.js';
 import { add } from '../core/index.js';
 
 export interface EarlyStoppingOptions {
@@ -52,6 +52,11 @@ export interface FitOptions {
   readonly signal?: AbortSignal;
   /** Continue from a saved state instead of the initial parameters. */
   readonly resume?: FitState;
+  /**
+   * Where training runs: parameters (and a resumed state) are moved there and
+   * batches are gathered there. Default: the backend holding the initial parameters.
+   */
+  readonly backend?: BackendLike;
 }
 
 /** One finished epoch. */
@@ -81,6 +86,10 @@ export interface FitState {
 export type FitEvent =
   | { readonly type: 'start'; readonly epochs: number; readonly batchesPerEpoch: number; readonly startEpoch: number }
   | { readonly type: 'batch'; readonly epoch: number; readonly batch: number; readonly batches: number; readonly loss: number; readonly accuracy: number }
+  /**
+   * `state`'s tensors are valid while the handler runs: training frees each
+   * step's old parameters (see `fit`), so copy what must outlive the event.
+   */
   | { readonly type: 'epoch'; readonly record: EpochRecord; readonly state: FitState; readonly improved: boolean }
   | { readonly type: 'earlyStop'; readonly epoch: number; readonly bestEpoch: number }
   | { readonly type: 'interrupted'; readonly epoch: number };
@@ -111,15 +120,21 @@ export interface Evaluation {
   readonly accuracy: number;
 }
 
-/** Mean cross-entropy and accuracy of a model over a whole set, in chunks. */
+/** The backend a tree of tensors lives on (the first leaf's), else the default. */
+const backendOfTree = (tree: Tree): Backend => leaves(tree)[0]?.backend ?? defaultBackend();
+
+/** Mean cross-entropy and accuracy of a model over a whole set, in chunks, on the parameters' backend. */
 export const evaluate = (model: Model, params: MlpParams, set: LabeledSet, batchSize = 1000): Evaluation => {
   let loss = 0, correct = 0;
+  const be = backendOfTree(params);
   for (const idx of batchIndices(set.n, batchSize)) {
-    const x = set.gather(idx);
-    const y = gatherLabels(set.y, idx);
-    const logits = model.layer.apply(params, x);
-    loss += crossEntropy(logits, y, 'sum').item();
-    correct += correctCount(logits, y);
+    // Each chunk frees its batch, activations and logits before the next.
+    tidy(() => {
+      const y = gatherLabels(set.y, idx);
+      const logits = model.layer.apply(params, set.gather(idx, be));
+      loss += crossEntropy(logits, y, 'sum').item();
+      correct += correctCount(logits, y);
+    });
   }
   return { loss: loss / set.n, accuracy: correct / set.n };
 };
@@ -145,6 +160,11 @@ type FitData = { readonly train: LabeledSet; readonly val: LabeledSet };
  * `data.val` after every epoch. Returns `Left(TrainingError)` on a non-finite
  * loss, naming the epoch and batch. Runs to the end without yielding; use
  * `fitAsync` where signals (Ctrl-C) or other work must get a turn.
+ *
+ * Memory: each step runs in a `tidy`, and the parameters and optimizer state it
+ * replaces are disposed at once (unless they are the best epoch's, or were
+ * passed in: `initial` and `resume` stay the caller's), so a backend's live
+ * memory is the same after every step. Everything in the result stays alive.
  */
 export const fit = (model: Model, initial: MlpParams, data: FitData, opts: FitOptions): E.Either<TrainingError, FitResult> => {
   const steps = fitSteps(model, initial, data, opts);
@@ -178,8 +198,22 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
   const l2: L2Options = opts.l2 ?? { lambda: 0, mode: 'loss', includeBias: false };
   const optimizer = optimizerFromSpec(opts.optimizer, gradientL2Of(l2));
   const key = new Key(opts.seed).fold('shuffle');
-  let state: FitState = opts.resume ?? {
-    epoch: 0, params: initial, optState: optimizer.init(initial), history: [], best: undefined, stoppedAt: undefined,
+  const be = opts.backend === undefined ? backendOfTree(opts.resume?.params ?? initial) : resolveBackend(opts.backend);
+  const moved = <T extends Tree>(t: T): T => mapTree(t, (x) => toBackend(x, be));
+  // Tensors the caller passed in: never disposed here.
+  const foreign = new Set<Tensor>([...leaves(initial), ...(opts.resume === undefined ? [] : [...leaves(opts.resume.params), ...leaves(opts.resume.optState), ...(opts.resume.best ? leaves(opts.resume.best.params) : [])])]);
+  const resumed = opts.resume;
+  let state: FitState;
+  if (resumed !== undefined) {
+    state = { ...resumed, params: moved(resumed.params), optState: moved(resumed.optState), best: resumed.best && { ...resumed.best, params: moved(resumed.best.params) } };
+  } else {
+    const params = moved(initial);
+    state = { epoch: 0, params, optState: optimizer.init(params), history: [], best: undefined, stoppedAt: undefined };
+  }
+  /** Disposes the tensors of `old` trees that none of `live` holds and that are not the caller's. */
+  const release = (old: readonly Tree[], live: readonly Tree[]): void => {
+    const keepSet = new Set<Tensor>(live.flatMap((t) => leaves(t)));
+    for (const tree of old) for (const t of leaves(tree)) if (!keepSet.has(t) && !foreign.has(t)) t.dispose();
   };
   const emit = opts.onEvent ?? (() => {});
   const batchesPerEpoch = Math.ceil(train.n / opts.batchSize);
@@ -202,28 +236,36 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
     for (let b = 0; b < order.length; b++) {
       if (opts.signal?.aborted) { interrupted = true; break; }
       const idx = order[b]!;
-      const x = train.gather(idx);
       const y = gatherLabels(train.y, idx);
-      const { value, grads, aux: logits } = step(params, x, y);
-      const loss = value.item();
-      if (!Number.isFinite(loss)) {
+      // One step; everything it makes but the new parameters and state is freed at its end.
+      const r = tidy(() => {
+        const { value, grads, aux: logits } = step(params, train.gather(idx, be), y);
+        const loss = value.item();
+        if (!Number.isFinite(loss)) return { loss, next: undefined, correct: 0 };
+        return { loss, next: optimizer.step(optState, params, grads), correct: correctCount(logits, y) };
+      });
+      if (r.next === undefined) {
         return E.left(new TrainingError(
-          `the training loss became ${loss} at epoch ${epoch}, batch ${b + 1} of ${order.length}: ` +
+          `the training loss became ${r.loss} at epoch ${epoch}, batch ${b + 1} of ${order.length}: ` +
             `the weights diverged. Lower the learning rate (now ${opts.optimizer.lr}) or the momentum, or check the inputs for NaN`,
         ));
       }
-      const next = optimizer.step(optState, params, grads);
-      params = next.params;
-      optState = next.state;
+      // The epoch's starting state stays (an interrupted run returns it), and so do the best weights.
+      release([params, optState], [r.next.params, r.next.state, state.params, state.optState, ...(state.best ? [state.best.params] : [])]);
+      params = r.next.params;
+      optState = r.next.state;
       const bs = idx.length;
-      lossSum += reduction === 'mean' ? loss * bs : loss;
-      const k = correctCount(logits, y);
-      correct += k;
+      lossSum += reduction === 'mean' ? r.loss * bs : r.loss;
+      correct += r.correct;
       seen += bs;
       emit({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
       yield;
     }
-    if (interrupted) break;
+    if (interrupted) {
+      // The state stays at the last finished epoch: the unfinished epoch's parameters go.
+      if (params !== state.params) release([params, optState], [state.params, state.optState, ...(state.best ? [state.best.params] : [])]);
+      break;
+    }
     const v = evaluate(model, params, val, opts.evalBatchSize);
     const record: EpochRecord = {
       epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: v.loss, valAccuracy: v.accuracy,
@@ -232,11 +274,13 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
     const improved = state.best === undefined || v.loss < state.best.valLoss;
     const history = [...state.history, record];
     const stop = opts.earlyStopping !== undefined && shouldStop(history.map((h) => h.valLoss), opts.earlyStopping);
+    const previous = state;
     state = {
       epoch, params, optState, history,
       best: improved ? { epoch, valLoss: v.loss, params } : state.best,
       stoppedAt: stop ? epoch : undefined,
     };
+    release([previous.params, previous.optState, ...(previous.best ? [previous.best.params] : [])], [params, optState, state.best!.params]);
     emit({ type: 'epoch', record, state, improved });
     if (stop) emit({ type: 'earlyStop', epoch, bestEpoch: state.best!.epoch });
   }

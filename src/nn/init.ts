@@ -27,11 +27,15 @@ export type InitName = 'paper' | 'glorot-uniform' | 'glorot-normal' | 'he-unifor
 export const paperUniform =
   ({ seed = 42, low = 0, high = 0.01 } = {}): Initializer =>
   (_key, nIn, nOut) => {
-    const all = internal.dataOf(numpyUniform(seed, [nIn + 1, nOut], low, high, 'float32'));
-    return {
-      w: internal.wrap(all.slice(nOut), Object.freeze([nIn, nOut])),
-      b: internal.wrap(all.slice(0, nOut), Object.freeze([nOut])),
+    const drawn = numpyUniform(seed, [nIn + 1, nOut], low, high, 'float32');
+    const all = internal.dataOf(drawn);
+    const be = drawn.backend;
+    const params = {
+      w: internal.adopt(all.slice(nOut), Object.freeze([nIn, nOut]), be),
+      b: internal.adopt(all.slice(0, nOut), Object.freeze([nOut]), be),
     };
+    drawn.dispose();
+    return params;
   };
 
 /** Glorot/Xavier uniform: U(±√(6/(nIn+nOut))), zero bias. */

@@ -34,7 +34,7 @@ export type OptimizerSpec =
   | { readonly kind: 'momentum'; readonly lr: number; readonly momentum: number; readonly nesterov?: boolean; readonly weightDecay?: number }
   | { readonly kind: 'adam'; readonly lr: number; readonly beta1?: number; readonly beta2?: number; readonly eps?: number; readonly weightDecay?: number };
 
-const zerosLike = <P extends Tree>(p: P): P => mapTree(p, (t) => zeros(t.shape, t.dtype));
+const zerosLike = <P extends Tree>(p: P): P => mapTree(p, (t) => zeros(t.shape, t.dtype, t.backend));
 
 /** Decoupled weight decay (Loshchilov & Hutter): p ← p − lr·wd·p, before the update. */
 const decay = <P extends Tree>(params: P, lr: number, wd: number): P =>

@@ -12,7 +12,7 @@ import * as t from 'io-ts';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { leaves, leafPaths, mapTree, type Tree } from '../autodiff/index.js';
-import { Tensor } from '../core/index.js';
+import { defaultBackend, Tensor } from '../core/index.js';
 import { internal } from '../core/tensor.js';
 import { makeShape, showShape, sizeOf } from '../core/shape.js';
 import { describeErrors, MlpSpecC } from './codecs.js';
@@ -51,7 +51,7 @@ const decodeTensor = (file: string, enc: t.TypeOf<typeof TensorC>): E.Either<Mod
   }
   const data = new Float32Array(n);
   new Uint8Array(data.buffer).set(bytes);
-  return E.right(internal.wrap(data, makeShape(enc.shape)));
+  return E.right(internal.adopt(data, makeShape(enc.shape), defaultBackend()));
 };
 
 /** Writes `text` to `file` atomically: a temporary file in the same folder, fsync, rename. */
@@ -138,4 +138,4 @@ export const loadModel = (file: string): E.Either<ModelFileError, LoadedModel> =
   return E.map((params: MlpParams) => ({ model, params, extra: decoded.right.extra }))(decodeTreeLike(file, like as MlpParams, decoded.right.params));
 };
 
-const zerosShape = (shape: number[]): Tensor => internal.wrap(new Float32Array(sizeOf(shape)), makeShape(shape));
+const zerosShape = (shape: number[]): Tensor => internal.adopt(new Float32Array(sizeOf(shape)), makeShape(shape), defaultBackend());

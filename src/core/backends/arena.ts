@@ -11,36 +11,17 @@
  * the end of the used space back to the bump pointer); a request takes a free
  * block of its exact size (a training loop asks for the same few sizes over and
  * over), else the front of the smallest larger one, else new space. So memory
- * freed in one shape serves any other: with exact sizes alone, an old data set's
- * freed blocks stayed unusable and a long `reproduce` ran out of its 2 GiB.
- * Blocks handed out for tensors are views registered with a FinalizationRegistry:
- * when the garbage collector has collected a view, its block is freed, and it is
- * zeroed when handed out again; every 256 MB handed out it asks V8 for a collection, as
- * V8 does by itself for ordinary ArrayBuffers (it counts their bytes, not these).
+ * freed in one shape serves any other. Tensor blocks are given back explicitly
+ * (`freeFloat32`), when the tensor layer releases a buffer (dispose, tidy, or
+ * its garbage-collection safety net); nothing here asks for a collection.
  * Tensor blocks are capped in live bytes (`tensorCap`) and in address space
- * (`tensorSpace`, so that freed blocks of other sizes, such as an old data set
- * awaiting collection, cannot push the memory to its maximum): past either,
- * `allocFloat32` returns undefined and the caller uses ordinary memory. A loop
- * that never yields to the event loop (finalizers run between tasks) thus
- * degrades to copies instead of failing. Blocks the backend uses for itself
- * (pack buffers, staged operands) are released explicitly.
- *
- * Safety is the pool's (../pool.ts): a tensor's array is reachable only through
- * the one view, which library code never re-views beyond a call.
+ * (`tensorSpace`): past either, `allocFloat32` returns undefined and the
+ * backend uses ordinary memory, so code that never disposes degrades to copies
+ * instead of failing. Blocks the backend uses for itself (pack buffers, staged
+ * operands) are released explicitly too.
  */
-
-import { collectGarbage } from '../pool.js';
 
 const PAGE = 65536;
-/**
- * After this many bytes of tensor blocks handed out, ask for a garbage
- * collection. V8 cannot see this memory: left alone it collects only when its own
- * heap fills, by which time a GB of dead tensors can sit in the arena. Only a
- * full collection clears FinalizationRegistry targets (a young-generation one
- * does not); one takes ~20 ms here, so every 256 MB (about 7 per epoch of the
- * headline network) keeps the arena near 0.9 GB at ~5% of the time.
- */
-const COLLECT_EVERY = 256 * 1024 * 1024;
 /** Memory is grown in steps of this many bytes (each grow call costs a little). */
 const GROW_STEP = 32 * 1024 * 1024;
 const ALIGN = 64;
@@ -48,7 +29,7 @@ const ALIGN = 64;
 const alignUp = (x: number): number => Math.ceil(x / ALIGN) * ALIGN;
 
 export interface ArenaOptions {
-  /** At most this many bytes of live tensor blocks (collected ones not counted once finalized). */
+  /** At most this many bytes of live tensor blocks. */
   readonly tensorCap: number;
   /** The memory's declared maximum, in pages. */
   readonly maxPages: number;
@@ -64,12 +45,14 @@ export interface Arena {
   release(offset: number, bytes: number): void;
   /** A Float32Array view for a tensor (zeroed unless `zeroed` is false), or undefined past the tensor cap. */
   allocFloat32(n: number, zeroed?: boolean): Float32Array | undefined;
+  /** Gives back a block `allocFloat32` handed out. */
+  freeFloat32(x: Float32Array): void;
   /** Whether `x` is a view into this memory (then `x.byteOffset` is its address). */
   owns(x: Float32Array): boolean;
   /** A Float32Array over the whole memory as it is now (rebuild after any malloc). */
   view(): Float32Array;
   /** Live tensor bytes, and blocks handed out fresh and recycled (for benchmarks and tests). */
-  stats(): { readonly tensorBytes: number; readonly fresh: number; readonly recycled: number; readonly collections: number; readonly committedBytes: number };
+  stats(): { readonly tensorBytes: number; readonly peakTensorBytes: number; readonly tensorBlocks: number; readonly fresh: number; readonly recycled: number; readonly committedBytes: number };
 }
 
 export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Arena => {
@@ -80,7 +63,7 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
   const freeAt = new Map<number, number>();
   const freeEnd = new Map<number, number>();
   const bySize = new Map<number, Set<number>>();
-  let tensorBytes = 0, fresh = 0, recycled = 0, sinceCollect = 0, collections = 0;
+  let tensorBytes = 0, peakTensorBytes = 0, tensorBlocks = 0, fresh = 0, recycled = 0;
   // Every buffer object the memory has handed out (a grown shared memory hands out a new one).
   const buffers = new WeakSet<ArrayBufferLike>();
   let whole = new Float32Array(memory.buffer);
@@ -157,11 +140,6 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
     else addFree(start, size);
   };
 
-  const registry = new FinalizationRegistry<{ offset: number; size: number }>(({ offset, size }) => {
-    tensorBytes -= size;
-    release(offset, size);
-  });
-
   return {
     malloc: (bytes) => take(alignUp(bytes))!.offset,
     release,
@@ -169,29 +147,30 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
       const size = alignUp(n * 4);
       if (tensorBytes + size > opts.tensorCap) return undefined;
       // Never past the cap in address space either: freed blocks of other sizes
-      // (an old data set awaiting collection) must not push the memory to its maximum.
+      // (an old data set) must not push the memory to its maximum.
       const block = take(size, opts.tensorSpace);
       if (block === undefined) return undefined;
       const { offset, reused } = block;
       // Fresh memory from the bump pointer has never been written; recycled blocks have.
       if (reused) { if (zeroed) opts.zero(offset, n * 4); recycled++; } else fresh++;
       tensorBytes += size;
-      sinceCollect += size;
-      if (sinceCollect > COLLECT_EVERY) {
-        sinceCollect = 0;
-        collections++;
-        collectGarbage();
-      }
+      tensorBlocks++;
+      if (tensorBytes > peakTensorBytes) peakTensorBytes = tensorBytes;
       const view = new Float32Array(memory.buffer, offset, n);
       buffers.add(view.buffer);
-      registry.register(view, { offset, size });
       return view;
+    },
+    freeFloat32: (x) => {
+      const size = alignUp(x.length * 4);
+      tensorBytes -= size;
+      tensorBlocks--;
+      release(x.byteOffset, size);
     },
     owns: (x) => buffers.has(x.buffer),
     view: () => {
       if (whole.buffer.byteLength !== memory.buffer.byteLength) whole = new Float32Array(memory.buffer);
       return whole;
     },
-    stats: () => ({ tensorBytes, fresh, recycled, collections, committedBytes: highWater }),
+    stats: () => ({ tensorBytes, peakTensorBytes, tensorBlocks, fresh, recycled, committedBytes: highWater }),
   };
 };

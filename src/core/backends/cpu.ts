@@ -20,12 +20,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
-import { setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { Backend, ElementwiseKernels, MomentumHyper } from '../backend.js';
-import { referenceBackend } from './reference.js';
+import type { KernelTable, MomentumHyper, Operand } from '../backend.js';
+import { hostFused, hostKernels, matmulDims, type Alloc } from '../kernels.js';
+import { createHostPool } from '../pool.js';
+import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
-import type { Data } from '../tensor.js';
+import { CTRL_WORDS, DONE, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
+import type { HostBackend } from './reference.js';
 
 /** Below this many multiply-adds a second thread costs more than it saves. */
 const PARALLEL_MIN_MACS = 1 << 20;
@@ -41,8 +43,13 @@ const MAX_PAGES = 32768; // 2 GiB: shared memories must declare a maximum
 const loadWasm = (name: string): Uint8Array<ArrayBuffer> => new Uint8Array(readFileSync(new URL(`./wasm/${name}`, import.meta.url)));
 
 /**
- * Compiles the relaxed-SIMD kernels where V8 supports them, else the plain SIMD
- * ones: the GEMM over a shared memory, the element-wise kernels over a private one.
+ * Compiles the relaxed-SIMD kernels where the engine accepts them, else the
+ * plain SIMD ones: the GEMM over a shared memory, the element-wise kernels over
+ * a private one. Node 20 accepts relaxed SIMD only when started with
+ * `--experimental-wasm-relaxed-simd` (the tapegrad command line does that;
+ * Node 22 and later need no flag). A library must not change its host's V8
+ * flags, so without it the plain SIMD kernels run: the same algorithm with a
+ * separate multiply and add, so results differ in the last bits from FMA runs.
  */
 const compileKernels = (): { shared: WebAssembly.Module; local: WebAssembly.Module; relaxed: boolean } => {
   let bytes: Uint8Array<ArrayBuffer>;
@@ -50,11 +57,6 @@ const compileKernels = (): { shared: WebAssembly.Module; local: WebAssembly.Modu
     bytes = loadWasm('gemm-relaxed.wasm');
   } catch {
     throw new Error("the cpu backend's kernels are not built: run 'npm run build' (or 'npm ci', which builds them)");
-  }
-  try {
-    setFlagsFromString('--experimental-wasm-relaxed-simd');
-  } catch {
-    /* older engines: fall through to validation */
   }
   const relaxed = WebAssembly.validate(bytes);
   const variant = relaxed ? 'relaxed' : 'simd';
@@ -72,38 +74,6 @@ type GemmFn = (
   c: number, ldc: number, ap: number, bp: number, scratch: number,
 ) => void;
 
-// The worker: instantiate the same module on the same memory, then take part in
-// the chunked calls posted through a shared Int32Array: [seq, done, job, args…],
-// the momentum job's float arguments (slots 9-11) written and read as float32.
-const JOB_GEMM = 0, JOB_MOMENTUM = 1;
-const CTRL_INTS = 24;
-const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { module, memory, ctrl } = workerData;
-const inst = new WebAssembly.Instance(module, { env: { memory } });
-const { gemmChunks, momentumChunks } = inst.exports;
-const c = new Int32Array(ctrl), f = new Float32Array(ctrl);
-let seen = 0;
-for (;;) {
-  // Spin a few milliseconds before sleeping: a training step calls again within
-  // that time, and waking from Atomics.wait costs 50-120 µs each call.
-  let spins = 0;
-  while (Atomics.load(c, 0) === seen) {
-    if (++spins > 4000000) { Atomics.wait(c, 0, seen); spins = 0; }
-  }
-  seen = Atomics.load(c, 0);
-  if (seen < 0) break;
-  if (c[2] === ${JOB_GEMM}) {
-    gemmChunks(c[3], c[4], c[5], c[6], c[7], c[8], c[9], c[10], c[11], c[12], c[13], c[14], c[15], c[16], c[17], c[18], c[19], c[20]);
-  } else {
-    momentumChunks(c[3], c[4], c[5], c[6], c[7], c[8], f[9], f[10], f[11], c[12], c[13], c[14]);
-  }
-  Atomics.store(c, 1, seen);
-  Atomics.notify(c, 1);
-}
-parentPort.postMessage('bye');
-`;
-
 const align = (x: number): number => (x + 63) & ~63;
 
 /**
@@ -114,6 +84,8 @@ const align = (x: number): number => (x + 63) & ~63;
 const TENSOR_CAP = 1280 * 1024 * 1024;
 /** Kernel memory kept for the backend's own blocks (pack buffers, staged operands), out of reach of tensors. */
 const OWN_SPACE = 256 * 1024 * 1024;
+/** float32 tensors smaller than this (bytes) stay in ordinary memory: a product stages them in one memcpy. */
+const MIN_KERNEL_MEMORY_BYTES = 64 * 1024;
 
 export interface CpuBackendOptions {
   /**
@@ -137,8 +109,8 @@ const threadsFrom = (opt: 1 | 2 | undefined): 1 | 2 => {
 };
 
 /** Creates the `cpu` backend. */
-export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
-  readonly relaxed: boolean; readonly threads: number; readonly memoryStats: Arena['stats'];
+export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
+  readonly relaxed: boolean; readonly threads: number; readonly arenaStats: Arena['stats'];
 } => {
   const { shared: module, local, relaxed } = compileKernels();
   const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
@@ -166,16 +138,21 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
   let ctrl: Int32Array | undefined, ctrlF: Float32Array | undefined;
   let seq = 0;
   if (threads === 2) {
-    const sab = new SharedArrayBuffer(CTRL_INTS * 4);
+    const sab = new SharedArrayBuffer(CTRL_WORDS * 4);
     ctrl = new Int32Array(sab);
     ctrlF = new Float32Array(sab);
-    worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, ctrl: sab } });
+    worker = new Worker(new URL('./cpu-worker.mjs', import.meta.url), { workerData: { module, memory, ctrl: sab } });
     worker.unref();
   }
 
   // Tensors live in the kernel's memory where they can (see arena.ts); the pack
-  // buffers and staged operands of products are blocks of it too.
+  // buffers and staged operands of products are blocks of it too. float64
+  // tensors, small ones, and those past the arena's cap use host memory.
   const arena = createArena(memory, { tensorCap: TENSOR_CAP, tensorSpace: MAX_PAGES * PAGE - OWN_SPACE, maxPages: MAX_PAGES, zero });
+  const pool = createHostPool();
+  const alloc: Alloc = (dtype, n, zeroed) =>
+    (dtype === 'float32' && n * 4 >= MIN_KERNEL_MEMORY_BYTES ? arena.allocFloat32(n, zeroed) : undefined) ?? pool.alloc(dtype, n, zeroed);
+  const inArena = (x: Data): x is Float32Array => x instanceof Float32Array && arena.owns(x);
   const t0 = arena.malloc(PER_THREAD_BYTES), t1 = arena.malloc(PER_THREAD_BYTES);
   /** The chunked calls' counter, on a cache line of its own. */
   const counter = arena.malloc(64);
@@ -192,25 +169,17 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     }
   };
 
-  /**
-   * Posts a job to the worker (its arguments from slot 3 on; those listed in
-   * `floats` as float32), runs `mine`, the same call with this thread's own
-   * buffers, here; waits for both.
-   */
-  const both = (job: number, args: readonly number[], mine: () => void, floats: readonly number[] = []): void => {
+  /** Posts `job` to the worker, runs `mine` (the same job with this thread's own buffers) here, and waits for both. */
+  const both = (job: Job, mine: () => void): void => {
     const c = ctrl!;
-    c[2] = job;
-    for (let i = 0; i < args.length; i++) {
-      if (floats.includes(i)) ctrlF![3 + i] = args[i]!;
-      else c[3 + i] = args[i]!;
-    }
+    writeJob(c, ctrlF!, job.kind, job.args);
     seq = seq + 1 > 0x3fffffff ? 1 : seq + 1;
-    Atomics.store(c, 0, seq);
-    Atomics.notify(c, 0);
+    Atomics.store(c, SEQ, seq);
+    Atomics.notify(c, SEQ);
     mine();
     let spins = 0;
-    while (Atomics.load(c, 1) !== seq) {
-      if (++spins > 200000) { Atomics.wait(c, 1, Atomics.load(c, 1), 1); spins = 0; }
+    while (Atomics.load(c, DONE) !== seq) {
+      if (++spins > 200000) { Atomics.wait(c, DONE, Atomics.load(c, DONE), 1); spins = 0; }
     }
   };
 
@@ -221,14 +190,10 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
     return off;
   };
 
-  const matmul = (a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Data): void => {
-    if (!(a instanceof Float32Array) || !(b instanceof Float32Array) || !(out instanceof Float32Array)) {
-      referenceBackend.matmul(a, b, m, k, n, transA, transB, out);
-      return;
-    }
+  /** out = op(a)·op(b) in float32 on the GEMM, operands in the kernel's memory read in place, others staged. */
+  const gemmInto = (a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Float32Array): void => {
     if (m === 0 || n === 0) return;
     if (k === 0) { out.fill(0); return; }
-    // Operands in the kernel's memory are read in place; others are staged there.
     const staged: Array<[number, number]> = [];
     const temporary = (bytes: number, off = arena.malloc(bytes)): number => {
       staged.push([off, bytes]);
@@ -262,7 +227,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
       resetCounter();
       const mine = () => gemmChunks(m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap0, bp0, s0, split, chunk, counter, parts);
       if (worker === undefined) mine();
-      else both(JOB_GEMM, [m, n, k, A, sai, sap, B, sbp, sbj, C, n, ap1, bp1, s1, split, chunk, counter, parts], mine);
+      else both({ kind: 'gemm', args: { m, n, k, a: A, sai, sap, b: B, sbp, sbj, c: C, ldc: n, ap: ap1, bp: bp1, scratch: s1, split, chunk, counter, parts } }, mine);
       if (parts !== 0) addParts(C, parts, count - 1, m * n);
     }
     if (!arena.owns(out)) out.set(arena.view().subarray(C / 4, C / 4 + m * n));
@@ -270,79 +235,146 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): Backend & {
   };
 
   type Fn = (...args: number[]) => void;
-  const k = (name: string) => inst.exports[name] as Fn;
-  const [reluK, reluGradK, addRowK, sumRowsK] = [k('relu'), k('reluGrad'), k('addRow'), k('sumRows')];
-  const elementwise: ElementwiseKernels = {
-    relu: (x, out) => {
-      if (!arena.owns(x) || !arena.owns(out)) return false;
-      reluK(x.byteOffset, out.byteOffset, x.length);
-      return true;
+  const fn = (name: string) => inst.exports[name] as Fn;
+  const [reluK, reluGradK, addRowK, sumRowsK] = [fn('relu'), fn('reluGrad'), fn('addRow'), fn('sumRows')];
+  const host = hostKernels(alloc);
+  /** A float32 output in the kernel's memory, or undefined where it has no room. */
+  const arenaOut = (n: number): Float32Array | undefined => {
+    const out = alloc('float32', n, false);
+    if (inArena(out)) return out;
+    pool.free(out);
+    return undefined;
+  };
+  const isRowBias = (a: Operand<Data>, b: Operand<Data>): boolean =>
+    a.shape.length === 2 && b.buf.length === a.shape[1] && b.shape.length <= 2 && (b.shape.length < 2 || b.shape[0] === 1);
+
+  // The training step's kernels run as SIMD loops over the kernel's memory when
+  // their operands are there, each equal bit for bit to the host kernel it
+  // replaces (so results never depend on where a tensor happens to live); the
+  // other primitives run the host kernels on the same memory.
+  const kernels: KernelTable<Data> = {
+    ...host,
+    matmul: (inputs, params, spec) => {
+      const [a, b] = inputs;
+      if (!(a.buf instanceof Float32Array) || !(b.buf instanceof Float32Array) || spec.dtype !== 'float32') return host.matmul(inputs, params, spec);
+      const { m, k, n } = matmulDims(a.shape, b.shape, params.transA, params.transB);
+      const out = alloc('float32', m * n, false) as Float32Array;
+      gemmInto(a.buf, b.buf, m, k, n, params.transA, params.transB, out);
+      return out;
     },
-    reluGrad: (x, ct, out) => {
-      if (!arena.owns(x) || !arena.owns(ct) || !arena.owns(out)) return false;
-      reluGradK(x.byteOffset, ct.byteOffset, out.byteOffset, x.length);
-      return true;
+    add: (inputs, params, spec) => {
+      const [a, b] = inputs;
+      if (isRowBias(a, b) && inArena(a.buf) && b.buf instanceof Float32Array) {
+        const out = arenaOut(a.buf.length);
+        if (out !== undefined) {
+          const owned = arena.owns(b.buf);
+          const B = owned ? b.buf.byteOffset : stage(b.buf);
+          addRowK(a.buf.byteOffset, B, out.byteOffset, a.shape[0]!, a.shape[1]!);
+          if (!owned) arena.release(B, b.buf.length * 4);
+          return out;
+        }
+      }
+      return host.add(inputs, params, spec);
     },
-    addRow: (a, b, out, rows, cols) => {
-      if (!arena.owns(a) || !arena.owns(out)) return false;
-      const owned = arena.owns(b);
-      const B = owned ? b.byteOffset : stage(b);
-      addRowK(a.byteOffset, B, out.byteOffset, rows, cols);
-      if (!owned) arena.release(B, b.length * 4);
-      return true;
+    relu: (inputs, params, spec) => {
+      const [x] = inputs;
+      if (inArena(x.buf)) {
+        const out = arenaOut(x.buf.length);
+        if (out !== undefined) { reluK(x.buf.byteOffset, out.byteOffset, x.buf.length); return out; }
+      }
+      return host.relu(inputs, params, spec);
     },
-    sumRows: (x, out, rows, cols) => {
-      if (!arena.owns(x)) return false;
-      const acc = arena.malloc(cols * 8);
-      zero(acc, cols * 8);
-      sumRowsK(x.byteOffset, acc, rows, cols);
-      out.set(new Float64Array(memory.buffer, acc, cols));
-      arena.release(acc, cols * 8);
-      return true;
+    reluGrad: (inputs, params, spec) => {
+      const [x, ct] = inputs;
+      if (inArena(x.buf) && inArena(ct.buf)) {
+        const out = arenaOut(x.buf.length);
+        if (out !== undefined) { reluGradK(x.buf.byteOffset, ct.buf.byteOffset, out.byteOffset, x.buf.length); return out; }
+      }
+      return host.reluGrad(inputs, params, spec);
+    },
+    sum: (inputs, params, spec) => {
+      const [x] = inputs;
+      // Column sums (the bias gradient), float64 accumulation in row order as the host kernel.
+      if (x.shape.length === 2 && params.axes.length === 1 && params.axes[0] === 0 && inArena(x.buf)) {
+        const [rows, cols] = x.shape as [number, number];
+        const out = alloc('float32', cols, false);
+        const acc = arena.malloc(cols * 8);
+        zero(acc, cols * 8);
+        sumRowsK(x.buf.byteOffset, acc, rows, cols);
+        out.set(new Float64Array(memory.buffer, acc, cols));
+        arena.release(acc, cols * 8);
+        return out;
+      }
+      return host.sum(inputs, params, spec);
     },
   };
 
-  const momentumStep = (p: Float32Array, v: Float32Array, g: Float32Array, hp: MomentumHyper, pOut: Float32Array, vOut: Float32Array): void => {
-    const n = p.length;
-    const args = [hp.lr, hp.gamma, hp.l2, hp.nesterov ? 1 : 0] as const;
-    if (arena.owns(p) && arena.owns(v) && arena.owns(g) && arena.owns(pOut) && arena.owns(vOut)) {
-      const ptrs = [p.byteOffset, v.byteOffset, g.byteOffset, pOut.byteOffset, vOut.byteOffset, n] as const;
+  const hostMomentum = hostFused(alloc).momentumStep;
+  const momentumStep = (p: Operand<Data>, v: Operand<Data>, g: Operand<Data>, hp: MomentumHyper): readonly [Data, Data] => {
+    if (!(p.buf instanceof Float32Array && v.buf instanceof Float32Array && g.buf instanceof Float32Array)) return hostMomentum(p, v, g, hp);
+    const n = p.buf.length;
+    const pOut = alloc('float32', n, false) as Float32Array, vOut = alloc('float32', n, false) as Float32Array;
+    const hyper = [hp.lr, hp.gamma, hp.l2, hp.nesterov ? 1 : 0] as const;
+    if (inArena(p.buf) && inArena(v.buf) && inArena(g.buf) && inArena(pOut) && inArena(vOut)) {
+      const ptrs = [p.buf.byteOffset, v.buf.byteOffset, g.buf.byteOffset, pOut.byteOffset, vOut.byteOffset, n] as const;
       if (worker === undefined || n < PARALLEL_MIN_ELEMENTS) {
-        momentumShared(...ptrs, ...args);
-        return;
+        momentumShared(...ptrs, ...hyper);
+        return [pOut, vOut];
       }
       // Memory-bound: both cores' loads in flight, in chunks of whole cache lines.
       const chunk = 16 * Math.ceil(n / 16 / MAX_CHUNKS);
       resetCounter();
-      both(JOB_MOMENTUM, [...ptrs, ...args, chunk, counter], () => momentumChunks(...ptrs, ...args, chunk, counter), [6, 7, 8]);
-      return;
+      const [pp, vp, gp, po, vo] = ptrs;
+      both(
+        { kind: 'momentum', args: { p: pp, v: vp, g: gp, pOut: po, vOut: vo, n, lr: hp.lr, gamma: hp.gamma, l2: hp.l2, nesterov: hyper[3], chunk, counter } },
+        () => momentumChunks(...ptrs, ...hyper, chunk, counter),
+      );
+      return [pOut, vOut];
     }
     // Some array is outside the kernel's memory: copy through the private one, in place there.
     const P = 0, V = align(n * 4), G = align(V + n * 4);
     ensureLocal(G + n * 4);
-    local32.set(p, P / 4);
-    local32.set(v, V / 4);
-    local32.set(g, G / 4);
-    momentumLocal(P, V, G, P, V, n, ...args);
+    local32.set(p.buf, P / 4);
+    local32.set(v.buf, V / 4);
+    local32.set(g.buf, G / 4);
+    momentumLocal(P, V, G, P, V, n, ...hyper);
     pOut.set(local32.subarray(P / 4, P / 4 + n));
     vOut.set(local32.subarray(V / 4, V / 4 + n));
+    return [pOut, vOut];
   };
 
   return {
     name: 'cpu',
-    description: `cpu: WebAssembly SIMD GEMM (${relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add'}), ${worker ? '2 threads' : '1 thread'}`,
+    description: `cpu: WebAssembly SIMD GEMM (${relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add; Node 20 needs --experimental-wasm-relaxed-simd for FMA'}), ${worker ? '2 threads' : '1 thread'}`,
+    host: true,
     relaxed,
     threads: worker ? 2 : 1,
-    matmul,
-    momentumStep,
-    allocFloat32: arena.allocFloat32,
-    owns: arena.owns,
-    elementwise,
-    memoryStats: arena.stats,
+    kernels,
+    fused: { momentumStep },
+    alloc,
+    upload: (data) => {
+      const out = alloc(data instanceof Float32Array ? 'float32' : 'float64', data.length, false);
+      out.set(data);
+      return out;
+    },
+    full: (dtype, n, value) => {
+      const out = alloc(dtype, n, value === 0);
+      if (value !== 0) out.fill(value);
+      return out;
+    },
+    read: (buf) => buf,
+    free: (buf) => (inArena(buf) ? arena.freeFloat32(buf) : pool.free(buf)),
+    // A view of a matrix outside the kernel's memory would be staged at every product: a copy in is cheaper.
+    view: (buf, offset, n) => (inArena(buf) ? buf.subarray(offset, offset + n) : undefined),
+    memory: () => {
+      const a = arena.stats(), h = pool.memory();
+      return { liveBytes: a.tensorBytes + h.liveBytes, peakBytes: Math.max(a.peakTensorBytes + h.peakBytes, 0), buffers: a.tensorBlocks + h.buffers };
+    },
+    arenaStats: arena.stats,
     dispose: () => {
       if (worker !== undefined && ctrl !== undefined) {
-        Atomics.store(ctrl, 0, -1);
-        Atomics.notify(ctrl, 0);
+        Atomics.store(ctrl, SEQ, -1);
+        Atomics.notify(ctrl, SEQ);
         void worker.terminate();
         worker = undefined;
       }

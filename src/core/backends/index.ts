@@ -1,14 +1,14 @@
 /**
- * Registers the backends and the auto-detection policy: gpujs only on a real
- * (hardware) GPU, else the WebAssembly cpu backend.
+ * Registers the built-in backends and the auto-detection policy: gpujs only on
+ * a real (hardware) GPU, else the WebAssembly cpu backend.
  */
 import { registerBackend, setAutoPolicy } from '../backend.js';
 import { createCpuBackend } from './cpu.js';
 import { createGpujsBackend } from './gpujs.js';
-import { referenceBackend } from './reference.js';
+import { createReferenceBackend } from './reference.js';
 import { detectGpu, isHardwareRenderer } from './detect.js';
 
-registerBackend('reference', () => referenceBackend);
+registerBackend('reference', () => createReferenceBackend());
 registerBackend('cpu', () => createCpuBackend());
 registerBackend('gpujs', () => createGpujsBackend());
 
@@ -19,5 +19,6 @@ setAutoPolicy(() => {
     : { name: 'cpu', reason: `auto: no hardware GPU (${gpu.summary})` };
 });
 
-export { createCpuBackend, createGpujsBackend, referenceBackend, detectGpu, isHardwareRenderer };
+export { createCpuBackend, createGpujsBackend, createReferenceBackend, detectGpu, isHardwareRenderer };
+export { isHostBackend, type HostBackend } from './reference.js';
 export type { GpuReport } from './detect.js';

@@ -1,40 +1,48 @@
-/** The reference backend: plain loops, the trusted path for tests and gradcheck. */
-import type { Backend } from '../backend.js';
-
 /**
- * The float64-accumulating reference: plain loops, the trusted path for tests and
- * gradcheck. Loop order keeps the innermost access contiguous for every transpose form.
+ * The reference backend: every primitive as plain TypeScript loops over host
+ * typed arrays (matmul accumulating in float64). The complete implementation,
+ * the trusted path for tests and gradient checks, and the model for new ones.
  */
-export const referenceBackend: Backend = {
-  name: 'reference',
-  description: 'reference: plain TypeScript loops (float64 accumulation); slow, exact',
-  matmul(a, b, m, k, n, transA, transB, out) {
-    if (!transB) {
-      // Row i of C accumulates a[i,p] * row p of B: contiguous over j.
-      const acc = new Float64Array(n);
-      for (let i = 0; i < m; i++) {
-        acc.fill(0);
-        for (let p = 0; p < k; p++) {
-          const aip = transA ? a[p * m + i]! : a[i * k + p]!;
-          if (aip === 0) continue;
-          const bo = p * n;
-          for (let j = 0; j < n; j++) acc[j]! += aip * b[bo + j]!;
-        }
-        out.set(acc, i * n);
-      }
-    } else {
-      // B stored n×k: C[i,j] is a dot product of two contiguous rows (when !transA).
-      const col = new Float64Array(k);
-      for (let i = 0; i < m; i++) {
-        for (let p = 0; p < k; p++) col[p] = transA ? a[p * m + i]! : a[i * k + p]!;
-        for (let j = 0; j < n; j++) {
-          let s = 0;
-          const bo = j * k;
-          for (let p = 0; p < k; p++) s += col[p]! * b[bo + p]!;
-          out[i * n + j] = s;
-        }
-      }
-    }
-  },
-};
+import type { Backend } from '../backend.js';
+import { hostFused, hostKernels } from '../kernels.js';
+import { createHostPool } from '../pool.js';
+import type { Data, DType } from '../primitives.js';
 
+/** A backend whose buffers are host typed arrays. */
+export interface HostBackend extends Backend<Data> {
+  readonly host: true;
+  /** A buffer of n elements in the backend's memory (zeroed unless `zeroed` is false), for code that fills it in place. */
+  alloc(dtype: DType, n: number, zeroed: boolean): Data;
+}
+
+/** Whether a backend keeps its tensors in host typed arrays. */
+export const isHostBackend = (b: Backend): b is HostBackend => (b as Partial<HostBackend>).host === true;
+
+/** Creates a reference backend with memory of its own. */
+export const createReferenceBackend = (): HostBackend => {
+  const pool = createHostPool();
+  return {
+    name: 'reference',
+    description: 'reference: plain TypeScript loops (float64 accumulation); slow, exact',
+    host: true,
+    kernels: hostKernels(pool.alloc),
+    fused: hostFused(pool.alloc),
+    alloc: pool.alloc,
+    upload: (data) => {
+      const out = pool.alloc(data instanceof Float32Array ? 'float32' : 'float64', data.length, false);
+      out.set(data);
+      return out;
+    },
+    adopt: pool.adopt,
+    full: (dtype, n, value) => {
+      const out = pool.alloc(dtype, n, value === 0);
+      if (value !== 0) out.fill(value);
+      return out;
+    },
+    read: (buf) => buf,
+    free: pool.free,
+    view: (buf, offset, n) => buf.subarray(offset, offset + n),
+    memory: pool.memory,
+    dispose: () => {},
+  };
+};

@@ -1,0 +1,19 @@
+// Types of cpu-protocol.mjs (see there).
+export type GemmField = 'm' | 'n' | 'k' | 'a' | 'sai' | 'sap' | 'b' | 'sbp' | 'sbj' | 'c' | 'ldc' | 'ap' | 'bp' | 'scratch' | 'split' | 'chunk' | 'counter' | 'parts';
+export type MomentumField = 'p' | 'v' | 'g' | 'pOut' | 'vOut' | 'n' | 'lr' | 'gamma' | 'l2' | 'nesterov' | 'chunk' | 'counter';
+/** The one message type: a job and its named arguments. */
+export type Job =
+  | { readonly kind: 'gemm'; readonly args: Readonly<Record<GemmField, number>> }
+  | { readonly kind: 'momentum'; readonly args: Readonly<Record<MomentumField, number>> };
+export declare const JOBS: {
+  readonly gemm: { readonly kernel: 'gemmChunks'; readonly fields: readonly GemmField[] };
+  readonly momentum: { readonly kernel: 'momentumChunks'; readonly fields: readonly MomentumField[] };
+};
+export declare const FLOAT_FIELDS: ReadonlySet<string>;
+export declare const HEADER: number;
+export declare const CTRL_WORDS: number;
+export declare const SEQ: number;
+export declare const DONE: number;
+export declare const JOB: number;
+export declare function writeJob<J extends Job>(ints: Int32Array, floats: Float32Array, kind: J['kind'], args: J['args']): void;
+export declare function readJob(ints: Int32Array, floats: Float32Array): { kernel: string; args: number[] };

@@ -1,0 +1,52 @@
+// The cpu backend's one message type between the main thread and its worker,
+// declared once for both sides (this file is plain JavaScript because the
+// worker loads it directly; cpu-protocol.d.mts gives TypeScript its types).
+//
+// A job is written into a shared Int32Array, `[seq, done, job, fields…]`: the
+// main thread fills the fields, bumps `seq` and notifies; the worker runs the
+// job's kernel with the fields in the order below (the kernel's parameter
+// order) and stores `seq` into `done`. Fields named in FLOAT_FIELDS travel as
+// float32 through a Float32Array view of the same words.
+
+/** Each job: the exported WebAssembly function it runs, and its parameters in order. */
+export const JOBS = Object.freeze({
+  gemm: Object.freeze({
+    kernel: 'gemmChunks',
+    fields: Object.freeze(['m', 'n', 'k', 'a', 'sai', 'sap', 'b', 'sbp', 'sbj', 'c', 'ldc', 'ap', 'bp', 'scratch', 'split', 'chunk', 'counter', 'parts']),
+  }),
+  momentum: Object.freeze({
+    kernel: 'momentumChunks',
+    fields: Object.freeze(['p', 'v', 'g', 'pOut', 'vOut', 'n', 'lr', 'gamma', 'l2', 'nesterov', 'chunk', 'counter']),
+  }),
+});
+
+/** Fields carried as float32. */
+export const FLOAT_FIELDS = Object.freeze(new Set(['lr', 'gamma', 'l2']));
+
+const KINDS = Object.freeze(Object.keys(JOBS));
+/** Words before the fields: seq, done, job. */
+export const HEADER = 3;
+/** Words of the control block. */
+export const CTRL_WORDS = HEADER + Math.max(...KINDS.map((k) => JOBS[k].fields.length));
+/** Slots of the header. */
+export const SEQ = 0, DONE = 1, JOB = 2;
+
+/** Writes a job's fields (by name) into the control block; throws on a missing field. */
+export const writeJob = (ints, floats, kind, args) => {
+  const { fields } = JOBS[kind];
+  ints[JOB] = KINDS.indexOf(kind);
+  for (let i = 0; i < fields.length; i++) {
+    const name = fields[i];
+    const v = args[name];
+    if (typeof v !== 'number') throw new TypeError(`cpu worker job '${kind}': field '${name}' is missing`);
+    if (FLOAT_FIELDS.has(name)) floats[HEADER + i] = v;
+    else ints[HEADER + i] = v;
+  }
+};
+
+/** Reads the job in the control block: its kernel's name and its arguments in parameter order. */
+export const readJob = (ints, floats) => {
+  const kind = KINDS[ints[JOB]];
+  const { kernel, fields } = JOBS[kind];
+  return { kernel, args: fields.map((name, i) => (FLOAT_FIELDS.has(name) ? floats[HEADER + i] : ints[HEADER + i])) };
+};
