@@ -150,7 +150,9 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
   it('uploads and reads back exactly, including a 3072×128 tensor (1-D outputs past 2^16 elements)', () => {
     for (const n of [1, 7, 35, 393216]) {
       const x = rand(n, -100, 100);
-      expect(Array.from(read(be.upload(x))), `n=${n}`).toEqual(Array.from(x));
+      const back = read(be.upload(x));
+      expect(back, 'a flat Float32Array').toBeInstanceOf(Float32Array);
+      expect(Array.from(back), `n=${n}`).toEqual(Array.from(x));
     }
     expect(Array.from(read(be.full('float32', 393216, 0.1)).slice(-3))).toEqual(Array(3).fill(Math.fround(0.1)));
     expect(read(be.upload(new Float32Array(0))).length).toBe(0);
