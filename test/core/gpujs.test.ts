@@ -156,6 +156,8 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
     }
     expect(Array.from(read(be.full('float32', 393216, 0.1)).slice(-3))).toEqual(Array(3).fill(Math.fround(0.1)));
     expect(read(be.upload(new Float32Array(0))).length).toBe(0);
+    const whole = rand(50);
+    expect(Array.from(read(be.upload(whole.subarray(5, 40)))), 'a view uploads only its own elements').toEqual(Array.from(whole.subarray(5, 40)));
     const x64 = Float64Array.from([Math.PI, 1e-300, -2]);
     expect(Array.from(read(be.upload(x64), 'float64'))).toEqual(Array.from(x64));
   });

@@ -13,6 +13,11 @@
  *   float32 texture downloads it first. float32 kernels refuse float64 operands
  *   (cast first) rather than upload silently.
  * - Empty tensors (n = 0) hold an empty host array: WebGL has no empty texture.
+ * - `memory()` counts the buffers handed out (a float32 texture at its real
+ *   size: texels × RGBA × 4 bytes, about 4× the values on a non-square n).
+ *   Not counted: each cached kernel keeps its last output texture to render
+ *   into next time (immutable mode re-renders into it once our copy is freed),
+ *   and upload kernels keep a staging texture; `dispose` frees both.
  *
  * Kernels are generated per (primitive, shapes, params) as JS source strings
  * with every shape baked in as a literal (constant loop bounds, as GLSL ES 1.0
