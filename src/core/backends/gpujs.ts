@@ -1,5 +1,500 @@
-// Placeholder while the gpujs backend is rewritten for the new Backend interface (branch gpujs).
-import type { Backend } from '../backend.js';
-export const createGpujsBackend = (): Backend & { readonly renderer: string } => {
-  throw new Error('the gpujs backend is being rewritten');
+/**
+ * The `gpujs` backend: every primitive as a gpu.js kernel on WebGL (headless-gl
+ * under Node), with tensors resident on the GPU as textures.
+ *
+ * Buffers (`GpuBuffer`):
+ * - float32 tensors live in a gpu.js texture (pipeline mode, `immutable`: each
+ *   kernel call yields a new texture) and stay there across kernels and steps;
+ *   only `read` downloads them.
+ * - float64 tensors live on the host (`host`): gpu.js computes in float32 only,
+ *   so float64 kernels run plain float64 loops on the host. This is the
+ *   backend's one explicit transfer: `cast` moves a tensor between the two
+ *   (download + widen, or round + upload), and a float64 kernel handed a
+ *   float32 texture downloads it first. float32 kernels refuse float64 operands
+ *   (cast first) rather than upload silently.
+ * - Empty tensors (n = 0) hold an empty host array: WebGL has no empty texture.
+ * - `memory()` counts the buffers handed out (a float32 texture at its real
+ *   size: texels × RGBA × 4 bytes, about 4× the values on a non-square n).
+ *   Not counted: each cached kernel keeps its last output texture to render
+ *   into next time (immutable mode re-renders into it once our copy is freed),
+ *   and upload kernels keep a staging texture; `dispose` frees both.
+ *
+ * Kernels are generated per (primitive, shapes, params) as JS source strings
+ * with every shape baked in as a literal (constant loop bounds, as GLSL ES 1.0
+ * requires), compiled on first use, cached, and destroyed by `dispose`. Every
+ * output is 1-D ([n]): gpu.js lays a 1-D output out on a near-square texture
+ * (`closestSquareDimensions`), so 393,216 elements use a 627×628 texture, far
+ * inside WebGL's size limit, and kernels address operands by flat row-major
+ * index. Flat indices stay exact in float32 (n < 2^24 is checked), and a
+ * coordinate is recovered as floor((i + 0.5) / stride): the half keeps the
+ * quotient off the integer boundary, where GPU division (a multiply by a
+ * reciprocal) can land one ulp low.
+ *
+ * gpu.js would silently fall back to its CPU mode when WebGL is unavailable;
+ * this backend refuses instead and says why.
+ */
+import { createRequire } from 'node:module';
+import type { GPU, IKernelRunShortcut, Texture } from 'gpu.js';
+import type { Backend, FusedKernels, KernelTable, MemoryStats, MomentumHyper, Operand, OutSpec } from '../backend.js';
+import type { Data, DType } from '../primitives.js';
+import { broadcastIndex, sizeOf, stridesOf, type Shape } from '../shape.js';
+import { detectGpu } from './detect.js';
+
+/** A tensor's memory on this backend: a texture (float32) or host data (float64, empty). */
+export interface GpuBuffer {
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly n: number;
+  /** float32 with n > 0: the values, R channel of a float texture, flat row-major. */
+  readonly tex?: Texture;
+  /** float64, or n = 0: the values on the host. */
+  readonly host?: Data;
+  /** Bytes it holds (a texture: its texels × 4 channels × 4 bytes). */
+  readonly bytes: number;
+}
+
+type Op = Operand<GpuBuffer>;
+
+/** Largest element count whose flat indices are exact in float32 (2^24). */
+const MAX_ELEMENTS = 1 << 24;
+
+// ---------------------------------------------------------------------------
+// Kernel sources (GPU, float32). Variables: a0.. operands, v0.. their values.
+
+/**
+ * Per operand, how its flat index follows from the output's coordinates:
+ * `null` reads element i itself (same shape as the output); otherwise one
+ * stride per output axis (0 where broadcasting stretches the operand).
+ */
+type Access = readonly number[] | null;
+
+/** Strides over `outShape`'s axes for an operand of `inShape` broadcast to it (NumPy rules). */
+const broadcastAccess = (inShape: Shape, outShape: Shape): Access => {
+  if (inShape.length === outShape.length && inShape.every((d, i) => d === outShape[i])) return null;
+  const st = stridesOf(inShape);
+  const off = outShape.length - inShape.length;
+  return outShape.map((_, d) => (d < off || inShape[d - off] === 1 ? 0 : st[d - off]!));
+};
+
+/** Source lines binding c0..c{r-1}, the coordinates of flat index `i` in `shape` (axes of length 1 skipped). */
+const coordLines = (shape: Shape, used: readonly boolean[]): string[] => {
+  const st = stridesOf(shape);
+  const lines = ['let r = i;'];
+  for (let d = 0; d < shape.length; d++) {
+    if (shape[d] === 1 || !used[d]) {
+      // Still consume the axis: later axes read the remainder.
+      if (shape[d] !== 1 && st[d] !== 1) lines.push(`r = r - Math.floor((r + 0.5) / ${st[d]}) * ${st[d]};`);
+      continue;
+    }
+    if (st[d] === 1) lines.push(`const c${d} = r;`);
+    else lines.push(`const c${d} = Math.floor((r + 0.5) / ${st[d]});`, `r = r - c${d} * ${st[d]};`);
+  }
+  return lines;
+};
+
+/** Flat-index expression for `access` given coordinates c0.. (see coordLines). */
+const indexExpr = (access: readonly number[], shape: Shape): string => {
+  const terms = access.flatMap((s, d) => (s === 0 || shape[d] === 1 ? [] : [s === 1 ? `c${d}` : `c${d} * ${s}`]));
+  return terms.length === 0 ? '0' : terms.join(' + ');
+};
+
+/**
+ * An element-wise kernel over an output of `outShape`: operand k is read at the
+ * index its access gives and bound to v{k}; `body` ends in a return.
+ */
+const mapSource = (outShape: Shape, access: readonly Access[], body: string, uniforms: readonly string[] = []): string => {
+  const used = outShape.map((_, d) => access.some((a) => a !== null && a[d] !== 0));
+  const needCoords = used.some((u) => u);
+  const args = [...access.map((_, k) => `a${k}`), ...uniforms].join(', ');
+  const reads = access.map((a, k) => `const v${k} = a${k}[${a === null ? 'i' : indexExpr(a, outShape)}];`);
+  return [
+    `function(${args}) {`,
+    'const i = this.thread.x;',
+    ...(needCoords ? coordLines(outShape, used) : []),
+    ...reads,
+    body,
+    '}',
+  ].join('\n');
+};
+
+/** Kept-shape of a reduction (reduced axes as length 1). */
+const keptShape = (shape: Shape, axes: readonly number[]): number[] => shape.map((d, i) => (axes.includes(i) ? 1 : d));
+
+/**
+ * A reduction of x (shape `shape`) over `axes` to the kept shape, one output
+ * element per thread: nested loops with literal bounds over the reduced axes.
+ * `kind` 'count' counts the elements equal to a1 (the max, in kept shape).
+ */
+const reduceSource = (shape: Shape, axes: readonly number[], kind: 'sum' | 'max' | 'count'): string => {
+  const kept = keptShape(shape, axes);
+  const st = stridesOf(shape);
+  const keptAxes = shape.map((_, d) => !axes.includes(d));
+  // Output coordinates over the kept shape; the base index in x uses x's strides.
+  const base = indexExpr(shape.map((_, d) => (keptAxes[d] ? st[d]! : 0)), kept);
+  const loops = axes.filter((a) => shape[a] !== 1);
+  const inner = ['base', ...loops.map((a) => (st[a] === 1 ? `j${a}` : `j${a} * ${st[a]}`))].join(' + ');
+  const lines = [`function(a0${kind === 'count' ? ', a1' : ''}) {`, 'const i = this.thread.x;', ...coordLines(kept, keptAxes), `const base = ${base};`];
+  if (kind === 'count') lines.push('const m = a1[i];');
+  // max starts from the slice's first element (offset 0 from base), so no -Infinity literal is needed.
+  lines.push(`let acc = ${kind === 'max' ? 'a0[base]' : '0'};`);
+  for (const a of loops) lines.push(`for (let j${a} = 0; j${a} < ${shape[a]}; j${a}++) {`);
+  lines.push(`const x = a0[${inner}];`);
+  if (kind === 'sum') lines.push('acc += x;');
+  else if (kind === 'max') lines.push('acc = Math.max(acc, x);');
+  else lines.push('if (x === m) { acc += 1; }');
+  for (let k = 0; k < loops.length; k++) lines.push('}');
+  lines.push('return acc;', '}');
+  return lines.join('\n');
+};
+
+/** out[r, c] = Σ_p A[r, p]·B[p, c], summed in float32; a is k×m when transA, b is n×k when transB. */
+const matmulSource = (m: number, k: number, n: number, transA: boolean, transB: boolean): string =>
+  [
+    'function(a0, a1) {',
+    'const i = this.thread.x;',
+    `const r = Math.floor((i + 0.5) / ${n});`,
+    `const c = i - r * ${n};`,
+    'let s = 0;',
+    `for (let p = 0; p < ${k}; p++) {`,
+    `s += a0[${transA ? `p * ${m} + r` : `r * ${k} + p`}] * a1[${transB ? `c * ${k} + p` : `p * ${n} + c`}];`,
+    '}',
+    'return s;',
+    '}',
+  ].join('\n');
+
+/** Unary element-wise bodies on v0 (float32 on the GPU). */
+const UNARY_GPU = {
+  neg: 'return -v0;',
+  reciprocal: 'return 1 / v0;',
+  exp: 'return Math.exp(v0);',
+  log: 'return Math.log(v0);',
+  sqrt: 'return Math.sqrt(v0);',
+  // GLSL ES 1.0 has no tanh, and gpu.js's (e^2x − 1)/(e^2x + 1) is NaN once e^2x overflows (x > 44): use e^−2|x| ≤ 1.
+  tanh: 'const e = Math.exp(-2 * Math.abs(v0));\nconst t = (1 - e) / (1 + e);\nif (v0 < 0) { return -t; }\nreturn t;',
+  // exp of a non-positive argument only, so neither branch overflows.
+  sigmoid: 'if (v0 >= 0) { return 1 / (1 + Math.exp(-v0)); }\nconst e = Math.exp(v0);\nreturn e / (1 + e);',
+  relu: 'if (v0 > 0) { return v0; }\nreturn 0;',
+} as const;
+
+type UnaryPrim = keyof typeof UNARY_GPU;
+
+/** The same on the host, in float64. */
+const UNARY_HOST: { readonly [P in UnaryPrim]: (x: number) => number } = {
+  neg: (x) => -x,
+  reciprocal: (x) => 1 / x,
+  exp: Math.exp,
+  log: Math.log,
+  sqrt: Math.sqrt,
+  tanh: Math.tanh,
+  sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
+  relu: (x) => (x > 0 ? x : 0),
+};
+
+// ---------------------------------------------------------------------------
+// Host float64 loops (the float64 path).
+
+/** For every element of `outShape`, the flat index in an operand of `access` strides (null: itself). */
+const gatherIndex = (outShape: Shape, access: Access): Int32Array | null => {
+  if (access === null) return null;
+  const n = sizeOf(outShape);
+  const idx = new Int32Array(n);
+  const rank = outShape.length;
+  const counter = new Array<number>(rank).fill(0);
+  let pos = 0;
+  for (let k = 0; k < n; k++) {
+    idx[k] = pos;
+    for (let ax = rank - 1; ax >= 0; ax--) {
+      counter[ax]!++;
+      pos += access[ax]!;
+      if (counter[ax]! < outShape[ax]!) break;
+      pos -= access[ax]! * outShape[ax]!;
+      counter[ax] = 0;
+    }
+  }
+  return idx;
+};
+
+const hostMap = (outShape: Shape, inputs: readonly { data: Data; access: Access }[], f: (...v: number[]) => number): Float64Array => {
+  const n = sizeOf(outShape);
+  const out = new Float64Array(n);
+  const idx = inputs.map((x) => gatherIndex(outShape, x.access));
+  const v = new Array<number>(inputs.length);
+  for (let i = 0; i < n; i++) {
+    for (let k = 0; k < inputs.length; k++) v[k] = inputs[k]!.data[idx[k]?.[i] ?? i]!;
+    out[i] = f(...v);
+  }
+  return out;
+};
+
+const hostMatmul = (a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean): Float64Array => {
+  const out = new Float64Array(m * n);
+  for (let r = 0; r < m; r++) {
+    for (let c = 0; c < n; c++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += a[transA ? p * m + r : r * k + p]! * b[transB ? c * k + p : p * n + c]!;
+      out[r * n + c] = s;
+    }
+  }
+  return out;
+};
+
+/** Sum or max of x over `axes`, laid out in the kept shape (same flat order as without kept axes). */
+const hostReduce = (x: Data, shape: Shape, axes: readonly number[], kind: 'sum' | 'max'): Float64Array => {
+  const kept = keptShape(shape, axes);
+  const to = broadcastIndex(kept, shape); // x's element i belongs to output to[i]
+  const out = new Float64Array(sizeOf(kept)).fill(kind === 'sum' ? 0 : -Infinity);
+  for (let i = 0; i < x.length; i++) {
+    const o = to[i]!;
+    out[o] = kind === 'sum' ? out[o]! + x[i]! : Math.max(out[o]!, x[i]!);
+  }
+  return out;
+};
+
+const hostMaxGrad = (x: Data, m: Data, ct: Data, shape: Shape, axes: readonly number[]): Float64Array => {
+  const to = broadcastIndex(keptShape(shape, axes), shape);
+  const count = new Float64Array(m.length);
+  for (let i = 0; i < x.length; i++) if (x[i] === m[to[i]!]) count[to[i]!]!++;
+  const out = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) out[i] = x[i] === m[to[i]!] ? ct[to[i]!]! / count[to[i]!]! : 0;
+  return out;
+};
+
+// ---------------------------------------------------------------------------
+
+/** Access strides of a transpose: output axis d reads input axis perm[d]. */
+const transposeAccess = (inShape: Shape, perm: readonly number[]): Access => {
+  const st = stridesOf(inShape);
+  return perm.every((p, d) => p === d) ? null : perm.map((p) => st[p]!);
+};
+
+export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: string } => {
+  const report = detectGpu();
+  if (!report.context) {
+    throw new Error(`the gpujs backend cannot run: ${report.summary}`);
+  }
+  // Loaded here, not at import: other backends' processes then never hold
+  // gpu.js (a few MB of code that every full garbage collection would mark).
+  const { GPU: GPUClass } = createRequire(import.meta.url)('gpu.js') as typeof import('gpu.js');
+  const gpu: GPU = new GPUClass({ mode: 'headlessgl' });
+  if (gpu.mode !== 'headlessgl') {
+    throw new Error(`gpu.js chose mode '${gpu.mode}' instead of headless WebGL: ${report.summary}`);
+  }
+  const renderer = report.renderer ?? 'unknown renderer';
+
+  // --- memory ---------------------------------------------------------------
+  const live = new Set<GpuBuffer>();
+  let liveBytes = 0;
+  let peakBytes = 0;
+  let disposed = false;
+  const track = (b: GpuBuffer): GpuBuffer => {
+    live.add(b);
+    liveBytes += b.bytes;
+    if (liveBytes > peakBytes) peakBytes = liveBytes;
+    return b;
+  };
+  const fromTexture = (tex: Texture): GpuBuffer => {
+    const size = (tex as unknown as { size: ArrayLike<number> }).size;
+    const n = (tex as unknown as { output: ArrayLike<number> }).output[0]!;
+    return track({ dtype: 'float32', n, tex, bytes: size[0]! * size[1]! * 16 });
+  };
+  const fromHost = (host: Data): GpuBuffer =>
+    track({ dtype: host instanceof Float64Array ? 'float64' : 'float32', n: host.length, host, bytes: host.byteLength });
+
+  // --- kernels ----------------------------------------------------------------
+  const kernels = new Map<string, IKernelRunShortcut>();
+  /** The kernel of `source` with an output of n elements, compiled on first use. */
+  const kernelFor = (source: string, n: number, loopMax = 1): IKernelRunShortcut => {
+    const key = `${n}\n${source}`;
+    let kern = kernels.get(key);
+    if (kern === undefined) {
+      if (disposed) throw new Error('the gpujs backend was disposed: create a new one');
+      if (n > MAX_ELEMENTS) {
+        throw new Error(`gpujs: a tensor of ${n} elements is over the ${MAX_ELEMENTS} this backend indexes exactly in float32; split it or use the cpu backend`);
+      }
+      kern = gpu
+        .createKernel(source as never)
+        .setOutput([n])
+        .setPipeline(true)
+        .setImmutable(true)
+        .setPrecision('single')
+        .setTactic('precision')
+        // Loops have literal bounds; gpu.js still caps them at loopMaxIterations.
+        .setLoopMaxIterations(Math.max(loopMax, 1));
+      kernels.set(key, kern);
+    }
+    return kern;
+  };
+  const run = (source: string, n: number, args: readonly (Texture | number | Float32Array)[], loopMax?: number): GpuBuffer =>
+    fromTexture(kernelFor(source, n, loopMax)(...(args as never[])) as Texture);
+
+  const empty = (dtype: DType): GpuBuffer => fromHost(dtype === 'float64' ? new Float64Array(0) : new Float32Array(0));
+
+  const upload = (data: Data): GpuBuffer => {
+    if (data instanceof Float64Array) return fromHost(Float64Array.from(data));
+    if (data.length === 0) return empty('float32');
+    return run('function(a0) {\nreturn a0[this.thread.x];\n}', data.length, [data]);
+  };
+  const full = (dtype: DType, n: number, value: number): GpuBuffer => {
+    if (dtype === 'float64') return fromHost(new Float64Array(n).fill(value));
+    if (n === 0) return empty('float32');
+    return run('function(v) {\nreturn v;\n}', n, [Math.fround(value)]);
+  };
+  /** The values on the host, as float64 (downloads a texture: used by float64 kernels only). */
+  const hostOf = (op: Op): Data => {
+    const b = op.buf;
+    if (b.host !== undefined) return b.host;
+    return b.tex!.toArray() as Float32Array;
+  };
+  /** The texture of a float32 operand; float64 ones are refused (the transfer must be an explicit cast). */
+  const texOf = (op: Op, prim: string): Texture => {
+    if (op.buf.tex !== undefined) return op.buf.tex;
+    throw new Error(
+      op.buf.dtype === 'float64'
+        ? `gpujs: ${prim} computes in float32 but got a float64 operand of shape [${op.shape.join(', ')}]: cast it to float32 first`
+        : `gpujs: ${prim} got an empty operand for a non-empty result`,
+    );
+  };
+
+  /** An element-wise kernel: on the GPU for float32, on the host for float64. */
+  const map = (prim: string, inputs: readonly Op[], access: readonly Access[], out: OutSpec, body: string, host: (...v: number[]) => number): GpuBuffer => {
+    const n = sizeOf(out.shape);
+    if (n === 0) return empty(out.dtype);
+    if (out.dtype === 'float64') {
+      return fromHost(hostMap(out.shape, inputs.map((x, k) => ({ data: hostOf(x), access: access[k]! })), host));
+    }
+    return run(mapSource(out.shape, access, body), n, inputs.map((x) => texOf(x, prim)));
+  };
+  const unary = (prim: UnaryPrim) => ([x]: readonly [Op], _p: null, out: OutSpec): GpuBuffer =>
+    map(prim, [x], [null], out, UNARY_GPU[prim], UNARY_HOST[prim]);
+  const binary = (prim: string, body: string, host: (a: number, b: number) => number) =>
+    ([a, b]: readonly [Op, Op], _p: null, out: OutSpec): GpuBuffer =>
+      map(prim, [a, b], [broadcastAccess(a.shape, out.shape), broadcastAccess(b.shape, out.shape)], out, body, host);
+
+  const reduce = (kind: 'sum' | 'max') =>
+    ([x]: readonly [Op], { axes }: { readonly axes: readonly number[] }, out: OutSpec): GpuBuffer => {
+      const n = sizeOf(out.shape);
+      if (n === 0) return empty(out.dtype);
+      const reduced = axes.reduce((p, a) => p * x.shape[a]!, 1);
+      if (reduced === 0) {
+        if (kind === 'max') throw new Error(`gpujs: max over an empty axis of shape [${x.shape.join(', ')}] has no value`);
+        return full(out.dtype, n, 0);
+      }
+      if (out.dtype === 'float64') return fromHost(hostReduce(hostOf(x), x.shape, axes, kind));
+      return run(reduceSource(x.shape, axes, kind), n, [texOf(x, kind)], reduced);
+    };
+
+  const kernelTable: KernelTable<GpuBuffer> = {
+    add: binary('add', 'return v0 + v1;', (a, b) => a + b),
+    mul: binary('mul', 'return v0 * v1;', (a, b) => a * b),
+    reluGrad: binary('reluGrad', 'if (v0 > 0) { return v1; }\nreturn 0;', (x, ct) => (x > 0 ? ct : 0)),
+    neg: unary('neg'),
+    reciprocal: unary('reciprocal'),
+    exp: unary('exp'),
+    log: unary('log'),
+    sqrt: unary('sqrt'),
+    tanh: unary('tanh'),
+    sigmoid: unary('sigmoid'),
+    relu: unary('relu'),
+    matmul: ([a, b], { transA, transB }, out) => {
+      const [m, n] = out.shape as [number, number];
+      const k = transA ? a.shape[0]! : a.shape[1]!;
+      if (m * n === 0) return empty(out.dtype);
+      if (k === 0) return full(out.dtype, m * n, 0);
+      if (out.dtype === 'float64') return fromHost(hostMatmul(hostOf(a), hostOf(b), m, k, n, transA, transB));
+      return run(matmulSource(m, k, n, transA, transB), m * n, [texOf(a, 'matmul'), texOf(b, 'matmul')], k);
+    },
+    sum: reduce('sum'),
+    max: reduce('max'),
+    maxGrad: ([x, m, ct], { axes }, out) => {
+      const n = sizeOf(out.shape);
+      if (n === 0) return empty(out.dtype);
+      if (out.dtype === 'float64') return fromHost(hostMaxGrad(hostOf(x), hostOf(m), hostOf(ct), x.shape, axes));
+      // Two passes: how many positions tie for each max, then ct shared among them.
+      const count = run(reduceSource(x.shape, axes, 'count'), m.buf.n, [texOf(x, 'maxGrad'), texOf(m, 'maxGrad')], axes.reduce((p, a) => p * x.shape[a]!, 1));
+      try {
+        const kept = m.shape;
+        const bc = broadcastAccess(kept, x.shape);
+        return run(mapSource(x.shape, [null, bc, bc, bc], 'if (v0 === v1) { return v2 / v3; }\nreturn 0;'), n, [
+          texOf(x, 'maxGrad'), texOf(m, 'maxGrad'), texOf(ct, 'maxGrad'), count.tex!,
+        ]);
+      } finally {
+        free(count);
+      }
+    },
+    transpose: ([x], { perm }, out) => map('transpose', [x], [transposeAccess(x.shape, perm)], out, 'return v0;', (v) => v),
+    broadcastTo: ([x], _p, out) => map('broadcastTo', [x], [broadcastAccess(x.shape, out.shape)], out, 'return v0;', (v) => v),
+    cast: ([x], { dtype }, out) => {
+      if (x.dtype === dtype) return map('cast', [x], [null], out, 'return v0;', (v) => v);
+      if (x.buf.n === 0) return empty(dtype);
+      // The explicit transfer between the two memories: download and widen, or round and upload.
+      if (dtype === 'float64') return fromHost(Float64Array.from(hostOf(x)));
+      return upload(Float32Array.from(hostOf(x)));
+    },
+  };
+
+  const fused: FusedKernels<GpuBuffer> = {
+    momentumStep(p, v, g, hp: MomentumHyper) {
+      if (p.buf.n === 0) return [empty(p.dtype), empty(p.dtype)];
+      const { lr, gamma, l2, nesterov } = hp;
+      if (p.dtype === 'float64') {
+        const [pp, vv, gg] = [hostOf(p), hostOf(v), hostOf(g)];
+        const np = new Float64Array(pp.length), nv = new Float64Array(pp.length);
+        for (let i = 0; i < pp.length; i++) {
+          const gi = gg[i]! + l2 * pp[i]!;
+          const vi = gamma * vv[i]! + lr * gi;
+          nv[i] = vi;
+          np[i] = pp[i]! - (nesterov ? gamma * vi + lr * gi : vi);
+        }
+        return [fromHost(np), fromHost(nv)];
+      }
+      // Two kernels (the p' one recomputes v'), not a kernel map: WEBGL_draw_buffers is not guaranteed under headless-gl.
+      // Hyperparameters are uniforms, so a learning-rate schedule does not recompile.
+      const same: Access[] = [null, null, null];
+      const velocity = 'const g1 = v2 + l2 * v0;\nconst v1n = gamma * v1 + lr * g1;\n';
+      const args = [texOf(p, 'momentumStep'), texOf(v, 'momentumStep'), texOf(g, 'momentumStep'), lr, gamma, l2];
+      const uniforms = ['lr', 'gamma', 'l2'];
+      const shape = [p.buf.n];
+      const nv = run(mapSource(shape, same, `${velocity}return v1n;`, uniforms), p.buf.n, args);
+      const np = run(mapSource(shape, same, `${velocity}return v0 - ${nesterov ? '(gamma * v1n + lr * g1)' : 'v1n'};`, uniforms), p.buf.n, args);
+      return [np, nv];
+    },
+  };
+
+  const free = (buf: GpuBuffer): void => {
+    if (!live.delete(buf)) throw new Error('gpujs: free of a buffer this backend does not hold (freed twice, or from another backend)');
+    liveBytes -= buf.bytes;
+    buf.tex?.delete();
+  };
+
+  return {
+    name: 'gpujs',
+    description: `gpujs: gpu.js ${gpu.mode} on ${renderer}${report.hardware ? '' : ' (software rendering: slow)'}`,
+    renderer,
+    kernels: kernelTable,
+    fused,
+    upload,
+    full,
+    read(buf: GpuBuffer, _dtype: DType, n: number): Data {
+      if (buf.host !== undefined) return buf.host;
+      const values = buf.tex!.toArray() as Float32Array;
+      return values.length === n ? values : values.subarray(0, n);
+    },
+    free,
+    memory(): MemoryStats {
+      return { liveBytes, peakBytes, buffers: live.size };
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const b of live) b.tex?.delete();
+      live.clear();
+      liveBytes = 0;
+      // Kernels first (each releases its program, framebuffer and output texture), then the context.
+      for (const k of kernels.values()) k.destroy();
+      kernels.clear();
+      const context = (gpu as unknown as { context?: { getExtension(n: string): { destroy?(): void } | null } }).context;
+      context?.getExtension('STACKGL_destroy_context')?.destroy?.();
+      void gpu.destroy();
+    },
+  };
 };
