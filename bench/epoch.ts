@@ -3,18 +3,18 @@
  * memory is its own). Prints one JSON line. Slow backends time a few batches
  * and extrapolate to an epoch, and say so.
  *
- * Usage: node --import tsx bench/epoch.ts BACKEND EPOCHS SPLIT_FILE [MAX_BATCHES]
+ * Usage: node --experimental-wasm-relaxed-simd --import tsx bench/epoch.ts BACKEND EPOCHS SPLIT_FILE [MAX_BATCHES]
  */
 import { readFileSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
-import { Key, setBackend, getBackend } from '../src/core/index.js';
+import { backend as backendNamed, Key, withBackend } from '../src/core/index.js';
 import { cifarSet, locateDataDir, readCifar100 } from '../src/data/index.js';
 import { evaluate, fitAsync, mlp, presets } from '../src/nn/index.js';
 
 const [backend = 'cpu', epochsArg = '3', splitFile = '', maxBatchesArg] = process.argv.slice(2);
 const epochs = Number(epochsArg);
 const maxBatches = maxBatchesArg === undefined ? undefined : Number(maxBatchesArg);
-setBackend(backend);
+const be = backendNamed(backend);
 
 const dir = locateDataDir(process.env['CIFAR100_DIR'] ? undefined : '../shared/data/cifar-100-binary').dir;
 const file = readCifar100(dir, 'train');
@@ -25,14 +25,17 @@ const trainIdx = split.subarray(1, 1 + nTrain), valIdx = split.subarray(1 + nTra
 
 const p = presets.paper;
 const t0 = performance.now();
-const train = cifarSet(file.right, maxBatches ? trainIdx.subarray(0, maxBatches * p.batchSize) : trainIdx, 'coarse', 'per-image');
-const val = cifarSet(file.right, maxBatches ? valIdx.subarray(0, 1000) : valIdx, 'coarse', 'per-image');
+const train = cifarSet(file.right, maxBatches ? trainIdx.subarray(0, maxBatches * p.batchSize) : trainIdx, 'coarse', 'per-image', undefined, { backend: be });
+const val = cifarSet(file.right, maxBatches ? valIdx.subarray(0, 1000) : valIdx, 'coarse', 'per-image', undefined, { backend: be });
+const dataBytes = be.memory().liveBytes;
 const loadSeconds = (performance.now() - t0) / 1000;
 
 const model = mlp([3072, 128, 20], { activation: 'relu', init: 'paper' });
-// fitAsync, as the CLI trains: tensor memory is recycled between batches (see src/core/pool.ts).
-const r = await fitAsync(model, model.layer.init(new Key(0)), { train, val }, {
-  epochs, batchSize: p.batchSize, shuffle: false, seed: 0, reduction: 'mean',
+// fitAsync, as the CLI trains. Live bytes are sampled after every step.
+let maxLiveBytes = 0;
+const r = await fitAsync(model, withBackend(be, () => model.layer.init(new Key(0))), { train, val }, {
+  epochs, backend: be,
+  onEvent: (e) => { if (e.type === 'batch') maxLiveBytes = Math.max(maxLiveBytes, be.memory().liveBytes); }, batchSize: p.batchSize, shuffle: false, seed: 0, reduction: 'mean',
   optimizer: { kind: 'momentum', lr: 0.001, momentum: 0.8 },
   l2: { lambda: 0.01, mode: 'gradient', includeBias: true },
 });
@@ -50,9 +53,11 @@ if (maxBatches !== undefined) {
     seconds: (h.seconds - valSeconds) * (batchesPerEpoch / maxBatches) + valSeconds * ((split.length - 1 - nTrain) / 1000),
   }));
 }
+const mem = be.memory();
 console.log(JSON.stringify({
-  backend, description: getBackend().description, epochs: history, loadSeconds,
+  backend, description: be.description, epochs: history, loadSeconds,
+  memory: { dataMiB: dataBytes / 2 ** 20, maxLiveDuringTrainingMiB: maxLiveBytes / 2 ** 20, peakMiB: mem.peakBytes / 2 ** 20 },
   extrapolatedFrom: maxBatches === undefined ? null : `${maxBatches} batches`,
   peakRssMiB: process.resourceUsage().maxRSS / 1024,
 }));
-getBackend().dispose?.();
+be.dispose();

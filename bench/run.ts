@@ -1,27 +1,34 @@
 /**
- * `npm run bench`: the headline network's training epoch on the real data with
- * every available backend, beside a numpy run of the identical algorithm on the
- * identical split; a matmul micro-benchmark over the training step's shapes; and
- * the data-loading time. Prints tables and writes bench/results/latest.json.
+ * `npm run bench`: the headline network's training epoch on the real data,
+ * tapegrad's cpu backend beside a numpy run of the identical algorithm on the
+ * identical split, interleaved (numpy, cpu, numpy, cpu, … one process each, in
+ * rounds) because this machine's speed drifts by 30% and more within minutes:
+ * a ratio is taken within each round, then the median over rounds. Then the
+ * slow backends (extrapolated from a few batches), a matmul micro-benchmark
+ * over the training step's shapes, and the data-loading time. Prints tables and
+ * writes bench/results/latest.json.
  *
- * Options: --epochs N (default 3).
+ * Options: --epochs N per run (default 3), --rounds R (default 3).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
-import { createCpuBackend, detectGpu, Key, referenceBackend, type Backend } from '../src/core/index.js';
+import { createCpuBackend, createReferenceBackend, detectGpu, Key, matmul, toBackend, type Backend } from '../src/core/index.js';
 import { cifarSet, locateDataDir, readCifar100, trainValSplit } from '../src/data/index.js';
 import { writeFileAtomic } from '../src/nn/index.js';
 
-const epochs = Number(process.argv[process.argv.indexOf('--epochs') + 1] ?? 3) || 3;
+const flag = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i < 0 ? dflt : Number(process.argv[i + 1]) || dflt; };
+const epochs = flag('--epochs', 3);
+const rounds = flag('--rounds', 3);
 const dir = locateDataDir(process.env['CIFAR100_DIR'] ? undefined : '../shared/data/cifar-100-binary').dir;
 const GFLOP_PER_EPOCH = (2 * 40000 * (3072 * 128 * 2 + 128 * 20 * 3) + 2 * 10000 * (3072 * 128 + 128 * 20)) / 1e9;
 
 interface Run {
   backend: string; description: string; epochs: { seconds: number; trainLoss: number; valLoss: number; valAccuracy: number }[];
   peakRssMiB: number; extrapolatedFrom?: string | null; loadSeconds?: number;
+  memory?: { dataMiB: number; maxLiveDuringTrainingMiB: number; peakMiB: number };
 }
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]!; };
@@ -31,22 +38,33 @@ const split = trainValSplit(50000, new Key(0).fold('split'));
 const splitFile = join(mkdtempSync(join(tmpdir(), 'tapegrad-bench-')), 'split.i32');
 writeFileSync(splitFile, Buffer.from(Int32Array.from([split.train.length, ...split.train, ...split.val]).buffer));
 
-const runs: Run[] = [];
 const child = (cmd: string, args: string[]): Run | undefined => {
   const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24, env: process.env });
   if (r.status !== 0) { console.error(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`); return undefined; }
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as Run;
 };
 const ours = (backend: string, n: number, maxBatches?: number, wrap = false): Run | undefined => {
-  const args = ['--import', 'tsx', 'bench/epoch.ts', backend, String(n), splitFile, ...(maxBatches ? [String(maxBatches)] : [])];
+  const args = ['--experimental-wasm-relaxed-simd', '--import', 'tsx', 'bench/epoch.ts', backend, String(n), splitFile, ...(maxBatches ? [String(maxBatches)] : [])];
   return wrap ? child('xvfb-run', ['-a', 'node', ...args]) : child('node', args);
 };
 
-console.error(`benchmark: ${epochs} epochs of 3072→128→20 ReLU (paper preset) on ${dir}`);
-const numpy = child('python3', ['bench/reference/mlp_numpy.py', dir, splitFile, String(epochs)]);
-if (numpy) runs.push(numpy);
-const cpu = ours('cpu', epochs);
-if (cpu) runs.push(cpu);
+console.error(`benchmark: ${rounds} rounds of numpy then cpu, ${epochs} epochs each, 3072→128→20 ReLU (paper preset) on ${dir}`);
+const numpyRuns: Run[] = [], cpuRuns: Run[] = [];
+for (let r = 0; r < rounds; r++) {
+  const np = child('python3', ['bench/reference/mlp_numpy.py', dir, splitFile, String(epochs)]);
+  if (np) numpyRuns.push(np);
+  const c = ours('cpu', epochs);
+  if (c) cpuRuns.push(c);
+  if (np && c) console.error(`round ${r + 1}: numpy ${median(np.epochs.map((e) => e.seconds)).toFixed(2)} s/epoch, cpu ${median(c.epochs.map((e) => e.seconds)).toFixed(2)} s/epoch`);
+}
+/** All epochs of a system's runs, as one run (medians then span every round). */
+const pooled = (rs: Run[]): Run | undefined => (rs.length === 0 ? undefined : {
+  ...rs[0]!, epochs: rs.flatMap((r) => r.epochs), peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
+});
+const numpy = pooled(numpyRuns), cpu = pooled(cpuRuns);
+const pairRatios = numpyRuns.slice(0, cpuRuns.length).map((np, i) =>
+  median(cpuRuns[i]!.epochs.map((e) => e.seconds)) / median(np.epochs.map((e) => e.seconds)));
+const runs: Run[] = [numpy, cpu].filter((r): r is Run => r !== undefined);
 const ref = ours('reference', 1, 4);
 if (ref) runs.push(ref);
 const gpu = detectGpu();
@@ -67,24 +85,28 @@ const rows = runs.map((r) => {
     backend: r.backend, description: r.description,
     medianSeconds: med, minSeconds: Math.min(...s), maxSeconds: Math.max(...s),
     gflops: GFLOP_PER_EPOCH / med, ratioToNumpy: base === undefined ? null : med / base,
-    peakRssMiB: r.peakRssMiB, extrapolatedFrom: r.extrapolatedFrom ?? null,
+    peakRssMiB: r.peakRssMiB, extrapolatedFrom: r.extrapolatedFrom ?? null, memory: r.memory ?? null,
     valLossPerEpoch: r.extrapolatedFrom ? null : r.epochs.map((e) => e.valLoss),
   };
 });
-console.log(`\nOne epoch of the headline network (${GFLOP_PER_EPOCH.toFixed(1)} GFLOP: 40,000 training images + 10,000 validation), ${epochs} epochs`);
-console.log('| backend | s/epoch median | min | max | GFLOP/s | × numpy | peak RSS MiB | note |');
-console.log('|---|---|---|---|---|---|---|---|');
+const pairRatio = pairRatios.length > 0 ? median(pairRatios) : undefined;
+console.log(`\nOne epoch of the headline network (${GFLOP_PER_EPOCH.toFixed(1)} GFLOP: 40,000 training images + 10,000 validation); numpy and cpu: ${rounds} interleaved rounds of ${epochs} epochs`);
+console.log('| backend | s/epoch median | min | max | GFLOP/s | × numpy | peak RSS MiB | tensor memory MiB: data / live while training / peak | note |');
+console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
-  console.log(`| ${r.backend} | ${r.medianSeconds.toFixed(2)} | ${r.minSeconds.toFixed(2)} | ${r.maxSeconds.toFixed(2)} | ${r.gflops.toFixed(1)} | ${r.ratioToNumpy?.toFixed(2) ?? '—'} | ${r.peakRssMiB.toFixed(0)} | ${r.extrapolatedFrom ? `extrapolated from ${r.extrapolatedFrom}; ` : ''}${r.description} |`);
+  const ratio = r.backend === 'cpu' && pairRatio !== undefined ? pairRatio : r.ratioToNumpy;
+  const m = r.memory === null ? '—' : `${r.memory.dataMiB.toFixed(0)} / ${r.memory.maxLiveDuringTrainingMiB.toFixed(0)} / ${r.memory.peakMiB.toFixed(0)}`;
+  console.log(`| ${r.backend} | ${r.medianSeconds.toFixed(2)} | ${r.minSeconds.toFixed(2)} | ${r.maxSeconds.toFixed(2)} | ${r.gflops.toFixed(1)} | ${ratio?.toFixed(2) ?? '—'} | ${r.peakRssMiB.toFixed(0)} | ${m} | ${r.extrapolatedFrom ? `extrapolated from ${r.extrapolatedFrom}; ` : ''}${r.description} |`);
 }
+if (pairRatio !== undefined) console.log(`\ncpu × numpy per round: ${pairRatios.map((x) => x.toFixed(2)).join(', ')} (median ${pairRatio.toFixed(2)}: the table's cpu ratio)`);
 const cpuRow = rows.find((r) => r.backend === 'cpu'), refRow = rows.find((r) => r.backend === 'reference');
 if (cpuRow && refRow) console.log(`\ncpu vs plain TypeScript (reference): ${(refRow.medianSeconds / cpuRow.medianSeconds).toFixed(1)}× faster`);
 if (numpy && cpu) {
   console.log('\nSame split, same init, same order: validation loss per epoch (a correctness cross-check)');
   console.log('| epoch | numpy | tapegrad cpu | relative difference |');
   console.log('|---|---|---|---|');
-  numpy.epochs.forEach((e, i) => {
-    const o = cpu.epochs[i]!.valLoss;
+  numpyRuns[0]!.epochs.forEach((e, i) => {
+    const o = cpuRuns[0]!.epochs[i]!.valLoss;
     console.log(`| ${i + 1} | ${e.valLoss.toFixed(6)} | ${o.toFixed(6)} | ${(Math.abs(o - e.valLoss) / e.valLoss).toExponential(2)} |`);
   });
 }
@@ -100,25 +122,21 @@ const shapes: Array<[string, number, number, number, boolean, boolean]> = [
 ];
 const timeMatmul = (be: Backend, m: number, k: number, n: number, ta: boolean, tb: boolean): number => {
   const key = new Key(1);
-  // Operands where the backend keeps a training run's tensors (the cpu
-  // backend's kernel memory), so the products run as they do in training.
-  const place = (x: Float32Array): Float32Array => {
-    const y = be.allocFloat32?.(x.length, false);
-    if (y === undefined) return x;
-    y.set(x);
-    return y;
-  };
-  const a = place(key.uniform([m * k], -1, 1).toTypedArray() as Float32Array);
-  const b = place(key.fold('b').uniform([k * n], -1, 1).toTypedArray() as Float32Array);
-  const out = place(new Float32Array(m * n));
-  for (let i = 0; i < 5; i++) be.matmul(a, b, m, k, n, ta, tb, out);
+  // Operands on the backend, where a training run keeps them (the cpu backend's
+  // kernel memory), so the products run as they do in training; each result is freed.
+  const a = toBackend(key.uniform(ta ? [k, m] : [m, k], -1, 1), be);
+  const b = toBackend(key.fold('b').uniform(tb ? [n, k] : [k, n], -1, 1), be);
+  const once = () => matmul(a, b, { transA: ta, transB: tb }).dispose();
+  for (let i = 0; i < 5; i++) once();
   const samples: number[] = [];
   for (let r = 0; r < 7; r++) {
     const reps = Math.max(1, Math.round(2e8 / (2 * m * n * k)));
     const t = performance.now();
-    for (let i = 0; i < reps; i++) be.matmul(a, b, m, k, n, ta, tb, out);
+    for (let i = 0; i < reps; i++) once();
     samples.push((performance.now() - t) / reps);
   }
+  a.dispose();
+  b.dispose();
   return median(samples);
 };
 const numpyMatmul = (m: number, k: number, n: number, ta: boolean, tb: boolean): number | undefined => {
@@ -137,18 +155,19 @@ print(st.median(s))`;
   }
 };
 const cpuBe = createCpuBackend();
+const referenceBe = createReferenceBackend();
 console.log('\nMatmul over the training step\'s shapes (ms, median of 7; GFLOP/s)');
 console.log('| product | m×k×n | numpy | cpu (2 threads) | cpu GFLOP/s | × numpy | reference (plain TS) |');
 console.log('|---|---|---|---|---|---|---|');
 const micro = shapes.map(([name, m, k, n, ta, tb]) => {
   const np = numpyMatmul(m, k, n, ta, tb);
   const c = timeMatmul(cpuBe, m, k, n, ta, tb);
-  const r = m * k * n <= 128 * 3072 * 128 ? timeMatmul(referenceBackend, m, k, n, ta, tb) : undefined;
+  const r = m * k * n <= 128 * 3072 * 128 ? timeMatmul(referenceBe, m, k, n, ta, tb) : undefined;
   const gf = (2 * m * k * n) / (c * 1e6);
   console.log(`| ${name} | ${m}×${k}×${n} | ${np?.toFixed(3) ?? '—'} | ${c.toFixed(3)} | ${gf.toFixed(1)} | ${np ? (c / np).toFixed(2) : '—'} | ${r?.toFixed(2) ?? '—'} |`);
   return { name, m, k, n, transA: ta, transB: tb, numpyMs: np ?? null, cpuMs: c, referenceMs: r ?? null };
 });
-cpuBe.dispose?.();
+cpuBe.dispose();
 
 // 4. Data loading: read + split + normalize the 50,000 training images.
 const loadTimes = (materialize: boolean) => {
@@ -158,8 +177,8 @@ const loadTimes = (materialize: boolean) => {
     const f = readCifar100(dir, 'train');
     if (E.isLeft(f)) throw f.left;
     const sp = trainValSplit(f.right.n, new Key(r).fold('split'));
-    cifarSet(f.right, sp.train, 'coarse', 'per-image', undefined, { materialize });
-    cifarSet(f.right, sp.val, 'coarse', 'per-image', undefined, { materialize });
+    cifarSet(f.right, sp.train, 'coarse', 'per-image', undefined, { materialize }).dispose();
+    cifarSet(f.right, sp.val, 'coarse', 'per-image', undefined, { materialize }).dispose();
     s.push((performance.now() - t) / 1000);
   }
   return { median: median(s), min: Math.min(...s), max: Math.max(...s) };
@@ -173,7 +192,7 @@ console.log(`| float32 matrices built up front (default) | ${eager.median.toFixe
 if (numpy?.loadSeconds) console.log(`| numpy reference (train + val, float32) | ${numpy.loadSeconds.toFixed(2)} | | |`);
 
 writeFileAtomic(join('bench', 'results', 'latest.json'), JSON.stringify({
-  date: new Date().toISOString(), epochs, gflopPerEpoch: GFLOP_PER_EPOCH, runs: rows, matmul: micro,
+  date: new Date().toISOString(), epochs, rounds, gflopPerEpoch: GFLOP_PER_EPOCH, runs: rows, cpuToNumpyPerRound: pairRatios, cpuToNumpy: pairRatio ?? null, matmul: micro,
   loading: { lazy, materialized: eager, numpySeconds: numpy?.loadSeconds ?? null },
 }, null, 2));
 console.log('\nwritten: bench/results/latest.json');

@@ -70,8 +70,18 @@ export class Storage {
   }
 }
 
-/** Releases the storage of tensors the collector took without a dispose (the safety net). */
-const finalizer = new FinalizationRegistry<Storage>((s) => s.release());
+/**
+ * Releases the storage of tensors the collector took without a dispose (the
+ * safety net). A finalizer must not throw: an error here could only come from a
+ * backend already disposed, whose memory is gone anyway.
+ */
+const finalizer = new FinalizationRegistry<Storage>((s) => {
+  try {
+    s.release();
+  } catch {
+    /* see above */
+  }
+});
 
 /** Tensors made inside each `tidy` call in progress, innermost last. */
 const scopes: Set<Tensor>[] = [];

@@ -111,6 +111,8 @@ const threadsFrom = (opt: 1 | 2 | undefined): 1 | 2 => {
 /** Creates the `cpu` backend. */
 export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
   readonly relaxed: boolean; readonly threads: number; readonly arenaStats: Arena['stats'];
+  /** Whether a buffer lies in the kernel's memory (where the WebAssembly kernels read it in place). */
+  inKernelMemory(buf: Data): boolean;
 } => {
   const { shared: module, local, relaxed } = compileKernels();
   const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
@@ -371,6 +373,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       return { liveBytes: a.tensorBytes + h.liveBytes, peakBytes: Math.max(a.peakTensorBytes + h.peakBytes, 0), buffers: a.tensorBlocks + h.buffers };
     },
     arenaStats: arena.stats,
+    inKernelMemory: inArena,
     dispose: () => {
       if (worker !== undefined && ctrl !== undefined) {
         Atomics.store(ctrl, SEQ, -1);

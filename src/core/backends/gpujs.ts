@@ -461,6 +461,7 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
   };
 
   const free = (buf: GpuBuffer): void => {
+    if (disposed) return; // dispose() already deleted every texture; tensors released later have nothing left to free
     if (!live.delete(buf)) throw new Error('gpujs: free of a buffer this backend does not hold (freed twice, or from another backend)');
     liveBytes -= buf.bytes;
     buf.tex?.delete();
