@@ -49,30 +49,39 @@ const filledOn = (be: Backend, n: number, shape: readonly number[], fill: (out: 
 };
 
 /**
- * A set over a row-major float32 matrix [rows, features] (a tensor, or an array
- * copied onto `backend`). A run of consecutive rows gathered onto the matrix's
- * own backend is a view, not a copy, where the backend offers views that its
- * kernels read in place; other batches are copies.
+ * A set over a row-major float32 matrix [rows, features]. On a backend that
+ * keeps tensors on the host (reference, cpu) the matrix lives in its memory, and
+ * a run of consecutive rows gathered there is a view, not a copy, where the
+ * backend offers views its kernels read in place. For other backends (gpujs) the
+ * matrix stays on the host and each batch is uploaded: a batch is the one
+ * transfer a training step needs. An array passed in is kept, not copied, on
+ * the host path: do not change it afterwards.
  */
 export const denseSet = (x: Tensor | Float32Array, y: Uint8Array, features: number, classes: number, backend?: BackendLike): LabeledSet => {
   const size = x instanceof Float32Array ? x.length : x.size;
   if (size !== y.length * features) throw new RangeError(`denseSet: ${size} values are not ${y.length} rows of ${features} features`);
-  const matrix = (x instanceof Float32Array
-    ? internal.fromHost(x, makeShape([y.length, features]), backend === undefined ? defaultBackend() : resolveBackend(backend))
-    : x).keep(); // the set owns it: no tidy around its creation may free it
+  const home = backend !== undefined ? resolveBackend(backend) : x instanceof Float32Array ? defaultBackend() : x.backend;
+  let matrix: Tensor | undefined, rows: Float32Array | undefined;
+  if (isHostBackend(home)) {
+    matrix = x instanceof Float32Array || x.backend !== home ? internal.fromHost(x instanceof Float32Array ? x : (x.toTypedArray() as Float32Array), makeShape([y.length, features]), home) : x;
+    matrix.keep(); // the set owns it: no tidy around its creation may free it
+  } else {
+    rows = x instanceof Float32Array ? x : (x.toTypedArray() as Float32Array);
+  }
   return {
     n: y.length, features, classes, y,
     gather: (idx, target) => {
-      const be = target === undefined ? matrix.backend : resolveBackend(target);
+      const be = target === undefined ? home : resolveBackend(target);
       const start = idx[0] ?? 0;
       let consecutive = true;
       for (let i = 1; i < idx.length && consecutive; i++) consecutive = idx[i] === start + i;
-      if (consecutive && be === matrix.backend) {
+      if (matrix !== undefined && consecutive && be === matrix.backend) {
         const storage = internal.storageOf(matrix);
         const view = be.view?.(storage.buf, start * features, idx.length * features);
         if (view !== undefined) return internal.wrap(new Storage(be, view, storage), makeShape([idx.length, features]), 'float32');
       }
-      const src = internal.dataOf(matrix);
+      const src = matrix !== undefined ? internal.dataOf(matrix) : rows;
+      if (src === undefined) throw new Error('this data set was disposed');
       return filledOn(be, idx.length * features, [idx.length, features], (out) => {
         for (let r = 0; r < idx.length; r++) {
           const s0 = idx[r]! * features;
@@ -80,7 +89,10 @@ export const denseSet = (x: Tensor | Float32Array, y: Uint8Array, features: numb
         }
       });
     },
-    dispose: () => matrix.dispose(),
+    dispose: () => {
+      matrix?.dispose();
+      rows = undefined;
+    },
   };
 };
 
@@ -180,9 +192,12 @@ export const cifarSet = (
   for (let i = 0; i < indices.length; i++) y[i] = all[indices[i]!]!;
   const home = opts.backend === undefined ? defaultBackend() : resolveBackend(opts.backend);
   if (opts.materialize ?? true) {
-    const x = filledOn(home, indices.length * PIXELS, [indices.length, PIXELS], (out) =>
-      writeRows(split, indices, affine, Int32Array.from({ length: indices.length }, (_, i) => i), out));
-    return denseSet(x, y, PIXELS, classCount(labels));
+    const all = Int32Array.from({ length: indices.length }, (_, i) => i);
+    // Written straight into the backend's memory where it keeps tensors on the host; else kept on the host (see denseSet).
+    const x = isHostBackend(home)
+      ? filledOn(home, indices.length * PIXELS, [indices.length, PIXELS], (out) => writeRows(split, indices, affine, all, out))
+      : (() => { const out = new Float32Array(indices.length * PIXELS); writeRows(split, indices, affine, all, out); return out; })();
+    return denseSet(x, y, PIXELS, classCount(labels), home);
   }
   return {
     n: indices.length,

@@ -2,7 +2,7 @@
  * The cpu backend's tensor memory (src/core/backends/arena.ts): blocks come back
  * zeroed and of the asked size, a full arena declines (the caller then uses
  * ordinary memory) instead of throwing, and memory freed in one size serves
- * others (an old data set's, once collected, serves the next run's).
+ * others (an old data set's, once disposed, serves the next run's).
  */
 import * as fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -25,7 +25,7 @@ describe('cpu backend tensor memory (arena)', () => {
     expect(arena.owns(a)).toBe(true);
     expect(arena.owns(new Float32Array(4))).toBe(false);
     a.fill(3);
-    // A block released (as the finalizer does) comes back zeroed for the same size.
+    // A block released (as freeing a tensor does) comes back zeroed for the same size.
     const off = arena.malloc(4000);
     new Float32Array(arena.view().buffer, off, 1000).fill(5);
     arena.release(off, 4000);

@@ -12,7 +12,9 @@ import {
   momentumUpdate, relu, sum, toBackend, type Backend, type Tensor,
 } from '../../src/core/index.js';
 import { internal } from '../../src/core/tensor.js';
-import { crossEntropy, mlp, type MlpParams } from '../../src/nn/index.js';
+import { denseSet } from '../../src/data/index.js';
+import { crossEntropy, fit, mlp, type FitOptions, type MlpParams } from '../../src/nn/index.js';
+import { right } from '../helpers.js';
 
 const gpu = detectGpu();
 const inCI = process.env['CI'] === 'true';
@@ -190,6 +192,46 @@ describe.skipIf(!gpu.context && !inCI)('gpujs backend (headless WebGL)', () => {
       const got = trainingStep(be);
       expect(Math.abs(got.loss - ref.loss)).toBeLessThan(1e-4 * Math.abs(ref.loss));
       expect(maxRelErr(got.g, ref.g)).toBeLessThan(1e-4);
+    } finally {
+      be.dispose();
+    }
+  });
+
+  it('trains the headline network with its tensors resident: per step only the batch goes up and the loss and logits come down', () => {
+    const be = createGpujsBackend();
+    try {
+      const key = new Key(21);
+      const xs = key.normal([384, 3072]).toTypedArray() as Float32Array;
+      const ys = Uint8Array.from({ length: 384 }, (_, i) => (i * 13) % 20);
+      const model = mlp([3072, 128, 20], { activation: 'relu', init: 'paper' });
+      const opts: FitOptions = {
+        epochs: 2, batchSize: 128, shuffle: false, seed: 0, reduction: 'mean',
+        optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.8 }, l2: { lambda: 0.01, mode: 'gradient', includeBias: true },
+      };
+      const train = (on: Backend, onStep?: () => void) => right(fit(model, model.layer.init(new Key(0)), {
+        train: denseSet(xs.slice(0, 256 * 3072), ys.slice(0, 256), 3072, 20, on),
+        val: denseSet(xs.slice(256 * 3072), ys.slice(256), 3072, 20, on),
+      }, { ...opts, backend: on, onEvent: (e) => { if (e.type === 'batch') onStep?.(); } }));
+      const steps: Array<ReturnType<typeof be.transfers>> = [];
+      let last = be.transfers();
+      const ours = train(be, () => {
+        const now = be.transfers();
+        steps.push({ uploads: now.uploads - last.uploads, uploadBytes: now.uploadBytes - last.uploadBytes, downloads: now.downloads - last.downloads, downloadBytes: now.downloadBytes - last.downloadBytes });
+        last = now;
+      });
+      const want = train(reference);
+      ours.history.forEach((h, i) => {
+        const w = want.history[i]!;
+        expect(Math.abs(h.trainLoss - w.trainLoss)).toBeLessThan(1e-4 * w.trainLoss);
+        expect(Math.abs(h.valLoss - w.valLoss)).toBeLessThan(1e-4 * w.valLoss);
+      });
+      expect(maxRelErr(ours.params[0]!.w.toTypedArray(), want.params[0]!.w.toTypedArray())).toBeLessThan(1e-4);
+      // The first step of each epoch follows a validation pass; the others are pure training steps.
+      for (const s of steps.filter((_, i) => i % 2 === 1)) {
+        expect(s.downloads).toBe(2); // the loss and the logits (for accuracy)
+        expect(s.downloadBytes).toBeLessThan(64 * 1024); // never the 1.5 MB weights
+        expect(s.uploadBytes).toBeLessThan(128 * 3072 * 4 + 64 * 1024); // the batch and its one-hot labels
+      }
     } finally {
       be.dispose();
     }

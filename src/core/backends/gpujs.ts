@@ -267,7 +267,15 @@ const transposeAccess = (inShape: Shape, perm: readonly number[]): Access => {
   return perm.every((p, d) => p === d) ? null : perm.map((p) => st[p]!);
 };
 
-export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: string } => {
+/** Values moved between host and GPU memory so far (a resident training step moves its batch in and its loss and logits out). */
+export interface TransferStats {
+  readonly uploads: number;
+  readonly uploadBytes: number;
+  readonly downloads: number;
+  readonly downloadBytes: number;
+}
+
+export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: string; transfers(): TransferStats } => {
   const report = detectGpu();
   if (!report.context) {
     throw new Error(`the gpujs backend cannot run: ${report.summary}`);
@@ -329,9 +337,18 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
 
   const empty = (dtype: DType): GpuBuffer => fromHost(dtype === 'float64' ? new Float64Array(0) : new Float32Array(0));
 
+  let uploads = 0, uploadBytes = 0, downloads = 0, downloadBytes = 0;
+  const download = (tex: Texture): Float32Array => {
+    const values = tex.toArray() as Float32Array;
+    downloads++;
+    downloadBytes += values.byteLength;
+    return values;
+  };
   const upload = (data: Data): GpuBuffer => {
     if (data instanceof Float64Array) return fromHost(Float64Array.from(data));
     if (data.length === 0) return empty('float32');
+    uploads++;
+    uploadBytes += data.byteLength;
     return run('function(a0) {\nreturn a0[this.thread.x];\n}', data.length, [data]);
   };
   const full = (dtype: DType, n: number, value: number): GpuBuffer => {
@@ -343,7 +360,7 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
   const hostOf = (op: Op): Data => {
     const b = op.buf;
     if (b.host !== undefined) return b.host;
-    return b.tex!.toArray() as Float32Array;
+    return download(b.tex!);
   };
   /** The texture of a float32 operand; float64 ones are refused (the transfer must be an explicit cast). */
   const texOf = (op: Op, prim: string): Texture => {
@@ -477,13 +494,14 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
     full,
     read(buf: GpuBuffer, _dtype: DType, n: number): Data {
       if (buf.host !== undefined) return buf.host;
-      const values = buf.tex!.toArray() as Float32Array;
+      const values = download(buf.tex!);
       return values.length === n ? values : values.subarray(0, n);
     },
     free,
     memory(): MemoryStats {
       return { liveBytes, peakBytes, buffers: live.size };
     },
+    transfers: () => ({ uploads, uploadBytes, downloads, downloadBytes }),
     dispose() {
       if (disposed) return;
       disposed = true;
