@@ -1,6 +1,6 @@
 /**
  * The README's examples are the files in examples/, verbatim, and they run:
- * the tape API example and the build-train-evaluate-save-reload quickstart.
+ * the tape API example, devices and memory, and the build-train-evaluate-save-reload quickstart.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -22,6 +22,7 @@ describe('README', () => {
   for (const [file, expected] of [
     ['examples/tape.ts', /gradcheck: 15 elements, worst difference \d\.\de-\d+/],
     ['examples/quickstart.ts', /test accuracy 0\.\d+\nreloaded test accuracy 0\.\d+/],
+    ['examples/devices.ts', /^the step kept 4 bytes on cpu: loss \d+\.\d{3}\nreference agrees: true\n$/],
   ] as const) {
     it(`${file} is in the README verbatim and runs`, () => {
       const code = readFileSync(file, 'utf8').trimEnd();
