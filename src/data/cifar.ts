@@ -7,8 +7,12 @@
  * class counts) is reported with the file, the byte offset and the fix.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { nodeBuiltin } from '../core/backends/platform.js';
+
+// Node's fs and path when reading files, not at import: the format's parser
+// (parseCifar100) runs in browsers too, on bytes from a file input or fetch.
+const fs = () => nodeBuiltin<typeof import('node:fs')>('node:fs', 'reading CIFAR-100 files (parseCifar100 takes bytes)');
+const join = (...parts: string[]) => nodeBuiltin<typeof import('node:path')>('node:path', 'reading CIFAR-100 files').join(...parts);
 
 export const RECORD_BYTES = 3074;
 export const PIXELS = 3072;
@@ -105,6 +109,7 @@ export const parseCifar100 = (bytes: Uint8Array, name: SplitName, file: string, 
 /** Reads `train.bin` or `test.bin` from a directory. */
 export const readCifar100 = (dir: string, name: SplitName, opts: ReadOptions = {}): E.Either<DataError, CifarSplit> => {
   const file = join(dir, CIFAR100_FILES[name].file);
+  const { existsSync, statSync, readFileSync } = fs();
   if (!existsSync(file)) {
     return E.left(new DataError('file not found', file, `Point --data (or CIFAR100_DIR) at the folder holding train.bin and test.bin, or run 'tapegrad download'.`));
   }
@@ -115,6 +120,7 @@ export const readCifar100 = (dir: string, name: SplitName, opts: ReadOptions = {
 /** The class names (one per line in coarse_label_names.txt / fine_label_names.txt). */
 export const readLabelNames = (dir: string, kind: LabelKind): E.Either<DataError, string[]> => {
   const file = join(dir, `${kind}_label_names.txt`);
+  const { existsSync, readFileSync } = fs();
   if (!existsSync(file)) return E.left(new DataError('file not found', file, REDOWNLOAD));
   const names = readFileSync(file, 'utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
   const want = classCount(kind);

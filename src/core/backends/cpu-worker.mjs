@@ -1,25 +1,36 @@
 // The cpu backend's worker thread: the same WebAssembly module instantiated on
 // the same shared memory, taking part in the chunked calls the main thread
-// posts (cpu-protocol.mjs declares the message). Started by cpu.ts.
-import { parentPort, workerData } from 'node:worker_threads';
+// posts (cpu-protocol.mjs declares the message). Started by cpu.ts through
+// platform.ts, as a worker_threads Worker under Node and a Web Worker in
+// browsers; scripts/build-wasm.mjs bundles it into one source string, so it
+// imports no Node built-in (bundlers for the browser would have to resolve it).
 import { DONE, readJob, SEQ } from './cpu-protocol.mjs';
 
-const { module, memory, ctrl } = workerData;
-const instance = new WebAssembly.Instance(module, { env: { memory } });
-const ints = new Int32Array(ctrl), floats = new Float32Array(ctrl);
-let seen = 0;
-for (;;) {
-  // Spin a few milliseconds before sleeping: a training step calls again within
-  // that time, and waking from Atomics.wait costs 50-120 µs each call.
-  let spins = 0;
-  while (Atomics.load(ints, SEQ) === seen) {
-    if (++spins > 4000000) { Atomics.wait(ints, SEQ, seen); spins = 0; }
+const run = ({ module, memory, ctrl }, bye) => {
+  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  const ints = new Int32Array(ctrl), floats = new Float32Array(ctrl);
+  let seen = 0;
+  for (;;) {
+    // Spin a few milliseconds before sleeping: a training step calls again within
+    // that time, and waking from Atomics.wait costs 50-120 µs each call.
+    let spins = 0;
+    while (Atomics.load(ints, SEQ) === seen) {
+      if (++spins > 4000000) { Atomics.wait(ints, SEQ, seen); spins = 0; }
+    }
+    seen = Atomics.load(ints, SEQ);
+    if (seen < 0) break;
+    const { kernel, args } = readJob(ints, floats);
+    instance.exports[kernel](...args);
+    Atomics.store(ints, DONE, seen);
+    Atomics.notify(ints, DONE);
   }
-  seen = Atomics.load(ints, SEQ);
-  if (seen < 0) break;
-  const { kernel, args } = readJob(ints, floats);
-  instance.exports[kernel](...args);
-  Atomics.store(ints, DONE, seen);
-  Atomics.notify(ints, DONE);
+  bye();
+};
+
+const proc = globalThis.process;
+if (typeof proc?.getBuiltinModule === 'function') {
+  const { parentPort, workerData } = proc.getBuiltinModule('node:worker_threads');
+  run(workerData, () => parentPort.postMessage('bye'));
+} else {
+  self.onmessage = (e) => run(e.data, () => self.postMessage('bye'));
 }
-parentPort.postMessage('bye');

@@ -18,15 +18,13 @@
  * GEMM, the fused momentum update and the element-wise kernels of a training
  * step read and write them without copies; others are staged per call.
  */
-import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import type { KernelTable, MomentumHyper, Operand } from '../backend.js';
 import { hostFused, hostKernels, matmulDims, type Alloc } from '../kernels.js';
 import { createHostPool } from '../pool.js';
 import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
 import { CTRL_WORDS, DONE, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
+import { coreCount, envVar, sharedMemoryError, startKernelWorker, wasmBytes, type KernelWorker } from './platform.js';
 import type { HostBackend } from './reference.js';
 
 /** Below this many multiply-adds a second thread costs more than it saves. */
@@ -40,7 +38,7 @@ const SPLIT_K = 0, SPLIT_M = 1, SPLIT_N = 2, NR = 8;
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB: shared memories must declare a maximum
 
-const loadWasm = (name: string): Uint8Array<ArrayBuffer> => new Uint8Array(readFileSync(new URL(`./wasm/${name}`, import.meta.url)));
+const loadWasm = wasmBytes;
 
 /**
  * Compiles the relaxed-SIMD kernels where the engine accepts them, else the
@@ -100,12 +98,12 @@ export interface CpuBackendOptions {
 /** The thread count: the option, else TAPEGRAD_THREADS, else what the machine has (at most 2). */
 const threadsFrom = (opt: 1 | 2 | undefined): 1 | 2 => {
   if (opt !== undefined) return opt;
-  const env = process.env['TAPEGRAD_THREADS'];
+  const env = envVar('TAPEGRAD_THREADS');
   if (env !== undefined && env !== '') {
     if (env !== '1' && env !== '2') throw new Error(`TAPEGRAD_THREADS=${env}: the cpu backend runs 1 or 2 threads per product`);
     return env === '1' ? 1 : 2;
   }
-  return availableParallelism() >= 2 ? 2 : 1;
+  return coreCount() >= 2 ? 2 : 1;
 };
 
 /** Creates the `cpu` backend. */
@@ -114,6 +112,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
   /** Whether a buffer lies in the kernel's memory (where the WebAssembly kernels read it in place). */
   inKernelMemory(buf: Data): boolean;
 } => {
+  const noShared = sharedMemoryError();
+  if (noShared !== undefined) throw new Error(`the cpu backend cannot run: ${noShared}`);
   const { shared: module, local, relaxed } = compileKernels();
   const memory = new WebAssembly.Memory({ initial: 64, maximum: MAX_PAGES, shared: true });
   const inst = new WebAssembly.Instance(module, { env: { memory } });
@@ -136,15 +136,18 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
   const zero = inst.exports['zero'] as (ptr: number, bytes: number) => void;
   const threads = threadsFrom(opts.threads);
 
-  let worker: Worker | undefined;
+  let worker: KernelWorker | undefined;
+  /** Why one thread runs where two were asked for (a browser page that is not cross-origin isolated, or its main thread). */
+  let oneThreadReason = '';
   let ctrl: Int32Array | undefined, ctrlF: Float32Array | undefined;
   let seq = 0;
   if (threads === 2) {
     const sab = new SharedArrayBuffer(CTRL_WORDS * 4);
     ctrl = new Int32Array(sab);
     ctrlF = new Float32Array(sab);
-    worker = new Worker(new URL('./cpu-worker.mjs', import.meta.url), { workerData: { module, memory, ctrl: sab } });
-    worker.unref();
+    const started = startKernelWorker(module, memory, sab);
+    if ('reason' in started) oneThreadReason = `: ${started.reason}`;
+    else worker = started;
   }
 
   // Tensors live in the kernel's memory where they can (see arena.ts); the pack
@@ -347,7 +350,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
 
   return {
     name: 'cpu',
-    description: `cpu: WebAssembly SIMD GEMM (${relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add; Node 20 needs --experimental-wasm-relaxed-simd for FMA'}), ${worker ? '2 threads' : '1 thread'}`,
+    description: `cpu: WebAssembly SIMD GEMM (${relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add; Node 20 needs --experimental-wasm-relaxed-simd for FMA'}), ${worker ? `2 threads (${worker.kind})` : `1 thread${oneThreadReason}`}`,
     host: true,
     relaxed,
     threads: worker ? 2 : 1,
@@ -378,7 +381,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       if (worker !== undefined && ctrl !== undefined) {
         Atomics.store(ctrl, SEQ, -1);
         Atomics.notify(ctrl, SEQ);
-        void worker.terminate();
+        worker.terminate();
         worker = undefined;
       }
     },

@@ -2,14 +2,10 @@
  * What graphics the gpujs backend would run on. headless-gl hides the renderer
  * ("ANGLE"), so the renderer string is read from the X display with
  * `glxinfo -B` (Debian's mesa-utils); software renderers are named as such.
+ * In a browser the page's WebGL 2 is probed and names its own renderer.
+ * Node's modules come from platform.ts when probing, not at import.
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { isMainThread } from 'node:worker_threads';
-
-const require = createRequire(import.meta.url);
+import { isNode, nodeBuiltin } from './platform.js';
 
 export interface GpuReport {
   /** headless-gl's native module is built (npm succeeds silently without it). */
@@ -35,6 +31,13 @@ let cached: GpuReport | undefined;
 /** Probes once per process. */
 export const detectGpu = (): GpuReport => {
   if (cached !== undefined) return cached;
+  if (!isNode()) return (cached = detectBrowserGpu());
+  const why = 'probing the GPU';
+  const { execFileSync } = nodeBuiltin<typeof import('node:child_process')>('node:child_process', why);
+  const { existsSync } = nodeBuiltin<typeof import('node:fs')>('node:fs', why);
+  const { dirname, join } = nodeBuiltin<typeof import('node:path')>('node:path', why);
+  const { isMainThread } = nodeBuiltin<typeof import('node:worker_threads')>('node:worker_threads', why);
+  const require = nodeBuiltin<typeof import('node:module')>('node:module', why).createRequire(import.meta.url);
   let glBuilt = false, context = false, loadError: string | undefined;
   try {
     const gl = require('gl') as (w: number, h: number) => { getExtension(n: string): { destroy(): void } | null } | null;
@@ -74,4 +77,23 @@ export const detectGpu = (): GpuReport => {
         : `WebGL renderer: ${renderer}${hardware ? '' : ' (software)'}`;
   cached = { glBuilt, context, renderer, hardware, summary };
   return cached;
+};
+
+/** The page's (or worker's) WebGL 2: a context from a canvas, and the unmasked renderer where the browser tells it. */
+const detectBrowserGpu = (): GpuReport => {
+  const g = globalThis as { OffscreenCanvas?: new (w: number, h: number) => { getContext(k: string): WebGL2RenderingContext | null }; document?: Document };
+  let gl: WebGL2RenderingContext | null = null;
+  try {
+    gl = g.OffscreenCanvas !== undefined ? new g.OffscreenCanvas(1, 1).getContext('webgl2') : g.document?.createElement('canvas').getContext('webgl2') ?? null;
+  } catch {
+    gl = null;
+  }
+  if (gl === null) {
+    return { glBuilt: true, context: false, renderer: undefined, hardware: false, summary: 'this browser gave no WebGL 2 context (hardware acceleration off, or no GPU process)' };
+  }
+  const info = gl.getExtension('WEBGL_debug_renderer_info');
+  const renderer = String(gl.getParameter(info !== null ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+  gl.getExtension('WEBGL_lose_context')?.loseContext();
+  const hardware = isHardwareRenderer(renderer);
+  return { glBuilt: true, context: true, renderer, hardware, summary: `WebGL renderer: ${renderer}${hardware ? '' : ' (software)'}` };
 };

@@ -33,12 +33,12 @@
  * gpu.js would silently fall back to its CPU mode when WebGL is unavailable;
  * this backend refuses instead and says why.
  */
-import { createRequire } from 'node:module';
 import type { GPU, IKernelRunShortcut, Texture } from 'gpu.js';
 import type { Backend, FusedKernels, KernelTable, MemoryStats, MomentumHyper, Operand, OutSpec } from '../backend.js';
 import type { Data, DType } from '../primitives.js';
 import { broadcastIndex, sizeOf, stridesOf, type Shape } from '../shape.js';
 import { detectGpu } from './detect.js';
+import { loadGpuJs } from './platform.js';
 
 /** A tensor's memory on this backend: a texture (float32) or host data (float64, empty). */
 export interface GpuBuffer {
@@ -282,10 +282,11 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
   }
   // Loaded here, not at import: other backends' processes then never hold
   // gpu.js (a few MB of code that every full garbage collection would mark).
-  const { GPU: GPUClass } = createRequire(import.meta.url)('gpu.js') as typeof import('gpu.js');
-  const gpu: GPU = new GPUClass({ mode: 'headlessgl' });
-  if (gpu.mode !== 'headlessgl') {
-    throw new Error(`gpu.js chose mode '${gpu.mode}' instead of headless WebGL: ${report.summary}`);
+  // headless-gl under Node, the page's WebGL 2 in a browser (platform.ts).
+  const { mod: { GPU: GPUClass }, mode } = loadGpuJs();
+  const gpu: GPU = new GPUClass({ mode });
+  if (gpu.mode !== mode) {
+    throw new Error(`gpu.js chose mode '${gpu.mode}' instead of ${mode}: ${report.summary}`);
   }
   const renderer = report.renderer ?? 'unknown renderer';
 
