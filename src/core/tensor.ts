@@ -20,6 +20,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { defaultBackend, resolveBackend, type Backend, type BackendLike } from './backend.js';
 import type { Data, DType } from './primitives.js';
+import { formatTensor } from './format.js';
 import { makeShape, ShapeError, showShape, sizeOf, stridesOf, type Shape } from './shape.js';
 
 export type { Data, DType } from './primitives.js';
@@ -167,6 +168,16 @@ export class Tensor {
   /** Whether `keep` exempted this tensor from `tidy`. */
   get isKept(): boolean {
     return this.#kept;
+  }
+
+  /**
+   * The values like numpy's repr, summarized past 1000 values: what
+   * `console.log` and `util.inspect` print under Node (the hook is
+   * `Symbol.for('nodejs.util.inspect.custom')`, so no import of node:util).
+   */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    const tail = `, dtype=${this.dtype}, shape=${showShape(this.shape)}, backend=${this.#storage.backend.name}`;
+    return this.#disposed ? `Tensor(<disposed>${tail})` : formatTensor(hostData(this), this.shape, 'Tensor', tail);
   }
 
   /** A copy of the values as a flat typed array (row-major). */
