@@ -2,10 +2,12 @@
 // declared once for both sides (this file is plain JavaScript because the
 // worker loads it directly; cpu-protocol.d.mts gives TypeScript its types).
 //
-// A job is written into a shared Int32Array, `[seq, done, job, fields…]`: the
-// main thread fills the fields, bumps `seq` and notifies; the worker runs the
-// job's kernel with the fields in the order below (the kernel's parameter
-// order) and stores `seq` into `done`. Fields named in FLOAT_FIELDS travel as
+// A job is written into a shared Int32Array, `[seq, done, job, ready, fields…]`:
+// the main thread fills the fields, bumps `seq` and notifies; the worker runs
+// the job's kernel with the fields in the order below (the kernel's parameter
+// order) and stores `seq` into `done`. The worker sets `ready` once it runs: a
+// Web Worker starts only when the thread that made it returns to its event
+// loop, and until then the main thread runs every chunk itself. Fields named in FLOAT_FIELDS travel as
 // float32 through a Float32Array view of the same words.
 
 /** Each job: the exported WebAssembly function it runs, and its parameters in order. */
@@ -24,12 +26,12 @@ export const JOBS = Object.freeze({
 export const FLOAT_FIELDS = Object.freeze(new Set(['lr', 'gamma', 'l2']));
 
 const KINDS = Object.freeze(Object.keys(JOBS));
-/** Words before the fields: seq, done, job. */
-export const HEADER = 3;
+/** Words before the fields: seq, done, job, ready. */
+export const HEADER = 4;
 /** Words of the control block. */
 export const CTRL_WORDS = HEADER + Math.max(...KINDS.map((k) => JOBS[k].fields.length));
 /** Slots of the header. */
-export const SEQ = 0, DONE = 1, JOB = 2;
+export const SEQ = 0, DONE = 1, JOB = 2, READY = 3;
 
 /** Writes a job's fields (by name) into the control block; throws on a missing field. */
 export const writeJob = (ints, floats, kind, args) => {

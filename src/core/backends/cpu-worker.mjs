@@ -4,12 +4,13 @@
 // platform.ts, as a worker_threads Worker under Node and a Web Worker in
 // browsers; scripts/build-wasm.mjs bundles it into one source string, so it
 // imports no Node built-in (bundlers for the browser would have to resolve it).
-import { DONE, readJob, SEQ } from './cpu-protocol.mjs';
+import { DONE, READY, readJob, SEQ } from './cpu-protocol.mjs';
 
 const run = ({ module, memory, ctrl }, bye) => {
   const instance = new WebAssembly.Instance(module, { env: { memory } });
   const ints = new Int32Array(ctrl), floats = new Float32Array(ctrl);
   let seen = 0;
+  Atomics.store(ints, READY, 1);
   for (;;) {
     // Spin a few milliseconds before sleeping: a training step calls again within
     // that time, and waking from Atomics.wait costs 50-120 µs each call.

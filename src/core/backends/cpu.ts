@@ -23,7 +23,7 @@ import { hostFused, hostKernels, matmulDims, type Alloc } from '../kernels.js';
 import { createHostPool } from '../pool.js';
 import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
-import { CTRL_WORDS, DONE, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
+import { CTRL_WORDS, DONE, READY, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
 import { coreCount, envVar, sharedMemoryError, startKernelWorker, wasmBytes, type KernelWorker } from './platform.js';
 import type { HostBackend } from './reference.js';
 
@@ -111,6 +111,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
   readonly relaxed: boolean; readonly threads: number; readonly arenaStats: Arena['stats'];
   /** Whether a buffer lies in the kernel's memory (where the WebAssembly kernels read it in place). */
   inKernelMemory(buf: Data): boolean;
+  /** Whether the second thread has started (a Web Worker starts once the thread that made it yields to its event loop). */
+  workerRunning(): boolean;
 } => {
   const noShared = sharedMemoryError();
   if (noShared !== undefined) throw new Error(`the cpu backend cannot run: ${noShared}`);
@@ -174,9 +176,15 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     }
   };
 
-  /** Posts `job` to the worker, runs `mine` (the same job with this thread's own buffers) here, and waits for both. */
+  /**
+   * Posts `job` to the worker, runs `mine` (the same job with this thread's own
+   * buffers) here, and waits for both. Before the worker runs (a Web Worker
+   * starts only once this thread returns to its event loop) `mine` takes every
+   * chunk: the same chunks, so the same result.
+   */
   const both = (job: Job, mine: () => void): void => {
     const c = ctrl!;
+    if (Atomics.load(c, READY) !== 1) { mine(); return; }
     writeJob(c, ctrlF!, job.kind, job.args);
     seq = seq + 1 > 0x3fffffff ? 1 : seq + 1;
     Atomics.store(c, SEQ, seq);
@@ -377,6 +385,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     },
     arenaStats: arena.stats,
     inKernelMemory: inArena,
+    workerRunning: () => worker !== undefined && ctrl !== undefined && Atomics.load(ctrl, READY) === 1,
     dispose: () => {
       if (worker !== undefined && ctrl !== undefined) {
         Atomics.store(ctrl, SEQ, -1);
