@@ -44,6 +44,11 @@ describe('the package under bundlers', () => {
     const inputs = Object.keys(r.metafile.inputs);
     expect(inputs.some((f) => f.endsWith('dist/core/backends/cpu.js'))).toBe(true); // the backends are in it
     expect(inputs.filter((f) => /node:|dist\/(data\/(load|download)|nn\/serialize)\.js/.test(f))).toEqual([]);
+    // Only the library's own dependencies: the command line's packages and gpu.js are optional peers.
+    const packages = new Set(inputs.flatMap((f) => /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(f)?.[1] ?? []));
+    expect([...packages].sort()).toEqual(['fp-ts', 'io-ts', 'pure-rand']);
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(Object.keys(pkg.dependencies).sort()).toEqual(['io-ts', 'pure-rand']);
     const imports = Object.values(r.metafile.outputs).flatMap((o) => o.imports);
     expect(imports).toEqual([]); // nothing left for the browser to resolve
   });

@@ -38,7 +38,7 @@ export const detectGpu = (): GpuReport => {
   const { dirname, join } = nodeBuiltin<typeof import('node:path')>('node:path', why);
   const { isMainThread } = nodeBuiltin<typeof import('node:worker_threads')>('node:worker_threads', why);
   const require = nodeBuiltin<typeof import('node:module')>('node:module', why).createRequire(import.meta.url);
-  let glBuilt = false, context = false, loadError: string | undefined;
+  let glBuilt = false, context = false, loadError: string | undefined, installed = true;
   try {
     const gl = require('gl') as (w: number, h: number) => { getExtension(n: string): { destroy(): void } | null } | null;
     glBuilt = true;
@@ -53,7 +53,7 @@ export const detectGpu = (): GpuReport => {
         loadError = `${(e as Error).message.split('\n')[0]}${isMainThread ? '' : ' (in a worker thread)'}`;
       }
     } catch {
-      /* not installed at all */
+      installed = false; // gpu.js (which brings gl) is an optional peer of the library
     }
   }
   let renderer: string | undefined;
@@ -66,7 +66,9 @@ export const detectGpu = (): GpuReport => {
     }
   }
   const hardware = isHardwareRenderer(renderer);
-  const summary = loadError !== undefined
+  const summary = !installed
+    ? 'gpu.js and headless-gl are not installed (optional for the library): npm install gpu.js'
+    : loadError !== undefined
     ? `headless-gl is built but could not be loaded: ${loadError}`
     : !glBuilt
     ? "headless-gl ('gl') is not built: install libxi-dev libx11-dev libxext-dev pkg-config and a C++ toolchain, then npm rebuild gl"

@@ -117,7 +117,14 @@ export const loadGpuJs = (): { readonly mod: GpuJsModule; readonly mode: 'headle
   if (injectedGpuJs !== undefined) return { mod: injectedGpuJs, mode: isNode() ? 'headlessgl' : 'webgl2' };
   if (isNode()) {
     const { createRequire } = nodeBuiltin<typeof import('node:module')>('node:module', 'loading gpu.js');
-    return { mod: createRequire(import.meta.url)('gpu.js') as GpuJsModule, mode: 'headlessgl' };
+    let mod: GpuJsModule;
+    try {
+      mod = createRequire(import.meta.url)('gpu.js') as GpuJsModule;
+    } catch (e) {
+      // An optional peer: installing tapegrad alone leaves gpu.js (and its 100 MB of WebGL and WebGPU bindings) out.
+      throw new Error(`the gpujs backend needs the gpu.js package (${(e as Error).message.split('\n')[0]}): npm install gpu.js`);
+    }
+    return { mod, mode: 'headlessgl' };
   }
   // gpu-browser.js defines `GPU` as the class, with the module's exports on it.
   const global = (globalThis as { GPU?: GpuJsModule['GPU'] & Partial<GpuJsModule> }).GPU;
