@@ -127,7 +127,7 @@ export const loadGpuJs = (): { readonly mod: GpuJsModule; readonly mode: 'headle
     return { mod, mode: 'headlessgl' };
   }
   // gpu-browser.js defines `GPU` as the class, with the module's exports on it.
-  const global = (globalThis as { GPU?: GpuJsModule['GPU'] & Partial<GpuJsModule> }).GPU;
+  const global = (globalThis as unknown as { GPU?: GpuJsModule['GPU'] & Partial<GpuJsModule> }).GPU;
   if (global === undefined) {
     throw new Error("the gpujs backend needs gpu.js: load node_modules/gpu.js/dist/gpu-browser.min.js on the page, or call useGpuJs(await import('gpu.js')) first");
   }
