@@ -5,6 +5,7 @@
 // `window.tapegradDemo.run(config)` runs the same from a script (the browser test).
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { backend } from 'tapegrad';
 import type { DemoConfig, DemoEvent, DemoResult } from './train.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -111,5 +112,14 @@ $('form').addEventListener('submit', (e) => {
   void run(cfg, { train: $<HTMLInputElement>('trainFile'), test: $<HTMLInputElement>('testFile') }).catch(() => {});
 });
 
-(window as unknown as { tapegradDemo: unknown }).tapegradDemo = { run };
+/** A backend made on the page's own thread: its description (the tests read it), or the error's message. */
+const describeOnPage = (name: string): string => {
+  try {
+    return backend(name).description;
+  } catch (e) {
+    return `error: ${(e as Error).message}`;
+  }
+};
+
+(window as unknown as { tapegradDemo: unknown }).tapegradDemo = { run, describeOnPage };
 document.body.dataset['state'] = 'ready';

@@ -53,6 +53,13 @@ describe('the demo page in headless Chromium', () => {
     expect(await browser.page.evaluate('[document.body.dataset.state, crossOriginIsolated]')).toEqual(['ready', true]);
   });
 
+  it("on the page's own thread the cpu backend runs one thread and says why; gpujs names what it lacks", async () => {
+    const [cpu, gpujs] = await browser.page.evaluate<[string, string]>('[tapegradDemo.describeOnPage("cpu"), tapegradDemo.describeOnPage("gpujs")]');
+    expect(cpu).toMatch(/^cpu: WebAssembly SIMD GEMM .*1 thread: on the page's main thread, which may not block/);
+    // The page has not loaded gpu.js (the worker does), and Chrome's own `GPU` (WebGPU) is not mistaken for it.
+    expect(gpujs).toMatch(/^error: the gpujs backend needs gpu\.js: load .*gpu-browser\.min\.js/);
+  });
+
   for (const backend of ['cpu', 'gpujs'] as const) {
     it(`trains one epoch with ${backend} and its losses equal Node's`, async () => {
       const web = await inBrowser(backend);

@@ -7,6 +7,7 @@ import { createCpuBackend } from './cpu.js';
 import { createGpujsBackend } from './gpujs.js';
 import { createReferenceBackend } from './reference.js';
 import { detectGpu, isHardwareRenderer } from './detect.js';
+import { gpuJsAvailable, sharedMemoryError } from './platform.js';
 
 registerBackend('reference', () => createReferenceBackend());
 registerBackend('cpu', () => createCpuBackend());
@@ -14,9 +15,11 @@ registerBackend('gpujs', () => createGpujsBackend());
 
 setAutoPolicy(() => {
   const gpu = detectGpu();
-  return gpu.hardware
-    ? { name: 'gpujs', reason: `auto: ${gpu.summary}` }
-    : { name: 'cpu', reason: `auto: no hardware GPU (${gpu.summary})` };
+  if (gpu.hardware && gpuJsAvailable()) return { name: 'gpujs', reason: `auto: ${gpu.summary}` };
+  // In a browser page that is not cross-origin isolated the cpu backend cannot have its shared memory.
+  const noShared = sharedMemoryError();
+  if (noShared !== undefined) return { name: 'reference', reason: `auto: ${noShared}` };
+  return { name: 'cpu', reason: `auto: no hardware GPU (${gpu.hardware ? 'gpu.js is not available' : gpu.summary})` };
 });
 
 export { createCpuBackend, createGpujsBackend, createReferenceBackend, detectGpu, isHardwareRenderer };

@@ -112,6 +112,18 @@ export const useGpuJs = (mod: GpuJsModule): void => {
   injectedGpuJs = mod;
 };
 
+/** Whether gpu.js can be had without loading anything more: injected, on the page, or under Node (installed). */
+export const gpuJsAvailable = (): boolean => {
+  if (injectedGpuJs !== undefined) return true;
+  if (!isNode()) return typeof (globalThis as unknown as { GPU?: { prototype?: { createKernel?: unknown } } }).GPU?.prototype?.createKernel === 'function';
+  try {
+    nodeBuiltin<typeof import('node:module')>('node:module', 'finding gpu.js').createRequire(import.meta.url).resolve('gpu.js');
+    return true;
+  } catch {
+    return false;
+  }
+};
+
 /** gpu.js and the WebGL mode to ask of it: headless-gl under Node, the page's WebGL 2 elsewhere. */
 export const loadGpuJs = (): { readonly mod: GpuJsModule; readonly mode: 'headlessgl' | 'webgl2' } => {
   if (injectedGpuJs !== undefined) return { mod: injectedGpuJs, mode: isNode() ? 'headlessgl' : 'webgl2' };
@@ -126,10 +138,11 @@ export const loadGpuJs = (): { readonly mod: GpuJsModule; readonly mode: 'headle
     }
     return { mod, mode: 'headlessgl' };
   }
-  // gpu-browser.js defines `GPU` as the class, with the module's exports on it.
+  // gpu-browser.js defines `GPU` as the class, with the module's exports on it;
+  // browsers with WebGPU have a `GPU` of their own, without createKernel.
   const global = (globalThis as unknown as { GPU?: GpuJsModule['GPU'] & Partial<GpuJsModule> }).GPU;
-  if (global === undefined) {
+  if (typeof global?.prototype?.createKernel !== 'function') {
     throw new Error("the gpujs backend needs gpu.js: load node_modules/gpu.js/dist/gpu-browser.min.js on the page, or call useGpuJs(await import('gpu.js')) first");
   }
-  return { mod: { GPU: global.GPU ?? global }, mode: 'webgl2' };
+  return { mod: { GPU: global!.GPU ?? global! }, mode: 'webgl2' };
 };
