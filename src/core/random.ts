@@ -25,6 +25,10 @@ const nextDouble = (g: { unsafeNext(): number }): number => {
   return (a * 67108864 + b) / 9007199254740992;
 };
 
+/**
+ * A seeded, immutable source of randomness: `new Key(0)`. The same key always
+ * draws the same numbers; `split` and `fold` derive independent keys.
+ */
 export class Key {
   readonly #gen: Gen;
   /** The seed, or the derivation path, for printing. */

@@ -14,14 +14,20 @@ import { nodeBuiltin } from '../core/backends/platform.js';
 const fs = () => nodeBuiltin<typeof import('node:fs')>('node:fs', 'reading CIFAR-100 files (parseCifar100 takes bytes)');
 const join = (...parts: string[]) => nodeBuiltin<typeof import('node:path')>('node:path', 'reading CIFAR-100 files').join(...parts);
 
+/** Bytes per record: coarse label, fine label, 3072 pixel bytes. */
 export const RECORD_BYTES = 3074;
+/** Pixel bytes per image (3 channels × 32 × 32), the MLP's input width. */
 export const PIXELS = 3072;
+/** Pixels per channel plane (32 × 32). */
 export const CHANNEL_PIXELS = 1024;
+/** Superclasses (the coarse labels). */
 export const COARSE_CLASSES = 20;
+/** Classes (the fine labels). */
 export const FINE_CLASSES = 100;
 
 /** Label granularity: 20 superclasses or 100 classes. */
 export type LabelKind = 'coarse' | 'fine';
+/** The release's two files: train.bin (50,000 images) and test.bin (10,000). */
 export type SplitName = 'train' | 'test';
 
 /** Official sizes and checksums (shared/data/README.md; the CIFAR-100 release). */
@@ -62,8 +68,10 @@ export const pixelOffset = (i: number): number => i * RECORD_BYTES + 2;
 
 /** The labels of a split at the chosen granularity. */
 export const labelsOf = (split: CifarSplit, kind: LabelKind): Uint8Array => (kind === 'coarse' ? split.coarse : split.fine);
+/** 20 or 100. */
 export const classCount = (kind: LabelKind): number => (kind === 'coarse' ? COARSE_CLASSES : FINE_CLASSES);
 
+/** What `parseCifar100` and `readCifar100` demand of a file beyond its format. */
 export interface ReadOptions {
   /** Demand the official record count (default true). */
   readonly expectOfficialSize?: boolean;

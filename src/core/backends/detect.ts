@@ -7,6 +7,7 @@
  */
 import { isNode, nodeBuiltin } from './platform.js';
 
+/** What `detectGpu` found: whether WebGL works here, and on what renderer. */
 export interface GpuReport {
   /** headless-gl's native module is built (npm succeeds silently without it). */
   readonly glBuilt: boolean;
