@@ -23,7 +23,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import type { KernelTable, MomentumHyper, Operand } from '../backend.js';
 import { hostFused, hostKernels, matmulDims, type Alloc } from '../kernels.js';
-import { createHostPool } from '../pool.js';
+import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
 import { CTRL_WORDS, DONE, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
@@ -365,6 +365,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       return out;
     },
     read: (buf) => buf,
+    needsRelease: (buf) => buf.byteLength >= MIN_POOLED_BYTES,
     free: (buf) => (inArena(buf) ? arena.freeFloat32(buf) : pool.free(buf)),
     // A view of a matrix outside the kernel's memory would be staged at every product: a copy in is cheaper.
     view: (buf, offset, n) => (inArena(buf) ? buf.subarray(offset, offset + n) : undefined),
