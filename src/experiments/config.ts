@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, PositiveInt } from '../nn/codecs.js';
+import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, PositiveInt, SeedC } from '../nn/codecs.js';
 import { presets, type Preset } from '../nn/presets.js';
 import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec } from '../nn/index.js';
 import type { LabelKind, Normalization } from '../data/index.js';
@@ -49,7 +49,7 @@ export const ConfigC = t.exact(t.intersection([
   t.partial({
     description: t.string,
     preset: t.keyof({ paper: null, defaults: null }),
-    seed: t.Integer,
+    seed: SeedC,
     backend: t.keyof({ auto: null, cpu: null, gpujs: null, reference: null }),
     data: t.exact(t.partial({
       labels: t.keyof({ coarse: null, fine: null }),
@@ -115,8 +115,9 @@ const unknownKeys = (input: unknown, output: unknown, path = ''): string[] => {
 
 /** Decodes a parsed config object; `Left` names each bad or unknown key. */
 export const decodeConfig = (value: unknown, source = 'config'): E.Either<ConfigError, ResolvedConfig> => {
+  if (value === null || value === undefined) return E.left(new ConfigError(`${source}: the config is empty: it needs at least 'name: …' (see examples/configs/)`));
   const decoded = ConfigC.decode(value);
-  if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config\n${describeErrors(decoded.left)}`));
+  if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config: ${describeErrors(decoded.left)}`));
   const extra = unknownKeys(value, decoded.right).filter((k) => !/^sweep\.(grid|keys|points)\b/.test(k));
   if (extra.length > 0) {
     return E.left(new ConfigError(`${source}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} (check the spelling; see examples/configs/ for every key)`));
