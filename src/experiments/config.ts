@@ -208,3 +208,19 @@ export const expandGrid = (raw: RawConfig): { values: Value[]; config: RawConfig
     config: values.reduce<RawConfig>((c, v, i) => setPath(c, keys[i]!, v) as RawConfig, { ...base, name: `${raw.name}-${values.join('-')}` }),
   }));
 };
+
+/**
+ * The dotted paths where two configs differ, with both values
+ * (`training.epochs: 2 there, 3 here`): what a continued run or sweep would
+ * silently change if it went ahead.
+ */
+export const configDiff = (stored: unknown, now: unknown, path = ''): string[] => {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(stored) && isObj(now)) {
+    const keys = [...new Set([...Object.keys(stored), ...Object.keys(now)])];
+    return keys.flatMap((k) => configDiff(stored[k], now[k], path === '' ? k : `${path}.${k}`));
+  }
+  if (JSON.stringify(stored) === JSON.stringify(now)) return [];
+  const show = (v: unknown) => (v === undefined ? 'unset' : JSON.stringify(v));
+  return [`${path}: ${show(stored)} there, ${show(now)} now`];
+};

@@ -132,6 +132,11 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
     if (sw.right.interrupted) return E.left(new Error(`interrupted during ${section}; finished runs are kept in ${sw.right.dir}`));
     const rel = (f: string) => relative(outDir, join(sw.right.dir, f));
     const best = sw.right.best;
+    if (best === undefined) {
+      summary.push(`| ${sw.right.title} | every run diverged | — | no |`);
+      parts.push(`## ${sw.right.title}\n\n${cfg.description ?? ''}\n\n${sw.right.markdown}\n\nEvery run of this table diverged, so it has no best row and no figures.`);
+      continue;
+    }
     const paperBest = Math.max(...(cfg.sweep?.paper ?? []).map((p) => p.valAccuracy));
     const ours = best.valAccuracy * 100;
     const within = Number.isFinite(paperBest) ? Math.abs(ours - paperBest) <= 2 : undefined;

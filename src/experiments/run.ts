@@ -6,18 +6,21 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { backendSelection, Key, reclaimTensorMemory, setBackend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
-  decodeTreeLike, encodeTree, evaluate, fitAsync, mlp, optimizerFromSpec, saveModel, writeFileAtomic,
-  type EpochRecord, type FitEvent, type FitState, type MlpParams, type Model,
+  evaluate, fitAsync, jsonChecksum, mlp, readText, saveModel, sealJson, unsealJson, writeFileAtomic,
+  type EpochRecord, type FitEvent, type FitState, type Model,
 } from '../nn/index.js';
-import type { Tree } from '../autodiff/index.js';
+import { describeErrors, Finite } from '../nn/codecs.js';
 import { decodeConfig, type ResolvedConfig } from './config.js';
+import { checkRunFits } from './budget.js';
+import { EpochRecordC, historyProblem, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { curvesSpec, render } from './plots.js';
+import { checkNewFolder, claimFreshFolder, claimNewFolder, fsMessage, lockFolder, whileOpen, type RunLock } from './runfolder.js';
 
 export interface RunResult {
   readonly dir: string;
@@ -51,35 +54,46 @@ export interface RunOptions {
   readonly plots?: boolean;
   /** A backend chosen on the command line, over the config's (used on resume). */
   readonly backend?: string;
+  /**
+   * With a run to resume: train it to this many epochs instead of its own, in a
+   * new folder (`outDir`, else a fresh one), leaving the original as it is.
+   */
+  readonly extendTo?: number;
+  /** A line worth telling the user (a killed run detected, a flag's effect). */
+  readonly onNote?: (line: string) => void;
 }
 
-const CHECKPOINT_FORMAT = 'tapegrad.checkpoint';
+/** A run whose loss or weights became non-finite: a result (a sweep's row), not a crash. */
+export class DivergedError extends Error {
+  override readonly name = 'DivergedError';
+  constructor(readonly dir: string, readonly epoch: number, message: string) {
+    super(message);
+  }
+}
 
-const EpochRecordC = t.type({ epoch: t.number, trainLoss: t.number, trainAccuracy: t.number, valLoss: t.number, valAccuracy: t.number, seconds: t.number });
-const EncodedC = t.array(t.type({ path: t.string, shape: t.array(t.number), data: t.string }));
-const CheckpointC = t.type({
-  format: t.literal(CHECKPOINT_FORMAT),
-  version: t.literal(1),
-  epoch: t.number,
-  history: t.array(EpochRecordC),
-  best: t.union([t.null, t.type({ epoch: t.number, valLoss: t.number, params: EncodedC })]),
-  stoppedAt: t.union([t.null, t.number]),
-  params: EncodedC,
-  optState: EncodedC,
-});
+/**
+ * The smallest validation and test sets a run accepts: below this, each image
+ * moves the accuracy by more than 10 points, and an empty set gives NaN.
+ */
+export const MIN_EVAL_IMAGES = 10;
 
-const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 
-/** A folder name that does not exist yet. */
-const freshDir = (parent: string, name: string): string => {
-  const base = join(parent, `${name}-${stamp()}`);
-  let dir = base;
-  for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
-  return dir;
-};
+const RESULT_FORMAT = 'tapegrad.result';
+const ResultC = t.exact(t.type({
+  format: t.literal(RESULT_FORMAT),
+  outcome: t.keyof({ finished: null, diverged: null }),
+  name: t.string,
+  valAccuracy: t.union([t.null, Finite]), testAccuracy: t.union([t.null, Finite]), testLoss: t.union([t.null, Finite]),
+  bestEpoch: t.number, stoppedAt: t.union([t.null, t.number]), returnedEpoch: t.number, epochsRun: t.number,
+  divergedAtEpoch: t.union([t.null, t.number]), error: t.union([t.null, t.string]),
+  backend: t.string, seed: t.number, seconds: t.number,
+  historySha256: t.string,
+}));
 
 export const modelFor = (c: ResolvedConfig, classes: number): Model =>
   mlp([3072, ...c.model.hidden, classes], { activation: c.model.activation, init: c.model.init });
+
+const classesOf = (c: ResolvedConfig): number => (c.data.labels === 'fine' ? 100 : 20);
 
 const dataKey = (c: ResolvedConfig) => JSON.stringify({ ...c.data, seed: c.seed });
 
@@ -99,34 +113,21 @@ const loadData = async (c: ResolvedConfig, opts: RunOptions): Promise<E.Either<E
   return data;
 };
 
+/** Refuses sets too small to measure anything (an empty validation set gives NaN%). */
+const checkSizes = (d: CifarData, c: ResolvedConfig): E.Either<Error, void> => {
+  const { train, val, test } = d;
+  const sizes = `${train.n} training, ${val.n} validation, ${test.n} test images`;
+  if (train.n < 1 || val.n < MIN_EVAL_IMAGES || test.n < MIN_EVAL_IMAGES) {
+    return E.left(new Error(
+      `the data split gives ${sizes} (limitTrain ${c.data.limitTrain ?? 'all'}, trainFraction ${c.data.trainFraction}, limitTest ${c.data.limitTest ?? 'all'}); ` +
+        `validation and test need at least ${MIN_EVAL_IMAGES} images each and training at least 1: raise --limit-train / --limit-test`,
+    ));
+  }
+  return E.right(undefined);
+};
+
 const historyCsv = (h: readonly EpochRecord[]): string =>
   ['epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds', ...h.map((r) => [r.epoch, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.seconds.toFixed(3)].join(','))].join('\n') + '\n';
-
-const saveCheckpoint = (dir: string, s: FitState): void =>
-  writeFileAtomic(join(dir, 'checkpoint.json'), JSON.stringify({
-    format: CHECKPOINT_FORMAT, version: 1, epoch: s.epoch, history: s.history,
-    best: s.best === undefined ? null : { epoch: s.best.epoch, valLoss: s.best.valLoss, params: encodeTree(s.best.params) },
-    stoppedAt: s.stoppedAt ?? null, params: encodeTree(s.params), optState: encodeTree(s.optState),
-  }));
-
-const loadCheckpoint = (dir: string, model: Model, c: ResolvedConfig): E.Either<Error, FitState> => {
-  const file = join(dir, 'checkpoint.json');
-  if (!existsSync(file)) return E.left(new Error(`${dir}: no checkpoint.json, so nothing to resume (the run stopped before its first epoch finished: start it again)`));
-  let json: unknown;
-  try { json = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { return E.left(new Error(`${file}: unreadable (${(e as Error).message})`)); }
-  const d = CheckpointC.decode(json);
-  if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad checkpoint`));
-  const ck = d.right;
-  const like = model.layer.init(new Key(0));
-  const optLike = optimizerFromSpec(c.training.optimizer).init(like);
-  const params = decodeTreeLike(file, like, ck.params);
-  const opt = decodeTreeLike(file, optLike as Tree, ck.optState);
-  const best = ck.best === null ? E.right(undefined) : E.map((p: MlpParams) => ({ epoch: ck.best!.epoch, valLoss: ck.best!.valLoss, params: p }))(decodeTreeLike(file, like, ck.best.params));
-  if (E.isLeft(params)) return params;
-  if (E.isLeft(opt)) return opt;
-  if (E.isLeft(best)) return best;
-  return E.right({ epoch: ck.epoch, params: params.right, optState: opt.right, history: ck.history, best: best.right, stoppedAt: ck.stoppedAt ?? undefined });
-};
 
 /** Writes accuracy and loss curves (SVG and PNG) of a history into `dir`. */
 export const writeCurves = async (dir: string, label: string, history: readonly EpochRecord[], prefix = ''): Promise<void> => {
@@ -138,111 +139,269 @@ export const writeCurves = async (dir: string, label: string, history: readonly 
   }
 };
 
-/** Runs (or, with `resumeDir`, continues) one experiment. */
+/** A run folder's config.json: sealed, so a corrupted or edited one is refused rather than trained with. */
+export const readRunConfig = (dir: string): E.Either<Error, ResolvedConfig> => {
+  const file = join(dir, 'config.json');
+  if (!existsSync(file)) return E.left(new Error(`${dir}: no config.json: not a tapegrad run folder`));
+  const text = readText(file);
+  if (E.isLeft(text)) return text;
+  const v = unsealJson(file, text.right, false);
+  if (E.isLeft(v)) return E.left(new Error(`${v.left.message}: this run folder cannot be continued; start the run again`));
+  return decodeConfig(v.right, file);
+};
+
+const writeRunConfig = (dir: string, c: ResolvedConfig): void => {
+  // The resolved config is what ran: saved in full, as YAML for people and sealed JSON for resume.
+  writeFileAtomic(join(dir, 'config.yaml'), toYaml(c));
+  writeFileAtomic(join(dir, 'config.json'), sealJson(c as unknown as Record<string, unknown>, 2));
+};
+
+/** Where a resume can begin: a run folder's stored config, and whether it holds a result. */
+const resumeTarget = (dir: string, extendTo: number | undefined): E.Either<Error, ResolvedConfig> => {
+  if (!existsSync(dir)) return E.left(new Error(`${dir}: no such run folder`));
+  const c = readRunConfig(dir);
+  if (E.isLeft(c)) return c;
+  if (extendTo === undefined && existsSync(join(dir, 'result.json'))) {
+    return E.left(new Error(`${dir}: this run already finished; nothing to resume (to train it further, add --epochs N: a new folder continues it from its last epoch)`));
+  }
+  return c;
+};
+
+/** Runs (or, with `resumeDir`, continues) one experiment. Never throws: every failure is a `Left`. */
 export const runExperiment = async (config: ResolvedConfig | undefined, opts: RunOptions = {}, resumeDir?: string): Promise<E.Either<Error, RunResult>> => {
+  let lock: RunLock | undefined;
+  let onExit: (() => void) | undefined;
+  try {
+    return await runUnguarded(config, opts, resumeDir, (l, hook) => { lock = l; onExit = hook; });
+  } catch (e) {
+    const msg = (e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, lock?.dir ?? resumeDir ?? opts.outDir ?? 'run folder') : (e as Error).message;
+    if (lock !== undefined) {
+      try { writeFileAtomic(join(lock.dir, 'run.json'), JSON.stringify({ status: 'failed', error: msg, failed: new Date().toISOString() }, null, 2)); } catch { /* the error below says it */ }
+    }
+    return E.left(new Error(msg.split('\n')[0]!));
+  } finally {
+    onExit?.();
+    lock?.release();
+  }
+};
+
+const runUnguarded = async (
+  config: ResolvedConfig | undefined, opts: RunOptions, resumeDir: string | undefined, hold: (l: RunLock, unhook: () => void) => void,
+): Promise<E.Either<Error, RunResult>> => {
   const t0 = performance.now();
   if (config === undefined && resumeDir === undefined) return E.left(new Error('runExperiment: give a config, or a run folder to resume'));
-  let c = config!;
-  let dir: string;
-  let resume: FitState | undefined;
+  let c: ResolvedConfig;
+  let sourceLock: RunLock | undefined;
+  const extending = resumeDir !== undefined && opts.extendTo !== undefined;
   if (resumeDir !== undefined) {
-    dir = resumeDir;
-    if (existsSync(join(dir, 'result.json'))) return E.left(new Error(`${dir}: this run already finished; nothing to resume`));
-    const cfgFile = join(dir, 'config.json');
-    if (!existsSync(cfgFile)) return E.left(new Error(`${dir}: no config.json: not a tapegrad run folder`));
-    const dc = decodeConfig(JSON.parse(readFileSync(cfgFile, 'utf8')), cfgFile);
-    if (E.isLeft(dc)) return dc;
-    c = dc.right;
-  } else if (opts.outDir !== undefined) {
-    dir = opts.outDir;
-    if (existsSync(join(dir, 'result.json'))) return E.left(new Error(`${dir} holds a finished run, which is never overwritten: choose another --out`));
-    if (existsSync(join(dir, 'checkpoint.json'))) return E.left(new Error(`${dir} holds an unfinished run: continue it with --resume ${dir}, or choose another --out`));
-  } else {
-    dir = freshDir(opts.runsDir ?? 'runs', c.name);
-  }
-  mkdirSync(dir, { recursive: true });
-
-  const backendName = opts.backend ?? c.backend;
-  setBackend(backendName, backendName === 'auto' ? undefined : `chosen in the config or with --backend ('${backendName}')`);
-  const data = await loadData(c, opts);
-  if (E.isLeft(data)) return data;
-  const model = modelFor(c, data.right.train.classes);
-  if (resumeDir !== undefined) {
-    const st = loadCheckpoint(dir, model, c);
-    if (E.isLeft(st)) return st;
-    resume = st.right;
-  } else {
-    // The resolved config is what ran: saved in full, as YAML for people and JSON for resume.
-    writeFileAtomic(join(dir, 'config.yaml'), toYaml(c));
-    writeFileAtomic(join(dir, 'config.json'), JSON.stringify(c, null, 2));
-  }
-  const sel = backendSelection();
-  const info = {
-    seed: c.seed, backend: sel.backend.description, backendReason: sel.reason,
-    node: process.version, started: new Date().toISOString(), resumedFromEpoch: resume?.epoch ?? null,
-  };
-  const status = (s: Record<string, unknown>) => writeFileAtomic(join(dir, 'run.json'), JSON.stringify({ ...info, ...s }, null, 2));
-  status({ status: 'running' });
-
-  const es = c.training.earlyStopping;
-  const result = await fitAsync(model, model.layer.init(new Key(c.seed).fold('init')), { train: data.right.train, val: data.right.val }, {
-    epochs: c.training.epochs, batchSize: c.training.batchSize, optimizer: c.training.optimizer, shuffle: c.training.shuffle,
-    seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
-    ...(opts.signal ? { signal: opts.signal } : {}),
-    ...(resume ? { resume } : {}),
-    onEvent: (e) => {
-      if (e.type === 'epoch') {
-        saveCheckpoint(dir, e.state);
-        writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
-        writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
+    const stored = resumeTarget(resumeDir, opts.extendTo);
+    if (E.isLeft(stored)) return stored;
+    c = stored.right;
+    if (extending) {
+      if (opts.extendTo! <= c.training.epochs && existsSync(join(resumeDir, 'result.json'))) {
+        return E.left(new Error(`${resumeDir} already trained ${c.training.epochs} epochs: --epochs ${opts.extendTo} must be more than that to extend it`));
       }
-      opts.onEvent?.(e);
-    },
-  });
-  if (E.isLeft(result)) {
-    status({ status: 'failed', error: result.left.message });
-    return result;
+      c = { ...c, training: { ...c.training, epochs: opts.extendTo! } };
+    }
+  } else {
+    c = config!;
   }
-  const r = result.right;
-  const returned = r.history[r.returnedEpoch - 1];
-  const base = {
-    dir, config: c, history: r.history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt, returnedEpoch: r.returnedEpoch,
-    valAccuracy: returned?.valAccuracy ?? NaN, interrupted: r.interrupted, backend: sel.backend.name,
-  };
-  if (r.interrupted) {
-    status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}` });
-    return E.right({ ...base, testAccuracy: NaN, testLoss: NaN, seconds: (performance.now() - t0) / 1000 });
+  const fits = checkRunFits(c, classesOf(c), opts.backend ?? c.backend);
+  if (E.isLeft(fits)) return fits;
+  // Fail on a bad --out now, before minutes of loading data (it is claimed, atomically, later).
+  const target = extending || resumeDir === undefined ? opts.outDir : undefined;
+  if (target !== undefined) {
+    const ok = checkNewFolder(target);
+    if (E.isLeft(ok)) return ok;
   }
-  const test = evaluate(model, r.params, data.right.test);
-  saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch });
-  if (opts.plots ?? true) await writeCurves(dir, c.name, r.history);
-  const seconds = (performance.now() - t0) / 1000;
-  const summary = {
-    name: c.name, valAccuracy: base.valAccuracy, testAccuracy: test.accuracy, testLoss: test.loss,
-    bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? null, returnedEpoch: r.returnedEpoch, epochsRun: r.history.length,
-    backend: sel.backend.description, seed: c.seed, seconds,
-  };
-  writeFileAtomic(join(dir, 'result.json'), JSON.stringify(summary, null, 2));
-  status({ status: 'finished', finished: new Date().toISOString() });
-  return E.right({ ...base, testAccuracy: test.accuracy, testLoss: test.loss, seconds });
+  if (resumeDir !== undefined) {
+    // Held while the run's checkpoint is read (and, when continuing in place, for the whole run).
+    const l = lockFolder(resumeDir);
+    if (E.isLeft(l)) return l;
+    sourceLock = l.right;
+    if (l.right.stale !== undefined) {
+      const s = l.right.stale;
+      writeFileAtomic(join(resumeDir, 'run.json'), JSON.stringify({ ...readRunJson(resumeDir), status: 'killed', killedProcess: s.pid, detected: new Date().toISOString() }, null, 2));
+      opts.onNote?.(`${resumeDir}: its process ${s.pid} ended without finishing (killed); run.json now says so. Continuing from its checkpoint`);
+    }
+  }
+  try {
+    const backendName = opts.backend ?? c.backend;
+    try {
+      setBackend(backendName, backendName === 'auto' ? undefined : `chosen in the config or with --backend ('${backendName}')`);
+    } catch (e) {
+      return E.left(new Error(`backend '${backendName}' cannot be used here: ${(e as Error).message.split('\n')[0]} (try --backend cpu)`));
+    }
+    const data = await loadData(c, opts);
+    if (E.isLeft(data)) return data;
+    const sized = checkSizes(data.right, c);
+    if (E.isLeft(sized)) return sized;
+    const model = modelFor(c, data.right.train.classes);
+    let resume: FitState | undefined;
+    if (resumeDir !== undefined && existsSync(join(resumeDir, 'checkpoint.json'))) {
+      const st = loadCheckpoint(resumeDir, model, extending ? { ...c, training: { ...c.training, epochs: Math.max(c.training.epochs, opts.extendTo!) } } : c);
+      if (E.isLeft(st)) return st;
+      resume = st.right;
+      if (extending && resume.stoppedAt !== undefined) {
+        return E.left(new Error(`${resumeDir}: early stopping ended this run at epoch ${resume.stoppedAt}; more epochs would not train (turn early stopping off in a new run instead)`));
+      }
+      if (extending && opts.extendTo! <= resume.epoch) {
+        return E.left(new Error(`${resumeDir} has ${resume.epoch} finished epochs: --epochs ${opts.extendTo} must be more than that to extend it`));
+      }
+    }
+    let lock: RunLock;
+    if (resumeDir !== undefined && !extending) {
+      lock = sourceLock!;
+      sourceLock = undefined;
+    } else {
+      const l = opts.outDir !== undefined ? claimNewFolder(opts.outDir) : claimFreshFolder(opts.runsDir ?? 'runs', c.name);
+      if (E.isLeft(l)) return l;
+      lock = l.right;
+      writeRunConfig(lock.dir, c);
+      if (resume !== undefined) saveCheckpoint(lock.dir, resume);
+    }
+    sourceLock?.release();
+    sourceLock = undefined;
+    const dir = lock.dir;
+    const sel = backendSelection();
+    const info = {
+      seed: c.seed, backend: sel.backend.description, backendReason: sel.reason,
+      node: process.version, pid: process.pid, started: new Date().toISOString(), resumedFromEpoch: resume?.epoch ?? null,
+      ...(extending ? { extends: resumeDir } : {}),
+    };
+    const status = (s: Record<string, unknown>) => writeFileAtomic(join(dir, 'run.json'), JSON.stringify({ ...info, ...s }, null, 2));
+    let epochsDone = resume?.epoch ?? 0;
+    // Should the process end with this run open (a second Ctrl-C, SIGTERM's exit, an uncaught error), run.json says how.
+    const unhook = whileOpen((code) => {
+      status({ status: code === 130 || code === 143 ? 'interrupted' : 'failed', epochsFinished: epochsDone, exitCode: code, ended: new Date().toISOString() });
+      lock.release();
+    });
+    hold(lock, unhook);
+    status({ status: 'running' });
+
+    // A validation loss that is no longer finite means the weights diverged during the epoch: stop, as for a non-finite training loss.
+    const diverge = new AbortController();
+    let divergedRecord: EpochRecord | undefined;
+    const signal = opts.signal === undefined ? diverge.signal : AbortSignal.any([opts.signal, diverge.signal]);
+    const es = c.training.earlyStopping;
+    const result = await fitAsync(model, model.layer.init(new Key(c.seed).fold('init')), { train: data.right.train, val: data.right.val }, {
+      epochs: c.training.epochs, batchSize: c.training.batchSize, optimizer: c.training.optimizer, shuffle: c.training.shuffle,
+      seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
+      signal,
+      ...(resume ? { resume } : {}),
+      onEvent: (e) => {
+        if (e.type === 'epoch') {
+          if (!Number.isFinite(e.record.valLoss) || !Number.isFinite(e.record.trainLoss)) {
+            divergedRecord = e.record;
+            diverge.abort();
+            return;
+          }
+          saveCheckpoint(dir, e.state);
+          writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
+          writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
+          epochsDone = e.state.epoch;
+        }
+        opts.onEvent?.(e);
+      },
+    });
+    // fit reports a non-finite training loss as "the training loss became NaN at epoch E, …".
+    const lossDiverged = E.isLeft(result) ? /loss became \S+ at epoch (\d+)/.exec(result.left.message) : null;
+    const divergedAt = divergedRecord !== undefined ? divergedRecord.epoch : lossDiverged !== null ? Number(lossDiverged[1]) : undefined;
+    if (divergedAt !== undefined) {
+      const message = E.isLeft(result) ? result.left.message
+        : `the validation loss became ${divergedRecord!.valLoss} at epoch ${divergedAt}: the weights diverged. Lower the learning rate (now ${c.training.optimizer.lr}) or the momentum`;
+      const history = E.isRight(result) ? result.right.history.filter((r) => r.epoch < divergedAt) : [];
+      writeResult(dir, {
+        outcome: 'diverged', name: c.name, valAccuracy: null, testAccuracy: null, testLoss: null, bestEpoch: 0, stoppedAt: null, returnedEpoch: 0,
+        epochsRun: divergedAt - 1, divergedAtEpoch: divergedAt, error: message, backend: sel.backend.description, seed: c.seed,
+        seconds: (performance.now() - t0) / 1000, historySha256: jsonChecksum(readHistory(dir) ?? history),
+      });
+      status({ status: 'diverged', epoch: divergedAt, error: message, finished: new Date().toISOString() });
+      return E.left(new DivergedError(dir, divergedAt, `${message} (run folder ${dir})`));
+    }
+    if (E.isLeft(result)) {
+      status({ status: 'failed', error: result.left.message });
+      return result;
+    }
+    const r = result.right;
+    const returned = r.history[r.returnedEpoch - 1];
+    const base = {
+      dir, config: c, history: r.history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt, returnedEpoch: r.returnedEpoch,
+      valAccuracy: returned?.valAccuracy ?? NaN, interrupted: r.interrupted, backend: sel.backend.name,
+    };
+    if (r.interrupted) {
+      status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}${opts.dataDir !== undefined ? ` --data ${opts.dataDir}` : ''}` });
+      return E.right({ ...base, testAccuracy: NaN, testLoss: NaN, seconds: (performance.now() - t0) / 1000 });
+    }
+    const test = evaluate(model, r.params, data.right.test);
+    saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch });
+    if (opts.plots ?? true) await writeCurves(dir, c.name, r.history);
+    const seconds = (performance.now() - t0) / 1000;
+    writeResult(dir, {
+      outcome: 'finished', name: c.name, valAccuracy: base.valAccuracy, testAccuracy: test.accuracy, testLoss: test.loss,
+      bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? null, returnedEpoch: r.returnedEpoch, epochsRun: r.history.length,
+      divergedAtEpoch: null, error: null, backend: sel.backend.description, seed: c.seed, seconds, historySha256: jsonChecksum(r.history),
+    });
+    status({ status: 'finished', finished: new Date().toISOString() });
+    return E.right({ ...base, testAccuracy: test.accuracy, testLoss: test.loss, seconds });
+  } finally {
+    sourceLock?.release();
+  }
+};
+
+type ResultFields = Omit<t.TypeOf<typeof ResultC>, 'format'>;
+const writeResult = (dir: string, r: ResultFields): void =>
+  writeFileAtomic(join(dir, 'result.json'), sealJson({ format: RESULT_FORMAT, ...r }, 2));
+
+const readHistory = (dir: string): unknown => {
+  const text = readText(join(dir, 'history.json'));
+  if (E.isLeft(text)) return undefined;
+  try { return JSON.parse(text.right) as unknown; } catch { return undefined; }
+};
+
+/** run.json as it stands (for adding to it), or an empty record. */
+const readRunJson = (dir: string): Record<string, unknown> => {
+  const text = readText(join(dir, 'run.json'));
+  if (E.isLeft(text)) return {};
+  try { const v = JSON.parse(text.right) as unknown; return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {}; } catch { return {}; }
 };
 
 /**
- * What a finished run folder recorded, as a RunResult (sweeps skip finished
- * runs when they are continued). Undefined when the folder holds no finished run.
+ * What a finished run folder recorded (sweeps read finished runs back when
+ * they are continued): `undefined` when it holds no result yet, a `Left`
+ * `DivergedError` for a run that diverged, another `Left` when its files fail
+ * their checks (never a stack trace, never numbers from a corrupted file).
  */
-export const readFinishedRun = (dir: string): RunResult | undefined => {
+export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undefined => {
   const file = join(dir, 'result.json');
   if (!existsSync(file)) return undefined;
-  const r = JSON.parse(readFileSync(file, 'utf8')) as {
-    valAccuracy: number; testAccuracy: number; testLoss: number; bestEpoch: number; stoppedAt: number | null;
-    returnedEpoch: number; backend: string; seconds: number;
-  };
-  const config = decodeConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'));
-  if (E.isLeft(config)) throw config.left;
-  return {
-    dir, config: config.right, history: JSON.parse(readFileSync(join(dir, 'history.json'), 'utf8')) as EpochRecord[],
-    bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch, valAccuracy: r.valAccuracy,
-    testAccuracy: r.testAccuracy, testLoss: r.testLoss, interrupted: false, backend: r.backend, seconds: r.seconds,
-  };
+  const fix = 'move the run folder away and run again to redo this run';
+  const text = readText(file);
+  if (E.isLeft(text)) return text;
+  const sealed = unsealJson(file, text.right);
+  if (E.isLeft(sealed)) return E.left(new Error(`${sealed.left.message}: ${fix}`));
+  const d = ResultC.decode(sealed.right);
+  if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad result (${describeErrors(d.left)}): ${fix}`));
+  const r = d.right;
+  const config = readRunConfig(dir);
+  if (E.isLeft(config)) return config;
+  const hfile = join(dir, 'history.json');
+  let history: EpochRecord[] = [];
+  if (r.outcome === 'finished' || existsSync(hfile)) {
+    const htext = readText(hfile);
+    if (E.isLeft(htext)) return htext;
+    let hv: unknown;
+    try { hv = JSON.parse(htext.right); } catch { return E.left(new Error(`${hfile}: not valid JSON (truncated or corrupt): ${fix}`)); }
+    if (jsonChecksum(hv) !== r.historySha256) return E.left(new Error(`${hfile}: does not match the checksum in result.json (changed or corrupted): ${fix}`));
+    const hd = t.array(EpochRecordC).decode(hv);
+    if (E.isLeft(hd)) return E.left(new Error(`${hfile}: ${describeErrors(hd.left)}: ${fix}`));
+    const hp = historyProblem(hd.right);
+    if (hp !== undefined) return E.left(new Error(`${hfile}: ${hp}: ${fix}`));
+    history = hd.right;
+  }
+  if (r.outcome === 'diverged') return E.left(new DivergedError(dir, r.divergedAtEpoch ?? history.length + 1, r.error ?? `diverged at epoch ${r.divergedAtEpoch}`));
+  return E.right({
+    dir, config: config.right, history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch,
+    valAccuracy: r.valAccuracy ?? NaN, testAccuracy: r.testAccuracy ?? NaN, testLoss: r.testLoss ?? NaN, interrupted: false, backend: r.backend, seconds: r.seconds,
+  });
 };
