@@ -165,11 +165,18 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
 /** Reads a YAML or JSON config file, checked but not resolved (sweeps expand it first). */
 export const readRawConfig = (file: string): E.Either<ConfigError, RawConfig> => {
   if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such config file (examples/configs/ has one per table of the paper)`));
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return E.left(new ConfigError(`${file}: cannot be read (${code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message})`));
+  }
   let value: unknown;
   try {
-    value = parseYaml(readFileSync(file, 'utf8'));
+    value = parseYaml(text);
   } catch (e) {
-    return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message}`));
+    return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`));
   }
   const checked = decodeConfig(value, file);
   return E.isLeft(checked) ? checked : E.right(value as RawConfig);
