@@ -210,11 +210,13 @@ const loadModelUnsafe = (file: string): E.Either<ModelFileError, LoadedModel> =>
   const enc = decoded.right.params;
   // Shapes and byte counts first, so nothing is allocated for a file that cannot hold the weights it claims.
   if (enc.length !== 2 * (sizes.length - 1)) return E.left(new ModelFileError(file, `holds ${enc.length} tensors but architecture.sizes ${JSON.stringify(sizes)} needs ${2 * (sizes.length - 1)}: the file is corrupt`));
-  for (let i = 0; i < enc.length; i++) {
-    const layer = Math.floor(i / 2);
-    const want = i % 2 === 0 ? [sizes[layer]!, sizes[layer + 1]!] : [sizes[layer + 1]!];
-    if (enc[i]!.shape.join() !== want.join()) return E.left(new ModelFileError(file, `tensor ${enc[i]!.path} has shape ${showShape(enc[i]!.shape)} but the architecture needs ${showShape(want)}: the file is corrupt`));
-    if (Buffer.byteLength(enc[i]!.data, 'base64') !== sizeOf(want) * 4) return E.left(new ModelFileError(file, `tensor ${enc[i]!.path} of shape ${showShape(want)} needs ${sizeOf(want) * 4} bytes but holds ${Buffer.byteLength(enc[i]!.data, 'base64')}: the file is corrupt; save the model again`));
+  const wanted = new Map(sizes.slice(1).flatMap((out, i) => [[`[${i}].w`, [sizes[i]!, out]], [`[${i}].b`, [out]]] as const));
+  for (const e of enc) {
+    const want = wanted.get(e.path);
+    if (want === undefined) return E.left(new ModelFileError(file, `holds a tensor ${JSON.stringify(e.path)} that architecture.sizes ${JSON.stringify(sizes)} has no place for: the file is corrupt`));
+    if (e.shape.join() !== want.join()) return E.left(new ModelFileError(file, `tensor ${e.path} has shape ${showShape(e.shape)} but the architecture needs ${showShape(want)}: the file is corrupt`));
+    const bytes = Buffer.byteLength(e.data, 'base64');
+    if (bytes !== sizeOf(want) * 4) return E.left(new ModelFileError(file, `tensor ${e.path} of shape ${showShape(want)} needs ${sizeOf(want) * 4} bytes but holds ${bytes}: the file is corrupt; save the model again`));
   }
   const model = modelFromSpec(spec);
   const like = sizes.slice(1).map((out, i) => ({ w: zerosShape([sizes[i]!, out]), b: zerosShape([out]) }));
