@@ -72,6 +72,9 @@ export const loadCheckpoint = (dir: string, model: Model, c: ResolvedConfig): E.
   // Version 1 checkpoints had no checksum; version 2 ones must carry a good one.
   const sealed = unsealJson(file, text.right, /"version":1[,}]/.test(text.right.slice(0, 80)) ? false : true);
   if (E.isLeft(sealed)) return bad(sealed.left.message.slice(file.length + 2));
+  // io-ts' exact types drop unknown keys silently; a stray key here means a damaged file (or a renamed checksum).
+  const stray = Object.keys(sealed.right).filter((k) => !['format', 'version', 'epoch', 'history', 'best', 'stoppedAt', 'params', 'optState'].includes(k));
+  if (stray.length > 0) return bad(`has an unexpected key ${JSON.stringify(stray[0])}, so it is damaged`);
   const d = CheckpointC.decode(sealed.right);
   if (E.isLeft(d)) return bad(`not a valid tapegrad checkpoint (${describeErrors(d.left)})`);
   const ck = d.right;

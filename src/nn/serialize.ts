@@ -105,7 +105,8 @@ export const jsonChecksum = (value: unknown): string => sha256(JSON.stringify(va
 export const unsealJson = (file: string, text: string, required = true): E.Either<ModelFileError, Record<string, unknown>> => {
   let v: unknown;
   try { v = JSON.parse(text); } catch (e) {
-    return E.left(new ModelFileError(file, `is not valid JSON (${(e as Error).message}): the file is truncated or corrupt`));
+    // The parser quotes the text it choked on, which may hold newlines or control bytes: keep the message one line.
+    return E.left(new ModelFileError(file, `is not valid JSON (${(e as Error).message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')}): the file is truncated or corrupt`));
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return E.left(new ModelFileError(file, 'does not hold a JSON object: the file is corrupt'));
   const { sha256: sum, ...rest } = v as Record<string, unknown>;
@@ -200,6 +201,9 @@ const loadModelUnsafe = (file: string): E.Either<ModelFileError, LoadedModel> =>
   if (obj['format'] !== MODEL_FORMAT) return E.left(new ModelFileError(file, `is not a tapegrad model (format ${JSON.stringify(obj['format'])})`));
   if (!READABLE_VERSIONS.includes(obj['version'])) return E.left(new ModelFileError(file, `has format version ${JSON.stringify(obj['version'])}; this tapegrad reads versions ${READABLE_VERSIONS.join(' and ')}`));
   if (obj['version'] !== 1 && !('sha256' in JSON.parse(text.right))) return E.left(new ModelFileError(file, 'has no checksum (sha256), which version 2 files always have: the file is corrupt; save the model again'));
+  // io-ts' exact types drop unknown keys silently; a stray key here means a damaged file (or a renamed checksum).
+  const stray = Object.keys(obj).filter((k) => !['format', 'version', 'architecture', 'params', 'extra'].includes(k));
+  if (stray.length > 0) return E.left(new ModelFileError(file, `has an unexpected key ${JSON.stringify(stray[0])}: the file is corrupt; save or train the model again`));
   const decoded = ModelFileC.decode(obj);
   if (E.isLeft(decoded)) return E.left(new ModelFileError(file, `does not match the model format: ${describeErrors(decoded.left)}`));
   const spec = decoded.right.architecture as MlpSpec;
@@ -210,7 +214,7 @@ const loadModelUnsafe = (file: string): E.Either<ModelFileError, LoadedModel> =>
   const enc = decoded.right.params;
   // Shapes and byte counts first, so nothing is allocated for a file that cannot hold the weights it claims.
   if (enc.length !== 2 * (sizes.length - 1)) return E.left(new ModelFileError(file, `holds ${enc.length} tensors but architecture.sizes ${JSON.stringify(sizes)} needs ${2 * (sizes.length - 1)}: the file is corrupt`));
-  const wanted = new Map(sizes.slice(1).flatMap((out, i) => [[`[${i}].w`, [sizes[i]!, out]], [`[${i}].b`, [out]]] as const));
+  const wanted = new Map<string, number[]>(sizes.slice(1).flatMap((out, i): [string, number[]][] => [[`[${i}].w`, [sizes[i]!, out]], [`[${i}].b`, [out]]]));
   for (const e of enc) {
     const want = wanted.get(e.path);
     if (want === undefined) return E.left(new ModelFileError(file, `holds a tensor ${JSON.stringify(e.path)} that architecture.sizes ${JSON.stringify(sizes)} has no place for: the file is corrupt`));
