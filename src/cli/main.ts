@@ -17,6 +17,7 @@ import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type
 import { MAX_SEED } from '../nn/codecs.js';
 import { runBytes } from '../experiments/budget.js';
 import { readRunConfig } from '../experiments/run.js';
+import { fsMessage } from '../experiments/runfolder.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
 import { readSections, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
 import { runExperiment } from '../experiments/run.js';
@@ -107,7 +108,8 @@ const poolFor = (jobs: number | undefined, backend: string | undefined, opts: Ru
 
 /** The memory of the largest run a sweep config makes (for capping --jobs). */
 const perRunBytesOf = (raw: RawConfig): number => {
-  const d = decodeConfig({ ...raw, sweep: undefined }, 'config');
+  const { sweep: _s, ...single } = raw;
+  const d = decodeConfig(single, 'config');
   return E.isRight(d) ? runBytes(d.right, d.right.data.labels === 'fine' ? 100 : 20) : 0.8 * 2 ** 30;
 };
 
@@ -115,8 +117,13 @@ const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
 /** The training file, found (or downloaded) as every command finds it. */
 const readTrainFile = async (dataFlag?: string) => {
-  const dir = await ensureCifar100(dataFlag);
-  return E.isLeft(dir) ? fail(dir.left) : E.getOrElseW(fail)(readCifar100(dir.right, 'train'));
+  try {
+    const dir = await ensureCifar100(dataFlag);
+    return E.isLeft(dir) ? fail(dir.left) : E.getOrElseW(fail)(readCifar100(dir.right, 'train'));
+  } catch (e) {
+    // An unreadable data folder (EACCES) and the like: one line naming the path.
+    return fail(new Error(fsMessage(e, dataFlag ?? 'the data folder')));
+  }
 };
 
 const program = new Command()

@@ -174,7 +174,9 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   try {
     return await runUnguarded(config, opts, resumeDir, (l, hook) => { lock = l; onExit = hook; });
   } catch (e) {
-    const msg = (e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, lock?.dir ?? resumeDir ?? opts.outDir ?? 'run folder') : (e as Error).message;
+    let msg = (e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, lock?.dir ?? resumeDir ?? opts.outDir ?? 'run folder') : (e as Error).message;
+    // The memory check (budget.ts) estimates; should a run still outgrow the backend, say what helps a single run.
+    if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[^]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
     if (lock !== undefined) {
       try { writeFileAtomic(join(lock.dir, 'run.json'), JSON.stringify({ status: 'failed', error: msg, failed: new Date().toISOString() }, null, 2)); } catch { /* the error below says it */ }
     }
