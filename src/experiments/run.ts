@@ -251,7 +251,10 @@ const runUnguarded = async (
         return E.left(new Error(`${resumeDir} has ${resume.epoch} finished epochs: --epochs ${opts.extendTo} must be more than that to extend it`));
       }
     }
+    // What the folder said before this session (a resume after `interrupted` or `killed`), for run.json.
+    const before = resumeDir !== undefined && !extending ? readRunJson(resumeDir)['status'] : undefined;
     let lock: RunLock;
+    let fresh = false;
     if (resumeDir !== undefined && !extending) {
       lock = sourceLock!;
       sourceLock = undefined;
@@ -259,8 +262,7 @@ const runUnguarded = async (
       const l = opts.outDir !== undefined ? claimNewFolder(opts.outDir) : claimFreshFolder(opts.runsDir ?? 'runs', c.name);
       if (E.isLeft(l)) return l;
       lock = l.right;
-      writeRunConfig(lock.dir, c);
-      if (resume !== undefined) saveCheckpoint(lock.dir, resume);
+      fresh = true;
     }
     sourceLock?.release();
     sourceLock = undefined;
@@ -269,6 +271,7 @@ const runUnguarded = async (
     const info = {
       seed: c.seed, backend: sel.backend.description, backendReason: sel.reason,
       node: process.version, pid: process.pid, started: new Date().toISOString(), resumedFromEpoch: resume?.epoch ?? null,
+      ...(typeof before === 'string' ? { resumedAfter: before } : {}),
       ...(extending ? { extends: resumeDir } : {}),
     };
     const status = (s: Record<string, unknown>) => writeFileAtomic(join(dir, 'run.json'), JSON.stringify({ ...info, ...s }, null, 2));
@@ -278,7 +281,12 @@ const runUnguarded = async (
       status({ status: code === 130 || code === 143 ? 'interrupted' : 'failed', epochsFinished: epochsDone, exitCode: code, ended: new Date().toISOString() });
       lock.release();
     });
+    // From here the lock is released (and run.json written) however this function ends.
     hold(lock, unhook);
+    if (fresh) {
+      writeRunConfig(dir, c);
+      if (resume !== undefined) saveCheckpoint(dir, resume);
+    }
     status({ status: 'running' });
 
     // A validation loss that is no longer finite means the weights diverged during the epoch: stop, as for a non-finite training loss.

@@ -113,6 +113,22 @@ describe('stale locks', () => {
   });
 });
 
+describe('whileOpen', () => {
+  it('runs its callback with the exit code when the process exits with a run open, and not once closed', () => {
+    const dir = tmp();
+    const script = (close: boolean) =>
+      `import { whileOpen } from './src/experiments/runfolder.ts'; import { writeFileSync } from 'node:fs';` +
+      `const close = whileOpen((code) => writeFileSync(${JSON.stringify(join(dir, String(close)))}, String(code)));` +
+      `${close ? 'close();' : ''} setTimeout(() => process.exit(130), 10);`;
+    for (const close of [false, true]) {
+      const r = spawnSync('node', ['--import', 'tsx', '--input-type=module', '-e', script(close)], { encoding: 'utf8' });
+      expect(r.status).toBe(130);
+    }
+    expect(readFileSync(join(dir, 'false'), 'utf8')).toBe('130');
+    expect(existsSync(join(dir, 'true'))).toBe(false);
+  });
+});
+
 describe('file-system errors', () => {
   it('read as one line naming the path and the fix', () => {
     const err = (code: string) => Object.assign(new Error(`${code}: something`), { code, path: '/data/x' });

@@ -74,6 +74,24 @@ describe('continuing a sweep', () => {
   });
 });
 
+describe('resuming a run interrupted before its first epoch', () => {
+  it('starts it again in its folder (no refusal), to the same history as an uninterrupted run', async () => {
+    const c2 = right(decodeConfig({ ...base, name: 'zero' }));
+    const ctl = new AbortController();
+    ctl.abort();
+    const stopped = right(await runExperiment(c2, { ...opts, outDir: join(tmp(), 'zero'), signal: ctl.signal }));
+    expect(stopped.interrupted).toBe(true);
+    expect(stopped.history).toEqual([]);
+    expect(existsSync(join(stopped.dir, 'checkpoint.json'))).toBe(false);
+    expect(JSON.parse(readFileSync(join(stopped.dir, 'run.json'), 'utf8'))).toMatchObject({ status: 'interrupted', epochsFinished: 0 });
+    const resumed = right(await runExperiment(undefined, opts, stopped.dir));
+    const whole = right(await runExperiment(c2, { ...opts, outDir: join(tmp(), 'whole') }));
+    const noTime = (h: readonly { seconds: number }[]) => h.map(({ seconds: _s, ...r }) => r);
+    expect(noTime(resumed.history)).toEqual(noTime(whole.history));
+    expect(JSON.parse(readFileSync(join(stopped.dir, 'run.json'), 'utf8'))).toMatchObject({ status: 'finished', resumedAfter: 'interrupted' });
+  });
+});
+
 describe('extending a run with more epochs', () => {
   it('trains into a new folder, leaves the original alone, and equals a run of that length from the start', async () => {
     const c2 = right(decodeConfig({ ...base, name: 'ext' }));
