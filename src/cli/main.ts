@@ -231,7 +231,10 @@ common(program.command('sweep').description("a grid of runs, written as a table 
     progress.stop();
     multi.stop();
     if (E.isLeft(r)) return fail(r.left);
-    if (r.right.interrupted) { process.stderr.write(`interrupted; finished runs are in ${r.right.dir}\n`); process.exit(130); }
+    if (r.right.interrupted) {
+      process.stderr.write(`interrupted; finished runs are in ${r.right.dir}; continue with the same flags and --out ${r.right.dir}\n`);
+      process.exit(130);
+    }
     process.stdout.write(`${r.right.markdown}\n\nwritten: ${join(r.right.dir, 'table.md')}, table.csv, table.json, best-accuracy.png, best-loss.png\n`);
   });
 

@@ -54,6 +54,24 @@ describe('misuse: exit 2, one line naming the problem', () => {
   });
 });
 
+describe('reproduce: flags it cannot honour are refused, and so are folders that are not reports', () => {
+  it('--seed is misuse (exit 2); --out naming a file or a folder of other files is a failure (exit 1)', () => {
+    const seed = cli('reproduce', '--only', 'table1', '--seed', '3');
+    expect(seed.status).toBe(2);
+    expect(failure(seed)).toMatch(/reproduce runs the report's configs with their own seeds: leave out --seed/);
+    const root = tmp();
+    writeFileSync(join(root, 'file'), 'x');
+    const f = cli('reproduce', '--only', 'table1', '--out', join(root, 'file'));
+    expect(f.status).toBe(1);
+    expect(failure(f)).toBe(`tapegrad: ${join(root, 'file')} is a file, not a folder: choose another --out`);
+    writeFileSync(join(root, 'notes.md'), 'mine');
+    const d = cli('reproduce', '--only', 'table1', '--out', root);
+    expect(d.status).toBe(1);
+    expect(failure(d)).toMatch(/is not empty and is not a tapegrad report folder \(it holds (file, notes\.md|notes\.md, file)\)/);
+    expect(readFileSync(join(root, 'notes.md'), 'utf8')).toBe('mine');
+  });
+});
+
 describe('failures: exit 1, one line, nothing left behind or overwritten', () => {
   it('--out naming a file, or a folder of other files', () => {
     const root = tmp();

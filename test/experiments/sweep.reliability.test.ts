@@ -66,6 +66,15 @@ describe('continuing a sweep', () => {
     expect(m).toMatch(new RegExp(`^${result.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: is not valid JSON .*move the run folder away and run again`));
   });
 
+  it('two sweeps started at once into one folder: one runs, the other is refused', async () => {
+    const dir = join(tmp(), 'both');
+    const [a, b] = await Promise.all([runSweep(diverging, { ...opts, outDir: dir }), runSweep(diverging, { ...opts, outDir: dir })]);
+    const lefts = [a, b].filter(E.isLeft);
+    expect(lefts).toHaveLength(1);
+    expect(lefts[0]!.left.message).toMatch(new RegExp(`both is in use by process ${process.pid}`));
+    expect(right([a, b].find(E.isRight)!).rows).toHaveLength(2);
+  });
+
   it('into a folder of someone else\'s files is refused, and the files stay', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'notes.txt'), 'mine');
