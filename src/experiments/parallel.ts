@@ -14,6 +14,9 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { availableParallelism, totalmem } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { whileOpen } from './runfolder.js';
 import type { EpochRecord, FitEvent } from '../nn/index.js';
 import type { ResolvedConfig } from './config.js';
 import { DivergedError, type RunOptions, type RunResult } from './run.js';
@@ -148,6 +151,25 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
     slots.push(slot);
   }
 
+  // Workers die with the process without running their exit hooks: a process ending with runs
+  // still busy (a second Ctrl-C) records them here as interrupted and frees their folders.
+  const unhook = whileOpen((code) => {
+    for (const slot of slots) {
+      const dir = slot.busy?.task.outDir ?? slot.busy?.task.resumeDir;
+      if (dir === undefined) continue;
+      try {
+        const lock = JSON.parse(readFileSync(join(dir, 'run.lock'), 'utf8')) as { pid?: number };
+        if (lock.pid !== process.pid) continue;
+        const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as Record<string, unknown>;
+        if (run['status'] === 'running') {
+          writeFileSync(join(dir, '.run.json.exit.tmp'), JSON.stringify({ ...run, status: code === 130 ? 'interrupted' : 'failed', exitCode: code, ended: new Date().toISOString() }, null, 2));
+          renameSync(join(dir, '.run.json.exit.tmp'), join(dir, 'run.json'));
+        }
+        rmSync(join(dir, 'run.lock'), { force: true });
+      } catch { /* not started yet, or already finished: nothing to record */ }
+    }
+  });
+
   const pool: RunPool = {
     jobs,
     run: (task) => new Promise((resolve) => {
@@ -161,6 +183,7 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
       for (const slot of slots) slot.worker.postMessage({ type: 'abort' } satisfies ToWorker);
     },
     close: async () => {
+      unhook();
       pool.abort();
       await Promise.all(slots.map((s) => s.worker.terminate()));
     },

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { readText, sealJson, unsealJson, writeFileAtomic, type FitEvent } from '../nn/index.js';
 import { configDiff, decodeConfig, expandGrid, sweepKeys, type RawConfig, type ResolvedConfig } from './config.js';
 import { DivergedError, readFinishedRun, readRunConfig, runExperiment, writeCurves, type RunOptions, type RunResult } from './run.js';
-import { claimFreshFolder, claimNewFolder, lockFolder, sanitizeName, SWEEP_LOCK, tryFs, type RunLock } from './runfolder.js';
+import { claimFreshFolder, claimNewFolder, lockFolder, sanitizeName, SWEEP_LOCK, tryFs, whileOpen, type RunLock } from './runfolder.js';
 import type { ProgressEvent, RunPool } from './parallel.js';
 
 export interface SweepRow {
@@ -135,11 +135,14 @@ export const runSweep = async (raw: RawConfig, opts: SweepOptions): Promise<E.Ei
   const claimed = claimSweepFolder(raw, opts);
   if (E.isLeft(claimed)) return claimed;
   const { lock, finishedBefore } = claimed.right;
+  // A process that exits mid-sweep (a second Ctrl-C) frees the folder too.
+  const unhook = whileOpen(() => lock.release());
   try {
     return await sweepIn(lock.dir, finishedBefore, raw, combos, decoded as E.Right<ResolvedConfig>[], opts);
   } catch (e) {
     return E.left(new Error((e as Error).message.split('\n')[0]!));
   } finally {
+    unhook();
     lock.release();
   }
 };

@@ -187,6 +187,27 @@ describe('signals and resumes', () => {
     expect(json(join(out, 'history.json')).map((h: { epoch: number }) => h.epoch)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
+  it('a sweep on two workers stopped by Ctrl-C twice: exit 130, every started run says interrupted, no lock left', async () => {
+    const out = join(tmp(), 'sw');
+    const child = spawn('node', [...CLI, 'sweep', '--config', 'examples/configs/table7.yaml', '--limit-train', '5000', '--limit-test', '100', '--epochs', '4', '--backend', 'cpu', '--jobs', '2', '--out', out], { env });
+    let stderr = '';
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/epoch 2\/4/.test(stderr) && !child.killed) { child.kill('SIGINT'); setTimeout(() => child.kill('SIGINT'), 5); }
+      });
+      child.on('exit', (c) => resolve(c));
+    });
+    expect(code, stderr).toBe(130);
+    const runs = readdirSync(out).filter((f) => f.startsWith('run-'));
+    expect(runs.length).toBeGreaterThan(0);
+    for (const r of runs) {
+      expect(json(join(out, r, 'run.json')).status).toBe('interrupted');
+      expect(existsSync(join(out, r, 'run.lock'))).toBe(false);
+    }
+    expect(existsSync(join(out, 'sweep.lock'))).toBe(false);
+  });
+
   it('a truncated config.json is one line on resume', () => {
     const out = join(tmp(), 'trunc');
     mkdirSync(out);
