@@ -6,7 +6,7 @@
  * telling the truth.
  */
 import { spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -96,6 +96,25 @@ describe('failures: exit 1, one line, nothing left behind or overwritten', () =>
     expect(failure(r)).toMatch(/model\.hidden\[1\]: layer 2 \(128 → 200000\) needs .* GiB to train.*more than the cpu backend's 2\.0 GiB of kernel memory: make that layer at most \d+ wide/);
     expect(Date.now() - t0).toBeLessThan(20_000);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it('a run whose data cannot be read leaves no folder behind', () => {
+    const data = tmp();
+    for (const f of ['train.bin', 'test.bin']) writeFileSync(join(data, f), 'not cifar');
+    for (const f of ['coarse_label_names.txt', 'fine_label_names.txt']) writeFileSync(join(data, f), readFileSync(join(CIFAR_DIR, f)));
+    const out = join(tmp(), 'bad-data');
+    const r = cli('train', ...headline, '--data', data, '--epochs', '1', '--backend', 'cpu', '--out', out);
+    expect(r.status).toBe(1);
+    expect(failure(r)).toMatch(/train\.bin \(byte offset 0\): size 9 bytes is not a whole number of 3074-byte records/);
+    expect(existsSync(out)).toBe(false);
+  });
+
+  it('a missing label-names file says to download the data again, not to delete a file that is not there', () => {
+    const data = tmp();
+    for (const f of ['train.bin', 'test.bin']) symlinkSync(join(CIFAR_DIR, f), join(data, f));
+    const r = cli('train', ...headline, ...small, '--data', data, '--out', join(tmp(), 'nolabels'));
+    expect(r.status).toBe(1);
+    expect(failure(r)).toBe(`tapegrad: ${join(data, 'coarse_label_names.txt')}: file not found. Download the dataset again (tapegrad download), or point --data at a complete copy.`);
   });
 
   it('an empty validation set is refused with the sizes, creating nothing', () => {
