@@ -9,12 +9,12 @@ import { join } from 'node:path';
 import { readText, sealJson, unsealJson, writeFileAtomic, type FitEvent } from '../nn/index.js';
 import { configDiff, decodeConfig, expandGrid, sweepKeys, type RawConfig, type ResolvedConfig } from './config.js';
 import { DivergedError, readFinishedRun, readRunConfig, runExperiment, writeCurves, type RunOptions, type RunResult } from './run.js';
-import { claimFreshFolder, claimNewFolder, lockFolder, sanitizeName, SWEEP_LOCK, tryFs, whileOpen, type RunLock } from './runfolder.js';
+import { claimFreshFolder, claimNewFolder, fsMessage, lockFolder, sanitizeName, SWEEP_LOCK, tryFs, whileOpen, type RunLock } from './runfolder.js';
 import type { ProgressEvent, RunPool } from './parallel.js';
 
 export interface SweepRow {
   readonly values: readonly (number | string | boolean)[];
-  /** NaN for a run that diverged (see `diverged`). */
+  /** NaN for a run that diverged (see `divergedAt`). */
   readonly valAccuracy: number;
   /** The epoch at which the run's loss became non-finite; the row then reads "diverged at epoch E". */
   readonly divergedAt?: number;
@@ -81,26 +81,15 @@ const SWEEP_FILES = new Set(['sweep.json', 'table.md', 'table.json', 'table.csv'
  * it runs), or one holding this same sweep, unfinished (continued), or finished
  * (with `reuseFinished`). Anything else is refused.
  */
-const claimSweepFolder = (raw: RawConfig, opts: SweepOptions): E.Either<Error, { lock: RunLock; finishedBefore: boolean }> => {
-  const { sweep: _s, ...rest } = raw;
-  const record = { format: SWEEP_FORMAT, config: rest, sweep: raw.sweep };
-  if (opts.outDir === undefined) {
-    const l = claimFreshFolder(opts.runsDir ?? 'runs', raw.name, 'sweep');
-    if (E.isLeft(l)) return l;
-    writeFileAtomic(join(l.right.dir, 'sweep.json'), sealJson(record as Record<string, unknown>, 2));
-    return E.right({ lock: l.right, finishedBefore: false });
-  }
+const claimSweepFolder = (raw: RawConfig, opts: SweepOptions): E.Either<Error, { lock: RunLock; finishedBefore: boolean; fresh: boolean }> => {
+  const record = sweepRecord(raw);
+  if (opts.outDir === undefined) return E.map((lock: RunLock) => ({ lock, finishedBefore: false, fresh: true }))(claimFreshFolder(opts.runsDir ?? 'runs', raw.name, 'sweep'));
   const dir = opts.outDir;
   const listing = tryFs(dir, () => (existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((f) => !f.endsWith('.lock') && !f.startsWith('.')) : undefined));
   if (E.isLeft(listing)) return listing;
   const files = listing.right;
   const isSweep = files !== undefined && files.length > 0 && files.every((f) => SWEEP_FILES.has(f) || /^run-\d+-/.test(f));
-  if (!isSweep) {
-    const l = claimNewFolder(dir, 'sweep');
-    if (E.isLeft(l)) return l;
-    writeFileAtomic(join(dir, 'sweep.json'), sealJson(record as Record<string, unknown>, 2));
-    return E.right({ lock: l.right, finishedBefore: false });
-  }
+  if (!isSweep) return E.map((lock: RunLock) => ({ lock, finishedBefore: false, fresh: true }))(claimNewFolder(dir, 'sweep'));
   const finishedBefore = files.includes('table.md');
   if (finishedBefore && opts.reuseFinished !== true) return E.left(new Error(`${dir} holds a finished sweep, which is never overwritten: choose another --out`));
   const l = lockFolder(dir, SWEEP_LOCK);
@@ -115,7 +104,13 @@ const claimSweepFolder = (raw: RawConfig, opts: SweepOptions): E.Either<Error, {
       return E.left(new Error(`${dir} holds a sweep of another config (${diff.slice(0, 3).join('; ')}): continue it with the same config and flags, or choose another --out`));
     }
   }
-  return E.right({ lock: l.right, finishedBefore });
+  return E.right({ lock: l.right, finishedBefore, fresh: false });
+};
+
+/** What sweep.json records: the config a sweep folder runs, so a continuation with other settings is caught. */
+const sweepRecord = (raw: RawConfig): Record<string, unknown> => {
+  const { sweep: _s, ...rest } = raw;
+  return { format: SWEEP_FORMAT, config: rest, sweep: raw.sweep };
 };
 
 /**
@@ -134,13 +129,14 @@ export const runSweep = async (raw: RawConfig, opts: SweepOptions): Promise<E.Ei
   if (bad !== undefined && E.isLeft(bad)) return bad;
   const claimed = claimSweepFolder(raw, opts);
   if (E.isLeft(claimed)) return claimed;
-  const { lock, finishedBefore } = claimed.right;
+  const { lock, finishedBefore, fresh } = claimed.right;
   // A process that exits mid-sweep (a second Ctrl-C) frees the folder too.
   const unhook = whileOpen(() => lock.release());
   try {
+    if (fresh) writeFileAtomic(join(lock.dir, 'sweep.json'), sealJson(sweepRecord(raw), 2));
     return await sweepIn(lock.dir, finishedBefore, raw, combos, decoded as E.Right<ResolvedConfig>[], opts);
   } catch (e) {
-    return E.left(new Error((e as Error).message.split('\n')[0]!));
+    return E.left(new Error((e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, lock.dir) : (e as Error).message.split('\n')[0]!));
   } finally {
     unhook();
     lock.release();
