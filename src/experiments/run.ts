@@ -1,8 +1,14 @@
 /**
  * One experiment run: data, model, training, evaluation, and everything written
- * to a new run folder. A finished run is never overwritten; after every epoch the
- * history and a checkpoint are written atomically, so an interrupted run keeps
- * its finished epochs and `resume` continues it to the same result.
+ * to a new run folder. After every epoch the history and a sealed checkpoint are
+ * written atomically, so an interrupted run keeps its finished epochs and
+ * `resume` continues it to the same result.
+ *
+ * Order matters for what a failure leaves behind: the config and the model's
+ * memory are checked first, then the data is loaded and its split sizes checked,
+ * and only then is the folder claimed (runfolder.ts: atomic, locked for the
+ * run's life). A run that cannot start leaves no folder; one that fails later
+ * leaves run.json saying how. Every failure is a `Left`; nothing here throws.
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
@@ -42,7 +48,7 @@ export interface RunResult {
 export interface RunOptions {
   /** --data DIR (else CIFAR100_DIR, else ./data, downloading there if empty). */
   readonly dataDir?: string;
-  /** Folder for this run (must not hold a finished run). Default: runs/<name>-<time>. */
+  /** Folder for this run: absent or empty (see runfolder.ts). Default: a new runs/<name>-<time>. */
   readonly outDir?: string;
   /** Parent folder for default run folders (default `runs`). */
   readonly runsDir?: string;
