@@ -12,7 +12,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { backendSelection, Key, reclaimTensorMemory, setBackend } from '../core/index.js';
@@ -162,12 +162,28 @@ const writeRunConfig = (dir: string, c: ResolvedConfig): void => {
   writeFileAtomic(join(dir, 'config.json'), sealJson(c as unknown as Record<string, unknown>, 2));
 };
 
+/** A run folder's result outcome ('finished', 'diverged', or 'unreadable'), or undefined without a result. */
+const resultOutcome = (dir: string): string | undefined => {
+  const file = join(dir, 'result.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    const o = (JSON.parse(readFileSync(file, 'utf8')) as { outcome?: unknown }).outcome;
+    return typeof o === 'string' ? o : 'finished';
+  } catch {
+    return 'unreadable';
+  }
+};
+
 /** Where a resume can begin: a run folder's stored config, and whether it holds a result. */
 const resumeTarget = (dir: string, extendTo: number | undefined): E.Either<Error, ResolvedConfig> => {
   if (!existsSync(dir)) return E.left(new Error(`${dir}: no such run folder`));
   const c = readRunConfig(dir);
   if (E.isLeft(c)) return c;
-  if (extendTo === undefined && existsSync(join(dir, 'result.json'))) {
+  const outcome = resultOutcome(dir);
+  if (outcome === 'diverged') {
+    return E.left(new Error(`${dir}: this run diverged (see its run.json); continuing it would diverge again: start a new run with a lower learning rate`));
+  }
+  if (extendTo === undefined && outcome !== undefined) {
     return E.left(new Error(`${dir}: this run already finished; nothing to resume (to train it further, add --epochs N: a new folder continues it from its last epoch)`));
   }
   return c;

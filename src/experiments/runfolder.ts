@@ -104,10 +104,15 @@ const createLock = (file: string): E.Either<'taken', void> => {
   return E.right(undefined);
 };
 
-const inUse = (dir: string, info: LockInfo | undefined): Error =>
+/**
+ * A process id can be reused after a crash, so a lock can look alive when it is
+ * not: the message says how to clear it by hand, once the user has checked.
+ */
+const inUse = (dir: string, info: LockInfo | undefined, name = RUN_LOCK): Error =>
   new Error(info === undefined
     ? `${dir} is in use by another tapegrad process (its lock is being written): wait for it, or choose another folder`
-    : `${dir} is in use by process ${info.pid} on ${info.host} (since ${info.started}): wait for it to finish, or choose another folder`);
+    : `${dir} is in use by process ${info.pid} on ${info.host} (since ${info.started}): wait for it to finish, or choose another folder ` +
+      `(if no tapegrad process is running there, remove ${join(dir, name)})`);
 
 /**
  * Takes `dir`'s lock. A live holder is refused; a dead one's lock is taken
@@ -126,18 +131,18 @@ export const lockFolder = (dir: string, name = RUN_LOCK): E.Either<Error, RunLoc
   try {
     if (E.isRight(createLock(file))) return E.right(made());
     const info = readLock(file);
-    if (!isStale(file, info)) return E.left(inUse(dir, info));
+    if (!isStale(file, info)) return E.left(inUse(dir, info, name));
     const takeover = `${file}.takeover`;
     // A takeover mutex left by a process that died mid-takeover is itself stale after a while.
     if (existsSync(takeover) && Date.now() - statSync(takeover).mtimeMs > 30_000) rmSync(takeover, { force: true });
     let fd: number;
-    try { fd = openSync(takeover, 'wx'); } catch { return E.left(inUse(dir, info)); }
+    try { fd = openSync(takeover, 'wx'); } catch { return E.left(inUse(dir, info, name)); }
     closeSync(fd);
     try {
       const again = readLock(file);
-      if (existsSync(file) && !isStale(file, again)) return E.left(inUse(dir, again));
+      if (existsSync(file) && !isStale(file, again)) return E.left(inUse(dir, again, name));
       rmSync(file, { force: true });
-      if (E.isLeft(createLock(file))) return E.left(inUse(dir, readLock(file)));
+      if (E.isLeft(createLock(file))) return E.left(inUse(dir, readLock(file), name));
       return E.right(made(info ?? { pid: 0, host: hostname(), started: 'unknown' }));
     } finally {
       rmSync(takeover, { force: true });
@@ -180,7 +185,7 @@ export const checkNewFolder = (dir: string, kind: 'run' | 'sweep' = 'run'): E.Ei
   if (seen.right === 'file') return E.left(new Error(`${dir} is a file, not a folder: choose another --out`));
   if (seen.right !== undefined && seen.right.length > 0) return E.left(describeOccupied(dir, seen.right, kind));
   const holder = seen.right === undefined ? undefined : liveHolder(dir, kind === 'run' ? RUN_LOCK : SWEEP_LOCK);
-  if (holder !== undefined) return E.left(inUse(dir, holder));
+  if (holder !== undefined) return E.left(inUse(dir, holder, kind === 'run' ? RUN_LOCK : SWEEP_LOCK));
   return E.right(undefined);
 };
 

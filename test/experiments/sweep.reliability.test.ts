@@ -41,6 +41,12 @@ describe('a diverging grid point', () => {
     expect(run).toMatchObject({ status: 'diverged', epoch: 1 });
     expect(run.error).toMatch(/the training loss became (NaN|Infinity|-Infinity) at epoch 1/);
 
+    // A diverged run is a result: resuming or extending it is refused, naming why.
+    for (const extra of [{}, { extendTo: 5, outDir: join(tmp(), 'more') }]) {
+      expect(left(await runExperiment(undefined, { ...opts, ...extra }, s.rows[1]!.dir)).message)
+        .toBe(`${s.rows[1]!.dir}: this run diverged (see its run.json); continuing it would diverge again: start a new run with a lower learning rate`);
+    }
+
     // Continued (the table removed as if interrupted before it was written): nothing trains again, same rows.
     rmSync(join(dir, 'table.md'));
     let events = 0;
