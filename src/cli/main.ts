@@ -16,7 +16,7 @@ import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index
 import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type ResolvedConfig } from '../experiments/config.js';
 import { MAX_SEED } from '../nn/codecs.js';
 import { runBytes } from '../experiments/budget.js';
-import { readRunConfig } from '../experiments/run.js';
+import { readRunConfig, runStatus } from '../experiments/run.js';
 import { fsMessage } from '../experiments/runfolder.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
 import { readSections, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
@@ -302,6 +302,17 @@ common(program.command('reproduce').description('every table and figure of the r
     }
     if (E.isLeft(r)) return fail(r.left);
     process.stdout.write(`report: ${join(o.out, 'report.md')}\n`);
+  });
+
+program.command('status').description('what run folders are doing: running, finished, interrupted, killed (detected and recorded), failed or diverged')
+  .argument('<dirs...>', 'run folders')
+  .action((dirs: string[]) => {
+    let bad = 0;
+    for (const d of dirs) {
+      const s = runStatus(d);
+      if (E.isLeft(s)) { process.stderr.write(`tapegrad: ${oneLine(s.left.message)}\n`); bad++; } else process.stdout.write(`${s.right.line}\n`);
+    }
+    if (bad > 0) process.exit(1);
   });
 
 program.command('download').description('download and verify CIFAR-100 (binary version) into ./data, or --data DIR')

@@ -26,7 +26,7 @@ import { decodeConfig, type ResolvedConfig } from './config.js';
 import { checkRunFits } from './budget.js';
 import { EpochRecordC, historyProblem, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { curvesSpec, render } from './plots.js';
-import { checkNewFolder, claimFreshFolder, claimNewFolder, fsMessage, lockFolder, whileOpen, type RunLock } from './runfolder.js';
+import { checkNewFolder, claimFreshFolder, claimNewFolder, fsMessage, liveHolder, lockFolder, whileOpen, type RunLock } from './runfolder.js';
 
 export interface RunResult {
   readonly dir: string;
@@ -436,4 +436,38 @@ export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undef
     dir, config: config.right, history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch,
     valAccuracy: r.valAccuracy ?? NaN, testAccuracy: r.testAccuracy ?? NaN, testLoss: r.testLoss ?? NaN, interrupted: false, backend: r.backend, seconds: r.seconds,
   });
+};
+
+/**
+ * What a run folder is doing, told truthfully: `running` only while a live
+ * process holds its lock. A folder whose run.json says `running` but whose
+ * process is gone (SIGKILL, power loss) is marked `killed` here, as every
+ * command that opens a run folder does.
+ */
+export const runStatus = (dir: string): E.Either<Error, { readonly status: string; readonly line: string }> => {
+  const file = join(dir, 'run.json');
+  if (!existsSync(file)) return E.left(new Error(`${dir}: no run.json: not a tapegrad run folder`));
+  const epochs = () => { const h = readHistory(dir); return Array.isArray(h) ? h.length : 0; };
+  let run = readRunJson(dir);
+  if (run['status'] === 'running') {
+    const holder = liveHolder(dir);
+    if (holder !== undefined) return E.right({ status: 'running', line: `${dir}: running (process ${holder.pid} on ${holder.host}, since ${holder.started}); ${epochs()} epochs finished` });
+    const l = lockFolder(dir);
+    if (E.isLeft(l)) return l;
+    try {
+      run = { ...readRunJson(dir), status: 'killed', killedProcess: l.right.stale?.pid ?? run['pid'] ?? null, detected: new Date().toISOString() };
+      writeFileAtomic(file, JSON.stringify(run, null, 2));
+    } finally {
+      l.right.release();
+    }
+  }
+  const status = typeof run['status'] === 'string' ? run['status'] : 'unknown';
+  const n = epochs();
+  const again = `tapegrad train --resume ${dir}`;
+  const line = status === 'killed' ? `${dir}: killed (its process ended without finishing) after ${n} epochs; continue with: ${again}`
+    : status === 'interrupted' ? `${dir}: interrupted after ${n} epochs; continue with: ${again}`
+    : status === 'failed' ? `${dir}: failed: ${String(run['error'] ?? 'see run.json')}`
+    : status === 'diverged' ? `${dir}: diverged at epoch ${String(run['epoch'] ?? '?')}`
+    : `${dir}: ${status} after ${n} epochs`;
+  return E.right({ status, line });
 };

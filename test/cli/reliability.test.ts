@@ -204,6 +204,12 @@ describe('signals and resumes', () => {
     expect(resumed.stderr).toMatch(/note: .*kill: its process \d+ ended without finishing \(killed\); run\.json now says so/);
     expect(json(join(out, 'run.json'))).toMatchObject({ status: 'finished' });
     expect(json(join(out, 'history.json')).map((h: { epoch: number }) => h.epoch)).toEqual([1, 2, 3, 4, 5, 6]);
+    const status = cli('status', out);
+    expect(status.status).toBe(0);
+    expect(status.stdout).toBe(`${out}: finished after 6 epochs\n`);
+    const none = cli('status', tmp());
+    expect(none.status).toBe(1);
+    expect(failure(none)).toMatch(/no run\.json: not a tapegrad run folder$/);
   });
 
   it('a sweep on two workers stopped by Ctrl-C twice: exit 130, every started run says interrupted, no lock left', async () => {

@@ -11,6 +11,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkNewFolder, claimFreshFolder, claimNewFolder, fsMessage, liveHolder, lockFolder, RUN_LOCK, sanitizeName } from '../../src/experiments/runfolder.js';
+import { runStatus } from '../../src/experiments/run.js';
 import { left, right } from '../helpers.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'tapegrad-folder-'));
@@ -110,6 +111,27 @@ describe('stale locks', () => {
     const dir = tmp();
     writeFileSync(join(dir, RUN_LOCK), JSON.stringify({ pid: deadPid(), host: 'elsewhere.example', started: 'x' }));
     expect(left(lockFolder(dir)).message).toMatch(/in use by process \d+ on elsewhere\.example/);
+  });
+});
+
+describe('runStatus', () => {
+  it('a run.json left at running by a dead process is reported and recorded as killed; a live one as running', () => {
+    const dir = tmp();
+    const pid = deadPid();
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ seed: 0, pid, status: 'running' }));
+    writeFileSync(join(dir, RUN_LOCK), JSON.stringify({ pid, host: hostname(), started: 'then' }));
+    writeFileSync(join(dir, 'history.json'), JSON.stringify([{ epoch: 1 }, { epoch: 2 }]));
+    expect(right(runStatus(dir))).toEqual({ status: 'killed', line: `${dir}: killed (its process ended without finishing) after 2 epochs; continue with: tapegrad train --resume ${dir}` });
+    expect(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'))).toMatchObject({ seed: 0, status: 'killed', killedProcess: pid });
+    expect(existsSync(join(dir, RUN_LOCK))).toBe(false);
+
+    const live = tmp();
+    writeFileSync(join(live, 'run.json'), JSON.stringify({ status: 'running' }));
+    const lock = right(lockFolder(live));
+    expect(right(runStatus(live)).line).toMatch(new RegExp(`: running \\(process ${process.pid} on .*\\); 0 epochs finished$`));
+    expect(JSON.parse(readFileSync(join(live, 'run.json'), 'utf8')).status).toBe('running');
+    lock.release();
+    expect(left(runStatus(tmp())).message).toMatch(/no run\.json: not a tapegrad run folder/);
   });
 });
 
