@@ -141,7 +141,7 @@ const common = (cmd: Command) =>
     .addOption(new Option('--backend <name>', 'matmul backend').choices(BACKENDS))
     .option('--seed <n>', `seed for every random choice: an integer from 0 to ${MAX_SEED}`, seedArg)
     .option('--data <dir>', 'folder holding train.bin and test.bin (else CIFAR100_DIR, else ./data, downloaded if empty)')
-    .option('--epochs <n>', 'override the number of epochs', positive('--epochs'))
+    .option('--epochs <n>', 'override the number of epochs (with train --resume: train the run further, to N epochs, in a new folder)', positive('--epochs'))
     .option('--limit-train <n>', 'use only the first N training images (quick runs)', positive('--limit-train'))
     .option('--limit-test <n>', 'use only the first N test images (quick runs)', positive('--limit-test'));
 

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeConfig, setPath, type RawConfig } from '../../src/experiments/config.js';
 import { runExperiment } from '../../src/experiments/run.js';
 import { runSweep } from '../../src/experiments/sweep.js';
+import { createRunPool } from '../../src/experiments/parallel.js';
 import type { CifarData } from '../../src/data/index.js';
 import { CIFAR_DIR } from '../data/location.js';
 import { left, right } from '../helpers.js';
@@ -54,6 +55,20 @@ describe('a diverging grid point', () => {
     expect(events).toBe(0);
     expect(strip(again.rows)).toEqual(strip(s.rows));
     expect(existsSync(join(dir, 'table.md'))).toBe(true);
+  });
+});
+
+describe('a diverging grid point on the pool', () => {
+  it('crosses from the worker as the same row', async () => {
+    const inTurn = right(await runSweep(diverging, { ...opts, outDir: join(tmp(), 'turn') }));
+    const pool = createRunPool(2, { dataDir: CIFAR_DIR, plots: false });
+    try {
+      const side = right(await runSweep(diverging, { ...opts, pool, outDir: join(tmp(), 'side') }));
+      expect(strip(side.rows)).toEqual(strip(inTurn.rows));
+      expect(side.rows[1]!.divergedAt).toBe(1);
+    } finally {
+      await pool.close();
+    }
   });
 });
 
