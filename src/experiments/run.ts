@@ -398,6 +398,41 @@ const readRunJson = (dir: string): Record<string, unknown> => {
   try { const v = JSON.parse(text.right) as unknown; return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {}; } catch { return {}; }
 };
 
+/** result.json as tapegrad wrote it before results were sealed: exactly these keys, finite numbers. */
+const LegacyResultC = t.exact(t.type({
+  name: t.string, valAccuracy: Finite, testAccuracy: Finite, testLoss: Finite, bestEpoch: t.number, stoppedAt: t.union([t.null, t.number]),
+  returnedEpoch: t.number, epochsRun: t.number, backend: t.string, seed: t.number, seconds: t.number,
+}));
+
+/**
+ * A run finished by an earlier tapegrad (no checksums): read so that continuing an
+ * old sweep or report does not redo it, but only when every key is one it wrote
+ * (a sealed file whose checksum key was damaged has others, and is refused).
+ */
+const readLegacyResult = (dir: string, file: string, value: Record<string, unknown>, fix: string): E.Either<Error, RunResult> => {
+  const keys = Object.keys(value);
+  const want = Object.keys(LegacyResultC.type.props);
+  if (keys.length !== want.length || keys.some((k) => !want.includes(k))) return E.left(new Error(`${file}: has no checksum (sha256) and is not a result of an earlier tapegrad either: ${fix}`));
+  const d = LegacyResultC.decode(value);
+  if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad result (${describeErrors(d.left)}): ${fix}`));
+  const config = readRunConfig(dir);
+  if (E.isLeft(config)) return config;
+  const hfile = join(dir, 'history.json');
+  const htext = readText(hfile);
+  if (E.isLeft(htext)) return htext;
+  let hv: unknown;
+  try { hv = JSON.parse(htext.right); } catch { return E.left(new Error(`${hfile}: not valid JSON (truncated or corrupt): ${fix}`)); }
+  const hd = t.array(EpochRecordC).decode(hv);
+  if (E.isLeft(hd)) return E.left(new Error(`${hfile}: ${describeErrors(hd.left)}: ${fix}`));
+  const hp = historyProblem(hd.right) ?? (hd.right.length !== d.right.epochsRun ? `${hd.right.length} epochs, but result.json says ${d.right.epochsRun}` : undefined);
+  if (hp !== undefined) return E.left(new Error(`${hfile}: ${hp}: ${fix}`));
+  const r = d.right;
+  return E.right({
+    dir, config: config.right, history: hd.right, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch,
+    valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, testLoss: r.testLoss, interrupted: false, backend: r.backend, seconds: r.seconds,
+  });
+};
+
 /**
  * What a finished run folder recorded (sweeps read finished runs back when
  * they are continued): `undefined` when it holds no result yet, a `Left`
@@ -410,8 +445,10 @@ export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undef
   const fix = 'move the run folder away and run again to redo this run';
   const text = readText(file);
   if (E.isLeft(text)) return text;
-  const sealed = unsealJson(file, text.right);
+  const sealed = unsealJson(file, text.right, false);
   if (E.isLeft(sealed)) return E.left(new Error(`${sealed.left.message}: ${fix}`));
+  const legacy = !('sha256' in (JSON.parse(text.right) as object));
+  if (legacy) return readLegacyResult(dir, file, sealed.right, fix);
   const d = ResultC.decode(sealed.right);
   if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad result (${describeErrors(d.left)}): ${fix}`));
   const r = d.right;

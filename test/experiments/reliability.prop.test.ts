@@ -141,3 +141,26 @@ describe('checkpoints are checked beyond their checksum', () => {
     expect(refusal((o) => { o.extra = 1; })).toMatch(/unexpected key "extra"/);
   });
 });
+
+describe('results written before files were sealed', () => {
+  const legacy = (r: RunResult) => ({
+    name: 'prop', valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, testLoss: r.testLoss, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? null,
+    returnedEpoch: r.returnedEpoch, epochsRun: r.history.length, backend: 'cpu: old', seed: 0, seconds: 1.5,
+  });
+
+  it('are read back (an old sweep or report continues without redoing them)', () => {
+    const d = copyRun();
+    writeFileSync(join(d, 'result.json'), JSON.stringify(legacy(run), null, 2));
+    const back = right(readFinishedRun(d)!);
+    expect(back).toMatchObject({ valAccuracy: run.valAccuracy, testAccuracy: run.testAccuracy, backend: 'cpu: old', seconds: 1.5 });
+    expect(back.history).toEqual(run.history);
+  });
+
+  it('only with exactly their keys, and a history of the length they state', () => {
+    const d = copyRun();
+    writeFileSync(join(d, 'result.json'), JSON.stringify({ ...legacy(run), outcome: 'finished' }));
+    expect(left(readFinishedRun(d)!).message).toMatch(/has no checksum \(sha256\) and is not a result of an earlier tapegrad either/);
+    writeFileSync(join(d, 'result.json'), JSON.stringify({ ...legacy(run), epochsRun: 5 }));
+    expect(left(readFinishedRun(d)!).message).toMatch(/history\.json: 2 epochs, but result\.json says 5/);
+  });
+});
