@@ -200,7 +200,7 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
     // The memory check (budget.ts) estimates; should a run still outgrow the backend, say what helps a single run.
     if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[^]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
     if (lock !== undefined) {
-      try { writeFileAtomic(join(lock.dir, 'run.json'), JSON.stringify({ status: 'failed', error: msg, failed: new Date().toISOString() }, null, 2)); } catch { /* the error below says it */ }
+      try { writeFileAtomic(join(lock.dir, 'run.json'), JSON.stringify({ ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() }, null, 2)); } catch { /* the error below says it */ }
     }
     return E.left(new Error(msg.split('\n')[0]!));
   } finally {
