@@ -122,6 +122,17 @@ describe('resuming a run interrupted before its first epoch', () => {
   });
 });
 
+describe('a run that fails mid-way', () => {
+  it('returns one line, records failed with the error in run.json (keeping its seed), and frees its folder', async () => {
+    const c2 = right(decodeConfig({ ...base, name: 'fails', seed: 7 }));
+    const out = join(tmp(), 'fails');
+    const r = await runExperiment(c2, { ...opts, outDir: out, onEvent: (e) => { if (e.type === 'epoch') throw new Error('the listener broke\nsecond line'); } });
+    expect(left(r).message).toBe('the listener broke');
+    expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toMatchObject({ status: 'failed', seed: 7, error: 'the listener broke\nsecond line' });
+    expect(existsSync(join(out, 'run.lock'))).toBe(false);
+  });
+});
+
 describe('extending a run with more epochs', () => {
   it('trains into a new folder, leaves the original alone, and equals a run of that length from the start', async () => {
     const c2 = right(decodeConfig({ ...base, name: 'ext' }));
