@@ -37,6 +37,10 @@ const detach = <A>(a: A): A => {
 };
 
 const scalarSeed = (value: Tensor, who: string): Tensor => {
+  // A plain number (or anything else) has no tape to walk back: say so, not "reading 'join'".
+  if (!(value instanceof Tensor)) {
+    throw new TypeError(`${who}: the function must return a Tensor computed from its argument, got ${typeof value === 'number' ? `the plain number ${value}` : typeof value}`);
+  }
   if (value.size !== 1) {
     throw new ShapeError(
       `${who}: the function must return a single number (a tensor of one element), got shape ${showShape(value.shape)}; ` +

@@ -39,6 +39,8 @@ const MAX_CHUNKS = 16;
 const SPLIT_K = 0, SPLIT_M = 1, SPLIT_N = 2, NR = 8;
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB: shared memories must declare a maximum
+/** The most bytes the cpu backend's kernel memory can hold (tensors past it use ordinary memory). */
+export const CPU_KERNEL_MEMORY_BYTES = MAX_PAGES * PAGE;
 
 const loadWasm = (name: string): Uint8Array<ArrayBuffer> => new Uint8Array(readFileSync(new URL(`./wasm/${name}`, import.meta.url)));
 
