@@ -73,7 +73,8 @@ export const unary = (op: UnaryOp, x: Data): Data => {
         else { const e = Math.exp(v); out[i] = e / (1 + e); }
       }
       break;
-    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]!; out[i] = v > 0 ? v : 0; } break;
+    // NaN passes through (as in IEEE max and in PyTorch/JAX); -0 still gives +0.
+    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]!; out[i] = v > 0 || v !== v ? v : 0; } break;
   }
   return out;
 };

@@ -13,8 +13,10 @@
 import { getBackend } from './backend.js';
 import './backends/index.js'; // registers the backends and the auto policy
 import * as K from './kernels.js';
+import * as KN from './kernels-nd.js';
 import { makeShape, normalizeAxis, ShapeError, showShape, sizeOf, broadcastedAxes, sameShape, type Shape } from './shape.js';
 import { allocData, internal, scalar, Tensor, untraced, type Data, type DType, type TapeLike } from './tensor.js';
+import type { Key } from './random.js';
 
 const { dataOf, wrap } = internal;
 
@@ -38,14 +40,28 @@ export interface PrimitiveSignatures {
   transpose: { arity: 1; params: { readonly perm: readonly number[] } };
   /** Repeats along stretched axes (the gradient of sum). */
   broadcastTo: { arity: 1; params: { readonly shape: Shape } };
+  /** Images NCHW [N, C, H, W] with filters [F, C, KH, KW]; see kernels-nd.ts. */
+  conv2d: { arity: 2; params: KN.Conv2dParams };
+  maxPool2d: { arity: 1; params: KN.Pool2dParams };
+  avgPool2d: { arity: 1; params: KN.Pool2dParams };
+  /** A function with a user-given VJP (`customVjp`): its rule travels in its params. */
+  custom: { arity: 'n'; params: CustomRule };
+}
+
+/** The rule of a user-defined primitive: see `customVjp`. */
+export interface CustomRule {
+  readonly name: string;
+  readonly forward: (inputs: readonly Tensor[]) => Tensor;
+  readonly vjp: (ct: Tensor, inputs: readonly Tensor[], output: Tensor) => readonly Tensor[];
 }
 
 export type Primitive = keyof PrimitiveSignatures;
 type Params<P extends Primitive> = PrimitiveSignatures[P]['params'];
-type Inputs<P extends Primitive> = PrimitiveSignatures[P]['arity'] extends 2 ? readonly [Tensor, Tensor] : readonly [Tensor];
+type Inputs<P extends Primitive> = PrimitiveSignatures[P]['arity'] extends 2 ? readonly [Tensor, Tensor]
+  : PrimitiveSignatures[P]['arity'] extends 1 ? readonly [Tensor] : readonly Tensor[];
 type Thunks<P extends Primitive> = PrimitiveSignatures[P]['arity'] extends 2
   ? readonly [() => Tensor, () => Tensor]
-  : readonly [() => Tensor];
+  : PrimitiveSignatures[P]['arity'] extends 1 ? readonly [() => Tensor] : readonly (() => Tensor)[];
 
 /** A primitive's forward computation and its VJP (lazy per input: only needed gradients are computed). */
 export interface Rule<P extends Primitive> {
@@ -199,6 +215,41 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
   broadcastTo: {
     forward: ([x], { shape }) => fresh(K.broadcastTo(dataOf(x), x.shape, shape), shape),
     vjp: (ct, [x]) => [() => unbroadcast(ct, x.shape)],
+  },
+  conv2d: {
+    forward: ([x, w], p) => { const r = KN.conv2d(dataOf(x), x.shape, dataOf(w), w.shape, p); return fresh(r.data, r.shape); },
+    vjp: (ct, [x, w], _y, p) => [
+      () => { const r = KN.conv2dGradInput(dataOf(ct), dataOf(w), w.shape, x.shape, p, dataOf(x)); return fresh(r.data, r.shape); },
+      () => { const r = KN.conv2dGradWeight(dataOf(ct), dataOf(x), x.shape, w.shape, p, dataOf(w)); return fresh(r.data, r.shape); },
+    ],
+  },
+  maxPool2d: {
+    forward: ([x], p) => { const r = KN.maxPool2d(dataOf(x), x.shape, p); return fresh(r.data, r.shape); },
+    vjp: (ct, [x], _y, p) => [() => { const r = KN.maxPool2dGrad(dataOf(ct), dataOf(x), x.shape, p); return fresh(r.data, r.shape); }],
+  },
+  avgPool2d: {
+    forward: ([x], p) => { const r = KN.avgPool2d(dataOf(x), x.shape, p); return fresh(r.data, r.shape); },
+    vjp: (ct, [x], _y, p) => [() => { const r = KN.avgPool2dGrad(dataOf(ct), x.shape, p, dataOf(x)); return fresh(r.data, r.shape); }],
+  },
+  custom: {
+    forward: (inputs, rule) => untraced(rule.forward(inputs.map(untraced))),
+    vjp: (ct, inputs, y, rule) => {
+      // Computed once, on first demand, then shared by every input's thunk.
+      let gs: readonly Tensor[] | undefined;
+      const all = () => {
+        if (gs === undefined) {
+          gs = rule.vjp(ct, inputs, y);
+          if (gs.length !== inputs.length) throw new Error(`customVjp '${rule.name}': vjp returned ${gs.length} cotangents for ${inputs.length} inputs`);
+          gs.forEach((g, i) => {
+            if (!sameShape(g.shape, inputs[i]!.shape)) {
+              throw new ShapeError(`customVjp '${rule.name}': the cotangent of input ${i} has shape ${showShape(g.shape)} but the input ${showShape(inputs[i]!.shape)}`);
+            }
+          });
+        }
+        return gs;
+      };
+      return inputs.map((_x, i) => () => untraced(all()[i]!));
+    },
   },
 };
 
@@ -457,3 +508,91 @@ export const momentumUpdate = (
   }
   return [fresh(pOut, p.shape), fresh(vOut, p.shape)];
 };
+
+/** max(x, αx) for 0 ≤ α < 1, as relu(x) − α·relu(−x): NaN passes through, as relu's does. */
+export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => sub(relu(x), mul(relu(neg(x)), alpha));
+
+/** GELU, tanh form (Hendrycks & Gimpel): ½x(1 + tanh(√(2/π)(x + 0.044715x³))), from primitives. */
+export const gelu = (x: Tensor): Tensor => {
+  const inner = mul(add(x, mul(mul(mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+  return mul(mul(x, 0.5), add(tanh(inner), 1));
+};
+
+// ---------------------------------------------------------------------------
+// Images (NCHW) and user-defined primitives
+// ---------------------------------------------------------------------------
+
+const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
+
+/**
+ * 2-D convolution (cross-correlation, as in every deep-learning library) of
+ * images x [N, C, H, W] with filters w [F, C, KH, KW], zero padding on every
+ * side: out [N, F, ⌊(H + 2p − KH)/s⌋ + 1, ⌊(W + 2p − KW)/s⌋ + 1]. Layout NCHW.
+ */
+export const conv2d = (x: Tensor, w: Tensor, opts: { stride?: number; padding?: number } = {}): Tensor => {
+  const stride = opts.stride ?? 1, padding = opts.padding ?? 0;
+  if (x.rank !== 4 || w.rank !== 4 || x.shape[1] !== w.shape[1]) {
+    throw new ShapeError(`conv2d: images must be [batch, channels, height, width] and filters [out, channels, kh, kw] with the same channels; got ${showShape(x.shape)} and ${showShape(w.shape)}`);
+  }
+  if (!positiveInt(stride) || !Number.isInteger(padding) || padding < 0) {
+    throw new ShapeError(`conv2d: stride must be a positive integer and padding a non-negative one; got stride ${stride}, padding ${padding}`);
+  }
+  if (KN.slidingOut(x.shape[2]!, w.shape[2]!, stride, padding) < 1 || KN.slidingOut(x.shape[3]!, w.shape[3]!, stride, padding) < 1) {
+    throw new ShapeError(`conv2d: filters ${showShape(w.shape)} do not fit images ${showShape(x.shape)} with padding ${padding}`);
+  }
+  return bind('conv2d', [x, w], { stride, padding });
+};
+
+const pool = (prim: 'maxPool2d' | 'avgPool2d') => (x: Tensor, size: number, stride = size): Tensor => {
+  if (x.rank !== 4) throw new ShapeError(`${prim}: images must be [batch, channels, height, width]; got ${showShape(x.shape)}`);
+  if (!positiveInt(size) || !positiveInt(stride) || size > x.shape[2]! || size > x.shape[3]!) {
+    throw new ShapeError(`${prim}: a ${size}×${size} window (stride ${stride}) does not fit images ${showShape(x.shape)}`);
+  }
+  return bind(prim, [x], { size, stride });
+};
+
+/** Maximum over size×size windows moved by `stride` (default `size`), no padding; NaN propagates. Layout NCHW. */
+export const maxPool2d = pool('maxPool2d');
+/** Mean over size×size windows moved by `stride` (default `size`), no padding. Layout NCHW. */
+export const avgPool2d = pool('avgPool2d');
+
+/**
+ * Declares a differentiable function with its own vector-Jacobian product (like
+ * `jax.custom_vjp`): `forward` computes the output from the inputs (on plain
+ * tensors: nothing inside it is traced), and `vjp(ct, inputs, output)` returns
+ * one cotangent per input, each of its input's shape. The result is used like
+ * any op, inside `valueAndGrad` or outside it, and `gradcheck` checks it.
+ *
+ * @example
+ * // softplus, with a VJP that needs no exp of large values
+ * const softplus = customVjp('softplus',
+ *   ([x]) => log(add(exp(x), 1)),
+ *   (ct, [x]) => [mul(ct, sigmoid(x))]);
+ * const y = softplus(x);
+ */
+export const customVjp = <N extends number = number>(
+  name: string,
+  forward: (inputs: readonly Tensor[] & { length: N }) => Tensor,
+  vjp: (ct: Tensor, inputs: readonly Tensor[] & { length: N }, output: Tensor) => readonly Tensor[],
+) => {
+  const rule: CustomRule = { name, forward: forward as CustomRule['forward'], vjp: vjp as CustomRule['vjp'] };
+  return (...inputs: Tensor[] & { length: N }): Tensor => bind('custom', inputs, rule);
+};
+
+/**
+ * Inverted dropout: each element kept with probability 1 − rate and scaled by
+ * 1/(1 − rate), else 0; the mask comes from `key` alone, so a run replays
+ * exactly. Differentiable (the gradient is the same mask).
+ */
+export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
+  if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
+  if (rate === 0) return x;
+  const u = dataOf(key.uniform(x.shape, 0, 1, 'float64'));
+  const scale = 1 / (1 - rate);
+  const m = allocData(x.dtype, x.size, false);
+  for (let i = 0; i < m.length; i++) m[i] = u[i]! >= rate ? scale : 0;
+  return mul(x, fresh(m, x.shape));
+};
+
+/** 1/√(v + eps), the normalizers' scale, from primitives. */
+export const rsqrtVar = (v: Tensor, eps: number): Tensor => reciprocal(sqrt(add(v, eps)));

@@ -12,8 +12,8 @@ import { stringify as toYaml } from 'yaml';
 import { backendSelection, Key, reclaimTensorMemory, setBackend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
-  decodeTreeLike, encodeTree, evaluate, fitAsync, mlp, optimizerFromSpec, saveModel, writeFileAtomic,
-  type EpochRecord, type FitEvent, type FitState, type MlpParams, type Model,
+  buildModel, decodeTreeLike, encodeTree, evaluate, fitAsync, initialState, mlp, optimizerFromSpec, saveModel, writeFileAtomic,
+  type EpochRecord, type FitEvent, type FitState, type Model,
 } from '../nn/index.js';
 import type { Tree } from '../autodiff/index.js';
 import { decodeConfig, type ResolvedConfig } from './config.js';
@@ -57,7 +57,7 @@ const CHECKPOINT_FORMAT = 'tapegrad.checkpoint';
 
 const EpochRecordC = t.type({ epoch: t.number, trainLoss: t.number, trainAccuracy: t.number, valLoss: t.number, valAccuracy: t.number, seconds: t.number });
 const EncodedC = t.array(t.type({ path: t.string, shape: t.array(t.number), data: t.string }));
-const CheckpointC = t.type({
+const CheckpointC = t.intersection([t.type({
   format: t.literal(CHECKPOINT_FORMAT),
   version: t.literal(1),
   epoch: t.number,
@@ -66,7 +66,11 @@ const CheckpointC = t.type({
   stoppedAt: t.union([t.null, t.number]),
   params: EncodedC,
   optState: EncodedC,
-});
+}), t.partial({
+  /** The layers' state (running statistics); absent for stateless models. */
+  layerState: EncodedC,
+  bestLayerState: EncodedC,
+})]);
 
 const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 
@@ -78,8 +82,19 @@ const freshDir = (parent: string, name: string): string => {
   return dir;
 };
 
-export const modelFor = (c: ResolvedConfig, classes: number): Model =>
-  mlp([3072, ...c.model.hidden, classes], { activation: c.model.activation, init: c.model.init });
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyModel = Model<any, any>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyState = FitState<any, any>;
+
+/**
+ * The config's model: its `layers` spec when it has one (the last layer gives
+ * the class scores), else the MLP of `hidden` widths.
+ */
+export const modelFor = (c: ResolvedConfig, classes: number): E.Either<Error, AnyModel> =>
+  c.model.layers !== undefined
+    ? buildModel({ kind: 'sequential', input: [...(c.model.input ?? [3072])], layers: [...c.model.layers] })
+    : E.right(mlp([3072, ...c.model.hidden, classes], { activation: c.model.activation, init: c.model.init }));
 
 const dataKey = (c: ResolvedConfig) => JSON.stringify({ ...c.data, seed: c.seed });
 
@@ -102,14 +117,17 @@ const loadData = async (c: ResolvedConfig, opts: RunOptions): Promise<E.Either<E
 const historyCsv = (h: readonly EpochRecord[]): string =>
   ['epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds', ...h.map((r) => [r.epoch, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.seconds.toFixed(3)].join(','))].join('\n') + '\n';
 
-const saveCheckpoint = (dir: string, s: FitState): void =>
+const saveCheckpoint = (dir: string, s: AnyState): void =>
   writeFileAtomic(join(dir, 'checkpoint.json'), JSON.stringify({
     format: CHECKPOINT_FORMAT, version: 1, epoch: s.epoch, history: s.history,
     best: s.best === undefined ? null : { epoch: s.best.epoch, valLoss: s.best.valLoss, params: encodeTree(s.best.params) },
     stoppedAt: s.stoppedAt ?? null, params: encodeTree(s.params), optState: encodeTree(s.optState),
+    ...(encodeTree(s.layerState).length > 0
+      ? { layerState: encodeTree(s.layerState), ...(s.best !== undefined ? { bestLayerState: encodeTree(s.best.layerState) } : {}) }
+      : {}),
   }));
 
-const loadCheckpoint = (dir: string, model: Model, c: ResolvedConfig): E.Either<Error, FitState> => {
+const loadCheckpoint = (dir: string, model: AnyModel, c: ResolvedConfig): E.Either<Error, AnyState> => {
   const file = join(dir, 'checkpoint.json');
   if (!existsSync(file)) return E.left(new Error(`${dir}: no checkpoint.json, so nothing to resume (the run stopped before its first epoch finished: start it again)`));
   let json: unknown;
@@ -121,11 +139,20 @@ const loadCheckpoint = (dir: string, model: Model, c: ResolvedConfig): E.Either<
   const optLike = optimizerFromSpec(c.training.optimizer).init(like);
   const params = decodeTreeLike(file, like, ck.params);
   const opt = decodeTreeLike(file, optLike as Tree, ck.optState);
-  const best = ck.best === null ? E.right(undefined) : E.map((p: MlpParams) => ({ epoch: ck.best!.epoch, valLoss: ck.best!.valLoss, params: p }))(decodeTreeLike(file, like, ck.best.params));
+  const stateLike = initialState(model.layer);
+  const layerState = ck.layerState === undefined ? E.right(stateLike) : decodeTreeLike(file, stateLike, ck.layerState);
+  const bestLayerState = ck.bestLayerState === undefined ? layerState : decodeTreeLike(file, stateLike, ck.bestLayerState);
+  if (E.isLeft(layerState)) return layerState;
+  if (E.isLeft(bestLayerState)) return bestLayerState;
+  const best = ck.best === null ? E.right(undefined)
+    : E.map((p: unknown) => ({ epoch: ck.best!.epoch, valLoss: ck.best!.valLoss, params: p, layerState: bestLayerState.right }))(decodeTreeLike(file, like, ck.best.params));
   if (E.isLeft(params)) return params;
   if (E.isLeft(opt)) return opt;
   if (E.isLeft(best)) return best;
-  return E.right({ epoch: ck.epoch, params: params.right, optState: opt.right, history: ck.history, best: best.right, stoppedAt: ck.stoppedAt ?? undefined });
+  return E.right({
+    epoch: ck.epoch, params: params.right, optState: opt.right, layerState: layerState.right, history: ck.history, best: best.right,
+    stoppedAt: ck.stoppedAt ?? undefined,
+  } as AnyState);
 };
 
 /** Writes accuracy and loss curves (SVG and PNG) of a history into `dir`. */
@@ -144,7 +171,7 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   if (config === undefined && resumeDir === undefined) return E.left(new Error('runExperiment: give a config, or a run folder to resume'));
   let c = config!;
   let dir: string;
-  let resume: FitState | undefined;
+  let resume: AnyState | undefined;
   if (resumeDir !== undefined) {
     dir = resumeDir;
     if (existsSync(join(dir, 'result.json'))) return E.left(new Error(`${dir}: this run already finished; nothing to resume`));
@@ -166,7 +193,9 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   setBackend(backendName, backendName === 'auto' ? undefined : `chosen in the config or with --backend ('${backendName}')`);
   const data = await loadData(c, opts);
   if (E.isLeft(data)) return data;
-  const model = modelFor(c, data.right.train.classes);
+  const built = modelFor(c, data.right.train.classes);
+  if (E.isLeft(built)) return built;
+  const model = built.right;
   if (resumeDir !== undefined) {
     const st = loadCheckpoint(dir, model, c);
     if (E.isLeft(st)) return st;
@@ -213,8 +242,8 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
     status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}` });
     return E.right({ ...base, testAccuracy: NaN, testLoss: NaN, seconds: (performance.now() - t0) / 1000 });
   }
-  const test = evaluate(model, r.params, data.right.test);
-  saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch });
+  const test = evaluate(model, r.params, data.right.test, { layerState: r.layerState });
+  saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch }, r.layerState);
   if (opts.plots ?? true) await writeCurves(dir, c.name, r.history);
   const seconds = (performance.now() - t0) / 1000;
   const summary = {

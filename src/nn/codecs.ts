@@ -31,7 +31,14 @@ export const OptimizerSpecC = t.union([
 export const describeErrors = (errors: t.Errors): string =>
   errors
     .map((e) => {
-      const path = e.context.map((c) => c.key).filter((k) => k !== '').join('.');
+      // Keys under a union or an intersection are branch numbers, not the data's keys: leave them out.
+      const path = e.context
+        .filter((c, i) => {
+          const tag = (e.context[i - 1]?.type as { _tag?: string } | undefined)?._tag;
+          return c.key !== '' && tag !== 'UnionType' && tag !== 'IntersectionType';
+        })
+        .map((c) => c.key)
+        .join('.');
       const expected = e.context[e.context.length - 1]?.type.name ?? 'a valid value';
       return `at ${path === '' ? '(top level)' : path}: expected ${expected}, got ${JSON.stringify(e.value)}`;
     })

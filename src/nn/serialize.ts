@@ -11,12 +11,13 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { leaves, leafPaths, mapTree, type Tree } from '../autodiff/index.js';
-import { Tensor } from '../core/index.js';
+import { leaves, leafPaths, mapTree, type Treelike } from '../autodiff/index.js';
+import { Key, Tensor } from '../core/index.js';
 import { internal } from '../core/tensor.js';
 import { makeShape, showShape, sizeOf } from '../core/shape.js';
-import { describeErrors, MlpSpecC } from './codecs.js';
-import { modelFromSpec, type MlpParams, type MlpSpec, type Model } from './layers.js';
+import { describeErrors } from './codecs.js';
+import { initialState, type Layer, type MlpParams, type Model, type ModelArchitecture, type Stateless } from './layers.js';
+import { buildModel, ModelSpecC } from './spec.js';
 
 export const MODEL_FORMAT = 'tapegrad.model';
 export const FORMAT_VERSION = 1;
@@ -30,13 +31,20 @@ export class ModelFileError extends Error {
 }
 
 const TensorC = t.exact(t.type({ path: t.string, shape: t.array(t.number), data: t.string }));
-const ModelFileC = t.exact(t.type({
-  format: t.literal(MODEL_FORMAT),
-  version: t.literal(FORMAT_VERSION),
-  architecture: MlpSpecC,
-  params: t.array(TensorC),
-  extra: t.unknown,
-}));
+/** A model whose layer was written in code: the file names it; `loadModel` needs the layer. */
+const CodeArchitectureC = t.exact(t.type({ kind: t.literal('code'), describe: t.string }));
+
+const ModelFileC = t.exact(t.intersection([
+  t.type({
+    format: t.literal(MODEL_FORMAT),
+    version: t.literal(FORMAT_VERSION),
+    architecture: t.union([ModelSpecC, CodeArchitectureC]),
+    params: t.array(TensorC),
+    extra: t.unknown,
+  }),
+  /** The layers' state (running statistics); absent for stateless models and in older files. */
+  t.partial({ state: t.array(TensorC) }),
+]));
 
 const encodeTensor = (tensor: Tensor, path: string) => {
   const f32 = tensor.dtype === 'float32' ? (internal.dataOf(tensor) as Float32Array) : Float32Array.from(internal.dataOf(tensor));
@@ -78,13 +86,13 @@ export const writeFileAtomic = (file: string, text: string | Uint8Array): void =
 };
 
 /** Tensors of a tree in the file's encoding. */
-export const encodeTree = (tree: Tree) => {
+export const encodeTree = <T extends Treelike<T>>(tree: T) => {
   const paths = leafPaths(tree);
   return leaves(tree).map((l, i) => encodeTensor(l, paths[i]!));
 };
 
 /** Fills the structure of `like` with the file's tensors, checking every shape. */
-export const decodeTreeLike = <T extends Tree>(file: string, like: T, encoded: readonly t.TypeOf<typeof TensorC>[]): E.Either<ModelFileError, T> => {
+export const decodeTreeLike = <T extends Treelike<T>>(file: string, like: T, encoded: readonly t.TypeOf<typeof TensorC>[]): E.Either<ModelFileError, T> => {
   const want = leaves(like);
   const paths = leafPaths(like);
   if (encoded.length !== want.length) {
@@ -113,18 +121,41 @@ const readJson = (file: string): E.Either<ModelFileError, unknown> => {
   }
 };
 
-/** Saves an MLP's architecture, weights and any JSON-able extra (e.g. the training config). */
-export const saveModel = (file: string, model: Model, params: MlpParams, extra: unknown = null): void =>
-  writeFileAtomic(file, JSON.stringify({ format: MODEL_FORMAT, version: FORMAT_VERSION, architecture: model.spec, params: encodeTree(params), extra }));
+/**
+ * Saves a model's architecture (its spec, or the description of a layer
+ * written in code), weights, the layers' state when it has any, and any
+ * JSON-able extra (e.g. the training config).
+ */
+export const saveModel = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
+  file: string, model: Model<P, S> | Layer<P, S>, params: P, extra: unknown = null, layerState?: S,
+): void => {
+  const spec = 'layer' in model ? model.spec : undefined;
+  const layer = 'layer' in model ? model.layer : model;
+  const state = layerState === undefined ? [] : encodeTree(layerState);
+  writeFileAtomic(file, JSON.stringify({
+    format: MODEL_FORMAT, version: FORMAT_VERSION, architecture: spec ?? { kind: 'code', describe: layer.describe },
+    params: encodeTree(params), ...(state.length > 0 ? { state } : {}), extra,
+  }));
+};
 
-export interface LoadedModel {
-  readonly model: Model;
-  readonly params: MlpParams;
+export interface LoadedModel<P extends Treelike<P> = MlpParams, S extends Treelike<S> = Stateless> {
+  readonly model: Model<P, S>;
+  readonly params: P;
+  /** The layers' state as saved (running statistics); the initial state when the file holds none. */
+  readonly layerState: S;
   readonly extra: unknown;
 }
 
-/** Loads what `saveModel` wrote; a truncated, corrupt or mismatched file gives a `Left` saying which. */
-export const loadModel = (file: string): E.Either<ModelFileError, LoadedModel> => {
+/**
+ * Loads what `saveModel` wrote; a truncated, corrupt or mismatched file gives a
+ * `Left` saying which. A model built from a spec is rebuilt from the file; for
+ * a layer written in code, pass that layer (its `init` gives the tree's shape).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function loadModel(file: string): E.Either<ModelFileError, LoadedModel<any, any>>;
+export function loadModel<P extends Treelike<P>, S extends Treelike<S> = Stateless>(file: string, layer: Layer<P, S>): E.Either<ModelFileError, LoadedModel<P, S>>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function loadModel(file: string, layer?: Layer<any, any>): E.Either<ModelFileError, LoadedModel<any, any>> {
   const json = readJson(file);
   if (E.isLeft(json)) return json;
   const obj = json.right as { format?: unknown; version?: unknown };
@@ -132,10 +163,24 @@ export const loadModel = (file: string): E.Either<ModelFileError, LoadedModel> =
   if (obj.version !== FORMAT_VERSION) return E.left(new ModelFileError(file, `has format version ${JSON.stringify(obj.version)}; this tapegrad reads version ${FORMAT_VERSION}`));
   const decoded = ModelFileC.decode(json.right);
   if (E.isLeft(decoded)) return E.left(new ModelFileError(file, `does not match the model format:\n${describeErrors(decoded.left)}`));
-  const spec = decoded.right.architecture as MlpSpec;
-  const model = modelFromSpec(spec);
-  const like = spec.sizes.slice(1).map((out, i) => ({ w: zerosShape([spec.sizes[i]!, out]), b: zerosShape([out]) }));
-  return E.map((params: MlpParams) => ({ model, params, extra: decoded.right.extra }))(decodeTreeLike(file, like as MlpParams, decoded.right.params));
-};
+  const arch = decoded.right.architecture;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let model: Model<any, any>;
+  if (layer !== undefined) {
+    model = { spec: arch.kind === 'code' ? undefined : (arch as ModelArchitecture), layer };
+  } else if (arch.kind === 'code') {
+    return E.left(new ModelFileError(file, `holds a layer written in code (${arch.describe}): pass that layer, loadModel(file, layer)`));
+  } else {
+    const built = buildModel(arch as ModelArchitecture);
+    if (E.isLeft(built)) return E.left(new ModelFileError(file, built.left.message));
+    model = built.right;
+  }
+  const params = decodeTreeLike(file, model.layer.init(new Key(0)), decoded.right.params);
+  if (E.isLeft(params)) return params;
+  const stateLike = initialState(model.layer);
+  const state = decoded.right.state === undefined ? E.right(stateLike) : decodeTreeLike(file, stateLike, decoded.right.state);
+  if (E.isLeft(state)) return state;
+  return E.right({ model, params: params.right, layerState: state.right, extra: decoded.right.extra });
+}
 
 const zerosShape = (shape: number[]): Tensor => internal.wrap(new Float32Array(sizeOf(shape)), makeShape(shape));

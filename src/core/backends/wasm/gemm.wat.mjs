@@ -425,13 +425,16 @@ ${shared ? `
   ;; TypeScript version in kernels.ts / ops.ts (so results never depend on where
   ;; a tensor's memory happens to be). Addresses in bytes, counts in elements.
 
-  ;; out = x > 0 ? x : 0 (NaN and -0 give +0, as \`v > 0 ? v : 0\` does).
+  ;; out = x > 0 || x is NaN ? x : 0 (NaN passes through, -0 gives +0, as
+  ;; relu in kernels.ts does): the mask keeps lanes that are positive or unordered.
   (func (export "relu") (param $x i32) (param $out i32) (param $n i32)
     (local $i i32) (local $v v128)${lanes('$i', '(local.get $n)', [['$x', 4], ['$out', 4]], `
       (local.set $v (v128.load (local.get $x)))
-      (v128.store (local.get $out) (v128.and (local.get $v) (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0))))`, `
+      (v128.store (local.get $out) (v128.and (local.get $v)
+        (v128.or (f32x4.gt (local.get $v) (v128.const f32x4 0 0 0 0)) (f32x4.ne (local.get $v) (local.get $v)))))`, `
       (f32.store (local.get $out)
-        (select (f32.load (local.get $x)) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0))))`)})
+        (select (f32.load (local.get $x)) (f32.const 0)
+          (i32.or (f32.gt (f32.load (local.get $x)) (f32.const 0)) (f32.ne (f32.load (local.get $x)) (f32.load (local.get $x))))))`)})
 
   ;; out = ct · (x > 0 ? 1 : 0): relu's VJP, a real multiply so that -0 and NaN
   ;; come out as from mul(ct, stepMask(x)).
