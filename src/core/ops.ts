@@ -566,17 +566,17 @@ export const avgPool2d = pool('avgPool2d');
  * @example
  * // softplus, with a VJP that needs no exp of large values
  * const softplus = customVjp('softplus',
- *   ([x]) => log(add(exp(x), 1)),
+ *   ([x]: [Tensor]) => log(add(exp(x), 1)),
  *   (ct, [x]) => [mul(ct, sigmoid(x))]);
  * const y = softplus(x);
  */
-export const customVjp = <N extends number = number>(
+export const customVjp = <Xs extends readonly Tensor[]>(
   name: string,
-  forward: (inputs: readonly Tensor[] & { length: N }) => Tensor,
-  vjp: (ct: Tensor, inputs: readonly Tensor[] & { length: N }, output: Tensor) => readonly Tensor[],
-) => {
-  const rule: CustomRule = { name, forward: forward as CustomRule['forward'], vjp: vjp as CustomRule['vjp'] };
-  return (...inputs: Tensor[] & { length: N }): Tensor => bind('custom', inputs, rule);
+  forward: (inputs: Xs) => Tensor,
+  vjp: (ct: Tensor, inputs: Xs, output: Tensor) => { readonly [K in keyof Xs]: Tensor },
+): ((...inputs: Xs) => Tensor) => {
+  const rule: CustomRule = { name, forward: forward as unknown as CustomRule['forward'], vjp: vjp as unknown as CustomRule['vjp'] };
+  return (...inputs: Xs): Tensor => bind('custom', inputs, rule);
 };
 
 /**

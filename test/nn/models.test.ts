@@ -79,7 +79,7 @@ const fromData = (d: ArrayLike<number>, like: Tensor) => fromArray(Array.from(d)
 
 describe('a layer written in code, on a user-defined primitive', () => {
   // softsign(x) = x / (1 + |x|), its VJP 1 / (1 + |x|)², declared by hand.
-  const softsign = customVjp<1>(
+  const softsign = customVjp<[Tensor]>(
     'softsign',
     ([x]) => { const a = x.toTypedArray().map((v) => v / (1 + Math.abs(v))); return right(fromData(a, x)); },
     (ct, [x]) => { const d = x.toTypedArray().map((v) => 1 / (1 + Math.abs(v)) ** 2); return [mul(ct, right(fromData(d, x)))]; },
