@@ -119,7 +119,7 @@ export interface ExpectGradientsOptions {
   /**
    * The convergence-order check along random directions, or false to skip it
    * (functions with kinks near the point). `eps`: the largest step (default
-   * 1e-2); the error at ε and ε/2 must have a ratio in [min, max] (default
+   * 1e-3, then ε/2 and ε/4: small enough that the O(ε⁴) term is negligible); each halving must cut the error by a ratio in [min, max] (default
    * [3, 5.5]: about 4 for O(ε²)); `directions` (default 3).
    */
   readonly order?: false | { readonly eps?: number; readonly min?: number; readonly max?: number; readonly directions?: number };
@@ -153,7 +153,7 @@ export const expectGradients = <P extends Treelike<P>>(f: (params: P) => Tensor,
   const order: { errors: readonly [number, number]; ratio: number | undefined }[] = [];
   if (opts.order !== false) {
     const o = opts.order ?? {};
-    const eps = o.eps ?? 1e-2, lo = o.min ?? 3, hi = o.max ?? 5.5;
+    const eps = o.eps ?? 1e-3, lo = o.min ?? 3, hi = o.max ?? 5.5;
     const g = leaves(valueAndGrad(f)(x).grads).map((t) => t.toTypedArray());
     const xs = leaves(x);
     for (const key of new Key(opts.seed ?? 0).fold('directions').split(o.directions ?? 3)) {
@@ -163,18 +163,23 @@ export const expectGradients = <P extends Treelike<P>>(f: (params: P) => Tensor,
       const along = (s: number) =>
         f(mapTree(x, (t, i) => { const d = t.toTypedArray(); for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * vs[i]![j]!; return internal.wrap(d, t.shape); })).item();
       const err = (e: number) => Math.abs((along(e) - along(-e)) / (2 * e) - analytic);
-      const e1 = err(eps), e2 = err(eps / 2);
-      // Rounding error of a difference quotient is about 1e-16·|f|/ε; below ~100× that, the ratio means nothing.
-      const floor = 1e-13 * (Math.abs(along(0)) + Math.abs(analytic) + 1) / eps;
-      if (e1 <= floor) { order.push({ errors: [e1, e2], ratio: undefined }); continue; }
-      const ratio = e1 / e2;
-      order.push({ errors: [e1, e2], ratio });
-      if (!(ratio >= lo && ratio <= hi)) {
-        throw new GradientMismatchError(
-          `gradient convergence order: along a random direction, the central-difference error went from ${e1.toExponential(3)} (ε = ${eps}) ` +
-            `to ${e2.toExponential(3)} (ε = ${eps / 2}), a ratio of ${ratio.toFixed(2)}; O(ε²) needs about 4 (accepted ${lo}..${hi}). ` +
-            `⟨v, ∇f⟩ from the tape is ${analytic}: a ratio near 1 means the tape's gradient is off by ${e2.toExponential(3)} along v`,
-        );
+      // Three steps, two halvings: a constant error (a wrong gradient) flattens the ratios towards 1 however it mixes with the O(ε²) part.
+      const es = [err(eps), err(eps / 2), err(eps / 4)] as const;
+      // Rounding error of a difference quotient is about 1e-16·|f|/ε; below ~1000× that, the ratio means nothing.
+      const floor = 1e-13 * (Math.abs(along(0)) + Math.abs(analytic) + 1) / (eps / 4);
+      if (es[0] <= floor) { order.push({ errors: [es[0], es[1]], ratio: undefined }); continue; }
+      for (let k = 0; k < 2; k++) {
+        const ratio = es[k]! / es[k + 1]!;
+        if (k === 0) order.push({ errors: [es[0], es[1]], ratio });
+        if (es[k + 1]! <= floor) break;
+        if (!(ratio >= lo && ratio <= hi)) {
+          const e1 = es[k]!, e2 = es[k + 1]!, h = eps / 2 ** k;
+          throw new GradientMismatchError(
+            `gradient convergence order: along a random direction, the central-difference error went from ${e1.toExponential(3)} (ε = ${h}) ` +
+              `to ${e2.toExponential(3)} (ε = ${h / 2}), a ratio of ${ratio.toFixed(2)}; O(ε²) needs about 4 (accepted ${lo}..${hi}). ` +
+              `⟨v, ∇f⟩ from the tape is ${analytic}: a ratio that drifts towards 1 means the tape's gradient is off by about ${es[2].toExponential(3)} along v`,
+          );
+        }
       }
     }
   }
