@@ -27,20 +27,51 @@ export const OptimizerSpecC = t.union([
   ])),
 ]);
 
-/** Decoding errors as one readable line per problem: `at sizes.1: expected PositiveInt, got -3`. */
-export const describeErrors = (errors: t.Errors): string =>
-  errors
+const INDEXED = new Set(['ArrayType', 'ReadonlyArrayType', 'TupleType', 'ReadonlyTupleType', 'DictionaryType']);
+const TAGS = new Set(['LiteralType', 'KeyofType']);
+
+type Ctx = t.Context;
+const tagOf = (c: t.ContextEntry | undefined) => (c?.type as { _tag?: string } | undefined)?._tag;
+/** The data's path: keys that are branch numbers of unions, intersections or recursive codecs are left out. */
+const dataPath = (ctx: Ctx): string =>
+  ctx.filter((c, i) => c.key !== '' && (!/^\d+$/.test(c.key) || INDEXED.has(tagOf(ctx[i - 1]) ?? ''))).map((c) => c.key).join('.');
+/** The branch an error is in: every key and codec down to the object holding the failing key. */
+const branchOf = (ctx: Ctx): string => ctx.slice(0, -1).map((c) => `${c.key}:${c.type.name}`).join('/');
+
+/**
+ * Decoding errors as one readable line per problem: `at sizes.1: expected PositiveInt, got -3`.
+ * In a union of tagged objects (`type: 'dense'`, `kind: 'mlp'`), branches whose
+ * tag does not match are left out, so a bad field of a dense layer is reported
+ * as such rather than with every other layer kind's complaints.
+ */
+export const describeErrors = (errors: t.Errors): string => {
+  const wrongTag = new Set<string>();
+  for (const e of errors) {
+    const last = e.context[e.context.length - 1];
+    if ((last?.key === 'type' || last?.key === 'kind') && TAGS.has(tagOf(last) ?? '')) wrongTag.add(branchOf(e.context));
+  }
+  const inWrongBranch = (e: t.ValidationError) => [...wrongTag].some((b) => branchOf(e.context).startsWith(b));
+  let kept = errors.filter((e) => !inWrongBranch(e));
+  if (kept.length === 0) {
+    // No branch's tag matched: one line listing the tags there are.
+    const byPath = new Map<string, { expected: string[]; got: unknown }>();
+    for (const e of errors) {
+      const last = e.context[e.context.length - 1];
+      if (!((last?.key === 'type' || last?.key === 'kind') && TAGS.has(tagOf(last) ?? ''))) continue;
+      const path = dataPath(e.context);
+      const entry = byPath.get(path) ?? { expected: [], got: e.value };
+      entry.expected.push(last.type.name);
+      byPath.set(path, entry);
+    }
+    if (byPath.size > 0) return [...byPath].map(([path, v]) => `at ${path}: expected one of ${v.expected.join(' | ')}, got ${JSON.stringify(v.got)}`).join('\n');
+    kept = errors;
+  }
+  return kept
     .map((e) => {
-      // Keys under a union or an intersection are branch numbers, not the data's keys: leave them out.
-      const path = e.context
-        .filter((c, i) => {
-          const tag = (e.context[i - 1]?.type as { _tag?: string } | undefined)?._tag;
-          return c.key !== '' && tag !== 'UnionType' && tag !== 'IntersectionType';
-        })
-        .map((c) => c.key)
-        .join('.');
+      const path = dataPath(e.context);
       const expected = e.context[e.context.length - 1]?.type.name ?? 'a valid value';
       return `at ${path === '' ? '(top level)' : path}: expected ${expected}, got ${JSON.stringify(e.value)}`;
     })
     .filter((v, i, a) => a.indexOf(v) === i)
     .join('\n');
+};

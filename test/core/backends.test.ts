@@ -116,7 +116,7 @@ describe('cpu backend (WebAssembly SIMD)', () => {
     const f32 = Float32Array.from(xs), c32 = Float32Array.from(cts);
 
     expect(e.relu(x, out)).toBe(true);
-    same(out, Array.from(f32, (v) => (v > 0 ? v : 0)));
+    same(out, Array.from(f32, (v) => (v > 0 || Number.isNaN(v) ? v : 0))); // NaN passes through, -0 gives +0
     expect(e.reluGrad(x, ct, out)).toBe(true);
     same(out, Array.from(f32, (v, i) => Math.fround(c32[i]! * (v > 0 ? 1 : 0))));
     const b = Float32Array.from({ length: cols }, (_, j) => Math.fround(Math.sin(j)));
