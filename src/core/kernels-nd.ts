@@ -213,3 +213,136 @@ export const avgPool2dGrad = (ct: Data, xs: Shape, { size, stride }: Pool2dParam
   out.set(acc);
   return { data: out, shape: xs };
 };
+
+// ---------------------------------------------------------------------------
+// Indexing, joining and selection (any rank, row-major)
+// ---------------------------------------------------------------------------
+
+const stridesFor = (s: Shape): number[] => {
+  const st = new Array<number>(s.length);
+  let acc = 1;
+  for (let i = s.length - 1; i >= 0; i--) { st[i] = acc; acc *= s[i]!; }
+  return st;
+};
+const count = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Calls `visit(outFlat, inFlat)` for every element of a box of `sizes` starting at `starts` inside `shape`. */
+const eachInBox = (shape: Shape, starts: readonly number[], sizes: readonly number[], visit: (o: number, i: number) => void): void => {
+  const st = stridesFor(shape), rank = shape.length, n = count(sizes);
+  const idx = new Array<number>(rank).fill(0);
+  let base = 0;
+  for (let a = 0; a < rank; a++) base += starts[a]! * st[a]!;
+  for (let o = 0; o < n; o++) {
+    let off = base;
+    for (let a = 0; a < rank; a++) off += idx[a]! * st[a]!;
+    visit(o, off);
+    for (let a = rank - 1; a >= 0; a--) { if (++idx[a]! < sizes[a]!) break; idx[a] = 0; }
+  }
+};
+
+export interface SliceParams { readonly starts: readonly number[]; readonly sizes: readonly number[] }
+export interface PadParams { readonly before: readonly number[]; readonly after: readonly number[]; readonly value: number }
+
+/** The box of `sizes` at `starts`. */
+export const slice = (x: Data, xs: Shape, { starts, sizes }: SliceParams): Out => {
+  const out = allocData(dtypeOf(x), count(sizes), false);
+  eachInBox(xs, starts, sizes, (o, i) => { out[o] = x[i]!; });
+  return { data: out, shape: Object.freeze([...sizes]) };
+};
+
+/** x inside a frame of `value`: `before[a]` and `after[a]` extra elements on each axis. */
+export const pad = (x: Data, xs: Shape, { before, after, value }: PadParams): Out => {
+  const shape = Object.freeze(xs.map((d, a) => d + before[a]! + after[a]!));
+  const out = allocData(dtypeOf(x), count(shape), false);
+  out.fill(value);
+  eachInBox(shape, before, xs, (o, i) => { out[i] = x[o]!; });
+  return { data: out, shape };
+};
+
+/** Inputs joined along `axis` (all other lengths equal). */
+export const concat = (xs: readonly Data[], shapes: readonly Shape[], axis: number): Out => {
+  const shape = Object.freeze(shapes[0]!.map((d, a) => (a === axis ? shapes.reduce((n, s) => n + s[a]!, 0) : d)));
+  const out = allocData(dtypeOf(...xs), count(shape), false);
+  let at = 0;
+  xs.forEach((x, k) => {
+    const starts = shape.map((_d, a) => (a === axis ? at : 0));
+    eachInBox(shape, starts, shapes[k]!, (o, i) => { out[i] = x[o]!; });
+    at += shapes[k]![axis]!;
+  });
+  return { data: out, shape };
+};
+
+export interface TakeParams { readonly axis: number; readonly indices: Int32Array }
+
+/** Gathers the entries `indices` along `axis` (repeats allowed): out.shape[axis] = indices.length. */
+export const take = (x: Data, xs: Shape, { axis, indices }: TakeParams): Out => {
+  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const out = allocData(dtypeOf(x), outer * indices.length * inner, false);
+  let o = 0;
+  for (let p = 0; p < outer; p++) {
+    for (const j of indices) {
+      const base = (p * len + j) * inner;
+      for (let q = 0; q < inner; q++) out[o++] = x[base + q]!;
+    }
+  }
+  return { data: out, shape: Object.freeze(xs.map((d, a) => (a === axis ? indices.length : d))) };
+};
+
+/** ∂L/∂x of take: each gathered entry's cotangent added back at its index (repeats accumulate). */
+export const takeGrad = (ct: Data, xs: Shape, { axis, indices }: TakeParams, dtypeLike: Data): Out => {
+  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const acc = new Float64Array(count(xs));
+  let o = 0;
+  for (let p = 0; p < outer; p++) {
+    for (const j of indices) {
+      const base = (p * len + j) * inner;
+      for (let q = 0; q < inner; q++) acc[base + q]! += ct[o++]!;
+    }
+  }
+  const out = allocData(dtypeOf(dtypeLike), acc.length, false);
+  out.set(acc);
+  return { data: out, shape: xs };
+};
+
+/** out[i] = cond[i] ≠ 0 ? a[i] : b[i], all of one shape. */
+export const select = (cond: Data, a: Data, b: Data): Data => {
+  const out = allocData(dtypeOf(a, b), a.length, false);
+  for (let i = 0; i < a.length; i++) out[i] = cond[i] !== 0 ? a[i]! : b[i]!;
+  return out;
+};
+
+export type CompareOp = 'greater' | 'greaterEqual' | 'less' | 'lessEqual' | 'equal' | 'notEqual';
+
+/** 1 where the comparison holds, else 0 (so NaN compares false, except notEqual), all of one shape. */
+export const compare = (op: CompareOp, a: Data, b: Data): Data => {
+  const out = allocData(dtypeOf(a, b), a.length, false);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, y = b[i]!;
+    out[i] = (op === 'greater' ? x > y : op === 'greaterEqual' ? x >= y : op === 'less' ? x < y : op === 'lessEqual' ? x <= y : op === 'equal' ? x === y : x !== y) ? 1 : 0;
+  }
+  return out;
+};
+
+/** x^p elementwise (Math.pow: NaN in, NaN out, except p = 0). */
+export const pow = (x: Data, p: number): Data => {
+  const out = allocData(dtypeOf(x), x.length, false);
+  for (let i = 0; i < x.length; i++) out[i] = Math.pow(x[i]!, p);
+  return out;
+};
+
+/** Index of the largest entry along `axis` (the first on ties; a NaN counts as largest, as in NumPy). */
+export const argmax = (x: Data, xs: Shape, axis: number): Out => {
+  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const out = allocData(dtypeOf(x), outer * inner, false);
+  for (let p = 0; p < outer; p++) {
+    for (let q = 0; q < inner; q++) {
+      let best = 0, bv = x[p * len * inner + q]!;
+      for (let j = 1; j < len && bv === bv; j++) {
+        const v = x[(p * len + j) * inner + q]!;
+        if (v > bv || v !== v) { bv = v; best = j; }
+      }
+      out[p * inner + q] = best;
+    }
+  }
+  return { data: out, shape: Object.freeze(xs.filter((_d, a) => a !== axis)) };
+};

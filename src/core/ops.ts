@@ -14,7 +14,7 @@ import { getBackend } from './backend.js';
 import './backends/index.js'; // registers the backends and the auto policy
 import * as K from './kernels.js';
 import * as KN from './kernels-nd.js';
-import { makeShape, normalizeAxis, ShapeError, showShape, sizeOf, broadcastedAxes, sameShape, type Shape } from './shape.js';
+import { makeShape, normalizeAxis, ShapeError, showShape, sizeOf, broadcastedAxes, broadcastShapes, sameShape, type Shape } from './shape.js';
 import { allocData, internal, scalar, Tensor, untraced, type Data, type DType, type TapeLike } from './tensor.js';
 import type { Key } from './random.js';
 
@@ -44,6 +44,17 @@ export interface PrimitiveSignatures {
   conv2d: { arity: 2; params: KN.Conv2dParams };
   maxPool2d: { arity: 1; params: KN.Pool2dParams };
   avgPool2d: { arity: 1; params: KN.Pool2dParams };
+  /** The box of `sizes` at `starts` (its VJP pads the cotangent back). */
+  slice: { arity: 1; params: KN.SliceParams };
+  /** A frame of a constant around x (its VJP slices the cotangent). */
+  pad: { arity: 1; params: KN.PadParams };
+  /** Gathers entries along an axis by integer indices. */
+  take: { arity: 1; params: KN.TakeParams };
+  concat: { arity: 'n'; params: { readonly axis: number } };
+  /** cond ? a : b on inputs already broadcast to one shape; cond is a constant (no gradient). */
+  select: { arity: 2; params: { readonly cond: Data } };
+  /** x^p for a constant exponent. */
+  pow: { arity: 1; params: { readonly p: number } };
   /** A function with a user-given VJP (`customVjp`): its rule travels in its params. */
   custom: { arity: 'n'; params: CustomRule };
 }
@@ -230,6 +241,38 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
   avgPool2d: {
     forward: ([x], p) => { const r = KN.avgPool2d(dataOf(x), x.shape, p); return fresh(r.data, r.shape); },
     vjp: (ct, [x], _y, p) => [() => { const r = KN.avgPool2dGrad(dataOf(ct), x.shape, p, dataOf(x)); return fresh(r.data, r.shape); }],
+  },
+  slice: {
+    forward: ([x], p) => { const r = KN.slice(dataOf(x), x.shape, p); return fresh(r.data, r.shape); },
+    vjp: (ct, [x], _y, { starts, sizes }) => [() => pad(ct, starts.map((b, a) => [b, x.shape[a]! - b - sizes[a]!] as const))],
+  },
+  pad: {
+    forward: ([x], p) => { const r = KN.pad(dataOf(x), x.shape, p); return fresh(r.data, r.shape); },
+    vjp: (ct, [x], _y, { before }) => [() => slice(ct, before, x.shape)],
+  },
+  take: {
+    forward: ([x], p) => { const r = KN.take(dataOf(x), x.shape, p); return fresh(r.data, r.shape); },
+    vjp: (ct, [x], _y, p) => [() => { const r = KN.takeGrad(dataOf(ct), x.shape, p, dataOf(x)); return fresh(r.data, r.shape); }],
+  },
+  concat: {
+    forward: (xs, { axis }) => { const r = KN.concat(xs.map(dataOf), xs.map((x) => x.shape), axis); return fresh(r.data, r.shape); },
+    vjp: (ct, xs, _y, { axis }) => {
+      const starts: number[] = [];
+      xs.reduce((at, x) => { starts.push(at); return at + x.shape[axis]!; }, 0);
+      return xs.map((x, k) => () => slice(ct, ct.shape.map((_d, a) => (a === axis ? starts[k]! : 0)), x.shape));
+    },
+  },
+  select: {
+    forward: ([a, b], { cond }) => fresh(KN.select(cond, dataOf(a), dataOf(b)), a.shape),
+    // Selecting the cotangent (never multiplying it by a 0/1 mask) keeps a NaN on the unchosen side out of the gradient.
+    vjp: (ct, [a, b], _y, { cond }) => {
+      const zero = () => fresh(allocData(ct.dtype, ct.size), ct.shape);
+      return [() => bind('select', [ct, zero()], { cond }), () => bind('select', [zero(), ct], { cond })];
+    },
+  },
+  pow: {
+    forward: ([x], { p }) => fresh(KN.pow(dataOf(x), p), x.shape),
+    vjp: (ct, [x], _y, { p }) => [() => (p === 0 ? mul(ct, 0) : mul(ct, mul(pow(x, p - 1), p)))],
   },
   custom: {
     forward: (inputs, rule) => untraced(rule.forward(inputs.map(untraced))),
@@ -596,3 +639,167 @@ export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
 
 /** 1/√(v + eps), the normalizers' scale, from primitives. */
 export const rsqrtVar = (v: Tensor, eps: number): Tensor => reciprocal(sqrt(add(v, eps)));
+
+// ---------------------------------------------------------------------------
+// Indexing, joining, selection and comparisons
+// ---------------------------------------------------------------------------
+
+const checkAxis = (axis: number, rank: number, op: string) => normalizeAxis(axis, rank, op);
+
+/** The box of `sizes` starting at `starts` (one entry per axis; a size of -1 runs to the end). */
+export const slice = (x: Tensor, starts: readonly number[], sizes: readonly number[]): Tensor => {
+  const sz = sizes.map((n, a) => (n === -1 ? x.shape[a]! - starts[a]! : n));
+  if (starts.length !== x.rank || sz.length !== x.rank || starts.some((b, a) => !Number.isInteger(b) || b < 0 || !Number.isInteger(sz[a]) || sz[a]! < 0 || b + sz[a]! > x.shape[a]!)) {
+    throw new ShapeError(`slice: starts ${showShape(starts)} and sizes ${showShape(sizes)} do not fit inside shape ${showShape(x.shape)}`);
+  }
+  if (sz.every((n, a) => n === x.shape[a])) return x;
+  return bind('slice', [x], { starts: [...starts], sizes: sz });
+};
+
+/** Pads each axis with `[before, after]` elements of `value` (default 0). */
+export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], value = 0): Tensor => {
+  if (widths.length !== x.rank || widths.some(([b, a]) => !Number.isInteger(b) || !Number.isInteger(a) || b < 0 || a < 0)) {
+    throw new ShapeError(`pad: give one [before, after] pair of non-negative integers per axis of ${showShape(x.shape)}`);
+  }
+  if (widths.every(([b, a]) => b === 0 && a === 0)) return x;
+  return bind('pad', [x], { before: widths.map((w) => w[0]), after: widths.map((w) => w[1]), value });
+};
+
+/** Gathers the entries `indices` along `axis` (repeats allowed); the gradient adds back into each index. */
+export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor => {
+  const ax = checkAxis(axis, x.rank, 'take');
+  const idx = Int32Array.from(indices as ArrayLike<number>);
+  const bad = Array.from(indices).findIndex((j) => !Number.isInteger(j) || j < 0 || j >= x.shape[ax]!);
+  if (bad >= 0) throw new ShapeError(`take: index ${Array.from(indices)[bad]} at position ${bad} is outside 0..${x.shape[ax]! - 1} (axis ${ax} of ${showShape(x.shape)})`);
+  return bind('take', [x], { axis: ax, indices: idx });
+};
+
+/** Joins tensors along an existing axis; every other length must agree. */
+export const concat = (xs: readonly Tensor[], axis = 0): Tensor => {
+  if (xs.length === 0) throw new ShapeError('concat: nothing to join');
+  const ax = checkAxis(axis, xs[0]!.rank, 'concat');
+  const first = xs[0]!;
+  const bad = xs.find((x) => x.rank !== first.rank || x.shape.some((d, a) => a !== ax && d !== first.shape[a]));
+  if (bad !== undefined) throw new ShapeError(`concat: shapes ${xs.map((x) => showShape(x.shape)).join(', ')} differ off axis ${ax}`);
+  if (xs.length === 1) return first;
+  return bind('concat', xs, { axis: ax });
+};
+
+/** Joins same-shape tensors along a new axis. */
+export const stack = (xs: readonly Tensor[], axis = 0): Tensor => {
+  if (xs.length === 0) throw new ShapeError('stack: nothing to stack');
+  const ax = normalizeAxis(axis, xs[0]!.rank + 1, 'stack');
+  if (xs.some((x) => !sameShape(x.shape, xs[0]!.shape))) throw new ShapeError(`stack: shapes ${xs.map((x) => showShape(x.shape)).join(', ')} differ`);
+  return concat(xs.map((x) => reshape(x, [...x.shape.slice(0, ax), 1, ...x.shape.slice(ax)])), ax);
+};
+
+/** Splits along `axis` into `n` equal parts, or parts of the given lengths. */
+export const split = (x: Tensor, parts: number | readonly number[], axis = 0): Tensor[] => {
+  const ax = checkAxis(axis, x.rank, 'split');
+  const len = x.shape[ax]!;
+  const sizes = typeof parts === 'number' ? (len % parts === 0 ? new Array<number>(parts).fill(len / parts) : undefined) : [...parts];
+  if (sizes === undefined || sizes.reduce((a, b) => a + b, 0) !== len) {
+    throw new ShapeError(`split: axis ${ax} of ${showShape(x.shape)} (length ${len}) cannot be split into ${typeof parts === 'number' ? `${parts} equal parts` : showShape(parts)}`);
+  }
+  let at = 0;
+  return sizes.map((n) => { const s = slice(x, x.shape.map((_d, a) => (a === ax ? at : 0)), x.shape.map((d, a) => (a === ax ? n : d))); at += n; return s; });
+};
+
+const broadcastAll = (...xs: Tensor[]): Tensor[] => {
+  const shape = xs.reduce<Shape>((s, x) => broadcastShapesOf(s, x.shape), xs[0]!.shape);
+  return xs.map((x) => broadcastTo(x, shape));
+};
+const broadcastShapesOf = (a: Shape, b: Shape): Shape => broadcastShapes(a, b, 'where');
+
+/**
+ * cond ? a : b elementwise, broadcasting all three. `cond` is a constant (any
+ * non-zero is true); gradients flow to the chosen side only.
+ */
+export const where = (cond: Tensor, a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  const [c, xb, yb] = broadcastAll(cond, x, y);
+  return bind('select', [xb!, yb!], { cond: dataOf(c!) });
+};
+
+const compareOp = (op: KN.CompareOp) => (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  const [xb, yb] = broadcastAll(untraced(x), untraced(y));
+  return fresh(KN.compare(op, dataOf(xb!), dataOf(yb!)), xb!.shape);
+};
+
+/** 1 where a > b, else 0 (NaN compares false), broadcasting; a constant. */
+export const greater = compareOp('greater');
+/** 1 where a ≥ b, else 0; a constant. */
+export const greaterEqual = compareOp('greaterEqual');
+/** 1 where a < b, else 0; a constant. */
+export const less = compareOp('less');
+/** 1 where a ≤ b, else 0; a constant. */
+export const lessEqual = compareOp('lessEqual');
+/** 1 where a = b, else 0; a constant. */
+export const equal = compareOp('equal');
+/** 1 where a ≠ b (and where either is NaN), else 0; a constant. */
+export const notEqual = compareOp('notEqual');
+
+/** 1 where x is NaN: x ≠ x. */
+const isNaNMask = (x: Tensor): Tensor => notEqual(x, x);
+const or = (p: Tensor, q: Tensor): Tensor => greater(add(p, q), 0);
+
+/**
+ * Elementwise maximum, broadcasting. NaN propagates (either side NaN gives
+ * NaN); on ties the gradient goes to b.
+ */
+export const maximum = (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  return where(or(greater(x, y), isNaNMask(x)), x, y);
+};
+
+/** Elementwise minimum, broadcasting; NaN propagates; on ties the gradient goes to b. */
+export const minimum = (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  return where(or(less(x, y), isNaNMask(x)), x, y);
+};
+
+/** |x|; NaN stays NaN; the gradient is sign(x), 0 at 0 (as PyTorch and JAX). */
+export const abs = (x: Tensor): Tensor => {
+  const d = dataOf(x);
+  const sign = allocData(x.dtype, d.length, false);
+  for (let i = 0; i < d.length; i++) { const v = d[i]!; sign[i] = v > 0 ? 1 : v < 0 ? -1 : v === 0 ? 0 : NaN; }
+  return mul(x, fresh(sign, x.shape));
+};
+
+/** x^p for a constant exponent p (x > 0 for non-integer p, as Math.pow). */
+export const pow = (x: Tensor, p: number): Tensor => (p === 1 ? x : bind('pow', [x], { p }));
+
+/** x limited to [lo, hi]; NaN stays NaN; the gradient is 1 inside and 0 where clipped. */
+export const clip = (x: Tensor, lo: number, hi: number): Tensor => {
+  if (!(lo <= hi)) throw new RangeError(`clip: lo (${lo}) must not exceed hi (${hi})`);
+  return minimum(maximum(x, lo), hi);
+};
+
+/** Index of the largest entry along `axis` (first on ties; NaN counts as largest): a constant of x's dtype, not differentiable. */
+export const argmax = (x: Tensor, axis = -1): Tensor => {
+  const r = KN.argmax(dataOf(x), x.shape, normalizeAxis(axis, x.rank, 'argmax'));
+  return fresh(r.data, r.shape);
+};
+
+/**
+ * Batched matrix product: a [..., m, k] · b [..., k, n] → [..., m, n], with the
+ * same leading (batch) axes, or b a plain matrix shared by every batch entry.
+ * Each product runs on the backend's matmul; gradients come from slice, stack and matmul.
+ */
+export const batchedMatmul = (a: Tensor, b: Tensor): Tensor => {
+  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`batchedMatmul: operands must have rank ≥ 2, got ${showShape(a.shape)} and ${showShape(b.shape)}`);
+  const [m, k] = a.shape.slice(-2) as [number, number];
+  const [k2, n] = b.shape.slice(-2) as [number, number];
+  const batch = a.shape.slice(0, -2);
+  const shared = b.rank === 2;
+  if (k !== k2 || (!shared && b.shape.slice(0, -2).join() !== batch.join())) {
+    throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: inner lengths or batch axes differ`);
+  }
+  const count = batch.reduce((p, d) => p * d, 1);
+  if (shared) return reshape(matmul(reshape(a, [count * m, k]), b), [...batch, m, n]);
+  const a3 = reshape(a, [count, m, k]), b3 = reshape(b, [count, k, n]);
+  const outs = Array.from({ length: count }, (_, i) =>
+    matmul(reshape(slice(a3, [i, 0, 0], [1, m, k]), [m, k]), reshape(slice(b3, [i, 0, 0], [1, k, n]), [k, n])));
+  return reshape(stack(outs, 0), [...batch, m, n]);
+};
