@@ -13,10 +13,9 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { leakyRelu as leakyReluOf, reshape } from '../core/index.js';
 import { slidingOut } from '../core/kernels-nd.js';
-import { activation, dense, flatten, lambda, mlp, residual, sequential, type AnyLayer, type Model, type ModelArchitecture, type MlpSpec } from './layers.js';
+import { activation, dense, flatten, lambda, mlp, residual, sequential, type AnyLayer, type Model, type ModelArchitecture } from './layers.js';
 import { avgPool2dLayer, batchNorm, conv2dLayer, dropoutLayer, layerNorm, maxPool2dLayer } from './blocks.js';
 import { describeErrors, InitC, MlpSpecC, PositiveInt } from './codecs.js';
-import type { Treelike } from '../autodiff/index.js';
 
 const NonNegInt = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'NonNegativeInt');
 const Rate = t.refinement(t.number, (n) => n >= 0 && n < 1, 'RateIn[0,1)');
@@ -26,6 +25,7 @@ const opt = <T extends t.Props, O extends t.Props>(req: T, optional: O) => t.exa
 
 /** One layer of a sequential spec. */
 export type LayerSpec =
+  /** `init` defaults to he-uniform. */
   | { readonly type: 'dense'; readonly units: number; readonly init?: t.TypeOf<typeof InitC> }
   | { readonly type: 'conv2d'; readonly filters: number; readonly kernel: number; readonly stride?: number; readonly padding?: number }
   | { readonly type: 'maxPool2d' | 'avgPool2d'; readonly size: number; readonly stride?: number }
@@ -184,7 +184,3 @@ export const modelFromSpec = (spec: ModelArchitecture): SpecModel => {
   if (E.isLeft(m)) throw m.left;
   return m.right;
 };
-
-export type { MlpSpec };
-/** For users' generic code: a model's parameter tree type is any Treelike. */
-export type AnyParams = Treelike<unknown>;
