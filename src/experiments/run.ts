@@ -67,6 +67,8 @@ const CheckpointC = t.intersection([t.type({
   params: EncodedC,
   optState: EncodedC,
 }), t.partial({
+  /** The model's architecture (checked on resume); absent in older checkpoints. */
+  architecture: t.unknown,
   /** The layers' state (running statistics); absent for stateless models. */
   layerState: EncodedC,
   bestLayerState: EncodedC,
@@ -117,9 +119,9 @@ const loadData = async (c: ResolvedConfig, opts: RunOptions): Promise<E.Either<E
 const historyCsv = (h: readonly EpochRecord[]): string =>
   ['epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds', ...h.map((r) => [r.epoch, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.seconds.toFixed(3)].join(','))].join('\n') + '\n';
 
-const saveCheckpoint = (dir: string, s: AnyState): void =>
+const saveCheckpoint = (dir: string, s: AnyState, model: AnyModel): void =>
   writeFileAtomic(join(dir, 'checkpoint.json'), JSON.stringify({
-    format: CHECKPOINT_FORMAT, version: 1, epoch: s.epoch, history: s.history,
+    format: CHECKPOINT_FORMAT, version: 1, epoch: s.epoch, history: s.history, architecture: model.spec ?? null,
     best: s.best === undefined ? null : { epoch: s.best.epoch, valLoss: s.best.valLoss, params: encodeTree(s.best.params) },
     stoppedAt: s.stoppedAt ?? null, params: encodeTree(s.params), optState: encodeTree(s.optState),
     ...(encodeTree(s.layerState).length > 0
@@ -135,6 +137,9 @@ const loadCheckpoint = (dir: string, model: AnyModel, c: ResolvedConfig): E.Eith
   const d = CheckpointC.decode(json);
   if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad checkpoint`));
   const ck = d.right;
+  if (ck.architecture !== undefined && ck.architecture !== null && JSON.stringify(ck.architecture) !== JSON.stringify(model.spec)) {
+    return E.left(new Error(`${file}: the checkpoint was written by another architecture than ${dir}/config.json describes; start the run again`));
+  }
   const like = model.layer.init(new Key(0));
   const optLike = optimizerFromSpec(c.training.optimizer).init(like);
   const params = decodeTreeLike(file, like, ck.params);
@@ -221,7 +226,7 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
     ...(resume ? { resume } : {}),
     onEvent: (e) => {
       if (e.type === 'epoch') {
-        saveCheckpoint(dir, e.state);
+        saveCheckpoint(dir, e.state, model);
         writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
         writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
       }

@@ -2,7 +2,8 @@
  * Spec models through configs and the CLI: the example configs decode and
  * build; a CNN config trains from `tapegrad train`, its model file loads and
  * evaluates to the test accuracy the run reported, and an interrupted run's
- * checkpoint (with batchNorm's running statistics) resumes to the same history.
+ * checkpoint (with the architecture and batchNorm's running statistics) resumes
+ * to the same history.
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { spawnSync } from 'node:child_process';
@@ -78,6 +79,10 @@ describe('configs with a model spec', () => {
       onEvent: (e) => { if (e.type === 'batch' && e.epoch === 2 && e.batch === 3) ctl.abort(); },
     }));
     expect(part.interrupted).toBe(true);
+    // The checkpoint holds the architecture beside the weights, optimizer state and batchNorm's statistics.
+    const ck = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8'));
+    expect(ck.architecture).toEqual({ kind: 'sequential', input: [3072], layers: c.model.layers });
+    expect(ck.layerState.map((t: { path: string }) => t.path)).toEqual(['[1].mean', '[1].var']);
     const resumed = await runExperiment(undefined, { plots: false, dataDir: CIFAR_DIR }, dir);
     expect(E.isRight(resumed)).toBe(true);
     const strip = (h: readonly { seconds: number }[]) => h.map(({ seconds: _s, ...rest }) => rest);
