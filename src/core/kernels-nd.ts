@@ -346,3 +346,18 @@ export const argmax = (x: Data, xs: Shape, axis: number): Out => {
   }
   return { data: out, shape: Object.freeze(xs.filter((_d, a) => a !== axis)) };
 };
+
+/** sign(x): 1, −1, 0 at ±0, NaN for NaN (abs's gradient, and its factor). */
+export const sign = (x: Data): Data => {
+  const out = allocData(dtypeOf(x), x.length, false);
+  for (let i = 0; i < x.length; i++) { const v = x[i]!; out[i] = v > 0 ? 1 : v < 0 ? -1 : v === 0 ? 0 : NaN; }
+  return out;
+};
+
+/** Inverted dropout's mask from uniform draws u: 1/(1 − rate) where u ≥ rate, else 0, in `like`'s dtype. */
+export const dropoutMask = (u: Data, rate: number, like: Data): Data => {
+  const out = allocData(dtypeOf(like), u.length, false);
+  const scale = 1 / (1 - rate);
+  for (let i = 0; i < u.length; i++) out[i] = u[i]! >= rate ? scale : 0;
+  return out;
+};

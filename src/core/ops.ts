@@ -4,8 +4,15 @@
  * Every primitive is one entry of `rules`: its forward computation and its
  * vector-Jacobian product side by side. The table's type maps every name in
  * `PrimitiveSignatures` to a rule, so a primitive without a VJP does not compile.
- * Composite ops (sub, div, mean, logSumExp, softmax, cross-entropy, L2) are plain
- * functions of primitives and get their gradients from them.
+ * Composite ops (sub, div, mean, logSumExp, softmax, cross-entropy, L2, maximum,
+ * minimum, clip, stack, split, batchedMatmul) are plain functions of primitives
+ * and get their gradients from them.
+ *
+ * Adding a primitive: its forward kernel as a pure function over typed arrays
+ * and shapes (kernels.ts, or kernels-nd.ts for the image, indexing and joining
+ * ones), a line in `PrimitiveSignatures`, its rule here (the forward calls the
+ * kernel; the VJP is written in ops), and the public op that checks shapes and
+ * calls `bind`. Users add their own with `customVjp`, which needs none of this.
  *
  * Ops throw `ShapeError` on bad shapes (naming both shapes); the `checked`
  * namespace in `checked.ts` offers the same ops returning `Either` instead.
@@ -630,11 +637,8 @@ export const customVjp = <Xs extends readonly Tensor[]>(
 export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
   if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
   if (rate === 0) return x;
-  const u = dataOf(key.uniform(x.shape, 0, 1, 'float64'));
-  const scale = 1 / (1 - rate);
-  const m = allocData(x.dtype, x.size, false);
-  for (let i = 0; i < m.length; i++) m[i] = u[i]! >= rate ? scale : 0;
-  return mul(x, fresh(m, x.shape));
+  const mask = KN.dropoutMask(dataOf(key.uniform(x.shape, 0, 1, 'float64')), rate, dataOf(x));
+  return mul(x, fresh(mask, x.shape));
 };
 
 /** 1/√(v + eps), the normalizers' scale, from primitives. */
@@ -761,10 +765,7 @@ export const minimum = (a: TensorLike, b: TensorLike): Tensor => {
 
 /** |x|; NaN stays NaN; the gradient is sign(x), 0 at 0 (as PyTorch and JAX). */
 export const abs = (x: Tensor): Tensor => {
-  const d = dataOf(x);
-  const sign = allocData(x.dtype, d.length, false);
-  for (let i = 0; i < d.length; i++) { const v = d[i]!; sign[i] = v > 0 ? 1 : v < 0 ? -1 : v === 0 ? 0 : NaN; }
-  return mul(x, fresh(sign, x.shape));
+  return mul(x, fresh(KN.sign(dataOf(x)), x.shape));
 };
 
 /** x^p for a constant exponent p (x > 0 for non-integer p, as Math.pow). */
