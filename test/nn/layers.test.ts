@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  activation, add, batchNorm, buildModel, cast, conv2dLayer, customVjp, dense, denseSet, dropout, dropoutLayer, fit, forwardOf, gelu,
+  activation, add, batchNorm, buildModel, cast, conv2dLayer, customVjp, dense, denseSet, dropout, dropoutLayer, evaluate, fit, forwardOf, gelu,
   gradcheck, grad, initialState, Key, l2Penalty, layerNorm, leafInfos, leakyRelu, leaves, mapTree, mlp, mul, relu, residual, rolesOf,
   sequential, sum, sumOfSquares, tanh, valueAndGrad, withBackend, type BatchNormState, type NormParams, type SequentialSpec, type Tensor,
 } from '../../src/index.js';
@@ -244,3 +244,37 @@ describe('architectures as data', () => {
   });
 });
 
+
+describe('fit with a stateful model (batchNorm, dropout)', () => {
+  const n = 120;
+  const x = Float32Array.from({ length: n * 6 }, (_, i) => Math.sin(i * 1.3) + (i % 6 === 0 ? (Math.floor(i / 6) % 3) : 0));
+  const y = Uint8Array.from({ length: n }, (_, i) => i % 3);
+  const data = { train: denseSet(x, y, 6, 3), val: denseSet(x.slice(0, 60 * 6), y.slice(0, 60), 6, 3) };
+  const model = sequential(dense(6, 8), batchNorm(8), activation('relu'), dropoutLayer(0.2), dense(8, 3));
+  const init = model.init(new Key(3));
+  const opts = { epochs: 6, batchSize: 20, optimizer: { kind: 'momentum' as const, lr: 0.05, momentum: 0.9 }, shuffle: true, seed: 1 };
+
+  it('early stopping restores the best epoch’s parameters and running statistics together', () => {
+    const seen = new Map<number, { params: unknown; layerState: unknown }>();
+    const r = unwrap(fit(model, init, data, {
+      ...opts, earlyStopping: { patience: 2, rule: 'no-improvement', restoreBest: 'always' },
+      onEvent: (e) => { if (e.type === 'epoch') seen.set(e.record.epoch, { params: e.state.params, layerState: e.state.layerState }); },
+    }));
+    const best = seen.get(r.bestEpoch)!;
+    expect(r.returnedEpoch).toBe(r.bestEpoch);
+    expect(r.params).toBe(best.params);
+    expect(r.layerState).toBe(best.layerState);
+    // And they evaluate to the best epoch's recorded validation loss.
+    expect(evaluate(model, r.params, data.val, { layerState: r.layerState }).loss).toBeCloseTo(r.history[r.bestEpoch - 1]!.valLoss, 6);
+  });
+
+  it('an interrupted run resumes (state, dropout keys and all) to the same history', () => {
+    const strip = (h: readonly { seconds: number }[]) => h.map(({ seconds: _s, ...rest }) => rest);
+    const full = unwrap(fit(model, init, data, opts));
+    const ctl = new AbortController();
+    const part = unwrap(fit(model, init, data, { ...opts, signal: ctl.signal, onEvent: (e) => { if (e.type === 'batch' && e.epoch === 3 && e.batch === 2) ctl.abort(); } }));
+    expect(part.interrupted).toBe(true);
+    const resumed = unwrap(fit(model, init, data, { ...opts, resume: part.state }));
+    expect(strip(resumed.history)).toEqual(strip(full.history));
+  });
+});
