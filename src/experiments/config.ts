@@ -8,6 +8,7 @@ import * as t from 'io-ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, PositiveInt, SeedC } from '../nn/codecs.js';
+import { LayerSpecC, type LayerSpec } from '../nn/spec.js';
 import { presets, type Preset } from '../nn/presets.js';
 import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec } from '../nn/index.js';
 import type { LabelKind, Normalization } from '../data/index.js';
@@ -59,7 +60,12 @@ export const ConfigC = t.exact(t.intersection([
       limitTrain: PositiveInt,
       limitTest: PositiveInt,
     })),
-    model: t.exact(t.partial({ hidden: t.union([PositiveInt, t.array(PositiveInt)]), activation: ActivationC, init: InitC })),
+    model: t.exact(t.partial({
+      hidden: t.union([PositiveInt, t.array(PositiveInt)]), activation: ActivationC, init: InitC,
+      /** Any sequential architecture instead of the MLP (see src/nn/spec.ts); `input` is one example's shape. */
+      layers: t.array(LayerSpecC),
+      input: t.array(PositiveInt),
+    })),
     training: t.exact(t.partial({
       epochs: PositiveInt,
       batchSize: PositiveInt,
@@ -88,7 +94,11 @@ export interface ResolvedConfig {
     readonly labels: LabelKind; readonly normalization: Normalization; readonly trainFraction: number;
     readonly stratify: boolean; readonly limitTrain?: number; readonly limitTest?: number;
   };
-  readonly model: { readonly hidden: readonly number[]; readonly activation: ActivationName; readonly init: InitName };
+  /** The MLP (hidden, activation, init), or with `layers` any sequential architecture (then hidden and activation are unused). */
+  readonly model: {
+    readonly hidden: readonly number[]; readonly activation: ActivationName; readonly init: InitName;
+    readonly layers?: readonly LayerSpec[]; readonly input?: readonly number[];
+  };
   readonly training: {
     readonly epochs: number; readonly batchSize: number; readonly optimizer: OptimizerSpec; readonly l2: L2Options;
     readonly shuffle: boolean; readonly earlyStopping: EarlyStoppingOptions | false;
@@ -144,7 +154,10 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       ...(c.data?.limitTrain !== undefined ? { limitTrain: c.data.limitTrain } : {}),
       ...(c.data?.limitTest !== undefined ? { limitTest: c.data.limitTest } : {}),
     },
-    model: { hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init },
+    model: {
+      hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init,
+      ...(c.model?.layers !== undefined ? { layers: c.model.layers, input: c.model.input ?? [3072] } : {}),
+    },
     training: {
       epochs: c.training?.epochs ?? p.epochs,
       batchSize: c.training?.batchSize ?? p.batchSize,

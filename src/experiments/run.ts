@@ -18,7 +18,7 @@ import { stringify as toYaml } from 'yaml';
 import { backend as backendNamed, chooseBackend, Key, UnknownBackendError, withBackend, type Backend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
-  evaluate, fitAsync, jsonChecksum, mlp, readText, saveModel, sealJson, unsealJson, writeFileAtomic,
+  buildModel, evaluate, fitAsync, jsonChecksum, mlp, readText, saveModel, sealJson, unsealJson, writeFileAtomic,
   type EpochRecord, type FitEvent, type FitState, type Model,
 } from '../nn/index.js';
 import { describeErrors, Finite } from '../nn/codecs.js';
@@ -98,8 +98,19 @@ const ResultC = t.exact(t.type({
   historySha256: t.string,
 }));
 
-export const modelFor = (c: ResolvedConfig, classes: number): Model =>
-  mlp([3072, ...c.model.hidden, classes], { activation: c.model.activation, init: c.model.init });
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyModel = Model<any, any>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyState = FitState<any, any>;
+
+/**
+ * The config's model: its `layers` spec when it has one (the last layer gives
+ * the class scores), else the MLP of `hidden` widths.
+ */
+export const modelFor = (c: ResolvedConfig, classes: number): E.Either<Error, AnyModel> =>
+  c.model.layers !== undefined
+    ? buildModel({ kind: 'sequential', input: [...(c.model.input ?? [3072])], layers: [...c.model.layers] })
+    : E.right(mlp([3072, ...c.model.hidden, classes], { activation: c.model.activation, init: c.model.init }));
 
 const classesOf = (c: ResolvedConfig): number => (c.data.labels === 'fine' ? 100 : 20);
 
@@ -281,7 +292,9 @@ const runUnguarded = async (
     if (opts.dataCache === undefined) ownedData = data.right;
     const sized = checkSizes(data.right, c);
     if (E.isLeft(sized)) return sized;
-    const model = modelFor(c, data.right.train.classes);
+    const built = modelFor(c, data.right.train.classes);
+    if (E.isLeft(built)) return built;
+    const model = built.right;
     let resume: FitState | undefined;
     if (resumeDir !== undefined && existsSync(join(resumeDir, 'checkpoint.json'))) {
       const st = loadCheckpoint(resumeDir, model, extending ? { ...c, training: { ...c.training, epochs: Math.max(c.training.epochs, opts.extendTo!) } } : c);
@@ -328,7 +341,7 @@ const runUnguarded = async (
     hold(lock, unhook);
     if (fresh) {
       writeRunConfig(dir, c);
-      if (resume !== undefined) saveCheckpoint(dir, resume);
+      if (resume !== undefined) saveCheckpoint(dir, resume, model);
     }
     status({ status: 'running' });
 
@@ -351,7 +364,7 @@ const runUnguarded = async (
             diverge.abort();
             return;
           }
-          saveCheckpoint(dir, e.state);
+          saveCheckpoint(dir, e.state, model);
           writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
           writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
           epochsDone = e.state.epoch;
@@ -388,8 +401,8 @@ const runUnguarded = async (
       status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}${opts.dataDir !== undefined ? ` --data ${opts.dataDir}` : ''}` });
       return E.right({ ...base, testAccuracy: NaN, testLoss: NaN, seconds: (performance.now() - t0) / 1000 });
     }
-    const test = evaluate(model, r.params, data.right.test);
-    saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch });
+    const test = evaluate(model, r.params, data.right.test, { layerState: r.layerState });
+    saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch }, r.layerState);
     if (opts.plots ?? true) await writeCurves(dir, c.name, r.history);
     const seconds = (performance.now() - t0) / 1000;
     writeResult(dir, {

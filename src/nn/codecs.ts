@@ -84,7 +84,8 @@ type Inner = { _tag?: string; type?: Inner; types?: Inner[]; props?: Record<stri
 /** A codec without its exact, readonly or refinement wrappers. */
 const unwrap = (type: Inner): Inner => {
   let x = type;
-  while ((x._tag === 'ExactType' || x._tag === 'RefinementType' || x._tag === 'ReadonlyType') && x.type !== undefined) x = x.type;
+  // A recursive codec (a layer that holds layers) is its definition once resolved.
+  while ((x._tag === 'ExactType' || x._tag === 'RefinementType' || x._tag === 'ReadonlyType' || x._tag === 'RecursiveType') && x.type !== undefined) x = x.type;
   return x;
 };
 const isCombinator = (c: t.ContextEntry): boolean => {
@@ -123,20 +124,27 @@ const pathOf = (context: t.Context): string => {
  * that failed at the top (a single width). When no member's tag matched, only
  * the tag errors are kept.
  */
-const relevant = (errors: t.Errors): t.ValidationError[] => {
-  const groups = new Map<string, { branch: string; depth: number; e: t.ValidationError }[]>();
+const relevant = (errors: readonly t.ValidationError[], from = 0): t.ValidationError[] => {
+  const isUnion = (c: t.ContextEntry) => unwrap(c.type as unknown as Inner)._tag === 'UnionType';
+  const groups = new Map<string, { branch: string; depth: number; e: t.ValidationError; u: number }[]>();
   const rest: t.ValidationError[] = [];
   for (const e of errors) {
-    const u = e.context.findIndex((c) => unwrap(c.type as unknown as Inner)._tag === 'UnionType');
+    const u = e.context.findIndex((c, i) => i >= from && isUnion(c));
     if (u < 0 || u + 1 >= e.context.length) { rest.push(e); continue; }
     const at = e.context.slice(0, u + 1).map((c) => c.key).join('/');
     const list = groups.get(at) ?? [];
-    list.push({ branch: e.context[u + 1]!.key, depth: e.context.length, e });
+    list.push({ branch: e.context[u + 1]!.key, depth: e.context.length, e, u });
     groups.set(at, list);
   }
   const kept = [...rest];
   for (const list of groups.values()) {
-    const tagFail = (x: { e: t.ValidationError }) => tagOf(x.e.context[x.e.context.length - 1]!) === 'LiteralType';
+    // A member whose tag (`kind`, or a layer's `type`: a literal, or a keyof of several
+    // tags) did not match; a tag inside a nested union belongs to that union, not this one.
+    const tagFail = (x: { e: t.ValidationError; u: number }) => {
+      const last = x.e.context[x.e.context.length - 1]!;
+      const isTag = tagOf(last) === 'LiteralType' || (tagOf(last) === 'KeyofType' && (last.key === 'type' || last.key === 'kind'));
+      return isTag && !x.e.context.slice(x.u + 1).some(isUnion);
+    };
     const mismatched = new Set(list.filter(tagFail).map((x) => x.branch));
     let matching = list.filter((x) => !mismatched.has(x.branch));
     if (matching.length === 0) { kept.push(...list.filter(tagFail).map((x) => x.e)); continue; }
@@ -144,7 +152,8 @@ const relevant = (errors: t.Errors): t.ValidationError[] => {
     for (const x of matching) reach.set(x.branch, Math.max(reach.get(x.branch) ?? 0, x.depth));
     const deepest = Math.max(...reach.values());
     matching = matching.filter((x) => reach.get(x.branch) === deepest);
-    kept.push(...matching.map((x) => x.e));
+    // Unions inside the chosen member (a layer inside a model) get the same treatment.
+    kept.push(...relevant(matching.map((x) => x.e), matching[0]!.u + 1));
   }
   return kept;
 };
@@ -172,7 +181,12 @@ export const describeErrors = (errors: t.Errors): string => {
     if (!entry.expected.includes(exp)) entry.expected.push(exp);
     byPath.set(path, entry);
   }
+  // Several alternatives (a union's tags) read as one list: `one of "dense", "conv2d", maxPool2d, …`.
+  const alternatives = (expected: readonly string[]): string =>
+    expected.length > 1 && expected.every((x) => x.startsWith('one of ') || x.startsWith('"'))
+      ? `one of ${expected.map((x) => x.replace(/^one of /, '')).join(', ')}`
+      : expected.join(' or ');
   return [...byPath].map(([path, { expected, got }]) =>
-    `${path === '' ? '(the whole value)' : path}: ${got === undefined ? `missing (expected ${expected.join(' or ')})` : `expected ${expected.join(' or ')}, got ${showValue(got)}`}`,
+    `${path === '' ? '(the whole value)' : path}: ${got === undefined ? `missing (expected ${alternatives(expected)})` : `expected ${alternatives(expected)}, got ${showValue(got)}`}`,
   ).join('; ');
 };

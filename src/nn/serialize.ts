@@ -16,12 +16,13 @@ import * as t from 'io-ts';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { leaves, leafPaths, mapTree, type Tree } from '../autodiff/index.js';
-import { defaultBackend, Tensor } from '../core/index.js';
+import { leaves, leafPaths, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
+import { defaultBackend, Key, Tensor } from '../core/index.js';
 import { internal } from '../core/tensor.js';
 import { makeShape, showShape, sizeOf } from '../core/shape.js';
-import { describeErrors, MlpSpecC } from './codecs.js';
-import { modelFromSpec, type MlpParams, type MlpSpec, type Model } from './layers.js';
+import { describeErrors } from './codecs.js';
+import { initialState, type Layer, type MlpParams, type Model, type ModelArchitecture, type Stateless } from './layers.js';
+import { architectureParamCount, buildModel, ModelSpecC } from './spec.js';
 
 export const MODEL_FORMAT = 'tapegrad.model';
 export const FORMAT_VERSION = 2;
@@ -37,13 +38,20 @@ export class ModelFileError extends Error {
 }
 
 const TensorC = t.exact(t.type({ path: t.string, shape: t.array(t.number), data: t.string }));
-const ModelFileC = t.exact(t.type({
-  format: t.literal(MODEL_FORMAT),
-  version: t.union([t.literal(1), t.literal(2)]),
-  architecture: MlpSpecC,
-  params: t.array(TensorC),
-  extra: t.unknown,
-}));
+/** A model whose layer was written in code: the file names it; `loadModel` needs the layer. */
+const CodeArchitectureC = t.exact(t.type({ kind: t.literal('code'), describe: t.string }));
+
+const ModelFileC = t.exact(t.intersection([
+  t.type({
+    format: t.literal(MODEL_FORMAT),
+    version: t.union([t.literal(1), t.literal(2)]),
+    architecture: t.union([ModelSpecC, CodeArchitectureC]),
+    params: t.array(TensorC),
+    extra: t.unknown,
+  }),
+  /** The layers' state (running statistics); absent for stateless models and in older files. */
+  t.partial({ state: t.array(TensorC) }),
+]));
 
 const encodeTensor = (tensor: Tensor, path: string) => {
   const f32 = tensor.dtype === 'float32' ? (internal.dataOf(tensor) as Float32Array) : Float32Array.from(internal.dataOf(tensor));
@@ -138,13 +146,13 @@ export const firstNonFinite = (tree: Tree): string | undefined => {
 };
 
 /** Tensors of a tree in the file's encoding. */
-export const encodeTree = (tree: Tree) => {
+export const encodeTree = <T extends Treelike<T>>(tree: T) => {
   const paths = leafPaths(tree);
   return leaves(tree).map((l, i) => encodeTensor(l, paths[i]!));
 };
 
 /** Fills the structure of `like` with the file's tensors, checking every shape. */
-export const decodeTreeLike = <T extends Tree>(file: string, like: T, encoded: readonly t.TypeOf<typeof TensorC>[]): E.Either<ModelFileError, T> => {
+export const decodeTreeLike = <T extends Treelike<T>>(file: string, like: T, encoded: readonly t.TypeOf<typeof TensorC>[]): E.Either<ModelFileError, T> => {
   const want = leaves(like);
   const paths = leafPaths(like);
   if (encoded.length !== want.length) {
@@ -154,7 +162,7 @@ export const decodeTreeLike = <T extends Tree>(file: string, like: T, encoded: r
   for (let i = 0; i < want.length; i++) {
     const enc = encoded[i]!;
     if (enc.shape.join() !== want[i]!.shape.join()) {
-      return E.left(new ModelFileError(file, `tensor ${paths[i]} has shape ${showShape(enc.shape)} but the architecture needs ${showShape(want[i]!.shape)}`));
+      return E.left(new ModelFileError(file, `tensor ${paths[i]} has shape ${showShape(enc.shape)} but the architecture needs ${showShape(want[i]!.shape)}: the file is corrupt`));
     }
     const d = decodeTensor(file, enc);
     if (E.isLeft(d)) return d;
@@ -163,13 +171,28 @@ export const decodeTreeLike = <T extends Tree>(file: string, like: T, encoded: r
   return E.right(mapTree(like, (_l, i) => out[i]!));
 };
 
-/** Saves an MLP's architecture, weights and any JSON-able extra (e.g. the training config), sealed with a checksum. */
-export const saveModel = (file: string, model: Model, params: MlpParams, extra: unknown = null): void =>
-  writeFileAtomic(file, sealJson({ format: MODEL_FORMAT, version: FORMAT_VERSION, architecture: model.spec, params: encodeTree(params), extra }));
+/**
+ * Saves a model's architecture (its spec, or the description of a layer
+ * written in code), weights, the layers' state when it has any, and any
+ * JSON-able extra (e.g. the training config), sealed with a checksum.
+ */
+export const saveModel = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
+  file: string, model: Model<P, S> | Layer<P, S>, params: P, extra: unknown = null, layerState?: S,
+): void => {
+  const spec = 'layer' in model ? model.spec : undefined;
+  const layer = 'layer' in model ? model.layer : model;
+  const state = layerState === undefined ? [] : encodeTree(layerState);
+  writeFileAtomic(file, sealJson({
+    format: MODEL_FORMAT, version: FORMAT_VERSION, architecture: spec ?? { kind: 'code', describe: layer.describe },
+    params: encodeTree(params), ...(state.length > 0 ? { state } : {}), extra,
+  }));
+};
 
-export interface LoadedModel {
-  readonly model: Model;
-  readonly params: MlpParams;
+export interface LoadedModel<P extends Treelike<P> = MlpParams, S extends Treelike<S> = Stateless> {
+  readonly model: Model<P, S>;
+  readonly params: P;
+  /** The layers' state as saved (running statistics); the initial state when the file holds none. */
+  readonly layerState: S;
   readonly extra: unknown;
 }
 
@@ -182,17 +205,24 @@ export const MAX_MODEL_PARAMS = 2 ** 30;
 /**
  * Loads what `saveModel` wrote. A missing, unreadable, truncated, corrupt
  * (checksum), mismatched or non-finite file gives a `Left` saying which and
- * what to do; it never throws.
+ * what to do; it never throws. A model built from a spec is rebuilt from the
+ * file; for a layer written in code, pass that layer (its `init` gives the
+ * tree's shape).
  */
-export const loadModel = (file: string): E.Either<ModelFileError, LoadedModel> => {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function loadModel(file: string): E.Either<ModelFileError, LoadedModel<any, any>>;
+export function loadModel<P extends Treelike<P>, S extends Treelike<S> = Stateless>(file: string, layer: Layer<P, S>): E.Either<ModelFileError, LoadedModel<P, S>>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function loadModel(file: string, layer?: Layer<any, any>): E.Either<ModelFileError, LoadedModel<any, any>> {
   try {
-    return loadModelUnsafe(file);
+    return loadModelUnsafe(file, layer);
   } catch (e) {
     return E.left(new ModelFileError(file, `could not be loaded (${(e as Error).message}): the file is corrupt; save or train the model again`));
   }
-};
+}
 
-const loadModelUnsafe = (file: string): E.Either<ModelFileError, LoadedModel> => {
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Either<ModelFileError, LoadedModel<any, any>> => {
   const text = readText(file);
   if (E.isLeft(text)) return text;
   const json = unsealJson(file, text.right, false);
@@ -202,33 +232,41 @@ const loadModelUnsafe = (file: string): E.Either<ModelFileError, LoadedModel> =>
   if (!READABLE_VERSIONS.includes(obj['version'])) return E.left(new ModelFileError(file, `has format version ${JSON.stringify(obj['version'])}; this tapegrad reads versions ${READABLE_VERSIONS.join(' and ')}`));
   if (obj['version'] !== 1 && !('sha256' in JSON.parse(text.right))) return E.left(new ModelFileError(file, 'has no checksum (sha256), which version 2 files always have: the file is corrupt; save the model again'));
   // io-ts' exact types drop unknown keys silently; a stray key here means a damaged file (or a renamed checksum).
-  const stray = Object.keys(obj).filter((k) => !['format', 'version', 'architecture', 'params', 'extra'].includes(k));
+  const stray = Object.keys(obj).filter((k) => !['format', 'version', 'architecture', 'params', 'state', 'extra'].includes(k));
   if (stray.length > 0) return E.left(new ModelFileError(file, `has an unexpected key ${JSON.stringify(stray[0])}: the file is corrupt; save or train the model again`));
   const decoded = ModelFileC.decode(obj);
   if (E.isLeft(decoded)) return E.left(new ModelFileError(file, `does not match the model format: ${describeErrors(decoded.left)}`));
-  const spec = decoded.right.architecture as MlpSpec;
-  const sizes = spec.sizes;
-  if (sizes.length < 2) return E.left(new ModelFileError(file, `architecture.sizes ${JSON.stringify(sizes)} needs at least an input and an output width: the file is corrupt`));
-  const count = sizes.slice(1).reduce((n, out, i) => n + (sizes[i]! + 1) * out, 0);
-  if (count > MAX_MODEL_PARAMS) return E.left(new ModelFileError(file, `architecture.sizes ${JSON.stringify(sizes)} means ${count.toExponential(2)} weights, more than the ${MAX_MODEL_PARAMS} tapegrad loads: the file is corrupt`));
-  const enc = decoded.right.params;
-  // Shapes and byte counts first, so nothing is allocated for a file that cannot hold the weights it claims.
-  if (enc.length !== 2 * (sizes.length - 1)) return E.left(new ModelFileError(file, `holds ${enc.length} tensors but architecture.sizes ${JSON.stringify(sizes)} needs ${2 * (sizes.length - 1)}: the file is corrupt`));
-  const wanted = new Map<string, number[]>(sizes.slice(1).flatMap((out, i): [string, number[]][] => [[`[${i}].w`, [sizes[i]!, out]], [`[${i}].b`, [out]]]));
-  for (const e of enc) {
-    const want = wanted.get(e.path);
-    if (want === undefined) return E.left(new ModelFileError(file, `holds a tensor ${JSON.stringify(e.path)} that architecture.sizes ${JSON.stringify(sizes)} has no place for: the file is corrupt`));
-    if (e.shape.join() !== want.join()) return E.left(new ModelFileError(file, `tensor ${e.path} has shape ${showShape(e.shape)} but the architecture needs ${showShape(want)}: the file is corrupt`));
-    const bytes = Buffer.byteLength(e.data, 'base64');
-    if (bytes !== sizeOf(want) * 4) return E.left(new ModelFileError(file, `tensor ${e.path} of shape ${showShape(want)} needs ${sizeOf(want) * 4} bytes but holds ${bytes}: the file is corrupt; save the model again`));
+  const arch = decoded.right.architecture;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let model: Model<any, any>;
+  if (arch.kind === 'code' && layer === undefined) {
+    return E.left(new ModelFileError(file, `holds a layer written in code (${arch.describe}): pass that layer, loadModel(file, layer)`));
   }
-  const model = modelFromSpec(spec);
-  const like = sizes.slice(1).map((out, i) => ({ w: zerosShape([sizes[i]!, out]), b: zerosShape([out]) }));
-  const params = decodeTreeLike(file, like as MlpParams, enc);
+  if (arch.kind !== 'code') {
+    // Sizes first, so nothing is allocated for an architecture edited to absurd widths.
+    const count = architectureParamCount(arch as ModelArchitecture);
+    if (E.isLeft(count)) return E.left(new ModelFileError(file, `${count.left.message}: the file is corrupt`));
+    const what = arch.kind === 'mlp' ? `architecture.sizes ${JSON.stringify(arch.sizes)}` : 'its architecture';
+    if (count.right > MAX_MODEL_PARAMS) return E.left(new ModelFileError(file, `${what} means ${count.right.toExponential(2)} weights, more than the ${MAX_MODEL_PARAMS} tapegrad loads: the file is corrupt`));
+  }
+  if (layer !== undefined) {
+    model = { spec: arch.kind === 'code' ? undefined : (arch as ModelArchitecture), layer };
+  } else {
+    const built = buildModel(arch as ModelArchitecture);
+    if (E.isLeft(built)) return E.left(new ModelFileError(file, built.left.message));
+    model = built.right;
+  }
+  // Byte counts before decoding: a tensor must hold exactly what its shape says.
+  for (const e of [...decoded.right.params, ...(decoded.right.state ?? [])]) {
+    const bytes = Buffer.byteLength(e.data, 'base64');
+    if (bytes !== sizeOf(e.shape) * 4) return E.left(new ModelFileError(file, `tensor ${e.path} of shape ${showShape(e.shape)} needs ${sizeOf(e.shape) * 4} bytes but holds ${bytes}: the file is corrupt; save the model again`));
+  }
+  const params = decodeTreeLike(file, model.layer.init(new Key(0)), decoded.right.params);
   if (E.isLeft(params)) return params;
-  const bad = firstNonFinite(params.right);
+  const stateLike = initialState(model.layer);
+  const state = decoded.right.state === undefined ? E.right(stateLike) : decodeTreeLike(file, stateLike, decoded.right.state);
+  if (E.isLeft(state)) return state;
+  const bad = firstNonFinite(params.right as Tree) ?? firstNonFinite(state.right as Tree);
   if (bad !== undefined) return E.left(new ModelFileError(file, `weight ${bad} is not finite: these weights cannot be used (the run diverged, or the file is corrupt); train the model again`));
-  return E.right({ model, params: params.right, extra: decoded.right.extra });
+  return E.right({ model, params: params.right, layerState: state.right, extra: decoded.right.extra });
 };
-
-const zerosShape = (shape: number[]): Tensor => internal.adopt(new Float32Array(sizeOf(shape)), makeShape(shape), defaultBackend());

@@ -34,7 +34,7 @@ const stateValue = (s: FitState) => ({ ...s, params: numbers(s.params), optState
 
 /** Each file with the loader that reads it, as a plain comparable value or a Left. */
 const loaders: Record<string, (d: string) => E.Either<Error, unknown>> = {
-  'checkpoint.json': (d) => E.map(stateValue)(loadCheckpoint(d, modelFor(c, 20), c)),
+  'checkpoint.json': (d) => E.map(stateValue)(loadCheckpoint(d, right(modelFor(c, 20)), c)),
   'model.json': (d) => E.map((m: { params: Tree; model: { spec: unknown }; extra: unknown }) => ({ p: numbers(m.params), spec: m.model.spec, extra: m.extra }))(loadModel(join(d, 'model.json'))),
   'config.json': (d) => readRunConfig(d),
   'result.json': (d) => readFinishedRun(d) ?? E.left(new Error('no result')),
@@ -101,14 +101,14 @@ describe('checkpoints are checked beyond their checksum', () => {
   };
   const refusal = (edit: (o: Record<string, any>) => void): string => {
     const d = resealed(edit);
-    const m = left(loadCheckpoint(d, modelFor(c, 20), c)).message;
+    const m = left(loadCheckpoint(d, right(modelFor(c, 20)), c)).message;
     expect(m.startsWith(join(d, 'checkpoint.json'))).toBe(true);
     expect(m).toMatch(/resume is refused: start the run again/);
     return m;
   };
 
   it('loads the checkpoint it wrote as the final state of the run', () => {
-    const s = right(loadCheckpoint(dir, modelFor(c, 20), c));
+    const s = right(loadCheckpoint(dir, right(modelFor(c, 20)), c));
     expect(s.epoch).toBe(2);
     expect(s.history).toEqual(run.history);
     expect(numbers(s.params)).toHaveLength(4);

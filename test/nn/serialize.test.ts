@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Key } from '../../src/core/index.js';
-import { loadModel, mlp, saveModel, sealJson, unsealJson } from '../../src/nn/index.js';
+import { loadModel, mlp, saveModel, sealJson, unsealJson, type MlpParams } from '../../src/nn/index.js';
 import { left, right } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapegrad-serialize-'));
@@ -47,7 +47,7 @@ describe('sealed JSON', () => {
 describe('loadModel', () => {
   it('reads back exactly what was saved', () => {
     const m = right(loadModel(file));
-    expect(m.params.map((p) => [...p.w.toTypedArray(), ...p.b.toTypedArray()])).toEqual(params.map((p) => [...p.w.toTypedArray(), ...p.b.toTypedArray()]));
+    expect((m.params as MlpParams).map((p: MlpParams[number]) => [...p.w.toTypedArray(), ...p.b.toTypedArray()])).toEqual(params.map((p) => [...p.w.toTypedArray(), ...p.b.toTypedArray()]));
     expect(m.extra).toEqual({ note: 'n' });
   });
 

@@ -36,7 +36,7 @@
 import { createRequire } from 'node:module';
 import type { GPU, IKernelRunShortcut, Texture } from 'gpu.js';
 import type { Backend, FusedKernels, KernelTable, MemoryStats, MomentumHyper, Operand, OutSpec } from '../backend.js';
-import type { Data, DType } from '../primitives.js';
+import type { Data, DType, KernelPrimitive } from '../primitives.js';
 import { sizeOf, stridesOf, type Shape } from '../shape.js';
 import { hostFused, hostKernels, type Alloc } from '../kernels.js';
 import { detectGpu } from './detect.js';
@@ -315,6 +315,19 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
       return run(reduceSource(x.shape, axes, kind), n, [texOf(x, kind)], reduced);
     };
 
+  /**
+   * A kernel run on the host: the operands are downloaded, the host kernel
+   * (kernels.ts) runs, and the result is uploaded. The explicit transfer for
+   * primitives this backend has no shader for yet (the image and indexing
+   * primitives): correct everywhere, and the place a shader replaces when one is
+   * written. Each call counts in `transfers()`.
+   */
+  const viaHost = (prim: KernelPrimitive) => (inputs: readonly Op[], params: unknown, out: OutSpec): GpuBuffer => {
+    const host = (hostTable as unknown as Record<string, (i: readonly Operand<Data>[], p: unknown, o: OutSpec) => Data>)[prim]!;
+    const r = host(inputs.map(onHost), params, out);
+    return r instanceof Float32Array ? upload(r) : fromHost(r);
+  };
+
   const gpuKernels: KernelTable<GpuBuffer> = {
     add: binary('add', 'return v0 + v1;'),
     mul: binary('mul', 'return v0 * v1;'),
@@ -360,6 +373,20 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
       if (dtype === 'float64') return fromHost(Float64Array.from(hostOf(x)));
       return upload(Float32Array.from(hostOf(x)));
     },
+    conv2d: viaHost('conv2d'),
+    conv2dGradInput: viaHost('conv2dGradInput'),
+    conv2dGradWeight: viaHost('conv2dGradWeight'),
+    maxPool2d: viaHost('maxPool2d'),
+    maxPool2dGrad: viaHost('maxPool2dGrad'),
+    avgPool2d: viaHost('avgPool2d'),
+    avgPool2dGrad: viaHost('avgPool2dGrad'),
+    slice: viaHost('slice'),
+    pad: viaHost('pad'),
+    take: viaHost('take'),
+    takeGrad: viaHost('takeGrad'),
+    concat: viaHost('concat'),
+    select: viaHost('select'),
+    pow: viaHost('pow'),
   };
 
   // float64 runs the host kernels (kernels.ts) on host copies: gpu.js computes in float32 only.
