@@ -1,17 +1,20 @@
 /**
  * `npm run bench`: the headline network's training epoch on the real data,
- * tapegrad's cpu backend beside a numpy run of the identical algorithm on the
- * identical split, interleaved (numpy, cpu, numpy, cpu, … one process each, in
- * rounds) because this machine's speed drifts by 30% and more within minutes:
+ * tapegrad's cpu backend beside numpy, JAX and PyTorch runs of the identical
+ * algorithm on the identical split, interleaved (numpy, jax, pytorch, cpu,
+ * numpy, … one process each, in rounds) because this machine's speed drifts by 30% and more within minutes:
  * a ratio is taken within each round, then the median over rounds. Then the
  * slow backends (extrapolated from a few batches), a matmul micro-benchmark
  * over the training step's shapes, and the data-loading time. Prints tables and
  * writes bench/results/latest.json.
  *
+ * JAX and PyTorch (CPU) join the rounds when `npm run bench:setup` has installed
+ * them in bench/.venv; the bench says when they are absent and still runs.
+ *
  * Options: --epochs N per run (default 3), --rounds R (default 3).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
@@ -48,23 +51,44 @@ const ours = (backend: string, n: number, maxBatches?: number, wrap = false): Ru
   return wrap ? child('xvfb-run', ['-a', 'node', ...args]) : child('node', args);
 };
 
-console.error(`benchmark: ${rounds} rounds of numpy then cpu, ${epochs} epochs each, 3072→128→20 ReLU (paper preset) on ${dir}`);
-const numpyRuns: Run[] = [], cpuRuns: Run[] = [];
+// JAX and PyTorch from the virtual environment `npm run bench:setup` makes, when it has them.
+const venv = join('bench', '.venv', 'bin', 'python');
+const hasModule = (mod: string): boolean => existsSync(venv) && spawnSync(venv, ['-c', `import ${mod}`], { stdio: 'ignore' }).status === 0;
+const systems: Array<{ name: string; run: () => Run | undefined }> = [
+  { name: 'numpy', run: () => child('python3', ['bench/reference/mlp_numpy.py', dir, splitFile, String(epochs)]) },
+  ...(['jax', 'torch'] as const).filter((m) => {
+    if (hasModule(m)) return true;
+    console.error(`${m === 'torch' ? 'PyTorch' : 'JAX'} is not installed in bench/.venv: run \`npm run bench:setup\` to compare with it`);
+    return false;
+  }).map((m) => ({ name: m === 'torch' ? 'pytorch' : 'jax', run: () => child(venv, [`bench/reference/mlp_${m}.py`, dir, splitFile, String(epochs)]) })),
+  { name: 'cpu', run: () => ours('cpu', epochs) },
+];
+console.error(`benchmark: ${rounds} rounds of ${systems.map((x) => x.name).join(', ')} in turn, ${epochs} epochs each, 3072→128→20 ReLU (paper preset) on ${dir}`);
+const perSystem = new Map<string, Run[]>(systems.map((x) => [x.name, []]));
+/** Per round, each system's median seconds per epoch (undefined where a run failed). */
+const roundMedians: Array<Map<string, number>> = [];
 for (let r = 0; r < rounds; r++) {
-  const np = child('python3', ['bench/reference/mlp_numpy.py', dir, splitFile, String(epochs)]);
-  if (np) numpyRuns.push(np);
-  const c = ours('cpu', epochs);
-  if (c) cpuRuns.push(c);
-  if (np && c) console.error(`round ${r + 1}: numpy ${median(np.epochs.map((e) => e.seconds)).toFixed(2)} s/epoch, cpu ${median(c.epochs.map((e) => e.seconds)).toFixed(2)} s/epoch`);
+  const medians = new Map<string, number>();
+  for (const sys of systems) {
+    const run = sys.run();
+    if (run === undefined) continue;
+    perSystem.get(sys.name)!.push(run);
+    medians.set(sys.name, median(run.epochs.map((e) => e.seconds)));
+  }
+  roundMedians.push(medians);
+  console.error(`round ${r + 1}: ${[...medians].map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ')} s/epoch`);
 }
 /** All epochs of a system's runs, as one run (medians then span every round). */
 const pooled = (rs: Run[]): Run | undefined => (rs.length === 0 ? undefined : {
   ...rs[0]!, epochs: rs.flatMap((r) => r.epochs), peakRssMiB: Math.max(...rs.map((r) => r.peakRssMiB)),
 });
+/** cpu's time over `other`'s, per round where both ran. */
+const ratiosTo = (other: string): number[] =>
+  roundMedians.flatMap((m) => (m.has('cpu') && m.has(other) ? [m.get('cpu')! / m.get(other)!] : []));
+const numpyRuns = perSystem.get('numpy')!, cpuRuns = perSystem.get('cpu')!;
 const numpy = pooled(numpyRuns), cpu = pooled(cpuRuns);
-const pairRatios = numpyRuns.slice(0, cpuRuns.length).map((np, i) =>
-  median(cpuRuns[i]!.epochs.map((e) => e.seconds)) / median(np.epochs.map((e) => e.seconds)));
-const runs: Run[] = [numpy, cpu].filter((r): r is Run => r !== undefined);
+const pairRatios = ratiosTo('numpy');
+const runs: Run[] = systems.map((x) => pooled(perSystem.get(x.name)!)).filter((r): r is Run => r !== undefined);
 const ref = ours('reference', 1, 4);
 if (ref) runs.push(ref);
 const gpu = detectGpu();
@@ -98,7 +122,11 @@ for (const r of rows) {
   const m = r.memory === null ? '—' : `${r.memory.dataMiB.toFixed(0)} / ${r.memory.maxLiveDuringTrainingMiB.toFixed(0)} / ${r.memory.peakMiB.toFixed(0)}`;
   console.log(`| ${r.backend} | ${r.medianSeconds.toFixed(2)} | ${r.minSeconds.toFixed(2)} | ${r.maxSeconds.toFixed(2)} | ${r.gflops.toFixed(1)} | ${ratio?.toFixed(2) ?? '—'} | ${r.peakRssMiB.toFixed(0)} | ${m} | ${r.extrapolatedFrom ? `extrapolated from ${r.extrapolatedFrom}; ` : ''}${r.description} |`);
 }
-if (pairRatio !== undefined) console.log(`\ncpu × numpy per round: ${pairRatios.map((x) => x.toFixed(2)).join(', ')} (median ${pairRatio.toFixed(2)}: the table's cpu ratio)`);
+const versus = Object.fromEntries(systems.filter((x) => x.name !== 'cpu').map((x) => [x.name, ratiosTo(x.name)]));
+console.log('\ntapegrad cpu over each system, per round (interleaved), and the median:');
+for (const [name, rs] of Object.entries(versus)) {
+  if (rs.length > 0) console.log(`- cpu × ${name}: ${rs.map((x) => x.toFixed(2)).join(', ')} → median ${median(rs).toFixed(2)}`);
+}
 const cpuRow = rows.find((r) => r.backend === 'cpu'), refRow = rows.find((r) => r.backend === 'reference');
 if (cpuRow && refRow) console.log(`\ncpu vs plain TypeScript (reference): ${(refRow.medianSeconds / cpuRow.medianSeconds).toFixed(1)}× faster`);
 if (numpy && cpu) {
@@ -192,7 +220,7 @@ console.log(`| float32 matrices built up front (default) | ${eager.median.toFixe
 if (numpy?.loadSeconds) console.log(`| numpy reference (train + val, float32) | ${numpy.loadSeconds.toFixed(2)} | | |`);
 
 writeFileAtomic(join('bench', 'results', 'latest.json'), JSON.stringify({
-  date: new Date().toISOString(), epochs, rounds, gflopPerEpoch: GFLOP_PER_EPOCH, runs: rows, cpuToNumpyPerRound: pairRatios, cpuToNumpy: pairRatio ?? null, matmul: micro,
+  date: new Date().toISOString(), epochs, rounds, gflopPerEpoch: GFLOP_PER_EPOCH, runs: rows, cpuToNumpyPerRound: pairRatios, cpuToNumpy: pairRatio ?? null, cpuOverPerRound: versus, roundMedians: roundMedians.map((m) => Object.fromEntries(m)), matmul: micro,
   loading: { lazy, materialized: eager, numpySeconds: numpy?.loadSeconds ?? null },
 }, null, 2));
 console.log('\nwritten: bench/results/latest.json');

@@ -8,7 +8,7 @@ import { setFlagsFromString } from 'node:v8';
 
 // The command's own packages are optional peers of the library (an install of
 // the library alone skips them): name the missing ones and the fix, once.
-const cliPackages = ['commander', 'cli-progress', 'yaml', 'tar', 'vega', 'vega-lite', '@resvg/resvg-js'];
+const cliPackages = ['commander', 'cli-progress', 'yaml', 'vega', 'vega-lite', '@resvg/resvg-js'];
 const missing = cliPackages.filter((name) => {
   try {
     import.meta.resolve(name);

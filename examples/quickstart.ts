@@ -1,6 +1,6 @@
 // Build, train, evaluate, save and reload an MLP on CIFAR-100 (a 2,000-image slice for speed).
 import * as E from 'fp-ts/lib/Either.js';
-import { ensureCifar100, evaluate, fit, Key, loadCifar100, loadModel, mlp, saveModel } from 'tapegrad/node';
+import { ensureCifar100, evaluate, fit, Key, loadCifar100, loadModel, mlp, saveModel } from 'tapegrad';
 
 const dir = await ensureCifar100(); // CIFAR100_DIR, else ./data/cifar-100-binary, else download
 if (E.isLeft(dir)) throw dir.left;

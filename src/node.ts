@@ -1,11 +1,6 @@
 /**
- * tapegrad for Node: everything in `tapegrad`, plus what needs the file
- * system: reading, locating and downloading CIFAR-100, and saving and loading
- * models.
- *
- * @example
- * import { loadCifar100, saveModel, fit, mlp, Key } from 'tapegrad/node';
+ * `tapegrad/node`: the Node entry (index.ts) by a name that says so, for code
+ * that must get the file APIs (loadCifar100, saveModel, …) whichever export
+ * condition a tool applies.
  */
 export * from './index.js';
-export * from './data/index.js';
-export * from './nn/serialize.js';

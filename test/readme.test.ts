@@ -1,6 +1,7 @@
 /**
  * The README's examples are the files in examples/, verbatim, and they run:
- * the tape API example, devices and memory, and the build-train-evaluate-save-reload quickstart.
+ * the tape API example, devices and memory, the build-train-evaluate-save-reload
+ * quickstart, and composing your own models.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -23,6 +24,7 @@ describe('README', () => {
     ['examples/tape.ts', /gradcheck: 15 elements, worst difference \d\.\de-\d+/],
     ['examples/quickstart.ts', /test accuracy 0\.\d+\nreloaded test accuracy 0\.\d+/],
     ['examples/devices.ts', /^the step kept 4 bytes on cpu: loss \d+\.\d{3}\nreference agrees: true\n$/],
+    ['examples/compose.ts', /cnn test accuracy 0\.\d+\nreloaded cnn test accuracy 0\.\d+\nresidual mlp test accuracy 0\.\d+\nlayerNorm gradients: 20 random cases/],
   ] as const) {
     it(`${file} is in the README verbatim and runs`, () => {
       const code = readFileSync(file, 'utf8').trimEnd();
@@ -34,6 +36,11 @@ describe('README', () => {
         const [a, b] = [...r.stdout.matchAll(/test accuracy (0\.\d+)/g)].map((m) => Number(m[1]));
         expect(b).toBe(a); // the reloaded model predicts exactly as the trained one
         expect(a).toBeGreaterThan(0.08); // better than chance (5%) after 5 epochs on 2,000 images
+      }
+      if (file === 'examples/compose.ts') {
+        const [cnn, reloaded, mlp] = [...r.stdout.matchAll(/test accuracy (0\.\d+)/g)].map((m) => Number(m[1]));
+        expect(reloaded).toBe(cnn); // the CNN loaded from its spec and weights (and batchNorm state) predicts as trained
+        expect(mlp).toBeGreaterThan(0.07); // the residual MLP learned: chance is 5%
       }
     });
   }

@@ -5,7 +5,7 @@
 // of the 20 coarse classes.
 import * as E from 'fp-ts/lib/Either.js';
 import {
-  argmax, backend, cifarSet, COARSE_CLASSES, confusionMatrix, evaluate, fit, Key, mlp, parseCifar100, tidy,
+  backend, cifarSet, COARSE_CLASSES, confusionMatrix, evaluate, fit, Key, mlp, parseCifar100, predictedClasses, tidy,
   type ActivationName, type FitEvent,
 } from 'tapegrad';
 
@@ -74,7 +74,7 @@ export const runDemo = (trainBytes: Uint8Array, testBytes: Uint8Array, cfg: Demo
     backend: home, onEvent,
   }));
   const { accuracy } = evaluate(model, result.params, test);
-  const predicted = tidy(() => argmax(model.layer.apply(result.params, test.gather(range(0, test.n), home))));
+  const predicted = tidy(() => predictedClasses(model.layer.apply(result.params, test.gather(range(0, test.n), home))));
   const confusion = confusionMatrix(predicted, test.y, COARSE_CLASSES);
   for (const s of [train, val, test]) s.dispose();
   return { backend: home.description, losses, testAccuracy: accuracy, confusion };

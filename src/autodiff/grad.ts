@@ -8,23 +8,23 @@
 import { ones, Tensor, untraced, zeros } from '../core/tensor.js';
 import { ShapeError, showShape } from '../core/shape.js';
 import { Tape } from './tape.js';
-import { leaves, mapTree, type Tree } from './tree.js';
+import { leaves, mapTree, type Treelike } from './tree.js';
 
-export interface ValueAndGrad<P extends Tree> {
+export interface ValueAndGrad<P extends Treelike<P>> {
   /** f(params), as a constant. */
   readonly value: Tensor;
   /** ∂f/∂params, in the structure of params. */
   readonly grads: P;
 }
 
-export interface ValueAndGradWithAux<P extends Tree, A> extends ValueAndGrad<P> {
+export interface ValueAndGradWithAux<P extends Treelike<P>, A> extends ValueAndGrad<P> {
   /** Whatever f returned beside the loss, with tensors detached from the tape. */
   readonly aux: A;
 }
 
-const trace = <P extends Tree>(tape: Tape, params: P): P => mapTree(params, (t) => tape.leaf(t));
+const trace = <P extends Treelike<P>>(tape: Tape, params: P): P => mapTree(params, (t) => tape.leaf(t));
 
-const gradsOf = <P extends Tree>(traced: P, cts: Map<number, Tensor>): P =>
+const gradsOf = <P extends Treelike<P>>(traced: P, cts: Map<number, Tensor>): P =>
   mapTree(traced, (t) => cts.get(t.trace!.id) ?? zeros(t.shape, t.dtype, t.backend));
 
 const detach = <A>(a: A): A => {
@@ -37,6 +37,10 @@ const detach = <A>(a: A): A => {
 };
 
 const scalarSeed = (value: Tensor, who: string): Tensor => {
+  // A plain number (or anything else) has no tape to walk back: say so, not "reading 'join'".
+  if (!(value instanceof Tensor)) {
+    throw new TypeError(`${who}: the function must return a Tensor computed from its argument, got ${typeof value === 'number' ? `the plain number ${value}` : typeof value}`);
+  }
   if (value.size !== 1) {
     throw new ShapeError(
       `${who}: the function must return a single number (a tensor of one element), got shape ${showShape(value.shape)}; ` +
@@ -54,7 +58,7 @@ const scalarSeed = (value: Tensor, who: string): Tensor => {
  * const { value, grads } = valueAndGrad((p: { w: Tensor }) => sumOfSquares(p.w))({ w });
  */
 export const valueAndGrad =
-  <P extends Tree>(f: (params: P) => Tensor) =>
+  <P extends Treelike<P>>(f: (params: P) => Tensor) =>
   (params: P): ValueAndGrad<P> => {
     const tape = new Tape();
     const traced = trace(tape, params);
@@ -68,7 +72,7 @@ export const valueAndGrad =
  * metrics…) comes back detached, so a training step needs one forward pass.
  */
 export const valueAndGradWithAux =
-  <P extends Tree, A>(f: (params: P) => readonly [Tensor, A]) =>
+  <P extends Treelike<P>, A>(f: (params: P) => readonly [Tensor, A]) =>
   (params: P): ValueAndGradWithAux<P, A> => {
     const tape = new Tape();
     const traced = trace(tape, params);
@@ -79,7 +83,7 @@ export const valueAndGradWithAux =
 
 /** `grad(f)(params)`: only the gradient. */
 export const grad =
-  <P extends Tree>(f: (params: P) => Tensor) =>
+  <P extends Treelike<P>>(f: (params: P) => Tensor) =>
   (params: P): P =>
     valueAndGrad(f)(params).grads;
 
@@ -89,7 +93,7 @@ export const grad =
  * may be pulled back through several times.
  */
 export const vjp =
-  <P extends Tree>(f: (primals: P) => Tensor) =>
+  <P extends Treelike<P>>(f: (primals: P) => Tensor) =>
   (primals: P): { readonly value: Tensor; readonly vjp: (cotangent: Tensor) => P } => {
     const tape = new Tape();
     const traced = trace(tape, primals);
@@ -106,4 +110,4 @@ export const vjp =
   };
 
 /** Number of scalars in a tree (e.g. a model's parameter count). */
-export const countParams = (tree: Tree): number => leaves(tree).reduce((n, t) => n + t.size, 0);
+export const countParams = <P extends Treelike<P>>(tree: P): number => leaves(tree).reduce((n, t) => n + t.size, 0);

@@ -7,7 +7,7 @@ import { Key } from '../core/random.js';
 import { cast } from '../core/ops.js';
 import { internal, tidy, Tensor } from '../core/tensor.js';
 import { valueAndGrad } from './grad.js';
-import { leafPaths, leaves, mapTree, type Tree } from './tree.js';
+import { leafPaths, leaves, mapTree, type Treelike } from './tree.js';
 
 export interface GradcheckOptions {
   /** Finite-difference step (default 1e-6, as PyTorch). */
@@ -82,7 +82,7 @@ const sampleIndices = (size: number, max: number | undefined, key: Key): number[
 };
 
 /** The central difference (f(x + eps·eᵢ) − f(x − eps·eᵢ)) / 2eps for one element of one leaf. */
-export const centralDifference = <P extends Tree>(f: (p: P) => Tensor, params: P, leaf: number, i: number, eps: number): number => {
+export const centralDifference = <P extends Treelike<P>>(f: (p: P) => Tensor, params: P, leaf: number, i: number, eps: number): number => {
   // Each evaluation frees what it made: a check runs f twice per element.
   const at = (delta: number): number => tidy(() => f(mapTree(params, (t, j) => (j === leaf ? perturb(t, i, delta) : t))).item());
   return (at(eps) - at(-eps)) / (2 * eps);
@@ -93,7 +93,7 @@ export const centralDifference = <P extends Tree>(f: (p: P) => Tensor, params: P
  * element by element. `Right(report)` when every element satisfies
  * |numerical − analytic| ≤ atol + rtol·|numerical|, else `Left` naming the worst one.
  */
-export const gradcheck = <P extends Tree>(
+export const gradcheck = <P extends Treelike<P>>(
   f: (params: P) => Tensor,
   params: P,
   opts: GradcheckOptions = {},
@@ -138,7 +138,7 @@ export interface DirectionalCheck {
  * compare ⟨v, ∇f(x)⟩ with the central difference of f along v. Costs two
  * evaluations per direction whatever the number of parameters.
  */
-export const checkGradsDirectional = <P extends Tree>(
+export const checkGradsDirectional = <P extends Treelike<P>>(
   f: (params: P) => Tensor,
   params: P,
   opts: { readonly eps?: number; readonly atol?: number; readonly rtol?: number; readonly directions?: number; readonly seed?: number } = {},

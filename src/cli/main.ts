@@ -1,7 +1,12 @@
 #!/usr/bin/env node
 /**
  * The `tapegrad` command line: train, sweep, gradcheck, stats, reproduce, download.
- * A bad flag or config prints what is wrong and the valid choices, exit code 2.
+ *
+ * Every failure is one line on stderr, `tapegrad: <what and the fix>`, never a
+ * stack trace (TAPEGRAD_DEBUG=1 adds one for internal errors). Exit codes:
+ * 0 done; 1 the work failed or was refused (data, run folders, checkpoints,
+ * divergence); 2 bad usage (flags, config); 130 interrupted (Ctrl-C or SIGTERM;
+ * finished epochs are kept).
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as E from 'fp-ts/lib/Either.js';
@@ -9,13 +14,17 @@ import { join } from 'node:path';
 import { backendSelection, chooseBackend, disposeBackends, setDefaultBackend, UnknownBackendError } from '../core/index.js';
 import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
 import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type ResolvedConfig } from '../experiments/config.js';
+import { MAX_SEED } from '../nn/codecs.js';
+import { runBytes } from '../experiments/budget.js';
+import { readRunConfig, runStatus } from '../experiments/run.js';
+import { fsMessage } from '../experiments/runfolder.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
 import { readSections, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
 import { runExperiment } from '../experiments/run.js';
 import { paperTable1 } from '../experiments/stats.js';
 import { runSweep } from '../experiments/sweep.js';
 import { multiProgressReporter, progressReporter } from './progress.js';
-import { createRunPool, defaultJobs, type RunPool } from '../experiments/parallel.js';
+import { capJobs, createRunPool, defaultJobs, type RunPool } from '../experiments/parallel.js';
 import type { RunOptions } from '../experiments/run.js';
 import cliProgress from 'cli-progress';
 
@@ -34,21 +43,39 @@ const positive = (name: string) => (v: string): number => {
   if (n < 1) throw new InvalidArgumentError(`${name} must be at least 1, got '${v}'`);
   return n;
 };
+/** Seeds are exact integers 0..2³²−1: larger ones would alias smaller ones (the generators take 32 bits). */
+const seedArg = (v: string): number => {
+  const n = Number(v);
+  if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n > MAX_SEED) throw new InvalidArgumentError(`--seed must be an integer from 0 to ${MAX_SEED}, got '${v}'`);
+  return n;
+};
+
+/** A message as one line: multi-line causes are joined, so scripts can read stderr line by line. */
+const oneLine = (m: string): string => m.split('\n').map((l) => l.trim()).filter(Boolean).join('; ');
 
 const fail = (e: Error): never => {
   const usage = e instanceof ConfigError || e instanceof UsageError || e instanceof UnknownBackendError;
-  process.stderr.write(`tapegrad: ${e.message}\n`);
+  process.stderr.write(`tapegrad: ${oneLine(e.message)}\n`);
   process.exit(usage ? 2 : 1);
 };
 
-/** Ctrl-C stops after the current batch; the finished epochs stay on disk. */
+/**
+ * Ctrl-C or SIGTERM stops after the current batch; the finished epochs stay on
+ * disk and run.json says `interrupted`. A second signal quits at once (exit
+ * 130; run.json is still updated, from the exit hook of runfolder.ts).
+ */
 const interruptible = (): AbortController => {
   const ctl = new AbortController();
-  process.once('SIGINT', () => {
-    process.stderr.write('\ntapegrad: stopping after this batch (Ctrl-C again to quit at once)\n');
+  const stop = (sig: string) => {
+    process.stderr.write(`\ntapegrad: ${sig}: stopping after this batch (${sig === 'SIGINT' ? 'Ctrl-C' : 'the signal'} again to quit at once)\n`);
     ctl.abort();
+    process.removeAllListeners('SIGINT');
+    process.removeAllListeners('SIGTERM');
     process.once('SIGINT', () => process.exit(130));
-  });
+    process.once('SIGTERM', () => process.exit(130));
+  };
+  process.once('SIGINT', () => stop('SIGINT'));
+  process.once('SIGTERM', () => stop('SIGTERM'));
   return ctl;
 };
 
@@ -81,54 +108,88 @@ const withOverrides = (raw: RawConfig, o: { backend?: string; seed?: number; epo
  * The pool that runs a sweep's runs side by side, or none (runs in turn): --jobs,
  * else the default, which is one for the gpujs backend (one GPU).
  */
-const poolFor = (jobs: number | undefined, backend: string | undefined, opts: RunOptions): RunPool | undefined => {
-  const n = jobs ?? (backend === 'gpujs' ? 1 : defaultJobs());
+const poolFor = (jobs: number | undefined, backend: string | undefined, opts: RunOptions, perRunBytes: number): RunPool | undefined => {
+  const wanted = jobs ?? (backend === 'gpujs' ? 1 : defaultJobs());
+  const { jobs: n, note } = capJobs(wanted, perRunBytes);
+  if (note !== undefined && jobs !== undefined) process.stderr.write(`note: ${note}\n`);
   return n > 1 ? createRunPool(n, opts) : undefined;
+};
+
+/** The memory of the largest run a sweep config makes (for capping --jobs). */
+const perRunBytesOf = (raw: RawConfig): number => {
+  const { sweep: _s, ...single } = raw;
+  const d = decodeConfig(single, 'config');
+  return E.isRight(d) ? runBytes(d.right, d.right.data.labels === 'fine' ? 100 : 20) : 0.8 * 2 ** 30;
 };
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
 /** The training file, found (or downloaded) as every command finds it. */
 const readTrainFile = async (dataFlag?: string) => {
-  const dir = await ensureCifar100(dataFlag);
-  return E.isLeft(dir) ? fail(dir.left) : E.getOrElseW(fail)(readCifar100(dir.right, 'train'));
+  try {
+    const dir = await ensureCifar100(dataFlag);
+    return E.isLeft(dir) ? fail(dir.left) : E.getOrElseW(fail)(readCifar100(dir.right, 'train'));
+  } catch (e) {
+    // An unreadable data folder (EACCES) and the like: one line naming the path.
+    return fail(new Error(fsMessage(e, dataFlag ?? 'the data folder')));
+  }
 };
 
 const program = new Command()
   .name('tapegrad')
   .description('Train MLPs on CIFAR-100 with a reverse-mode autodiff tape, and reproduce the back-propagation report.')
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-  .showHelpAfterError('(run tapegrad --help for usage)');
+  // Commander's own errors (bad flags) as one line too, with where to look.
+  .configureOutput({
+    writeErr: (s) => process.stderr.write(s),
+    outputError: (s, write) => write(`tapegrad: ${oneLine(s.replace(/^error: /, ''))} (run tapegrad --help for usage)\n`),
+  });
 
 const common = (cmd: Command) =>
   cmd
     .addOption(new Option('--backend <name>', 'matmul backend').choices(BACKENDS))
-    .option('--seed <n>', 'seed for every random choice', int('--seed'))
+    .option('--seed <n>', `seed for every random choice: an integer from 0 to ${MAX_SEED}`, seedArg)
     .option('--data <dir>', 'folder holding train.bin and test.bin (else CIFAR100_DIR, else ./data, downloaded if empty)')
-    .option('--epochs <n>', 'override the number of epochs', positive('--epochs'))
+    .option('--epochs <n>', 'override the number of epochs (with train --resume: train the run further, to N epochs, in a new folder)', positive('--epochs'))
     .option('--limit-train <n>', 'use only the first N training images (quick runs)', positive('--limit-train'))
     .option('--limit-test <n>', 'use only the first N test images (quick runs)', positive('--limit-test'));
 
 common(program.command('train').description('one training run, with a progress bar; prints validation and test accuracy'))
   .option('--config <file>', 'experiment config (YAML or JSON); see examples/configs/')
   .option('--out <dir>', 'run folder (default runs/<name>-<time>; a finished run is never overwritten)')
-  .option('--resume <dir>', 'continue an interrupted run from its last finished epoch')
+  .option('--resume <dir>', 'continue an interrupted or killed run from its last finished epoch; with --epochs N, train a run further to N epochs in a new folder')
   .action(async (o) => {
     if (o.config === undefined && o.resume === undefined) throw new UsageError("train needs --config FILE (or --resume DIR); e.g. --config examples/configs/headline.yaml");
-    const ctl = interruptible();
     let config: ResolvedConfig | undefined;
+    let extendTo: number | undefined;
     if (o.resume === undefined) {
       const raw = readRawConfig(o.config);
       if (E.isLeft(raw)) return fail(raw.left);
       const d = decodeConfig(withOverrides(raw.right, o), o.config);
       if (E.isLeft(d)) return fail(d.left);
       config = d.right;
+    } else {
+      // A resumed run is the stored run: a flag that would change it is refused, never ignored.
+      if (o.config !== undefined) throw new UsageError('--resume continues a run with its own config: leave out --config (or start a new run with --config and no --resume)');
+      const stored = readRunConfig(o.resume);
+      if (E.isLeft(stored)) return fail(stored.left);
+      const s = stored.right;
+      const clash = ([['--seed', o.seed, s.seed], ['--limit-train', o.limitTrain, s.data.limitTrain], ['--limit-test', o.limitTest, s.data.limitTest]] as const)
+        .filter(([, given, had]) => given !== undefined && given !== had);
+      if (clash.length > 0) {
+        const [flag, given, had] = clash[0]!;
+        throw new UsageError(`${flag} ${given} would change the run in ${o.resume} (it ran with ${had ?? 'none'}): a resumed run keeps its settings; start a new run with --config to change them`);
+      }
+      if (o.epochs !== undefined && o.epochs !== s.training.epochs) extendTo = o.epochs;
+      if (o.out !== undefined && extendTo === undefined) throw new UsageError(`--out with --resume needs --epochs N (more than ${s.training.epochs}): a resumed run continues in its own folder, an extended one in --out`);
+      if (extendTo !== undefined) process.stderr.write(`note: --epochs ${extendTo}: continuing ${o.resume} to ${extendTo} epochs in ${o.out ?? 'a new folder'}; ${o.resume} stays as it is\n`);
     }
+    const ctl = interruptible();
     const progress = progressReporter('train');
     const r = await runExperiment(config, {
-      ...(o.backend ? { backend: o.backend } : {}),
+      ...(o.backend ? { backend: o.backend } : {}), ...(extendTo !== undefined ? { extendTo } : {}),
       ...(o.data ? { dataDir: o.data } : {}), ...(o.out ? { outDir: o.out } : {}), signal: ctl.signal,
+      onNote: (line) => process.stderr.write(`note: ${line}\n`),
       onBackend: (b, why) => process.stderr.write(`backend: ${b.description} — ${why}\n`),
       onEvent: progress,
     }, o.resume);
@@ -136,7 +197,10 @@ common(program.command('train').description('one training run, with a progress b
     if (E.isLeft(r)) return fail(r.left);
     const res = r.right;
     if (res.interrupted) {
-      process.stderr.write(`interrupted: ${res.history.length} epochs saved in ${res.dir}; continue with: tapegrad train --resume ${res.dir}\n`);
+      const again = `tapegrad train --resume ${res.dir}${o.data ? ` --data ${o.data}` : ''}`;
+      process.stderr.write(res.history.length === 0
+        ? `interrupted before the first epoch finished; ${res.dir} keeps the config, and ${again} starts it again\n`
+        : `interrupted: ${res.history.length} epochs saved in ${res.dir}; continue with: ${again}\n`);
       process.exit(130);
     }
     const paper = res.config.paper;
@@ -159,11 +223,12 @@ common(program.command('sweep').description("a grid of runs, written as a table 
     const raw = readRawConfig(o.config);
     if (E.isLeft(raw)) return fail(raw.left);
     const cfg = withOverrides(raw.right, o);
+    if (cfg.sweep === undefined) return fail(new UsageError(`${o.config} has no 'sweep:' section: use 'tapegrad train' for a single run`));
     const progress = progressReporter('sweep');
     const multi = multiProgressReporter();
     let announced = false;
     const runOpts = { ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}), signal: ctl.signal };
-    const pool = poolFor(o.jobs, cfg.backend ?? o.backend, runOpts);
+    const pool = poolFor(o.jobs, cfg.backend ?? o.backend, runOpts, perRunBytesOf(cfg));
     const r = await runSweep(cfg, {
       ...runOpts, ...(o.out ? { outDir: o.out } : {}), ...(pool ? { pool } : {}),
       onRun: (i, n, values) => { if (!pool) process.stderr.write(`run ${i + 1}/${n}: ${values.join(', ')}\n`); },
@@ -173,7 +238,10 @@ common(program.command('sweep').description("a grid of runs, written as a table 
     progress.stop();
     multi.stop();
     if (E.isLeft(r)) return fail(r.left);
-    if (r.right.interrupted) { process.stderr.write(`interrupted; finished runs are in ${r.right.dir}\n`); process.exit(130); }
+    if (r.right.interrupted) {
+      process.stderr.write(`interrupted; finished runs are in ${r.right.dir}; continue with the same flags and --out ${r.right.dir}\n`);
+      process.exit(130);
+    }
     process.stdout.write(`${r.right.markdown}\n\nwritten: ${join(r.right.dir, 'table.md')}, table.csv, table.json, best-accuracy.png, best-loss.png\n`);
   });
 
@@ -212,17 +280,23 @@ common(program.command('reproduce').description('every table and figure of the r
   .option('--config <file>', 'sections to run (e.g. examples/configs/reproduce.yaml); default: all')
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
   .action(async (o) => {
+    if (o.seed !== undefined) throw new UsageError("reproduce runs the report's configs with their own seeds: leave out --seed (or run one table with tapegrad sweep --config examples/configs/tableN.yaml --seed N)");
     if (o.config !== undefined && o.only === undefined) {
       const sections = readSections(o.config);
       if (E.isLeft(sections)) return fail(sections.left);
       o.only = sections.right;
     }
     const ctl = interruptible();
-    useBackend(o.backend);
+    try {
+      useBackend(o.backend);
+    } catch (e) {
+      if (e instanceof UnknownBackendError) return fail(e);
+      return fail(new Error(`backend '${o.backend ?? process.env['TAPEGRAD_BACKEND']}' cannot be used here: ${oneLine((e as Error).message)} (try --backend cpu)`));
+    }
     announceBackend();
     const progress = progressReporter('reproduce');
     const multi = multiProgressReporter();
-    const pool = poolFor(o.jobs, o.backend, { ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}), signal: ctl.signal });
+    const pool = poolFor(o.jobs, o.backend, { ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}), signal: ctl.signal }, 0.8 * 2 ** 30);
     if (pool) process.stderr.write(`${pool.jobs} runs side by side, one core each (--jobs 1 runs them in turn on all cores)\n`);
     const overrides = { ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.limitTrain ? { limitTrain: o.limitTrain } : {}), ...(o.limitTest ? { limitTest: o.limitTest } : {}) };
     const r = await reproduce(o.out, {
@@ -238,6 +312,17 @@ common(program.command('reproduce').description('every table and figure of the r
     }
     if (E.isLeft(r)) return fail(r.left);
     process.stdout.write(`report: ${join(o.out, 'report.md')}\n`);
+  });
+
+program.command('status').description('what run folders are doing: running, finished, interrupted, killed (detected and recorded), failed or diverged')
+  .argument('<dirs...>', 'run folders')
+  .action((dirs: string[]) => {
+    let bad = 0;
+    for (const d of dirs) {
+      const s = runStatus(d);
+      if (E.isLeft(s)) { process.stderr.write(`tapegrad: ${oneLine(s.left.message)}\n`); bad++; } else process.stdout.write(`${s.right.line}\n`);
+    }
+    if (bad > 0) process.exit(1);
   });
 
 program.command('download').description('download and verify CIFAR-100 (binary version) into ./data, or --data DIR')
@@ -256,6 +341,16 @@ program.command('download').description('download and verify CIFAR-100 (binary v
     process.stdout.write(`CIFAR-100 ready in ${r.right}\n`);
   });
 
+/** Anything not foreseen is still one line (and exit 1); TAPEGRAD_DEBUG=1 shows where it came from. */
+const internalError = (e: unknown): never => {
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(`tapegrad: ${oneLine(err.message)} (an unexpected error; TAPEGRAD_DEBUG=1 prints where it came from)\n`);
+  if (process.env['TAPEGRAD_DEBUG'] === '1' && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
+  process.exit(1);
+};
+process.on('uncaughtException', internalError);
+process.on('unhandledRejection', internalError);
+
 const main = async (): Promise<void> => {
   try {
     await program.parseAsync(process.argv);
@@ -264,9 +359,9 @@ const main = async (): Promise<void> => {
       process.exit(e.exitCode === 0 ? 0 : 2);
     }
     if (e instanceof UsageError || e instanceof ConfigError || e instanceof UnknownBackendError) fail(e);
-    throw e;
+    internalError(e);
   }
 };
 
 // The cpu backend's worker must not outlive a finished command.
-void main().then(disposeBackends);
+void main().then(disposeBackends, internalError);

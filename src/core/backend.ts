@@ -99,6 +99,13 @@ export interface Backend<B = any> {
   read(buf: B, dtype: DType, n: number): Data;
   /** Releases a buffer; called once, when the last tensor using it is gone. */
   free(buf: B): void;
+  /**
+   * Optional: false when dropping `buf` without `free` loses nothing the garbage
+   * collector does not reclaim anyway (a small host array: only the accounting
+   * of `memory()` misses it). Such buffers get no finalizer, which costs about
+   * as much as a small op. Absent: every buffer needs its `free`.
+   */
+  needsRelease?(buf: B): boolean;
   /** Optional: elements [offset, offset + n) of `buf` without a copy, or undefined where the backend cannot. */
   view?(buf: B, offset: number, n: number): B | undefined;
   memory(): MemoryStats;

@@ -8,6 +8,7 @@
  */
 import type { FusedKernels, KernelTable, MomentumHyper, Operand } from './backend.js';
 import type { Data, DType } from './primitives.js';
+import * as KN from './kernels-nd.js';
 import { broadcastIndex, broadcastShapes, sameShape, sizeOf, stridesOf, type Shape } from './shape.js';
 
 /** Where a kernel's output comes from: n elements of dtype, zeroed unless `zeroed` is false. */
@@ -315,8 +316,28 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
       out.set(x.buf);
       return out;
     },
+    conv2d: ([x, w], p) => KN.conv2d(alloc, x.buf, x.shape, w.buf, w.shape, p).data,
+    conv2dGradInput: ([ct, w], p, out) => KN.conv2dGradInput(alloc, ct.buf, w.buf, w.shape, p.inputShape, p, like(out.dtype)).data,
+    conv2dGradWeight: ([ct, x], p, out) => KN.conv2dGradWeight(alloc, ct.buf, x.buf, x.shape, p.filterShape, p, like(out.dtype)).data,
+    maxPool2d: ([x], p) => KN.maxPool2d(alloc, x.buf, x.shape, p).data,
+    maxPool2dGrad: ([ct, x], p) => KN.maxPool2dGrad(alloc, ct.buf, x.buf, x.shape, p).data,
+    avgPool2d: ([x], p) => KN.avgPool2d(alloc, x.buf, x.shape, p).data,
+    avgPool2dGrad: ([ct], p, out) => KN.avgPool2dGrad(alloc, ct.buf, p.inputShape, p, like(out.dtype)).data,
+    slice: ([x], p) => KN.slice(alloc, x.buf, x.shape, p).data,
+    pad: ([x], p) => KN.pad(alloc, x.buf, x.shape, p).data,
+    take: ([x], p) => KN.take(alloc, x.buf, x.shape, p).data,
+    takeGrad: ([ct], p, out) => KN.takeGrad(alloc, ct.buf, p.inputShape, p, like(out.dtype)).data,
+    concat: (xs, { axis }) => KN.concat(alloc, xs.map((x) => x.buf), xs.map((x) => x.shape), axis).data,
+    select: ([a, b], { cond }) => KN.select(alloc, cond, a.buf, b.buf),
+    pow: ([x], { p }) => KN.pow(alloc, x.buf, p),
   };
 };
+
+/** An empty array of a dtype: how kernels-nd's gradient kernels are told their output dtype. */
+const like = (dtype: DType): Data => (dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
+
+/** Host arrays from the engine's allocator (values computed on the host, then handed to a backend). */
+export const plainAlloc: Alloc = (dtype, n) => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
 
 /** The fused kernels over host arrays. */
 export const hostFused = (alloc: Alloc): FusedKernels<Data> => ({

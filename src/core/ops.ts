@@ -17,12 +17,14 @@
  * Ops throw `ShapeError` on bad shapes (naming both shapes); the `checked`
  * namespace in `checked.ts` offers the same ops returning `Either` instead.
  */
-import { defaultBackend, type Backend, type KernelTable, type MomentumHyper, type Operand, type OutSpec } from './backend.js';
+import { backend as backendRef, defaultBackend, type Backend, type KernelTable, type MomentumHyper, type Operand, type OutSpec } from './backend.js';
 import './backends/index.js'; // registers the backends and the auto policy
-import { matmulDims, reducedShape, resultDType } from './kernels.js';
-import type { ArityTuple, Data, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
+import { matmulDims, plainAlloc, reducedShape } from './kernels.js';
+import * as KN from './kernels-nd.js';
+import type { Key } from './random.js';
+import type { ArityTuple, CustomRule, Data, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
 import { broadcastedAxes, broadcastShapes, makeShape, normalizeAxis, sameShape, ShapeError, showShape, sizeOf, type Shape } from './shape.js';
-import { internal, scalar, Storage, Tensor, untraced, type TapeLike } from './tensor.js';
+import { internal, scalar, Storage, Tensor, untraced, zeros, type TapeLike } from './tensor.js';
 
 export type { Primitive, PrimitiveSignatures } from './primitives.js';
 
@@ -45,6 +47,9 @@ const unbroadcast = (g: Tensor, to: Shape): Tensor => {
 const dtypeOf2 = (a: Tensor, b: Tensor): DType => (a.dtype === 'float64' || b.dtype === 'float64' ? 'float64' : 'float32');
 const same = ([x]: readonly [Tensor]): OutSpec => ({ shape: x.shape, dtype: x.dtype });
 const broadcast = (op: string) => ([a, b]: readonly [Tensor, Tensor]): OutSpec => ({ shape: broadcastShapes(a.shape, b.shape, op), dtype: dtypeOf2(a, b) });
+/** A pooling window's output shape, [N, C, OH, OW]. */
+const poolShape = (s: Shape, size: number, stride: number): Shape =>
+  Object.freeze([s[0]!, s[1]!, KN.slidingOut(s[2]!, size, stride, 0), KN.slidingOut(s[3]!, size, stride, 0)]);
 const notDifferentiable = (prim: string) => (): never => {
   throw new Error(`${prim} is not differentiable (it is a gradient's kernel): higher-order differentiation is not supported`);
 };
@@ -136,6 +141,85 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
     out: ([x], { dtype }) => ({ shape: x.shape, dtype }),
     vjp: (ct, [x]) => [() => cast(ct, x.dtype)],
   },
+  conv2d: {
+    out: ([x, w], { stride, padding }) => ({
+      shape: Object.freeze([x.shape[0]!, w.shape[0]!, KN.slidingOut(x.shape[2]!, w.shape[2]!, stride, padding), KN.slidingOut(x.shape[3]!, w.shape[3]!, stride, padding)]),
+      dtype: dtypeOf2(x, w),
+    }),
+    vjp: (ct, [x, w], _y, p) => [
+      () => bind('conv2dGradInput', [ct, w], { ...p, inputShape: x.shape }),
+      () => bind('conv2dGradWeight', [ct, x], { ...p, filterShape: w.shape }),
+    ],
+  },
+  conv2dGradInput: { out: ([ct], { inputShape }) => ({ shape: inputShape, dtype: ct.dtype }), vjp: notDifferentiable('conv2dGradInput') },
+  conv2dGradWeight: { out: ([ct], { filterShape }) => ({ shape: filterShape, dtype: ct.dtype }), vjp: notDifferentiable('conv2dGradWeight') },
+  maxPool2d: {
+    out: ([x], { size, stride }) => ({ shape: poolShape(x.shape, size, stride), dtype: x.dtype }),
+    vjp: (ct, [x], _y, p) => [() => bind('maxPool2dGrad', [ct, x], p)],
+  },
+  maxPool2dGrad: { out: ([ct, x]) => ({ shape: x.shape, dtype: dtypeOf2(ct, x) }), vjp: notDifferentiable('maxPool2dGrad') },
+  avgPool2d: {
+    out: ([x], { size, stride }) => ({ shape: poolShape(x.shape, size, stride), dtype: x.dtype }),
+    vjp: (ct, [x], _y, p) => [() => bind('avgPool2dGrad', [ct], { ...p, inputShape: x.shape })],
+  },
+  avgPool2dGrad: { out: ([ct], { inputShape }) => ({ shape: inputShape, dtype: ct.dtype }), vjp: notDifferentiable('avgPool2dGrad') },
+  slice: {
+    out: ([x], { sizes }) => ({ shape: Object.freeze([...sizes]), dtype: x.dtype }),
+    vjp: (ct, [x], _y, { starts, sizes }) => [() => pad(ct, starts.map((b, a) => [b, x.shape[a]! - b - sizes[a]!] as const))],
+  },
+  pad: {
+    out: ([x], { before, after }) => ({ shape: Object.freeze(x.shape.map((d, a) => d + before[a]! + after[a]!)), dtype: x.dtype }),
+    vjp: (ct, [x], _y, { before }) => [() => slice(ct, before, x.shape)],
+  },
+  take: {
+    out: ([x], { axis, indices }) => ({ shape: Object.freeze(x.shape.map((d, a) => (a === axis ? indices.length : d))), dtype: x.dtype }),
+    vjp: (ct, [x], _y, p) => [() => bind('takeGrad', [ct], { ...p, inputShape: x.shape })],
+  },
+  takeGrad: { out: ([ct], { inputShape }) => ({ shape: inputShape, dtype: ct.dtype }), vjp: notDifferentiable('takeGrad') },
+  concat: {
+    out: (xs, { axis }) => ({
+      shape: Object.freeze(xs[0]!.shape.map((d, a) => (a === axis ? xs.reduce((n, x) => n + x.shape[a]!, 0) : d))),
+      dtype: xs.some((x) => x.dtype === 'float64') ? 'float64' : 'float32',
+    }),
+    vjp: (ct, xs, _y, { axis }) => {
+      const starts: number[] = [];
+      xs.reduce((at, x) => { starts.push(at); return at + x.shape[axis]!; }, 0);
+      return xs.map((x, k) => () => slice(ct, ct.shape.map((_d, a) => (a === axis ? starts[k]! : 0)), x.shape));
+    },
+  },
+  select: {
+    out: ([a, b]) => ({ shape: a.shape, dtype: dtypeOf2(a, b) }),
+    // Selecting the cotangent (never multiplying it by a 0/1 mask) keeps a NaN on the unchosen side out of the gradient.
+    vjp: (ct, _ab, _y, { cond }) => {
+      const zero = () => zeros(ct.shape, ct.dtype, ct.backend);
+      return [() => bind('select', [ct, zero()], { cond }), () => bind('select', [zero(), ct], { cond })];
+    },
+  },
+  pow: {
+    out: same,
+    vjp: (ct, [x], _y, { p }) => [() => (p === 0 ? mul(ct, 0) : mul(ct, mul(pow(x, p - 1), p)))],
+  },
+  custom: {
+    // Runs the user's forward (see bind); the shape is the one it returns.
+    out: () => { throw new Error('custom primitives have no kernel: bind runs their forward'); },
+    vjp: (ct, inputs, y, rule) => {
+      // Computed once, on first demand, then shared by every input's thunk.
+      let gs: readonly Tensor[] | undefined;
+      const all = () => {
+        if (gs === undefined) {
+          gs = rule.vjp(ct, inputs, y);
+          if (gs.length !== inputs.length) throw new Error(`customVjp '${rule.name}': vjp returned ${gs.length} cotangents for ${inputs.length} inputs`);
+          gs.forEach((g, i) => {
+            if (!sameShape(g.shape, inputs[i]!.shape)) {
+              throw new ShapeError(`customVjp '${rule.name}': the cotangent of input ${i} has shape ${showShape(g.shape)} but the input ${showShape(inputs[i]!.shape)}`);
+            }
+          });
+        }
+        return gs;
+      };
+      return inputs.map((_x, i) => () => untraced(all()[i]!));
+    },
+  },
 };
 
 /** Which tape, if any, the inputs are recorded on; mixing two tapes is an error. */
@@ -176,8 +260,15 @@ export const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Pr
   const rule = rules[prim] as Rule<P>;
   const tape = tapeOf(inputs);
   const be = backendOf(prim, inputs);
-  const spec = rule.out(inputs, params);
   let out: Tensor;
+  if (prim === 'custom') {
+    // The user's forward, on plain tensors (nothing inside it is traced); its result is this primitive's output.
+    const custom = params as PrimitiveParams<'custom'>;
+    out = untraced(custom.forward((inputs as readonly Tensor[]).map(untraced)));
+    if (out.backend !== be) throw new Error(`customVjp '${custom.name}': forward returned a tensor on '${out.backend.name}', not on its inputs' backend '${be.name}'`);
+    return tape === undefined ? out : tape.record(prim, inputs, out, params);
+  }
+  const spec = rule.out(inputs, params);
   if (prim === 'reshape') {
     out = internal.share(untraced(inputs[0]), spec.shape); // a view: buffers are flat and row-major on every backend
   } else {
@@ -416,4 +507,252 @@ export const momentumUpdate = (p: Tensor, v: Tensor, g: Tensor, hp: MomentumHype
   const be = backendOf('momentumUpdate', [p, v, g]);
   const [pb, vb] = be.fused.momentumStep(operand(p), operand(v), operand(g), hp);
   return [internal.wrap(new Storage(be, pb), p.shape, p.dtype), internal.wrap(new Storage(be, vb), p.shape, p.dtype)];
+};
+
+/** max(x, αx) for 0 ≤ α < 1, as relu(x) − α·relu(−x): NaN passes through, as relu's does. */
+export const leakyRelu = (x: Tensor, alpha = 0.01): Tensor => sub(relu(x), mul(relu(neg(x)), alpha));
+
+/** GELU, tanh form (Hendrycks & Gimpel): ½x(1 + tanh(√(2/π)(x + 0.044715x³))), from primitives. */
+export const gelu = (x: Tensor): Tensor => {
+  const inner = mul(add(x, mul(mul(mul(x, x), x), 0.044715)), Math.sqrt(2 / Math.PI));
+  return mul(mul(x, 0.5), add(tanh(inner), 1));
+};
+
+// ---------------------------------------------------------------------------
+// Images (NCHW) and user-defined primitives
+// ---------------------------------------------------------------------------
+
+const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
+
+/**
+ * 2-D convolution (cross-correlation, as in every deep-learning library) of
+ * images x [N, C, H, W] with filters w [F, C, KH, KW], zero padding on every
+ * side: out [N, F, ⌊(H + 2p − KH)/s⌋ + 1, ⌊(W + 2p − KW)/s⌋ + 1]. Layout NCHW.
+ */
+export const conv2d = (x: Tensor, w: Tensor, opts: { stride?: number; padding?: number } = {}): Tensor => {
+  const stride = opts.stride ?? 1, padding = opts.padding ?? 0;
+  if (x.rank !== 4 || w.rank !== 4 || x.shape[1] !== w.shape[1]) {
+    throw new ShapeError(`conv2d: images must be [batch, channels, height, width] and filters [out, channels, kh, kw] with the same channels; got ${showShape(x.shape)} and ${showShape(w.shape)}`);
+  }
+  if (!positiveInt(stride) || !Number.isInteger(padding) || padding < 0) {
+    throw new ShapeError(`conv2d: stride must be a positive integer and padding a non-negative one; got stride ${stride}, padding ${padding}`);
+  }
+  if (KN.slidingOut(x.shape[2]!, w.shape[2]!, stride, padding) < 1 || KN.slidingOut(x.shape[3]!, w.shape[3]!, stride, padding) < 1) {
+    throw new ShapeError(`conv2d: filters ${showShape(w.shape)} do not fit images ${showShape(x.shape)} with padding ${padding}`);
+  }
+  return bind('conv2d', [x, w], { stride, padding });
+};
+
+const pool = (prim: 'maxPool2d' | 'avgPool2d') => (x: Tensor, size: number, stride = size): Tensor => {
+  if (x.rank !== 4) throw new ShapeError(`${prim}: images must be [batch, channels, height, width]; got ${showShape(x.shape)}`);
+  if (!positiveInt(size) || !positiveInt(stride) || size > x.shape[2]! || size > x.shape[3]!) {
+    throw new ShapeError(`${prim}: a ${size}×${size} window (stride ${stride}) does not fit images ${showShape(x.shape)}`);
+  }
+  return bind(prim, [x], { size, stride });
+};
+
+/** Maximum over size×size windows moved by `stride` (default `size`), no padding; NaN propagates. Layout NCHW. */
+export const maxPool2d = pool('maxPool2d');
+/** Mean over size×size windows moved by `stride` (default `size`), no padding. Layout NCHW. */
+export const avgPool2d = pool('avgPool2d');
+
+/**
+ * Declares a differentiable function with its own vector-Jacobian product (like
+ * `jax.custom_vjp`): `forward` computes the output from the inputs (on plain
+ * tensors: nothing inside it is traced), and `vjp(ct, inputs, output)` returns
+ * one cotangent per input, each of its input's shape. The result is used like
+ * any op, inside `valueAndGrad` or outside it, and `gradcheck` checks it.
+ *
+ * @example
+ * // softplus, with a VJP that needs no exp of large values
+ * const softplus = customVjp('softplus',
+ *   ([x]: [Tensor]) => log(add(exp(x), 1)),
+ *   (ct, [x]) => [mul(ct, sigmoid(x))]);
+ * const y = softplus(x);
+ */
+export const customVjp = <Xs extends readonly Tensor[]>(
+  name: string,
+  forward: (inputs: Xs) => Tensor,
+  vjp: (ct: Tensor, inputs: Xs, output: Tensor) => { readonly [K in keyof Xs]: Tensor },
+): ((...inputs: Xs) => Tensor) => {
+  const rule: CustomRule = { name, forward: forward as unknown as CustomRule['forward'], vjp: vjp as unknown as CustomRule['vjp'] };
+  return (...inputs: Xs): Tensor => bind('custom', inputs, rule);
+};
+
+/**
+ * Inverted dropout: each element kept with probability 1 − rate and scaled by
+ * 1/(1 − rate), else 0; the mask comes from `key` alone, so a run replays
+ * exactly. Differentiable (the gradient is the same mask).
+ */
+export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
+  if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
+  if (rate === 0) return x;
+  const u = key.uniform(x.shape, 0, 1, 'float64', backendRef('reference'));
+  const mask = KN.dropoutMask(plainAlloc, internal.dataOf(u), rate, x.dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
+  u.dispose();
+  return mul(x, internal.adopt(mask, x.shape, x.backend));
+};
+
+/** 1/√(v + eps), the normalizers' scale, from primitives. */
+export const rsqrtVar = (v: Tensor, eps: number): Tensor => reciprocal(sqrt(add(v, eps)));
+
+// ---------------------------------------------------------------------------
+// Indexing, joining, selection and comparisons
+// ---------------------------------------------------------------------------
+
+const checkAxis = (axis: number, rank: number, op: string) => normalizeAxis(axis, rank, op);
+
+/** The box of `sizes` starting at `starts` (one entry per axis; a size of -1 runs to the end). */
+export const slice = (x: Tensor, starts: readonly number[], sizes: readonly number[]): Tensor => {
+  const sz = sizes.map((n, a) => (n === -1 ? x.shape[a]! - starts[a]! : n));
+  if (starts.length !== x.rank || sz.length !== x.rank || starts.some((b, a) => !Number.isInteger(b) || b < 0 || !Number.isInteger(sz[a]) || sz[a]! < 0 || b + sz[a]! > x.shape[a]!)) {
+    throw new ShapeError(`slice: starts ${showShape(starts)} and sizes ${showShape(sizes)} do not fit inside shape ${showShape(x.shape)}`);
+  }
+  if (sz.every((n, a) => n === x.shape[a])) return x;
+  return bind('slice', [x], { starts: [...starts], sizes: sz });
+};
+
+/** Pads each axis with `[before, after]` elements of `value` (default 0). */
+export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], value = 0): Tensor => {
+  if (widths.length !== x.rank || widths.some(([b, a]) => !Number.isInteger(b) || !Number.isInteger(a) || b < 0 || a < 0)) {
+    throw new ShapeError(`pad: give one [before, after] pair of non-negative integers per axis of ${showShape(x.shape)}`);
+  }
+  if (widths.every(([b, a]) => b === 0 && a === 0)) return x;
+  return bind('pad', [x], { before: widths.map((w) => w[0]), after: widths.map((w) => w[1]), value });
+};
+
+/** Gathers the entries `indices` along `axis` (repeats allowed); the gradient adds back into each index. */
+export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor => {
+  const ax = checkAxis(axis, x.rank, 'take');
+  const idx = Int32Array.from(indices as ArrayLike<number>);
+  const bad = Array.from(indices).findIndex((j) => !Number.isInteger(j) || j < 0 || j >= x.shape[ax]!);
+  if (bad >= 0) throw new ShapeError(`take: index ${Array.from(indices)[bad]} at position ${bad} is outside 0..${x.shape[ax]! - 1} (axis ${ax} of ${showShape(x.shape)})`);
+  return bind('take', [x], { axis: ax, indices: idx });
+};
+
+/** Joins tensors along an existing axis; every other length must agree. */
+export const concat = (xs: readonly Tensor[], axis = 0): Tensor => {
+  if (xs.length === 0) throw new ShapeError('concat: nothing to join');
+  const ax = checkAxis(axis, xs[0]!.rank, 'concat');
+  const first = xs[0]!;
+  const bad = xs.find((x) => x.rank !== first.rank || x.shape.some((d, a) => a !== ax && d !== first.shape[a]));
+  if (bad !== undefined) throw new ShapeError(`concat: shapes ${xs.map((x) => showShape(x.shape)).join(', ')} differ off axis ${ax}`);
+  if (xs.length === 1) return first;
+  return bind('concat', xs, { axis: ax });
+};
+
+/** Joins same-shape tensors along a new axis. */
+export const stack = (xs: readonly Tensor[], axis = 0): Tensor => {
+  if (xs.length === 0) throw new ShapeError('stack: nothing to stack');
+  const ax = normalizeAxis(axis, xs[0]!.rank + 1, 'stack');
+  if (xs.some((x) => !sameShape(x.shape, xs[0]!.shape))) throw new ShapeError(`stack: shapes ${xs.map((x) => showShape(x.shape)).join(', ')} differ`);
+  return concat(xs.map((x) => reshape(x, [...x.shape.slice(0, ax), 1, ...x.shape.slice(ax)])), ax);
+};
+
+/** Splits along `axis` into `n` equal parts, or parts of the given lengths. */
+export const split = (x: Tensor, parts: number | readonly number[], axis = 0): Tensor[] => {
+  const ax = checkAxis(axis, x.rank, 'split');
+  const len = x.shape[ax]!;
+  const sizes = typeof parts === 'number' ? (len % parts === 0 ? new Array<number>(parts).fill(len / parts) : undefined) : [...parts];
+  if (sizes === undefined || sizes.reduce((a, b) => a + b, 0) !== len) {
+    throw new ShapeError(`split: axis ${ax} of ${showShape(x.shape)} (length ${len}) cannot be split into ${typeof parts === 'number' ? `${parts} equal parts` : showShape(parts)}`);
+  }
+  let at = 0;
+  return sizes.map((n) => { const s = slice(x, x.shape.map((_d, a) => (a === ax ? at : 0)), x.shape.map((d, a) => (a === ax ? n : d))); at += n; return s; });
+};
+
+const broadcastAll = (...xs: Tensor[]): Tensor[] => {
+  const shape = xs.reduce<Shape>((s, x) => broadcastShapesOf(s, x.shape), xs[0]!.shape);
+  return xs.map((x) => broadcastTo(x, shape));
+};
+const broadcastShapesOf = (a: Shape, b: Shape): Shape => broadcastShapes(a, b, 'where');
+
+/**
+ * cond ? a : b elementwise, broadcasting all three. `cond` is a constant (any
+ * non-zero is true); gradients flow to the chosen side only.
+ */
+export const where = (cond: Tensor, a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  const [c, xb, yb] = broadcastAll(cond, x, y);
+  return bind('select', [xb!, yb!], { cond: internal.dataOf(c!).slice() });
+};
+
+const compareOp = (op: KN.CompareOp) => (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  const [xb, yb] = broadcastAll(untraced(x), untraced(y));
+  return internal.adopt(KN.compare(plainAlloc, op, internal.dataOf(xb!), internal.dataOf(yb!)), xb!.shape, xb!.backend);
+};
+
+/** 1 where a > b, else 0 (NaN compares false), broadcasting; a constant. */
+export const greater = compareOp('greater');
+/** 1 where a ≥ b, else 0; a constant. */
+export const greaterEqual = compareOp('greaterEqual');
+/** 1 where a < b, else 0; a constant. */
+export const less = compareOp('less');
+/** 1 where a ≤ b, else 0; a constant. */
+export const lessEqual = compareOp('lessEqual');
+/** 1 where a = b, else 0; a constant. */
+export const equal = compareOp('equal');
+/** 1 where a ≠ b (and where either is NaN), else 0; a constant. */
+export const notEqual = compareOp('notEqual');
+
+/** 1 where x is NaN: x ≠ x. */
+const isNaNMask = (x: Tensor): Tensor => notEqual(x, x);
+const or = (p: Tensor, q: Tensor): Tensor => greater(add(p, q), 0);
+
+/**
+ * Elementwise maximum, broadcasting. NaN propagates (either side NaN gives
+ * NaN); on ties the gradient goes to b.
+ */
+export const maximum = (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  return where(or(greater(x, y), isNaNMask(x)), x, y);
+};
+
+/** Elementwise minimum, broadcasting; NaN propagates; on ties the gradient goes to b. */
+export const minimum = (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b);
+  return where(or(less(x, y), isNaNMask(x)), x, y);
+};
+
+/** |x|; NaN stays NaN; the gradient is sign(x), 0 at 0 (as PyTorch and JAX). */
+export const abs = (x: Tensor): Tensor => {
+  return mul(x, internal.adopt(KN.sign(plainAlloc, internal.dataOf(x)), x.shape, x.backend));
+};
+
+/** x^p for a constant exponent p (x > 0 for non-integer p, as Math.pow). */
+export const pow = (x: Tensor, p: number): Tensor => (p === 1 ? x : bind('pow', [x], { p }));
+
+/** x limited to [lo, hi]; NaN stays NaN; the gradient is 1 inside and 0 where clipped. */
+export const clip = (x: Tensor, lo: number, hi: number): Tensor => {
+  if (!(lo <= hi)) throw new RangeError(`clip: lo (${lo}) must not exceed hi (${hi})`);
+  return minimum(maximum(x, lo), hi);
+};
+
+/** Index of the largest entry along `axis` (first on ties; NaN counts as largest): a constant of x's dtype, not differentiable. */
+export const argmax = (x: Tensor, axis = -1): Tensor => {
+  const r = KN.argmax(plainAlloc, internal.dataOf(x), x.shape, normalizeAxis(axis, x.rank, 'argmax'));
+  return internal.adopt(r.data, r.shape, x.backend);
+};
+
+/**
+ * Batched matrix product: a [..., m, k] · b [..., k, n] → [..., m, n], with the
+ * same leading (batch) axes, or b a plain matrix shared by every batch entry.
+ * Each product runs on the backend's matmul; gradients come from slice, stack and matmul.
+ */
+export const batchedMatmul = (a: Tensor, b: Tensor): Tensor => {
+  if (a.rank < 2 || b.rank < 2) throw new ShapeError(`batchedMatmul: operands must have rank ≥ 2, got ${showShape(a.shape)} and ${showShape(b.shape)}`);
+  const [m, k] = a.shape.slice(-2) as [number, number];
+  const [k2, n] = b.shape.slice(-2) as [number, number];
+  const batch = a.shape.slice(0, -2);
+  const shared = b.rank === 2;
+  if (k !== k2 || (!shared && b.shape.slice(0, -2).join() !== batch.join())) {
+    throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: inner lengths or batch axes differ`);
+  }
+  const count = batch.reduce((p, d) => p * d, 1);
+  if (shared) return reshape(matmul(reshape(a, [count * m, k]), b), [...batch, m, n]);
+  const a3 = reshape(a, [count, m, k]), b3 = reshape(b, [count, k, n]);
+  const outs = Array.from({ length: count }, (_, i) =>
+    matmul(reshape(slice(a3, [i, 0, 0], [1, m, k]), [m, k]), reshape(slice(b3, [i, 0, 0], [1, k, n]), [k, n])));
+  return reshape(stack(outs, 0), [...batch, m, n]);
 };

@@ -15,8 +15,8 @@
 import type { Data, DType } from './primitives.js';
 import type { MemoryStats } from './backend.js';
 
-/** Arrays smaller than this (bytes) are left to the engine's own allocator. */
-const MIN_POOLED_BYTES = 64 * 1024;
+/** Arrays smaller than this (bytes) are left to the engine's own allocator (and its collector). */
+export const MIN_POOLED_BYTES = 64 * 1024;
 /** Free memory kept for reuse, at most; beyond it buffers are left to the collector. */
 const MAX_FREE_BYTES = 512 * 1024 * 1024;
 

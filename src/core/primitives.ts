@@ -6,7 +6,9 @@
  * in ops.ts, and its kernel to each backend's table. The types make each of the
  * three mandatory: a primitive missing from any table does not compile.
  */
+import type { Conv2dParams, PadParams, Pool2dParams, SliceParams, TakeParams } from './kernels-nd.js';
 import type { Shape } from './shape.js';
+import type { Tensor } from './tensor.js';
 
 /** Element type. float32 for training, float64 for references and gradient checks. */
 export type DType = 'float32' | 'float64';
@@ -43,15 +45,52 @@ export interface PrimitiveSignatures {
   broadcastTo: { arity: 1; params: { readonly shape: Shape } };
   /** The same values in another dtype (rounded to float32 where asked). */
   cast: { arity: 1; params: { readonly dtype: DType } };
+  /** Images NCHW [N, C, H, W] with filters [F, C, KH, KW]; see kernels-nd.ts. */
+  conv2d: { arity: 2; params: Conv2dParams };
+  /** conv2d's VJP for its images: inputs [ct, w]. */
+  conv2dGradInput: { arity: 2; params: Conv2dParams & { readonly inputShape: Shape } };
+  /** conv2d's VJP for its filters: inputs [ct, x]. */
+  conv2dGradWeight: { arity: 2; params: Conv2dParams & { readonly filterShape: Shape } };
+  maxPool2d: { arity: 1; params: Pool2dParams };
+  /** maxPool2d's VJP: inputs [ct, x]. */
+  maxPool2dGrad: { arity: 2; params: Pool2dParams };
+  avgPool2d: { arity: 1; params: Pool2dParams };
+  /** avgPool2d's VJP: inputs [ct]. */
+  avgPool2dGrad: { arity: 1; params: Pool2dParams & { readonly inputShape: Shape } };
+  /** The box of `sizes` at `starts` (its VJP pads the cotangent back). */
+  slice: { arity: 1; params: SliceParams };
+  /** A frame of a constant around x (its VJP slices the cotangent). */
+  pad: { arity: 1; params: PadParams };
+  /** Gathers entries along an axis by integer indices. */
+  take: { arity: 1; params: TakeParams };
+  /** take's VJP: inputs [ct]. */
+  takeGrad: { arity: 1; params: TakeParams & { readonly inputShape: Shape } };
+  concat: { arity: 'n'; params: { readonly axis: number } };
+  /** cond ? a : b on inputs already broadcast to one shape; cond (host values) is a constant (no gradient). */
+  select: { arity: 2; params: { readonly cond: Data } };
+  /** x^p for a constant exponent. */
+  pow: { arity: 1; params: { readonly p: number } };
+  /** A function with a user-given VJP (`customVjp`): its rule travels in its params; it runs the user's ops, so no backend kernel. */
+  custom: { arity: 'n'; params: CustomRule };
+}
+
+/** The rule of a user-defined primitive: see `customVjp` in ops.ts. */
+export interface CustomRule {
+  readonly name: string;
+  readonly forward: (inputs: readonly Tensor[]) => Tensor;
+  readonly vjp: (ct: Tensor, inputs: readonly Tensor[], output: Tensor) => readonly Tensor[];
 }
 
 export type Primitive = keyof PrimitiveSignatures;
 export type PrimitiveParams<P extends Primitive> = PrimitiveSignatures[P]['params'];
 type Arity<P extends Primitive> = PrimitiveSignatures[P]['arity'];
-/** A tuple of the primitive's arity, of T. */
+/** A tuple of the primitive's arity, of T ('n': any number). */
 export type ArityTuple<P extends Primitive, T> =
-  Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
+  Arity<P> extends 'n' ? readonly T[] : Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
 
-/** Primitives whose forward is not a kernel: `reshape` is a view on every backend. */
-export type ViewPrimitive = 'reshape';
+/**
+ * Primitives whose forward is not a backend kernel: `reshape` is a view on every
+ * backend, and `custom` runs the user's own ops.
+ */
+export type ViewPrimitive = 'reshape' | 'custom';
 export type KernelPrimitive = Exclude<Primitive, ViewPrimitive>;

@@ -14,8 +14,9 @@
  * to its backend when the last one is disposed: by `dispose`, or by `tidy`,
  * which disposes every tensor made inside its function except those it returns
  * (tfjs's design). Code that never disposes anything still works: a
- * FinalizationRegistry releases a tensor the collector has collected, whenever
- * that happens, as a safety net; the library never forces a collection.
+ * FinalizationRegistry frees a buffer once the collector has taken every tensor
+ * using it, whenever that happens, as a safety net; the library never forces a
+ * collection.
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { defaultBackend, resolveBackend, type Backend, type BackendLike } from './backend.js';
@@ -42,26 +43,55 @@ export interface TapeLike {
   record(prim: string, inputs: readonly Tensor[], output: Tensor, params: unknown): Tensor;
 }
 
+/** What the safety net needs to free a buffer once its Storage is gone (never the Storage itself). */
+interface Held {
+  readonly backend: Backend;
+  readonly buf: unknown;
+  readonly parent: Storage | undefined;
+}
+
 /**
- * A backend buffer and the number of tensors using it. A view (a data set's
- * batch) holds its parent buffer instead of memory of its own.
+ * The safety net: frees the buffer of a Storage the collector took while tensors
+ * using it were never disposed. Registered once per buffer, and only for
+ * buffers whose memory the collector cannot reclaim by itself (kernel memory,
+ * textures, pooled arrays: `Backend.needsRelease`). A finalizer must not throw:
+ * an error here could only come from a backend already disposed, whose memory
+ * is gone anyway.
+ */
+const finalizer = new FinalizationRegistry<Held>((h) => {
+  try {
+    if (h.parent !== undefined) h.parent.release();
+    else h.backend.free(h.buf);
+  } catch {
+    /* see above */
+  }
+});
+
+/**
+ * A backend buffer and the number of live tensors using it. A view (a data
+ * set's batch) holds its parent buffer instead of memory of its own.
  */
 export class Storage {
   #refs = 0;
+  #released = false;
   constructor(
     readonly backend: Backend,
     readonly buf: unknown,
     readonly parent?: Storage,
   ) {
     parent?.retain();
+    if (parent !== undefined || (backend.needsRelease?.(buf) ?? true)) finalizer.register(this, { backend, buf, parent }, this);
   }
 
   retain(): void {
     this.#refs++;
   }
 
+  /** One tensor fewer; the buffer goes back to its backend with the last. */
   release(): void {
-    if (--this.#refs > 0) return;
+    if (--this.#refs > 0 || this.#released) return;
+    this.#released = true;
+    finalizer.unregister(this);
     if (this.parent !== undefined) this.parent.release();
     else this.backend.free(this.buf);
   }
@@ -70,19 +100,6 @@ export class Storage {
     return this.#refs;
   }
 }
-
-/**
- * Releases the storage of tensors the collector took without a dispose (the
- * safety net). A finalizer must not throw: an error here could only come from a
- * backend already disposed, whose memory is gone anyway.
- */
-const finalizer = new FinalizationRegistry<Storage>((s) => {
-  try {
-    s.release();
-  } catch {
-    /* see above */
-  }
-});
 
 /** Tensors made inside each `tidy` call in progress, innermost last. */
 const scopes: Set<Tensor>[] = [];
@@ -120,7 +137,6 @@ export class Tensor {
     this.size = sizeOf(shape);
     this.trace = trace;
     storage.retain();
-    finalizer.register(this, storage, this);
     scopes[scopes.length - 1]?.add(this);
   }
 
@@ -155,7 +171,6 @@ export class Tensor {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    finalizer.unregister(this);
     this.#storage.release();
   }
 

@@ -129,7 +129,7 @@ export const readCifar100 = (dir: string, name: SplitName, opts: ReadOptions = {
 export const readLabelNames = (dir: string, kind: LabelKind): E.Either<DataError, string[]> => {
   const file = join(dir, `${kind}_label_names.txt`);
   const { existsSync, readFileSync } = fs();
-  if (!existsSync(file)) return E.left(new DataError('file not found', file, REDOWNLOAD));
+  if (!existsSync(file)) return E.left(new DataError('file not found', file, 'Download the dataset again (tapegrad download), or point --data at a complete copy.'));
   const names = readFileSync(file, 'utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
   const want = classCount(kind);
   return names.length === want ? E.right(names) : E.left(new DataError(`lists ${names.length} names, expected ${want}`, file, REDOWNLOAD));

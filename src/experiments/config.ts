@@ -7,7 +7,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, PositiveInt } from '../nn/codecs.js';
+import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, PositiveInt, SeedC } from '../nn/codecs.js';
+import { LayerSpecC, type LayerSpec } from '../nn/spec.js';
 import { presets, type Preset } from '../nn/presets.js';
 import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec } from '../nn/index.js';
 import type { LabelKind, Normalization } from '../data/index.js';
@@ -49,7 +50,7 @@ export const ConfigC = t.exact(t.intersection([
   t.partial({
     description: t.string,
     preset: t.keyof({ paper: null, defaults: null }),
-    seed: t.Integer,
+    seed: SeedC,
     backend: t.keyof({ auto: null, cpu: null, gpujs: null, reference: null }),
     data: t.exact(t.partial({
       labels: t.keyof({ coarse: null, fine: null }),
@@ -59,7 +60,12 @@ export const ConfigC = t.exact(t.intersection([
       limitTrain: PositiveInt,
       limitTest: PositiveInt,
     })),
-    model: t.exact(t.partial({ hidden: t.union([PositiveInt, t.array(PositiveInt)]), activation: ActivationC, init: InitC })),
+    model: t.exact(t.partial({
+      hidden: t.union([PositiveInt, t.array(PositiveInt)]), activation: ActivationC, init: InitC,
+      /** Any sequential architecture instead of the MLP (see src/nn/spec.ts); `input` is one example's shape. */
+      layers: t.array(LayerSpecC),
+      input: t.array(PositiveInt),
+    })),
     training: t.exact(t.partial({
       epochs: PositiveInt,
       batchSize: PositiveInt,
@@ -88,7 +94,11 @@ export interface ResolvedConfig {
     readonly labels: LabelKind; readonly normalization: Normalization; readonly trainFraction: number;
     readonly stratify: boolean; readonly limitTrain?: number; readonly limitTest?: number;
   };
-  readonly model: { readonly hidden: readonly number[]; readonly activation: ActivationName; readonly init: InitName };
+  /** The MLP (hidden, activation, init), or with `layers` any sequential architecture (then hidden and activation are unused). */
+  readonly model: {
+    readonly hidden: readonly number[]; readonly activation: ActivationName; readonly init: InitName;
+    readonly layers?: readonly LayerSpec[]; readonly input?: readonly number[];
+  };
   readonly training: {
     readonly epochs: number; readonly batchSize: number; readonly optimizer: OptimizerSpec; readonly l2: L2Options;
     readonly shuffle: boolean; readonly earlyStopping: EarlyStoppingOptions | false;
@@ -115,8 +125,9 @@ const unknownKeys = (input: unknown, output: unknown, path = ''): string[] => {
 
 /** Decodes a parsed config object; `Left` names each bad or unknown key. */
 export const decodeConfig = (value: unknown, source = 'config'): E.Either<ConfigError, ResolvedConfig> => {
+  if (value === null || value === undefined) return E.left(new ConfigError(`${source}: the config is empty: it needs at least 'name: …' (see examples/configs/)`));
   const decoded = ConfigC.decode(value);
-  if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config\n${describeErrors(decoded.left)}`));
+  if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config: ${describeErrors(decoded.left)}`));
   const extra = unknownKeys(value, decoded.right).filter((k) => !/^sweep\.(grid|keys|points)\b/.test(k));
   if (extra.length > 0) {
     return E.left(new ConfigError(`${source}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} (check the spelling; see examples/configs/ for every key)`));
@@ -143,7 +154,10 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       ...(c.data?.limitTrain !== undefined ? { limitTrain: c.data.limitTrain } : {}),
       ...(c.data?.limitTest !== undefined ? { limitTest: c.data.limitTest } : {}),
     },
-    model: { hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init },
+    model: {
+      hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init,
+      ...(c.model?.layers !== undefined ? { layers: c.model.layers, input: c.model.input ?? [3072] } : {}),
+    },
     training: {
       epochs: c.training?.epochs ?? p.epochs,
       batchSize: c.training?.batchSize ?? p.batchSize,
@@ -164,11 +178,18 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
 /** Reads a YAML or JSON config file, checked but not resolved (sweeps expand it first). */
 export const readRawConfig = (file: string): E.Either<ConfigError, RawConfig> => {
   if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such config file (examples/configs/ has one per table of the paper)`));
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return E.left(new ConfigError(`${file}: cannot be read (${code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message})`));
+  }
   let value: unknown;
   try {
-    value = parseYaml(readFileSync(file, 'utf8'));
+    value = parseYaml(text);
   } catch (e) {
-    return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message}`));
+    return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`));
   }
   const checked = decodeConfig(value, file);
   return E.isLeft(checked) ? checked : E.right(value as RawConfig);
@@ -206,4 +227,20 @@ export const expandGrid = (raw: RawConfig): { values: Value[]; config: RawConfig
     values,
     config: values.reduce<RawConfig>((c, v, i) => setPath(c, keys[i]!, v) as RawConfig, { ...base, name: `${raw.name}-${values.join('-')}` }),
   }));
+};
+
+/**
+ * The dotted paths where two configs differ, with both values
+ * (`training.epochs: 2 there, 3 here`): what a continued run or sweep would
+ * silently change if it went ahead.
+ */
+export const configDiff = (stored: unknown, now: unknown, path = ''): string[] => {
+  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (isObj(stored) && isObj(now)) {
+    const keys = [...new Set([...Object.keys(stored), ...Object.keys(now)])];
+    return keys.flatMap((k) => configDiff(stored[k], now[k], path === '' ? k : `${path}.${k}`));
+  }
+  if (JSON.stringify(stored) === JSON.stringify(now)) return [];
+  const show = (v: unknown) => (v === undefined ? 'unset' : JSON.stringify(v));
+  return [`${path}: ${show(stored)} there, ${show(now)} now`];
 };

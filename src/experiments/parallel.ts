@@ -12,11 +12,14 @@
  * pool is aborted; runs still queued then are reported as interrupted, not run.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { whileOpen } from './runfolder.js';
 import type { EpochRecord, FitEvent } from '../nn/index.js';
 import type { ResolvedConfig } from './config.js';
-import type { RunOptions, RunResult } from './run.js';
+import { DivergedError, type RunOptions, type RunResult } from './run.js';
 
 /** A fit event as it crosses threads: the epoch's state (tensors) stays behind. */
 export type ProgressEvent =
@@ -41,10 +44,23 @@ export type ToWorker =
   | { readonly type: 'abort' };
 export type FromWorker =
   | { readonly type: 'event'; readonly id: number; readonly event: ProgressEvent }
-  | { readonly type: 'done'; readonly id: number; readonly result: E.Either<{ readonly message: string }, RunResult> };
+  | { readonly type: 'done'; readonly id: number; readonly result: E.Either<{ readonly message: string; readonly diverged?: { readonly dir: string; readonly epoch: number } }, RunResult> };
 
 /** The default number of runs side by side: the cores, at most 4 (each run holds its own copy of the data, ~0.7 GiB). */
 export const defaultJobs = (): number => Math.max(1, Math.min(availableParallelism(), 4));
+
+/**
+ * `--jobs` as the machine can take it: at most one run per core (a second run
+ * on a core only halves both), and only as many as fit in 80% of the memory at
+ * `perRunBytes` each. `note` says what was capped and why.
+ */
+export const capJobs = (requested: number, perRunBytes: number, cores = availableParallelism(), memory = totalmem()): { jobs: number; note?: string } => {
+  const byMemory = Math.max(1, Math.floor((memory * 0.8) / Math.max(perRunBytes, 1)));
+  const jobs = Math.max(1, Math.min(requested, cores, byMemory));
+  if (jobs === requested) return { jobs };
+  const why = jobs === cores && cores <= byMemory ? `${cores} cores` : `memory for ${byMemory} runs of ~${(perRunBytes / 2 ** 30).toFixed(1)} GiB in 80% of ${(memory / 2 ** 30).toFixed(1)} GiB`;
+  return { jobs, note: `--jobs ${requested}: running ${jobs} side by side (this machine has ${why})` };
+};
 
 /**
  * Starts a worker on run-worker: the built .js, or, when this module runs from
@@ -120,7 +136,10 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
         job.task.onEvent?.(m.event);
       } else {
         slot.busy = undefined;
-        job.resolve(E.isLeft(m.result) ? E.left(new Error(m.result.left.message)) : m.result);
+        const res = m.result;
+        job.resolve(E.isLeft(res)
+          ? E.left(res.left.diverged !== undefined ? new DivergedError(res.left.diverged.dir, res.left.diverged.epoch, res.left.message) : new Error(res.left.message))
+          : res);
         dispatch();
       }
     });
@@ -131,6 +150,25 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
     });
     slots.push(slot);
   }
+
+  // Workers die with the process without running their exit hooks: a process ending with runs
+  // still busy (a second Ctrl-C) records them here as interrupted and frees their folders.
+  const unhook = whileOpen((code) => {
+    for (const slot of slots) {
+      const dir = slot.busy?.task.outDir ?? slot.busy?.task.resumeDir;
+      if (dir === undefined) continue;
+      try {
+        const lock = JSON.parse(readFileSync(join(dir, 'run.lock'), 'utf8')) as { pid?: number };
+        if (lock.pid !== process.pid) continue;
+        const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as Record<string, unknown>;
+        if (run['status'] === 'running') {
+          writeFileSync(join(dir, '.run.json.exit.tmp'), JSON.stringify({ ...run, status: code === 130 ? 'interrupted' : 'failed', exitCode: code, ended: new Date().toISOString() }, null, 2));
+          renameSync(join(dir, '.run.json.exit.tmp'), join(dir, 'run.json'));
+        }
+        rmSync(join(dir, 'run.lock'), { force: true });
+      } catch { /* not started yet, or already finished: nothing to record */ }
+    }
+  });
 
   const pool: RunPool = {
     jobs,
@@ -145,6 +183,7 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
       for (const slot of slots) slot.worker.postMessage({ type: 'abort' } satisfies ToWorker);
     },
     close: async () => {
+      unhook();
       pool.abort();
       await Promise.all(slots.map((s) => s.worker.terminate()));
     },

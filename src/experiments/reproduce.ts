@@ -4,7 +4,8 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { fsMessage } from './runfolder.js';
 import { parse as parseYaml } from 'yaml';
 import { describeErrors } from '../nn/codecs.js';
 import { ConfigError } from './config.js';
@@ -65,8 +66,20 @@ const num = (x: number, d = 9) => x.toFixed(d);
 
 /** Runs the chosen sections and writes `report.md` into `outDir`. */
 export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Promise<E.Either<Error, { report: string; sweeps: SweepResult[] }>> => {
+  try {
+    return await reproduceUnguarded(outDir, opts);
+  } catch (e) {
+    return E.left(new Error((e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, outDir) : (e as Error).message.split('\n')[0]!));
+  }
+};
+
+const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions): Promise<E.Either<Error, { report: string; sweeps: SweepResult[] }>> => {
   const t0 = performance.now();
+  if (existsSync(outDir) && !statSync(outDir).isDirectory()) return E.left(new Error(`${outDir} is a file, not a folder: choose another --out`));
   if (existsSync(join(outDir, 'report.md'))) return E.left(new Error(`${outDir} holds a finished report, which is never overwritten: choose another --out`));
+  // Only a report's own folder is continued: someone else's files are never mixed with (or overwritten by) a report.
+  const foreign = existsSync(outDir) ? readdirSync(outDir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.')) : [];
+  if (foreign.length > 0) return E.left(new Error(`${outDir} is not empty and is not a tapegrad report folder (it holds ${foreign.slice(0, 3).join(', ')}): choose a new or empty folder for --out`));
   mkdirSync(outDir, { recursive: true });
   const sections = opts.only ?? SECTIONS;
   const dataDir = await ensureCifar100(opts.dataDir);
@@ -132,6 +145,11 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
     if (sw.right.interrupted) return E.left(new Error(`interrupted during ${section}; finished runs are kept in ${sw.right.dir}`));
     const rel = (f: string) => relative(outDir, join(sw.right.dir, f));
     const best = sw.right.best;
+    if (best === undefined) {
+      summary.push(`| ${sw.right.title} | every run diverged | — | no |`);
+      parts.push(`## ${sw.right.title}\n\n${cfg.description ?? ''}\n\n${sw.right.markdown}\n\nEvery run of this table diverged, so it has no best row and no figures.`);
+      continue;
+    }
     const paperBest = Math.max(...(cfg.sweep?.paper ?? []).map((p) => p.valAccuracy));
     const ours = best.valAccuracy * 100;
     const within = Number.isFinite(paperBest) ? Math.abs(ours - paperBest) <= 2 : undefined;

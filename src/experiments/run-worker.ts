@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { disposeBackends } from '../core/index.js';
 import type { CifarData } from '../data/index.js';
 import type { FromWorker, ProgressEvent, ToWorker } from './parallel.js';
-import { runExperiment } from './run.js';
+import { DivergedError, runExperiment } from './run.js';
 
 if (parentPort === null) throw new Error('run-worker.ts runs as a worker thread of the run pool (parallel.ts)');
 const port = parentPort;
@@ -50,8 +50,12 @@ port.on('message', (m: ToWorker) => {
       post({ type: 'event', id, event });
     },
   }, m.resumeDir).then(
-    (r) => post({ type: 'done', id, result: E.isLeft(r) ? E.left({ message: r.left.message }) : r }),
-    (err: unknown) => post({ type: 'done', id, result: E.left({ message: err instanceof Error ? err.stack ?? err.message : String(err) }) }),
+    (r) => post({
+      type: 'done', id,
+      result: E.isLeft(r) ? E.left({ message: r.left.message, ...(r.left instanceof DivergedError ? { diverged: { dir: r.left.dir, epoch: r.left.epoch } } : {}) }) : r,
+    }),
+    // runExperiment returns its failures; this is only a last guard, and stays one line too.
+    (err: unknown) => post({ type: 'done', id, result: E.left({ message: err instanceof Error ? err.message.split('\n')[0]! : String(err) }) }),
   );
 });
 

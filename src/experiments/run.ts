@@ -1,23 +1,32 @@
 /**
  * One experiment run: data, model, training, evaluation, and everything written
- * to a new run folder. A finished run is never overwritten; after every epoch the
- * history and a checkpoint are written atomically, so an interrupted run keeps
- * its finished epochs and `resume` continues it to the same result.
+ * to a new run folder. After every epoch the history and a sealed checkpoint are
+ * written atomically, so an interrupted run keeps its finished epochs and
+ * `resume` continues it to the same result.
+ *
+ * Order matters for what a failure leaves behind: the config and the model's
+ * memory are checked first, then the data is loaded and its split sizes checked,
+ * and only then is the folder claimed (runfolder.ts: atomic, locked for the
+ * run's life). A run that cannot start leaves no folder; one that fails later
+ * leaves run.json saying how. Every failure is a `Left`; nothing here throws.
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { backend as backendNamed, chooseBackend, Key, withBackend, type Backend } from '../core/index.js';
+import { backend as backendNamed, chooseBackend, Key, UnknownBackendError, withBackend, type Backend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
-  decodeTreeLike, encodeTree, evaluate, fitAsync, mlp, optimizerFromSpec, saveModel, writeFileAtomic,
-  type EpochRecord, type FitEvent, type FitState, type MlpParams, type Model,
+  buildModel, evaluate, fitAsync, jsonChecksum, mlp, readText, saveModel, sealJson, unsealJson, writeFileAtomic,
+  type EpochRecord, type FitEvent, type FitState, type Model,
 } from '../nn/index.js';
-import type { Tree } from '../autodiff/index.js';
+import { describeErrors, Finite } from '../nn/codecs.js';
 import { decodeConfig, type ResolvedConfig } from './config.js';
+import { checkRunFits } from './budget.js';
+import { EpochRecordC, historyProblem, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
 import { curvesSpec, render } from './plots.js';
+import { checkNewFolder, claimFreshFolder, claimNewFolder, fsMessage, liveHolder, lockFolder, whileOpen, type RunLock } from './runfolder.js';
 
 export interface RunResult {
   readonly dir: string;
@@ -39,7 +48,7 @@ export interface RunResult {
 export interface RunOptions {
   /** --data DIR (else CIFAR100_DIR, else ./data, downloading there if empty). */
   readonly dataDir?: string;
-  /** Folder for this run (must not hold a finished run). Default: runs/<name>-<time>. */
+  /** Folder for this run: absent or empty (see runfolder.ts). Default: a new runs/<name>-<time>. */
   readonly outDir?: string;
   /** Parent folder for default run folders (default `runs`). */
   readonly runsDir?: string;
@@ -51,37 +60,59 @@ export interface RunOptions {
   readonly plots?: boolean;
   /** A backend chosen on the command line, over the config's (used on resume). */
   readonly backend?: string;
+  /**
+   * With a run to resume: train it to this many epochs instead of its own, in a
+   * new folder (`outDir`, else a fresh one), leaving the original as it is.
+   */
+  readonly extendTo?: number;
+  /** A line worth telling the user (a killed run detected, a flag's effect). */
+  readonly onNote?: (line: string) => void;
   /** Told which backend the run uses and why, once chosen (for a start-up line). */
   readonly onBackend?: (backend: Backend, reason: string) => void;
 }
 
-const CHECKPOINT_FORMAT = 'tapegrad.checkpoint';
+/** A run whose loss or weights became non-finite: a result (a sweep's row), not a crash. */
+export class DivergedError extends Error {
+  override readonly name = 'DivergedError';
+  constructor(readonly dir: string, readonly epoch: number, message: string) {
+    super(message);
+  }
+}
 
-const EpochRecordC = t.type({ epoch: t.number, trainLoss: t.number, trainAccuracy: t.number, valLoss: t.number, valAccuracy: t.number, seconds: t.number });
-const EncodedC = t.array(t.type({ path: t.string, shape: t.array(t.number), data: t.string }));
-const CheckpointC = t.type({
-  format: t.literal(CHECKPOINT_FORMAT),
-  version: t.literal(1),
-  epoch: t.number,
-  history: t.array(EpochRecordC),
-  best: t.union([t.null, t.type({ epoch: t.number, valLoss: t.number, params: EncodedC })]),
-  stoppedAt: t.union([t.null, t.number]),
-  params: EncodedC,
-  optState: EncodedC,
-});
+/**
+ * The smallest validation and test sets a run accepts: below this, each image
+ * moves the accuracy by more than 10 points, and an empty set gives NaN.
+ */
+export const MIN_EVAL_IMAGES = 10;
 
-const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15);
 
-/** A folder name that does not exist yet. */
-const freshDir = (parent: string, name: string): string => {
-  const base = join(parent, `${name}-${stamp()}`);
-  let dir = base;
-  for (let i = 2; existsSync(dir); i++) dir = `${base}-${i}`;
-  return dir;
-};
+const RESULT_FORMAT = 'tapegrad.result';
+const ResultC = t.exact(t.type({
+  format: t.literal(RESULT_FORMAT),
+  outcome: t.keyof({ finished: null, diverged: null }),
+  name: t.string,
+  valAccuracy: t.union([t.null, Finite]), testAccuracy: t.union([t.null, Finite]), testLoss: t.union([t.null, Finite]),
+  bestEpoch: t.number, stoppedAt: t.union([t.null, t.number]), returnedEpoch: t.number, epochsRun: t.number,
+  divergedAtEpoch: t.union([t.null, t.number]), error: t.union([t.null, t.string]),
+  backend: t.string, seed: t.number, seconds: t.number,
+  historySha256: t.string,
+}));
 
-export const modelFor = (c: ResolvedConfig, classes: number): Model =>
-  mlp([3072, ...c.model.hidden, classes], { activation: c.model.activation, init: c.model.init });
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyModel = Model<any, any>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyState = FitState<any, any>;
+
+/**
+ * The config's model: its `layers` spec when it has one (the last layer gives
+ * the class scores), else the MLP of `hidden` widths.
+ */
+export const modelFor = (c: ResolvedConfig, classes: number): E.Either<Error, AnyModel> =>
+  c.model.layers !== undefined
+    ? buildModel({ kind: 'sequential', input: [...(c.model.input ?? [3072])], layers: [...c.model.layers] })
+    : E.right(mlp([3072, ...c.model.hidden, classes], { activation: c.model.activation, init: c.model.init }));
+
+const classesOf = (c: ResolvedConfig): number => (c.data.labels === 'fine' ? 100 : 20);
 
 const dataKey = (c: ResolvedConfig, be: Backend) => JSON.stringify({ ...c.data, seed: c.seed, backend: be.name });
 
@@ -108,34 +139,21 @@ const loadData = async (c: ResolvedConfig, opts: RunOptions, be: Backend): Promi
   return data;
 };
 
+/** Refuses sets too small to measure anything (an empty validation set gives NaN%). */
+const checkSizes = (d: CifarData, c: ResolvedConfig): E.Either<Error, void> => {
+  const { train, val, test } = d;
+  const sizes = `${train.n} training, ${val.n} validation, ${test.n} test images`;
+  if (train.n < 1 || val.n < MIN_EVAL_IMAGES || test.n < MIN_EVAL_IMAGES) {
+    return E.left(new Error(
+      `the data split gives ${sizes} (limitTrain ${c.data.limitTrain ?? 'all'}, trainFraction ${c.data.trainFraction}, limitTest ${c.data.limitTest ?? 'all'}); ` +
+        `validation and test need at least ${MIN_EVAL_IMAGES} images each and training at least 1: raise --limit-train / --limit-test`,
+    ));
+  }
+  return E.right(undefined);
+};
+
 const historyCsv = (h: readonly EpochRecord[]): string =>
   ['epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds', ...h.map((r) => [r.epoch, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.seconds.toFixed(3)].join(','))].join('\n') + '\n';
-
-const saveCheckpoint = (dir: string, s: FitState): void =>
-  writeFileAtomic(join(dir, 'checkpoint.json'), JSON.stringify({
-    format: CHECKPOINT_FORMAT, version: 1, epoch: s.epoch, history: s.history,
-    best: s.best === undefined ? null : { epoch: s.best.epoch, valLoss: s.best.valLoss, params: encodeTree(s.best.params) },
-    stoppedAt: s.stoppedAt ?? null, params: encodeTree(s.params), optState: encodeTree(s.optState),
-  }));
-
-const loadCheckpoint = (dir: string, model: Model, c: ResolvedConfig): E.Either<Error, FitState> => {
-  const file = join(dir, 'checkpoint.json');
-  if (!existsSync(file)) return E.left(new Error(`${dir}: no checkpoint.json, so nothing to resume (the run stopped before its first epoch finished: start it again)`));
-  let json: unknown;
-  try { json = JSON.parse(readFileSync(file, 'utf8')); } catch (e) { return E.left(new Error(`${file}: unreadable (${(e as Error).message})`)); }
-  const d = CheckpointC.decode(json);
-  if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad checkpoint`));
-  const ck = d.right;
-  const like = model.layer.init(new Key(0));
-  const optLike = optimizerFromSpec(c.training.optimizer).init(like);
-  const params = decodeTreeLike(file, like, ck.params);
-  const opt = decodeTreeLike(file, optLike as Tree, ck.optState);
-  const best = ck.best === null ? E.right(undefined) : E.map((p: MlpParams) => ({ epoch: ck.best!.epoch, valLoss: ck.best!.valLoss, params: p }))(decodeTreeLike(file, like, ck.best.params));
-  if (E.isLeft(params)) return params;
-  if (E.isLeft(opt)) return opt;
-  if (E.isLeft(best)) return best;
-  return E.right({ epoch: ck.epoch, params: params.right, optState: opt.right, history: ck.history, best: best.right, stoppedAt: ck.stoppedAt ?? undefined });
-};
 
 /** Writes accuracy and loss curves (SVG and PNG) of a history into `dir`. */
 export const writeCurves = async (dir: string, label: string, history: readonly EpochRecord[], prefix = ''): Promise<void> => {
@@ -147,78 +165,228 @@ export const writeCurves = async (dir: string, label: string, history: readonly 
   }
 };
 
-/** Runs (or, with `resumeDir`, continues) one experiment. */
+/** A run folder's config.json: sealed, so a corrupted or edited one is refused rather than trained with. */
+export const readRunConfig = (dir: string): E.Either<Error, ResolvedConfig> => {
+  const file = join(dir, 'config.json');
+  if (!existsSync(file)) return E.left(new Error(`${dir}: no config.json: not a tapegrad run folder`));
+  const text = readText(file);
+  if (E.isLeft(text)) return text;
+  const v = unsealJson(file, text.right, false);
+  if (E.isLeft(v)) return E.left(new Error(`${v.left.message}: this run folder cannot be continued; start the run again`));
+  return decodeConfig(v.right, file);
+};
+
+const writeRunConfig = (dir: string, c: ResolvedConfig): void => {
+  // The resolved config is what ran: saved in full, as YAML for people and sealed JSON for resume.
+  writeFileAtomic(join(dir, 'config.yaml'), toYaml(c));
+  writeFileAtomic(join(dir, 'config.json'), sealJson(c as unknown as Record<string, unknown>, 2));
+};
+
+/** A run folder's result outcome ('finished', 'diverged', or 'unreadable'), or undefined without a result. */
+const resultOutcome = (dir: string): string | undefined => {
+  const file = join(dir, 'result.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    const o = (JSON.parse(readFileSync(file, 'utf8')) as { outcome?: unknown }).outcome;
+    return typeof o === 'string' ? o : 'finished';
+  } catch {
+    return 'unreadable';
+  }
+};
+
+/** Where a resume can begin: a run folder's stored config, and whether it holds a result. */
+const resumeTarget = (dir: string, extendTo: number | undefined): E.Either<Error, ResolvedConfig> => {
+  if (!existsSync(dir)) return E.left(new Error(`${dir}: no such run folder`));
+  const c = readRunConfig(dir);
+  if (E.isLeft(c)) return c;
+  const outcome = resultOutcome(dir);
+  if (outcome === 'diverged') {
+    return E.left(new Error(`${dir}: this run diverged (see its run.json); continuing it would diverge again: start a new run with a lower learning rate`));
+  }
+  if (extendTo === undefined && outcome !== undefined) {
+    return E.left(new Error(`${dir}: this run already finished; nothing to resume (to train it further, add --epochs N: a new folder continues it from its last epoch)`));
+  }
+  return c;
+};
+
+/** Runs (or, with `resumeDir`, continues) one experiment. Never throws: every failure is a `Left`. */
 export const runExperiment = async (config: ResolvedConfig | undefined, opts: RunOptions = {}, resumeDir?: string): Promise<E.Either<Error, RunResult>> => {
+  let lock: RunLock | undefined;
+  let onExit: (() => void) | undefined;
+  try {
+    return await runUnguarded(config, opts, resumeDir, (l, hook) => { lock = l; onExit = hook; });
+  } catch (e) {
+    let msg = (e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, lock?.dir ?? resumeDir ?? opts.outDir ?? 'run folder') : (e as Error).message;
+    // The memory check (budget.ts) estimates; should a run still outgrow the backend, say what helps a single run.
+    if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[^]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
+    if (lock !== undefined) {
+      try { writeFileAtomic(join(lock.dir, 'run.json'), JSON.stringify({ ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() }, null, 2)); } catch { /* the error below says it */ }
+    }
+    return E.left(new Error(msg.split('\n')[0]!));
+  } finally {
+    onExit?.();
+    lock?.release();
+  }
+};
+
+const runUnguarded = async (
+  config: ResolvedConfig | undefined, opts: RunOptions, resumeDir: string | undefined, hold: (l: RunLock, unhook: () => void) => void,
+): Promise<E.Either<Error, RunResult>> => {
   const t0 = performance.now();
   if (config === undefined && resumeDir === undefined) return E.left(new Error('runExperiment: give a config, or a run folder to resume'));
-  let c = config!;
-  let dir: string;
-  let resume: FitState | undefined;
+  let c: ResolvedConfig;
+  let sourceLock: RunLock | undefined;
+  const extending = resumeDir !== undefined && opts.extendTo !== undefined;
   if (resumeDir !== undefined) {
-    dir = resumeDir;
-    if (existsSync(join(dir, 'result.json'))) return E.left(new Error(`${dir}: this run already finished; nothing to resume`));
-    const cfgFile = join(dir, 'config.json');
-    if (!existsSync(cfgFile)) return E.left(new Error(`${dir}: no config.json: not a tapegrad run folder`));
-    const dc = decodeConfig(JSON.parse(readFileSync(cfgFile, 'utf8')), cfgFile);
-    if (E.isLeft(dc)) return dc;
-    c = dc.right;
-  } else if (opts.outDir !== undefined) {
-    dir = opts.outDir;
-    if (existsSync(join(dir, 'result.json'))) return E.left(new Error(`${dir} holds a finished run, which is never overwritten: choose another --out`));
-    if (existsSync(join(dir, 'checkpoint.json'))) return E.left(new Error(`${dir} holds an unfinished run: continue it with --resume ${dir}, or choose another --out`));
+    const stored = resumeTarget(resumeDir, opts.extendTo);
+    if (E.isLeft(stored)) return stored;
+    c = stored.right;
+    if (extending) {
+      if (opts.extendTo! <= c.training.epochs && existsSync(join(resumeDir, 'result.json'))) {
+        return E.left(new Error(`${resumeDir} already trained ${c.training.epochs} epochs: --epochs ${opts.extendTo} must be more than that to extend it`));
+      }
+      c = { ...c, training: { ...c.training, epochs: opts.extendTo! } };
+    }
   } else {
-    dir = freshDir(opts.runsDir ?? 'runs', c.name);
+    c = config!;
   }
-  mkdirSync(dir, { recursive: true });
-
-  // --backend on resume, else the config's (the flag on a new run), else TAPEGRAD_BACKEND, else auto-detection.
-  let be: Backend, reason: string;
-  try {
-    const choice = chooseBackend(opts.backend ?? c.backend, opts.backend !== undefined ? '--backend' : 'the config or --backend');
-    be = backendNamed(choice.name);
-    reason = choice.reason;
-  } catch (e) {
-    return E.left(e as Error);
+  const fits = checkRunFits(c, classesOf(c), opts.backend ?? c.backend);
+  if (E.isLeft(fits)) return fits;
+  // Fail on a bad --out now, before minutes of loading data (it is claimed, atomically, later).
+  const target = extending || resumeDir === undefined ? opts.outDir : undefined;
+  if (target !== undefined) {
+    const ok = checkNewFolder(target);
+    if (E.isLeft(ok)) return ok;
   }
-  opts.onBackend?.(be, reason);
-  const data = await loadData(c, opts, be);
-  if (E.isLeft(data)) return data;
+  if (resumeDir !== undefined) {
+    // Held while the run's checkpoint is read (and, when continuing in place, for the whole run).
+    const l = lockFolder(resumeDir);
+    if (E.isLeft(l)) return l;
+    sourceLock = l.right;
+    if (l.right.stale !== undefined) {
+      const s = l.right.stale;
+      writeFileAtomic(join(resumeDir, 'run.json'), JSON.stringify({ ...readRunJson(resumeDir), status: 'killed', killedProcess: s.pid, detected: new Date().toISOString() }, null, 2));
+      opts.onNote?.(`${resumeDir}: its process ${s.pid} ended without finishing (killed); run.json now says so. Continuing from its checkpoint`);
+    }
+  }
+  let ownedData: CifarData | undefined;
   try {
-    const model = modelFor(c, data.right.train.classes);
-    if (resumeDir !== undefined) {
-      const st = loadCheckpoint(dir, model, c);
+    // --backend on resume, else the config's (the flag on a new run), else TAPEGRAD_BACKEND, else auto-detection.
+    let be: Backend, reason: string;
+    try {
+      const choice = chooseBackend(opts.backend ?? c.backend, opts.backend !== undefined ? '--backend' : 'the config or --backend');
+      reason = choice.reason;
+      try {
+        be = backendNamed(choice.name);
+      } catch (e) {
+        return E.left(new Error(`backend '${choice.name}' cannot be used here: ${(e as Error).message.split('\n')[0]} (try --backend cpu)`));
+      }
+    } catch (e) {
+      if (e instanceof UnknownBackendError) return E.left(e);
+      throw e;
+    }
+    opts.onBackend?.(be, reason);
+    const data = await loadData(c, opts, be);
+    if (E.isLeft(data)) return data;
+    // A data set this run loaded for itself goes with it; a shared cache keeps its own.
+    if (opts.dataCache === undefined) ownedData = data.right;
+    const sized = checkSizes(data.right, c);
+    if (E.isLeft(sized)) return sized;
+    const built = modelFor(c, data.right.train.classes);
+    if (E.isLeft(built)) return built;
+    const model = built.right;
+    let resume: FitState | undefined;
+    if (resumeDir !== undefined && existsSync(join(resumeDir, 'checkpoint.json'))) {
+      const st = loadCheckpoint(resumeDir, model, extending ? { ...c, training: { ...c.training, epochs: Math.max(c.training.epochs, opts.extendTo!) } } : c);
       if (E.isLeft(st)) return st;
       resume = st.right;
-    } else {
-      // The resolved config is what ran: saved in full, as YAML for people and JSON for resume.
-      writeFileAtomic(join(dir, 'config.yaml'), toYaml(c));
-      writeFileAtomic(join(dir, 'config.json'), JSON.stringify(c, null, 2));
+      if (extending && resume.stoppedAt !== undefined) {
+        return E.left(new Error(`${resumeDir}: early stopping ended this run at epoch ${resume.stoppedAt}; more epochs would not train (turn early stopping off in a new run instead)`));
+      }
+      if (extending && opts.extendTo! <= resume.epoch) {
+        return E.left(new Error(`${resumeDir} has ${resume.epoch} finished epochs: --epochs ${opts.extendTo} must be more than that to extend it`));
+      }
     }
+    // What the folder said before this session (a resume after `interrupted` or `killed`), for run.json.
+    const before = resumeDir !== undefined && !extending ? readRunJson(resumeDir)['status'] : undefined;
+    let lock: RunLock;
+    let fresh = false;
+    if (resumeDir !== undefined && !extending) {
+      lock = sourceLock!;
+      sourceLock = undefined;
+    } else {
+      const l = opts.outDir !== undefined ? claimNewFolder(opts.outDir) : claimFreshFolder(opts.runsDir ?? 'runs', c.name);
+      if (E.isLeft(l)) return l;
+      lock = l.right;
+      fresh = true;
+    }
+    sourceLock?.release();
+    sourceLock = undefined;
+    const dir = lock.dir;
     const sel = { backend: be, reason };
     const info = {
       seed: c.seed, backend: sel.backend.description, backendReason: sel.reason,
-      node: process.version, started: new Date().toISOString(), resumedFromEpoch: resume?.epoch ?? null,
+      node: process.version, pid: process.pid, started: new Date().toISOString(), resumedFromEpoch: resume?.epoch ?? null,
+      ...(typeof before === 'string' ? { resumedAfter: before } : {}),
+      ...(extending ? { extends: resumeDir } : {}),
     };
     const status = (s: Record<string, unknown>) => writeFileAtomic(join(dir, 'run.json'), JSON.stringify({ ...info, ...s }, null, 2));
+    let epochsDone = resume?.epoch ?? 0;
+    // Should the process end with this run open (a second Ctrl-C, SIGTERM's exit, an uncaught error), run.json says how.
+    const unhook = whileOpen((code) => {
+      status({ status: code === 130 || code === 143 ? 'interrupted' : 'failed', epochsFinished: epochsDone, exitCode: code, ended: new Date().toISOString() });
+      lock.release();
+    });
+    // From here the lock is released (and run.json written) however this function ends.
+    hold(lock, unhook);
+    if (fresh) {
+      writeRunConfig(dir, c);
+      if (resume !== undefined) saveCheckpoint(dir, resume, model);
+    }
     status({ status: 'running' });
 
+    // A validation loss that is no longer finite means the weights diverged during the epoch: stop, as for a non-finite training loss.
+    const diverge = new AbortController();
+    let divergedRecord: EpochRecord | undefined;
+    const signal = opts.signal === undefined ? diverge.signal : AbortSignal.any([opts.signal, diverge.signal]);
     const es = c.training.earlyStopping;
     const initial = withBackend(be, () => model.layer.init(new Key(c.seed).fold('init')));
     const result = await fitAsync(model, initial, { train: data.right.train, val: data.right.val }, {
       backend: be,
       epochs: c.training.epochs, batchSize: c.training.batchSize, optimizer: c.training.optimizer, shuffle: c.training.shuffle,
       seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
-      ...(opts.signal ? { signal: opts.signal } : {}),
+      signal,
       ...(resume ? { resume } : {}),
       onEvent: (e) => {
         if (e.type === 'epoch') {
-          saveCheckpoint(dir, e.state);
+          if (!Number.isFinite(e.record.valLoss) || !Number.isFinite(e.record.trainLoss)) {
+            divergedRecord = e.record;
+            diverge.abort();
+            return;
+          }
+          saveCheckpoint(dir, e.state, model);
           writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
           writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
+          epochsDone = e.state.epoch;
         }
         opts.onEvent?.(e);
       },
     });
+    // fit reports a non-finite training loss as "the training loss became NaN at epoch E, …".
+    const lossDiverged = E.isLeft(result) ? /loss became \S+ at epoch (\d+)/.exec(result.left.message) : null;
+    const divergedAt = divergedRecord !== undefined ? divergedRecord.epoch : lossDiverged !== null ? Number(lossDiverged[1]) : undefined;
+    if (divergedAt !== undefined) {
+      const message = E.isLeft(result) ? result.left.message
+        : `the validation loss became ${divergedRecord!.valLoss} at epoch ${divergedAt}: the weights diverged. Lower the learning rate (now ${c.training.optimizer.lr}) or the momentum`;
+      const history = E.isRight(result) ? result.right.history.filter((r) => r.epoch < divergedAt) : [];
+      writeResult(dir, {
+        outcome: 'diverged', name: c.name, valAccuracy: null, testAccuracy: null, testLoss: null, bestEpoch: 0, stoppedAt: null, returnedEpoch: 0,
+        epochsRun: divergedAt - 1, divergedAtEpoch: divergedAt, error: message, backend: sel.backend.description, seed: c.seed,
+        seconds: (performance.now() - t0) / 1000, historySha256: jsonChecksum(readHistory(dir) ?? history),
+      });
+      status({ status: 'diverged', epoch: divergedAt, error: message, finished: new Date().toISOString() });
+      return E.left(new DivergedError(dir, divergedAt, `${message} (run folder ${dir})`));
+    }
     if (E.isLeft(result)) {
       status({ status: 'failed', error: result.left.message });
       return result;
@@ -230,43 +398,150 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
       valAccuracy: returned?.valAccuracy ?? NaN, interrupted: r.interrupted, backend: sel.backend.name,
     };
     if (r.interrupted) {
-      status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}` });
+      status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}${opts.dataDir !== undefined ? ` --data ${opts.dataDir}` : ''}` });
       return E.right({ ...base, testAccuracy: NaN, testLoss: NaN, seconds: (performance.now() - t0) / 1000 });
     }
-    const test = evaluate(model, r.params, data.right.test);
-    saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch });
+    const test = evaluate(model, r.params, data.right.test, { layerState: r.layerState });
+    saveModel(join(dir, 'model.json'), model, r.params, { config: c, epoch: r.returnedEpoch }, r.layerState);
     if (opts.plots ?? true) await writeCurves(dir, c.name, r.history);
     const seconds = (performance.now() - t0) / 1000;
-    const summary = {
-      name: c.name, valAccuracy: base.valAccuracy, testAccuracy: test.accuracy, testLoss: test.loss,
+    writeResult(dir, {
+      outcome: 'finished', name: c.name, valAccuracy: base.valAccuracy, testAccuracy: test.accuracy, testLoss: test.loss,
       bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? null, returnedEpoch: r.returnedEpoch, epochsRun: r.history.length,
-      backend: sel.backend.description, seed: c.seed, seconds,
-    };
-    writeFileAtomic(join(dir, 'result.json'), JSON.stringify(summary, null, 2));
+      divergedAtEpoch: null, error: null, backend: sel.backend.description, seed: c.seed, seconds, historySha256: jsonChecksum(r.history),
+    });
     status({ status: 'finished', finished: new Date().toISOString() });
     return E.right({ ...base, testAccuracy: test.accuracy, testLoss: test.loss, seconds });
   } finally {
-    // A data set this run loaded for itself goes with it; a shared cache keeps its own.
-    if (opts.dataCache === undefined) disposeData(data.right);
+    sourceLock?.release();
+    if (ownedData !== undefined) disposeData(ownedData);
   }
 };
 
+type ResultFields = Omit<t.TypeOf<typeof ResultC>, 'format'>;
+const writeResult = (dir: string, r: ResultFields): void =>
+  writeFileAtomic(join(dir, 'result.json'), sealJson({ format: RESULT_FORMAT, ...r }, 2));
+
+const readHistory = (dir: string): unknown => {
+  const text = readText(join(dir, 'history.json'));
+  if (E.isLeft(text)) return undefined;
+  try { return JSON.parse(text.right) as unknown; } catch { return undefined; }
+};
+
+/** run.json as it stands (for adding to it), or an empty record. */
+const readRunJson = (dir: string): Record<string, unknown> => {
+  const text = readText(join(dir, 'run.json'));
+  if (E.isLeft(text)) return {};
+  try { const v = JSON.parse(text.right) as unknown; return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {}; } catch { return {}; }
+};
+
+/** result.json as tapegrad wrote it before results were sealed: exactly these keys, finite numbers. */
+const LegacyResultC = t.exact(t.type({
+  name: t.string, valAccuracy: Finite, testAccuracy: Finite, testLoss: Finite, bestEpoch: t.number, stoppedAt: t.union([t.null, t.number]),
+  returnedEpoch: t.number, epochsRun: t.number, backend: t.string, seed: t.number, seconds: t.number,
+}));
+
 /**
- * What a finished run folder recorded, as a RunResult (sweeps skip finished
- * runs when they are continued). Undefined when the folder holds no finished run.
+ * A run finished by an earlier tapegrad (no checksums): read so that continuing an
+ * old sweep or report does not redo it, but only when every key is one it wrote
+ * (a sealed file whose checksum key was damaged has others, and is refused).
  */
-export const readFinishedRun = (dir: string): RunResult | undefined => {
+const readLegacyResult = (dir: string, file: string, value: Record<string, unknown>, fix: string): E.Either<Error, RunResult> => {
+  const keys = Object.keys(value);
+  const want = Object.keys(LegacyResultC.type.props);
+  if (keys.length !== want.length || keys.some((k) => !want.includes(k))) return E.left(new Error(`${file}: has no checksum (sha256) and is not a result of an earlier tapegrad either: ${fix}`));
+  const d = LegacyResultC.decode(value);
+  if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad result (${describeErrors(d.left)}): ${fix}`));
+  const config = readRunConfig(dir);
+  if (E.isLeft(config)) return config;
+  const hfile = join(dir, 'history.json');
+  const htext = readText(hfile);
+  if (E.isLeft(htext)) return htext;
+  let hv: unknown;
+  try { hv = JSON.parse(htext.right); } catch { return E.left(new Error(`${hfile}: not valid JSON (truncated or corrupt): ${fix}`)); }
+  const hd = t.array(EpochRecordC).decode(hv);
+  if (E.isLeft(hd)) return E.left(new Error(`${hfile}: ${describeErrors(hd.left)}: ${fix}`));
+  const hp = historyProblem(hd.right) ?? (hd.right.length !== d.right.epochsRun ? `${hd.right.length} epochs, but result.json says ${d.right.epochsRun}` : undefined);
+  if (hp !== undefined) return E.left(new Error(`${hfile}: ${hp}: ${fix}`));
+  const r = d.right;
+  return E.right({
+    dir, config: config.right, history: hd.right, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch,
+    valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, testLoss: r.testLoss, interrupted: false, backend: r.backend, seconds: r.seconds,
+  });
+};
+
+/**
+ * What a finished run folder recorded (sweeps read finished runs back when
+ * they are continued): `undefined` when it holds no result yet, a `Left`
+ * `DivergedError` for a run that diverged, another `Left` when its files fail
+ * their checks (never a stack trace, never numbers from a corrupted file).
+ */
+export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undefined => {
   const file = join(dir, 'result.json');
   if (!existsSync(file)) return undefined;
-  const r = JSON.parse(readFileSync(file, 'utf8')) as {
-    valAccuracy: number; testAccuracy: number; testLoss: number; bestEpoch: number; stoppedAt: number | null;
-    returnedEpoch: number; backend: string; seconds: number;
-  };
-  const config = decodeConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), join(dir, 'config.json'));
-  if (E.isLeft(config)) throw config.left;
-  return {
-    dir, config: config.right, history: JSON.parse(readFileSync(join(dir, 'history.json'), 'utf8')) as EpochRecord[],
-    bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch, valAccuracy: r.valAccuracy,
-    testAccuracy: r.testAccuracy, testLoss: r.testLoss, interrupted: false, backend: r.backend, seconds: r.seconds,
-  };
+  const fix = 'move the run folder away and run again to redo this run';
+  const text = readText(file);
+  if (E.isLeft(text)) return text;
+  const sealed = unsealJson(file, text.right, false);
+  if (E.isLeft(sealed)) return E.left(new Error(`${sealed.left.message}: ${fix}`));
+  const legacy = !('sha256' in (JSON.parse(text.right) as object));
+  if (legacy) return readLegacyResult(dir, file, sealed.right, fix);
+  const d = ResultC.decode(sealed.right);
+  if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad result (${describeErrors(d.left)}): ${fix}`));
+  const r = d.right;
+  const config = readRunConfig(dir);
+  if (E.isLeft(config)) return config;
+  const hfile = join(dir, 'history.json');
+  let history: EpochRecord[] = [];
+  if (r.outcome === 'finished' || existsSync(hfile)) {
+    const htext = readText(hfile);
+    if (E.isLeft(htext)) return htext;
+    let hv: unknown;
+    try { hv = JSON.parse(htext.right); } catch { return E.left(new Error(`${hfile}: not valid JSON (truncated or corrupt): ${fix}`)); }
+    if (jsonChecksum(hv) !== r.historySha256) return E.left(new Error(`${hfile}: does not match the checksum in result.json (changed or corrupted): ${fix}`));
+    const hd = t.array(EpochRecordC).decode(hv);
+    if (E.isLeft(hd)) return E.left(new Error(`${hfile}: ${describeErrors(hd.left)}: ${fix}`));
+    const hp = historyProblem(hd.right);
+    if (hp !== undefined) return E.left(new Error(`${hfile}: ${hp}: ${fix}`));
+    history = hd.right;
+  }
+  if (r.outcome === 'diverged') return E.left(new DivergedError(dir, r.divergedAtEpoch ?? history.length + 1, r.error ?? `diverged at epoch ${r.divergedAtEpoch}`));
+  return E.right({
+    dir, config: config.right, history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch,
+    valAccuracy: r.valAccuracy ?? NaN, testAccuracy: r.testAccuracy ?? NaN, testLoss: r.testLoss ?? NaN, interrupted: false, backend: r.backend, seconds: r.seconds,
+  });
+};
+
+/**
+ * What a run folder is doing, told truthfully: `running` only while a live
+ * process holds its lock. A folder whose run.json says `running` but whose
+ * process is gone (SIGKILL, power loss) is marked `killed` here, as every
+ * command that opens a run folder does.
+ */
+export const runStatus = (dir: string): E.Either<Error, { readonly status: string; readonly line: string }> => {
+  const file = join(dir, 'run.json');
+  if (!existsSync(file)) return E.left(new Error(`${dir}: no run.json: not a tapegrad run folder`));
+  const epochs = () => { const h = readHistory(dir); return Array.isArray(h) ? h.length : 0; };
+  let run = readRunJson(dir);
+  if (run['status'] === 'running') {
+    const holder = liveHolder(dir);
+    if (holder !== undefined) return E.right({ status: 'running', line: `${dir}: running (process ${holder.pid} on ${holder.host}, since ${holder.started}); ${epochs()} epochs finished` });
+    const l = lockFolder(dir);
+    if (E.isLeft(l)) return l;
+    try {
+      run = { ...readRunJson(dir), status: 'killed', killedProcess: l.right.stale?.pid ?? run['pid'] ?? null, detected: new Date().toISOString() };
+      writeFileAtomic(file, JSON.stringify(run, null, 2));
+    } finally {
+      l.right.release();
+    }
+  }
+  const status = typeof run['status'] === 'string' ? run['status'] : 'unknown';
+  const n = epochs();
+  const again = `tapegrad train --resume ${dir}`;
+  const line = status === 'killed' ? `${dir}: killed (its process ended without finishing) after ${n} epochs; continue with: ${again}`
+    : status === 'interrupted' ? `${dir}: interrupted after ${n} epochs; continue with: ${again}`
+    : status === 'failed' ? `${dir}: failed: ${String(run['error'] ?? 'see run.json')}`
+    : status === 'diverged' ? `${dir}: diverged at epoch ${String(run['epoch'] ?? '?')}`
+    : `${dir}: ${status} after ${n} epochs`;
+  return E.right({ status, line });
 };

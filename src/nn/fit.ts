@@ -8,11 +8,11 @@ import * as E from 'fp-ts/lib/Either.js';
 import { valueAndGradWithAux } from '../autodiff/index.js';
 import { defaultBackend, Key, resolveBackend, tidy, toBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
 import { batchIndices, gatherLabels, type LabeledSet } from '../data/preprocess.js';
-import type { MlpParams, Model } from './layers.js';
-import { crossEntropy, gradientL2Of, l2Penalty, type L2Options } from './losses.js';
+import { forwardOf, initialState, rolesOf, type Layer, type MlpParams, type Model, type Stateless } from './layers.js';
+import { crossEntropy, gradientL2Of, l2Penalty, leafInfos, type L2Options, type LeafInfo, type LeafPredicate } from './losses.js';
 import { correctCount } from './metrics.js';
 import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
-import { leaves, mapTree, type Tree } from '../autodiff/index.js';
+import { leaves, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
 import { add } from '../core/index.js';
 
 export interface EarlyStoppingOptions {
@@ -32,17 +32,27 @@ export interface EarlyStoppingOptions {
   readonly restoreBest: 'always' | 'when-stopped';
 }
 
+/** A loss: model outputs and integer labels to a scalar tensor (a batch mean, unless `reduction: 'sum'`). */
+export type LossFn = (outputs: Tensor, labels: Uint8Array) => Tensor;
+
 export interface FitOptions {
   readonly epochs: number;
   readonly batchSize: number;
   readonly optimizer: OptimizerSpec;
   /** Reshuffle the training rows every epoch (seeded); false keeps the given order (the report). */
   readonly shuffle: boolean;
-  /** Seeds every random choice of training (the shuffles). */
+  /** Seeds every random choice of training (the shuffles, dropout). */
   readonly seed: number;
-  /** Batch reduction of the loss and so of the gradient (the report: 'mean'). */
+  /**
+   * Batch reduction of the loss and so of the gradient (the report: 'mean').
+   * With a custom `loss`, says which reduction that loss uses.
+   */
   readonly reduction?: 'mean' | 'sum';
+  /** The training loss (default: softmax cross-entropy of the outputs as logits). */
+  readonly loss?: LossFn;
   readonly l2?: L2Options;
+  /** Which leaves decoupled weight decay (`optimizer.weightDecay`) shrinks; default all. */
+  readonly weightDecayApplies?: LeafPredicate;
   readonly earlyStopping?: EarlyStoppingOptions;
   /** Rows per forward pass when evaluating (default 1000). */
   readonly evalBatchSize?: number;
@@ -51,7 +61,7 @@ export interface FitOptions {
   /** When aborted, training stops after the current batch and returns the last finished epoch's state. */
   readonly signal?: AbortSignal;
   /** Continue from a saved state instead of the initial parameters. */
-  readonly resume?: FitState;
+  readonly resume?: FitState<any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
   /**
    * Where training runs: parameters (and a resumed state) are moved there and
    * batches are gathered there. Default: the backend holding the initial parameters.
@@ -71,32 +81,36 @@ export interface EpochRecord {
 }
 
 /** Everything needed to continue a run exactly (saved as a checkpoint). */
-export interface FitState {
+export interface FitState<P extends Treelike<P> = MlpParams, S extends Treelike<S> = Stateless> {
   /** Epochs finished. */
   readonly epoch: number;
-  readonly params: MlpParams;
+  readonly params: P;
   readonly optState: Tree;
+  /** The layers' state (running statistics), [] for stateless models. */
+  readonly layerState: S;
   readonly history: readonly EpochRecord[];
-  /** The epoch with the lowest validation loss so far, and its weights. */
-  readonly best: { readonly epoch: number; readonly valLoss: number; readonly params: MlpParams } | undefined;
+  /** The epoch with the lowest validation loss so far, its weights and state. */
+  readonly best: { readonly epoch: number; readonly valLoss: number; readonly params: P; readonly layerState: S } | undefined;
   /** The epoch at which early stopping triggered, if it did. */
   readonly stoppedAt: number | undefined;
 }
 
-export type FitEvent =
+export type FitEvent<P extends Treelike<P> = any, S extends Treelike<S> = any> = // eslint-disable-line @typescript-eslint/no-explicit-any
   | { readonly type: 'start'; readonly epochs: number; readonly batchesPerEpoch: number; readonly startEpoch: number }
   | { readonly type: 'batch'; readonly epoch: number; readonly batch: number; readonly batches: number; readonly loss: number; readonly accuracy: number }
   /**
    * `state`'s tensors are valid while the handler runs: training frees each
    * step's old parameters (see `fit`), so copy what must outlive the event.
    */
-  | { readonly type: 'epoch'; readonly record: EpochRecord; readonly state: FitState; readonly improved: boolean }
+  | { readonly type: 'epoch'; readonly record: EpochRecord; readonly state: FitState<P, S>; readonly improved: boolean }
   | { readonly type: 'earlyStop'; readonly epoch: number; readonly bestEpoch: number }
   | { readonly type: 'interrupted'; readonly epoch: number };
 
-export interface FitResult {
+export interface FitResult<P extends Treelike<P> = MlpParams, S extends Treelike<S> = Stateless> {
   /** The returned weights: see `restoreBest`; the last epoch's without early stopping. */
-  readonly params: MlpParams;
+  readonly params: P;
+  /** The layers' state that goes with `params` (running statistics). */
+  readonly layerState: S;
   readonly history: readonly EpochRecord[];
   /** Epoch (1-based) of the lowest validation loss. */
   readonly bestEpoch: number;
@@ -107,7 +121,7 @@ export interface FitResult {
   /** True when `signal` stopped the run before its end. */
   readonly interrupted: boolean;
   /** For checkpoints and `resume`. */
-  readonly state: FitState;
+  readonly state: FitState<P, S>;
 }
 
 /** Training went wrong in a way the user can fix (non-finite loss, bad data). */
@@ -120,19 +134,42 @@ export interface Evaluation {
   readonly accuracy: number;
 }
 
+/** What `fit` and `evaluate` train or evaluate: a layer, or a model (a layer with its architecture). */
+export type Trainable<P extends Treelike<P>, S extends Treelike<S>> = Layer<P, S> | Model<P, S>;
+
+const layerOf = <P extends Treelike<P>, S extends Treelike<S>>(m: Trainable<P, S>): Layer<P, S> =>
+  'layer' in m && typeof (m as Model<P, S>).layer === 'object' ? (m as Model<P, S>).layer : (m as Layer<P, S>);
+
 /** The backend a tree of tensors lives on (the first leaf's), else the default. */
 const backendOfTree = (tree: Tree): Backend => leaves(tree)[0]?.backend ?? defaultBackend();
 
-/** Mean cross-entropy and accuracy of a model over a whole set, in chunks, on the parameters' backend. */
-export const evaluate = (model: Model, params: MlpParams, set: LabeledSet, batchSize = 1000): Evaluation => {
+export interface EvaluateOptions<S> {
+  /** Rows per forward pass (default 1000). */
+  readonly batchSize?: number;
+  /** The layers' state to evaluate with (running statistics); default the initial state. */
+  readonly layerState?: S;
+  /** A batch-mean loss to report instead of cross-entropy. */
+  readonly loss?: LossFn;
+}
+
+/**
+ * Mean loss (cross-entropy by default) and accuracy of a model over a whole
+ * set, in chunks, in eval mode (no dropout; batchNorm uses `layerState`).
+ */
+export const evaluate = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
+  model: Trainable<P, S>, params: P, set: LabeledSet, opts: number | EvaluateOptions<S> = {},
+): Evaluation => {
+  const o: EvaluateOptions<S> = typeof opts === 'number' ? { batchSize: opts } : opts;
+  const layer = layerOf(model);
+  const state = o.layerState ?? initialState(layer);
+  const be = backendOfTree(params as Tree);
   let loss = 0, correct = 0;
-  const be = backendOfTree(params);
-  for (const idx of batchIndices(set.n, batchSize)) {
+  for (const idx of batchIndices(set.n, o.batchSize ?? 1000)) {
     // Each chunk frees its batch, activations and logits before the next.
     tidy(() => {
       const y = gatherLabels(set.y, idx);
-      const logits = model.layer.apply(params, set.gather(idx, be));
-      loss += crossEntropy(logits, y, 'sum').item();
+      const logits = layer.apply(params, set.gather(idx, be), state);
+      loss += o.loss === undefined ? crossEntropy(logits, y, 'sum').item() : o.loss(logits, y).item() * idx.length;
       correct += correctCount(logits, y);
     });
   }
@@ -156,17 +193,22 @@ export const shouldStop = (valLosses: readonly number[], opts: EarlyStoppingOpti
 type FitData = { readonly train: LabeledSet; readonly val: LabeledSet };
 
 /**
- * Trains `model` from `initial` parameters on `data.train`, validating on
- * `data.val` after every epoch. Returns `Left(TrainingError)` on a non-finite
- * loss, naming the epoch and batch. Runs to the end without yielding; use
- * `fitAsync` where signals (Ctrl-C) or other work must get a turn.
+ * Trains `model` (any layer, or a model built from a spec) from `initial`
+ * parameters on `data.train`, validating on `data.val` after every epoch, and
+ * returns parameters of the same type. Returns `Left(TrainingError)` on a
+ * non-finite loss, naming the epoch and batch, or on data the model cannot
+ * take. Runs to the end without yielding; use `fitAsync` where signals
+ * (Ctrl-C) or other work must get a turn.
  *
- * Memory: each step runs in a `tidy`, and the parameters and optimizer state it
- * replaces are disposed at once (unless they are the best epoch's, or were
- * passed in: `initial` and `resume` stay the caller's), so a backend's live
- * memory is the same after every step. Everything in the result stays alive.
+ * Memory: each step runs in a `tidy`, and the parameters, optimizer and layer
+ * state it replaces are disposed at once (unless they are the best epoch's or
+ * the epoch's starting ones, or were passed in: `initial` and `resume` stay the
+ * caller's), so a backend's live memory is the same after every step. Everything
+ * in the result stays alive.
  */
-export const fit = (model: Model, initial: MlpParams, data: FitData, opts: FitOptions): E.Either<TrainingError, FitResult> => {
+export const fit = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
+  model: Trainable<P, S>, initial: P, data: FitData, opts: FitOptions,
+): E.Either<TrainingError, FitResult<P, S>> => {
   const steps = fitSteps(model, initial, data, opts);
   for (;;) {
     const r = steps.next();
@@ -175,7 +217,9 @@ export const fit = (model: Model, initial: MlpParams, data: FitData, opts: FitOp
 };
 
 /** `fit` that lets the event loop run after every batch (so `signal` can be aborted by a SIGINT handler). */
-export const fitAsync = async (model: Model, initial: MlpParams, data: FitData, opts: FitOptions): Promise<E.Either<TrainingError, FitResult>> => {
+export const fitAsync = async <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
+  model: Trainable<P, S>, initial: P, data: FitData, opts: FitOptions,
+): Promise<E.Either<TrainingError, FitResult<P, S>>> => {
   const steps = fitSteps(model, initial, data, opts);
   for (;;) {
     const r = steps.next();
@@ -184,47 +228,95 @@ export const fitAsync = async (model: Model, initial: MlpParams, data: FitData, 
   }
 };
 
-/** The training loop as a generator that pauses after every batch; `fit` and `fitAsync` drive it. */
-function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOptions): Generator<void, E.Either<TrainingError, FitResult>> {
+/** Checks that the model takes the data's rows and, for cross-entropy, gives one score per class. */
+const checkFits = <P extends Treelike<P>, S extends Treelike<S>>(
+  model: Trainable<P, S>, params: P, state: S, data: FitData, customLoss: boolean,
+): TrainingError | undefined => {
   const { train, val } = data;
-  if (train.features !== model.spec.sizes[0] || val.features !== model.spec.sizes[0]) {
-    return E.left(new TrainingError(`the data has ${train.features} features per row but the model's input width is ${model.spec.sizes[0]}`));
+  const spec = 'spec' in model ? model.spec : undefined;
+  if (spec?.kind === 'mlp') {
+    // The MLP's own words: it knows its input and output widths without a trial pass.
+    if (train.features !== spec.sizes[0] || val.features !== spec.sizes[0]) {
+      return new TrainingError(`the data has ${train.features} features per row but the model's input width is ${spec.sizes[0]}`);
+    }
+    const outWidth = spec.sizes[spec.sizes.length - 1]!;
+    if (train.classes !== outWidth) {
+      return new TrainingError(`the data has ${train.classes} classes but the model has ${outWidth} outputs: set the last width to ${train.classes}`);
+    }
+    return undefined;
   }
-  const outWidth = model.spec.sizes[model.spec.sizes.length - 1]!;
-  if (train.classes !== outWidth) {
-    return E.left(new TrainingError(`the data has ${train.classes} classes but the model has ${outWidth} outputs: set the last width to ${train.classes}`));
+  if (val.features !== train.features) return new TrainingError(`the training rows have ${train.features} features but the validation rows ${val.features}`);
+  let outShape: readonly number[];
+  try {
+    outShape = tidy(() => layerOf(model).apply(params, train.gather(Int32Array.of(0), backendOfTree(params as Tree)), state).shape);
+  } catch (e) {
+    return new TrainingError(`the model cannot take the data's rows (${train.features} features each): ${(e as Error).message}`);
   }
-  const reduction = opts.reduction ?? 'mean';
-  const l2: L2Options = opts.l2 ?? { lambda: 0, mode: 'loss', includeBias: false };
-  const optimizer = optimizerFromSpec(opts.optimizer, gradientL2Of(l2));
-  const key = new Key(opts.seed).fold('shuffle');
-  const be = opts.backend === undefined ? backendOfTree(opts.resume?.params ?? initial) : resolveBackend(opts.backend);
-  const moved = <T extends Tree>(t: T): T => mapTree(t, (x) => toBackend(x, be));
+  if (!customLoss && (outShape.length !== 2 || outShape[1] !== train.classes)) {
+    return new TrainingError(
+      `the data has ${train.classes} classes but the model gives outputs of shape [${outShape.join(', ')}] per row of one: ` +
+        `cross-entropy needs [1, ${train.classes}]; make the last layer give ${train.classes} outputs`,
+    );
+  }
+  return undefined;
+};
+
+/** The training loop as a generator that pauses after every batch; `fit` and `fitAsync` drive it. */
+function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
+  model: Trainable<P, S>, initial: P, data: FitData, opts: FitOptions,
+): Generator<void, E.Either<TrainingError, FitResult<P, S>>> {
+  const { train, val } = data;
+  const layer = layerOf(model);
+  const given = opts.resume as FitState<P, S> | undefined;
+  const be = opts.backend === undefined ? backendOfTree((given?.params ?? initial) as Tree) : resolveBackend(opts.backend);
+  const moved = <T extends Treelike<T>>(t: T): T => mapTree(t, (x) => toBackend(x, be));
   // Tensors the caller passed in: never disposed here.
-  const foreign = new Set<Tensor>([...leaves(initial), ...(opts.resume === undefined ? [] : [...leaves(opts.resume.params), ...leaves(opts.resume.optState), ...(opts.resume.best ? leaves(opts.resume.best.params) : [])])]);
-  const resumed = opts.resume;
-  let state: FitState;
-  if (resumed !== undefined) {
-    state = { ...resumed, params: moved(resumed.params), optState: moved(resumed.optState), best: resumed.best && { ...resumed.best, params: moved(resumed.best.params) } };
-  } else {
-    const params = moved(initial);
-    state = { epoch: 0, params, optState: optimizer.init(params), history: [], best: undefined, stoppedAt: undefined };
-  }
-  /** Disposes the tensors of `old` trees that none of `live` holds and that are not the caller's. */
-  const release = (old: readonly Tree[], live: readonly Tree[]): void => {
-    const keepSet = new Set<Tensor>(live.flatMap((t) => leaves(t)));
-    for (const tree of old) for (const t of leaves(tree)) if (!keepSet.has(t) && !foreign.has(t)) t.dispose();
+  const foreign = new Set<Tensor>([initial, given?.params, given?.optState, given?.layerState, given?.best?.params, given?.best?.layerState]
+    .flatMap((t) => (t === undefined ? [] : leaves(t as Tree))));
+  const resume: FitState<P, S> | undefined = given && {
+    ...given, params: moved(given.params), optState: moved(given.optState), layerState: moved(given.layerState),
+    best: given.best && { ...given.best, params: moved(given.best.params), layerState: moved(given.best.layerState) },
   };
+  const start = resume?.params ?? moved(initial);
+  const startLayerState = resume?.layerState ?? initialState(layer);
+  const bad = checkFits(model, start, startLayerState, data, opts.loss !== undefined);
+  if (bad !== undefined) return E.left(bad);
+  /** Disposes the tensors of `old` trees that none of `live` holds and that are not the caller's. */
+  const release = (old: readonly unknown[], live: readonly unknown[]): void => {
+    const keepSet = new Set<Tensor>(live.flatMap((t) => leaves(t as Tree)));
+    for (const tree of old) for (const t of leaves(tree as Tree)) if (!keepSet.has(t) && !foreign.has(t)) t.dispose();
+  };
+  const reduction = opts.reduction ?? 'mean';
+  const lossFn: LossFn = opts.loss ?? ((logits, y) => crossEntropy(logits, y, reduction));
+  const l2: L2Options = opts.l2 ?? { lambda: 0, mode: 'loss', includeBias: false };
+  let infos: LeafInfo[];
+  try {
+    infos = leafInfos(start, rolesOf(layer, start));
+  } catch (e) {
+    return E.left(new TrainingError(`the parameters are not a tree of tensors: ${(e as Error).message}`));
+  }
+  const roles = infos.map((i) => i.role);
+  const decays = opts.weightDecayApplies;
+  const optimizer = optimizerFromSpec(
+    opts.optimizer, gradientL2Of(l2, infos), decays === undefined ? undefined : (_path, i) => decays(infos[i]!),
+  );
+  const key = new Key(opts.seed).fold('shuffle');
+  const dropKey = new Key(opts.seed).fold('dropout');
+  let state: FitState<P, S> = resume ?? {
+    epoch: 0, params: start, optState: optimizer.init(start), layerState: startLayerState, history: [], best: undefined, stoppedAt: undefined,
+  };
+  /** What must stay alive besides a step's result: the epoch's starting state (an interrupted run returns it) and the best weights. */
+  const held = (): unknown[] => [state.params, state.optState, state.layerState, ...(state.best ? [state.best.params, state.best.layerState] : [])];
   const emit = opts.onEvent ?? (() => {});
   const batchesPerEpoch = Math.ceil(train.n / opts.batchSize);
   emit({ type: 'start', epochs: opts.epochs, batchesPerEpoch, startEpoch: state.epoch + 1 });
 
-  const step = (params: MlpParams, x: Tensor, y: Uint8Array) =>
-    valueAndGradWithAux((p: MlpParams) => {
-      const logits = model.layer.apply(p, x);
-      const ce = crossEntropy(logits, y, reduction);
-      const penalty = l2Penalty(p, l2);
-      return [penalty === undefined ? ce : add(ce, penalty), logits] as const;
+  const step = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) =>
+    valueAndGradWithAux((p: P) => {
+      const out = forwardOf(layer, p, x, { train: true, key: k, state: layerState });
+      const loss = lossFn(out.y, y);
+      const penalty = l2Penalty(p, l2, roles);
+      return [penalty === undefined ? loss : add(loss, penalty), [out.y, out.state]] as const;
     })(params);
 
   let interrupted = false;
@@ -232,17 +324,17 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
     const epoch = state.epoch + 1;
     const t0 = performance.now();
     const order = batchIndices(train.n, opts.batchSize, opts.shuffle ? key.fold(`epoch-${epoch}`) : undefined);
-    let params = state.params, optState = state.optState, lossSum = 0, correct = 0, seen = 0;
+    let params = state.params, optState = state.optState, layerState = state.layerState, lossSum = 0, correct = 0, seen = 0;
     for (let b = 0; b < order.length; b++) {
       if (opts.signal?.aborted) { interrupted = true; break; }
       const idx = order[b]!;
       const y = gatherLabels(train.y, idx);
-      // One step; everything it makes but the new parameters and state is freed at its end.
+      // One step; everything it makes but the new parameters and states is freed at its end.
       const r = tidy(() => {
-        const { value, grads, aux: logits } = step(params, train.gather(idx, be), y);
+        const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, train.gather(idx, be), y, dropKey.fold(`${epoch}-${b}`));
         const loss = value.item();
-        if (!Number.isFinite(loss)) return { loss, next: undefined, correct: 0 };
-        return { loss, next: optimizer.step(optState, params, grads), correct: correctCount(logits, y) };
+        if (!Number.isFinite(loss)) return { loss, next: undefined, layerState: undefined, correct: 0 };
+        return { loss, next: optimizer.step(optState, params, grads), layerState: nextLayerState as S, correct: correctCount(logits, y) };
       });
       if (r.next === undefined) {
         return E.left(new TrainingError(
@@ -250,12 +342,13 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
             `the weights diverged. Lower the learning rate (now ${opts.optimizer.lr}) or the momentum, or check the inputs for NaN`,
         ));
       }
-      // The epoch's starting state stays (an interrupted run returns it), and so do the best weights.
-      release([params, optState], [r.next.params, r.next.state, state.params, state.optState, ...(state.best ? [state.best.params] : [])]);
+      release([params, optState, layerState], [r.next.params, r.next.state, r.layerState, ...held()]);
       params = r.next.params;
       optState = r.next.state;
+      layerState = r.layerState!;
+      const loss = r.loss;
       const bs = idx.length;
-      lossSum += reduction === 'mean' ? r.loss * bs : r.loss;
+      lossSum += reduction === 'mean' ? loss * bs : loss;
       correct += r.correct;
       seen += bs;
       emit({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
@@ -263,10 +356,10 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
     }
     if (interrupted) {
       // The state stays at the last finished epoch: the unfinished epoch's parameters go.
-      if (params !== state.params) release([params, optState], [state.params, state.optState, ...(state.best ? [state.best.params] : [])]);
+      release([params, optState, layerState], held());
       break;
     }
-    const v = evaluate(model, params, val, opts.evalBatchSize);
+    const v = evaluate(layer, params, val, { batchSize: opts.evalBatchSize ?? 1000, layerState, ...(opts.loss ? { loss: opts.loss } : {}) });
     const record: EpochRecord = {
       epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: v.loss, valAccuracy: v.accuracy,
       seconds: (performance.now() - t0) / 1000,
@@ -274,13 +367,13 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
     const improved = state.best === undefined || v.loss < state.best.valLoss;
     const history = [...state.history, record];
     const stop = opts.earlyStopping !== undefined && shouldStop(history.map((h) => h.valLoss), opts.earlyStopping);
-    const previous = state;
+    const previous = held();
     state = {
-      epoch, params, optState, history,
-      best: improved ? { epoch, valLoss: v.loss, params } : state.best,
+      epoch, params, optState, layerState, history,
+      best: improved ? { epoch, valLoss: v.loss, params, layerState } : state.best,
       stoppedAt: stop ? epoch : undefined,
     };
-    release([previous.params, previous.optState, ...(previous.best ? [previous.best.params] : [])], [params, optState, state.best!.params]);
+    release(previous, held());
     emit({ type: 'epoch', record, state, improved });
     if (stop) emit({ type: 'earlyStop', epoch, bestEpoch: state.best!.epoch });
   }
@@ -292,6 +385,7 @@ function* fitSteps(model: Model, initial: MlpParams, data: FitData, opts: FitOpt
   const useBest = best !== undefined && (restore === 'always' || state.stoppedAt !== undefined);
   return E.right({
     params: useBest ? best.params : state.params,
+    layerState: useBest ? best.layerState : state.layerState,
     history: state.history,
     bestEpoch: best?.epoch ?? 0,
     stoppedAt: state.stoppedAt,

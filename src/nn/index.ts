@@ -7,4 +7,6 @@ export * from './metrics.js';
 export * from './fit.js';
 export * from './serialize.js';
 export * from './presets.js';
+export * from './blocks.js';
+export * from './spec.js';
 export { MlpSpecC, OptimizerSpecC, describeErrors } from './codecs.js';

@@ -10,8 +10,8 @@ const rowsOf = (scores: Tensor, labels: ArrayLike<number>, who: string): [number
   return scores.shape as [number, number];
 };
 
-/** Index of the largest score in each row (first on ties). */
-export const argmax = (scores: Tensor): Int32Array => {
+/** Index of the largest score in each row (first on ties), as class labels; `argmax` (core) does any axis and gives a tensor. */
+export const predictedClasses = (scores: Tensor): Int32Array => {
   const [n, c] = scores.shape as [number, number];
   const d = internal.dataOf(scores);
   const out = new Int32Array(n);
@@ -26,7 +26,7 @@ export const argmax = (scores: Tensor): Int32Array => {
 /** Number of rows whose argmax equals the label. */
 export const correctCount = (scores: Tensor, labels: ArrayLike<number>): number => {
   rowsOf(scores, labels, 'accuracy');
-  const pred = argmax(scores);
+  const pred = predictedClasses(scores);
   let k = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === labels[i]) k++;
   return k;

@@ -6,20 +6,28 @@
  * self-contained and diff-able in its metadata. Decoded with io-ts on load and
  * checked against the architecture; written atomically (temporary file, fsync,
  * rename), so a crash never leaves half a file under the real name.
+ *
+ * Version 2 files are sealed: a `sha256` of the rest of the file's JSON, so a
+ * flipped byte anywhere (a weight, a width, a history entry) is an error, never
+ * different numbers. Version 1 files (no checksum) are still read.
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
+import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
-import { leaves, leafPaths, mapTree, type Tree } from '../autodiff/index.js';
-import { defaultBackend, Tensor } from '../core/index.js';
+import { leaves, leafPaths, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
+import { defaultBackend, Key, Tensor } from '../core/index.js';
 import { internal } from '../core/tensor.js';
 import { makeShape, showShape, sizeOf } from '../core/shape.js';
-import { describeErrors, MlpSpecC } from './codecs.js';
-import { modelFromSpec, type MlpParams, type MlpSpec, type Model } from './layers.js';
+import { describeErrors } from './codecs.js';
+import { initialState, type Layer, type MlpParams, type Model, type ModelArchitecture, type Stateless } from './layers.js';
+import { architectureParamCount, buildModel, ModelSpecC } from './spec.js';
 
 export const MODEL_FORMAT = 'tapegrad.model';
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** Versions `loadModel` reads: 1 had no checksum. */
+const READABLE_VERSIONS: readonly unknown[] = [1, 2];
 
 /** A file that cannot be read as a tapegrad model, saying why and what to do. */
 export class ModelFileError extends Error {
@@ -30,13 +38,20 @@ export class ModelFileError extends Error {
 }
 
 const TensorC = t.exact(t.type({ path: t.string, shape: t.array(t.number), data: t.string }));
-const ModelFileC = t.exact(t.type({
-  format: t.literal(MODEL_FORMAT),
-  version: t.literal(FORMAT_VERSION),
-  architecture: MlpSpecC,
-  params: t.array(TensorC),
-  extra: t.unknown,
-}));
+/** A model whose layer was written in code: the file names it; `loadModel` needs the layer. */
+const CodeArchitectureC = t.exact(t.type({ kind: t.literal('code'), describe: t.string }));
+
+const ModelFileC = t.exact(t.intersection([
+  t.type({
+    format: t.literal(MODEL_FORMAT),
+    version: t.union([t.literal(1), t.literal(2)]),
+    architecture: t.union([ModelSpecC, CodeArchitectureC]),
+    params: t.array(TensorC),
+    extra: t.unknown,
+  }),
+  /** The layers' state (running statistics); absent for stateless models and in older files. */
+  t.partial({ state: t.array(TensorC) }),
+]));
 
 const encodeTensor = (tensor: Tensor, path: string) => {
   const f32 = tensor.dtype === 'float32' ? (internal.dataOf(tensor) as Float32Array) : Float32Array.from(internal.dataOf(tensor));
@@ -77,14 +92,67 @@ export const writeFileAtomic = (file: string, text: string | Uint8Array): void =
   }
 };
 
+const sha256 = (text: string): string => createHash('sha256').update(text).digest('hex');
+
+/**
+ * `value` as JSON with a `sha256` key over the rest (its compact JSON), so any
+ * change to the content is detected on load while the file stays plain,
+ * readable JSON. `space` pretty-prints (the checksum does not depend on it).
+ */
+export const sealJson = (value: Record<string, unknown>, space?: number): string =>
+  JSON.stringify({ ...value, sha256: sha256(JSON.stringify(value)) }, null, space);
+
+/** The checksum a JSON value would be sealed with (for files sealed elsewhere, e.g. a history beside its result). */
+export const jsonChecksum = (value: unknown): string => sha256(JSON.stringify(value));
+
+/**
+ * Parses a sealed file's text and verifies its checksum; returns the value
+ * without the `sha256` key. `required: false` accepts files written before
+ * sealing (no `sha256` key at all). Problems come back as one-line `Left`s.
+ */
+export const unsealJson = (file: string, text: string, required = true): E.Either<ModelFileError, Record<string, unknown>> => {
+  let v: unknown;
+  try { v = JSON.parse(text); } catch (e) {
+    // The parser quotes the text it choked on, which may hold newlines or control bytes: keep the message one line.
+    return E.left(new ModelFileError(file, `is not valid JSON (${(e as Error).message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')}): the file is truncated or corrupt`));
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return E.left(new ModelFileError(file, 'does not hold a JSON object: the file is corrupt'));
+  const { sha256: sum, ...rest } = v as Record<string, unknown>;
+  if (sum === undefined && !required) return E.right(rest);
+  if (typeof sum !== 'string') return E.left(new ModelFileError(file, 'has no checksum (sha256): the file is corrupt or was not written by tapegrad'));
+  if (sum !== sha256(JSON.stringify(rest))) return E.left(new ModelFileError(file, 'fails its checksum: the file was changed or corrupted after it was written'));
+  return E.right(rest);
+};
+
+/** Reads a file as text; a missing or unreadable file is a `Left` naming it. */
+export const readText = (file: string): E.Either<ModelFileError, string> => {
+  try {
+    return E.right(readFileSync(file, 'utf8'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return E.left(new ModelFileError(file, code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied: fix its permissions' : `cannot be read (${(e as Error).message})`));
+  }
+};
+
+/** The first non-finite number of a tree's tensors, as `path[index] = value`, or undefined. */
+export const firstNonFinite = (tree: Tree): string | undefined => {
+  const paths = leafPaths(tree);
+  const ls = leaves(tree);
+  for (let i = 0; i < ls.length; i++) {
+    const d = internal.dataOf(ls[i]!);
+    for (let j = 0; j < d.length; j++) if (!Number.isFinite(d[j]!)) return `${paths[i]}[${j}] = ${d[j]}`;
+  }
+  return undefined;
+};
+
 /** Tensors of a tree in the file's encoding. */
-export const encodeTree = (tree: Tree) => {
+export const encodeTree = <T extends Treelike<T>>(tree: T) => {
   const paths = leafPaths(tree);
   return leaves(tree).map((l, i) => encodeTensor(l, paths[i]!));
 };
 
 /** Fills the structure of `like` with the file's tensors, checking every shape. */
-export const decodeTreeLike = <T extends Tree>(file: string, like: T, encoded: readonly t.TypeOf<typeof TensorC>[]): E.Either<ModelFileError, T> => {
+export const decodeTreeLike = <T extends Treelike<T>>(file: string, like: T, encoded: readonly t.TypeOf<typeof TensorC>[]): E.Either<ModelFileError, T> => {
   const want = leaves(like);
   const paths = leafPaths(like);
   if (encoded.length !== want.length) {
@@ -94,7 +162,7 @@ export const decodeTreeLike = <T extends Tree>(file: string, like: T, encoded: r
   for (let i = 0; i < want.length; i++) {
     const enc = encoded[i]!;
     if (enc.shape.join() !== want[i]!.shape.join()) {
-      return E.left(new ModelFileError(file, `tensor ${paths[i]} has shape ${showShape(enc.shape)} but the architecture needs ${showShape(want[i]!.shape)}`));
+      return E.left(new ModelFileError(file, `tensor ${paths[i]} has shape ${showShape(enc.shape)} but the architecture needs ${showShape(want[i]!.shape)}: the file is corrupt`));
     }
     const d = decodeTensor(file, enc);
     if (E.isLeft(d)) return d;
@@ -103,39 +171,102 @@ export const decodeTreeLike = <T extends Tree>(file: string, like: T, encoded: r
   return E.right(mapTree(like, (_l, i) => out[i]!));
 };
 
-const readJson = (file: string): E.Either<ModelFileError, unknown> => {
-  if (!existsSync(file)) return E.left(new ModelFileError(file, 'no such file'));
-  const text = readFileSync(file, 'utf8');
-  try {
-    return E.right(JSON.parse(text));
-  } catch (e) {
-    return E.left(new ModelFileError(file, `is not valid JSON (${(e as Error).message}): the file is truncated or corrupt; save or train the model again`));
-  }
+/**
+ * Saves a model's architecture (its spec, or the description of a layer
+ * written in code), weights, the layers' state when it has any, and any
+ * JSON-able extra (e.g. the training config), sealed with a checksum.
+ */
+export const saveModel = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
+  file: string, model: Model<P, S> | Layer<P, S>, params: P, extra: unknown = null, layerState?: S,
+): void => {
+  const spec = 'layer' in model ? model.spec : undefined;
+  const layer = 'layer' in model ? model.layer : model;
+  const state = layerState === undefined ? [] : encodeTree(layerState);
+  writeFileAtomic(file, sealJson({
+    format: MODEL_FORMAT, version: FORMAT_VERSION, architecture: spec ?? { kind: 'code', describe: layer.describe },
+    params: encodeTree(params), ...(state.length > 0 ? { state } : {}), extra,
+  }));
 };
 
-/** Saves an MLP's architecture, weights and any JSON-able extra (e.g. the training config). */
-export const saveModel = (file: string, model: Model, params: MlpParams, extra: unknown = null): void =>
-  writeFileAtomic(file, JSON.stringify({ format: MODEL_FORMAT, version: FORMAT_VERSION, architecture: model.spec, params: encodeTree(params), extra }));
-
-export interface LoadedModel {
-  readonly model: Model;
-  readonly params: MlpParams;
+export interface LoadedModel<P extends Treelike<P> = MlpParams, S extends Treelike<S> = Stateless> {
+  readonly model: Model<P, S>;
+  readonly params: P;
+  /** The layers' state as saved (running statistics); the initial state when the file holds none. */
+  readonly layerState: S;
   readonly extra: unknown;
 }
 
-/** Loads what `saveModel` wrote; a truncated, corrupt or mismatched file gives a `Left` saying which. */
-export const loadModel = (file: string): E.Either<ModelFileError, LoadedModel> => {
-  const json = readJson(file);
-  if (E.isLeft(json)) return json;
-  const obj = json.right as { format?: unknown; version?: unknown };
-  if (obj?.format !== MODEL_FORMAT) return E.left(new ModelFileError(file, `is not a tapegrad model (format ${JSON.stringify(obj?.format)})`));
-  if (obj.version !== FORMAT_VERSION) return E.left(new ModelFileError(file, `has format version ${JSON.stringify(obj.version)}; this tapegrad reads version ${FORMAT_VERSION}`));
-  const decoded = ModelFileC.decode(json.right);
-  if (E.isLeft(decoded)) return E.left(new ModelFileError(file, `does not match the model format:\n${describeErrors(decoded.left)}`));
-  const spec = decoded.right.architecture as MlpSpec;
-  const model = modelFromSpec(spec);
-  const like = spec.sizes.slice(1).map((out, i) => ({ w: zerosShape([spec.sizes[i]!, out]), b: zerosShape([out]) }));
-  return E.map((params: MlpParams) => ({ model, params, extra: decoded.right.extra }))(decodeTreeLike(file, like as MlpParams, decoded.right.params));
-};
+/**
+ * The most scalars `loadModel` will allocate (2³⁰, 4 GiB of float32): a width
+ * edited to 1e9 is refused before anything is allocated for it.
+ */
+export const MAX_MODEL_PARAMS = 2 ** 30;
 
-const zerosShape = (shape: number[]): Tensor => internal.adopt(new Float32Array(sizeOf(shape)), makeShape(shape), defaultBackend());
+/**
+ * Loads what `saveModel` wrote. A missing, unreadable, truncated, corrupt
+ * (checksum), mismatched or non-finite file gives a `Left` saying which and
+ * what to do; it never throws. A model built from a spec is rebuilt from the
+ * file; for a layer written in code, pass that layer (its `init` gives the
+ * tree's shape).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function loadModel(file: string): E.Either<ModelFileError, LoadedModel<any, any>>;
+export function loadModel<P extends Treelike<P>, S extends Treelike<S> = Stateless>(file: string, layer: Layer<P, S>): E.Either<ModelFileError, LoadedModel<P, S>>;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function loadModel(file: string, layer?: Layer<any, any>): E.Either<ModelFileError, LoadedModel<any, any>> {
+  try {
+    return loadModelUnsafe(file, layer);
+  } catch (e) {
+    return E.left(new ModelFileError(file, `could not be loaded (${(e as Error).message}): the file is corrupt; save or train the model again`));
+  }
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Either<ModelFileError, LoadedModel<any, any>> => {
+  const text = readText(file);
+  if (E.isLeft(text)) return text;
+  const json = unsealJson(file, text.right, false);
+  if (E.isLeft(json)) return E.left(new ModelFileError(file, `${json.left.message.slice(file.length + 2)}; save or train the model again`));
+  const obj = json.right;
+  if (obj['format'] !== MODEL_FORMAT) return E.left(new ModelFileError(file, `is not a tapegrad model (format ${JSON.stringify(obj['format'])})`));
+  if (!READABLE_VERSIONS.includes(obj['version'])) return E.left(new ModelFileError(file, `has format version ${JSON.stringify(obj['version'])}; this tapegrad reads versions ${READABLE_VERSIONS.join(' and ')}`));
+  if (obj['version'] !== 1 && !('sha256' in JSON.parse(text.right))) return E.left(new ModelFileError(file, 'has no checksum (sha256), which version 2 files always have: the file is corrupt; save the model again'));
+  // io-ts' exact types drop unknown keys silently; a stray key here means a damaged file (or a renamed checksum).
+  const stray = Object.keys(obj).filter((k) => !['format', 'version', 'architecture', 'params', 'state', 'extra'].includes(k));
+  if (stray.length > 0) return E.left(new ModelFileError(file, `has an unexpected key ${JSON.stringify(stray[0])}: the file is corrupt; save or train the model again`));
+  const decoded = ModelFileC.decode(obj);
+  if (E.isLeft(decoded)) return E.left(new ModelFileError(file, `does not match the model format: ${describeErrors(decoded.left)}`));
+  const arch = decoded.right.architecture;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  let model: Model<any, any>;
+  if (arch.kind === 'code' && layer === undefined) {
+    return E.left(new ModelFileError(file, `holds a layer written in code (${arch.describe}): pass that layer, loadModel(file, layer)`));
+  }
+  if (arch.kind !== 'code') {
+    // Sizes first, so nothing is allocated for an architecture edited to absurd widths.
+    const count = architectureParamCount(arch as ModelArchitecture);
+    if (E.isLeft(count)) return E.left(new ModelFileError(file, `${count.left.message}: the file is corrupt`));
+    const what = arch.kind === 'mlp' ? `architecture.sizes ${JSON.stringify(arch.sizes)}` : 'its architecture';
+    if (count.right > MAX_MODEL_PARAMS) return E.left(new ModelFileError(file, `${what} means ${count.right.toExponential(2)} weights, more than the ${MAX_MODEL_PARAMS} tapegrad loads: the file is corrupt`));
+  }
+  if (layer !== undefined) {
+    model = { spec: arch.kind === 'code' ? undefined : (arch as ModelArchitecture), layer };
+  } else {
+    const built = buildModel(arch as ModelArchitecture);
+    if (E.isLeft(built)) return E.left(new ModelFileError(file, built.left.message));
+    model = built.right;
+  }
+  // Byte counts before decoding: a tensor must hold exactly what its shape says.
+  for (const e of [...decoded.right.params, ...(decoded.right.state ?? [])]) {
+    const bytes = Buffer.byteLength(e.data, 'base64');
+    if (bytes !== sizeOf(e.shape) * 4) return E.left(new ModelFileError(file, `tensor ${e.path} of shape ${showShape(e.shape)} needs ${sizeOf(e.shape) * 4} bytes but holds ${bytes}: the file is corrupt; save the model again`));
+  }
+  const params = decodeTreeLike(file, model.layer.init(new Key(0)), decoded.right.params);
+  if (E.isLeft(params)) return params;
+  const stateLike = initialState(model.layer);
+  const state = decoded.right.state === undefined ? E.right(stateLike) : decodeTreeLike(file, stateLike, decoded.right.state);
+  if (E.isLeft(state)) return state;
+  const bad = firstNonFinite(params.right as Tree) ?? firstNonFinite(state.right as Tree);
+  if (bad !== undefined) return E.left(new ModelFileError(file, `weight ${bad} is not finite: these weights cannot be used (the run diverged, or the file is corrupt); train the model again`));
+  return E.right({ model, params: params.right, layerState: state.right, extra: decoded.right.extra });
+};

@@ -100,7 +100,7 @@ describe('tapegrad sweep, gradcheck, stats, reproduce', () => {
     const md = readFileSync(join(out, 'table.md'), 'utf8');
     expect(md).toMatch(/\| α \| Validation accuracy \| Early stop epoch \| Test accuracy \| Paper: validation accuracy \| Paper: early stop epoch \|/);
     expect(md).toMatch(/\| 0\.005 \| \d+\.\d\d% \| - \| \d+\.\d\d% \| 27\.94% \| 50 \|/);
-    expect(readFileSync(join(out, 'table.csv'), 'utf8').split('\n')[0]).toBe('α,val_accuracy,early_stop_epoch,test_accuracy,epochs_run,paper_val_accuracy,paper_early_stop');
+    expect(readFileSync(join(out, 'table.csv'), 'utf8').split('\n')[0]).toBe('α,val_accuracy,early_stop_epoch,test_accuracy,epochs_run,diverged_at_epoch,paper_val_accuracy,paper_early_stop');
     expect(existsSync(join(out, 'best-accuracy.png'))).toBe(true);
   });
 

@@ -7,6 +7,8 @@
  */
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend, createReferenceBackend, dispose, keep, Key, matmul, relu, reshape, tidy, toBackend, type Backend } from '../../src/core/index.js';
 import { denseSet } from '../../src/data/index.js';
@@ -55,6 +57,20 @@ describe('tensor lifetimes', () => {
     expect(() => tidy(() => { relu(new Key(2).normal([100, 100], 'float32', 0, 1, be)); throw new Error('boom'); })).toThrow('boom');
     expect(live(be)).toBe(base);
     expect(() => tidy(() => Promise.resolve(1))).toThrow(/synchronous/);
+  });
+
+  it('the safety net: a large tensor never disposed gives its buffer back once the collector takes it', async () => {
+    // The test (not the library) asks V8 for collections, to see the net work.
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const own = createReferenceBackend();
+    (() => { new Key(9).normal([256, 256], 'float32', 0, 1, own); })();
+    expect(live(own)).toBe(256 * 256 * 4);
+    for (let i = 0; i < 20 && live(own) !== 0; i++) {
+      gc();
+      await new Promise((resolve) => setTimeout(resolve, 0)); // finalizers run between tasks
+    }
+    expect(live(own)).toBe(0);
   });
 
   it('freed host buffers are reused for the next tensor of their size', () => {

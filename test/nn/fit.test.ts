@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { Key } from '../../src/core/index.js';
 import { denseSet, type LabeledSet } from '../../src/data/index.js';
 import { accuracy, confusionMatrix, evaluate, fit, loadModel, mlp, perClassAccuracy, saveModel, shouldStop, topKAccuracy, type FitOptions, type FitEvent } from '../../src/nn/index.js';
+import { sealJson } from '../../src/nn/serialize.js';
 import { t64 } from '../helpers.js';
 import { left, right } from '../helpers.js';
 
@@ -155,7 +156,9 @@ describe('save and load', () => {
     const obj = JSON.parse(readFileSync(file, 'utf8'));
     obj.architecture.sizes = [8, 7, 3];
     const bad = join(dir, 'mismatch.json');
-    writeFileSync(bad, JSON.stringify(obj));
+    // Resealed, so the architecture check is reached (an edit alone fails the checksum).
+    delete obj.sha256;
+    writeFileSync(bad, sealJson(obj));
     expect(left(loadModel(bad)).message).toMatch(/\[0\]\.b has shape \[6\] but the architecture needs \[7\]/);
   });
 
@@ -163,12 +166,13 @@ describe('save and load', () => {
     const obj = JSON.parse(readFileSync(file, 'utf8'));
     obj.architecture.activation = 'swish';
     const bad = join(dir, 'bad-act.json');
-    writeFileSync(bad, JSON.stringify(obj));
+    delete obj.sha256;
+    writeFileSync(bad, sealJson(obj));
     expect(left(loadModel(bad)).message).toMatch(/architecture\.activation.*"swish"/);
   });
 
   it('no temporary files are left beside a saved model', () => {
     expect(E.isRight(loadModel(file))).toBe(true);
-    expect(readFileSync(file, 'utf8').startsWith('{"format":"tapegrad.model","version":1')).toBe(true);
+    expect(readFileSync(file, 'utf8').startsWith('{"format":"tapegrad.model","version":2')).toBe(true);
   });
 });

@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { gradcheck, mapTree, valueAndGrad } from '../../src/autodiff/index.js';
 import { add, cast, Key, type Tensor } from '../../src/core/index.js';
-import { crossEntropy, dense, activation, gradientL2Of, l2Penalty, mlp, mlpParamCount, paperUniform, sequential, sgd, momentum, type MlpParams, countParams } from '../../src/index.js';
+import { crossEntropy, dense, activation, gradientL2Of, l2Penalty, leafInfos, rolesOf, mlp, mlpParamCount, paperUniform, sequential, sgd, momentum, type MlpParams, countParams } from '../../src/index.js';
 import { expectAllClose, right } from '../helpers.js';
 
 describe('MLPs', () => {
@@ -35,7 +35,7 @@ describe('MLPs', () => {
       const l2 = { lambda, mode: 'loss' as const, includeBias };
       const loss = (p: MlpParams): Tensor => {
         const ce = crossEntropy(model.layer.apply(p, x), labels);
-        const pen = l2Penalty(p, l2);
+        const pen = l2Penalty(p, l2, rolesOf(model.layer, p));
         return pen === undefined ? ce : add(ce, pen);
       };
       right(gradcheck(loss, params, { atol: 1e-6, rtol: 1e-4 }));
@@ -48,7 +48,7 @@ describe('MLPs', () => {
     const x = cast(new Key(2).normal([5, 4]), 'float64');
     const { grads } = valueAndGrad((p: MlpParams) => crossEntropy(model.layer.apply(p, x), [0, 1, 0, 1, 1]))(params);
     for (const includeBias of [true, false]) {
-      const l2 = gradientL2Of({ lambda: 0.1, mode: 'gradient', includeBias });
+      const l2 = gradientL2Of({ lambda: 0.1, mode: 'gradient', includeBias }, leafInfos(params, rolesOf(model.layer, params)));
       // With lr 1 the sgd step is p − (g + λp): read the penalized gradient back off it.
       const next = sgd({ lr: 1, gradientL2: l2 }).step([], params, grads).params;
       const w = params[0]!.w.toTypedArray(), g = grads[0]!.w.toTypedArray();
@@ -60,7 +60,7 @@ describe('MLPs', () => {
       const mn = m.step(m.init(params), params, grads).params;
       expectAllClose(mn[0]!.w.toTypedArray(), Array.from(w, (v, i) => v - 0.5 * (g[i]! + 0.1 * v)), 1e-15);
     }
-    expect(gradientL2Of({ lambda: 0.1, mode: 'loss', includeBias: true })('[0].w')).toBe(0);
+    expect(gradientL2Of({ lambda: 0.1, mode: 'loss', includeBias: true }, leafInfos(params, rolesOf(model.layer, params)))('[0].w', 1)).toBe(0);
   });
 
   it("parameter count: the report's 3072→128→20 has 395,924 and 3072→120→120→20 has 385,700", () => {

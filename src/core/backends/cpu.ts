@@ -20,7 +20,7 @@
  */
 import type { KernelTable, MomentumHyper, Operand } from '../backend.js';
 import { hostFused, hostKernels, matmulDims, type Alloc } from '../kernels.js';
-import { createHostPool } from '../pool.js';
+import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
 import { CTRL_WORDS, DONE, READY, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
@@ -37,6 +37,8 @@ const MAX_CHUNKS = 16;
 const SPLIT_K = 0, SPLIT_M = 1, SPLIT_N = 2, NR = 8;
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB: shared memories must declare a maximum
+/** The most bytes the cpu backend's kernel memory can hold (tensors past it use ordinary memory). */
+export const CPU_KERNEL_MEMORY_BYTES = MAX_PAGES * PAGE;
 
 const loadWasm = wasmBytes;
 
@@ -376,6 +378,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       return out;
     },
     read: (buf) => buf,
+    needsRelease: (buf) => buf.byteLength >= MIN_POOLED_BYTES,
     free: (buf) => (inArena(buf) ? arena.freeFloat32(buf) : pool.free(buf)),
     // A view of a matrix outside the kernel's memory would be staged at every product: a copy in is cheaper.
     view: (buf, offset, n) => (inArena(buf) ? buf.subarray(offset, offset + n) : undefined),

@@ -7,7 +7,7 @@
  *   kernel call yields a new texture) and stay there across kernels and steps;
  *   only `read` downloads them.
  * - float64 tensors live on the host (`host`): gpu.js computes in float32 only,
- *   so float64 kernels run plain float64 loops on the host. This is the
+ *   so float64 kernels run the host kernels (kernels.ts) on the host. This is the
  *   backend's one explicit transfer: `cast` moves a tensor between the two
  *   (download + widen, or round + upload), and a float64 kernel handed a
  *   float32 texture downloads it first. float32 kernels refuse float64 operands
@@ -35,8 +35,9 @@
  */
 import type { GPU, IKernelRunShortcut, Texture } from 'gpu.js';
 import type { Backend, FusedKernels, KernelTable, MemoryStats, MomentumHyper, Operand, OutSpec } from '../backend.js';
-import type { Data, DType } from '../primitives.js';
-import { broadcastIndex, sizeOf, stridesOf, type Shape } from '../shape.js';
+import type { Data, DType, KernelPrimitive } from '../primitives.js';
+import { sizeOf, stridesOf, type Shape } from '../shape.js';
+import { hostFused, hostKernels, type Alloc } from '../kernels.js';
 import { detectGpu } from './detect.js';
 import { loadGpuJs } from './platform.js';
 
@@ -178,87 +179,6 @@ const UNARY_GPU = {
 
 type UnaryPrim = keyof typeof UNARY_GPU;
 
-/** The same on the host, in float64. */
-const UNARY_HOST: { readonly [P in UnaryPrim]: (x: number) => number } = {
-  neg: (x) => -x,
-  reciprocal: (x) => 1 / x,
-  exp: Math.exp,
-  log: Math.log,
-  sqrt: Math.sqrt,
-  tanh: Math.tanh,
-  sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
-  relu: (x) => (x > 0 ? x : 0),
-};
-
-// ---------------------------------------------------------------------------
-// Host float64 loops (the float64 path).
-
-/** For every element of `outShape`, the flat index in an operand of `access` strides (null: itself). */
-const gatherIndex = (outShape: Shape, access: Access): Int32Array | null => {
-  if (access === null) return null;
-  const n = sizeOf(outShape);
-  const idx = new Int32Array(n);
-  const rank = outShape.length;
-  const counter = new Array<number>(rank).fill(0);
-  let pos = 0;
-  for (let k = 0; k < n; k++) {
-    idx[k] = pos;
-    for (let ax = rank - 1; ax >= 0; ax--) {
-      counter[ax]!++;
-      pos += access[ax]!;
-      if (counter[ax]! < outShape[ax]!) break;
-      pos -= access[ax]! * outShape[ax]!;
-      counter[ax] = 0;
-    }
-  }
-  return idx;
-};
-
-const hostMap = (outShape: Shape, inputs: readonly { data: Data; access: Access }[], f: (...v: number[]) => number): Float64Array => {
-  const n = sizeOf(outShape);
-  const out = new Float64Array(n);
-  const idx = inputs.map((x) => gatherIndex(outShape, x.access));
-  const v = new Array<number>(inputs.length);
-  for (let i = 0; i < n; i++) {
-    for (let k = 0; k < inputs.length; k++) v[k] = inputs[k]!.data[idx[k]?.[i] ?? i]!;
-    out[i] = f(...v);
-  }
-  return out;
-};
-
-const hostMatmul = (a: Data, b: Data, m: number, k: number, n: number, transA: boolean, transB: boolean): Float64Array => {
-  const out = new Float64Array(m * n);
-  for (let r = 0; r < m; r++) {
-    for (let c = 0; c < n; c++) {
-      let s = 0;
-      for (let p = 0; p < k; p++) s += a[transA ? p * m + r : r * k + p]! * b[transB ? c * k + p : p * n + c]!;
-      out[r * n + c] = s;
-    }
-  }
-  return out;
-};
-
-/** Sum or max of x over `axes`, laid out in the kept shape (same flat order as without kept axes). */
-const hostReduce = (x: Data, shape: Shape, axes: readonly number[], kind: 'sum' | 'max'): Float64Array => {
-  const kept = keptShape(shape, axes);
-  const to = broadcastIndex(kept, shape); // x's element i belongs to output to[i]
-  const out = new Float64Array(sizeOf(kept)).fill(kind === 'sum' ? 0 : -Infinity);
-  for (let i = 0; i < x.length; i++) {
-    const o = to[i]!;
-    out[o] = kind === 'sum' ? out[o]! + x[i]! : Math.max(out[o]!, x[i]!);
-  }
-  return out;
-};
-
-const hostMaxGrad = (x: Data, m: Data, ct: Data, shape: Shape, axes: readonly number[]): Float64Array => {
-  const to = broadcastIndex(keptShape(shape, axes), shape);
-  const count = new Float64Array(m.length);
-  for (let i = 0; i < x.length; i++) if (x[i] === m[to[i]!]) count[to[i]!]!++;
-  const out = new Float64Array(x.length);
-  for (let i = 0; i < x.length; i++) out[i] = x[i] === m[to[i]!] ? ct[to[i]!]! / count[to[i]!]! : 0;
-  return out;
-};
-
 // ---------------------------------------------------------------------------
 
 /** Access strides of a transpose: output axis d reads input axis perm[d]. */
@@ -373,20 +293,16 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
     );
   };
 
-  /** An element-wise kernel: on the GPU for float32, on the host for float64. */
-  const map = (prim: string, inputs: readonly Op[], access: readonly Access[], out: OutSpec, body: string, host: (...v: number[]) => number): GpuBuffer => {
+  /** An element-wise kernel on the GPU (float32). */
+  const map = (prim: string, inputs: readonly Op[], access: readonly Access[], out: OutSpec, body: string): GpuBuffer => {
     const n = sizeOf(out.shape);
     if (n === 0) return empty(out.dtype);
-    if (out.dtype === 'float64') {
-      return fromHost(hostMap(out.shape, inputs.map((x, k) => ({ data: hostOf(x), access: access[k]! })), host));
-    }
     return run(mapSource(out.shape, access, body), n, inputs.map((x) => texOf(x, prim)));
   };
-  const unary = (prim: UnaryPrim) => ([x]: readonly [Op], _p: null, out: OutSpec): GpuBuffer =>
-    map(prim, [x], [null], out, UNARY_GPU[prim], UNARY_HOST[prim]);
-  const binary = (prim: string, body: string, host: (a: number, b: number) => number) =>
+  const unary = (prim: UnaryPrim) => ([x]: readonly [Op], _p: null, out: OutSpec): GpuBuffer => map(prim, [x], [null], out, UNARY_GPU[prim]);
+  const binary = (prim: string, body: string) =>
     ([a, b]: readonly [Op, Op], _p: null, out: OutSpec): GpuBuffer =>
-      map(prim, [a, b], [broadcastAccess(a.shape, out.shape), broadcastAccess(b.shape, out.shape)], out, body, host);
+      map(prim, [a, b], [broadcastAccess(a.shape, out.shape), broadcastAccess(b.shape, out.shape)], out, body);
 
   const reduce = (kind: 'sum' | 'max') =>
     ([x]: readonly [Op], { axes }: { readonly axes: readonly number[] }, out: OutSpec): GpuBuffer => {
@@ -397,14 +313,26 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
         if (kind === 'max') throw new Error(`gpujs: max over an empty axis of shape [${x.shape.join(', ')}] has no value`);
         return full(out.dtype, n, 0);
       }
-      if (out.dtype === 'float64') return fromHost(hostReduce(hostOf(x), x.shape, axes, kind));
       return run(reduceSource(x.shape, axes, kind), n, [texOf(x, kind)], reduced);
     };
 
-  const kernelTable: KernelTable<GpuBuffer> = {
-    add: binary('add', 'return v0 + v1;', (a, b) => a + b),
-    mul: binary('mul', 'return v0 * v1;', (a, b) => a * b),
-    reluGrad: binary('reluGrad', 'if (v0 > 0) { return v1; }\nreturn 0;', (x, ct) => (x > 0 ? ct : 0)),
+  /**
+   * A kernel run on the host: the operands are downloaded, the host kernel
+   * (kernels.ts) runs, and the result is uploaded. The explicit transfer for
+   * primitives this backend has no shader for yet (the image and indexing
+   * primitives): correct everywhere, and the place a shader replaces when one is
+   * written. Each call counts in `transfers()`.
+   */
+  const viaHost = (prim: KernelPrimitive) => (inputs: readonly Op[], params: unknown, out: OutSpec): GpuBuffer => {
+    const host = (hostTable as unknown as Record<string, (i: readonly Operand<Data>[], p: unknown, o: OutSpec) => Data>)[prim]!;
+    const r = host(inputs.map(onHost), params, out);
+    return r instanceof Float32Array ? upload(r) : fromHost(r);
+  };
+
+  const gpuKernels: KernelTable<GpuBuffer> = {
+    add: binary('add', 'return v0 + v1;'),
+    mul: binary('mul', 'return v0 * v1;'),
+    reluGrad: binary('reluGrad', 'if (v0 > 0) { return v1; }\nreturn 0;'),
     neg: unary('neg'),
     reciprocal: unary('reciprocal'),
     exp: unary('exp'),
@@ -418,7 +346,6 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
       const k = transA ? a.shape[0]! : a.shape[1]!;
       if (m * n === 0) return empty(out.dtype);
       if (k === 0) return full(out.dtype, m * n, 0);
-      if (out.dtype === 'float64') return fromHost(hostMatmul(hostOf(a), hostOf(b), m, k, n, transA, transB));
       return run(matmulSource(m, k, n, transA, transB), m * n, [texOf(a, 'matmul'), texOf(b, 'matmul')], k);
     },
     sum: reduce('sum'),
@@ -426,7 +353,6 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
     maxGrad: ([x, m, ct], { axes }, out) => {
       const n = sizeOf(out.shape);
       if (n === 0) return empty(out.dtype);
-      if (out.dtype === 'float64') return fromHost(hostMaxGrad(hostOf(x), hostOf(m), hostOf(ct), x.shape, axes));
       // Two passes: how many positions tie for each max, then ct shared among them.
       const count = run(reduceSource(x.shape, axes, 'count'), m.buf.n, [texOf(x, 'maxGrad'), texOf(m, 'maxGrad')], axes.reduce((p, a) => p * x.shape[a]!, 1));
       try {
@@ -439,30 +365,51 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: 
         free(count);
       }
     },
-    transpose: ([x], { perm }, out) => map('transpose', [x], [transposeAccess(x.shape, perm)], out, 'return v0;', (v) => v),
-    broadcastTo: ([x], _p, out) => map('broadcastTo', [x], [broadcastAccess(x.shape, out.shape)], out, 'return v0;', (v) => v),
+    transpose: ([x], { perm }, out) => map('transpose', [x], [transposeAccess(x.shape, perm)], out, 'return v0;'),
+    broadcastTo: ([x], _p, out) => map('broadcastTo', [x], [broadcastAccess(x.shape, out.shape)], out, 'return v0;'),
     cast: ([x], { dtype }, out) => {
-      if (x.dtype === dtype) return map('cast', [x], [null], out, 'return v0;', (v) => v);
+      if (x.dtype === dtype) return dtype === 'float64' ? fromHost(Float64Array.from(hostOf(x))) : map('cast', [x], [null], out, 'return v0;');
       if (x.buf.n === 0) return empty(dtype);
       // The explicit transfer between the two memories: download and widen, or round and upload.
       if (dtype === 'float64') return fromHost(Float64Array.from(hostOf(x)));
       return upload(Float32Array.from(hostOf(x)));
     },
+    conv2d: viaHost('conv2d'),
+    conv2dGradInput: viaHost('conv2dGradInput'),
+    conv2dGradWeight: viaHost('conv2dGradWeight'),
+    maxPool2d: viaHost('maxPool2d'),
+    maxPool2dGrad: viaHost('maxPool2dGrad'),
+    avgPool2d: viaHost('avgPool2d'),
+    avgPool2dGrad: viaHost('avgPool2dGrad'),
+    slice: viaHost('slice'),
+    pad: viaHost('pad'),
+    take: viaHost('take'),
+    takeGrad: viaHost('takeGrad'),
+    concat: viaHost('concat'),
+    select: viaHost('select'),
+    pow: viaHost('pow'),
   };
+
+  // float64 runs the host kernels (kernels.ts) on host copies: gpu.js computes in float32 only.
+  const hostAlloc: Alloc = (dtype, n) => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
+  const hostTable = hostKernels(hostAlloc);
+  const hostFusedKernels = hostFused(hostAlloc);
+  const onHost = (op: Op): Operand<Data> => ({ buf: hostOf(op), shape: op.shape, dtype: op.dtype });
+  type AnyKernel = (inputs: readonly Operand<unknown>[], params: unknown, out: OutSpec) => unknown;
+  const kernelTable = Object.fromEntries(Object.entries(gpuKernels).map(([prim, gpuKernel]) => {
+    const hostKernel = (hostTable as unknown as Record<string, AnyKernel>)[prim]!;
+    const onGpu = gpuKernel as AnyKernel;
+    const either: AnyKernel = (inputs, params, out) =>
+      out.dtype === 'float64' && sizeOf(out.shape) > 0 ? fromHost(hostKernel((inputs as readonly Op[]).map(onHost), params, out) as Data) : onGpu(inputs, params, out);
+    return [prim, prim === 'cast' ? gpuKernel : either];
+  })) as unknown as KernelTable<GpuBuffer>;
 
   const fused: FusedKernels<GpuBuffer> = {
     momentumStep(p, v, g, hp: MomentumHyper) {
       if (p.buf.n === 0) return [empty(p.dtype), empty(p.dtype)];
       const { lr, gamma, l2, nesterov } = hp;
       if (p.dtype === 'float64') {
-        const [pp, vv, gg] = [hostOf(p), hostOf(v), hostOf(g)];
-        const np = new Float64Array(pp.length), nv = new Float64Array(pp.length);
-        for (let i = 0; i < pp.length; i++) {
-          const gi = gg[i]! + l2 * pp[i]!;
-          const vi = gamma * vv[i]! + lr * gi;
-          nv[i] = vi;
-          np[i] = pp[i]! - (nesterov ? gamma * vi + lr * gi : vi);
-        }
+        const [np, nv] = hostFusedKernels.momentumStep(onHost(p), onHost(v), onHost(g), hp);
         return [fromHost(np), fromHost(nv)];
       }
       // Two kernels (the p' one recomputes v'), not a kernel map: WEBGL_draw_buffers is not guaranteed under headless-gl.

@@ -5,7 +5,7 @@
  */
 import type { Backend } from '../backend.js';
 import { hostFused, hostKernels } from '../kernels.js';
-import { createHostPool } from '../pool.js';
+import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data, DType } from '../primitives.js';
 
 /** A backend whose buffers are host typed arrays. */
@@ -40,6 +40,7 @@ export const createReferenceBackend = (): HostBackend => {
       return out;
     },
     read: (buf) => buf,
+    needsRelease: (buf) => buf.byteLength >= MIN_POOLED_BYTES,
     free: pool.free,
     view: (buf, offset, n) => buf.subarray(offset, offset + n),
     memory: pool.memory,

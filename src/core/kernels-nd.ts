@@ -1,0 +1,365 @@
+/**
+ * Forward and gradient kernels of the image primitives (conv2d, pooling), as
+ * pure functions over typed arrays and shapes: `(alloc, x, shape, params) → { data, shape }`.
+ * They allocate their output with `alloc` (the backend's memory) and touch
+ * nothing else, so any host backend lists them in its kernel table as they are
+ * (`hostKernels` in kernels.ts).
+ *
+ * Layout: NCHW. Images are [batch, channels, height, width]; conv2d filters
+ * are [outChannels, inChannels, kernelHeight, kernelWidth] (PyTorch's layout).
+ * CIFAR-100's binary rows are 1024 red, 1024 green, 1024 blue values, so a
+ * [batch, 3072] matrix reshaped to [batch, 3, 32, 32] is already NCHW.
+ *
+ * Sums accumulate in a JS number (float64) and round once when stored.
+ */
+import type { Alloc } from './kernels.js';
+import type { Data } from './primitives.js';
+import type { Shape } from './shape.js';
+
+export interface Conv2dParams {
+  readonly stride: number;
+  readonly padding: number;
+}
+
+export interface Pool2dParams {
+  /** Window height and width. */
+  readonly size: number;
+  readonly stride: number;
+}
+
+interface Out { readonly data: Data; readonly shape: Shape }
+
+const dtypeOf = (...xs: Data[]) => (xs.some((x) => x instanceof Float64Array) ? 'float64' : 'float32');
+
+/** Output length of a window sliding over `n` with padding `p` on both sides. */
+export const slidingOut = (n: number, k: number, stride: number, padding: number): number => Math.floor((n + 2 * padding - k) / stride) + 1;
+
+/** y[n, f, i, j] = Σ_{c, a, b} x[n, c, i·s + a − p, j·s + b − p] · w[f, c, a, b] (zero outside x). */
+export const conv2d = (alloc: Alloc, x: Data, xs: Shape, w: Data, ws: Shape, { stride, padding }: Conv2dParams): Out => {
+  const [N, C, H, W] = xs as [number, number, number, number];
+  const [F, , KH, KW] = ws as [number, number, number, number];
+  const OH = slidingOut(H, KH, stride, padding), OW = slidingOut(W, KW, stride, padding);
+  const out = alloc(dtypeOf(x, w), N * F * OH * OW, false);
+  let o = 0;
+  for (let n = 0; n < N; n++) {
+    for (let f = 0; f < F; f++) {
+      for (let i = 0; i < OH; i++) {
+        for (let j = 0; j < OW; j++) {
+          let acc = 0;
+          for (let c = 0; c < C; c++) {
+            const xb = (n * C + c) * H, wb = (f * C + c) * KH;
+            for (let a = 0; a < KH; a++) {
+              const r = i * stride + a - padding;
+              if (r < 0 || r >= H) continue;
+              const xr = (xb + r) * W, wr = (wb + a) * KW;
+              for (let b = 0; b < KW; b++) {
+                const col = j * stride + b - padding;
+                if (col < 0 || col >= W) continue;
+                acc += x[xr + col]! * w[wr + b]!;
+              }
+            }
+          }
+          out[o++] = acc;
+        }
+      }
+    }
+  }
+  return { data: out, shape: Object.freeze([N, F, OH, OW]) };
+};
+
+/** ∂L/∂x of conv2d: every output's cotangent spread back over its window, weighted by w. */
+export const conv2dGradInput = (alloc: Alloc, ct: Data, w: Data, ws: Shape, xs: Shape, { stride, padding }: Conv2dParams, dtypeLike: Data): Out => {
+  const [N, C, H, W] = xs as [number, number, number, number];
+  const [F, , KH, KW] = ws as [number, number, number, number];
+  const OH = slidingOut(H, KH, stride, padding), OW = slidingOut(W, KW, stride, padding);
+  const acc = new Float64Array(N * C * H * W);
+  for (let n = 0; n < N; n++) {
+    for (let f = 0; f < F; f++) {
+      for (let i = 0; i < OH; i++) {
+        for (let j = 0; j < OW; j++) {
+          const g = ct[((n * F + f) * OH + i) * OW + j]!;
+          if (g === 0) continue;
+          for (let c = 0; c < C; c++) {
+            const xb = (n * C + c) * H, wb = (f * C + c) * KH;
+            for (let a = 0; a < KH; a++) {
+              const r = i * stride + a - padding;
+              if (r < 0 || r >= H) continue;
+              for (let b = 0; b < KW; b++) {
+                const col = j * stride + b - padding;
+                if (col < 0 || col >= W) continue;
+                acc[(xb + r) * W + col]! += g * w[(wb + a) * KW + b]!;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  const out = alloc(dtypeOf(dtypeLike), acc.length, false);
+  out.set(acc);
+  return { data: out, shape: xs };
+};
+
+/** ∂L/∂w of conv2d: Σ over the batch and positions of cotangent × input window. */
+export const conv2dGradWeight = (alloc: Alloc, ct: Data, x: Data, xs: Shape, ws: Shape, { stride, padding }: Conv2dParams, dtypeLike: Data): Out => {
+  const [N, C, H, W] = xs as [number, number, number, number];
+  const [F, , KH, KW] = ws as [number, number, number, number];
+  const OH = slidingOut(H, KH, stride, padding), OW = slidingOut(W, KW, stride, padding);
+  const acc = new Float64Array(F * C * KH * KW);
+  for (let n = 0; n < N; n++) {
+    for (let f = 0; f < F; f++) {
+      for (let i = 0; i < OH; i++) {
+        for (let j = 0; j < OW; j++) {
+          const g = ct[((n * F + f) * OH + i) * OW + j]!;
+          if (g === 0) continue;
+          for (let c = 0; c < C; c++) {
+            const xb = (n * C + c) * H, wb = (f * C + c) * KH;
+            for (let a = 0; a < KH; a++) {
+              const r = i * stride + a - padding;
+              if (r < 0 || r >= H) continue;
+              for (let b = 0; b < KW; b++) {
+                const col = j * stride + b - padding;
+                if (col < 0 || col >= W) continue;
+                acc[(wb + a) * KW + b]! += g * x[(xb + r) * W + col]!;
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  const out = alloc(dtypeOf(dtypeLike), acc.length, false);
+  out.set(acc);
+  return { data: out, shape: ws };
+};
+
+/**
+ * For each output of a max pool, the flat input index of its window's maximum
+ * (the first on ties; a NaN in the window wins, so NaN propagates).
+ */
+const maxPoolArgmax = (x: Data, xs: Shape, { size, stride }: Pool2dParams): { idx: Int32Array; shape: Shape } => {
+  const [N, C, H, W] = xs as [number, number, number, number];
+  const OH = slidingOut(H, size, stride, 0), OW = slidingOut(W, size, stride, 0);
+  const idx = new Int32Array(N * C * OH * OW);
+  let o = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let i = 0; i < OH; i++) {
+      for (let j = 0; j < OW; j++) {
+        let bi = nc * H * W + i * stride * W + j * stride, bv = x[bi]!;
+        for (let a = 0; a < size; a++) {
+          for (let b = 0; b < size; b++) {
+            const k = nc * H * W + (i * stride + a) * W + j * stride + b, v = x[k]!;
+            if (bv === bv && (v > bv || v !== v)) { bv = v; bi = k; }
+          }
+        }
+        idx[o++] = bi;
+      }
+    }
+  }
+  return { idx, shape: Object.freeze([N, C, OH, OW]) };
+};
+
+/** y[n, c, i, j] = max over the size×size window at (i·stride, j·stride). */
+export const maxPool2d = (alloc: Alloc, x: Data, xs: Shape, p: Pool2dParams): Out => {
+  const { idx, shape } = maxPoolArgmax(x, xs, p);
+  const out = alloc(dtypeOf(x), idx.length, false);
+  for (let o = 0; o < idx.length; o++) out[o] = x[idx[o]!]!;
+  return { data: out, shape };
+};
+
+/** ∂L/∂x of maxPool2d: each output's cotangent goes to its window's (first) maximum. */
+export const maxPool2dGrad = (alloc: Alloc, ct: Data, x: Data, xs: Shape, p: Pool2dParams): Out => {
+  const { idx } = maxPoolArgmax(x, xs, p);
+  const acc = new Float64Array(x.length);
+  for (let o = 0; o < idx.length; o++) acc[idx[o]!]! += ct[o]!;
+  const out = alloc(dtypeOf(x), x.length, false);
+  out.set(acc);
+  return { data: out, shape: xs };
+};
+
+/** y[n, c, i, j] = mean over the size×size window at (i·stride, j·stride). */
+export const avgPool2d = (alloc: Alloc, x: Data, xs: Shape, { size, stride }: Pool2dParams): Out => {
+  const [N, C, H, W] = xs as [number, number, number, number];
+  const OH = slidingOut(H, size, stride, 0), OW = slidingOut(W, size, stride, 0);
+  const out = alloc(dtypeOf(x), N * C * OH * OW, false);
+  const inv = 1 / (size * size);
+  let o = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let i = 0; i < OH; i++) {
+      for (let j = 0; j < OW; j++) {
+        let acc = 0;
+        for (let a = 0; a < size; a++) for (let b = 0; b < size; b++) acc += x[nc * H * W + (i * stride + a) * W + j * stride + b]!;
+        out[o++] = acc * inv;
+      }
+    }
+  }
+  return { data: out, shape: Object.freeze([N, C, OH, OW]) };
+};
+
+/** ∂L/∂x of avgPool2d: each output's cotangent shared equally over its window. */
+export const avgPool2dGrad = (alloc: Alloc, ct: Data, xs: Shape, { size, stride }: Pool2dParams, dtypeLike: Data): Out => {
+  const [N, C, H, W] = xs as [number, number, number, number];
+  const OH = slidingOut(H, size, stride, 0), OW = slidingOut(W, size, stride, 0);
+  const acc = new Float64Array(N * C * H * W);
+  const inv = 1 / (size * size);
+  let o = 0;
+  for (let nc = 0; nc < N * C; nc++) {
+    for (let i = 0; i < OH; i++) {
+      for (let j = 0; j < OW; j++) {
+        const g = ct[o++]! * inv;
+        for (let a = 0; a < size; a++) for (let b = 0; b < size; b++) acc[nc * H * W + (i * stride + a) * W + j * stride + b]! += g;
+      }
+    }
+  }
+  const out = alloc(dtypeOf(dtypeLike), acc.length, false);
+  out.set(acc);
+  return { data: out, shape: xs };
+};
+
+// ---------------------------------------------------------------------------
+// Indexing, joining and selection (any rank, row-major)
+// ---------------------------------------------------------------------------
+
+const stridesFor = (s: Shape): number[] => {
+  const st = new Array<number>(s.length);
+  let acc = 1;
+  for (let i = s.length - 1; i >= 0; i--) { st[i] = acc; acc *= s[i]!; }
+  return st;
+};
+const count = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+/** Calls `visit(outFlat, inFlat)` for every element of a box of `sizes` starting at `starts` inside `shape`. */
+const eachInBox = (shape: Shape, starts: readonly number[], sizes: readonly number[], visit: (o: number, i: number) => void): void => {
+  const st = stridesFor(shape), rank = shape.length, n = count(sizes);
+  const idx = new Array<number>(rank).fill(0);
+  let base = 0;
+  for (let a = 0; a < rank; a++) base += starts[a]! * st[a]!;
+  for (let o = 0; o < n; o++) {
+    let off = base;
+    for (let a = 0; a < rank; a++) off += idx[a]! * st[a]!;
+    visit(o, off);
+    for (let a = rank - 1; a >= 0; a--) { if (++idx[a]! < sizes[a]!) break; idx[a] = 0; }
+  }
+};
+
+export interface SliceParams { readonly starts: readonly number[]; readonly sizes: readonly number[] }
+export interface PadParams { readonly before: readonly number[]; readonly after: readonly number[]; readonly value: number }
+
+/** The box of `sizes` at `starts`. */
+export const slice = (alloc: Alloc, x: Data, xs: Shape, { starts, sizes }: SliceParams): Out => {
+  const out = alloc(dtypeOf(x), count(sizes), false);
+  eachInBox(xs, starts, sizes, (o, i) => { out[o] = x[i]!; });
+  return { data: out, shape: Object.freeze([...sizes]) };
+};
+
+/** x inside a frame of `value`: `before[a]` and `after[a]` extra elements on each axis. */
+export const pad = (alloc: Alloc, x: Data, xs: Shape, { before, after, value }: PadParams): Out => {
+  const shape = Object.freeze(xs.map((d, a) => d + before[a]! + after[a]!));
+  const out = alloc(dtypeOf(x), count(shape), false);
+  out.fill(value);
+  eachInBox(shape, before, xs, (o, i) => { out[i] = x[o]!; });
+  return { data: out, shape };
+};
+
+/** Inputs joined along `axis` (all other lengths equal). */
+export const concat = (alloc: Alloc, xs: readonly Data[], shapes: readonly Shape[], axis: number): Out => {
+  const shape = Object.freeze(shapes[0]!.map((d, a) => (a === axis ? shapes.reduce((n, s) => n + s[a]!, 0) : d)));
+  const out = alloc(dtypeOf(...xs), count(shape), false);
+  let at = 0;
+  xs.forEach((x, k) => {
+    const starts = shape.map((_d, a) => (a === axis ? at : 0));
+    eachInBox(shape, starts, shapes[k]!, (o, i) => { out[i] = x[o]!; });
+    at += shapes[k]![axis]!;
+  });
+  return { data: out, shape };
+};
+
+export interface TakeParams { readonly axis: number; readonly indices: Int32Array }
+
+/** Gathers the entries `indices` along `axis` (repeats allowed): out.shape[axis] = indices.length. */
+export const take = (alloc: Alloc, x: Data, xs: Shape, { axis, indices }: TakeParams): Out => {
+  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const out = alloc(dtypeOf(x), outer * indices.length * inner, false);
+  let o = 0;
+  for (let p = 0; p < outer; p++) {
+    for (const j of indices) {
+      const base = (p * len + j) * inner;
+      for (let q = 0; q < inner; q++) out[o++] = x[base + q]!;
+    }
+  }
+  return { data: out, shape: Object.freeze(xs.map((d, a) => (a === axis ? indices.length : d))) };
+};
+
+/** ∂L/∂x of take: each gathered entry's cotangent added back at its index (repeats accumulate). */
+export const takeGrad = (alloc: Alloc, ct: Data, xs: Shape, { axis, indices }: TakeParams, dtypeLike: Data): Out => {
+  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const acc = new Float64Array(count(xs));
+  let o = 0;
+  for (let p = 0; p < outer; p++) {
+    for (const j of indices) {
+      const base = (p * len + j) * inner;
+      for (let q = 0; q < inner; q++) acc[base + q]! += ct[o++]!;
+    }
+  }
+  const out = alloc(dtypeOf(dtypeLike), acc.length, false);
+  out.set(acc);
+  return { data: out, shape: xs };
+};
+
+/** out[i] = cond[i] ≠ 0 ? a[i] : b[i], all of one shape. */
+export const select = (alloc: Alloc, cond: Data, a: Data, b: Data): Data => {
+  const out = alloc(dtypeOf(a, b), a.length, false);
+  for (let i = 0; i < a.length; i++) out[i] = cond[i] !== 0 ? a[i]! : b[i]!;
+  return out;
+};
+
+export type CompareOp = 'greater' | 'greaterEqual' | 'less' | 'lessEqual' | 'equal' | 'notEqual';
+
+/** 1 where the comparison holds, else 0 (so NaN compares false, except notEqual), all of one shape. */
+export const compare = (alloc: Alloc, op: CompareOp, a: Data, b: Data): Data => {
+  const out = alloc(dtypeOf(a, b), a.length, false);
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!, y = b[i]!;
+    out[i] = (op === 'greater' ? x > y : op === 'greaterEqual' ? x >= y : op === 'less' ? x < y : op === 'lessEqual' ? x <= y : op === 'equal' ? x === y : x !== y) ? 1 : 0;
+  }
+  return out;
+};
+
+/** x^p elementwise (Math.pow: NaN in, NaN out, except p = 0). */
+export const pow = (alloc: Alloc, x: Data, p: number): Data => {
+  const out = alloc(dtypeOf(x), x.length, false);
+  for (let i = 0; i < x.length; i++) out[i] = Math.pow(x[i]!, p);
+  return out;
+};
+
+/** Index of the largest entry along `axis` (the first on ties; a NaN counts as largest, as in NumPy). */
+export const argmax = (alloc: Alloc, x: Data, xs: Shape, axis: number): Out => {
+  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const out = alloc(dtypeOf(x), outer * inner, false);
+  for (let p = 0; p < outer; p++) {
+    for (let q = 0; q < inner; q++) {
+      let best = 0, bv = x[p * len * inner + q]!;
+      for (let j = 1; j < len && bv === bv; j++) {
+        const v = x[(p * len + j) * inner + q]!;
+        if (v > bv || v !== v) { bv = v; best = j; }
+      }
+      out[p * inner + q] = best;
+    }
+  }
+  return { data: out, shape: Object.freeze(xs.filter((_d, a) => a !== axis)) };
+};
+
+/** sign(x): 1, −1, 0 at ±0, NaN for NaN (abs's gradient, and its factor). */
+export const sign = (alloc: Alloc, x: Data): Data => {
+  const out = alloc(dtypeOf(x), x.length, false);
+  for (let i = 0; i < x.length; i++) { const v = x[i]!; out[i] = v > 0 ? 1 : v < 0 ? -1 : v === 0 ? 0 : NaN; }
+  return out;
+};
+
+/** Inverted dropout's mask from uniform draws u: 1/(1 − rate) where u ≥ rate, else 0, in `like`'s dtype. */
+export const dropoutMask = (alloc: Alloc, u: Data, rate: number, like: Data): Data => {
+  const out = alloc(dtypeOf(like), u.length, false);
+  const scale = 1 / (1 - rate);
+  for (let i = 0; i < u.length; i++) out[i] = u[i]! >= rate ? scale : 0;
+  return out;
+};
