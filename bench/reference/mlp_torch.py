@@ -66,7 +66,7 @@ for epoch in range(epochs):
             for p, v in zip(params, vel):
                 v.mul_(gamma).add_(p.grad + lam * p, alpha=alpha)
                 p.sub_(v)
-        loss_sum += float(loss) * len(y)
+        loss_sum += float(loss.detach()) * len(y)
         correct += int((z.argmax(dim=1) == y).sum())
     vl, vc = 0.0, 0
     with torch.no_grad():
