@@ -5,48 +5,20 @@ bias included, momentum v = gamma*v + alpha*g, W -= v, fixed batch order with
 the last partial batch kept, a validation pass after every epoch). Gradients come
 from jax.value_and_grad; the step (forward, backward, update) is one jitted call.
 
-Usage: mlp_jax.py DATA_DIR SPLIT_FILE EPOCHS  -> one JSON line on stdout.
+Usage: mlp_jax.py DATA_DIR SPLIT_FILE EPOCHS  -> one JSON line on stdout (see common.py).
 """
-import json
-import resource
-import sys
 import time
 
-import numpy as np
 import jax
 import jax.numpy as jnp
 
-data_dir, split_file, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-raw = np.fromfile(f"{data_dir}/train.bin", dtype=np.uint8).reshape(-1, 3074)
-split = np.fromfile(split_file, dtype=np.int32)
-n_train = int(split[0])
-train_idx, val_idx = split[1 : 1 + n_train], split[1 + n_train :]
+from common import ALPHA, BATCH, GAMMA, LAM, init, load, report
 
-
-def prepare(idx):
-    px = raw[idx, 2:].astype(np.float32).reshape(-1, 3, 1024)
-    mean = px.mean(axis=2, keepdims=True)
-    std = px.std(axis=2, keepdims=True)
-    std[std == 0] = 1
-    return ((px - mean) / std).reshape(-1, 3072).astype(np.float32), raw[idx, 0].astype(np.int32)
-
-
-t0 = time.perf_counter()
-xtr, ytr = prepare(train_idx)
-xva, yva = prepare(val_idx)
-xtr, xva = jnp.asarray(xtr), jnp.asarray(xva)
-load_seconds = time.perf_counter() - t0
-
-
-def init(n_in, n_out):
-    np.random.seed(42)
-    wb = np.random.uniform(0, 0.01, (n_in + 1, n_out)).astype(np.float32)
-    return jnp.asarray(wb[1:]), jnp.asarray(wb[0])
-
-
-params = [*init(3072, 128), *init(128, 20)]
+xtr, ytr, xva, yva, epochs, load_seconds = load()
+xtr, xva, ytr, yva = jnp.asarray(xtr), jnp.asarray(xva), jnp.asarray(ytr.astype("int32")), jnp.asarray(yva.astype("int32"))
+params = [jnp.asarray(a) for a in (*init(3072, 128), *init(128, 20))]
 vel = [jnp.zeros_like(p) for p in params]
-alpha, gamma, lam, batch = 0.001, 0.8, 0.01, 128
+alpha, gamma, lam, batch = ALPHA, GAMMA, LAM, BATCH
 
 
 def logits_of(p, x):
@@ -92,8 +64,4 @@ for epoch in range(epochs):
         "valLoss": vl / len(yva), "valAccuracy": vc / len(yva),
     })
 
-print(json.dumps({
-    "backend": "jax", "description": f"JAX {jax.__version__} jit on CPU (float32, XLA)",
-    "epochs": history, "loadSeconds": load_seconds,
-    "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}))
+report("jax", f"JAX {jax.__version__} jit on CPU (float32, XLA)", history, load_seconds)

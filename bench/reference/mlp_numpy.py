@@ -9,47 +9,20 @@ v = gamma*v + alpha*g, W -= v, and a validation pass after every epoch. The
 split comes from tapegrad (a file of int32 indices), so both runs see the same
 rows in the same order and their losses can be compared, not only their times.
 
-Usage: mlp_numpy.py DATA_DIR SPLIT_FILE EPOCHS  -> one JSON line on stdout.
+Usage: mlp_numpy.py DATA_DIR SPLIT_FILE EPOCHS  -> one JSON line on stdout (see common.py).
 """
-import json
-import resource
-import sys
 import time
 
 import numpy as np
 
-data_dir, split_file, epochs = sys.argv[1], sys.argv[2], int(sys.argv[3])
-raw = np.fromfile(f"{data_dir}/train.bin", dtype=np.uint8).reshape(-1, 3074)
-split = np.fromfile(split_file, dtype=np.int32)
-n_train = int(split[0])
-train_idx, val_idx = split[1 : 1 + n_train], split[1 + n_train :]
+from common import ALPHA, BATCH, GAMMA, LAM, init, load, report
 
-
-def prepare(idx):
-    px = raw[idx, 2:].astype(np.float32).reshape(-1, 3, 1024)
-    mean = px.mean(axis=2, keepdims=True)
-    std = px.std(axis=2, keepdims=True)
-    std[std == 0] = 1
-    return ((px - mean) / std).reshape(-1, 3072).astype(np.float32), raw[idx, 0].astype(np.int64)
-
-
-t0 = time.perf_counter()
-xtr, ytr = prepare(train_idx)
-xva, yva = prepare(val_idx)
-load_seconds = time.perf_counter() - t0
-
-
-def init(n_in, n_out):
-    np.random.seed(42)
-    wb = np.random.uniform(0, 0.01, (n_in + 1, n_out)).astype(np.float32)
-    return wb[1:].copy(), wb[0].copy()
-
-
+xtr, ytr, xva, yva, epochs, load_seconds = load()
 w1, b1 = init(3072, 128)
 w2, b2 = init(128, 20)
 params = [w1, b1, w2, b2]
 vel = [np.zeros_like(p) for p in params]
-alpha, gamma, lam, batch = np.float32(0.001), np.float32(0.8), np.float32(0.01), 128
+alpha, gamma, lam, batch = np.float32(ALPHA), np.float32(GAMMA), np.float32(LAM), BATCH
 
 
 def forward(x):
@@ -93,8 +66,4 @@ for epoch in range(epochs):
         "valLoss": vl / len(yva), "valAccuracy": vc / len(yva),
     })
 
-print(json.dumps({
-    "backend": "numpy", "description": f"numpy {np.__version__} (float32, OpenBLAS)",
-    "epochs": history, "loadSeconds": load_seconds,
-    "peakRssMiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-}))
+report("numpy", f"numpy {np.__version__} (float32, OpenBLAS)", history, load_seconds)
