@@ -21,7 +21,7 @@ export * from './nn/fit.js';
 export * from './nn/presets.js';
 export * from './nn/blocks.js';
 export * from './nn/spec.js';
-export { MlpSpecC, OptimizerSpecC, describeErrors } from './nn/codecs.js';
+export { InitC, MlpSpecC, OptimizerSpecC, describeErrors } from './nn/codecs.js';
 // The CIFAR-100 format and preprocessing work on bytes; reading them from disk is in tapegrad/node.
 export {
   RECORD_BYTES, PIXELS, CHANNEL_PIXELS, COARSE_CLASSES, FINE_CLASSES, CIFAR100_FILES, DataError,

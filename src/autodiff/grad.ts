@@ -94,7 +94,12 @@ export const grad =
  */
 export const vjp =
   <P extends Treelike<P>>(f: (primals: P) => Tensor) =>
-  (primals: P): { readonly value: Tensor; readonly vjp: (cotangent: Tensor) => P } => {
+  (primals: P): {
+    /** f(primals), as a constant. */
+    readonly value: Tensor;
+    /** Cotangents of the inputs for a cotangent of the output (any number of times). */
+    readonly vjp: (cotangent: Tensor) => P;
+  } => {
     const tape = new Tape();
     const traced = trace(tape, primals);
     const out = f(traced);

@@ -9,6 +9,7 @@ import { internal, tidy, Tensor } from '../core/tensor.js';
 import { valueAndGrad } from './grad.js';
 import { leafPaths, leaves, mapTree, type Treelike } from './tree.js';
 
+/** `gradcheck`'s step, tolerances (|numerical − analytic| ≤ atol + rtol·|numerical|), sampling and dtype. */
 export interface GradcheckOptions {
   /** Finite-difference step (default 1e-6, as PyTorch). */
   readonly eps?: number;
@@ -40,6 +41,7 @@ export interface GradientComparison {
   readonly relDiff: number;
 }
 
+/** What `gradcheck` compared: every element checked, and the worst one. */
 export interface GradcheckReport {
   /** Elements compared. */
   readonly checked: number;
@@ -49,6 +51,10 @@ export interface GradcheckReport {
   readonly comparisons: readonly GradientComparison[];
 }
 
+/**
+ * `gradcheck`'s failure: names the worst element (input, index, both values, their difference) and
+ * how many were checked.
+ */
 export class GradcheckError extends Error {
   override readonly name = 'GradcheckError';
   constructor(readonly report: GradcheckReport) {
@@ -124,6 +130,10 @@ export const gradcheck = <P extends Treelike<P>>(
   return ok ? E.right(report) : E.left(new GradcheckError(report));
 };
 
+/**
+ * One direction of `checkGradsDirectional`: ⟨v, ∇f⟩ from the tape against the central difference
+ * of f along v.
+ */
 export interface DirectionalCheck {
   /** ⟨v, ∇f⟩ from the tape. */
   readonly analytic: number;

@@ -1,4 +1,4 @@
 /** Autodiff: the tape, function transformations, gradient checking. */
 export { valueAndGrad, valueAndGradWithAux, grad, vjp, countParams, type ValueAndGrad, type ValueAndGradWithAux } from './grad.js';
 export { gradcheck, checkGradsDirectional, centralDifference, GradcheckError, type GradcheckOptions, type GradcheckReport, type GradientComparison, type DirectionalCheck } from './gradcheck.js';
-export { leaves, leafPaths, mapTree, zipTree, type Tree, type TreeOf, type Treelike } from './tree.js';
+export { leaves, leafPaths, mapTree, zipTree, type Fn, type Tree, type TreeOf, type Treelike } from './tree.js';

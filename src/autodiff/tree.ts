@@ -17,7 +17,8 @@ import { Tensor } from '../core/tensor.js';
 /** A tensor, or arrays and records nesting tensors. */
 export type Tree = Tensor | readonly Tree[] | { readonly [key: string]: Tree };
 
-type Fn = (...args: never[]) => unknown;
+/** Any function: trees must not hold one (see `Treelike`). */
+export type Fn = (...args: never[]) => unknown;
 
 /**
  * P with every leaf checked to be a tensor. The `[Tree] extends [...]` branch

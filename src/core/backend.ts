@@ -108,6 +108,7 @@ export interface Backend<B = any> {
   needsRelease?(buf: B): boolean;
   /** Optional: elements [offset, offset + n) of `buf` without a copy, or undefined where the backend cannot. */
   view?(buf: B, offset: number, n: number): B | undefined;
+  /** Live and peak bytes of its buffers, and how many there are. */
   memory(): MemoryStats;
   /** Frees kernels, textures, workers. The backend must not be used afterwards. */
   dispose(): void;
@@ -169,6 +170,7 @@ export const backend = (name: string): Backend => {
 
 /** A backend given by name or as itself. */
 export type BackendLike = string | Backend;
+/** The backend a name stands for (created on first use), or the backend itself. */
 export const resolveBackend = (b: BackendLike): Backend => (typeof b === 'string' ? backend(b) : b);
 
 /**

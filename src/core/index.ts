@@ -2,8 +2,13 @@
 export * from './shape.js';
 export {
   Tensor, tensor, fromArray, full, zeros, ones, scalar, toBackend, tidy, dispose, keep,
-  type DType, type Data, type NestedArray,
+  type DType, type Data, type NestedArray, type Trace, type TapeLike,
 } from './tensor.js';
+export type { Arity, ArityTuple, CustomRule, KernelPrimitive, PrimitiveParams, ViewPrimitive } from './primitives.js';
+export type { Conv2dParams, PadParams, Pool2dParams, SliceParams, TakeParams } from './kernels-nd.js';
+export type { CpuBackendOptions } from './backends/cpu.js';
+export type { GpuBuffer, TransferStats } from './backends/gpujs.js';
+export type { GpuJsModule } from './backends/platform.js';
 export * from './ops.js';
 export { checked } from './checked.js';
 export {

@@ -16,11 +16,13 @@ import type { Alloc } from './kernels.js';
 import type { Data } from './primitives.js';
 import type { Shape } from './shape.js';
 
+/** conv2d's stride and zero padding (the same on both axes and every side). */
 export interface Conv2dParams {
   readonly stride: number;
   readonly padding: number;
 }
 
+/** A pooling window's size and stride (no padding). */
 export interface Pool2dParams {
   /** Window height and width. */
   readonly size: number;
@@ -242,7 +244,9 @@ const eachInBox = (shape: Shape, starts: readonly number[], sizes: readonly numb
   }
 };
 
+/** Where a slice starts and how long it is, per axis. */
 export interface SliceParams { readonly starts: readonly number[]; readonly sizes: readonly number[] }
+/** How many elements of `value` go before and after each axis. */
 export interface PadParams { readonly before: readonly number[]; readonly after: readonly number[]; readonly value: number }
 
 /** The box of `sizes` at `starts`. */
@@ -274,6 +278,7 @@ export const concat = (alloc: Alloc, xs: readonly Data[], shapes: readonly Shape
   return { data: out, shape };
 };
 
+/** The axis and the indices `take` gathers. */
 export interface TakeParams { readonly axis: number; readonly indices: Int32Array }
 
 /** Gathers the entries `indices` along `axis` (repeats allowed): out.shape[axis] = indices.length. */

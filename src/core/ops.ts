@@ -33,7 +33,9 @@ type Thunks<P extends Primitive> = ArityTuple<P, () => Tensor>;
 
 /** A primitive's result type (from its inputs' shapes and dtypes) and its VJP (lazy per input: only needed gradients are computed). */
 export interface Rule<P extends Primitive> {
+  /** The shape and dtype of the result (the backend's kernel computes the values). */
   out(inputs: Inputs<P>, params: PrimitiveParams<P>): OutSpec;
+  /** One lazy cotangent per input, from the output's cotangent. */
   vjp(ct: Tensor, inputs: Inputs<P>, output: Tensor, params: PrimitiveParams<P>): Thunks<P>;
 }
 
@@ -54,6 +56,10 @@ const notDifferentiable = (prim: string) => (): never => {
   throw new Error(`${prim} is not differentiable (it is a gradient's kernel): higher-order differentiation is not supported`);
 };
 
+/**
+ * Every primitive's rule (result shape and dtype, and VJP), typed over all primitive names: the
+ * table the tape walks backwards.
+ */
 export const rules: { readonly [P in Primitive]: Rule<P> } = {
   add: {
     out: broadcast('add'),
@@ -306,7 +312,9 @@ const binaryOp = (prim: 'add' | 'mul') => (a: TensorLike, b: TensorLike): Tensor
 export const add = binaryOp('add');
 /** Elementwise a · b with NumPy broadcasting. */
 export const mul = binaryOp('mul');
+/** Elementwise −x. */
 export const neg = (x: Tensor): Tensor => bind('neg', [x], null);
+/** Elementwise 1/x. */
 export const reciprocal = (x: Tensor): Tensor => bind('reciprocal', [x], null);
 /** a − b, broadcasting. */
 export const sub = (a: TensorLike, b: TensorLike): Tensor => {
@@ -318,11 +326,20 @@ export const div = (a: TensorLike, b: TensorLike): Tensor => {
   const [x, y] = lift(a, b);
   return mul(x, reciprocal(y));
 };
+/** Elementwise x², as x·x. */
 export const square = (x: Tensor): Tensor => mul(x, x);
+/** Elementwise eˣ. */
 export const exp = (x: Tensor): Tensor => bind('exp', [x], null);
+/** Elementwise natural logarithm (NaN below 0, −∞ at 0). */
 export const log = (x: Tensor): Tensor => bind('log', [x], null);
+/** Elementwise square root. */
 export const sqrt = (x: Tensor): Tensor => bind('sqrt', [x], null);
+/** Elementwise hyperbolic tangent. */
 export const tanh = (x: Tensor): Tensor => bind('tanh', [x], null);
+/**
+ * Elementwise 1/(1 + e⁻ˣ), computed without overflow for large |x| (its own primitive for stable
+ * gradients).
+ */
 export const sigmoid = (x: Tensor): Tensor => bind('sigmoid', [x], null);
 /** max(x, 0); its gradient at 0 is 0. */
 export const relu = (x: Tensor): Tensor => bind('relu', [x], null);
@@ -341,6 +358,7 @@ export const cast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x 
 /** The same values as a constant: gradients stop here. */
 export const stopGradient = (x: Tensor): Tensor => untraced(x);
 
+/** Whether `matmul` uses either operand transposed (read through strides, never materialized). */
 export interface MatmulOptions {
   /** Use aᵀ (a stored k×m). */
   readonly transA?: boolean;
@@ -458,6 +476,7 @@ export const oneHot = (labels: ArrayLike<number>, classes: number, dtype: DType 
   return internal.adopt(out, makeShape([labels.length, classes]), backend ?? defaultBackend());
 };
 
+/** How `softmaxCrossEntropy` reduces over the batch. */
 export interface CrossEntropyOptions {
   /** 'mean' over the batch (the report's convention) or 'sum'. */
   readonly reduction?: 'mean' | 'sum';

@@ -77,13 +77,18 @@ export interface PrimitiveSignatures {
 /** The rule of a user-defined primitive: see `customVjp` in ops.ts. */
 export interface CustomRule {
   readonly name: string;
+  /** The output from the inputs (plain tensors: nothing inside is traced). */
   readonly forward: (inputs: readonly Tensor[]) => Tensor;
+  /** One cotangent per input, each of its shape, from the output's cotangent. */
   readonly vjp: (ct: Tensor, inputs: readonly Tensor[], output: Tensor) => readonly Tensor[];
 }
 
+/** The name of a primitive (see `PrimitiveSignatures`). */
 export type Primitive = keyof PrimitiveSignatures;
+/** A primitive's parameters (`null` when it has none). */
 export type PrimitiveParams<P extends Primitive> = PrimitiveSignatures[P]['params'];
-type Arity<P extends Primitive> = PrimitiveSignatures[P]['arity'];
+/** How many inputs a primitive takes (1, 2, 3, or 'n': any number). */
+export type Arity<P extends Primitive> = PrimitiveSignatures[P]['arity'];
 /** A tuple of the primitive's arity, of T ('n': any number). */
 export type ArityTuple<P extends Primitive, T> =
   Arity<P> extends 'n' ? readonly T[] : Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
@@ -93,4 +98,5 @@ export type ArityTuple<P extends Primitive, T> =
  * backend, and `custom` runs the user's own ops.
  */
 export type ViewPrimitive = 'reshape' | 'custom';
+/** The primitives every backend implements as a kernel. */
 export type KernelPrimitive = Exclude<Primitive, ViewPrimitive>;

@@ -36,6 +36,7 @@ export const makeShape = (s: readonly number[]): Shape => {
   return Object.freeze([...s]);
 };
 
+/** Whether two shapes are equal, axis by axis. */
 export const sameShape = (a: Shape, b: Shape): boolean =>
   a.length === b.length && a.every((d, i) => d === b[i]);
 

@@ -40,6 +40,7 @@ export interface Trace {
 /** What core needs from a tape: a way to record one primitive application. */
 export interface TapeLike {
   readonly level: number;
+  /** Records one primitive application and returns its traced output. */
   record(prim: string, inputs: readonly Tensor[], output: Tensor, params: unknown): Tensor;
 }
 
@@ -242,6 +243,7 @@ export class Tensor {
     return hostData(this)[o]!;
   }
 
+  /** A one-line preview: dtype, shape, the first values, the backend. */
   toString(): string {
     if (this.#disposed) return `Tensor(${this.dtype} ${showShape(this.shape)}, disposed)`;
     const preview = Array.from(hostData(this).subarray(0, 8), (v) => v.toPrecision(4)).join(', ');
@@ -402,7 +404,9 @@ export const full = (shape: readonly number[], value: number, dtype: DType = 'fl
   return internal.wrap(new Storage(b, b.full(dtype, sizeOf(s), value)), s, dtype);
 };
 
+/** A tensor of zeros. */
 export const zeros = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 0, dtype, backend);
+/** A tensor of ones. */
 export const ones = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 1, dtype, backend);
 /** A rank-0 tensor. */
 export const scalar = (value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => full([], value, dtype, backend);

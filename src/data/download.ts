@@ -14,11 +14,20 @@ import { Readable } from 'node:stream';
 import * as tar from 'tar';
 import { CIFAR100_FILES, DataError } from './cifar.js';
 
+/** Where the official CIFAR-100 binary archive is downloaded from. */
 export const CIFAR100_URL = 'https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz';
+/**
+ * The SHA-256 of the official CIFAR-100 binary archive: a download is verified against it before
+ * unpacking.
+ */
 export const CIFAR100_SHA256 = '58a81ae192c23a4be8b1804d68e518ed807d710a4eb253b1f2a199162a40d8ec';
 /** The folder name inside the archive. */
 export const CIFAR100_FOLDER = 'cifar-100-binary';
 
+/**
+ * How `downloadCifar100` and `ensureCifar100` download: progress reports and where the archive
+ * comes from.
+ */
 export interface DownloadOptions {
   /** Where `cifar-100-binary/` is created (e.g. `./data`). */
   readonly destDir: string;
@@ -27,6 +36,7 @@ export interface DownloadOptions {
   readonly sha256?: string;
   /** sha256 of each extracted file that must be checked. */
   readonly fileChecksums?: Readonly<Record<string, string>>;
+  /** Called as bytes arrive (total when the server says it). */
   readonly onProgress?: (received: number, total: number | undefined) => void;
 }
 

@@ -13,8 +13,13 @@ import { DataError, readCifar100, readLabelNames, type LabelKind, type CifarSpli
 import { downloadCifar100, type DownloadOptions } from './download.js';
 import { channelStats, cifarSet, trainValSplit, type LabeledSet, type Normalization } from './preprocess.js';
 
+/**
+ * Where the data is looked for (and downloaded to) when neither `--data` nor `CIFAR100_DIR` says:
+ * `./data/cifar-100-binary`.
+ */
 export const DEFAULT_DATA_DIR = join('data', 'cifar-100-binary');
 
+/** The folder the data is read from, and which of `--data`, `CIFAR100_DIR` or the default named it. */
 export interface DataLocation {
   readonly dir: string;
   readonly source: 'flag' | 'env' | 'default';
@@ -48,6 +53,10 @@ export const ensureCifar100 = async (
   return downloadCifar100({ ...download, destDir: resolve(loc.dir, '..') });
 };
 
+/**
+ * What `loadCifar100` loads: labels (coarse or fine), normalization, the seeded train/validation
+ * split, slices for quick runs, and the backend the sets' matrices live on.
+ */
 export interface LoadOptions {
   readonly dir: string;
   readonly labels: LabelKind;
@@ -65,6 +74,7 @@ export interface LoadOptions {
   readonly backend?: BackendLike;
 }
 
+/** A loaded CIFAR-100: the training, validation and test sets, the label names, and the split used. */
 export interface CifarData {
   readonly train: LabeledSet;
   readonly val: LabeledSet;

@@ -210,6 +210,7 @@ export const cifarSet = (
   };
 };
 
+/** How `trainValSplit` splits: the training share, and optionally the labels to stratify by. */
 export interface SplitOptions {
   /** Share of the images that go to training (default 0.8). */
   readonly trainFraction?: number;

@@ -2,6 +2,7 @@
 import * as t from 'io-ts';
 
 export const ActivationC = t.keyof({ tanh: null, relu: null, sigmoid: null, identity: null });
+/** The io-ts codec of an initializer name. */
 export const InitC = t.keyof({ paper: null, 'glorot-uniform': null, 'glorot-normal': null, 'he-uniform': null, 'he-normal': null });
 
 export const PositiveInt = t.refinement(t.number, (n) => Number.isInteger(n) && n > 0, 'PositiveInt');
@@ -18,6 +19,7 @@ export const Finite = t.refinement(t.number, (n) => Number.isFinite(n), 'FiniteN
 export const MAX_SEED = 0xffffffff;
 export const SeedC = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n <= MAX_SEED, 'Seed');
 
+/** The io-ts codec of an MLP's architecture: widths, activation, init. */
 export const MlpSpecC = t.exact(t.type({
   kind: t.literal('mlp'),
   sizes: t.array(PositiveInt),
@@ -25,6 +27,10 @@ export const MlpSpecC = t.exact(t.type({
   init: InitC,
 }));
 
+/**
+ * The io-ts codec of an optimizer as configs write it (sgd, momentum, adam), each hyperparameter
+ * checked.
+ */
 export const OptimizerSpecC = t.union([
   t.exact(t.intersection([t.type({ kind: t.literal('sgd'), lr: Positive }), t.partial({ weightDecay: NonNegative })])),
   t.exact(t.intersection([

@@ -15,6 +15,7 @@ import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
 import { leaves, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
 import { add } from '../core/index.js';
 
+/** When training stops early, and which epoch's weights `fit` returns. */
 export interface EarlyStoppingOptions {
   /** How many previous epochs the rule looks at (the report: 5). */
   readonly patience: number;
@@ -35,6 +36,10 @@ export interface EarlyStoppingOptions {
 /** A loss: model outputs and integer labels to a scalar tensor (a batch mean, unless `reduction: 'sum'`). */
 export type LossFn = (outputs: Tensor, labels: Uint8Array) => Tensor;
 
+/**
+ * How `fit` trains: epochs, batch size, optimizer, shuffling and seed, loss and L2, early
+ * stopping, events, interruption, resume, and the backend.
+ */
 export interface FitOptions {
   readonly epochs: number;
   readonly batchSize: number;
@@ -95,6 +100,10 @@ export interface FitState<P extends Treelike<P> = MlpParams, S extends Treelike<
   readonly stoppedAt: number | undefined;
 }
 
+/**
+ * What `fit` reports as it goes (`onEvent`): the start, every batch, every epoch (with the state a
+ * checkpoint needs), an early stop, an interruption.
+ */
 export type FitEvent<P extends Treelike<P> = any, S extends Treelike<S> = any> = // eslint-disable-line @typescript-eslint/no-explicit-any
   | { readonly type: 'start'; readonly epochs: number; readonly batchesPerEpoch: number; readonly startEpoch: number }
   | { readonly type: 'batch'; readonly epoch: number; readonly batch: number; readonly batches: number; readonly loss: number; readonly accuracy: number }
@@ -106,6 +115,10 @@ export type FitEvent<P extends Treelike<P> = any, S extends Treelike<S> = any> =
   | { readonly type: 'earlyStop'; readonly epoch: number; readonly bestEpoch: number }
   | { readonly type: 'interrupted'; readonly epoch: number };
 
+/**
+ * What `fit` returns: the chosen epoch's parameters and layer state, the history, the
+ * early-stopping epochs, and the state to resume from.
+ */
 export interface FitResult<P extends Treelike<P> = MlpParams, S extends Treelike<S> = Stateless> {
   /** The returned weights: see `restoreBest`; the last epoch's without early stopping. */
   readonly params: P;
@@ -129,6 +142,7 @@ export class TrainingError extends Error {
   override readonly name = 'TrainingError';
 }
 
+/** Mean loss and accuracy over a whole set. */
 export interface Evaluation {
   readonly loss: number;
   readonly accuracy: number;
@@ -143,6 +157,10 @@ const layerOf = <P extends Treelike<P>, S extends Treelike<S>>(m: Trainable<P, S
 /** The backend a tree of tensors lives on (the first leaf's), else the default. */
 const backendOfTree = (tree: Tree): Backend => leaves(tree)[0]?.backend ?? defaultBackend();
 
+/**
+ * How `evaluate` runs: rows per forward pass, the layer state (running statistics), and the loss
+ * to report.
+ */
 export interface EvaluateOptions<S> {
   /** Rows per forward pass (default 1000). */
   readonly batchSize?: number;
@@ -190,7 +208,8 @@ export const shouldStop = (valLosses: readonly number[], opts: EarlyStoppingOpti
   return i - bestIdx >= p;
 };
 
-type FitData = { readonly train: LabeledSet; readonly val: LabeledSet };
+/** What `fit` trains on and validates with. */
+export type FitData = { readonly train: LabeledSet; readonly val: LabeledSet };
 
 /**
  * Trains `model` (any layer, or a model built from a spec) from `initial`

@@ -7,6 +7,7 @@ import { Key, numpyUniform, Tensor, zeros } from '../core/index.js';
 import { internal } from '../core/tensor.js';
 
 // A type alias, not an interface: aliases get the implicit index signature that `Tree` needs.
+/** A dense layer's parameters: weights `w` [nIn, nOut] and bias `b` [nOut]. */
 export type DenseParams = {
   /** Weights [nIn, nOut]. */
   readonly w: Tensor;
@@ -14,6 +15,7 @@ export type DenseParams = {
   readonly b: Tensor;
 };
 
+/** Draws a dense layer's parameters from a key (`(key, nIn, nOut) → { w, b }`). */
 export type Initializer = (key: Key, nIn: number, nOut: number) => DenseParams;
 
 /** Names usable in configs. */
@@ -62,6 +64,10 @@ export const heNormal: Initializer = (key, nIn, nOut) => ({
   b: zeros([nOut]),
 });
 
+/**
+ * The initializers by name, as configs name them (`paper`, `glorot-uniform`, `glorot-normal`,
+ * `he-uniform`, `he-normal`).
+ */
 export const initializers: { readonly [N in InitName]: Initializer } = {
   paper: paperUniform(),
   'glorot-uniform': glorotUniform,

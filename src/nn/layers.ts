@@ -33,9 +33,15 @@ export interface ForwardContext<S> {
   readonly state: S;
 }
 
+/**
+ * A layer as a value: `init(key)` makes its parameters, `apply(params, x, state)` computes its
+ * output; layers declare their parameters' roles and may carry state (running statistics). Compose
+ * with `sequential` and `residual`.
+ */
 export interface Layer<P extends Treelike<P>, S extends Treelike<S> = Stateless> {
   /** For printing a model. */
   readonly describe: string;
+  /** Fresh parameters drawn from `key`. */
   init(key: Key): P;
   /** Inference (eval mode). A stateful layer uses `state`, by default its initial state. */
   apply(params: P, x: Tensor, state?: S): Tensor;
@@ -51,7 +57,9 @@ export interface Layer<P extends Treelike<P>, S extends Treelike<S> = Stateless>
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyLayer = Layer<any, any>;
 
+/** The parameter tree type of a layer. */
 export type ParamsOf<L> = L extends Layer<infer P, infer _S> ? P : never;
+/** The state tree type of a layer (its running statistics; `[]` for stateless layers). */
 export type StateOf<L> = L extends Layer<infer _P, infer S> ? S : never;
 
 /** A layer's initial state ([] for stateless layers). */

@@ -23,8 +23,13 @@ export interface LeafInfo {
   readonly index: number;
 }
 
+/** Chooses parameters by what their layer says of them (role, path): for L2 and weight decay. */
 export type LeafPredicate = (leaf: LeafInfo) => boolean;
 
+/**
+ * An L2 penalty: its strength λ, its form (added to the loss, or to the gradient as the report
+ * does), and which parameters it applies to.
+ */
 export interface L2Options {
   /** Penalty strength λ (0 turns it off). */
   readonly lambda: number;

@@ -28,9 +28,16 @@ const withL2 = <P extends Treelike<P>>(grads: P, params: P, l2: GradientL2): P =
   return mapTree(grads, (g, i) => { const lam = l2(paths[i]!, i); return lam === 0 ? g : add(g, mul(ps[i]!, lam)); });
 };
 
+/**
+ * An optimizer as pure transitions over trees: `init(params) → state`, `step(state, params, grads)
+ * → { state, params }` (nothing updated in place).
+ */
 export interface Optimizer<S extends Tree = Tree> {
+  /** For printing. */
   readonly describe: string;
+  /** The optimizer's initial state for `params` (velocities, moments). */
   init<P extends Treelike<P>>(params: P): S;
+  /** One update: the new state and parameters (nothing is changed in place). */
   step<P extends Treelike<P>>(state: S, params: P, grads: P): { readonly state: S; readonly params: P };
 }
 

@@ -8,6 +8,10 @@ import type { InitName } from './init.js';
 import type { EarlyStoppingOptions } from './fit.js';
 import type { Normalization } from '../data/preprocess.js';
 
+/**
+ * A set of training conventions: init, shuffling, reduction, the L2 form, early stopping, batch
+ * size, epochs, normalization and split.
+ */
 export interface Preset {
   readonly init: InitName;
   /** Reshuffle the training rows every epoch. */
@@ -22,6 +26,10 @@ export interface Preset {
   readonly trainFraction: number;
 }
 
+/**
+ * `paper` reproduces the report's code (shared/spec/conventions.md); `defaults` is what tapegrad
+ * recommends.
+ */
 export const presets: { readonly paper: Preset; readonly defaults: Preset } = {
   paper: {
     init: 'paper', // U[0, 0.01), bias row included, np.random.seed(42) per layer

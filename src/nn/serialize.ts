@@ -24,7 +24,9 @@ import { describeErrors } from './codecs.js';
 import { initialState, type Layer, type MlpParams, type Model, type ModelArchitecture, type Stateless } from './layers.js';
 import { architectureParamCount, buildModel, ModelSpecC } from './spec.js';
 
+/** The `format` tag of model files, checked before anything else is read. */
 export const MODEL_FORMAT = 'tapegrad.model';
+/** The version of the model file format this tapegrad writes (it reads this one and version 1). */
 export const FORMAT_VERSION = 2;
 /** Versions `loadModel` reads: 1 had no checksum. */
 const READABLE_VERSIONS: readonly unknown[] = [1, 2];
@@ -188,6 +190,10 @@ export const saveModel = <P extends Treelike<P>, S extends Treelike<S> = Statele
   }));
 };
 
+/**
+ * What `loadModel` returns: the model (rebuilt from its architecture, or the layer passed in), its
+ * parameters and layer state, and the extra data saved with it.
+ */
 export interface LoadedModel<P extends Treelike<P> = MlpParams, S extends Treelike<S> = Stateless> {
   readonly model: Model<P, S>;
   readonly params: P;

@@ -38,6 +38,7 @@ export type LayerSpec =
   | { readonly type: 'leakyRelu'; readonly alpha?: number }
   | { readonly type: 'residual'; readonly layers: readonly LayerSpec[] };
 
+/** The io-ts codec of one layer of a sequential architecture (what configs and model files hold). */
 export const LayerSpecC: t.Type<LayerSpec> = t.recursion('LayerSpec', () =>
   t.union([
     opt({ type: t.literal('dense'), units: PositiveInt }, { init: InitC }),
@@ -54,6 +55,7 @@ export const LayerSpecC: t.Type<LayerSpec> = t.recursion('LayerSpec', () =>
   ]) as unknown as t.Type<LayerSpec>,
 );
 
+/** The io-ts codec of a sequential architecture: one example's input shape and its layers. */
 export const SequentialSpecC = t.exact(t.type({
   kind: t.literal('sequential'),
   /** The shape of one example (without the batch axis): [3072], or [3, 32, 32] for images. */
@@ -175,7 +177,8 @@ export const architectureParamCount = (spec: ModelArchitecture): E.Either<SpecEr
 };
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-type SpecModel = Model<any, any>;
+/** A model built from an architecture spec (its parameter and state types are known only at run time). */
+export type SpecModel = Model<any, any>;
 
 /**
  * The model an architecture describes: an MLP, or a sequential composition

@@ -87,6 +87,7 @@ const OWN_SPACE = 256 * 1024 * 1024;
 /** float32 tensors smaller than this (bytes) stay in ordinary memory: a product stages them in one memcpy. */
 const MIN_KERNEL_MEMORY_BYTES = 64 * 1024;
 
+/** Options of `createCpuBackend`. */
 export interface CpuBackendOptions {
   /**
    * Threads per product: 2 puts the second core to work on every large product,
@@ -110,7 +111,12 @@ const threadsFrom = (opt: 1 | 2 | undefined): 1 | 2 => {
 
 /** Creates the `cpu` backend. */
 export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
-  readonly relaxed: boolean; readonly threads: number; readonly arenaStats: Arena['stats'];
+  /** Whether the kernels use relaxed-SIMD FMA. */
+  readonly relaxed: boolean;
+  /** Threads per product. */
+  readonly threads: number;
+  /** The kernel memory's own accounting (tensor blocks, fresh and recycled). */
+  readonly arenaStats: Arena['stats'];
   /** Whether a buffer lies in the kernel's memory (where the WebAssembly kernels read it in place). */
   inKernelMemory(buf: Data): boolean;
   /** Whether the second thread has started (a Web Worker starts once the thread that made it yields to its event loop). */

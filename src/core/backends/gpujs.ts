@@ -195,7 +195,16 @@ export interface TransferStats {
   readonly downloadBytes: number;
 }
 
-export const createGpujsBackend = (): Backend<GpuBuffer> & { readonly renderer: string; transfers(): TransferStats } => {
+/**
+ * Creates the `gpujs` backend on WebGL (headless-gl under Node): tensors stay on the GPU as
+ * textures. Throws, saying why, where no WebGL context can be made.
+ */
+export const createGpujsBackend = (): Backend<GpuBuffer> & {
+  /** The OpenGL renderer it runs on. */
+  readonly renderer: string;
+  /** Values moved between host and GPU so far. */
+  transfers(): TransferStats;
+} => {
   const report = detectGpu();
   if (!report.context) {
     throw new Error(`the gpujs backend cannot run: ${report.summary}`);

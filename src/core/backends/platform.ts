@@ -100,7 +100,8 @@ export const sharedMemoryError = (): string | undefined => {
   }
 };
 
-type GpuJsModule = { readonly GPU: new (settings: { mode: string; canvas?: unknown; context?: unknown }) => GPU };
+/** What `useGpuJs` takes: the gpu.js module (its `GPU` class), imported by the caller. */
+export type GpuJsModule = { readonly GPU: new (settings: { mode: string; canvas?: unknown; context?: unknown }) => GPU };
 let injectedGpuJs: GpuJsModule | undefined;
 
 /**
