@@ -7,10 +7,10 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, PositiveInt, SeedC } from '../nn/codecs.js';
+import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt, ScheduleSpecC, SeedC } from '../nn/codecs.js';
 import { LayerSpecC, type LayerSpec } from '../nn/spec.js';
 import { presets, type Preset } from '../nn/presets.js';
-import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec } from '../nn/index.js';
+import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec, ScheduleSpec } from '../nn/index.js';
 import type { LabelKind, Normalization } from '../data/index.js';
 
 const Fraction = t.refinement(t.number, (n) => n > 0 && n < 1, 'FractionBetween0And1');
@@ -70,6 +70,10 @@ export const ConfigC = t.exact(t.intersection([
       epochs: PositiveInt,
       batchSize: PositiveInt,
       optimizer: OptimizerSpecC,
+      /** Learning rate per step (default constant: the report's). */
+      schedule: ScheduleSpecC,
+      /** Clip gradients to this global L2 norm (default none). */
+      clipNorm: Positive,
       l2: t.exact(t.partial({ lambda: NonNegative, mode: t.keyof({ loss: null, gradient: null }), includeBias: t.boolean })),
       shuffle: t.boolean,
       earlyStopping: EarlyStoppingC,
@@ -102,6 +106,8 @@ export interface ResolvedConfig {
   readonly training: {
     readonly epochs: number; readonly batchSize: number; readonly optimizer: OptimizerSpec; readonly l2: L2Options;
     readonly shuffle: boolean; readonly earlyStopping: EarlyStoppingOptions | false;
+    /** Present only when set, so configs without them resolve (and are saved) exactly as before. */
+    readonly schedule?: ScheduleSpec; readonly clipNorm?: number;
   };
   readonly sweep?: RawConfig['sweep'];
   readonly paper?: RawConfig['paper'];
@@ -169,6 +175,8 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       },
       shuffle: c.training?.shuffle ?? p.shuffle,
       earlyStopping: es === false ? false : { ...p.earlyStopping, ...(es ?? {}) },
+      ...(c.training?.schedule !== undefined ? { schedule: c.training.schedule as ScheduleSpec } : {}),
+      ...(c.training?.clipNorm !== undefined ? { clipNorm: c.training.clipNorm } : {}),
     },
     ...(c.sweep !== undefined ? { sweep: c.sweep } : {}),
     ...(c.paper !== undefined ? { paper: c.paper } : {}),

@@ -37,6 +37,13 @@ export const OptimizerSpecC = t.union([
   ])),
 ]);
 
+/** A learning-rate schedule (see schedules.ts). */
+export const ScheduleSpecC = t.union([
+  t.exact(t.intersection([t.type({ kind: t.literal('constant') }), t.partial({ warmupEpochs: NonNegative })])),
+  t.exact(t.intersection([t.type({ kind: t.literal('step'), everyEpochs: Positive, factor: Positive }), t.partial({ warmupEpochs: NonNegative })])),
+  t.exact(t.intersection([t.type({ kind: t.literal('cosine') }), t.partial({ minLr: NonNegative, warmupEpochs: NonNegative })])),
+]);
+
 /** What a refinement or primitive means, in words a config author reads. */
 const NAMED: Record<string, string> = {
   PositiveInt: 'a positive integer',
