@@ -59,6 +59,8 @@ export const ConfigC = t.exact(t.intersection([
       stratify: t.boolean,
       limitTrain: PositiveInt,
       limitTest: PositiveInt,
+      /** Random crops (pixels of zero padding) and horizontal flips of training images (default none). */
+      augment: t.exact(t.partial({ crop: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n < 32, 'CropPixels'), flip: t.boolean })),
     })),
     model: t.exact(t.partial({
       hidden: t.union([PositiveInt, t.array(PositiveInt)]), activation: ActivationC, init: InitC,
@@ -97,6 +99,8 @@ export interface ResolvedConfig {
   readonly data: {
     readonly labels: LabelKind; readonly normalization: Normalization; readonly trainFraction: number;
     readonly stratify: boolean; readonly limitTrain?: number; readonly limitTest?: number;
+    /** Present only when set (older configs resolve as before). */
+    readonly augment?: { readonly crop?: number; readonly flip?: boolean };
   };
   /** The MLP (hidden, activation, init), or with `layers` any sequential architecture (then hidden and activation are unused). */
   readonly model: {
@@ -159,6 +163,7 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       stratify: c.data?.stratify ?? false,
       ...(c.data?.limitTrain !== undefined ? { limitTrain: c.data.limitTrain } : {}),
       ...(c.data?.limitTest !== undefined ? { limitTest: c.data.limitTest } : {}),
+      ...(c.data?.augment !== undefined ? { augment: c.data.augment } : {}),
     },
     model: {
       hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init,

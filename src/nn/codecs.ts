@@ -51,6 +51,7 @@ const NAMED: Record<string, string> = {
   NonNegativeNumber: 'a number ≥ 0',
   FiniteNumber: 'a finite number',
   FractionBetween0And1: 'a number strictly between 0 and 1',
+  CropPixels: 'an integer from 0 to 31 (pixels)',
   Seed: `an integer from 0 to ${MAX_SEED}`,
   Integer: 'an integer',
   number: 'a number',

@@ -12,9 +12,11 @@ import { forwardOf, initialState, rolesOf, type Layer, type MlpParams, type Mode
 import { crossEntropy, gradientL2Of, l2Penalty, leafInfos, type L2Options, type LeafInfo, type LeafPredicate } from './losses.js';
 import { correctCount } from './metrics.js';
 import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
+import { augmentRows, drawAugmentations, type AugmentOptions } from '../data/augment.js';
 import { clipByGlobalNorm, learningRate, type ScheduleSpec } from './schedules.js';
 import { leaves, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
 import { add } from '../core/index.js';
+import { internal } from '../core/tensor.js';
 
 export interface EarlyStoppingOptions {
   /** How many previous epochs the rule looks at (the report: 5). */
@@ -42,6 +44,12 @@ export interface FitOptions {
   readonly optimizer: OptimizerSpec;
   /** The learning rate per step, from `optimizer.lr` (see schedules.ts); default constant. */
   readonly schedule?: ScheduleSpec;
+  /**
+   * Random crops (zero padding of `crop` pixels) and horizontal flips of the
+   * training batches, drawn per epoch and batch from `seed` (see data/augment.ts).
+   * `image` is one row's [channels, height, width] (default CIFAR's [3, 32, 32]).
+   */
+  readonly augment?: AugmentOptions & { readonly image?: readonly [number, number, number] };
   /** Scale each step's gradients down to this global L2 norm when they exceed it (see `clipByGlobalNorm`); default none. */
   readonly clipNorm?: number;
   /** Reshuffle the training rows every epoch (seeded); false keeps the given order (the report). */
@@ -282,6 +290,17 @@ const checkSchedule = (opts: FitOptions): TrainingError | undefined => {
   return undefined;
 };
 
+/** Checks `augment` against the rows it will rearrange. */
+const checkAugment = (opts: FitOptions, features: number): TrainingError | undefined => {
+  const a = opts.augment;
+  if (a === undefined) return undefined;
+  const [c, h, w] = a.image ?? [3, 32, 32];
+  if (c * h * w !== features) return new TrainingError(`augment: rows of ${features} features are not images of [${c}, ${h}, ${w}]: set augment.image to one row's [channels, height, width]`);
+  const crop = a.crop ?? 0;
+  if (!(Number.isInteger(crop) && crop >= 0 && crop < Math.min(h, w))) return new TrainingError(`augment.crop must be an integer from 0 to ${Math.min(h, w) - 1} (pixels of padding), got ${crop}`);
+  return undefined;
+};
+
 /** The training loop as a generator that pauses after every batch; `fit` and `fitAsync` drive it. */
 function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   model: Trainable<P, S>, initial: P, data: FitData, opts: FitOptions,
@@ -300,7 +319,7 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   };
   const start = resume?.params ?? moved(initial);
   const startLayerState = resume?.layerState ?? initialState(layer);
-  const bad = checkFits(model, start, startLayerState, data, opts.loss !== undefined) ?? checkSchedule(opts);
+  const bad = checkFits(model, start, startLayerState, data, opts.loss !== undefined) ?? checkSchedule(opts) ?? checkAugment(opts, train.features);
   if (bad !== undefined) return E.left(bad);
   /** Disposes the tensors of `old` trees that none of `live` holds and that are not the caller's. */
   const release = (old: readonly unknown[], live: readonly unknown[]): void => {
@@ -324,6 +343,16 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   const optimizer = optimizerAt(opts.optimizer);
   const key = new Key(opts.seed).fold('shuffle');
   const dropKey = new Key(opts.seed).fold('dropout');
+  const augKey = new Key(opts.seed).fold('augment');
+  const aug = opts.augment;
+  /** A training batch, augmented with the draws of (epoch, batch) where asked. */
+  const batchOf = (idx: ArrayLike<number>, epoch: number, b: number): Tensor => {
+    const x = train.gather(idx, be);
+    if (aug === undefined || ((aug.crop ?? 0) === 0 && aug.flip !== true)) return x;
+    const image = aug.image ?? [3, 32, 32];
+    const out = augmentRows(x.toTypedArray(), image, aug.crop ?? 0, drawAugmentations(augKey.fold(`${epoch}-${b}`), idx.length, aug));
+    return internal.adopt(out, x.shape, x.backend);
+  };
   let state: FitState<P, S> = resume ?? {
     epoch: 0, params: start, optState: optimizer.init(start), layerState: startLayerState, history: [], best: undefined, stoppedAt: undefined,
   };
@@ -357,7 +386,7 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
       const y = gatherLabels(train.y, idx);
       // One step; everything it makes but the new parameters and states is freed at its end.
       const r = tidy(() => {
-        const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, train.gather(idx, be), y, dropKey.fold(`${epoch}-${b}`));
+        const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, batchOf(idx, epoch, b), y, dropKey.fold(`${epoch}-${b}`));
         const loss = value.item();
         if (!Number.isFinite(loss)) return { loss, next: undefined, layerState: undefined, correct: 0 };
         const g = opts.clipNorm === undefined ? grads : clipByGlobalNorm(grads, opts.clipNorm).grads;
