@@ -3,3 +3,4 @@ export * from './cifar.js';
 export * from './preprocess.js';
 export * from './download.js';
 export * from './load.js';
+export * from './augment.js';

@@ -7,10 +7,10 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, PositiveInt, SeedC } from '../nn/codecs.js';
+import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt, ScheduleSpecC, SeedC } from '../nn/codecs.js';
 import { LayerSpecC, type LayerSpec } from '../nn/spec.js';
 import { presets, type Preset } from '../nn/presets.js';
-import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec } from '../nn/index.js';
+import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec, ScheduleSpec } from '../nn/index.js';
 import type { LabelKind, Normalization } from '../data/index.js';
 
 const Fraction = t.refinement(t.number, (n) => n > 0 && n < 1, 'FractionBetween0And1');
@@ -59,6 +59,8 @@ export const ConfigC = t.exact(t.intersection([
       stratify: t.boolean,
       limitTrain: PositiveInt,
       limitTest: PositiveInt,
+      /** Random crops (pixels of zero padding) and horizontal flips of training images (default none). */
+      augment: t.exact(t.partial({ crop: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n < 32, 'CropPixels'), flip: t.boolean })),
     })),
     model: t.exact(t.partial({
       hidden: t.union([PositiveInt, t.array(PositiveInt)]), activation: ActivationC, init: InitC,
@@ -70,6 +72,10 @@ export const ConfigC = t.exact(t.intersection([
       epochs: PositiveInt,
       batchSize: PositiveInt,
       optimizer: OptimizerSpecC,
+      /** Learning rate per step (default constant: the report's). */
+      schedule: ScheduleSpecC,
+      /** Clip gradients to this global L2 norm (default none). */
+      clipNorm: Positive,
       l2: t.exact(t.partial({ lambda: NonNegative, mode: t.keyof({ loss: null, gradient: null }), includeBias: t.boolean })),
       shuffle: t.boolean,
       earlyStopping: EarlyStoppingC,
@@ -93,6 +99,8 @@ export interface ResolvedConfig {
   readonly data: {
     readonly labels: LabelKind; readonly normalization: Normalization; readonly trainFraction: number;
     readonly stratify: boolean; readonly limitTrain?: number; readonly limitTest?: number;
+    /** Present only when set (older configs resolve as before). */
+    readonly augment?: { readonly crop?: number; readonly flip?: boolean };
   };
   /** The MLP (hidden, activation, init), or with `layers` any sequential architecture (then hidden and activation are unused). */
   readonly model: {
@@ -102,6 +110,8 @@ export interface ResolvedConfig {
   readonly training: {
     readonly epochs: number; readonly batchSize: number; readonly optimizer: OptimizerSpec; readonly l2: L2Options;
     readonly shuffle: boolean; readonly earlyStopping: EarlyStoppingOptions | false;
+    /** Present only when set, so configs without them resolve (and are saved) exactly as before. */
+    readonly schedule?: ScheduleSpec; readonly clipNorm?: number;
   };
   readonly sweep?: RawConfig['sweep'];
   readonly paper?: RawConfig['paper'];
@@ -153,6 +163,7 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       stratify: c.data?.stratify ?? false,
       ...(c.data?.limitTrain !== undefined ? { limitTrain: c.data.limitTrain } : {}),
       ...(c.data?.limitTest !== undefined ? { limitTest: c.data.limitTest } : {}),
+      ...(c.data?.augment !== undefined ? { augment: c.data.augment } : {}),
     },
     model: {
       hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init,
@@ -169,6 +180,8 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       },
       shuffle: c.training?.shuffle ?? p.shuffle,
       earlyStopping: es === false ? false : { ...p.earlyStopping, ...(es ?? {}) },
+      ...(c.training?.schedule !== undefined ? { schedule: c.training.schedule as ScheduleSpec } : {}),
+      ...(c.training?.clipNorm !== undefined ? { clipNorm: c.training.clipNorm } : {}),
     },
     ...(c.sweep !== undefined ? { sweep: c.sweep } : {}),
     ...(c.paper !== undefined ? { paper: c.paper } : {}),

@@ -355,6 +355,9 @@ const runUnguarded = async (
       backend: be,
       epochs: c.training.epochs, batchSize: c.training.batchSize, optimizer: c.training.optimizer, shuffle: c.training.shuffle,
       seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
+      ...(c.training.schedule !== undefined ? { schedule: c.training.schedule } : {}),
+      ...(c.training.clipNorm !== undefined ? { clipNorm: c.training.clipNorm } : {}),
+      ...(c.data.augment !== undefined ? { augment: c.data.augment } : {}),
       signal,
       ...(resume ? { resume } : {}),
       onEvent: (e) => {

@@ -43,6 +43,13 @@ export const OptimizerSpecC = t.union([
   ])),
 ]);
 
+/** A learning-rate schedule (see schedules.ts). */
+export const ScheduleSpecC = t.union([
+  t.exact(t.intersection([t.type({ kind: t.literal('constant') }), t.partial({ warmupEpochs: NonNegative })])),
+  t.exact(t.intersection([t.type({ kind: t.literal('step'), everyEpochs: Positive, factor: Positive }), t.partial({ warmupEpochs: NonNegative })])),
+  t.exact(t.intersection([t.type({ kind: t.literal('cosine') }), t.partial({ minLr: NonNegative, warmupEpochs: NonNegative })])),
+]);
+
 /** What a refinement or primitive means, in words a config author reads. */
 const NAMED: Record<string, string> = {
   PositiveInt: 'a positive integer',
@@ -50,6 +57,7 @@ const NAMED: Record<string, string> = {
   NonNegativeNumber: 'a number ≥ 0',
   FiniteNumber: 'a finite number',
   FractionBetween0And1: 'a number strictly between 0 and 1',
+  CropPixels: 'an integer from 0 to 31 (pixels)',
   Seed: `an integer from 0 to ${MAX_SEED}`,
   Integer: 'an integer',
   number: 'a number',

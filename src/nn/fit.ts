@@ -12,8 +12,11 @@ import { forwardOf, initialState, rolesOf, type Layer, type MlpParams, type Mode
 import { crossEntropy, gradientL2Of, l2Penalty, leafInfos, type L2Options, type LeafInfo, type LeafPredicate } from './losses.js';
 import { correctCount } from './metrics.js';
 import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
+import { augmentRows, drawAugmentations, type AugmentOptions } from '../data/augment.js';
+import { clipByGlobalNorm, learningRate, type ScheduleSpec } from './schedules.js';
 import { leaves, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
 import { add } from '../core/index.js';
+import { internal } from '../core/tensor.js';
 
 /** When training stops early, and which epoch's weights `fit` returns. */
 export interface EarlyStoppingOptions {
@@ -44,6 +47,16 @@ export interface FitOptions {
   readonly epochs: number;
   readonly batchSize: number;
   readonly optimizer: OptimizerSpec;
+  /** The learning rate per step, from `optimizer.lr` (see schedules.ts); default constant. */
+  readonly schedule?: ScheduleSpec;
+  /**
+   * Random crops (zero padding of `crop` pixels) and horizontal flips of the
+   * training batches, drawn per epoch and batch from `seed` (see data/augment.ts).
+   * `image` is one row's [channels, height, width] (default CIFAR's [3, 32, 32]).
+   */
+  readonly augment?: AugmentOptions & { readonly image?: readonly [number, number, number] };
+  /** Scale each step's gradients down to this global L2 norm when they exceed it (see `clipByGlobalNorm`); default none. */
+  readonly clipNorm?: number;
   /** Reshuffle the training rows every epoch (seeded); false keeps the given order (the report). */
   readonly shuffle: boolean;
   /** Seeds every random choice of training (the shuffles, dropout). */
@@ -280,6 +293,33 @@ const checkFits = <P extends Treelike<P>, S extends Treelike<S>>(
   return undefined;
 };
 
+/** Checks `schedule` and `clipNorm` (configs decode them already; API callers may pass anything). */
+const checkSchedule = (opts: FitOptions): TrainingError | undefined => {
+  const c = opts.clipNorm, sch = opts.schedule;
+  if (c !== undefined && !(c > 0 && Number.isFinite(c))) return new TrainingError(`clipNorm must be a positive finite number, got ${c}: leave it out for no clipping`);
+  if (sch === undefined) return undefined;
+  const w = sch.warmupEpochs ?? 0;
+  if (!(w >= 0 && Number.isFinite(w))) return new TrainingError(`schedule.warmupEpochs must be a number ≥ 0, got ${w}`);
+  if (sch.kind === 'step' && !(sch.everyEpochs > 0 && sch.factor > 0 && Number.isFinite(sch.everyEpochs) && Number.isFinite(sch.factor))) {
+    return new TrainingError(`a step schedule needs everyEpochs > 0 and factor > 0, got everyEpochs ${sch.everyEpochs} and factor ${sch.factor} (e.g. { kind: 'step', everyEpochs: 10, factor: 0.1 })`);
+  }
+  if (sch.kind === 'cosine' && sch.minLr !== undefined && !(sch.minLr >= 0 && sch.minLr <= opts.optimizer.lr)) {
+    return new TrainingError(`schedule.minLr must lie between 0 and optimizer.lr (${opts.optimizer.lr}), got ${sch.minLr}`);
+  }
+  return undefined;
+};
+
+/** Checks `augment` against the rows it will rearrange. */
+const checkAugment = (opts: FitOptions, features: number): TrainingError | undefined => {
+  const a = opts.augment;
+  if (a === undefined) return undefined;
+  const [c, h, w] = a.image ?? [3, 32, 32];
+  if (c * h * w !== features) return new TrainingError(`augment: rows of ${features} features are not images of [${c}, ${h}, ${w}]: set augment.image to one row's [channels, height, width]`);
+  const crop = a.crop ?? 0;
+  if (!(Number.isInteger(crop) && crop >= 0 && crop < Math.min(h, w))) return new TrainingError(`augment.crop must be an integer from 0 to ${Math.min(h, w) - 1} (pixels of padding), got ${crop}`);
+  return undefined;
+};
+
 /** The training loop as a generator that pauses after every batch; `fit` and `fitAsync` drive it. */
 function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   model: Trainable<P, S>, initial: P, data: FitData, opts: FitOptions,
@@ -298,7 +338,7 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   };
   const start = resume?.params ?? moved(initial);
   const startLayerState = resume?.layerState ?? initialState(layer);
-  const bad = checkFits(model, start, startLayerState, data, opts.loss !== undefined);
+  const bad = checkFits(model, start, startLayerState, data, opts.loss !== undefined) ?? checkSchedule(opts) ?? checkAugment(opts, train.features);
   if (bad !== undefined) return E.left(bad);
   /** Disposes the tensors of `old` trees that none of `live` holds and that are not the caller's. */
   const release = (old: readonly unknown[], live: readonly unknown[]): void => {
@@ -316,11 +356,22 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   }
   const roles = infos.map((i) => i.role);
   const decays = opts.weightDecayApplies;
-  const optimizer = optimizerFromSpec(
-    opts.optimizer, gradientL2Of(l2, infos), decays === undefined ? undefined : (_path, i) => decays(infos[i]!),
+  const optimizerAt = (spec: OptimizerSpec) => optimizerFromSpec(
+    spec, gradientL2Of(l2, infos), decays === undefined ? undefined : (_path, i) => decays(infos[i]!),
   );
+  const optimizer = optimizerAt(opts.optimizer);
   const key = new Key(opts.seed).fold('shuffle');
   const dropKey = new Key(opts.seed).fold('dropout');
+  const augKey = new Key(opts.seed).fold('augment');
+  const aug = opts.augment;
+  /** A training batch, augmented with the draws of (epoch, batch) where asked. */
+  const batchOf = (idx: ArrayLike<number>, epoch: number, b: number): Tensor => {
+    const x = train.gather(idx, be);
+    if (aug === undefined || ((aug.crop ?? 0) === 0 && aug.flip !== true)) return x;
+    const image = aug.image ?? [3, 32, 32];
+    const out = augmentRows(x.toTypedArray(), image, aug.crop ?? 0, drawAugmentations(augKey.fold(`${epoch}-${b}`), idx.length, aug));
+    return internal.adopt(out, x.shape, x.backend);
+  };
   let state: FitState<P, S> = resume ?? {
     epoch: 0, params: start, optState: optimizer.init(start), layerState: startLayerState, history: [], best: undefined, stoppedAt: undefined,
   };
@@ -328,6 +379,10 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   const held = (): unknown[] => [state.params, state.optState, state.layerState, ...(state.best ? [state.best.params, state.best.layerState] : [])];
   const emit = opts.onEvent ?? (() => {});
   const batchesPerEpoch = Math.ceil(train.n / opts.batchSize);
+  /** The optimizer of a step: without a schedule the one built above, so runs without one are unchanged. */
+  const schedule = opts.schedule;
+  const optimizerOf = (step: number) => schedule === undefined ? optimizer
+    : optimizerAt({ ...opts.optimizer, lr: learningRate(schedule, opts.optimizer.lr, step, { stepsPerEpoch: batchesPerEpoch, epochs: opts.epochs }) });
   emit({ type: 'start', epochs: opts.epochs, batchesPerEpoch, startEpoch: state.epoch + 1 });
 
   const step = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) =>
@@ -350,10 +405,12 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
       const y = gatherLabels(train.y, idx);
       // One step; everything it makes but the new parameters and states is freed at its end.
       const r = tidy(() => {
-        const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, train.gather(idx, be), y, dropKey.fold(`${epoch}-${b}`));
+        const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, batchOf(idx, epoch, b), y, dropKey.fold(`${epoch}-${b}`));
         const loss = value.item();
         if (!Number.isFinite(loss)) return { loss, next: undefined, layerState: undefined, correct: 0 };
-        return { loss, next: optimizer.step(optState, params, grads), layerState: nextLayerState as S, correct: correctCount(logits, y) };
+        const g = opts.clipNorm === undefined ? grads : clipByGlobalNorm(grads, opts.clipNorm).grads;
+        const next = optimizerOf((epoch - 1) * batchesPerEpoch + b).step(optState, params, g);
+        return { loss, next, layerState: nextLayerState as S, correct: correctCount(logits, y) };
       });
       if (r.next === undefined) {
         return E.left(new TrainingError(

@@ -3,6 +3,7 @@ export * from './init.js';
 export * from './layers.js';
 export * from './losses.js';
 export * from './optimizers.js';
+export * from './schedules.js';
 export * from './metrics.js';
 export * from './fit.js';
 export * from './serialize.js';

@@ -23,6 +23,7 @@ import { hostFused, hostKernels, matmulDims, type Alloc } from '../kernels.js';
 import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
+import { convGemmKernels } from './conv-gemm.js';
 import { CTRL_WORDS, DONE, READY, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
 import { coreCount, envVar, sharedMemoryError, startKernelWorker, wasmBytes, type KernelWorker } from './platform.js';
 import type { HostBackend } from './reference.js';
@@ -96,6 +97,12 @@ export interface CpuBackendOptions {
    * cores or more. The results are bit for bit the same either way.
    */
   readonly threads?: 1 | 2;
+  /**
+   * How float32 conv2d and its gradients run: 'gemm' (default) unrolls images
+   * into columns for the GEMM (conv-gemm.ts); 'loops' keeps the host kernels'
+   * direct loops, for benchmarks that measure the difference.
+   */
+  readonly convolution?: 'gemm' | 'loops';
 }
 
 /** The thread count: the option, else TAPEGRAD_THREADS, else what the machine has (at most 2). */
@@ -266,6 +273,16 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     pool.free(out);
     return undefined;
   };
+  const conv = convGemmKernels({
+    gemm: gemmInto,
+    scratch: (n) => {
+      const off = arena.malloc(n * 4);
+      return arena.view().subarray(off / 4, off / 4 + n);
+    },
+    release: (x) => arena.release(x.byteOffset, x.length * 4),
+    alloc: (n, zeroed) => alloc('float32', n, zeroed) as Float32Array,
+  });
+  const convOnGemm = opts.convolution !== 'loops';
   const isRowBias = (a: Operand<Data>, b: Operand<Data>): boolean =>
     a.shape.length === 2 && b.buf.length === a.shape[1] && b.shape.length <= 2 && (b.shape.length < 2 || b.shape[0] === 1);
 
@@ -282,6 +299,22 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       const out = alloc('float32', m * n, false) as Float32Array;
       gemmInto(a.buf, b.buf, m, k, n, params.transA, params.transB, out);
       return out;
+    },
+    // float32 convolutions on the GEMM (float64 ones are for checking: the host loops).
+    conv2d: (inputs, params, spec) => {
+      const [x, w] = inputs;
+      if (!convOnGemm || !(x.buf instanceof Float32Array) || !(w.buf instanceof Float32Array) || spec.dtype !== 'float32') return host.conv2d(inputs, params, spec);
+      return conv.conv2d(x.buf, x.shape, w.buf, w.shape, params);
+    },
+    conv2dGradInput: (inputs, params, spec) => {
+      const [ct, w] = inputs;
+      if (!convOnGemm || !(ct.buf instanceof Float32Array) || !(w.buf instanceof Float32Array) || spec.dtype !== 'float32') return host.conv2dGradInput(inputs, params, spec);
+      return conv.gradInput(ct.buf, w.buf, w.shape, params.inputShape, params);
+    },
+    conv2dGradWeight: (inputs, params, spec) => {
+      const [ct, x] = inputs;
+      if (!convOnGemm || !(ct.buf instanceof Float32Array) || !(x.buf instanceof Float32Array) || spec.dtype !== 'float32') return host.conv2dGradWeight(inputs, params, spec);
+      return conv.gradWeight(ct.buf, x.buf, x.shape, params.filterShape, params);
     },
     add: (inputs, params, spec) => {
       const [a, b] = inputs;

@@ -1,0 +1,70 @@
+/**
+ * A CNN training epoch on the cpu backend with convolutions on the GEMM
+ * (im2col / col2im, the default) against the host kernels' direct loops, in one
+ * process, interleaved (A B A B …: this machine's speed drifts by 30% within
+ * minutes, so only alternating runs give a trustworthy ratio).
+ *
+ * The architecture is examples/configs/cnn.yaml's, at batch 128. Each round
+ * trains BATCHES batches per variant with `fit` (the first batch, warm-up, is
+ * not timed) and extrapolates to an epoch of 40,000 images (313 batches): the
+ * loops take minutes per epoch.
+ *
+ * Usage: node --experimental-wasm-relaxed-simd --import tsx bench/cnn-epoch.ts [ROUNDS=3] [BATCHES=12] [THREADS=2]
+ */
+import * as E from 'fp-ts/lib/Either.js';
+import { parse } from 'yaml';
+import { readFileSync } from 'node:fs';
+import { createCpuBackend, Key, withBackend } from '../src/core/index.js';
+import { cifarSet, locateDataDir, readCifar100 } from '../src/data/index.js';
+import { fit, modelFromSpec, type SequentialSpec } from '../src/nn/index.js';
+
+const [roundsArg = '3', batchesArg = '12', threadsArg = '2'] = process.argv.slice(2);
+const rounds = Number(roundsArg), batches = Number(batchesArg), threads = Number(threadsArg) as 1 | 2;
+const BATCH = 128, EPOCH_IMAGES = 40000;
+const batchesPerEpoch = Math.ceil(EPOCH_IMAGES / BATCH);
+
+const cfg = parse(readFileSync(new URL('../examples/configs/cnn.yaml', import.meta.url), 'utf8')) as { model: Omit<SequentialSpec, 'kind'> };
+const spec = { kind: 'sequential', ...cfg.model } as SequentialSpec;
+const model = modelFromSpec(spec);
+
+const dir = locateDataDir(process.env['CIFAR100_DIR'] ? undefined : '../shared/data/cifar-100-binary').dir;
+const file = readCifar100(dir, 'train');
+if (E.isLeft(file)) throw file.left;
+const idx = Array.from({ length: (batches + 1) * BATCH }, (_, i) => i);
+
+const variants = {
+  gemm: createCpuBackend({ threads, convolution: 'gemm' }),
+  loops: createCpuBackend({ threads, convolution: 'loops' }),
+} as const;
+const sets = Object.fromEntries(Object.entries(variants).map(([name, be]) => [name, {
+  train: cifarSet(file.right, idx, 'coarse', 'per-image', undefined, { backend: be }),
+  val: cifarSet(file.right, idx.slice(0, BATCH), 'coarse', 'per-image', undefined, { backend: be }),
+}])) as Record<keyof typeof variants, { train: ReturnType<typeof cifarSet>; val: ReturnType<typeof cifarSet> }>;
+
+/** Seconds per batch of one variant's run, timed from the end of the first batch to the end of the last. */
+const secondsPerBatch = (name: keyof typeof variants): number => {
+  const be = variants[name];
+  const stamps: number[] = [];
+  // fit is synchronous: withBackend puts the layers' initial state there too.
+  const r = withBackend(be, () => fit(model, model.layer.init(new Key(0)), sets[name], {
+    epochs: 1, batchSize: BATCH, shuffle: false, seed: 0, backend: be,
+    optimizer: { kind: 'adam', lr: 0.001 },
+    onEvent: (e) => { if (e.type === 'batch') stamps.push(performance.now()); },
+  }));
+  if (E.isLeft(r)) throw r.left;
+  return (stamps[stamps.length - 1]! - stamps[0]!) / 1000 / (stamps.length - 1);
+};
+
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
+const times: Record<keyof typeof variants, number[]> = { gemm: [], loops: [] };
+const ratios: number[] = [];
+console.log(`CNN (${spec.layers.map((l) => l.type).join(' ')}), batch ${BATCH}, ${batches} timed batches per run, ${threads} thread(s), ${rounds} rounds`);
+for (let round = 1; round <= rounds; round++) {
+  for (const name of ['loops', 'gemm'] as const) times[name].push(secondsPerBatch(name));
+  ratios.push(times.loops[round - 1]! / times.gemm[round - 1]!);
+  console.log(`round ${round}: loops ${times.loops[round - 1]!.toFixed(3)} s/batch, gemm ${times.gemm[round - 1]!.toFixed(3)} s/batch, ratio ${ratios[round - 1]!.toFixed(2)}`);
+}
+const epoch = (s: number) => (s * batchesPerEpoch).toFixed(1);
+console.log(`median: loops ${median(times.loops).toFixed(3)} s/batch (${epoch(median(times.loops))} s per 40,000-image epoch), ` +
+  `gemm ${median(times.gemm).toFixed(3)} s/batch (${epoch(median(times.gemm))} s per epoch), speed-up ${median(ratios).toFixed(2)}× (median of per-round ratios)`);
+for (const be of Object.values(variants)) be.dispose();
