@@ -21,6 +21,7 @@ export * from './nn/fit.js';
 export * from './nn/presets.js';
 export * from './nn/blocks.js';
 export * from './nn/spec.js';
+export * from './nn/schedules.js';
 export { InitC, MlpSpecC, OptimizerSpecC, describeErrors } from './nn/codecs.js';
 // The CIFAR-100 format and preprocessing work on bytes; reading them from disk is in tapegrad/node.
 export {
@@ -29,4 +30,5 @@ export {
   type LabelKind, type SplitName, type CifarSplit, type ReadOptions,
 } from './data/cifar.js';
 export * from './data/preprocess.js';
+export * from './data/augment.js';
 export { useGpuJs } from './core/backends/platform.js';

@@ -10,6 +10,7 @@
  */
 import { Key } from '../core/index.js';
 
+/** Random crops of zero-padded images and horizontal flips, drawn per epoch and batch from the run's key. */
 export interface AugmentOptions {
   /** Pad each side by this many pixels and crop back to the original size at a random offset (0: no crops). */
   readonly crop?: number;

@@ -166,6 +166,10 @@ const contents = (dir: string): string[] =>
 
 /** What a folder given as `--out` holds, for the refusal message. */
 const describeOccupied = (dir: string, files: string[], kind: 'run' | 'sweep'): Error => {
+  // A live holder first: a run starting there has written only some of its files yet.
+  const lockName = kind === 'run' ? RUN_LOCK : SWEEP_LOCK;
+  const holder = liveHolder(dir, lockName);
+  if (holder !== undefined) return inUse(dir, holder, lockName);
   if (kind === 'run') {
     if (files.includes('result.json')) return new Error(`${dir} holds a finished run, which is never overwritten: choose another --out`);
     if (files.includes('config.json') || files.includes('checkpoint.json') || files.includes('run.json')) {
