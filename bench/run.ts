@@ -114,7 +114,7 @@ const rows = runs.map((r) => {
   };
 });
 const pairRatio = pairRatios.length > 0 ? median(pairRatios) : undefined;
-console.log(`\nOne epoch of the headline network (${GFLOP_PER_EPOCH.toFixed(1)} GFLOP: 40,000 training images + 10,000 validation); numpy and cpu: ${rounds} interleaved rounds of ${epochs} epochs`);
+console.log(`\nOne epoch of the headline network (${GFLOP_PER_EPOCH.toFixed(1)} GFLOP: 40,000 training images + 10,000 validation); ${systems.map((x) => x.name).join(", ")}: ${rounds} interleaved rounds of ${epochs} epochs`);
 console.log('| backend | s/epoch median | min | max | GFLOP/s | × numpy | peak RSS MiB | tensor memory MiB: data / live while training / peak | note |');
 console.log('|---|---|---|---|---|---|---|---|---|');
 for (const r of rows) {
