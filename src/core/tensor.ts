@@ -96,10 +96,6 @@ export class Storage {
     if (this.parent !== undefined) this.parent.release();
     else this.backend.free(this.buf);
   }
-
-  get refs(): number {
-    return this.#refs;
-  }
 }
 
 /** Tensors made inside each `tidy` call in progress, innermost last. */

@@ -11,6 +11,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { createCpuBackend, createReferenceBackend, dispose, keep, Key, matmul, relu, reshape, tidy, toBackend, type Backend } from '../../src/core/index.js';
+import { createHostPool } from '../../src/core/pool.js';
 import { denseSet } from '../../src/data/index.js';
 import { fitAsync, mlp, type FitOptions } from '../../src/nn/index.js';
 import { right } from '../helpers.js';
@@ -80,6 +81,19 @@ describe('tensor lifetimes', () => {
     const u = relu(new Key(4).normal([128, 256], 'float32', 0, 1, be));
     expect(be.memory().buffers).toBe(before + 2);
     dispose(u);
+    // The pool itself: a freed buffer comes back (the same memory, zeroed when asked) for the next array of its size.
+    const pool = createHostPool();
+    const a = pool.alloc('float32', 32768, false) as Float32Array; // 128 KiB: pooled
+    a.fill(7);
+    pool.free(a);
+    const b = pool.alloc('float32', 32768, true);
+    expect(b.buffer).toBe(a.buffer);
+    expect(b.every((v) => v === 0)).toBe(true);
+    expect(pool.stats()).toEqual({ fresh: 1, reused: 1, freeBytes: 0 });
+    const small = pool.alloc('float32', 16, false); // below 64 KiB: left to the engine, never pooled
+    pool.free(small);
+    expect(pool.alloc('float32', 16, false).buffer).not.toBe(small.buffer);
+    expect(pool.memory().liveBytes).toBe(32768 * 4 + 16 * 4);
   });
 });
 
