@@ -395,6 +395,10 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
     concat: (xs, { axis }) => KN.concat(alloc, xs.map((x) => x.buf), xs.map((x) => x.shape), axis).data,
     select: ([a, b], { cond }) => KN.select(alloc, cond, a.buf, b.buf),
     pow: ([x], { p }) => KN.pow(alloc, x.buf, p),
+    channelMoments: ([x]) => KN.channelMoments(alloc, x.buf, x.shape).data,
+    batchNorm: ([x, g, b], { eps }, out) => KN.batchNorm(alloc, x.buf, x.shape, g.buf, b.buf, eps, like(out.dtype)).data,
+    batchNormGrad: ([x, g, ct], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, g.buf, ct.buf, eps, like(out.dtype)).data,
+    batchNormParamGrad: ([x, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, ct.buf, eps, like(out.dtype)).data,
   };
 };
 

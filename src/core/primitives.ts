@@ -70,6 +70,14 @@ export interface PrimitiveSignatures {
   select: { arity: 2; params: { readonly cond: Data } };
   /** x^p for a constant exponent. */
   pow: { arity: 1; params: { readonly p: number } };
+  /** Each channel's (axis 1) mean and biased variance over the other axes, as [2, C]. */
+  channelMoments: { arity: 1; params: null };
+  /** Batch normalization with the batch's own statistics, fused: inputs [x, gain, bias], x [N, C, …]. */
+  batchNorm: { arity: 3; params: { readonly eps: number } };
+  /** batchNorm's VJP for x: inputs [x, gain, ct]. */
+  batchNormGrad: { arity: 3; params: { readonly eps: number } };
+  /** batchNorm's VJP for gain and bias as [2, C]: inputs [x, ct]. */
+  batchNormParamGrad: { arity: 2; params: { readonly eps: number } };
   /** A function with a user-given VJP (`customVjp`): its rule travels in its params; it runs the user's ops, so no backend kernel. */
   custom: { arity: 'n'; params: CustomRule };
 }

@@ -4,8 +4,8 @@
  * (norm gains are 'gain', so L2 leaves them alone by default).
  */
 import {
-  add, avgPool2d, conv2d as conv2dOp, dropout as dropoutOp, Key, maxPool2d as maxPool2dOp, mean, mul, ones, reshape, rsqrtVar,
-  stopGradient, sub, zeros, type Tensor,
+  add, avgPool2d, batchNormalize, channelMoments, conv2d as conv2dOp, dropout as dropoutOp, Key, maxPool2d as maxPool2dOp, mean, mul, ones, reshape, rsqrtVar,
+  slice, stopGradient, sub, zeros, type Tensor,
 } from '../core/index.js';
 import { ShapeError, showShape } from '../core/shape.js';
 import type { Layer, NoParams } from './layers.js';
@@ -44,17 +44,16 @@ export type BatchNormState = { readonly mean: Tensor; readonly var: Tensor };
 export const batchNorm = (channels: number, opts: { momentum?: number; eps?: number } = {}): Layer<NormParams, BatchNormState> => {
   const momentum = opts.momentum ?? 0.1, eps = opts.eps ?? 1e-5;
   const statShape = (x: Tensor) => x.shape.map((d, i) => (i === 1 ? d : 1));
-  const axes = (x: Tensor) => x.shape.map((_d, i) => i).filter((i) => i !== 1);
   const check = (x: Tensor) => {
     if ((x.rank !== 2 && x.rank !== 4) || x.shape[1] !== channels) {
       throw new ShapeError(`batchNorm(${channels}): input of shape ${showShape(x.shape)} should be [batch, ${channels}] or [batch, ${channels}, h, w]`);
     }
   };
-  const affine = (p: NormParams, x: Tensor, xhat: Tensor) => add(mul(xhat, reshape(p.g, statShape(x))), reshape(p.b, statShape(x)));
+  // Eval mode folds the running statistics into one scale and shift per channel: two passes over x.
   const evalMode = (p: NormParams, x: Tensor, s: BatchNormState) => {
     check(x);
-    const xhat = mul(sub(x, reshape(s.mean, statShape(x))), reshape(rsqrtVar(s.var, eps), statShape(x)));
-    return affine(p, x, xhat);
+    const scale = mul(p.g, rsqrtVar(s.var, eps));
+    return add(mul(x, reshape(scale, statShape(x))), reshape(sub(p.b, mul(s.mean, scale)), statShape(x)));
   };
   return {
     describe: `batchNorm(${channels})`,
@@ -64,15 +63,12 @@ export const batchNorm = (channels: number, opts: { momentum?: number; eps?: num
     forward: (p, x, { train, state }) => {
       if (!train) return { y: evalMode(p, x, state), state };
       check(x);
-      const ax = axes(x);
-      const mu = mean(x, ax, true);
-      const c = sub(x, mu);
-      const v = mean(mul(c, c), ax, true);
-      const y = affine(p, x, mul(c, rsqrtVar(v, eps)));
+      const y = batchNormalize(x, p.g, p.b, eps);
       const count = x.size / channels;
       // Constants: the running statistics are not differentiated through.
-      const bm = reshape(stopGradient(mu), [channels]);
-      const bv = mul(reshape(stopGradient(v), [channels]), count > 1 ? count / (count - 1) : 1);
+      const m = channelMoments(stopGradient(x));
+      const bm = reshape(slice(m, [0, 0], [1, channels]), [channels]);
+      const bv = mul(reshape(slice(m, [1, 0], [1, channels]), [channels]), count > 1 ? count / (count - 1) : 1);
       const next = {
         mean: add(mul(state.mean, 1 - momentum), mul(bm, momentum)),
         var: add(mul(state.var, 1 - momentum), mul(bv, momentum)),

@@ -397,6 +397,10 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     concat: viaHost('concat'),
     select: viaHost('select'),
     pow: viaHost('pow'),
+    channelMoments: viaHost('channelMoments'),
+    batchNorm: viaHost('batchNorm'),
+    batchNormGrad: viaHost('batchNormGrad'),
+    batchNormParamGrad: viaHost('batchNormParamGrad'),
   };
 
   // float64 runs the host kernels (kernels.ts) on host copies: gpu.js computes in float32 only.
