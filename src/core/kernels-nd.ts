@@ -424,61 +424,59 @@ export const channelMoments = (alloc: Alloc, x: Data, xs: Shape): Out => {
   return { data: out, shape: Object.freeze([2, C]) };
 };
 
-/** y = (x − μ_c) / √(σ²_c + eps) · g_c + b_c with the batch's own μ, σ² (biased) per channel c. */
-export const batchNorm = (alloc: Alloc, x: Data, xs: Shape, g: Data, b: Data, eps: number, dtypeLike: Data): Out => {
+/** y = (x − μ_c) / √(σ²_c + eps) · g_c + b_c, μ and σ² (biased) given per channel as `m` [2, C] (channelMoments of x). */
+export const batchNorm = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, b: Data, eps: number, dtypeLike: Data): Out => {
   const { N, C, S } = planes(xs);
-  const { mean, variance } = channelStats(x, xs);
   const out = alloc(dtypeOf(dtypeLike), x.length, false);
   for (let c = 0; c < C; c++) {
-    const scale = g[c]! / Math.sqrt(variance[c]! + eps), m = mean[c]!, shift = b[c]!;
+    const scale = g[c]! / Math.sqrt(m[C + c]! + eps), mu = m[c]!, shift = b[c]!;
     for (let n = 0; n < N; n++) {
       const o = (n * C + c) * S;
-      for (let j = 0; j < S; j++) out[o + j] = (x[o + j]! - m) * scale + shift;
+      for (let j = 0; j < S; j++) out[o + j] = (x[o + j]! - mu) * scale + shift;
     }
   }
   return { data: out, shape: xs };
 };
 
-/** Per channel: Σ ct (the bias's gradient) and Σ ct·x̂ (the gain's), x̂ = (x − μ)/√(σ² + eps). */
-const gradSums = (x: Data, xs: Shape, ct: Data, eps: number) => {
+/** Per channel: Σ ct (the bias's gradient) and Σ ct·x̂ (the gain's), x̂ = (x − μ)/√(σ² + eps), in one pass. */
+const gradSums = (x: Data, xs: Shape, m: Data, ct: Data, eps: number) => {
   const { N, C, S } = planes(xs);
-  const { mean, variance } = channelStats(x, xs);
-  const inv = variance.map((v) => 1 / Math.sqrt(v + eps));
+  const inv = Float64Array.from({ length: C }, (_, c) => 1 / Math.sqrt(m[C + c]! + eps));
   const sumCt = new Float64Array(C), sumCtXhat = new Float64Array(C);
   for (let n = 0; n < N; n++) {
     for (let c = 0; c < C; c++) {
-      const o = (n * C + c) * S, m = mean[c]!;
+      const o = (n * C + c) * S, mu = m[c]!;
       let s = 0, sx = 0;
-      for (let j = 0; j < S; j++) { const d = ct[o + j]!; s += d; sx += d * (x[o + j]! - m); }
+      for (let j = 0; j < S; j++) { const d = ct[o + j]!; s += d; sx += d * (x[o + j]! - mu); }
       sumCt[c]! += s;
       sumCtXhat[c]! += sx * inv[c]!;
     }
   }
-  return { mean, inv, sumCt, sumCtXhat };
+  return { inv, sumCt, sumCtXhat };
 };
 
 /**
  * batchNorm's VJP for x: g·inv·(ct − mean(ct) − x̂·mean(ct·x̂)) per channel, the
- * batch statistics differentiated too (inputs x, g, ct).
+ * batch statistics differentiated too (inputs x, its moments, g, ct): two passes.
  */
-export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, g: Data, ct: Data, eps: number, dtypeLike: Data): Out => {
+export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, ct: Data, eps: number, dtypeLike: Data): Out => {
   const { N, C, S, M } = planes(xs);
-  const { mean, inv, sumCt, sumCtXhat } = gradSums(x, xs, ct, eps);
+  const { inv, sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps);
   const out = alloc(dtypeOf(dtypeLike), x.length, false);
   for (let c = 0; c < C; c++) {
-    const k = g[c]! * inv[c]!, m = mean[c]!, i = inv[c]!, mc = sumCt[c]! / M, mx = sumCtXhat[c]! / M;
+    const i = inv[c]!, k = g[c]! * i, mu = m[c]!, mc = sumCt[c]! / M, mx = sumCtXhat[c]! / M;
     for (let n = 0; n < N; n++) {
       const o = (n * C + c) * S;
-      for (let j = 0; j < S; j++) out[o + j] = k * (ct[o + j]! - mc - (x[o + j]! - m) * i * mx);
+      for (let j = 0; j < S; j++) out[o + j] = k * (ct[o + j]! - mc - (x[o + j]! - mu) * i * mx);
     }
   }
   return { data: out, shape: xs };
 };
 
-/** batchNorm's VJP for g and b, as [2, C]: row 0 Σ ct·x̂ (the gain's), row 1 Σ ct (the bias's). */
-export const batchNormParamGrad = (alloc: Alloc, x: Data, xs: Shape, ct: Data, eps: number, dtypeLike: Data): Out => {
+/** batchNorm's VJP for g and b, as [2, C]: row 0 Σ ct·x̂ (the gain's), row 1 Σ ct (the bias's). One pass. */
+export const batchNormParamGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, ct: Data, eps: number, dtypeLike: Data): Out => {
   const C = xs[1]!;
-  const { sumCt, sumCtXhat } = gradSums(x, xs, ct, eps);
+  const { sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps);
   const out = alloc(dtypeOf(dtypeLike), 2 * C, false);
   out.set(sumCtXhat, 0);
   out.set(sumCt, C);

@@ -396,9 +396,9 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
     select: ([a, b], { cond }) => KN.select(alloc, cond, a.buf, b.buf),
     pow: ([x], { p }) => KN.pow(alloc, x.buf, p),
     channelMoments: ([x]) => KN.channelMoments(alloc, x.buf, x.shape).data,
-    batchNorm: ([x, g, b], { eps }, out) => KN.batchNorm(alloc, x.buf, x.shape, g.buf, b.buf, eps, like(out.dtype)).data,
-    batchNormGrad: ([x, g, ct], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, g.buf, ct.buf, eps, like(out.dtype)).data,
-    batchNormParamGrad: ([x, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, ct.buf, eps, like(out.dtype)).data,
+    batchNorm: ([x, m, g, b], { eps }, out) => KN.batchNorm(alloc, x.buf, x.shape, m.buf, g.buf, b.buf, eps, like(out.dtype)).data,
+    batchNormGrad: ([x, m, g, ct], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, m.buf, g.buf, ct.buf, eps, like(out.dtype)).data,
+    batchNormParamGrad: ([x, m, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, m.buf, ct.buf, eps, like(out.dtype)).data,
   };
 };
 

@@ -218,21 +218,23 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
     }],
   },
   batchNorm: {
-    out: ([x, g, b]) => ({ shape: x.shape, dtype: x.dtype === 'float64' || g.dtype === 'float64' || b.dtype === 'float64' ? 'float64' : 'float32' }),
-    vjp: (ct, [x, g, b], _y, p) => {
+    out: ([x, , g, b]) => ({ shape: x.shape, dtype: x.dtype === 'float64' || g.dtype === 'float64' || b.dtype === 'float64' ? 'float64' : 'float32' }),
+    vjp: (ct, [x, m, g, b], _y, p) => {
       // The gain's and the bias's gradients come from one kernel, on first demand.
       let params: Tensor | undefined;
-      const both = () => (params ??= bind('batchNormParamGrad', [x, ct], p));
+      const both = () => (params ??= bind('batchNormParamGrad', [x, m, ct], p));
       const C = x.shape[1]!;
       return [
-        () => bind('batchNormGrad', [x, g, ct], p),
+        () => bind('batchNormGrad', [x, m, g, ct], p),
+        // The moments are a cache of x's statistics (batchNormalize passes them untraced); x's VJP covers them.
+        () => zeros(m.shape, m.dtype, m.backend),
         () => cast(reshape(slice(both(), [0, 0], [1, C]), [C]), g.dtype),
         () => cast(reshape(slice(both(), [1, 0], [1, C]), [C]), b.dtype),
       ];
     },
   },
-  batchNormGrad: { out: ([x, g, ct]) => ({ shape: x.shape, dtype: x.dtype === 'float64' || g.dtype === 'float64' || ct.dtype === 'float64' ? 'float64' : 'float32' }), vjp: notDifferentiable('batchNormGrad') },
-  batchNormParamGrad: { out: ([x, ct]) => ({ shape: Object.freeze([2, x.shape[1]!]), dtype: dtypeOf2(x, ct) }), vjp: notDifferentiable('batchNormParamGrad') },
+  batchNormGrad: { out: ([x, , g, ct]) => ({ shape: x.shape, dtype: x.dtype === 'float64' || g.dtype === 'float64' || ct.dtype === 'float64' ? 'float64' : 'float32' }), vjp: notDifferentiable('batchNormGrad') },
+  batchNormParamGrad: { out: ([x, , ct]) => ({ shape: Object.freeze([2, x.shape[1]!]), dtype: dtypeOf2(x, ct) }), vjp: notDifferentiable('batchNormParamGrad') },
   custom: {
     // Runs the user's forward (see bind); the shape is the one it returns.
     out: () => { throw new Error('custom primitives have no kernel: bind runs their forward'); },
@@ -658,21 +660,26 @@ export const channelMoments = (x: Tensor): Tensor => {
 };
 
 /**
- * Batch normalization with the batch's own statistics, fused into one kernel
- * (and two for its gradient): per channel c of x [N, C, …],
- * (x − μ_c) / √(σ²_c + eps) · gain_c + bias_c, with μ, σ² (biased) over every axis but 1.
- * Equal to the composite of mean, sub, mul and rsqrtVar up to rounding, at a
- * fraction of its passes over memory; the gradient flows through the statistics too.
+ * Batch normalization with the batch's own statistics, fused: per channel c of
+ * x [N, C, …], (x − μ_c) / √(σ²_c + eps) · gain_c + bias_c, with μ, σ² (biased)
+ * over every axis but 1 (accumulated in float64), and the batch's moments as
+ * [2, C] constants (for running statistics). Equal to the composite of mean,
+ * sub, mul and rsqrtVar up to rounding in three passes over x (and three for
+ * its gradient) instead of ~20; the gradient flows through the statistics too.
  */
-export const batchNormalize = (x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-5): Tensor => {
+export const batchNormTrain = (x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-5): { readonly y: Tensor; readonly moments: Tensor } => {
   checkChannels('batchNormalize', x);
   const C = x.shape[1]!;
   for (const [name, t] of [['gain', gain], ['bias', bias]] as const) {
     if (t.rank !== 1 || t.shape[0] !== C) throw new ShapeError(`batchNormalize: ${name} of shape ${showShape(t.shape)} should be [${C}] for input ${showShape(x.shape)}`);
   }
   if (!(eps >= 0)) throw new RangeError(`batchNormalize: eps must be a non-negative number, got ${eps}`);
-  return bind('batchNorm', [x, gain, bias], { eps });
+  const moments = bind('channelMoments', [untraced(x)], null);
+  return { y: bind('batchNorm', [x, moments, gain, bias], { eps }), moments };
 };
+
+/** `batchNormTrain`'s output alone: x normalized per channel with the batch's statistics, scaled and shifted. */
+export const batchNormalize = (x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-5): Tensor => batchNormTrain(x, gain, bias, eps).y;
 
 // ---------------------------------------------------------------------------
 // Indexing, joining, selection and comparisons

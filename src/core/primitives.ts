@@ -72,12 +72,15 @@ export interface PrimitiveSignatures {
   pow: { arity: 1; params: { readonly p: number } };
   /** Each channel's (axis 1) mean and biased variance over the other axes, as [2, C]. */
   channelMoments: { arity: 1; params: null };
-  /** Batch normalization with the batch's own statistics, fused: inputs [x, gain, bias], x [N, C, …]. */
-  batchNorm: { arity: 3; params: { readonly eps: number } };
-  /** batchNorm's VJP for x: inputs [x, gain, ct]. */
-  batchNormGrad: { arity: 3; params: { readonly eps: number } };
-  /** batchNorm's VJP for gain and bias as [2, C]: inputs [x, ct]. */
-  batchNormParamGrad: { arity: 2; params: { readonly eps: number } };
+  /**
+   * Batch normalization with the batch's own statistics, fused: inputs [x, moments, gain, bias], x [N, C, …],
+   * moments = channelMoments(x) as a constant (a cache: the VJP for x accounts for the statistics).
+   */
+  batchNorm: { arity: 4; params: { readonly eps: number } };
+  /** batchNorm's VJP for x: inputs [x, moments, gain, ct]. */
+  batchNormGrad: { arity: 4; params: { readonly eps: number } };
+  /** batchNorm's VJP for gain and bias as [2, C]: inputs [x, moments, ct]. */
+  batchNormParamGrad: { arity: 3; params: { readonly eps: number } };
   /** A function with a user-given VJP (`customVjp`): its rule travels in its params; it runs the user's ops, so no backend kernel. */
   custom: { arity: 'n'; params: CustomRule };
 }
@@ -99,7 +102,7 @@ export type PrimitiveParams<P extends Primitive> = PrimitiveSignatures[P]['param
 export type Arity<P extends Primitive> = PrimitiveSignatures[P]['arity'];
 /** A tuple of the primitive's arity, of T ('n': any number). */
 export type ArityTuple<P extends Primitive, T> =
-  Arity<P> extends 'n' ? readonly T[] : Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
+  Arity<P> extends 'n' ? readonly T[] : Arity<P> extends 4 ? readonly [T, T, T, T] : Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
 
 /**
  * Primitives whose forward is not a backend kernel: `reshape` is a view on every

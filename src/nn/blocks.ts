@@ -4,8 +4,8 @@
  * (norm gains are 'gain', so L2 leaves them alone by default).
  */
 import {
-  add, avgPool2d, batchNormalize, channelMoments, conv2d as conv2dOp, dropout as dropoutOp, Key, maxPool2d as maxPool2dOp, mean, mul, ones, reshape, rsqrtVar,
-  slice, stopGradient, sub, zeros, type Tensor,
+  add, avgPool2d, batchNormTrain, conv2d as conv2dOp, dropout as dropoutOp, Key, maxPool2d as maxPool2dOp, mean, mul, ones, reshape, rsqrtVar,
+  slice, sub, zeros, type Tensor,
 } from '../core/index.js';
 import { ShapeError, showShape } from '../core/shape.js';
 import type { Layer, NoParams } from './layers.js';
@@ -63,10 +63,9 @@ export const batchNorm = (channels: number, opts: { momentum?: number; eps?: num
     forward: (p, x, { train, state }) => {
       if (!train) return { y: evalMode(p, x, state), state };
       check(x);
-      const y = batchNormalize(x, p.g, p.b, eps);
+      const { y, moments: m } = batchNormTrain(x, p.g, p.b, eps);
       const count = x.size / channels;
-      // Constants: the running statistics are not differentiated through.
-      const m = channelMoments(stopGradient(x));
+      // The batch's moments are constants: the running statistics are not differentiated through.
       const bm = reshape(slice(m, [0, 0], [1, channels]), [channels]);
       const bv = mul(reshape(slice(m, [1, 0], [1, channels]), [channels]), count > 1 ? count / (count - 1) : 1);
       const next = {

@@ -111,13 +111,13 @@ describe('the batchNorm layer', () => {
     fc.assert(fc.property(bnCase, ([s, x, g, b]) => {
       const layer = batchNorm(s.c, { eps: s.eps, momentum: 0.3 });
       const state = { mean: new T.Key(1).normal([s.c], 'float64'), var: new T.Key(2).uniform([s.c], 0.5, 2, 'float64') };
-      const f = (p: { g: Tensor; b: Tensor; x: Tensor }) => weighted(layer.forward!(p, p.x, { train: true, state }).y);
+      const f = (p: { g: Tensor; b: Tensor; x: Tensor }) => weighted(layer.forward!(p, p.x, { train: true, key: undefined, state }).y);
       const fused = valueAndGrad(f)({ g, b, x });
       const want = valueAndGrad((p: { g: Tensor; b: Tensor; x: Tensor }) => weighted(composite(p.x, p.g, p.b, s.eps)))({ g, b, x });
       expect(Math.abs(fused.value.item() - want.value.item())).toBeLessThan(1e-10);
       for (const k of ['g', 'b', 'x'] as const) expectAllClose(fused.grads[k], want.grads[k].toTypedArray(), { atol: 1e-10 });
       // Running statistics: r ← (1 − m)·r + m·batch, the batch variance unbiased.
-      const next = layer.forward!({ g, b }, x, { train: true, state }).state;
+      const next = layer.forward!({ g, b }, x, { train: true, key: undefined, state }).state;
       const ref = reference(x, Array.from(g.toTypedArray()), Array.from(b.toTypedArray()), s.eps), M = x.size / s.c;
       expectAllClose(next.mean, ref.mean.map((m, c) => 0.7 * state.mean.toTypedArray()[c]! + 0.3 * m), { atol: 1e-12 });
       expectAllClose(next.var, ref.variance.map((v, c) => 0.7 * state.var.toTypedArray()[c]! + 0.3 * v * (M > 1 ? M / (M - 1) : 1)), { atol: 1e-12 });
@@ -128,7 +128,7 @@ describe('the batchNorm layer', () => {
     fc.assert(fc.property(bnCase, ([s, x, g, b]) => {
       const layer = batchNorm(s.c, { eps: s.eps });
       const mean = Array.from({ length: s.c }, (_, c) => 0.3 * c - 0.2), variance = Array.from({ length: s.c }, (_, c) => 0.5 + c);
-      const y = layer.forward!({ g, b }, x, { train: false, state: { mean: t64(mean, [s.c]), var: t64(variance, [s.c]) } }).y;
+      const y = layer.forward!({ g, b }, x, { train: false, key: undefined, state: { mean: t64(mean, [s.c]), var: t64(variance, [s.c]) } }).y;
       const S = x.size / (s.n * s.c), gv = g.toTypedArray(), bv = b.toTypedArray();
       expectAllClose(y, Array.from(x.toTypedArray(), (v, i) => {
         const c = Math.floor(i / S) % s.c;
