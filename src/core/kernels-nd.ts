@@ -389,34 +389,72 @@ const planes = (xs: Shape): { N: number; C: number; S: number; M: number } => {
   return { N, C, S, M: N * S };
 };
 
+/**
+ * The passes over memory of batch normalization: the kernels below compute
+ * per-channel coefficients (C numbers) and leave every pass over the N·C·S
+ * values to these. `jsPasses` is their definition; a backend may run them
+ * elsewhere (the cpu backend's WebAssembly) with the same arithmetic in the same
+ * order, so the results are the same bits.
+ */
+export interface BatchNormPasses {
+  /** acc[c] += Σ over each plane of channel c of x (mean undefined) or of (x − mean[c])², each plane a float64 chain. */
+  sums(x: Data, mean: Float64Array | undefined, acc: Float64Array, N: number, C: number, S: number): void;
+  /** Per plane of channel c: sumCt[c] += Σ ct, sumCtXhat[c] += (Σ ct·(x − mean[c]))·inv[c]. */
+  gradSums(x: Data, ct: Data, mean: Float64Array, inv: Float64Array, sumCt: Float64Array, sumCtXhat: Float64Array, N: number, C: number, S: number): void;
+  /**
+   * out = (x − k0)·k1 + k2 (forward, ct undefined) or k0·((ct − k1) − ((x − k2)·k3)·k4)
+   * (gradient), in float64, with channel c's k0…k4 at coef[5c…5c+4].
+   */
+  apply(x: Data, ct: Data | undefined, out: Data, coef: Float64Array, N: number, C: number, S: number): void;
+}
+
+export const jsPasses: BatchNormPasses = {
+  sums: (x, mean, acc, N, C, S) => {
+    for (let n = 0, o = 0; n < N; n++) {
+      for (let c = 0; c < C; c++, o += S) {
+        let s = 0;
+        if (mean === undefined) for (let j = 0; j < S; j++) s += x[o + j]!;
+        else { const m = mean[c]!; for (let j = 0; j < S; j++) { const d = x[o + j]! - m; s += d * d; } }
+        acc[c]! += s;
+      }
+    }
+  },
+  gradSums: (x, ct, mean, inv, sumCt, sumCtXhat, N, C, S) => {
+    for (let n = 0, o = 0; n < N; n++) {
+      for (let c = 0; c < C; c++, o += S) {
+        const m = mean[c]!;
+        let s = 0, sx = 0;
+        for (let j = 0; j < S; j++) { const d = ct[o + j]!; s += d; sx += d * (x[o + j]! - m); }
+        sumCt[c]! += s;
+        sumCtXhat[c]! += sx * inv[c]!;
+      }
+    }
+  },
+  apply: (x, ct, out, coef, N, C, S) => {
+    for (let n = 0, o = 0; n < N; n++) {
+      for (let c = 0; c < C; c++, o += S) {
+        const k0 = coef[5 * c]!, k1 = coef[5 * c + 1]!, k2 = coef[5 * c + 2]!, k3 = coef[5 * c + 3]!, k4 = coef[5 * c + 4]!;
+        if (ct === undefined) for (let j = 0; j < S; j++) out[o + j] = (x[o + j]! - k0) * k1 + k2;
+        else for (let j = 0; j < S; j++) out[o + j] = k0 * ((ct[o + j]! - k1) - ((x[o + j]! - k2) * k3) * k4);
+      }
+    }
+  },
+};
+
 /** Each channel's mean and biased variance, in float64, by two passes (no cancellation). */
-const channelStats = (x: Data, xs: Shape): { mean: Float64Array; variance: Float64Array } => {
+const channelStats = (x: Data, xs: Shape, passes: BatchNormPasses): { mean: Float64Array; variance: Float64Array } => {
   const { N, C, S, M } = planes(xs);
   const mean = new Float64Array(C), variance = new Float64Array(C);
-  for (let n = 0; n < N; n++) {
-    for (let c = 0; c < C; c++) {
-      const o = (n * C + c) * S;
-      let s = 0;
-      for (let j = 0; j < S; j++) s += x[o + j]!;
-      mean[c]! += s;
-    }
-  }
+  passes.sums(x, undefined, mean, N, C, S);
   for (let c = 0; c < C; c++) mean[c]! /= M;
-  for (let n = 0; n < N; n++) {
-    for (let c = 0; c < C; c++) {
-      const o = (n * C + c) * S, m = mean[c]!;
-      let s = 0;
-      for (let j = 0; j < S; j++) { const d = x[o + j]! - m; s += d * d; }
-      variance[c]! += s;
-    }
-  }
+  passes.sums(x, mean, variance, N, C, S);
   for (let c = 0; c < C; c++) variance[c]! /= M;
   return { mean, variance };
 };
 
 /** [2, C]: each channel's mean (row 0) and biased variance (row 1) over axis 0 and axes 2…. */
-export const channelMoments = (alloc: Alloc, x: Data, xs: Shape): Out => {
-  const { mean, variance } = channelStats(x, xs);
+export const channelMoments = (alloc: Alloc, x: Data, xs: Shape, passes: BatchNormPasses = jsPasses): Out => {
+  const { mean, variance } = channelStats(x, xs, passes);
   const C = xs[1]!;
   const out = alloc(dtypeOf(x), 2 * C, false);
   out.set(mean, 0);
@@ -425,58 +463,43 @@ export const channelMoments = (alloc: Alloc, x: Data, xs: Shape): Out => {
 };
 
 /** y = (x − μ_c) / √(σ²_c + eps) · g_c + b_c, μ and σ² (biased) given per channel as `m` [2, C] (channelMoments of x). */
-export const batchNorm = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, b: Data, eps: number, dtypeLike: Data): Out => {
+export const batchNorm = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, b: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
   const { N, C, S } = planes(xs);
+  const coef = new Float64Array(5 * C);
+  for (let c = 0; c < C; c++) coef.set([m[c]!, g[c]! / Math.sqrt(m[C + c]! + eps), b[c]!], 5 * c);
   const out = alloc(dtypeOf(dtypeLike), x.length, false);
-  for (let c = 0; c < C; c++) {
-    const scale = g[c]! / Math.sqrt(m[C + c]! + eps), mu = m[c]!, shift = b[c]!;
-    for (let n = 0; n < N; n++) {
-      const o = (n * C + c) * S;
-      for (let j = 0; j < S; j++) out[o + j] = (x[o + j]! - mu) * scale + shift;
-    }
-  }
+  passes.apply(x, undefined, out, coef, N, C, S);
   return { data: out, shape: xs };
 };
 
 /** Per channel: Σ ct (the bias's gradient) and Σ ct·x̂ (the gain's), x̂ = (x − μ)/√(σ² + eps), in one pass. */
-const gradSums = (x: Data, xs: Shape, m: Data, ct: Data, eps: number) => {
+const gradSums = (x: Data, xs: Shape, m: Data, ct: Data, eps: number, passes: BatchNormPasses) => {
   const { N, C, S } = planes(xs);
+  const mean = Float64Array.from({ length: C }, (_, c) => m[c]!);
   const inv = Float64Array.from({ length: C }, (_, c) => 1 / Math.sqrt(m[C + c]! + eps));
   const sumCt = new Float64Array(C), sumCtXhat = new Float64Array(C);
-  for (let n = 0; n < N; n++) {
-    for (let c = 0; c < C; c++) {
-      const o = (n * C + c) * S, mu = m[c]!;
-      let s = 0, sx = 0;
-      for (let j = 0; j < S; j++) { const d = ct[o + j]!; s += d; sx += d * (x[o + j]! - mu); }
-      sumCt[c]! += s;
-      sumCtXhat[c]! += sx * inv[c]!;
-    }
-  }
-  return { inv, sumCt, sumCtXhat };
+  passes.gradSums(x, ct, mean, inv, sumCt, sumCtXhat, N, C, S);
+  return { mean, inv, sumCt, sumCtXhat };
 };
 
 /**
  * batchNorm's VJP for x: g·inv·(ct − mean(ct) − x̂·mean(ct·x̂)) per channel, the
  * batch statistics differentiated too (inputs x, its moments, g, ct): two passes.
  */
-export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, ct: Data, eps: number, dtypeLike: Data): Out => {
+export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, ct: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
   const { N, C, S, M } = planes(xs);
-  const { inv, sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps);
+  const { mean, inv, sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps, passes);
+  const coef = new Float64Array(5 * C);
+  for (let c = 0; c < C; c++) coef.set([g[c]! * inv[c]!, sumCt[c]! / M, mean[c]!, inv[c]!, sumCtXhat[c]! / M], 5 * c);
   const out = alloc(dtypeOf(dtypeLike), x.length, false);
-  for (let c = 0; c < C; c++) {
-    const i = inv[c]!, k = g[c]! * i, mu = m[c]!, mc = sumCt[c]! / M, mx = sumCtXhat[c]! / M;
-    for (let n = 0; n < N; n++) {
-      const o = (n * C + c) * S;
-      for (let j = 0; j < S; j++) out[o + j] = k * (ct[o + j]! - mc - (x[o + j]! - mu) * i * mx);
-    }
-  }
+  passes.apply(x, ct, out, coef, N, C, S);
   return { data: out, shape: xs };
 };
 
 /** batchNorm's VJP for g and b, as [2, C]: row 0 Σ ct·x̂ (the gain's), row 1 Σ ct (the bias's). One pass. */
-export const batchNormParamGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, ct: Data, eps: number, dtypeLike: Data): Out => {
+export const batchNormParamGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, ct: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
   const C = xs[1]!;
-  const { sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps);
+  const { sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps, passes);
   const out = alloc(dtypeOf(dtypeLike), 2 * C, false);
   out.set(sumCtXhat, 0);
   out.set(sumCt, C);

@@ -403,7 +403,7 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
 };
 
 /** An empty array of a dtype: how kernels-nd's gradient kernels are told their output dtype. */
-const like = (dtype: DType): Data => (dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
+export const like = (dtype: DType): Data => (dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
 
 /** Host arrays from the engine's allocator (values computed on the host, then handed to a backend). */
 export const plainAlloc: Alloc = (dtype, n) => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));

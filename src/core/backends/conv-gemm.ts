@@ -28,9 +28,11 @@ export interface ConvGemmDeps {
   readonly release: (x: Float32Array) => void;
   /** A float32 output buffer of the backend (zeroed when asked). */
   readonly alloc: (n: number, zeroed: boolean) => Float32Array;
+  /** The unrolling loops, when the backend runs them elsewhere (the same values): else `im2col` and `col2im` here. */
+  readonly unroll?: { readonly im2col: typeof im2col; readonly col2im: typeof col2im };
 }
 
-interface Geometry {
+export interface Geometry {
   readonly N: number; readonly C: number; readonly H: number; readonly W: number;
   readonly F: number; readonly KH: number; readonly KW: number;
   readonly OH: number; readonly OW: number; readonly stride: number; readonly padding: number;
@@ -48,14 +50,14 @@ const geometry = (xs: Shape, ws: Shape, { stride, padding }: Conv2dParams): Geom
 };
 
 /** The columns j of an output row whose input column j·s + b − p lies inside [0, W). */
-const validCols = (g: Geometry, b: number): [number, number] => {
+export const validCols = (g: Geometry, b: number): [number, number] => {
   const lo = Math.max(0, Math.ceil((g.padding - b) / g.stride));
   const hi = Math.min(g.OW, Math.floor((g.W - 1 + g.padding - b) / g.stride) + 1);
   return [lo, Math.max(lo, hi)];
 };
 
 /** col[(c, a, b), (image − n0, i, j)] = x[image, c, i·s + a − p, j·s + b − p], zero outside x. */
-const im2col = (x: Float32Array, g: Geometry, n0: number, count: number, col: Float32Array): void => {
+export const im2col = (x: Float32Array, g: Geometry, n0: number, count: number, col: Float32Array): void => {
   const { C, H, W, KH, KW, OH, OW, stride, padding, ohw } = g;
   const ld = count * ohw;
   for (let c = 0; c < C; c++) {
@@ -81,7 +83,7 @@ const im2col = (x: Float32Array, g: Geometry, n0: number, count: number, col: Fl
 };
 
 /** dx[image, c, i·s + a − p, j·s + b − p] += col[(c, a, b), (image − n0, i, j)] inside x (col2im). */
-const col2im = (col: Float32Array, g: Geometry, n0: number, count: number, dx: Float32Array): void => {
+export const col2im = (col: Float32Array, g: Geometry, n0: number, count: number, dx: Float32Array): void => {
   const { C, H, W, KH, KW, OH, OW, stride, padding, ohw } = g;
   const ld = count * ohw;
   for (let c = 0; c < C; c++) {
@@ -121,6 +123,7 @@ const regroup = (nchw: Float32Array, mat: Float32Array, g: Geometry, n0: number,
 /** The three conv2d kernels over `deps`' GEMM, for float32 operands. */
 export const convGemmKernels = (deps: ConvGemmDeps) => {
   const { gemm, scratch, release, alloc } = deps;
+  const { im2col: unroll, col2im: roll } = deps.unroll ?? { im2col, col2im };
   const groups = (g: Geometry, f: (n0: number, count: number) => void): void => {
     for (let n0 = 0; n0 < g.N; n0 += g.group) f(n0, Math.min(g.group, g.N - n0));
   };
@@ -134,7 +137,7 @@ export const convGemmKernels = (deps: ConvGemmDeps) => {
     const y = g.group > 1 ? scratch(g.F * g.group * g.ohw) : undefined;
     groups(g, (n0, count) => {
       const L = count * g.ohw;
-      im2col(x, g, n0, count, col);
+      unroll(x, g, n0, count, col);
       if (y === undefined) gemm(w, col, g.F, g.ckk, L, false, false, out.subarray(n0 * g.F * g.ohw, (n0 + 1) * g.F * g.ohw));
       else {
         const yg = y.subarray(0, g.F * L);
@@ -160,7 +163,7 @@ export const convGemmKernels = (deps: ConvGemmDeps) => {
       else { c = ctg.subarray(0, g.F * L); regroup(ct, c, g, n0, count, true); }
       const d = dcol.subarray(0, g.ckk * L);
       gemm(w, c, g.ckk, g.F, L, true, false, d);
-      col2im(d, g, n0, count, dx);
+      roll(d, g, n0, count, dx);
     });
     if (ctg !== undefined) release(ctg);
     release(dcol);
@@ -181,7 +184,7 @@ export const convGemmKernels = (deps: ConvGemmDeps) => {
       if (ctg === undefined) c = ct.subarray(n0 * g.F * g.ohw, (n0 + 1) * g.F * g.ohw);
       else { c = ctg.subarray(0, g.F * L); regroup(ct, c, g, n0, count, true); }
       const cl = col.subarray(0, g.ckk * L);
-      im2col(x, g, n0, count, cl);
+      unroll(x, g, n0, count, cl);
       if (n0 === 0) gemm(c, cl, g.F, L, g.ckk, false, true, dw);
       else {
         gemm(c, cl, g.F, L, g.ckk, false, true, part!);

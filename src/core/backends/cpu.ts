@@ -19,11 +19,12 @@
  * step read and write them without copies; others are staged per call.
  */
 import type { KernelTable, MomentumHyper, Operand } from '../backend.js';
-import { hostFused, hostKernels, matmulDims, type Alloc } from '../kernels.js';
+import { hostFused, hostKernels, like, matmulDims, type Alloc } from '../kernels.js';
+import * as KN from '../kernels-nd.js';
 import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
-import { convGemmKernels } from './conv-gemm.js';
+import { col2im, convGemmKernels, im2col, validCols, type Geometry } from './conv-gemm.js';
 import { CTRL_WORDS, DONE, READY, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
 import { coreCount, envVar, sharedMemoryError, startKernelWorker, wasmBytes, type KernelWorker } from './platform.js';
 import type { HostBackend } from './reference.js';
@@ -86,7 +87,7 @@ const TENSOR_CAP = 1280 * 1024 * 1024;
 /** Kernel memory kept for the backend's own blocks (pack buffers, staged operands), out of reach of tensors. */
 const OWN_SPACE = 256 * 1024 * 1024;
 /** float32 tensors smaller than this (bytes) stay in ordinary memory: a product stages them in one memcpy. */
-const MIN_KERNEL_MEMORY_BYTES = 64 * 1024;
+export const MIN_KERNEL_MEMORY_BYTES = 64 * 1024;
 
 /** Options of `createCpuBackend`. */
 export interface CpuBackendOptions {
@@ -103,6 +104,12 @@ export interface CpuBackendOptions {
    * direct loops, for benchmarks that measure the difference.
    */
   readonly convolution?: 'gemm' | 'loops';
+  /**
+   * Where the image kernels' passes run (im2col / col2im, max pooling, batch
+   * normalization): 'wasm' (default) or 'typescript', the host kernels' loops.
+   * The results are bit for bit the same; for tests and benchmarks that compare them.
+   */
+  readonly imageKernels?: 'wasm' | 'typescript';
 }
 
 /** The thread count: the option, else TAPEGRAD_THREADS, else what the machine has (at most 2). */
@@ -273,7 +280,56 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     pool.free(out);
     return undefined;
   };
+  const [im2colRowK, col2imRowK, maxPoolK, bnSumsK, bnGradSumsK, bnApplyK] =
+    [fn('im2colRow'), fn('col2imRow'), fn('maxPool'), fn('bnSums'), fn('bnGradSums'), fn('bnApply')];
+  /**
+   * Runs f on copies of small float64 arrays placed in the kernel's memory (their
+   * addresses), then copies them back (the kernels accumulate into some).
+   */
+  const withF64 = (arrays: readonly Float64Array[], f: (ptrs: number[]) => void): void => {
+    const sizes = arrays.map((a) => align(a.length * 8)), bytes = sizes.reduce((p, q) => p + q, 0);
+    const base = arena.malloc(Math.max(bytes, 8));
+    const ptrs = sizes.map((_z, i) => base + sizes.slice(0, i).reduce((p, q) => p + q, 0));
+    arrays.forEach((a, i) => new Float64Array(memory.buffer, ptrs[i]!, a.length).set(a));
+    f(ptrs);
+    arrays.forEach((a, i) => a.set(new Float64Array(memory.buffer, ptrs[i]!, a.length)));
+    arena.release(base, Math.max(bytes, 8));
+  };
+  // Batch normalization's passes in WebAssembly when the arrays are in the kernel's memory (KN.jsPasses otherwise).
+  const imagesInWasm = opts.imageKernels !== 'typescript';
+  const bnPasses: KN.BatchNormPasses = !imagesInWasm ? KN.jsPasses : {
+    sums: (x, mean, acc, N, C, S) => {
+      if (!inArena(x)) return KN.jsPasses.sums(x, mean, acc, N, C, S);
+      const m = mean ?? new Float64Array(C);
+      withF64([m, acc], ([pm, pa]) => bnSumsK(x.byteOffset, pm!, pa!, N, C, S, mean === undefined ? 0 : 1));
+    },
+    gradSums: (x, ct, mean, inv, sumCt, sumCtXhat, N, C, S) => {
+      if (!inArena(x) || !inArena(ct)) return KN.jsPasses.gradSums(x, ct, mean, inv, sumCt, sumCtXhat, N, C, S);
+      withF64([mean, inv, sumCt, sumCtXhat], ([pm, pi, ps, px]) => bnGradSumsK(x.byteOffset, ct.byteOffset, pm!, pi!, ps!, px!, N, C, S));
+    },
+    apply: (x, ct, out, coef, N, C, S) => {
+      if (!inArena(x) || !inArena(out) || (ct !== undefined && !inArena(ct))) return KN.jsPasses.apply(x, ct, out, coef, N, C, S);
+      withF64([coef], ([pc]) => bnApplyK(x.byteOffset, ct?.byteOffset ?? 0, out.byteOffset, pc!, N, C, S, ct === undefined ? 0 : 1));
+    },
+  };
+  /** conv-gemm's unrolling, one WebAssembly call per row (c, a, b) of the column matrix, when x (or dx) and the columns are in the kernel's memory. */
+  const rows = (g: Geometry, n0: number, count: number, imgs: Float32Array, cols: Float32Array, kernel: Fn): void => {
+    const { C, H, W, KH, KW, OH, OW, stride, padding, ohw } = g;
+    for (let c = 0; c < C; c++) {
+      for (let a = 0; a < KH; a++) {
+        for (let b = 0; b < KW; b++) {
+          const [lo, hi] = validCols(g, b);
+          kernel(imgs.byteOffset + (n0 * C + c) * H * W * 4, C * H * W * 4, count, H, W, OH, OW, stride, a - padding, b - padding, lo, hi,
+            cols.byteOffset + ((c * KH + a) * KW + b) * count * ohw * 4);
+        }
+      }
+    }
+  };
   const conv = convGemmKernels({
+    unroll: !imagesInWasm ? { im2col, col2im } : {
+      im2col: (x, g, n0, count, col) => (inArena(x) && inArena(col) ? rows(g, n0, count, x, col, im2colRowK) : im2col(x, g, n0, count, col)),
+      col2im: (col, g, n0, count, dx) => (inArena(dx) && inArena(col) ? rows(g, n0, count, dx, col, col2imRowK) : col2im(col, g, n0, count, dx)),
+    },
     gemm: gemmInto,
     scratch: (n) => {
       const off = arena.malloc(n * 4);
@@ -316,6 +372,28 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       if (!convOnGemm || !(ct.buf instanceof Float32Array) || !(x.buf instanceof Float32Array) || spec.dtype !== 'float32') return host.conv2dGradWeight(inputs, params, spec);
       return conv.gradWeight(ct.buf, x.buf, x.shape, params.filterShape, params);
     },
+    maxPool2d: (inputs, params, spec) => {
+      const [x] = inputs, [N, C, H, W] = x.shape as [number, number, number, number];
+      const OH = KN.slidingOut(H, params.size, params.stride, 0), OW = KN.slidingOut(W, params.size, params.stride, 0);
+      const out = imagesInWasm && inArena(x.buf) ? arenaOut(N * C * OH * OW) : undefined;
+      if (out === undefined) return host.maxPool2d(inputs, params, spec);
+      maxPoolK(x.buf.byteOffset, 0, out.byteOffset, N * C, H, W, params.size, params.stride, OH, OW, 0);
+      return out;
+    },
+    maxPool2dGrad: (inputs, params, spec) => {
+      const [ct, x] = inputs, [N, C, H, W] = x.shape as [number, number, number, number];
+      // Windows that overlap accumulate (the host kernel's float64 sums).
+      if (!imagesInWasm || params.stride < params.size || !inArena(x.buf) || !inArena(ct.buf) || spec.dtype !== 'float32') return host.maxPool2dGrad(inputs, params, spec);
+      const out = alloc('float32', x.buf.length, true);
+      if (!inArena(out)) { pool.free(out); return host.maxPool2dGrad(inputs, params, spec); }
+      const OH = KN.slidingOut(H, params.size, params.stride, 0), OW = KN.slidingOut(W, params.size, params.stride, 0);
+      maxPoolK(x.buf.byteOffset, ct.buf.byteOffset, out.byteOffset, N * C, H, W, params.size, params.stride, OH, OW, 1);
+      return out;
+    },
+    channelMoments: ([x]) => KN.channelMoments(alloc, x.buf, x.shape, bnPasses).data,
+    batchNorm: ([x, m, g, b], { eps }, out) => KN.batchNorm(alloc, x.buf, x.shape, m.buf, g.buf, b.buf, eps, like(out.dtype), bnPasses).data,
+    batchNormGrad: ([x, m, g, ct], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, m.buf, g.buf, ct.buf, eps, like(out.dtype), bnPasses).data,
+    batchNormParamGrad: ([x, m, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, m.buf, ct.buf, eps, like(out.dtype), bnPasses).data,
     add: (inputs, params, spec) => {
       const [a, b] = inputs;
       if (isRowBias(a, b) && inArena(a.buf) && b.buf instanceof Float32Array) {

@@ -16,6 +16,8 @@
 //   B(p, j) at b + 4(p·sbp + j·sbj), C row-major with leading dimension ldc.
 //   All addresses are byte offsets into the imported memory.
 
+import { imageWat } from './image.wat.mjs';
+
 export const BLOCK = { NC: 512, KC: 256, MC: 144, MR: 6, NR: 8 };
 
 const madd = (relaxed, a, b, c) =>
@@ -474,5 +476,6 @@ ${shared ? `
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $nextR))))
 
+${imageWat()}
 )`;
 };

@@ -1,0 +1,205 @@
+/**
+ * The image kernels of a CNN step in WebAssembly (functions of the GEMM's
+ * module, over the same memory): im2col / col2im rows, max pooling and its
+ * gradient, and batch normalization's passes. Each computes exactly what its
+ * TypeScript version computes (kernels-nd.ts, conv-gemm.ts), in the same order
+ * and precision, so results never depend on which one ran: float64 sums are
+ * sequential chains as in the TypeScript loops, and an element-wise float32
+ * result is the float64 expression rounded once, as a Float32Array store
+ * rounds it. Addresses in bytes, counts in elements.
+ */
+
+/** Loop `$v` from 0 while `$v < limit`, with `body` inside; labels from `tag`. */
+const loop = (v, limit, body, tag = v.slice(1)) => `
+    (local.set ${v} (i32.const 0))
+    (block $done_${tag} (loop $next_${tag}
+      (br_if $done_${tag} (i32.ge_s (local.get ${v}) ${limit}))${body}
+      (local.set ${v} (i32.add (local.get ${v}) (i32.const 1)))
+      (br $next_${tag})))`;
+
+const get = (v) => `(local.get ${v})`;
+/** Byte address of element `i` (an i32 expression) after `base`. */
+const at = (base, i) => `(i32.add ${base} (i32.shl ${i} (i32.const 2)))`;
+
+export const imageWat = () => `
+  ;; One row (c, a, b) of an im2col column matrix, for \`count\` images: for image
+  ;; img and output row i, OW values starting at dst + 4·(img·OH·OW + i·OW):
+  ;; x[img][r][j·stride + colOff] for r = i·stride + rowOff inside [0, H) and j in
+  ;; [lo, hi) (the columns inside x), zero elsewhere. x points at image 0's plane c;
+  ;; planeStep is the bytes from one image's plane c to the next's.
+  (func (export "im2colRow") (param $x i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
+    (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $dst i32)
+    (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $d i32) (local $xr i32) (local $xp i32)
+    (local.set $xp (local.get $x))
+    (local.set $d (local.get $dst))${loop('$img', get('$count'), `${loop('$i', get('$OH'), `
+        (local.set $r (i32.add (i32.mul (local.get $i) (local.get $stride)) (local.get $rowOff)))
+        (if (i32.or (i32.lt_s (local.get $r) (i32.const 0)) (i32.ge_s (local.get $r) (local.get $H)))
+          (then (memory.fill (local.get $d) (i32.const 0) (i32.shl (local.get $OW) (i32.const 2))))
+          (else
+            (memory.fill (local.get $d) (i32.const 0) (i32.shl (local.get $lo) (i32.const 2)))
+            ;; xr: the address of x[img][r][colOff] (j = 0's column, possibly outside the row)
+            (local.set $xr (i32.add (local.get $xp) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $W)) (local.get $colOff)) (i32.const 2))))
+            (if (i32.eq (local.get $stride) (i32.const 1))
+              (then (memory.copy ${at(get('$d'), get('$lo'))} ${at(get('$xr'), get('$lo'))} (i32.shl (i32.sub (local.get $hi) (local.get $lo)) (i32.const 2))))
+              (else
+                (local.set $j (local.get $lo))
+                (block $doneJ (loop $nextJ
+                  (br_if $doneJ (i32.ge_s (local.get $j) (local.get $hi)))
+                  (f32.store ${at(get('$d'), get('$j'))} (f32.load ${at(get('$xr'), '(i32.mul (local.get $j) (local.get $stride))')}))
+                  (local.set $j (i32.add (local.get $j) (i32.const 1)))
+                  (br $nextJ)))))
+            (memory.fill ${at(get('$d'), get('$hi'))} (i32.const 0) (i32.shl (i32.sub (local.get $OW) (local.get $hi)) (i32.const 2)))))
+        (local.set $d (i32.add (local.get $d) (i32.shl (local.get $OW) (i32.const 2))))`, 'i')}
+      (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`, 'img')})
+
+  ;; col2im for one row (c, a, b): the inverse gather of im2colRow, added onto dx
+  ;; (dx[...] + col[...] in float32: the float64 sum of two floats rounds to the same float).
+  (func (export "col2imRow") (param $dx i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
+    (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $src i32)
+    (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $s i32) (local $xr i32) (local $xp i32) (local $p i32) (local $q i32)
+    (local.set $xp (local.get $dx))
+    (local.set $s (local.get $src))${loop('$img', get('$count'), `${loop('$i', get('$OH'), `
+        (local.set $r (i32.add (i32.mul (local.get $i) (local.get $stride)) (local.get $rowOff)))
+        (if (i32.and (i32.ge_s (local.get $r) (i32.const 0)) (i32.lt_s (local.get $r) (local.get $H)))
+          (then
+            (local.set $xr (i32.add (local.get $xp) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $W)) (local.get $colOff)) (i32.const 2))))
+            (local.set $j (local.get $lo))
+            (if (i32.eq (local.get $stride) (i32.const 1))
+              (then
+                (local.set $p ${at(get('$xr'), get('$lo'))})
+                (local.set $q ${at(get('$s'), get('$lo'))})
+                (block $done4 (loop $next4
+                  (br_if $done4 (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $hi)))
+                  (v128.store (local.get $p) (f32x4.add (v128.load (local.get $p)) (v128.load (local.get $q))))
+                  (local.set $p (i32.add (local.get $p) (i32.const 16)))
+                  (local.set $q (i32.add (local.get $q) (i32.const 16)))
+                  (local.set $j (i32.add (local.get $j) (i32.const 4)))
+                  (br $next4)))))
+            (block $doneJ (loop $nextJ
+              (br_if $doneJ (i32.ge_s (local.get $j) (local.get $hi)))
+              (local.set $p ${at(get('$xr'), '(i32.mul (local.get $j) (local.get $stride))')})
+              (f32.store (local.get $p) (f32.add (f32.load (local.get $p)) (f32.load ${at(get('$s'), get('$j'))})))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br $nextJ)))))
+        (local.set $s (i32.add (local.get $s) (i32.shl (local.get $OW) (i32.const 2))))`, 'i')}
+      (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`, 'img')})
+
+  ;; Max pooling over \`planes\` H×W planes, size×size windows moved by stride:
+  ;; the window's maximum in row order, the first on ties, a NaN winning (as
+  ;; kernels-nd.ts's maxPoolArgmax). grad = 0: out[o] = the maximum. grad = 1:
+  ;; out (zeroed, x's shape) receives ct[o] at the maximum's position, for
+  ;; windows that do not overlap (each input gets at most one).
+  (func (export "maxPool") (param $x i32) (param $ct i32) (param $out i32) (param $planes i32) (param $H i32) (param $W i32)
+    (param $size i32) (param $stride i32) (param $OH i32) (param $OW i32) (param $grad i32)
+    (local $p i32) (local $i i32) (local $j i32) (local $a i32) (local $k i32) (local $base i32) (local $w0 i32) (local $r i32)
+    (local $bi i32) (local $bv f32) (local $v f32) (local $o i32) (local $take i32) (local $W4 i32)
+    (local.set $W4 (i32.shl (local.get $W) (i32.const 2)))
+    (local.set $o (i32.const 0))${loop('$p', get('$planes'), `
+      (local.set $base (i32.add (local.get $x) (i32.shl (i32.mul (local.get $p) (i32.mul (local.get $H) (local.get $W))) (i32.const 2))))${loop('$i', get('$OH'), `${loop('$j', get('$OW'), `
+          (local.set $w0 (i32.add (local.get $base) (i32.shl (i32.add (i32.mul (i32.mul (local.get $i) (local.get $stride)) (local.get $W)) (i32.mul (local.get $j) (local.get $stride))) (i32.const 2))))
+          (local.set $bi (local.get $w0))
+          (local.set $bv (f32.load (local.get $w0)))
+          (if (i32.eq (local.get $size) (i32.const 2))
+            (then
+              ;; 2×2 windows unrolled: the three other values in row order.${[
+                '(i32.add (local.get $w0) (i32.const 4))',
+                '(i32.add (local.get $w0) (local.get $W4))',
+                '(i32.add (local.get $w0) (i32.add (local.get $W4) (i32.const 4)))',
+              ].map((addr) => `
+              (local.set $r ${addr})
+              (local.set $v (f32.load (local.get $r)))
+              (local.set $take (i32.and (f32.eq (local.get $bv) (local.get $bv)) (i32.or (f32.gt (local.get $v) (local.get $bv)) (f32.ne (local.get $v) (local.get $v)))))
+              (local.set $bv (select (local.get $v) (local.get $bv) (local.get $take)))
+              (local.set $bi (select (local.get $r) (local.get $bi) (local.get $take)))`).join('')})
+            (else${loop('$a', get('$size'), `
+            (local.set $r (i32.add (local.get $w0) (i32.shl (i32.mul (local.get $a) (local.get $W)) (i32.const 2))))${loop('$k', get('$size'), `
+              (local.set $v (f32.load ${at(get('$r'), get('$k'))}))
+              ;; Branch-free (the comparisons of random data mispredict): select, not if.
+              (local.set $take (i32.and (f32.eq (local.get $bv) (local.get $bv)) (i32.or (f32.gt (local.get $v) (local.get $bv)) (f32.ne (local.get $v) (local.get $v)))))
+              (local.set $bv (select (local.get $v) (local.get $bv) (local.get $take)))
+              (local.set $bi (select ${at(get('$r'), get('$k'))} (local.get $bi) (local.get $take)))`, 'k')}`, 'a')}))
+          (if (local.get $grad)
+            (then (f32.store (i32.add (local.get $out) (i32.sub (local.get $bi) (local.get $x))) (f32.load ${at(get('$ct'), get('$o'))})))
+            (else (f32.store ${at(get('$out'), get('$o'))} (local.get $bv))))
+          (local.set $o (i32.add (local.get $o) (i32.const 1)))`, 'j')}`, 'i')}`, 'p')})
+
+  ;; Batch normalization over x [N, C, S] (N·C planes of S floats), per channel c.
+  ;; mode 0: acc[c] += Σ_plane x (each plane's sum a float64 chain, then added, as kernels-nd's channelStats);
+  ;; mode 1: acc[c] += Σ_plane (x − mean[c])²; mean, acc: C float64s.
+  (func (export "bnSums") (param $x i32) (param $mean i32) (param $acc i32) (param $N i32) (param $C i32) (param $S i32) (param $mode i32)
+    (local $n i32) (local $c i32) (local $j i32) (local $px i32) (local $s f64) (local $m f64) (local $d f64)
+    (local.set $px (local.get $x))${loop('$n', get('$N'), `${loop('$c', get('$C'), `
+        (local.set $s (f64.const 0))
+        (if (local.get $mode)
+          (then
+            (local.set $m (f64.load (i32.add (local.get $mean) (i32.shl (local.get $c) (i32.const 3)))))${loop('$j', get('$S'), `
+              (local.set $d (f64.sub (f64.promote_f32 (f32.load ${at(get('$px'), get('$j'))})) (local.get $m)))
+              (local.set $s (f64.add (local.get $s) (f64.mul (local.get $d) (local.get $d))))`, 'j1')})
+          (else${loop('$j', get('$S'), `
+              (local.set $s (f64.add (local.get $s) (f64.promote_f32 (f32.load ${at(get('$px'), get('$j'))}))))`, 'j0')}))
+        (f64.store (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))
+          (f64.add (f64.load (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))) (local.get $s)))
+        (local.set $px ${at(get('$px'), get('$S'))})`, 'c')}`, 'n')})
+
+  ;; batchNorm's gradient sums: per plane s = Σ ct, sx = Σ ct·(x − mean[c]) (float64 chains);
+  ;; sumCt[c] += s, sumCtXhat[c] += sx·inv[c] (as kernels-nd's gradSums). mean, inv, sums: C float64s.
+  (func (export "bnGradSums") (param $x i32) (param $ct i32) (param $mean i32) (param $inv i32) (param $sumCt i32) (param $sumCtXhat i32)
+    (param $N i32) (param $C i32) (param $S i32)
+    (local $n i32) (local $c i32) (local $j i32) (local $o i32) (local $s f64) (local $sx f64) (local $m f64) (local $d f64) (local $c8 i32)
+    (local.set $o (i32.const 0))${loop('$n', get('$N'), `${loop('$c', get('$C'), `
+        (local.set $c8 (i32.shl (local.get $c) (i32.const 3)))
+        (local.set $m (f64.load (i32.add (local.get $mean) (local.get $c8))))
+        (local.set $s (f64.const 0))
+        (local.set $sx (f64.const 0))${loop('$j', get('$S'), `
+          (local.set $d (f64.promote_f32 (f32.load ${at(get('$ct'), '(i32.add (local.get $o) (local.get $j))')})))
+          (local.set $s (f64.add (local.get $s) (local.get $d)))
+          (local.set $sx (f64.add (local.get $sx)
+            (f64.mul (local.get $d) (f64.sub (f64.promote_f32 (f32.load ${at(get('$x'), '(i32.add (local.get $o) (local.get $j))')})) (local.get $m)))))`, 'j')}
+        (f64.store (i32.add (local.get $sumCt) (local.get $c8)) (f64.add (f64.load (i32.add (local.get $sumCt) (local.get $c8))) (local.get $s)))
+        (f64.store (i32.add (local.get $sumCtXhat) (local.get $c8))
+          (f64.add (f64.load (i32.add (local.get $sumCtXhat) (local.get $c8))) (f64.mul (local.get $sx) (f64.load (i32.add (local.get $inv) (local.get $c8))))))
+        (local.set $o (i32.add (local.get $o) (local.get $S)))`, 'c')}`, 'n')})
+
+  ;; Per channel c with coefficients k0..k4 (5 float64s per channel at coef + 40·c):
+  ;; mode 0 (forward):  out = f32((x − k0)·k1 + k2)                     (mean, scale, shift)
+  ;; mode 1 (gradient): out = f32(k0·((ct − k1) − ((x − k2)·k3)·k4))    (g·inv, mean(ct), mean, inv, mean(ct·x̂))
+  ;; the same float64 operations in the same order as kernels-nd.ts's loops, two lanes at a time.
+  (func (export "bnApply") (param $x i32) (param $ct i32) (param $out i32) (param $coef i32) (param $N i32) (param $C i32) (param $S i32) (param $mode i32)
+    (local $n i32) (local $c i32) (local $j i32) (local $o i32) (local $cp i32)
+    (local $k0 v128) (local $k1 v128) (local $k2 v128) (local $k3 v128) (local $k4 v128) (local $vx v128) (local $vc v128) (local $r v128)
+    (local.set $o (i32.const 0))${loop('$n', get('$N'), `${loop('$c', get('$C'), `
+        (local.set $cp (i32.add (local.get $coef) (i32.mul (local.get $c) (i32.const 40))))
+        (local.set $k0 (f64x2.splat (f64.load (local.get $cp))))
+        (local.set $k1 (f64x2.splat (f64.load offset=8 (local.get $cp))))
+        (local.set $k2 (f64x2.splat (f64.load offset=16 (local.get $cp))))
+        (local.set $k3 (f64x2.splat (f64.load offset=24 (local.get $cp))))
+        (local.set $k4 (f64x2.splat (f64.load offset=32 (local.get $cp))))
+        (local.set $j (i32.const 0))
+        (block $done2 (loop $next2
+          (br_if $done2 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $S)))
+          (local.set $vx (f64x2.promote_low_f32x4 (v128.load64_zero ${at(get('$x'), '(i32.add (local.get $o) (local.get $j))')})))
+          (if (local.get $mode)
+            (then
+              (local.set $vc (f64x2.promote_low_f32x4 (v128.load64_zero ${at(get('$ct'), '(i32.add (local.get $o) (local.get $j))')})))
+              (local.set $r (f64x2.mul (local.get $k0)
+                (f64x2.sub (f64x2.sub (local.get $vc) (local.get $k1))
+                  (f64x2.mul (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k2)) (local.get $k3)) (local.get $k4))))))
+            (else
+              (local.set $r (f64x2.add (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k0)) (local.get $k1)) (local.get $k2)))))
+          (v128.store64_lane 0 ${at(get('$out'), '(i32.add (local.get $o) (local.get $j))')} (f32x4.demote_f64x2_zero (local.get $r)))
+          (local.set $j (i32.add (local.get $j) (i32.const 2)))
+          (br $next2)))
+        (if (i32.lt_s (local.get $j) (local.get $S))
+          (then
+            (local.set $vx (f64x2.promote_low_f32x4 (v128.load32_zero ${at(get('$x'), '(i32.add (local.get $o) (local.get $j))')})))
+            (if (local.get $mode)
+              (then
+                (local.set $vc (f64x2.promote_low_f32x4 (v128.load32_zero ${at(get('$ct'), '(i32.add (local.get $o) (local.get $j))')})))
+                (local.set $r (f64x2.mul (local.get $k0)
+                  (f64x2.sub (f64x2.sub (local.get $vc) (local.get $k1))
+                    (f64x2.mul (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k2)) (local.get $k3)) (local.get $k4))))))
+              (else
+                (local.set $r (f64x2.add (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k0)) (local.get $k1)) (local.get $k2)))))
+            (v128.store32_lane 0 ${at(get('$out'), '(i32.add (local.get $o) (local.get $j))')} (f32x4.demote_f64x2_zero (local.get $r)))))
+        (local.set $o (i32.add (local.get $o) (local.get $S)))`, 'c')}`, 'n')})
+`;

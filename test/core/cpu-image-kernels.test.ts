@@ -1,0 +1,92 @@
+/**
+ * The cpu backend's WebAssembly image kernels (im2col / col2im rows, max
+ * pooling and its gradient, batch normalization's passes) against the
+ * TypeScript loops they replace, bit for bit: the same backend built with
+ * `imageKernels: 'typescript'` runs the host kernels' loops on the same
+ * memory. Operands are larger than MIN_KERNEL_MEMORY_BYTES, so they live in the
+ * kernel's memory and the WebAssembly paths run (smaller ones stay on the host
+ * loops by design). Ties and NaNs in the pooling windows check the order rules.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { valueAndGrad } from '../../src/autodiff/index.js';
+import { bind, batchNormalize, channelMoments, conv2d, createCpuBackend, createReferenceBackend, fromArray, Key, maxPool2d, sum, mul, toBackend, type Backend, type Tensor } from '../../src/core/index.js';
+import { MIN_KERNEL_MEMORY_BYTES } from '../../src/core/backends/cpu.js';
+import { slidingOut } from '../../src/core/kernels-nd.js';
+
+const wasm = createCpuBackend({ threads: 1 });
+const ts = createCpuBackend({ threads: 1, imageKernels: 'typescript' });
+const reference = createReferenceBackend();
+afterAll(() => { wasm.dispose(); ts.dispose(); });
+
+const bits = (t: Tensor): string => { const d = t.toTypedArray(); return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64'); };
+const big = (shape: readonly number[]) => expect(shape.reduce((a, d) => a * d, 1) * 4).toBeGreaterThanOrEqual(MIN_KERNEL_MEMORY_BYTES);
+const on = (be: Backend, ...ts_: Tensor[]) => ts_.map((t) => toBackend(t, be));
+
+describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => {
+  const convCases = [
+    { n: 8, c: 3, h: 32, w: 32, f: 16, k: 3, stride: 1, padding: 1 },
+    { n: 4, c: 5, h: 27, w: 31, f: 6, k: 5, stride: 2, padding: 2 },
+    { n: 8, c: 4, h: 25, w: 23, f: 3, k: 3, stride: 3, padding: 0 },
+    { n: 6, c: 8, h: 20, w: 22, f: 7, k: 1, stride: 1, padding: 0 },
+  ];
+  it.each(convCases)('conv2d and both gradients: %o', (c) => {
+    big([c.n, c.c, c.h, c.w]);
+    const oh = slidingOut(c.h, c.k, c.stride, c.padding), ow = slidingOut(c.w, c.k, c.stride, c.padding);
+    const [kx, kw, kc] = new Key(c.n * 100 + c.k).split(3);
+    const x = kx!.uniform([c.n, c.c, c.h, c.w], -1, 1, 'float32', reference);
+    const w = kw!.uniform([c.f, c.c, c.k, c.k], -1, 1, 'float32', reference);
+    const ct = kc!.uniform([c.n, c.f, oh, ow], -1, 1, 'float32', reference);
+    const p = { stride: c.stride, padding: c.padding };
+    const out = (be: Backend) => {
+      const [xb, wb, cb] = on(be, x, w, ct) as [Tensor, Tensor, Tensor];
+      return [conv2d(xb, wb, p), bind('conv2dGradInput', [cb, wb], { ...p, inputShape: x.shape }), bind('conv2dGradWeight', [cb, xb], { ...p, filterShape: w.shape })].map(bits);
+    };
+    expect(out(wasm)).toEqual(out(ts));
+  });
+
+  /** Values with many ties (few distinct levels), a NaN now and then, and -0 beside +0. */
+  const pooled = (shape: number[], seed: number): Tensor => {
+    const u = new Key(seed).uniform(shape, 0, 1, 'float64').toTypedArray();
+    const v = Array.from(u, (r, i) => (i % 97 === 5 ? NaN : i % 13 === 0 ? -0 : Math.floor(r * 4) - 2));
+    const t = fromArray(v, shape, 'float32');
+    if (t._tag === 'Left') throw t.left;
+    return t.right;
+  };
+  it.each([
+    { shape: [8, 8, 32, 32], size: 2, stride: 2 },
+    { shape: [4, 6, 31, 29], size: 3, stride: 3 },
+    { shape: [4, 6, 30, 30], size: 3, stride: 2 },
+    { shape: [2, 16, 24, 24], size: 2, stride: 1 },
+  ])('max pooling and its gradient (ties, NaN, overlapping windows): %o', ({ shape, size, stride }) => {
+    big(shape);
+    const x = pooled(shape, size * 10 + stride);
+    const oh = slidingOut(shape[2]!, size, stride, 0), ow = slidingOut(shape[3]!, size, stride, 0);
+    const ct = new Key(7).uniform([shape[0]!, shape[1]!, oh, ow], -1, 1, 'float32');
+    const out = (be: Backend) => {
+      const [xb, cb] = on(be, x, ct) as [Tensor, Tensor];
+      return [maxPool2d(xb, size, stride), bind('maxPool2dGrad', [cb, xb], { size, stride })].map(bits);
+    };
+    const [a, b] = [out(wasm), out(ts)];
+    expect(a).toEqual(b);
+    // And both equal the reference backend's (pure host) kernels.
+    expect(a).toEqual(out(reference));
+  });
+
+  it.each([
+    { shape: [16, 8, 16, 16] }, { shape: [32, 5, 11, 13] }, { shape: [4096, 12] }, { shape: [6, 3, 33, 35] },
+  ])('batch normalization, forward and gradients: %o', ({ shape }) => {
+    big(shape);
+    const C = shape[1]!;
+    const x = new Key(1).normal(shape, 'float32', 0.7, 1.9);
+    const g = new Key(2).uniform([C], 0.5, 2, 'float32'), b = new Key(3).uniform([C], -1, 1, 'float32');
+    const w = new Key(4).normal(shape, 'float32');
+    const out = (be: Backend) => {
+      const [xb, gb, bb, wb] = on(be, x, g, b, w) as [Tensor, Tensor, Tensor, Tensor];
+      const r = valueAndGrad((p: { x: Tensor; g: Tensor; b: Tensor }) => sum(mul(batchNormalize(p.x, p.g, p.b), wb)))({ x: xb, g: gb, b: bb });
+      return [channelMoments(xb), batchNormalize(xb, gb, bb), r.grads.x, r.grads.g, r.grads.b].map(bits);
+    };
+    const [a, b2] = [out(wasm), out(ts)];
+    expect(a).toEqual(b2);
+    expect(a).toEqual(out(reference));
+  });
+});
