@@ -67,6 +67,7 @@ const convCases: Array<[Shape, Shape, number, number]> = [
   [[2, 2, 7, 6], [3, 2, 3, 2], 2, 0], // non-square filter, stride 2
   [[1, 3, 6, 7], [2, 3, 3, 3], 2, 1],
   [[3, 2, 5, 5], [2, 2, 1, 1], 1, 0], // 1×1
+  [[2, 2, 5, 6], [3, 2, 1, 1], 2, 1], // stride > filter: pixels no output reads
   [[4, 3, 8, 8], [8, 3, 3, 3], 1, 1], // a small CNN layer
 ];
 /** [x shape, size, stride]. */
@@ -76,6 +77,7 @@ const poolCases: Array<[Shape, number, number]> = [
   [[2, 2, 5, 5], 3, 1], // overlapping windows
   [[1, 2, 6, 7], 3, 2],
   [[2, 1, 3, 4], 1, 1],
+  [[1, 2, 7, 8], 2, 3], // gaps between windows (stride > size)
 ];
 
 describe.skipIf(!run)('gpujs image kernels on WebGL', () => {

@@ -47,6 +47,7 @@ const convCases: Array<[Shape, Shape, number, number]> = [
   [[1, 3, 6, 7], [2, 3, 3, 3], 2, 1],
   [[3, 2, 5, 5], [2, 2, 1, 1], 1, 0],
   [[2, 1, 4, 6], [2, 1, 2, 4], 2, 1],
+  [[2, 2, 5, 6], [3, 2, 1, 1], 2, 1], // stride > filter: pixels no output reads
 ];
 /** [x shape, size, stride]: overlapping (stride < size), disjoint, and ragged edges. */
 const poolCases: Array<[Shape, number, number]> = [
@@ -55,6 +56,7 @@ const poolCases: Array<[Shape, number, number]> = [
   [[2, 2, 5, 5], 3, 1],
   [[1, 2, 6, 7], 3, 2],
   [[2, 1, 3, 4], 1, 1],
+  [[1, 2, 7, 8], 2, 3], // gaps between windows (stride > size)
 ];
 
 describe('gpujs image kernel sources, run as JS, equal the host kernels', () => {

@@ -42,18 +42,37 @@ const unravel = (names: readonly string[], dims: readonly number[]): string[] =>
  * Lines that open a block for each window offset `k` (0 ≤ k < size) whose window
  * start `pos + pad − k` is a multiple of `stride` landing on an output index
  * `o` in [0, outLen): the taps of a sliding window that reach input position
- * `pos`. Two braces to close per call.
+ * `pos`. Where stride ≥ size at most one window reaches it, so there is no loop
+ * (o = ⌊(pos + pad) / stride⌋ and k the remainder): max pooling's usual 2/2 ran
+ * its gradient 16 comparisons per element instead of 4 (llvmpipe runs both
+ * sides of a branch). Returns the lines and the braces to close.
  */
-const tapLines = (pos: string, k: string, o: string, size: number, stride: number, pad: number, outLen: number): string[] => {
+const tapLines = (pos: string, k: string, o: string, size: number, stride: number, pad: number, outLen: number): { open: string[]; close: number } => {
   const t = `t${o}`;
-  const start = pad === 0 ? `${pos} - ${k}` : `${pos} + ${pad} - ${k}`;
-  return [
-    `for (let ${k} = 0; ${k} < ${size}; ${k}++) {`,
-    `const ${t} = ${start};`,
-    stride === 1 ? `const ${o} = ${t};` : `const ${o} = Math.floor((${t} + 0.5) / ${stride});`,
-    stride === 1 ? `if (${t} >= 0 && ${o} < ${outLen}) {` : `if (${t} >= 0 && ${o} * ${stride} === ${t} && ${o} < ${outLen}) {`,
-  ];
+  const shifted = pad === 0 ? pos : `${pos} + ${pad}`;
+  if (stride >= size) {
+    return {
+      open: [
+        stride === 1 ? `const ${o} = ${shifted};` : `const ${o} = Math.floor((${shifted} + 0.5) / ${stride});`,
+        `const ${k} = ${shifted} - ${o} * ${stride};`,
+        `if (${k} < ${size} && ${o} < ${outLen}) {`,
+      ],
+      close: 1,
+    };
+  }
+  return {
+    open: [
+      `for (let ${k} = 0; ${k} < ${size}; ${k}++) {`,
+      `const ${t} = ${shifted} - ${k};`,
+      stride === 1 ? `const ${o} = ${t};` : `const ${o} = Math.floor((${t} + 0.5) / ${stride});`,
+      stride === 1 ? `if (${t} >= 0 && ${o} < ${outLen}) {` : `if (${t} >= 0 && ${o} * ${stride} === ${t} && ${o} < ${outLen}) {`,
+    ],
+    close: 2,
+  };
 };
+/** The lines of nested taps over rows then columns around `body`. */
+const tapsAround = (rows: ReturnType<typeof tapLines>, cols: ReturnType<typeof tapLines>, body: readonly string[]): string[] =>
+  [...rows.open, ...cols.open, ...body, ...Array<string>(rows.close + cols.close).fill('}')];
 
 /** The output shape of conv2d. */
 export const conv2dOutShape = (xs: Shape, ws: Shape, { stride, padding }: Conv2dParams): [number, number, number, number] =>
@@ -94,10 +113,9 @@ export const conv2dGradInputSource = (xs: Shape, ws: Shape, p: Conv2dParams): st
     ...unravel(['n', 'c', 'y', 'x'], [N, C, H, W]),
     'let acc = 0;',
     `for (let f = 0; f < ${F}; f++) {`,
-    ...tapLines('y', 'a', 'oi', KH, s, pad, OH),
-    ...tapLines('x', 'b', 'oj', KW, s, pad, OW),
-    `acc += a0[((n * ${F} + f) * ${OH} + oi) * ${OW} + oj] * a1[((f * ${C} + c) * ${KH} + a) * ${KW} + b];`,
-    '}', '}', '}', '}',
+    ...tapsAround(tapLines('y', 'a', 'oi', KH, s, pad, OH), tapLines('x', 'b', 'oj', KW, s, pad, OW), [
+      `acc += a0[((n * ${F} + f) * ${OH} + oi) * ${OW} + oj] * a1[((f * ${C} + c) * ${KH} + a) * ${KW} + b];`,
+    ]),
     '}',
     'return acc;',
     '}',
@@ -186,10 +204,7 @@ export const pool2dGradSource = (kind: 'max' | 'avg', xs: Shape, p: Pool2dParams
     `function(${kind === 'max' ? 'a0, a1' : 'a0'}) {`,
     ...unravel(['nc', 'y', 'x'], [N * C, H, W]),
     'let acc = 0;',
-    ...tapLines('y', 'a', 'oi', size, s, 0, OH),
-    ...tapLines('x', 'b', 'oj', size, s, 0, OW),
-    ...add,
-    '}', '}', '}', '}',
+    ...tapsAround(tapLines('y', 'a', 'oi', size, s, 0, OH), tapLines('x', 'b', 'oj', size, s, 0, OW), add),
     kind === 'max' ? 'return acc;' : `return acc / ${size * size};`,
     '}',
   ].join('\n');
