@@ -40,6 +40,7 @@ import { sizeOf, stridesOf, type Shape } from '../shape.js';
 import { hostFused, hostKernels, type Alloc } from '../kernels.js';
 import { detectGpu } from './detect.js';
 import { loadGpuJs } from './platform.js';
+import { conv2dGradInputSource, conv2dGradWeightSource, conv2dSource, pool2dGradSource, pool2dSource } from './gpujs-image.js';
 
 /** A tensor's memory on this backend: a texture (float32) or host data (float64, empty). */
 export interface GpuBuffer {
@@ -326,10 +327,22 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     };
 
   /**
+   * An image kernel (conv2d, pooling and their VJPs) on the GPU: `source` bakes
+   * in the shapes; `work` is the longest loop nest it runs per element. An empty
+   * operand under a non-empty result (a zero-channel conv) sums nothing: zeros.
+   */
+  const image = (prim: string, inputs: readonly Op[], out: OutSpec, source: string, work: number): GpuBuffer => {
+    const n = sizeOf(out.shape);
+    if (n === 0) return empty(out.dtype);
+    if (inputs.some((x) => x.buf.n === 0)) return full(out.dtype, n, 0);
+    return run(source, n, inputs.map((x) => texOf(x, prim)), work);
+  };
+
+  /**
    * A kernel run on the host: the operands are downloaded, the host kernel
    * (kernels.ts) runs, and the result is uploaded. The explicit transfer for
-   * primitives this backend has no shader for yet (the image and indexing
-   * primitives): correct everywhere, and the place a shader replaces when one is
+   * primitives this backend has no shader for yet (the indexing primitives,
+   * select and pow): correct everywhere, and the place a shader replaces when one is
    * written. Each call counts in `transfers()`.
    */
   const viaHost = (prim: KernelPrimitive) => (inputs: readonly Op[], params: unknown, out: OutSpec): GpuBuffer => {
@@ -383,13 +396,16 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
       if (dtype === 'float64') return fromHost(Float64Array.from(hostOf(x)));
       return upload(Float32Array.from(hostOf(x)));
     },
-    conv2d: viaHost('conv2d'),
-    conv2dGradInput: viaHost('conv2dGradInput'),
-    conv2dGradWeight: viaHost('conv2dGradWeight'),
-    maxPool2d: viaHost('maxPool2d'),
-    maxPool2dGrad: viaHost('maxPool2dGrad'),
-    avgPool2d: viaHost('avgPool2d'),
-    avgPool2dGrad: viaHost('avgPool2dGrad'),
+    // The image primitives: direct loops, one output element per thread (gpujs-image.ts).
+    conv2d: ([x, w], p, out) => image('conv2d', [x, w], out, conv2dSource(x.shape, w.shape, p), x.shape[1]! * w.shape[2]! * w.shape[3]!),
+    conv2dGradInput: ([ct, w], p, out) =>
+      image('conv2dGradInput', [ct, w], out, conv2dGradInputSource(p.inputShape, w.shape, p), w.shape[0]! * w.shape[2]! * w.shape[3]!),
+    conv2dGradWeight: ([ct, x], p, out) =>
+      image('conv2dGradWeight', [ct, x], out, conv2dGradWeightSource(x.shape, p.filterShape, p), x.shape[0]! * ct.shape[2]! * ct.shape[3]!),
+    maxPool2d: ([x], p, out) => image('maxPool2d', [x], out, pool2dSource('max', x.shape, p), p.size * p.size),
+    maxPool2dGrad: ([ct, x], p, out) => image('maxPool2dGrad', [ct, x], out, pool2dGradSource('max', x.shape, p), p.size ** 4),
+    avgPool2d: ([x], p, out) => image('avgPool2d', [x], out, pool2dSource('avg', x.shape, p), p.size * p.size),
+    avgPool2dGrad: ([ct], p, out) => image('avgPool2dGrad', [ct], out, pool2dGradSource('avg', p.inputShape, p), p.size * p.size),
     slice: viaHost('slice'),
     pad: viaHost('pad'),
     take: viaHost('take'),
