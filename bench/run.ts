@@ -206,13 +206,13 @@ const mlpBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
   const numpyMatmul = (m: number, k: number, n: number, ta: boolean, tb: boolean): number | undefined => {
     try {
       const code = `import numpy as np,time,statistics as st
-  a=np.random.rand(*(${ta ? `(${k},${m})` : `(${m},${k})`})).astype(np.float32); b=np.random.rand(*(${tb ? `(${n},${k})` : `(${k},${n})`})).astype(np.float32)
-  f=lambda: (a${ta ? '.T' : ''})@(b${tb ? '.T' : ''})
-  [f() for _ in range(5)]
-  reps=max(1,round(2e8/(2*${m}*${n}*${k}))); s=[]
-  for _ in range(7):
-    t=time.perf_counter(); [f() for _ in range(reps)]; s.append((time.perf_counter()-t)/reps*1000)
-  print(st.median(s))`;
+a=np.random.rand(*(${ta ? `(${k},${m})` : `(${m},${k})`})).astype(np.float32); b=np.random.rand(*(${tb ? `(${n},${k})` : `(${k},${n})`})).astype(np.float32)
+f=lambda: (a${ta ? '.T' : ''})@(b${tb ? '.T' : ''})
+[f() for _ in range(5)]
+reps=max(1,round(2e8/(2*${m}*${n}*${k}))); s=[]
+for _ in range(7):
+  t=time.perf_counter(); [f() for _ in range(reps)]; s.append((time.perf_counter()-t)/reps*1000)
+print(st.median(s))`;
       return Number(execFileSync('python3', ['-c', code], { encoding: 'utf8' }).trim());
     } catch {
       return undefined;
