@@ -16,49 +16,29 @@
  * Usage: node --experimental-wasm-relaxed-simd --import tsx bench/cnn-epoch.ts [ROUNDS=3] [BATCHES=12] [THREADS=2]
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { parse } from 'yaml';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { createCpuBackend, Key, withBackend } from '../src/core/index.js';
-import { cifarSet, locateDataDir, readCifar100 } from '../src/data/index.js';
-import { fit, modelFromSpec, type SequentialSpec } from '../src/nn/index.js';
+import { existsSync } from 'node:fs';
+import { createCpuBackend } from '../src/core/index.js';
+import { locateDataDir, readCifar100 } from '../src/data/index.js';
+import { BATCHES_PER_EPOCH, CNN_BATCH, cnnSpec, cnnStepTimer } from './cnn-step.js';
 
 const [roundsArg = '3', batchesArg = '12', threadsArg = '2'] = process.argv.slice(2);
 const rounds = Number(roundsArg), batches = Number(batchesArg), threads = Number(threadsArg) as 1 | 2;
-const BATCH = 128, EPOCH_IMAGES = 40000;
-const batchesPerEpoch = Math.ceil(EPOCH_IMAGES / BATCH);
-
-const cfg = parse(readFileSync(new URL('../examples/configs/cnn.yaml', import.meta.url), 'utf8')) as { model: Omit<SequentialSpec, 'kind'> };
-const spec = { kind: 'sequential', ...cfg.model } as SequentialSpec;
-const model = modelFromSpec(spec);
+const BATCH = CNN_BATCH, batchesPerEpoch = BATCHES_PER_EPOCH;
+const spec = cnnSpec();
 
 const dir = locateDataDir(process.env['CIFAR100_DIR'] ? undefined : '../shared/data/cifar-100-binary').dir;
 const file = readCifar100(dir, 'train');
 if (E.isLeft(file)) throw file.left;
-const idx = Array.from({ length: (batches + 1) * BATCH }, (_, i) => i);
 
 const variants = {
   gemm: createCpuBackend({ threads, convolution: 'gemm' }),
   loops: createCpuBackend({ threads, convolution: 'loops' }),
 } as const;
-const sets = Object.fromEntries(Object.entries(variants).map(([name, be]) => [name, {
-  train: cifarSet(file.right, idx, 'coarse', 'per-image', undefined, { backend: be }),
-  val: cifarSet(file.right, idx.slice(0, BATCH), 'coarse', 'per-image', undefined, { backend: be }),
-}])) as Record<keyof typeof variants, { train: ReturnType<typeof cifarSet>; val: ReturnType<typeof cifarSet> }>;
-
-/** Seconds per batch of one variant's run, timed from the end of the first batch to the end of the last. */
-const secondsPerBatch = (name: keyof typeof variants): number => {
-  const be = variants[name];
-  const stamps: number[] = [];
-  // fit is synchronous: withBackend puts the layers' initial state there too.
-  const r = withBackend(be, () => fit(model, model.layer.init(new Key(0)), sets[name], {
-    epochs: 1, batchSize: BATCH, shuffle: false, seed: 0, backend: be,
-    optimizer: { kind: 'adam', lr: 0.001 },
-    onEvent: (e) => { if (e.type === 'batch') stamps.push(performance.now()); },
-  }));
-  if (E.isLeft(r)) throw r.left;
-  return (stamps[stamps.length - 1]! - stamps[0]!) / 1000 / (stamps.length - 1);
-};
+const timers = Object.fromEntries(Object.entries(variants).map(([name, be]) => [name, cnnStepTimer(file.right, be, batches)])) as
+  Record<keyof typeof variants, ReturnType<typeof cnnStepTimer>>;
+/** Seconds per batch of one variant's run (bench/cnn-step.ts). */
+const secondsPerBatch = (name: keyof typeof variants): number => timers[name].secondsPerBatch();
 
 const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2; };
 const times: Record<keyof typeof variants, number[]> = { gemm: [], loops: [] };

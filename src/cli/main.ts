@@ -19,7 +19,7 @@ import { runBytes } from '../experiments/budget.js';
 import { readRunConfig, runStatus } from '../experiments/run.js';
 import { fsMessage } from '../experiments/runfolder.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
-import { readSections, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
+import { readReproduceFile, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
 import { runExperiment } from '../experiments/run.js';
 import { paperTable1 } from '../experiments/stats.js';
 import { runSweep } from '../experiments/sweep.js';
@@ -268,7 +268,7 @@ program.command('stats').description("the report's Table 1: channel statistics o
     for (const r of t.rows) process.stdout.write(`| ${r.channel} | ${r.mean.toExponential(2)} | ${r.std.toFixed(6)} |\n`);
   });
 
-common(program.command('reproduce').description('every table and figure of the report into one Markdown page'))
+common(program.command('reproduce').description('every table and figure of the report into one Markdown page, and the recipes beyond it (section beyond)'))
   .option('--only <sections>', `comma-separated subset of ${SECTIONS.join(',')}`, (v: string) => {
     const list = v.split(',').map((s) => s.trim()).filter(Boolean);
     const bad = list.filter((s) => !(SECTIONS as readonly string[]).includes(s));
@@ -276,15 +276,17 @@ common(program.command('reproduce').description('every table and figure of the r
     return list as Section[];
   })
   .option('--out <dir>', 'report folder (never overwritten)', `runs/reproduce-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`)
-  .option('--configs <dir>', 'folder of table configs', join('examples', 'configs'))
-  .option('--config <file>', 'sections to run (e.g. examples/configs/reproduce.yaml); default: all')
+  .option('--configs <dir>', 'folder of the table and recipe configs', join('examples', 'configs'))
+  .option('--config <file>', 'sections (and beyond\'s recipes) to run, e.g. examples/configs/reproduce.yaml; default: all sections, recipes from --configs\'s reproduce.yaml')
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
   .action(async (o) => {
     if (o.seed !== undefined) throw new UsageError("reproduce runs the report's configs with their own seeds: leave out --seed (or run one table with tapegrad sweep --config examples/configs/tableN.yaml --seed N)");
-    if (o.config !== undefined && o.only === undefined) {
-      const sections = readSections(o.config);
-      if (E.isLeft(sections)) return fail(sections.left);
-      o.only = sections.right;
+    let recipes: string[] | undefined;
+    if (o.config !== undefined) {
+      const file = readReproduceFile(o.config);
+      if (E.isLeft(file)) return fail(file.left);
+      if (o.only === undefined) o.only = file.right.sections;
+      recipes = file.right.recipes;
     }
     const ctl = interruptible();
     try {
@@ -300,7 +302,7 @@ common(program.command('reproduce').description('every table and figure of the r
     if (pool) process.stderr.write(`${pool.jobs} runs side by side, one core each (--jobs 1 runs them in turn on all cores)\n`);
     const overrides = { ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.limitTrain ? { limitTrain: o.limitTrain } : {}), ...(o.limitTest ? { limitTest: o.limitTest } : {}) };
     const r = await reproduce(o.out, {
-      ...(o.data ? { dataDir: o.data } : {}), ...(o.only ? { only: o.only } : {}), configDir: o.configs, overrides, signal: ctl.signal,
+      ...(o.data ? { dataDir: o.data } : {}), ...(o.only ? { only: o.only } : {}), ...(recipes ? { recipes } : {}), configDir: o.configs, overrides, signal: ctl.signal,
       onSection: (s) => process.stderr.write(`== ${s}\n`), onEvent: progress, ...(pool ? { pool } : {}),
       onRunEvent: (section, i, n, values, e) => multi(`${section} run ${i + 1}/${n} (${values.join(', ')})`, e),
     }).finally(() => pool?.close());

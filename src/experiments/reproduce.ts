@@ -1,6 +1,7 @@
 /**
  * `tapegrad reproduce`: every table and figure of the report into one Markdown
- * page, ours beside the report's numbers.
+ * page, ours beside the report's numbers; then "Beyond the report", the recipe
+ * configs (single runs) beside the report's best rows for the same labels.
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
@@ -13,30 +14,50 @@ import { join, relative } from 'node:path';
 import { backendSelection } from '../core/index.js';
 import { ensureCifar100, readCifar100, cifarSet, sliceRows } from '../data/index.js';
 import { presets, writeFileAtomic } from '../nn/index.js';
-import { readRawConfig, setPath, type RawConfig } from './config.js';
+import { readRawConfig, type RawConfig } from './config.js';
 import { paperGradientCheck } from './gradcheck-table.js';
 import { paperTable1 } from './stats.js';
-import { runSweep, type SweepResult } from './sweep.js';
+import { runInFolder, runSweep, type SweepResult } from './sweep.js';
+import { beyondMarkdown, readPaperRows, readRecipes, withOverrides, type OurTableBest, type Recipe, type RecipeOutcome } from './beyond.js';
+import { DivergedError, type RunResult } from './run.js';
+import { lockFolder, type RunLock } from './runfolder.js';
 import type { ProgressEvent, RunPool } from './parallel.js';
 import type { RunOptions } from './run.js';
 
-/** The report's sections, in order: Tables 1–8 (Figures 1–12 come with Tables 3–8). */
-export const SECTIONS = ['table1', 'table2', 'table3', 'table4', 'table5', 'table6', 'table7', 'table8'] as const;
+/**
+ * The sections, in order: the report's Tables 1–8 (Figures 1–12 come with
+ * Tables 3–8), then `beyond`: the recipes beside the report's best rows.
+ */
+export const SECTIONS = ['table1', 'table2', 'table3', 'table4', 'table5', 'table6', 'table7', 'table8', 'beyond'] as const;
 export type Section = (typeof SECTIONS)[number];
+/** The report's sections that are sweeps of a table config (tableN.yaml). */
+const TABLE_SWEEPS = ['table3', 'table4', 'table5', 'table6', 'table7', 'table8'] as const;
 
-const SectionsFileC = t.exact(t.type({ sections: t.array(t.keyof(Object.fromEntries(SECTIONS.map((k) => [k, null])) as Record<Section, null>)) }));
+const ReproduceFileC = t.exact(t.intersection([
+  t.type({ sections: t.array(t.keyof(Object.fromEntries(SECTIONS.map((k) => [k, null])) as Record<Section, null>)) }),
+  t.partial({ recipes: t.array(t.string) }),
+]));
 
-/** Reads a reproduce config (`sections: [table1, …]`), rejecting unknown keys and sections by name. */
-export const readSections = (file: string): E.Either<ConfigError, Section[]> => {
+/** A reproduce config: the sections to run and, for `beyond`, the recipe config files (names in the configs folder). */
+export interface ReproduceFile {
+  readonly sections: Section[];
+  readonly recipes?: string[];
+}
+
+/** Reads a reproduce config (`sections: [table1, …]`, `recipes: [mlp-recipe.yaml, …]`), rejecting unknown keys and sections by name. */
+export const readReproduceFile = (file: string): E.Either<ConfigError, ReproduceFile> => {
   if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such file`));
   let value: unknown;
   try { value = parseYaml(readFileSync(file, 'utf8')); } catch (e) { return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message}`)); }
-  const d = SectionsFileC.decode(value);
-  if (E.isLeft(d)) return E.left(new ConfigError(`${file}: ${describeErrors(d.left)} (sections are ${SECTIONS.join(', ')})`));
-  const extra = Object.keys(value as object).filter((k) => k !== 'sections');
+  const d = ReproduceFileC.decode(value);
+  if (E.isLeft(d)) return E.left(new ConfigError(`${file}: ${describeErrors(d.left)} (sections are ${SECTIONS.join(', ')}; recipes a list of config files)`));
+  const extra = Object.keys(value as object).filter((k) => k !== 'sections' && k !== 'recipes');
   if (extra.length > 0) return E.left(new ConfigError(`${file}: unknown key '${extra[0]}'`));
-  return E.right(d.right.sections);
+  return E.right(d.right);
 };
+
+/** Reads a reproduce config's sections (see readReproduceFile). */
+export const readSections = (file: string): E.Either<ConfigError, Section[]> => E.map((f: ReproduceFile) => f.sections)(readReproduceFile(file));
 
 /** Which of the report's figures each table's best run draws. */
 const FIGURES: Partial<Record<Section, string>> = {
@@ -53,6 +74,11 @@ const PAPER_TABLE2 = [
 export interface ReproduceOptions extends RunOptions {
   readonly only?: readonly Section[];
   readonly configDir?: string;
+  /**
+   * The `beyond` section's recipe configs, file names in `configDir`; default:
+   * the `recipes:` list of `configDir`/reproduce.yaml.
+   */
+  readonly recipes?: readonly string[];
   /** Overrides for quick runs: applied to every sweep config. */
   readonly overrides?: { readonly epochs?: number; readonly limitTrain?: number; readonly limitTest?: number };
   readonly onSection?: (s: Section) => void;
@@ -66,14 +92,17 @@ const num = (x: number, d = 9) => x.toFixed(d);
 
 /** Runs the chosen sections and writes `report.md` into `outDir`. */
 export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Promise<E.Either<Error, { report: string; sweeps: SweepResult[] }>> => {
+  const held: RunLock[] = [];
   try {
-    return await reproduceUnguarded(outDir, opts);
+    return await reproduceUnguarded(outDir, opts, held);
   } catch (e) {
     return E.left(new Error((e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, outDir) : (e as Error).message.split('\n')[0]!));
+  } finally {
+    for (const l of held) l.release();
   }
 };
 
-const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions): Promise<E.Either<Error, { report: string; sweeps: SweepResult[] }>> => {
+const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: RunLock[]): Promise<E.Either<Error, { report: string; sweeps: SweepResult[] }>> => {
   const t0 = performance.now();
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) return E.left(new Error(`${outDir} is a file, not a folder: choose another --out`));
   if (existsSync(join(outDir, 'report.md'))) return E.left(new Error(`${outDir} holds a finished report, which is never overwritten: choose another --out`));
@@ -93,18 +122,42 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions): Promi
 
   // Every sweep's config first, so a bad one fails before hours of training.
   const configs = new Map<Section, RawConfig>();
+  const configDir = opts.configDir ?? join('examples', 'configs');
   for (const section of sections) {
-    if (section === 'table1' || section === 'table2') continue;
-    const file = join(opts.configDir ?? join('examples', 'configs'), `${section}.yaml`);
+    if (section === 'table1' || section === 'table2' || section === 'beyond') continue;
+    const file = join(configDir, `${section}.yaml`);
     const raw = readRawConfig(file);
     if (E.isLeft(raw)) return raw;
-    let cfg: RawConfig = raw.right;
-    const o = opts.overrides ?? {};
-    if (o.epochs !== undefined) cfg = setPath(cfg, 'training.epochs', o.epochs) as RawConfig;
-    if (o.limitTrain !== undefined) cfg = setPath(cfg, 'data.limitTrain', o.limitTrain) as RawConfig;
-    if (o.limitTest !== undefined) cfg = setPath(cfg, 'data.limitTest', o.limitTest) as RawConfig;
-    configs.set(section, cfg);
+    configs.set(section, withOverrides(raw.right, opts.overrides ?? {}));
   }
+  // The recipes too, and the report's rows they are shown beside.
+  let recipes: Recipe[] = [];
+  const beyondDir = join(outDir, 'beyond');
+  if (sections.includes('beyond')) {
+    const listFile = join(configDir, 'reproduce.yaml');
+    let files = opts.recipes;
+    if (files === undefined) {
+      const listed = readReproduceFile(listFile);
+      if (E.isLeft(listed)) return E.left(new ConfigError(`the beyond section reads its recipes from ${listed.left.message}`));
+      files = listed.right.recipes ?? [];
+    }
+    const read = readRecipes(configDir, files, opts.overrides ?? {}, opts.recipes === undefined ? listFile : 'the recipes given');
+    if (E.isLeft(read)) return read;
+    recipes = read.right;
+    mkdirSync(beyondDir, { recursive: true });
+    const lock = lockFolder(beyondDir, 'beyond.lock');
+    if (E.isLeft(lock)) return lock;
+    held.push(lock.right);
+  }
+  const paperRows = sections.includes('beyond') ? readPaperRows(configDir, TABLE_SWEEPS) : E.right([]);
+  if (E.isLeft(paperRows)) return paperRows;
+  // Read back rather than run: every recipe had finished in an earlier invocation.
+  const beyondReused = recipes.length > 0 && recipes.every((r) => existsSync(join(beyondDir, r.folder, 'result.json')));
+  const runRecipe = (i: number): Promise<E.Either<Error, RunResult>> => {
+    const r = recipes[i]!;
+    const onProgress = (e: ProgressEvent) => opts.onRunEvent?.('beyond', i, recipes.length, [r.config.name], e);
+    return runInFolder(join(beyondDir, r.folder), r.config, { ...opts, dataCache, onProgress }, 'the reproduce');
+  };
   // Run again into the same folder after an interruption, finished sections are read back.
   const startSweep = (section: Section, cfg: RawConfig) =>
     runSweep(cfg, {
@@ -115,6 +168,7 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions): Promi
   // end of a section while its last run finishes; the report is still written in order.
   const started = new Map<Section, ReturnType<typeof startSweep>>();
   if (opts.pool !== undefined) for (const [section, cfg] of configs) started.set(section, startSweep(section, cfg));
+  const recipesStarted = opts.pool !== undefined && recipes.length > 0 ? Promise.all(recipes.map((_, i) => runRecipe(i))) : undefined;
 
   for (const section of sections) {
     opts.onSection?.(section);
@@ -135,6 +189,35 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions): Promi
         `\n\nLargest difference ${worst.toExponential(2)} ${worst < 1e-4 ? '<' : '≥'} ε² = 1e-4.\n\nThe report's Table 2:\n\n| Weight type | Numerical | Backprop |\n|---|---|---|\n` +
         PAPER_TABLE2.map(([w, n, b]) => `| ${w} | ${num(n)} | ${num(b)} |`).join('\n'));
       summary.push(`| Table 2 | largest difference ${worst.toExponential(2)} | all < 1e-4 | ${worst < 1e-4 ? 'yes' : 'no'} |`);
+      continue;
+    }
+    if (section === 'beyond') {
+      let results: E.Either<Error, RunResult>[];
+      if (recipesStarted !== undefined) {
+        results = await recipesStarted;
+      } else {
+        results = [];
+        for (let i = 0; i < recipes.length; i++) {
+          const r = await runRecipe(i);
+          results.push(r);
+          if ((E.isLeft(r) && !(r.left instanceof DivergedError)) || (E.isRight(r) && r.right.interrupted)) break;
+        }
+      }
+      const failed = results.find((r) => E.isLeft(r) && !(r.left instanceof DivergedError));
+      if (opts.signal?.aborted === true || results.length < recipes.length || results.some((r) => E.isRight(r) && r.right.interrupted)) {
+        return E.left(new Error(`interrupted during beyond; finished runs are kept in ${beyondDir}`));
+      }
+      if (failed !== undefined && E.isLeft(failed)) return failed;
+      const outcomes: RecipeOutcome[] = recipes.map((recipe, i) => ({ recipe, dir: join(beyondDir, recipe.folder), result: results[i]! }));
+      const ours: OurTableBest[] = sweeps.flatMap((sw) => {
+        const labels = sw.bestRun?.config.data.labels ?? 'coarse';
+        return sw.best === undefined ? [] : [{ title: sw.title, headers: sw.headers, labels, row: sw.best, ...(sw.bestRun ? { run: sw.bestRun } : {}) }];
+      });
+      const b = beyondMarkdown(outcomes, paperRows.right, ours, (f) => relative(outDir, f), existsSync);
+      summary.push(...b.summary);
+      parts.push("## Beyond the report: recipes\n\nConfigs that go past the report's MLPs and training (listed under `recipes:` in the configs' reproduce.yaml), " +
+        "each one run with the same machinery as the tables, beside the report's best rows for the same labels (its published numbers, from the table configs)" +
+        `${ours.length > 0 ? ' and the best rows of the tables this report ran' : ''}.\n\n${b.markdown}`);
       continue;
     }
     const cfg = configs.get(section);
@@ -162,7 +245,7 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions): Promi
   }
 
   const sel = backendSelection();
-  const reused = sweeps.filter((s) => s.reused).map((s) => s.title.split(':')[0]);
+  const reused = [...sweeps.filter((s) => s.reused).map((s) => s.title.split(':')[0]), ...(beyondReused ? ['the recipes'] : [])];
   const p = presets.paper;
   const report = [
     '# Multiclass classification on CIFAR-100 with back-propagation: the report reproduced with tapegrad',

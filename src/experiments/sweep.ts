@@ -71,6 +71,43 @@ export interface SweepOptions extends RunOptions {
   readonly reuseFinished?: boolean;
 }
 
+/** How `runInFolder` runs: a run's options, a pool to run on, and who to tell. */
+export interface FolderRunOptions extends RunOptions {
+  readonly pool?: RunPool;
+  /** The run starts or continues (not called for a finished run read back). */
+  readonly onStart?: () => void;
+  /** Progress of the run, here or on the pool. */
+  readonly onProgress?: (e: ProgressEvent) => void;
+}
+
+/**
+ * One run in its own folder, as a sweep's rows and reproduce's recipes run: a
+ * finished run is read back (never run again or overwritten), an unfinished one
+ * is continued from its checkpoint (only with the same config: another is
+ * refused, naming the difference), else the run starts there; on `opts.pool`
+ * when given. `what` names the whole (e.g. 'the sweep') in the refusal.
+ */
+export const runInFolder = async (runDir: string, cfg: ResolvedConfig, opts: FolderRunOptions, what: string): Promise<E.Either<Error, RunResult>> => {
+  if (existsSync(join(runDir, 'config.json'))) {
+    // A run folder from an earlier invocation: only the same config may continue it.
+    const stored = readRunConfig(runDir);
+    if (E.isLeft(stored)) return stored;
+    const diff = configDiff(stored.right, cfg);
+    if (diff.length > 0) {
+      return E.left(new Error(`${runDir} holds a run of another config (${diff.slice(0, 3).join('; ')}): continue ${what} with the same config and flags, or choose another --out`));
+    }
+  }
+  const finished = readFinishedRun(runDir);
+  if (finished !== undefined) return finished;
+  opts.onStart?.();
+  const onEvent = (e: ProgressEvent) => opts.onProgress?.(e);
+  const resume = existsSync(join(runDir, 'config.json'));
+  if (opts.pool !== undefined) return opts.pool.run(resume ? { resumeDir: runDir, onEvent } : { config: cfg, outDir: runDir, onEvent });
+  const { pool: _p, onStart: _s, onProgress: _o, ...runOpts } = opts;
+  const local = { ...runOpts, onEvent: (e: FitEvent) => { opts.onEvent?.(e); onEvent(e); } };
+  return resume ? runExperiment(undefined, local, runDir) : runExperiment(cfg, { ...local, outDir: runDir });
+};
+
 const SWEEP_FORMAT = 'tapegrad.sweep';
 
 /** Files a sweep folder holds besides its runs. */
@@ -152,27 +189,10 @@ const sweepIn = async (
   const rows: SweepRow[] = [];
   const results: (RunResult | undefined)[] = [];
   const runDirOf = (i: number) => join(dir, sanitizeName(`run-${i + 1}-${combos[i]!.values.join('-')}`));
-  const runOne = async (i: number): Promise<E.Either<Error, RunResult>> => {
+  const runOne = (i: number): Promise<E.Either<Error, RunResult>> => {
     const combo = combos[i]!;
-    const runDir = runDirOf(i);
-    const cfg = decoded[i]!.right;
-    if (existsSync(join(runDir, 'config.json'))) {
-      // A run folder from an earlier invocation: only the same config may continue it.
-      const stored = readRunConfig(runDir);
-      if (E.isLeft(stored)) return stored;
-      const diff = configDiff(stored.right, cfg);
-      if (diff.length > 0) {
-        return E.left(new Error(`${runDir} holds a run of another config (${diff.slice(0, 3).join('; ')}): continue the sweep with the same config and flags, or choose another --out`));
-      }
-    }
-    const finished = readFinishedRun(runDir);
-    if (finished !== undefined) return finished;
-    opts.onRun?.(i, combos.length, combo.values);
     const onEvent = (e: ProgressEvent) => opts.onRunEvent?.(i, combos.length, combo.values, e);
-    const resume = existsSync(join(runDir, 'config.json'));
-    if (opts.pool !== undefined) return opts.pool.run(resume ? { resumeDir: runDir, onEvent } : { config: cfg, outDir: runDir, onEvent });
-    const local = { ...opts, onEvent: (e: FitEvent) => { opts.onEvent?.(e); onEvent(e); } };
-    return resume ? runExperiment(undefined, local, runDir) : runExperiment(cfg, { ...local, outDir: runDir });
+    return runInFolder(runDirOf(i), decoded[i]!.right, { ...opts, onStart: () => opts.onRun?.(i, combos.length, combo.values), onProgress: onEvent }, 'the sweep');
   };
   const outcomes: E.Either<Error, RunResult>[] = [];
   if (opts.pool !== undefined) {
