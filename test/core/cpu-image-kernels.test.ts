@@ -9,7 +9,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { valueAndGrad } from '../../src/autodiff/index.js';
-import { bind, batchNormalize, channelMoments, conv2d, createCpuBackend, createReferenceBackend, fromArray, Key, maxPool2d, sum, mul, toBackend, type Backend, type Tensor } from '../../src/core/index.js';
+import { add, bind, batchNormalize, reshape, channelMoments, conv2d, createCpuBackend, createReferenceBackend, fromArray, Key, maxPool2d, sum, mul, toBackend, type Backend, type Tensor } from '../../src/core/index.js';
 import { MIN_KERNEL_MEMORY_BYTES } from '../../src/core/backends/cpu.js';
 import { slidingOut } from '../../src/core/kernels-nd.js';
 
@@ -84,6 +84,20 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
       const [xb, gb, bb, wb] = on(be, x, g, b, w) as [Tensor, Tensor, Tensor, Tensor];
       const r = valueAndGrad((p: { x: Tensor; g: Tensor; b: Tensor }) => sum(mul(batchNormalize(p.x, p.g, p.b), wb)))({ x: xb, g: gb, b: bb });
       return [channelMoments(xb), batchNormalize(xb, gb, bb), r.grads.x, r.grads.g, r.grads.b].map(bits);
+    };
+    const [a, b2] = [out(wasm), out(ts)];
+    expect(a).toEqual(b2);
+    expect(a).toEqual(out(reference));
+  });
+
+  it.each([{ shape: [16, 8, 16, 16] }, { shape: [9, 5, 13, 31] }, { shape: [4, 3, 2, 40, 41] }])('the conv bias: per-channel add and its gradient (sum over every axis but 1): %o', ({ shape }) => {
+    big(shape);
+    const C = shape[1]!, stat = shape.map((d, i) => (i === 1 ? d : 1));
+    const x = new Key(8).normal(shape, 'float32', 0.3, 3), b = new Key(9).normal([C], 'float32');
+    const out = (be: Backend) => {
+      const [xb, bb] = on(be, x, b) as [Tensor, Tensor];
+      const axes = shape.map((_d, i) => i).filter((i) => i !== 1);
+      return [add(xb, reshape(bb, stat)), bind('sum', [xb], { axes, keepDims: true })].map(bits);
     };
     const [a, b2] = [out(wasm), out(ts)];
     expect(a).toEqual(b2);

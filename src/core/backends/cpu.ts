@@ -339,6 +339,12 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     alloc: (n, zeroed) => alloc('float32', n, zeroed) as Float32Array,
   });
   const convOnGemm = opts.convolution !== 'loops';
+  /** b of shape [1, C, 1, …] against a of [N, C, …] (rank ≥ 3). */
+  const isChannelBias = (a: Operand<Data>, b: Operand<Data>): boolean =>
+    a.shape.length >= 3 && b.shape.length === a.shape.length && b.buf.length === a.shape[1] && b.shape.every((d, i) => (i === 1 ? d === a.shape[1] : d === 1));
+  /** Sum over every axis but 1 of [N, C, …] (rank ≥ 3). */
+  const isChannelSum = (x: Operand<Data>, axes: readonly number[]): boolean =>
+    x.shape.length >= 3 && axes.length === x.shape.length - 1 && [...axes].sort((p, q) => p - q).every((a, i) => a === (i === 0 ? 0 : i + 1));
   const isRowBias = (a: Operand<Data>, b: Operand<Data>): boolean =>
     a.shape.length === 2 && b.buf.length === a.shape[1] && b.shape.length <= 2 && (b.shape.length < 2 || b.shape[0] === 1);
 
@@ -396,6 +402,17 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     batchNormParamGrad: ([x, m, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, m.buf, ct.buf, eps, like(out.dtype), bnPasses).data,
     add: (inputs, params, spec) => {
       const [a, b] = inputs;
+      // A value per channel over [N, C, …] (the conv bias): x + b as ((x − 0)·1 + b) in float64, the host's sum.
+      if (imagesInWasm && isChannelBias(a, b) && inArena(a.buf) && b.buf instanceof Float32Array) {
+        const out = arenaOut(a.buf.length);
+        if (out !== undefined) {
+          const [N, C] = a.shape as [number, number], S = a.buf.length / (N * C);
+          const coef = new Float64Array(5 * C);
+          for (let c = 0; c < C; c++) coef.set([0, 1, b.buf[c]!], 5 * c);
+          withF64([coef], ([pc]) => bnApplyK(a.buf.byteOffset, 0, out.byteOffset, pc!, N, C, S, 0));
+          return out;
+        }
+      }
       if (isRowBias(a, b) && inArena(a.buf) && b.buf instanceof Float32Array) {
         const out = arenaOut(a.buf.length);
         if (out !== undefined) {
@@ -435,6 +452,15 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
         sumRowsK(x.buf.byteOffset, acc, rows, cols);
         out.set(new Float64Array(memory.buffer, acc, cols));
         arena.release(acc, cols * 8);
+        return out;
+      }
+      // Per-channel sums over [N, C, …] (the conv bias's gradient): the host's float64 chain per channel.
+      if (imagesInWasm && isChannelSum(x, params.axes) && inArena(x.buf)) {
+        const [N, C] = x.shape as [number, number], S = x.buf.length / (N * C);
+        const acc = new Float64Array(C);
+        withF64([acc], ([pa]) => bnSumsK(x.buf.byteOffset, 0, pa!, N, C, S, 2));
+        const out = alloc('float32', C, false);
+        out.set(acc);
         return out;
       }
       return host.sum(inputs, params, spec);

@@ -125,12 +125,14 @@ export const imageWat = () => `
 
   ;; Batch normalization over x [N, C, S] (N·C planes of S floats), per channel c.
   ;; mode 0: acc[c] += Σ_plane x (each plane's sum a float64 chain, then added, as kernels-nd's channelStats);
-  ;; mode 1: acc[c] += Σ_plane (x − mean[c])²; mean, acc: C float64s.
+  ;; mode 1: acc[c] += Σ_plane (x − mean[c])²; mean, acc: C float64s;
+  ;; mode 2: one chain per channel through all its planes, acc[c] its start and its result
+  ;; (kernels.ts's reduce over every axis but 1: the conv bias's gradient).
   (func (export "bnSums") (param $x i32) (param $mean i32) (param $acc i32) (param $N i32) (param $C i32) (param $S i32) (param $mode i32)
     (local $n i32) (local $c i32) (local $j i32) (local $px i32) (local $s f64) (local $m f64) (local $d f64)
     (local.set $px (local.get $x))${loop('$n', get('$N'), `${loop('$c', get('$C'), `
-        (local.set $s (f64.const 0))
-        (if (local.get $mode)
+        (local.set $s (select (f64.load (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))) (f64.const 0) (i32.eq (local.get $mode) (i32.const 2))))
+        (if (i32.eq (local.get $mode) (i32.const 1))
           (then
             (local.set $m (f64.load (i32.add (local.get $mean) (i32.shl (local.get $c) (i32.const 3)))))${loop('$j', get('$S'), `
               (local.set $d (f64.sub (f64.promote_f32 (f32.load ${at(get('$px'), get('$j'))})) (local.get $m)))
@@ -138,7 +140,8 @@ export const imageWat = () => `
           (else${loop('$j', get('$S'), `
               (local.set $s (f64.add (local.get $s) (f64.promote_f32 (f32.load ${at(get('$px'), get('$j'))}))))`, 'j0')}))
         (f64.store (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))
-          (f64.add (f64.load (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))) (local.get $s)))
+          (select (local.get $s) (f64.add (f64.load (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))) (local.get $s))
+            (i32.eq (local.get $mode) (i32.const 2))))
         (local.set $px ${at(get('$px'), get('$S'))})`, 'c')}`, 'n')})
 
   ;; batchNorm's gradient sums: per plane s = Σ ct, sx = Σ ct·(x − mean[c]) (float64 chains);
