@@ -89,39 +89,62 @@ export const imageWat = () => `
   ;; kernels-nd.ts's maxPoolArgmax). grad = 0: out[o] = the maximum. grad = 1:
   ;; out (zeroed, x's shape) receives ct[o] at the maximum's position, for
   ;; windows that do not overlap (each input gets at most one).
+  ;; 2×2 windows at stride 2 go four outputs at a time in SIMD: V8 compiles a
+  ;; scalar float compare-and-select to branches, which random data mispredicts
+  ;; (15 ns an output); f32x4 compares and bitselect have none.
   (func (export "maxPool") (param $x i32) (param $ct i32) (param $out i32) (param $planes i32) (param $H i32) (param $W i32)
     (param $size i32) (param $stride i32) (param $OH i32) (param $OW i32) (param $grad i32)
     (local $p i32) (local $i i32) (local $j i32) (local $a i32) (local $k i32) (local $base i32) (local $w0 i32) (local $r i32)
-    (local $bi i32) (local $bv f32) (local $v f32) (local $o i32) (local $take i32) (local $W4 i32)
+    (local $bi i32) (local $bv f32) (local $v f32) (local $o i32) (local $take i32) (local $W4 i32) (local $vec i32)
+    (local $va v128) (local $vb v128) (local $vv v128) (local $vi v128) (local $vt v128) (local $lanes v128) (local $vc v128)
     (local.set $W4 (i32.shl (local.get $W) (i32.const 2)))
+    (local.set $vec (i32.and (i32.eq (local.get $size) (i32.const 2)) (i32.eq (local.get $stride) (i32.const 2))))
     (local.set $o (i32.const 0))${loop('$p', get('$planes'), `
-      (local.set $base (i32.add (local.get $x) (i32.shl (i32.mul (local.get $p) (i32.mul (local.get $H) (local.get $W))) (i32.const 2))))${loop('$i', get('$OH'), `${loop('$j', get('$OW'), `
+      (local.set $base (i32.add (local.get $x) (i32.shl (i32.mul (local.get $p) (i32.mul (local.get $H) (local.get $W))) (i32.const 2))))${loop('$i', get('$OH'), `
+        (local.set $j (i32.const 0))
+        (block $done_j (loop $next_j
+          (br_if $done_j (i32.ge_s (local.get $j) (local.get $OW)))
           (local.set $w0 (i32.add (local.get $base) (i32.shl (i32.add (i32.mul (i32.mul (local.get $i) (local.get $stride)) (local.get $W)) (i32.mul (local.get $j) (local.get $stride))) (i32.const 2))))
-          (local.set $bi (local.get $w0))
-          (local.set $bv (f32.load (local.get $w0)))
-          (if (i32.eq (local.get $size) (i32.const 2))
+          (if (i32.and (local.get $vec) (i32.le_s (i32.add (local.get $j) (i32.const 4)) (local.get $OW)))
             (then
-              ;; 2×2 windows unrolled: the three other values in row order.${[
-                '(i32.add (local.get $w0) (i32.const 4))',
-                '(i32.add (local.get $w0) (local.get $W4))',
-                '(i32.add (local.get $w0) (i32.add (local.get $W4) (i32.const 4)))',
-              ].map((addr) => `
-              (local.set $r ${addr})
-              (local.set $v (f32.load (local.get $r)))
-              (local.set $take (i32.and (f32.eq (local.get $bv) (local.get $bv)) (i32.or (f32.gt (local.get $v) (local.get $bv)) (f32.ne (local.get $v) (local.get $v)))))
-              (local.set $bv (select (local.get $v) (local.get $bv) (local.get $take)))
-              (local.set $bi (select (local.get $r) (local.get $bi) (local.get $take)))`).join('')})
-            (else${loop('$a', get('$size'), `
-            (local.set $r (i32.add (local.get $w0) (i32.shl (i32.mul (local.get $a) (local.get $W)) (i32.const 2))))${loop('$k', get('$size'), `
-              (local.set $v (f32.load ${at(get('$r'), get('$k'))}))
-              ;; Branch-free (the comparisons of random data mispredict): select, not if.
-              (local.set $take (i32.and (f32.eq (local.get $bv) (local.get $bv)) (i32.or (f32.gt (local.get $v) (local.get $bv)) (f32.ne (local.get $v) (local.get $v)))))
-              (local.set $bv (select (local.get $v) (local.get $bv) (local.get $take)))
-              (local.set $bi (select ${at(get('$r'), get('$k'))} (local.get $bi) (local.get $take)))`, 'k')}`, 'a')}))
-          (if (local.get $grad)
-            (then (f32.store (i32.add (local.get $out) (i32.sub (local.get $bi) (local.get $x))) (f32.load ${at(get('$ct'), get('$o'))})))
-            (else (f32.store ${at(get('$out'), get('$o'))} (local.get $bv))))
-          (local.set $o (i32.add (local.get $o) (i32.const 1)))`, 'j')}`, 'i')}`, 'p')})
+              ;; Outputs j…j+3: their windows' top-left values are the even lanes of 8 floats from w0.
+              (local.set $lanes (i32x4.add (i32x4.splat (local.get $w0)) (v128.const i32x4 0 8 16 24)))
+              (local.set $va (v128.load (local.get $w0)))
+              (local.set $vv (v128.load offset=16 (local.get $w0)))
+              (local.set $vb (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $va) (local.get $vv)))
+              (local.set $vi (local.get $lanes))${[
+                ['(i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $va) (local.get $vv))', '(v128.const i32x4 4 4 4 4)', ''],
+                ['(i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $va) (local.get $vv))', '(i32x4.splat (local.get $W4))', `
+              (local.set $va (v128.load (i32.add (local.get $w0) (local.get $W4))))
+              (local.set $vv (v128.load offset=16 (i32.add (local.get $w0) (local.get $W4))))`],
+                ['(i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $va) (local.get $vv))', '(i32x4.splat (i32.add (local.get $W4) (i32.const 4)))', ''],
+              ].map(([value, delta, loads]) => `${loads}
+              (local.set $vc ${value})
+              (local.set $vt (v128.and (f32x4.eq (local.get $vb) (local.get $vb))
+                (v128.or (f32x4.gt (local.get $vc) (local.get $vb)) (f32x4.ne (local.get $vc) (local.get $vc)))))
+              (local.set $vb (v128.bitselect (local.get $vc) (local.get $vb) (local.get $vt)))
+              (local.set $vi (v128.bitselect (i32x4.add (local.get $lanes) ${delta}) (local.get $vi) (local.get $vt)))`).join('')}
+              (if (local.get $grad)
+                (then
+                  (local.set $vc (v128.load ${at(get('$ct'), get('$o'))}))${[0, 1, 2, 3].map((l) => `
+                  (f32.store (i32.add (local.get $out) (i32.sub (i32x4.extract_lane ${l} (local.get $vi)) (local.get $x))) (f32x4.extract_lane ${l} (local.get $vc)))`).join('')})
+                (else (v128.store ${at(get('$out'), get('$o'))} (local.get $vb))))
+              (local.set $o (i32.add (local.get $o) (i32.const 4)))
+              (local.set $j (i32.add (local.get $j) (i32.const 4))))
+            (else
+              (local.set $bi (local.get $w0))
+              (local.set $bv (f32.load (local.get $w0)))${loop('$a', get('$size'), `
+              (local.set $r (i32.add (local.get $w0) (i32.shl (i32.mul (local.get $a) (local.get $W)) (i32.const 2))))${loop('$k', get('$size'), `
+                (local.set $v (f32.load ${at(get('$r'), get('$k'))}))
+                (local.set $take (i32.and (f32.eq (local.get $bv) (local.get $bv)) (i32.or (f32.gt (local.get $v) (local.get $bv)) (f32.ne (local.get $v) (local.get $v)))))
+                (local.set $bv (select (local.get $v) (local.get $bv) (local.get $take)))
+                (local.set $bi (select ${at(get('$r'), get('$k'))} (local.get $bi) (local.get $take)))`, 'k')}`, 'a')}
+              (if (local.get $grad)
+                (then (f32.store (i32.add (local.get $out) (i32.sub (local.get $bi) (local.get $x))) (f32.load ${at(get('$ct'), get('$o'))})))
+                (else (f32.store ${at(get('$out'), get('$o'))} (local.get $bv))))
+              (local.set $o (i32.add (local.get $o) (i32.const 1)))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))))
+          (br $next_j)))`, 'i')}`, 'p')})
 
   ;; Batch normalization over x [N, C, S] (N·C planes of S floats), per channel c.
   ;; mode 0: acc[c] += Σ_plane x (each plane's sum a float64 chain, then added, as kernels-nd's channelStats);
