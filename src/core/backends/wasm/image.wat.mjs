@@ -21,34 +21,55 @@ const get = (v) => `(local.get ${v})`;
 /** Byte address of element `i` (an i32 expression) after `base`. */
 const at = (base, i) => `(i32.add ${base} (i32.shl ${i} (i32.const 2)))`;
 
+/** Zeroes the floats [from, to) after $d: vectors, then singles (uses $j). */
+const zeros = (from, to) => `
+            (local.set $j ${from})
+            (block $doneZ4 (loop $nextZ4
+              (br_if $doneZ4 (i32.gt_s (i32.add (local.get $j) (i32.const 4)) ${to}))
+              (v128.store ${at(get('$d'), get('$j'))} (v128.const i32x4 0 0 0 0))
+              (local.set $j (i32.add (local.get $j) (i32.const 4)))
+              (br $nextZ4)))
+            (block $doneZ (loop $nextZ
+              (br_if $doneZ (i32.ge_s (local.get $j) ${to}))
+              (f32.store ${at(get('$d'), get('$j'))} (f32.const 0))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br $nextZ)))`;
+
 export const imageWat = () => `
   ;; One row (c, a, b) of an im2col column matrix, for \`count\` images: for image
   ;; img and output row i, OW values starting at dst + 4·(img·OH·OW + i·OW):
   ;; x[img][r][j·stride + colOff] for r = i·stride + rowOff inside [0, H) and j in
   ;; [lo, hi) (the columns inside x), zero elsewhere. x points at image 0's plane c;
-  ;; planeStep is the bytes from one image's plane c to the next's.
+  ;; planeStep is the bytes from one image's plane c to the next's. Segments are
+  ;; short (a row of 8–32 values): inline vector moves, not memory.copy / memory.fill,
+  ;; whose calls cost more than the copying (measured: half a conv's time).
   (func (export "im2colRow") (param $x i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
     (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $dst i32)
-    (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $d i32) (local $xr i32) (local $xp i32)
+    (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $d i32) (local $xr i32) (local $xp i32) (local $from i32) (local $to i32)
     (local.set $xp (local.get $x))
     (local.set $d (local.get $dst))${loop('$img', get('$count'), `${loop('$i', get('$OH'), `
         (local.set $r (i32.add (i32.mul (local.get $i) (local.get $stride)) (local.get $rowOff)))
         (if (i32.or (i32.lt_s (local.get $r) (i32.const 0)) (i32.ge_s (local.get $r) (local.get $H)))
-          (then (memory.fill (local.get $d) (i32.const 0) (i32.shl (local.get $OW) (i32.const 2))))
+          (then (local.set $from (i32.const 0)) (local.set $to (local.get $OW)))
           (else
-            (memory.fill (local.get $d) (i32.const 0) (i32.shl (local.get $lo) (i32.const 2)))
             ;; xr: the address of x[img][r][colOff] (j = 0's column, possibly outside the row)
             (local.set $xr (i32.add (local.get $xp) (i32.shl (i32.add (i32.mul (local.get $r) (local.get $W)) (local.get $colOff)) (i32.const 2))))
+            ${zeros('(i32.const 0)', get('$lo'))}
+            (local.set $j (local.get $lo))
             (if (i32.eq (local.get $stride) (i32.const 1))
-              (then (memory.copy ${at(get('$d'), get('$lo'))} ${at(get('$xr'), get('$lo'))} (i32.shl (i32.sub (local.get $hi) (local.get $lo)) (i32.const 2))))
-              (else
-                (local.set $j (local.get $lo))
-                (block $doneJ (loop $nextJ
-                  (br_if $doneJ (i32.ge_s (local.get $j) (local.get $hi)))
-                  (f32.store ${at(get('$d'), get('$j'))} (f32.load ${at(get('$xr'), '(i32.mul (local.get $j) (local.get $stride))')}))
-                  (local.set $j (i32.add (local.get $j) (i32.const 1)))
-                  (br $nextJ)))))
-            (memory.fill ${at(get('$d'), get('$hi'))} (i32.const 0) (i32.shl (i32.sub (local.get $OW) (local.get $hi)) (i32.const 2)))))
+              (then
+                (block $done4 (loop $next4
+                  (br_if $done4 (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $hi)))
+                  (v128.store ${at(get('$d'), get('$j'))} (v128.load ${at(get('$xr'), get('$j'))}))
+                  (local.set $j (i32.add (local.get $j) (i32.const 4)))
+                  (br $next4)))))
+            (block $doneJ (loop $nextJ
+              (br_if $doneJ (i32.ge_s (local.get $j) (local.get $hi)))
+              (f32.store ${at(get('$d'), get('$j'))} (f32.load ${at(get('$xr'), '(i32.mul (local.get $j) (local.get $stride))')}))
+              (local.set $j (i32.add (local.get $j) (i32.const 1)))
+              (br $nextJ)))
+            (local.set $from (local.get $hi)) (local.set $to (local.get $OW))))
+        ${zeros(get('$from'), get('$to'))}
         (local.set $d (i32.add (local.get $d) (i32.shl (local.get $OW) (i32.const 2))))`, 'i')}
       (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`, 'img')})
 
