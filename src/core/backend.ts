@@ -51,6 +51,23 @@ export interface MomentumHyper {
   readonly nesterov: boolean;
 }
 
+/**
+ * Hyperparameters of one fused Adam update (AdamW with `decay`): the bias
+ * corrections c1 = 1/(1 − β1ᵗ), c2 = 1/(1 − β2ᵗ) are the caller's, from its step count.
+ */
+export interface AdamHyper {
+  readonly lr: number;
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+  /** Coupled L2 added to the gradient: g + l2·p. */
+  readonly l2: number;
+  /** Decoupled weight decay as a factor on p: 1 − lr·wd (1 for none). */
+  readonly decay: number;
+  readonly c1: number;
+  readonly c2: number;
+}
+
 /** Fused, non-differentiable kernels (an optimizer's arithmetic), required of every backend. */
 export interface FusedKernels<B> {
   /**
@@ -58,6 +75,12 @@ export interface FusedKernels<B> {
    * in one pass, all operands of one shape and dtype. Returns [p', v'].
    */
   momentumStep(p: Operand<B>, v: Operand<B>, g: Operand<B>, hp: MomentumHyper): readonly [B, B];
+  /**
+   * g' = g + l2·p; m' = β1·m + (1 − β1)·g'; v' = β2·v + (1 − β2)·g'²;
+   * p' = decay·p − lr·(c1·m') / (√(c2·v') + eps), in one pass, each element in
+   * float64 and rounded once. Returns [p', m', v'].
+   */
+  adamStep(p: Operand<B>, m: Operand<B>, v: Operand<B>, g: Operand<B>, hp: AdamHyper): readonly [B, B, B];
 }
 
 /** A backend's memory, in bytes of tensor buffers. */

@@ -13,7 +13,7 @@ export * from './ops.js';
 export { checked } from './checked.js';
 export {
   type Backend, type BackendLike, type BackendSelection, type FusedKernels, type Kernel, type KernelTable, type MemoryStats,
-  type MomentumHyper, type Operand, type OutSpec, UnknownBackendError,
+  type AdamHyper, type MomentumHyper, type Operand, type OutSpec, UnknownBackendError,
   backend, backendNames, backendSelection, chooseBackend, defaultBackend, disposeBackends, registerBackend, resolveBackend, setDefaultBackend, withBackend,
 } from './backend.js';
 export { createCpuBackend, createGpujsBackend, createReferenceBackend, isHostBackend, detectGpu, isHardwareRenderer, type GpuReport, type HostBackend } from './backends/index.js';

@@ -6,7 +6,7 @@
  * shape, row-vector broadcast, last-axis reductions) get their own loops; the
  * general cases use index maps. matmul accumulates in float64 (the reference).
  */
-import type { FusedKernels, KernelTable, MomentumHyper, Operand } from './backend.js';
+import type { AdamHyper, FusedKernels, KernelTable, MomentumHyper, Operand } from './backend.js';
 import type { Data, DType } from './primitives.js';
 import * as KN from './kernels-nd.js';
 import { broadcastIndex, broadcastShapes, sameShape, sizeOf, stridesOf, type Shape } from './shape.js';
@@ -297,6 +297,21 @@ export const momentumStep = (p: Data, v: Data, g: Data, hp: MomentumHyper, pOut:
   }
 };
 
+/** The Adam update in one pass (see `FusedKernels.adamStep`): each element in float64, rounded once when stored. */
+export const adamStep = (p: Data, m: Data, v: Data, g: Data, hp: AdamHyper, pOut: Data, mOut: Data, vOut: Data): void => {
+  const { lr, beta1, beta2, eps, l2, decay, c1, c2 } = hp;
+  const b1 = 1 - beta1, b2 = 1 - beta2;
+  for (let i = 0; i < p.length; i++) {
+    const pi = p[i]!;
+    const gi = g[i]! + l2 * pi;
+    const mi = beta1 * m[i]! + b1 * gi;
+    const vi = beta2 * v[i]! + b2 * gi * gi;
+    mOut[i] = mi;
+    vOut[i] = vi;
+    pOut[i] = decay * pi - (lr * (c1 * mi)) / (Math.sqrt(c2 * vi) + eps);
+  }
+};
+
 /** relu's VJP: ct · (x > 0 ? 1 : 0), as the product (so −0 and NaN cotangents behave as multiplication does). */
 export const reluGrad = (alloc: Alloc, x: Data, ct: Data): Data => {
   const out = alloc(resultDType(x, ct), x.length, false);
@@ -414,5 +429,11 @@ export const hostFused = (alloc: Alloc): FusedKernels<Data> => ({
     const pOut = alloc(p.dtype, p.buf.length, false), vOut = alloc(p.dtype, p.buf.length, false);
     momentumStep(p.buf, v.buf, g.buf, hp, pOut, vOut);
     return [pOut, vOut];
+  },
+  adamStep: (p, m, v, g, hp) => {
+    const n = p.buf.length;
+    const pOut = alloc(p.dtype, n, false), mOut = alloc(p.dtype, n, false), vOut = alloc(p.dtype, n, false);
+    adamStep(p.buf, m.buf, v.buf, g.buf, hp, pOut, mOut, vOut);
+    return [pOut, mOut, vOut];
   },
 });

@@ -17,7 +17,7 @@
  * Ops throw `ShapeError` on bad shapes (naming both shapes); the `checked`
  * namespace in `checked.ts` offers the same ops returning `Either` instead.
  */
-import { backend as backendRef, defaultBackend, type Backend, type KernelTable, type MomentumHyper, type Operand, type OutSpec } from './backend.js';
+import { backend as backendRef, defaultBackend, type AdamHyper, type Backend, type KernelTable, type MomentumHyper, type Operand, type OutSpec } from './backend.js';
 import './backends/index.js'; // registers the backends and the auto policy
 import { matmulDims, plainAlloc, reducedShape } from './kernels.js';
 import * as KN from './kernels-nd.js';
@@ -556,6 +556,21 @@ export const momentumUpdate = (p: Tensor, v: Tensor, g: Tensor, hp: MomentumHype
   const be = backendOf('momentumUpdate', [p, v, g]);
   const [pb, vb] = be.fused.momentumStep(operand(p), operand(v), operand(g), hp);
   return [internal.wrap(new Storage(be, pb), p.shape, p.dtype), internal.wrap(new Storage(be, vb), p.shape, p.dtype)];
+};
+
+/**
+ * One fused Adam update of a parameter tensor (not differentiable), on the
+ * backend's fused kernel: returns [p', m', v'] (see `FusedKernels.adamStep`).
+ */
+export const adamUpdate = (p: Tensor, m: Tensor, v: Tensor, g: Tensor, hp: AdamHyper): [Tensor, Tensor, Tensor] => {
+  for (const [name, t] of [['first moment', m], ['second moment', v], ['gradient', g]] as const) {
+    if (!sameShape(p.shape, t.shape)) throw new ShapeError(`adamUpdate: parameter ${showShape(p.shape)} and ${name} ${showShape(t.shape)} must have one shape`);
+    if (p.dtype !== t.dtype) throw new Error(`adamUpdate: parameter (${p.dtype}) and ${name} (${t.dtype}) must have one dtype`);
+  }
+  const be = backendOf('adamUpdate', [p, m, v, g]);
+  const [pb, mb, vb] = be.fused.adamStep(operand(p), operand(m), operand(v), operand(g), hp);
+  const wrap = (b: unknown) => internal.wrap(new Storage(be, b), p.shape, p.dtype);
+  return [wrap(pb), wrap(mb), wrap(vb)];
 };
 
 /** max(x, αx) for 0 ≤ α < 1, as relu(x) − α·relu(−x): NaN passes through, as relu's does. */

@@ -4,7 +4,7 @@
  * Nothing is updated in place; states are trees of tensors, so they can be
  * saved in a checkpoint and a run resumed exactly.
  */
-import { add, momentumUpdate, mul, reciprocal, scalar, sqrt, sub, zeros, type Tensor } from '../core/index.js';
+import { adamUpdate, add, momentumUpdate, mul, scalar, sub, zeros, type Tensor } from '../core/index.js';
 import { leafPaths, leaves, mapTree, zipTree, type Tree, type Treelike } from '../autodiff/index.js';
 
 /**
@@ -87,21 +87,28 @@ export const momentum = ({ lr, momentum: gamma, nesterov = false, weightDecay = 
   },
 });
 
-/** Adam (Kingma & Ba), with optional decoupled weight decay (AdamW). */
+/**
+ * Adam (Kingma & Ba), with optional decoupled weight decay (AdamW). Each
+ * tensor is updated in one fused pass (`adamUpdate`): the ten separate tensor
+ * ops it replaces took half of an MLP recipe's epoch.
+ */
 export const adam = ({ lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, gradientL2 = noL2, decays = decayAll }: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; gradientL2?: GradientL2; decays?: DecayMask }): Optimizer<Tree> => ({
   describe: `adam(lr=${lr}, β1=${beta1}, β2=${beta2}${weightDecay ? `, wd=${weightDecay}` : ''})`,
   init: (params) => ({ t: scalar(0, 'float64'), m: zerosLike(params), v: zerosLike(params) }),
-  step: (state, params, rawGrads) => {
-    const grads = withL2(rawGrads, params, gradientL2);
+  step: (state, params, grads) => {
     const s = state as { t: Tensor; m: typeof grads; v: typeof grads };
     const t = s.t.item() + 1;
-    const m = zipTree(s.m, grads, (mi, g) => add(mul(mi, beta1), mul(g, 1 - beta1)));
-    const v = zipTree(s.v, grads, (vi, g) => add(mul(vi, beta2), mul(mul(g, g), 1 - beta2)));
     const c1 = 1 / (1 - beta1 ** t), c2 = 1 / (1 - beta2 ** t);
-    const vl = leaves(v);
-    const update = mapTree(m, (mi, i) => mul(mul(mi, c1), reciprocal(add(sqrt(mul(vl[i]!, c2)), eps))));
-    const decayed = decay(params, lr, weightDecay, decays);
-    return { state: { t: scalar(t, 'float64'), m, v }, params: zipTree(decayed, update, (p, u) => sub(p, mul(u, lr))) };
+    const paths = leafPaths(params), ms = leaves(s.m), vs = leaves(s.v), gs = leaves(grads);
+    const newM: Tensor[] = [], newV: Tensor[] = [];
+    const newP = mapTree(params, (p, i) => {
+      const decay = weightDecay !== 0 && (decays === decayAll || decays(paths[i]!, i)) ? 1 - lr * weightDecay : 1;
+      const [pn, mn, vn] = adamUpdate(p, ms[i]!, vs[i]!, gs[i]!, { lr, beta1, beta2, eps, l2: gradientL2(paths[i]!, i), decay, c1, c2 });
+      newM.push(mn);
+      newV.push(vn);
+      return pn;
+    });
+    return { state: { t: scalar(t, 'float64'), m: mapTree(s.m, (_m, i) => newM[i]!), v: mapTree(s.v, (_v, i) => newV[i]!) }, params: newP };
   },
 });
 

@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { valueAndGrad } from '../../src/autodiff/index.js';
 import {
-  add, cast, createCpuBackend, createGpujsBackend, createReferenceBackend, detectGpu, Key, logSumExp, matmul, max, mean, momentumUpdate,
+  adamUpdate, add, cast, createCpuBackend, createGpujsBackend, createReferenceBackend, detectGpu, Key, logSumExp, matmul, max, mean, momentumUpdate,
   mul, relu, sigmoid, softmaxCrossEntropy, sum, tanh, tidy, toBackend, type Backend, type Tensor,
 } from '../../src/core/index.js';
 
@@ -74,8 +74,15 @@ const evaluateCase = (c: Case, be: Backend, dtype: 'float32' | 'float64') => tid
   const { value, grads } = valueAndGrad(f)(params);
   const velocity = put(kv!.normal(params.w.shape as number[], 'float32', 0, 0.01, reference));
   const [w2, v2] = momentumUpdate(params.w, velocity, grads.w, { lr: 0.05, gamma: 0.9, l2: 0.01, nesterov: c.seed % 2 === 0 });
-  for (const t of [value, grads.w, grads.b, w2, v2]) expect(t.backend).toBe(be);
-  return { loss: value.item(), gw: grads.w.toTypedArray(), gb: grads.b.toTypedArray(), w2: w2.toTypedArray(), v2: v2.toTypedArray() };
+  // One fused AdamW step from random moments (the second positive), at step 3's bias corrections.
+  const m1 = put(kv!.fold('m').normal(params.w.shape as number[], 'float32', 0, 0.01, reference));
+  const s1 = put(kv!.fold('v').uniform(params.w.shape as number[], 1e-6, 1e-3, 'float32', reference));
+  const [wa, ma, va] = adamUpdate(params.w, m1, s1, grads.w, { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, l2: 0.01, decay: 1 - 0.01 * 0.05, c1: 1 / (1 - 0.9 ** 3), c2: 1 / (1 - 0.999 ** 3) });
+  for (const t of [value, grads.w, grads.b, w2, v2, wa, ma, va]) expect(t.backend).toBe(be);
+  return {
+    loss: value.item(), gw: grads.w.toTypedArray(), gb: grads.b.toTypedArray(), w2: w2.toTypedArray(), v2: v2.toTypedArray(),
+    wa: wa.toTypedArray(), ma: ma.toTypedArray(), va: va.toTypedArray(),
+  };
 });
 
 const agrees = (be: Backend, tol: number) => (c: Case) => {
@@ -87,6 +94,9 @@ const agrees = (be: Backend, tol: number) => (c: Case) => {
   expect(relNorm(got.gb, want.gb), `dL/db ${label}`).toBeLessThan(tol);
   expect(relNorm(got.w2, want.w2), `momentum w' ${label}`).toBeLessThan(tol);
   expect(relNorm(got.v2, want.v2), `momentum v' ${label}`).toBeLessThan(tol);
+  expect(relNorm(got.wa, want.wa), `adam w' ${label}`).toBeLessThan(tol);
+  expect(relNorm(got.ma, want.ma), `adam m' ${label}`).toBeLessThan(tol);
+  expect(relNorm(got.va, want.va), `adam v' ${label}`).toBeLessThan(tol);
 };
 
 describe('float32 compositions through the tape equal the float64 reference', () => {

@@ -51,6 +51,17 @@ describe('optimizers equal hand-computed updates', () => {
     expectAllClose(vals(s2.params), [0, 1].map((i) => p1[i]! - 0.01 * m[i]! / (Math.sqrt(v[i]!) + 1e-8)), 1e-12);
   });
 
+  it('adamW with gradient L2: decayed parameters, the L2 term in both moments', () => {
+    const o = adam({ lr: 0.01, weightDecay: 0.5, gradientL2: () => 0.1 });
+    const s1 = o.step(o.init(p0), p0, g1);
+    // g' = g + 0.1 p = [0.6, 0.05]; t=1: m̂ = g', v̂ = g'²; p' = p (1 − 0.005) − lr g'/(|g'| + eps)
+    const g = [0.5 + 0.1 * 1, 0.25 + 0.1 * -2];
+    expectAllClose(vals(s1.params), [0, 1].map((i) => [1, -2][i]! * (1 - 0.01 * 0.5) - (0.01 * g[i]!) / (Math.abs(g[i]!) + 1e-8)), 1e-14);
+    const st = s1.state as { m: { w: Tensor }; v: { w: Tensor } };
+    expectAllClose(vals(st.m), g.map((x) => 0.1 * x), 1e-15);
+    expectAllClose(vals(st.v), g.map((x) => 0.001 * x * x), 1e-15);
+  });
+
   it('steps never modify their inputs', () => {
     const o = momentum({ lr: 0.1, momentum: 0.9 });
     const st = o.init(p0);

@@ -508,7 +508,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     relaxed,
     threads: worker ? 2 : 1,
     kernels,
-    fused: { momentumStep },
+    fused: { momentumStep, adamStep: hostFused(alloc).adamStep },
     alloc,
     upload: (data) => {
       const out = alloc(data instanceof Float32Array ? 'float32' : 'float64', data.length, false);

@@ -34,7 +34,7 @@
  * this backend refuses instead and says why.
  */
 import type { GPU, IKernelRunShortcut, Texture } from 'gpu.js';
-import type { Backend, FusedKernels, KernelTable, MemoryStats, MomentumHyper, Operand, OutSpec } from '../backend.js';
+import type { Backend, FusedKernels, KernelTable, MemoryStats, AdamHyper, MomentumHyper, Operand, OutSpec } from '../backend.js';
 import type { Data, DType, KernelPrimitive } from '../primitives.js';
 import { sizeOf, stridesOf, type Shape } from '../shape.js';
 import { hostFused, hostKernels, type Alloc } from '../kernels.js';
@@ -451,6 +451,23 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
       const nv = run(mapSource(shape, same, `${velocity}return v1n;`, uniforms), p.buf.n, args);
       const np = run(mapSource(shape, same, `${velocity}return v0 - ${nesterov ? '(gamma * v1n + lr * g1)' : 'v1n'};`, uniforms), p.buf.n, args);
       return [np, nv];
+    },
+    adamStep(p, m, v, g, hp: AdamHyper) {
+      if (p.buf.n === 0) return [empty(p.dtype), empty(p.dtype), empty(p.dtype)];
+      if (p.dtype === 'float64') {
+        const [np, nm, nv] = hostFusedKernels.adamStep(onHost(p), onHost(m), onHost(v), onHost(g), hp);
+        return [fromHost(np), fromHost(nm), fromHost(nv)];
+      }
+      // Three kernels (m', v', then p' recomputing both), hyperparameters as uniforms (a schedule does not recompile).
+      const same: Access[] = [null, null, null, null];
+      const moments = 'const g1 = v3 + l2 * v0;\nconst m1 = beta1 * v1 + (1.0 - beta1) * g1;\nconst w1 = beta2 * v2 + (1.0 - beta2) * g1 * g1;\n';
+      const args = [texOf(p, 'adamStep'), texOf(m, 'adamStep'), texOf(v, 'adamStep'), texOf(g, 'adamStep'), hp.lr, hp.beta1, hp.beta2, hp.eps, hp.l2, hp.decay, hp.c1, hp.c2];
+      const uniforms = ['lr', 'beta1', 'beta2', 'eps', 'l2', 'decay', 'c1', 'c2'];
+      const shape = [p.buf.n];
+      const nm = run(mapSource(shape, same, `${moments}return m1;`, uniforms), p.buf.n, args);
+      const nv = run(mapSource(shape, same, `${moments}return w1;`, uniforms), p.buf.n, args);
+      const np = run(mapSource(shape, same, `${moments}return decay * v0 - (lr * (c1 * m1)) / (Math.sqrt(c2 * w1) + eps);`, uniforms), p.buf.n, args);
+      return [np, nm, nv];
     },
   };
 
