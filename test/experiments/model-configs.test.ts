@@ -22,13 +22,18 @@ import { CIFAR_DIR } from '../data/location.js';
 const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
 describe('configs with a model spec', () => {
-  for (const file of ['examples/configs/residual-mlp.yaml', 'examples/configs/cnn.yaml']) {
-    it(`${file} decodes, builds, and gives 20 class scores`, () => {
+  const files: ReadonlyArray<[string, number]> = [
+    ['examples/configs/residual-mlp.yaml', 20], ['examples/configs/cnn.yaml', 20], ['examples/configs/mlp-recipe.yaml', 20],
+    ['examples/configs/cnn-coarse.yaml', 20], ['examples/configs/cnn-fine.yaml', 100],
+  ];
+  for (const [file, classes] of files) {
+    it(`${file} decodes, builds, and gives ${classes} class scores`, () => {
       const c = right(decodeConfig(right(readRawConfig(file))));
       expect(c.model.layers).toBeDefined();
-      const m = right(modelFor(c, 20));
+      expect(c.data.labels).toBe(classes === 20 ? 'coarse' : 'fine');
+      const m = right(modelFor(c, classes));
       expect(m.spec?.kind).toBe('sequential');
-      expect(right(outputShape({ kind: 'sequential', input: [...c.model.input!], layers: [...c.model.layers!] }))).toEqual([20]);
+      expect(right(outputShape({ kind: 'sequential', input: [...c.model.input!], layers: [...c.model.layers!] }))).toEqual([classes]);
     });
   }
 
