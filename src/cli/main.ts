@@ -135,6 +135,68 @@ const readTrainFile = async (dataFlag?: string) => {
   }
 };
 
+/** The queue's code and its packages, loaded only by the commands that use a queue. */
+const queueModule = () => import('../experiments/queue.js');
+
+const checkQueueUrl = async (url: string): Promise<void> => {
+  const { parseQueueUrl } = await queueModule();
+  const q = parseQueueUrl(url);
+  if (E.isLeft(q)) throw new UsageError(q.left.message);
+};
+
+/** `sweep --queue URL`: one job per run, then return; the workers write the table. */
+const enqueueCommand = async (o: { config: string; out?: string; queue: string; data?: string; jobs?: number } & Parameters<typeof withOverrides>[1]): Promise<void> => {
+  await checkQueueUrl(o.queue);
+  if (o.out === undefined) throw new UsageError('sweep --queue needs --out DIR: the sweep folder, on a file system every worker sees at the same path');
+  if (o.jobs !== undefined) throw new UsageError('--jobs with --queue: say it to each worker instead (tapegrad worker --queue URL --jobs N)');
+  const raw = readRawConfig(o.config);
+  if (E.isLeft(raw)) return fail(raw.left);
+  const cfg = withOverrides(raw.right, o);
+  if (cfg.sweep === undefined) return fail(new UsageError(`${o.config} has no 'sweep:' section: use 'tapegrad train' for a single run`));
+  const { enqueueSweep, parseQueueUrl } = await queueModule();
+  const q = parseQueueUrl(o.queue);
+  const shown = E.isRight(q) ? q.right.shown : o.queue;
+  const r = await enqueueSweep(cfg, o.out, o.queue, { ...(o.data ? { dataDir: o.data } : {}) });
+  if (E.isLeft(r)) return fail(r.left);
+  const s = r.right;
+  if (s.table !== undefined) {
+    process.stdout.write(`every run of ${s.dir} has finished: ${s.table}\n`);
+    return;
+  }
+  process.stdout.write([
+    `sweep ${s.sweepId}: ${s.rows} runs in ${s.dir}: ${s.added} enqueued now, ${s.queued} already in the queue, ${s.retried} failed ones put back, ${s.finished} finished`,
+    `run workers (any machine that sees ${s.dir}): tapegrad worker --queue ${shown}${shown !== o.queue && shown.includes("***") ? " (with the password)" : ""}`,
+    `follow it: tapegrad sweep --status --out ${s.dir} --queue ${shown}`,
+  ].join('\n') + '\n');
+};
+
+/** A text bar: progress bars in a log stay readable. */
+const textBar = (done: number, total: number, width = 30): string => {
+  const n = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'#'.repeat(n)}${'-'.repeat(width - n)}]`;
+};
+
+/** `sweep --status --out DIR --queue URL`. */
+const sweepStatusCommand = async (o: { out?: string; queue?: string }): Promise<void> => {
+  if (o.out === undefined || o.queue === undefined) throw new UsageError('sweep --status needs --out DIR (the queued sweep\'s folder) and --queue URL');
+  await checkQueueUrl(o.queue);
+  const { sweepStatus } = await queueModule();
+  const r = await sweepStatus(o.out, o.queue);
+  if (E.isLeft(r)) return fail(r.left);
+  const rows = r.right.rows;
+  const count = (...states: string[]) => rows.filter((x) => states.includes(x.state)).length;
+  const done = count('finished', 'diverged');
+  // Running rows count by their finished epochs, so the bar moves during long runs.
+  const partial = rows.reduce((a, x) => a + (x.progress !== undefined && x.progress.epochs > 0 ? x.progress.epoch / x.progress.epochs : 0), 0);
+  const lines = [
+    `${r.right.dir} (sweep ${r.right.sweepId})`,
+    `${textBar(done + partial, rows.length)} ${done}/${rows.length} finished, ${count('running')} running, ${count('queued')} queued, ${count('failed')} failed${count('not queued') > 0 ? `, ${count('not queued')} not queued` : ''}`,
+    ...rows.map((x) => `row ${x.row + 1}/${rows.length} (${x.values.join(', ')}): ${x.state}${x.progress !== undefined ? ` ${textBar(x.progress.epoch, x.progress.epochs, 10)}` : ''} — ${x.detail}`),
+    r.right.table !== undefined ? `table: ${r.right.table}` : 'table: written when the last run finishes',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+};
+
 const program = new Command()
   .name('tapegrad')
   .description('Train MLPs on CIFAR-100 with a reverse-mode autodiff tape, and reproduce the back-propagation report.')
@@ -215,10 +277,15 @@ common(program.command('train').description('one training run, with a progress b
   });
 
 common(program.command('sweep').description("a grid of runs, written as a table in the layout of the report's tables"))
-  .requiredOption('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml")
-  .option('--out <dir>', 'sweep folder (never overwritten)')
+  .option('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml")
+  .option('--out <dir>', 'sweep folder (never overwritten); with --queue, a folder every worker sees at the same path')
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
+  .option('--queue <url>', 'enqueue the runs on this Redis (redis://[:PASSWORD@]HOST:PORT, or rediss:// for TLS) for tapegrad worker processes, and return')
+  .option('--status', 'with --queue and --out: where each run of a queued sweep stands')
   .action(async (o) => {
+    if (o.status === true) return sweepStatusCommand(o);
+    if (o.config === undefined) throw new UsageError("sweep needs --config FILE; e.g. --config examples/configs/table3.yaml");
+    if (o.queue !== undefined) return enqueueCommand(o);
     const ctl = interruptible();
     const raw = readRawConfig(o.config);
     if (E.isLeft(raw)) return fail(raw.left);
@@ -312,6 +379,31 @@ common(program.command('reproduce').description('every table and figure of the r
     }
     if (E.isLeft(r)) return fail(r.left);
     process.stdout.write(`report: ${join(o.out, 'report.md')}\n`);
+  });
+
+program.command('worker').description('take runs of queued sweeps (tapegrad sweep --queue) from Redis and run them, until Ctrl-C or SIGTERM')
+  .requiredOption('--queue <url>', 'the Redis the sweeps were enqueued on: redis://[:PASSWORD@]HOST:PORT, or rediss:// for TLS')
+  .option('--jobs <n>', 'runs side by side in this process, one core each (default 1)', positive('--jobs'))
+  .option('--data <dir>', 'folder holding train.bin and test.bin (else CIFAR100_DIR, else ./data); must be the data the sweep was enqueued with')
+  .addOption(new Option('--backend <name>', 'matmul backend').choices(BACKENDS))
+  .addOption(new Option('--lock-ms <ms>', "a job's lock: a killed worker's job is taken over after about this long").argParser(positive('--lock-ms')).default(30_000))
+  .addOption(new Option('--stalled-ms <ms>', 'how often to look for jobs whose worker was lost').argParser(positive('--stalled-ms')).default(30_000))
+  .action(async (o) => {
+    await checkQueueUrl(o.queue);
+    const ctl = interruptible();
+    const { runWorker } = await queueModule();
+    const multi = multiProgressReporter();
+    const say = (line: string) => process.stderr.write(`${line}\n`);
+    const r = await runWorker(o.queue, {
+      ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}),
+      lockDurationMs: o.lockMs, stalledIntervalMs: o.stalledMs, signal: ctl.signal,
+      onLine: say, onRunEvent: (label, e) => multi(label, e),
+    });
+    multi.stop();
+    if (E.isLeft(r)) return fail(r.left);
+    if (r.right.refused !== undefined) return fail(new Error(r.right.refused));
+    say(`worker stopped: ${r.right.trained} runs trained${r.right.interrupted > 0 ? `, ${r.right.interrupted} stopped and put back in the queue` : ''}`);
+    process.exit(r.right.interrupted > 0 ? 130 : 0);
   });
 
 program.command('status').description('what run folders are doing: running, finished, interrupted, killed (detected and recorded), failed or diverged')
