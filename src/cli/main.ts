@@ -165,7 +165,7 @@ const enqueueCommand = async (o: { config: string; out?: string; queue: string; 
   }
   process.stdout.write([
     `sweep ${s.sweepId}: ${s.rows} runs in ${s.dir}: ${s.added} enqueued now, ${s.queued} already in the queue, ${s.retried} failed ones put back, ${s.finished} finished`,
-    `run workers (any machine that sees ${s.dir}): tapegrad worker --queue ${shown}${shown !== o.queue && shown.includes("***") ? " (with the password)" : ""}`,
+    `run workers (any machine that sees ${s.dir}): tapegrad worker --queue ${shown}${shown !== o.queue ? ' (with its password)' : ''}`,
     `follow it: tapegrad sweep --status --out ${s.dir} --queue ${shown}`,
   ].join('\n') + '\n');
 };

@@ -62,7 +62,7 @@ export interface QueueUrl {
 export const parseQueueUrl = (url: string): E.Either<Error, QueueUrl> => {
   let u: URL;
   try { u = new URL(url); } catch { return E.left(new Error(`--queue '${url}' is not a URL: give redis://HOST:PORT (or rediss://… for TLS)`)); }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return E.left(new Error(`--queue '${u.protocol}//…' is not a Redis URL: give redis://HOST:PORT (or rediss://… for TLS)`));
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return E.left(new Error(`--queue '${u.protocol}…' is not a Redis URL: give redis://HOST:PORT (or rediss://… for TLS)`));
   if (u.hostname === '') return E.left(new Error('--queue names no host: give redis://HOST:PORT'));
   const shown = new URL(u.href);
   if (shown.password !== '') shown.password = '***';
