@@ -10,6 +10,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as E from 'fp-ts/lib/Either.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendSelection, chooseBackend, disposeBackends, setDefaultBackend, UnknownBackendError } from '../core/index.js';
 import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
@@ -19,7 +20,7 @@ import { runBytes } from '../experiments/budget.js';
 import { readRunConfig, runStatus } from '../experiments/run.js';
 import { fsMessage } from '../experiments/runfolder.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
-import { readSections, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
+import { enqueueReport, readSections, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
 import { runExperiment } from '../experiments/run.js';
 import { paperTable1 } from '../experiments/stats.js';
 import { runSweep } from '../experiments/sweep.js';
@@ -346,12 +347,26 @@ common(program.command('reproduce').description('every table and figure of the r
   .option('--configs <dir>', 'folder of table configs', join('examples', 'configs'))
   .option('--config <file>', 'sections to run (e.g. examples/configs/reproduce.yaml); default: all')
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
-  .action(async (o) => {
+  .option('--queue <url>', 'enqueue every run on this Redis for tapegrad worker processes, and return; --out must be a folder every worker sees at the same path')
+  .action(async (o, cmd: Command) => {
     if (o.seed !== undefined) throw new UsageError("reproduce runs the report's configs with their own seeds: leave out --seed (or run one table with tapegrad sweep --config examples/configs/tableN.yaml --seed N)");
     if (o.config !== undefined && o.only === undefined) {
       const sections = readSections(o.config);
       if (E.isLeft(sections)) return fail(sections.left);
       o.only = sections.right;
+    }
+    if (o.queue !== undefined) {
+      await checkQueueUrl(o.queue);
+      if (cmd.getOptionValueSource('out') !== 'cli') throw new UsageError('reproduce --queue needs --out DIR: the report folder, on a file system every worker sees at the same path (enqueueing again into it adds nothing)');
+      if (o.jobs !== undefined) throw new UsageError('--jobs with --queue: say it to each worker instead (tapegrad worker --queue URL --jobs N)');
+      const overrides = { ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.limitTrain ? { limitTrain: o.limitTrain } : {}), ...(o.limitTest ? { limitTest: o.limitTest } : {}) };
+      const r = await enqueueReport(o.out, o.queue, { ...(o.data ? { dataDir: o.data } : {}), ...(o.only ? { only: o.only } : {}), configDir: o.configs, overrides });
+      if (E.isLeft(r)) return fail(r.left);
+      for (const s of r.right.sections) process.stdout.write(`${s.section}: ${s.rows} runs: ${s.added} enqueued now, ${s.queued} already in the queue, ${s.finished} finished; follow it: tapegrad sweep --status --out ${join(r.right.dir, s.section)} --queue URL\n`);
+      process.stdout.write(existsSync(join(r.right.dir, 'report.md'))
+        ? `report: ${join(r.right.dir, 'report.md')}\n`
+        : `run workers (any machine that sees ${r.right.dir}): tapegrad worker --queue URL; the worker that finishes the last run writes ${join(r.right.dir, 'report.md')}\n`);
+      return;
     }
     const ctl = interruptible();
     try {

@@ -40,6 +40,7 @@ import { configDiff, decodeConfig, expandGrid, type RawConfig, type ResolvedConf
 import { createRunPool, type ProgressEvent, type RunPool, type RunTask } from './parallel.js';
 import { DivergedError, readFinishedRun, readRunConfig, type RunResult } from './run.js';
 import { liveHolder, lockFolder, RUN_LOCK, type LockInfo } from './runfolder.js';
+import { finishQueuedReport, REPORT_QUEUE_FILE } from './reproduce.js';
 import { prepareSweepFolder, readSweepConfig, runFolderName, runSweep, sweepRecord } from './sweep.js';
 
 /** The BullMQ queue every sweep's jobs go to (jobs name their sweep). */
@@ -158,7 +159,7 @@ export interface EnqueueResult {
   readonly dir: string;
   readonly sweepId: string;
   readonly rows: number;
-  /** Jobs added now. */
+  /** Jobs added now (with those done in the queue whose result is no longer on disk). */
   readonly added: number;
   /** Jobs the queue already held (waiting, running or done). */
   readonly queued: number;
@@ -202,8 +203,11 @@ export const enqueueSweep = async (raw: RawConfig, dir: string, queueUrl: string
       const id = jobIdOf(sweepId, row, config);
       const held = await queue.getJob(id);
       if (held !== undefined) {
-        if ((await held.getState()) === 'failed') { await held.retry('failed'); retried++; } else queued++;
-        continue;
+        const state = await held.getState();
+        if (state === 'failed') { await held.retry('failed'); retried++; continue; }
+        if (state !== 'completed') { queued++; continue; }
+        // Done in the queue, yet no result on disk (the folder was removed and made again): run it again.
+        await held.remove();
       }
       const data: JobData = { format: JOB_FORMAT, sweepId, sweepDir: abs, row, values, config, ...provenance };
       // removeOn*: false keeps every job's record, so enqueueing again finds it instead of running the row twice.
@@ -218,7 +222,7 @@ export const enqueueSweep = async (raw: RawConfig, dir: string, queueUrl: string
   }
   let table: string | undefined;
   if (finished === rows.right.length) {
-    const f = await finishSweep(abs);
+    const f = await finishSweep(abs, opts.dataDir);
     if (E.isLeft(f)) return f;
     if (f.right === 'written') table = join(abs, 'table.md');
   }
@@ -230,10 +234,11 @@ export const enqueueSweep = async (raw: RawConfig, dir: string, queueUrl: string
 
 /**
  * Writes a sweep's table when every run has a result, from the results alone;
- * `pending` while some run has none, `busy` while another process writes it.
+ * `pending` while some run has none, `busy` while another process writes it,
+ * `already` when it was written before.
  * Then, for a sweep of a report (reproduce --queue), the report likewise.
  */
-export const finishSweep = async (dir: string): Promise<E.Either<Error, 'written' | 'pending' | 'busy'>> => {
+export const finishSweep = async (dir: string, dataDir?: string): Promise<E.Either<Error, 'written' | 'already' | 'pending' | 'busy'>> => {
   const raw = readSweepConfig(dir);
   if (E.isLeft(raw)) return raw;
   let combos: ReturnType<typeof expandGrid>;
@@ -245,20 +250,17 @@ export const finishSweep = async (dir: string): Promise<E.Either<Error, 'written
   probe.right.release();
   const r = await runSweep(raw.right, { outDir: dir, collectOnly: true, reuseFinished: true });
   if (E.isLeft(r)) return /is in use by/.test(r.left.message) ? E.right('busy') : r;
-  const report = await finishReport(dirname(dir));
-  if (E.isLeft(report)) return report;
+  if (r.right.reused) return E.right('already');
+  const report = await finishReport(dirname(dir), dataDir);
+  if (E.isLeft(report)) return E.left(new Error(`${dirname(dir)}: the report could not be written: ${report.left.message}`));
   return E.right('written');
 };
 
-/** The file a report folder run through the queue holds: the sections and configs its sweeps were made from. */
-export const REPORT_QUEUE_FILE = 'queue.json';
-
-/** Set by reproduce.ts (a hook, so this module need not import the report's code). */
-let reportFinisher: ((reportDir: string) => Promise<E.Either<Error, void>>) | undefined;
-export const setReportFinisher = (f: (reportDir: string) => Promise<E.Either<Error, void>>): void => { reportFinisher = f; };
-const finishReport = async (reportDir: string): Promise<E.Either<Error, void>> =>
-  existsSync(join(reportDir, REPORT_QUEUE_FILE)) && !existsSync(join(reportDir, 'report.md')) && reportFinisher !== undefined
-    ? reportFinisher(reportDir) : E.right(undefined);
+/** For a sweep of a queued report: the report, once every section's table is written (reproduce.ts decides). */
+const finishReport = async (reportDir: string, dataDir: string | undefined): Promise<E.Either<Error, void>> => {
+  if (!existsSync(join(reportDir, REPORT_QUEUE_FILE)) || existsSync(join(reportDir, 'report.md'))) return E.right(undefined);
+  return finishQueuedReport(reportDir, dataDir);
+};
 
 // ---------------------------------------------------------------------------
 // Status
@@ -449,9 +451,13 @@ export const runWorker = async (queueUrl: string, opts: WorkerOptions = {}): Pro
       ? { outcome: 'finished', valAccuracy: r.right.valAccuracy, testAccuracy: r.right.testAccuracy }
       : { outcome: 'diverged' };
     const afterRun = async () => {
-      const f = await finishSweep(data.sweepDir);
+      const f = await finishSweep(data.sweepDir, dataDir.right);
       if (E.isLeft(f)) say(`${data.sweepDir}: the table could not be written: ${f.left.message}`);
-      else if (f.right === 'written') say(`${data.sweepDir}: every run finished; table written: ${join(data.sweepDir, 'table.md')}`);
+      else if (f.right === 'written') {
+        say(`${data.sweepDir}: every run finished; table written: ${join(data.sweepDir, 'table.md')}`);
+        const report = join(dirname(data.sweepDir), 'report.md');
+        if (existsSync(join(dirname(data.sweepDir), REPORT_QUEUE_FILE)) && existsSync(report)) say(`every table of the report finished; report written: ${report}`);
+      }
     };
     if (done !== undefined) {
       if (E.isLeft(done) && !(done.left instanceof DivergedError)) throw new UnrecoverableError(done.left.message);
