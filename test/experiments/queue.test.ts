@@ -200,6 +200,32 @@ describe('sweep --queue and tapegrad worker', () => {
     await stopRedis(redis);
   });
 
+  it('reproduce --queue: the worker that finishes the last run writes report.md, with the tables its sweeps wrote', async () => {
+    const dir = tmp();
+    const port = await freePort();
+    const redis = await startRedis(port, dir);
+    const url = `redis://127.0.0.1:${port}`;
+    const out = join(dir, 'report');
+    const quick = ['--only', 'table1,table7', '--configs', join(REPO, 'examples/configs'), '--epochs', '1', '--limit-train', '500', '--limit-test', '100'];
+    const e = cli(join(dir, 'a'), 'reproduce', ...quick, '--out', out, '--queue', url);
+    expect(e.status, e.stderr).toBe(0);
+    expect(e.stdout).toMatch(/table7: 2 runs: 2 enqueued now/);
+    const w = startCli(join(dir, 'w'), 'worker', '--queue', url, ...FAST);
+    await until('the report', () => /report written: /.test(w.err));
+    const report = readFileSync(join(out, 'report.md'), 'utf8');
+    const table = readFileSync(join(out, 'table7', 'table.md'), 'utf8').split('\n').slice(2).join('\n').trim();
+    expect(report).toContain(table);
+    expect(report).toMatch(/by `tapegrad worker` processes from a queue/);
+    expect(report).toMatch(/## Table 1: mean and standard deviation/);
+    // Enqueueing the finished report again adds nothing and says where it is.
+    const again = cli(join(dir, 'a'), 'reproduce', ...quick, '--out', out, '--queue', url);
+    expect(again.status, again.stderr).toBe(1);
+    expect(again.stderr.trim()).toBe(`tapegrad: ${out} holds a finished report, which is never overwritten: choose another --out`);
+    w.child.kill('SIGTERM');
+    expect((await w.exited).code).toBe(0);
+    await stopRedis(redis);
+  });
+
   it('--queue takes redis:// and rediss:// URLs only, and never shows their password', () => {
     const q = parseQueueUrl('rediss://user:pa55@cache.example:6380/2');
     expect(E.isRight(q) && q.right.shown).toBe('rediss://user:***@cache.example:6380/2');
