@@ -409,8 +409,10 @@ program.command('worker').description('take runs of queued sweeps (tapegrad swee
     const { runWorker } = await queueModule();
     const multi = multiProgressReporter();
     const say = (line: string) => process.stderr.write(`${line}\n`);
+    const { jobs, note } = capJobs(o.jobs ?? 1, 0.8 * 2 ** 30);
+    if (note !== undefined) process.stderr.write(`note: ${note}\n`);
     const r = await runWorker(o.queue, {
-      ...(o.jobs ? { jobs: o.jobs } : {}), ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}),
+      jobs, ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}),
       lockDurationMs: o.lockMs, stalledIntervalMs: o.stalledMs, signal: ctl.signal,
       onLine: say, onRunEvent: (label, e) => multi(label, e),
     });

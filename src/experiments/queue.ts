@@ -39,7 +39,7 @@ import { describeErrors } from '../nn/codecs.js';
 import { configDiff, decodeConfig, expandGrid, type RawConfig, type ResolvedConfig } from './config.js';
 import { createRunPool, type ProgressEvent, type RunPool, type RunTask } from './parallel.js';
 import { DivergedError, readFinishedRun, readRunConfig, type RunResult } from './run.js';
-import { liveHolder, lockFolder, RUN_LOCK, type LockInfo } from './runfolder.js';
+import { liveHolder, RUN_LOCK, type LockInfo } from './runfolder.js';
 import { finishQueuedReport, REPORT_QUEUE_FILE } from './reproduce.js';
 import { prepareSweepFolder, readSweepConfig, runFolderName, runSweep, sweepRecord } from './sweep.js';
 
@@ -245,9 +245,6 @@ export const finishSweep = async (dir: string, dataDir?: string): Promise<E.Eith
   try { combos = expandGrid(raw.right); } catch (e) { return E.left(e as Error); }
   if (combos.some((c, i) => !existsSync(join(dir, runFolderName(i, c.values), 'result.json')))) return E.right('pending');
   // Another finisher holding the sweep's lock is writing the same table: leave it to it.
-  const probe = lockFolder(dir, 'sweep.lock');
-  if (E.isLeft(probe)) return E.right('busy');
-  probe.right.release();
   const r = await runSweep(raw.right, { outDir: dir, collectOnly: true, reuseFinished: true });
   if (E.isLeft(r)) return /is in use by/.test(r.left.message) ? E.right('busy') : r;
   if (r.right.reused) return E.right('already');
