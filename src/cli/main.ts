@@ -10,6 +10,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import * as E from 'fp-ts/lib/Either.js';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendSelection, chooseBackend, disposeBackends, setDefaultBackend, UnknownBackendError } from '../core/index.js';
 import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
@@ -19,7 +20,7 @@ import { runBytes } from '../experiments/budget.js';
 import { readRunConfig, runStatus } from '../experiments/run.js';
 import { fsMessage } from '../experiments/runfolder.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
-import { readReproduceFile, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
+import { enqueueReport, readReproduceFile, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
 import { runExperiment } from '../experiments/run.js';
 import { paperTable1 } from '../experiments/stats.js';
 import { runSweep } from '../experiments/sweep.js';
@@ -135,6 +136,68 @@ const readTrainFile = async (dataFlag?: string) => {
   }
 };
 
+/** The queue's code and its packages, loaded only by the commands that use a queue. */
+const queueModule = () => import('../experiments/queue.js');
+
+const checkQueueUrl = async (url: string): Promise<void> => {
+  const { parseQueueUrl } = await queueModule();
+  const q = parseQueueUrl(url);
+  if (E.isLeft(q)) throw new UsageError(q.left.message);
+};
+
+/** `sweep --queue URL`: one job per run, then return; the workers write the table. */
+const enqueueCommand = async (o: { config: string; out?: string; queue: string; data?: string; jobs?: number } & Parameters<typeof withOverrides>[1]): Promise<void> => {
+  await checkQueueUrl(o.queue);
+  if (o.out === undefined) throw new UsageError('sweep --queue needs --out DIR: the sweep folder, on a file system every worker sees at the same path');
+  if (o.jobs !== undefined) throw new UsageError('--jobs with --queue: say it to each worker instead (tapegrad worker --queue URL --jobs N)');
+  const raw = readRawConfig(o.config);
+  if (E.isLeft(raw)) return fail(raw.left);
+  const cfg = withOverrides(raw.right, o);
+  if (cfg.sweep === undefined) return fail(new UsageError(`${o.config} has no 'sweep:' section: use 'tapegrad train' for a single run`));
+  const { enqueueSweep, parseQueueUrl } = await queueModule();
+  const q = parseQueueUrl(o.queue);
+  const shown = E.isRight(q) ? q.right.shown : o.queue;
+  const r = await enqueueSweep(cfg, o.out, o.queue, { ...(o.data ? { dataDir: o.data } : {}) });
+  if (E.isLeft(r)) return fail(r.left);
+  const s = r.right;
+  if (s.table !== undefined) {
+    process.stdout.write(`every run of ${s.dir} has finished: ${s.table}\n`);
+    return;
+  }
+  process.stdout.write([
+    `sweep ${s.sweepId}: ${s.rows} runs in ${s.dir}: ${s.added} enqueued now, ${s.queued} already in the queue, ${s.retried} failed ones put back, ${s.finished} finished`,
+    `run workers (any machine that sees ${s.dir}): tapegrad worker --queue ${shown}${shown !== o.queue ? ' (with its password)' : ''}`,
+    `follow it: tapegrad sweep --status --out ${s.dir} --queue ${shown}`,
+  ].join('\n') + '\n');
+};
+
+/** A text bar: progress bars in a log stay readable. */
+const textBar = (done: number, total: number, width = 30): string => {
+  const n = total === 0 ? width : Math.round((done / total) * width);
+  return `[${'#'.repeat(n)}${'-'.repeat(width - n)}]`;
+};
+
+/** `sweep --status --out DIR --queue URL`. */
+const sweepStatusCommand = async (o: { out?: string; queue?: string }): Promise<void> => {
+  if (o.out === undefined || o.queue === undefined) throw new UsageError('sweep --status needs --out DIR (the queued sweep\'s folder) and --queue URL');
+  await checkQueueUrl(o.queue);
+  const { sweepStatus } = await queueModule();
+  const r = await sweepStatus(o.out, o.queue);
+  if (E.isLeft(r)) return fail(r.left);
+  const rows = r.right.rows;
+  const count = (...states: string[]) => rows.filter((x) => states.includes(x.state)).length;
+  const done = count('finished', 'diverged');
+  // Running rows count by their finished epochs, so the bar moves during long runs.
+  const partial = rows.reduce((a, x) => a + (x.progress !== undefined && x.progress.epochs > 0 ? x.progress.epoch / x.progress.epochs : 0), 0);
+  const lines = [
+    `${r.right.dir} (sweep ${r.right.sweepId})`,
+    `${textBar(done + partial, rows.length)} ${done}/${rows.length} finished, ${count('running')} running, ${count('queued')} queued, ${count('failed')} failed${count('not queued') > 0 ? `, ${count('not queued')} not queued` : ''}`,
+    ...rows.map((x) => `row ${x.row + 1}/${rows.length} (${x.values.join(', ')}): ${x.state}${x.progress !== undefined ? ` ${textBar(x.progress.epoch, x.progress.epochs, 10)}` : ''} — ${x.detail}`),
+    r.right.table !== undefined ? `table: ${r.right.table}` : 'table: written when the last run finishes',
+  ];
+  process.stdout.write(lines.join('\n') + '\n');
+};
+
 const program = new Command()
   .name('tapegrad')
   .description('Train MLPs on CIFAR-100 with a reverse-mode autodiff tape, and reproduce the back-propagation report.')
@@ -215,10 +278,15 @@ common(program.command('train').description('one training run, with a progress b
   });
 
 common(program.command('sweep').description("a grid of runs, written as a table in the layout of the report's tables"))
-  .requiredOption('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml")
-  .option('--out <dir>', 'sweep folder (never overwritten)')
+  .option('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml")
+  .option('--out <dir>', 'sweep folder (never overwritten); with --queue, a folder every worker sees at the same path')
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
+  .option('--queue <url>', 'enqueue the runs on this Redis (redis://[:PASSWORD@]HOST:PORT, or rediss:// for TLS) for tapegrad worker processes, and return')
+  .option('--status', 'with --queue and --out: where each run of a queued sweep stands')
   .action(async (o) => {
+    if (o.status === true) return sweepStatusCommand(o);
+    if (o.config === undefined) throw new UsageError("sweep needs --config FILE; e.g. --config examples/configs/table3.yaml");
+    if (o.queue !== undefined) return enqueueCommand(o);
     const ctl = interruptible();
     const raw = readRawConfig(o.config);
     if (E.isLeft(raw)) return fail(raw.left);
@@ -279,7 +347,8 @@ common(program.command('reproduce').description('every table and figure of the r
   .option('--configs <dir>', 'folder of the table and recipe configs', join('examples', 'configs'))
   .option('--config <file>', 'sections (and beyond\'s recipes) to run, e.g. examples/configs/reproduce.yaml; default: all sections, recipes from --configs\'s reproduce.yaml')
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
-  .action(async (o) => {
+  .option('--queue <url>', 'enqueue every run on this Redis for tapegrad worker processes, and return; --out must be a folder every worker sees at the same path')
+  .action(async (o, cmd: Command) => {
     if (o.seed !== undefined) throw new UsageError("reproduce runs the report's configs with their own seeds: leave out --seed (or run one table with tapegrad sweep --config examples/configs/tableN.yaml --seed N)");
     let recipes: string[] | undefined;
     if (o.config !== undefined) {
@@ -287,6 +356,19 @@ common(program.command('reproduce').description('every table and figure of the r
       if (E.isLeft(file)) return fail(file.left);
       if (o.only === undefined) o.only = file.right.sections;
       recipes = file.right.recipes;
+    }
+    if (o.queue !== undefined) {
+      await checkQueueUrl(o.queue);
+      if (cmd.getOptionValueSource('out') !== 'cli') throw new UsageError('reproduce --queue needs --out DIR: the report folder, on a file system every worker sees at the same path (enqueueing again into it adds nothing)');
+      if (o.jobs !== undefined) throw new UsageError('--jobs with --queue: say it to each worker instead (tapegrad worker --queue URL --jobs N)');
+      const overrides = { ...(o.epochs ? { epochs: o.epochs } : {}), ...(o.limitTrain ? { limitTrain: o.limitTrain } : {}), ...(o.limitTest ? { limitTest: o.limitTest } : {}) };
+      const r = await enqueueReport(o.out, o.queue, { ...(o.data ? { dataDir: o.data } : {}), ...(o.only ? { only: o.only } : {}), configDir: o.configs, overrides });
+      if (E.isLeft(r)) return fail(r.left);
+      for (const s of r.right.sections) process.stdout.write(`${s.section}: ${s.rows} runs: ${s.added} enqueued now, ${s.queued} already in the queue, ${s.finished} finished; follow it: tapegrad sweep --status --out ${join(r.right.dir, s.section)} --queue URL\n`);
+      process.stdout.write(existsSync(join(r.right.dir, 'report.md'))
+        ? `report: ${join(r.right.dir, 'report.md')}\n`
+        : `run workers (any machine that sees ${r.right.dir}): tapegrad worker --queue URL; the worker that finishes the last run writes ${join(r.right.dir, 'report.md')}\n`);
+      return;
     }
     const ctl = interruptible();
     try {
@@ -314,6 +396,33 @@ common(program.command('reproduce').description('every table and figure of the r
     }
     if (E.isLeft(r)) return fail(r.left);
     process.stdout.write(`report: ${join(o.out, 'report.md')}\n`);
+  });
+
+program.command('worker').description('take runs of queued sweeps (tapegrad sweep --queue) from Redis and run them, until Ctrl-C or SIGTERM')
+  .requiredOption('--queue <url>', 'the Redis the sweeps were enqueued on: redis://[:PASSWORD@]HOST:PORT, or rediss:// for TLS')
+  .option('--jobs <n>', 'runs side by side in this process, one core each (default 1)', positive('--jobs'))
+  .option('--data <dir>', 'folder holding train.bin and test.bin (else CIFAR100_DIR, else ./data); must be the data the sweep was enqueued with')
+  .addOption(new Option('--backend <name>', 'matmul backend').choices(BACKENDS))
+  .addOption(new Option('--lock-ms <ms>', "a job's lock: a killed worker's job is taken over after about this long").argParser(positive('--lock-ms')).default(30_000))
+  .addOption(new Option('--stalled-ms <ms>', 'how often to look for jobs whose worker was lost').argParser(positive('--stalled-ms')).default(30_000))
+  .action(async (o) => {
+    await checkQueueUrl(o.queue);
+    const ctl = interruptible();
+    const { runWorker } = await queueModule();
+    const multi = multiProgressReporter();
+    const say = (line: string) => process.stderr.write(`${line}\n`);
+    const { jobs, note } = capJobs(o.jobs ?? 1, 0.8 * 2 ** 30);
+    if (note !== undefined) process.stderr.write(`note: ${note}\n`);
+    const r = await runWorker(o.queue, {
+      jobs, ...(o.data ? { dataDir: o.data } : {}), ...(o.backend ? { backend: o.backend } : {}),
+      lockDurationMs: o.lockMs, stalledIntervalMs: o.stalledMs, signal: ctl.signal,
+      onLine: say, onRunEvent: (label, e) => multi(label, e),
+    });
+    multi.stop();
+    if (E.isLeft(r)) return fail(r.left);
+    if (r.right.refused !== undefined) return fail(new Error(r.right.refused));
+    say(`worker stopped: ${r.right.trained} runs trained${r.right.interrupted > 0 ? `, ${r.right.interrupted} stopped and put back in the queue` : ''}`);
+    process.exit(r.right.interrupted > 0 ? 130 : 0);
   });
 
 program.command('status').description('what run folders are doing: running, finished, interrupted, killed (detected and recorded), failed or diverged')

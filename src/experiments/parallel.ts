@@ -69,12 +69,14 @@ export const capJobs = (requested: number, perRunBytes: number, cores = availabl
 const startWorker = (env: NodeJS.ProcessEnv): Worker => {
   if (!import.meta.url.endsWith('.ts')) return new Worker(new URL('./run-worker.js', import.meta.url), { env });
   const url = new URL('./run-worker.ts', import.meta.url).href;
-  const source = `import('tsx/esm/api').then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}); });`;
+  // tsx resolved from here, not from the process's working folder (a queue worker runs anywhere).
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const source = `import(${JSON.stringify(tsx)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(url)}); });`;
   return new Worker(source, { eval: true, env });
 };
 
 interface Slot {
-  readonly worker: Worker;
+  worker: Worker;
   busy: { readonly id: number; readonly task: RunTask; readonly resolve: (r: E.Either<Error, RunResult>) => void } | undefined;
 }
 
@@ -126,9 +128,10 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
     }
   };
 
-  for (let i = 0; i < jobs; i++) {
-    const worker = startWorker(env);
-    const slot: Slot = { worker, busy: undefined };
+  let closing = false;
+  /** Listens to `slot`'s thread; one that fails is replaced, so a long-lived pool (a queue worker) keeps its size. */
+  const wire = (slot: Slot): void => {
+    const worker = slot.worker;
     worker.on('message', (m: FromWorker) => {
       const job = slot.busy;
       if (job === undefined || m.id !== job.id) return;
@@ -147,7 +150,17 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
       const job = slot.busy;
       slot.busy = undefined;
       job?.resolve(E.left(new Error(`a worker thread failed during ${job.task.outDir ?? job.task.resumeDir}: ${err.message}`)));
+      if (!closing) {
+        void worker.terminate();
+        slot.worker = startWorker(env);
+        wire(slot);
+        dispatch();
+      }
     });
+  };
+  for (let i = 0; i < jobs; i++) {
+    const slot: Slot = { worker: startWorker(env), busy: undefined };
+    wire(slot);
     slots.push(slot);
   }
 
@@ -183,6 +196,7 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
       for (const slot of slots) slot.worker.postMessage({ type: 'abort' } satisfies ToWorker);
     },
     close: async () => {
+      closing = true;
       unhook();
       pool.abort();
       await Promise.all(slots.map((s) => s.worker.terminate()));

@@ -10,11 +10,11 @@ import { fsMessage } from './runfolder.js';
 import { parse as parseYaml } from 'yaml';
 import { describeErrors } from '../nn/codecs.js';
 import { ConfigError } from './config.js';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { backendSelection } from '../core/index.js';
 import { ensureCifar100, readCifar100, cifarSet, sliceRows } from '../data/index.js';
-import { presets, writeFileAtomic } from '../nn/index.js';
-import { readRawConfig, type RawConfig } from './config.js';
+import { presets, readText, sealJson, unsealJson, writeFileAtomic } from '../nn/index.js';
+import { configDiff, readRawConfig, type RawConfig } from './config.js';
 import { paperGradientCheck } from './gradcheck-table.js';
 import { paperTable1 } from './stats.js';
 import { runInFolder, runSweep, type SweepResult } from './sweep.js';
@@ -86,7 +86,15 @@ export interface ReproduceOptions extends RunOptions {
   readonly onRunEvent?: (section: Section, i: number, total: number, values: readonly unknown[], e: ProgressEvent) => void;
   /** Runs side by side on this pool (see parallel.ts); without one, one after another. */
   readonly pool?: RunPool;
+  /** The sections' sweep configs, already read (a queued report's, from its queue.json). */
+  readonly configs?: ReadonlyMap<Section, RawConfig>;
+  /** The report of a queue's finished sweeps: read back, nothing trained; `since` is when it was enqueued. */
+  readonly fromQueue?: { readonly since: string };
 }
+
+/** The file a report folder run through a queue holds: its sections and the sweep configs they were enqueued with. */
+export const REPORT_QUEUE_FILE = 'queue.json';
+const REPORT_QUEUE_FORMAT = 'tapegrad.queued-report';
 
 const num = (x: number, d = 9) => x.toFixed(d);
 
@@ -107,7 +115,7 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) return E.left(new Error(`${outDir} is a file, not a folder: choose another --out`));
   if (existsSync(join(outDir, 'report.md'))) return E.left(new Error(`${outDir} holds a finished report, which is never overwritten: choose another --out`));
   // Only a report's own folder is continued: someone else's files are never mixed with (or overwritten by) a report.
-  const foreign = existsSync(outDir) ? readdirSync(outDir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.')) : [];
+  const foreign = existsSync(outDir) ? readdirSync(outDir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.') && f !== REPORT_QUEUE_FILE && !f.endsWith('.lock')) : [];
   if (foreign.length > 0) return E.left(new Error(`${outDir} is not empty and is not a tapegrad report folder (it holds ${foreign.slice(0, 3).join(', ')}): choose a new or empty folder for --out`));
   mkdirSync(outDir, { recursive: true });
   const sections = opts.only ?? SECTIONS;
@@ -121,14 +129,13 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
   const dataCache = opts.dataCache ?? new Map();
 
   // Every sweep's config first, so a bad one fails before hours of training.
-  const configs = new Map<Section, RawConfig>();
   const configDir = opts.configDir ?? join('examples', 'configs');
-  for (const section of sections) {
-    if (section === 'table1' || section === 'table2' || section === 'beyond') continue;
-    const file = join(configDir, `${section}.yaml`);
-    const raw = readRawConfig(file);
-    if (E.isLeft(raw)) return raw;
-    configs.set(section, withOverrides(raw.right, opts.overrides ?? {}));
+  let configs: ReadonlyMap<Section, RawConfig>;
+  if (opts.configs !== undefined) configs = opts.configs;
+  else {
+    const read = readSectionConfigs(sections, opts);
+    if (E.isLeft(read)) return read;
+    configs = read.right;
   }
   // The recipes too, and the report's rows they are shown beside.
   let recipes: Recipe[] = [];
@@ -161,7 +168,7 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
   // Run again into the same folder after an interruption, finished sections are read back.
   const startSweep = (section: Section, cfg: RawConfig) =>
     runSweep(cfg, {
-      ...opts, dataCache, outDir: join(outDir, section), reuseFinished: true,
+      ...opts, dataCache, outDir: join(outDir, section), reuseFinished: true, ...(opts.fromQueue !== undefined ? { collectOnly: true } : {}),
       onRunEvent: (i, n, values, e) => opts.onRunEvent?.(section, i, n, values, e),
     });
   // With a pool, every section's runs join one queue now, so no core idles at the
@@ -250,11 +257,13 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
   const report = [
     '# Multiclass classification on CIFAR-100 with back-propagation: the report reproduced with tapegrad',
     '',
-    `Generated ${new Date().toISOString()} by \`tapegrad reproduce\` in ${((performance.now() - t0) / 60000).toFixed(1)} minutes, ` +
-      (opts.pool !== undefined
+    (opts.fromQueue !== undefined
+      ? `Generated ${new Date().toISOString()} by \`tapegrad worker\` processes from a queue, ${((Date.now() - Date.parse(opts.fromQueue.since)) / 60000).toFixed(1)} minutes after \`tapegrad reproduce --queue\` enqueued it; backend ${sel.backend.name} here.`
+      : `Generated ${new Date().toISOString()} by \`tapegrad reproduce\` in ${((performance.now() - t0) / 60000).toFixed(1)} minutes, `) +
+      (opts.fromQueue !== undefined ? '' : opts.pool !== undefined
         ? `${opts.pool.jobs} runs side by side on one core each, backend ${sel.backend.name} (${sel.reason}).`
         : `on ${sel.backend.description} (${sel.reason}).`) +
-      (reused.length > 0 ? ` This invocation continued an earlier, interrupted one into the same folder: ${reused.join(', ')} were read back from it, not run again.` : '') +
+      (reused.length > 0 && opts.fromQueue === undefined ? ` This invocation continued an earlier, interrupted one into the same folder: ${reused.join(', ')} were read back from it, not run again.` : '') +
       (opts.overrides && Object.keys(opts.overrides).length > 0 ? ` **Quick run with overrides ${JSON.stringify(opts.overrides)}: not comparable with the report.**` : ''),
     '',
     "Conventions: the `paper` preset (shared/spec/conventions.md) — per-image, per-channel z-scoring; the report's initializer " +
@@ -273,4 +282,102 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
   ].join('\n');
   writeFileAtomic(join(outDir, 'report.md'), report);
   return E.right({ report, sweeps });
+};
+
+/** The sweep configs of the report's sections (table3 on), with the quick-run overrides applied. */
+const readSectionConfigs = (sections: readonly Section[], opts: ReproduceOptions): E.Either<Error, Map<Section, RawConfig>> => {
+  const configs = new Map<Section, RawConfig>();
+  for (const section of sections) {
+    if (section === 'table1' || section === 'table2' || section === 'beyond') continue;
+    const raw = readRawConfig(join(opts.configDir ?? join('examples', 'configs'), `${section}.yaml`));
+    if (E.isLeft(raw)) return raw;
+    configs.set(section, withOverrides(raw.right, opts.overrides ?? {}));
+  }
+  return E.right(configs);
+};
+
+/** What a queued report folder's queue.json holds. */
+interface QueuedReport {
+  readonly sections: Section[];
+  readonly overrides: NonNullable<ReproduceOptions['overrides']>;
+  readonly configs: Partial<Record<Section, RawConfig>>;
+  readonly since: string;
+}
+
+const readQueuedReport = (outDir: string): E.Either<Error, QueuedReport> => {
+  const file = join(outDir, REPORT_QUEUE_FILE);
+  const v = E.chain((text: string) => unsealJson(file, text))(readText(file));
+  if (E.isLeft(v)) return v;
+  if (v.right['format'] !== REPORT_QUEUE_FORMAT) return E.left(new Error(`${file}: not a tapegrad queued report`));
+  return E.right(v.right as unknown as QueuedReport);
+};
+
+/**
+ * `reproduce --queue`: every run of the chosen sections as jobs (queue.ts), in
+ * `outDir/<section>`; queue.json records what was enqueued, so enqueueing again
+ * with other settings is refused, and the worker that finishes the last
+ * section's table writes report.md (finishQueuedReport).
+ */
+export const enqueueReport = async (outDir: string, queueUrl: string, opts: ReproduceOptions = {}): Promise<E.Either<Error, { dir: string; sections: { section: Section; added: number; queued: number; finished: number; rows: number }[] }>> => {
+  const dir = resolve(outDir);
+  try {
+    if (existsSync(dir) && !statSync(dir).isDirectory()) return E.left(new Error(`${dir} is a file, not a folder: choose another --out`));
+    if (existsSync(join(dir, 'report.md'))) return E.left(new Error(`${dir} holds a finished report, which is never overwritten: choose another --out`));
+    const foreign = existsSync(dir) ? readdirSync(dir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.') && f !== REPORT_QUEUE_FILE && !f.endsWith('.lock')) : [];
+    if (foreign.length > 0) return E.left(new Error(`${dir} is not empty and is not a tapegrad report folder (it holds ${foreign.slice(0, 3).join(', ')}): choose a new or empty folder for --out`));
+    // The queue takes the tables' sweeps; the recipes (beyond) are single long runs, run where `reproduce --only beyond` is started.
+    if (opts.only !== undefined && opts.only.length > 0 && opts.only.every((s) => s === 'beyond')) {
+      return E.left(new Error('the beyond section\'s recipes are not queued: run them with `tapegrad reproduce --only beyond` (without --queue)'));
+    }
+    const sections = (opts.only ?? SECTIONS).filter((s) => s !== 'beyond');
+    const configs = readSectionConfigs(sections, opts);
+    if (E.isLeft(configs)) return configs;
+    const record = { format: REPORT_QUEUE_FORMAT, sections, overrides: opts.overrides ?? {}, configs: Object.fromEntries(configs.right) };
+    const file = join(dir, REPORT_QUEUE_FILE);
+    if (existsSync(file)) {
+      const stored = readQueuedReport(dir);
+      if (E.isLeft(stored)) return stored;
+      const { since: _s, ...kept } = stored.right;
+      const diff = configDiff({ ...kept, format: REPORT_QUEUE_FORMAT }, record);
+      if (diff.length > 0) return E.left(new Error(`${dir} holds a queued report of other settings (${diff.slice(0, 3).join('; ')}): enqueue it again with the same flags, or choose another --out`));
+    } else {
+      mkdirSync(dir, { recursive: true });
+      writeFileAtomic(file, sealJson({ ...record, since: new Date().toISOString() }, 2));
+    }
+    const { enqueueSweep } = await import('./queue.js');
+    const out: { section: Section; added: number; queued: number; finished: number; rows: number }[] = [];
+    for (const [section, cfg] of configs.right) {
+      const r = await enqueueSweep(cfg, join(dir, section), queueUrl, opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {});
+      if (E.isLeft(r)) return E.left(new Error(`${section}: ${r.left.message}`));
+      out.push({ section, added: r.right.added + r.right.retried, queued: r.right.queued, finished: r.right.finished, rows: r.right.rows });
+    }
+    // Only tables 1 and 2 (nothing to train), or every run already finished: the report now.
+    const done = await finishQueuedReport(dir, opts.dataDir);
+    if (E.isLeft(done)) return done;
+    return E.right({ dir, sections: out });
+  } catch (e) {
+    return E.left(new Error((e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, dir) : (e as Error).message.split('\n')[0]!));
+  }
+};
+
+/**
+ * Writes a queued report's report.md once every section's table is written,
+ * from the tables and runs on disk alone (nothing trains); under report.lock,
+ * so of two finishers one writes and the other finds it written.
+ */
+export const finishQueuedReport = async (outDir: string, dataDir?: string): Promise<E.Either<Error, void>> => {
+  const q = readQueuedReport(outDir);
+  if (E.isLeft(q)) return q;
+  const swept = q.right.sections.filter((s) => s !== 'table1' && s !== 'table2');
+  if (swept.some((s) => !existsSync(join(outDir, s, 'table.md')))) return E.right(undefined);
+  const lock = lockFolder(outDir, 'report.lock');
+  if (E.isLeft(lock)) return E.right(undefined);
+  try {
+    if (existsSync(join(outDir, 'report.md'))) return E.right(undefined);
+    const configs = new Map(Object.entries(q.right.configs) as [Section, RawConfig][]);
+    const r = await reproduce(outDir, { only: q.right.sections, configs, overrides: q.right.overrides, fromQueue: { since: q.right.since }, ...(dataDir !== undefined ? { dataDir } : {}) });
+    return E.isLeft(r) ? r : E.right(undefined);
+  } finally {
+    lock.right.release();
+  }
 };

@@ -69,6 +69,11 @@ export interface SweepOptions extends RunOptions {
    * continuing an interrupted report); its files are left as they are.
    */
   readonly reuseFinished?: boolean;
+  /**
+   * Writes the table from the runs' results on disk alone, training nothing: a
+   * run without a result is an error (a queue's finisher, queue.ts).
+   */
+  readonly collectOnly?: boolean;
 }
 
 /** How `runInFolder` runs: a run's options, a pool to run on, and who to tell. */
@@ -78,6 +83,8 @@ export interface FolderRunOptions extends RunOptions {
   readonly onStart?: () => void;
   /** Progress of the run, here or on the pool. */
   readonly onProgress?: (e: ProgressEvent) => void;
+  /** Only read a finished run back; one without a result is an error (a queue's finisher, see queue.ts). */
+  readonly collectOnly?: boolean;
 }
 
 /**
@@ -99,6 +106,7 @@ export const runInFolder = async (runDir: string, cfg: ResolvedConfig, opts: Fol
   }
   const finished = readFinishedRun(runDir);
   if (finished !== undefined) return finished;
+  if (opts.collectOnly === true) return E.left(new Error(`${runDir} has no result yet: the sweep's table is written once every run has finished`));
   opts.onStart?.();
   const onEvent = (e: ProgressEvent) => opts.onProgress?.(e);
   const resume = existsSync(join(runDir, 'config.json'));
@@ -145,9 +153,43 @@ const claimSweepFolder = (raw: RawConfig, opts: SweepOptions): E.Either<Error, {
 };
 
 /** What sweep.json records: the config a sweep folder runs, so a continuation with other settings is caught. */
-const sweepRecord = (raw: RawConfig): Record<string, unknown> => {
+export const sweepRecord = (raw: RawConfig): Record<string, unknown> => {
   const { sweep: _s, ...rest } = raw;
   return { format: SWEEP_FORMAT, config: rest, sweep: raw.sweep };
+};
+
+/** The sweep config a folder's sweep.json records (checked against its seal). */
+export const readSweepConfig = (dir: string): E.Either<Error, RawConfig> => {
+  const file = join(dir, 'sweep.json');
+  if (!existsSync(file)) return E.left(new Error(`${dir}: no sweep.json: not a tapegrad sweep folder`));
+  const stored = E.chain((text: string) => unsealJson(file, text))(readText(file));
+  if (E.isLeft(stored)) return stored;
+  const { config, sweep } = stored.right as { config?: unknown; sweep?: unknown };
+  if (stored.right['format'] !== SWEEP_FORMAT || config === null || typeof config !== 'object') return E.left(new Error(`${file}: not a tapegrad sweep record`));
+  return E.right({ ...(config as RawConfig), sweep: sweep as RawConfig['sweep'] });
+};
+
+/** A run's folder inside its sweep folder: the same name wherever (and by whichever process) the run is made. */
+export const runFolderName = (i: number, values: readonly unknown[]): string => sanitizeName(`run-${i + 1}-${values.join('-')}`);
+
+/**
+ * Makes `dir` a sweep folder for `raw` without running anything (a queue
+ * sweep's start, queue.ts): a new or empty folder gets sweep.json; one holding
+ * this same sweep is kept as it is; anything else is refused, as by runSweep.
+ * `finished` says whether its table is already written.
+ */
+export const prepareSweepFolder = (raw: RawConfig, dir: string): E.Either<Error, { readonly finished: boolean }> => {
+  const claimed = claimSweepFolder(raw, { outDir: dir, reuseFinished: true });
+  if (E.isLeft(claimed)) return claimed;
+  const { lock, finishedBefore, fresh } = claimed.right;
+  try {
+    if (fresh) writeFileAtomic(join(lock.dir, 'sweep.json'), sealJson(sweepRecord(raw), 2));
+    return E.right({ finished: finishedBefore });
+  } catch (e) {
+    return E.left(new Error(fsMessage(e, dir)));
+  } finally {
+    lock.release();
+  }
 };
 
 /**
@@ -188,7 +230,7 @@ const sweepIn = async (
   const headers = keys.map((k) => sweep.columns?.[k] ?? k);
   const rows: SweepRow[] = [];
   const results: (RunResult | undefined)[] = [];
-  const runDirOf = (i: number) => join(dir, sanitizeName(`run-${i + 1}-${combos[i]!.values.join('-')}`));
+  const runDirOf = (i: number) => join(dir, runFolderName(i, combos[i]!.values));
   const runOne = (i: number): Promise<E.Either<Error, RunResult>> => {
     const combo = combos[i]!;
     const onEvent = (e: ProgressEvent) => opts.onRunEvent?.(i, combos.length, combo.values, e);
