@@ -35,6 +35,25 @@ const zeros = (from, to) => `
               (local.set $j (i32.add (local.get $j) (i32.const 1)))
               (br $nextZ)))`;
 
+/**
+ * bnApply's body for two lanes (`v128.load64_zero`, `v128.store64_lane`) or the
+ * last one (`…32…`): x (and ct) promoted to float64, the mode's expression, one rounding.
+ */
+const bnLanes = (load, store) => {
+  const elem = (base) => at(get(base), '(i32.add (local.get $o) (local.get $j))');
+  return `
+          (local.set $vx (f64x2.promote_low_f32x4 (${load} ${elem('$x')})))
+          (if (local.get $mode)
+            (then
+              (local.set $vc (f64x2.promote_low_f32x4 (${load} ${elem('$ct')})))
+              (local.set $r (f64x2.mul (local.get $k0)
+                (f64x2.sub (f64x2.sub (local.get $vc) (local.get $k1))
+                  (f64x2.mul (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k2)) (local.get $k3)) (local.get $k4))))))
+            (else
+              (local.set $r (f64x2.add (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k0)) (local.get $k1)) (local.get $k2)))))
+          (${store} 0 ${elem('$out')} (f32x4.demote_f64x2_zero (local.get $r)))`;
+};
+
 export const imageWat = () => `
   ;; One row (c, a, b) of an im2col column matrix, for \`count\` images: for image
   ;; img and output row i, OW values starting at dst + 4·(img·OH·OW + i·OW):
@@ -224,29 +243,11 @@ export const imageWat = () => `
         (local.set $j (i32.const 0))
         (block $done2 (loop $next2
           (br_if $done2 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $S)))
-          (local.set $vx (f64x2.promote_low_f32x4 (v128.load64_zero ${at(get('$x'), '(i32.add (local.get $o) (local.get $j))')})))
-          (if (local.get $mode)
-            (then
-              (local.set $vc (f64x2.promote_low_f32x4 (v128.load64_zero ${at(get('$ct'), '(i32.add (local.get $o) (local.get $j))')})))
-              (local.set $r (f64x2.mul (local.get $k0)
-                (f64x2.sub (f64x2.sub (local.get $vc) (local.get $k1))
-                  (f64x2.mul (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k2)) (local.get $k3)) (local.get $k4))))))
-            (else
-              (local.set $r (f64x2.add (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k0)) (local.get $k1)) (local.get $k2)))))
-          (v128.store64_lane 0 ${at(get('$out'), '(i32.add (local.get $o) (local.get $j))')} (f32x4.demote_f64x2_zero (local.get $r)))
+${bnLanes('v128.load64_zero', 'v128.store64_lane')}
           (local.set $j (i32.add (local.get $j) (i32.const 2)))
           (br $next2)))
         (if (i32.lt_s (local.get $j) (local.get $S))
           (then
-            (local.set $vx (f64x2.promote_low_f32x4 (v128.load32_zero ${at(get('$x'), '(i32.add (local.get $o) (local.get $j))')})))
-            (if (local.get $mode)
-              (then
-                (local.set $vc (f64x2.promote_low_f32x4 (v128.load32_zero ${at(get('$ct'), '(i32.add (local.get $o) (local.get $j))')})))
-                (local.set $r (f64x2.mul (local.get $k0)
-                  (f64x2.sub (f64x2.sub (local.get $vc) (local.get $k1))
-                    (f64x2.mul (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k2)) (local.get $k3)) (local.get $k4))))))
-              (else
-                (local.set $r (f64x2.add (f64x2.mul (f64x2.sub (local.get $vx) (local.get $k0)) (local.get $k1)) (local.get $k2)))))
-            (v128.store32_lane 0 ${at(get('$out'), '(i32.add (local.get $o) (local.get $j))')} (f32x4.demote_f64x2_zero (local.get $r)))))
+${bnLanes('v128.load32_zero', 'v128.store32_lane')}))
         (local.set $o (i32.add (local.get $o) (local.get $S)))`, 'c')}`, 'n')})
 `;
