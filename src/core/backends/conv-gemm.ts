@@ -29,7 +29,7 @@ export interface ConvGemmDeps {
   /** A float32 output buffer of the backend (zeroed when asked). */
   readonly alloc: (n: number, zeroed: boolean) => Float32Array;
   /** The unrolling loops, when the backend runs them elsewhere (the same values): else `im2col` and `col2im` here. */
-  readonly unroll?: { readonly im2col: typeof im2col; readonly col2im: typeof col2im };
+  readonly unroll?: { readonly im2col: typeof im2col; readonly col2im: typeof col2im; readonly regroup?: typeof regroup };
 }
 
 export interface Geometry {
@@ -109,7 +109,7 @@ export const col2im = (col: Float32Array, g: Geometry, n0: number, count: number
  * Moves images' [F, OH·OW] planes between NCHW (`nchw`, images n0…) and one
  * [F, count·OH·OW] matrix (`mat`): `toMatrix` gathers, else scatters.
  */
-const regroup = (nchw: Float32Array, mat: Float32Array, g: Geometry, n0: number, count: number, toMatrix: boolean): void => {
+export const regroup = (nchw: Float32Array, mat: Float32Array, g: Geometry, n0: number, count: number, toMatrix: boolean): void => {
   const { F, ohw } = g;
   for (let f = 0; f < F; f++) {
     for (let img = 0; img < count; img++) {
@@ -124,6 +124,7 @@ const regroup = (nchw: Float32Array, mat: Float32Array, g: Geometry, n0: number,
 export const convGemmKernels = (deps: ConvGemmDeps) => {
   const { gemm, scratch, release, alloc } = deps;
   const { im2col: unroll, col2im: roll } = deps.unroll ?? { im2col, col2im };
+  const move = deps.unroll?.regroup ?? regroup;
   const groups = (g: Geometry, f: (n0: number, count: number) => void): void => {
     for (let n0 = 0; n0 < g.N; n0 += g.group) f(n0, Math.min(g.group, g.N - n0));
   };
@@ -142,7 +143,7 @@ export const convGemmKernels = (deps: ConvGemmDeps) => {
       else {
         const yg = y.subarray(0, g.F * L);
         gemm(w, col.subarray(0, g.ckk * L), g.F, g.ckk, L, false, false, yg);
-        regroup(out, yg, g, n0, count, false);
+        move(out, yg, g, n0, count, false);
       }
     });
     if (y !== undefined) release(y);
@@ -160,7 +161,7 @@ export const convGemmKernels = (deps: ConvGemmDeps) => {
       const L = count * g.ohw;
       let c: Float32Array;
       if (ctg === undefined) c = ct.subarray(n0 * g.F * g.ohw, (n0 + 1) * g.F * g.ohw);
-      else { c = ctg.subarray(0, g.F * L); regroup(ct, c, g, n0, count, true); }
+      else { c = ctg.subarray(0, g.F * L); move(ct, c, g, n0, count, true); }
       const d = dcol.subarray(0, g.ckk * L);
       gemm(w, c, g.ckk, g.F, L, true, false, d);
       roll(d, g, n0, count, dx);
@@ -182,7 +183,7 @@ export const convGemmKernels = (deps: ConvGemmDeps) => {
       const L = count * g.ohw;
       let c: Float32Array;
       if (ctg === undefined) c = ct.subarray(n0 * g.F * g.ohw, (n0 + 1) * g.F * g.ohw);
-      else { c = ctg.subarray(0, g.F * L); regroup(ct, c, g, n0, count, true); }
+      else { c = ctg.subarray(0, g.F * L); move(ct, c, g, n0, count, true); }
       const cl = col.subarray(0, g.ckk * L);
       unroll(x, g, n0, count, cl);
       if (n0 === 0) gemm(c, cl, g.F, L, g.ckk, false, true, dw);

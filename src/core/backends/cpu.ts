@@ -24,7 +24,7 @@ import * as KN from '../kernels-nd.js';
 import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
-import { col2im, convGemmKernels, im2col, validCols, type Geometry } from './conv-gemm.js';
+import { col2im, convGemmKernels, im2col, regroup, validCols, type Geometry } from './conv-gemm.js';
 import { CTRL_WORDS, DONE, READY, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
 import { coreCount, envVar, sharedMemoryError, startKernelWorker, wasmBytes, type KernelWorker } from './platform.js';
 import type { HostBackend } from './reference.js';
@@ -280,8 +280,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     pool.free(out);
     return undefined;
   };
-  const [im2colRowK, col2imRowK, maxPoolK, bnSumsK, bnGradSumsK, bnApplyK] =
-    [fn('im2colRow'), fn('col2imRow'), fn('maxPool'), fn('bnSums'), fn('bnGradSums'), fn('bnApply')];
+  const [im2colRowK, col2imRowK, regroupK, maxPoolK, bnSumsK, bnGradSumsK, bnApplyK] =
+    [fn('im2colRow'), fn('col2imRow'), fn('regroup'), fn('maxPool'), fn('bnSums'), fn('bnGradSums'), fn('bnApply')];
   /**
    * Runs f on copies of small float64 arrays placed in the kernel's memory (their
    * addresses), then copies them back (the kernels accumulate into some).
@@ -329,6 +329,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     unroll: !imagesInWasm ? { im2col, col2im } : {
       im2col: (x, g, n0, count, col) => (inArena(x) && inArena(col) ? rows(g, n0, count, x, col, im2colRowK) : im2col(x, g, n0, count, col)),
       col2im: (col, g, n0, count, dx) => (inArena(dx) && inArena(col) ? rows(g, n0, count, dx, col, col2imRowK) : col2im(col, g, n0, count, dx)),
+      regroup: (nchw, mat, g, n0, count, toMatrix) => (inArena(nchw) && inArena(mat)
+        ? regroupK(nchw.byteOffset, mat.byteOffset, g.F, count, n0, g.ohw, toMatrix ? 1 : 0) : regroup(nchw, mat, g, n0, count, toMatrix)),
     },
     gemm: gemmInto,
     scratch: (n) => {

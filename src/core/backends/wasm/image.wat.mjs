@@ -92,6 +92,18 @@ export const imageWat = () => `
         (local.set $d (i32.add (local.get $d) (i32.shl (local.get $OW) (i32.const 2))))`, 'i')}
       (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`, 'img')})
 
+  ;; conv-gemm's regroup: F·count planes of ohw floats between NCHW (images n0…) and an
+  ;; [F, count·ohw] matrix, toMatrix 1 gathering, 0 scattering: one memory.copy a plane
+  ;; (V8 copies typed arrays over shared memory element by element).
+  (func (export "regroup") (param $nchw i32) (param $mat i32) (param $F i32) (param $count i32) (param $n0 i32) (param $ohw i32) (param $toMatrix i32)
+    (local $f i32) (local $img i32) (local $src i32) (local $dst i32) (local $bytes i32)
+    (local.set $bytes (i32.shl (local.get $ohw) (i32.const 2)))${loop('$f', get('$F'), `${loop('$img', get('$count'), `
+        (local.set $src (i32.add (local.get $nchw) (i32.mul (i32.add (i32.mul (i32.add (local.get $n0) (local.get $img)) (local.get $F)) (local.get $f)) (local.get $bytes))))
+        (local.set $dst (i32.add (local.get $mat) (i32.mul (i32.add (i32.mul (local.get $f) (local.get $count)) (local.get $img)) (local.get $bytes))))
+        (if (local.get $toMatrix)
+          (then (memory.copy (local.get $dst) (local.get $src) (local.get $bytes)))
+          (else (memory.copy (local.get $src) (local.get $dst) (local.get $bytes))))`, 'img')}`, 'f')})
+
   ;; col2im for one row (c, a, b): the inverse gather of im2colRow, added onto dx
   ;; (dx[...] + col[...] in float32: the float64 sum of two floats rounds to the same float).
   (func (export "col2imRow") (param $dx i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
