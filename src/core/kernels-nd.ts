@@ -14,7 +14,7 @@
  */
 import type { Alloc } from './kernels.js';
 import type { Data } from './primitives.js';
-import type { Shape } from './shape.js';
+import { sizeOf, type Shape } from './shape.js';
 
 /** conv2d's stride and zero padding (the same on both axes and every side). */
 export interface Conv2dParams {
@@ -69,12 +69,17 @@ export const conv2d = (alloc: Alloc, x: Data, xs: Shape, w: Data, ws: Shape, { s
   return { data: out, shape: Object.freeze([N, F, OH, OW]) };
 };
 
-/** ∂L/∂x of conv2d: every output's cotangent spread back over its window, weighted by w. */
-export const conv2dGradInput = (alloc: Alloc, ct: Data, w: Data, ws: Shape, xs: Shape, { stride, padding }: Conv2dParams, dtypeLike: Data): Out => {
+/**
+ * conv2d's two VJPs share one walk over every (output, channel, tap) pair with a
+ * nonzero cotangent g: into the images, acc[x index] += g·w[w index]; into the
+ * filters, acc[w index] += g·x[x index]. `other` is w or x accordingly.
+ */
+const conv2dBackward = (into: 'input' | 'weight', ct: Data, other: Data, xs: Shape, ws: Shape, { stride, padding }: Conv2dParams): Float64Array => {
   const [N, C, H, W] = xs as [number, number, number, number];
   const [F, , KH, KW] = ws as [number, number, number, number];
   const OH = slidingOut(H, KH, stride, padding), OW = slidingOut(W, KW, stride, padding);
-  const acc = new Float64Array(N * C * H * W);
+  const toInput = into === 'input';
+  const acc = new Float64Array(toInput ? N * C * H * W : F * C * KH * KW);
   for (let n = 0; n < N; n++) {
     for (let f = 0; f < F; f++) {
       for (let i = 0; i < OH; i++) {
@@ -89,7 +94,9 @@ export const conv2dGradInput = (alloc: Alloc, ct: Data, w: Data, ws: Shape, xs: 
               for (let b = 0; b < KW; b++) {
                 const col = j * stride + b - padding;
                 if (col < 0 || col >= W) continue;
-                acc[(xb + r) * W + col]! += g * w[(wb + a) * KW + b]!;
+                const xi = (xb + r) * W + col, wi = (wb + a) * KW + b;
+                if (toInput) acc[xi]! += g * other[wi]!;
+                else acc[wi]! += g * other[xi]!;
               }
             }
           }
@@ -97,39 +104,20 @@ export const conv2dGradInput = (alloc: Alloc, ct: Data, w: Data, ws: Shape, xs: 
       }
     }
   }
+  return acc;
+};
+
+/** ∂L/∂x of conv2d: every output's cotangent spread back over its window, weighted by w. */
+export const conv2dGradInput = (alloc: Alloc, ct: Data, w: Data, ws: Shape, xs: Shape, p: Conv2dParams, dtypeLike: Data): Out => {
+  const acc = conv2dBackward('input', ct, w, xs, ws, p);
   const out = alloc(dtypeOf(dtypeLike), acc.length, false);
   out.set(acc);
   return { data: out, shape: xs };
 };
 
 /** ∂L/∂w of conv2d: Σ over the batch and positions of cotangent × input window. */
-export const conv2dGradWeight = (alloc: Alloc, ct: Data, x: Data, xs: Shape, ws: Shape, { stride, padding }: Conv2dParams, dtypeLike: Data): Out => {
-  const [N, C, H, W] = xs as [number, number, number, number];
-  const [F, , KH, KW] = ws as [number, number, number, number];
-  const OH = slidingOut(H, KH, stride, padding), OW = slidingOut(W, KW, stride, padding);
-  const acc = new Float64Array(F * C * KH * KW);
-  for (let n = 0; n < N; n++) {
-    for (let f = 0; f < F; f++) {
-      for (let i = 0; i < OH; i++) {
-        for (let j = 0; j < OW; j++) {
-          const g = ct[((n * F + f) * OH + i) * OW + j]!;
-          if (g === 0) continue;
-          for (let c = 0; c < C; c++) {
-            const xb = (n * C + c) * H, wb = (f * C + c) * KH;
-            for (let a = 0; a < KH; a++) {
-              const r = i * stride + a - padding;
-              if (r < 0 || r >= H) continue;
-              for (let b = 0; b < KW; b++) {
-                const col = j * stride + b - padding;
-                if (col < 0 || col >= W) continue;
-                acc[(wb + a) * KW + b]! += g * x[(xb + r) * W + col]!;
-              }
-            }
-          }
-        }
-      }
-    }
-  }
+export const conv2dGradWeight = (alloc: Alloc, ct: Data, x: Data, xs: Shape, ws: Shape, p: Conv2dParams, dtypeLike: Data): Out => {
+  const acc = conv2dBackward('weight', ct, x, xs, ws, p);
   const out = alloc(dtypeOf(dtypeLike), acc.length, false);
   out.set(acc);
   return { data: out, shape: ws };
@@ -385,7 +373,7 @@ export const dropoutMask = (alloc: Alloc, u: Data, rate: number, like: Data): Da
 /** x [N, C, …] as N·C contiguous planes of S elements; statistics per channel over M = N·S values. */
 const planes = (xs: Shape): { N: number; C: number; S: number; M: number } => {
   const N = xs[0]!, C = xs[1]!;
-  const S = xs.slice(2).reduce((a, d) => a * d, 1);
+  const S = sizeOf(xs.slice(2));
   return { N, C, S, M: N * S };
 };
 

@@ -104,4 +104,18 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
     expect(a).toEqual(b2);
     expect(a).toEqual(out(reference));
   });
+
+  it('the per-channel sum keeps one chain through the planes (the host reduce\'s order), not a sum per plane', () => {
+    // Channel 0 over two planes: [1, 0, …] then [2^80, 1, −2^80, 0, …]. One float64 chain: 1 + 2^80 loses the 1,
+    // + 1 is lost too, − 2^80 gives 0. A sum per plane then added would give 1 + 0 = 1.
+    const S = 16384, v = new Array<number>(2 * S).fill(0);
+    v[0] = 1; v[S] = 2 ** 80; v[S + 1] = 1; v[S + 2] = -(2 ** 80);
+    big([2, 1, S]);
+    const x = fromArray(v, [2, 1, S], 'float32');
+    if (x._tag === 'Left') throw x.left;
+    for (const be of [wasm, ts, reference]) {
+      const [xb] = on(be, x.right) as [Tensor];
+      expect(bind('sum', [xb], { axes: [0, 2], keepDims: true }).toArray()).toEqual([[[0]]]);
+    }
+  });
 });

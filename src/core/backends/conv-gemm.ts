@@ -50,59 +50,65 @@ const geometry = (xs: Shape, ws: Shape, { stride, padding }: Conv2dParams): Geom
 };
 
 /** The columns j of an output row whose input column j·s + b − p lies inside [0, W). */
-export const validCols = (g: Geometry, b: number): [number, number] => {
+const validCols = (g: Geometry, b: number): [number, number] => {
   const lo = Math.max(0, Math.ceil((g.padding - b) / g.stride));
   const hi = Math.min(g.OW, Math.floor((g.W - 1 + g.padding - b) / g.stride) + 1);
   return [lo, Math.max(lo, hi)];
 };
 
-/** col[(c, a, b), (image − n0, i, j)] = x[image, c, i·s + a − p, j·s + b − p], zero outside x. */
-export const im2col = (x: Float32Array, g: Geometry, n0: number, count: number, col: Float32Array): void => {
-  const { C, H, W, KH, KW, OH, OW, stride, padding, ohw } = g;
-  const ld = count * ohw;
+/**
+ * The rows (c, a, b) of a column matrix of images n0… in order, as element
+ * offsets: `row`, the row's start in the columns; `plane`, image n0's plane c in
+ * x; `rowOff` = a − p and `colOff` = b − p; [lo, hi), the output columns whose
+ * input column lies inside x (validCols). The unrolling loops here and the cpu
+ * backend's WebAssembly row kernels walk the same rows.
+ */
+export const forEachColumnRow = (g: Geometry, n0: number, count: number,
+  visit: (row: number, plane: number, rowOff: number, colOff: number, lo: number, hi: number) => void): void => {
+  const { C, H, W, KH, KW, padding, ohw } = g;
   for (let c = 0; c < C; c++) {
     for (let a = 0; a < KH; a++) {
       for (let b = 0; b < KW; b++) {
-        const row = ((c * KH + a) * KW + b) * ld;
         const [lo, hi] = validCols(g, b);
-        for (let img = 0; img < count; img++) {
-          const xb = ((n0 + img) * C + c) * H * W;
-          for (let i = 0; i < OH; i++) {
-            const d = row + img * ohw + i * OW;
-            const r = i * stride + a - padding;
-            if (r < 0 || r >= H) { col.fill(0, d, d + OW); continue; }
-            const xr = xb + r * W + b - padding;
-            for (let j = 0; j < lo; j++) col[d + j] = 0;
-            for (let j = lo; j < hi; j++) col[d + j] = x[xr + j * stride]!;
-            for (let j = hi; j < OW; j++) col[d + j] = 0;
-          }
-        }
+        visit(((c * KH + a) * KW + b) * count * ohw, (n0 * C + c) * H * W, a - padding, b - padding, lo, hi);
       }
     }
   }
 };
 
-/** dx[image, c, i·s + a − p, j·s + b − p] += col[(c, a, b), (image − n0, i, j)] inside x (col2im). */
-export const col2im = (col: Float32Array, g: Geometry, n0: number, count: number, dx: Float32Array): void => {
-  const { C, H, W, KH, KW, OH, OW, stride, padding, ohw } = g;
-  const ld = count * ohw;
-  for (let c = 0; c < C; c++) {
-    for (let a = 0; a < KH; a++) {
-      for (let b = 0; b < KW; b++) {
-        const row = ((c * KH + a) * KW + b) * ld;
-        const [lo, hi] = validCols(g, b);
-        for (let img = 0; img < count; img++) {
-          const xb = ((n0 + img) * C + c) * H * W;
-          for (let i = 0; i < OH; i++) {
-            const r = i * stride + a - padding;
-            if (r < 0 || r >= H) continue;
-            const s = row + img * ohw + i * OW, xr = xb + r * W + b - padding;
-            for (let j = lo; j < hi; j++) dx[xr + j * stride] = dx[xr + j * stride]! + col[s + j]!;
-          }
-        }
+/** col[(c, a, b), (image − n0, i, j)] = x[image, c, i·s + a − p, j·s + b − p], zero outside x. */
+export const im2col = (x: Float32Array, g: Geometry, n0: number, count: number, col: Float32Array): void => {
+  const { C, H, W, OH, OW, stride, ohw } = g;
+  forEachColumnRow(g, n0, count, (row, plane, rowOff, colOff, lo, hi) => {
+    for (let img = 0; img < count; img++) {
+      const xb = plane + img * C * H * W;
+      for (let i = 0; i < OH; i++) {
+        const d = row + img * ohw + i * OW;
+        const r = i * stride + rowOff;
+        if (r < 0 || r >= H) { col.fill(0, d, d + OW); continue; }
+        const xr = xb + r * W + colOff;
+        for (let j = 0; j < lo; j++) col[d + j] = 0;
+        for (let j = lo; j < hi; j++) col[d + j] = x[xr + j * stride]!;
+        for (let j = hi; j < OW; j++) col[d + j] = 0;
       }
     }
-  }
+  });
+};
+
+/** dx[image, c, i·s + a − p, j·s + b − p] += col[(c, a, b), (image − n0, i, j)] inside x (col2im). */
+export const col2im = (col: Float32Array, g: Geometry, n0: number, count: number, dx: Float32Array): void => {
+  const { C, H, W, OH, OW, stride, ohw } = g;
+  forEachColumnRow(g, n0, count, (row, plane, rowOff, colOff, lo, hi) => {
+    for (let img = 0; img < count; img++) {
+      const xb = plane + img * C * H * W;
+      for (let i = 0; i < OH; i++) {
+        const r = i * stride + rowOff;
+        if (r < 0 || r >= H) continue;
+        const s = row + img * ohw + i * OW, xr = xb + r * W + colOff;
+        for (let j = lo; j < hi; j++) dx[xr + j * stride] = dx[xr + j * stride]! + col[s + j]!;
+      }
+    }
+  });
 };
 
 /**

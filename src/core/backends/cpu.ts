@@ -24,7 +24,7 @@ import * as KN from '../kernels-nd.js';
 import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data } from '../primitives.js';
 import { createArena, type Arena } from './arena.js';
-import { col2im, convGemmKernels, im2col, regroup, validCols, type Geometry } from './conv-gemm.js';
+import { col2im, convGemmKernels, forEachColumnRow, im2col, regroup, type Geometry } from './conv-gemm.js';
 import { CTRL_WORDS, DONE, READY, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
 import { coreCount, envVar, sharedMemoryError, startKernelWorker, wasmBytes, type KernelWorker } from './platform.js';
 import type { HostBackend } from './reference.js';
@@ -313,18 +313,9 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     },
   };
   /** conv-gemm's unrolling, one WebAssembly call per row (c, a, b) of the column matrix, when x (or dx) and the columns are in the kernel's memory. */
-  const rows = (g: Geometry, n0: number, count: number, imgs: Float32Array, cols: Float32Array, kernel: Fn): void => {
-    const { C, H, W, KH, KW, OH, OW, stride, padding, ohw } = g;
-    for (let c = 0; c < C; c++) {
-      for (let a = 0; a < KH; a++) {
-        for (let b = 0; b < KW; b++) {
-          const [lo, hi] = validCols(g, b);
-          kernel(imgs.byteOffset + (n0 * C + c) * H * W * 4, C * H * W * 4, count, H, W, OH, OW, stride, a - padding, b - padding, lo, hi,
-            cols.byteOffset + ((c * KH + a) * KW + b) * count * ohw * 4);
-        }
-      }
-    }
-  };
+  const rows = (g: Geometry, n0: number, count: number, imgs: Float32Array, cols: Float32Array, kernel: Fn): void =>
+    forEachColumnRow(g, n0, count, (row, plane, rowOff, colOff, lo, hi) =>
+      kernel(imgs.byteOffset + plane * 4, g.C * g.H * g.W * 4, count, g.H, g.W, g.OH, g.OW, g.stride, rowOff, colOff, lo, hi, cols.byteOffset + row * 4));
   const conv = convGemmKernels({
     unroll: !imagesInWasm ? { im2col, col2im } : {
       im2col: (x, g, n0, count, col) => (inArena(x) && inArena(col) ? rows(g, n0, count, x, col, im2colRowK) : im2col(x, g, n0, count, col)),
