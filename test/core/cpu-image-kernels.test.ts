@@ -7,7 +7,7 @@
  * kernel's memory and the WebAssembly paths run (smaller ones stay on the host
  * loops by design). Ties and NaNs in the pooling windows check the order rules.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { valueAndGrad } from '../../src/autodiff/index.js';
 import { add, bind, batchNormalize, reshape, channelMoments, conv2d, createCpuBackend, createReferenceBackend, fromArray, Key, maxPool2d, sum, mul, toBackend, type Backend, type Tensor } from '../../src/core/index.js';
 import { MIN_KERNEL_MEMORY_BYTES } from '../../src/core/backends/cpu.js';
@@ -15,8 +15,15 @@ import { slidingOut } from '../../src/core/kernels-nd.js';
 
 const wasm = createCpuBackend({ threads: 1 });
 const ts = createCpuBackend({ threads: 1, imageKernels: 'typescript' });
+/** Two threads: batch normalization's chains and passes split between them in chunks. */
+const two = createCpuBackend({ threads: 2 });
 const reference = createReferenceBackend();
-afterAll(() => { wasm.dispose(); ts.dispose(); });
+afterAll(() => { wasm.dispose(); ts.dispose(); two.dispose(); });
+// The worker thread takes chunks only once it runs: wait for it, so the split paths run.
+beforeAll(async () => {
+  for (let i = 0; i < 500 && !two.workerRunning(); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(two.workerRunning()).toBe(true);
+});
 
 const bits = (t: Tensor): string => { const d = t.toTypedArray(); return Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('base64'); };
 const big = (shape: readonly number[]) => expect(shape.reduce((a, d) => a * d, 1) * 4).toBeGreaterThanOrEqual(MIN_KERNEL_MEMORY_BYTES);
@@ -75,6 +82,8 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
 
   it.each([
     { shape: [16, 8, 16, 16] }, { shape: [32, 5, 11, 13] }, { shape: [4096, 12] }, { shape: [6, 3, 33, 35] },
+    // Large enough for two threads to share the passes (PARALLEL_MIN_ELEMENTS), one with a plane not a multiple of 4.
+    { shape: [32, 6, 24, 20] }, { shape: [40, 7, 17, 15] },
   ])('batch normalization, forward and gradients: %o', ({ shape }) => {
     big(shape);
     const C = shape[1]!;
@@ -89,9 +98,10 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
     const [a, b2] = [out(wasm), out(ts)];
     expect(a).toEqual(b2);
     expect(a).toEqual(out(reference));
+    expect(out(two)).toEqual(a);
   });
 
-  it.each([{ shape: [16, 8, 16, 16] }, { shape: [9, 5, 13, 31] }, { shape: [4, 3, 2, 40, 41] }])('the conv bias: per-channel add and its gradient (sum over every axis but 1): %o', ({ shape }) => {
+  it.each([{ shape: [16, 8, 16, 16] }, { shape: [9, 5, 13, 31] }, { shape: [4, 3, 2, 40, 41] }, { shape: [6, 13, 40, 41] }])('the conv bias: per-channel add and its gradient (sum over every axis but 1): %o', ({ shape }) => {
     big(shape);
     const C = shape[1]!, stat = shape.map((d, i) => (i === 1 ? d : 1));
     const x = new Key(8).normal(shape, 'float32', 0.3, 3), b = new Key(9).normal([C], 'float32');
@@ -103,6 +113,25 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
     const [a, b2] = [out(wasm), out(ts)];
     expect(a).toEqual(b2);
     expect(a).toEqual(out(reference));
+    expect(out(two)).toEqual(a);
+  });
+
+  it('batch normalization\'s sums are one float64 chain a plane, in element order (vectors run several planes, never several elements of one)', () => {
+    // Plane (0, 0) holds [1, 2^80, 1, −2^80, 0, …]: its chain gives 1 + 2^80 = 2^80 (the 1 is lost), + 1 lost again,
+    // − 2^80 = 0. Sums split by element (even and odd lanes) would give 2. Every other plane is zero.
+    const [N, C, S] = [64, 3, 512];
+    const v = new Array<number>(N * C * S).fill(0);
+    [1, 2 ** 80, 1, -(2 ** 80)].forEach((e, j) => { v[j] = e; });
+    big([N, C, S]);
+    const x = fromArray(v, [N, C, S], 'float32');
+    if (x._tag === 'Left') throw x.left;
+    for (const be of [wasm, two, ts, reference]) {
+      const [xb] = on(be, x.right) as [Tensor];
+      const m = channelMoments(xb);
+      expect(m.toArray()[0], be.name).toEqual([0, 0, 0]);
+      // The gradient sums: with ct = x, Σ ct (row 1 of the parameter gradient) is the same chain.
+      expect((bind('batchNormParamGrad', [xb, m, xb], { eps: 1e-5 }).toArray() as number[][])[1], be.name).toEqual([0, 0, 0]);
+    }
   });
 
   it('the per-channel sum keeps one chain through the planes (the host reduce\'s order), not a sum per plane', () => {
@@ -113,7 +142,7 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
     big([2, 1, S]);
     const x = fromArray(v, [2, 1, S], 'float32');
     if (x._tag === 'Left') throw x.left;
-    for (const be of [wasm, ts, reference]) {
+    for (const be of [wasm, two, ts, reference]) {
       const [xb] = on(be, x.right) as [Tensor];
       expect(bind('sum', [xb], { axes: [0, 2], keepDims: true }).toArray()).toEqual([[[0]]]);
     }

@@ -20,6 +20,14 @@ export const JOBS = Object.freeze({
     kernel: 'momentumChunks',
     fields: Object.freeze(['p', 'v', 'g', 'pOut', 'vOut', 'n', 'lr', 'gamma', 'l2', 'nesterov', 'chunk', 'counter']),
   }),
+  chains: Object.freeze({
+    kernel: 'chainChunks',
+    fields: Object.freeze(['x', 'ct', 'mean', 'out', 'chains', 'C', 'S', 'steps', 'stride', 'mode', 'chunk', 'counter']),
+  }),
+  apply: Object.freeze({
+    kernel: 'applyChunks',
+    fields: Object.freeze(['x', 'ct', 'out', 'coef', 'planes', 'C', 'S', 'mode', 'chunk', 'counter']),
+  }),
 });
 
 /** Fields carried as float32. */

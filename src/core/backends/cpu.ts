@@ -280,8 +280,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     pool.free(out);
     return undefined;
   };
-  const [im2colRowK, col2imRowK, regroupK, maxPoolK, bnSumsK, bnGradSumsK, bnApplyK] =
-    [fn('im2colRow'), fn('col2imRow'), fn('regroup'), fn('maxPool'), fn('bnSums'), fn('bnGradSums'), fn('bnApply')];
+  const [im2colRowK, col2imRowK, regroupK, maxPoolK, chainSumsK, chainChunksK, bnApplyK, applyChunksK] =
+    [fn('im2colRow'), fn('col2imRow'), fn('regroup'), fn('maxPool'), fn('chainSums'), fn('chainChunks'), fn('bnApply'), fn('applyChunks')];
   /**
    * Runs f on copies of small float64 arrays placed in the kernel's memory (their
    * addresses), then copies them back (the kernels accumulate into some).
@@ -295,21 +295,73 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     arrays.forEach((a, i) => a.set(new Float64Array(memory.buffer, ptrs[i]!, a.length)));
     arena.release(base, Math.max(bytes, 8));
   };
-  // Batch normalization's passes in WebAssembly when the arrays are in the kernel's memory (KN.jsPasses otherwise).
+  /**
+   * image.wat's chainSums: float64 chains over `chains` runs of float32 data in
+   * the kernel's memory (chain q: `steps` segments of S floats from x + 4·q·S,
+   * `stride` bytes apart), each from `start[q]` (zero when absent); `mode` 0
+   * sums x, 1 sums (x − mean[q mod C])², 2 sums ct and ct·(x − mean[q mod C]).
+   * Returns the sums (two arrays of `chains` in mode 2).
+   */
+  const chainSums = (x: Float32Array, ct: Float32Array | undefined, mean: Float64Array | undefined, chains: number, C: number, S: number,
+    steps: number, stride: number, mode: 0 | 1 | 2, start?: Float64Array): Float64Array[] => {
+    const pad = 4 * Math.ceil(chains / 4), sums = mode === 2 ? 2 : 1;
+    const outBytes = 8 * pad * sums, bytes = outBytes + 8 * C;
+    const base = arena.malloc(bytes);
+    const out = new Float64Array(memory.buffer, base, pad * sums);
+    out.fill(0);
+    if (start !== undefined) out.set(start);
+    if (mean !== undefined) new Float64Array(memory.buffer, base + outBytes, C).set(mean);
+    const args = [x.byteOffset, ct?.byteOffset ?? 0, base + outBytes, base] as const;
+    if (worker === undefined || chains < 8 || chains * steps * S < PARALLEL_MIN_ELEMENTS) chainSumsK(...args, 0, chains, chains, C, S, steps, stride, mode);
+    else {
+      // Chunks of whole vectors of chains, at most MAX_CHUNKS, taken by whichever thread is free.
+      const chunk = 4 * Math.ceil(chains / 4 / MAX_CHUNKS);
+      resetCounter();
+      const [xp, cp, mp, op] = args;
+      both({ kind: 'chains', args: { x: xp, ct: cp, mean: mp, out: op, chains, C, S, steps, stride, mode, chunk, counter } },
+        () => chainChunksK(...args, chains, C, S, steps, stride, mode, chunk, counter));
+    }
+    const result = Array.from({ length: sums }, (_z, k) => out.slice(k * pad, k * pad + chains));
+    arena.release(base, bytes);
+    return result;
+  };
+  /**
+   * image.wat's bnApply over the N·C planes of x [N, C, S] (and ct, mode 1) into
+   * out, with 5 float64 coefficients a channel: element-wise, so split between
+   * the threads in chunks of planes.
+   */
+  const applyPlanes = (x: Float32Array, ct: Float32Array | undefined, out: Float32Array, coef: Float64Array, N: number, C: number, S: number): void =>
+    withF64([coef], ([pc]) => {
+      const planes = N * C, mode = ct === undefined ? 0 : 1;
+      const args = [x.byteOffset, ct?.byteOffset ?? 0, out.byteOffset, pc!] as const;
+      if (worker === undefined || planes < 2 || planes * S < PARALLEL_MIN_ELEMENTS) { bnApplyK(...args, 0, planes, C, S, mode); return; }
+      const chunk = Math.ceil(planes / MAX_CHUNKS);
+      resetCounter();
+      const [xp, cp, op, kp] = args;
+      both({ kind: 'apply', args: { x: xp, ct: cp, out: op, coef: kp, planes, C, S, mode, chunk, counter } },
+        () => applyChunksK(...args, planes, C, S, mode, chunk, counter));
+    });
+  // Batch normalization's passes in WebAssembly when the arrays are in the kernel's memory (KN.jsPasses otherwise):
+  // each plane's chain there, the planes' sums added per channel here in plane order, as jsPasses does.
   const imagesInWasm = opts.imageKernels !== 'typescript';
   const bnPasses: KN.BatchNormPasses = !imagesInWasm ? KN.jsPasses : {
     sums: (x, mean, acc, N, C, S) => {
       if (!inArena(x)) return KN.jsPasses.sums(x, mean, acc, N, C, S);
-      const m = mean ?? new Float64Array(C);
-      withF64([m, acc], ([pm, pa]) => bnSumsK(x.byteOffset, pm!, pa!, N, C, S, mean === undefined ? 0 : 1));
+      const [planes] = chainSums(x, undefined, mean, N * C, C, S, 1, 0, mean === undefined ? 0 : 1) as [Float64Array];
+      for (let q = 0; q < N * C; q++) acc[q % C]! += planes[q]!;
     },
     gradSums: (x, ct, mean, inv, sumCt, sumCtXhat, N, C, S) => {
       if (!inArena(x) || !inArena(ct)) return KN.jsPasses.gradSums(x, ct, mean, inv, sumCt, sumCtXhat, N, C, S);
-      withF64([mean, inv, sumCt, sumCtXhat], ([pm, pi, ps, px]) => bnGradSumsK(x.byteOffset, ct.byteOffset, pm!, pi!, ps!, px!, N, C, S));
+      const [s, sx] = chainSums(x, ct as Float32Array, mean, N * C, C, S, 1, 0, 2) as [Float64Array, Float64Array];
+      for (let q = 0; q < N * C; q++) {
+        const c = q % C;
+        sumCt[c]! += s[q]!;
+        sumCtXhat[c]! += sx[q]! * inv[c]!;
+      }
     },
     apply: (x, ct, out, coef, N, C, S) => {
       if (!inArena(x) || !inArena(out) || (ct !== undefined && !inArena(ct))) return KN.jsPasses.apply(x, ct, out, coef, N, C, S);
-      withF64([coef], ([pc]) => bnApplyK(x.byteOffset, ct?.byteOffset ?? 0, out.byteOffset, pc!, N, C, S, ct === undefined ? 0 : 1));
+      applyPlanes(x, ct as Float32Array | undefined, out, coef, N, C, S);
     },
   };
   /** conv-gemm's unrolling, one WebAssembly call per row (c, a, b) of the column matrix, when x (or dx) and the columns are in the kernel's memory. */
@@ -402,7 +454,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
           const [N, C] = a.shape as [number, number], S = a.buf.length / (N * C);
           const coef = new Float64Array(5 * C);
           for (let c = 0; c < C; c++) coef.set([0, 1, b.buf[c]!], 5 * c);
-          withF64([coef], ([pc]) => bnApplyK(a.buf.byteOffset, 0, out.byteOffset, pc!, N, C, S, 0));
+          applyPlanes(a.buf, undefined, out, coef, N, C, S);
           return out;
         }
       }
@@ -450,8 +502,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       // Per-channel sums over [N, C, …] (the conv bias's gradient): the host's float64 chain per channel.
       if (imagesInWasm && isChannelSum(x, params.axes) && inArena(x.buf)) {
         const [N, C] = x.shape as [number, number], S = x.buf.length / (N * C);
-        const acc = new Float64Array(C);
-        withF64([acc], ([pa]) => bnSumsK(x.buf.byteOffset, 0, pa!, N, C, S, 2));
+        // One chain a channel, through its planes in image order: C chains of N segments, C·S floats apart.
+        const [acc] = chainSums(x.buf, undefined, undefined, C, C, S, N, C * S * 4, 0) as [Float64Array];
         const out = alloc('float32', C, false);
         out.set(acc);
         return out;

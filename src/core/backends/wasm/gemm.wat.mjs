@@ -476,6 +476,6 @@ ${shared ? `
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $nextR))))
 
-${imageWat()}
+${imageWat(shared)}
 )`;
 };

@@ -54,7 +54,132 @@ const bnLanes = (load, store) => {
           (${store} 0 ${elem('$out')} (f32x4.demote_f64x2_zero (local.get $r)))`;
 };
 
-export const imageWat = () => `
+const LANES = ['a', 'b', 'c', 'd'];
+/** Bytes of lane k (0–3) of v128 `u` followed by lane k of `v`, as an i8x16.shuffle's first eight indices. */
+const zipLane = (k) => [0, 1, 2, 3].map((i) => 4 * k + i).concat([0, 1, 2, 3].map((i) => 16 + 4 * k + i)).concat([0, 1, 2, 3, 4, 5, 6, 7]).join(' ');
+/** Element k of the float32 vectors `u` and `v`, as the float64 pair (u[k], v[k]). */
+const pairAt = (u, v, k) => `(f64x2.promote_low_f32x4 (i8x16.shuffle ${zipLane(k)} (local.get ${u}) (local.get ${v})))`;
+/** The float64 pair (a, b) of two f64 expressions. */
+const pairOf = (a, b) => `(f64x2.replace_lane 1 (f64x2.splat ${a}) ${b})`;
+/** mean[(q + k) mod C] as an f64 expression. */
+const meanOf = (k) => `(f64.load (i32.add (local.get $mean) (i32.shl (i32.rem_u (i32.add (local.get $q) (i32.const ${k})) (local.get $C)) (i32.const 3))))`;
+/** One element's step of the four chains in `mode`: chains a, b in vector 0, c, d in vector 1, their float64 pairs built by `pair(u, v)`. */
+const chainStep = (mode, pair) => [0, 1].map((v) => {
+  const [l, r] = [LANES[2 * v], LANES[2 * v + 1]];
+  const e = pair(`$x${l}`, `$x${r}`);
+  if (mode === 2) return `
+            (local.set $c ${pair(`$c${l}`, `$c${r}`)})
+            (local.set $s${v} (f64x2.add (local.get $s${v}) (local.get $c)))
+            (local.set $u${v} (f64x2.add (local.get $u${v}) (f64x2.mul (local.get $c) (f64x2.sub ${e} (local.get $m${v})))))`;
+  if (mode === 1) return `
+            (local.set $e (f64x2.sub ${e} (local.get $m${v})))
+            (local.set $s${v} (f64x2.add (local.get $s${v}) (f64x2.mul (local.get $e) (local.get $e))))`;
+  return `
+            (local.set $s${v} (f64x2.add (local.get $s${v}) ${e}))`;
+}).join('');
+/** The four chains' loads at element j (vectors, or one float into lane 0 with `load` v128.load32_zero). */
+const chainLoads = (mode, load) => LANES.map((l) => `
+          (local.set $x${l} (${load} ${at(`(local.get $p${l})`, '(local.get $j)')}))${mode === 2 ? `
+          (local.set $c${l} (${load} ${at(`(i32.add (local.get $p${l}) (local.get $ctOff))`, '(local.get $j)')}))` : ''}`).join('');
+/** The four chains through their segments in `mode`. */
+const chainLoops = (mode) => `
+      (local.set $t (i32.const 0))
+      (block $doneT (loop $nextT
+        (br_if $doneT (i32.ge_s (local.get $t) (local.get $steps)))
+        (local.set $j (i32.const 0))
+        (block $done4 (loop $next4
+          (br_if $done4 (i32.gt_s (i32.add (local.get $j) (i32.const 4)) (local.get $S)))${chainLoads(mode, 'v128.load')}${[0, 1, 2, 3].map((k) => chainStep(mode, (u, v) => pairAt(u, v, k))).join('')}
+          (local.set $j (i32.add (local.get $j) (i32.const 4)))
+          (br $next4)))
+        ;; S not a multiple of 4: the last elements one at a time, in lane 0 of each load.
+        (block $doneJ (loop $nextJ
+          (br_if $doneJ (i32.ge_s (local.get $j) (local.get $S)))${chainLoads(mode, 'v128.load32_zero')}${chainStep(mode, (u, v) => pairAt(u, v, 0))}
+          (local.set $j (i32.add (local.get $j) (i32.const 1)))
+          (br $nextJ)))${LANES.map((l) => `
+        (local.set $p${l} (i32.add (local.get $p${l}) (local.get $stride)))`).join('')}
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $nextT)))`;
+const outAt = (extra) => `(i32.add (i32.add (local.get $out) (i32.shl (local.get $q) (i32.const 3))) ${extra})`;
+
+/**
+ * Float64 sums over float32 data as independent chains: batch normalization's
+ * sums and the conv bias's gradient. Chains q0 ≤ q < q1 of `chains` (q0 a
+ * multiple of 4; q1 too, or chains). Chain q reads `steps`
+ * segments of S floats, the first at x + 4·q·S and each next `stride` bytes on,
+ * adding element by element in that order onto out[q] (the host sets the start):
+ * mode 0: out[q] += x; mode 1: out[q] += (x − m)², m = mean[q mod C];
+ * mode 2: out[q] += ct and out[pad + q] += ct·(x − m), ct at the same offsets
+ * from ct as x from x. pad: chains rounded up to 4 (out's length per sum).
+ * One chain is latency-bound (each float64 add waits for the one before), so
+ * two chains share a vector and two vectors run at once: four chains a loop,
+ * each lane's additions exactly the scalar chain's. Past the last chain (chains
+ * not a multiple of 4), lanes repeat the last one's reads into out's padding.
+ */
+const chainSumsWat = () => `
+  (func $chainSums (export "chainSums") (param $x i32) (param $ct i32) (param $mean i32) (param $out i32)
+    (param $q0 i32) (param $q1 i32) (param $chains i32) (param $C i32) (param $S i32) (param $steps i32) (param $stride i32) (param $mode i32)
+    (local $q i32) (local $t i32) (local $j i32) (local $pad8 i32) (local $seg i32) (local $ctOff i32)
+    ${LANES.map((l) => `(local $p${l} i32) (local $x${l} v128) (local $c${l} v128)`).join(' ')}
+    (local $m0 v128) (local $m1 v128) (local $s0 v128) (local $s1 v128) (local $u0 v128) (local $u1 v128) (local $e v128) (local $c v128)
+    (local.set $pad8 (i32.shl (i32.and (i32.add (local.get $chains) (i32.const 3)) (i32.const -4)) (i32.const 3)))
+    (local.set $seg (i32.shl (local.get $S) (i32.const 2)))
+    (local.set $ctOff (i32.sub (local.get $ct) (local.get $x)))
+    (local.set $q (local.get $q0))
+    (block $doneQ (loop $nextQ
+      (br_if $doneQ (i32.ge_s (local.get $q) (local.get $q1)))${LANES.map((l, k) => `
+      (local.set $p${l} (i32.add (local.get $x) (i32.mul (local.get $seg)
+        (select (i32.add (local.get $q) (i32.const ${k})) (i32.sub (local.get $chains) (i32.const 1)) (i32.lt_s (i32.add (local.get $q) (i32.const ${k})) (local.get $chains))))))`).join('')}
+      (if (local.get $mode)
+        (then
+          (local.set $m0 ${pairOf(meanOf(0), meanOf(1))})
+          (local.set $m1 ${pairOf(meanOf(2), meanOf(3))})))
+      (local.set $s0 (v128.load ${outAt('(i32.const 0)')}))
+      (local.set $s1 (v128.load offset=16 ${outAt('(i32.const 0)')}))
+      (if (i32.eq (local.get $mode) (i32.const 2))
+        (then
+          (local.set $u0 (v128.load ${outAt('(local.get $pad8)')}))
+          (local.set $u1 (v128.load offset=16 ${outAt('(local.get $pad8)')}))${chainLoops(2)})
+        (else (if (local.get $mode) (then${chainLoops(1)}) (else${chainLoops(0)}))))
+      (v128.store ${outAt('(i32.const 0)')} (local.get $s0))
+      (v128.store offset=16 ${outAt('(i32.const 0)')} (local.get $s1))
+      (if (i32.eq (local.get $mode) (i32.const 2))
+        (then
+          (v128.store ${outAt('(local.get $pad8)')} (local.get $u0))
+          (v128.store offset=16 ${outAt('(local.get $pad8)')} (local.get $u1))))
+      (local.set $q (i32.add (local.get $q) (i32.const 4)))
+      (br $nextQ))))
+`;
+
+/** chainSums over chunks of `chunk` chains (a multiple of 4) shared through the counter, as gemmChunks: chains are independent, so the split never changes a result. */
+const chainChunksWat = () => `
+  (func (export "chainChunks") (param $x i32) (param $ct i32) (param $mean i32) (param $out i32) (param $chains i32)
+    (param $C i32) (param $S i32) (param $steps i32) (param $stride i32) (param $mode i32) (param $chunk i32) (param $counter i32)
+    (local $start i32)
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $chains)))
+      (call $chainSums (local.get $x) (local.get $ct) (local.get $mean) (local.get $out) (local.get $start)
+        (select (local.get $chains) (i32.add (local.get $start) (local.get $chunk)) (i32.gt_u (i32.add (local.get $start) (local.get $chunk)) (local.get $chains)))
+        (local.get $chains) (local.get $C) (local.get $S) (local.get $steps) (local.get $stride) (local.get $mode))
+      (br $next))))
+`;
+
+/** bnApply over chunks of `chunk` planes shared through the counter: planes are independent, so the split never changes a result. */
+const applyChunksWat = () => `
+  (func (export "applyChunks") (param $x i32) (param $ct i32) (param $out i32) (param $coef i32) (param $planes i32) (param $C i32) (param $S i32) (param $mode i32)
+    (param $chunk i32) (param $counter i32)
+    (local $start i32)
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $planes)))
+      (call $bnApply (local.get $x) (local.get $ct) (local.get $out) (local.get $coef) (local.get $start)
+        (select (local.get $planes) (i32.add (local.get $start) (local.get $chunk)) (i32.gt_u (i32.add (local.get $start) (local.get $chunk)) (local.get $planes)))
+        (local.get $C) (local.get $S) (local.get $mode))
+      (br $next))))
+`;
+
+/** The module's image kernels; `shared` adds those that two threads share through a counter. */
+export const imageWat = (shared) => `
   ;; One row (c, a, b) of an im2col column matrix, for \`count\` images: for image
   ;; img and output row i, OW values starting at dst + 4·(img·OH·OW + i·OW):
   ;; x[img][r][j·stride + colOff] for r = i·stride + rowOff inside [0, H) and j in
@@ -198,55 +323,20 @@ export const imageWat = () => `
               (local.set $j (i32.add (local.get $j) (i32.const 1)))))
           (br $next_j)))`, 'i')}`, 'p')})
 
-  ;; Batch normalization over x [N, C, S] (N·C planes of S floats), per channel c.
-  ;; mode 0: acc[c] += Σ_plane x (each plane's sum a float64 chain, then added, as kernels-nd's channelStats);
-  ;; mode 1: acc[c] += Σ_plane (x − mean[c])²; mean, acc: C float64s;
-  ;; mode 2: one chain per channel through all its planes, acc[c] its start and its result
-  ;; (kernels.ts's reduce over every axis but 1: the conv bias's gradient).
-  (func (export "bnSums") (param $x i32) (param $mean i32) (param $acc i32) (param $N i32) (param $C i32) (param $S i32) (param $mode i32)
-    (local $n i32) (local $c i32) (local $j i32) (local $px i32) (local $s f64) (local $m f64) (local $d f64)
-    (local.set $px (local.get $x))${loop('$n', get('$N'), `${loop('$c', get('$C'), `
-        (local.set $s (select (f64.load (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))) (f64.const 0) (i32.eq (local.get $mode) (i32.const 2))))
-        (if (i32.eq (local.get $mode) (i32.const 1))
-          (then
-            (local.set $m (f64.load (i32.add (local.get $mean) (i32.shl (local.get $c) (i32.const 3)))))${loop('$j', get('$S'), `
-              (local.set $d (f64.sub (f64.promote_f32 (f32.load ${at(get('$px'), get('$j'))})) (local.get $m)))
-              (local.set $s (f64.add (local.get $s) (f64.mul (local.get $d) (local.get $d))))`, 'j1')})
-          (else${loop('$j', get('$S'), `
-              (local.set $s (f64.add (local.get $s) (f64.promote_f32 (f32.load ${at(get('$px'), get('$j'))}))))`, 'j0')}))
-        (f64.store (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))
-          (select (local.get $s) (f64.add (f64.load (i32.add (local.get $acc) (i32.shl (local.get $c) (i32.const 3)))) (local.get $s))
-            (i32.eq (local.get $mode) (i32.const 2))))
-        (local.set $px ${at(get('$px'), get('$S'))})`, 'c')}`, 'n')})
-
-  ;; batchNorm's gradient sums: per plane s = Σ ct, sx = Σ ct·(x − mean[c]) (float64 chains);
-  ;; sumCt[c] += s, sumCtXhat[c] += sx·inv[c] (as kernels-nd's gradSums). mean, inv, sums: C float64s.
-  (func (export "bnGradSums") (param $x i32) (param $ct i32) (param $mean i32) (param $inv i32) (param $sumCt i32) (param $sumCtXhat i32)
-    (param $N i32) (param $C i32) (param $S i32)
-    (local $n i32) (local $c i32) (local $j i32) (local $o i32) (local $s f64) (local $sx f64) (local $m f64) (local $d f64) (local $c8 i32)
-    (local.set $o (i32.const 0))${loop('$n', get('$N'), `${loop('$c', get('$C'), `
-        (local.set $c8 (i32.shl (local.get $c) (i32.const 3)))
-        (local.set $m (f64.load (i32.add (local.get $mean) (local.get $c8))))
-        (local.set $s (f64.const 0))
-        (local.set $sx (f64.const 0))${loop('$j', get('$S'), `
-          (local.set $d (f64.promote_f32 (f32.load ${at(get('$ct'), '(i32.add (local.get $o) (local.get $j))')})))
-          (local.set $s (f64.add (local.get $s) (local.get $d)))
-          (local.set $sx (f64.add (local.get $sx)
-            (f64.mul (local.get $d) (f64.sub (f64.promote_f32 (f32.load ${at(get('$x'), '(i32.add (local.get $o) (local.get $j))')})) (local.get $m)))))`, 'j')}
-        (f64.store (i32.add (local.get $sumCt) (local.get $c8)) (f64.add (f64.load (i32.add (local.get $sumCt) (local.get $c8))) (local.get $s)))
-        (f64.store (i32.add (local.get $sumCtXhat) (local.get $c8))
-          (f64.add (f64.load (i32.add (local.get $sumCtXhat) (local.get $c8))) (f64.mul (local.get $sx) (f64.load (i32.add (local.get $inv) (local.get $c8))))))
-        (local.set $o (i32.add (local.get $o) (local.get $S)))`, 'c')}`, 'n')})
-
-  ;; Per channel c with coefficients k0..k4 (5 float64s per channel at coef + 40·c):
+${chainSumsWat()}${shared ? chainChunksWat() + applyChunksWat() : ''}
+  ;; Planes p0 ≤ p < p1 of x [N, C, S] (plane p: channel p mod C, S floats at 4·p·S),
+  ;; with coefficients k0..k4 per channel c (5 float64s at coef + 40·c):
   ;; mode 0 (forward):  out = f32((x − k0)·k1 + k2)                     (mean, scale, shift)
   ;; mode 1 (gradient): out = f32(k0·((ct − k1) − ((x − k2)·k3)·k4))    (g·inv, mean(ct), mean, inv, mean(ct·x̂))
   ;; the same float64 operations in the same order as kernels-nd.ts's loops, two lanes at a time.
-  (func (export "bnApply") (param $x i32) (param $ct i32) (param $out i32) (param $coef i32) (param $N i32) (param $C i32) (param $S i32) (param $mode i32)
-    (local $n i32) (local $c i32) (local $j i32) (local $o i32) (local $cp i32)
+  (func $bnApply (export "bnApply") (param $x i32) (param $ct i32) (param $out i32) (param $coef i32) (param $p0 i32) (param $p1 i32) (param $C i32) (param $S i32) (param $mode i32)
+    (local $p i32) (local $j i32) (local $o i32) (local $cp i32)
     (local $k0 v128) (local $k1 v128) (local $k2 v128) (local $k3 v128) (local $k4 v128) (local $vx v128) (local $vc v128) (local $r v128)
-    (local.set $o (i32.const 0))${loop('$n', get('$N'), `${loop('$c', get('$C'), `
-        (local.set $cp (i32.add (local.get $coef) (i32.mul (local.get $c) (i32.const 40))))
+    (local.set $p (local.get $p0))
+    (block $doneP (loop $nextP
+      (br_if $doneP (i32.ge_s (local.get $p) (local.get $p1)))
+        (local.set $o (i32.mul (local.get $p) (local.get $S)))
+        (local.set $cp (i32.add (local.get $coef) (i32.mul (i32.rem_u (local.get $p) (local.get $C)) (i32.const 40))))
         (local.set $k0 (f64x2.splat (f64.load (local.get $cp))))
         (local.set $k1 (f64x2.splat (f64.load offset=8 (local.get $cp))))
         (local.set $k2 (f64x2.splat (f64.load offset=16 (local.get $cp))))
@@ -261,5 +351,6 @@ ${bnLanes('v128.load64_zero', 'v128.store64_lane')}
         (if (i32.lt_s (local.get $j) (local.get $S))
           (then
 ${bnLanes('v128.load32_zero', 'v128.store32_lane')}))
-        (local.set $o (i32.add (local.get $o) (local.get $S)))`, 'c')}`, 'n')})
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $nextP))))
 `;
