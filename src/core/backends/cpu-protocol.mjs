@@ -24,6 +24,10 @@ export const JOBS = Object.freeze({
     kernel: 'chainChunks',
     fields: Object.freeze(['x', 'ct', 'mean', 'out', 'chains', 'C', 'S', 'steps', 'stride', 'mode', 'chunk', 'counter']),
   }),
+  conv: Object.freeze({
+    kernel: 'convChunks',
+    fields: Object.freeze(['x', 'wp', 'offs', 'out', 'xp', 'N', 'C', 'H', 'W', 'pad', 'F', 'ckk', 'OH', 'OW', 'chunk', 'counter']),
+  }),
   apply: Object.freeze({
     kernel: 'applyChunks',
     fields: Object.freeze(['x', 'ct', 'out', 'coef', 'planes', 'C', 'S', 'mode', 'chunk', 'counter']),

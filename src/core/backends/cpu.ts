@@ -23,6 +23,7 @@ import { hostFused, hostKernels, like, matmulDims, type Alloc } from '../kernels
 import * as KN from '../kernels-nd.js';
 import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data } from '../primitives.js';
+import type { Shape } from '../shape.js';
 import { createArena, type Arena } from './arena.js';
 import { col2im, convGemmKernels, forEachColumnRow, im2col, regroup, type Geometry } from './conv-gemm.js';
 import { CTRL_WORDS, DONE, READY, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
@@ -384,6 +385,40 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     alloc: (n, zeroed) => alloc('float32', n, zeroed) as Float32Array,
   });
   const convOnGemm = opts.convolution !== 'loops';
+  const CONV_ROWS = global('CONV_ROWS');
+  const [convImagesK, convChunksK] = [fn('convImages'), fn('convChunks')];
+  /**
+   * conv2d at stride 1 straight from the images (conv.wat): the GEMM path's
+   * values without the column matrix or the regrouping. Where it does not apply
+   * (another stride, rows not a multiple of 8 outputs, operands outside the
+   * kernel's memory), undefined: the GEMM path runs.
+   */
+  const directConv = (x: Float32Array, xs: Shape, w: Float32Array, ws: Shape, { stride, padding }: KN.Conv2dParams): Float32Array | undefined => {
+    const [N, C, H, W] = xs as [number, number, number, number], [F, , KH, KW] = ws as [number, number, number, number];
+    const HP = H + 2 * padding, WP = W + 2 * padding, OH = HP - KH + 1, OW = WP - KW + 1;
+    if (!imagesInWasm || stride !== 1 || !inArena(x) || OH <= 0 || OW % 8 !== 0 || C * HP * WP * 4 > PER_THREAD_BYTES) return undefined;
+    const out = arenaOut(N * F * OH * OW);
+    if (out === undefined) return undefined;
+    // Filters in blocks of CONV_ROWS, [block][tap][row] (zero past F); each tap's byte offset in a padded image.
+    const ckk = C * KH * KW, blocks = Math.ceil(F / CONV_ROWS);
+    const wpBytes = blocks * ckk * CONV_ROWS * 4, bytes = wpBytes + ckk * 4;
+    const base = arena.malloc(bytes), offs = base + wpBytes;
+    const packed = new Float32Array(memory.buffer, base, blocks * ckk * CONV_ROWS);
+    packed.fill(0);
+    for (let f = 0; f < F; f++) for (let t = 0; t < ckk; t++) packed[(Math.floor(f / CONV_ROWS) * ckk + t) * CONV_ROWS + (f % CONV_ROWS)] = w[f * ckk + t]!;
+    const tapOffsets = new Int32Array(memory.buffer, offs, ckk);
+    for (let c = 0; c < C; c++) for (let a = 0; a < KH; a++) for (let b = 0; b < KW; b++) tapOffsets[(c * KH + a) * KW + b] = ((c * HP + a) * WP + b) * 4;
+    const shape = [C, H, W, padding, F, ckk, OH, OW] as const;
+    if (worker === undefined || N < 2) convImagesK(x.byteOffset, base, offs, out.byteOffset, t0, 0, N, ...shape);
+    else {
+      const chunk = Math.ceil(N / MAX_CHUNKS);
+      resetCounter();
+      both({ kind: 'conv', args: { x: x.byteOffset, wp: base, offs, out: out.byteOffset, xp: t1, N, C, H, W, pad: padding, F, ckk, OH, OW, chunk, counter } },
+        () => convChunksK(x.byteOffset, base, offs, out.byteOffset, t0, N, ...shape, chunk, counter));
+    }
+    arena.release(base, bytes);
+    return out;
+  };
   /** b of shape [1, C, 1, …] against a of [N, C, …] (rank ≥ 3). */
   const isChannelBias = (a: Operand<Data>, b: Operand<Data>): boolean =>
     a.shape.length >= 3 && b.shape.length === a.shape.length && b.buf.length === a.shape[1] && b.shape.every((d, i) => (i === 1 ? d === a.shape[1] : d === 1));
@@ -411,7 +446,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     conv2d: (inputs, params, spec) => {
       const [x, w] = inputs;
       if (!convOnGemm || !(x.buf instanceof Float32Array) || !(w.buf instanceof Float32Array) || spec.dtype !== 'float32') return host.conv2d(inputs, params, spec);
-      return conv.conv2d(x.buf, x.shape, w.buf, w.shape, params);
+      return directConv(x.buf, x.shape, w.buf, w.shape, params) ?? conv.conv2d(x.buf, x.shape, w.buf, w.shape, params);
     },
     conv2dGradInput: (inputs, params, spec) => {
       const [ct, w] = inputs;

@@ -16,6 +16,7 @@
 //   B(p, j) at b + 4(p·sbp + j·sbj), C row-major with leading dimension ldc.
 //   All addresses are byte offsets into the imported memory.
 
+import { convWat } from './conv.wat.mjs';
 import { imageWat } from './image.wat.mjs';
 
 export const BLOCK = { NC: 512, KC: 256, MC: 144, MR: 6, NR: 8 };
@@ -477,5 +478,6 @@ ${shared ? `
       (br $nextR))))
 
 ${imageWat(shared)}
+${convWat(shared, (a, b, c) => madd(relaxed, a, b, c), KC)}
 )`;
 };
