@@ -83,8 +83,9 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
     };
     const [a, b] = [out(wasm), out(ts)];
     expect(a).toEqual(b);
-    // And both equal the reference backend's (pure host) kernels.
+    // And both equal the reference backend's (pure host) kernels, and two threads' (planes split between them).
     expect(a).toEqual(out(reference));
+    expect(out(two)).toEqual(a);
   });
 
   it.each([

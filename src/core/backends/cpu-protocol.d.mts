@@ -2,6 +2,8 @@
 export type GemmField = 'm' | 'n' | 'k' | 'a' | 'sai' | 'sap' | 'b' | 'sbp' | 'sbj' | 'c' | 'ldc' | 'ap' | 'bp' | 'scratch' | 'split' | 'chunk' | 'counter' | 'parts';
 export type MomentumField = 'p' | 'v' | 'g' | 'pOut' | 'vOut' | 'n' | 'lr' | 'gamma' | 'l2' | 'nesterov' | 'chunk' | 'counter';
 export type ConvField = 'x' | 'wp' | 'offs' | 'out' | 'xp' | 'N' | 'C' | 'H' | 'W' | 'pad' | 'F' | 'ckk' | 'OH' | 'OW' | 'chunk' | 'counter';
+export type ElementsField = 'op' | 'a' | 'b' | 'out' | 'n' | 'chunk' | 'counter';
+export type PoolField = 'x' | 'ct' | 'out' | 'planes' | 'H' | 'W' | 'size' | 'stride' | 'OH' | 'OW' | 'grad' | 'chunk' | 'counter';
 export type ApplyField = 'x' | 'ct' | 'out' | 'coef' | 'planes' | 'C' | 'S' | 'mode' | 'chunk' | 'counter';
 export type ChainsField = 'x' | 'ct' | 'mean' | 'out' | 'chains' | 'C' | 'S' | 'steps' | 'stride' | 'mode' | 'chunk' | 'counter';
 /** The one message type: a job and its named arguments. */
@@ -10,13 +12,17 @@ export type Job =
   | { readonly kind: 'momentum'; readonly args: Readonly<Record<MomentumField, number>> }
   | { readonly kind: 'chains'; readonly args: Readonly<Record<ChainsField, number>> }
   | { readonly kind: 'apply'; readonly args: Readonly<Record<ApplyField, number>> }
-  | { readonly kind: 'conv'; readonly args: Readonly<Record<ConvField, number>> };
+  | { readonly kind: 'conv'; readonly args: Readonly<Record<ConvField, number>> }
+  | { readonly kind: 'elements'; readonly args: Readonly<Record<ElementsField, number>> }
+  | { readonly kind: 'pool'; readonly args: Readonly<Record<PoolField, number>> };
 export declare const JOBS: {
   readonly gemm: { readonly kernel: 'gemmChunks'; readonly fields: readonly GemmField[] };
   readonly momentum: { readonly kernel: 'momentumChunks'; readonly fields: readonly MomentumField[] };
   readonly chains: { readonly kernel: 'chainChunks'; readonly fields: readonly ChainsField[] };
   readonly apply: { readonly kernel: 'applyChunks'; readonly fields: readonly ApplyField[] };
   readonly conv: { readonly kernel: 'convChunks'; readonly fields: readonly ConvField[] };
+  readonly elements: { readonly kernel: 'elementChunks'; readonly fields: readonly ElementsField[] };
+  readonly pool: { readonly kernel: 'poolChunks'; readonly fields: readonly PoolField[] };
 };
 export declare const FLOAT_FIELDS: ReadonlySet<string>;
 export declare const HEADER: number;

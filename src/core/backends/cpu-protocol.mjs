@@ -28,6 +28,14 @@ export const JOBS = Object.freeze({
     kernel: 'convChunks',
     fields: Object.freeze(['x', 'wp', 'offs', 'out', 'xp', 'N', 'C', 'H', 'W', 'pad', 'F', 'ckk', 'OH', 'OW', 'chunk', 'counter']),
   }),
+  elements: Object.freeze({
+    kernel: 'elementChunks',
+    fields: Object.freeze(['op', 'a', 'b', 'out', 'n', 'chunk', 'counter']),
+  }),
+  pool: Object.freeze({
+    kernel: 'poolChunks',
+    fields: Object.freeze(['x', 'ct', 'out', 'planes', 'H', 'W', 'size', 'stride', 'OH', 'OW', 'grad', 'chunk', 'counter']),
+  }),
   apply: Object.freeze({
     kernel: 'applyChunks',
     fields: Object.freeze(['x', 'ct', 'out', 'coef', 'planes', 'C', 'S', 'mode', 'chunk', 'counter']),

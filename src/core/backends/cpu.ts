@@ -272,7 +272,25 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
 
   type Fn = (...args: number[]) => void;
   const fn = (name: string) => inst.exports[name] as Fn;
-  const [reluK, reluGradK, addRowK, sumRowsK] = [fn('relu'), fn('reluGrad'), fn('addRow'), fn('sumRows')];
+  const [reluK, reluGradK, mulK, addRowK, sumRowsK, elementChunksK, poolChunksK] =
+    [fn('relu'), fn('reluGrad'), fn('mul'), fn('addRow'), fn('sumRows'), fn('elementChunks'), fn('poolChunks')];
+  /**
+   * An element-wise kernel over n floats of the kernel's memory (op 0 relu(a),
+   * 1 reluGrad(x = a, ct = b), 2 mul(a, b)), split between the threads in chunks
+   * of whole cache lines where it is large: each element is computed alone, so
+   * the split never changes a result.
+   */
+  const elementwise = (op: 0 | 1 | 2, a: number, b: number, out: number, n: number): void => {
+    if (worker === undefined || n < PARALLEL_MIN_ELEMENTS) {
+      if (op === 0) reluK(a, out, n);
+      else if (op === 1) reluGradK(a, b, out, n);
+      else mulK(a, b, out, n);
+      return;
+    }
+    const chunk = 16 * Math.ceil(n / 16 / MAX_CHUNKS);
+    resetCounter();
+    both({ kind: 'elements', args: { op, a, b, out, n, chunk, counter } }, () => elementChunksK(op, a, b, out, n, chunk, counter));
+  };
   const host = hostKernels(alloc);
   /** A float32 output in the kernel's memory, or undefined where it has no room. */
   const arenaOut = (n: number): Float32Array | undefined => {
@@ -342,6 +360,14 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       both({ kind: 'apply', args: { x: xp, ct: cp, out: op, coef: kp, planes, C, S, mode, chunk, counter } },
         () => applyChunksK(...args, planes, C, S, mode, chunk, counter));
     });
+  /** image.wat's maxPool over `planes` planes (its arguments), split between the threads in chunks of planes. */
+  const maxPool = (x: number, ct: number, out: number, planes: number, H: number, W: number, size: number, stride: number, OH: number, OW: number, grad: 0 | 1): void => {
+    if (worker === undefined || planes < 2 || planes * H * W < PARALLEL_MIN_ELEMENTS) { maxPoolK(x, ct, out, planes, H, W, size, stride, OH, OW, grad); return; }
+    const chunk = Math.ceil(planes / MAX_CHUNKS);
+    resetCounter();
+    both({ kind: 'pool', args: { x, ct, out, planes, H, W, size, stride, OH, OW, grad, chunk, counter } },
+      () => poolChunksK(x, ct, out, planes, H, W, size, stride, OH, OW, grad, chunk, counter));
+  };
   // Batch normalization's passes in WebAssembly when the arrays are in the kernel's memory (KN.jsPasses otherwise):
   // each plane's chain there, the planes' sums added per channel here in plane order, as jsPasses does.
   const imagesInWasm = opts.imageKernels !== 'typescript';
@@ -463,7 +489,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       const OH = KN.slidingOut(H, params.size, params.stride, 0), OW = KN.slidingOut(W, params.size, params.stride, 0);
       const out = imagesInWasm && inArena(x.buf) ? arenaOut(N * C * OH * OW) : undefined;
       if (out === undefined) return host.maxPool2d(inputs, params, spec);
-      maxPoolK(x.buf.byteOffset, 0, out.byteOffset, N * C, H, W, params.size, params.stride, OH, OW, 0);
+      maxPool(x.buf.byteOffset, 0, out.byteOffset, N * C, H, W, params.size, params.stride, OH, OW, 0);
       return out;
     },
     maxPool2dGrad: (inputs, params, spec) => {
@@ -473,7 +499,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       const out = alloc('float32', x.buf.length, true);
       if (!inArena(out)) { pool.free(out); return host.maxPool2dGrad(inputs, params, spec); }
       const OH = KN.slidingOut(H, params.size, params.stride, 0), OW = KN.slidingOut(W, params.size, params.stride, 0);
-      maxPoolK(x.buf.byteOffset, ct.buf.byteOffset, out.byteOffset, N * C, H, W, params.size, params.stride, OH, OW, 1);
+      maxPool(x.buf.byteOffset, ct.buf.byteOffset, out.byteOffset, N * C, H, W, params.size, params.stride, OH, OW, 1);
       return out;
     },
     channelMoments: ([x]) => KN.channelMoments(alloc, x.buf, x.shape, bnPasses).data,
@@ -505,11 +531,20 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       }
       return host.add(inputs, params, spec);
     },
+    mul: (inputs, params, spec) => {
+      const [a, b] = inputs;
+      // Operands of one shape (the dropout mask and its gradient), both in the kernel's memory.
+      if (inArena(a.buf) && inArena(b.buf) && a.buf.length === b.buf.length && a.shape.length === b.shape.length && a.shape.every((d, i) => d === b.shape[i])) {
+        const out = arenaOut(a.buf.length);
+        if (out !== undefined) { elementwise(2, a.buf.byteOffset, b.buf.byteOffset, out.byteOffset, a.buf.length); return out; }
+      }
+      return host.mul(inputs, params, spec);
+    },
     relu: (inputs, params, spec) => {
       const [x] = inputs;
       if (inArena(x.buf)) {
         const out = arenaOut(x.buf.length);
-        if (out !== undefined) { reluK(x.buf.byteOffset, out.byteOffset, x.buf.length); return out; }
+        if (out !== undefined) { elementwise(0, x.buf.byteOffset, 0, out.byteOffset, x.buf.length); return out; }
       }
       return host.relu(inputs, params, spec);
     },
@@ -517,7 +552,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       const [x, ct] = inputs;
       if (inArena(x.buf) && inArena(ct.buf)) {
         const out = arenaOut(x.buf.length);
-        if (out !== undefined) { reluGradK(x.buf.byteOffset, ct.buf.byteOffset, out.byteOffset, x.buf.length); return out; }
+        if (out !== undefined) { elementwise(1, x.buf.byteOffset, ct.buf.byteOffset, out.byteOffset, x.buf.length); return out; }
       }
       return host.reluGrad(inputs, params, spec);
     },

@@ -429,7 +429,7 @@ ${shared ? `
   ;; a tensor's memory happens to be). Addresses in bytes, counts in elements.
 
   ;; out = x <= 0 ? 0 : x: -0 gives +0 and NaN stays NaN, as \`v <= 0 ? 0 : v\` does.
-  (func (export "relu") (param $x i32) (param $out i32) (param $n i32)
+  (func $relu (export "relu") (param $x i32) (param $out i32) (param $n i32)
     (local $i i32) (local $v v128)${lanes('$i', '(local.get $n)', [['$x', 4], ['$out', 4]], `
       (local.set $v (v128.load (local.get $x)))
       (v128.store (local.get $out) (v128.andnot (local.get $v) (f32x4.le (local.get $v) (v128.const f32x4 0 0 0 0))))`, `
@@ -438,7 +438,7 @@ ${shared ? `
 
   ;; out = ct · (x > 0 ? 1 : 0): relu's VJP, a real multiply so that -0 and NaN
   ;; come out as from mul(ct, stepMask(x)).
-  (func (export "reluGrad") (param $x i32) (param $ct i32) (param $out i32) (param $n i32)
+  (func $reluGrad (export "reluGrad") (param $x i32) (param $ct i32) (param $out i32) (param $n i32)
     (local $i i32)${lanes('$i', '(local.get $n)', [['$x', 4], ['$ct', 4], ['$out', 4]], `
       (v128.store (local.get $out)
         (f32x4.mul (v128.load (local.get $ct))
@@ -447,6 +447,29 @@ ${shared ? `
         (f32.mul (f32.load (local.get $ct))
           (select (f32.const 1) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0)))))`)})
 
+  ;; out = a · b, operands of one shape (float32 multiplication is exact to the
+  ;; float64-then-round of the TypeScript loop).
+  (func $mul (export "mul") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
+    (local $i i32)${lanes('$i', '(local.get $n)', [['$a', 4], ['$b', 4], ['$out', 4]], `
+      (v128.store (local.get $out) (f32x4.mul (v128.load (local.get $a)) (v128.load (local.get $b))))`, `
+      (f32.store (local.get $out) (f32.mul (f32.load (local.get $a)) (f32.load (local.get $b))))`)})
+${shared ? `
+  ;; An element-wise kernel over chunks of $chunk elements shared through the counter
+  ;; (as momentumChunks): op 0 relu(a), 1 reluGrad(x = a, ct = b), 2 mul(a, b).
+  (func (export "elementChunks") (param $op i32) (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $chunk i32) (param $counter i32)
+    (local $start i32) (local $off i32) (local $len i32)
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $n)))
+      (local.set $off (i32.shl (local.get $start) (i32.const 2)))
+      (local.set $len (call $min (local.get $chunk) (i32.sub (local.get $n) (local.get $start))))
+      (if (i32.eqz (local.get $op))
+        (then (call $relu (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
+        (else (if (i32.eq (local.get $op) (i32.const 1))
+          (then (call $reluGrad (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
+          (else (call $mul (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len))))))
+      (br $next))))
+` : ''}
   ;; out[r, c] = a[r, c] + b[c]: the bias add (float32 addition is exact to the
   ;; float64-then-round of the TypeScript loop).
   (func (export "addRow") (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $cols i32)

@@ -178,6 +178,25 @@ const applyChunksWat = () => `
       (br $next))))
 `;
 
+/** maxPool over chunks of `chunk` planes shared through the counter: planes are independent, so the split never changes a result. */
+const poolChunksWat = () => `
+  (func (export "poolChunks") (param $x i32) (param $ct i32) (param $out i32) (param $planes i32) (param $H i32) (param $W i32)
+    (param $size i32) (param $stride i32) (param $OH i32) (param $OW i32) (param $grad i32) (param $chunk i32) (param $counter i32)
+    (local $start i32) (local $inBytes i32) (local $outBytes i32)
+    (local.set $inBytes (i32.shl (i32.mul (local.get $H) (local.get $W)) (i32.const 2)))
+    (local.set $outBytes (i32.shl (i32.mul (local.get $OH) (local.get $OW)) (i32.const 2)))
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $planes)))
+      ;; planes start…: x and (grad) out at start·H·W floats, ct and (forward) out at start·OH·OW
+      (call $maxPool (i32.add (local.get $x) (i32.mul (local.get $start) (local.get $inBytes)))
+        (i32.add (local.get $ct) (i32.mul (local.get $start) (local.get $outBytes)))
+        (i32.add (local.get $out) (i32.mul (local.get $start) (select (local.get $inBytes) (local.get $outBytes) (local.get $grad))))
+        (call $min (local.get $chunk) (i32.sub (local.get $planes) (local.get $start)))
+        (local.get $H) (local.get $W) (local.get $size) (local.get $stride) (local.get $OH) (local.get $OW) (local.get $grad))
+      (br $next))))
+`;
+
 /** The module's image kernels; `shared` adds those that two threads share through a counter. */
 export const imageWat = (shared) => `
   ;; One row (c, a, b) of an im2col column matrix, for \`count\` images: for image
@@ -269,7 +288,7 @@ export const imageWat = (shared) => `
   ;; 2×2 windows at stride 2 go four outputs at a time in SIMD: V8 compiles a
   ;; scalar float compare-and-select to branches, which random data mispredicts
   ;; (15 ns an output); f32x4 compares and bitselect have none.
-  (func (export "maxPool") (param $x i32) (param $ct i32) (param $out i32) (param $planes i32) (param $H i32) (param $W i32)
+  (func $maxPool (export "maxPool") (param $x i32) (param $ct i32) (param $out i32) (param $planes i32) (param $H i32) (param $W i32)
     (param $size i32) (param $stride i32) (param $OH i32) (param $OW i32) (param $grad i32)
     (local $p i32) (local $i i32) (local $j i32) (local $a i32) (local $k i32) (local $base i32) (local $w0 i32) (local $r i32)
     (local $bi i32) (local $bv f32) (local $v f32) (local $o i32) (local $take i32) (local $W4 i32) (local $vec i32)
@@ -323,7 +342,7 @@ export const imageWat = (shared) => `
               (local.set $j (i32.add (local.get $j) (i32.const 1)))))
           (br $next_j)))`, 'i')}`, 'p')})
 
-${chainSumsWat()}${shared ? chainChunksWat() + applyChunksWat() : ''}
+${chainSumsWat()}${shared ? chainChunksWat() + applyChunksWat() + poolChunksWat() : ''}
   ;; Planes p0 ≤ p < p1 of x [N, C, S] (plane p: channel p mod C, S floats at 4·p·S),
   ;; with coefficients k0..k4 per channel c (5 float64s at coef + 40·c):
   ;; mode 0 (forward):  out = f32((x − k0)·k1 + k2)                     (mean, scale, shift)
