@@ -56,6 +56,9 @@ const validCols = (g: Geometry, b: number): [number, number] => {
   return [lo, Math.max(lo, hi)];
 };
 
+/** Each b's [lo, hi) of validCols, as [lo₀, hi₀, lo₁, hi₁, …] (the cpu backend's WebAssembly unrolling reads it). */
+export const columnBounds = (g: Geometry): Int32Array => Int32Array.from({ length: 2 * g.KW }, (_z, i) => validCols(g, i >> 1)[i & 1]!);
+
 /**
  * The rows (c, a, b) of a column matrix of images n0… in order, as element
  * offsets: `row`, the row's start in the columns; `plane`, image n0's plane c in

@@ -4,6 +4,8 @@ export type MomentumField = 'p' | 'v' | 'g' | 'pOut' | 'vOut' | 'n' | 'lr' | 'ga
 export type ConvField = 'x' | 'wp' | 'offs' | 'out' | 'xp' | 'N' | 'C' | 'H' | 'W' | 'pad' | 'F' | 'ckk' | 'OH' | 'OW' | 'chunk' | 'counter';
 export type ElementsField = 'op' | 'a' | 'b' | 'out' | 'n' | 'chunk' | 'counter';
 export type PoolField = 'x' | 'ct' | 'out' | 'planes' | 'H' | 'W' | 'size' | 'stride' | 'OH' | 'OW' | 'grad' | 'chunk' | 'counter';
+export type UnrollField = 'mode' | 'x' | 'col' | 'bounds' | 'planeStep' | 'count' | 'C' | 'H' | 'W' | 'KH' | 'KW' | 'OH' | 'OW' | 'stride' | 'pad' | 'units' | 'chunk' | 'counter';
+export type RegroupField = 'nchw' | 'mat' | 'F' | 'count' | 'n0' | 'ohw' | 'toMatrix' | 'chunk' | 'counter';
 export type ApplyField = 'x' | 'ct' | 'out' | 'coef' | 'planes' | 'C' | 'S' | 'mode' | 'chunk' | 'counter';
 export type ChainsField = 'x' | 'ct' | 'mean' | 'out' | 'chains' | 'C' | 'S' | 'steps' | 'stride' | 'mode' | 'chunk' | 'counter';
 /** The one message type: a job and its named arguments. */
@@ -14,7 +16,9 @@ export type Job =
   | { readonly kind: 'apply'; readonly args: Readonly<Record<ApplyField, number>> }
   | { readonly kind: 'conv'; readonly args: Readonly<Record<ConvField, number>> }
   | { readonly kind: 'elements'; readonly args: Readonly<Record<ElementsField, number>> }
-  | { readonly kind: 'pool'; readonly args: Readonly<Record<PoolField, number>> };
+  | { readonly kind: 'pool'; readonly args: Readonly<Record<PoolField, number>> }
+  | { readonly kind: 'unroll'; readonly args: Readonly<Record<UnrollField, number>> }
+  | { readonly kind: 'regroup'; readonly args: Readonly<Record<RegroupField, number>> };
 export declare const JOBS: {
   readonly gemm: { readonly kernel: 'gemmChunks'; readonly fields: readonly GemmField[] };
   readonly momentum: { readonly kernel: 'momentumChunks'; readonly fields: readonly MomentumField[] };
@@ -23,6 +27,8 @@ export declare const JOBS: {
   readonly conv: { readonly kernel: 'convChunks'; readonly fields: readonly ConvField[] };
   readonly elements: { readonly kernel: 'elementChunks'; readonly fields: readonly ElementsField[] };
   readonly pool: { readonly kernel: 'poolChunks'; readonly fields: readonly PoolField[] };
+  readonly unroll: { readonly kernel: 'unrollChunks'; readonly fields: readonly UnrollField[] };
+  readonly regroup: { readonly kernel: 'regroupChunks'; readonly fields: readonly RegroupField[] };
 };
 export declare const FLOAT_FIELDS: ReadonlySet<string>;
 export declare const HEADER: number;

@@ -36,6 +36,14 @@ export const JOBS = Object.freeze({
     kernel: 'poolChunks',
     fields: Object.freeze(['x', 'ct', 'out', 'planes', 'H', 'W', 'size', 'stride', 'OH', 'OW', 'grad', 'chunk', 'counter']),
   }),
+  unroll: Object.freeze({
+    kernel: 'unrollChunks',
+    fields: Object.freeze(['mode', 'x', 'col', 'bounds', 'planeStep', 'count', 'C', 'H', 'W', 'KH', 'KW', 'OH', 'OW', 'stride', 'pad', 'units', 'chunk', 'counter']),
+  }),
+  regroup: Object.freeze({
+    kernel: 'regroupChunks',
+    fields: Object.freeze(['nchw', 'mat', 'F', 'count', 'n0', 'ohw', 'toMatrix', 'chunk', 'counter']),
+  }),
   apply: Object.freeze({
     kernel: 'applyChunks',
     fields: Object.freeze(['x', 'ct', 'out', 'coef', 'planes', 'C', 'S', 'mode', 'chunk', 'counter']),

@@ -25,7 +25,7 @@ import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
 import type { Data } from '../primitives.js';
 import type { Shape } from '../shape.js';
 import { createArena, type Arena } from './arena.js';
-import { col2im, convGemmKernels, forEachColumnRow, im2col, regroup, type Geometry } from './conv-gemm.js';
+import { col2im, columnBounds, convGemmKernels, im2col, regroup, type Geometry } from './conv-gemm.js';
 import { CTRL_WORDS, DONE, READY, SEQ, writeJob, type Job } from './cpu-protocol.mjs';
 import { coreCount, envVar, sharedMemoryError, startKernelWorker, wasmBytes, type KernelWorker } from './platform.js';
 import type { HostBackend } from './reference.js';
@@ -299,8 +299,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     pool.free(out);
     return undefined;
   };
-  const [im2colRowK, col2imRowK, regroupK, maxPoolK, chainSumsK, chainChunksK, bnApplyK, applyChunksK] =
-    [fn('im2colRow'), fn('col2imRow'), fn('regroup'), fn('maxPool'), fn('chainSums'), fn('chainChunks'), fn('bnApply'), fn('applyChunks')];
+  const [unrollK, unrollChunksK, regroupK, regroupChunksK, maxPoolK, chainSumsK, chainChunksK, bnApplyK, applyChunksK] =
+    [fn('unroll'), fn('unrollChunks'), fn('regroup'), fn('regroupChunks'), fn('maxPool'), fn('chainSums'), fn('chainChunks'), fn('bnApply'), fn('applyChunks')];
   /**
    * Runs f on copies of small float64 arrays placed in the kernel's memory (their
    * addresses), then copies them back (the kernels accumulate into some).
@@ -391,16 +391,46 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
       applyPlanes(x, ct as Float32Array | undefined, out, coef, N, C, S);
     },
   };
-  /** conv-gemm's unrolling, one WebAssembly call per row (c, a, b) of the column matrix, when x (or dx) and the columns are in the kernel's memory. */
-  const rows = (g: Geometry, n0: number, count: number, imgs: Float32Array, cols: Float32Array, kernel: Fn): void =>
-    forEachColumnRow(g, n0, count, (row, plane, rowOff, colOff, lo, hi) =>
-      kernel(imgs.byteOffset + plane * 4, g.C * g.H * g.W * 4, count, g.H, g.W, g.OH, g.OW, g.stride, rowOff, colOff, lo, hi, cols.byteOffset + row * 4));
+  /**
+   * conv-gemm's unrolling of images n0… (or rolling back onto dx, mode 1) in
+   * WebAssembly, when the images and the columns are in the kernel's memory:
+   * image.wat's unroll, split between the threads in units of rows that write
+   * apart (im2col: rows (c, a); col2im: channels, each dx element's additions
+   * on one thread in row order), so the split never changes a result.
+   */
+  const unrollRows = (mode: 0 | 1, g: Geometry, n0: number, count: number, imgs: Float32Array, cols: Float32Array): void => {
+    const bounds = columnBounds(g);
+    const bp = arena.malloc(bounds.byteLength);
+    new Int32Array(memory.buffer, bp, bounds.length).set(bounds);
+    const x = imgs.byteOffset + n0 * g.C * g.H * g.W * 4, planeStep = g.C * g.H * g.W * 4;
+    const units = mode === 0 ? g.C * g.KH : g.C;
+    const args = [mode, x, cols.byteOffset, bp, planeStep, count, g.C, g.H, g.W, g.KH, g.KW, g.OH, g.OW, g.stride, g.padding] as const;
+    if (worker === undefined || units < 2 || count * g.ckk * g.ohw < PARALLEL_MIN_ELEMENTS) unrollK(...args, 0, units);
+    else {
+      const chunk = Math.ceil(units / MAX_CHUNKS);
+      resetCounter();
+      both({
+        kind: 'unroll',
+        args: { mode, x, col: cols.byteOffset, bounds: bp, planeStep, count, C: g.C, H: g.H, W: g.W, KH: g.KH, KW: g.KW, OH: g.OH, OW: g.OW, stride: g.stride, pad: g.padding, units, chunk, counter },
+      }, () => unrollChunksK(...args, units, chunk, counter));
+    }
+    arena.release(bp, bounds.byteLength);
+  };
+  /** conv-gemm's regroup in WebAssembly (one memory.copy a plane), split between the threads by filter. */
+  const regroupPlanes = (nchw: Float32Array, mat: Float32Array, g: Geometry, n0: number, count: number, toMatrix: boolean): void => {
+    const args = [nchw.byteOffset, mat.byteOffset, g.F, count, n0, g.ohw, toMatrix ? 1 : 0] as const;
+    if (worker === undefined || g.F < 2 || g.F * count * g.ohw < PARALLEL_MIN_ELEMENTS) { regroupK(...args, 0, g.F); return; }
+    const chunk = Math.ceil(g.F / MAX_CHUNKS);
+    resetCounter();
+    const [np, mp, F, , , ohw, tm] = args;
+    both({ kind: 'regroup', args: { nchw: np, mat: mp, F, count, n0, ohw, toMatrix: tm, chunk, counter } }, () => regroupChunksK(...args, chunk, counter));
+  };
   const conv = convGemmKernels({
     unroll: !imagesInWasm ? { im2col, col2im } : {
-      im2col: (x, g, n0, count, col) => (inArena(x) && inArena(col) ? rows(g, n0, count, x, col, im2colRowK) : im2col(x, g, n0, count, col)),
-      col2im: (col, g, n0, count, dx) => (inArena(dx) && inArena(col) ? rows(g, n0, count, dx, col, col2imRowK) : col2im(col, g, n0, count, dx)),
+      im2col: (x, g, n0, count, col) => (inArena(x) && inArena(col) ? unrollRows(0, g, n0, count, x, col) : im2col(x, g, n0, count, col)),
+      col2im: (col, g, n0, count, dx) => (inArena(dx) && inArena(col) ? unrollRows(1, g, n0, count, dx, col) : col2im(col, g, n0, count, dx)),
       regroup: (nchw, mat, g, n0, count, toMatrix) => (inArena(nchw) && inArena(mat)
-        ? regroupK(nchw.byteOffset, mat.byteOffset, g.F, count, n0, g.ohw, toMatrix ? 1 : 0) : regroup(nchw, mat, g, n0, count, toMatrix)),
+        ? regroupPlanes(nchw, mat, g, n0, count, toMatrix) : regroup(nchw, mat, g, n0, count, toMatrix)),
     },
     gemm: gemmInto,
     scratch: (n) => {

@@ -48,7 +48,7 @@ export const convWat = (shared, madd, KC) => {
   (func $convImage (param $xp i32) (param $wp i32) (param $offs i32) (param $out i32)
     (param $ckk i32) (param $F i32) (param $OH i32) (param $OW i32) (param $WP i32)
     (local $fb i32) (local $rows i32) (local $i i32) (local $j i32) (local $t i32) (local $kb i32) (local $kend i32)
-    (local $xr i32) (local $w i32) (local $o i32) (local $dst i32) (local $plane i32) (local $tap i32)
+    (local $xr i32) (local $p i32) (local $w i32) (local $o i32) (local $dst i32) (local $plane i32) (local $tap i32)
     (local $x0 v128) (local $x1 v128) (local $av v128) ${accs}
     (local.set $plane (i32.shl (i32.mul (local.get $OH) (local.get $OW)) (i32.const 2)))
     (local.set $fb (i32.const 0))
@@ -72,15 +72,14 @@ export const convWat = (shared, madd, KC) => {
               (i32.gt_s (i32.add (local.get $kb) (i32.const ${KC})) (local.get $ckk))))${zero}
             (local.set $w (i32.add (local.get $wp) (i32.mul (i32.add (i32.mul (local.get $fb) (local.get $ckk)) (local.get $kb)) (i32.const ${ROWS * 4}))))
             (local.set $tap (i32.add (local.get $offs) (i32.shl (local.get $kb) (i32.const 2))))
-            (local.set $t (local.get $kb))
-            (block $doneT (loop $nextT
-              (br_if $doneT (i32.ge_s (local.get $t) (local.get $kend)))
-                (local.set $x0 (v128.load (i32.add (local.get $xr) (i32.load (local.get $tap)))))
-                (local.set $x1 (v128.load offset=16 (i32.add (local.get $xr) (i32.load (local.get $tap)))))${fma}
+            (local.set $t (i32.add (local.get $offs) (i32.shl (local.get $kend) (i32.const 2))))
+            (loop $nextT
+                (local.set $p (i32.add (local.get $xr) (i32.load (local.get $tap))))
+                (local.set $x0 (v128.load (local.get $p)))
+                (local.set $x1 (v128.load offset=16 (local.get $p)))${fma}
               (local.set $w (i32.add (local.get $w) (i32.const ${ROWS * 4})))
               (local.set $tap (i32.add (local.get $tap) (i32.const 4)))
-              (local.set $t (i32.add (local.get $t) (i32.const 1)))
-              (br $nextT)))${store}
+              (br_if $nextT (i32.lt_u (local.get $tap) (local.get $t))))${store}
             (local.set $kb (local.get $kend))
             (br $nextK)))
           (local.set $j (i32.add (local.get $j) (i32.const 8)))

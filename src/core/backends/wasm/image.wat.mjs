@@ -197,6 +197,31 @@ const poolChunksWat = () => `
       (br $next))))
 `;
 
+/** unroll and regroup over chunks of units (planes f for regroup) shared through the counter: each writes only its own rows or planes. */
+const unrollChunksWat = () => `
+  (func (export "unrollChunks") (param $mode i32) (param $x i32) (param $col i32) (param $bounds i32) (param $planeStep i32) (param $count i32)
+    (param $C i32) (param $H i32) (param $W i32) (param $KH i32) (param $KW i32) (param $OH i32) (param $OW i32) (param $stride i32) (param $pad i32)
+    (param $units i32) (param $chunk i32) (param $counter i32)
+    (local $start i32)
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $units)))
+      (call $unroll (local.get $mode) (local.get $x) (local.get $col) (local.get $bounds) (local.get $planeStep) (local.get $count)
+        (local.get $C) (local.get $H) (local.get $W) (local.get $KH) (local.get $KW) (local.get $OH) (local.get $OW) (local.get $stride) (local.get $pad)
+        (local.get $start) (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $units) (local.get $start)))))
+      (br $next))))
+
+  (func (export "regroupChunks") (param $nchw i32) (param $mat i32) (param $F i32) (param $count i32) (param $n0 i32) (param $ohw i32) (param $toMatrix i32)
+    (param $chunk i32) (param $counter i32)
+    (local $start i32)
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $F)))
+      (call $regroup (local.get $nchw) (local.get $mat) (local.get $F) (local.get $count) (local.get $n0) (local.get $ohw) (local.get $toMatrix)
+        (local.get $start) (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $F) (local.get $start)))))
+      (br $next))))
+`;
+
 /** The module's image kernels; `shared` adds those that two threads share through a counter. */
 export const imageWat = (shared) => `
   ;; One row (c, a, b) of an im2col column matrix, for \`count\` images: for image
@@ -206,7 +231,7 @@ export const imageWat = (shared) => `
   ;; planeStep is the bytes from one image's plane c to the next's. Segments are
   ;; short (a row of 8–32 values): inline vector moves, not memory.copy / memory.fill,
   ;; whose calls cost more than the copying (measured: half a conv's time).
-  (func (export "im2colRow") (param $x i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
+  (func $im2colRow (export "im2colRow") (param $x i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
     (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $dst i32)
     (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $d i32) (local $xr i32) (local $xp i32) (local $from i32) (local $to i32)
     (local.set $xp (local.get $x))
@@ -236,21 +261,65 @@ export const imageWat = (shared) => `
         (local.set $d (i32.add (local.get $d) (i32.shl (local.get $OW) (i32.const 2))))`, 'i')}
       (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`, 'img')})
 
-  ;; conv-gemm's regroup: F·count planes of ohw floats between NCHW (images n0…) and an
-  ;; [F, count·ohw] matrix, toMatrix 1 gathering, 0 scattering: one memory.copy a plane
-  ;; (V8 copies typed arrays over shared memory element by element).
-  (func (export "regroup") (param $nchw i32) (param $mat i32) (param $F i32) (param $count i32) (param $n0 i32) (param $ohw i32) (param $toMatrix i32)
+  ;; conv-gemm's regroup for planes f0 ≤ f < f1: count planes each of ohw floats between
+  ;; NCHW (images n0…) and an [F, count·ohw] matrix, toMatrix 1 gathering, 0 scattering:
+  ;; one memory.copy a plane (V8 copies typed arrays over shared memory element by element).
+  (func $regroup (export "regroup") (param $nchw i32) (param $mat i32) (param $F i32) (param $count i32) (param $n0 i32) (param $ohw i32) (param $toMatrix i32)
+    (param $f0 i32) (param $f1 i32)
     (local $f i32) (local $img i32) (local $src i32) (local $dst i32) (local $bytes i32)
-    (local.set $bytes (i32.shl (local.get $ohw) (i32.const 2)))${loop('$f', get('$F'), `${loop('$img', get('$count'), `
+    (local.set $bytes (i32.shl (local.get $ohw) (i32.const 2)))
+    (local.set $f (local.get $f0))
+    (block $done_f (loop $next_f
+      (br_if $done_f (i32.ge_s (local.get $f) (local.get $f1)))${loop('$img', get('$count'), `
         (local.set $src (i32.add (local.get $nchw) (i32.mul (i32.add (i32.mul (i32.add (local.get $n0) (local.get $img)) (local.get $F)) (local.get $f)) (local.get $bytes))))
         (local.set $dst (i32.add (local.get $mat) (i32.mul (i32.add (i32.mul (local.get $f) (local.get $count)) (local.get $img)) (local.get $bytes))))
         (if (local.get $toMatrix)
           (then (memory.copy (local.get $dst) (local.get $src) (local.get $bytes)))
-          (else (memory.copy (local.get $src) (local.get $dst) (local.get $bytes))))`, 'img')}`, 'f')})
+          (else (memory.copy (local.get $src) (local.get $dst) (local.get $bytes))))`, 'img')}
+      (local.set $f (i32.add (local.get $f) (i32.const 1)))
+      (br $next_f))))
+
+  ;; The rows (c, a, b) of a column matrix in units u0 ≤ u < u1, conv-gemm's
+  ;; forEachColumnRow order: mode 0 (im2col) a unit is a pair (c, a), its rows b in
+  ;; order; mode 1 (col2im) a unit is a channel c, its rows (a, b) in order, so each
+  ;; element of dx receives its rows' additions in the same order however units are
+  ;; split. x: image n0's plane 0 (dx for col2im); planeStep: bytes from one image to
+  ;; the next; bounds: [lo, hi) of the output columns inside x for each b (2·KW i32s).
+  (func $unroll (export "unroll") (param $mode i32) (param $x i32) (param $col i32) (param $bounds i32) (param $planeStep i32) (param $count i32)
+    (param $C i32) (param $H i32) (param $W i32) (param $KH i32) (param $KW i32) (param $OH i32) (param $OW i32) (param $stride i32) (param $pad i32)
+    (param $u0 i32) (param $u1 i32)
+    (local $u i32) (local $c i32) (local $a i32) (local $a1 i32) (local $b i32) (local $row i32) (local $plane i32)
+    (local.set $u (local.get $u0))
+    (block $done_u (loop $next_u
+      (br_if $done_u (i32.ge_s (local.get $u) (local.get $u1)))
+      (if (local.get $mode)
+        (then (local.set $c (local.get $u)) (local.set $a (i32.const 0)) (local.set $a1 (local.get $KH)))
+        (else
+          (local.set $c (i32.div_u (local.get $u) (local.get $KH)))
+          (local.set $a (i32.rem_u (local.get $u) (local.get $KH)))
+          (local.set $a1 (i32.add (local.get $a) (i32.const 1)))))
+      (local.set $plane (i32.add (local.get $x) (i32.shl (i32.mul (local.get $c) (i32.mul (local.get $H) (local.get $W))) (i32.const 2))))
+      (block $done_a (loop $next_a
+        (br_if $done_a (i32.ge_s (local.get $a) (local.get $a1)))${loop('$b', get('$KW'), `
+          (local.set $row (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $c) (local.get $KH)) (local.get $a)) (local.get $KW)) (local.get $b))
+            (i32.mul (local.get $count) (i32.mul (local.get $OH) (local.get $OW)))))
+          (if (local.get $mode)
+            (then (call $col2imRow (local.get $plane) (local.get $planeStep) (local.get $count) (local.get $H) (local.get $W) (local.get $OH) (local.get $OW) (local.get $stride)
+              (i32.sub (local.get $a) (local.get $pad)) (i32.sub (local.get $b) (local.get $pad))
+              (i32.load (i32.add (local.get $bounds) (i32.shl (local.get $b) (i32.const 3)))) (i32.load offset=4 (i32.add (local.get $bounds) (i32.shl (local.get $b) (i32.const 3))))
+              (i32.add (local.get $col) (i32.shl (local.get $row) (i32.const 2)))))
+            (else (call $im2colRow (local.get $plane) (local.get $planeStep) (local.get $count) (local.get $H) (local.get $W) (local.get $OH) (local.get $OW) (local.get $stride)
+              (i32.sub (local.get $a) (local.get $pad)) (i32.sub (local.get $b) (local.get $pad))
+              (i32.load (i32.add (local.get $bounds) (i32.shl (local.get $b) (i32.const 3)))) (i32.load offset=4 (i32.add (local.get $bounds) (i32.shl (local.get $b) (i32.const 3))))
+              (i32.add (local.get $col) (i32.shl (local.get $row) (i32.const 2))))))`, 'b')}
+        (local.set $a (i32.add (local.get $a) (i32.const 1)))
+        (br $next_a)))
+      (local.set $u (i32.add (local.get $u) (i32.const 1)))
+      (br $next_u))))
 
   ;; col2im for one row (c, a, b): the inverse gather of im2colRow, added onto dx
   ;; (dx[...] + col[...] in float32: the float64 sum of two floats rounds to the same float).
-  (func (export "col2imRow") (param $dx i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
+  (func $col2imRow (export "col2imRow") (param $dx i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
     (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $src i32)
     (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $s i32) (local $xr i32) (local $xp i32) (local $p i32) (local $q i32)
     (local.set $xp (local.get $dx))
@@ -342,7 +411,7 @@ export const imageWat = (shared) => `
               (local.set $j (i32.add (local.get $j) (i32.const 1)))))
           (br $next_j)))`, 'i')}`, 'p')})
 
-${chainSumsWat()}${shared ? chainChunksWat() + applyChunksWat() + poolChunksWat() : ''}
+${chainSumsWat()}${shared ? chainChunksWat() + applyChunksWat() + poolChunksWat() + unrollChunksWat() : ''}
   ;; Planes p0 ≤ p < p1 of x [N, C, S] (plane p: channel p mod C, S floats at 4·p·S),
   ;; with coefficients k0..k4 per channel c (5 float64s at coef + 40·c):
   ;; mode 0 (forward):  out = f32((x − k0)·k1 + k2)                     (mean, scale, shift)
