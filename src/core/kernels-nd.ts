@@ -472,19 +472,22 @@ const gradSums = (x: Data, xs: Shape, m: Data, ct: Data, eps: number, passes: Ba
 
 /**
  * batchNorm's VJP for x: g·inv·(ct − mean(ct) − x̂·mean(ct·x̂)) per channel, the
- * batch statistics differentiated too (inputs x, its moments, g, ct): two passes.
+ * batch statistics differentiated too (inputs x, its moments, g, ct, and
+ * batchNormParamGrad's float64 sums of ct·x̂ and ct): one pass.
  */
-export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, ct: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
+export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, ct: Data, sums: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
   const { N, C, S, M } = planes(xs);
-  const { mean, inv, sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps, passes);
   const coef = new Float64Array(5 * C);
-  for (let c = 0; c < C; c++) coef.set([g[c]! * inv[c]!, sumCt[c]! / M, mean[c]!, inv[c]!, sumCtXhat[c]! / M], 5 * c);
+  for (let c = 0; c < C; c++) {
+    const inv = 1 / Math.sqrt(m[C + c]! + eps);
+    coef.set([g[c]! * inv, sums[C + c]! / M, m[c]!, inv, sums[c]! / M], 5 * c);
+  }
   const out = alloc(dtypeOf(dtypeLike), x.length, false);
   passes.apply(x, ct, out, coef, N, C, S);
   return { data: out, shape: xs };
 };
 
-/** batchNorm's VJP for g and b, as [2, C]: row 0 Σ ct·x̂ (the gain's), row 1 Σ ct (the bias's). One pass. */
+/** batchNorm's VJP for g and b, as [2, C] (float64 when the output is): row 0 Σ ct·x̂ (the gain's), row 1 Σ ct (the bias's). One pass. */
 export const batchNormParamGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, ct: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
   const C = xs[1]!;
   const { sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps, passes);

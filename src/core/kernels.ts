@@ -412,7 +412,7 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
     pow: ([x], { p }) => KN.pow(alloc, x.buf, p),
     channelMoments: ([x]) => KN.channelMoments(alloc, x.buf, x.shape).data,
     batchNorm: ([x, m, g, b], { eps }, out) => KN.batchNorm(alloc, x.buf, x.shape, m.buf, g.buf, b.buf, eps, like(out.dtype)).data,
-    batchNormGrad: ([x, m, g, ct], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, m.buf, g.buf, ct.buf, eps, like(out.dtype)).data,
+    batchNormGrad: ([x, m, g, ct, sums], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, m.buf, g.buf, ct.buf, sums.buf, eps, like(out.dtype)).data,
     batchNormParamGrad: ([x, m, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, m.buf, ct.buf, eps, like(out.dtype)).data,
   };
 };

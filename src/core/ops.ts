@@ -220,12 +220,12 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
   batchNorm: {
     out: ([x, , g, b]) => ({ shape: x.shape, dtype: x.dtype === 'float64' || g.dtype === 'float64' || b.dtype === 'float64' ? 'float64' : 'float32' }),
     vjp: (ct, [x, m, g, b], _y, p) => {
-      // The gain's and the bias's gradients come from one kernel, on first demand.
+      // The gain's and the bias's gradients come from one kernel, on first demand; x's reads its sums too.
       let params: Tensor | undefined;
       const both = () => (params ??= bind('batchNormParamGrad', [x, m, ct], p));
       const C = x.shape[1]!;
       return [
-        () => bind('batchNormGrad', [x, m, g, ct], p),
+        () => bind('batchNormGrad', [x, m, g, ct, both()], p),
         // The moments are a cache of x's statistics (batchNormalize passes them untraced); x's VJP covers them.
         () => zeros(m.shape, m.dtype, m.backend),
         () => cast(reshape(slice(both(), [0, 0], [1, C]), [C]), g.dtype),
@@ -234,7 +234,8 @@ export const rules: { readonly [P in Primitive]: Rule<P> } = {
     },
   },
   batchNormGrad: { out: ([x, , g, ct]) => ({ shape: x.shape, dtype: x.dtype === 'float64' || g.dtype === 'float64' || ct.dtype === 'float64' ? 'float64' : 'float32' }), vjp: notDifferentiable('batchNormGrad') },
-  batchNormParamGrad: { out: ([x, , ct]) => ({ shape: Object.freeze([2, x.shape[1]!]), dtype: dtypeOf2(x, ct) }), vjp: notDifferentiable('batchNormParamGrad') },
+  // float64 whatever x's dtype: batchNormGrad reads these sums as they were summed (the gain's and bias's gradients round them once, by cast).
+  batchNormParamGrad: { out: ([x]) => ({ shape: Object.freeze([2, x.shape[1]!]), dtype: 'float64' }), vjp: notDifferentiable('batchNormParamGrad') },
   custom: {
     // Runs the user's forward (see bind); the shape is the one it returns.
     out: () => { throw new Error('custom primitives have no kernel: bind runs their forward'); },

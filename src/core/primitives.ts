@@ -77,9 +77,12 @@ export interface PrimitiveSignatures {
    * moments = channelMoments(x) as a constant (a cache: the VJP for x accounts for the statistics).
    */
   batchNorm: { arity: 4; params: { readonly eps: number } };
-  /** batchNorm's VJP for x: inputs [x, moments, gain, ct]. */
-  batchNormGrad: { arity: 4; params: { readonly eps: number } };
-  /** batchNorm's VJP for gain and bias as [2, C]: inputs [x, moments, ct]. */
+  /**
+   * batchNorm's VJP for x: inputs [x, moments, gain, ct, sums], sums = batchNormParamGrad(x, moments, ct)
+   * (its float64 sums, read rather than computed again: one pass over x and ct less).
+   */
+  batchNormGrad: { arity: 5; params: { readonly eps: number } };
+  /** batchNorm's VJP for gain and bias as [2, C] in float64 (Σ ct·x̂, Σ ct): inputs [x, moments, ct]. */
   batchNormParamGrad: { arity: 3; params: { readonly eps: number } };
   /** A function with a user-given VJP (`customVjp`): its rule travels in its params; it runs the user's ops, so no backend kernel. */
   custom: { arity: 'n'; params: CustomRule };
@@ -102,7 +105,7 @@ export type PrimitiveParams<P extends Primitive> = PrimitiveSignatures[P]['param
 export type Arity<P extends Primitive> = PrimitiveSignatures[P]['arity'];
 /** A tuple of the primitive's arity, of T ('n': any number). */
 export type ArityTuple<P extends Primitive, T> =
-  Arity<P> extends 'n' ? readonly T[] : Arity<P> extends 4 ? readonly [T, T, T, T] : Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
+  Arity<P> extends 'n' ? readonly T[] : Arity<P> extends 5 ? readonly [T, T, T, T, T] : Arity<P> extends 4 ? readonly [T, T, T, T] : Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
 
 /**
  * Primitives whose forward is not a backend kernel: `reshape` is a view on every

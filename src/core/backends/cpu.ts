@@ -534,7 +534,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     },
     channelMoments: ([x]) => KN.channelMoments(alloc, x.buf, x.shape, bnPasses).data,
     batchNorm: ([x, m, g, b], { eps }, out) => KN.batchNorm(alloc, x.buf, x.shape, m.buf, g.buf, b.buf, eps, like(out.dtype), bnPasses).data,
-    batchNormGrad: ([x, m, g, ct], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, m.buf, g.buf, ct.buf, eps, like(out.dtype), bnPasses).data,
+    batchNormGrad: ([x, m, g, ct, sums], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, m.buf, g.buf, ct.buf, sums.buf, eps, like(out.dtype), bnPasses).data,
     batchNormParamGrad: ([x, m, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, m.buf, ct.buf, eps, like(out.dtype), bnPasses).data,
     add: (inputs, params, spec) => {
       const [a, b] = inputs;
