@@ -9,7 +9,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { valueAndGrad } from '../../src/autodiff/index.js';
-import { add, bind, batchNormalize, reshape, channelMoments, conv2d, createCpuBackend, createReferenceBackend, fromArray, Key, maxPool2d, sum, mul, toBackend, type Backend, type Tensor } from '../../src/core/index.js';
+import { add, bind, batchNormalize, reshape, channelMoments, conv2d, createCpuBackend, createReferenceBackend, fromArray, full, Key, maxPool2d, sum, mul, toBackend, type Backend, type Tensor } from '../../src/core/index.js';
 import { MIN_KERNEL_MEMORY_BYTES } from '../../src/core/backends/cpu.js';
 import { slidingOut } from '../../src/core/kernels-nd.js';
 
@@ -79,6 +79,8 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
     const ct = new Key(7).uniform([shape[0]!, shape[1]!, oh, ow], -1, 1, 'float32');
     const out = (be: Backend) => {
       const [xb, cb] = on(be, x, ct) as [Tensor, Tensor];
+      // Leave a freed block of x's size full of sevens: the gradient's output may be handed it, and must write every element.
+      full(shape, 7, 'float32', be).dispose();
       return [maxPool2d(xb, size, stride), bind('maxPool2dGrad', [cb, xb], { size, stride })].map(bits);
     };
     const [a, b] = [out(wasm), out(ts)];

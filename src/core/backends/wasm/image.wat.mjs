@@ -353,7 +353,9 @@ export const imageWat = (shared) => `
   ;; the window's maximum in row order, the first on ties, a NaN winning (as
   ;; kernels-nd.ts's maxPoolArgmax). grad = 0: out[o] = the maximum. grad = 1:
   ;; out (zeroed, x's shape) receives ct[o] at the maximum's position, for
-  ;; windows that do not overlap (each input gets at most one).
+  ;; windows that do not overlap (each input gets at most one). grad = 2: the
+  ;; same for 2×2 windows at stride 2 that tile x exactly, rows a multiple of 4
+  ;; outputs, into an out not zeroed: every element written, +0 where no maximum.
   ;; 2×2 windows at stride 2 go four outputs at a time in SIMD: V8 compiles a
   ;; scalar float compare-and-select to branches, which random data mispredicts
   ;; (15 ns an output); f32x4 compares and bitselect have none.
@@ -391,8 +393,22 @@ export const imageWat = (shared) => `
               (local.set $vi (v128.bitselect (i32x4.add (local.get $lanes) ${delta}) (local.get $vi) (local.get $vt)))`).join('')}
               (if (local.get $grad)
                 (then
-                  (local.set $vc (v128.load ${at(get('$ct'), get('$o'))}))${[0, 1, 2, 3].map((l) => `
-                  (f32.store (i32.add (local.get $out) (i32.sub (i32x4.extract_lane ${l} (local.get $vi)) (local.get $x))) (f32x4.extract_lane ${l} (local.get $vc)))`).join('')})
+                  (local.set $vc (v128.load ${at(get('$ct'), get('$o'))}))
+                  (if (i32.eq (local.get $grad) (i32.const 2))
+                    (then
+                      ;; The four windows' eight columns of both rows, whole: ct at each maximum, +0 elsewhere.
+                      (local.set $va (v128.and (local.get $vc) (i32x4.eq (local.get $vi) (local.get $lanes))))
+                      (local.set $vv (v128.and (local.get $vc) (i32x4.eq (local.get $vi) (i32x4.add (local.get $lanes) (v128.const i32x4 4 4 4 4)))))
+                      (local.set $w0 (i32.add (local.get $out) (i32.sub (local.get $w0) (local.get $x))))
+                      (v128.store (local.get $w0) (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $va) (local.get $vv)))
+                      (v128.store offset=16 (local.get $w0) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $va) (local.get $vv)))
+                      (local.set $va (v128.and (local.get $vc) (i32x4.eq (local.get $vi) (i32x4.add (local.get $lanes) (i32x4.splat (local.get $W4))))))
+                      (local.set $vv (v128.and (local.get $vc) (i32x4.eq (local.get $vi) (i32x4.add (local.get $lanes) (i32x4.splat (i32.add (local.get $W4) (i32.const 4)))))))
+                      (local.set $w0 (i32.add (local.get $w0) (local.get $W4)))
+                      (v128.store (local.get $w0) (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $va) (local.get $vv)))
+                      (v128.store offset=16 (local.get $w0) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $va) (local.get $vv))))
+                    (else${[0, 1, 2, 3].map((l) => `
+                      (f32.store (i32.add (local.get $out) (i32.sub (i32x4.extract_lane ${l} (local.get $vi)) (local.get $x))) (f32x4.extract_lane ${l} (local.get $vc)))`).join('')})))
                 (else (v128.store ${at(get('$out'), get('$o'))} (local.get $vb))))
               (local.set $o (i32.add (local.get $o) (i32.const 4)))
               (local.set $j (i32.add (local.get $j) (i32.const 4))))
