@@ -317,18 +317,17 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
   /**
    * image.wat's chainSums: float64 chains over `chains` runs of float32 data in
    * the kernel's memory (chain q: `steps` segments of S floats from x + 4·q·S,
-   * `stride` bytes apart), each from `start[q]` (zero when absent); `mode` 0
+   * `stride` bytes apart), each from zero; `mode` 0
    * sums x, 1 sums (x − mean[q mod C])², 2 sums ct and ct·(x − mean[q mod C]).
    * Returns the sums (two arrays of `chains` in mode 2).
    */
   const chainSums = (x: Float32Array, ct: Float32Array | undefined, mean: Float64Array | undefined, chains: number, C: number, S: number,
-    steps: number, stride: number, mode: 0 | 1 | 2, start?: Float64Array): Float64Array[] => {
+    steps: number, stride: number, mode: 0 | 1 | 2): Float64Array[] => {
     const pad = 4 * Math.ceil(chains / 4), sums = mode === 2 ? 2 : 1;
     const outBytes = 8 * pad * sums, bytes = outBytes + 8 * C;
     const base = arena.malloc(bytes);
     const out = new Float64Array(memory.buffer, base, pad * sums);
     out.fill(0);
-    if (start !== undefined) out.set(start);
     if (mean !== undefined) new Float64Array(memory.buffer, base + outBytes, C).set(mean);
     const args = [x.byteOffset, ct?.byteOffset ?? 0, base + outBytes, base] as const;
     if (worker === undefined || chains < 8 || chains * steps * S < PARALLEL_MIN_ELEMENTS) chainSumsK(...args, 0, chains, chains, C, S, steps, stride, mode);
