@@ -94,6 +94,8 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
     { shape: [16, 8, 16, 16] }, { shape: [32, 5, 11, 13] }, { shape: [4096, 12] }, { shape: [6, 3, 33, 35] },
     // Large enough for two threads to share the passes (PARALLEL_MIN_ELEMENTS), one with a plane not a multiple of 4.
     { shape: [32, 6, 24, 20] }, { shape: [40, 7, 17, 15] },
+    // Rows (one value a plane, batchNorm after a dense layer): lanes over channels, split by channel pairs; an odd C's last lane.
+    { shape: [6000, 13] }, { shape: [300, 258] },
   ])('batch normalization, forward and gradients: %o', ({ shape }) => {
     big(shape);
     const C = shape[1]!;
@@ -141,6 +143,18 @@ describe('cpu image kernels: WebAssembly equals TypeScript, bit for bit', () => 
       expect((m.toArray() as number[][])[0], be.name).toEqual([0, 0, 0]);
       // The gradient sums: with ct = x, Σ ct (row 1 of the parameter gradient) is the same chain.
       expect((bind('batchNormParamGrad', [xb, m, xb], { eps: 1e-5 }).toArray() as number[][])[1], be.name).toEqual([0, 0, 0]);
+    }
+    // Rows [N, C] (one value a plane): channel 1's chain runs down the rows, [1, 2^80, 1, −2^80, 0, …] giving 0 in order.
+    const [R, K] = [16000, 5];
+    const rows = new Array<number>(R * K).fill(0);
+    [1, 2 ** 80, 1, -(2 ** 80)].forEach((e, n) => { rows[n * K + 1] = e; });
+    const xr = fromArray(rows, [R, K], 'float32');
+    if (xr._tag === 'Left') throw xr.left;
+    for (const be of [wasm, two, ts, reference]) {
+      const [xb] = on(be, xr.right) as [Tensor];
+      const m = channelMoments(xb);
+      expect((m.toArray() as number[][])[0], be.name).toEqual([0, 0, 0, 0, 0]);
+      expect((bind('batchNormParamGrad', [xb, m, xb], { eps: 1e-5 }).toArray() as number[][])[1], be.name).toEqual([0, 0, 0, 0, 0]);
     }
   });
 

@@ -6,6 +6,8 @@ export type ElementsField = 'op' | 'a' | 'b' | 'out' | 'n' | 'chunk' | 'counter'
 export type PoolField = 'x' | 'ct' | 'out' | 'planes' | 'H' | 'W' | 'size' | 'stride' | 'OH' | 'OW' | 'grad' | 'chunk' | 'counter';
 export type UnrollField = 'mode' | 'x' | 'col' | 'bounds' | 'planeStep' | 'count' | 'C' | 'H' | 'W' | 'KH' | 'KW' | 'OH' | 'OW' | 'stride' | 'pad' | 'units' | 'chunk' | 'counter';
 export type RegroupField = 'nchw' | 'mat' | 'F' | 'count' | 'n0' | 'ohw' | 'toMatrix' | 'chunk' | 'counter';
+export type RowSumsField = 'x' | 'ct' | 'mean' | 'inv' | 'acc1' | 'acc2' | 'N' | 'C' | 'mode' | 'chunk' | 'counter';
+export type ApplyRowsField = 'x' | 'ct' | 'out' | 'coefT' | 'N' | 'C' | 'mode' | 'chunk' | 'counter';
 export type ApplyField = 'x' | 'ct' | 'out' | 'coef' | 'planes' | 'C' | 'S' | 'mode' | 'chunk' | 'counter';
 export type ChainsField = 'x' | 'ct' | 'mean' | 'out' | 'chains' | 'C' | 'S' | 'steps' | 'stride' | 'mode' | 'chunk' | 'counter';
 /** The one message type: a job and its named arguments. */
@@ -18,7 +20,9 @@ export type Job =
   | { readonly kind: 'elements'; readonly args: Readonly<Record<ElementsField, number>> }
   | { readonly kind: 'pool'; readonly args: Readonly<Record<PoolField, number>> }
   | { readonly kind: 'unroll'; readonly args: Readonly<Record<UnrollField, number>> }
-  | { readonly kind: 'regroup'; readonly args: Readonly<Record<RegroupField, number>> };
+  | { readonly kind: 'regroup'; readonly args: Readonly<Record<RegroupField, number>> }
+  | { readonly kind: 'rowSums'; readonly args: Readonly<Record<RowSumsField, number>> }
+  | { readonly kind: 'applyRows'; readonly args: Readonly<Record<ApplyRowsField, number>> };
 export declare const JOBS: {
   readonly gemm: { readonly kernel: 'gemmChunks'; readonly fields: readonly GemmField[] };
   readonly momentum: { readonly kernel: 'momentumChunks'; readonly fields: readonly MomentumField[] };
@@ -29,6 +33,8 @@ export declare const JOBS: {
   readonly pool: { readonly kernel: 'poolChunks'; readonly fields: readonly PoolField[] };
   readonly unroll: { readonly kernel: 'unrollChunks'; readonly fields: readonly UnrollField[] };
   readonly regroup: { readonly kernel: 'regroupChunks'; readonly fields: readonly RegroupField[] };
+  readonly rowSums: { readonly kernel: 'rowSumsChunks'; readonly fields: readonly RowSumsField[] };
+  readonly applyRows: { readonly kernel: 'applyRowsChunks'; readonly fields: readonly ApplyRowsField[] };
 };
 export declare const FLOAT_FIELDS: ReadonlySet<string>;
 export declare const HEADER: number;

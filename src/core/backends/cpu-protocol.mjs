@@ -44,6 +44,14 @@ export const JOBS = Object.freeze({
     kernel: 'regroupChunks',
     fields: Object.freeze(['nchw', 'mat', 'F', 'count', 'n0', 'ohw', 'toMatrix', 'chunk', 'counter']),
   }),
+  rowSums: Object.freeze({
+    kernel: 'rowSumsChunks',
+    fields: Object.freeze(['x', 'ct', 'mean', 'inv', 'acc1', 'acc2', 'N', 'C', 'mode', 'chunk', 'counter']),
+  }),
+  applyRows: Object.freeze({
+    kernel: 'applyRowsChunks',
+    fields: Object.freeze(['x', 'ct', 'out', 'coefT', 'N', 'C', 'mode', 'chunk', 'counter']),
+  }),
   apply: Object.freeze({
     kernel: 'applyChunks',
     fields: Object.freeze(['x', 'ct', 'out', 'coef', 'planes', 'C', 'S', 'mode', 'chunk', 'counter']),

@@ -301,6 +301,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
   };
   const [unrollK, unrollChunksK, regroupK, regroupChunksK, maxPoolK, chainSumsK, chainChunksK, bnApplyK, applyChunksK] =
     [fn('unroll'), fn('unrollChunks'), fn('regroup'), fn('regroupChunks'), fn('maxPool'), fn('chainSums'), fn('chainChunks'), fn('bnApply'), fn('applyChunks')];
+  const [rowSumsK, rowSumsChunksK, applyRowsK, applyRowsChunksK] = [fn('rowSums'), fn('rowSumsChunks'), fn('applyRows'), fn('applyRowsChunks')];
   /**
    * Runs f on copies of small float64 arrays placed in the kernel's memory (their
    * addresses), then copies them back (the kernels accumulate into some).
@@ -367,18 +368,52 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     both({ kind: 'pool', args: { x, ct, out, planes, H, W, size, stride, OH, OW, grad, chunk, counter } },
       () => poolChunksK(x, ct, out, planes, H, W, size, stride, OH, OW, grad, chunk, counter));
   };
+  /**
+   * Batch normalization's sums over rows x [N, C] (one value a plane), image.wat's
+   * rowSums: each channel's chain on one thread, split by channel pairs. mode 0/1
+   * add onto acc1 (mean given for 1), mode 2 onto acc1 (Σ ct) and acc2 (Σ ct·x̂).
+   */
+  const rowSums = (x: Float32Array, ct: Float32Array | undefined, mean: Float64Array | undefined, inv: Float64Array | undefined,
+    acc1: Float64Array, acc2: Float64Array | undefined, N: number, C: number, mode: 0 | 1 | 2): void => {
+    const none = new Float64Array(0);
+    withF64([mean ?? none, inv ?? none, acc1, acc2 ?? none], ([pm, pi, p1, p2]) => {
+      const args = [x.byteOffset, ct?.byteOffset ?? 0, pm!, pi!, p1!, p2!, N, C] as const;
+      if (worker === undefined || C < 4 || N * C < PARALLEL_MIN_ELEMENTS) { rowSumsK(...args, 0, C, mode); return; }
+      const chunk = 2 * Math.ceil(C / 2 / MAX_CHUNKS);
+      resetCounter();
+      both({ kind: 'rowSums', args: { x: args[0], ct: args[1], mean: pm!, inv: pi!, acc1: p1!, acc2: p2!, N, C, mode, chunk, counter } },
+        () => rowSumsChunksK(...args, mode, chunk, counter));
+    });
+  };
+  /** bnApply over rows x [N, C]: the coefficients laid out per coefficient ([5][C]) so channel pairs load as vectors; split by rows. */
+  const applyRows = (x: Float32Array, ct: Float32Array | undefined, out: Float32Array, coef: Float64Array, N: number, C: number): void => {
+    const coefT = new Float64Array(5 * C);
+    for (let c = 0; c < C; c++) for (let i = 0; i < 5; i++) coefT[i * C + c] = coef[5 * c + i]!;
+    withF64([coefT], ([pc]) => {
+      const mode = ct === undefined ? 0 : 1;
+      const args = [x.byteOffset, ct?.byteOffset ?? 0, out.byteOffset, pc!] as const;
+      if (worker === undefined || N < 2 || N * C < PARALLEL_MIN_ELEMENTS) { applyRowsK(...args, 0, N, C, mode); return; }
+      const chunk = Math.ceil(N / MAX_CHUNKS);
+      resetCounter();
+      both({ kind: 'applyRows', args: { x: args[0], ct: args[1], out: args[2], coefT: pc!, N, C, mode, chunk, counter } },
+        () => applyRowsChunksK(...args, N, C, mode, chunk, counter));
+    });
+  };
   // Batch normalization's passes in WebAssembly when the arrays are in the kernel's memory (KN.jsPasses otherwise):
-  // each plane's chain there, the planes' sums added per channel here in plane order, as jsPasses does.
+  // each plane's chain there, the planes' sums added per channel here in plane order, as jsPasses does; rows
+  // (one value a plane) have their own kernels, a lane a channel.
   const imagesInWasm = opts.imageKernels !== 'typescript';
   const bnPasses: KN.BatchNormPasses = !imagesInWasm ? KN.jsPasses : {
     sums: (x, mean, acc, N, C, S) => {
       if (!inArena(x)) return KN.jsPasses.sums(x, mean, acc, N, C, S);
+      if (S === 1) return rowSums(x, undefined, mean, undefined, acc, undefined, N, C, mean === undefined ? 0 : 1);
       const [planes] = chainSums(x, undefined, mean, N * C, C, S, 1, 0, mean === undefined ? 0 : 1) as [Float64Array];
       for (let q = 0; q < N * C; q++) acc[q % C]! += planes[q]!;
     },
     gradSums: (x, ct, mean, inv, sumCt, sumCtXhat, N, C, S) => {
       if (!inArena(x) || !inArena(ct)) return KN.jsPasses.gradSums(x, ct, mean, inv, sumCt, sumCtXhat, N, C, S);
-      const [s, sx] = chainSums(x, ct as Float32Array, mean, N * C, C, S, 1, 0, 2) as [Float64Array, Float64Array];
+      if (S === 1) return rowSums(x, ct, mean, inv, sumCt, sumCtXhat, N, C, 2);
+      const [s, sx] = chainSums(x, ct, mean, N * C, C, S, 1, 0, 2) as [Float64Array, Float64Array];
       for (let q = 0; q < N * C; q++) {
         const c = q % C;
         sumCt[c]! += s[q]!;
@@ -387,6 +422,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     },
     apply: (x, ct, out, coef, N, C, S) => {
       if (!inArena(x) || !inArena(out) || (ct !== undefined && !inArena(ct))) return KN.jsPasses.apply(x, ct, out, coef, N, C, S);
+      if (S === 1) return applyRows(x, ct as Float32Array | undefined, out, coef, N, C);
       applyPlanes(x, ct as Float32Array | undefined, out, coef, N, C, S);
     },
   };

@@ -222,6 +222,101 @@ const unrollChunksWat = () => `
       (br $next))))
 `;
 
+/**
+ * Batch normalization over rows x [N, C] (one value a plane: S = 1), vectors
+ * over channel pairs, so each channel's chain through the rows is its own lane
+ * and C independent chains keep the adds in flight. Each element's term is its
+ * plane's sum as kernels-nd's jsPasses forms it (0 + term), added in row order.
+ * rowSums over channels [c0, c1) (c0 even): mode 0 acc1[c] += 0 + x;
+ * mode 1 acc1[c] += 0 + (x − mean[c])²; mode 2 acc1[c] += 0 + ct and
+ * acc2[c] += (0 + ct·(x − mean[c]))·inv[c]. mean, inv, acc1, acc2: C float64s.
+ */
+const rowTerm = (mode, load, v) => {
+  const xv = `(f64x2.promote_low_f32x4 (${load} (i32.add (local.get $x) (local.get $o))))`;
+  const f64 = (base) => `(${v === 2 ? 'v128.load' : 'v128.load64_zero'} (i32.add (local.get ${base}) (local.get $c8)))`;
+  const zero = '(v128.const f64x2 0 0)';
+  if (mode === 0) return `
+          (v128.store${v === 2 ? '' : '64_lane 0'} (i32.add (local.get $acc1) (local.get $c8)) (f64x2.add ${f64('$acc1')} (f64x2.add ${zero} ${xv})))`;
+  if (mode === 1) return `
+          (local.set $d (f64x2.sub ${xv} ${f64('$mean')}))
+          (v128.store${v === 2 ? '' : '64_lane 0'} (i32.add (local.get $acc1) (local.get $c8)) (f64x2.add ${f64('$acc1')} (f64x2.add ${zero} (f64x2.mul (local.get $d) (local.get $d)))))`;
+  return `
+          (local.set $d (f64x2.promote_low_f32x4 (${load} (i32.add (local.get $ct) (local.get $o)))))
+          (v128.store${v === 2 ? '' : '64_lane 0'} (i32.add (local.get $acc1) (local.get $c8)) (f64x2.add ${f64('$acc1')} (f64x2.add ${zero} (local.get $d))))
+          (v128.store${v === 2 ? '' : '64_lane 0'} (i32.add (local.get $acc2) (local.get $c8))
+            (f64x2.add ${f64('$acc2')} (f64x2.mul (f64x2.add ${zero} (f64x2.mul (local.get $d) (f64x2.sub ${xv} ${f64('$mean')}))) ${f64('$inv')})))`;
+};
+const rowLoop = (mode) => `
+      (local.set $n (i32.const 0))
+      (block $doneN (loop $nextN
+        (br_if $doneN (i32.ge_s (local.get $n) (local.get $N)))
+        (local.set $c (local.get $c0))
+        (block $doneC (loop $nextC
+          (br_if $doneC (i32.gt_s (i32.add (local.get $c) (i32.const 2)) (local.get $c1)))
+          (local.set $o (i32.shl (i32.add (i32.mul (local.get $n) (local.get $C)) (local.get $c)) (i32.const 2)))
+          (local.set $c8 (i32.shl (local.get $c) (i32.const 3)))${rowTerm(mode, 'v128.load64_zero', 2)}
+          (local.set $c (i32.add (local.get $c) (i32.const 2)))
+          (br $nextC)))
+        (if (i32.lt_s (local.get $c) (local.get $c1))
+          (then
+            (local.set $o (i32.shl (i32.add (i32.mul (local.get $n) (local.get $C)) (local.get $c)) (i32.const 2)))
+            (local.set $c8 (i32.shl (local.get $c) (i32.const 3)))${rowTerm(mode, 'v128.load32_zero', 1)}))
+        (local.set $n (i32.add (local.get $n) (i32.const 1)))
+        (br $nextN)))`;
+const rowsWat = (shared) => `
+  (func $rowSums (export "rowSums") (param $x i32) (param $ct i32) (param $mean i32) (param $inv i32) (param $acc1 i32) (param $acc2 i32)
+    (param $N i32) (param $C i32) (param $c0 i32) (param $c1 i32) (param $mode i32)
+    (local $n i32) (local $c i32) (local $o i32) (local $c8 i32) (local $d v128)
+    (if (i32.eq (local.get $mode) (i32.const 2))
+      (then${rowLoop(2)})
+      (else (if (local.get $mode) (then${rowLoop(1)}) (else${rowLoop(0)})))))
+
+  ;; bnApply for rows [r0, r1) of x [N, C] (S = 1), coefficients planar: k_i[c] at coefT + 8·(i·C + c).
+  (func $applyRows (export "applyRows") (param $x i32) (param $ct i32) (param $out i32) (param $coefT i32) (param $r0 i32) (param $r1 i32) (param $C i32) (param $mode i32)
+    (local $n i32) (local $j i32) (local $o i32) (local $C8 i32)
+    (local $k0 v128) (local $k1 v128) (local $k2 v128) (local $k3 v128) (local $k4 v128) (local $vx v128) (local $vc v128) (local $r v128)
+    (local.set $C8 (i32.shl (local.get $C) (i32.const 3)))
+    (local.set $n (local.get $r0))
+    (block $doneN (loop $nextN
+      (br_if $doneN (i32.ge_s (local.get $n) (local.get $r1)))
+      (local.set $o (i32.mul (local.get $n) (local.get $C)))
+      (local.set $j (i32.const 0))
+      (block $done2 (loop $next2
+        (br_if $done2 (i32.gt_s (i32.add (local.get $j) (i32.const 2)) (local.get $C)))${coefLoads('v128.load')}
+${bnLanes('v128.load64_zero', 'v128.store64_lane')}
+        (local.set $j (i32.add (local.get $j) (i32.const 2)))
+        (br $next2)))
+      (if (i32.lt_s (local.get $j) (local.get $C))
+        (then${coefLoads('v128.load64_zero')}
+${bnLanes('v128.load32_zero', 'v128.store32_lane')}))
+      (local.set $n (i32.add (local.get $n) (i32.const 1)))
+      (br $nextN))))
+${shared ? `
+  ;; rowSums over chunks of $chunk channels (even), applyRows over chunks of $chunk rows, shared through the counter:
+  ;; each channel's chain (each row) on one thread, so the split never changes a result.
+  (func (export "rowSumsChunks") (param $x i32) (param $ct i32) (param $mean i32) (param $inv i32) (param $acc1 i32) (param $acc2 i32)
+    (param $N i32) (param $C i32) (param $mode i32) (param $chunk i32) (param $counter i32)
+    (local $start i32)
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $C)))
+      (call $rowSums (local.get $x) (local.get $ct) (local.get $mean) (local.get $inv) (local.get $acc1) (local.get $acc2) (local.get $N) (local.get $C)
+        (local.get $start) (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $C) (local.get $start)))) (local.get $mode))
+      (br $next))))
+  (func (export "applyRowsChunks") (param $x i32) (param $ct i32) (param $out i32) (param $coefT i32) (param $N i32) (param $C i32) (param $mode i32)
+    (param $chunk i32) (param $counter i32)
+    (local $start i32)
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $N)))
+      (call $applyRows (local.get $x) (local.get $ct) (local.get $out) (local.get $coefT) (local.get $start)
+        (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $N) (local.get $start)))) (local.get $C) (local.get $mode))
+      (br $next))))
+` : ''}`;
+/** applyRows' five coefficient vectors for channels j, j + 1 (`v128.load`) or j alone (`v128.load64_zero`). */
+const coefLoads = (load) => [0, 1, 2, 3, 4].map((i) => `
+        (local.set $k${i} (${load} (i32.add (local.get $coefT) (i32.add (i32.mul (i32.const ${i}) (local.get $C8)) (i32.shl (local.get $j) (i32.const 3))))))`).join('');
+
 /** The module's image kernels; `shared` adds those that two threads share through a counter. */
 export const imageWat = (shared) => `
   ;; One row (c, a, b) of an im2col column matrix, for \`count\` images: for image
@@ -428,6 +523,7 @@ export const imageWat = (shared) => `
           (br $next_j)))`, 'i')}`, 'p')})
 
 ${chainSumsWat()}${shared ? chainChunksWat() + applyChunksWat() + poolChunksWat() + unrollChunksWat() : ''}
+${rowsWat(shared)}
   ;; Planes p0 ≤ p < p1 of x [N, C, S] (plane p: channel p mod C, S floats at 4·p·S),
   ;; with coefficients k0..k4 per channel c (5 float64s at coef + 40·c):
   ;; mode 0 (forward):  out = f32((x − k0)·k1 + k2)                     (mean, scale, shift)
