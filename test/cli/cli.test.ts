@@ -127,6 +127,8 @@ describe('tapegrad sweep, gradcheck, stats, reproduce', () => {
     expect(report).toMatch(/## Table 7/);
     expect(report).toMatch(/!\[accuracy\]\(table7\/best-accuracy\.png\)/);
     expect(report).toMatch(/Quick run with overrides/);
+    // The report's tables follow its conventions, and the page says which.
+    expect(report).toMatch(/Conventions: the `paper` preset/);
     expect(existsSync(join(out, 'table7', 'best-loss.png'))).toBe(true);
   });
 });
