@@ -13,6 +13,8 @@
  * Addresses in bytes.
  */
 
+import { chunked, gets, storeTileRow } from './image.wat.mjs';
+
 const ROWS = 6;
 
 /** `madd(a, b, c)` = a·b + c as the GEMM computes it (relaxed FMA or mul + add). */
@@ -27,14 +29,7 @@ export const convWat = (shared, madd, KC) => {
   const store = rows.map((r) => `
               (if (i32.gt_u (local.get $rows) (i32.const ${r}))
                 (then
-                  (local.set $dst (i32.add (local.get $o) (i32.mul (i32.const ${r}) (local.get $plane))))
-                  (if (local.get $kb)
-                    (then
-                      (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (local.get $c${r}0)))
-                      (v128.store offset=16 (local.get $dst) (f32x4.add (v128.load offset=16 (local.get $dst)) (local.get $c${r}1))))
-                    (else
-                      (v128.store (local.get $dst) (local.get $c${r}0))
-                      (v128.store offset=16 (local.get $dst) (local.get $c${r}1))))))`).join('');
+                  (local.set $dst (i32.add (local.get $o) (i32.mul (i32.const ${r}) (local.get $plane))))${storeTileRow(r, '(local.get $kb)')}))`).join('');
   const accs = rows.map((r) => `(local $c${r}0 v128) (local $c${r}1 v128)`).join(' ');
 
   return `
@@ -139,19 +134,6 @@ export const convWat = (shared, madd, KC) => {
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br $nextN))))
 ${shared ? `
-  ;; convImages over chunks of images that the threads calling this with the same
-  ;; arguments (their own xp) share through the counter: each image's output is
-  ;; computed whole by one thread, so the split never changes a result.
-  (func (export "convChunks") (param $x i32) (param $wp i32) (param $offs i32) (param $out i32) (param $xp i32)
-    (param $N i32) (param $C i32) (param $H i32) (param $W i32) (param $pad i32) (param $F i32) (param $ckk i32) (param $OH i32) (param $OW i32)
-    (param $chunk i32) (param $counter i32)
-    (local $start i32)
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $N)))
-      (call $convImages (local.get $x) (local.get $wp) (local.get $offs) (local.get $out) (local.get $xp) (local.get $start)
-        (select (local.get $N) (i32.add (local.get $start) (local.get $chunk)) (i32.gt_u (i32.add (local.get $start) (local.get $chunk)) (local.get $N)))
-        (local.get $C) (local.get $H) (local.get $W) (local.get $pad) (local.get $F) (local.get $ckk) (local.get $OH) (local.get $OW))
-      (br $next))))
-` : ''}`;
+  ;; convImages over chunks of images, each thread with its own xp: each image's output computed whole by one thread.
+${chunked('convChunks', 'x wp offs out xp N C H W pad F ckk OH OW', 'N', `(call $convImages ${gets('x wp offs out xp start end C H W pad F ckk OH OW')})`)}` : ''}`;
 };

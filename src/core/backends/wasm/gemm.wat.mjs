@@ -17,7 +17,7 @@
 //   All addresses are byte offsets into the imported memory.
 
 import { convWat } from './conv.wat.mjs';
-import { imageWat } from './image.wat.mjs';
+import { chunked, imageWat, storeTileRow } from './image.wat.mjs';
 
 export const BLOCK = { NC: 512, KC: 256, MC: 144, MR: 6, NR: 8 };
 
@@ -83,14 +83,7 @@ export const gemmWat = (relaxed, shared = true) => {
     .join('');
   const storeFull = rows
     .map((r) => `
-        (local.set $dst (i32.add (local.get $c) (i32.mul (i32.const ${r}) (local.get $ldc4))))
-        (if (local.get $accum)
-          (then
-            (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (local.get $c${r}0)))
-            (v128.store offset=16 (local.get $dst) (f32x4.add (v128.load offset=16 (local.get $dst)) (local.get $c${r}1))))
-          (else
-            (v128.store (local.get $dst) (local.get $c${r}0))
-            (v128.store offset=16 (local.get $dst) (local.get $c${r}1))))`)
+        (local.set $dst (i32.add (local.get $c) (i32.mul (i32.const ${r}) (local.get $ldc4))))${storeTileRow(r, '(local.get $accum)')}`)
     .join('');
   const storeScratch = rows
     .map((r) => `
@@ -454,22 +447,15 @@ ${shared ? `
       (v128.store (local.get $out) (f32x4.mul (v128.load (local.get $a)) (v128.load (local.get $b))))`, `
       (f32.store (local.get $out) (f32.mul (f32.load (local.get $a)) (f32.load (local.get $b))))`)})
 ${shared ? `
-  ;; An element-wise kernel over chunks of $chunk elements shared through the counter
-  ;; (as momentumChunks): op 0 relu(a), 1 reluGrad(x = a, ct = b), 2 mul(a, b).
-  (func (export "elementChunks") (param $op i32) (param $a i32) (param $b i32) (param $out i32) (param $n i32) (param $chunk i32) (param $counter i32)
-    (local $start i32) (local $off i32) (local $len i32)
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $n)))
+  ;; An element-wise kernel over chunks of elements (chunked): op 0 relu(a), 1 reluGrad(x = a, ct = b), 2 mul(a, b).
+${chunked('elementChunks', 'op a b out n', 'n', `
       (local.set $off (i32.shl (local.get $start) (i32.const 2)))
-      (local.set $len (call $min (local.get $chunk) (i32.sub (local.get $n) (local.get $start))))
+      (local.set $len (i32.sub (local.get $end) (local.get $start)))
       (if (i32.eqz (local.get $op))
         (then (call $relu (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
         (else (if (i32.eq (local.get $op) (i32.const 1))
           (then (call $reluGrad (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
-          (else (call $mul (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len))))))
-      (br $next))))
-` : ''}
+          (else (call $mul (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len))))))`, '(local $off i32) (local $len i32)')}` : ''}
   ;; out[r, c] = a[r, c] + b[c]: the bias add (float32 addition is exact to the
   ;; float64-then-round of the TypeScript loop).
   (func (export "addRow") (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $cols i32)

@@ -21,6 +21,43 @@ const get = (v) => `(local.get ${v})`;
 /** Byte address of element `i` (an i32 expression) after `base`. */
 const at = (base, i) => `(i32.add ${base} (i32.shl ${i} (i32.const 2)))`;
 
+/** WAT parameters, each i32, from space-separated names. */
+const i32Params = (names) => names.split(' ').map((n) => `(param $${n} i32)`).join(' ');
+/** `(local.get $…)` of each space-separated name. */
+export const gets = (names) => names.split(' ').map((n) => `(local.get $${n})`).join(' ');
+
+/**
+ * An exported function `name` that runs `call` (WAT using $start and $end) over
+ * chunks [start, end) of $chunk units of the parameter `total`, taken through the
+ * atomic counter at $counter by whichever thread calling it with the same
+ * arguments is free (as gemmChunks): units are computed apart, so the split never
+ * changes a result. `names`: its parameters before $chunk and $counter (i32s);
+ * `locals`: more locals `call` uses.
+ */
+export const chunked = (name, names, total, call, locals = '') => `
+  (func (export "${name}") ${i32Params(names)} (param $chunk i32) (param $counter i32)
+    (local $start i32) (local $end i32) ${locals}
+    (block $done (loop $next
+      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
+      (br_if $done (i32.ge_u (local.get $start) (local.get $${total})))
+      (local.set $end (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $${total}) (local.get $start)))))
+      ${call}
+      (br $next))))`;
+
+/**
+ * Row r of a 6×8 register tile (accumulators $c{r}0, $c{r}1) into the 8 floats at
+ * $dst: stored, or added onto them when `accum` (a WAT condition) holds, as the
+ * GEMM adds a later K block's products (gemm.wat, conv.wat).
+ */
+export const storeTileRow = (r, accum) => `
+          (if ${accum}
+            (then
+              (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (local.get $c${r}0)))
+              (v128.store offset=16 (local.get $dst) (f32x4.add (v128.load offset=16 (local.get $dst)) (local.get $c${r}1))))
+            (else
+              (v128.store (local.get $dst) (local.get $c${r}0))
+              (v128.store offset=16 (local.get $dst) (local.get $c${r}1))))`;
+
 /** Zeroes the floats [from, to) after $d: vectors, then singles (uses $j). */
 const zeros = (from, to) => `
             (local.set $j ${from})
@@ -150,77 +187,26 @@ const chainSumsWat = () => `
       (br $nextQ))))
 `;
 
-/** chainSums over chunks of `chunk` chains (a multiple of 4) shared through the counter, as gemmChunks: chains are independent, so the split never changes a result. */
-const chainChunksWat = () => `
-  (func (export "chainChunks") (param $x i32) (param $ct i32) (param $mean i32) (param $out i32) (param $chains i32)
-    (param $C i32) (param $S i32) (param $steps i32) (param $stride i32) (param $mode i32) (param $chunk i32) (param $counter i32)
-    (local $start i32)
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $chains)))
-      (call $chainSums (local.get $x) (local.get $ct) (local.get $mean) (local.get $out) (local.get $start)
-        (select (local.get $chains) (i32.add (local.get $start) (local.get $chunk)) (i32.gt_u (i32.add (local.get $start) (local.get $chunk)) (local.get $chains)))
-        (local.get $chains) (local.get $C) (local.get $S) (local.get $steps) (local.get $stride) (local.get $mode))
-      (br $next))))
-`;
-
-/** bnApply over chunks of `chunk` planes shared through the counter: planes are independent, so the split never changes a result. */
-const applyChunksWat = () => `
-  (func (export "applyChunks") (param $x i32) (param $ct i32) (param $out i32) (param $coef i32) (param $planes i32) (param $C i32) (param $S i32) (param $mode i32)
-    (param $chunk i32) (param $counter i32)
-    (local $start i32)
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $planes)))
-      (call $bnApply (local.get $x) (local.get $ct) (local.get $out) (local.get $coef) (local.get $start)
-        (select (local.get $planes) (i32.add (local.get $start) (local.get $chunk)) (i32.gt_u (i32.add (local.get $start) (local.get $chunk)) (local.get $planes)))
-        (local.get $C) (local.get $S) (local.get $mode))
-      (br $next))))
-`;
-
-/** maxPool over chunks of `chunk` planes shared through the counter: planes are independent, so the split never changes a result. */
-const poolChunksWat = () => `
-  (func (export "poolChunks") (param $x i32) (param $ct i32) (param $out i32) (param $planes i32) (param $H i32) (param $W i32)
-    (param $size i32) (param $stride i32) (param $OH i32) (param $OW i32) (param $grad i32) (param $chunk i32) (param $counter i32)
-    (local $start i32) (local $inBytes i32) (local $outBytes i32)
-    (local.set $inBytes (i32.shl (i32.mul (local.get $H) (local.get $W)) (i32.const 2)))
-    (local.set $outBytes (i32.shl (i32.mul (local.get $OH) (local.get $OW)) (i32.const 2)))
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $planes)))
-      ;; planes start…: x and (grad) out at start·H·W floats, ct and (forward) out at start·OH·OW
-      (call $maxPool (i32.add (local.get $x) (i32.mul (local.get $start) (local.get $inBytes)))
-        (i32.add (local.get $ct) (i32.mul (local.get $start) (local.get $outBytes)))
-        (i32.add (local.get $out) (i32.mul (local.get $start) (select (local.get $inBytes) (local.get $outBytes) (local.get $grad))))
-        (call $min (local.get $chunk) (i32.sub (local.get $planes) (local.get $start)))
-        (local.get $H) (local.get $W) (local.get $size) (local.get $stride) (local.get $OH) (local.get $OW) (local.get $grad))
-      (br $next))))
-`;
-
-/** unroll and regroup over chunks of units (planes f for regroup) shared through the counter: each writes only its own rows or planes. */
-const unrollChunksWat = () => `
-  (func (export "unrollChunks") (param $mode i32) (param $x i32) (param $col i32) (param $bounds i32) (param $planeStep i32) (param $count i32)
-    (param $C i32) (param $H i32) (param $W i32) (param $KH i32) (param $KW i32) (param $OH i32) (param $OW i32) (param $stride i32) (param $pad i32)
-    (param $units i32) (param $chunk i32) (param $counter i32)
-    (local $start i32)
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $units)))
-      (call $unroll (local.get $mode) (local.get $x) (local.get $col) (local.get $bounds) (local.get $planeStep) (local.get $count)
-        (local.get $C) (local.get $H) (local.get $W) (local.get $KH) (local.get $KW) (local.get $OH) (local.get $OW) (local.get $stride) (local.get $pad)
-        (local.get $start) (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $units) (local.get $start)))))
-      (br $next))))
-
-  (func (export "regroupChunks") (param $nchw i32) (param $mat i32) (param $F i32) (param $count i32) (param $n0 i32) (param $ohw i32) (param $toMatrix i32)
-    (param $chunk i32) (param $counter i32)
-    (local $start i32)
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $F)))
-      (call $regroup (local.get $nchw) (local.get $mat) (local.get $F) (local.get $count) (local.get $n0) (local.get $ohw) (local.get $toMatrix)
-        (local.get $start) (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $F) (local.get $start)))))
-      (br $next))))
-`;
+/** The image kernels' chunked forms (see `chunked`), for two threads. */
+const chunksWat = () => [
+  // chainSums over whole vectors of chains (chunk a multiple of 4).
+  chunked('chainChunks', 'x ct mean out chains C S steps stride mode', 'chains',
+    `(call $chainSums ${gets('x ct mean out start end chains C S steps stride mode')})`),
+  chunked('applyChunks', 'x ct out coef planes C S mode', 'planes', `(call $bnApply ${gets('x ct out coef start end C S mode')})`),
+  // maxPool's planes start…: x and (grad) out at start·H·W floats, ct and (forward) out at start·OH·OW.
+  chunked('poolChunks', 'x ct out planes H W size stride OH OW grad', 'planes', `(call $maxPool
+        (i32.add (local.get $x) (i32.shl (i32.mul (local.get $start) (i32.mul (local.get $H) (local.get $W))) (i32.const 2)))
+        (i32.add (local.get $ct) (i32.shl (i32.mul (local.get $start) (i32.mul (local.get $OH) (local.get $OW))) (i32.const 2)))
+        (i32.add (local.get $out) (i32.shl (i32.mul (local.get $start)
+          (select (i32.mul (local.get $H) (local.get $W)) (i32.mul (local.get $OH) (local.get $OW)) (local.get $grad))) (i32.const 2)))
+        (i32.sub (local.get $end) (local.get $start)) ${gets('H W size stride OH OW grad')})`),
+  chunked('unrollChunks', 'mode x col bounds planeStep count C H W KH KW OH OW stride pad units', 'units',
+    `(call $unroll ${gets('mode x col bounds planeStep count C H W KH KW OH OW stride pad start end')})`),
+  chunked('regroupChunks', 'nchw mat F count n0 ohw toMatrix', 'F', `(call $regroup ${gets('nchw mat F count n0 ohw toMatrix start end')})`),
+  // rowSums over channel pairs (chunk even), applyRows over rows.
+  chunked('rowSumsChunks', 'x ct mean inv acc1 acc2 N C mode', 'C', `(call $rowSums ${gets('x ct mean inv acc1 acc2 N C start end mode')})`),
+  chunked('applyRowsChunks', 'x ct out coefT N C mode', 'N', `(call $applyRows ${gets('x ct out coefT start end C mode')})`),
+].join('\n');
 
 /**
  * Batch normalization over rows x [N, C] (one value a plane: S = 1), vectors
@@ -263,7 +249,7 @@ const rowLoop = (mode) => `
             (local.set $c8 (i32.shl (local.get $c) (i32.const 3)))${rowTerm(mode, 'v128.load32_zero', 1)}))
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (br $nextN)))`;
-const rowsWat = (shared) => `
+const rowsWat = () => `
   (func $rowSums (export "rowSums") (param $x i32) (param $ct i32) (param $mean i32) (param $inv i32) (param $acc1 i32) (param $acc2 i32)
     (param $N i32) (param $C i32) (param $c0 i32) (param $c1 i32) (param $mode i32)
     (local $n i32) (local $c i32) (local $o i32) (local $c8 i32) (local $d v128)
@@ -291,28 +277,7 @@ ${bnLanes('v128.load64_zero', 'v128.store64_lane')}
 ${bnLanes('v128.load32_zero', 'v128.store32_lane')}))
       (local.set $n (i32.add (local.get $n) (i32.const 1)))
       (br $nextN))))
-${shared ? `
-  ;; rowSums over chunks of $chunk channels (even), applyRows over chunks of $chunk rows, shared through the counter:
-  ;; each channel's chain (each row) on one thread, so the split never changes a result.
-  (func (export "rowSumsChunks") (param $x i32) (param $ct i32) (param $mean i32) (param $inv i32) (param $acc1 i32) (param $acc2 i32)
-    (param $N i32) (param $C i32) (param $mode i32) (param $chunk i32) (param $counter i32)
-    (local $start i32)
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $C)))
-      (call $rowSums (local.get $x) (local.get $ct) (local.get $mean) (local.get $inv) (local.get $acc1) (local.get $acc2) (local.get $N) (local.get $C)
-        (local.get $start) (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $C) (local.get $start)))) (local.get $mode))
-      (br $next))))
-  (func (export "applyRowsChunks") (param $x i32) (param $ct i32) (param $out i32) (param $coefT i32) (param $N i32) (param $C i32) (param $mode i32)
-    (param $chunk i32) (param $counter i32)
-    (local $start i32)
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $N)))
-      (call $applyRows (local.get $x) (local.get $ct) (local.get $out) (local.get $coefT) (local.get $start)
-        (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $N) (local.get $start)))) (local.get $C) (local.get $mode))
-      (br $next))))
-` : ''}`;
+`;
 /** applyRows' five coefficient vectors for channels j, j + 1 (`v128.load`) or j alone (`v128.load64_zero`). */
 const coefLoads = (load) => [0, 1, 2, 3, 4].map((i) => `
         (local.set $k${i} (${load} (i32.add (local.get $coefT) (i32.add (i32.mul (i32.const ${i}) (local.get $C8)) (i32.shl (local.get $j) (i32.const 3))))))`).join('');
@@ -522,8 +487,8 @@ export const imageWat = (shared) => `
               (local.set $j (i32.add (local.get $j) (i32.const 1)))))
           (br $next_j)))`, 'i')}`, 'p')})
 
-${chainSumsWat()}${shared ? chainChunksWat() + applyChunksWat() + poolChunksWat() + unrollChunksWat() : ''}
-${rowsWat(shared)}
+${chainSumsWat()}${rowsWat()}
+${shared ? chunksWat() : ''}
   ;; Planes p0 ≤ p < p1 of x [N, C, S] (plane p: channel p mod C, S floats at 4·p·S),
   ;; with coefficients k0..k4 per channel c (5 float64s at coef + 40·c):
   ;; mode 0 (forward):  out = f32((x − k0)·k1 + k2)                     (mean, scale, shift)
