@@ -460,15 +460,8 @@ export const batchNorm = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, b:
   return { data: out, shape: xs };
 };
 
-/** Per channel: Σ ct (the bias's gradient) and Σ ct·x̂ (the gain's), x̂ = (x − μ)/√(σ² + eps), in one pass. */
-const gradSums = (x: Data, xs: Shape, m: Data, ct: Data, eps: number, passes: BatchNormPasses) => {
-  const { N, C, S } = planes(xs);
-  const mean = Float64Array.from({ length: C }, (_, c) => m[c]!);
-  const inv = Float64Array.from({ length: C }, (_, c) => 1 / Math.sqrt(m[C + c]! + eps));
-  const sumCt = new Float64Array(C), sumCtXhat = new Float64Array(C);
-  passes.gradSums(x, ct, mean, inv, sumCt, sumCtXhat, N, C, S);
-  return { mean, inv, sumCt, sumCtXhat };
-};
+/** 1/√(σ² + eps) of channel c, from moments [2, C] (row 1 the variances). */
+const invStd = (m: Data, C: number, c: number, eps: number): number => 1 / Math.sqrt(m[C + c]! + eps);
 
 /**
  * batchNorm's VJP for x: g·inv·(ct − mean(ct) − x̂·mean(ct·x̂)) per channel, the
@@ -479,7 +472,7 @@ export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data
   const { N, C, S, M } = planes(xs);
   const coef = new Float64Array(5 * C);
   for (let c = 0; c < C; c++) {
-    const inv = 1 / Math.sqrt(m[C + c]! + eps);
+    const inv = invStd(m, C, c, eps);
     coef.set([g[c]! * inv, sums[C + c]! / M, m[c]!, inv, sums[c]! / M], 5 * c);
   }
   const out = alloc(dtypeOf(dtypeLike), x.length, false);
@@ -487,10 +480,16 @@ export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data
   return { data: out, shape: xs };
 };
 
-/** batchNorm's VJP for g and b, as [2, C] (float64 when the output is): row 0 Σ ct·x̂ (the gain's), row 1 Σ ct (the bias's). One pass. */
+/**
+ * batchNorm's VJP for g and b, as [2, C] (float64 when the output is): row 0
+ * Σ ct·x̂ (the gain's), row 1 Σ ct (the bias's), x̂ = (x − μ)/√(σ² + eps). One pass.
+ */
 export const batchNormParamGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, ct: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
-  const C = xs[1]!;
-  const { sumCt, sumCtXhat } = gradSums(x, xs, m, ct, eps, passes);
+  const { N, C, S } = planes(xs);
+  const mean = Float64Array.from({ length: C }, (_, c) => m[c]!);
+  const inv = Float64Array.from({ length: C }, (_, c) => invStd(m, C, c, eps));
+  const sumCt = new Float64Array(C), sumCtXhat = new Float64Array(C);
+  passes.gradSums(x, ct, mean, inv, sumCt, sumCtXhat, N, C, S);
   const out = alloc(dtypeOf(dtypeLike), 2 * C, false);
   out.set(sumCtXhat, 0);
   out.set(sumCt, C);

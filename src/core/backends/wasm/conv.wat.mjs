@@ -13,7 +13,7 @@
  * Addresses in bytes.
  */
 
-import { chunked, gets, storeTileRow } from './image.wat.mjs';
+import { chunked, gets, lanes, loop, storeTileRow } from './wat.mjs';
 
 const ROWS = 6;
 
@@ -42,30 +42,22 @@ export const convWat = (shared, madd, KC) => {
   ;; ((c·HP + a)·WP + b)·4, in column order.
   (func $convImage (param $xp i32) (param $wp i32) (param $offs i32) (param $out i32)
     (param $ckk i32) (param $F i32) (param $OH i32) (param $OW i32) (param $WP i32)
-    (local $fb i32) (local $rows i32) (local $i i32) (local $j i32) (local $t i32) (local $kb i32) (local $kend i32)
+    (local $f0 i32) (local $rows i32) (local $i i32) (local $j i32) (local $t i32) (local $kb i32) (local $kend i32)
     (local $xr i32) (local $p i32) (local $w i32) (local $o i32) (local $dst i32) (local $plane i32) (local $tap i32)
     (local $x0 v128) (local $x1 v128) (local $av v128) ${accs}
-    (local.set $plane (i32.shl (i32.mul (local.get $OH) (local.get $OW)) (i32.const 2)))
-    (local.set $fb (i32.const 0))
-    (block $doneF (loop $nextF
-      (br_if $doneF (i32.ge_s (i32.mul (local.get $fb) (i32.const ${ROWS})) (local.get $F)))
-      (local.set $rows (i32.sub (local.get $F) (i32.mul (local.get $fb) (i32.const ${ROWS}))))
-      (local.set $i (i32.const 0))
-      (block $doneI (loop $nextI
-        (br_if $doneI (i32.ge_s (local.get $i) (local.get $OH)))
-        (local.set $j (i32.const 0))
-        (block $doneJ (loop $nextJ
-          (br_if $doneJ (i32.ge_s (local.get $j) (local.get $OW)))
+    (local.set $plane (i32.shl (i32.mul (local.get $OH) (local.get $OW)) (i32.const 2)))${loop('$f0', '(local.get $F)', `
+      (local.set $rows (i32.sub (local.get $F) (local.get $f0)))${loop('$i', '(local.get $OH)', loop('$j', '(local.get $OW)', `
           (local.set $xr (i32.add (local.get $xp) (i32.shl (i32.add (i32.mul (local.get $i) (local.get $WP)) (local.get $j)) (i32.const 2))))
-          ;; output (filter fb·${ROWS}, row i, column j)
-          (local.set $o (i32.add (i32.add (local.get $out) (i32.mul (i32.mul (local.get $fb) (i32.const ${ROWS})) (local.get $plane)))
+          ;; output (filter f0, row i, column j)
+          (local.set $o (i32.add (i32.add (local.get $out) (i32.mul (local.get $f0) (local.get $plane)))
             (i32.shl (i32.add (i32.mul (local.get $i) (local.get $OW)) (local.get $j)) (i32.const 2))))
           (local.set $kb (i32.const 0))
           (block $doneK (loop $nextK
             (br_if $doneK (i32.ge_s (local.get $kb) (local.get $ckk)))
             (local.set $kend (select (local.get $ckk) (i32.add (local.get $kb) (i32.const ${KC}))
               (i32.gt_s (i32.add (local.get $kb) (i32.const ${KC})) (local.get $ckk))))${zero}
-            (local.set $w (i32.add (local.get $wp) (i32.mul (i32.add (i32.mul (local.get $fb) (local.get $ckk)) (local.get $kb)) (i32.const ${ROWS * 4}))))
+            ;; filter block f0 / ${ROWS}, tap kb: wp + 4·(f0·ckk + kb·${ROWS})
+            (local.set $w (i32.add (local.get $wp) (i32.shl (i32.add (i32.mul (local.get $f0) (local.get $ckk)) (i32.mul (local.get $kb) (i32.const ${ROWS}))) (i32.const 2))))
             (local.set $tap (i32.add (local.get $offs) (i32.shl (local.get $kb) (i32.const 2))))
             (local.set $t (i32.add (local.get $offs) (i32.shl (local.get $kend) (i32.const 2))))
             (loop $nextT
@@ -76,44 +68,18 @@ export const convWat = (shared, madd, KC) => {
               (local.set $tap (i32.add (local.get $tap) (i32.const 4)))
               (br_if $nextT (i32.lt_u (local.get $tap) (local.get $t))))${store}
             (local.set $kb (local.get $kend))
-            (br $nextK)))
-          (local.set $j (i32.add (local.get $j) (i32.const 8)))
-          (br $nextJ)))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $nextI)))
-      (local.set $fb (i32.add (local.get $fb) (i32.const 1)))
-      (br $nextF))))
+            (br $nextK)))`, 'j', { step: 8 }))}`, 'f0', { step: ROWS })})
 
   ;; Image x (C planes of H×W floats) into the middle of xp (C planes of HP×WP,
   ;; zero borders of \`pad\` that this leaves as they are).
   (func $padImage (param $x i32) (param $xp i32) (param $C i32) (param $H i32) (param $W i32) (param $pad i32) (param $HP i32) (param $WP i32)
     (local $c i32) (local $r i32) (local $k i32) (local $src i32) (local $dst i32)
-    (local.set $src (local.get $x))
-    (local.set $c (i32.const 0))
-    (block $doneC (loop $nextC
-      (br_if $doneC (i32.ge_s (local.get $c) (local.get $C)))
-      (local.set $r (i32.const 0))
-      (block $doneR (loop $nextR
-        (br_if $doneR (i32.ge_s (local.get $r) (local.get $H)))
+    (local.set $src (local.get $x))${loop('$c', '(local.get $C)', loop('$r', '(local.get $H)', `
         (local.set $dst (i32.add (local.get $xp) (i32.shl
           (i32.add (i32.mul (i32.add (i32.mul (local.get $c) (local.get $HP)) (i32.add (local.get $r) (local.get $pad))) (local.get $WP)) (local.get $pad))
-          (i32.const 2))))
-        (local.set $k (i32.const 0))
-        (block $done4 (loop $next4
-          (br_if $done4 (i32.gt_s (i32.add (local.get $k) (i32.const 4)) (local.get $W)))
-          (v128.store (i32.add (local.get $dst) (i32.shl (local.get $k) (i32.const 2))) (v128.load (i32.add (local.get $src) (i32.shl (local.get $k) (i32.const 2)))))
-          (local.set $k (i32.add (local.get $k) (i32.const 4)))
-          (br $next4)))
-        (block $done1 (loop $next1
-          (br_if $done1 (i32.ge_s (local.get $k) (local.get $W)))
-          (f32.store (i32.add (local.get $dst) (i32.shl (local.get $k) (i32.const 2))) (f32.load (i32.add (local.get $src) (i32.shl (local.get $k) (i32.const 2)))))
-          (local.set $k (i32.add (local.get $k) (i32.const 1)))
-          (br $next1)))
-        (local.set $src (i32.add (local.get $src) (i32.shl (local.get $W) (i32.const 2))))
-        (local.set $r (i32.add (local.get $r) (i32.const 1)))
-        (br $nextR)))
-      (local.set $c (i32.add (local.get $c) (i32.const 1)))
-      (br $nextC))))
+          (i32.const 2))))${lanes('$k', '(local.get $W)', [['$src', 4], ['$dst', 4]], `
+          (v128.store (local.get $dst) (v128.load (local.get $src)))`, `
+          (f32.store (local.get $dst) (f32.load (local.get $src)))`)}`))})
 
   ;; conv2d at stride 1 over images [n0, n1) of x [N, C, H, W] into out [N, F, OH, OW],
   ;; each image padded into xp (C·HP·WP floats of this thread's scratch, zeroed here first).
@@ -123,16 +89,12 @@ export const convWat = (shared, madd, KC) => {
     (local.set $HP (i32.add (local.get $H) (i32.shl (local.get $pad) (i32.const 1))))
     (local.set $WP (i32.add (local.get $W) (i32.shl (local.get $pad) (i32.const 1))))
     (memory.fill (local.get $xp) (i32.const 0) (i32.shl (i32.mul (local.get $C) (i32.mul (local.get $HP) (local.get $WP))) (i32.const 2)))
-    (local.set $n (local.get $n0))
-    (block $doneN (loop $nextN
-      (br_if $doneN (i32.ge_s (local.get $n) (local.get $n1)))
+${loop('$n', '(local.get $n1)', `
       (call $padImage (i32.add (local.get $x) (i32.shl (i32.mul (local.get $n) (i32.mul (local.get $C) (i32.mul (local.get $H) (local.get $W)))) (i32.const 2)))
         (local.get $xp) (local.get $C) (local.get $H) (local.get $W) (local.get $pad) (local.get $HP) (local.get $WP))
       (call $convImage (local.get $xp) (local.get $wp) (local.get $offs)
         (i32.add (local.get $out) (i32.shl (i32.mul (local.get $n) (i32.mul (local.get $F) (i32.mul (local.get $OH) (local.get $OW)))) (i32.const 2)))
-        (local.get $ckk) (local.get $F) (local.get $OH) (local.get $OW) (local.get $WP))
-      (local.set $n (i32.add (local.get $n) (i32.const 1)))
-      (br $nextN))))
+        (local.get $ckk) (local.get $F) (local.get $OH) (local.get $OW) (local.get $WP))`, 'n', { from: '(local.get $n0)' })})
 ${shared ? `
   ;; convImages over chunks of images, each thread with its own xp: each image's output computed whole by one thread.
 ${chunked('convChunks', 'x wp offs out xp N C H W pad F ckk OH OW', 'N', `(call $convImages ${gets('x wp offs out xp start end C H W pad F ckk OH OW')})`)}` : ''}`;

@@ -17,32 +17,13 @@
 //   All addresses are byte offsets into the imported memory.
 
 import { convWat } from './conv.wat.mjs';
-import { chunked, imageWat, storeTileRow } from './image.wat.mjs';
+import { imageWat } from './image.wat.mjs';
+import { chunked, lanes, storeTileRow } from './wat.mjs';
 
 export const BLOCK = { NC: 512, KC: 256, MC: 144, MR: 6, NR: 8 };
 
 const madd = (relaxed, a, b, c) =>
   relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
-
-/**
- * A loop over `n` elements, four at a time and then one at a time: `vec` and
- * `one` are the two bodies; `ptrs` the byte pointers both advance, each with its
- * element size in bytes. `n` is an expression (e.g. `(local.get $n)`).
- */
-const lanes = (i, n, ptrs, vec, one) => {
-  const bump = (per) => ptrs.map(([ptr, size]) => `
-      (local.set ${ptr} (i32.add (local.get ${ptr}) (i32.const ${per * size})))`).join('');
-  return `
-    (local.set ${i} (i32.const 0))
-    (block $done4 (loop $next4
-      (br_if $done4 (i32.gt_u (i32.add (local.get ${i}) (i32.const 4)) ${n}))${vec}${bump(4)}
-      (local.set ${i} (i32.add (local.get ${i}) (i32.const 4)))
-      (br $next4)))
-    (block $done (loop $next
-      (br_if $done (i32.ge_u (local.get ${i}) ${n}))${one}${bump(1)}
-      (local.set ${i} (i32.add (local.get ${i}) (i32.const 1)))
-      (br $next)))`;
-};
 
 /**
  * addParts' loop body for one vector (`v128`) or one float (`f32`) of dst: sums

@@ -9,54 +9,7 @@
  * rounds it. Addresses in bytes, counts in elements.
  */
 
-/** Loop `$v` from 0 while `$v < limit`, with `body` inside; labels from `tag`. */
-const loop = (v, limit, body, tag = v.slice(1)) => `
-    (local.set ${v} (i32.const 0))
-    (block $done_${tag} (loop $next_${tag}
-      (br_if $done_${tag} (i32.ge_s (local.get ${v}) ${limit}))${body}
-      (local.set ${v} (i32.add (local.get ${v}) (i32.const 1)))
-      (br $next_${tag})))`;
-
-const get = (v) => `(local.get ${v})`;
-/** Byte address of element `i` (an i32 expression) after `base`. */
-const at = (base, i) => `(i32.add ${base} (i32.shl ${i} (i32.const 2)))`;
-
-/** WAT parameters, each i32, from space-separated names. */
-const i32Params = (names) => names.split(' ').map((n) => `(param $${n} i32)`).join(' ');
-/** `(local.get $…)` of each space-separated name. */
-export const gets = (names) => names.split(' ').map((n) => `(local.get $${n})`).join(' ');
-
-/**
- * An exported function `name` that runs `call` (WAT using $start and $end) over
- * chunks [start, end) of $chunk units of the parameter `total`, taken through the
- * atomic counter at $counter by whichever thread calling it with the same
- * arguments is free (as gemmChunks): units are computed apart, so the split never
- * changes a result. `names`: its parameters before $chunk and $counter (i32s);
- * `locals`: more locals `call` uses.
- */
-export const chunked = (name, names, total, call, locals = '') => `
-  (func (export "${name}") ${i32Params(names)} (param $chunk i32) (param $counter i32)
-    (local $start i32) (local $end i32) ${locals}
-    (block $done (loop $next
-      (local.set $start (i32.mul (i32.atomic.rmw.add (local.get $counter) (i32.const 1)) (local.get $chunk)))
-      (br_if $done (i32.ge_u (local.get $start) (local.get $${total})))
-      (local.set $end (i32.add (local.get $start) (call $min (local.get $chunk) (i32.sub (local.get $${total}) (local.get $start)))))
-      ${call}
-      (br $next))))`;
-
-/**
- * Row r of a 6×8 register tile (accumulators $c{r}0, $c{r}1) into the 8 floats at
- * $dst: stored, or added onto them when `accum` (a WAT condition) holds, as the
- * GEMM adds a later K block's products (gemm.wat, conv.wat).
- */
-export const storeTileRow = (r, accum) => `
-          (if ${accum}
-            (then
-              (v128.store (local.get $dst) (f32x4.add (v128.load (local.get $dst)) (local.get $c${r}0)))
-              (v128.store offset=16 (local.get $dst) (f32x4.add (v128.load offset=16 (local.get $dst)) (local.get $c${r}1))))
-            (else
-              (v128.store (local.get $dst) (local.get $c${r}0))
-              (v128.store offset=16 (local.get $dst) (local.get $c${r}1))))`;
+import { at, chunked, get, gets, loop } from './wat.mjs';
 
 /** Zeroes the floats [from, to) after $d: vectors, then singles (uses $j). */
 const zeros = (from, to) => `
@@ -291,7 +244,7 @@ export const imageWat = (shared) => `
   ;; planeStep is the bytes from one image's plane c to the next's. Segments are
   ;; short (a row of 8–32 values): inline vector moves, not memory.copy / memory.fill,
   ;; whose calls cost more than the copying (measured: half a conv's time).
-  (func $im2colRow (export "im2colRow") (param $x i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
+  (func $im2colRow (param $x i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
     (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $dst i32)
     (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $d i32) (local $xr i32) (local $xp i32) (local $from i32) (local $to i32)
     (local.set $xp (local.get $x))
@@ -379,7 +332,7 @@ export const imageWat = (shared) => `
 
   ;; col2im for one row (c, a, b): the inverse gather of im2colRow, added onto dx
   ;; (dx[...] + col[...] in float32: the float64 sum of two floats rounds to the same float).
-  (func $col2imRow (export "col2imRow") (param $dx i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
+  (func $col2imRow (param $dx i32) (param $planeStep i32) (param $count i32) (param $H i32) (param $W i32)
     (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $src i32)
     (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $s i32) (local $xr i32) (local $xp i32) (local $p i32) (local $q i32)
     (local.set $xp (local.get $dx))
