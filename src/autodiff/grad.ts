@@ -1,11 +1,12 @@
 /**
- * Transformations of functions: `valueAndGrad`, `grad`, `vjp`.
+ * Reverse-mode transformations: `valueAndGrad`, `grad`, `vjp`.
  *
  * Each call makes a fresh tape, traces the arguments on it, runs the function
- * and walks the tape backwards. Nothing is global, so calls may nest (on
- * independent values) or interleave.
+ * and walks the tape backwards. Nothing is global, so calls interleave, and
+ * they nest: `grad(grad(f))`, `grad` of a function calling `valueAndGrad`,
+ * `grad` under `vmap` or `jvp` (see transforms.ts), in any order.
  */
-import { ones, Tensor, untraced, zeros } from '../core/tensor.js';
+import { ones, Tensor, zeros } from '../core/tensor.js';
 import { ShapeError, showShape } from '../core/shape.js';
 import { Tape } from './tape.js';
 import { leaves, mapTree, type Treelike } from './tree.js';
@@ -24,14 +25,15 @@ export interface ValueAndGradWithAux<P extends Treelike<P>, A> extends ValueAndG
 
 const trace = <P extends Treelike<P>>(tape: Tape, params: P): P => mapTree(params, (t) => tape.leaf(t));
 
-const gradsOf = <P extends Treelike<P>>(traced: P, cts: Map<number, Tensor>): P =>
-  mapTree(traced, (t) => cts.get(t.trace!.id) ?? zeros(t.shape, t.dtype, t.backend));
+const gradsOf = <P extends Treelike<P>>(tape: Tape, traced: P, cts: Map<number, Tensor>): P =>
+  mapTree(traced, (t) => cts.get(tape.idOf(t)) ?? zeros(t.shape, t.dtype, t.backend));
 
-const detach = <A>(a: A): A => {
-  if (a instanceof Tensor) return untraced(a) as A;
-  if (Array.isArray(a)) return a.map(detach) as A;
+/** Every tensor in a (any) structure one level below the tape: constants to it, still traced by outer transformations. */
+const detach = <A>(tape: Tape, a: A): A => {
+  if (a instanceof Tensor) return tape.lower(a) as A;
+  if (Array.isArray(a)) return a.map((v) => detach(tape, v)) as A;
   if (a !== null && typeof a === 'object' && Object.getPrototypeOf(a) === Object.prototype) {
-    return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, detach(v)])) as A;
+    return Object.fromEntries(Object.entries(a).map(([k, v]) => [k, detach(tape, v)])) as A;
   }
   return a;
 };
@@ -64,7 +66,7 @@ export const valueAndGrad =
     const traced = trace(tape, params);
     const out = f(traced);
     const cts = tape.backward(out, scalarSeed(out, 'valueAndGrad'));
-    return { value: untraced(out), grads: gradsOf(traced, cts) };
+    return { value: tape.lower(out), grads: gradsOf(tape, traced, cts) };
   };
 
 /**
@@ -78,7 +80,7 @@ export const valueAndGradWithAux =
     const traced = trace(tape, params);
     const [out, aux] = f(traced);
     const cts = tape.backward(out, scalarSeed(out, 'valueAndGradWithAux'));
-    return { value: untraced(out), grads: gradsOf(traced, cts), aux: detach(aux) };
+    return { value: tape.lower(out), grads: gradsOf(tape, traced, cts), aux: detach(tape, aux) };
   };
 
 /** `grad(f)(params)`: only the gradient. */
@@ -103,16 +105,20 @@ export const vjp =
     const tape = new Tape();
     const traced = trace(tape, primals);
     const out = f(traced);
+    if (!(out instanceof Tensor)) throw new TypeError(`vjp(${fnName(f)}): the function must return a Tensor, got ${typeof out}`);
     return {
-      value: untraced(out),
+      value: tape.lower(out),
       vjp: (ct) => {
-        if (ct.shape.join() !== out.shape.join()) {
-          throw new ShapeError(`vjp: cotangent of shape ${showShape(ct.shape)} does not match the output's shape ${showShape(out.shape)}`);
+        if (!(ct instanceof Tensor) || ct.shape.join() !== out.shape.join()) {
+          throw new ShapeError(`vjp(${fnName(f)}): cotangent of shape ${ct instanceof Tensor ? showShape(ct.shape) : typeof ct} does not match the output's shape ${showShape(out.shape)}`);
         }
-        return gradsOf(traced, tape.backward(out, untraced(ct)));
+        return gradsOf(tape, traced, tape.backward(out, ct));
       },
     };
   };
+
+/** A function's name for messages ('f' when it has none). */
+export const fnName = (f: (...args: never[]) => unknown): string => (f.name !== '' ? f.name : 'f');
 
 /** Number of scalars in a tree (e.g. a model's parameter count). */
 export const countParams = <P extends Treelike<P>>(tree: P): number => leaves(tree).reduce((n, t) => n + t.size, 0);

@@ -1,71 +1,125 @@
 /**
- * The reverse-mode tape.
+ * Reverse mode: the tape.
  *
- * One `Tape` lives for one `valueAndGrad` / `vjp` call and is reached only through
- * the tensors it traced, never through a global: nested or interleaved calls each
- * have their own tape and cannot corrupt each other. Nodes are appended in
- * execution order, which is a topological order, so the backward pass is one
- * reverse walk. Gradients are lazy per input: a VJP is evaluated only for inputs
- * that are traced (so the data matrix of a first layer costs nothing).
+ * One `Tape` lives for one `valueAndGrad` / `vjp` call and is reached only
+ * through the tensors it traced, never through a global, so nested and
+ * interleaved calls each have their own. Tapes nest: a tape started inside
+ * another's function has the higher level, records the ops on its own tracers,
+ * and binds each op again one level down, where the outer tape records it too.
+ * The backward pass evaluates VJP rules on the values one level down, so an
+ * outer tape records the backward pass itself: that is grad of grad. Which
+ * tape differentiates what is decided by level, so two nested derivatives never
+ * confuse their perturbations.
+ *
+ * Nodes are appended in execution order, a topological order, so the backward
+ * pass is one reverse walk. Gradients are lazy per input: a VJP is evaluated
+ * only for inputs this tape traced (the data matrix of a first layer costs
+ * nothing).
  */
-import { add, cast, rules, type Primitive, type Rule } from '../core/ops.js';
-import { internal, Tensor, untraced, type TapeLike } from '../core/tensor.js';
+import { add, bind, cast } from '../core/ops.js';
+import type { Primitive } from '../core/primitives.js';
+import { internal, type MainTrace, type Tensor, type Trace } from '../core/tensor.js';
+import { nextLevel } from './level.js';
+import { adRules } from './rules/index.js';
+import type { DifferentiableRule } from './rules/types.js';
 
 interface Node {
   readonly id: number;
   readonly prim: Primitive;
+  /** The inputs one level down (what the VJP rule reads). */
   readonly inputs: readonly Tensor[];
+  /** Each input's id on this tape, or -1 where this tape did not trace it. */
+  readonly ids: readonly number[];
   readonly output: Tensor;
   readonly params: unknown;
 }
 
-let levels = 0;
+/** A tensor this tape traced: its id, and its value one level down. */
+class TapeTracer implements Trace {
+  readonly readable: boolean;
+  constructor(
+    readonly main: Tape,
+    readonly id: number,
+    readonly primal: Tensor,
+  ) {
+    this.readable = primal.trace?.readable ?? true;
+  }
+}
 
-export class Tape implements TapeLike {
-  /** Creation order, for error messages and debugging. */
-  readonly level = ++levels;
+export class Tape implements MainTrace {
+  readonly level = nextLevel();
+  readonly kind = 'grad';
   private readonly nodes: Node[] = [];
   private nextId = 0;
 
-  /** Marks `t` as an input to differentiate with respect to. */
-  leaf(t: Tensor): Tensor {
-    if (t.trace !== undefined && t.trace.tape !== this) {
-      throw new Error('higher-order differentiation (grad of grad) is not supported: pass plain tensors into the inner call');
-    }
-    return internal.share(t, t.shape, { tape: this, id: this.nextId++ });
+  private wrap(value: Tensor, id: number): Tensor {
+    return internal.share(value, value.shape, new TapeTracer(this, id, value));
   }
 
-  record(prim: string, inputs: readonly Tensor[], output: Tensor, params: unknown): Tensor {
+  /** Marks `t` as an input to differentiate with respect to. */
+  leaf(t: Tensor): Tensor {
+    return this.wrap(t, this.nextId++);
+  }
+
+  /** t one level down: its value if this tape traced it, else t itself. */
+  lower(t: Tensor): Tensor {
+    return t.trace?.main === this ? (t.trace as TapeTracer).primal : t;
+  }
+
+  /** t's id on this tape, or -1. */
+  idOf(t: Tensor): number {
+    return t.trace?.main === this ? (t.trace as TapeTracer).id : -1;
+  }
+
+  process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
+    const p = prim as Primitive;
+    const lowered = inputs.map((t) => this.lower(t));
+    const out = bind(p, lowered as never, params as never);
+    if (adRules[p].constant === true) return out; // no derivative flows through a constant
     const id = this.nextId++;
-    this.nodes.push({ id, prim: prim as Primitive, inputs, output: untraced(output), params });
-    return internal.share(output, output.shape, { tape: this, id });
+    this.nodes.push({ id, prim: p, inputs: lowered, ids: inputs.map((t) => this.idOf(t)), output: out, params });
+    return this.wrap(out, id);
   }
 
   /**
    * Cotangents of every traced tensor reachable backwards from `output`, seeded
-   * with `seed` (same shape as output). Returns them by trace id.
+   * with `seed` (same shape as output). Returns them by trace id. The seed may
+   * itself be traced by another transformation (a `vmap` over the pullback, an
+   * outer tape): the VJP rules compute with it as with any tensor.
    */
   backward(output: Tensor, seed: Tensor): Map<number, Tensor> {
     const cts = new Map<number, Tensor>();
-    if (output.trace?.tape !== this) return cts;
-    cts.set(output.trace.id, seed);
+    if (output.trace?.main !== this) return cts;
+    cts.set((output.trace as TapeTracer).id, seed);
     for (let n = this.nodes.length - 1; n >= 0; n--) {
       const node = this.nodes[n]!;
       const ct = cts.get(node.id);
       if (ct === undefined) continue;
       cts.delete(node.id); // intermediates' cotangents are no longer needed
-      const rule = rules[node.prim] as unknown as Rule<'add'>;
-      const plainInputs = node.inputs.map(untraced) as unknown as readonly [Tensor, Tensor];
-      const thunks = rule.vjp(ct, plainInputs, node.output, node.params as null);
-      node.inputs.forEach((inp, i) => {
-        const tr = inp.trace;
-        if (tr === undefined || tr.tape !== this) return;
+      const rule = adRules[node.prim] as unknown as DifferentiableRule<'add'>;
+      const thunks = rule.vjp(ct, node.inputs as unknown as readonly [Tensor, Tensor], node.output, node.params as null);
+      node.ids.forEach((tid, i) => {
+        if (tid < 0) return;
         let g = thunks[i]!();
-        if (g.dtype !== inp.dtype) g = cast(g, inp.dtype);
-        const prev = cts.get(tr.id);
-        cts.set(tr.id, prev === undefined ? g : add(prev, g));
+        if (g === null) return; // a symbolic zero adds nothing
+        const want = node.inputs[i]!.dtype;
+        if (g.dtype !== want) g = cast(g, want);
+        const prev = cts.get(tid);
+        cts.set(tid, prev === undefined ? g : add(prev, g));
       });
     }
     return cts;
   }
 }
+
+/**
+ * Cotangents of `inputs` for f's output cotangent `ct`, by a fresh tape (null
+ * where the output does not depend on an input). The rules of fused kernels
+ * use it to differentiate their defining composite.
+ */
+export const vjpOf = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[], ct: Tensor): (Tensor | null)[] => {
+  const tape = new Tape();
+  const traced = inputs.map((x) => tape.leaf(x));
+  const cts = tape.backward(f(traced), ct);
+  return traced.map((t) => cts.get(tape.idOf(t)) ?? null);
+};

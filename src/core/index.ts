@@ -2,7 +2,7 @@
 export * from './shape.js';
 export {
   Tensor, tensor, fromArray, full, zeros, ones, scalar, toBackend, tidy, dispose, keep,
-  type DType, type Data, type NestedArray, type Trace, type TapeLike,
+  type DType, type Data, type NestedArray, type Trace, type MainTrace,
 } from './tensor.js';
 export type { Arity, ArityTuple, CustomRule, KernelPrimitive, PrimitiveParams, ViewPrimitive } from './primitives.js';
 export type { Conv2dParams, PadParams, Pool2dParams, SliceParams, TakeParams } from './kernels-nd.js';

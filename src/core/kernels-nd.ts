@@ -174,6 +174,14 @@ export const maxPool2dGrad = (alloc: Alloc, ct: Data, x: Data, xs: Shape, p: Poo
   return { data: out, shape: xs };
 };
 
+/** maxPool2d's JVP: each window's value of t at the position of x's (first) maximum, the same positions maxPool2dGrad sends cotangents to. */
+export const maxPool2dSelect = (alloc: Alloc, x: Data, xs: Shape, t: Data, p: Pool2dParams): Out => {
+  const { idx, shape } = maxPoolArgmax(x, xs, p);
+  const out = alloc(dtypeOf(x, t), idx.length, false);
+  for (let o = 0; o < idx.length; o++) out[o] = t[idx[o]!]!;
+  return { data: out, shape };
+};
+
 /** y[n, c, i, j] = mean over the size×size window at (i·stride, j·stride). */
 export const avgPool2d = (alloc: Alloc, x: Data, xs: Shape, { size, stride }: Pool2dParams): Out => {
   const [N, C, H, W] = xs as [number, number, number, number];

@@ -1,280 +1,38 @@
 /**
- * Primitives and the ops built from them.
+ * The public ops, and `bind`: how one primitive application is dispatched.
  *
- * Every primitive is one entry of `rules`: the shape and dtype of its result and
- * its vector-Jacobian product, side by side. The table's type maps every name in
- * `PrimitiveSignatures` (primitives.ts) to a rule, so a primitive without a VJP
- * does not compile; its forward computation is each backend's kernel
- * (`Backend.kernels`, typed the same way), run by `bind` on the backend that
- * holds the inputs. Composite ops (sub, div, mean, logSumExp, softmax,
- * cross-entropy, L2) are plain functions of primitives and get their gradients
- * from them.
+ * Every op here ends in `bind(prim, inputs, params)` on primitives
+ * (primitives.ts). `bind` hands the application to the innermost running
+ * transformation among its inputs' traces (a reverse tape, `jvp`, `vmap`: see
+ * src/autodiff), which applies its rule (src/autodiff/rules) and binds again one
+ * level down; with no trace left, the backend that holds the inputs runs its
+ * kernel (`Backend.kernels`), sized by the primitive's shape rule
+ * (abstract.ts). Composite ops (sub, div, mean, logSumExp, softmax,
+ * cross-entropy, L2) are plain functions of primitives and get every
+ * transformation from them.
  *
- * Adding a primitive: its signature in primitives.ts, its rule here, its kernel
+ * Adding a primitive: its signature in primitives.ts, its shape rule in
+ * abstract.ts, its VJP, JVP and batching rule in src/autodiff/rules, its kernel
  * in each backend's table (kernels.ts for the host backends, backends/gpujs.ts),
- * and a public function that checks shapes and calls `bind`.
+ * and a public function here that checks shapes and calls `bind`.
  *
  * Ops throw `ShapeError` on bad shapes (naming both shapes); the `checked`
  * namespace in `checked.ts` offers the same ops returning `Either` instead.
  */
+import { shapeRules, type ShapeRule } from './abstract.js';
 import { backend as backendRef, defaultBackend, type AdamHyper, type Backend, type KernelTable, type MomentumHyper, type Operand, type OutSpec } from './backend.js';
 import './backends/index.js'; // registers the backends and the auto policy
-import { matmulDims, plainAlloc, reducedShape } from './kernels.js';
+import { plainAlloc } from './kernels.js';
 import * as KN from './kernels-nd.js';
 import type { Key } from './random.js';
-import type { ArityTuple, CustomRule, Data, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
-import { broadcastedAxes, broadcastShapes, makeShape, normalizeAxis, sameShape, ShapeError, showShape, sizeOf, type Shape } from './shape.js';
-import { internal, scalar, Storage, Tensor, untraced, zeros, type TapeLike } from './tensor.js';
+import type { ArityTuple, CustomRule, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
+import { broadcastShapes, makeShape, normalizeAxis, sameShape, ShapeError, showShape, sizeOf, type Shape } from './shape.js';
+import { internal, scalar, Storage, Tensor, type MainTrace } from './tensor.js';
 
 export type { Primitive, PrimitiveSignatures } from './primitives.js';
+export type { CompareOp } from './kernels-nd.js';
 
 type Inputs<P extends Primitive> = ArityTuple<P, Tensor>;
-type Thunks<P extends Primitive> = ArityTuple<P, () => Tensor>;
-
-/** A primitive's result type (from its inputs' shapes and dtypes) and its VJP (lazy per input: only needed gradients are computed). */
-export interface Rule<P extends Primitive> {
-  /** The shape and dtype of the result (the backend's kernel computes the values). */
-  out(inputs: Inputs<P>, params: PrimitiveParams<P>): OutSpec;
-  /** One lazy cotangent per input, from the output's cotangent. */
-  vjp(ct: Tensor, inputs: Inputs<P>, output: Tensor, params: PrimitiveParams<P>): Thunks<P>;
-}
-
-/** The gradient of a broadcast input: sum the cotangent over the stretched axes. */
-const unbroadcast = (g: Tensor, to: Shape): Tensor => {
-  if (sameShape(g.shape, to)) return g;
-  const axes = broadcastedAxes(to, g.shape);
-  return reshape(sum(g, axes, true), to);
-};
-
-const dtypeOf2 = (a: Tensor, b: Tensor): DType => (a.dtype === 'float64' || b.dtype === 'float64' ? 'float64' : 'float32');
-const same = ([x]: readonly [Tensor]): OutSpec => ({ shape: x.shape, dtype: x.dtype });
-const broadcast = (op: string) => ([a, b]: readonly [Tensor, Tensor]): OutSpec => ({ shape: broadcastShapes(a.shape, b.shape, op), dtype: dtypeOf2(a, b) });
-/** A per-channel statistic's shape against x [N, C, …]: [1, C, 1, …]. */
-const statShape = (s: Shape): Shape => Object.freeze(s.map((d, i) => (i === 1 ? d : 1)));
-/** A pooling window's output shape, [N, C, OH, OW]. */
-const poolShape = (s: Shape, size: number, stride: number): Shape =>
-  Object.freeze([s[0]!, s[1]!, KN.slidingOut(s[2]!, size, stride, 0), KN.slidingOut(s[3]!, size, stride, 0)]);
-const notDifferentiable = (prim: string) => (): never => {
-  throw new Error(`${prim} is not differentiable (it is a gradient's kernel): higher-order differentiation is not supported`);
-};
-
-/**
- * Every primitive's rule (result shape and dtype, and VJP), typed over all primitive names: the
- * table the tape walks backwards.
- */
-export const rules: { readonly [P in Primitive]: Rule<P> } = {
-  add: {
-    out: broadcast('add'),
-    vjp: (ct, [a, b]) => [() => unbroadcast(ct, a.shape), () => unbroadcast(ct, b.shape)],
-  },
-  mul: {
-    out: broadcast('mul'),
-    vjp: (ct, [a, b]) => [() => unbroadcast(mul(ct, b), a.shape), () => unbroadcast(mul(ct, a), b.shape)],
-  },
-  neg: { out: same, vjp: (ct) => [() => neg(ct)] },
-  reciprocal: {
-    out: same,
-    // d(1/x) = -1/x² = -y²
-    vjp: (ct, _x, y) => [() => neg(mul(ct, mul(y, y)))],
-  },
-  exp: { out: same, vjp: (ct, _x, y) => [() => mul(ct, y)] },
-  log: { out: same, vjp: (ct, [x]) => [() => mul(ct, reciprocal(x))] },
-  sqrt: {
-    out: same,
-    // 1 / (2√x)
-    vjp: (ct, _x, y) => [() => mul(ct, mul(reciprocal(y), 0.5))],
-  },
-  tanh: {
-    out: same,
-    // 1 - y²
-    vjp: (ct, _x, y) => [() => mul(ct, sub(1, mul(y, y)))],
-  },
-  sigmoid: {
-    out: same,
-    // y (1 - y)
-    vjp: (ct, _x, y) => [() => mul(ct, mul(y, sub(1, y)))],
-  },
-  relu: {
-    out: same,
-    // The gradient at exactly 0 is taken as 0 (as in PyTorch and JAX).
-    vjp: (ct, [x]) => [() => bind('reluGrad', [x, ct], null)],
-  },
-  reluGrad: {
-    out: ([x, ct]) => ({ shape: x.shape, dtype: dtypeOf2(x, ct) }),
-    vjp: notDifferentiable('reluGrad'),
-  },
-  matmul: {
-    out: ([a, b], { transA, transB }) => {
-      const { m, n } = matmulDims(a.shape, b.shape, transA, transB);
-      return { shape: makeShape([m, n]), dtype: dtypeOf2(a, b) };
-    },
-    vjp: (ct, [a, b], _y, { transA, transB }) => [
-      // C = op(A)·op(B). dop(A) = ct·op(B)ᵀ, dop(B) = op(A)ᵀ·ct; undo the op on each.
-      () => (transA ? matmul(b, ct, { transA: transB, transB: true }) : matmul(ct, b, { transA: false, transB: !transB })),
-      () => (transB ? matmul(ct, a, { transA: true, transB: transA }) : matmul(a, ct, { transA: !transA, transB: false })),
-    ],
-  },
-  sum: {
-    out: ([x], { axes, keepDims }) => ({ shape: reducedShape(x.shape, axes, keepDims), dtype: x.dtype }),
-    vjp: (ct, [x], _y, { axes }) => [() => broadcastTo(reshape(ct, reducedShape(x.shape, axes, true)), x.shape)],
-  },
-  max: {
-    out: ([x], { axes, keepDims }) => ({ shape: reducedShape(x.shape, axes, keepDims), dtype: x.dtype }),
-    vjp: (ct, [x], y, { axes }) => {
-      const kept = reducedShape(x.shape, axes, true);
-      return [() => bind('maxGrad', [x, reshape(y, kept), reshape(ct, kept)], { axes })];
-    },
-  },
-  maxGrad: {
-    out: ([x, , ct]) => ({ shape: x.shape, dtype: dtypeOf2(x, ct) }),
-    vjp: notDifferentiable('maxGrad'),
-  },
-  reshape: {
-    out: ([x], { shape }) => ({ shape, dtype: x.dtype }),
-    vjp: (ct, [x]) => [() => reshape(ct, x.shape)],
-  },
-  transpose: {
-    out: ([x], { perm }) => ({ shape: Object.freeze(perm.map((p) => x.shape[p]!)), dtype: x.dtype }),
-    vjp: (ct, _x, _y, { perm }) => {
-      const inv = new Array<number>(perm.length);
-      perm.forEach((p, i) => (inv[p] = i));
-      return [() => transpose(ct, inv)];
-    },
-  },
-  broadcastTo: {
-    out: ([x], { shape }) => ({ shape, dtype: x.dtype }),
-    vjp: (ct, [x]) => [() => unbroadcast(ct, x.shape)],
-  },
-  cast: {
-    out: ([x], { dtype }) => ({ shape: x.shape, dtype }),
-    vjp: (ct, [x]) => [() => cast(ct, x.dtype)],
-  },
-  conv2d: {
-    out: ([x, w], { stride, padding }) => ({
-      shape: Object.freeze([x.shape[0]!, w.shape[0]!, KN.slidingOut(x.shape[2]!, w.shape[2]!, stride, padding), KN.slidingOut(x.shape[3]!, w.shape[3]!, stride, padding)]),
-      dtype: dtypeOf2(x, w),
-    }),
-    vjp: (ct, [x, w], _y, p) => [
-      () => bind('conv2dGradInput', [ct, w], { ...p, inputShape: x.shape }),
-      () => bind('conv2dGradWeight', [ct, x], { ...p, filterShape: w.shape }),
-    ],
-  },
-  conv2dGradInput: { out: ([ct], { inputShape }) => ({ shape: inputShape, dtype: ct.dtype }), vjp: notDifferentiable('conv2dGradInput') },
-  conv2dGradWeight: { out: ([ct], { filterShape }) => ({ shape: filterShape, dtype: ct.dtype }), vjp: notDifferentiable('conv2dGradWeight') },
-  maxPool2d: {
-    out: ([x], { size, stride }) => ({ shape: poolShape(x.shape, size, stride), dtype: x.dtype }),
-    vjp: (ct, [x], _y, p) => [() => bind('maxPool2dGrad', [ct, x], p)],
-  },
-  maxPool2dGrad: { out: ([ct, x]) => ({ shape: x.shape, dtype: dtypeOf2(ct, x) }), vjp: notDifferentiable('maxPool2dGrad') },
-  avgPool2d: {
-    out: ([x], { size, stride }) => ({ shape: poolShape(x.shape, size, stride), dtype: x.dtype }),
-    vjp: (ct, [x], _y, p) => [() => bind('avgPool2dGrad', [ct], { ...p, inputShape: x.shape })],
-  },
-  avgPool2dGrad: { out: ([ct], { inputShape }) => ({ shape: inputShape, dtype: ct.dtype }), vjp: notDifferentiable('avgPool2dGrad') },
-  slice: {
-    out: ([x], { sizes }) => ({ shape: Object.freeze([...sizes]), dtype: x.dtype }),
-    vjp: (ct, [x], _y, { starts, sizes }) => [() => pad(ct, starts.map((b, a) => [b, x.shape[a]! - b - sizes[a]!] as const))],
-  },
-  pad: {
-    out: ([x], { before, after }) => ({ shape: Object.freeze(x.shape.map((d, a) => d + before[a]! + after[a]!)), dtype: x.dtype }),
-    vjp: (ct, [x], _y, { before }) => [() => slice(ct, before, x.shape)],
-  },
-  take: {
-    out: ([x], { axis, indices }) => ({ shape: Object.freeze(x.shape.map((d, a) => (a === axis ? indices.length : d))), dtype: x.dtype }),
-    vjp: (ct, [x], _y, p) => [() => bind('takeGrad', [ct], { ...p, inputShape: x.shape })],
-  },
-  takeGrad: { out: ([ct], { inputShape }) => ({ shape: inputShape, dtype: ct.dtype }), vjp: notDifferentiable('takeGrad') },
-  concat: {
-    out: (xs, { axis }) => ({
-      shape: Object.freeze(xs[0]!.shape.map((d, a) => (a === axis ? xs.reduce((n, x) => n + x.shape[a]!, 0) : d))),
-      dtype: xs.some((x) => x.dtype === 'float64') ? 'float64' : 'float32',
-    }),
-    vjp: (ct, xs, _y, { axis }) => {
-      const starts: number[] = [];
-      xs.reduce((at, x) => { starts.push(at); return at + x.shape[axis]!; }, 0);
-      return xs.map((x, k) => () => slice(ct, ct.shape.map((_d, a) => (a === axis ? starts[k]! : 0)), x.shape));
-    },
-  },
-  select: {
-    out: ([a, b]) => ({ shape: a.shape, dtype: dtypeOf2(a, b) }),
-    // Selecting the cotangent (never multiplying it by a 0/1 mask) keeps a NaN on the unchosen side out of the gradient.
-    vjp: (ct, _ab, _y, { cond }) => {
-      const zero = () => zeros(ct.shape, ct.dtype, ct.backend);
-      return [() => bind('select', [ct, zero()], { cond }), () => bind('select', [zero(), ct], { cond })];
-    },
-  },
-  pow: {
-    out: same,
-    vjp: (ct, [x], _y, { p }) => [() => (p === 0 ? mul(ct, 0) : mul(ct, mul(pow(x, p - 1), p)))],
-  },
-  channelMoments: {
-    out: ([x]) => ({ shape: Object.freeze([2, x.shape[1]!]), dtype: x.dtype }),
-    // ∂μ/∂x = 1/M, ∂σ²/∂x = 2(x − μ)/M (M values per channel).
-    vjp: (ct, [x], y) => [() => {
-      const C = x.shape[1]!, M = x.size / C, stat = statShape(x.shape);
-      const row = (r: number) => reshape(slice(ct, [r, 0], [1, C]), stat);
-      const mu = reshape(slice(y, [0, 0], [1, C]), stat);
-      return add(mul(broadcastTo(row(0), x.shape), 1 / M), mul(mul(sub(x, mu), row(1)), 2 / M));
-    }],
-  },
-  batchNorm: {
-    out: ([x, , g, b]) => ({ shape: x.shape, dtype: x.dtype === 'float64' || g.dtype === 'float64' || b.dtype === 'float64' ? 'float64' : 'float32' }),
-    vjp: (ct, [x, m, g, b], _y, p) => {
-      // The gain's and the bias's gradients come from one kernel, on first demand; x's reads its sums too.
-      let params: Tensor | undefined;
-      const both = () => (params ??= bind('batchNormParamGrad', [x, m, ct], p));
-      const C = x.shape[1]!;
-      return [
-        () => bind('batchNormGrad', [x, m, g, ct, both()], p),
-        // The moments are a cache of x's statistics (batchNormalize passes them untraced); x's VJP covers them.
-        () => zeros(m.shape, m.dtype, m.backend),
-        () => cast(reshape(slice(both(), [0, 0], [1, C]), [C]), g.dtype),
-        () => cast(reshape(slice(both(), [1, 0], [1, C]), [C]), b.dtype),
-      ];
-    },
-  },
-  batchNormGrad: { out: ([x, , g, ct]) => ({ shape: x.shape, dtype: x.dtype === 'float64' || g.dtype === 'float64' || ct.dtype === 'float64' ? 'float64' : 'float32' }), vjp: notDifferentiable('batchNormGrad') },
-  // float64 whatever x's dtype: batchNormGrad reads these sums as they were summed (the gain's and bias's gradients round them once, by cast).
-  batchNormParamGrad: { out: ([x]) => ({ shape: Object.freeze([2, x.shape[1]!]), dtype: 'float64' }), vjp: notDifferentiable('batchNormParamGrad') },
-  custom: {
-    // Runs the user's forward (see bind); the shape is the one it returns.
-    out: () => { throw new Error('custom primitives have no kernel: bind runs their forward'); },
-    vjp: (ct, inputs, y, rule) => {
-      // Computed once, on first demand, then shared by every input's thunk.
-      let gs: readonly Tensor[] | undefined;
-      const all = () => {
-        if (gs === undefined) {
-          gs = rule.vjp(ct, inputs, y);
-          if (gs.length !== inputs.length) throw new Error(`customVjp '${rule.name}': vjp returned ${gs.length} cotangents for ${inputs.length} inputs`);
-          gs.forEach((g, i) => {
-            if (!sameShape(g.shape, inputs[i]!.shape)) {
-              throw new ShapeError(`customVjp '${rule.name}': the cotangent of input ${i} has shape ${showShape(g.shape)} but the input ${showShape(inputs[i]!.shape)}`);
-            }
-          });
-        }
-        return gs;
-      };
-      return inputs.map((_x, i) => () => untraced(all()[i]!));
-    },
-  },
-};
-
-/** Which tape, if any, the inputs are recorded on; mixing two tapes is an error. */
-const tapeOf = (inputs: readonly Tensor[]): TapeLike | undefined => {
-  let tape: TapeLike | undefined;
-  for (const t of inputs) {
-    const tt = t.trace?.tape;
-    if (tt === undefined || tt === tape) continue;
-    if (tape !== undefined) {
-      throw new Error(
-        'an op mixes tensors traced by two different valueAndGrad calls; higher-order ' +
-          'differentiation (grad of grad) is not supported: pass plain tensors into the inner call',
-      );
-    }
-    tape = tt;
-  }
-  return tape;
-};
 
 /** The backend all inputs live on; tensors on two backends are an error naming both. */
 const backendOf = (prim: string, inputs: readonly Tensor[]): Backend => {
@@ -292,28 +50,42 @@ const backendOf = (prim: string, inputs: readonly Tensor[]): Backend => {
 
 const operand = (t: Tensor): Operand<unknown> => ({ buf: internal.storageOf(t).buf, shape: t.shape, dtype: t.dtype });
 
-/** Runs a primitive on its inputs' backend, recording it on the inputs' tape when they are traced. */
-export const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: PrimitiveParams<P>): Tensor => {
-  const rule = rules[prim] as Rule<P>;
-  const tape = tapeOf(inputs);
+/** The innermost transformation tracing any of the inputs (the highest level), if any. */
+const innermost = (inputs: readonly Tensor[]): MainTrace | undefined => {
+  let top: MainTrace | undefined;
+  for (const t of inputs) {
+    const m = t.trace?.main;
+    if (m !== undefined && (top === undefined || m.level > top.level)) top = m;
+  }
+  return top;
+};
+
+/** Runs a primitive on plain (untraced) inputs: the backend's kernel, or a view, or a custom function's forward. */
+const evaluate = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: PrimitiveParams<P>): Tensor => {
   const be = backendOf(prim, inputs);
-  let out: Tensor;
   if (prim === 'custom') {
-    // The user's forward, on plain tensors (nothing inside it is traced); its result is this primitive's output.
     const custom = params as PrimitiveParams<'custom'>;
-    out = untraced(custom.forward((inputs as readonly Tensor[]).map(untraced)));
+    const out = custom.forward(inputs as readonly Tensor[]);
+    if (!(out instanceof Tensor)) throw new TypeError(`customVjp '${custom.name}': forward must return a Tensor, got ${typeof out}`);
     if (out.backend !== be) throw new Error(`customVjp '${custom.name}': forward returned a tensor on '${out.backend.name}', not on its inputs' backend '${be.name}'`);
-    return tape === undefined ? out : tape.record(prim, inputs, out, params);
+    return out;
   }
-  const spec = rule.out(inputs, params);
-  if (prim === 'reshape') {
-    out = internal.share(untraced(inputs[0]), spec.shape); // a view: buffers are flat and row-major on every backend
-  } else {
-    const kernel = (be.kernels as KernelTable<unknown>)[prim as KernelPrimitive] as (i: readonly Operand<unknown>[], p: unknown, o: OutSpec) => unknown;
-    const buf = kernel((inputs as readonly Tensor[]).map(operand), params, spec);
-    out = internal.wrap(new Storage(be, buf), spec.shape, spec.dtype);
-  }
-  return tape === undefined ? out : tape.record(prim, inputs, out, params);
+  if (prim === 'stopGradient') return inputs[0] as Tensor;
+  const spec = (shapeRules[prim] as ShapeRule<P>)(inputs, params);
+  if (prim === 'reshape') return internal.share(inputs[0] as Tensor, spec.shape); // a view: buffers are flat and row-major on every backend
+  const kernel = (be.kernels as KernelTable<unknown>)[prim as KernelPrimitive] as (i: readonly Operand<unknown>[], p: unknown, o: OutSpec) => unknown;
+  const buf = kernel((inputs as readonly Tensor[]).map(operand), params, spec);
+  return internal.wrap(new Storage(be, buf), spec.shape, spec.dtype);
+};
+
+/**
+ * Applies a primitive: through the innermost transformation tracing an input
+ * (which binds again one level down), else on the inputs' backend. Public ops
+ * check shapes before calling it; `bind` itself trusts them.
+ */
+export const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: PrimitiveParams<P>): Tensor => {
+  const main = innermost(inputs as readonly Tensor[]);
+  return main === undefined ? evaluate(prim, inputs, params) : main.process(prim, inputs as readonly Tensor[], params);
 };
 
 // ---------------------------------------------------------------------------
@@ -376,18 +148,16 @@ export const sigmoid = (x: Tensor): Tensor => bind('sigmoid', [x], null);
 export const relu = (x: Tensor): Tensor => bind('relu', [x], null);
 
 /** 1 where x > 0, else 0: a constant (no gradient flows through it), on x's backend. */
-export const stepMask = (x: Tensor): Tensor => {
-  const d = internal.dataOf(x);
-  const out = x.dtype === 'float32' ? new Float32Array(d.length) : new Float64Array(d.length);
-  for (let i = 0; i < d.length; i++) out[i] = d[i]! > 0 ? 1 : 0;
-  return internal.adopt(out, x.shape, x.backend);
-};
+export const stepMask = (x: Tensor): Tensor => greater(x, 0);
 
 /** The same values in another dtype (rounded to float32 where asked); differentiable. */
 export const cast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x : bind('cast', [x], { dtype }));
 
-/** The same values as a constant: gradients stop here. */
-export const stopGradient = (x: Tensor): Tensor => untraced(x);
+/**
+ * The same values as a constant for every derivative (`grad`, `jvp` and their
+ * nestings): gradients stop here. Under `vmap` it still maps over the batch.
+ */
+export const stopGradient = (x: Tensor): Tensor => (x.trace === undefined ? x : bind('stopGradient', [x], null));
 
 /** Whether `matmul` uses either operand transposed (read through strides, never materialized). */
 export interface MatmulOptions {
@@ -647,7 +417,9 @@ export const customVjp = <Xs extends readonly Tensor[]>(
 /**
  * Inverted dropout: each element kept with probability 1 − rate and scaled by
  * 1/(1 − rate), else 0; the mask comes from `key` alone, so a run replays
- * exactly. Differentiable (the gradient is the same mask).
+ * exactly. Differentiable (the gradient is the same mask). The mask is made on
+ * the host, where `Key` draws, and uploaded once: no value of x leaves its
+ * device. Under `vmap`, every example gets the same mask (as with one key in JAX).
  */
 export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
   if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
@@ -690,7 +462,7 @@ export const batchNormTrain = (x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-5
     if (t.rank !== 1 || t.shape[0] !== C) throw new ShapeError(`batchNormalize: ${name} of shape ${showShape(t.shape)} should be [${C}] for input ${showShape(x.shape)}`);
   }
   if (!(eps >= 0)) throw new RangeError(`batchNormalize: eps must be a non-negative number, got ${eps}`);
-  const moments = bind('channelMoments', [untraced(x)], null);
+  const moments = bind('channelMoments', [stopGradient(x)], null);
   return { y: bind('batchNorm', [x, moments, gain, bias], { eps }), moments };
 };
 
@@ -769,19 +541,20 @@ const broadcastAll = (...xs: Tensor[]): Tensor[] => {
 const broadcastShapesOf = (a: Shape, b: Shape): Shape => broadcastShapes(a, b, 'where');
 
 /**
- * cond ? a : b elementwise, broadcasting all three. `cond` is a constant (any
- * non-zero is true); gradients flow to the chosen side only.
+ * cond ? a : b elementwise, broadcasting all three (any non-zero cond is
+ * true); gradients flow to the chosen side only, never to cond.
  */
 export const where = (cond: Tensor, a: TensorLike, b: TensorLike): Tensor => {
   const [x, y] = lift(a, b);
-  const [c, xb, yb] = broadcastAll(cond, x, y);
-  return bind('select', [xb!, yb!], { cond: internal.dataOf(c!).slice() });
+  const [c, xb, yb] = broadcastAll(stopGradient(cond), x, y);
+  return bind('select', [c!, xb!, yb!], null);
 };
 
 const compareOp = (op: KN.CompareOp) => (a: TensorLike, b: TensorLike): Tensor => {
   const [x, y] = lift(a, b);
-  const [xb, yb] = broadcastAll(untraced(x), untraced(y));
-  return internal.adopt(KN.compare(plainAlloc, op, internal.dataOf(xb!), internal.dataOf(yb!)), xb!.shape, xb!.backend);
+  // Constants: their inputs' broadcasts need no derivative either.
+  const [xb, yb] = broadcastAll(stopGradient(x), stopGradient(y));
+  return bind('compare', [xb!, yb!], { op });
 };
 
 /** 1 where a > b, else 0 (NaN compares false), broadcasting; a constant. */
@@ -818,7 +591,7 @@ export const minimum = (a: TensorLike, b: TensorLike): Tensor => {
 
 /** |x|; NaN stays NaN; the gradient is sign(x), 0 at 0 (as PyTorch and JAX). */
 export const abs = (x: Tensor): Tensor => {
-  return mul(x, internal.adopt(KN.sign(plainAlloc, internal.dataOf(x)), x.shape, x.backend));
+  return mul(x, bind('sign', [x], null));
 };
 
 /** x^p for a constant exponent p (x > 0 for non-integer p, as Math.pow). */
@@ -832,8 +605,7 @@ export const clip = (x: Tensor, lo: number, hi: number): Tensor => {
 
 /** Index of the largest entry along `axis` (first on ties; NaN counts as largest): a constant of x's dtype, not differentiable. */
 export const argmax = (x: Tensor, axis = -1): Tensor => {
-  const r = KN.argmax(plainAlloc, internal.dataOf(x), x.shape, normalizeAxis(axis, x.rank, 'argmax'));
-  return internal.adopt(r.data, r.shape, x.backend);
+  return bind('argmax', [x], { axis: normalizeAxis(axis, x.rank, 'argmax') });
 };
 
 /**

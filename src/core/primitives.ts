@@ -1,12 +1,14 @@
 /**
- * The primitive set: names, arities and parameters, shared by the rules (VJPs,
- * in ops.ts) and by every backend's kernel table (backends/*.ts).
+ * The primitive set: names, arities and parameters, shared by the shape rules
+ * (abstract.ts), the differentiation and batching rules (src/autodiff/rules/)
+ * and every backend's kernel table (backends/*.ts).
  *
- * Adding a primitive: add its signature here, its rule (forward shape and VJP)
- * in ops.ts, and its kernel to each backend's table. The types make each of the
- * three mandatory: a primitive missing from any table does not compile.
+ * Adding a primitive: add its signature here, its shape rule in abstract.ts,
+ * its VJP, JVP and batching rule in src/autodiff/rules/, and its kernel to each
+ * backend's table. The types make each of them mandatory: a primitive missing
+ * from any table does not compile.
  */
-import type { Conv2dParams, PadParams, Pool2dParams, SliceParams, TakeParams } from './kernels-nd.js';
+import type { CompareOp, Conv2dParams, PadParams, Pool2dParams, SliceParams, TakeParams } from './kernels-nd.js';
 import type { Shape } from './shape.js';
 import type { Tensor } from './tensor.js';
 
@@ -66,8 +68,21 @@ export interface PrimitiveSignatures {
   /** take's VJP: inputs [ct]. */
   takeGrad: { arity: 1; params: TakeParams & { readonly inputShape: Shape } };
   concat: { arity: 'n'; params: { readonly axis: number } };
-  /** cond ? a : b on inputs already broadcast to one shape; cond (host values) is a constant (no gradient). */
-  select: { arity: 2; params: { readonly cond: Data } };
+  /** cond ≠ 0 ? a : b on inputs [cond, a, b] already broadcast to one shape; no gradient flows to cond. */
+  select: { arity: 3; params: null };
+  /** 1 where `a op b` holds, else 0 (NaN compares false except for notEqual), inputs of one shape: a constant (no gradient). */
+  compare: { arity: 2; params: { readonly op: CompareOp } };
+  /** 1, −1, 0 at ±0, NaN for NaN: a constant (no gradient; abs is x · sign(x)). */
+  sign: { arity: 1; params: null };
+  /** Index of the largest entry along `axis` (first on ties, NaN largest), in x's dtype: a constant. */
+  argmax: { arity: 1; params: { readonly axis: number } };
+  /**
+   * maxPool2d's JVP (the transpose of maxPool2dGrad): inputs [x, t]; each window's value of t at the
+   * position of x's (first) maximum.
+   */
+  maxPool2dSelect: { arity: 2; params: Pool2dParams };
+  /** The same values with every transformation's derivative cut (a view: no kernel). */
+  stopGradient: { arity: 1; params: null };
   /** x^p for a constant exponent. */
   pow: { arity: 1; params: { readonly p: number } };
   /** Each channel's (axis 1) mean and biased variance over the other axes, as [2, C]. */
@@ -108,9 +123,9 @@ export type ArityTuple<P extends Primitive, T> =
   Arity<P> extends 'n' ? readonly T[] : Arity<P> extends 5 ? readonly [T, T, T, T, T] : Arity<P> extends 4 ? readonly [T, T, T, T] : Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
 
 /**
- * Primitives whose forward is not a backend kernel: `reshape` is a view on every
- * backend, and `custom` runs the user's own ops.
+ * Primitives whose forward is not a backend kernel: `reshape` and `stopGradient`
+ * are views on every backend, and `custom` runs the user's own ops.
  */
-export type ViewPrimitive = 'reshape' | 'custom';
+export type ViewPrimitive = 'reshape' | 'custom' | 'stopGradient';
 /** The primitives every backend implements as a kernel. */
 export type KernelPrimitive = Exclude<Primitive, ViewPrimitive>;

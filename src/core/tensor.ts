@@ -29,19 +29,29 @@ export type { Data, DType } from './primitives.js';
 export type NestedArray = number | readonly NestedArray[];
 
 /**
- * The tape hook a traced tensor carries. Defined here (not in autodiff) so that
- * core depends on no other layer; `src/autodiff/tape.ts` implements it.
+ * The hook a traced tensor carries: which transformation traced it (a reverse
+ * tape, a forward-mode `jvp`, a `vmap`). Defined here (not in autodiff) so that
+ * core depends on no other layer; src/autodiff implements it. A traced tensor
+ * stands for a value of the transformation below it (`MainTrace.level` orders
+ * them: a transformation started inside another has the higher level).
  */
 export interface Trace {
-  readonly tape: TapeLike;
-  readonly id: number;
+  readonly main: MainTrace;
+  /**
+   * Whether the values can be read on the host: false inside `vmap`, where the
+   * storage holds the whole batch and the tensor stands for one example.
+   */
+  readonly readable: boolean;
 }
 
-/** What core needs from a tape: a way to record one primitive application. */
-export interface TapeLike {
+/** A running transformation, as core's `bind` sees it. */
+export interface MainTrace {
+  /** Nesting order: `bind` hands an op to the highest level among its inputs' traces. */
   readonly level: number;
-  /** Records one primitive application and returns its traced output. */
-  record(prim: string, inputs: readonly Tensor[], output: Tensor, params: unknown): Tensor;
+  /** What it is, for messages: 'grad', 'jvp' or 'vmap'. */
+  readonly kind: string;
+  /** Applies primitive `prim` to inputs at least one of which this transformation traced. */
+  process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor;
 }
 
 /** What the safety net needs to free a buffer once its Storage is gone (never the Storage itself). */
@@ -121,7 +131,7 @@ export class Tensor {
   readonly dtype: DType;
   /** Number of elements. */
   readonly size: number;
-  /** Set only on tensors recorded by a tape inside `valueAndGrad` and friends. */
+  /** Set only on tensors traced by a transformation (`valueAndGrad`, `jvp`, `vmap` and friends) while it runs. */
   readonly trace: Trace | undefined;
   readonly #storage: Storage;
   #disposed = false;
@@ -189,6 +199,7 @@ export class Tensor {
    */
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     const tail = `, dtype=${this.dtype}, shape=${showShape(this.shape)}, backend=${this.#storage.backend.name}`;
+    if (this.trace !== undefined && !this.trace.readable) return `Tensor(<one example inside vmap>${tail})`;
     return this.#disposed ? `Tensor(<disposed>${tail})` : formatTensor(hostData(this), this.shape, 'Tensor', tail);
   }
 
@@ -242,6 +253,7 @@ export class Tensor {
   /** A one-line preview: dtype, shape, the first values, the backend. */
   toString(): string {
     if (this.#disposed) return `Tensor(${this.dtype} ${showShape(this.shape)}, disposed)`;
+    if (this.trace !== undefined && !this.trace.readable) return `Tensor(${this.dtype} ${showShape(this.shape)}, one example inside ${this.trace.main.kind})`;
     const preview = Array.from(hostData(this).subarray(0, 8), (v) => v.toPrecision(4)).join(', ');
     return `Tensor(${this.dtype} ${showShape(this.shape)} [${preview}${this.size > 8 ? ', …' : ''}] on ${this.backend.name})`;
   }
@@ -249,6 +261,12 @@ export class Tensor {
 
 /** The values on the host: the buffer itself on host backends (read-only!), a download elsewhere. */
 const hostData = (t: Tensor): Data => {
+  if (t.trace !== undefined && !t.trace.readable) {
+    throw new Error(
+      `the values of a tensor of shape ${showShape(t.shape)} inside vmap cannot be read (its memory holds the whole batch): ` +
+        'return it from the vmapped function and read the batched result',
+    );
+  }
   const s = internalImpl.storageOf(t);
   return s.backend.read(s.buf, t.dtype, t.size);
 };
@@ -272,9 +290,6 @@ export const internal = {
   fromHost: (data: Data, shape: Shape, backend: Backend): Tensor =>
     internalImpl.wrap(new Storage(backend, backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
 };
-
-/** The same values without the tape hook (a constant as far as gradients go). */
-export const untraced = (t: Tensor): Tensor => (t.trace === undefined ? t : internal.share(t));
 
 // ---------------------------------------------------------------------------
 // Lifetimes: dispose, tidy, keep.

@@ -41,6 +41,7 @@ import { hostFused, hostKernels, type Alloc } from '../kernels.js';
 import { detectGpu } from './detect.js';
 import { loadGpuJs } from './platform.js';
 import { conv2dGradInputSource, conv2dGradWeightSource, conv2dSource, pool2dGradSource, pool2dSource } from './gpujs-image.js';
+import type { CompareOp } from '../kernels-nd.js';
 
 /** A tensor's memory on this backend: a texture (float32) or host data (float64, empty). */
 export interface GpuBuffer {
@@ -163,6 +164,11 @@ const matmulSource = (m: number, k: number, n: number, transA: boolean, transB: 
     'return s;',
     '}',
   ].join('\n');
+
+/** The comparisons as shader conditions on v0 and v1 (NaN as GLSL compares it: a GPU may differ from IEEE there). */
+const COMPARE_GPU: Readonly<Record<CompareOp, string>> = {
+  greater: 'v0 > v1', greaterEqual: 'v0 >= v1', less: 'v0 < v1', lessEqual: 'v0 <= v1', equal: 'v0 === v1', notEqual: 'v0 !== v1',
+};
 
 /** Unary element-wise bodies on v0 (float32 on the GPU). */
 const UNARY_GPU = {
@@ -411,7 +417,12 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     take: viaHost('take'),
     takeGrad: viaHost('takeGrad'),
     concat: viaHost('concat'),
-    select: viaHost('select'),
+    select: ([c, a, b], _p, out) => map('select', [c, a, b], [null, null, null], out, 'if (v0 !== 0) { return v1; }\nreturn v2;'),
+    compare: ([a, b], { op }, out) => map(`compare_${op}`, [a, b], [null, null], out, `if (${COMPARE_GPU[op]}) { return 1; }\nreturn 0;`),
+    sign: ([x], _p, out) => map('sign', [x], [null], out, 'if (v0 > 0) { return 1; }\nif (v0 < 0) { return -1; }\nreturn v0;'),
+    // An index per row: a reduction with a data-dependent position, run on the host (counted in transfers()).
+    argmax: viaHost('argmax'),
+    maxPool2dSelect: viaHost('maxPool2dSelect'),
     pow: viaHost('pow'),
     channelMoments: viaHost('channelMoments'),
     batchNorm: viaHost('batchNorm'),
