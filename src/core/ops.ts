@@ -589,6 +589,9 @@ export const minimum = (a: TensorLike, b: TensorLike): Tensor => {
   return where(or(less(x, y), isNaNMask(x)), x, y);
 };
 
+/** sign(x): 1, −1, 0 at ±0, NaN for NaN; a constant (no gradient). */
+export const sign = (x: Tensor): Tensor => bind('sign', [x], null);
+
 /** |x|; NaN stays NaN; the gradient is sign(x), 0 at 0 (as PyTorch and JAX). */
 export const abs = (x: Tensor): Tensor => {
   return mul(x, bind('sign', [x], null));

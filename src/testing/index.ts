@@ -8,6 +8,11 @@
  *   directions, showing the O(ε²) convergence of the central difference
  *   (halving ε cuts its error by about 4×), which exposes a slightly wrong
  *   gradient that a loose tolerance lets through;
+ * - `expectJvp(f, primals)`: forward mode's tangent (`jvp`) against float64
+ *   central differences along random directions, element by element and with
+ *   the same O(ε²) order check; second derivatives need nothing new:
+ *   `expectGradients` of a function that calls `grad` checks a Hessian-vector
+ *   product, since gradients of gradients are gradients;
  * - `expectAllClose(actual, expected)`.
  * Failures throw an Error naming the worst element, so they work in any test
  * runner (vitest, jest, node:test). fast-check is a peer dependency.
@@ -21,7 +26,8 @@ import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { gradcheck, GradcheckError, type GradcheckReport } from '../autodiff/gradcheck.js';
 import { valueAndGrad } from '../autodiff/grad.js';
-import { leaves, mapTree, type Treelike } from '../autodiff/tree.js';
+import { jvp } from '../autodiff/transforms.js';
+import { leafPaths, leaves, mapTree, type Treelike } from '../autodiff/tree.js';
 import { Key } from '../core/random.js';
 import { cast } from '../core/ops.js';
 import { fromArray, internal, tidy, Tensor, type DType, type NestedArray } from '../core/tensor.js';
@@ -185,6 +191,96 @@ export const expectGradients = <P extends Treelike<P>>(f: (params: P) => Tensor,
     }
   }
   return { elementwise: r.right, order };
+};
+
+export interface ExpectJvpOptions {
+  /** Tangents in the primals' structure (default: standard normal directions from `seed`). */
+  readonly tangents?: readonly Tensor[];
+  /** Step of the element-wise check (default 1e-6). */
+  readonly eps?: number;
+  /** Element-wise tolerance |numerical − jvp| ≤ atol + rtol·|numerical| (defaults 1e-6, 1e-4). */
+  readonly atol?: number;
+  readonly rtol?: number;
+  /** Seeds the directions (default 0). */
+  readonly seed?: number;
+  /** Random directions to check (default 2; 1 when `tangents` is given). */
+  readonly directions?: number;
+  /** The O(ε²) order check as in `expectGradients` (largest step, accepted ratio band), or false to skip it. */
+  readonly order?: false | { readonly eps?: number; readonly min?: number; readonly max?: number };
+}
+
+/** What `expectJvp` measured, per direction. */
+export interface JvpReport {
+  /** Largest |numerical − jvp| over the output's elements at the element-wise step. */
+  readonly maxError: number;
+  /** The errors at ε, ε/2, ε/4 of the order check and the first ratio (undefined: at rounding level, or the check was off). */
+  readonly order: readonly { readonly errors: readonly number[]; readonly ratio: number | undefined }[];
+}
+
+/**
+ * Throws unless forward mode's tangent of f (any output shape) at `primals`
+ * (any tree, computed in float64) matches central differences
+ * (f(x + εv) − f(x − εv)) / 2ε along each direction v, element by element, and
+ * unless the central difference's error shrinks as O(ε²) towards it. The
+ * message names the worst output element and the direction.
+ *
+ * @example
+ * expectJvp((x: Tensor) => tanh(matmul(x, w)), x);
+ */
+export const expectJvp = <P extends Treelike<P>>(f: (primals: P) => Tensor, primals: P, opts: ExpectJvpOptions = {}): JvpReport[] => {
+  const x = mapTree(primals, (t) => cast(t, 'float64'));
+  const xs = leaves(x), paths = leafPaths(x);
+  const atol = opts.atol ?? 1e-6, rtol = opts.rtol ?? 1e-4, eps = opts.eps ?? 1e-6;
+  const dirs: Float64Array[][] = opts.tangents !== undefined
+    ? [opts.tangents.map((t) => Float64Array.from(t.toTypedArray()))]
+    : new Key(opts.seed ?? 0).fold('jvp directions').split(opts.directions ?? 2).map((k) => k.split(xs.length).map((ki, i) => ki.normal(xs[i]!.shape, 'float64').toTypedArray() as Float64Array));
+  const reports: JvpReport[] = [];
+  dirs.forEach((vs, d) => {
+    const v = mapTree(x, (t, i) => internal.adopt(Float64Array.from(vs[i]!), t.shape, t.backend));
+    const tangent = Array.from(tidy(() => jvp(f)(x, v).tangent.toTypedArray()));
+    const along = (s: number): number[] => Array.from(tidy(() =>
+      f(mapTree(x, (t, i) => { const a = t.toTypedArray(); for (let j = 0; j < a.length; j++) a[j] = a[j]! + s * vs[i]![j]!; return internal.adopt(a, t.shape, t.backend); })).toTypedArray()));
+    const quotient = (e: number): number[] => { const p = along(e), m = along(-e); return p.map((pv, j) => (pv - m[j]!) / (2 * e)); };
+    const numerical = quotient(eps);
+    let worst = 0, worstScore = 0, maxError = 0;
+    numerical.forEach((n, j) => {
+      const err = Math.abs(n - tangent[j]!);
+      maxError = Math.max(maxError, err);
+      const score = err / (atol + rtol * Math.abs(n));
+      if (!(score <= worstScore)) { worstScore = score; worst = j; }
+    });
+    if (!(worstScore <= 1)) {
+      throw new GradientMismatchError(
+        `jvp: output element ${worst} along direction ${d} (over ${paths.join(', ')}): numerical ${numerical[worst]} vs jvp ${tangent[worst]} ` +
+          `(difference ${Math.abs(numerical[worst]! - tangent[worst]!)}, allowed ${atol + rtol * Math.abs(numerical[worst]!)})`,
+      );
+    }
+    const order: { errors: number[]; ratio: number | undefined }[] = [];
+    if (opts.order !== false) {
+      const o = opts.order ?? {};
+      const e0 = o.eps ?? 1e-3, lo = o.min ?? 3, hi = o.max ?? 5.5;
+      const errAt = (e: number) => quotient(e).reduce((m, n, j) => Math.max(m, Math.abs(n - tangent[j]!)), 0);
+      const es = [errAt(e0), errAt(e0 / 2), errAt(e0 / 4)];
+      const scale = along(0).reduce((m, y) => Math.max(m, Math.abs(y)), 0) + tangent.reduce((m, y) => Math.max(m, Math.abs(y)), 0) + 1;
+      const floor = (1e-13 * scale) / (e0 / 4);
+      if (es[0]! <= floor) order.push({ errors: es, ratio: undefined });
+      else {
+        order.push({ errors: es, ratio: es[0]! / es[1]! });
+        for (let k = 0; k < 2; k++) {
+          if (es[k + 1]! <= floor) break;
+          const ratio = es[k]! / es[k + 1]!;
+          if (!(ratio >= lo && ratio <= hi)) {
+            throw new GradientMismatchError(
+              `jvp convergence order along direction ${d}: the central-difference error went from ${es[k]!.toExponential(3)} (ε = ${e0 / 2 ** k}) ` +
+                `to ${es[k + 1]!.toExponential(3)} (ε = ${e0 / 2 ** (k + 1)}), a ratio of ${ratio.toFixed(2)}; O(ε²) needs about 4 (accepted ${lo}..${hi})`,
+            );
+          }
+        }
+      }
+    }
+    reports.push({ maxError, order });
+  });
+  return reports;
 };
 
 export interface AllCloseOptions {
