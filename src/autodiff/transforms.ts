@@ -91,7 +91,7 @@ export const vmap =
   <A extends readonly unknown[], R>(f: (...args: A) => R, opts: VmapOptions = {}) =>
   (...args: A): R => {
     const who = `vmap(${fnName(f as (...a: never[]) => unknown)})`;
-    const spec = opts.inAxes ?? 0;
+    const spec = opts.inAxes === undefined ? 0 : opts.inAxes;
     if (Array.isArray(spec) && spec.length !== args.length) {
       throw new TypeError(`${who}: inAxes has ${spec.length} entries for ${args.length} arguments: give one per argument (null for a shared one)`);
     }
