@@ -1,7 +1,7 @@
 /**
  * The README's examples are the files in examples/, verbatim, and they run:
  * the tape API example, devices and memory, the build-train-evaluate-save-reload
- * quickstart, and composing your own models.
+ * quickstart, the transformations, and composing your own models.
  */
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -24,6 +24,7 @@ describe('README', () => {
     ['examples/tape.ts', /gradcheck: 15 elements, worst difference \d\.\de-\d+/],
     ['examples/quickstart.ts', /test accuracy 0\.\d+\nreloaded test accuracy 0\.\d+/],
     ['examples/devices.ts', /^the step kept 4 bytes on cpu: loss \d+\.\d{3}\nreference agrees: true\n$/],
+    ['examples/transforms.ts', /^row sums of H \[.*\] H diagonal \[.*\]\nH·v \[.*\] directional derivative -?\d+\.\d+\nper-example gradient norms( \d+\.\d{3}){8}\n$/],
     ['examples/compose.ts', /cnn test accuracy 0\.\d+\nreloaded cnn test accuracy 0\.\d+\nresidual mlp test accuracy 0\.\d+\nlayerNorm gradients: 20 random cases/],
   ] as const) {
     it(`${file} is in the README verbatim and runs`, () => {
@@ -36,6 +37,12 @@ describe('README', () => {
         const [a, b] = [...r.stdout.matchAll(/test accuracy (0\.\d+)/g)].map((m) => Number(m[1]));
         expect(b).toBe(a); // the reloaded model predicts exactly as the trained one
         expect(a).toBeGreaterThan(0.08); // better than chance (5%) after 5 epochs on 2,000 images
+      }
+      if (file === 'examples/transforms.ts') {
+        // grad of grad gives the Hessian's row sums; f's Hessian is diagonal, so they equal hessian()'s diagonal.
+        const m = /row sums of H \[(.*)\] H diagonal \[(.*)\]/.exec(r.stdout)!;
+        const [sums, diag] = [m[1]!, m[2]!].map((s) => s.split(',').map(Number));
+        sums!.forEach((v, i) => expect(Math.abs(v - diag![i]!)).toBeLessThan(1e-12));
       }
       if (file === 'examples/compose.ts') {
         const [cnn, reloaded, mlp] = [...r.stdout.matchAll(/test accuracy (0\.\d+)/g)].map((m) => Number(m[1]));
