@@ -3,8 +3,11 @@
 // beside the training loss; written as a picture to docs/transforms/sharpness.{svg,png}.
 import * as E from 'fp-ts/lib/Either.js';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { Resvg } from '@resvg/resvg-js';
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
 import {
-  add, div, ensureCifar100, fit, hvp, Key, leaves, loadCifar100, mapTree, mlp, mul, renderPlot, softmaxCrossEntropy, sqrt, sum, tidy,
+  add, div, ensureCifar100, fit, hvp, Key, leaves, loadCifar100, mapTree, mlp, mul, softmaxCrossEntropy, sqrt, sum, tidy,
   type MlpParams, type Tensor,
 } from 'tapegrad';
 
@@ -52,7 +55,7 @@ const run = fit(model, model.layer.init(new Key(0)), { train, val }, {
 });
 if (E.isLeft(run)) throw run.left;
 
-const { svg, png } = await renderPlot({
+const spec: TopLevelSpec = {
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
   title: 'Sharpness over training: 3072→128→20 ReLU on CIFAR-100 coarse',
   background: 'white', width: 520, height: 180, data: { values: rows },
@@ -64,7 +67,11 @@ const { svg, png } = await renderPlot({
   },
   resolve: { scale: { y: 'independent' } },
   config: { font: 'DejaVu Sans' },
-});
+};
+// Vega-Lite to SVG with Vega's headless view, SVG to PNG with resvg.
+const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'none' });
+const svg = await view.toSVG();
+const png = new Resvg(svg, { fitTo: { mode: 'zoom', value: 2 }, font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' } }).render().asPng();
 mkdirSync('docs/transforms', { recursive: true });
 for (const [ext, body] of [['svg', svg], ['png', png]] as const) {
   writeFileSync(`docs/transforms/sharpness.${ext}.tmp`, body);

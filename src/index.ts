@@ -13,4 +13,3 @@ export * from './autodiff/index.js';
 export * from './nn/index.js';
 export * from './data/index.js';
 export { useGpuJs } from './core/backends/platform.js';
-export { render as renderPlot } from './experiments/plots.js';

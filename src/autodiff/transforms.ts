@@ -128,6 +128,9 @@ const basis = (like: Tensor): Tensor => reshape(oneHot([...Array(like.size).keys
  * The Jacobian of f at x by forward mode (one `jvp` per input element, batched
  * by `vmap`): shape [...f(x).shape, ...x.shape]. Best when x has fewer elements
  * than f(x).
+ *
+ * @example
+ * const J = jacfwd((x: Tensor) => tanh(matmul(x, w)))(x); // [batch, out, batch, in]
  */
 export const jacfwd =
   (f: (x: Tensor) => Tensor) =>
@@ -141,6 +144,9 @@ export const jacfwd =
  * The Jacobian of f at x by reverse mode (one pullback per output element,
  * batched by `vmap`): shape [...f(x).shape, ...x.shape]. Best when f(x) has
  * fewer elements than x.
+ *
+ * @example
+ * const J = jacrev((p: Tensor) => softmax(p))(logits); // [n, n]
  */
 export const jacrev =
   (f: (x: Tensor) => Tensor) =>
@@ -150,7 +156,12 @@ export const jacrev =
     return reshape(rows, [...value.shape, ...x.shape]);
   };
 
-/** The Hessian of a scalar function: forward over reverse, `jacfwd(grad(f))`, shape [...x.shape, ...x.shape]. */
+/**
+ * The Hessian of a scalar function: forward over reverse, `jacfwd(grad(f))`, shape [...x.shape, ...x.shape].
+ *
+ * @example
+ * const H = hessian((x: Tensor) => sum(mul(tanh(x), x)))(x); // [3, 3] for x of shape [3]
+ */
 export const hessian = (f: (x: Tensor) => Tensor): ((x: Tensor) => Tensor) => jacfwd(grad(f));
 
 /**

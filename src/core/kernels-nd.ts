@@ -321,6 +321,7 @@ export const select = (alloc: Alloc, cond: Data, a: Data, b: Data): Data => {
   return out;
 };
 
+/** The element-wise comparisons of the `compare` primitive (greater, less, equal, … as their names say). */
 export type CompareOp = 'greater' | 'greaterEqual' | 'less' | 'lessEqual' | 'equal' | 'notEqual';
 
 /** 1 where the comparison holds, else 0 (so NaN compares false, except notEqual), all of one shape. */

@@ -209,7 +209,8 @@ export const cases: readonly Case[] = [
   },
   {
     prim: 'batchNormGrad', name: 'batchNormGrad (batchNorm\'s VJP for x)',
-    instance: fc.tuple(dim(2, 3), dim(1, 3), dim(1, 3)).map(([N, C, S]) => ({
+    // At least 3 values per channel: with 2, x̂ = ±1 and the gradient is 0 up to rounding (nothing to compare).
+    instance: fc.tuple(dim(2, 3), dim(1, 3), dim(2, 3)).map(([N, C, S]) => ({
       shapes: [[N, C, S], [C], [N, C, S]], ranges: [any, any, any],
       f: ([x, g, ct]) => {
         const m = T.channelMoments(T.stopGradient(x!));

@@ -184,6 +184,34 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
     });
   }
 
+  it('select, every comparison and sign (the constants the transformations need) on the GPU, exactly', () => {
+    const s = [7, 5];
+    // Small integers: ties and zeros, where compare and sign differ most.
+    const a = ints(35, 5).map((v) => v - 2), b = ints(35, 5).map((v) => v - 2), c = ints(35, 3).map((v) => v - 1);
+    const pick = read(be.kernels.select([op(c, s), op(a, s), op(b, s)], null, { shape: s, ...f32 }));
+    expect(Array.from(pick)).toEqual(Array.from(c, (v, i) => (v !== 0 ? a[i]! : b[i]!)));
+    const ops = { greater: (x: number, y: number) => x > y, greaterEqual: (x: number, y: number) => x >= y, less: (x: number, y: number) => x < y,
+      lessEqual: (x: number, y: number) => x <= y, equal: (x: number, y: number) => x === y, notEqual: (x: number, y: number) => x !== y };
+    for (const [name, holds] of Object.entries(ops)) {
+      const got = read(be.kernels.compare([op(a, s), op(b, s)], { op: name as 'greater' }, { shape: s, ...f32 }));
+      expect(Array.from(got), name).toEqual(Array.from(a, (v, i) => (holds(v, b[i]!) ? 1 : 0)));
+    }
+    expect(Array.from(read(be.kernels.sign([op(a, s)], null, { shape: s, ...f32 })))).toEqual(Array.from(a, (v) => Math.sign(v) + 0));
+  });
+
+  it('argmax and maxPool2dSelect (run on the host, counted as transfers) match their definitions', () => {
+    const x = rand(2 * 3 * 4 * 4), t = rand(2 * 3 * 4 * 4), s = [2, 3, 4, 4];
+    const am = read(be.kernels.argmax([op(x, s)], { axis: 3 }, { shape: [2, 3, 4], ...f32 }));
+    expect(Array.from(am)).toEqual(Array.from({ length: 24 }, (_, r) => { const row = Array.from(x.subarray(4 * r, 4 * r + 4)); return row.indexOf(Math.max(...row)); }));
+    const sel = read(be.kernels.maxPool2dSelect([op(x, s), op(t, s)], { size: 2, stride: 2 }, { shape: [2, 3, 2, 2], ...f32 }));
+    const want = Array.from({ length: 24 }, (_, o) => {
+      const plane = Math.floor(o / 4), i = Math.floor((o % 4) / 2), j = o % 2;
+      const at = [0, 1, 4, 5].map((d) => plane * 16 + i * 8 + j * 2 + d);
+      return t[at.reduce((best, k) => (x[k]! > x[best]! ? k : best), at[0]!)]!;
+    });
+    expect(Array.from(sel)).toEqual(want);
+  });
+
   const binaryShapes: Array<[Shape, Shape]> = [
     [[128, 20], [20]], // bias
     [[128, 20], [128, 1]], // column
