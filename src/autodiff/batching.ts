@@ -7,7 +7,7 @@
 import { broadcastTo } from '../core/ops.js';
 import type { Primitive } from '../core/primitives.js';
 import { internal, type MainTrace, type Tensor, type Trace } from '../core/tensor.js';
-import { nextLevel } from './level.js';
+import { escapedTracer, nextLevel } from './level.js';
 import { adRules } from './rules/index.js';
 import type { BatchRule } from './rules/types.js';
 
@@ -18,11 +18,21 @@ class BatchTracer implements Trace {
     readonly main: BatchTrace,
     readonly value: Tensor,
   ) {}
+
+  get parts(): readonly Tensor[] {
+    return [this.value];
+  }
 }
 
 export class BatchTrace implements MainTrace {
   readonly level = nextLevel();
   readonly kind = 'vmap';
+  private done = false;
+
+  /** Called when the transformation returns: its tracers may no longer enter ops. */
+  finish(): void {
+    this.done = true;
+  }
   constructor(readonly size: number) {}
 
   /** One example of `value` (batched along axis 0, of length `size`). */
@@ -41,6 +51,7 @@ export class BatchTrace implements MainTrace {
   }
 
   process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
+    if (this.done) throw escapedTracer(this.kind, prim);
     const p = prim as Primitive;
     const values = inputs.map((t) => (this.owns(t) ? (t.trace as BatchTracer).value : t));
     const batched = inputs.map((t) => this.owns(t));
@@ -52,5 +63,9 @@ export class BatchTrace implements MainTrace {
 /** f applied to each example of batches along axis 0 (`xs`), by a fresh batch trace: the results batched along axis 0. */
 export const batchedCall = (size: number, xs: readonly Tensor[], f: (examples: readonly Tensor[]) => readonly Tensor[]): Tensor[] => {
   const main = new BatchTrace(size);
-  return f(xs.map((x) => main.wrap(x))).map((y) => main.unwrap(y));
+  try {
+    return f(xs.map((x) => main.wrap(x))).map((y) => main.unwrap(y));
+  } finally {
+    main.finish();
+  }
 };

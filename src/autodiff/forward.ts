@@ -8,7 +8,7 @@
 import { bind, cast } from '../core/ops.js';
 import type { Primitive } from '../core/primitives.js';
 import { internal, type MainTrace, type Tensor, type Trace } from '../core/tensor.js';
-import { nextLevel } from './level.js';
+import { escapedTracer, nextLevel } from './level.js';
 import { adRules } from './rules/index.js';
 import type { DifferentiableRule, Maybe } from './rules/types.js';
 
@@ -21,11 +21,21 @@ class JvpTracer implements Trace {
   ) {
     this.readable = primal.trace?.readable ?? true;
   }
+
+  get parts(): readonly Tensor[] {
+    return [this.primal, this.tangent];
+  }
 }
 
 export class JvpTrace implements MainTrace {
   readonly level = nextLevel();
   readonly kind = 'jvp';
+  private done = false;
+
+  /** Called when the transformation returns: its tracers may no longer enter ops. */
+  finish(): void {
+    this.done = true;
+  }
 
   /** primal with `tangent` (same shape) attached at this level. */
   wrap(primal: Tensor, tangent: Tensor): Tensor {
@@ -43,6 +53,7 @@ export class JvpTrace implements MainTrace {
   }
 
   process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
+    if (this.done) throw escapedTracer(this.kind, prim);
     const p = prim as Primitive;
     const primals = inputs.map((t) => this.primalOf(t));
     const out = bind(p, primals as never, params as never);
@@ -63,6 +74,10 @@ export class JvpTrace implements MainTrace {
  */
 export const jvpOf = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[], tangents: readonly Maybe[]): Maybe => {
   const main = new JvpTrace();
-  const out = f(inputs.map((x, i) => (tangents[i] === null || tangents[i] === undefined ? x : main.wrap(x, tangents[i]!))));
-  return main.tangentOf(out);
+  try {
+    const out = f(inputs.map((x, i) => (tangents[i] === null || tangents[i] === undefined ? x : main.wrap(x, tangents[i]!))));
+    return main.tangentOf(out);
+  } finally {
+    main.finish();
+  }
 };

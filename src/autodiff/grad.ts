@@ -63,10 +63,14 @@ export const valueAndGrad =
   <P extends Treelike<P>>(f: (params: P) => Tensor) =>
   (params: P): ValueAndGrad<P> => {
     const tape = new Tape();
-    const traced = trace(tape, params);
-    const out = f(traced);
-    const cts = tape.backward(out, scalarSeed(out, 'valueAndGrad'));
-    return { value: tape.lower(out), grads: gradsOf(tape, traced, cts) };
+    try {
+      const traced = trace(tape, params);
+      const out = f(traced);
+      const cts = tape.backward(out, scalarSeed(out, 'valueAndGrad'));
+      return { value: tape.lower(out), grads: gradsOf(tape, traced, cts) };
+    } finally {
+      tape.finish();
+    }
   };
 
 /**
@@ -77,10 +81,14 @@ export const valueAndGradWithAux =
   <P extends Treelike<P>, A>(f: (params: P) => readonly [Tensor, A]) =>
   (params: P): ValueAndGradWithAux<P, A> => {
     const tape = new Tape();
-    const traced = trace(tape, params);
-    const [out, aux] = f(traced);
-    const cts = tape.backward(out, scalarSeed(out, 'valueAndGradWithAux'));
-    return { value: tape.lower(out), grads: gradsOf(tape, traced, cts), aux: detach(tape, aux) };
+    try {
+      const traced = trace(tape, params);
+      const [out, aux] = f(traced);
+      const cts = tape.backward(out, scalarSeed(out, 'valueAndGradWithAux'));
+      return { value: tape.lower(out), grads: gradsOf(tape, traced, cts), aux: detach(tape, aux) };
+    } finally {
+      tape.finish();
+    }
   };
 
 /** `grad(f)(params)`: only the gradient. */
@@ -92,7 +100,8 @@ export const grad =
 /**
  * `vjp(f)(primals)` returns f(primals) and a function that maps a cotangent of
  * the output's shape to cotangents of the inputs (any output shape). The tape
- * may be pulled back through several times.
+ * may be pulled back through several times, also later under other
+ * transformations (`vmap` over the pullback is how `jacrev` works).
  */
 export const vjp =
   <P extends Treelike<P>>(f: (primals: P) => Tensor) =>
@@ -104,7 +113,12 @@ export const vjp =
   } => {
     const tape = new Tape();
     const traced = trace(tape, primals);
-    const out = f(traced);
+    let out: Tensor;
+    try {
+      out = f(traced);
+    } finally {
+      tape.finish(); // the pullback walks the recorded nodes; nothing may record more
+    }
     if (!(out instanceof Tensor)) throw new TypeError(`vjp(${fnName(f)}): the function must return a Tensor, got ${typeof out}`);
     return {
       value: tape.lower(out),

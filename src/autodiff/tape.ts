@@ -17,9 +17,10 @@
  * nothing).
  */
 import { add, bind, cast } from '../core/ops.js';
+import { ones } from '../core/tensor.js';
 import type { Primitive } from '../core/primitives.js';
 import { internal, type MainTrace, type Tensor, type Trace } from '../core/tensor.js';
-import { nextLevel } from './level.js';
+import { escapedTracer, nextLevel } from './level.js';
 import { adRules } from './rules/index.js';
 import type { DifferentiableRule } from './rules/types.js';
 
@@ -44,11 +45,21 @@ class TapeTracer implements Trace {
   ) {
     this.readable = primal.trace?.readable ?? true;
   }
+
+  get parts(): readonly Tensor[] {
+    return [this.primal];
+  }
 }
 
 export class Tape implements MainTrace {
   readonly level = nextLevel();
   readonly kind = 'grad';
+  private done = false;
+
+  /** Called when the transformation returns: its tracers may no longer enter ops. */
+  finish(): void {
+    this.done = true;
+  }
   private readonly nodes: Node[] = [];
   private nextId = 0;
 
@@ -72,6 +83,7 @@ export class Tape implements MainTrace {
   }
 
   process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
+    if (this.done) throw escapedTracer(this.kind, prim);
     const p = prim as Primitive;
     const lowered = inputs.map((t) => this.lower(t));
     const out = bind(p, lowered as never, params as never);
@@ -119,7 +131,24 @@ export class Tape implements MainTrace {
  */
 export const vjpOf = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[], ct: Tensor): (Tensor | null)[] => {
   const tape = new Tape();
-  const traced = inputs.map((x) => tape.leaf(x));
-  const cts = tape.backward(f(traced), ct);
-  return traced.map((t) => cts.get(tape.idOf(t)) ?? null);
+  try {
+    const traced = inputs.map((x) => tape.leaf(x));
+    const cts = tape.backward(f(traced), ct);
+    return traced.map((t) => cts.get(tape.idOf(t)) ?? null);
+  } finally {
+    tape.finish();
+  }
+};
+
+/** The gradient of f's (one-element) output with respect to each input, by a fresh tape (null: no dependence). */
+export const gradOf = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[]): (Tensor | null)[] => {
+  const tape = new Tape();
+  try {
+    const traced = inputs.map((x) => tape.leaf(x));
+    const out = f(traced);
+    const cts = tape.backward(out, ones(out.shape, out.dtype, out.backend));
+    return traced.map((t) => cts.get(tape.idOf(t)) ?? null);
+  } finally {
+    tape.finish();
+  }
 };

@@ -40,7 +40,10 @@ export const jvp =
   (primals: P, tangents: P): JvpResult<R> => {
     const who = `jvp(${fnName(f)})`;
     const ps = leaves(primals), ts = leaves(tangents), paths = leafPaths(primals);
-    if (ps.length !== ts.length) throw new TypeError(`${who}: ${ts.length} tangents for ${ps.length} primals: give one tangent per primal, in its structure`);
+    const tpaths = leafPaths(tangents);
+    if (ps.length !== ts.length || tpaths.some((p, i) => p !== paths[i])) {
+      throw new TypeError(`${who}: the tangents' structure (${tpaths.join(', ')}) differs from the primals' (${paths.join(', ')}): give one tangent per primal, in its structure`);
+    }
     ps.forEach((p, i) => {
       const t = ts[i]!;
       if (!sameShape(p.shape, t.shape)) throw new ShapeError(`${who}: the tangent of ${paths[i]} has shape ${showShape(t.shape)} but the primal ${showShape(p.shape)}`);
@@ -48,12 +51,16 @@ export const jvp =
       if (p.backend !== t.backend) throw new Error(`${who}: the tangent of ${paths[i]} lives on '${t.backend.name}' but the primal on '${p.backend.name}': move one with toBackend`);
     });
     const main = new JvpTrace();
-    const out = f(mapTree(primals, (p, i) => main.wrap(p, ts[i]!)));
-    checkOutput(who, out);
-    return {
-      value: mapTree(out, (y) => main.primalOf(y)),
-      tangent: mapTree(out, (y) => main.tangentOf(y) ?? zeros(y.shape, y.dtype, y.backend)),
-    };
+    try {
+      const out = f(mapTree(primals, (p, i) => main.wrap(p, ts[i]!)));
+      checkOutput(who, out);
+      return {
+        value: mapTree(out, (y) => main.primalOf(y)),
+        tangent: mapTree(out, (y) => main.tangentOf(y) ?? zeros(y.shape, y.dtype, y.backend)),
+      };
+    } finally {
+      main.finish();
+    }
   };
 
 /** Which axis of each argument `vmap` maps over (`null`: the argument is shared by every example). */
@@ -112,13 +119,17 @@ export const vmap =
     });
     if (size === undefined) throw new TypeError(`${who}: no argument has a batch axis (inAxes is ${JSON.stringify(spec)}): nothing to map over`);
     const main = new BatchTrace(size);
-    const wrapped = args.map((a, i) => (axisOf(i) === null ? a : mapTree(a as Tensor, (t, k) => main.wrap(moveAxis(t, axes[i]![k]!, 0)))));
-    const out = f(...(wrapped as unknown as A));
-    checkOutput(who, out);
-    return mapTree(out as Tensor, (y) => {
-      const batch = main.unwrap(y);
-      return moveAxis(batch, 0, normalizeAxis(opts.outAxes ?? 0, batch.rank, who));
-    }) as unknown as R;
+    try {
+      const wrapped = args.map((a, i) => (axisOf(i) === null ? a : mapTree(a as Tensor, (t, k) => main.wrap(moveAxis(t, axes[i]![k]!, 0)))));
+      const out = f(...(wrapped as unknown as A));
+      checkOutput(who, out);
+      return mapTree(out as Tensor, (y) => {
+        const batch = main.unwrap(y);
+        return moveAxis(batch, 0, normalizeAxis(opts.outAxes ?? 0, batch.rank, who));
+      }) as unknown as R;
+    } finally {
+      main.finish();
+    }
   };
 
 /** The identity as a batch of basis tensors of `like`'s shape: [n, …shape], n = like.size. */

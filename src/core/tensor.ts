@@ -38,6 +38,11 @@ export type NestedArray = number | readonly NestedArray[];
 export interface Trace {
   readonly main: MainTrace;
   /**
+   * The tensors one level down that this traced tensor stands for (its value,
+   * its tangent): `tidy` and `keep` keep them with it.
+   */
+  readonly parts: readonly Tensor[];
+  /**
    * Whether the values can be read on the host: false inside `vmap`, where the
    * storage holds the whole batch and the tensor stands for one example.
    */
@@ -184,6 +189,7 @@ export class Tensor {
   /** Exempts this tensor from the `tidy` scopes it was made in (it is still freed by `dispose`). */
   keep(): this {
     this.#kept = true;
+    for (const p of this.trace?.parts ?? []) p.keep();
     return this;
   }
 
@@ -340,7 +346,11 @@ export const tidy = <A>(f: () => A): A => {
     throw new TypeError('tidy: the function returned a promise; tidy is synchronous (wrap each synchronous step instead)');
   }
   const returned = new Set<Tensor>();
-  eachTensor(result, (t) => returned.add(t));
+  const keepWithParts = (t: Tensor): void => {
+    returned.add(t);
+    for (const p of t.trace?.parts ?? []) keepWithParts(p); // a traced tensor's value lives one level down
+  };
+  eachTensor(result, keepWithParts);
   const parent = scopes[scopes.length - 1];
   for (const t of scope) {
     if (returned.has(t) || t.isKept) parent?.add(t);

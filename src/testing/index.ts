@@ -193,9 +193,9 @@ export const expectGradients = <P extends Treelike<P>>(f: (params: P) => Tensor,
   return { elementwise: r.right, order };
 };
 
-export interface ExpectJvpOptions {
+export interface ExpectJvpOptions<P = unknown> {
   /** Tangents in the primals' structure (default: standard normal directions from `seed`). */
-  readonly tangents?: readonly Tensor[];
+  readonly tangents?: P;
   /** Step of the element-wise check (default 1e-6). */
   readonly eps?: number;
   /** Element-wise tolerance |numerical − jvp| ≤ atol + rtol·|numerical| (defaults 1e-6, 1e-4). */
@@ -227,12 +227,12 @@ export interface JvpReport {
  * @example
  * expectJvp((x: Tensor) => tanh(matmul(x, w)), x);
  */
-export const expectJvp = <P extends Treelike<P>>(f: (primals: P) => Tensor, primals: P, opts: ExpectJvpOptions = {}): JvpReport[] => {
+export const expectJvp = <P extends Treelike<P>>(f: (primals: P) => Tensor, primals: P, opts: ExpectJvpOptions<P> = {}): JvpReport[] => {
   const x = mapTree(primals, (t) => cast(t, 'float64'));
   const xs = leaves(x), paths = leafPaths(x);
   const atol = opts.atol ?? 1e-6, rtol = opts.rtol ?? 1e-4, eps = opts.eps ?? 1e-6;
   const dirs: Float64Array[][] = opts.tangents !== undefined
-    ? [opts.tangents.map((t) => Float64Array.from(t.toTypedArray()))]
+    ? [leaves(opts.tangents).map((t) => Float64Array.from(t.toTypedArray()))]
     : new Key(opts.seed ?? 0).fold('jvp directions').split(opts.directions ?? 2).map((k) => k.split(xs.length).map((ki, i) => ki.normal(xs[i]!.shape, 'float64').toTypedArray() as Float64Array));
   const reports: JvpReport[] = [];
   dirs.forEach((vs, d) => {

@@ -32,8 +32,6 @@ export interface Case {
   readonly instance: fc.Arbitrary<Instance>;
   /** Smooth at the sampled points (false: finite differences of a piecewise-linear function still apply, but its Hessian is zero). */
   readonly smooth?: boolean;
-  /** Whether the per-example bit-for-bit vmap check runs on the cpu backend too (float32). */
-  readonly cpu?: boolean;
 }
 
 const dim = (lo = 1, hi = 4) => fc.integer({ min: lo, max: hi });

@@ -123,6 +123,70 @@ describe('compositions in any order', () => {
   });
 });
 
+describe('customVjp under every transformation uses the given VJP', () => {
+  // A straight-through estimator: the forward rounds (derivative 0 almost everywhere), the VJP passes ct through.
+  const ste = T.customVjp('ste', ([x]: [Tensor]) => T.stopGradient(T.mul(x, 3)), (ct) => [T.mul(ct, 3)]);
+  const x = t64([2, -1], [2]), v = t64([1, 0.5], [2]);
+  it('jvp transposes the VJP, so it agrees with grad', () => {
+    expect(T.jvp((y: Tensor) => ste(y))(x, v).tangent.toArray()).toEqual([3, 1.5]);
+    expect(T.grad((y: Tensor) => T.sum(T.mul(ste(y), v)))(x).toArray()).toEqual([3, 1.5]);
+  });
+  it('hvp (forward over reverse) equals grad of grad', () => {
+    const f = (y: Tensor) => T.sum(T.mul(ste(y), y));
+    const gg = T.grad((y: Tensor) => T.sum(T.mul(T.grad(f)(y), v)))(x);
+    expectAllClose(T.hvp(f)(x, v), gg, { atol: 0, rtol: 0 });
+    expect(gg.toArray()).toEqual([6, 3]); // ∇f = 3y (through the VJP) + ste(y) (the product's other side); its derivative along v: 3v + 3v
+  });
+  it('the batched function still uses the VJP under vmap(grad) and grad(vmap)', () => {
+    const X = t64([1, 2, 3, 4], [2, 2]);
+    const per = T.vmap((r: Tensor) => T.grad((y: Tensor) => T.sum(T.mul(ste(y), y)))(r))(X);
+    expect(per.toArray()).toEqual([[6, 12], [18, 24]]); // 3y (the VJP) + 3y (the product rule's other side)
+    expect(T.grad((Y: Tensor) => T.sum(T.vmap((r: Tensor) => ste(r))(Y)))(X).toArray()).toEqual([[3, 3], [3, 3]]);
+  });
+});
+
+describe('vmap: axes, trees, memory', () => {
+  const X = new Key(20).normal([3, 4, 5], 'float64', 0, 1, ref);
+  const rowSums = (m: Tensor) => T.sum(m, 1); // [4, 5] → [4]
+  const loop = () => T.stack([0, 1, 2].map((i) => rowSums(T.reshape(T.take(X, [i], 0), [4, 5]))), 0);
+  it('inAxes other than 0, negative, and outAxes', () => {
+    const Xt = T.transpose(X, [1, 0, 2]); // batch on axis 1
+    expectAllClose(T.vmap(rowSums, { inAxes: 1 })(Xt), loop(), { atol: 0, rtol: 0 });
+    expectAllClose(T.vmap(rowSums, { inAxes: -2 })(Xt), loop(), { atol: 0, rtol: 0 });
+    expectAllClose(T.vmap(rowSums, { outAxes: 1 })(X), T.transpose(loop()), { atol: 0, rtol: 0 });
+    expectAllClose(T.vmap(rowSums, { outAxes: -1 })(X), T.transpose(loop()), { atol: 0, rtol: 0 });
+  });
+  it('tree arguments and tree results, one argument shared', () => {
+    const w = new Key(21).normal([5], 'float64', 0, 1, ref);
+    const out = T.vmap((p: { a: Tensor; b: Tensor }, shared: Tensor) => ({ s: T.add(p.a, shared), t: [T.mul(p.b, shared)] }), { inAxes: [0, null] })(
+      { a: X, b: T.mul(X, 2) }, w);
+    for (let i = 0; i < 3; i++) {
+      const xi = T.reshape(T.take(X, [i], 0), [4, 5]);
+      expectAllClose(T.reshape(T.take(out.s, [i], 0), [4, 5]), T.add(xi, w), { atol: 0, rtol: 0 });
+      expectAllClose(T.reshape(T.take(out.t[0]!, [i], 0), [4, 5]), T.mul(T.mul(xi, 2), w), { atol: 0, rtol: 0 });
+    }
+  });
+  it('a dense layer\'s per-example weight gradients (both operands batched, one term) are one broadcast product, bit for bit the per-example matmul on cpu', () => {
+    const cpu = backend('cpu');
+    // Zeros in x against negative ct give −0 products: they must come out as the GEMM's +0.
+    const x64 = new Key(22).normal([5, 1, 64], 'float64', 0, 1, ref);
+    const xs = T.toBackend(T.cast(T.where(T.greater(x64, 0.5), 0, x64), 'float32'), cpu);
+    const ct64 = new Key(23).normal([5, 1, 32], 'float64', 0, 1, ref);
+    for (const ct of [T.toBackend(T.cast(ct64, 'float32'), cpu), T.toBackend(T.cast(T.neg(T.abs(ct64)), 'float32'), cpu)]) {
+      const got = T.vmap((x: Tensor, c: Tensor) => T.matmul(x, c, { transA: true }))(xs, ct);
+      const want = T.stack([0, 1, 2, 3, 4].map((i) => T.matmul(T.reshape(T.take(xs, [i], 0), [1, 64]), T.reshape(T.take(ct, [i], 0), [1, 32]), { transA: true })), 0);
+      expect(Array.from(got.toTypedArray(), (v) => Object.is(v, -0) ? '-0' : v)).toEqual(Array.from(want.toTypedArray(), (v) => Object.is(v, -0) ? '-0' : v));
+    }
+  });
+  it('tidy inside vmap, jvp and grad keeps what it returns', () => {
+    const x = t64([0.5, -1], [2]), v = t64([1, 2], [2]);
+    const f = (y: Tensor) => T.tidy(() => T.mul(T.exp(y), 2));
+    expectAllClose(T.vmap(f)(T.reshape(x, [2, 1])), T.reshape(f(x), [2, 1]), { atol: 0, rtol: 0 });
+    expectAllClose(T.jvp(f)(x, v).tangent, T.mul(T.mul(T.exp(x), 2), v), { atol: 1e-15, rtol: 1e-15 });
+    expectAllClose(T.grad((y: Tensor) => T.sum(T.tidy(() => T.mul(y, y))))(x), T.mul(x, 2), { atol: 0, rtol: 0 });
+  });
+});
+
 describe('errors name the function, the argument and the shapes', () => {
   const x = t64([1, 2, 3], [3]);
   const square = (x: Tensor) => T.mul(x, x);
@@ -140,6 +204,14 @@ describe('errors name the function, the argument and the shapes', () => {
   it('inAxes of the wrong length, and nothing batched', () => {
     expect(() => T.vmap(square, { inAxes: [0, 0] })(x)).toThrow(/vmap\(square\): inAxes has 2 entries for 1 arguments/);
     expect(() => T.vmap(square, { inAxes: null })(x)).toThrow(/vmap\(square\): no argument has a batch axis/);
+  });
+  it('a traced tensor used after its transformation returned', () => {
+    let leaked: Tensor | undefined;
+    T.grad((y: Tensor) => { leaked = y; return T.sum(y); })(x);
+    expect(() => T.add(leaked!, 1)).toThrow(/^add: one of its inputs was traced by a grad transformation that has already returned/);
+    let inside: Tensor | undefined;
+    T.vmap((r: Tensor) => { inside = r; return r; })(T.reshape(x, [3, 1]));
+    expect(() => T.mul(inside!, 2)).toThrow(/traced by a vmap transformation that has already returned/);
   });
   it('reading values inside vmap', () => {
     expect(() => T.vmap((r: Tensor) => t64([r.item()], [1]))(T.reshape(x, [3, 1]))).toThrow(/inside vmap cannot be read/);

@@ -32,6 +32,13 @@ export const structuralRules: RuleTable<Structural> = {
         const out = bind('matmul', [reshape(a, [size * a.shape[1]!, a.shape[2]!]), b], p);
         return reshape(out, [size, a.shape[1]!, out.shape[1]!]);
       }
+      // Both batched with one term (k = 1, the weight gradient of a dense layer on one example): an outer product
+      // per example, one broadcast multiply; + 0 turns −0 into +0 as the products' sum from 0 does.
+      const k = p.transA ? a.shape[a.rank - 2]! : a.shape[a.rank - 1]!;
+      if (batched[0] && batched[1] && k === 1) {
+        const m = a.size / size, n = b.size / size;
+        return add(mul(reshape(a, [size, m, 1]), reshape(b, [size, 1, n])), 0);
+      }
       return perExample('matmul')(values, batched, p, size);
     },
   },
