@@ -6,34 +6,30 @@
  */
 import { broadcastTo } from '../core/ops.js';
 import type { Primitive } from '../core/primitives.js';
-import { internal, type MainTrace, type Tensor, type Trace } from '../core/tensor.js';
-import { escapedTracer, nextLevel } from './level.js';
+import { internal, type Tensor } from '../core/tensor.js';
+import { Tracer, Transformation } from './level.js';
 import { adRules } from './rules/index.js';
 import type { BatchRule } from './rules/types.js';
 
-class BatchTracer implements Trace {
-  /** The storage holds the whole batch: nothing reads it as one example's values. */
-  readonly readable = false;
+/** The storage holds the whole batch: nothing reads it as one example's values (not readable). */
+class BatchTracer extends Tracer {
   constructor(
     readonly main: BatchTrace,
     readonly value: Tensor,
-  ) {}
+  ) {
+    super(value, false);
+  }
 
   get parts(): readonly Tensor[] {
     return [this.value];
   }
 }
 
-export class BatchTrace implements MainTrace {
-  readonly level = nextLevel();
+export class BatchTrace extends Transformation {
   readonly kind = 'vmap';
-  private done = false;
-
-  /** Called when the transformation returns: its tracers may no longer enter ops. */
-  finish(): void {
-    this.done = true;
+  constructor(readonly size: number) {
+    super();
   }
-  constructor(readonly size: number) {}
 
   /** One example of `value` (batched along axis 0, of length `size`). */
   wrap(value: Tensor): Tensor {
@@ -50,8 +46,7 @@ export class BatchTrace implements MainTrace {
     return this.owns(t) ? (t.trace as BatchTracer).value : broadcastTo(t, [this.size, ...t.shape]);
   }
 
-  process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
-    if (this.done) throw escapedTracer(this.kind, prim);
+  protected apply(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
     const p = prim as Primitive;
     const values = inputs.map((t) => (this.owns(t) ? (t.trace as BatchTracer).value : t));
     const batched = inputs.map((t) => this.owns(t));

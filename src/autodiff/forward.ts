@@ -7,19 +7,18 @@
  */
 import { bind, cast } from '../core/ops.js';
 import type { Primitive } from '../core/primitives.js';
-import { internal, type MainTrace, type Tensor, type Trace } from '../core/tensor.js';
-import { escapedTracer, nextLevel } from './level.js';
+import { internal, type Tensor } from '../core/tensor.js';
+import { Tracer, Transformation } from './level.js';
 import { adRules } from './rules/index.js';
 import type { DifferentiableRule, Maybe } from './rules/types.js';
 
-class JvpTracer implements Trace {
-  readonly readable: boolean;
+class JvpTracer extends Tracer {
   constructor(
     readonly main: JvpTrace,
     readonly primal: Tensor,
     readonly tangent: Tensor,
   ) {
-    this.readable = primal.trace?.readable ?? true;
+    super(primal);
   }
 
   get parts(): readonly Tensor[] {
@@ -27,15 +26,8 @@ class JvpTracer implements Trace {
   }
 }
 
-export class JvpTrace implements MainTrace {
-  readonly level = nextLevel();
+export class JvpTrace extends Transformation {
   readonly kind = 'jvp';
-  private done = false;
-
-  /** Called when the transformation returns: its tracers may no longer enter ops. */
-  finish(): void {
-    this.done = true;
-  }
 
   /** primal with `tangent` (same shape) attached at this level. */
   wrap(primal: Tensor, tangent: Tensor): Tensor {
@@ -52,8 +44,7 @@ export class JvpTrace implements MainTrace {
     return t.trace?.main === this ? (t.trace as JvpTracer).tangent : null;
   }
 
-  process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
-    if (this.done) throw escapedTracer(this.kind, prim);
+  protected apply(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
     const p = prim as Primitive;
     const primals = inputs.map((t) => this.primalOf(t));
     const out = bind(p, primals as never, params as never);

@@ -19,8 +19,8 @@
 import { add, bind, cast } from '../core/ops.js';
 import { ones } from '../core/tensor.js';
 import type { Primitive } from '../core/primitives.js';
-import { internal, type MainTrace, type Tensor, type Trace } from '../core/tensor.js';
-import { escapedTracer, nextLevel } from './level.js';
+import { internal, type Tensor } from '../core/tensor.js';
+import { Tracer, Transformation } from './level.js';
 import { adRules } from './rules/index.js';
 import type { DifferentiableRule } from './rules/types.js';
 
@@ -36,14 +36,13 @@ interface Node {
 }
 
 /** A tensor this tape traced: its id, and its value one level down. */
-class TapeTracer implements Trace {
-  readonly readable: boolean;
+class TapeTracer extends Tracer {
   constructor(
     readonly main: Tape,
     readonly id: number,
     readonly primal: Tensor,
   ) {
-    this.readable = primal.trace?.readable ?? true;
+    super(primal);
   }
 
   get parts(): readonly Tensor[] {
@@ -51,15 +50,8 @@ class TapeTracer implements Trace {
   }
 }
 
-export class Tape implements MainTrace {
-  readonly level = nextLevel();
+export class Tape extends Transformation {
   readonly kind = 'grad';
-  private done = false;
-
-  /** Called when the transformation returns: its tracers may no longer enter ops. */
-  finish(): void {
-    this.done = true;
-  }
   private readonly nodes: Node[] = [];
   private nextId = 0;
 
@@ -82,8 +74,7 @@ export class Tape implements MainTrace {
     return t.trace?.main === this ? (t.trace as TapeTracer).id : -1;
   }
 
-  process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
-    if (this.done) throw escapedTracer(this.kind, prim);
+  protected apply(prim: string, inputs: readonly Tensor[], params: unknown): Tensor {
     const p = prim as Primitive;
     const lowered = inputs.map((t) => this.lower(t));
     const out = bind(p, lowered as never, params as never);

@@ -15,7 +15,7 @@ import type { Shape } from '../../core/shape.js';
 import { zeros, type Tensor } from '../../core/tensor.js';
 import { jvpOf } from '../forward.js';
 import { vjpOf } from '../tape.js';
-import { addAll, asBatch, mergeBatch, perExample, splitBatch, type DifferentiableRule, type JvpRule, type Maybe, type RuleTable, type VjpRule } from './types.js';
+import { asBatch, bilinearJvp, mergeBatch, perExample, splitBatch, type DifferentiableRule, type JvpRule, type Maybe, type RuleTable, type VjpRule } from './types.js';
 
 type Images = 'conv2d' | 'conv2dGradInput' | 'conv2dGradWeight' | 'maxPool2d' | 'maxPool2dGrad' | 'maxPool2dSelect' | 'avgPool2d' | 'avgPool2dGrad'
   | 'channelMoments' | 'batchNorm' | 'batchNormGrad' | 'batchNormParamGrad';
@@ -75,7 +75,7 @@ export const imageRules: RuleTable<Images> = {
       () => bind('conv2dGradInput', [ct, w], { ...p, inputShape: x.shape }),
       () => bind('conv2dGradWeight', [ct, x], { ...p, filterShape: w.shape }),
     ],
-    jvp: ([tx, tw], [x, w], _y, p) => addAll([tx === null ? null : bind('conv2d', [tx, w], p), tw === null ? null : bind('conv2d', [x, tw], p)], add),
+    jvp: bilinearJvp('conv2d'),
     // A batch of image batches against shared filters is one bigger image batch.
     batch: (values, batched, p, size) =>
       (batched[0] && !batched[1] ? splitBatch(bind('conv2d', [mergeBatch(values[0]), values[1]], p), size) : perExample('conv2d')(values, batched, p, size)),
@@ -86,8 +86,7 @@ export const imageRules: RuleTable<Images> = {
       () => bind('conv2d', [g, w], conv(p)),
       () => bind('conv2dGradWeight', [ct, g], { ...conv(p), filterShape: w.shape }),
     ],
-    jvp: ([tc, tw], [ct, w], _y, p) =>
-      addAll([tc === null ? null : bind('conv2dGradInput', [tc, w], p), tw === null ? null : bind('conv2dGradInput', [ct, tw], p)], add),
+    jvp: bilinearJvp('conv2dGradInput'),
     batch: (values, batched, p, size) =>
       (batched[0] && !batched[1]
         ? splitBatch(bind('conv2dGradInput', [mergeBatch(values[0]), values[1]], { ...p, inputShape: Object.freeze([size * p.inputShape[0]!, ...p.inputShape.slice(1)]) }), size)
@@ -99,8 +98,7 @@ export const imageRules: RuleTable<Images> = {
       () => bind('conv2d', [x, g], conv(p)),
       () => bind('conv2dGradInput', [ct, g], { ...conv(p), inputShape: x.shape }),
     ],
-    jvp: ([tc, tx], [ct, x], _y, p) =>
-      addAll([tc === null ? null : bind('conv2dGradWeight', [tc, x], p), tx === null ? null : bind('conv2dGradWeight', [ct, tx], p)], add),
+    jvp: bilinearJvp('conv2dGradWeight'),
     // Sums over each example's own images: no one kernel call covers a batch of them.
     batch: perExample('conv2dGradWeight'),
   },

@@ -5,9 +5,9 @@
  * concat).
  */
 import { reducedShape } from '../../core/kernels.js';
-import { add, bind, broadcastTo, concat, mul, pad, reshape, slice, sum, transpose } from '../../core/ops.js';
+import { add, bind, broadcastTo, concat, mul, pad, reshape, slice, transpose } from '../../core/ops.js';
 import { ones, type Tensor } from '../../core/tensor.js';
-import { addAll, asBatch, batchShape, expandAfterBatch, mapBatch, perExample, shiftAxes, unbroadcast, zerosLike, type Maybe, type RuleTable } from './types.js';
+import { asBatch, bilinearJvp, batchShape, expandAfterBatch, perExample, shiftAxes, unbroadcast, zerosLike, type Maybe, type RuleTable } from './types.js';
 
 type Structural = 'matmul' | 'sum' | 'max' | 'maxGrad' | 'argmax' | 'reshape' | 'transpose' | 'broadcastTo' | 'slice' | 'pad' | 'take' | 'takeGrad' | 'concat';
 
@@ -24,7 +24,7 @@ export const structuralRules: RuleTable<Structural> = {
       () => (transA ? bind('matmul', [b, ct], { transA: transB, transB: true }) : bind('matmul', [ct, b], { transA: false, transB: !transB })),
       () => (transB ? bind('matmul', [ct, a], { transA: true, transB: transA }) : bind('matmul', [a, ct], { transA: !transA, transB: false })),
     ],
-    jvp: ([ta, tb], [a, b], _y, p) => addAll([ta === null ? null : bind('matmul', [ta, b], p), tb === null ? null : bind('matmul', [a, tb], p)], add),
+    jvp: bilinearJvp('matmul'),
     batch: (values, batched, p, size) => {
       const [a, b] = values;
       // A batch of left operands against one right operand is one product with B·m rows.

@@ -14,7 +14,7 @@
  * output no derivative flows through: transformations evaluate it on their
  * primal values and never record it; it still needs its batching rule.
  */
-import { bind, broadcastTo, concat, reshape, slice, sum } from '../../core/ops.js';
+import { add, bind, broadcastTo, concat, reshape, slice, sum } from '../../core/ops.js';
 import type { ArityTuple, Primitive, PrimitiveParams } from '../../core/primitives.js';
 import { broadcastedAxes, makeShape, sameShape, type Shape } from '../../core/shape.js';
 import { zeros, type Tensor } from '../../core/tensor.js';
@@ -118,3 +118,7 @@ export const splitBatch = (x: Tensor, size: number): Tensor => reshape(x, [size,
 export const batchShape = (size: number, s: Shape): Shape => makeShape([size, ...s]);
 /** Axes moved one place by the batch axis in front. */
 export const shiftAxes = (axes: readonly number[]): number[] => axes.map((a) => a + 1);
+
+/** The JVP of a primitive bilinear in its two inputs (matmul, the convolutions): f(ta, b) + f(a, tb). */
+export const bilinearJvp = <P extends 'matmul' | 'conv2d' | 'conv2dGradInput' | 'conv2dGradWeight'>(prim: P): JvpRule<P> => ([ta, tb], [a, b], _y, p) =>
+  addAll([ta === null ? null : bind(prim, [ta, b] as never, p), tb === null ? null : bind(prim, [a, tb] as never, p)], add);
