@@ -33,12 +33,15 @@ export const dataBytes = (c: ResolvedConfig): number =>
 
 export interface LayerNeed { readonly index: number; readonly nIn: number; readonly nOut: number; readonly bytes: number }
 
-/** Each dense layer's training memory (weights and their copies, and its activations). */
-export const layerNeeds = (c: ResolvedConfig, classes: number): LayerNeed[] => {
+/** The rows of one training batch: the batch size, or all training images when there are fewer. */
+const batchRows = (c: ResolvedConfig): number => Math.min(c.training.batchSize, c.data.limitTrain ?? CIFAR_TRAIN, CIFAR_TRAIN);
+
+/** Each dense layer's training memory (weights and their copies, and its activations for `batch` rows). */
+export const layerNeeds = (c: ResolvedConfig, classes: number, batch = batchRows(c)): LayerNeed[] => {
   const sizes = [IMAGE, ...c.model.hidden, classes];
   const opt = c.training.optimizer.kind === 'adam' ? 2 : c.training.optimizer.kind === 'momentum' ? 1 : 0;
   const copies = 4 + opt;
-  const rows = c.training.batchSize * 3 + EVAL_CHUNK * 2;
+  const rows = batch * 3 + EVAL_CHUNK * 2;
   return sizes.slice(1).map((nOut, i) => ({ index: i + 1, nIn: sizes[i]!, nOut, bytes: ((sizes[i]! + 1) * nOut * copies + rows * nOut) * F32 }));
 };
 
@@ -59,6 +62,16 @@ export const checkRunFits = (c: ResolvedConfig, classes: number, backend: string
   if (cpu) limits.push([CPU_KERNEL_BYTES, `the cpu backend's ${gib(CPU_KERNEL_BYTES)} of kernel memory`]);
   for (const [limit, what] of limits.sort((a, b) => a[0] - b[0])) {
     if (need <= limit) continue;
+    // Were one row a batch enough, the batch size is what does not fit: name it, and the largest that does.
+    const needOneRow = data + layerNeeds(c, classes, 1).reduce((s, l) => s + l.bytes, 0);
+    if (needOneRow <= limit) {
+      const perRow = (need - needOneRow) / (batchRows(c) - 1);
+      const largest = 1 + Math.floor((limit - needOneRow) / perRow);
+      return E.left(new Error(
+        `training.batchSize ${c.training.batchSize}: one batch's activations need ${gib(need - needOneRow + perRow)}, and the run ${gib(need)} with its data, ` +
+          `more than ${what}: use a batchSize of at most ${largest}`,
+      ));
+    }
     const worst = layers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
     const perUnit = worst.bytes / worst.nOut;
     const room = limit - (need - worst.bytes);

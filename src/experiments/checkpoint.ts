@@ -38,13 +38,26 @@ const CheckpointC = t.exact(t.intersection([t.type({
   params: EncodedC,
   optState: EncodedC,
 }), t.partial({
+  /** The run it belongs to (checked on resume); absent in checkpoints written before runs had an id. */
+  run: t.exact(t.type({ id: t.string, configSha256: t.string })),
   /** The model's architecture (checked on resume); absent in older checkpoints and for layers written in code. */
   architecture: t.unknown,
   /** The layers' state (running statistics); absent for stateless models. */
   layerState: EncodedC,
   bestLayerState: EncodedC,
 })]));
-const KEYS = ['format', 'version', 'epoch', 'history', 'best', 'stoppedAt', 'params', 'optState', 'architecture', 'layerState', 'bestLayerState'];
+const KEYS = ['format', 'version', 'epoch', 'history', 'best', 'stoppedAt', 'params', 'optState', 'run', 'architecture', 'layerState', 'bestLayerState'];
+
+/**
+ * Which run a checkpoint belongs to: the run folder's id (made when the folder
+ * is, kept in its sealed config.json) and the checksum of the config it trains.
+ * Two runs of the same architecture have checkpoints of the same shapes: only
+ * this tells one's from the other's.
+ */
+export interface RunIdentity {
+  readonly id: string;
+  readonly configSha256: string;
+}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyModel = Model<any, any>;
@@ -54,10 +67,11 @@ type AnyState = FitState<any, any>;
 export const checkpointFile = (dir: string): string => join(dir, 'checkpoint.json');
 
 /** Writes a training state as a sealed checkpoint (atomically: a crash leaves the previous one). */
-export const saveCheckpoint = (dir: string, s: AnyState, model?: AnyModel): void => {
+export const saveCheckpoint = (dir: string, s: AnyState, model?: AnyModel, run?: RunIdentity): void => {
   const layerState = encodeTree(s.layerState as Tree);
   writeFileAtomic(checkpointFile(dir), sealJson({
     format: CHECKPOINT_FORMAT, version: CHECKPOINT_VERSION, epoch: s.epoch, history: s.history,
+    ...(run !== undefined ? { run: { id: run.id, configSha256: run.configSha256 } } : {}),
     best: s.best === undefined ? null : { epoch: s.best.epoch, valLoss: s.best.valLoss, params: encodeTree(s.best.params) },
     stoppedAt: s.stoppedAt ?? null, params: encodeTree(s.params), optState: encodeTree(s.optState),
     ...(model?.spec !== undefined ? { architecture: model.spec } : {}),
@@ -78,10 +92,11 @@ export const historyProblem = (history: readonly EpochRecord[]): string | undefi
 const FIX = 'resume is refused: start the run again (tapegrad train --config …), or restore the file from a backup';
 
 /**
- * Reads and verifies `dir`'s checkpoint for `model` trained with `c`.
- * `Left` names the file, what is wrong, and what to do.
+ * Reads and verifies `dir`'s checkpoint for `model` trained with `c`, in the
+ * run `run` (when the folder has an id, the checkpoint must carry the same id
+ * and config checksum). `Left` names the file, what is wrong, and what to do.
  */
-export const loadCheckpoint = (dir: string, model: AnyModel, c: ResolvedConfig): E.Either<Error, AnyState> => {
+export const loadCheckpoint = (dir: string, model: AnyModel, c: ResolvedConfig, run?: RunIdentity): E.Either<Error, AnyState> => {
   const file = checkpointFile(dir);
   const bad = (problem: string) => E.left(new Error(`${file}: ${problem}: ${FIX}`));
   if (!existsSync(file)) return E.left(new Error(`${dir}: no checkpoint.json, so no finished epoch to resume from`));
@@ -96,6 +111,11 @@ export const loadCheckpoint = (dir: string, model: AnyModel, c: ResolvedConfig):
   const d = CheckpointC.decode(sealed.right);
   if (E.isLeft(d)) return bad(`not a valid tapegrad checkpoint (${describeErrors(d.left)})`);
   const ck = d.right;
+  if (run !== undefined) {
+    if (ck.run === undefined) return bad(`has no run id, but ${dir} is run ${run.id}: it may be another run's checkpoint`);
+    if (ck.run.id !== run.id) return bad(`belongs to run ${ck.run.id}, not to ${dir}'s run ${run.id}: it is another run's checkpoint`);
+    if (ck.run.configSha256 !== run.configSha256) return bad(`was written for another config than ${dir}/config.json (config checksum ${ck.run.configSha256.slice(0, 12)}…, the folder's ${run.configSha256.slice(0, 12)}…)`);
+  }
   const h = historyProblem(ck.history);
   if (h !== undefined) return bad(h);
   if (ck.epoch !== ck.history.length) return bad(`epoch ${ck.epoch} disagrees with its history of ${ck.history.length} epochs`);

@@ -5,8 +5,8 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { existsSync, readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
 import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt, ScheduleSpecC, SeedC } from '../nn/codecs.js';
 import { LayerSpecC, type LayerSpec } from '../nn/spec.js';
 import { presets, type Preset } from '../nn/presets.js';
@@ -45,8 +45,17 @@ const SweepC = t.union([
   t.exact(t.intersection([t.type({ keys: t.array(t.string), points: t.array(t.array(ValueC)) }), SweepExtrasC])),
 ]);
 
+/**
+ * A run's name: it titles plots and reports and names the run folder, so a
+ * control character (which breaks the SVG plot written after training, and
+ * terminals) is refused here, before anything trains.
+ */
+const NameC = t.refinement(t.string, (s) => !CONTROL.test(s), 'NameWithoutControlCharacters');
+// C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+
 export const ConfigC = t.exact(t.intersection([
-  t.type({ name: t.string }),
+  t.type({ name: NameC }),
   t.partial({
     description: t.string,
     preset: t.keyof({ paper: null, defaults: null }),
@@ -133,16 +142,53 @@ const unknownKeys = (input: unknown, output: unknown, path = ''): string[] => {
   });
 };
 
+/**
+ * The largest config file read (1 MiB: the shipped ones are under 2 KiB) and
+ * the most keys and array entries a config may hold (10,000), both checked
+ * before the file is parsed or decoded, so a huge or hostile config is one
+ * line, not minutes of work or an out-of-memory crash.
+ */
+export const MAX_CONFIG_BYTES = 2 ** 20;
+export const MAX_CONFIG_ENTRIES = 10_000;
+
+/** Whether `value` holds more than `limit` object keys and array entries in all (stops counting there). */
+const tooManyEntries = (value: unknown, limit: number): boolean => {
+  let n = 0;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    const children = Array.isArray(v) ? v : Object.values(v as Record<string, unknown>);
+    n += children.length;
+    if (n > limit) return true;
+    for (const c of children) stack.push(c);
+  }
+  return false;
+};
+
+/** At most this many names in one message; the rest are counted. */
+const listed = (names: readonly string[], max = 5): string =>
+  `${names.slice(0, max).map((k) => `'${k}'`).join(', ')}${names.length > max ? ` and ${names.length - max} more` : ''}`;
+
 /** Decodes a parsed config object; `Left` names each bad or unknown key. */
 export const decodeConfig = (value: unknown, source = 'config'): E.Either<ConfigError, ResolvedConfig> => {
   if (value === null || value === undefined) return E.left(new ConfigError(`${source}: the config is empty: it needs at least 'name: …' (see examples/configs/)`));
+  if (tooManyEntries(value, MAX_CONFIG_ENTRIES)) {
+    return E.left(new ConfigError(`${source}: the config holds more than ${MAX_CONFIG_ENTRIES} keys and list entries, far more than any config needs: check that this is a tapegrad config (see examples/configs/)`));
+  }
   const decoded = ConfigC.decode(value);
-  if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config: ${describeErrors(decoded.left)}`));
+  if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config: ${oneLine(describeErrors(decoded.left))}`));
   const extra = unknownKeys(value, decoded.right).filter((k) => !/^sweep\.(grid|keys|points)\b/.test(k));
   if (extra.length > 0) {
-    return E.left(new ConfigError(`${source}: unknown key${extra.length > 1 ? 's' : ''} ${extra.map((k) => `'${k}'`).join(', ')} (check the spelling; see examples/configs/ for every key)`));
+    return E.left(new ConfigError(`${source}: unknown key${extra.length > 1 ? 's' : ''} ${listed(extra)} (check the spelling; see examples/configs/ for every key)`));
   }
   return E.right(resolve(decoded.right));
+};
+
+/** A decoder's report kept to one readable line: control characters shown as escapes, at most 1,000 characters. */
+const oneLine = (s: string): string => {
+  const escaped = s.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return escaped.length > 1000 ? `${escaped.slice(0, 1000)}… (${escaped.length - 1000} more characters)` : escaped;
 };
 
 /** Fills the preset's defaults in. */
@@ -188,24 +234,64 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
   };
 };
 
-/** Reads a YAML or JSON config file, checked but not resolved (sweeps expand it first). */
-export const readRawConfig = (file: string): E.Either<ConfigError, RawConfig> => {
-  if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such config file (examples/configs/ has one per table of the paper)`));
+/**
+ * Reads and parses a YAML (or JSON) file of at most `MAX_CONFIG_BYTES`, with at
+ * most about `MAX_CONFIG_ENTRIES` keys and entries (counted on the text,
+ * before parsing), in time linear in its size: the YAML parser's own
+ * duplicate-key check compares every key with every other (80,000 keys took
+ * 91 s), so keys are checked for duplicates here, with a set per mapping.
+ */
+export const readYamlFile = (file: string, what = 'config'): E.Either<ConfigError, unknown> => {
+  if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such ${what} file (examples/configs/ has one per table of the paper)`));
   let text: string;
   try {
+    const size = statSync(file).size;
+    if (size > MAX_CONFIG_BYTES) return E.left(new ConfigError(`${file}: is ${size} bytes, more than the ${MAX_CONFIG_BYTES} a ${what} file may be (the shipped ones are under 2 KiB): check that this is a tapegrad ${what}`));
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     return E.left(new ConfigError(`${file}: cannot be read (${code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message})`));
   }
-  let value: unknown;
+  // Every key or entry needs one of these (a block entry its line, a flow one its comma, a key its colon).
+  let marks = 0;
+  for (let i = 0; i < text.length; i++) if (':,\n[{?-'.includes(text[i]!)) marks++;
+  if (marks > 4 * MAX_CONFIG_ENTRIES) {
+    return E.left(new ConfigError(`${file}: holds more than ${MAX_CONFIG_ENTRIES} keys and list entries (${marks} lines, colons, commas and brackets), far more than any ${what} needs: check that this is a tapegrad ${what}`));
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { uniqueKeys: false, lineCounter: lines });
+  const yamlError = doc.errors[0];
+  if (yamlError !== undefined) return E.left(new ConfigError(`${file}: not valid YAML: ${yamlError.message.split('\n')[0]}`));
+  let duplicate: string | undefined;
+  visit(doc, {
+    Map: (_key, map) => {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        const k = isScalar(pair.key) ? String(pair.key.value) : String(pair.key);
+        if (seen.has(k)) {
+          const at = isScalar(pair.key) && pair.key.range !== undefined && pair.key.range !== null ? lines.linePos(pair.key.range[0]) : undefined;
+          duplicate = `key '${k}' appears twice in one mapping${at !== undefined ? ` (again at line ${at.line}, column ${at.col})` : ''}: keep one`;
+          return visit.BREAK;
+        }
+        seen.add(k);
+      }
+      return undefined;
+    },
+  });
+  if (duplicate !== undefined) return E.left(new ConfigError(`${file}: not valid YAML: ${duplicate}`));
   try {
-    value = parseYaml(text);
+    return E.right(doc.toJS({ maxAliasCount: 100 }) as unknown);
   } catch (e) {
     return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message.split('\n')[0]}`));
   }
-  const checked = decodeConfig(value, file);
-  return E.isLeft(checked) ? checked : E.right(value as RawConfig);
+};
+
+/** Reads a YAML or JSON config file, checked but not resolved (sweeps expand it first). */
+export const readRawConfig = (file: string): E.Either<ConfigError, RawConfig> => {
+  const value = readYamlFile(file);
+  if (E.isLeft(value)) return value;
+  const checked = decodeConfig(value.right, file);
+  return E.isLeft(checked) ? checked : E.right(value.right as RawConfig);
 };
 
 

@@ -5,11 +5,10 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { fsMessage } from './runfolder.js';
-import { parse as parseYaml } from 'yaml';
 import { describeErrors } from '../nn/codecs.js';
-import { ConfigError } from './config.js';
+import { ConfigError, readYamlFile } from './config.js';
 import { join, relative, resolve } from 'node:path';
 import { backendSelection } from '../core/index.js';
 import { ensureCifar100, readCifar100, cifarSet, sliceRows } from '../data/index.js';
@@ -46,9 +45,9 @@ export interface ReproduceFile {
 
 /** Reads a reproduce config (`sections: [table1, …]`, `recipes: [mlp-recipe.yaml, …]`), rejecting unknown keys and sections by name. */
 export const readReproduceFile = (file: string): E.Either<ConfigError, ReproduceFile> => {
-  if (!existsSync(file)) return E.left(new ConfigError(`${file}: no such file`));
-  let value: unknown;
-  try { value = parseYaml(readFileSync(file, 'utf8')); } catch (e) { return E.left(new ConfigError(`${file}: not valid YAML: ${(e as Error).message}`)); }
+  const read = readYamlFile(file, 'reproduce config');
+  if (E.isLeft(read)) return read;
+  const value = read.right;
   const d = ReproduceFileC.decode(value);
   if (E.isLeft(d)) return E.left(new ConfigError(`${file}: ${describeErrors(d.left)} (sections are ${SECTIONS.join(', ')}; recipes a list of config files)`));
   const extra = Object.keys(value as object).filter((k) => k !== 'sections' && k !== 'recipes');

@@ -12,6 +12,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
+import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
@@ -24,7 +25,7 @@ import {
 import { describeErrors, Finite } from '../nn/codecs.js';
 import { decodeConfig, type ResolvedConfig } from './config.js';
 import { checkRunFits } from './budget.js';
-import { EpochRecordC, historyProblem, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { EpochRecordC, historyProblem, loadCheckpoint, saveCheckpoint, type RunIdentity } from './checkpoint.js';
 import { curvesSpec, render } from './plots.js';
 import { checkNewFolder, claimFreshFolder, claimNewFolder, fsMessage, liveHolder, lockFolder, whileOpen, type RunLock } from './runfolder.js';
 
@@ -165,21 +166,33 @@ export const writeCurves = async (dir: string, label: string, history: readonly 
   }
 };
 
-/** A run folder's config.json: sealed, so a corrupted or edited one is refused rather than trained with. */
-export const readRunConfig = (dir: string): E.Either<Error, ResolvedConfig> => {
+/**
+ * A run folder's config.json and its run id (absent in folders written before
+ * runs had one): sealed, so a corrupted or edited one is refused rather than
+ * trained with.
+ */
+const readRunFolderConfig = (dir: string): E.Either<Error, { config: ResolvedConfig; run?: RunIdentity }> => {
   const file = join(dir, 'config.json');
   if (!existsSync(file)) return E.left(new Error(`${dir}: no config.json: not a tapegrad run folder`));
   const text = readText(file);
   if (E.isLeft(text)) return text;
   const v = unsealJson(file, text.right, false);
   if (E.isLeft(v)) return E.left(new Error(`${v.left.message}: this run folder cannot be continued; start the run again`));
-  return decodeConfig(v.right, file);
+  const { runId, ...stored } = v.right;
+  if (runId !== undefined && typeof runId !== 'string') return E.left(new Error(`${file}: runId ${JSON.stringify(runId)} is not a run id: the file is corrupt`));
+  return E.map((config: ResolvedConfig) => ({ config, ...(runId !== undefined ? { run: { id: runId, configSha256: jsonChecksum(stored) } } : {}) }))(decodeConfig(stored, file));
 };
 
-const writeRunConfig = (dir: string, c: ResolvedConfig): void => {
-  // The resolved config is what ran: saved in full, as YAML for people and sealed JSON for resume.
+/** A run folder's config.json: sealed, so a corrupted or edited one is refused rather than trained with. */
+export const readRunConfig = (dir: string): E.Either<Error, ResolvedConfig> => E.map((r: { config: ResolvedConfig }) => r.config)(readRunFolderConfig(dir));
+
+/** Writes a new run folder's config with a fresh run id; returns the run's identity (which its checkpoints carry). */
+const writeRunConfig = (dir: string, c: ResolvedConfig): RunIdentity => {
+  // The resolved config is what ran: saved in full, as YAML for people and sealed JSON (with the run's id) for resume.
+  const id = randomUUID();
   writeFileAtomic(join(dir, 'config.yaml'), toYaml(c));
-  writeFileAtomic(join(dir, 'config.json'), sealJson(c as unknown as Record<string, unknown>, 2));
+  writeFileAtomic(join(dir, 'config.json'), sealJson({ ...(c as unknown as Record<string, unknown>), runId: id }, 2));
+  return { id, configSha256: jsonChecksum(c) };
 };
 
 /** A run folder's result outcome ('finished', 'diverged', or 'unreadable'), or undefined without a result. */
@@ -195,9 +208,9 @@ const resultOutcome = (dir: string): string | undefined => {
 };
 
 /** Where a resume can begin: a run folder's stored config, and whether it holds a result. */
-const resumeTarget = (dir: string, extendTo: number | undefined): E.Either<Error, ResolvedConfig> => {
+const resumeTarget = (dir: string, extendTo: number | undefined): E.Either<Error, { config: ResolvedConfig; run?: RunIdentity }> => {
   if (!existsSync(dir)) return E.left(new Error(`${dir}: no such run folder`));
-  const c = readRunConfig(dir);
+  const c = readRunFolderConfig(dir);
   if (E.isLeft(c)) return c;
   const outcome = resultOutcome(dir);
   if (outcome === 'diverged') {
@@ -236,11 +249,13 @@ const runUnguarded = async (
   if (config === undefined && resumeDir === undefined) return E.left(new Error('runExperiment: give a config, or a run folder to resume'));
   let c: ResolvedConfig;
   let sourceLock: RunLock | undefined;
+  let sourceRun: RunIdentity | undefined;
   const extending = resumeDir !== undefined && opts.extendTo !== undefined;
   if (resumeDir !== undefined) {
     const stored = resumeTarget(resumeDir, opts.extendTo);
     if (E.isLeft(stored)) return stored;
-    c = stored.right;
+    c = stored.right.config;
+    sourceRun = stored.right.run;
     if (extending) {
       if (opts.extendTo! <= c.training.epochs && existsSync(join(resumeDir, 'result.json'))) {
         return E.left(new Error(`${resumeDir} already trained ${c.training.epochs} epochs: --epochs ${opts.extendTo} must be more than that to extend it`));
@@ -297,7 +312,7 @@ const runUnguarded = async (
     const model = built.right;
     let resume: FitState | undefined;
     if (resumeDir !== undefined && existsSync(join(resumeDir, 'checkpoint.json'))) {
-      const st = loadCheckpoint(resumeDir, model, extending ? { ...c, training: { ...c.training, epochs: Math.max(c.training.epochs, opts.extendTo!) } } : c);
+      const st = loadCheckpoint(resumeDir, model, extending ? { ...c, training: { ...c.training, epochs: Math.max(c.training.epochs, opts.extendTo!) } } : c, sourceRun);
       if (E.isLeft(st)) return st;
       resume = st.right;
       if (extending && resume.stoppedAt !== undefined) {
@@ -339,9 +354,11 @@ const runUnguarded = async (
     });
     // From here the lock is released (and run.json written) however this function ends.
     hold(lock, unhook);
+    // A new folder gets its own run id (an extended run's checkpoint is rewritten with it); a resumed one keeps its own.
+    let runId = sourceRun;
     if (fresh) {
-      writeRunConfig(dir, c);
-      if (resume !== undefined) saveCheckpoint(dir, resume, model);
+      runId = writeRunConfig(dir, c);
+      if (resume !== undefined) saveCheckpoint(dir, resume, model, runId);
     }
     status({ status: 'running' });
 
@@ -367,7 +384,7 @@ const runUnguarded = async (
             diverge.abort();
             return;
           }
-          saveCheckpoint(dir, e.state, model);
+          saveCheckpoint(dir, e.state, model, runId);
           writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
           writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
           epochsDone = e.state.epoch;

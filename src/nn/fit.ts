@@ -293,6 +293,41 @@ const checkFits = <P extends Treelike<P>, S extends Treelike<S>>(
   return undefined;
 };
 
+/**
+ * Checks the options and data `fit` can see before training (configs decode
+ * most of them already; API callers may pass anything), so each bad input is a
+ * `Left` naming it rather than a throw mid-run or a `Right` full of NaN.
+ */
+const checkInputs = (data: FitData, opts: FitOptions): TrainingError | undefined => {
+  const { train, val } = data;
+  if (!(Number.isInteger(opts.epochs) && opts.epochs >= 1)) return new TrainingError(`epochs must be a positive integer, got ${opts.epochs}`);
+  if (!(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) return new TrainingError(`batchSize must be a positive integer, got ${opts.batchSize}`);
+  if (!Number.isInteger(opts.seed)) return new TrainingError(`seed must be an integer, got ${opts.seed}`);
+  const lr = opts.optimizer.lr;
+  if (!(Number.isFinite(lr) && lr >= 0)) return new TrainingError(`optimizer.lr must be a finite number ≥ 0, got ${lr}`);
+  if (train.n === 0) return new TrainingError('the training set is empty: give fit at least one training row');
+  if (val.n === 0) return new TrainingError('the validation set is empty: fit validates after every epoch (early stopping, the best epoch); give it at least one row');
+  if (val.classes !== train.classes) return new TrainingError(`the training set has ${train.classes} classes but the validation set ${val.classes}: split both from one data set`);
+  for (const [name, set] of [['training', train], ['validation', val]] as const) {
+    if (set.y.length !== set.n) return new TrainingError(`the ${name} set has ${set.n} rows but ${set.y.length} labels`);
+    const i = set.y.findIndex((label) => label >= set.classes);
+    if (i >= 0) return new TrainingError(`${name} row ${i} has label ${set.y[i]}, not a class of 0..${set.classes - 1}: fix the labels or the set's class count`);
+  }
+  // Training inputs that are not finite make the loss NaN (reported with its batch); validation ones would only make every
+  // validation loss NaN, so they are looked for here, a chunk at a time, once.
+  for (let s = 0; s < val.n; s += 1000) {
+    const x = val.gather(Int32Array.from({ length: Math.min(1000, val.n - s) }, (_, i) => s + i));
+    try {
+      const d = x.toTypedArray();
+      const j = d.findIndex((v) => !Number.isFinite(v));
+      if (j >= 0) return new TrainingError(`validation row ${s + Math.floor(j / val.features)} holds ${d[j]} (feature ${j % val.features}): every validation loss would be NaN; clean or drop that row`);
+    } finally {
+      x.dispose();
+    }
+  }
+  return undefined;
+};
+
 /** Checks `schedule` and `clipNorm` (configs decode them already; API callers may pass anything). */
 const checkSchedule = (opts: FitOptions): TrainingError | undefined => {
   const c = opts.clipNorm, sch = opts.schedule;
@@ -338,7 +373,7 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   };
   const start = resume?.params ?? moved(initial);
   const startLayerState = resume?.layerState ?? initialState(layer);
-  const bad = checkFits(model, start, startLayerState, data, opts.loss !== undefined) ?? checkSchedule(opts) ?? checkAugment(opts, train.features);
+  const bad = checkInputs(data, opts) ?? checkFits(model, start, startLayerState, data, opts.loss !== undefined) ?? checkSchedule(opts) ?? checkAugment(opts, train.features);
   if (bad !== undefined) return E.left(bad);
   /** Disposes the tensors of `old` trees that none of `live` holds and that are not the caller's. */
   const release = (old: readonly unknown[], live: readonly unknown[]): void => {

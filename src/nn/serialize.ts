@@ -14,7 +14,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { leaves, leafPaths, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
 import { defaultBackend, Key, Tensor } from '../core/index.js';
@@ -126,9 +126,19 @@ export const unsealJson = (file: string, text: string, required = true): E.Eithe
   return E.right(rest);
 };
 
-/** Reads a file as text; a missing or unreadable file is a `Left` naming it. */
-export const readText = (file: string): E.Either<ModelFileError, string> => {
+/** The longest file `readText` reads: V8's longest string (2²⁹ − 24 characters on 64-bit Node). */
+export const MAX_TEXT_BYTES = 2 ** 29 - 24;
+
+/**
+ * Reads a file as text; a missing, unreadable or too large file (over
+ * `maxBytes`, checked before reading) is a `Left` naming it.
+ */
+export const readText = (file: string, maxBytes = MAX_TEXT_BYTES): E.Either<ModelFileError, string> => {
   try {
+    const size = statSync(file).size;
+    if (size > maxBytes) {
+      return E.left(new ModelFileError(file, `is ${size} bytes, more than the ${maxBytes} tapegrad reads from one file${maxBytes === MAX_TEXT_BYTES ? " (a JavaScript string's limit)" : ''}: it is not a file tapegrad wrote, or is corrupt`));
+    }
     return E.right(readFileSync(file, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
@@ -255,17 +265,26 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
     const what = arch.kind === 'mlp' ? `architecture.sizes ${JSON.stringify(arch.sizes)}` : 'its architecture';
     if (count.right > MAX_MODEL_PARAMS) return E.left(new ModelFileError(file, `${what} means ${count.right.toExponential(2)} weights, more than the ${MAX_MODEL_PARAMS} tapegrad loads: the file is corrupt`));
   }
+  // Byte counts before decoding: a tensor must hold exactly what its shape says.
+  for (const e of [...decoded.right.params, ...(decoded.right.state ?? [])]) {
+    const bytes = Buffer.byteLength(e.data, 'base64');
+    if (bytes !== sizeOf(e.shape) * 4) return E.left(new ModelFileError(file, `tensor ${e.path} of shape ${showShape(e.shape)} needs ${sizeOf(e.shape) * 4} bytes but holds ${bytes}: the file is corrupt; save the model again`));
+  }
+  if (arch.kind !== 'code') {
+    // The architecture's weights against the file's, before `init` allocates the architecture's: a file
+    // declaring a huge architecture beside small tensors is refused without allocating anything for it.
+    const declared = decoded.right.params.reduce((n, e) => n + sizeOf(e.shape), 0);
+    const needed = architectureParamCount(arch as ModelArchitecture);
+    if (E.isRight(needed) && declared !== needed.right) {
+      return E.left(new ModelFileError(file, `holds ${declared} weights but its architecture needs ${needed.right}: the file is corrupt; save or train the model again`));
+    }
+  }
   if (layer !== undefined) {
     model = { spec: arch.kind === 'code' ? undefined : (arch as ModelArchitecture), layer };
   } else {
     const built = buildModel(arch as ModelArchitecture);
     if (E.isLeft(built)) return E.left(new ModelFileError(file, built.left.message));
     model = built.right;
-  }
-  // Byte counts before decoding: a tensor must hold exactly what its shape says.
-  for (const e of [...decoded.right.params, ...(decoded.right.state ?? [])]) {
-    const bytes = Buffer.byteLength(e.data, 'base64');
-    if (bytes !== sizeOf(e.shape) * 4) return E.left(new ModelFileError(file, `tensor ${e.path} of shape ${showShape(e.shape)} needs ${sizeOf(e.shape) * 4} bytes but holds ${bytes}: the file is corrupt; save the model again`));
   }
   const params = decodeTreeLike(file, model.layer.init(new Key(0)), decoded.right.params);
   if (E.isLeft(params)) return params;

@@ -19,14 +19,13 @@ import {
   adamUpdate, add, cast, createCpuBackend, createGpujsBackend, createReferenceBackend, detectGpu, Key, logSumExp, matmul, max, mean, momentumUpdate,
   mul, relu, sigmoid, softmaxCrossEntropy, sum, tanh, tidy, toBackend, type Backend, type Tensor,
 } from '../../src/core/index.js';
+import { requireSystem } from '../system.js';
 
 const reference = createReferenceBackend();
 const cpu2 = createCpuBackend({ threads: 2 });
 const cpu1 = createCpuBackend({ threads: 1 });
 const gpu = detectGpu();
-const inCI = process.env['CI'] === 'true';
-const gpujs = gpu.context || inCI ? createGpujsBackend() : undefined;
-if (gpujs === undefined) console.warn(`gpujs properties skipped: ${gpu.summary}`);
+const gpujs = requireSystem({ suite: 'gpujs properties (test/core/backends.prop.test.ts)', found: gpu.context, missing: gpu.summary }) ? createGpujsBackend() : undefined;
 afterAll(() => { cpu2.dispose(); cpu1.dispose(); gpujs?.dispose(); });
 
 const acts = { relu, tanh, sigmoid } as const;

@@ -15,10 +15,10 @@ import { internal } from '../../src/core/tensor.js';
 import { denseSet } from '../../src/data/index.js';
 import { crossEntropy, fit, mlp, type FitOptions, type MlpParams } from '../../src/nn/index.js';
 import { right } from '../helpers.js';
+import { requireSystem } from '../system.js';
 
 const gpu = detectGpu();
-const inCI = process.env['CI'] === 'true';
-if (!gpu.context && !inCI) console.warn(`gpujs backend tests skipped: ${gpu.summary}`);
+const runGpu = requireSystem({ suite: 'gpujs backend tests (test/core/backends.test.ts)', found: gpu.context, missing: gpu.summary });
 
 const shapes: Array<[number, number, number]> = [[1, 1, 1], [7, 3073, 5], [129, 5, 3], [128, 3072, 128], [3072, 128, 128], [128, 128, 3072], [5, 7, 9], [64, 20, 128]];
 const reference = createReferenceBackend();
@@ -172,7 +172,7 @@ describe('cpu backend (WebAssembly SIMD)', () => {
   });
 });
 
-describe.skipIf(!gpu.context && !inCI)('gpujs backend (headless WebGL)', () => {
+describe.skipIf(!runGpu)('gpujs backend (headless WebGL)', () => {
   it('has a WebGL context (CI must run these tests, not skip them)', () => {
     expect(gpu.context, gpu.summary).toBe(true);
   });

@@ -19,11 +19,10 @@ import {
 import * as KN from '../../src/core/kernels-nd.js';
 import type { Alloc } from '../../src/core/kernels.js';
 import type { Data } from '../../src/core/primitives.js';
+import { requireSystem } from '../system.js';
 
 const gpuReport = detectGpu();
-const inCI = process.env['CI'] === 'true';
-const run = gpuReport.context || inCI;
-if (!run) console.warn(`gpujs image kernel tests skipped: ${gpuReport.summary}`);
+const run = requireSystem({ suite: 'gpujs image kernel tests (test/core/gpujs-conv.test.ts)', found: gpuReport.context, missing: gpuReport.summary });
 
 type Shape = readonly number[];
 const size = (s: Shape): number => s.reduce((p, d) => p * d, 1);

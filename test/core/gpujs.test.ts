@@ -10,11 +10,10 @@ import type { Operand } from '../../src/core/backend.js';
 import { createGpujsBackend, type GpuBuffer } from '../../src/core/backends/gpujs.js';
 import { detectGpu } from '../../src/core/backends/detect.js';
 import type { Data, DType } from '../../src/core/primitives.js';
+import { requireSystem } from '../system.js';
 
 const gpuReport = detectGpu();
-const inCI = process.env['CI'] === 'true';
-const run = gpuReport.context || inCI;
-if (!run) console.warn(`gpujs kernel tests skipped: ${gpuReport.summary}`);
+const run = requireSystem({ suite: 'gpujs kernel tests (test/core/gpujs.test.ts)', found: gpuReport.context, missing: gpuReport.summary });
 
 type Shape = readonly number[];
 const size = (s: Shape): number => s.reduce((p, d) => p * d, 1);

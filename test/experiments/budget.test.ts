@@ -37,6 +37,16 @@ describe('the memory estimate', () => {
     expect(runBytes(config([widest]), 20)).toBeLessThanOrEqual(CPU_KERNEL_BYTES);
   });
 
+  it('a huge batchSize is refused naming batchSize and the largest that fits, not a layer', () => {
+    const c = config([4096, 4096], { training: { batchSize: 1e9 } });
+    const m = left(checkRunFits(c, 20, 'cpu', 64 * GiB)).message;
+    expect(m).toMatch(/^training\.batchSize 1000000000: one batch's activations need [\d.]+ GiB, and the run [\d.]+ GiB with its data, more than the cpu backend's 2\.0 GiB of kernel memory: use a batchSize of at most (\d+)$/);
+    const largest = Number(/at most (\d+)$/.exec(m)![1]);
+    expect(largest).toBeGreaterThan(0);
+    expect(E.isRight(checkRunFits(config([4096, 4096], { training: { batchSize: largest } }), 20, 'cpu', 64 * GiB))).toBe(true);
+    expect(E.isLeft(checkRunFits(config([4096, 4096], { training: { batchSize: largest + 1 } }), 20, 'cpu', 64 * GiB))).toBe(true);
+  });
+
   it('other backends are held to the machine, and the machine to 80% of its memory', () => {
     expect(E.isRight(checkRunFits(config([200000]), 20, 'reference', 64 * GiB))).toBe(true);
     expect(left(checkRunFits(config([200000]), 20, 'reference', 8 * GiB)).message).toMatch(/more than 80% of this machine's 8\.0 GiB/);

@@ -71,6 +71,27 @@ describe('fit', () => {
     expect(left(fit(mlp([5, 3]), mlp([5, 3]).layer.init(new Key(0)), data, base)).message).toMatch(/8 features.*input width is 5/);
   });
 
+  it('returns a Left naming each bad input it can see, never throwing or training on it', () => {
+    const run = (d: typeof data, o: Partial<FitOptions>) => {
+      let r: ReturnType<typeof fit>;
+      try { r = fit(model, init, d, { ...base, ...o }); } catch (e) { throw new Error(`fit threw instead of returning a Left: ${(e as Error).message}`); }
+      return left(r).message;
+    };
+    expect(run(data, { batchSize: 0 })).toBe('batchSize must be a positive integer, got 0');
+    expect(run(data, { batchSize: 2.5 })).toBe('batchSize must be a positive integer, got 2.5');
+    expect(run(data, { epochs: NaN })).toBe('epochs must be a positive integer, got NaN');
+    expect(run(data, { seed: 0.5 })).toBe('seed must be an integer, got 0.5');
+    expect(run(data, { optimizer: { kind: 'sgd', lr: NaN } })).toBe('optimizer.lr must be a finite number ≥ 0, got NaN');
+    const rows = (set: LabeledSet, n: number) => set.gather(Int32Array.from({ length: n }, (_, i) => i)).toTypedArray() as Float32Array;
+    expect(run({ ...data, train: denseSet(new Float32Array(0), new Uint8Array(0), 8, 3) }, {})).toBe('the training set is empty: give fit at least one training row');
+    const y = data.train.y.slice();
+    y[7] = 3;
+    expect(run({ ...data, train: denseSet(rows(data.train, 300), y, 8, 3) }, {})).toBe('training row 7 has label 3, not a class of 0..2: fix the labels or the set\'s class count');
+    const xv = rows(data.val, 90);
+    xv[50 * 8 + 5] = NaN;
+    expect(run({ ...data, val: denseSet(xv, data.val.y, 8, 3) }, {})).toBe('validation row 50 holds NaN (feature 5): every validation loss would be NaN; clean or drop that row');
+  });
+
   it('an interrupted run resumes to the same history as an uninterrupted one', () => {
     const full = right(fit(model, init, data, base));
     const ctl = new AbortController();
@@ -159,7 +180,13 @@ describe('save and load', () => {
     // Resealed, so the architecture check is reached (an edit alone fails the checksum).
     delete obj.sha256;
     writeFileSync(bad, sealJson(obj));
-    expect(left(loadModel(bad)).message).toMatch(/\[0\]\.b has shape \[6\] but the architecture needs \[7\]/);
+    // 8·6 + 6 + 6·3 + 3 weights in the file, 8·7 + 7 + 7·3 + 3 in the architecture: refused before the architecture's are allocated.
+    expect(left(loadModel(bad)).message).toMatch(/holds 75 weights but its architecture needs 87: the file is corrupt/);
+    // The same count in other shapes is refused by the first tensor that differs.
+    obj.architecture.sizes = [8, 6, 3];
+    obj.params.find((p: { path: string }) => p.path === '[0].w').shape = [6, 8];
+    writeFileSync(bad, sealJson(obj));
+    expect(left(loadModel(bad)).message).toMatch(/tensor \[0\]\.w has shape \[6, 8\] but the architecture needs \[8, 6\]/);
   });
 
   it('rejects a malformed architecture naming the key', () => {

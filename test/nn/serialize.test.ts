@@ -4,7 +4,7 @@
  * failure is a Left naming the file; loadModel never throws.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -73,7 +73,22 @@ describe('loadModel', () => {
     const one = edited('one.json', (o) => { o['architecture'].sizes = [3072]; });
     expect(left(loadModel(one)).message).toMatch(/needs at least an input and an output width/);
     const wide = edited('wide.json', (o) => { o['architecture'].sizes = [6, 400000, 3]; });
-    expect(left(loadModel(wide)).message).toMatch(/tensor \[0\]\.[wb] has shape \[(6, ?)?4\] but the architecture needs \[(6, ?)?400000\]: the file is corrupt/);
+    expect(left(loadModel(wide)).message).toBe(`${wide}: holds 43 weights but its architecture needs 4000003: the file is corrupt; save or train the model again`);
+  });
+
+  it('refuses an architecture just under the cap beside small tensors before allocating its weights', () => {
+    // 3072·340000 + 340000 + 340000·20 + 20 ≈ 1.05e9 weights (4.2 GB), under MAX_MODEL_PARAMS: only the file's own tensors can say no.
+    const under = edited('under.json', (o) => { o['architecture'].sizes = [3072, 340000, 20]; });
+    const t0 = performance.now();
+    expect(left(loadModel(under)).message).toBe(`${under}: holds 43 weights but its architecture needs ${3072 * 340000 + 340000 + 340000 * 20 + 20}: the file is corrupt; save or train the model again`);
+    expect(performance.now() - t0).toBeLessThan(2000);
+  });
+
+  it('refuses a file larger than it can read before reading it', () => {
+    const big = join(dir, 'big.json');
+    writeFileSync(big, '');
+    truncateSync(big, 600 * 2 ** 20); // sparse: no disk used
+    expect(left(loadModel(big)).message).toBe(`${big}: is 629145600 bytes, more than the 536870888 tapegrad reads from one file (a JavaScript string's limit): it is not a file tapegrad wrote, or is corrupt`);
   });
 
   it('a missing file, a folder, and a file of another format are Lefts too', () => {
