@@ -14,7 +14,7 @@
 import type { Data } from '../primitives.js';
 import { MIN_POOLED_BYTES } from '../pool.js';
 import type { Arena } from './arena.js';
-import { sharedMemoryError } from './platform.js';
+import { envVar, sharedMemoryError } from './platform.js';
 import type { HostBackend } from './reference.js';
 import { blasChoice, findBlas, type BlasChoice, type NativeBlas } from './cpu/blas.js';
 import { convKernels } from './cpu/conv.js';
@@ -46,6 +46,15 @@ export interface CpuBackendOptions {
    */
   readonly blas?: BlasChoice;
   /**
+   * The native library's own threads. Default: TAPEGRAD_BLAS_THREADS, else 1,
+   * with the worker running the rest: OpenBLAS's idle threads spin between
+   * calls, so its second thread and the worker would be three busy threads on
+   * two cores. On this 2-core machine, shared, 3 interleaved rounds of the
+   * headline epoch: 1 BLAS thread + worker 0.95 / 4.59 / 1.02 s, 2 BLAS threads
+   * without the worker 2.66 / 3.84 / 1.62 s; 2 BLAS threads + worker 10.4 / 3.0 s.
+   */
+  readonly blasThreads?: number;
+  /**
    * How float32 conv2d and its gradients run: 'gemm' (default) unrolls images
    * into columns for the GEMM (conv-gemm.ts); 'loops' keeps the host kernels'
    * direct loops, for benchmarks that measure the difference.
@@ -58,6 +67,13 @@ export interface CpuBackendOptions {
    */
   readonly imageKernels?: 'wasm' | 'typescript';
 }
+
+const blasThreadsFrom = (env: string | undefined): number => {
+  if (env === undefined || env === '') return 1;
+  const n = Number(env);
+  if (!Number.isInteger(n) || n < 1 || n > 64) throw new Error(`TAPEGRAD_BLAS_THREADS=${env}: give the native BLAS's thread count, 1 to 64`);
+  return n;
+};
 
 /** Creates the `cpu` backend. */
 export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
@@ -82,18 +98,19 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
   const count = threads.parallel ? 2 : 1;
   const found = findBlas(blasChoice(opts.blas));
   const blas = 'blas' in found ? found.blas : undefined;
-  const gemm = blas !== undefined ? nativeGemm(blas, count) : wasmGemm(mem, threads);
+  const blasThreads = opts.blasThreads ?? blasThreadsFrom(envVar('TAPEGRAD_BLAS_THREADS'));
+  const gemm = blas !== undefined ? nativeGemm(blas, blasThreads) : wasmGemm(mem, threads);
   const imagesInWasm = opts.imageKernels !== 'typescript';
   const { kernels, fused } = cpuKernelTable({
     mem, threads, gemm,
-    dgemm: blas === undefined ? undefined : (a, b, m, k, n, ta, tb, out) => { blas.useThreads(count); blas.dgemm(m, n, k, a, ta, b, tb, out); },
+    dgemm: blas === undefined ? undefined : (a, b, m, k, n, ta, tb, out) => { blas.useThreads(blasThreads); blas.dgemm(m, n, k, a, ta, b, tb, out); },
     conv: opts.convolution === 'loops' ? undefined : convKernels(mem, threads, gemm, imagesInWasm, imagesInWasm && blas === undefined),
     image: imagesInWasm ? imageKernels(mem, threads) : undefined,
   });
   const { arena, pool, alloc, inArena } = mem;
   const simd = mem.relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add; Node 20 needs --experimental-wasm-relaxed-simd for FMA';
   const products = blas !== undefined
-    ? `native BLAS ${blas.summary} (${blas.file}) for products and convolutions, WebAssembly SIMD (${simd}) for the rest`
+    ? `native BLAS ${blas.summary} (${blas.file}) on ${blasThreads} BLAS thread${blasThreads === 1 ? '' : 's'} for products and convolutions, WebAssembly SIMD (${simd}) for the rest`
     : `WebAssembly SIMD GEMM (${simd}; no native BLAS: ${'none' in found ? found.none : ''})`;
 
   return {
