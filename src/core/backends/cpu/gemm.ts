@@ -1,0 +1,72 @@
+/**
+ * The cpu backend's products, out = op(a)·op(b): a system BLAS's sgemm where
+ * one is loaded (blas.ts; on the typed arrays wherever they live, no staging),
+ * else the WebAssembly SIMD GEMM (wasm/gemm.wat.mjs) on both threads.
+ *
+ * The WebAssembly split follows shared/docs/perf-notes.md: K for X·W, M for
+ * Xᵀ·Δ, N for Δ·Wᵀ; small products stay on one thread. K chunks are whole KC
+ * blocks whose partial products are joined in order, so the result depends on
+ * the shape alone, not on threads or timing; row and column bands compute each
+ * element exactly as the whole product does, so one thread runs those as one
+ * product.
+ */
+import type { NativeBlas } from './blas.js';
+import type { CpuMemory } from './memory.js';
+import { chunkOf, PARALLEL_MIN_MACS, type CpuThreads } from './threads.js';
+
+/** out = op(a)·op(b) in float32 (out is m×n; a is m×k, or k×m when transposed; b likewise). */
+export type GemmInto = (a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Float32Array) => void;
+
+/** gemmChunks' split codes, and the kernel's panel width. */
+const SPLIT_K = 0, SPLIT_M = 1, SPLIT_N = 2, NR = 8;
+
+/** The WebAssembly GEMM over the kernel's memory: operands there are read in place, others staged. */
+export const wasmGemm = (mem: CpuMemory, threads: CpuThreads): GemmInto => {
+  const { arena } = mem;
+  const gemm = mem.fn('gemm');
+  const addParts = mem.fn('addParts');
+  const MC = mem.constant('MC'), KC = mem.constant('KC'), NC = mem.constant('NC'), MR = mem.constant('MR');
+  /** A thread's packed-A, packed-B and scratch-tile addresses in its work buffer. */
+  const packs = (t: number) => ({ ap: t, bp: t + MC * KC * 4, scratch: t + (MC * KC + KC * NC) * 4 });
+  const [own, theirs] = mem.ownBuffers.map(packs) as [ReturnType<typeof packs>, ReturnType<typeof packs>];
+  return (a, b, m, k, n, transA, transB, out) => {
+    if (m === 0 || n === 0) return;
+    if (k === 0) { out.fill(0); return; }
+    const staged: Array<[number, number]> = [];
+    const temporary = (bytes: number, off = arena.malloc(bytes)): number => {
+      staged.push([off, bytes]);
+      return off;
+    };
+    const place = (x: Float32Array, copy: boolean): number =>
+      arena.owns(x) ? x.byteOffset : temporary(x.length * 4, copy ? mem.stage(x) : undefined);
+    const A = place(a, true), B = place(b, true), C = place(out, false);
+    // A(i, p) and B(p, j) as strides, in elements.
+    const sai = transA ? 1 : k, sap = transA ? m : 1;
+    const sbp = transB ? 1 : n, sbj = transB ? k : 1;
+    const split = k >= m && k >= n ? SPLIT_K : m >= n ? SPLIT_M : SPLIT_N;
+    if (m * n * k < PARALLEL_MIN_MACS || (!threads.parallel && split !== SPLIT_K)) {
+      gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, own.ap, own.bp, own.scratch);
+    } else {
+      const dim = split === SPLIT_K ? k : split === SPLIT_M ? m : n;
+      const unit = split === SPLIT_K ? KC : split === SPLIT_M ? MR : NR;
+      const count = Math.ceil(dim / chunkOf(dim, unit));
+      const parts = split === SPLIT_K && count > 1 ? temporary((count - 1) * m * n * 4) : 0;
+      threads.chunked('gemm', { m, n, k, a: A, sai, sap, b: B, sbp, sbj, c: C, ldc: n, ...theirs, split, parts }, dim, unit, own);
+      if (parts !== 0) addParts(C, parts, count - 1, m * n);
+    }
+    if (!arena.owns(out)) out.set(arena.view().subarray(C / 4, C / 4 + m * n));
+    for (const [off, bytes] of staged) arena.release(off, bytes);
+  };
+};
+
+/**
+ * The native library's sgemm on `threads` of its own threads. The backend's
+ * worker is idle during the call (it sleeps after a bounded spin), so the two
+ * never run more busy threads than cores between them.
+ */
+export const nativeGemm = (blas: NativeBlas, threads: number): GemmInto => (a, b, m, k, n, transA, transB, out) => {
+  if (m === 0 || n === 0) return;
+  if (k === 0) { out.fill(0); return; }
+  blas.useThreads(threads);
+  blas.sgemm(m, n, k, a, transA, b, transB, out);
+};
