@@ -118,6 +118,7 @@ export const vmap =
       });
     });
     if (size === undefined) throw new TypeError(`${who}: no argument has a batch axis (inAxes is ${JSON.stringify(spec)}): nothing to map over`);
+    if (size === 0) throw new ShapeError(`${who}: ${first} has no examples along its batch axis: nothing to map over`);
     const main = new BatchTrace(size);
     try {
       const wrapped = args.map((a, i) => (axisOf(i) === null ? a : mapTree(a as Tensor, (t, k) => main.wrap(moveAxis(t, axes[i]![k]!, 0)))));

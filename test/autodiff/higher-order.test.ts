@@ -204,6 +204,7 @@ describe('errors name the function, the argument and the shapes', () => {
   it('inAxes of the wrong length, and nothing batched', () => {
     expect(() => T.vmap(square, { inAxes: [0, 0] })(x)).toThrow(/vmap\(square\): inAxes has 2 entries for 1 arguments/);
     expect(() => T.vmap(square, { inAxes: null })(x)).toThrow(/vmap\(square\): no argument has a batch axis/);
+    expect(() => T.vmap(square)(t64([], [0, 3]))).toThrow(/^vmap\(square\): argument 0 of shape \[0, 3\] has no examples along its batch axis/);
   });
   it('a traced tensor used after its transformation returned', () => {
     let leaked: Tensor | undefined;
