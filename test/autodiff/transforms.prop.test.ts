@@ -33,7 +33,7 @@ const scalarized = (inst: Instance) => (xs: readonly Tensor[]): Tensor => { cons
 const flatGrads = (gs: readonly Tensor[]): Tensor => T.concat(gs.map((g) => T.reshape(g, [-1])), 0);
 const bits = (t: Tensor): string[] => Array.from(t.toTypedArray(), (v) => (Object.is(v, -0) ? '-0' : String(v)));
 
-const runs = Number(process.env.TAPEGRAD_PROP_RUNS ?? 6);
+const runs = Number(process.env.TAPEGRAD_PROP_RUNS ?? 15); // about 10 s; raise it to search harder
 
 describe.each(cases)('$name', (c) => {
   it('jvp and vjp are transposes of each other: ⟨u, J v⟩ = ⟨Jᵀ u, v⟩ to 1e-12', () => {
