@@ -27,7 +27,7 @@ import * as KN from './kernels-nd.js';
 import type { Key } from './random.js';
 import type { ArityTuple, CustomRule, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
 import { broadcastShapes, makeShape, normalizeAxis, sameShape, ShapeError, showShape, sizeOf, type Shape } from './shape.js';
-import { internal, scalar, Storage, Tensor, type MainTrace } from './tensor.js';
+import { checkDType, internal, scalar, Storage, Tensor, type MainTrace } from './tensor.js';
 
 export type { Primitive, PrimitiveSignatures } from './primitives.js';
 export type { CompareOp } from './kernels-nd.js';
@@ -151,7 +151,7 @@ export const relu = (x: Tensor): Tensor => bind('relu', [x], null);
 export const stepMask = (x: Tensor): Tensor => greater(x, 0);
 
 /** The same values in another dtype (rounded to float32 where asked); differentiable. */
-export const cast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x : bind('cast', [x], { dtype }));
+export const cast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x : bind('cast', [x], { dtype: checkDType(dtype, 'cast') }));
 
 /**
  * The same values as a constant for every derivative (`grad`, `jvp` and their

@@ -367,13 +367,31 @@ export const tidy = <A>(f: () => A): A => {
 
 const Ctor = (dtype: DType) => (dtype === 'float32' ? Float32Array : Float64Array);
 
-const inferShape = (x: NestedArray): E.Either<ShapeError, number[]> => {
+/** Why `dtype` is not one tapegrad has, or undefined when it is (a run-time check: JavaScript callers pass any string). */
+const badDType = (dtype: unknown, who: string): string | undefined =>
+  dtype === 'float32' || dtype === 'float64'
+    ? undefined
+    : `${who}: dtype ${typeof dtype === 'string' ? `'${dtype}'` : String(dtype)} is not one of 'float32', 'float64' (the only element types so far)`;
+
+/** Throws a TypeError for a dtype tapegrad does not have. */
+export const checkDType = (dtype: unknown, who: string): DType => {
+  const bad = badDType(dtype, who);
+  if (bad !== undefined) throw new TypeError(bad);
+  return dtype as DType;
+};
+
+/** A value's description for messages: its type, and the value when short. */
+const describeValue = (v: unknown): string =>
+  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}…` : v)}` : typeof v;
+
+const inferShape = (x: NestedArray, path = ''): E.Either<ShapeError, number[]> => {
   if (typeof x === 'number') return E.right([]);
+  if (!Array.isArray(x)) return E.left(new ShapeError(`tensor(): expected a number or a nested array of numbers${path === '' ? '' : ` at ${path}`}, found ${describeValue(x)}`));
   if (x.length === 0) return E.right([0]);
-  const first = inferShape(x[0]!);
+  const first = inferShape(x[0]!, `${path}[0]`);
   if (E.isLeft(first)) return first;
   for (let i = 1; i < x.length; i++) {
-    const s = inferShape(x[i]!);
+    const s = inferShape(x[i]!, `${path}[${i}]`);
     if (E.isLeft(s)) return s;
     if (s.right.join() !== first.right.join()) {
       return E.left(new ShapeError(
@@ -391,6 +409,8 @@ const placed = (backend: BackendLike | undefined): Backend => (backend === undef
  * ragged array or a non-number element.
  */
 export const tensor = (values: NestedArray, dtype: DType = 'float32', backend?: BackendLike): E.Either<ShapeError, Tensor> => {
+  const bad = badDType(dtype, 'tensor()');
+  if (bad !== undefined) return E.left(new ShapeError(bad));
   const shape = inferShape(values);
   if (E.isLeft(shape)) return shape;
   const flat = [values].flat(Infinity as 1) as unknown[];
@@ -409,6 +429,15 @@ export const fromArray = (
 ): E.Either<ShapeError, Tensor> =>
   E.tryCatch(
     () => {
+      const bad = badDType(dtype, 'fromArray()');
+      if (bad !== undefined) throw new ShapeError(bad);
+      if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
+        throw new ShapeError(`fromArray(): values must be an array or a typed array of numbers, got ${describeValue(values)}`);
+      }
+      if (!ArrayBuffer.isView(values)) {
+        const i = Array.prototype.findIndex.call(values, (v: unknown) => typeof v !== 'number');
+        if (i >= 0) throw new ShapeError(`fromArray(): element ${i} is ${describeValue((values as ArrayLike<unknown>)[i])}, not a number`);
+      }
       const s = makeShape(shape);
       if (sizeOf(s) !== values.length) {
         throw new ShapeError(`fromArray(): ${values.length} values cannot fill shape ${showShape(s)} (${sizeOf(s)} elements)`);
@@ -420,17 +449,18 @@ export const fromArray = (
 
 /** A tensor of one value repeated. */
 export const full = (shape: readonly number[], value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
+  checkDType(dtype, 'full()');
   const s = makeShape(shape);
   const b = placed(backend);
   return internal.wrap(new Storage(b, b.full(dtype, sizeOf(s), value)), s, dtype);
 };
 
 /** A tensor of zeros. */
-export const zeros = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 0, dtype, backend);
+export const zeros = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 0, checkDType(dtype, 'zeros()'), backend);
 /** A tensor of ones. */
-export const ones = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 1, dtype, backend);
+export const ones = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 1, checkDType(dtype, 'ones()'), backend);
 /** A rank-0 tensor. */
-export const scalar = (value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => full([], value, dtype, backend);
+export const scalar = (value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => full([], value, checkDType(dtype, 'scalar()'), backend);
 
 /** The same values on another backend (a copy; `t` itself when it is there already). */
 export const toBackend = (t: Tensor, backend: BackendLike): Tensor => {

@@ -126,6 +126,29 @@ describe('bad shapes give a Left with a readable message, never NaN-filled outpu
   });
 });
 
+describe('constructors refuse what is not numbers, and dtypes tapegrad does not have', () => {
+  it('tensor(): a string, null or an object anywhere is a Left naming where (it used to overflow the stack)', () => {
+    expect(left(tensor([1, 'x'] as never)).message).toBe('tensor(): expected a number or a nested array of numbers at [1], found the string "x"');
+    expect(left(tensor('abc' as never)).message).toBe('tensor(): expected a number or a nested array of numbers, found the string "abc"');
+    expect(left(tensor([[1, 2], [3, null]] as never)).message).toBe('tensor(): expected a number or a nested array of numbers at [1][1], found null');
+    expect(left(tensor([{}] as never)).message).toMatch(/at \[0\], found object/);
+  });
+  it('fromArray(): a non-number is a Left naming the element (it used to give NaNs)', () => {
+    expect(left(fromArray(['a', 'b'] as never, [2])).message).toBe('fromArray(): element 0 is the string "a", not a number');
+    expect(left(fromArray([1, undefined] as never, [2])).message).toBe('fromArray(): element 1 is undefined, not a number');
+    expect(left(fromArray(undefined as never, [2])).message).toMatch(/values must be an array or a typed array of numbers, got undefined/);
+    expect(right(fromArray(Float32Array.of(1, 2), [2])).toArray()).toEqual([1, 2]);
+  });
+  it('a dtype other than float32 and float64 is refused by name everywhere (int32 used to give a float tensor)', () => {
+    expect(() => T.zeros([2], 'int32' as never)).toThrow(/^zeros\(\): dtype 'int32' is not one of 'float32', 'float64'/);
+    expect(() => T.ones([2], 'bool' as never)).toThrow(/^ones\(\): dtype 'bool'/);
+    expect(() => T.full([2], 3, 'float16' as never)).toThrow(/^full\(\): dtype 'float16'/);
+    expect(left(tensor([1, 2], 'int8' as never)).message).toMatch(/^tensor\(\): dtype 'int8'/);
+    expect(left(fromArray([1, 2], [2], 'uint8' as never)).message).toMatch(/^fromArray\(\): dtype 'uint8'/);
+    expect(() => T.cast(T.zeros([2]), 'int32' as never)).toThrow(/^cast: dtype 'int32'/);
+  });
+});
+
 describe('immutability: no op changes its inputs', () => {
   const ops: Array<(a: Tensor, b: Tensor) => Tensor> = [
     T.add, T.sub, T.mul, T.div,
