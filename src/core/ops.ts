@@ -359,12 +359,19 @@ export const gelu = (x: Tensor): Tensor => {
 
 const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 
+/** Options objects from JavaScript: a key the op does not know is an error, not silently ignored. */
+const checkOptions = (op: string, opts: object, known: readonly string[]): void => {
+  const unknown = Object.keys(opts).filter((k) => !known.includes(k));
+  if (unknown.length > 0) throw new TypeError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (it takes ${known.join(', ')})`);
+};
+
 /**
  * 2-D convolution (cross-correlation, as in every deep-learning library) of
  * images x [N, C, H, W] with filters w [F, C, KH, KW], zero padding on every
  * side: out [N, F, ⌊(H + 2p − KH)/s⌋ + 1, ⌊(W + 2p − KW)/s⌋ + 1]. Layout NCHW.
  */
 export const conv2d = (x: Tensor, w: Tensor, opts: { stride?: number; padding?: number } = {}): Tensor => {
+  checkOptions('conv2d', opts, ['stride', 'padding']);
   const stride = opts.stride ?? 1, padding = opts.padding ?? 0;
   if (x.rank !== 4 || w.rank !== 4 || x.shape[1] !== w.shape[1]) {
     throw new ShapeError(`conv2d: images must be [batch, channels, height, width] and filters [out, channels, kh, kw] with the same channels; got ${showShape(x.shape)} and ${showShape(w.shape)}`);
@@ -496,6 +503,9 @@ export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], v
 
 /** Gathers the entries `indices` along `axis` (repeats allowed); the gradient adds back into each index. */
 export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor => {
+  if (indices instanceof Tensor || indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
+    throw new TypeError(`take: indices must be an array (or typed array) of integers, got ${indices instanceof Tensor ? `a tensor of shape ${showShape(indices.shape)}` : String(indices)}`);
+  }
   const ax = checkAxis(axis, x.rank, 'take');
   const idx = Int32Array.from(indices as ArrayLike<number>);
   const bad = Array.from(indices).findIndex((j) => !Number.isInteger(j) || j < 0 || j >= x.shape[ax]!);

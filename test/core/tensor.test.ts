@@ -149,6 +149,15 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
   });
 });
 
+describe('options and index arguments from JavaScript are checked, not ignored', () => {
+  it('conv2d names an option it does not have (dilation used to be ignored)', () => {
+    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilation: 2 } as never)).toThrow(/^conv2d: unknown option 'dilation' \(it takes stride, padding\)$/);
+  });
+  it('take refuses a tensor of indices (it returned shape [0, 3])', () => {
+    expect(() => T.take(T.zeros([4, 3]), T.zeros([2]) as never)).toThrow(/^take: indices must be an array \(or typed array\) of integers, got a tensor of shape \[2\]$/);
+  });
+});
+
 describe('immutability: no op changes its inputs', () => {
   const ops: Array<(a: Tensor, b: Tensor) => Tensor> = [
     T.add, T.sub, T.mul, T.div,
