@@ -13,7 +13,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendSelection, chooseBackend, disposeBackends, setDefaultBackend, UnknownBackendError } from '../core/index.js';
-import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
+import { cifarSet, downloadCifar100Into, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
 import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type ResolvedConfig } from '../experiments/config.js';
 import { MAX_SEED } from '../nn/codecs.js';
 import { runBytes } from '../experiments/budget.js';
@@ -436,12 +436,12 @@ program.command('status').description('what run folders are doing: running, fini
     if (bad > 0) process.exit(1);
   });
 
-program.command('download').description('download and verify CIFAR-100 (binary version) into ./data, or --data DIR')
-  .option('--data <dir>', 'target folder (its parent receives cifar-100-binary/)')
+program.command('download').description('download and verify CIFAR-100 (binary version) into ./data/cifar-100-binary, or --data DIR')
+  .option('--data <dir>', 'the folder to hold train.bin and test.bin (new or empty; else CIFAR100_DIR, else ./data/cifar-100-binary); then pass the same --data to train')
   .action(async (o) => {
     const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'download [{bar}] {percentage}% | {value}/{total} bytes | ETA {eta_formatted}' }, cliProgress.Presets.shades_classic) : undefined;
     let started = false;
-    const r = await ensureCifar100(o.data, {
+    const r = await downloadCifar100Into(o.data, {
       onProgress: (got, total) => {
         if (bar && !started && total) { bar.start(total, got); started = true; }
         bar?.update(got);
