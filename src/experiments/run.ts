@@ -532,6 +532,19 @@ export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undef
   });
 };
 
+/** The epochs a run folder's sealed checkpoint holds (0 without one); a checkpoint failing its checksum is a `Left`. */
+const checkpointEpochs = (dir: string): E.Either<Error, number> => {
+  const file = join(dir, 'checkpoint.json');
+  if (!existsSync(file)) return E.right(0);
+  const text = readText(file);
+  if (E.isLeft(text)) return text;
+  // Version 1 checkpoints had no checksum (as in loadCheckpoint).
+  const v = unsealJson(file, text.right, !/"version":1[,}]/.test(text.right.slice(0, 80)));
+  if (E.isLeft(v)) return E.left(new Error(`${v.left.message}: resuming it is refused; start the run again`));
+  const epoch = v.right['epoch'];
+  return typeof epoch === 'number' && Number.isInteger(epoch) && epoch >= 0 ? E.right(epoch) : E.left(new Error(`${file}: epoch ${JSON.stringify(epoch)} is not an epoch count: the file is corrupt`));
+};
+
 /**
  * What a run folder is doing, told truthfully: `running` only while a live
  * process holds its lock. A folder whose run.json says `running` but whose
@@ -541,11 +554,10 @@ export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undef
 export const runStatus = (dir: string): E.Either<Error, { readonly status: string; readonly line: string }> => {
   const file = join(dir, 'run.json');
   if (!existsSync(file)) return E.left(new Error(`${dir}: no run.json: not a tapegrad run folder`));
-  const epochs = () => { const h = readHistory(dir); return Array.isArray(h) ? h.length : 0; };
   let run = readRunJson(dir);
   if (run['status'] === 'running') {
     const holder = liveHolder(dir);
-    if (holder !== undefined) return E.right({ status: 'running', line: `${dir}: running (process ${holder.pid} on ${holder.host}, since ${holder.started}); ${epochs()} epochs finished` });
+    if (holder !== undefined) return E.right({ status: 'running', line: `${dir}: running (process ${holder.pid} on ${holder.host}, since ${holder.started}); ${E.getOrElse(() => 0)(checkpointEpochs(dir))} epochs finished` });
     const l = lockFolder(dir);
     if (E.isLeft(l)) return l;
     try {
@@ -555,8 +567,20 @@ export const runStatus = (dir: string): E.Either<Error, { readonly status: strin
       l.right.release();
     }
   }
+  // The sealed files, not run.json or history.json (plain, editable), say how far the run got.
+  const result = readFinishedRun(dir);
+  if (result !== undefined) {
+    if (E.isRight(result)) return E.right({ status: 'finished', line: `${dir}: finished after ${result.right.history.length} epochs` });
+    if (!(result.left instanceof DivergedError)) return E.left(result.left);
+    return E.right({ status: 'diverged', line: `${dir}: diverged at epoch ${result.left.epoch}` });
+  }
   const status = typeof run['status'] === 'string' ? run['status'] : 'unknown';
-  const n = epochs();
+  if (status === 'finished' || status === 'diverged') {
+    return E.left(new Error(`${dir}: run.json says ${status} but the folder holds no result.json: it is damaged; continue it with tapegrad train --resume ${dir}`));
+  }
+  const checkpointed = checkpointEpochs(dir);
+  if (E.isLeft(checkpointed)) return checkpointed;
+  const n = checkpointed.right;
   const again = `tapegrad train --resume ${dir}`;
   const line = status === 'killed' ? `${dir}: killed (its process ended without finishing) after ${n} epochs; continue with: ${again}`
     : status === 'interrupted' ? `${dir}: interrupted after ${n} epochs; continue with: ${again}`
