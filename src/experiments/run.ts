@@ -13,7 +13,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { backend as backendNamed, chooseBackend, Key, UnknownBackendError, withBackend, type Backend } from '../core/index.js';
@@ -222,6 +222,29 @@ const resumeTarget = (dir: string, extendTo: number | undefined): E.Either<Error
   return c;
 };
 
+/**
+ * Writes a failed run's run.json even on a full disk: atomically when it can;
+ * else (ENOSPC: the temporary file gets no block) over the old file in place,
+ * compact, in the blocks it already has, so run.json does not stay `running`.
+ */
+const writeStatusLastResort = (file: string, value: Record<string, unknown>): void => {
+  try {
+    writeFileAtomic(file, JSON.stringify(value, null, 2));
+  } catch (e) {
+    const fd = openSync(file, 'r+');
+    try {
+      const buf = Buffer.from(JSON.stringify(value));
+      writeSync(fd, buf, 0, buf.length, 0);
+      ftruncateSync(fd, buf.length);
+      fsyncSync(fd);
+    } catch {
+      throw e;
+    } finally {
+      closeSync(fd);
+    }
+  }
+};
+
 /** Runs (or, with `resumeDir`, continues) one experiment. Never throws: every failure is a `Left`. */
 export const runExperiment = async (config: ResolvedConfig | undefined, opts: RunOptions = {}, resumeDir?: string): Promise<E.Either<Error, RunResult>> => {
   let lock: RunLock | undefined;
@@ -233,7 +256,7 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
     // The memory check (budget.ts) estimates; should a run still outgrow the backend, say what helps a single run.
     if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[^]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
     if (lock !== undefined) {
-      try { writeFileAtomic(join(lock.dir, 'run.json'), JSON.stringify({ ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() }, null, 2)); } catch { /* the error below says it */ }
+      try { writeStatusLastResort(join(lock.dir, 'run.json'), { ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() }); } catch { /* the error below says it */ }
     }
     return E.left(new Error(msg.split('\n')[0]!));
   } finally {
