@@ -273,7 +273,8 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
   if (arch.kind !== 'code') {
     // The architecture's weights against the file's, before `init` allocates the architecture's: a file
     // declaring a huge architecture beside small tensors is refused without allocating anything for it.
-    const declared = decoded.right.params.reduce((n, e) => n + sizeOf(e.shape), 0);
+    // The count is of parameters and layer state (running statistics) together, as the file holds them.
+    const declared = [...decoded.right.params, ...(decoded.right.state ?? [])].reduce((n, e) => n + sizeOf(e.shape), 0);
     const needed = architectureParamCount(arch as ModelArchitecture);
     if (E.isRight(needed) && declared !== needed.right) {
       return E.left(new ModelFileError(file, `holds ${declared} weights but its architecture needs ${needed.right}: the file is corrupt; save or train the model again`));
