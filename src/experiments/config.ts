@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
-import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt, ScheduleSpecC, SeedC } from '../nn/codecs.js';
+import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt, ScheduleSpecC, SeedC, unknownKeys } from '../nn/codecs.js';
 import { LayerSpecC, type LayerSpec } from '../nn/spec.js';
 import { presets, type Preset } from '../nn/presets.js';
 import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec, ScheduleSpec } from '../nn/index.js';
@@ -130,17 +130,6 @@ export interface ResolvedConfig {
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
-
-/** Paths of keys present in `input` but dropped by the exact codec's output. */
-const unknownKeys = (input: unknown, output: unknown, path = ''): string[] => {
-  if (input === null || typeof input !== 'object' || output === null || typeof output !== 'object') return [];
-  if (Array.isArray(input)) return input.flatMap((v, i) => unknownKeys(v, (output as unknown[])[i], `${path}[${i}]`));
-  return Object.keys(input).flatMap((k) => {
-    const p = path === '' ? k : `${path}.${k}`;
-    if (!(k in output)) return [p];
-    return unknownKeys((input as Record<string, unknown>)[k], (output as Record<string, unknown>)[k], p);
-  });
-};
 
 /**
  * The largest config file read (1 MiB: the shipped ones are under 2 KiB) and
