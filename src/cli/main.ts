@@ -25,6 +25,7 @@ import { runExperiment } from '../experiments/run.js';
 import { paperTable1 } from '../experiments/stats.js';
 import { runSweep } from '../experiments/sweep.js';
 import { multiProgressReporter, progressReporter } from './progress.js';
+import { packageVersion, shippedPath } from './package.js';
 import { capJobs, createRunPool, defaultJobs, type RunPool } from '../experiments/parallel.js';
 import type { RunOptions } from '../experiments/run.js';
 import cliProgress from 'cli-progress';
@@ -201,6 +202,7 @@ const sweepStatusCommand = async (o: { out?: string; queue?: string }): Promise<
 const program = new Command()
   .name('tapegrad')
   .description('Train MLPs on CIFAR-100 with a reverse-mode autodiff tape, and reproduce the back-propagation report.')
+  .version(packageVersion(), '-V, --version', 'print the version of tapegrad')
   .exitOverride()
   // Commander's own errors (bad flags) as one line too, with where to look.
   .configureOutput({
@@ -218,7 +220,7 @@ const common = (cmd: Command) =>
     .option('--limit-test <n>', 'use only the first N test images (quick runs)', positive('--limit-test'));
 
 common(program.command('train').description('one training run, with a progress bar; prints validation and test accuracy'))
-  .option('--config <file>', 'experiment config (YAML or JSON); see examples/configs/')
+  .option('--config <file>', 'experiment config (YAML or JSON); see examples/configs/ (shipped with tapegrad: found there when not here)', shippedPath)
   .option('--out <dir>', 'run folder (default runs/<name>-<time>; a finished run is never overwritten)')
   .option('--resume <dir>', 'continue an interrupted or killed run from its last finished epoch; with --epochs N, train a run further to N epochs in a new folder')
   .action(async (o) => {
@@ -278,7 +280,7 @@ common(program.command('train').description('one training run, with a progress b
   });
 
 common(program.command('sweep').description("a grid of runs, written as a table in the layout of the report's tables"))
-  .option('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml")
+  .option('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml (shipped with tapegrad: found there when not here)", shippedPath)
   .option('--out <dir>', 'sweep folder (never overwritten); with --queue, a folder every worker sees at the same path')
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
   .option('--queue <url>', 'enqueue the runs on this Redis (redis://[:PASSWORD@]HOST:PORT, or rediss:// for TLS) for tapegrad worker processes, and return')
@@ -345,10 +347,11 @@ common(program.command('reproduce').description('every table and figure of the r
   })
   .option('--out <dir>', 'report folder (never overwritten)', `runs/reproduce-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`)
   .option('--configs <dir>', 'folder of the table and recipe configs', join('examples', 'configs'))
-  .option('--config <file>', 'sections (and beyond\'s recipes) to run, e.g. examples/configs/reproduce.yaml; default: all sections, recipes from --configs\'s reproduce.yaml')
+  .option('--config <file>', 'sections (and beyond\'s recipes) to run, e.g. examples/configs/reproduce.yaml; default: all sections, recipes from --configs\'s reproduce.yaml', shippedPath)
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
   .option('--queue <url>', 'enqueue every run on this Redis for tapegrad worker processes, and return; --out must be a folder every worker sees at the same path')
   .action(async (o, cmd: Command) => {
+    o.configs = shippedPath(o.configs);
     if (o.seed !== undefined) throw new UsageError("reproduce runs the report's configs with their own seeds: leave out --seed (or run one table with tapegrad sweep --config examples/configs/tableN.yaml --seed N)");
     let recipes: string[] | undefined;
     if (o.config !== undefined) {

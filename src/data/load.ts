@@ -26,7 +26,7 @@ export interface DataLocation {
 }
 
 /** The first candidate folder, in precedence order, with its source; its presence is not checked. */
-export const locateDataDir = (flag?: string, env: NodeJS.ProcessEnv = process.env): DataLocation => {
+export const locateDataDir = (flag?: string, env: Readonly<Record<string, string | undefined>> = process.env): DataLocation => {
   if (flag !== undefined && flag !== '') return { dir: resolve(flag), source: 'flag' };
   const fromEnv = env['CIFAR100_DIR'];
   if (fromEnv !== undefined && fromEnv !== '') return { dir: resolve(fromEnv), source: 'env' };
