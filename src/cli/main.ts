@@ -165,11 +165,12 @@ const enqueueCommand = async (o: { config: string; out?: string; queue: string; 
     process.stdout.write(`every run of ${s.dir} has finished: ${s.table}\n`);
     return;
   }
-  process.stdout.write([
+  const lines = [
     `sweep ${s.sweepId}: ${s.rows} runs in ${s.dir}: ${s.added} enqueued now, ${s.queued} already in the queue, ${s.retried} failed ones put back, ${s.finished} finished`,
     `run workers (any machine that sees ${s.dir}): tapegrad worker --queue ${shown}${shown !== o.queue ? ' (with its password)' : ''}`,
     `follow it: tapegrad sweep --status --out ${s.dir} --queue ${shown}`,
-  ].join('\n') + '\n');
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 };
 
 /** A text bar: progress bars in a log stay readable. */
@@ -196,7 +197,7 @@ const sweepStatusCommand = async (o: { out?: string; queue?: string }): Promise<
     ...rows.map((x) => `row ${x.row + 1}/${rows.length} (${x.values.join(', ')}): ${x.state}${x.progress !== undefined ? ` ${textBar(x.progress.epoch, x.progress.epochs, 10)}` : ''} — ${x.detail}`),
     r.right.table !== undefined ? `table: ${r.right.table}` : 'table: written when the last run finishes',
   ];
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`${lines.join('\n')}\n`);
 };
 
 const program = new Command()
@@ -270,13 +271,13 @@ common(program.command('train').description('one training run, with a progress b
     }
     const paper = res.config.paper;
     const early = res.stoppedAt !== undefined ? `${res.returnedEpoch} (stopped at epoch ${res.stoppedAt})` : `- (did not trigger in ${res.history.length} epochs; weights of epoch ${res.returnedEpoch})`;
-    process.stdout.write([
+    process.stdout.write(`${[
       `run: ${res.dir}`,
       `validation accuracy: ${pct(res.valAccuracy)}${paper?.valAccuracy !== undefined ? `   (paper: ${paper.valAccuracy.toFixed(2)}%)` : ''}`,
       `test accuracy:       ${pct(res.testAccuracy)}${paper?.testAccuracy !== undefined ? `   (paper: ${paper.testAccuracy.toFixed(2)}%)` : ''}`,
       `early stop epoch:    ${early}${paper?.earlyStop !== undefined ? `   (paper: ${paper.earlyStop})` : ''}`,
       `time: ${res.seconds.toFixed(1)} s`,
-    ].join('\n') + '\n');
+    ].join('\n')}\n`);
   });
 
 common(program.command('sweep').description("a grid of runs, written as a table in the layout of the report's tables"))

@@ -52,6 +52,7 @@ const SweepC = t.union([
  */
 const NameC = t.refinement(t.string, (s) => !CONTROL.test(s), 'NameWithoutControlCharacters');
 // C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 export const ConfigC = t.exact(t.intersection([
@@ -176,6 +177,7 @@ export const decodeConfig = (value: unknown, source = 'config'): E.Either<Config
 
 /** A decoder's report kept to one readable line: control characters shown as escapes, at most 1,000 characters. */
 const oneLine = (s: string): string => {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is its purpose
   const escaped = s.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return escaped.length > 1000 ? `${escaped.slice(0, 1000)}… (${escaped.length - 1000} more characters)` : escaped;
 };

@@ -99,10 +99,8 @@ const ResultC = t.exact(t.type({
   historySha256: t.string,
 }));
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: models built from configs have tree types known only at run time (see AnyLayer)
 type AnyModel = Model<any, any>;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyState = FitState<any, any>;
 
 /**
  * The config's model: its `layers` spec when it has one (the last layer gives
@@ -154,7 +152,7 @@ const checkSizes = (d: CifarData, c: ResolvedConfig): E.Either<Error, void> => {
 };
 
 const historyCsv = (h: readonly EpochRecord[]): string =>
-  ['epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds', ...h.map((r) => [r.epoch, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.seconds.toFixed(3)].join(','))].join('\n') + '\n';
+  `${['epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds', ...h.map((r) => [r.epoch, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.seconds.toFixed(3)].join(','))].join('\n')}\n`;
 
 /** Writes accuracy and loss curves (SVG and PNG) of a history into `dir`. */
 export const writeCurves = async (dir: string, label: string, history: readonly EpochRecord[], prefix = ''): Promise<void> => {
@@ -254,7 +252,7 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   } catch (e) {
     let msg = (e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, lock?.dir ?? resumeDir ?? opts.outDir ?? 'run folder') : (e as Error).message;
     // The memory check (budget.ts) estimates; should a run still outgrow the backend, say what helps a single run.
-    if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[^]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
+    if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[\s\S]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
     if (lock !== undefined) {
       try { writeStatusLastResort(join(lock.dir, 'run.json'), { ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() }); } catch { /* the error below says it */ }
     }

@@ -3,7 +3,7 @@
  * layer's weight [nIn, nOut] and bias [nOut]. All randomness comes from the key,
  * except `paperUniform`, which reproduces the report's fixed NumPy draw.
  */
-import { Key, numpyUniform, Tensor, zeros } from '../core/index.js';
+import { type Key, numpyUniform, type Tensor, zeros } from '../core/index.js';
 import { internal } from '../core/tensor.js';
 
 // A type alias, not an interface: aliases get the implicit index signature that `Tree` needs.

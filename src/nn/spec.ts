@@ -176,8 +176,8 @@ export const architectureParamCount = (spec: ModelArchitecture): E.Either<SpecEr
   return E.map((r: { params: number }) => r.params)(buildLayers(spec.layers, spec.input, ''));
 };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 /** A model built from an architecture spec (its parameter and state types are known only at run time). */
+// biome-ignore lint/suspicious/noExplicitAny: the tree types are known only at run time, and Model<unknown> accepts no real model (see AnyLayer)
 export type SpecModel = Model<any, any>;
 
 /**

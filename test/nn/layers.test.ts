@@ -34,7 +34,9 @@ describe('activations', () => {
         // Long enough for the cpu backend's WASM kernel (arrays in its memory), with NaN in the SIMD body and the scalar tail.
         const values = Array.from({ length: 4099 }, (_, i) => (i % 1000 === 7 ? NaN : Math.sin(i)));
         const y = relu(cast(t64(values, [4099]), 'float32')).toTypedArray();
-        values.forEach((v, i) => expect(Number.isNaN(y[i]!), `${backend} relu at ${i}`).toBe(Number.isNaN(v)));
+        values.forEach((v, i) => {
+          expect(Number.isNaN(y[i]!), `${backend} relu at ${i}`).toBe(Number.isNaN(v));
+        });
       });
     }
     const nan = t64([NaN, -1, 2], [3]);
