@@ -4,7 +4,7 @@
  * train/validation split and minibatches.
  */
 import { defaultBackend, isHostBackend, type Key, makeShape, resolveBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
-import { internal, Storage } from '../core/tensor.js';
+import { internal, Storage } from '../core/internal.js';
 import { CHANNEL_PIXELS, classCount, labelsOf, PIXELS, pixelOffset, type CifarSplit, type LabelKind } from './cifar.js';
 
 /**

@@ -16,7 +16,7 @@ import { augmentRows, drawAugmentations, type AugmentOptions } from '../data/aug
 import { clipByGlobalNorm, learningRate, type ScheduleSpec } from './schedules.js';
 import { leaves, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
 import { add } from '../core/index.js';
-import { internal } from '../core/tensor.js';
+import { internal } from '../core/internal.js';
 
 /** When training stops early, and which epoch's weights `fit` returns. */
 export interface EarlyStoppingOptions {

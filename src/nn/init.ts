@@ -4,7 +4,7 @@
  * except `paperUniform`, which reproduces the report's fixed NumPy draw.
  */
 import { type Key, numpyUniform, type Tensor, zeros } from '../core/index.js';
-import { internal } from '../core/tensor.js';
+import { internal } from '../core/internal.js';
 
 // A type alias, not an interface: aliases get the implicit index signature that `Tree` needs.
 /** A dense layer's parameters: weights `w` [nIn, nOut] and bias `b` [nOut]. */

@@ -14,7 +14,7 @@
  * A layer that has neither is just `{ describe, init, apply }`.
  */
 import { add, gelu, type Key, leakyRelu, matmul, relu, reshape, sigmoid, softmax, tanh, type Tensor } from '../core/index.js';
-import { ShapeError, showShape } from '../core/shape.js';
+import { ShapeError, showShape } from '../core/index.js';
 import { initializers, type DenseParams, type Initializer, type InitName } from './init.js';
 import { leaves, type Tree, type Treelike } from '../autodiff/index.js';
 

@@ -18,8 +18,8 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rm
 import { dirname, basename, join } from 'node:path';
 import { leaves, leafPaths, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
 import { defaultBackend, Key, type Tensor } from '../core/index.js';
-import { internal } from '../core/tensor.js';
-import { makeShape, showShape, sizeOf } from '../core/shape.js';
+import { internal } from '../core/internal.js';
+import { makeShape, showShape, sizeOf } from '../core/index.js';
 import { describeErrors } from './codecs.js';
 import { initialState, type Layer, type MlpParams, type Model, type ModelArchitecture, type Stateless } from './layers.js';
 import { architectureParamCount, buildModel, ModelSpecC } from './spec.js';

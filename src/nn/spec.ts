@@ -12,7 +12,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { leakyRelu as leakyReluOf, reshape } from '../core/index.js';
-import { slidingOut } from '../core/kernels-nd.js';
+import { slidingOut } from '../core/internal.js';
 import { activation, dense, flatten, lambda, mlp, mlpParamCount, residual, sequential, type AnyLayer, type Model, type ModelArchitecture } from './layers.js';
 import { avgPool2dLayer, batchNorm, conv2dLayer, dropoutLayer, layerNorm, maxPool2dLayer } from './blocks.js';
 import { describeErrors, InitC, MlpSpecC, PositiveInt, unknownKeys } from './codecs.js';
