@@ -36,6 +36,6 @@ if (process.argv[1]?.endsWith('record-headline-fixture.ts')) {
   if (dir === undefined) throw new Error('set CIFAR100_DIR');
   const out: Record<string, unknown> = {};
   for (const v of headlineVariants()) out[v.name] = await replay(v.raw, dir);
-  writeFileSync('test/fixtures/headline-history.json', JSON.stringify({ recordedWith: process.argv[2] ?? 'unknown commit', runs: out }, null, 2) + '\n');
+  writeFileSync('test/fixtures/headline-history.json', `${JSON.stringify({ recordedWith: process.argv[2] ?? 'unknown commit', runs: out }, null, 2)}\n`);
   console.log(JSON.stringify(out, null, 1));
 }

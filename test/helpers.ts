@@ -44,3 +44,7 @@ export const tensorArb = (opts: { lo?: number; hi?: number; avoid?: number; minR
   shapeArb(opts.minRank, opts.maxRank).chain((shape) =>
     valuesArb(shape.reduce((a, b) => a * b, 1), opts.lo, opts.hi, opts.avoid).map((v) => t64(v, shape)),
   );
+
+/** Parsed JSON that a test edits freely (a file's keys, to damage or reseal it). */
+// biome-ignore lint/suspicious/noExplicitAny: tests reach into parsed files by any path; a typed view would be longer than the edit
+export type EditableJson = any;

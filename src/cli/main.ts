@@ -13,18 +13,20 @@ import * as E from 'fp-ts/lib/Either.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { backendSelection, chooseBackend, disposeBackends, setDefaultBackend, UnknownBackendError } from '../core/index.js';
-import { cifarSet, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
+import { cifarSet, downloadCifar100Into, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
 import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type ResolvedConfig } from '../experiments/config.js';
 import { MAX_SEED } from '../nn/codecs.js';
 import { runBytes } from '../experiments/budget.js';
 import { readRunConfig, runStatus } from '../experiments/run.js';
 import { fsMessage } from '../experiments/runfolder.js';
 import { paperGradientCheck } from '../experiments/gradcheck-table.js';
-import { enqueueReport, readReproduceFile, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
+import { readReproduceFile, reproduce, SECTIONS, type Section } from '../experiments/reproduce.js';
+import { enqueueReport } from '../experiments/report-queue.js';
 import { runExperiment } from '../experiments/run.js';
 import { paperTable1 } from '../experiments/stats.js';
 import { runSweep } from '../experiments/sweep.js';
 import { multiProgressReporter, progressReporter } from './progress.js';
+import { packageVersion, shippedPath } from './package.js';
 import { capJobs, createRunPool, defaultJobs, type RunPool } from '../experiments/parallel.js';
 import type { RunOptions } from '../experiments/run.js';
 import cliProgress from 'cli-progress';
@@ -164,11 +166,12 @@ const enqueueCommand = async (o: { config: string; out?: string; queue: string; 
     process.stdout.write(`every run of ${s.dir} has finished: ${s.table}\n`);
     return;
   }
-  process.stdout.write([
+  const lines = [
     `sweep ${s.sweepId}: ${s.rows} runs in ${s.dir}: ${s.added} enqueued now, ${s.queued} already in the queue, ${s.retried} failed ones put back, ${s.finished} finished`,
     `run workers (any machine that sees ${s.dir}): tapegrad worker --queue ${shown}${shown !== o.queue ? ' (with its password)' : ''}`,
     `follow it: tapegrad sweep --status --out ${s.dir} --queue ${shown}`,
-  ].join('\n') + '\n');
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
 };
 
 /** A text bar: progress bars in a log stay readable. */
@@ -195,12 +198,13 @@ const sweepStatusCommand = async (o: { out?: string; queue?: string }): Promise<
     ...rows.map((x) => `row ${x.row + 1}/${rows.length} (${x.values.join(', ')}): ${x.state}${x.progress !== undefined ? ` ${textBar(x.progress.epoch, x.progress.epochs, 10)}` : ''} — ${x.detail}`),
     r.right.table !== undefined ? `table: ${r.right.table}` : 'table: written when the last run finishes',
   ];
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`${lines.join('\n')}\n`);
 };
 
 const program = new Command()
   .name('tapegrad')
   .description('Train MLPs on CIFAR-100 with a reverse-mode autodiff tape, and reproduce the back-propagation report.')
+  .version(packageVersion(), '-V, --version', 'print the version of tapegrad')
   .exitOverride()
   // Commander's own errors (bad flags) as one line too, with where to look.
   .configureOutput({
@@ -218,7 +222,7 @@ const common = (cmd: Command) =>
     .option('--limit-test <n>', 'use only the first N test images (quick runs)', positive('--limit-test'));
 
 common(program.command('train').description('one training run, with a progress bar; prints validation and test accuracy'))
-  .option('--config <file>', 'experiment config (YAML or JSON); see examples/configs/')
+  .option('--config <file>', 'experiment config (YAML or JSON); see examples/configs/ (shipped with tapegrad: found there when not here)', shippedPath)
   .option('--out <dir>', 'run folder (default runs/<name>-<time>; a finished run is never overwritten)')
   .option('--resume <dir>', 'continue an interrupted or killed run from its last finished epoch; with --epochs N, train a run further to N epochs in a new folder')
   .action(async (o) => {
@@ -268,17 +272,17 @@ common(program.command('train').description('one training run, with a progress b
     }
     const paper = res.config.paper;
     const early = res.stoppedAt !== undefined ? `${res.returnedEpoch} (stopped at epoch ${res.stoppedAt})` : `- (did not trigger in ${res.history.length} epochs; weights of epoch ${res.returnedEpoch})`;
-    process.stdout.write([
+    process.stdout.write(`${[
       `run: ${res.dir}`,
       `validation accuracy: ${pct(res.valAccuracy)}${paper?.valAccuracy !== undefined ? `   (paper: ${paper.valAccuracy.toFixed(2)}%)` : ''}`,
       `test accuracy:       ${pct(res.testAccuracy)}${paper?.testAccuracy !== undefined ? `   (paper: ${paper.testAccuracy.toFixed(2)}%)` : ''}`,
       `early stop epoch:    ${early}${paper?.earlyStop !== undefined ? `   (paper: ${paper.earlyStop})` : ''}`,
       `time: ${res.seconds.toFixed(1)} s`,
-    ].join('\n') + '\n');
+    ].join('\n')}\n`);
   });
 
 common(program.command('sweep').description("a grid of runs, written as a table in the layout of the report's tables"))
-  .option('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml")
+  .option('--config <file>', "config with a 'sweep:' section; see examples/configs/table3.yaml (shipped with tapegrad: found there when not here)", shippedPath)
   .option('--out <dir>', 'sweep folder (never overwritten); with --queue, a folder every worker sees at the same path')
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
   .option('--queue <url>', 'enqueue the runs on this Redis (redis://[:PASSWORD@]HOST:PORT, or rediss:// for TLS) for tapegrad worker processes, and return')
@@ -345,10 +349,11 @@ common(program.command('reproduce').description('every table and figure of the r
   })
   .option('--out <dir>', 'report folder (never overwritten)', `runs/reproduce-${new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 15)}`)
   .option('--configs <dir>', 'folder of the table and recipe configs', join('examples', 'configs'))
-  .option('--config <file>', 'sections (and beyond\'s recipes) to run, e.g. examples/configs/reproduce.yaml; default: all sections, recipes from --configs\'s reproduce.yaml')
+  .option('--config <file>', 'sections (and beyond\'s recipes) to run, e.g. examples/configs/reproduce.yaml; default: all sections, recipes from --configs\'s reproduce.yaml', shippedPath)
   .option('--jobs <n>', `runs side by side, one core each (default: ${defaultJobs()}, the cores up to 4; 1 runs them in turn on all cores)`, positive('--jobs'))
   .option('--queue <url>', 'enqueue every run on this Redis for tapegrad worker processes, and return; --out must be a folder every worker sees at the same path')
   .action(async (o, cmd: Command) => {
+    o.configs = shippedPath(o.configs);
     if (o.seed !== undefined) throw new UsageError("reproduce runs the report's configs with their own seeds: leave out --seed (or run one table with tapegrad sweep --config examples/configs/tableN.yaml --seed N)");
     let recipes: string[] | undefined;
     if (o.config !== undefined) {
@@ -436,12 +441,12 @@ program.command('status').description('what run folders are doing: running, fini
     if (bad > 0) process.exit(1);
   });
 
-program.command('download').description('download and verify CIFAR-100 (binary version) into ./data, or --data DIR')
-  .option('--data <dir>', 'target folder (its parent receives cifar-100-binary/)')
+program.command('download').description('download and verify CIFAR-100 (binary version) into ./data/cifar-100-binary, or --data DIR')
+  .option('--data <dir>', 'the folder to hold train.bin and test.bin (new or empty; else CIFAR100_DIR, else ./data/cifar-100-binary); then pass the same --data to train')
   .action(async (o) => {
     const bar = process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'download [{bar}] {percentage}% | {value}/{total} bytes | ETA {eta_formatted}' }, cliProgress.Presets.shades_classic) : undefined;
     let started = false;
-    const r = await ensureCifar100(o.data, {
+    const r = await downloadCifar100Into(o.data, {
       onProgress: (got, total) => {
         if (bar && !started && total) { bar.start(total, got); started = true; }
         bar?.update(got);

@@ -98,7 +98,7 @@ export interface MemoryStats {
  * buffer type; code that holds backends of any kind uses plain `Backend`
  * (buffers are then opaque: only the backend that made one reads it).
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a backend of any buffer type; its methods take and return B, so Backend<unknown> would accept none
 export interface Backend<B = any> {
   /** Short name used in configs and on the command line. */
   readonly name: string;

@@ -30,6 +30,7 @@ const names = [
 type CheckedName = (typeof names)[number];
 
 /** Shape-checked versions of the binary and shape-changing ops, returning `Either`. */
+// biome-ignore lint/performance/noDynamicNamespaceImportAccess: it wraps every op by name, so every op is used anyway
 export const checked = Object.fromEntries(names.map((n) => [n, guard(ops[n] as (...a: unknown[]) => Tensor)])) as {
   readonly [N in CheckedName]: Checked<(typeof ops)[N]>;
 };

@@ -71,7 +71,10 @@ export const createHostPool = (): HostPool => {
       if (bytes < MIN_POOLED_BYTES || data.byteOffset !== 0 || data.buffer.byteLength !== bytes) return;
       if (freeBytes + bytes > MAX_FREE_BYTES || data.buffer instanceof SharedArrayBuffer) return;
       let list = free.get(keyOf(bytes));
-      if (list === undefined) free.set(keyOf(bytes), (list = []));
+      if (list === undefined) {
+        list = [];
+        free.set(keyOf(bytes), list);
+      }
       list.push(data.buffer as ArrayBuffer);
       freeBytes += bytes;
     },

@@ -8,7 +8,7 @@
  * under 'per-dataset' and 'per-image' normalization (torchvision pads the raw
  * image with black, then normalizes).
  */
-import { Key } from '../core/index.js';
+import type { Key } from '../core/index.js';
 
 /** Random crops of zero-padded images and horizontal flips, drawn per epoch and batch from the run's key. */
 export interface AugmentOptions {

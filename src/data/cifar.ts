@@ -7,7 +7,7 @@
  * class counts) is reported with the file, the byte offset and the fix.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { nodeBuiltin } from '../core/backends/platform.js';
+import { nodeBuiltin } from '../core/internal.js';
 
 // Node's fs and path when reading files, not at import: the format's parser
 // (parseCifar100) runs in browsers too, on bytes from a file input or fetch.

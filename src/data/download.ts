@@ -7,7 +7,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, createReadStream, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable } from 'node:stream';
@@ -31,6 +31,8 @@ export const CIFAR100_FOLDER = 'cifar-100-binary';
 export interface DownloadOptions {
   /** Where `cifar-100-binary/` is created (e.g. `./data`). */
   readonly destDir: string;
+  /** The dataset folder's name inside `destDir` (default `cifar-100-binary`, the archive's own). */
+  readonly folder?: string;
   readonly url?: string;
   /** sha256 of the archive. */
   readonly sha256?: string;
@@ -57,9 +59,13 @@ export const downloadCifar100 = async (opts: DownloadOptions): Promise<E.Either<
   const url = opts.url ?? CIFAR100_URL;
   const want = opts.sha256 ?? CIFAR100_SHA256;
   const checksums = opts.fileChecksums ?? defaultChecksums;
-  const target = join(opts.destDir, CIFAR100_FOLDER);
+  const target = join(opts.destDir, opts.folder ?? CIFAR100_FOLDER);
   const part = join(opts.destDir, `${CIFAR100_FOLDER}.tar.gz.part`);
-  if (existsSync(target)) return E.right(target);
+  if (existsSync(join(target, 'train.bin'))) return E.right(target);
+  // An empty folder (made by the user to download into) is filled; one holding other files is not touched.
+  if (existsSync(target) && readdirSync(target).length > 0) {
+    return E.left(new DataError('holds other files but no train.bin', target, 'Download into a new or empty folder, or point --data at the folder that holds train.bin.'));
+  }
   mkdirSync(opts.destDir, { recursive: true });
 
   // 1. Fetch, resuming from whatever a previous attempt left.

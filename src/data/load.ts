@@ -6,8 +6,8 @@
  * holds it, `ensureCifar100` downloads the official archive into `./data`.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import { Key, type BackendLike } from '../core/index.js';
 import { DataError, readCifar100, readLabelNames, type LabelKind, type CifarSplit } from './cifar.js';
 import { downloadCifar100, type DownloadOptions } from './download.js';
@@ -26,7 +26,7 @@ export interface DataLocation {
 }
 
 /** The first candidate folder, in precedence order, with its source; its presence is not checked. */
-export const locateDataDir = (flag?: string, env: NodeJS.ProcessEnv = process.env): DataLocation => {
+export const locateDataDir = (flag?: string, env: Readonly<Record<string, string | undefined>> = process.env): DataLocation => {
   if (flag !== undefined && flag !== '') return { dir: resolve(flag), source: 'flag' };
   const fromEnv = env['CIFAR100_DIR'];
   if (fromEnv !== undefined && fromEnv !== '') return { dir: resolve(fromEnv), source: 'env' };
@@ -43,6 +43,8 @@ export const ensureCifar100 = async (
   download: Omit<DownloadOptions, 'destDir'> = {},
 ): Promise<E.Either<DataError, string>> => {
   const loc = locateDataDir(flag);
+  const unreadable = folderProblem(loc);
+  if (unreadable !== undefined) return E.left(unreadable);
   if (existsSync(join(loc.dir, 'train.bin'))) return E.right(loc.dir);
   if (loc.source !== 'default') {
     return E.left(new DataError(
@@ -51,6 +53,43 @@ export const ensureCifar100 = async (
     ));
   }
   return downloadCifar100({ ...download, destDir: resolve(loc.dir, '..') });
+};
+
+/** Which flag or variable named a folder, for messages. */
+const named = (loc: DataLocation): string => (loc.source === 'flag' ? '--data' : loc.source === 'env' ? 'CIFAR100_DIR' : 'the default location');
+
+/**
+ * Why the located folder cannot be looked into (permission denied, a file in
+ * its path), or undefined when it can, or does not exist: a folder that cannot
+ * be read is reported as such, not as one without train.bin.
+ */
+const folderProblem = (loc: DataLocation): DataError | undefined => {
+  try {
+    if (!statSync(loc.dir).isDirectory()) return new DataError(`is a file, not a folder (given by ${named(loc)})`, loc.dir, 'Point it at the folder that holds train.bin and test.bin.');
+    accessSync(loc.dir, constants.R_OK | constants.X_OK);
+    return undefined;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOTDIR' ? 'a part of this path is a file, not a folder' : (e as Error).message;
+    return new DataError(`cannot be read (${why}; folder given by ${named(loc)})`, loc.dir, 'Fix its permissions, or point --data at a folder you can read.');
+  }
+};
+
+/**
+ * `tapegrad download`: makes the located folder (`--data DIR`, else
+ * CIFAR100_DIR, else ./data/cifar-100-binary) hold CIFAR-100, downloading the
+ * official archive into it unless it already holds train.bin. Resolves to the
+ * folder, which `--data` then takes as it is.
+ */
+export const downloadCifar100Into = async (
+  flag?: string,
+  download: Omit<DownloadOptions, 'destDir' | 'folder'> = {},
+): Promise<E.Either<DataError, string>> => {
+  const loc = locateDataDir(flag);
+  const unreadable = folderProblem(loc);
+  if (unreadable !== undefined) return E.left(unreadable);
+  return downloadCifar100({ ...download, destDir: dirname(loc.dir), folder: basename(loc.dir) });
 };
 
 /**

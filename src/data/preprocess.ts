@@ -3,8 +3,8 @@
  * channel, as the report does, or per dataset channel), the seeded
  * train/validation split and minibatches.
  */
-import { defaultBackend, isHostBackend, Key, makeShape, resolveBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
-import { internal, Storage } from '../core/tensor.js';
+import { defaultBackend, isHostBackend, type Key, makeShape, resolveBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
+import { internal, Storage } from '../core/internal.js';
 import { CHANNEL_PIXELS, classCount, labelsOf, PIXELS, pixelOffset, type CifarSplit, type LabelKind } from './cifar.js';
 
 /**

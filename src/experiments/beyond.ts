@@ -12,7 +12,7 @@ import { basename, extname, join } from 'node:path';
 import type { LabelKind } from '../data/index.js';
 import { architectureParamCount, type LayerSpec, type ModelArchitecture } from '../nn/index.js';
 import { ConfigError, decodeConfig, expandGrid, readRawConfig, setPath, sweepKeys, type RawConfig, type ResolvedConfig } from './config.js';
-import { DivergedError, type RunResult } from './run.js';
+import type { DivergedError, RunResult } from './run.js';
 import { sanitizeName } from './runfolder.js';
 import type { SweepRow } from './sweep.js';
 

@@ -11,7 +11,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { totalmem } from 'node:os';
-import { CPU_KERNEL_MEMORY_BYTES } from '../core/backends/cpu.js';
+import { CPU_KERNEL_MEMORY_BYTES } from '../core/internal.js';
 import type { ResolvedConfig } from './config.js';
 
 const F32 = 4;

@@ -59,9 +59,9 @@ export interface RunIdentity {
   readonly configSha256: string;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: checkpoints hold models built from configs, tree types known only at run time (see AnyLayer)
 type AnyModel = Model<any, any>;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: as AnyModel
 type AnyState = FitState<any, any>;
 
 export const checkpointFile = (dir: string): string => join(dir, 'checkpoint.json');
@@ -103,7 +103,7 @@ export const loadCheckpoint = (dir: string, model: AnyModel, c: ResolvedConfig, 
   const text = readText(file);
   if (E.isLeft(text)) return text;
   // Version 1 checkpoints had no checksum; version 2 ones must carry a good one.
-  const sealed = unsealJson(file, text.right, /"version":1[,}]/.test(text.right.slice(0, 80)) ? false : true);
+  const sealed = unsealJson(file, text.right, !/"version":1[,}]/.test(text.right.slice(0, 80)));
   if (E.isLeft(sealed)) return bad(sealed.left.message.slice(file.length + 2));
   // io-ts' exact types drop unknown keys silently; a stray key here means a damaged file (or a renamed checksum).
   const stray = Object.keys(sealed.right).filter((k) => !KEYS.includes(k));

@@ -7,7 +7,7 @@ import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
-import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt, ScheduleSpecC, SeedC } from '../nn/codecs.js';
+import { ActivationC, describeErrors, InitC, NonNegative, OptimizerSpecC, Positive, PositiveInt, ScheduleSpecC, SeedC, unknownKeys } from '../nn/codecs.js';
 import { LayerSpecC, type LayerSpec } from '../nn/spec.js';
 import { presets, type Preset } from '../nn/presets.js';
 import type { ActivationName, EarlyStoppingOptions, InitName, L2Options, OptimizerSpec, ScheduleSpec } from '../nn/index.js';
@@ -52,6 +52,7 @@ const SweepC = t.union([
  */
 const NameC = t.refinement(t.string, (s) => !CONTROL.test(s), 'NameWithoutControlCharacters');
 // C0 and C1 controls, DEL, and the Unicode line and paragraph separators.
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
 export const ConfigC = t.exact(t.intersection([
@@ -131,17 +132,6 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
-/** Paths of keys present in `input` but dropped by the exact codec's output. */
-const unknownKeys = (input: unknown, output: unknown, path = ''): string[] => {
-  if (input === null || typeof input !== 'object' || output === null || typeof output !== 'object') return [];
-  if (Array.isArray(input)) return input.flatMap((v, i) => unknownKeys(v, (output as unknown[])[i], `${path}[${i}]`));
-  return Object.keys(input).flatMap((k) => {
-    const p = path === '' ? k : `${path}.${k}`;
-    if (!(k in output)) return [p];
-    return unknownKeys((input as Record<string, unknown>)[k], (output as Record<string, unknown>)[k], p);
-  });
-};
-
 /**
  * The largest config file read (1 MiB: the shipped ones are under 2 KiB) and
  * the most keys and array entries a config may hold (10,000), both checked
@@ -187,6 +177,7 @@ export const decodeConfig = (value: unknown, source = 'config'): E.Either<Config
 
 /** A decoder's report kept to one readable line: control characters shown as escapes, at most 1,000 characters. */
 const oneLine = (s: string): string => {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: escaping control characters is its purpose
   const escaped = s.replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return escaped.length > 1000 ? `${escaped.slice(0, 1000)}… (${escaped.length - 1000} more characters)` : escaped;
 };

@@ -9,11 +9,11 @@ import { existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { fsMessage } from './runfolder.js';
 import { describeErrors } from '../nn/codecs.js';
 import { ConfigError, readYamlFile } from './config.js';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { backendSelection } from '../core/index.js';
 import { ensureCifar100, readCifar100, cifarSet, sliceRows } from '../data/index.js';
-import { presets, readText, sealJson, unsealJson, writeFileAtomic } from '../nn/index.js';
-import { configDiff, readRawConfig, type RawConfig } from './config.js';
+import { presets, readText, unsealJson, writeFileAtomic } from '../nn/index.js';
+import { readRawConfig, type RawConfig } from './config.js';
 import { paperGradientCheck } from './gradcheck-table.js';
 import { paperTable1 } from './stats.js';
 import { runInFolder, runSweep, type SweepResult } from './sweep.js';
@@ -93,7 +93,7 @@ export interface ReproduceOptions extends RunOptions {
 
 /** The file a report folder run through a queue holds: its sections and the sweep configs they were enqueued with. */
 export const REPORT_QUEUE_FILE = 'queue.json';
-const REPORT_QUEUE_FORMAT = 'tapegrad.queued-report';
+export const REPORT_QUEUE_FORMAT = 'tapegrad.queued-report';
 
 const num = (x: number, d = 9) => x.toFixed(d);
 
@@ -288,7 +288,7 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
 };
 
 /** The sweep configs of the report's sections (table3 on), with the quick-run overrides applied. */
-const readSectionConfigs = (sections: readonly Section[], opts: ReproduceOptions): E.Either<Error, Map<Section, RawConfig>> => {
+export const readSectionConfigs = (sections: readonly Section[], opts: ReproduceOptions): E.Either<Error, Map<Section, RawConfig>> => {
   const configs = new Map<Section, RawConfig>();
   for (const section of sections) {
     if (section === 'table1' || section === 'table2' || section === 'beyond') continue;
@@ -307,60 +307,12 @@ interface QueuedReport {
   readonly since: string;
 }
 
-const readQueuedReport = (outDir: string): E.Either<Error, QueuedReport> => {
+export const readQueuedReport = (outDir: string): E.Either<Error, QueuedReport> => {
   const file = join(outDir, REPORT_QUEUE_FILE);
   const v = E.chain((text: string) => unsealJson(file, text))(readText(file));
   if (E.isLeft(v)) return v;
   if (v.right['format'] !== REPORT_QUEUE_FORMAT) return E.left(new Error(`${file}: not a tapegrad queued report`));
   return E.right(v.right as unknown as QueuedReport);
-};
-
-/**
- * `reproduce --queue`: every run of the chosen sections as jobs (queue.ts), in
- * `outDir/<section>`; queue.json records what was enqueued, so enqueueing again
- * with other settings is refused, and the worker that finishes the last
- * section's table writes report.md (finishQueuedReport).
- */
-export const enqueueReport = async (outDir: string, queueUrl: string, opts: ReproduceOptions = {}): Promise<E.Either<Error, { dir: string; sections: { section: Section; added: number; queued: number; finished: number; rows: number }[] }>> => {
-  const dir = resolve(outDir);
-  try {
-    if (existsSync(dir) && !statSync(dir).isDirectory()) return E.left(new Error(`${dir} is a file, not a folder: choose another --out`));
-    if (existsSync(join(dir, 'report.md'))) return E.left(new Error(`${dir} holds a finished report, which is never overwritten: choose another --out`));
-    const foreign = existsSync(dir) ? readdirSync(dir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.') && f !== REPORT_QUEUE_FILE && !f.endsWith('.lock')) : [];
-    if (foreign.length > 0) return E.left(new Error(`${dir} is not empty and is not a tapegrad report folder (it holds ${foreign.slice(0, 3).join(', ')}): choose a new or empty folder for --out`));
-    // The queue takes the tables' sweeps; the recipes (beyond) are single long runs, run where `reproduce --only beyond` is started.
-    if (opts.only !== undefined && opts.only.length > 0 && opts.only.every((s) => s === 'beyond')) {
-      return E.left(new Error('the beyond section\'s recipes are not queued: run them with `tapegrad reproduce --only beyond` (without --queue)'));
-    }
-    const sections = (opts.only ?? SECTIONS).filter((s) => s !== 'beyond');
-    const configs = readSectionConfigs(sections, opts);
-    if (E.isLeft(configs)) return configs;
-    const record = { format: REPORT_QUEUE_FORMAT, sections, overrides: opts.overrides ?? {}, configs: Object.fromEntries(configs.right) };
-    const file = join(dir, REPORT_QUEUE_FILE);
-    if (existsSync(file)) {
-      const stored = readQueuedReport(dir);
-      if (E.isLeft(stored)) return stored;
-      const { since: _s, ...kept } = stored.right;
-      const diff = configDiff({ ...kept, format: REPORT_QUEUE_FORMAT }, record);
-      if (diff.length > 0) return E.left(new Error(`${dir} holds a queued report of other settings (${diff.slice(0, 3).join('; ')}): enqueue it again with the same flags, or choose another --out`));
-    } else {
-      mkdirSync(dir, { recursive: true });
-      writeFileAtomic(file, sealJson({ ...record, since: new Date().toISOString() }, 2));
-    }
-    const { enqueueSweep } = await import('./queue.js');
-    const out: { section: Section; added: number; queued: number; finished: number; rows: number }[] = [];
-    for (const [section, cfg] of configs.right) {
-      const r = await enqueueSweep(cfg, join(dir, section), queueUrl, opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {});
-      if (E.isLeft(r)) return E.left(new Error(`${section}: ${r.left.message}`));
-      out.push({ section, added: r.right.added + r.right.retried, queued: r.right.queued, finished: r.right.finished, rows: r.right.rows });
-    }
-    // Only tables 1 and 2 (nothing to train), or every run already finished: the report now.
-    const done = await finishQueuedReport(dir, opts.dataDir);
-    if (E.isLeft(done)) return done;
-    return E.right({ dir, sections: out });
-  } catch (e) {
-    return E.left(new Error((e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, dir) : (e as Error).message.split('\n')[0]!));
-  }
 };
 
 /**

@@ -13,7 +13,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { backend as backendNamed, chooseBackend, Key, UnknownBackendError, withBackend, type Backend } from '../core/index.js';
@@ -99,10 +99,8 @@ const ResultC = t.exact(t.type({
   historySha256: t.string,
 }));
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: models built from configs have tree types known only at run time (see AnyLayer)
 type AnyModel = Model<any, any>;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type AnyState = FitState<any, any>;
 
 /**
  * The config's model: its `layers` spec when it has one (the last layer gives
@@ -154,7 +152,7 @@ const checkSizes = (d: CifarData, c: ResolvedConfig): E.Either<Error, void> => {
 };
 
 const historyCsv = (h: readonly EpochRecord[]): string =>
-  ['epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds', ...h.map((r) => [r.epoch, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.seconds.toFixed(3)].join(','))].join('\n') + '\n';
+  `${['epoch,train_loss,train_accuracy,val_loss,val_accuracy,seconds', ...h.map((r) => [r.epoch, r.trainLoss, r.trainAccuracy, r.valLoss, r.valAccuracy, r.seconds.toFixed(3)].join(','))].join('\n')}\n`;
 
 /** Writes accuracy and loss curves (SVG and PNG) of a history into `dir`. */
 export const writeCurves = async (dir: string, label: string, history: readonly EpochRecord[], prefix = ''): Promise<void> => {
@@ -222,6 +220,29 @@ const resumeTarget = (dir: string, extendTo: number | undefined): E.Either<Error
   return c;
 };
 
+/**
+ * Writes a failed run's run.json even on a full disk: atomically when it can;
+ * else (ENOSPC: the temporary file gets no block) over the old file in place,
+ * compact, in the blocks it already has, so run.json does not stay `running`.
+ */
+const writeStatusLastResort = (file: string, value: Record<string, unknown>): void => {
+  try {
+    writeFileAtomic(file, JSON.stringify(value, null, 2));
+  } catch (e) {
+    const fd = openSync(file, 'r+');
+    try {
+      const buf = Buffer.from(JSON.stringify(value));
+      writeSync(fd, buf, 0, buf.length, 0);
+      ftruncateSync(fd, buf.length);
+      fsyncSync(fd);
+    } catch {
+      throw e;
+    } finally {
+      closeSync(fd);
+    }
+  }
+};
+
 /** Runs (or, with `resumeDir`, continues) one experiment. Never throws: every failure is a `Left`. */
 export const runExperiment = async (config: ResolvedConfig | undefined, opts: RunOptions = {}, resumeDir?: string): Promise<E.Either<Error, RunResult>> => {
   let lock: RunLock | undefined;
@@ -231,9 +252,9 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   } catch (e) {
     let msg = (e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, lock?.dir ?? resumeDir ?? opts.outDir ?? 'run folder') : (e as Error).message;
     // The memory check (budget.ts) estimates; should a run still outgrow the backend, say what helps a single run.
-    if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[^]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
+    if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[\s\S]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
     if (lock !== undefined) {
-      try { writeFileAtomic(join(lock.dir, 'run.json'), JSON.stringify({ ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() }, null, 2)); } catch { /* the error below says it */ }
+      try { writeStatusLastResort(join(lock.dir, 'run.json'), { ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() }); } catch { /* the error below says it */ }
     }
     return E.left(new Error(msg.split('\n')[0]!));
   } finally {
@@ -532,6 +553,19 @@ export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undef
   });
 };
 
+/** The epochs a run folder's sealed checkpoint holds (0 without one); a checkpoint failing its checksum is a `Left`. */
+const checkpointEpochs = (dir: string): E.Either<Error, number> => {
+  const file = join(dir, 'checkpoint.json');
+  if (!existsSync(file)) return E.right(0);
+  const text = readText(file);
+  if (E.isLeft(text)) return text;
+  // Version 1 checkpoints had no checksum (as in loadCheckpoint).
+  const v = unsealJson(file, text.right, !/"version":1[,}]/.test(text.right.slice(0, 80)));
+  if (E.isLeft(v)) return E.left(new Error(`${v.left.message}: resuming it is refused; start the run again`));
+  const epoch = v.right['epoch'];
+  return typeof epoch === 'number' && Number.isInteger(epoch) && epoch >= 0 ? E.right(epoch) : E.left(new Error(`${file}: epoch ${JSON.stringify(epoch)} is not an epoch count: the file is corrupt`));
+};
+
 /**
  * What a run folder is doing, told truthfully: `running` only while a live
  * process holds its lock. A folder whose run.json says `running` but whose
@@ -541,11 +575,10 @@ export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undef
 export const runStatus = (dir: string): E.Either<Error, { readonly status: string; readonly line: string }> => {
   const file = join(dir, 'run.json');
   if (!existsSync(file)) return E.left(new Error(`${dir}: no run.json: not a tapegrad run folder`));
-  const epochs = () => { const h = readHistory(dir); return Array.isArray(h) ? h.length : 0; };
   let run = readRunJson(dir);
   if (run['status'] === 'running') {
     const holder = liveHolder(dir);
-    if (holder !== undefined) return E.right({ status: 'running', line: `${dir}: running (process ${holder.pid} on ${holder.host}, since ${holder.started}); ${epochs()} epochs finished` });
+    if (holder !== undefined) return E.right({ status: 'running', line: `${dir}: running (process ${holder.pid} on ${holder.host}, since ${holder.started}); ${E.getOrElse(() => 0)(checkpointEpochs(dir))} epochs finished` });
     const l = lockFolder(dir);
     if (E.isLeft(l)) return l;
     try {
@@ -555,8 +588,20 @@ export const runStatus = (dir: string): E.Either<Error, { readonly status: strin
       l.right.release();
     }
   }
+  // The sealed files, not run.json or history.json (plain, editable), say how far the run got.
+  const result = readFinishedRun(dir);
+  if (result !== undefined) {
+    if (E.isRight(result)) return E.right({ status: 'finished', line: `${dir}: finished after ${result.right.history.length} epochs` });
+    if (!(result.left instanceof DivergedError)) return E.left(result.left);
+    return E.right({ status: 'diverged', line: `${dir}: diverged at epoch ${result.left.epoch}` });
+  }
   const status = typeof run['status'] === 'string' ? run['status'] : 'unknown';
-  const n = epochs();
+  if (status === 'finished' || status === 'diverged') {
+    return E.left(new Error(`${dir}: run.json says ${status} but the folder holds no result.json: it is damaged; continue it with tapegrad train --resume ${dir}`));
+  }
+  const checkpointed = checkpointEpochs(dir);
+  if (E.isLeft(checkpointed)) return checkpointed;
+  const n = checkpointed.right;
   const again = `tapegrad train --resume ${dir}`;
   const line = status === 'killed' ? `${dir}: killed (its process ended without finishing) after ${n} epochs; continue with: ${again}`
     : status === 'interrupted' ? `${dir}: interrupted after ${n} epochs; continue with: ${again}`

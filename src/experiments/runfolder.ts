@@ -122,6 +122,7 @@ const inUse = (dir: string, info: LockInfo | undefined, name = RUN_LOCK): Error 
 export const lockFolder = (dir: string, name = RUN_LOCK): E.Either<Error, RunLock> => {
   const file = join(dir, name);
   const made = (stale?: LockInfo): RunLock => {
+    removeStaleTemporaries(dir);
     let held = true;
     return {
       dir, file, ...(stale ? { stale } : {}),
@@ -150,6 +151,25 @@ export const lockFolder = (dir: string, name = RUN_LOCK): E.Either<Error, RunLoc
   } catch (e) {
     return E.left(new Error(fsMessage(e, dir)));
   }
+};
+
+/**
+ * Removes the atomic-write temporaries (`.checkpoint.json.<pid>.tmp`) that a
+ * process killed mid-write left in `dir`: those of processes no longer
+ * running. Called once a folder's lock is held, so no live writer is there.
+ */
+export const removeStaleTemporaries = (dir: string): string[] => {
+  const removed: string[] = [];
+  let names: string[];
+  try { names = readdirSync(dir); } catch { return removed; }
+  for (const f of names) {
+    const m = /^\..+\.(\d+)\.tmp$/.exec(f);
+    if (m === null) continue;
+    const pid = Number(m[1]);
+    if (pid === process.pid || processAlive(pid)) continue;
+    try { rmSync(join(dir, f), { force: true }); removed.push(f); } catch { /* left for the next lock holder */ }
+  }
+  return removed;
 };
 
 /** The lock's holder if a live process holds `dir`, else undefined (free, or stale). */

@@ -274,10 +274,10 @@ const sweepIn = async (
   if (!interrupted && !finishedBefore) {
     writeFileAtomic(join(dir, 'table.md'), `# ${sweep.title ?? raw.name}\n\n${markdown}\n`);
     writeFileAtomic(join(dir, 'table.json'), JSON.stringify({ name: raw.name, headers, rows }, null, 2));
-    writeFileAtomic(join(dir, 'table.csv'), [
+    writeFileAtomic(join(dir, 'table.csv'), `${[
       [...headers, 'val_accuracy', 'early_stop_epoch', 'test_accuracy', 'epochs_run', 'diverged_at_epoch', 'paper_val_accuracy', 'paper_early_stop'].join(','),
       ...rows.map((r) => [...r.values, Number.isNaN(r.valAccuracy) ? '' : r.valAccuracy, r.earlyStop, Number.isNaN(r.testAccuracy) ? '' : r.testAccuracy, r.epochsRun, r.divergedAt ?? '', r.paper?.valAccuracy ?? '', r.paper?.earlyStop ?? ''].join(',')),
-    ].join('\n') + '\n');
+    ].join('\n')}\n`);
     if (bestIdx !== undefined) await writeCurves(dir, `${sweep.title ?? raw.name}, best: ${rows[bestIdx]!.values.join(', ')}`, results[bestIdx]!.history, 'best-');
   }
   return E.right({

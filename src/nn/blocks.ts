@@ -4,10 +4,10 @@
  * (norm gains are 'gain', so L2 leaves them alone by default).
  */
 import {
-  add, avgPool2d, batchNormTrain, conv2d as conv2dOp, dropout as dropoutOp, Key, maxPool2d as maxPool2dOp, mean, mul, ones, reshape, rsqrtVar,
+  add, avgPool2d, batchNormTrain, conv2d as conv2dOp, dropout as dropoutOp, type Key, maxPool2d as maxPool2dOp, mean, mul, ones, reshape, rsqrtVar,
   slice, sub, zeros, type Tensor,
 } from '../core/index.js';
-import { ShapeError, showShape } from '../core/shape.js';
+import { ShapeError, showShape } from '../core/index.js';
 import type { Layer, NoParams } from './layers.js';
 
 /** A norm layer's learned scale and shift. */

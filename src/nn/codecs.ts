@@ -60,6 +60,7 @@ const NAMED: Record<string, string> = {
   CropPixels: 'an integer from 0 to 31 (pixels)',
   Seed: `an integer from 0 to ${MAX_SEED}`,
   Integer: 'an integer',
+  NameWithoutControlCharacters: 'a string without control characters (tabs, newlines, escapes)',
   number: 'a number',
   string: 'a string',
   boolean: 'true or false',
@@ -203,4 +204,18 @@ export const describeErrors = (errors: t.Errors): string => {
   return [...byPath].map(([path, { expected, got }]) =>
     `${path === '' ? '(the whole value)' : path}: ${got === undefined ? `missing (expected ${alternatives(expected)})` : `expected ${alternatives(expected)}, got ${showValue(got)}`}`,
   ).join('; ');
+};
+
+/**
+ * Paths of keys present in `input` but dropped by an exact codec's `output`:
+ * io-ts' exact types strip unknown keys silently, which would hide a typo.
+ */
+export const unknownKeys = (input: unknown, output: unknown, path = ''): string[] => {
+  if (input === null || typeof input !== 'object' || output === null || typeof output !== 'object') return [];
+  if (Array.isArray(input)) return input.flatMap((v, i) => unknownKeys(v, (output as unknown[])[i], `${path}[${i}]`));
+  return Object.keys(input).flatMap((k) => {
+    const p = path === '' ? k : `${path}.${k}`;
+    if (!(k in output)) return [p];
+    return unknownKeys((input as Record<string, unknown>)[k], (output as Record<string, unknown>)[k], p);
+  });
 };

@@ -16,7 +16,7 @@ import { augmentRows, drawAugmentations, type AugmentOptions } from '../data/aug
 import { clipByGlobalNorm, learningRate, type ScheduleSpec } from './schedules.js';
 import { leaves, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
 import { add } from '../core/index.js';
-import { internal } from '../core/tensor.js';
+import { internal } from '../core/internal.js';
 
 /** When training stops early, and which epoch's weights `fit` returns. */
 export interface EarlyStoppingOptions {
@@ -79,7 +79,8 @@ export interface FitOptions {
   /** When aborted, training stops after the current batch and returns the last finished epoch's state. */
   readonly signal?: AbortSignal;
   /** Continue from a saved state instead of the initial parameters. */
-  readonly resume?: FitState<any, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: a state read from a checkpoint has tree types known only at run time; fit checks it against the model
+  readonly resume?: FitState<any, any>;
   /**
    * Where training runs: parameters (and a resumed state) are moved there and
    * batches are gathered there. Default: the backend holding the initial parameters.
@@ -117,7 +118,8 @@ export interface FitState<P extends Treelike<P> = MlpParams, S extends Treelike<
  * What `fit` reports as it goes (`onEvent`): the start, every batch, every epoch (with the state a
  * checkpoint needs), an early stop, an interruption.
  */
-export type FitEvent<P extends Treelike<P> = any, S extends Treelike<S> = any> = // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: defaults for listeners that do not look at the state's trees (progress bars); FitEvent<unknown> would not be one
+export type FitEvent<P extends Treelike<P> = any, S extends Treelike<S> = any> =
   | { readonly type: 'start'; readonly epochs: number; readonly batchesPerEpoch: number; readonly startEpoch: number }
   | { readonly type: 'batch'; readonly epoch: number; readonly batch: number; readonly batches: number; readonly loss: number; readonly accuracy: number }
   /**

@@ -3,8 +3,8 @@
  * layer's weight [nIn, nOut] and bias [nOut]. All randomness comes from the key,
  * except `paperUniform`, which reproduces the report's fixed NumPy draw.
  */
-import { Key, numpyUniform, Tensor, zeros } from '../core/index.js';
-import { internal } from '../core/tensor.js';
+import { type Key, numpyUniform, type Tensor, zeros } from '../core/index.js';
+import { internal } from '../core/internal.js';
 
 // A type alias, not an interface: aliases get the implicit index signature that `Tree` needs.
 /** A dense layer's parameters: weights `w` [nIn, nOut] and bias `b` [nOut]. */

@@ -13,8 +13,8 @@
  *   a `Key` (dropout), so runs stay deterministic.
  * A layer that has neither is just `{ describe, init, apply }`.
  */
-import { add, gelu, Key, leakyRelu, matmul, relu, reshape, sigmoid, softmax, tanh, Tensor } from '../core/index.js';
-import { ShapeError, showShape } from '../core/shape.js';
+import { add, gelu, type Key, leakyRelu, matmul, relu, reshape, sigmoid, softmax, tanh, type Tensor } from '../core/index.js';
+import { ShapeError, showShape } from '../core/index.js';
 import { initializers, type DenseParams, type Initializer, type InitName } from './init.js';
 import { leaves, type Tree, type Treelike } from '../autodiff/index.js';
 
@@ -54,7 +54,7 @@ export interface Layer<P extends Treelike<P>, S extends Treelike<S> = Stateless>
 }
 
 /** Any layer, for heterogeneous lists. */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a Layer<P, S> takes and returns P, so Layer<unknown> accepts no real layer: any is the only "some layer"
 export type AnyLayer = Layer<any, any>;
 
 /** The parameter tree type of a layer. */

@@ -1,6 +1,6 @@
 /** Classification metrics on logits (or probabilities) and integer labels. */
-import { internal } from '../core/tensor.js';
-import { ShapeError, showShape } from '../core/shape.js';
+import { internal } from '../core/internal.js';
+import { ShapeError, showShape } from '../core/index.js';
 import type { Tensor } from '../core/index.js';
 
 const rowsOf = (scores: Tensor, labels: ArrayLike<number>, who: string): [number, number] => {

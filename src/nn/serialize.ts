@@ -14,12 +14,12 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { leaves, leafPaths, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
-import { defaultBackend, Key, Tensor } from '../core/index.js';
-import { internal } from '../core/tensor.js';
-import { makeShape, showShape, sizeOf } from '../core/shape.js';
+import { defaultBackend, Key, type Tensor } from '../core/index.js';
+import { internal } from '../core/internal.js';
+import { makeShape, showShape, sizeOf } from '../core/index.js';
 import { describeErrors } from './codecs.js';
 import { initialState, type Layer, type MlpParams, type Model, type ModelArchitecture, type Stateless } from './layers.js';
 import { architectureParamCount, buildModel, ModelSpecC } from './spec.js';
@@ -116,6 +116,7 @@ export const unsealJson = (file: string, text: string, required = true): E.Eithe
   let v: unknown;
   try { v = JSON.parse(text); } catch (e) {
     // The parser quotes the text it choked on, which may hold newlines or control bytes: keep the message one line.
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the parser quotes control bytes, which are removed to keep the message one line
     return E.left(new ModelFileError(file, `is not valid JSON (${(e as Error).message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')}): the file is truncated or corrupt`));
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return E.left(new ModelFileError(file, 'does not hold a JSON object: the file is corrupt'));
@@ -225,10 +226,10 @@ export const MAX_MODEL_PARAMS = 2 ** 30;
  * file; for a layer written in code, pass that layer (its `init` gives the
  * tree's shape).
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: a model rebuilt from a file has parameter types known only at run time (see AnyLayer)
 export function loadModel(file: string): E.Either<ModelFileError, LoadedModel<any, any>>;
 export function loadModel<P extends Treelike<P>, S extends Treelike<S> = Stateless>(file: string, layer: Layer<P, S>): E.Either<ModelFileError, LoadedModel<P, S>>;
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: the implementation signature of the two overloads above
 export function loadModel(file: string, layer?: Layer<any, any>): E.Either<ModelFileError, LoadedModel<any, any>> {
   try {
     return loadModelUnsafe(file, layer);
@@ -237,7 +238,7 @@ export function loadModel(file: string, layer?: Layer<any, any>): E.Either<Model
   }
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: serves both overloads of loadModel (see AnyLayer)
 const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Either<ModelFileError, LoadedModel<any, any>> => {
   const text = readText(file);
   if (E.isLeft(text)) return text;
@@ -253,7 +254,7 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
   const decoded = ModelFileC.decode(obj);
   if (E.isLeft(decoded)) return E.left(new ModelFileError(file, `does not match the model format: ${describeErrors(decoded.left)}`));
   const arch = decoded.right.architecture;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  // biome-ignore lint/suspicious/noExplicitAny: a model rebuilt from a file has parameter types known only at run time (see AnyLayer)
   let model: Model<any, any>;
   if (arch.kind === 'code' && layer === undefined) {
     return E.left(new ModelFileError(file, `holds a layer written in code (${arch.describe}): pass that layer, loadModel(file, layer)`));
@@ -273,7 +274,8 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
   if (arch.kind !== 'code') {
     // The architecture's weights against the file's, before `init` allocates the architecture's: a file
     // declaring a huge architecture beside small tensors is refused without allocating anything for it.
-    const declared = decoded.right.params.reduce((n, e) => n + sizeOf(e.shape), 0);
+    // The count is of parameters and layer state (running statistics) together, as the file holds them.
+    const declared = [...decoded.right.params, ...(decoded.right.state ?? [])].reduce((n, e) => n + sizeOf(e.shape), 0);
     const needed = architectureParamCount(arch as ModelArchitecture);
     if (E.isRight(needed) && declared !== needed.right) {
       return E.left(new ModelFileError(file, `holds ${declared} weights but its architecture needs ${needed.right}: the file is corrupt; save or train the model again`));

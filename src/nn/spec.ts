@@ -12,10 +12,10 @@
 import * as E from 'fp-ts/lib/Either.js';
 import * as t from 'io-ts';
 import { leakyRelu as leakyReluOf, reshape } from '../core/index.js';
-import { slidingOut } from '../core/kernels-nd.js';
+import { slidingOut } from '../core/internal.js';
 import { activation, dense, flatten, lambda, mlp, mlpParamCount, residual, sequential, type AnyLayer, type Model, type ModelArchitecture } from './layers.js';
 import { avgPool2dLayer, batchNorm, conv2dLayer, dropoutLayer, layerNorm, maxPool2dLayer } from './blocks.js';
-import { describeErrors, InitC, MlpSpecC, PositiveInt } from './codecs.js';
+import { describeErrors, InitC, MlpSpecC, PositiveInt, unknownKeys } from './codecs.js';
 
 const NonNegInt = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0, 'NonNegativeInt');
 const Rate = t.refinement(t.number, (n) => n >= 0 && n < 1, 'RateIn[0,1)');
@@ -176,29 +176,33 @@ export const architectureParamCount = (spec: ModelArchitecture): E.Either<SpecEr
   return E.map((r: { params: number }) => r.params)(buildLayers(spec.layers, spec.input, ''));
 };
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 /** A model built from an architecture spec (its parameter and state types are known only at run time). */
+// biome-ignore lint/suspicious/noExplicitAny: the tree types are known only at run time, and Model<unknown> accepts no real model (see AnyLayer)
 export type SpecModel = Model<any, any>;
 
 /**
  * The model an architecture describes: an MLP, or a sequential composition
  * whose first step reshapes flat rows ([batch, Π input]) to the input shape.
+ * The spec is decoded first, so an untyped one (parsed JSON, a plain object
+ * cast to the type) with an unknown layer type (`conv2D`) or key (`filtres`)
+ * is a `Left` naming it, never a layer silently dropped or sized NaN.
  */
 export const buildModel = (spec: ModelArchitecture): E.Either<SpecError, SpecModel> => {
-  if (spec.kind === 'mlp') return E.right(mlp(spec.sizes, { activation: spec.activation, init: spec.init }));
-  const built = buildLayers(spec.layers, spec.input, '');
+  const d = ModelSpecC.decode(spec);
+  if (E.isLeft(d)) return E.left(new SpecError(`invalid model architecture:\n${describeErrors(d.left)}`));
+  const stray = unknownKeys(spec, d.right);
+  if (stray.length > 0) return E.left(new SpecError(`invalid model architecture: unknown key${stray.length > 1 ? 's' : ''} ${stray.slice(0, 5).map((k) => `'${k}'`).join(', ')}${stray.length > 5 ? ` and ${stray.length - 5} more` : ''} (check the spelling)`));
+  const arch = d.right as ModelArchitecture;
+  if (arch.kind === 'mlp') return E.right(mlp(arch.sizes, { activation: arch.activation, init: arch.init }));
+  const built = buildLayers(arch.layers, arch.input, '');
   if (E.isLeft(built)) return built;
-  const input = [...spec.input];
+  const input = [...arch.input];
   const layers = input.length === 1 ? built.right.layers : [lambda(`reshape([${input.join(', ')}])`, (x) => reshape(x, [x.shape[0]!, ...input])), ...built.right.layers];
-  return E.right({ spec, layer: sequential(...layers) });
+  return E.right({ spec: arch, layer: sequential(...layers) });
 };
 
-/** Decodes and builds an architecture from untrusted data (a file, a config). */
-export const decodeModel = (value: unknown): E.Either<SpecError, SpecModel> => {
-  const d = ModelSpecC.decode(value);
-  if (E.isLeft(d)) return E.left(new SpecError(`invalid model architecture:\n${describeErrors(d.left)}`));
-  return buildModel(d.right as ModelArchitecture);
-};
+/** Decodes and builds an architecture from untrusted data (a file, a config): `buildModel` for values of unknown type. */
+export const decodeModel = (value: unknown): E.Either<SpecError, SpecModel> => buildModel(value as ModelArchitecture);
 
 /** Rebuilds a model from its spec (e.g. after loading); throws SpecError on a spec that does not build. */
 export const modelFromSpec = (spec: ModelArchitecture): SpecModel => {

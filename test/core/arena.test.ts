@@ -53,7 +53,9 @@ describe('cpu backend tensor memory (arena)', () => {
     const old = [arena.malloc(20 * MiB), arena.malloc(5 * MiB), arena.malloc(5 * MiB)];
     const above = arena.malloc(1 * MiB);
     const committed = arena.stats().committedBytes;
-    old.forEach((o, i) => arena.release(o, [20, 5, 5][i]! * MiB));
+    old.forEach((o, i) => {
+      arena.release(o, [20, 5, 5][i]! * MiB);
+    });
     // ...serve a new one of other sizes (3 × 10 MiB) without growing, zeroed.
     const fresh = [0, 1, 2].map(() => arena.allocFloat32(2.5 * MiB)!);
     expect(fresh.map((x) => x.byteOffset)).toEqual([old[0], old[0]! + 10 * MiB, old[0]! + 20 * MiB]);

@@ -83,7 +83,10 @@ describe.skipIf(!run)('gpujs image kernels on WebGL', () => {
   let be: ReturnType<typeof createGpujsBackend>;
   const made: GpuBuffer[] = [];
   let baseline = 0;
-  const keep = (b: GpuBuffer): GpuBuffer => (made.push(b), b);
+  const keep = (b: GpuBuffer): GpuBuffer => {
+    made.push(b);
+    return b;
+  };
   const op = (data: Float32Array, shape: Shape): Operand<GpuBuffer> => ({ buf: keep(be.upload(data)), shape, dtype: 'float32' });
   const read = (b: GpuBuffer): Data => be.read(keep(b), 'float32', b.n);
   const out = (shape: Shape) => ({ shape, dtype: 'float32' as const });

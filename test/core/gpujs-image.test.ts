@@ -18,7 +18,7 @@ const alloc: Alloc = (dtype, n) => (dtype === 'float32' ? new Float32Array(n) : 
 
 /** Every thread of a kernel source, run as JS. */
 const runSource = (source: string, n: number, ...args: Float64Array[]): Float64Array => {
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval
+  // The kernel's source as gpu.js generates it, run as plain JavaScript: the point of this test (Function, not eval: no local scope).
   const f = new Function(`return ${source}`)() as (this: { thread: { x: number } }, ...a: Float64Array[]) => number;
   return Float64Array.from({ length: n }, (_, i) => f.call({ thread: { x: i } }, ...args));
 };

@@ -81,7 +81,9 @@ const refTranspose = (x: ArrayLike<number>, s: Shape, perm: readonly number[]): 
   return Float64Array.from({ length: size(s) }, (_, i) => {
     const c = unravel(i, out);
     const ci = new Array<number>(s.length);
-    perm.forEach((p, d) => (ci[p] = c[d]!));
+    perm.forEach((p, d) => {
+      ci[p] = c[d]!;
+    });
     return x[ravel(ci, s)]!;
   });
 };
@@ -120,7 +122,10 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
   let be: ReturnType<typeof createGpujsBackend>;
   const made: GpuBuffer[] = [];
   let baseline = 0;
-  const keep = (b: GpuBuffer): GpuBuffer => (made.push(b), b);
+  const keep = (b: GpuBuffer): GpuBuffer => {
+    made.push(b);
+    return b;
+  };
   const op = (data: Data, shape: Shape): Operand<GpuBuffer> => ({
     buf: keep(be.upload(data)),
     shape,
@@ -170,7 +175,7 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
     // Wide ranges: these must saturate, not overflow to NaN.
     ['tanh', Math.tanh, -60, 60],
     ['sigmoid', (x) => 1 / (1 + Math.exp(-x)), -100, 100],
-    ['relu', (x) => (x > 0 ? x : 0), -1, 1],
+    ['relu', (x) => Math.max(x, 0), -1, 1],
   ];
   for (const [name, f, lo, hi] of unaryCases) {
     it(`${name} on [128, 20], [7, 5], [1, 1], [2, 3, 4, 5]`, () => {

@@ -21,10 +21,14 @@ const convRef = (x: N4, w: N4, stride: number, pad: number): N4 => {
   const OH = Math.floor((H + 2 * pad - KH) / stride) + 1, OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
   return x.map((img) => w.map((filt) => Array.from({ length: OH }, (_, i) => Array.from({ length: OW }, (_, j) => {
     let s = 0;
-    filt.forEach((fc_, c) => fc_.forEach((row, a) => row.forEach((wv, b) => {
-      const r = i * stride + a - pad, q = j * stride + b - pad;
-      if (r >= 0 && r < H && q >= 0 && q < W) s += img[c]![r]![q]! * wv;
-    })));
+    filt.forEach((fc_, c) => {
+      fc_.forEach((row, a) => {
+        row.forEach((wv, b) => {
+          const r = i * stride + a - pad, q = j * stride + b - pad;
+          if (r >= 0 && r < H && q >= 0 && q < W) s += img[c]![r]![q]! * wv;
+        });
+      });
+    });
     return s;
   }))));
 };

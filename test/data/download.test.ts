@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tar from 'tar';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { downloadCifar100, CIFAR100_FOLDER } from '../../src/data/index.js';
+import { downloadCifar100, downloadCifar100Into, ensureCifar100, CIFAR100_FOLDER } from '../../src/data/index.js';
 import { left, right } from '../helpers.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
@@ -90,5 +90,42 @@ describe('downloadCifar100', () => {
     expect(e.message).toMatch(/sha256 is [0-9a-f]{64}, expected .*corrupt and was deleted/);
     expect(readdirSync(dest)).toEqual([]);
     mode = 'ok';
+  });
+});
+
+describe('tapegrad download --data DIR (downloadCifar100Into)', () => {
+  const opts = () => ({ url: base, sha256: sha(archive), fileChecksums: checksums });
+
+  it('downloads into DIR itself, so that --data DIR then reads it; a second call downloads nothing', async () => {
+    mode = 'ok';
+    const parent = mkdtempSync(join(tmpdir(), 'tapegrad-dl-'));
+    const dir = join(parent, 'my-cifar');
+    expect(right(await downloadCifar100Into(dir, opts()))).toBe(dir);
+    expect(sha(readFileSync(join(dir, 'train.bin')))).toBe(checksums['train.bin']);
+    expect(readdirSync(parent)).toEqual(['my-cifar']);
+    expect(right(await ensureCifar100(dir))).toBe(dir);
+    ranges.length = 0;
+    expect(right(await downloadCifar100Into(dir, opts()))).toBe(dir);
+    expect(ranges).toEqual([]);
+  });
+
+  it('fills an empty folder made for it, and leaves a folder of other files alone', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'tapegrad-dl-'));
+    expect(right(await downloadCifar100Into(empty, opts()))).toBe(empty);
+    expect(existsSync(join(empty, 'test.bin'))).toBe(true);
+    const other = mkdtempSync(join(tmpdir(), 'tapegrad-dl-'));
+    writeFileSync(join(other, 'notes.txt'), 'mine');
+    expect(left(await downloadCifar100Into(other, opts())).message).toBe(`${other}: holds other files but no train.bin. Download into a new or empty folder, or point --data at the folder that holds train.bin.`);
+    expect(readdirSync(other)).toEqual(['notes.txt']);
+  });
+});
+
+describe('a data folder that cannot be read', () => {
+  it('is reported as such, not as a folder without train.bin', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'tapegrad-dl-'));
+    const file = join(parent, 'a-file');
+    writeFileSync(file, '');
+    expect(left(await ensureCifar100(join(file, 'data'))).message).toBe(`${join(file, 'data')}: cannot be read (a part of this path is a file, not a folder; folder given by --data). Fix its permissions, or point --data at a folder you can read.`);
+    expect(left(await ensureCifar100(file)).message).toBe(`${file}: is a file, not a folder (given by --data). Point it at the folder that holds train.bin and test.bin.`);
   });
 });

@@ -66,8 +66,8 @@ describe('config size and key count', () => {
 describe('config name', () => {
   it('refuses control characters, shown escaped on one line, before anything trains', () => {
     const msg = left(decodeConfig({ name: 'bell\u0007run' }, 'c')).message;
-    expect(msg).toBe('c: invalid config: name: expected NameWithoutControlCharacters, got "bell\\u0007run"');
-    expect(left(decodeConfig({ name: 'a\u2028b' }, 'c')).message).toMatch(/^c: invalid config: name: expected NameWithoutControlCharacters/);
+    expect(msg).toBe('c: invalid config: name: expected a string without control characters (tabs, newlines, escapes), got "bell\\u0007run"');
+    expect(left(decodeConfig({ name: 'a\u2028b' }, 'c')).message).toMatch(/^c: invalid config: name: expected a string without control characters/);
   });
 
   it('accepts any printable name, Unicode included', () => {

@@ -17,7 +17,7 @@ import { modelFor, readFinishedRun, readRunConfig, runExperiment, type RunResult
 import { leaves, type Tree } from '../../src/autodiff/index.js';
 import { loadModel, sealJson, type FitState } from '../../src/nn/index.js';
 import { CIFAR_DIR } from '../data/location.js';
-import { left, right } from '../helpers.js';
+import { left, right, type EditableJson } from '../helpers.js';
 
 let c: ResolvedConfig;
 let run: RunResult;
@@ -91,7 +91,7 @@ describe('a corrupted run file is an error or the same value, never a crash or w
 
 describe('checkpoints are checked beyond their checksum', () => {
   /** The checkpoint edited and resealed, as a careless tool (or a bug) would leave it. */
-  const resealed = (edit: (o: Record<string, any>) => void): string => {
+  const resealed = (edit: (o: Record<string, EditableJson>) => void): string => {
     const d = copyRun();
     const o = JSON.parse(readFileSync(join(d, 'checkpoint.json'), 'utf8'));
     delete o.sha256;
@@ -99,7 +99,7 @@ describe('checkpoints are checked beyond their checksum', () => {
     writeFileSync(join(d, 'checkpoint.json'), sealJson(o));
     return d;
   };
-  const refusal = (edit: (o: Record<string, any>) => void): string => {
+  const refusal = (edit: (o: Record<string, EditableJson>) => void): string => {
     const d = resealed(edit);
     const m = left(loadCheckpoint(d, right(modelFor(c, 20)), c)).message;
     expect(m.startsWith(join(d, 'checkpoint.json'))).toBe(true);
@@ -118,7 +118,7 @@ describe('checkpoints are checked beyond their checksum', () => {
     expect(refusal((o) => { o.epoch = 999; })).toMatch(/epoch 999 disagrees with its history of 2 epochs/);
     expect(refusal((o) => { o.epoch = -5; })).toMatch(/epoch: expected/);
     expect(refusal((o) => { o.epoch = 1; })).toMatch(/epoch 1 disagrees with its history of 2 epochs/);
-    expect(refusal((o) => { o.epoch = 5; o.history = [...o.history, ...o.history, o.history[0]].map((h: any, i: number) => ({ ...h, epoch: i + 1 })); }))
+    expect(refusal((o) => { o.epoch = 5; o.history = [...o.history, ...o.history, o.history[0]].map((h: EditableJson, i: number) => ({ ...h, epoch: i + 1 })); }))
       .toMatch(/epoch 5 is beyond the run's 2 epochs/);
   });
 

@@ -12,6 +12,7 @@ import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { checkNewFolder, claimFreshFolder, claimNewFolder, fsMessage, liveHolder, lockFolder, RUN_LOCK, sanitizeName } from '../../src/experiments/runfolder.js';
 import { runStatus } from '../../src/experiments/run.js';
+import { sealJson } from '../../src/nn/index.js';
 import { left, right } from '../helpers.js';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'tapegrad-folder-'));
@@ -107,6 +108,16 @@ describe('stale locks', () => {
     lock.release();
   });
 
+  it("taking a folder's lock removes the temporaries of writers killed mid-write, and only theirs", () => {
+    const dir = tmp();
+    const dead = deadPid();
+    const mine = `.history.json.${process.pid}.tmp`, theirs = `.checkpoint.json.${dead}.tmp`, unrelated = 'notes.tmp';
+    for (const f of [mine, theirs, unrelated, 'checkpoint.json']) writeFileSync(join(dir, f), 'x');
+    const lock = right(lockFolder(dir));
+    expect(readdirSync(dir).sort()).toEqual(['checkpoint.json', mine, unrelated, RUN_LOCK].sort());
+    lock.release();
+  });
+
   it('a lock from another host is never assumed stale', () => {
     const dir = tmp();
     writeFileSync(join(dir, RUN_LOCK), JSON.stringify({ pid: deadPid(), host: 'elsewhere.example', started: 'x' }));
@@ -120,7 +131,9 @@ describe('runStatus', () => {
     const pid = deadPid();
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ seed: 0, pid, status: 'running' }));
     writeFileSync(join(dir, RUN_LOCK), JSON.stringify({ pid, host: hostname(), started: 'then' }));
-    writeFileSync(join(dir, 'history.json'), JSON.stringify([{ epoch: 1 }, { epoch: 2 }]));
+    writeFileSync(join(dir, 'checkpoint.json'), sealJson({ format: 'tapegrad.checkpoint', version: 2, epoch: 2 }));
+    // history.json is plain JSON anyone can edit: the sealed checkpoint says how many epochs there are.
+    writeFileSync(join(dir, 'history.json'), JSON.stringify([{ epoch: 1 }, { epoch: 2 }, { epoch: 3 }]));
     expect(right(runStatus(dir))).toEqual({ status: 'killed', line: `${dir}: killed (its process ended without finishing) after 2 epochs; continue with: tapegrad train --resume ${dir}` });
     expect(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'))).toMatchObject({ seed: 0, status: 'killed', killedProcess: pid });
     expect(existsSync(join(dir, RUN_LOCK))).toBe(false);
@@ -132,6 +145,19 @@ describe('runStatus', () => {
     expect(JSON.parse(readFileSync(join(live, 'run.json'), 'utf8')).status).toBe('running');
     lock.release();
     expect(left(runStatus(tmp())).message).toMatch(/no run\.json: not a tapegrad run folder/);
+  });
+
+  it('verifies the sealed files instead of trusting edited ones', () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ status: 'interrupted' }));
+    writeFileSync(join(dir, 'checkpoint.json'), sealJson({ format: 'tapegrad.checkpoint', version: 2, epoch: 2 }).replace('"epoch":2', '"epoch":9'));
+    expect(left(runStatus(dir)).message).toBe(`${join(dir, 'checkpoint.json')}: fails its checksum: the file was changed or corrupted after it was written: resuming it is refused; start the run again`);
+    // run.json edited to say finished, with no result to show for it.
+    writeFileSync(join(dir, 'run.json'), JSON.stringify({ status: 'finished' }));
+    expect(left(runStatus(dir)).message).toBe(`${dir}: run.json says finished but the folder holds no result.json: it is damaged; continue it with tapegrad train --resume ${dir}`);
+    // A result.json that fails its checksum.
+    writeFileSync(join(dir, 'result.json'), sealJson({ format: 'tapegrad.result', outcome: 'finished' }).replace('finished', 'finishe'));
+    expect(left(runStatus(dir)).message).toMatch(new RegExp(`^${join(dir, 'result.json')}: fails its checksum`));
   });
 });
 

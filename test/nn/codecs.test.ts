@@ -34,7 +34,7 @@ describe('describeErrors through decodeConfig', () => {
 
   it('an empty config, a missing name and a list where a mapping belongs each get one short line', () => {
     expect(message(null)).toBe("c.yaml: the config is empty: it needs at least 'name: …' (see examples/configs/)");
-    expect(message({})).toBe('c.yaml: invalid config: name: missing (expected a string)');
+    expect(message({})).toBe('c.yaml: invalid config: name: missing (expected a string without control characters (tabs, newlines, escapes))');
     expect(message([1, 2])).toBe('c.yaml: invalid config: (the whole value): expected a mapping (key: value), got [1,2]');
   });
 

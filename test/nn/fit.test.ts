@@ -132,7 +132,9 @@ describe('early stopping', () => {
     expect(r.stoppedAt).toBeLessThan(40);
     // The rule holds at the stop epoch and at no earlier epoch.
     const rule = { patience: 5, rule: 'paper' as const, restoreBest: 'when-stopped' as const };
-    losses.forEach((_, i) => expect(shouldStop(losses.slice(0, i + 1), rule)).toBe(i === losses.length - 1));
+    losses.forEach((_, i) => {
+      expect(shouldStop(losses.slice(0, i + 1), rule)).toBe(i === losses.length - 1);
+    });
     const best = losses.indexOf(Math.min(...losses)) + 1;
     expect(r.bestEpoch).toBe(best);
     expect(r.returnedEpoch).toBe(best);

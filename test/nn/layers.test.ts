@@ -9,11 +9,11 @@ import { describe, expect, it } from 'vitest';
 import {
   activation, add, batchNorm, buildModel, cast, conv2dLayer, customVjp, dense, denseSet, dropout, dropoutLayer, evaluate, fit, forwardOf, gelu,
   gradcheck, grad, initialState, Key, l2Penalty, layerNorm, leafInfos, leakyRelu, leaves, mapTree, mlp, mul, relu, residual, rolesOf,
-  sequential, sum, sumOfSquares, tanh, valueAndGrad, withBackend, type BatchNormState, type NormParams, type SequentialSpec, type Tensor,
+  sequential, sum, sumOfSquares, tanh, valueAndGrad, withBackend, type BatchNormState, type ModelArchitecture, type NormParams, type SequentialSpec, type Tensor,
 } from '../../src/index.js';
 import { decodeModel, outputShape } from '../../src/nn/spec.js';
 import { expectAllClose, expectGradients, tensorArb, treeArb, unwrap } from '../../src/testing/index.js';
-import { t64 } from '../helpers.js';
+import { left, t64 } from '../helpers.js';
 
 const weighted = (y: Tensor): Tensor => sum(mul(y, t64(Array.from({ length: y.size }, (_, i) => Math.sin(i + 1) + 1.5), [...y.shape])));
 
@@ -34,7 +34,9 @@ describe('activations', () => {
         // Long enough for the cpu backend's WASM kernel (arrays in its memory), with NaN in the SIMD body and the scalar tail.
         const values = Array.from({ length: 4099 }, (_, i) => (i % 1000 === 7 ? NaN : Math.sin(i)));
         const y = relu(cast(t64(values, [4099]), 'float32')).toTypedArray();
-        values.forEach((v, i) => expect(Number.isNaN(y[i]!), `${backend} relu at ${i}`).toBe(Number.isNaN(v)));
+        values.forEach((v, i) => {
+          expect(Number.isNaN(y[i]!), `${backend} relu at ${i}`).toBe(Number.isNaN(v));
+        });
       });
     }
     const nan = t64([NaN, -1, 2], [3]);
@@ -200,10 +202,11 @@ describe('trees', () => {
 describe('NaN inputs in training', () => {
   it('fit on a relu MLP with a NaN pixel returns the non-finite-loss error', () => {
     const x = Float32Array.from({ length: 64 * 6 }, (_, i) => Math.sin(i));
+    const val = denseSet(x.slice(), Uint8Array.from({ length: 64 }, (_, i) => i % 3), 6, 3);
     x[10] = NaN;
     const set = denseSet(x, Uint8Array.from({ length: 64 }, (_, i) => i % 3), 6, 3);
     const model = mlp([6, 8, 3], { activation: 'relu' });
-    const r = fit(model, model.layer.init(new Key(0)), { train: set, val: set }, { epochs: 1, batchSize: 16, optimizer: { kind: 'sgd', lr: 0.1 }, shuffle: false, seed: 0 });
+    const r = fit(model, model.layer.init(new Key(0)), { train: set, val }, { epochs: 1, batchSize: 16, optimizer: { kind: 'sgd', lr: 0.1 }, shuffle: false, seed: 0 });
     expect(E.isLeft(r) && r.left.name).toBe('TrainingError');
     expect(E.isLeft(r) && r.left.message).toMatch(/loss became NaN at epoch 1, batch 1 of 4.*check the inputs for NaN/);
   });
@@ -234,6 +237,13 @@ describe('architectures as data', () => {
   });
 
   it('decodes untrusted specs with io-ts, naming the bad key', () => {
+    // buildModel decodes too: an untyped spec (parsed JSON) with an unknown layer type or key is refused, not dropped or sized NaN.
+    const untyped = JSON.parse('{"kind":"sequential","input":[3,8,8],"layers":[{"type":"conv2D","filters":4,"kernel":3},{"type":"flatten"},{"type":"dense","units":2}]}') as ModelArchitecture;
+    expect(left(buildModel(untyped)).message).toMatch(/^invalid model architecture:\nlayers\[0\]\.type: expected one of "dense", "conv2d", .*got "conv2D"$/);
+    const typo = JSON.parse('{"kind":"sequential","input":[3,8,8],"layers":[{"type":"conv2d","filtres":4,"filters":4,"kernel":3},{"type":"flatten"},{"type":"dense","units":2}]}') as ModelArchitecture;
+    expect(left(buildModel(typo)).message).toBe("invalid model architecture: unknown key 'layers[0].filtres' (check the spelling)");
+    const missing = JSON.parse('{"kind":"sequential","input":[3,8,8],"layers":[{"type":"conv2d","filtres":4,"kernel":3}]}') as ModelArchitecture;
+    expect(left(buildModel(missing)).message).toMatch(/^invalid model architecture:\nlayers\[0\]\.filters: missing/);
     const r = decodeModel({ kind: 'sequential', input: [4], layers: [{ type: 'dense', units: -1 }] });
     expect(E.isLeft(r) && r.left.message).toBe('invalid model architecture:\nlayers[0].units: expected a positive integer, got -1');
     const u = decodeModel({ kind: 'sequential', input: [4], layers: [{ type: 'dense', units: 3 }, { type: 'swish' }] });

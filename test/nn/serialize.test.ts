@@ -10,16 +10,16 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Key } from '../../src/core/index.js';
 import { loadModel, mlp, saveModel, sealJson, unsealJson, type MlpParams } from '../../src/nn/index.js';
-import { left, right } from '../helpers.js';
+import { left, right, type EditableJson } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapegrad-serialize-'));
 const model = mlp([6, 4, 3], { activation: 'tanh', init: 'glorot-uniform' });
 const params = model.layer.init(new Key(1));
 const file = join(dir, 'model.json');
 saveModel(file, model, params, { note: 'n' });
-const saved = () => JSON.parse(readFileSync(file, 'utf8')) as Record<string, any>;
+const saved = () => JSON.parse(readFileSync(file, 'utf8')) as Record<string, EditableJson>;
 /** Writes an edited copy, resealed so the check under test is reached rather than the checksum. */
-const edited = (name: string, edit: (o: Record<string, any>) => void): string => {
+const edited = (name: string, edit: (o: Record<string, EditableJson>) => void): string => {
   const o = saved();
   delete o['sha256'];
   edit(o);
@@ -60,7 +60,7 @@ describe('loadModel', () => {
   });
 
   it('refuses NaN and Infinity weights, naming the weight', () => {
-    const at = (o: Record<string, any>, path: string) => (o['params'] as { path: string; data: string }[]).find((t) => t.path === path)!;
+    const at = (o: Record<string, EditableJson>, path: string) => (o['params'] as { path: string; data: string }[]).find((t) => t.path === path)!;
     const nan = edited('nan.json', (o) => { at(o, '[1].w').data = withValue(at(o, '[1].w').data, 5, NaN); });
     expect(left(loadModel(nan)).message).toMatch(/weight \[1\]\.w\[5\] = NaN is not finite: these weights cannot be used/);
     const inf = edited('inf.json', (o) => { at(o, '[0].b').data = withValue(at(o, '[0].b').data, 0, -Infinity); });

@@ -16,6 +16,7 @@ describe('the API reference', () => {
   it('builds from both entries with no error', () => {
     const r = spawnSync('npx', ['typedoc', '--out', out, '--validation.notDocumented'], { encoding: 'utf8' });
     expect(r.status, r.stdout + r.stderr).toBe(0);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: removes terminal colour escapes
     const log = (r.stdout + r.stderr).replace(/\x1b\[[0-9;]*m/g, '');
     expect(log).toMatch(/Found 0 errors/);
     // Every export of both entries has its JSDoc, and every type an export mentions is exported too.
