@@ -151,7 +151,8 @@ const mlpBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
   const numpyRuns = perSystem.get('numpy')!, cpuRuns = perSystem.get('cpu')!;
   const numpy = pooled(numpyRuns), cpu = pooled(cpuRuns);
   const pairRatios = ratiosTo('numpy');
-  const runs: Run[] = systems.map((x) => pooled(perSystem.get(x.name)!)).filter((r): r is Run => r !== undefined);
+  // Rows named by system (numpy and numpy-env, cpu, cpu-env and cpu-wasm are each one backend run two or three ways).
+  const runs: Run[] = systems.map((x) => { const p = pooled(perSystem.get(x.name)!); return p && { ...p, backend: x.name }; }).filter((r): r is Run => r !== undefined);
   const ref = ours('reference', 1, 4);
   if (ref) runs.push(ref);
   const gpu = detectGpu();
