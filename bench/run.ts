@@ -6,12 +6,16 @@
  *
  * - `mlp`: the headline network's training epoch on the real data, the identical
  *   algorithm on the identical split in numpy, JAX, PyTorch and tapegrad's cpu
- *   backend; then the slow backends (extrapolated from a few batches), a matmul
- *   micro-benchmark over the training step's shapes, and the data-loading time.
- * - `cnn`: a training step of examples/configs/cnn.yaml's CNN at batch 128
- *   (tapegrad through `fit` on the cpu backend with its default convolution
- *   path, bench/cnn-step.ts; PyTorch and JAX on CPU, bench/reference/cnn_*.py),
- *   timed over a few batches and extrapolated to an epoch of 40,000 images.
+ *   backend (native BLAS and WebAssembly; numpy and the native path each with the
+ *   OPENBLAS variables unset for that command alone and as the environment sets
+ *   them); then the slow backends (extrapolated from a few batches), a matmul
+ *   micro-benchmark over the training step's shapes (bench/matmul.ts), and the
+ *   data-loading time.
+ * - `cnn`: a training step of examples/configs/cnn.yaml's CNN and of
+ *   cnn-coarse.yaml's (the recipe) at batch 128 (tapegrad through `fit` on the
+ *   cpu backend, native and WebAssembly, bench/cnn-step.ts; PyTorch, and JAX for
+ *   cnn.yaml's, on CPU, bench/reference/cnn_*.py), timed over a few batches and
+ *   extrapolated to an epoch of 40,000 images.
  *
  * Prints the parts' tables, then one table of every ratio, and writes
  * bench/results/latest.json (with --docs, also docs/bench/bench.txt and .json).
@@ -26,7 +30,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/lib/Either.js';
-import { createCpuBackend, createReferenceBackend, detectGpu, Key, matmul, toBackend, type Backend } from '../src/core/index.js';
+import { detectGpu, Key } from '../src/core/index.js';
 import { cifarSet, locateDataDir, readCifar100, trainValSplit } from '../src/data/index.js';
 import { writeFileAtomic } from '../src/nn/index.js';
 import { BATCHES_PER_EPOCH, CNN_BATCH, EPOCH_IMAGES } from './cnn-step.js';
@@ -62,9 +66,23 @@ interface RatioRow { workload: string; system: string; description: string; medi
 
 const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]!; };
 
+/**
+ * The environment a run gets: 'unset' drops OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE for
+ * that command alone (this machine sets them for old OpenBLAS builds; a current one then
+ * runs its Haswell kernels instead of its AVX-512 ones), 'as set' keeps them.
+ */
+type BlasEnv = 'unset' | 'as set';
+const OPENBLAS_VARS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const;
+const envFor = (blasEnv: BlasEnv, extra: Record<string, string> = {}): NodeJS.ProcessEnv => {
+  const env = { ...process.env, ...extra };
+  if (blasEnv === 'unset') for (const v of OPENBLAS_VARS) delete env[v];
+  return env;
+};
+const asSet = OPENBLAS_VARS.map((v) => `${v}=${process.env[v] ?? 'unset'}`).join(', ');
+
 /** A child process's last stdout line as JSON, or undefined (said) when it failed. */
-const child = <T>(cmd: string, args: string[]): T | undefined => {
-  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24, env: process.env });
+const child = <T>(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): T | undefined => {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 24, env });
   if (r.status !== 0) { log(`${cmd} ${args.join(' ')} failed:\n${r.stderr}`); return undefined; }
   return JSON.parse(r.stdout.trim().split('\n').pop()!) as T;
 };
@@ -89,16 +107,25 @@ const mlpBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
   const splitFile = join(mkdtempSync(join(tmpdir(), 'tapegrad-bench-')), 'split.i32');
   writeFileSync(splitFile, Buffer.from(Int32Array.from([split.train.length, ...split.train, ...split.val]).buffer));
 
-  const ours = (backend: string, n: number, maxBatches?: number, wrap = false): Run | undefined => {
+  const ours = (backend: string, n: number, maxBatches?: number, wrap = false, env: NodeJS.ProcessEnv = process.env): Run | undefined => {
     const args = [...tsx, 'bench/epoch.ts', backend, String(n), splitFile, ...(maxBatches ? [String(maxBatches)] : [])];
-    return wrap ? child<Run>('xvfb-run', ['-a', 'node', ...args]) : child<Run>('node', args);
+    return wrap ? child<Run>('xvfb-run', ['-a', 'node', ...args], env) : child<Run>('node', args, env);
   };
 
+  // numpy and tapegrad's native path each run twice: with the OPENBLAS variables unset for
+  // that command alone (the fair row, each picking its own kernel) and as the environment
+  // sets them (labelled). 'cpu' is tapegrad's default (auto: the native BLAS where one
+  // loads); 'cpu-wasm' the WebAssembly GEMM (TAPEGRAD_BLAS=none), the fallback.
+  const numpyRun = (blasEnv: BlasEnv) => child<Run>('python3', ['bench/reference/mlp_numpy.py', dir, splitFile, String(epochs)], envFor(blasEnv));
   const systems: Array<{ name: string; run: () => Run | undefined }> = [
-    { name: 'numpy', run: () => child<Run>('python3', ['bench/reference/mlp_numpy.py', dir, splitFile, String(epochs)]) },
+    { name: 'numpy', run: () => numpyRun('unset') },
+    { name: 'numpy-env', run: () => numpyRun('as set') },
     ...pythonSystems.map((m) => ({ name: pythonName(m), run: () => child<Run>(venv, [`bench/reference/mlp_${m}.py`, dir, splitFile, String(epochs)]) })),
-    { name: 'cpu', run: () => ours('cpu', epochs) },
+    { name: 'cpu', run: () => ours('cpu', epochs, undefined, false, envFor('unset')) },
+    { name: 'cpu-env', run: () => ours('cpu', epochs, undefined, false, envFor('as set')) },
+    { name: 'cpu-wasm', run: () => ours('cpu', epochs, undefined, false, envFor('unset', { TAPEGRAD_BLAS: 'none' })) },
   ];
+  log(`rows: numpy and cpu with ${OPENBLAS_VARS.join(' and ')} unset for that command alone; numpy-env and cpu-env as the environment sets them (${asSet}); cpu-wasm: TAPEGRAD_BLAS=none`);
   log(`MLP: ${rounds} rounds of ${systems.map((x) => x.name).join(', ')} in turn, ${epochs} epochs each, 3072→128→20 ReLU (paper preset) on ${dir}`);
   const perSystem = new Map<string, Run[]>(systems.map((x) => [x.name, []]));
   /** Per round, each system's median seconds per epoch (undefined where a run failed). */
@@ -124,7 +151,8 @@ const mlpBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
   const numpyRuns = perSystem.get('numpy')!, cpuRuns = perSystem.get('cpu')!;
   const numpy = pooled(numpyRuns), cpu = pooled(cpuRuns);
   const pairRatios = ratiosTo('numpy');
-  const runs: Run[] = systems.map((x) => pooled(perSystem.get(x.name)!)).filter((r): r is Run => r !== undefined);
+  // Rows named by system (numpy and numpy-env, cpu, cpu-env and cpu-wasm are each one backend run two or three ways).
+  const runs: Run[] = systems.map((x) => { const p = pooled(perSystem.get(x.name)!); return p && { ...p, backend: x.name }; }).filter((r): r is Run => r !== undefined);
   const ref = ours('reference', 1, 4);
   if (ref) runs.push(ref);
   const gpu = detectGpu();
@@ -175,63 +203,19 @@ const mlpBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
     });
   }
 
-  // 3. Matmul micro-benchmark over the training step's shapes.
-  const shapes: Array<[string, number, number, number, boolean, boolean]> = [
-    ['X·W1 (forward)', 128, 3072, 128, false, false],
-    ['Xᵀ·Δ1 (dW1)', 3072, 128, 128, true, false],
-    ['H·W2 (forward)', 128, 128, 20, false, false],
-    ['Hᵀ·Δ2 (dW2)', 128, 128, 20, true, false],
-    ['Δ2·W2ᵀ (dH)', 128, 20, 128, false, true],
-    ['Xval·W1 (validation)', 1000, 3072, 128, false, false],
-  ];
-  const timeMatmul = (be: Backend, m: number, k: number, n: number, ta: boolean, tb: boolean): number => {
-    const key = new Key(1);
-    // Operands on the backend, where a training run keeps them (the cpu backend's
-    // kernel memory), so the products run as they do in training; each result is freed.
-    const a = toBackend(key.uniform(ta ? [k, m] : [m, k], -1, 1), be);
-    const b = toBackend(key.fold('b').uniform(tb ? [n, k] : [k, n], -1, 1), be);
-    const once = () => matmul(a, b, { transA: ta, transB: tb }).dispose();
-    for (let i = 0; i < 5; i++) once();
-    const samples: number[] = [];
-    for (let r = 0; r < 7; r++) {
-      const reps = Math.max(1, Math.round(2e8 / (2 * m * n * k)));
-      const t = performance.now();
-      for (let i = 0; i < reps; i++) once();
-      samples.push((performance.now() - t) / reps);
-    }
-    a.dispose();
-    b.dispose();
-    return median(samples);
-  };
-  const numpyMatmul = (m: number, k: number, n: number, ta: boolean, tb: boolean): number | undefined => {
-    try {
-      const code = `import numpy as np,time,statistics as st
-a=np.random.rand(*(${ta ? `(${k},${m})` : `(${m},${k})`})).astype(np.float32); b=np.random.rand(*(${tb ? `(${n},${k})` : `(${k},${n})`})).astype(np.float32)
-f=lambda: (a${ta ? '.T' : ''})@(b${tb ? '.T' : ''})
-[f() for _ in range(5)]
-reps=max(1,round(2e8/(2*${m}*${n}*${k}))); s=[]
-for _ in range(7):
-  t=time.perf_counter(); [f() for _ in range(reps)]; s.append((time.perf_counter()-t)/reps*1000)
-print(st.median(s))`;
-      return Number(execFileSync('python3', ['-c', code], { encoding: 'utf8' }).trim());
-    } catch {
-      return undefined;
-    }
-  };
-  const cpuBe = createCpuBackend();
-  const referenceBe = createReferenceBackend();
-  say('\nMatmul over the training step\'s shapes (ms, median of 7; GFLOP/s)');
-  say('| product | m×k×n | numpy | cpu (2 threads) | cpu GFLOP/s | × numpy | reference (plain TS) |');
-  say('|---|---|---|---|---|---|---|');
-  const micro = shapes.map(([name, m, k, n, ta, tb]) => {
-    const np = numpyMatmul(m, k, n, ta, tb);
-    const c = timeMatmul(cpuBe, m, k, n, ta, tb);
-    const r = m * k * n <= 128 * 3072 * 128 ? timeMatmul(referenceBe, m, k, n, ta, tb) : undefined;
-    const gf = (2 * m * k * n) / (c * 1e6);
-    say(`| ${name} | ${m}×${k}×${n} | ${np?.toFixed(3) ?? '—'} | ${c.toFixed(3)} | ${gf.toFixed(1)} | ${np ? (c / np).toFixed(2) : '—'} | ${r?.toFixed(2) ?? '—'} |`);
-    return { name, m, k, n, transA: ta, transB: tb, numpyMs: np ?? null, cpuMs: c, referenceMs: r ?? null };
-  });
-  cpuBe.dispose();
+  // 3. Matmul micro-benchmark over the training step's shapes (bench/matmul.ts, its own
+  // process, so that the OpenBLAS it loads sees the variables unset, as numpy's call does).
+  interface Micro { native: string; wasm: string; rows: Array<{ name: string; m: number; k: number; n: number; numpyMs: number | null; native1Ms: number | null; native2Ms: number | null; wasmMs: number }> }
+  const microRun = child<Micro>('node', [...tsx, 'bench/matmul.ts'], envFor('unset'));
+  const micro = microRun?.rows ?? [];
+  say(`\nMatmul over the training step's shapes (ms, median of 7; ${OPENBLAS_VARS.join(' and ')} unset for numpy and tapegrad alike; native: ${microRun?.native ?? '—'})`);
+  say('| product | m×k×n | numpy (2 threads) | cpu native, 1 BLAS thread (default) | × numpy | cpu native, 2 BLAS threads | × numpy | cpu WebAssembly (2 threads) | × numpy |');
+  say('|---|---|---|---|---|---|---|---|---|');
+  const x = (c: number | null, np: number | null) => (c !== null && np !== null ? (c / np).toFixed(2) : '—');
+  const ms = (c: number | null) => c?.toFixed(3) ?? '—';
+  for (const r of micro) {
+    say(`| ${r.name} | ${r.m}×${r.k}×${r.n} | ${ms(r.numpyMs)} | ${ms(r.native1Ms)} | ${x(r.native1Ms, r.numpyMs)} | ${ms(r.native2Ms)} | ${x(r.native2Ms, r.numpyMs)} | ${ms(r.wasmMs)} | ${x(r.wasmMs, r.numpyMs)} |`);
+  }
 
   // 4. Data loading: read + split + normalize the 50,000 training images.
   const loadTimes = (materialize: boolean) => {
@@ -276,13 +260,18 @@ print(st.median(s))`;
 interface CnnStep { system: string; description: string; secondsPerBatch: number; secondsPerEpoch: number }
 
 /** The CNN epoch (part `cnn`): tapegrad cpu, PyTorch and JAX in interleaved rounds. */
-const cnnBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
+const cnnBench = (net: 'cnn' | 'cnn-coarse'): { json: Record<string, unknown>; ratios: RatioRow[] } => {
+  const step = (extra: Record<string, string>) => () => child<CnnStep>('node', [...tsx, 'bench/cnn-step.ts', dir, String(cnnBatches), net], envFor('unset', extra));
+  // JAX's reference implements cnn.yaml's network only.
+  const python = net === 'cnn' ? [...pythonSystems].reverse() : pythonSystems.filter((m) => m === 'torch');
   const systems: Array<{ name: string; run: () => CnnStep | undefined }> = [
-    { name: 'cpu', run: () => child<CnnStep>('node', [...tsx, 'bench/cnn-step.ts', dir, String(cnnBatches)]) },
-    ...[...pythonSystems].reverse().map((m) => ({ name: pythonName(m), run: () => child<CnnStep>(venv, [`bench/reference/cnn_${m}.py`, dir, String(cnnBatches)]) })),
+    { name: 'cpu', run: step({}) },
+    { name: 'cpu-wasm', run: step({ TAPEGRAD_BLAS: 'none' }) },
+    ...python.map((m) => ({ name: pythonName(m), run: () => child<CnnStep>(venv, [`bench/reference/cnn_${m}.py`, dir, String(cnnBatches), net]) })),
   ];
-  log(`\nCNN: ${rounds} rounds of ${systems.map((x) => x.name).join(', ')} in turn, each timing ${cnnBatches} batches of ${CNN_BATCH} after one warm-up batch ` +
-    `(examples/configs/cnn.yaml's model, Adam), extrapolated to ${BATCHES_PER_EPOCH} batches (${EPOCH_IMAGES.toLocaleString('en')} images)`);
+  const what = net === 'cnn' ? "examples/configs/cnn.yaml's model, Adam" : "examples/configs/cnn-coarse.yaml's model (the recipe), SGD Nesterov + weight decay, no augmentation";
+  log(`\n${net}: ${rounds} rounds of ${systems.map((x) => x.name).join(', ')} in turn, each timing ${cnnBatches} batches of ${CNN_BATCH} after one warm-up batch ` +
+    `(${what}), extrapolated to ${BATCHES_PER_EPOCH} batches (${EPOCH_IMAGES.toLocaleString('en')} images); tapegrad with ${OPENBLAS_VARS.join(' and ')} unset`);
   const steps = new Map<string, CnnStep[]>(systems.map((x) => [x.name, []]));
   const roundSeconds: Array<Record<string, number>> = [];
   for (let r = 0; r < rounds; r++) {
@@ -294,7 +283,7 @@ const cnnBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
       got[sys.name] = s.secondsPerEpoch;
     }
     roundSeconds.push(got);
-    log(`CNN round ${r + 1}: ${Object.entries(got).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} s/epoch`);
+    log(`${net} round ${r + 1}: ${Object.entries(got).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} s/epoch`);
   }
   const ratiosTo = (other: string): number[] => roundSeconds.flatMap((m) => (m['cpu'] !== undefined && m[other] !== undefined ? [m['cpu'] / m[other]] : []));
   const ratioRows: RatioRow[] = systems.flatMap((x) => {
@@ -302,11 +291,11 @@ const cnnBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
     if (got.length === 0) return [];
     const rs = x.name === 'cpu' ? [] : ratiosTo(x.name);
     return [{
-      workload: 'CNN epoch', system: x.name, description: got[0]!.description, medianSeconds: median(got.map((s) => s.secondsPerEpoch)),
+      workload: `${net} epoch`, system: x.name, description: got[0]!.description, medianSeconds: median(got.map((s) => s.secondsPerEpoch)),
       cpuOverPerRound: rs, cpuOver: rs.length > 0 ? median(rs) : null,
     }];
   });
-  say(`\nOne CNN training epoch (examples/configs/cnn.yaml, batch ${CNN_BATCH}, ${EPOCH_IMAGES.toLocaleString('en')} images; extrapolated from ${cnnBatches} timed batches per run); ${rounds} interleaved rounds`);
+  say(`\nOne ${net} training epoch (examples/configs/${net}.yaml, batch ${CNN_BATCH}, ${EPOCH_IMAGES.toLocaleString('en')} images; extrapolated from ${cnnBatches} timed batches per run); ${rounds} interleaved rounds`);
   say('| system | s/batch median | s/epoch median | min | max | tapegrad cpu × it, per round → median | description |');
   say('|---|---|---|---|---|---|---|');
   for (const r of ratioRows) {
@@ -321,15 +310,16 @@ const cnnBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
 };
 
 const mlp = only === undefined || only === 'mlp' ? mlpBench() : undefined;
-const cnn = only === undefined || only === 'cnn' ? cnnBench() : undefined;
-const all = [...(mlp?.ratios ?? []), ...(cnn?.ratios ?? [])];
+const cnn = only === undefined || only === 'cnn' ? cnnBench('cnn') : undefined;
+const coarse = only === undefined || only === 'cnn' ? cnnBench('cnn-coarse') : undefined;
+const all = [...(mlp?.ratios ?? []), ...(cnn?.ratios ?? []), ...(coarse?.ratios ?? [])];
 say(`\nEvery ratio: tapegrad cpu's time over each system's, per interleaved round, and the median (${machine})`);
 say('| workload | system | s/epoch median | tapegrad cpu × it, per round → median |');
 say('|---|---|---|---|');
 for (const r of all) {
   say(`| ${r.workload} | ${r.system} | ${r.medianSeconds.toFixed(r.medianSeconds < 10 ? 2 : 1)} | ${r.cpuOver === null ? '—' : `${r.cpuOverPerRound.map((x) => x.toFixed(2)).join(', ')} → **${r.cpuOver.toFixed(2)}**`} |`);
 }
-const json = JSON.stringify({ date: new Date().toISOString(), machine, parts: only ?? 'mlp,cnn', mlp: mlp?.json ?? null, cnn: cnn?.json ?? null, ratios: all }, null, 2);
+const json = JSON.stringify({ date: new Date().toISOString(), machine, parts: only ?? 'mlp,cnn', mlp: mlp?.json ?? null, cnn: cnn?.json ?? null, cnnCoarse: coarse?.json ?? null, ratios: all }, null, 2);
 writeFileAtomic(join('bench', 'results', 'latest.json'), json);
 say('\nwritten: bench/results/latest.json');
 if (toDocs) {

@@ -11,6 +11,7 @@ rows in the same order and their losses can be compared, not only their times.
 
 Usage: mlp_numpy.py DATA_DIR SPLIT_FILE EPOCHS  -> one JSON line on stdout (see common.py).
 """
+import os
 import time
 
 import numpy as np
@@ -66,4 +67,17 @@ for epoch in range(epochs):
         "valLoss": vl / len(yva), "valAccuracy": vc / len(yva),
     })
 
-report("numpy", f"numpy {np.__version__} (float32, OpenBLAS)", history, load_seconds)
+
+def blas_kernel():
+    """The BLAS numpy runs and the kernel it picked (threadpoolctl), with the
+    OPENBLAS_* variables as this process saw them."""
+    seen = ", ".join(f"{k}={os.environ.get(k, 'unset')}" for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return f"BLAS kernel unknown: pip install threadpoolctl; {seen}"
+    libs = [f"{i['internal_api']} {i['version']}, kernel {i.get('architecture')}, {i['num_threads']} threads" for i in threadpool_info() if i.get("user_api") == "blas"]
+    return f"{'; '.join(libs) or 'no BLAS found'}; {seen}"
+
+
+report("numpy", f"numpy {np.__version__} (float32; {blas_kernel()})", history, load_seconds)

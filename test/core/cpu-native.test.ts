@@ -93,7 +93,7 @@ describe.skipIf(blas === undefined)('native BLAS (OpenBLAS) binding', () => {
 });
 
 describe.skipIf(blas === undefined)('cpu backend on the native BLAS', () => {
-  const two = createCpuBackend({ threads: 2, blas: 'openblas' });
+  const two = createCpuBackend({ threads: 2, blas: 'openblas', blasThreads: 2 });
   const one = createCpuBackend({ threads: 1, blas: 'openblas' });
   afterAll(() => { two.dispose(); one.dispose(); });
 

@@ -142,9 +142,10 @@ export const findBlas = (choice: BlasChoice): BlasLookup => {
     for (const [family, file] of tries) {
       const b = bind(koffi, file, family);
       if (typeof b !== 'string') return { blas: b };
-      errors.push(`${file}: ${b}`);
+      errors.push(b);
     }
-    return { none: `no BLAS library loaded (TAPEGRAD_BLAS=${choice}; tried ${errors.join('; ')})` };
+    // The files tried, and the first one's error (the rest are mostly the same "cannot open").
+    return { none: `no BLAS library loaded (TAPEGRAD_BLAS=${choice}; tried ${tries.map(([, f]) => f).join(', ')}: ${errors[0] ?? 'nothing to try'})` };
   })();
   loaded.set(choice, result);
   return result;
