@@ -5,7 +5,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { Key } from '../core/random.js';
 import { cast } from '../core/ops.js';
-import { internal, tidy, Tensor } from '../core/tensor.js';
+import { internal, tidy, type Tensor } from '../core/tensor.js';
 import { valueAndGrad } from './grad.js';
 import { leafPaths, leaves, mapTree, type Treelike } from './tree.js';
 

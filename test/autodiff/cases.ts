@@ -248,7 +248,9 @@ export const valuesFor = (s: readonly number[], r: Range, key: Key): number[] =>
   if (r.distinct === true) {
     const order = u.map((v, i) => [v, i] as const).sort((p, q) => p[0] - q[0]);
     const out = new Array<number>(n);
-    order.forEach(([, i], rank) => (out[i] = -2 + (4 * rank) / Math.max(n, 1) + 0.01 * u[rank]!));
+    order.forEach(([, i], rank) => {
+      out[i] = -2 + (4 * rank) / Math.max(n, 1) + 0.01 * u[rank]!;
+    });
     return out;
   }
   const lo = r.min ?? -2, hi = r.max ?? 2;

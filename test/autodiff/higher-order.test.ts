@@ -79,7 +79,9 @@ describe('per-example gradients: vmap(grad(loss)) equals a loop of grad', () => 
     const split = (t: Tensor, i: number) => T.reshape(T.slice(t, t.shape.map((_d, a) => (a === 0 ? i : 0)), t.shape.map((d, a) => (a === 0 ? 1 : d))), t.shape.slice(1));
     for (let i = 0; i < B; i++) {
       const one = T.grad((p: T.Tree) => loss(p, split(xs, i), split(ys, i)))(params);
-      T.leaves(one).forEach((g, k) => expectAllClose(split(T.leaves(batched)[k]!, i), g, { atol: tol, rtol: tol }));
+      T.leaves(one).forEach((g, k) => {
+        expectAllClose(split(T.leaves(batched)[k]!, i), g, { atol: tol, rtol: tol });
+      });
     }
   };
 

@@ -63,7 +63,9 @@ describe.each(cases)('$name', (c) => {
       const shifted = (s: number) => flatGrads(T.grad(g)(xs.map((x, i) => T.add(x, T.mul(vs[i]!, s))))).toTypedArray();
       const [up, down] = [shifted(eps), shifted(-eps)];
       const hv = flatGrads(T.hvp(g)(xs, vs)).toTypedArray();
-      hv.forEach((h, j) => expect(Math.abs(h - (up[j]! - down[j]!) / (2 * eps))).toBeLessThanOrEqual(1e-6 + 1e-4 * Math.abs(h)));
+      hv.forEach((h, j) => {
+        expect(Math.abs(h - (up[j]! - down[j]!) / (2 * eps))).toBeLessThanOrEqual(1e-6 + 1e-4 * Math.abs(h));
+      });
     }), { numRuns: Math.max(2, runs >> 1) });
   });
 

@@ -76,7 +76,9 @@ export const structuralRules: RuleTable<Structural> = {
   transpose: {
     vjp: (ct, _x, _y, { perm }) => {
       const inv = new Array<number>(perm.length);
-      perm.forEach((p, i) => (inv[p] = i));
+      perm.forEach((p, i) => {
+        inv[p] = i;
+      });
       return [() => transpose(ct, inv)];
     },
     jvp: ([t], _x, _y, p) => (t === null ? null : bind('transpose', [t], p)),
