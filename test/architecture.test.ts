@@ -72,21 +72,6 @@ describe('imports', () => {
     const crossings = outside.flatMap((f) => runtimeImports(f)
       .filter((i) => rel(i.to).startsWith('src/core/') && !allowed.has(rel(i.to)))
       .map((i) => `${rel(f)} → ${rel(i.to)}`));
-    // Pending: autodiff and testing are being rewritten with the autodiff core (issue #26's report lists
-    // what they need from core/internal.ts); this list may only shrink.
-    const pending = [
-      'src/autodiff/gradcheck.ts → src/core/random.ts',
-      'src/autodiff/gradcheck.ts → src/core/ops.ts',
-      'src/autodiff/gradcheck.ts → src/core/tensor.ts',
-      'src/autodiff/grad.ts → src/core/tensor.ts',
-      'src/autodiff/grad.ts → src/core/shape.ts',
-      'src/autodiff/tape.ts → src/core/ops.ts',
-      'src/autodiff/tape.ts → src/core/tensor.ts',
-      'src/autodiff/tree.ts → src/core/tensor.ts',
-      'src/testing/index.ts → src/core/random.ts',
-      'src/testing/index.ts → src/core/ops.ts',
-      'src/testing/index.ts → src/core/tensor.ts',
-    ];
-    expect(crossings.filter((c) => !pending.includes(c))).toEqual([]);
+    expect(crossings).toEqual([]);
   });
 });

@@ -4,11 +4,10 @@
  * op runs once on the whole batch through the primitive's batching rule; a
  * tensor the function closes over, or makes, is shared by every example.
  */
-import { broadcastTo } from '../core/ops.js';
-import type { Primitive } from '../core/primitives.js';
-import { internal, type Tensor } from '../core/tensor.js';
+import { broadcastTo, type Primitive, type Tensor } from '../core/index.js';
+import { internal } from '../core/internal.js';
 import { Tracer, Transformation } from './level.js';
-import { adRules } from './rules/index.js';
+import { ruleOf } from './rule-table.js';
 import type { BatchRule } from './rules/types.js';
 
 /** The storage holds the whole batch: nothing reads it as one example's values (not readable). */
@@ -50,7 +49,7 @@ export class BatchTrace extends Transformation {
     const p = prim as Primitive;
     const values = inputs.map((t) => (this.owns(t) ? (t.trace as BatchTracer).value : t));
     const batched = inputs.map((t) => this.owns(t));
-    const rule = adRules[p].batch as unknown as BatchRule<'add'>;
+    const rule = ruleOf(p).batch as unknown as BatchRule<'add'>;
     return this.wrap(rule(values as unknown as readonly [Tensor, Tensor], batched as unknown as readonly [boolean, boolean], params as null, this.size));
   }
 }

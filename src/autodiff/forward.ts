@@ -5,11 +5,10 @@
  * tangent per live value. Tangents that are zero (inputs nobody perturbed) are
  * `null` and cost nothing.
  */
-import { bind, cast } from '../core/ops.js';
-import type { Primitive } from '../core/primitives.js';
-import { internal, type Tensor } from '../core/tensor.js';
+import { bind, cast, type Primitive, type Tensor } from '../core/index.js';
+import { internal } from '../core/internal.js';
 import { Tracer, Transformation } from './level.js';
-import { adRules } from './rules/index.js';
+import { ruleOf } from './rule-table.js';
 import type { DifferentiableRule, Maybe } from './rules/types.js';
 
 class JvpTracer extends Tracer {
@@ -48,7 +47,7 @@ export class JvpTrace extends Transformation {
     const p = prim as Primitive;
     const primals = inputs.map((t) => this.primalOf(t));
     const out = bind(p, primals as never, params as never);
-    const rule = adRules[p];
+    const rule = ruleOf(p);
     if (rule.constant === true) return out;
     const tangents = inputs.map((t) => this.tangentOf(t));
     let tangent = (rule as unknown as DifferentiableRule<'add'>).jvp(tangents as unknown as readonly [Maybe, Maybe], primals as unknown as readonly [Tensor, Tensor], out, params as null);

@@ -6,10 +6,10 @@
  * they nest: `grad(grad(f))`, `grad` of a function calling `valueAndGrad`,
  * `grad` under `vmap` or `jvp` (see transforms.ts), in any order.
  */
-import { ones, Tensor, zeros } from '../core/tensor.js';
-import { ShapeError, showShape } from '../core/shape.js';
+import { ones, ShapeError, showShape, Tensor, zeros } from '../core/index.js';
 import { Tape } from './tape.js';
 import { leaves, mapTree, type Treelike } from './tree.js';
+import './rules/index.js'; // registers every primitive's rules (see rule-table.ts)
 
 export interface ValueAndGrad<P extends Treelike<P>> {
   /** f(params), as a constant. */

@@ -3,9 +3,8 @@
  * `check_grads`: the tape's gradient against central differences, in float64.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { Key } from '../core/random.js';
-import { cast } from '../core/ops.js';
-import { internal, tidy, type Tensor } from '../core/tensor.js';
+import { cast, Key, tidy, type Tensor } from '../core/index.js';
+import { internal } from '../core/internal.js';
 import { valueAndGrad } from './grad.js';
 import { leafPaths, leaves, mapTree, type Treelike } from './tree.js';
 

@@ -10,7 +10,7 @@
  * `vmap` or another tape, whose higher levels then see the tape's values as
  * constants, as they are.
  */
-import type { MainTrace, Tensor, Trace } from '../core/tensor.js';
+import type { MainTrace, Tensor, Trace } from '../core/index.js';
 
 let counter = 0;
 

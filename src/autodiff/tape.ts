@@ -16,12 +16,10 @@
  * only for inputs this tape traced (the data matrix of a first layer costs
  * nothing).
  */
-import { add, bind, cast } from '../core/ops.js';
-import { ones } from '../core/tensor.js';
-import type { Primitive } from '../core/primitives.js';
-import { internal, type Tensor } from '../core/tensor.js';
+import { add, bind, cast, ones, type Primitive, type Tensor } from '../core/index.js';
+import { internal } from '../core/internal.js';
 import { Tracer, Transformation } from './level.js';
-import { adRules } from './rules/index.js';
+import { ruleOf } from './rule-table.js';
 import type { DifferentiableRule } from './rules/types.js';
 
 interface Node {
@@ -78,7 +76,7 @@ export class Tape extends Transformation {
     const p = prim as Primitive;
     const lowered = inputs.map((t) => this.lower(t));
     const out = bind(p, lowered as never, params as never);
-    if (adRules[p].constant === true) return out; // no derivative flows through a constant
+    if (ruleOf(p).constant === true) return out; // no derivative flows through a constant
     const id = this.nextId++;
     this.nodes.push({ id, prim: p, inputs: lowered, ids: inputs.map((t) => this.idOf(t)), output: out, params });
     return this.wrap(out, id);
@@ -99,7 +97,7 @@ export class Tape extends Transformation {
       const ct = cts.get(node.id);
       if (ct === undefined) continue;
       cts.delete(node.id); // intermediates' cotangents are no longer needed
-      const rule = adRules[node.prim] as unknown as DifferentiableRule<'add'>;
+      const rule = ruleOf(node.prim) as unknown as DifferentiableRule<'add'>;
       const thunks = rule.vjp(ct, node.inputs as unknown as readonly [Tensor, Tensor], node.output, node.params as null);
       node.ids.forEach((tid, i) => {
         if (tid < 0) return;

@@ -7,13 +7,12 @@
  * function gets the higher level (level.ts), and every op is handed to the
  * innermost transformation first, which binds it again one level down.
  */
-import { oneHot, reshape, transpose } from '../core/ops.js';
-import { normalizeAxis, sameShape, ShapeError, showShape } from '../core/shape.js';
-import { Tensor, zeros } from '../core/tensor.js';
+import { normalizeAxis, oneHot, reshape, sameShape, ShapeError, showShape, Tensor, transpose, zeros } from '../core/index.js';
 import { BatchTrace } from './batching.js';
 import { JvpTrace } from './forward.js';
 import { fnName, grad, vjp } from './grad.js';
 import { leafPaths, leaves, mapTree, type Treelike } from './tree.js';
+import './rules/index.js'; // registers every primitive's rules (see rule-table.ts)
 
 /** The result of `jvp`: f's value and its directional derivative, each in the structure of f's output. */
 export interface JvpResult<R> {

@@ -12,7 +12,7 @@
  * are walked. A class instance is refused with an error naming its class, never
  * silently rebuilt as a plain object (which would lose its prototype).
  */
-import { Tensor } from '../core/tensor.js';
+import { Tensor } from '../core/index.js';
 
 /** A tensor, or arrays and records nesting tensors. */
 export type Tree = Tensor | readonly Tree[] | { readonly [key: string]: Tree };

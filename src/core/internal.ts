@@ -18,3 +18,5 @@ export { slidingOut } from './kernels-nd.js';
 export { CPU_KERNEL_MEMORY_BYTES } from './backends/cpu.js';
 /** Node built-ins loaded only where Node runs, so the browser bundle of the data readers has none. */
 export { nodeBuiltin } from './backends/platform.js';
+/** A reduction's output shape: the autodiff rules of sum and max reshape cotangents to it. */
+export { reducedShape } from './kernels.js';

@@ -28,9 +28,8 @@ import { gradcheck, GradcheckError, type GradcheckReport } from '../autodiff/gra
 import { valueAndGrad } from '../autodiff/grad.js';
 import { jvp } from '../autodiff/transforms.js';
 import { leafPaths, leaves, mapTree, type Treelike } from '../autodiff/tree.js';
-import { Key } from '../core/random.js';
-import { cast } from '../core/ops.js';
-import { fromArray, internal, tidy, Tensor, type DType, type NestedArray } from '../core/tensor.js';
+import { cast, fromArray, Key, Tensor, tidy, type DType, type NestedArray } from '../core/index.js';
+import { internal } from '../core/internal.js';
 
 /** The Right of an Either, or its Left thrown (for tests of functions that return Either). */
 export const unwrap = <A>(e: E.Either<Error, A>): A => {

@@ -9,10 +9,7 @@
  * - Batching makes a new custom primitive whose forward and VJP are the user's,
  *   batched: reverse mode over the batched function still uses the user's VJP.
  */
-import { add, bind, broadcastTo, mul, sum } from '../../core/ops.js';
-import type { CustomRule } from '../../core/primitives.js';
-import { sameShape, ShapeError, showShape } from '../../core/shape.js';
-import { zeros, type Tensor } from '../../core/tensor.js';
+import { add, bind, broadcastTo, mul, sameShape, ShapeError, showShape, sum, zeros, type CustomRule, type Tensor } from '../../core/index.js';
 import { batchedCall } from '../batching.js';
 import { gradOf } from '../tape.js';
 import type { RuleTable } from './types.js';

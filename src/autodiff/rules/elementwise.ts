@@ -2,8 +2,7 @@
  * Rules of the element-wise primitives: arithmetic, the activations, pow,
  * cast, select, and the constants (compare, sign, stopGradient).
  */
-import { add, bind, broadcastTo, cast, mul, neg, pow, reciprocal, sub } from '../../core/ops.js';
-import type { Tensor } from '../../core/tensor.js';
+import { add, bind, broadcastTo, cast, mul, neg, pow, reciprocal, sub, type Tensor } from '../../core/index.js';
 import { addAll, expandAfterBatch, mapBatch, sameShapeBatch, unbroadcast, zerosLike, type BatchRule, type Maybe, type RuleTable } from './types.js';
 
 type Elementwise = 'add' | 'mul' | 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu' | 'reluGrad' | 'pow' | 'cast' | 'select' | 'compare' | 'sign' | 'stopGradient';

@@ -10,9 +10,7 @@
  * derivatives come from the textbook formula in ops, with the statistics taken
  * from x itself so that every path through them is differentiated).
  */
-import { add, bind, broadcastTo, cast, channelMoments, concat, mul, reshape, rsqrtVar, slice, sub, sum } from '../../core/ops.js';
-import type { Shape } from '../../core/shape.js';
-import { zeros, type Tensor } from '../../core/tensor.js';
+import { add, bind, broadcastTo, cast, channelMoments, concat, mul, reshape, rsqrtVar, slice, sub, sum, zeros, type Shape, type Tensor } from '../../core/index.js';
 import { jvpOf } from '../forward.js';
 import { vjpOf } from '../tape.js';
 import { asBatch, bilinearJvp, mergeBatch, perExample, splitBatch, type DifferentiableRule, type JvpRule, type Maybe, type RuleTable, type VjpRule } from './types.js';

@@ -4,9 +4,8 @@
  * layouts (reshape, transpose, broadcastTo), and indexing (slice, pad, take,
  * concat).
  */
-import { reducedShape } from '../../core/kernels.js';
-import { add, bind, broadcastTo, concat, mul, pad, reshape, slice, transpose } from '../../core/ops.js';
-import { ones, type Tensor } from '../../core/tensor.js';
+import { add, bind, broadcastTo, concat, mul, ones, pad, reshape, slice, transpose, type Tensor } from '../../core/index.js';
+import { reducedShape } from '../../core/internal.js';
 import { asBatch, bilinearJvp, batchShape, expandAfterBatch, perExample, shiftAxes, unbroadcast, zerosLike, type Maybe, type RuleTable } from './types.js';
 
 type Structural = 'matmul' | 'sum' | 'max' | 'maxGrad' | 'argmax' | 'reshape' | 'transpose' | 'broadcastTo' | 'slice' | 'pad' | 'take' | 'takeGrad' | 'concat';

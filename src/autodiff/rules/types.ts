@@ -14,10 +14,7 @@
  * output no derivative flows through: transformations evaluate it on their
  * primal values and never record it; it still needs its batching rule.
  */
-import { add, bind, broadcastTo, concat, reshape, slice, sum } from '../../core/ops.js';
-import type { ArityTuple, Primitive, PrimitiveParams } from '../../core/primitives.js';
-import { broadcastedAxes, makeShape, sameShape, type Shape } from '../../core/shape.js';
-import { zeros, type Tensor } from '../../core/tensor.js';
+import { add, bind, broadcastedAxes, broadcastTo, concat, makeShape, reshape, sameShape, slice, sum, zeros, type ArityTuple, type Primitive, type PrimitiveParams, type Shape, type Tensor } from '../../core/index.js';
 
 export type Inputs<P extends Primitive> = ArityTuple<P, Tensor>;
 /** A cotangent or tangent, or `null`: a symbolic zero (nothing to add). */
