@@ -140,7 +140,7 @@ const maxPoolArgmax = (x: Data, xs: Shape, { size, stride }: Pool2dParams): { id
         for (let a = 0, r = w0; a < size; a++, r += W) {
           for (let k = r; k < r + size; k++) {
             const v = x[k]!;
-            if (bv === bv && (v > bv || v !== v)) { bv = v; bi = k; }
+            if (!Number.isNaN(bv) && (v > bv || Number.isNaN(v))) { bv = v; bi = k; }
           }
         }
         idx[o++] = bi;
@@ -337,7 +337,7 @@ export const compare = (alloc: Alloc, op: CompareOp, a: Data, b: Data): Data => 
 /** x^p elementwise (Math.pow: NaN in, NaN out, except p = 0). */
 export const pow = (alloc: Alloc, x: Data, p: number): Data => {
   const out = alloc(dtypeOf(x), x.length, false);
-  for (let i = 0; i < x.length; i++) out[i] = Math.pow(x[i]!, p);
+  for (let i = 0; i < x.length; i++) out[i] = x[i]! ** p;
   return out;
 };
 
@@ -348,9 +348,9 @@ export const argmax = (alloc: Alloc, x: Data, xs: Shape, axis: number): Out => {
   for (let p = 0; p < outer; p++) {
     for (let q = 0; q < inner; q++) {
       let best = 0, bv = x[p * len * inner + q]!;
-      for (let j = 1; j < len && bv === bv; j++) {
+      for (let j = 1; j < len && !Number.isNaN(bv); j++) {
         const v = x[(p * len + j) * inner + q]!;
-        if (v > bv || v !== v) { bv = v; best = j; }
+        if (v > bv || Number.isNaN(v)) { bv = v; best = j; }
       }
       out[p * inner + q] = best;
     }

@@ -9,7 +9,7 @@
 import type { AdamHyper, FusedKernels, KernelTable, MomentumHyper, Operand } from './backend.js';
 import type { Data, DType } from './primitives.js';
 import * as KN from './kernels-nd.js';
-import { broadcastIndex, broadcastShapes, sameShape, sizeOf, stridesOf, type Shape } from './shape.js';
+import { broadcastShapes, sameShape, sizeOf, stridesOf, type Shape } from './shape.js';
 
 /** Where a kernel's output comes from: n elements of dtype, zeroed unless `zeroed` is false. */
 export type Alloc = (dtype: DType, n: number, zeroed: boolean) => Data;
@@ -137,6 +137,7 @@ export const unary = (alloc: Alloc, op: UnaryOp, x: Data): Data => {
       }
       break;
     // NaN stays NaN (as in PyTorch and JAX): `v > 0` is false for NaN, so test `v <= 0` instead.
+    // biome-ignore lint/complexity/useMathMinMax: relu's NaN (kept) and −0 (to +0) spelled out, as the WebAssembly kernel does them
     case 'relu': for (let i = 0; i < n; i++) { const v = x[i]!; out[i] = v <= 0 ? 0 : v; } break;
   }
   return out;

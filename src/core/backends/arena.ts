@@ -87,7 +87,10 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
     freeAt.set(offset, size);
     freeEnd.set(offset + size, offset);
     let starts = bySize.get(size);
-    if (starts === undefined) bySize.set(size, (starts = new Set()));
+    if (starts === undefined) {
+      starts = new Set();
+      bySize.set(size, starts);
+    }
     starts.add(offset);
   };
   const removeFree = (offset: number): number => {

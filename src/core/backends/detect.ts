@@ -32,7 +32,10 @@ let cached: GpuReport | undefined;
 /** Probes once per process. */
 export const detectGpu = (): GpuReport => {
   if (cached !== undefined) return cached;
-  if (!isNode()) return (cached = detectBrowserGpu());
+  if (!isNode()) {
+    cached = detectBrowserGpu();
+    return cached;
+  }
   const why = 'probing the GPU';
   const { execFileSync } = nodeBuiltin<typeof import('node:child_process')>('node:child_process', why);
   const { existsSync } = nodeBuiltin<typeof import('node:fs')>('node:fs', why);
