@@ -12,7 +12,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import * as E from 'fp-ts/lib/Either.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { backendSelection, chooseBackend, disposeBackends, setDefaultBackend, UnknownBackendError } from '../core/index.js';
+import { backend as backendNamed, backendSelection, chooseBackend, disposeBackends, setDefaultBackend, UnknownBackendError } from '../core/index.js';
 import { cifarSet, downloadCifar100Into, ensureCifar100, readCifar100, sliceRows } from '../data/index.js';
 import { ConfigError, decodeConfig, readRawConfig, setPath, type RawConfig, type ResolvedConfig } from '../experiments/config.js';
 import { MAX_SEED } from '../nn/codecs.js';
@@ -85,6 +85,16 @@ const interruptible = (): AbortController => {
 const announceBackend = () => {
   const s = backendSelection();
   process.stderr.write(`backend: ${s.backend.description} — ${s.reason}\n`);
+};
+
+/**
+ * The backend a sweep's runs use, chosen as runExperiment chooses it: the
+ * config's (which --backend overrides), else TAPEGRAD_BACKEND, else
+ * auto-detection. (The command's default backend is not it when either names one.)
+ */
+const announceRunBackend = (configured: string | undefined, flag: string | undefined): void => {
+  const { name, reason } = chooseBackend(configured, flag !== undefined ? '--backend' : 'the config or --backend');
+  process.stderr.write(`backend: ${backendNamed(name).description} — ${reason}\n`);
 };
 
 /**
@@ -304,7 +314,7 @@ common(program.command('sweep').description("a grid of runs, written as a table 
     const r = await runSweep(cfg, {
       ...runOpts, ...(o.out ? { outDir: o.out } : {}), ...(pool ? { pool } : {}),
       onRun: (i, n, values) => { if (!pool) process.stderr.write(`run ${i + 1}/${n}: ${values.join(', ')}\n`); },
-      onEvent: (e) => { if (e.type === 'start' && !announced) { announceBackend(); announced = true; } progress(e); },
+      onEvent: (e) => { if (e.type === 'start' && !announced) { announceRunBackend(cfg.backend, o.backend); announced = true; } progress(e); },
       onRunEvent: (i, n, values, e) => { if (pool) multi(`run ${i + 1}/${n} (${values.join(', ')})`, e); },
     }).finally(() => pool?.close());
     progress.stop();

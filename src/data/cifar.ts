@@ -30,7 +30,7 @@ export type LabelKind = 'coarse' | 'fine';
 /** The release's two files: train.bin (50,000 images) and test.bin (10,000). */
 export type SplitName = 'train' | 'test';
 
-/** Official sizes and checksums (shared/data/README.md; the CIFAR-100 release). */
+/** Official sizes and checksums (of the CIFAR-100 release, https://www.cs.toronto.edu/~kriz/cifar.html). */
 export const CIFAR100_FILES = {
   train: { file: 'train.bin', records: 50000, sha256: 'f31298fc616915fa142368359df1c4ca2ae984d6915ca468b998a5ec6aeebf29' },
   test: { file: 'test.bin', records: 10000, sha256: 'd8b1e6b7b3bee4020055f0699b111f60b1af1e262aeb93a0b659061746f8224a' },

@@ -268,8 +268,8 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
     sections.every((s) => s === 'beyond')
       // Only the recipes ran: the report's conventions are not theirs.
       ? "Conventions: each recipe's own config (its data, model, optimizer and schedule, listed under `recipes:` in reproduce.yaml); " +
-        "the report's tables, and the `paper` preset they follow (shared/spec/conventions.md), are not part of this page."
-      : "Conventions: the `paper` preset (shared/spec/conventions.md) — per-image, per-channel z-scoring; the report's initializer " +
+        "the report's tables, and the `paper` preset they follow (the conventions section of tapegrad's README), are not part of this page."
+      : "Conventions: the `paper` preset (the conventions section of tapegrad's README) — per-image, per-channel z-scoring; the report's initializer " +
         `(uniform [0, 0.01), NumPy seed 42 per layer, bias row included); batch ${p.batchSize} in a fixed order; mean cross-entropy; ` +
         'L2 added to the gradient only (λ·W, biases too); momentum v ← γv + αg; up to 100 epochs; early stopping when the validation loss ' +
         'exceeds each of the previous 5. One deliberate difference: the report restores a window epoch by faulty index arithmetic; ' +

@@ -1,6 +1,6 @@
 /**
  * Training conventions as data. `paper` reproduces the report's code
- * (shared/spec/conventions.md); `defaults` is what tapegrad recommends. They
+ * (listed in README.md, "The report's conventions and ours"); `defaults` is what tapegrad recommends. They
  * differ where the report's choices are known to be weaker, and the report page
  * shows both.
  */
@@ -27,7 +27,7 @@ export interface Preset {
 }
 
 /**
- * `paper` reproduces the report's code (shared/spec/conventions.md); `defaults` is what tapegrad
+ * `paper` reproduces the report's code (README.md, "The report's conventions and ours"); `defaults` is what tapegrad
  * recommends.
  */
 export const presets: { readonly paper: Preset; readonly defaults: Preset } = {

@@ -4,7 +4,7 @@
  * a one-line error listing the valid names (exit code 2).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -49,5 +49,15 @@ describe('choosing a backend', () => {
     const f = cli({ TAPEGRAD_BACKEND: 'reference' }, 'train', '--config', 'examples/configs/headline.yaml', ...small, '--backend', 'cpu', '--out', join(dir, 'flag'));
     expect(f.status, f.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, 'flag', 'run.json'), 'utf8')).backend).toMatch(/^cpu: /);
+  });
+
+  it("sweep's start line names the backend its runs use (--backend), not the command's default", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tapegrad-be-'));
+    const config = join(dir, 'sweep.yaml');
+    writeFileSync(config, 'name: be\nbackend: cpu\nmodel: { hidden: [8] }\nsweep:\n  grid:\n    seed: [1]\n');
+    const r = cli({ TAPEGRAD_BACKEND: 'cpu' }, 'sweep', '--config', config, ...small, '--backend', 'reference', '--jobs', '1', '--out', join(dir, 'out'));
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toContain("backend: reference: plain TypeScript loops (float64 accumulation); slow, exact — chosen in --backend ('reference')");
+    expect(r.stderr).not.toMatch(/backend: cpu/);
   });
 });

@@ -35,7 +35,7 @@ describe('reproduce: beyond the report', () => {
     expect(page).toMatch(/## Beyond the report: recipes/);
     // Only the recipes ran: the page names their configs as the conventions, not the report's preset.
     expect(page).toMatch(/Conventions: each recipe's own config/);
-    expect(page).not.toMatch(/`paper` preset \(shared\/spec\/conventions.md\) —/);
+    expect(page).not.toMatch(/`paper` preset \(the conventions section of tapegrad's README\) —/);
     const row = page.split('\n').find((l) => l.startsWith('| recipe **mlp-recipe**'));
     expect(row).toBeDefined();
     const cells = row!.split('|').map((c) => c.trim());
