@@ -42,7 +42,9 @@ describe('README', () => {
         // grad of grad gives the Hessian's row sums; f's Hessian is diagonal, so they equal hessian()'s diagonal.
         const m = /row sums of H \[(.*)\] H diagonal \[(.*)\]/.exec(r.stdout)!;
         const [sums, diag] = [m[1]!, m[2]!].map((s) => s.split(',').map(Number));
-        sums!.forEach((v, i) => expect(Math.abs(v - diag![i]!)).toBeLessThan(1e-12));
+        sums!.forEach((v, i) => {
+          expect(Math.abs(v - diag![i]!)).toBeLessThan(1e-12);
+        });
       }
       if (file === 'examples/compose.ts') {
         const [cnn, reloaded, mlp] = [...r.stdout.matchAll(/test accuracy (0\.\d+)/g)].map((m) => Number(m[1]));
