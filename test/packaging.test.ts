@@ -53,12 +53,7 @@ describe('the packed package', () => {
     ].join('\n'));
     const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', user], { cwd: user, encoding: 'utf8' });
     const errors = tsc.stdout.split('\n').filter((l) => /error TS/.test(l)).map((l) => l.replace(/\(\d+,\d+\)/, ''));
-    // Still open, outside this suite's reach: the gpujs backend's declarations import gpu.js (an optional peer) for its
-    // types. When src/core/backends stops doing so, this list becomes empty: update it then.
-    expect(errors).toEqual([
-      "node_modules/tapegrad/dist/core/backends/gpujs.d.ts: error TS2307: Cannot find module 'gpu.js' or its corresponding type declarations.",
-      "node_modules/tapegrad/dist/core/backends/platform.d.ts: error TS2307: Cannot find module 'gpu.js' or its corresponding type declarations.",
-    ]);
+    expect(errors).toEqual([]);
   });
 
   it('the command prints its version and trains from a shipped config named as in the README', () => {

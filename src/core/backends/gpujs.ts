@@ -33,7 +33,7 @@
  * gpu.js would silently fall back to its CPU mode when WebGL is unavailable;
  * this backend refuses instead and says why.
  */
-import type { GPU, IKernelRunShortcut, Texture } from 'gpu.js';
+import type { GPU, IKernelRunShortcut } from 'gpu.js';
 import type { Backend, FusedKernels, KernelTable, MemoryStats, AdamHyper, MomentumHyper, Operand, OutSpec } from '../backend.js';
 import type { Data, DType, KernelPrimitive } from '../primitives.js';
 import { sizeOf, stridesOf, type Shape } from '../shape.js';
@@ -44,12 +44,18 @@ import { conv2dGradInputSource, conv2dGradWeightSource, conv2dSource, pool2dGrad
 import type { CompareOp } from '../kernels-nd.js';
 
 /** A tensor's memory on this backend: a texture (float32) or host data (float64, empty). */
+/** A gpu.js texture, as far as a buffer needs one (structural: the declarations need no gpu.js). */
+export interface GpuTexture {
+  toArray(): unknown;
+  delete(): void;
+}
+
 export interface GpuBuffer {
   readonly dtype: DType;
   /** Number of elements. */
   readonly n: number;
   /** float32 with n > 0: the values, R channel of a float texture, flat row-major. */
-  readonly tex?: Texture;
+  readonly tex?: GpuTexture;
   /** float64, or n = 0: the values on the host. */
   readonly host?: Data;
   /** Bytes it holds (a texture: its texels × 4 channels × 4 bytes). */
@@ -220,7 +226,7 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
   // gpu.js (a few MB of code that every full garbage collection would mark).
   // headless-gl under Node, the page's WebGL 2 in a browser (platform.ts).
   const { mod: { GPU: GPUClass }, mode } = loadGpuJs();
-  const gpu: GPU = new GPUClass({ mode });
+  const gpu = new GPUClass({ mode }) as GPU;
   if (gpu.mode !== mode) {
     throw new Error(`gpu.js chose mode '${gpu.mode}' instead of ${mode}: ${report.summary}`);
   }
@@ -237,7 +243,7 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     if (liveBytes > peakBytes) peakBytes = liveBytes;
     return b;
   };
-  const fromTexture = (tex: Texture): GpuBuffer => {
+  const fromTexture = (tex: GpuTexture): GpuBuffer => {
     const size = (tex as unknown as { size: ArrayLike<number> }).size;
     const n = (tex as unknown as { output: ArrayLike<number> }).output[0]!;
     return track({ dtype: 'float32', n, tex, bytes: size[0]! * size[1]! * 16 });
@@ -269,13 +275,13 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     }
     return kern;
   };
-  const run = (source: string, n: number, args: readonly (Texture | number | Float32Array)[], loopMax?: number): GpuBuffer =>
-    fromTexture(kernelFor(source, n, loopMax)(...(args as never[])) as Texture);
+  const run = (source: string, n: number, args: readonly (GpuTexture | number | Float32Array)[], loopMax?: number): GpuBuffer =>
+    fromTexture(kernelFor(source, n, loopMax)(...(args as never[])) as GpuTexture);
 
   const empty = (dtype: DType): GpuBuffer => fromHost(dtype === 'float64' ? new Float64Array(0) : new Float32Array(0));
 
   let uploads = 0, uploadBytes = 0, downloads = 0, downloadBytes = 0;
-  const download = (tex: Texture): Float32Array => {
+  const download = (tex: GpuTexture): Float32Array => {
     const values = tex.toArray() as Float32Array;
     downloads++;
     downloadBytes += values.byteLength;
@@ -300,7 +306,7 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     return download(b.tex!);
   };
   /** The texture of a float32 operand; float64 ones are refused (the transfer must be an explicit cast). */
-  const texOf = (op: Op, prim: string): Texture => {
+  const texOf = (op: Op, prim: string): GpuTexture => {
     if (op.buf.tex !== undefined) return op.buf.tex;
     throw new Error(
       op.buf.dtype === 'float64'
