@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { backend as backendNamed, chooseBackend, Key, UnknownBackendError, withBackend, type Backend } from '../core/index.js';
+import { backend as backendNamed, chooseBackend, createCpuBackend, Key, UnknownBackendError, withBackend, type Backend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
   buildModel, evaluate, fitAsync, jsonChecksum, mlp, readText, saveModel, sealJson, unsealJson, writeFileAtomic,
@@ -113,7 +113,21 @@ export const modelFor = (c: ResolvedConfig, classes: number): E.Either<Error, An
 
 const classesOf = (c: ResolvedConfig): number => (c.data.labels === 'fine' ? 100 : 20);
 
-const dataKey = (c: ResolvedConfig, be: Backend) => JSON.stringify({ ...c.data, seed: c.seed, backend: be.name });
+const dataKey = (c: ResolvedConfig, be: Backend) => JSON.stringify({ ...c.data, seed: c.seed, backend: be.description });
+
+let paperCpu: Backend | undefined;
+/**
+ * The backend a run uses. The report's runs (the `paper` preset: `npm start`, `tapegrad reproduce`) were
+ * recorded on the cpu backend's WebAssembly GEMM, and a native BLAS sums in another order: unless the user
+ * chose a BLAS (TAPEGRAD_BLAS), they run on a cpu backend without one, so the report's numbers stay the same
+ * to the bit on every machine. Every other run gets the cpu backend as `auto` made it (native where a
+ * library loads).
+ */
+const backendFor = (name: string, c: ResolvedConfig): Backend => {
+  if (name !== 'cpu' || c.preset !== 'paper' || process.env.TAPEGRAD_BLAS !== undefined) return backendNamed(name);
+  paperCpu ??= createCpuBackend({ blas: 'none' });
+  return paperCpu;
+};
 
 /** Releases a data set's matrices (its batches already handed out stay valid). */
 export const disposeData = (d: CifarData): void => {
@@ -313,7 +327,8 @@ const runUnguarded = async (
       const choice = chooseBackend(opts.backend ?? c.backend, opts.backend !== undefined ? '--backend' : 'the config or --backend');
       reason = choice.reason;
       try {
-        be = backendNamed(choice.name);
+        be = backendFor(choice.name, c);
+        if (be === paperCpu) reason += "; without a native BLAS: the report's runs were recorded on the WebAssembly GEMM (TAPEGRAD_BLAS chooses one)";
       } catch (e) {
         return E.left(new Error(`backend '${choice.name}' cannot be used here: ${(e as Error).message.split('\n')[0]} (try --backend cpu)`));
       }
