@@ -43,13 +43,15 @@ import { loadGpuJs } from './platform.js';
 import { conv2dGradInputSource, conv2dGradWeightSource, conv2dSource, pool2dGradSource, pool2dSource } from './gpujs-image.js';
 import type { CompareOp } from '../kernels-nd.js';
 
-/** A tensor's memory on this backend: a texture (float32) or host data (float64, empty). */
 /** A gpu.js texture, as far as a buffer needs one (structural: the declarations need no gpu.js). */
 export interface GpuTexture {
+  /** The values, downloaded. */
   toArray(): unknown;
+  /** Frees the texture. */
   delete(): void;
 }
 
+/** A tensor's memory on this backend: a texture (float32) or host data (float64, empty). */
 export interface GpuBuffer {
   readonly dtype: DType;
   /** Number of elements. */
