@@ -25,7 +25,7 @@
  * Options: --only mlp|cnn (default both), --rounds R (default 3), --epochs N per
  * MLP run (default 3), --cnn-batches N timed per CNN run (default 12), --docs.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';

@@ -140,9 +140,13 @@ export const createCpuMemory = (): CpuMemory => {
       const sizes = arrays.map((a) => align(a.length * 8)), bytes = sizes.reduce((p, q) => p + q, 0);
       const base = arena.malloc(Math.max(bytes, 8));
       const ptrs = sizes.map((_z, i) => base + sizes.slice(0, i).reduce((p, q) => p + q, 0));
-      arrays.forEach((a, i) => new Float64Array(memory.buffer, ptrs[i]!, a.length).set(a));
+      arrays.forEach((a, i) => {
+        new Float64Array(memory.buffer, ptrs[i]!, a.length).set(a);
+      });
       f(ptrs);
-      arrays.forEach((a, i) => a.set(new Float64Array(memory.buffer, ptrs[i]!, a.length)));
+      arrays.forEach((a, i) => {
+        a.set(new Float64Array(memory.buffer, ptrs[i]!, a.length));
+      });
       arena.release(base, Math.max(bytes, 8));
     },
     local32: ensureLocal,
