@@ -6,7 +6,7 @@ export {
 } from './tensor.js';
 export type { Arity, ArityTuple, CustomRule, KernelPrimitive, PrimitiveParams, ViewPrimitive } from './primitives.js';
 export type { Conv2dParams, PadParams, Pool2dParams, SliceParams, TakeParams } from './kernels-nd.js';
-export type { CpuBackendOptions } from './backends/cpu.js';
+export type { BlasChoice, BlasFamily, CpuBackendOptions, NativeBlas } from './backends/cpu.js';
 export type { GpuBuffer, TransferStats } from './backends/gpujs.js';
 export type { GpuJsModule } from './backends/platform.js';
 export * from './ops.js';

@@ -15,14 +15,16 @@
  */
 import { envVar, isNode, nodeBuiltin } from '../platform.js';
 
+/** A BLAS library family the loader knows by name. */
+export type BlasFamily = 'openblas' | 'blis' | 'mkl' | 'accelerate';
 /** The library families tried, in order, and the file names each is known by. */
-const CANDIDATES: Readonly<Record<'openblas' | 'blis' | 'mkl' | 'accelerate', readonly string[]>> = {
+const CANDIDATES: Readonly<Record<BlasFamily, readonly string[]>> = {
   openblas: ['libopenblas.so.0', 'libopenblas.so', 'libopenblasp-r0.so', 'libopenblas.dylib', '/opt/homebrew/opt/openblas/lib/libopenblas.dylib', 'libopenblas.dll'],
   blis: ['libblis.so.4', 'libblis.so', 'libblis-mt.so.4', 'libblis.dylib'],
   mkl: ['libmkl_rt.so.2', 'libmkl_rt.so', 'mkl_rt.2.dll', 'libmkl_rt.dylib'],
   accelerate: ['/System/Library/Frameworks/Accelerate.framework/Accelerate'],
 };
-export type BlasFamily = keyof typeof CANDIDATES;
+
 /** What the `blas` option and TAPEGRAD_BLAS accept. */
 export type BlasChoice = 'auto' | 'none' | BlasFamily | (string & {});
 
@@ -35,7 +37,9 @@ export interface NativeBlas {
   readonly file: string;
   /** Name, version and configuration as the library reports them, and the kernel it picked. */
   readonly summary: string;
+  /** c = op(a)·op(b) in float32: c is m×n, a is m×k (k×m when transA), b is k×n (n×k when transB), row-major. */
   sgemm(m: number, n: number, k: number, a: Float32Array, transA: boolean, b: Float32Array, transB: boolean, c: Float32Array): void;
+  /** The same in float64. */
   dgemm(m: number, n: number, k: number, a: Float64Array, transA: boolean, b: Float64Array, transB: boolean, c: Float64Array): void;
   /** Sets the library's own thread count (process-wide for that library), when it is not already that. */
   useThreads(n: number): void;
