@@ -25,7 +25,7 @@ import { cpuKernelTable } from './cpu/table.js';
 import { startThreads, threadsFrom } from './cpu/threads.js';
 
 export { CPU_KERNEL_MEMORY_BYTES, MIN_KERNEL_MEMORY_BYTES } from './cpu/memory.js';
-export type { BlasChoice } from './cpu/blas.js';
+export type { BlasChoice, BlasFamily, NativeBlas } from './cpu/blas.js';
 
 /** Options of `createCpuBackend`. */
 export interface CpuBackendOptions {
