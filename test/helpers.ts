@@ -1,7 +1,7 @@
 import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import { expect } from 'vitest';
-import { fromArray, type Tensor } from '../src/core/index.js';
+import { bind, conv2d, fromArray, toBackend, type Backend, type Tensor } from '../src/core/index.js';
 
 /** Unwraps a Right or fails the test with the Left's message. */
 export const right = <A>(e: E.Either<Error, A>): A => {
@@ -48,3 +48,13 @@ export const tensorArb = (opts: { lo?: number; hi?: number; avoid?: number; minR
 /** Parsed JSON that a test edits freely (a file's keys, to damage or reseal it). */
 // biome-ignore lint/suspicious/noExplicitAny: tests reach into parsed files by any path; a typed view would be longer than the edit
 export type EditableJson = any;
+
+/** conv2d and both its gradient primitives on `be`, from operands made elsewhere (moved there first). */
+export const convAndGrads = (be: Backend, x: Tensor, w: Tensor, ct: Tensor, p: { stride: number; padding: number }) => {
+  const [xb, wb, cb] = [x, w, ct].map((t) => toBackend(t, be)) as [Tensor, Tensor, Tensor];
+  return {
+    y: conv2d(xb, wb, p),
+    dx: bind('conv2dGradInput', [cb, wb], { ...p, inputShape: x.shape }),
+    dw: bind('conv2dGradWeight', [cb, xb], { ...p, filterShape: w.shape }),
+  };
+};

@@ -113,31 +113,26 @@ export class Tape extends Transformation {
   }
 }
 
-/**
- * Cotangents of `inputs` for f's output cotangent `ct`, by a fresh tape (null
- * where the output does not depend on an input). The rules of fused kernels
- * use it to differentiate their defining composite.
- */
-export const vjpOf = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[], ct: Tensor): (Tensor | null)[] => {
+/** Cotangents of `inputs` by a fresh tape, seeded with `seedOf(output)` (null: the output does not depend on that input). */
+const pullback = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[], seedOf: (out: Tensor) => Tensor): (Tensor | null)[] => {
   const tape = new Tape();
   try {
     const traced = inputs.map((x) => tape.leaf(x));
-    const cts = tape.backward(f(traced), ct);
+    const out = f(traced);
+    const cts = tape.backward(out, seedOf(out));
     return traced.map((t) => cts.get(tape.idOf(t)) ?? null);
   } finally {
     tape.finish();
   }
 };
 
-/** The gradient of f's (one-element) output with respect to each input, by a fresh tape (null: no dependence). */
-export const gradOf = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[]): (Tensor | null)[] => {
-  const tape = new Tape();
-  try {
-    const traced = inputs.map((x) => tape.leaf(x));
-    const out = f(traced);
-    const cts = tape.backward(out, ones(out.shape, out.dtype, out.backend));
-    return traced.map((t) => cts.get(tape.idOf(t)) ?? null);
-  } finally {
-    tape.finish();
-  }
-};
+/**
+ * Cotangents of `inputs` for f's output cotangent `ct` (null where the output
+ * does not depend on an input). The rules of fused kernels use it to
+ * differentiate their defining composite.
+ */
+export const vjpOf = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[], ct: Tensor): (Tensor | null)[] => pullback(f, inputs, () => ct);
+
+/** The gradient of f's (one-element) output with respect to each input (null: no dependence). */
+export const gradOf = (f: (xs: readonly Tensor[]) => Tensor, inputs: readonly Tensor[]): (Tensor | null)[] =>
+  pullback(f, inputs, (out) => ones(out.shape, out.dtype, out.backend));

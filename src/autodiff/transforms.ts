@@ -106,8 +106,9 @@ export const vmap =
     const axes = args.map((a, i) => {
       const ax = axisOf(i);
       if (ax === null) return [];
-      return leaves(a as Tensor).map((t, k) => {
-        const where = `argument ${i}${leaves(a as Tensor).length > 1 ? ` (${leafPaths(a as Tensor)[k]})` : ''}`;
+      const ls = leaves(a as Tensor), paths = ls.length > 1 ? leafPaths(a as Tensor) : [];
+      return ls.map((t, k) => {
+        const where = `argument ${i}${ls.length > 1 ? ` (${paths[k]})` : ''}`;
         if (t.rank === 0) throw new ShapeError(`${who}: ${where} is a scalar: it has no axis ${ax} to map over (give inAxes null to share it)`);
         const norm = normalizeAxis(ax, t.rank, who);
         const n = t.shape[norm]!;

@@ -24,7 +24,7 @@ describe('tapegrad train', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/validation accuracy: \d+\.\d\d%\s+\(paper: 29\.69%\)/);
     expect(r.stdout).toMatch(/test accuracy: +\d+\.\d\d%\s+\(paper: 29\.23%\)/);
-    expect(r.stderr).toMatch(/backend: cpu: (WebAssembly SIMD|native BLAS)/);
+    expect(r.stderr).toMatch(/backend: cpu: WebAssembly SIMD/); // the paper preset stays on the GEMM the report was recorded on
     for (const f of ['config.yaml', 'config.json', 'run.json', 'history.json', 'history.csv', 'checkpoint.json', 'model.json', 'result.json', 'accuracy.svg', 'accuracy.png', 'loss.svg', 'loss.png']) {
       expect(existsSync(join(out, f)), f).toBe(true);
     }

@@ -5,8 +5,9 @@
  * host loops.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { bind, cast, conv2d, createCpuBackend, createReferenceBackend, Key, toBackend, type Backend, type Tensor } from '../../src/core/index.js';
+import { cast, createCpuBackend, createReferenceBackend, Key, type Tensor } from '../../src/core/index.js';
 import { slidingOut } from '../../src/core/kernels-nd.js';
+import { convAndGrads } from '../helpers.js';
 
 const reference = createReferenceBackend();
 // The WebAssembly GEMM's path (bit for bit on 1 thread and 2); the native BLAS's is in cpu-native.test.ts.
@@ -24,14 +25,7 @@ const maxRelErr = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
 interface Case { n: number; c: number; h: number; w: number; f: number; k: number; stride: number; padding: number }
 
 /** The forward and both gradient primitives on `be`, from float32 operands made on the reference backend. */
-const run = (be: Backend, x: Tensor, w: Tensor, ct: Tensor, p: { stride: number; padding: number }) => {
-  const [xb, wb, cb] = [x, w, ct].map((t) => toBackend(t, be)) as [Tensor, Tensor, Tensor];
-  return {
-    y: conv2d(xb, wb, p),
-    dx: bind('conv2dGradInput', [cb, wb], { ...p, inputShape: x.shape }),
-    dw: bind('conv2dGradWeight', [cb, xb], { ...p, filterShape: w.shape }),
-  };
-};
+const run = convAndGrads;
 
 const operands = (key: Key, c: Case) => {
   const oh = slidingOut(c.h, c.k, c.stride, c.padding), ow = slidingOut(c.w, c.k, c.stride, c.padding);

@@ -12,10 +12,11 @@
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { bind, cast, conv2d, createCpuBackend, createReferenceBackend, Key, matmul, toBackend, type Backend, type Tensor } from '../../src/core/index.js';
+import { cast, createCpuBackend, createReferenceBackend, Key, matmul, toBackend, type Backend } from '../../src/core/index.js';
 import { findBlas } from '../../src/core/backends/cpu/blas.js';
 import { internal } from '../../src/core/tensor.js';
 import { slidingOut } from '../../src/core/kernels-nd.js';
+import { convAndGrads } from '../helpers.js';
 
 const PACKAGE = 'libopenblas0-pthread';
 const found = findBlas('openblas');
@@ -141,14 +142,7 @@ describe.skipIf(blas === undefined)('cpu backend on the native BLAS', () => {
     k: fc.constantFrom(1, 3, 5), stride: fc.constantFrom(1, 2), padding: fc.integer({ min: 0, max: 2 }),
     h: fc.integer({ min: 1, max: 17 }), w: fc.integer({ min: 1, max: 17 }), seed: fc.integer({ min: 0, max: 1 << 20 }),
   }).map((c) => ({ ...c, h: Math.max(c.h, c.k), w: Math.max(c.w, c.k) }));
-  const run = (be: Backend, x: Tensor, w: Tensor, ct: Tensor, p: { stride: number; padding: number }) => {
-    const [xb, wb, cb] = [x, w, ct].map((t) => toBackend(t, be)) as [Tensor, Tensor, Tensor];
-    return {
-      y: conv2d(xb, wb, p),
-      dx: bind('conv2dGradInput', [cb, wb], { ...p, inputShape: x.shape }),
-      dw: bind('conv2dGradWeight', [cb, xb], { ...p, filterShape: w.shape }),
-    };
-  };
+  const run = convAndGrads;
   it.each([['2 threads', () => two], ['1 thread', () => one]] as const)('conv2d and both gradients (im2col on the native sgemm) against float64: %s', (_n, be) => {
     fc.assert(fc.property(convCase, (c) => {
       const oh = slidingOut(c.h, c.k, c.stride, c.padding), ow = slidingOut(c.w, c.k, c.stride, c.padding);

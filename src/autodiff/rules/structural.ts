@@ -10,11 +10,8 @@ import { asBatch, bilinearJvp, batchShape, expandAfterBatch, perExample, shiftAx
 
 type Structural = 'matmul' | 'sum' | 'max' | 'maxGrad' | 'argmax' | 'reshape' | 'transpose' | 'broadcastTo' | 'slice' | 'pad' | 'take' | 'takeGrad' | 'concat';
 
-/** Each maximum's share of its reduction (1 / ties), x's shape: max's derivative as weights. */
-const maxWeights = (x: Tensor, y: Tensor, axes: readonly number[]): Tensor => {
-  const kept = reducedShape(x.shape, axes, true);
-  return bind('maxGrad', [x, reshape(y, kept), ones(kept, y.dtype, y.backend)], { axes });
-};
+/** Each maximum's share of its reduction (1 / ties), x's shape, from the maxima m in kept shape: max's derivative as weights. */
+const maxWeights = (x: Tensor, m: Tensor, axes: readonly number[]): Tensor => bind('maxGrad', [x, m, ones(m.shape, m.dtype, m.backend)], { axes });
 
 export const structuralRules: RuleTable<Structural> = {
   matmul: {
@@ -52,15 +49,15 @@ export const structuralRules: RuleTable<Structural> = {
       return [() => bind('maxGrad', [x, reshape(y, kept), reshape(ct, kept)], { axes })];
     },
     // The tangent at the maxima, shared among ties: the transpose of the VJP.
-    jvp: ([t], [x], y, { axes, keepDims }) => (t === null ? null : bind('sum', [mul(t, maxWeights(x, y, axes))], { axes, keepDims })),
+    jvp: ([t], [x], y, { axes, keepDims }) => (t === null ? null : bind('sum', [mul(t, maxWeights(x, reshape(y, reducedShape(x.shape, axes, true)), axes))], { axes, keepDims })),
     batch: ([x], _b, { axes, keepDims }) => bind('max', [x], { axes: shiftAxes(axes), keepDims }),
   },
   maxGrad: {
     // ct spread onto the maxima: linear in ct; x and the max only choose where.
-    vjp: (g, [x, m, ct], _y, { axes }) => [
+    vjp: (g, [x, m], _y, { axes }) => [
       () => null,
       () => null,
-      () => bind('sum', [mul(g, bind('maxGrad', [x, m, ones(ct.shape, m.dtype, m.backend)], { axes }))], { axes, keepDims: true }),
+      () => bind('sum', [mul(g, maxWeights(x, m, axes))], { axes, keepDims: true }),
     ],
     jvp: ([, , t], [x, m], _y, p) => (t === null ? null : bind('maxGrad', [x, m, t], p)),
     batch: ([x, m, ct], [bx, bm, bc], { axes }, size) =>
