@@ -60,6 +60,7 @@ export class Key {
 
   /** Uniform values on [low, high). */
   uniform(shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32', backend?: BackendLike): Tensor {
+    internal.checkDraw('Key.uniform');
     const s = makeShape(shape);
     const out = array(dtype, sizeOf(s));
     const g = this.gen();
@@ -69,6 +70,7 @@ export class Key {
 
   /** Normal values (Box–Muller). */
   normal(shape: readonly number[], dtype: DType = 'float32', mean = 0, std = 1, backend?: BackendLike): Tensor {
+    internal.checkDraw('Key.normal');
     const s = makeShape(shape);
     const out = array(dtype, sizeOf(s));
     const g = this.gen();
