@@ -278,7 +278,7 @@ const printProgram = (p: Omit<Lowered, 'toString'>): string => {
   });
   const groups = (p.fusion?.groups ?? []).map((g, gi) => `  fused ${gi}: ${g.eqns.length} ops, ${g.elements} elements, one pass (${g.eqns.map((e) => p.eqns[e]!.prim).join(' → ')})`);
   return [
-    `{ lambda ${constNames} ; ${argNames} . let`,
+    `{ lambda ${constNames === '' ? '' : `${constNames} `}; ${argNames} . let`,
     ...lines,
     `  in (${p.outputs.map(name).join(', ')}) }`,
     ...(groups.length > 0 ? ['', ...groups] : []),
@@ -311,7 +311,7 @@ const lower = (main: JitTrace, name: string, backend: Backend, outputs: readonly
   const freeAfter: number[][] = eqns.map(() => []);
   for (const [r, i] of lastUse) if (r >= main.args && !isConst.has(r) && !resultRoots.has(r)) freeAfter[i]!.push(r);
   const base = { name, backend, slots: main.slots, args: main.args, consts: main.consts, constSlots: main.constSlots, eqns, outputs, template, root, freeAfter };
-  const fusion = opts.fuse ? fuse({ ...base, fusion: undefined }) : undefined;
+  const fusion = opts.fuse ? fuse(base) : undefined;
   const program = { ...base, fusion };
   return { ...program, toString: () => printProgram(program) };
 };
@@ -339,7 +339,7 @@ const replay = (p: Lowered, args: readonly Tensor[]): unknown => {
       if (run !== undefined) {
         // A fused chain: one kernel for its equations, only its result materialized.
         bufs[run.out] = run.kernel(run.ins.map((s) => bufs[s]));
-        for (let j = i; j <= run.last; j++) for (const r of p.freeAfter[j]!) if (r !== run.out || j !== run.last) bufs[r] !== undefined && r !== run.out && be.free(bufs[r]);
+        for (let j = i; j <= run.last; j++) for (const r of p.freeAfter[j]!) if (!run.internal.has(r)) be.free(bufs[r]);
         i = run.last;
         continue;
       }

@@ -275,7 +275,9 @@ describe('printing', () => {
     const x = T.ones([2, 3], 'float32', 'reference');
     const text = String(jit((a: Tensor) => T.tanh(T.add(T.mul(a, 2), 1))).lower(x));
     expect(text.split('\n')[0]).toMatch(/^\{ lambda \w+:f32\[\] \w+:f32\[\] ; a:f32\[2, 3\] \. let$/);
-    expect(text).toMatch(/= mul a \w+\n.*= add \w+ \w+\n.*= tanh \w+/);
-    expect(text).toMatch(/in \(\w+\) \}/);
+    expect(text).toMatch(/= mul a \w+ {2}⟨fused 0⟩\n.*= add \w+ \w+ {2}⟨fused 0⟩\n.*= tanh \w+ {2}⟨fused 0⟩\n/);
+    expect(text).toMatch(/in \(\w+\) \}\n\n {2}fused 0: 3 ops, 6 elements, one pass \(mul → add → tanh\)$/);
+    // Without fusion: the same equations, no groups.
+    expect(String(jit((a: Tensor) => T.tanh(T.add(T.mul(a, 2), 1)), { fuse: false }).lower(x))).not.toMatch(/fused/);
   });
 });
