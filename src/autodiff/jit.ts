@@ -186,30 +186,52 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
   v !== null && typeof v === 'object' && (Object.getPrototypeOf(v) === Object.prototype || Object.getPrototypeOf(v) === null);
 
 /**
- * The signature of an argument list (the cache key) and its tensor leaves in
- * order. Static leaves (numbers, strings, booleans, null, undefined) enter the
- * key by value; anything else is refused with the path to it.
+ * The signature of an argument list and its tensor leaves in order (records
+ * by sorted key, as tree.ts orders leaves): `tokens` holds, per tensor, its
+ * dtype, backend name and shape, and per static leaf (number, string,
+ * boolean, null, undefined) its value, with the structure's brackets and keys.
+ * Anything else is refused with the path to it. No strings are built here: a
+ * call compares its tokens with the last call's, and only a new signature
+ * joins them into a cache key.
  */
-const flatten = (who: string, args: readonly unknown[]): { key: string; tensors: Tensor[] } => {
-  const tensors: Tensor[] = [];
-  const walk = (v: unknown, path: string): string => {
+const flatten = (who: string, args: readonly unknown[]): { tokens: unknown[]; tensors: Tensor[] } => {
+  const tensors: Tensor[] = [], tokens: unknown[] = [];
+  const walk = (v: unknown, path: () => string): void => {
     if (v instanceof Tensor) {
       tensors.push(v);
-      return `T(${v.dtype}${showShape(v.shape)}@${v.backend.name})`;
+      tokens.push(TENSOR, v.dtype, v.backend.name, v.shape.length, ...v.shape);
+    } else if (Array.isArray(v)) {
+      tokens.push(ARRAY, v.length);
+      v.forEach((e, i) => {
+        walk(e, () => `${path()}[${i}]`);
+      });
+    } else if (isPlainObject(v)) {
+      const keys = Object.keys(v).sort();
+      tokens.push(RECORD, keys.length, ...keys);
+      for (const k of keys) walk(v[k], () => `${path()}.${k}`);
+    } else if (v === undefined || v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') {
+      tokens.push(typeof v, v);
+    } else {
+      const what = typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
+      throw new TypeError(
+        `${who}: ${path()} is a ${what}; a jitted function takes tensors (traced) and numbers, strings or booleans (static: each value is its own program). ` +
+          (what === 'Key' ? 'Draw from the key outside and pass the tensor in.' : 'Close over it instead (it is then frozen into the program), or call the function without jit.'),
+      );
     }
-    if (Array.isArray(v)) return `[${v.map((e, i) => walk(e, `${path}[${i}]`)).join(',')}]`;
-    if (isPlainObject(v)) return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${walk(v[k], `${path}.${k}`)}`).join(',')}}`;
-    if (v === undefined) return 'u';
-    if (v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return JSON.stringify(v) ?? String(v);
-    const what = typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
-    throw new TypeError(
-      `${who}: ${path} is a ${what}; a jitted function takes tensors (traced) and numbers, strings or booleans (static: each value is its own program). ` +
-        (what === 'Key' ? 'Draw from the key outside and pass the tensor in.' : 'Close over it instead (it is then frozen into the program), or call the function without jit.'),
-    );
   };
-  const key = args.map((a, i) => walk(a, `argument ${i}`)).join('|');
-  return { key, tensors };
+  args.forEach((a, i) => {
+    walk(a, () => `argument ${i}`);
+  });
+  return { tokens, tensors };
 };
+const TENSOR = '\u0001T', ARRAY = '\u0001A', RECORD = '\u0001R';
+const sameTokens = (a: readonly unknown[], b: readonly unknown[]): boolean => {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
+};
+/** A signature's cache key (distinct signatures, distinct keys: every token is typed by the one before it). */
+const keyOf = (tokens: readonly unknown[]): string => tokens.map((t) => (typeof t === 'number' ? (Object.is(t, -0) ? '-0' : String(t)) : JSON.stringify(t) ?? 'undefined')).join(',');
 
 /** Rebuilds `tree` with its tensor leaves replaced in order. */
 const refill = (tree: unknown, next: () => Tensor): unknown => {
@@ -459,48 +481,52 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
     return { result: f(...args), program: undefined };
   };
 
-  const lookup = (args: A): { program: Lowered | undefined; tensors: Tensor[]; key: string; result?: R } => {
-    const { key, tensors } = flatten(who, args);
+  const lookup = (args: A, tokens: readonly unknown[], tensors: readonly Tensor[]): { program: Lowered | undefined; result?: R } => {
+    const key = keyOf(tokens);
     const hit = cache.get(key);
     if (hit !== undefined) {
       cache.delete(key);
       cache.set(key, hit); // most recently used last
-      return { program: hit, tensors, key };
+      last = { tokens, program: hit };
+      return { program: hit };
     }
     const { result, program } = trace(args, tensors);
     if (program !== undefined) {
       cache.set(key, program);
+      last = { tokens, program };
       if (cache.size > cacheSize) {
         const [oldest, p] = cache.entries().next().value as [string, Lowered];
         cache.delete(oldest);
         disposeProgram(p);
+        if (last?.program === p) last = undefined;
       }
     }
-    return { program, tensors, key, result };
+    return { program, result };
   };
 
+  /** The last call's signature and program: a step called with the same shapes skips the cache key. */
+  let last: { tokens: readonly unknown[]; program: Lowered } | undefined;
+
   const call = (...args: A): R => {
-    const { key, tensors } = flatten(who, args);
-    if (tensors.some((t) => t.trace !== undefined)) {
-      // Traced by an outer transformation (or an enclosing jit): run f where it is.
-      inlined++;
-      return f(...args);
+    const { tokens, tensors } = flatten(who, args);
+    for (const t of tensors) {
+      if (t.trace !== undefined) {
+        // Traced by an outer transformation (or an enclosing jit): run f where it is.
+        inlined++;
+        return f(...args);
+      }
     }
-    const hit = cache.get(key);
-    if (hit !== undefined) {
-      cache.delete(key);
-      cache.set(key, hit);
-      return replay(hit, tensors) as R;
-    }
-    const r = lookup(args);
-    return r.result as R;
+    if (last !== undefined && sameTokens(tokens, last.tokens)) return replay(last.program, tensors) as R;
+    const r = lookup(args, tokens, tensors);
+    return (r.result !== undefined ? r.result : replay(r.program!, tensors)) as R;
   };
 
   const jitted = call as Jitted<A, R>;
   Object.defineProperties(jitted, {
     lower: {
       value: (...args: A): Program => {
-        const r = lookup(args);
+        const { tokens, tensors } = flatten(who, args);
+        const r = lookup(args, tokens, tensors);
         if (r.result !== undefined) for (const t of tensorLeaves(r.result)) t.dispose();
         if (r.program === undefined) throw new JitError(`${who}: the function closes over a tensor traced by an outer transformation, so it runs inlined and has no program of its own`);
         return r.program;
@@ -513,6 +539,7 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
       value: () => {
         for (const p of cache.values()) disposeProgram(p);
         cache.clear();
+        last = undefined;
       },
     },
   });

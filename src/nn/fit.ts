@@ -463,7 +463,8 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   const step = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) => {
     if (stepPath.path === 'jit') {
       try {
-        return jitted(params, layerState, x, oneHot(y, train.classes, paramDType, be));
+        // Its own tidy: a trace that fails frees what it made before the eager step runs (no doubled peak).
+        return tidy(() => jitted(params, layerState, x, oneHot(y, train.classes, paramDType, be)));
       } catch (e) {
         if (jitted.traces > 1 || jitted.cached > 0) throw e; // a program ran before: this is not a tracing problem
         stepPath = { path: 'eager', reason: `tracing the step failed (${(e as Error).message.split('\n')[0]})` };
