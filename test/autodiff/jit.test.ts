@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as T from '../../src/index.js';
 import { backend, createCpuBackend, createGpujsBackend, detectGpu, jit, Key, type Backend, type Tensor } from '../../src/index.js';
+import { chainStats } from '../../src/core/backends/cpu/chains.js';
 import { requireSystem } from '../system.js';
 import { cases, valuesFor, type Instance } from './cases.js';
 import { t64 } from '../helpers.js';
@@ -114,6 +115,28 @@ describe('random element-wise chains with broadcasting (the fusion candidates)',
       expect(bits(gr)).toEqual(bits(eg[i]!));
     });
     }), { numRuns: runs * 2 });
+  });
+
+  it('large chains run as generated WebAssembly on cpu (SIMD lanes, scalar tails, rows staged, scalars by value): the same bits', () => {
+    const bigChain = fc.record({
+      shape: fc.tuple(fc.integer({ min: 120, max: 140 }), fc.integer({ min: 125, max: 140 })),
+      ops: chainArb.map((c) => c.ops),
+      seed: fc.integer(),
+    }).map((c) => ({ ...c, shape: [...c.shape] }));
+    const before = chainStats.wasmRuns;
+    fc.assert(fc.property(bigChain, (c) => {
+      const xs = chainInputs(c, 'float32', cpu2);
+      const f = chainFn(c);
+      const eager = f(xs), jf = jit(f);
+      jf(xs);
+      expect(bits(jf(xs))).toEqual(bits(eager));
+      // The transcendental ops, pow and sigmoid too (called out to JavaScript one element at a time).
+      const g = (p: Tensor[]) => T.pow(T.sigmoid(T.add(T.log(T.add(T.mul(p[0]!, p[0]!), 1)), p[1]!)), 1.5);
+      const jg = jit(g);
+      jg(xs);
+      expect(bits(jg(xs))).toEqual(bits(g(xs)));
+    }), { numRuns: Math.max(4, Math.round(runs / 2)) });
+    expect(chainStats.wasmRuns).toBeGreaterThan(before);
   });
 
   const report = detectGpu();
