@@ -229,6 +229,32 @@ describe('compositions', () => {
   });
 });
 
+describe('random draws from key arguments', () => {
+  it('are redone from each call\'s key (dropout, derived keys, uniform): the eager numbers, one trace', () => {
+    const be = cpu1;
+    const x = T.toBackend(new Key(3).normal([64, 300]), be);
+    const f = (a: Tensor, k: Key) => T.add(T.dropout(T.tanh(a), 0.3, k.fold('drop')), k.split(2)[1]!.uniform([300], 0, 1, 'float32', be));
+    const jf = jit(f);
+    for (const seed of [1, 2, 3, 2]) expect(bits(jf(x, new Key(seed)))).toEqual(bits(f(x, new Key(seed))));
+    expect(jf.traces).toBe(1);
+    expect(bits(jf(x, new Key(1)))).not.toEqual(bits(jf(x, new Key(2))));
+    expect(String(jf.lower(x, new Key(1)))).toMatch(/ \+ 1 key \. let\n[\s\S]*= dropout ⟨drawn from the key arguments each call⟩[\s\S]*= Key\.uniform ⟨drawn/);
+    // Under valueAndGrad too (the mask enters the backward pass).
+    const g = (a: Tensor, k: Key) => T.valueAndGrad((b: Tensor) => T.sum(T.dropout(T.mul(b, b), 0.5, k)))(a);
+    const jg = jit(g);
+    jg(x, new Key(9));
+    const r = jg(x, new Key(8)), e = g(x, new Key(8));
+    expect(bits(r.grads)).toEqual(bits(e.grads));
+    expect(bits(r.value)).toEqual(bits(e.value));
+    const before = be.memory().liveBytes;
+    for (let i = 0; i < 3; i++) {
+      const y = jf(x, new Key(i));
+      y.dispose();
+    }
+    expect(be.memory().liveBytes).toBe(before); // the drawn masks are freed at their last use
+  });
+});
+
 describe('the cache', () => {
   const x = T.ones([2, 3], 'float64', 'reference');
   it('retraces only when the signature changes: shapes, dtypes, static values', () => {
@@ -271,13 +297,14 @@ describe('what a program cannot hold: one line each', () => {
     const f = jit((a: Tensor) => (T.sum(a).item() > 0 ? a : T.neg(a)));
     expect(() => f(x)).toThrow(/cannot be read inside a jitted function \(a program cannot branch on data\)/);
   });
-  it('a random draw inside', () => {
+  it('a random draw from a key the function was not passed', () => {
     const f = jit((a: Tensor) => T.dropout(a, 0.5, new Key(1)));
-    expect(() => f(x)).toThrow(/Key.uniform inside jit\(f\).*draw outside the jitted function/);
+    expect(() => f(x)).toThrow(/dropout inside jit\(f\) from a key it was not passed: .*pass the key as an argument/);
   });
-  it('a Key or a function as an argument', () => {
-    const f = jit((a: Tensor, _k: Key) => a);
-    expect(() => f(x, new Key(1))).toThrow(/argument 1 is a Key.*Draw from the key outside/);
+  it('a function or a class instance as an argument', () => {
+    const f = jit((a: Tensor, _g: unknown) => a);
+    expect(() => f(x, () => 1)).toThrow(/argument 1 is a function; a jitted function takes tensors/);
+    expect(() => f(x, { m: new Map() })).toThrow(/argument 1\.m is a Map;/);
   });
   it('no tensor argument', () => {
     expect(() => jit((n: number) => T.scalar(n))(1)).toThrow(/no argument is a tensor/);
