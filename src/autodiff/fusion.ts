@@ -6,8 +6,9 @@
  * memory instead of one per op. This file plans the chains; the backend
  * compiles each (`Backend.fuse`: src/core/chains.ts for the host backends'
  * JavaScript loops, src/core/backends/cpu/chains.ts for the cpu backend's
- * WebAssembly), so the bits are the unfused kernels' (each backend's
- * compiler says how). A backend without `fuse` (gpujs) runs programs unfused.
+ * WebAssembly, one shader in src/core/backends/gpujs.ts), so the results are
+ * the unfused kernels' (each backend's compiler says how). A backend without
+ * `fuse` runs programs unfused.
  */
 import { isChainable, type Backend, type ChainAccess, type ChainOp, type DType, type FusedChain, type Shape } from '../core/index.js';
 import type { Equation, Slot } from './jit.js';

@@ -155,6 +155,15 @@ describe('random element-wise chains with broadcasting (the fusion candidates)',
       expect(Math.abs(v - eager[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(eager[i]!)));
     });
         }), { numRuns: 5 });
+        // One shader for a chain over a row, a scalar and every shader form (tanh's and sigmoid's statements, relu, select).
+        const [x, row, sc] = chainInputs({ shape: [33, 17], ops: [], seed: 5 }, 'float32', gpu);
+        const g = (a: Tensor, r: Tensor, c: Tensor) => T.where(T.greater(a, r), T.sigmoid(T.mul(T.relu(T.add(a, r)), c)), T.tanh(T.neg(a)));
+        const jg = jit(g);
+        expect(String(jg.lower(x!, row!, sc!))).toMatch(/fused 0: \d+ ops, 561 elements/);
+        const e = g(x!, row!, sc!).toTypedArray(), r = jg(x!, row!, sc!).toTypedArray();
+        r.forEach((v, i) => {
+          expect(Math.abs(v - e[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(e[i]!)));
+        });
       } finally {
         gpu.dispose();
       }
