@@ -139,6 +139,24 @@ describe('random element-wise chains with broadcasting (the fusion candidates)',
     expect(chainStats.wasmRuns).toBeGreaterThan(before);
   });
 
+  it('chains over 65,536 elements share their units between both threads: the same bits', () => {
+    expect(cpu2.workerRunning()).toBe(true);
+    const huge = fc.record({
+      shape: fc.constantFrom([300, 257], [70001], [2, 150, 233]),
+      ops: chainArb.map((c) => c.ops),
+      seed: fc.integer(),
+    }).map((c) => ({ ...c, shape: [...c.shape] }));
+    const before = chainStats.wasmRuns;
+    fc.assert(fc.property(huge, (c) => {
+      const xs = chainInputs(c, 'float32', cpu2);
+      const f = chainFn(c);
+      const eager = f(xs), jf = jit(f);
+      jf(xs);
+      expect(bits(jf(xs))).toEqual(bits(eager));
+    }), { numRuns: 4 });
+    expect(chainStats.wasmRuns).toBeGreaterThan(before);
+  });
+
   const report = detectGpu();
   const gpuOk = requireSystem({ suite: 'jit on gpujs (test/autodiff/jit.test.ts)', found: report.context, missing: report.summary });
   describe.skipIf(!gpuOk)('gpujs', () => {

@@ -142,7 +142,7 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     // A view of a matrix outside the kernel's memory would be staged at every product: a copy in is cheaper.
     view: (buf, offset, n) => (inArena(buf) ? buf.subarray(offset, offset + n) : undefined),
     // jit's fused chains: WebAssembly SIMD over the kernel's memory where the operands are there, else a JavaScript loop.
-    fuse: (chain) => wasmChain(mem, chain, hostChain(alloc, chain)),
+    fuse: (chain) => wasmChain(mem, threads, chain, hostChain(alloc, chain)),
     memory: () => {
       const a = arena.stats(), h = pool.memory();
       return { liveBytes: a.tensorBytes + h.liveBytes, peakBytes: Math.max(a.peakTensorBytes + h.peakBytes, 0), buffers: a.tensorBlocks + h.buffers };
