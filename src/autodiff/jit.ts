@@ -206,7 +206,7 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 /**
  * The signature of an argument list and its tensor leaves in order (records
  * by sorted key, as tree.ts orders leaves): `tokens` holds, per tensor, its
- * dtype, backend name and shape, and per static leaf (number, string,
+ * dtype, backend (the instance) and shape, and per static leaf (number, string,
  * boolean, null, undefined) its value, with the structure's brackets and keys.
  * Anything else is refused with the path to it. No strings are built here: a
  * call compares its tokens with the last call's, and only a new signature
@@ -217,7 +217,7 @@ const flatten = (who: string, args: readonly unknown[]): { tokens: unknown[]; te
   const walk = (v: unknown, path: () => string): void => {
     if (v instanceof Tensor) {
       tensors.push(v);
-      tokens.push(TENSOR, v.dtype, v.backend.name, v.shape.length, ...v.shape);
+      tokens.push(TENSOR, v.dtype, backendId(v.backend), v.shape.length, ...v.shape);
     } else if (v instanceof Key) {
       // Dynamic: draws from it (or keys derived from it) are redone each call.
       keys.push(v);
@@ -246,6 +246,17 @@ const flatten = (who: string, args: readonly unknown[]): { tokens: unknown[]; te
   });
   return { tokens, tensors, keys };
 };
+/** Backends by instance, not name: two cpu backends (one thread, two) hold different memories. */
+const backendIds = new WeakMap<Backend, number>();
+const backendId = (b: Backend): number => {
+  let id = backendIds.get(b);
+  if (id === undefined) {
+    id = nextBackendId++;
+    backendIds.set(b, id);
+  }
+  return id;
+};
+let nextBackendId = 1;
 const TENSOR = '\u0001T', ARRAY = '\u0001A', RECORD = '\u0001R', KEY = '\u0001K';
 const sameTokens = (a: readonly unknown[], b: readonly unknown[]): boolean => {
   if (a.length !== b.length) return false;

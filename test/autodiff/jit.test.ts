@@ -296,6 +296,16 @@ describe('the cache', () => {
     expect(f.cached).toBe(4);
   });
 
+  it('a program belongs to its backend instance: two cpu backends (two memories) get a program each', () => {
+    const f = jit((a: Tensor) => T.tanh(T.mul(a, a)));
+    const [a1, a2] = [cpu1, cpu2].map((be) => T.toBackend(new Key(4).normal([64, 300]), be));
+    f(a1!);
+    f(a2!);
+    expect(f.traces).toBe(2);
+    expect(bits(f(a2!))).toEqual(bits(T.tanh(T.mul(a2!, a2!))));
+    expect(bits(f(a1!))).toEqual(bits(T.tanh(T.mul(a1!, a1!))));
+  });
+
   it('keeps at most cacheSize programs, least recently used dropped', () => {
     const f = jit((a: Tensor) => T.neg(a), { cacheSize: 2 });
     for (const n of [1, 2, 1, 3, 1, 2]) f(T.ones([n], 'float64', 'reference'));
