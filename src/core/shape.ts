@@ -28,6 +28,9 @@ export const sizeOf = (s: Shape): number => {
 
 /** Validates a user-supplied shape and returns it frozen. */
 export const makeShape = (s: readonly number[]): Shape => {
+  if (!Array.isArray(s)) {
+    throw new ShapeError(`invalid shape ${typeof s === 'string' ? JSON.stringify(s) : String(s)}: a shape is an array of non-negative integers, e.g. [2, 3]`);
+  }
   for (const d of s) {
     if (!Number.isInteger(d) || d < 0) {
       throw new ShapeError(`invalid shape ${showShape(s)}: every length must be a non-negative integer`);

@@ -139,6 +139,32 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
     expect(left(fromArray(undefined as never, [2])).message).toMatch(/values must be an array or a typed array of numbers, got undefined/);
     expect(right(fromArray(Float32Array.of(1, 2), [2])).toArray()).toEqual([1, 2]);
   });
+  it('tensor(): nesting deeper than 64 (or an array containing itself) is a Left, not a stack overflow', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 20000; i++) deep = [deep];
+    expect(left(tensor(deep as never)).message).toMatch(/^tensor\(\): arrays nested more than 64 deep/);
+    const cyclic: unknown[] = [1];
+    cyclic.push(cyclic);
+    expect(left(tensor(cyclic as never)).message).toMatch(/^tensor\(\): (arrays nested more than 64 deep|ragged)/);
+    const self: unknown[] = [];
+    self.push(self);
+    expect(left(tensor(self as never)).message).toMatch(/^tensor\(\): arrays nested more than 64 deep/);
+    let ok: unknown = 2;
+    for (let i = 0; i < 10; i++) ok = [ok];
+    expect(right(tensor(ok as never)).shape).toEqual(new Array(10).fill(1));
+  });
+  it('ragged arrays are a Left wherever the raggedness is, and a Right never holds NaN from a non-number', () => {
+    expect(left(tensor([[1, 2], 3] as never)).message).toMatch(/ragged nested array: element 0 has shape \[2\] but element 1 has shape \[\]/);
+    expect(left(tensor([[[1], [2]], [[1], [2, 3]]] as never)).message).toMatch(/ragged/);
+    expect(left(tensor([1n] as never)).message).toMatch(/at \[0\], found bigint/);
+    expect(left(fromArray(BigInt64Array.of(1n) as never, [1])).message).toMatch(/^fromArray\(\): values must hold numbers, got a BigInt64Array/);
+  });
+  it('shapes and fill values that are not numbers throw one line naming them', () => {
+    expect(() => T.zeros('ab' as never)).toThrow(/^invalid shape "ab": a shape is an array of non-negative integers/);
+    expect(() => T.zeros([2.5])).toThrow(/^invalid shape \[2.5\]/);
+    expect(() => T.full([2], 'x' as never)).toThrow(/^full\(\): the value must be a number, got the string "x"$/);
+    expect(() => T.scalar(null as never)).toThrow(/^scalar\(\): the value must be a number, got null$/);
+  });
   it('a dtype other than float32 and float64 is refused by name everywhere (int32 used to give a float tensor)', () => {
     expect(() => T.zeros([2], 'int32' as never)).toThrow(/^zeros\(\): dtype 'int32' is not one of 'float32', 'float64'/);
     expect(() => T.ones([2], 'bool' as never)).toThrow(/^ones\(\): dtype 'bool'/);
