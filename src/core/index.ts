@@ -11,6 +11,7 @@ export type { BlasChoice, BlasFamily, NativeBlas } from './backends/cpu/blas.js'
 export type { GpuBuffer, GpuTexture, TransferStats } from './backends/gpujs.js';
 export type { GpuJsModule } from './backends/platform.js';
 export * from './ops.js';
+export * from './ops-everyday.js';
 export { checked } from './checked.js';
 export {
   type Backend, type BackendLike, type BackendSelection, type FusedKernels, type Kernel, type KernelTable, type MemoryStats,

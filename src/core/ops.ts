@@ -24,6 +24,7 @@ import { backend as backendRef, defaultBackend, type AdamHyper, type Backend, ty
 import './backends/index.js'; // registers the backends and the auto policy
 import { plainAlloc } from './kernels.js';
 import * as KN from './kernels-nd.js';
+import { checkInt, checkOptions } from './options.js';
 import type { Key } from './random.js';
 import type { ArityTuple, CustomRule, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
 import { broadcastShapes, makeShape, normalizeAxis, sameShape, ShapeError, showShape, sizeOf, type Shape } from './shape.js';
@@ -167,12 +168,31 @@ export interface MatmulOptions {
   readonly transB?: boolean;
 }
 
-/** Matrix product op(a)·op(b) of two rank-2 tensors, on the current backend. */
+/** The last two axes swapped (a transposed copy). */
+const swapLast = (x: Tensor): Tensor => transpose(x, [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2]);
+
+/**
+ * Matrix product op(a)·op(b) with NumPy's `matmul` semantics: two matrices
+ * (the flags read a transposed operand through strides, never a copy); a
+ * vector as a row on the left or a column on the right (its axis dropped from
+ * the result); operands of rank > 2 as stacks of matrices whose batch axes
+ * broadcast (`batchedMatmul`; the flags then transpose each matrix).
+ */
 export const matmul = (a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor => {
+  checkOptions('matmul', opts, ['transA', 'transB']);
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
+  if (typeof transA !== 'boolean' || typeof transB !== 'boolean') throw new TypeError(`matmul: transA and transB must be booleans, got ${typeof transA} and ${typeof transB}`);
+  if (!(a instanceof Tensor) || !(b instanceof Tensor)) throw new TypeError('matmul: both operands must be tensors');
+  if (a.rank === 0 || b.rank === 0) {
+    throw new ShapeError(`matmul: a scalar has no matrix product (use mul), got shapes ${showShape(a.shape)} and ${showShape(b.shape)}`);
+  }
   if (a.rank !== 2 || b.rank !== 2) {
-    throw new ShapeError(`matmul: both operands must be matrices, got shapes ${showShape(a.shape)} and ${showShape(b.shape)}`);
+    const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]!]) : transA ? swapLast(a) : a;
+    const b2 = b.rank === 1 ? reshape(b, [b.shape[0]!, 1]) : transB ? swapLast(b) : b;
+    const out = batchedMatmul(a2, b2);
+    const s = out.shape.filter((_d, i) => !(a.rank === 1 && i === out.rank - 2) && !(b.rank === 1 && i === out.rank - 1));
+    return reshape(out, s);
   }
   const k1 = transA ? a.shape[0] : a.shape[1];
   const k2 = transB ? b.shape[1] : b.shape[0];
@@ -359,11 +379,6 @@ export const gelu = (x: Tensor): Tensor => {
 
 const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 
-/** Options objects from JavaScript: a key the op does not know is an error, not silently ignored. */
-const checkOptions = (op: string, opts: object, known: readonly string[]): void => {
-  const unknown = Object.keys(opts).filter((k) => !known.includes(k));
-  if (unknown.length > 0) throw new TypeError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (it takes ${known.join(', ')})`);
-};
 
 /**
  * 2-D convolution (cross-correlation, as in every deep-learning library) of
@@ -482,8 +497,14 @@ export const batchNormalize = (x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-5
 
 const checkAxis = (axis: number, rank: number, op: string) => normalizeAxis(axis, rank, op);
 
-/** The box of `sizes` starting at `starts` (one entry per axis; a size of -1 runs to the end). */
+/**
+ * The box of `sizes` starting at `starts` (one entry per axis; a negative start
+ * counts from the end, as in NumPy; a size of -1 runs to the end). Steps and
+ * negative steps: `stridedSlice`.
+ */
 export const slice = (x: Tensor, starts: readonly number[], sizes: readonly number[]): Tensor => {
+  if (!Array.isArray(starts) || !Array.isArray(sizes)) throw new TypeError(`slice: starts and sizes must be arrays of integers, one per axis of ${showShape(x.shape)}`);
+  starts = starts.map((b, a) => (Number.isInteger(b) && b < 0 ? b + (x.shape[a] ?? 0) : b));
   const sz = sizes.map((n, a) => (n === -1 ? x.shape[a]! - starts[a]! : n));
   if (starts.length !== x.rank || sz.length !== x.rank || starts.some((b, a) => !Number.isInteger(b) || b < 0 || !Number.isInteger(sz[a]) || sz[a]! < 0 || b + sz[a]! > x.shape[a]!)) {
     throw new ShapeError(`slice: starts ${showShape(starts)} and sizes ${showShape(sizes)} do not fit inside shape ${showShape(x.shape)}`);
@@ -616,28 +637,48 @@ export const clip = (x: Tensor, lo: number, hi: number): Tensor => {
   return minimum(maximum(x, lo), hi);
 };
 
-/** Index of the largest entry along `axis` (first on ties; NaN counts as largest): a constant of x's dtype, not differentiable. */
-export const argmax = (x: Tensor, axis = -1): Tensor => {
-  return bind('argmax', [x], { axis: normalizeAxis(axis, x.rank, 'argmax') });
+/**
+ * Index of the largest entry along `axis` (first on ties; NaN counts as
+ * largest), or, with no axis, into the flattened tensor (NumPy's default): a
+ * constant of x's dtype, not differentiable.
+ */
+export const argmax = (x: Tensor, axis?: number): Tensor => {
+  if (axis === undefined) return bind('argmax', [reshape(x, [-1])], { axis: 0 });
+  return bind('argmax', [x], { axis: normalizeAxis(checkInt('argmax', 'axis', axis), x.rank, 'argmax') });
 };
 
 /**
- * Batched matrix product: a [..., m, k] · b [..., k, n] → [..., m, n], with the
- * same leading (batch) axes, or b a plain matrix shared by every batch entry.
- * Each product runs on the backend's matmul; gradients come from slice, stack and matmul.
+ * Batched matrix product: a [..., m, k] · b [..., k, n] → [..., m, n], the batch
+ * axes broadcast as NumPy's (a batch of 1, or a plain matrix, is shared by every
+ * batch entry). A shared right operand is one product with the batch's rows
+ * stacked, a shared left one one product with the batch's columns side by side;
+ * otherwise each product runs on the backend's matmul. Gradients come from
+ * reshape, transpose, slice, stack and matmul.
  */
 export const batchedMatmul = (a: Tensor, b: Tensor): Tensor => {
   if (a.rank < 2 || b.rank < 2) throw new ShapeError(`batchedMatmul: operands must have rank ≥ 2, got ${showShape(a.shape)} and ${showShape(b.shape)}`);
   const [m, k] = a.shape.slice(-2) as [number, number];
   const [k2, n] = b.shape.slice(-2) as [number, number];
-  const batch = a.shape.slice(0, -2);
-  const shared = b.rank === 2;
-  if (k !== k2 || (!shared && b.shape.slice(0, -2).join() !== batch.join())) {
-    throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: inner lengths or batch axes differ`);
+  if (k !== k2) throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: inner lengths ${k} and ${k2} differ`);
+  const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+  let batch: Shape;
+  try {
+    batch = broadcastShapes(batchA, batchB, 'batchedMatmul');
+  } catch {
+    throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: batch axes ${showShape(batchA)} and ${showShape(batchB)} do not broadcast`);
   }
   const count = batch.reduce((p, d) => p * d, 1);
-  if (shared) return reshape(matmul(reshape(a, [count * m, k]), b), [...batch, m, n]);
-  const a3 = reshape(a, [count, m, k]), b3 = reshape(b, [count, k, n]);
+  if (batchB.every((d) => d === 1)) {
+    const rows = reshape(broadcastTo(a, [...batch, m, k]), [count * m, k]);
+    return reshape(matmul(rows, reshape(b, [k, n])), [...batch, m, n]);
+  }
+  if (batchA.every((d) => d === 1)) {
+    // a · [b₀ | b₁ | …]: the batch's matrices side by side as columns of one right operand.
+    const cols = reshape(transpose(reshape(broadcastTo(b, [...batch, k, n]), [count, k, n]), [1, 0, 2]), [k, count * n]);
+    const out = matmul(reshape(a, [m, k]), cols);
+    return reshape(transpose(reshape(out, [m, count, n]), [1, 0, 2]), [...batch, m, n]);
+  }
+  const a3 = reshape(broadcastTo(a, [...batch, m, k]), [count, m, k]), b3 = reshape(broadcastTo(b, [...batch, k, n]), [count, k, n]);
   const outs = Array.from({ length: count }, (_, i) =>
     matmul(reshape(slice(a3, [i, 0, 0], [1, m, k]), [m, k]), reshape(slice(b3, [i, 0, 0], [1, k, n]), [k, n])));
   return reshape(stack(outs, 0), [...batch, m, n]);
