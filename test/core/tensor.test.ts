@@ -101,7 +101,8 @@ describe('bad shapes give a Left with a readable message, never NaN-filled outpu
     expect(e).toBeInstanceOf(T.ShapeError);
     expect(e.message).toContain('[2, 3]');
     expect(e.message).toContain('[4, 5]');
-    expect(left(checked.matmul(T.zeros([3]), T.zeros([3, 1]))).message).toMatch(/must be matrices/);
+    expect(left(checked.matmul(T.scalar(3), T.zeros([3, 1]))).message).toMatch(/a scalar has no matrix product/);
+    expect(left(checked.matmul(T.zeros([3]), T.zeros([2, 1]))).message).toMatch(/inner lengths 3 and 2 differ/);
   });
   it('broadcasting failures name both shapes', () => {
     const e = left(checked.add(T.zeros([2, 3]), T.zeros([2])));
