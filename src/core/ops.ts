@@ -212,6 +212,7 @@ export type Axes = number | readonly number[] | undefined;
 const normalizeAxes = (axes: Axes, rank: number, op: string): number[] => {
   if (axes === undefined) return [...Array(rank).keys()];
   const list = typeof axes === 'number' ? [axes] : axes;
+  if (!Array.isArray(list)) throw new ShapeError(`${op}: axes must be an integer or an array of integers, got ${typeof axes === 'string' ? JSON.stringify(axes) : typeof axes}`);
   const norm = [...new Set(list.map((a) => normalizeAxis(a, rank, op)))];
   return norm.sort((a, b) => a - b);
 };
@@ -314,6 +315,10 @@ export const softmaxCrossEntropy = (
 ): Tensor => {
   if (logits.rank !== 2) {
     throw new ShapeError(`softmaxCrossEntropy: logits must be [batch, classes], got ${showShape(logits.shape)}`);
+  }
+  checkOptions('softmaxCrossEntropy', opts, ['reduction']);
+  if (opts.reduction !== undefined && opts.reduction !== 'mean' && opts.reduction !== 'sum') {
+    throw new TypeError(`softmaxCrossEntropy: reduction must be 'mean' or 'sum', got ${JSON.stringify(opts.reduction)}`);
   }
   const [n, c] = logits.shape as [number, number];
   let targets: Tensor;

@@ -74,6 +74,9 @@ export const broadcastShapes = (a: Shape, b: Shape, op: string): Shape => {
 
 /** Normalizes an axis that may be negative (-1 = last) and checks its range. */
 export const normalizeAxis = (axis: number, rank: number, op: string): number => {
+  if (typeof axis !== 'number' || !Number.isInteger(axis)) {
+    throw new ShapeError(`${op}: an axis must be an integer, got ${typeof axis === 'string' ? JSON.stringify(axis) : String(axis)}`);
+  }
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) {
     throw new ShapeError(`${op}: axis ${axis} is out of range for a tensor of rank ${rank}`);

@@ -384,6 +384,10 @@ describe('JavaScript callers: wrong options and index types are one-line errors'
     [() => T.sin([1, 2] as never), /^sin: x must be a Tensor, got an array/],
     [() => T.scatterAdd(x, t64([0, 1], [2, 1]), t64([1], [1, 1]), 1), /^scatterAdd: src \[1, 1\] and indices \[2, 1\] must have one shape$/],
     [() => T.argmax(x, 0.5), /^argmax: axis must be an integer, got 0\.5$/],
+    [() => T.sum(x, 'rows' as never), /^sum: axes must be an integer or an array of integers, got "rows"$/],
+    [() => T.max(x, ['0'] as never), /^max: an axis must be an integer, got "0"$/],
+    [() => T.softmaxCrossEntropy(x, [0, 1], { reduce: 'sum' } as never), /^softmaxCrossEntropy: unknown option 'reduce' \(it takes reduction\)$/],
+    [() => T.softmaxCrossEntropy(x, [0, 1], { reduction: 'none' } as never), /^softmaxCrossEntropy: reduction must be 'mean' or 'sum', got "none"$/],
   ] as const)('%#', (f, message) => {
     expect(f).toThrow(message);
     try { f(); } catch (e) { expect((e as Error).message).not.toContain('\n'); }
