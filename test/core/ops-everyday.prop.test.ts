@@ -118,7 +118,7 @@ describe('shapes: squeeze, unsqueeze, flip, tile, repeat, stridedSlice', () => {
       const byLine = rows.map((l) => l.flatMap((i, j) => new Array<number>(counts[j]!).fill(v[i]!)));
       const got = T.repeat(x, counts, axis);
       // Compare line by line: the repeated axis holds each line's values, counts[j] times each.
-      lines(got.shape, axis).forEach((l, k) => expect(l.map((i) => vals(got)[i]!)).toEqual(byLine[k]));
+      for (const [k, l] of lines(got.shape, axis).entries()) expect(l.map((i) => vals(got)[i]!)).toEqual(byLine[k]);
       if (n > 0) expectGradients((p: Tensor) => weighted(T.repeat(p, n, axis)), x);
     }), { numRuns: 20 });
   });
@@ -250,7 +250,7 @@ describe('einsum', () => {
     const [lhs, out] = spec.split('->') as [string, string];
     const ins = lhs.split(',');
     const dims = new Map<string, number>();
-    ins.forEach((l, i) => [...l].forEach((c, a) => dims.set(c, ops[i]!.shape[a]!)));
+    for (const [i, l] of ins.entries()) for (const [a, c] of [...l].entries()) dims.set(c, ops[i]!.shape[a]!);
     const labels = [...dims.keys()];
     const shape = [...out].map((c) => dims.get(c)!);
     const values = new Array<number>(size(shape)).fill(0);
@@ -343,7 +343,7 @@ describe('element-wise: sin, cos, erf, floor, ceil, round', () => {
     };
     const xs = [-5, -3.2, -2.9, -1, -0.3, 0, 1e-8, 0.5, 1.7, 2.99, 3.01, 4.5, 5.9];
     const got = vals(T.erf(t64(xs, [xs.length])));
-    xs.forEach((x, i) => expect(Math.abs(got[i]! - simpson(x))).toBeLessThan(1e-12));
+    for (const [i, x] of xs.entries()) expect(Math.abs(got[i]! - simpson(x))).toBeLessThan(1e-12);
     expect(vals(T.erf(t64([7, -7, Number.NaN], [3])))).toEqual([1, -1, Number.NaN]);
   });
   it('sin and cos are Math.sin and Math.cos; gradients converge', () => {
