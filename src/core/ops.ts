@@ -349,6 +349,9 @@ export const momentumUpdate = (p: Tensor, v: Tensor, g: Tensor, hp: MomentumHype
   if (p.dtype !== v.dtype || p.dtype !== g.dtype) {
     throw new Error(`momentumUpdate: parameter (${p.dtype}), velocity (${v.dtype}) and gradient (${g.dtype}) must have one dtype`);
   }
+  const main = innermost([p, v, g]);
+  // Inside jit: recorded into the program, computed one level down.
+  if (main?.fused !== undefined) return main.fused('momentumStep', [p, v, g], hp, ([p1, v1, g1]) => momentumUpdate(p1!, v1!, g1!, hp)) as [Tensor, Tensor];
   const be = backendOf('momentumUpdate', [p, v, g]);
   const [pb, vb] = be.fused.momentumStep(operand(p), operand(v), operand(g), hp);
   return [internal.wrap(new Storage(be, pb), p.shape, p.dtype), internal.wrap(new Storage(be, vb), p.shape, p.dtype)];
@@ -363,6 +366,8 @@ export const adamUpdate = (p: Tensor, m: Tensor, v: Tensor, g: Tensor, hp: AdamH
     if (!sameShape(p.shape, t.shape)) throw new ShapeError(`adamUpdate: parameter ${showShape(p.shape)} and ${name} ${showShape(t.shape)} must have one shape`);
     if (p.dtype !== t.dtype) throw new Error(`adamUpdate: parameter (${p.dtype}) and ${name} (${t.dtype}) must have one dtype`);
   }
+  const main = innermost([p, m, v, g]);
+  if (main?.fused !== undefined) return main.fused('adamStep', [p, m, v, g], hp, ([p1, m1, v1, g1]) => adamUpdate(p1!, m1!, v1!, g1!, hp)) as [Tensor, Tensor, Tensor];
   const be = backendOf('adamUpdate', [p, m, v, g]);
   const [pb, mb, vb] = be.fused.adamStep(operand(p), operand(m), operand(v), operand(g), hp);
   const wrap = (b: unknown) => internal.wrap(new Storage(be, b), p.shape, p.dtype);

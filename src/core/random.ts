@@ -141,6 +141,7 @@ export class Key {
    * largest value below it.
    */
   uniform(shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32', backend?: BackendLike): Tensor {
+    internal.checkDraw('Key.uniform');
     const s = makeShape(shape);
     const n = sizeOf(s);
     const out = array(dtype, n);
@@ -166,6 +167,7 @@ export class Key {
    * |z| a draw can give is √(2·53·ln 2) ≈ 8.6.
    */
   normal(shape: readonly number[], dtype: DType = 'float32', mean = 0, std = 1, backend?: BackendLike): Tensor {
+    internal.checkDraw('Key.normal');
     const s = makeShape(shape);
     const n = sizeOf(s);
     const out = array(dtype, n);

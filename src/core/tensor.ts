@@ -57,6 +57,12 @@ export interface MainTrace {
   readonly kind: string;
   /** Applies primitive `prim` to inputs at least one of which this transformation traced. */
   process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor;
+  /**
+   * Optional: a fused optimizer update (`momentumStep`, `adamStep`) on inputs
+   * this transformation traced, computed by `run` one level down (jit records
+   * it). Transformations without it see the update as untraced arithmetic.
+   */
+  fused?(name: string, inputs: readonly Tensor[], hyper: unknown, run: (values: readonly Tensor[]) => readonly Tensor[]): Tensor[];
 }
 
 /** What the safety net needs to free a buffer once its Storage is gone (never the Storage itself). */
@@ -112,6 +118,9 @@ export class Storage {
     else this.backend.free(this.buf);
   }
 }
+
+/** The jitted function being traced, if any (see `internal.guardDraws`). */
+let drawGuard: string | undefined;
 
 /** Tensors made inside each `tidy` call in progress, innermost last. */
 const scopes: Set<Tensor>[] = [];
@@ -259,7 +268,7 @@ export class Tensor {
   /** A one-line preview: dtype, shape, the first values, the backend. */
   toString(): string {
     if (this.#disposed) return `Tensor(${this.dtype} ${showShape(this.shape)}, disposed)`;
-    if (this.trace !== undefined && !this.trace.readable) return `Tensor(${this.dtype} ${showShape(this.shape)}, one example inside ${this.trace.main.kind})`;
+    if (this.trace !== undefined && !this.trace.readable) return `Tensor(${this.dtype} ${showShape(this.shape)}, ${this.trace.main.kind === 'jit' ? 'traced' : 'one example'} inside ${this.trace.main.kind})`;
     const preview = Array.from(hostData(this).subarray(0, 8), (v) => v.toPrecision(4)).join(', ');
     return `Tensor(${this.dtype} ${showShape(this.shape)} [${preview}${this.size > 8 ? ', …' : ''}] on ${this.backend.name})`;
   }
@@ -268,6 +277,12 @@ export class Tensor {
 /** The values on the host: the buffer itself on host backends (read-only!), a download elsewhere. */
 const hostData = (t: Tensor): Data => {
   if (t.trace !== undefined && !t.trace.readable) {
+    if (t.trace.main.kind === 'jit') {
+      throw new Error(
+        `the values of a tensor of shape ${showShape(t.shape)} cannot be read inside a jitted function (a program cannot branch on data): ` +
+          'return it and read it after the call, or call the function without jit',
+      );
+    }
     throw new Error(
       `the values of a tensor of shape ${showShape(t.shape)} inside vmap cannot be read (its memory holds the whole batch): ` +
         'return it from the vmapped function and read the batched result',
@@ -292,6 +307,26 @@ export const internal = {
   /** A tensor on `backend` holding `data`, handed over: adopted where the backend can, else copied. */
   adopt: (data: Data, shape: Shape, backend: Backend): Tensor =>
     internalImpl.wrap(new Storage(backend, backend.adopt?.(data) ?? backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
+  /**
+   * While `jit` traces a function, a random draw would be frozen into its
+   * program: `guardDraws` marks the trace (returning the function that ends
+   * it), and every draw calls `checkDraw`, which then throws.
+   */
+  guardDraws: (who: string): (() => void) => {
+    const prev = drawGuard;
+    drawGuard = who;
+    return () => {
+      drawGuard = prev;
+    };
+  },
+  checkDraw: (what: string): void => {
+    if (drawGuard !== undefined) {
+      throw new Error(
+        `${what} inside ${drawGuard}: its values would be frozen into the program and repeat on every call; ` +
+          'draw outside the jitted function and pass the tensor in (or call the function without jit)',
+      );
+    }
+  },
   /** A tensor on `backend` holding `data` (copied; `data` stays the caller's). */
   fromHost: (data: Data, shape: Shape, backend: Backend): Tensor =>
     internalImpl.wrap(new Storage(backend, backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
