@@ -390,24 +390,57 @@ export const gelu = (x: Tensor): Tensor => {
 const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 
 
+/** conv2d's options: each a positive integer (padding non-negative). */
+export interface Conv2dOptions {
+  /** Step between windows (default 1). */
+  readonly stride?: number;
+  /** Zeros added on every side (default 0). */
+  readonly padding?: number;
+  /** Spacing between the filter's taps (default 1; 2 reads every other pixel: an "atrous" convolution). */
+  readonly dilation?: number;
+  /** Channel groups (default 1): x's C channels and the F filters split into `groups` parts convolved pairwise; C = groups gives a depthwise convolution. */
+  readonly groups?: number;
+}
+
+/** Filters [F, C, K, L] with d − 1 zeros between taps: [F, C, (K−1)d+1, (L−1)d+1] (a composite: pad, reshape, slice). */
+const dilateFilter = (w: Tensor, d: number): Tensor => {
+  const spread = (t: Tensor, axis: 2 | 3): Tensor => {
+    const k = t.shape[axis]!;
+    const s = t.shape;
+    // A length-1 axis after `axis`, padded to d: each tap followed by d − 1 zeros once flattened.
+    const wide = pad(reshape(t, [...s.slice(0, axis + 1), 1, ...s.slice(axis + 1)]), Array.from({ length: 5 }, (_, i) => [0, i === axis + 1 ? d - 1 : 0] as const));
+    const flat = reshape(wide, s.map((n, a) => (a === axis ? n * d : n)));
+    return slice(flat, [0, 0, 0, 0], s.map((n, a) => (a === axis ? (k - 1) * d + 1 : n)));
+  };
+  return spread(spread(w, 2), 3);
+};
+
 /**
  * 2-D convolution (cross-correlation, as in every deep-learning library) of
- * images x [N, C, H, W] with filters w [F, C, KH, KW], zero padding on every
- * side: out [N, F, ⌊(H + 2p − KH)/s⌋ + 1, ⌊(W + 2p − KW)/s⌋ + 1]. Layout NCHW.
+ * images x [N, C, H, W] with filters w [F, C/groups, KH, KW], zero padding on every
+ * side: out [N, F, ⌊(H + 2p − d(KH−1) − 1)/s⌋ + 1, ⌊(W + 2p − d(KW−1) − 1)/s⌋ + 1]. Layout NCHW.
+ * `dilation` and `groups` are composites (a dilated filter with zeros between its taps; one
+ * convolution per group, joined), so every transformation applies to them.
  */
-export const conv2d = (x: Tensor, w: Tensor, opts: { stride?: number; padding?: number } = {}): Tensor => {
-  checkOptions('conv2d', opts, ['stride', 'padding']);
-  const stride = opts.stride ?? 1, padding = opts.padding ?? 0;
-  if (x.rank !== 4 || w.rank !== 4 || x.shape[1] !== w.shape[1]) {
-    throw new ShapeError(`conv2d: images must be [batch, channels, height, width] and filters [out, channels, kh, kw] with the same channels; got ${showShape(x.shape)} and ${showShape(w.shape)}`);
+export const conv2d = (x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor => {
+  checkOptions('conv2d', opts, ['stride', 'padding', 'dilation', 'groups']);
+  const stride = opts.stride ?? 1, padding = opts.padding ?? 0, dilation = opts.dilation ?? 1, groups = opts.groups ?? 1;
+  if (!positiveInt(stride) || !Number.isInteger(padding) || padding < 0 || !positiveInt(dilation) || !positiveInt(groups)) {
+    throw new ShapeError(`conv2d: stride, dilation and groups must be positive integers and padding a non-negative one; got stride ${stride}, padding ${padding}, dilation ${dilation}, groups ${groups}`);
   }
-  if (!positiveInt(stride) || !Number.isInteger(padding) || padding < 0) {
-    throw new ShapeError(`conv2d: stride must be a positive integer and padding a non-negative one; got stride ${stride}, padding ${padding}`);
+  if (x.rank !== 4 || w.rank !== 4 || x.shape[1] !== w.shape[1]! * groups || w.shape[0]! % groups !== 0) {
+    throw new ShapeError(
+      `conv2d: images must be [batch, channels, height, width] and filters [out, channels / groups, kh, kw], out divisible by groups (${groups}); ` +
+        `got ${showShape(x.shape)} and ${showShape(w.shape)}`,
+    );
   }
-  if (KN.slidingOut(x.shape[2]!, w.shape[2]!, stride, padding) < 1 || KN.slidingOut(x.shape[3]!, w.shape[3]!, stride, padding) < 1) {
-    throw new ShapeError(`conv2d: filters ${showShape(w.shape)} do not fit images ${showShape(x.shape)} with padding ${padding}`);
+  const wd = dilation === 1 ? w : dilateFilter(w, dilation);
+  if (KN.slidingOut(x.shape[2]!, wd.shape[2]!, stride, padding) < 1 || KN.slidingOut(x.shape[3]!, wd.shape[3]!, stride, padding) < 1) {
+    throw new ShapeError(`conv2d: filters ${showShape(w.shape)}${dilation > 1 ? ` dilated by ${dilation}` : ''} do not fit images ${showShape(x.shape)} with padding ${padding}`);
   }
-  return bind('conv2d', [x, w], { stride, padding });
+  if (groups === 1) return bind('conv2d', [x, wd], { stride, padding });
+  const xs = split(x, groups, 1), ws = split(wd, groups, 0);
+  return concat(xs.map((xg, g) => bind('conv2d', [xg, ws[g]!], { stride, padding })), 1);
 };
 
 const pool = (prim: 'maxPool2d' | 'avgPool2d') => (x: Tensor, size: number, stride = size): Tensor => {

@@ -177,8 +177,10 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
 });
 
 describe('options and index arguments from JavaScript are checked, not ignored', () => {
-  it('conv2d names an option it does not have (dilation used to be ignored)', () => {
-    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilation: 2 } as never)).toThrow(/^conv2d: unknown option 'dilation' \(it takes stride, padding\)$/);
+  it('conv2d names an option it does not have (dilation used to be ignored; now it is one)', () => {
+    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilations: 2 } as never)).toThrow(/^conv2d: unknown option 'dilations' \(it takes stride, padding, dilation, groups\)$/);
+    expect(() => T.conv2d(T.zeros([1, 2, 4, 4]), T.zeros([3, 1, 3, 3]), { groups: 2 })).toThrow(/out divisible by groups \(2\)/);
+    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilation: 2 })).toThrow(/^conv2d: filters \[1, 1, 3, 3\] dilated by 2 do not fit images \[1, 1, 4, 4\]/);
   });
   it('take refuses a tensor of indices (it returned shape [0, 3])', () => {
     expect(() => T.take(T.zeros([4, 3]), T.zeros([2]) as never)).toThrow(/^take: indices must be an array \(or typed array\) of integers, got a tensor of shape \[2\]$/);
