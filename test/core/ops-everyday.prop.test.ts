@@ -364,6 +364,19 @@ describe('element-wise: sin, cos, erf, floor, ceil, round', () => {
   });
 });
 
+describe('checked: the shape-changing everyday ops return Left on shapes that do not fit', () => {
+  it('einsum, gather, scatterAdd, squeeze, tile, repeat, stridedSlice, conv2d, batchedMatmul', () => {
+    const x = t64([1, 2, 3, 4, 5, 6], [2, 3]);
+    const left = (e: { _tag: string; left?: Error }) => { expect(e._tag).toBe('Left'); return (e.left as Error).message; };
+    expect(left(T.checked.einsum('ij,jk->ik', x, x))).toMatch(/label 'j' has length 3/);
+    expect(left(T.checked.gather(x, t64([0], [1]), 0))).toMatch(/must have the rank/);
+    expect(left(T.checked.squeeze(x, 1))).toMatch(/has length 3, not 1/);
+    expect(left(T.checked.batchedMatmul(T.zeros([2, 2, 3]), T.zeros([3, 3, 2])))).toMatch(/do not broadcast/);
+    expect(left(T.checked.conv2d(T.zeros([1, 1, 2, 2]), T.zeros([1, 1, 3, 3])))).toMatch(/do not fit/);
+    expect(T.checked.einsum('ij->ji', x)._tag).toBe('Right');
+  });
+});
+
 describe('JavaScript callers: wrong options and index types are one-line errors', () => {
   const x = t64([1, 2, 3, 4], [2, 2]);
   it.each([
