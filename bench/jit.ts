@@ -1,24 +1,35 @@
 /**
  * jit against eager, interleaved in one run (A B A B …: this machine's speed
- * drifts by 30% within minutes, so only side-by-side rounds compare):
+ * drifts by 30% within minutes, so only side-by-side rounds compare), with
+ * jax-js's jit on its wasm device beside tapegrad's (issue #22; bench/jaxjs.ts).
+ * Each round runs, per row, tapegrad eager, tapegrad jit, then jax-js jit:
  *
- * 1. dispatch: a 4-op function of 16-element tensors, and its valueAndGrad,
- *    eager against a jitted replay: microseconds per op.
+ * 1. dispatch: a 5-op function sum(tanh(v·v + exp(v))) of a 16-element
+ *    vector, and its valueAndGrad, eager against a jitted replay:
+ *    microseconds per op. jax-js jit's rows time `jit(f)` and
+ *    `jit(valueAndGrad(f))` on the same 16 values, divided by the same op
+ *    counts (5, and the ops of tapegrad's lowered valueAndGrad program).
  * 2. the headline MLP (3072→128→20 ReLU, batch 128, momentum, L2) through
  *    `fit`, jit: true against jit: false: seconds per batch, as an epoch of
- *    40,000 images.
- * 3. cnn-coarse's network through `fit` (SGD Nesterov, weight decay), with its
- *    dropout layer (fit then runs it eagerly: a random draw cannot enter a
- *    program yet) and without it (jitted): seconds per batch and the peak
- *    live bytes of a fresh cpu backend for each.
+ *    40,000 images. jax-js jit's row: the same network, loss and momentum
+ *    update as one jitted step (forward, backward, update) on random float32
+ *    batches of CIFAR's shape, seconds per step × 40,000 / 128 likewise.
+ *    tapegrad's cpu backend runs 2 threads here; jax-js's wasm device runs on
+ *    one in Node (no global Worker for its pool).
+ * 3. cnn-coarse's network through `fit` (SGD Nesterov, weight decay, dropout
+ *    drawn from each step's key), jit: true against jit: false: seconds per
+ *    batch and the peak live bytes of a fresh cpu backend for each (no jax-js row).
+ *
+ * Printed after the table: eager / jit, and jax-js jit / tapegrad jit, per round.
  *
  *   node --experimental-wasm-relaxed-simd --import tsx bench/jit.ts DATA_DIR [ROUNDS=3]
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { add, createCpuBackend, exp, jit, Key, mul, sum, tanh, valueAndGrad, withBackend, type Backend, type Tensor } from '../src/index.js';
 import { cifarSet, readCifar100, type CifarSplit } from '../src/data/index.js';
-import { fit, mlp, modelFromSpec, type FitOptions, type SequentialSpec } from '../src/nn/index.js';
+import { fit, mlp, modelFromSpec, type FitOptions } from '../src/nn/index.js';
 import { cnnSpec } from './cnn-step.js';
+import { initJaxWasm, jaxDispatch, jaxMlpStep } from './jaxjs.js';
 
 const median = (xs: readonly number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
@@ -41,7 +52,7 @@ const dispatch = (be: Backend) => withBackend(be, () => {
   const g = (v: Tensor) => valueAndGrad(f)(v);
   const jf = jit(f), jg = jit(g);
   const gOps = String(jg.lower(x)).split('\n').filter((l) => l.includes(' = ')).length;
-  return { eager: perOp(() => f(x), 5), jit: perOp(() => jf(x), 5), eagerGrad: perOp(() => g(x), gOps), jitGrad: perOp(() => jg(x), gOps), gOps };
+  return { eager: perOp(() => f(x), 5), jit: perOp(() => jf(x), 5), eagerGrad: perOp(() => g(x), gOps), jitGrad: perOp(() => jg(x), gOps), gOps, xs: Float32Array.from(x.toTypedArray()) };
 });
 
 /** Seconds per batch of `fit` (one epoch over `rows`), timed from the end of the first batch; and the backend's peak live bytes. */
@@ -78,27 +89,30 @@ if (E.isLeft(file)) throw file.left;
 const rounds = Number(roundsArg);
 const headline = mlp([3072, 128, 20], { activation: 'relu', init: 'glorot-uniform' });
 const coarse = cnnSpec('cnn-coarse');
-const noDropout: SequentialSpec = { ...coarse, layers: coarse.layers.filter((l) => l.type !== 'dropout') };
 const cnnOpts: Partial<FitOptions> = { optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.0005 } };
 const rows: Record<string, number[]> = {};
 const note = (k: string, v: number) => {
   rows[k] = [...(rows[k] ?? []), v];
 };
+await initJaxWasm();
 const cpu = createCpuBackend({ threads: 1 });
 for (let r = 0; r < rounds; r++) {
   const d = dispatch(cpu);
   note('dispatch eager µs/op', d.eager); note('dispatch jit µs/op', d.jit);
   note(`valueAndGrad (${d.gOps} ops) eager µs/op`, d.eagerGrad); note(`valueAndGrad (${d.gOps} ops) jit µs/op`, d.jitGrad);
+  const jd = jaxDispatch(d.xs, d.gOps);
+  note('dispatch jax-js jit µs/op', jd.jit); note(`valueAndGrad (${d.gOps} ops) jax-js jit µs/op`, jd.jitGrad);
   for (const j of [false, true]) {
     const m = fitTimer(file.right, headline, 128 * 41, { l2: { lambda: 0.01, mode: 'loss', includeBias: false } }, j);
     note(`headline MLP epoch s (${m.path})`, m.seconds * 40000 / 128);
   }
-  for (const [name, spec] of [['cnn-coarse', coarse], ['cnn-coarse without dropout', noDropout]] as const) {
-    for (const j of [false, true]) {
-      const m = fitTimer(file.right, modelFromSpec(spec), 128 * 5, cnnOpts, j);
-      note(`${name} step s (${j ? `jit: true → ${m.path}` : 'eager'})`, m.seconds);
-      note(`${name} peak MB (${j ? `jit: true → ${m.path}` : 'eager'})`, m.peak / 2 ** 20);
-    }
+  const jm = await jaxMlpStep({ lr: 0.001, momentum: 0.8, lambda: 0.01 });
+  note('headline MLP epoch s (jax-js jit)', jm.seconds * 40000 / 128);
+  console.error(`jax-js MLP loss ${jm.lossFirst.toFixed(4)} → ${jm.lossLast.toFixed(4)}`);
+  for (const j of [false, true]) {
+    const m = fitTimer(file.right, modelFromSpec(coarse), 128 * 5, cnnOpts, j);
+    note(`cnn-coarse step s (${m.path})`, m.seconds);
+    note(`cnn-coarse peak MB (${m.path})`, m.peak / 2 ** 20);
   }
   console.error(`round ${r + 1}/${rounds} done`);
 }
@@ -112,4 +126,8 @@ const ratio = (a: string, b: string) => {
 ratio('dispatch eager', 'dispatch jit');
 ratio(Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('eager')) ?? '', Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('jit')) ?? '');
 ratio('headline MLP epoch s (eager', 'headline MLP epoch s (jit');
-ratio('cnn-coarse without dropout step s (eager', 'cnn-coarse without dropout step s (jit');
+ratio('dispatch jax-js jit', 'dispatch jit');
+ratio(Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('jax-js')) ?? '', Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.endsWith(') jit µs/op')) ?? '');
+ratio('headline MLP epoch s (jax-js jit', 'headline MLP epoch s (jit');
+ratio('cnn-coarse step s (eager', 'cnn-coarse step s (jit');
+ratio('cnn-coarse peak MB (eager', 'cnn-coarse peak MB (jit');

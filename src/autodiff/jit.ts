@@ -19,8 +19,10 @@
  * values (`scalar(2)`, `oneHot(labels)`), are constants of the program, frozen
  * at trace time, as in JAX. Reading a traced value on the host (`item`,
  * `toArray`) inside the function is an error: a program cannot branch on data.
- * A random draw from a `Key` inside the function is an error too (its values
- * would be frozen): draw outside and pass the tensor in.
+ * `Key` arguments are dynamic: a draw from one (or from a key derived from one
+ * by `fold`/`split`: dropout's mask, a `uniform`) is recorded as a host step
+ * and redone from each call's key, the same numbers as eager. A draw from a
+ * key the function closes over is an error (its values would be frozen).
  *
  * Composition: `jit(valueAndGrad(f))`, `jit(vmap(f))`, `jit(jvp(f))` trace
  * the transformation's work into the program. Called with arguments traced by
@@ -29,7 +31,7 @@
  * transformation sees every op: correct, but not faster than eager; put `jit`
  * outermost for speed.
  */
-import { bind, showShape, Tensor, type Backend, type DType, type Primitive, type Shape } from '../core/index.js';
+import { bind, Key, showShape, Tensor, type Backend, type DType, type Primitive, type Shape } from '../core/index.js';
 import { internal, Storage } from '../core/internal.js';
 import { fnName } from './grad.js';
 import { Tracer, Transformation } from './level.js';
@@ -50,8 +52,12 @@ export interface Slot {
 export interface Equation {
   /** A primitive, or a fused optimizer update (`momentumStep`, `adamStep`). */
   readonly prim: string;
-  /** 'kernel': a backend kernel; 'view': the same buffer with another shape (reshape); 'fused': a FusedKernels entry (several results). */
-  readonly kind: 'kernel' | 'view' | 'fused';
+  /**
+   * 'kernel': a backend kernel; 'view': the same buffer with another shape (reshape); 'fused': a
+   * FusedKernels entry (several results); 'host': a random draw from a key argument, redone on the
+   * host each call (`params` makes it from the call's keys).
+   */
+  readonly kind: 'kernel' | 'view' | 'fused' | 'host';
   readonly ins: readonly number[];
   readonly params: unknown;
   readonly outs: readonly number[];
@@ -65,6 +71,8 @@ export interface Program {
   readonly slots: readonly Slot[];
   /** Slots 0 … args−1 are the tensor arguments, in the order of their leaves. */
   readonly args: number;
+  /** How many `Key` arguments the program draws from (redone each call). */
+  readonly keys: number;
   /** The constants: kept copies of the tensors the function closed over or made from host values. */
   readonly consts: readonly Tensor[];
   /** The slot of each constant. */
@@ -168,6 +176,16 @@ class JitTrace extends Transformation {
     return this.wrap(out, slot);
   }
 
+  /** A random draw from a key argument (core's `internal.draw`): recorded to be redone from each call's keys. */
+  draw(what: string, make: (keys: readonly object[]) => Tensor, value: Tensor, backend: Backend): Tensor {
+    if (value.backend !== backend) {
+      throw new JitError(`${this.who}: ${what} made a tensor on '${value.backend.name}', not on the program's backend '${backend.name}': pass its backend to the draw`);
+    }
+    const slot = this.#newSlot(value);
+    this.eqns.push({ prim: what, kind: 'host', ins: [], params: make, outs: [slot] });
+    return this.wrap(value, slot);
+  }
+
   /** A fused optimizer update on traced operands (ops.ts routes them here): recorded with its several results. */
   fused(name: string, inputs: readonly Tensor[], hyper: unknown, run: (values: readonly Tensor[]) => readonly Tensor[]): Tensor[] {
     const ins = inputs.map((t) => this.slotOf(t));
@@ -188,18 +206,22 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
 /**
  * The signature of an argument list and its tensor leaves in order (records
  * by sorted key, as tree.ts orders leaves): `tokens` holds, per tensor, its
- * dtype, backend name and shape, and per static leaf (number, string,
+ * dtype, backend (the instance) and shape, and per static leaf (number, string,
  * boolean, null, undefined) its value, with the structure's brackets and keys.
  * Anything else is refused with the path to it. No strings are built here: a
  * call compares its tokens with the last call's, and only a new signature
  * joins them into a cache key.
  */
-const flatten = (who: string, args: readonly unknown[]): { tokens: unknown[]; tensors: Tensor[] } => {
-  const tensors: Tensor[] = [], tokens: unknown[] = [];
+const flatten = (who: string, args: readonly unknown[]): { tokens: unknown[]; tensors: Tensor[]; keys: Key[] } => {
+  const tensors: Tensor[] = [], tokens: unknown[] = [], keys: Key[] = [];
   const walk = (v: unknown, path: () => string): void => {
     if (v instanceof Tensor) {
       tensors.push(v);
-      tokens.push(TENSOR, v.dtype, v.backend.name, v.shape.length, ...v.shape);
+      tokens.push(TENSOR, v.dtype, backendId(v.backend), v.shape.length, ...v.shape);
+    } else if (v instanceof Key) {
+      // Dynamic: draws from it (or keys derived from it) are redone each call.
+      keys.push(v);
+      tokens.push(KEY);
     } else if (Array.isArray(v)) {
       tokens.push(ARRAY, v.length);
       v.forEach((e, i) => {
@@ -214,17 +236,28 @@ const flatten = (who: string, args: readonly unknown[]): { tokens: unknown[]; te
     } else {
       const what = typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
       throw new TypeError(
-        `${who}: ${path()} is a ${what}; a jitted function takes tensors (traced) and numbers, strings or booleans (static: each value is its own program). ` +
-          (what === 'Key' ? 'Draw from the key outside and pass the tensor in.' : 'Close over it instead (it is then frozen into the program), or call the function without jit.'),
+        `${who}: ${path()} is a ${what}; a jitted function takes tensors (traced), Keys (draws redone each call) and numbers, strings or booleans (static: each value is its own program). ` +
+          'Close over it instead (it is then frozen into the program), or call the function without jit.',
       );
     }
   };
   args.forEach((a, i) => {
     walk(a, () => `argument ${i}`);
   });
-  return { tokens, tensors };
+  return { tokens, tensors, keys };
 };
-const TENSOR = '\u0001T', ARRAY = '\u0001A', RECORD = '\u0001R';
+/** Backends by instance, not name: two cpu backends (one thread, two) hold different memories. */
+const backendIds = new WeakMap<Backend, number>();
+const backendId = (b: Backend): number => {
+  let id = backendIds.get(b);
+  if (id === undefined) {
+    id = nextBackendId++;
+    backendIds.set(b, id);
+  }
+  return id;
+};
+let nextBackendId = 1;
+const TENSOR = '\u0001T', ARRAY = '\u0001A', RECORD = '\u0001R', KEY = '\u0001K';
 const sameTokens = (a: readonly unknown[], b: readonly unknown[]): boolean => {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
@@ -296,18 +329,19 @@ const printProgram = (p: Omit<Lowered, 'toString'>): string => {
   const lines = p.eqns.map((e, i) => {
     const g = groupOf.get(i);
     const tag = g === undefined ? '' : `  ⟨fused ${g}⟩`;
+    if (e.kind === 'host') return `    ${e.outs.map(typed).join(' ')} = ${e.prim} ⟨drawn from the key arguments each call⟩`;
     return `    ${e.outs.map(typed).join(' ')} = ${e.prim}${showParams(e.params)} ${e.ins.map(name).join(' ')}${tag}`;
   });
   const groups = (p.fusion?.groups ?? []).map((g, gi) => `  fused ${gi}: ${g.eqns.length} ops, ${g.elements} elements, one pass (${g.eqns.map((e) => p.eqns[e]!.prim).join(' → ')})`);
   return [
-    `{ lambda ${constNames === '' ? '' : `${constNames} `}; ${argNames} . let`,
+    `{ lambda ${constNames === '' ? '' : `${constNames} `}; ${argNames}${p.keys > 0 ? ` + ${p.keys} key${p.keys > 1 ? 's' : ''}` : ''} . let`,
     ...lines,
     `  in (${p.outputs.map(name).join(', ')}) }`,
     ...(groups.length > 0 ? ['', ...groups] : []),
   ].join('\n');
 };
 
-const lower = (main: JitTrace, name: string, backend: Backend, outputs: readonly number[], template: unknown, opts: { fuse: boolean }): Lowered => {
+const lower = (main: JitTrace, name: string, backend: Backend, keys: number, outputs: readonly number[], template: unknown, opts: { fuse: boolean }): Lowered => {
   const nSlots = main.slots.length;
   // Dead code: an equation none of whose results reaches an output.
   const live = new Uint8Array(nSlots);
@@ -332,7 +366,7 @@ const lower = (main: JitTrace, name: string, backend: Backend, outputs: readonly
   });
   const freeAfter: number[][] = eqns.map(() => []);
   for (const [r, i] of lastUse) if (r >= main.args && !isConst.has(r) && !resultRoots.has(r)) freeAfter[i]!.push(r);
-  const base = { name, backend, slots: main.slots, args: main.args, consts: main.consts, constSlots: main.constSlots, eqns, outputs, template, root, freeAfter };
+  const base = { name, backend, slots: main.slots, args: main.args, keys, consts: main.consts, constSlots: main.constSlots, eqns, outputs, template, root, freeAfter };
   const fusion = opts.fuse ? fuse(base) : undefined;
   const program = { ...base, fusion };
   return { ...program, toString: () => printProgram(program) };
@@ -345,8 +379,15 @@ const lower = (main: JitTrace, name: string, backend: Backend, outputs: readonly
 type KernelFn = (inputs: readonly { buf: unknown; shape: Shape; dtype: DType }[], params: unknown, out: Slot) => unknown;
 type FusedFn = (...a: unknown[]) => readonly unknown[];
 
-const replay = (p: Lowered, args: readonly Tensor[]): unknown => {
+const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unknown => {
   const be = p.backend;
+  /** The tensors host draws made this call, by slot: disposed (not freed) at their last use. */
+  const drawn = new Map<number, Tensor>();
+  const release = (r: number) => {
+    const t = drawn.get(r);
+    if (t === undefined) be.free(bufs[r]);
+    else { t.dispose(); drawn.delete(r); }
+  };
   const bufs = new Array<unknown>(p.slots.length);
   for (let i = 0; i < p.args; i++) bufs[i] = internal.storageOf(args[i]!).buf;
   for (let i = 0; i < p.consts.length; i++) bufs[p.constSlots[i]!] = internal.storageOf(p.consts[i]!).buf;
@@ -361,37 +402,44 @@ const replay = (p: Lowered, args: readonly Tensor[]): unknown => {
       if (run !== undefined) {
         // A fused chain: one kernel for its equations, only its result materialized.
         bufs[run.out] = run.kernel(run.ins.map((s) => bufs[s]));
-        for (let j = i; j <= run.last; j++) for (const r of p.freeAfter[j]!) if (!run.internal.has(r)) be.free(bufs[r]);
+        for (let j = i; j <= run.last; j++) for (const r of p.freeAfter[j]!) if (!run.internal.has(r)) release(r);
         i = run.last;
         continue;
       }
       const e = p.eqns[i]!;
       if (e.kind === 'view') bufs[e.outs[0]!] = bufs[e.ins[0]!];
       else if (e.kind === 'kernel') bufs[e.outs[0]!] = kernels[e.prim]!(e.ins.map(operand), e.params, p.slots[e.outs[0]!]!);
-      else {
+      else if (e.kind === 'host') {
+        const t = (e.params as (keys: readonly object[]) => Tensor)(keys);
+        drawn.set(e.outs[0]!, t);
+        bufs[e.outs[0]!] = internal.storageOf(t).buf;
+      } else {
         const res = fusedKernels[e.prim]!(...e.ins.map(operand), e.params);
         e.outs.forEach((o, k) => {
           bufs[o] = res[k];
         });
       }
-      for (const r of p.freeAfter[i]!) be.free(bufs[r]);
+      for (const r of p.freeAfter[i]!) release(r);
     }
   } catch (err) {
     // Give back what this replay allocated and will not return.
     const freed = new Set<number>();
     for (let j = 0; j < i; j++) for (const r of p.freeAfter[j]!) freed.add(r);
-    for (let j = 0; j < i; j++) for (const o of p.eqns[j]!.outs) if (p.root[o] === o && bufs[o] !== undefined && !freed.has(o)) be.free(bufs[o]);
+    for (let j = 0; j < i; j++) for (const o of p.eqns[j]!.outs) if (p.root[o] === o && bufs[o] !== undefined && !freed.has(o) && !drawn.has(o)) be.free(bufs[o]);
+    for (const t of drawn.values()) t.dispose();
     throw err;
   }
   // Results: one storage per buffer; arguments and constants come back as views of theirs.
   const storages = new Map<number, Storage>();
   let k = 0;
-  return refill(p.template, () => {
+  const result = refill(p.template, () => {
     const o = p.outputs[k++]!;
     const r = p.root[o]!, slot = p.slots[o]!;
     if (r < p.args) return internal.share(args[r]!, slot.shape);
     const c = p.constSlots.indexOf(r);
     if (c >= 0) return internal.share(p.consts[c]!, slot.shape);
+    const d = drawn.get(r);
+    if (d !== undefined) return internal.share(d, slot.shape);
     let st = storages.get(r);
     if (st === undefined) {
       st = new Storage(be, bufs[r]);
@@ -399,6 +447,8 @@ const replay = (p: Lowered, args: readonly Tensor[]): unknown => {
     }
     return internal.wrap(st, slot.shape, slot.dtype);
   });
+  for (const t of drawn.values()) t.dispose(); // results share their storage
+  return result;
 };
 
 // ---------------------------------------------------------------------------
@@ -450,7 +500,7 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
   let traces = 0, inlined = 0;
 
   /** Traces f on `args`, returning its (eager) result and the program; undefined program: f closed over an outer tracer. */
-  const trace = (args: A, tensors: readonly Tensor[]): { result: R; program: Lowered | undefined } => {
+  const trace = (args: A, tensors: readonly Tensor[], keys: readonly Key[]): { result: R; program: Lowered | undefined } => {
     const be = tensors[0]?.backend;
     if (be === undefined) throw new TypeError(`${who}: no argument is a tensor: there is nothing to trace (call the function directly)`);
     for (const t of tensors) {
@@ -458,7 +508,12 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
     }
     traces++;
     const main = new JitTrace(who);
-    const release = internal.guardDraws(who);
+    // Draws from the key arguments (and keys derived from them) are recorded; any other draw is refused.
+    const keyOf = new WeakMap<object, (args: readonly object[]) => object>();
+    keys.forEach((k, i) => {
+      keyOf.set(k, (a) => a[i]!);
+    });
+    const release = internal.traceDraws({ who, keys: keyOf, record: (what, make, value) => main.draw(what, make, value, be) });
     try {
       const wrapped = tensors.map((t) => main.argument(t));
       let k = 0;
@@ -468,7 +523,7 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
       // The eager results, one level down, in the result's structure.
       let j = 0;
       const result = refill(out, () => main.primalOf(outs[j++]!)) as R;
-      return { result, program: lower(main, who, be, outputs, out, { fuse: opts.fuse ?? true }) };
+      return { result, program: lower(main, who, be, keys.length, outputs, out, { fuse: opts.fuse ?? true }) };
     } catch (e) {
       if (!(e instanceof ClosedOverTracer)) throw e;
       for (const c of main.consts) c.dispose();
@@ -481,7 +536,7 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
     return { result: f(...args), program: undefined };
   };
 
-  const lookup = (args: A, tokens: readonly unknown[], tensors: readonly Tensor[]): { program: Lowered | undefined; result?: R } => {
+  const lookup = (args: A, tokens: readonly unknown[], tensors: readonly Tensor[], keys: readonly Key[]): { program: Lowered | undefined; result?: R } => {
     const key = keyOf(tokens);
     const hit = cache.get(key);
     if (hit !== undefined) {
@@ -490,7 +545,7 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
       last = { tokens, program: hit };
       return { program: hit };
     }
-    const { result, program } = trace(args, tensors);
+    const { result, program } = trace(args, tensors, keys);
     if (program !== undefined) {
       cache.set(key, program);
       last = { tokens, program };
@@ -508,7 +563,7 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
   let last: { tokens: readonly unknown[]; program: Lowered } | undefined;
 
   const call = (...args: A): R => {
-    const { tokens, tensors } = flatten(who, args);
+    const { tokens, tensors, keys } = flatten(who, args);
     for (const t of tensors) {
       if (t.trace !== undefined) {
         // Traced by an outer transformation (or an enclosing jit): run f where it is.
@@ -516,17 +571,17 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
         return f(...args);
       }
     }
-    if (last !== undefined && sameTokens(tokens, last.tokens)) return replay(last.program, tensors) as R;
-    const r = lookup(args, tokens, tensors);
-    return (r.result !== undefined ? r.result : replay(r.program!, tensors)) as R;
+    if (last !== undefined && sameTokens(tokens, last.tokens)) return replay(last.program, tensors, keys) as R;
+    const r = lookup(args, tokens, tensors, keys);
+    return (r.result !== undefined ? r.result : replay(r.program!, tensors, keys)) as R;
   };
 
   const jitted = call as Jitted<A, R>;
   Object.defineProperties(jitted, {
     lower: {
       value: (...args: A): Program => {
-        const { tokens, tensors } = flatten(who, args);
-        const r = lookup(args, tokens, tensors);
+        const { tokens, tensors, keys } = flatten(who, args);
+        const r = lookup(args, tokens, tensors, keys);
         if (r.result !== undefined) for (const t of tensorLeaves(r.result)) t.dispose();
         if (r.program === undefined) throw new JitError(`${who}: the function closes over a tensor traced by an outer transformation, so it runs inlined and has no program of its own`);
         return r.program;

@@ -489,10 +489,15 @@ export const customVjp = <Xs extends readonly Tensor[]>(
 export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
   if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
   if (rate === 0) return x;
-  const u = key.uniform(x.shape, 0, 1, 'float64', backendRef('reference'));
-  const mask = KN.dropoutMask(plainAlloc, internal.dataOf(u), rate, x.dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
-  u.dispose();
-  return mul(x, internal.adopt(mask, x.shape, x.backend));
+  // The mask is made on the host from the key's draws (under jit: redone each call from the key passed in).
+  const be = x.backend, shape = x.shape, dtype = x.dtype;
+  const mask = internal.draw('dropout', key, (k) => {
+    const u = k.uniform(shape, 0, 1, 'float64', backendRef('reference'));
+    const m = KN.dropoutMask(plainAlloc, internal.dataOf(u), rate, dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
+    u.dispose();
+    return internal.adopt(m, shape, be);
+  });
+  return mul(x, mask);
 };
 
 /** 1/√(v + eps), the normalizers' scale, from primitives. */

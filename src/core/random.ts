@@ -102,10 +102,13 @@ export class Key {
   split(n: number): Key[] {
     if (!Number.isInteger(n) || n < 0) throw new RangeError(`split: the number of keys must be a non-negative integer, got ${n}`);
     const w = new Uint32Array(2);
-    return Array.from({ length: n }, (_, i) => {
+    const keys = Array.from({ length: n }, (_, i) => {
       threefry2x32Into(this.#k0, this.#k1, SPLIT, i, w, 0);
       return Key.fromWords([w[0]!, w[1]!], `${this.label}/${i}`);
     });
+    // Under jit, a derived key is recomputed from each call's key (see tensor.ts, deriveKey).
+    for (const [i, k] of keys.entries()) internal.deriveKey(this, k, (p) => p.split(n)[i]!);
+    return keys;
   }
 
   /**
@@ -123,15 +126,17 @@ export class Key {
     let k0 = this.#k0, k1 = this.#k1;
     if (units === null) {
       threefry2x32Into(k0, k1, FOLD_END, data as number, w, 0);
-      return Key.fromWords([w[0]!, w[1]!], `${this.label}:${data}`);
+    } else {
+      for (let i = 0; i < units.length; i++) {
+        threefry2x32Into(k0, k1, FOLD_WORD, units.charCodeAt(i), w, 0);
+        k0 = w[0]!; k1 = w[1]!;
+      }
+      // The end marker carries the length (and a bit no number's fold sets), so 'ab' ≠ 'a' then 'b', and '7' ≠ 7.
+      threefry2x32Into(k0, k1, FOLD_END ^ 0x80000000, units.length, w, 0);
     }
-    for (let i = 0; i < units.length; i++) {
-      threefry2x32Into(k0, k1, FOLD_WORD, units.charCodeAt(i), w, 0);
-      k0 = w[0]!; k1 = w[1]!;
-    }
-    // The end marker carries the length (and a bit no number's fold sets), so 'ab' ≠ 'a' then 'b', and '7' ≠ 7.
-    threefry2x32Into(k0, k1, FOLD_END ^ 0x80000000, units.length, w, 0);
-    return Key.fromWords([w[0]!, w[1]!], `${this.label}:${data}`);
+    const k = Key.fromWords([w[0]!, w[1]!], `${this.label}:${data}`);
+    internal.deriveKey(this, k, (p) => p.fold(data));
+    return k;
   }
 
   /**
@@ -141,7 +146,10 @@ export class Key {
    * largest value below it.
    */
   uniform(shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32', backend?: BackendLike): Tensor {
-    internal.checkDraw('Key.uniform');
+    return internal.draw('Key.uniform', this, (k) => k.#uniform(shape, low, high, dtype, backend));
+  }
+
+  #uniform(shape: readonly number[], low: number, high: number, dtype: DType, backend?: BackendLike): Tensor {
     const s = makeShape(shape);
     const n = sizeOf(s);
     const out = array(dtype, n);
@@ -167,7 +175,10 @@ export class Key {
    * |z| a draw can give is √(2·53·ln 2) ≈ 8.6.
    */
   normal(shape: readonly number[], dtype: DType = 'float32', mean = 0, std = 1, backend?: BackendLike): Tensor {
-    internal.checkDraw('Key.normal');
+    return internal.draw('Key.normal', this, (k) => k.#normal(shape, dtype, mean, std, backend));
+  }
+
+  #normal(shape: readonly number[], dtype: DType, mean: number, std: number, backend?: BackendLike): Tensor {
     const s = makeShape(shape);
     const n = sizeOf(s);
     const out = array(dtype, n);

@@ -119,8 +119,20 @@ export class Storage {
   }
 }
 
-/** The jitted function being traced, if any (see `internal.guardDraws`). */
-let drawGuard: string | undefined;
+/**
+ * What `jit` needs from random draws while it traces a function (see
+ * `internal.traceDraws`): which keys derive from its key arguments, and how
+ * to record a draw from one. Undefined when no trace runs.
+ */
+export interface DrawTrace {
+  /** The jitted function, for messages. */
+  readonly who: string;
+  /** Each traced key's derivation from the call's key arguments. */
+  readonly keys: WeakMap<object, (args: readonly object[]) => object>;
+  /** Records a draw from a traced key: `make` redoes it from the call's key arguments; returns what stands for `value` in the trace. */
+  record(what: string, make: (args: readonly object[]) => Tensor, value: Tensor): Tensor;
+}
+let drawTrace: DrawTrace | undefined;
 
 /** Tensors made inside each `tidy` call in progress, innermost last. */
 const scopes: Set<Tensor>[] = [];
@@ -308,24 +320,48 @@ export const internal = {
   adopt: (data: Data, shape: Shape, backend: Backend): Tensor =>
     internalImpl.wrap(new Storage(backend, backend.adopt?.(data) ?? backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
   /**
-   * While `jit` traces a function, a random draw would be frozen into its
-   * program: `guardDraws` marks the trace (returning the function that ends
-   * it), and every draw calls `checkDraw`, which then throws.
+   * While `jit` traces a function, random draws are part of its program only
+   * when they come from a key passed in (or derived from one): `traceDraws`
+   * installs the trace (returning the function that ends it); keys report
+   * their derivations through `deriveKey` and every draw goes through `draw`.
    */
-  guardDraws: (who: string): (() => void) => {
-    const prev = drawGuard;
-    drawGuard = who;
+  traceDraws: (t: DrawTrace): (() => void) => {
+    const prev = drawTrace;
+    drawTrace = t;
     return () => {
-      drawGuard = prev;
+      drawTrace = prev;
     };
   },
-  checkDraw: (what: string): void => {
-    if (drawGuard !== undefined) {
+  /** `child` was derived from `parent` by `how`: traced when `parent` is. */
+  deriveKey: <K extends object>(parent: K, child: K, how: (p: K) => K): void => {
+    const from = drawTrace?.keys.get(parent);
+    if (from !== undefined) drawTrace!.keys.set(child, (args) => how(from(args) as K));
+  },
+  /**
+   * A tensor drawn on the host from `key` by `make`. Outside a trace it is
+   * `make(key)`. Inside one, a key the jitted function was passed (or derived
+   * from one) records the draw into the program, to be redone from each call's
+   * key; any other key is an error (its values would be frozen).
+   */
+  draw: <K extends object>(what: string, key: K, make: (k: K) => Tensor): Tensor => {
+    const t = drawTrace;
+    if (t === undefined) return make(key);
+    const from = t.keys.get(key);
+    if (from === undefined) {
       throw new Error(
-        `${what} inside ${drawGuard}: its values would be frozen into the program and repeat on every call; ` +
-          'draw outside the jitted function and pass the tensor in (or call the function without jit)',
+        `${what} inside ${t.who} from a key it was not passed: its values would be frozen into the program and repeat on every call; ` +
+          'pass the key as an argument (draws from it are redone each call), or draw outside and pass the tensor in',
       );
     }
+    // The draw itself runs untraced (the key's own derivations and draws are plain inside it).
+    drawTrace = undefined;
+    let value: Tensor;
+    try {
+      value = make(key);
+    } finally {
+      drawTrace = t;
+    }
+    return t.record(what, (args) => make(from(args) as K), value);
   },
   /** A tensor on `backend` holding `data` (copied; `data` stays the caller's). */
   fromHost: (data: Data, shape: Shape, backend: Backend): Tensor =>

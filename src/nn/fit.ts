@@ -89,11 +89,12 @@ export interface FitOptions {
   /**
    * Run each step's forward and backward pass as a jitted program (`jit`):
    * traced on the first batch of each size, replayed after, the same numbers
-   * bit for bit. Default true; it applies when the loss is the built-in
-   * cross-entropy (a custom `loss` takes host labels, which a program would
-   * freeze) and the model draws nothing random (dropout): otherwise, or with
-   * `jit: false`, steps run eagerly. The `start` event says which path runs,
-   * and a `stepPath` event says why when tracing fell back to eager.
+   * bit for bit (dropout's masks are drawn from each step's key, as eagerly).
+   * Default true; it applies when the loss is the built-in cross-entropy (a
+   * custom `loss` takes host labels, which a program would freeze): otherwise,
+   * or with `jit: false`, steps run eagerly. The `start` event says which path
+   * runs, and a `stepPath` event says why when tracing fell back to eager (a
+   * layer that reads values on the host, or draws from a key of its own).
    */
   readonly jit?: boolean;
 }
@@ -137,7 +138,7 @@ export interface FitState<P extends Treelike<P> = MlpParams, S extends Treelike<
 // biome-ignore lint/suspicious/noExplicitAny: defaults for listeners that do not look at the state's trees (progress bars); FitEvent<unknown> would not be one
 export type FitEvent<P extends Treelike<P> = any, S extends Treelike<S> = any> =
   | { readonly type: 'start'; readonly epochs: number; readonly batchesPerEpoch: number; readonly startEpoch: number; readonly step: StepPath }
-  /** Tracing the first step failed (a random draw in the model, a host read): steps run eagerly from then on. */
+  /** Tracing the first step failed (a layer reading values on the host, or drawing from a key of its own): steps run eagerly from then on. */
   | { readonly type: 'stepPath'; readonly step: StepPath }
   | { readonly type: 'batch'; readonly epoch: number; readonly batch: number; readonly batches: number; readonly loss: number; readonly accuracy: number }
   /**
@@ -452,9 +453,10 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
       return [penalty === undefined ? loss : add(loss, penalty), [out.y, out.state]] as const;
     })(params);
   // The jitted step: the labels enter as one-hot targets (a tensor argument: the built-in loss gives the same bits from either).
-  const jitted = jit((params: P, layerState: S, x: Tensor, targets: Tensor) =>
+  // The step's key is an argument too: dropout's masks are drawn from it each call, as eagerly.
+  const jitted = jit((params: P, layerState: S, x: Tensor, targets: Tensor, k: Key) =>
     valueAndGradWithAux((p: P) => {
-      const out = forwardOf(layer, p, x, { train: true, key: dropKey, state: layerState });
+      const out = forwardOf(layer, p, x, { train: true, key: k, state: layerState });
       const loss = softmaxCrossEntropy(out.y, targets, { reduction });
       const penalty = l2Penalty(p, l2, roles);
       return [penalty === undefined ? loss : add(loss, penalty), [out.y, out.state]] as const;
@@ -464,7 +466,7 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
     if (stepPath.path === 'jit') {
       try {
         // Its own tidy: a trace that fails frees what it made before the eager step runs (no doubled peak).
-        return tidy(() => jitted(params, layerState, x, oneHot(y, train.classes, paramDType, be)));
+        return tidy(() => jitted(params, layerState, x, oneHot(y, train.classes, paramDType, be), k));
       } catch (e) {
         if (jitted.traces > 1 || jitted.cached > 0) throw e; // a program ran before: this is not a tracing problem
         stepPath = { path: 'eager', reason: `tracing the step failed (${(e as Error).message.split('\n')[0]})` };

@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import * as T from '../../src/index.js';
 import { backend, createCpuBackend, createGpujsBackend, detectGpu, jit, Key, type Backend, type Tensor } from '../../src/index.js';
+import { chainStats } from '../../src/core/backends/cpu/chains.js';
 import { requireSystem } from '../system.js';
 import { cases, valuesFor, type Instance } from './cases.js';
 import { t64 } from '../helpers.js';
@@ -116,6 +117,46 @@ describe('random element-wise chains with broadcasting (the fusion candidates)',
     }), { numRuns: runs * 2 });
   });
 
+  it('large chains run as generated WebAssembly on cpu (SIMD lanes, scalar tails, rows staged, scalars by value): the same bits', () => {
+    const bigChain = fc.record({
+      shape: fc.tuple(fc.integer({ min: 120, max: 140 }), fc.integer({ min: 125, max: 140 })),
+      ops: chainArb.map((c) => c.ops),
+      seed: fc.integer(),
+    }).map((c) => ({ ...c, shape: [...c.shape] }));
+    const before = chainStats.wasmRuns;
+    fc.assert(fc.property(bigChain, (c) => {
+      const xs = chainInputs(c, 'float32', cpu2);
+      const f = chainFn(c);
+      const eager = f(xs), jf = jit(f);
+      jf(xs);
+      expect(bits(jf(xs))).toEqual(bits(eager));
+      // The transcendental ops, pow and sigmoid too (called out to JavaScript one element at a time).
+      const g = (p: Tensor[]) => T.pow(T.sigmoid(T.add(T.log(T.add(T.mul(p[0]!, p[0]!), 1)), p[1]!)), 1.5);
+      const jg = jit(g);
+      jg(xs);
+      expect(bits(jg(xs))).toEqual(bits(g(xs)));
+    }), { numRuns: Math.max(4, Math.round(runs / 2)) });
+    expect(chainStats.wasmRuns).toBeGreaterThan(before);
+  });
+
+  it('chains over 65,536 elements share their units between both threads: the same bits', () => {
+    expect(cpu2.workerRunning()).toBe(true);
+    const huge = fc.record({
+      shape: fc.constantFrom([300, 257], [70001], [2, 150, 233]),
+      ops: chainArb.map((c) => c.ops),
+      seed: fc.integer(),
+    }).map((c) => ({ ...c, shape: [...c.shape] }));
+    const before = chainStats.wasmRuns;
+    fc.assert(fc.property(huge, (c) => {
+      const xs = chainInputs(c, 'float32', cpu2);
+      const f = chainFn(c);
+      const eager = f(xs), jf = jit(f);
+      jf(xs);
+      expect(bits(jf(xs))).toEqual(bits(eager));
+    }), { numRuns: 4 });
+    expect(chainStats.wasmRuns).toBeGreaterThan(before);
+  });
+
   const report = detectGpu();
   const gpuOk = requireSystem({ suite: 'jit on gpujs (test/autodiff/jit.test.ts)', found: report.context, missing: report.summary });
   describe.skipIf(!gpuOk)('gpujs', () => {
@@ -132,6 +173,15 @@ describe('random element-wise chains with broadcasting (the fusion candidates)',
       expect(Math.abs(v - eager[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(eager[i]!)));
     });
         }), { numRuns: 5 });
+        // One shader for a chain over a row, a scalar and every shader form (tanh's and sigmoid's statements, relu, select).
+        const [x, row, sc] = chainInputs({ shape: [33, 17], ops: [], seed: 5 }, 'float32', gpu);
+        const g = (a: Tensor, r: Tensor, c: Tensor) => T.where(T.greater(a, r), T.sigmoid(T.mul(T.relu(T.add(a, r)), c)), T.tanh(T.neg(a)));
+        const jg = jit(g);
+        expect(String(jg.lower(x!, row!, sc!))).toMatch(/fused 0: \d+ ops, 561 elements/);
+        const e = g(x!, row!, sc!).toTypedArray(), r = jg(x!, row!, sc!).toTypedArray();
+        r.forEach((v, i) => {
+          expect(Math.abs(v - e[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(e[i]!)));
+        });
       } finally {
         gpu.dispose();
       }
@@ -206,6 +256,32 @@ describe('compositions', () => {
   });
 });
 
+describe('random draws from key arguments', () => {
+  it('are redone from each call\'s key (dropout, derived keys, uniform): the eager numbers, one trace', () => {
+    const be = cpu1;
+    const x = T.toBackend(new Key(3).normal([64, 300]), be);
+    const f = (a: Tensor, k: Key) => T.add(T.dropout(T.tanh(a), 0.3, k.fold('drop')), k.split(2)[1]!.uniform([300], 0, 1, 'float32', be));
+    const jf = jit(f);
+    for (const seed of [1, 2, 3, 2]) expect(bits(jf(x, new Key(seed)))).toEqual(bits(f(x, new Key(seed))));
+    expect(jf.traces).toBe(1);
+    expect(bits(jf(x, new Key(1)))).not.toEqual(bits(jf(x, new Key(2))));
+    expect(String(jf.lower(x, new Key(1)))).toMatch(/ \+ 1 key \. let\n[\s\S]*= dropout ⟨drawn from the key arguments each call⟩[\s\S]*= Key\.uniform ⟨drawn/);
+    // Under valueAndGrad too (the mask enters the backward pass).
+    const g = (a: Tensor, k: Key) => T.valueAndGrad((b: Tensor) => T.sum(T.dropout(T.mul(b, b), 0.5, k)))(a);
+    const jg = jit(g);
+    jg(x, new Key(9));
+    const r = jg(x, new Key(8)), e = g(x, new Key(8));
+    expect(bits(r.grads)).toEqual(bits(e.grads));
+    expect(bits(r.value)).toEqual(bits(e.value));
+    const before = be.memory().liveBytes;
+    for (let i = 0; i < 3; i++) {
+      const y = jf(x, new Key(i));
+      y.dispose();
+    }
+    expect(be.memory().liveBytes).toBe(before); // the drawn masks are freed at their last use
+  });
+});
+
 describe('the cache', () => {
   const x = T.ones([2, 3], 'float64', 'reference');
   it('retraces only when the signature changes: shapes, dtypes, static values', () => {
@@ -218,6 +294,16 @@ describe('the cache', () => {
     f(T.ones([2, 3], 'float32', 'reference'), 2);
     expect(f.traces).toBe(4);
     expect(f.cached).toBe(4);
+  });
+
+  it('a program belongs to its backend instance: two cpu backends (two memories) get a program each', () => {
+    const f = jit((a: Tensor) => T.tanh(T.mul(a, a)));
+    const [a1, a2] = [cpu1, cpu2].map((be) => T.toBackend(new Key(4).normal([64, 300]), be));
+    f(a1!);
+    f(a2!);
+    expect(f.traces).toBe(2);
+    expect(bits(f(a2!))).toEqual(bits(T.tanh(T.mul(a2!, a2!))));
+    expect(bits(f(a1!))).toEqual(bits(T.tanh(T.mul(a1!, a1!))));
   });
 
   it('keeps at most cacheSize programs, least recently used dropped', () => {
@@ -248,13 +334,14 @@ describe('what a program cannot hold: one line each', () => {
     const f = jit((a: Tensor) => (T.sum(a).item() > 0 ? a : T.neg(a)));
     expect(() => f(x)).toThrow(/cannot be read inside a jitted function \(a program cannot branch on data\)/);
   });
-  it('a random draw inside', () => {
+  it('a random draw from a key the function was not passed', () => {
     const f = jit((a: Tensor) => T.dropout(a, 0.5, new Key(1)));
-    expect(() => f(x)).toThrow(/Key.uniform inside jit\(f\).*draw outside the jitted function/);
+    expect(() => f(x)).toThrow(/dropout inside jit\(f\) from a key it was not passed: .*pass the key as an argument/);
   });
-  it('a Key or a function as an argument', () => {
-    const f = jit((a: Tensor, _k: Key) => a);
-    expect(() => f(x, new Key(1))).toThrow(/argument 1 is a Key.*Draw from the key outside/);
+  it('a function or a class instance as an argument', () => {
+    const f = jit((a: Tensor, _g: unknown) => a);
+    expect(() => f(x, () => 1)).toThrow(/argument 1 is a function; a jitted function takes tensors/);
+    expect(() => f(x, { m: new Map() })).toThrow(/argument 1\.m is a Map;/);
   });
   it('no tensor argument', () => {
     expect(() => jit((n: number) => T.scalar(n))(1)).toThrow(/no argument is a tensor/);
