@@ -410,9 +410,9 @@ const contractPair = (a: Tensor, la: string, b: Tensor, lb: string, keep: string
 /**
  * Einstein summation over lowercase or uppercase letter labels, NumPy's
  * explicit and implicit forms: `einsum('ij,jk->ik', a, b)`, `einsum('bij,bjk', a, b)`,
- * `einsum('ii->i', …)` is not supported (a label twice in one operand: use
- * a mask). Operands are contracted left to right, each pair as one (batched)
- * matmul; a composite, so every transformation applies.
+ * diagonals and traces (`'ii->i'`, `'ii'`). Operands are contracted left to
+ * right, each pair as one (batched) matmul; a composite, so every
+ * transformation applies. No ellipsis (`...`).
  */
 export const einsum = (spec: string, ...operands: Tensor[]): Tensor => {
   if (typeof spec !== 'string') throw new TypeError(`einsum: the first argument must be a spec string such as 'ij,jk->ik', got ${typeof spec}`);
@@ -423,10 +423,10 @@ export const einsum = (spec: string, ...operands: Tensor[]): Tensor => {
   const inputs = m[1]!.split(',');
   if (inputs.length !== operands.length) throw new TypeError(`einsum: '${spec}' names ${inputs.length} operand${inputs.length === 1 ? '' : 's'}, got ${operands.length}`);
   const sizes = new Map<string, number>();
+  const xs = [...operands];
   inputs.forEach((l, i) => {
     const t = operands[i]!;
     if (l.length !== t.rank) throw new ShapeError(`einsum: operand ${i} of shape ${showShape(t.shape)} has ${t.rank} axes but '${l}' names ${l.length}`);
-    if (new Set(l).size !== l.length) throw new SyntaxError(`einsum: '${l}' repeats a label within one operand (diagonals and traces are not supported)`);
     [...l].forEach((c, a) => {
       const d = t.shape[a]!;
       if (sizes.has(c) && sizes.get(c) !== d) throw new ShapeError(`einsum: label '${c}' has length ${sizes.get(c)} in one operand and ${d} in operand ${i}`);
@@ -436,14 +436,29 @@ export const einsum = (spec: string, ...operands: Tensor[]): Tensor => {
   // Implicit output: the labels that appear once, in alphabetical order (NumPy's rule).
   const counts = new Map<string, number>();
   for (const c of inputs.join('')) counts.set(c, (counts.get(c) ?? 0) + 1);
+  // A label twice in one operand takes its diagonal ('ii->i', 'ii->'): x times the identity on those two axes, summed over the second.
+  inputs.forEach((l0, i) => {
+    let l = l0, x = xs[i]!;
+    for (let q = 1; q < l.length; q++) {
+      const p = l.indexOf(l[q]!);
+      if (p === q) continue;
+      const d = x.shape[q]!;
+      const mask = reshape(eye(d, d, 0, { dtype: x.dtype, backend: x.backend }), x.shape.map((_n, a) => (a === p || a === q ? d : 1)));
+      x = sum(mul(x, mask), q);
+      l = l.slice(0, q) + l.slice(q + 1);
+      q--;
+    }
+    xs[i] = x;
+    inputs[i] = l;
+  });
   const output = m[2] ?? [...counts.keys()].filter((c) => counts.get(c) === 1).sort().join('');
   if (new Set(output).size !== output.length) throw new SyntaxError(`einsum: output '${output}' repeats a label`);
   const missing = [...output].find((c) => !sizes.has(c));
   if (missing !== undefined) throw new SyntaxError(`einsum: output label '${missing}' appears in no operand`);
-  let acc = operands[0]!, labels = inputs[0]!;
-  for (let i = 1; i < operands.length; i++) {
+  let acc = xs[0]!, labels = inputs[0]!;
+  for (let i = 1; i < xs.length; i++) {
     const later = inputs.slice(i + 1).join('') + output;
-    ({ t: acc, labels } = contractPair(acc, labels, operands[i]!, inputs[i]!, later));
+    ({ t: acc, labels } = contractPair(acc, labels, xs[i]!, inputs[i]!, later));
   }
   const drop = [...labels].map((c, i) => (output.includes(c) ? -1 : i)).filter((i) => i >= 0);
   if (drop.length > 0) {
