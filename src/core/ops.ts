@@ -573,7 +573,7 @@ export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], v
 /** Gathers the entries `indices` along `axis` (repeats allowed); the gradient adds back into each index. */
 export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor => {
   if (indices instanceof Tensor || indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
-    throw new TypeError(`take: indices must be an array (or typed array) of integers, got ${indices instanceof Tensor ? `a tensor of shape ${showShape(indices.shape)}` : String(indices)}`);
+    throw new TypeError(`take: indices must be an array (or typed array) of integers, got ${indices instanceof Tensor ? `a tensor of shape ${showShape(indices.shape)} (indices in a tensor: gather(x, indices, axis))` : String(indices)}`);
   }
   const ax = checkAxis(axis, x.rank, 'take');
   const idx = Int32Array.from(indices as ArrayLike<number>);
