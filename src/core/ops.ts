@@ -24,7 +24,7 @@ import { backend as backendRef, defaultBackend, type AdamHyper, type Backend, ty
 import './backends/index.js'; // registers the backends and the auto policy
 import { plainAlloc } from './kernels.js';
 import * as KN from './kernels-nd.js';
-import { checkInt, checkOptions } from './options.js';
+import { checkBool, checkInt, checkNumber, checkOptions } from './options.js';
 import type { Key } from './random.js';
 import type { ArityTuple, CustomRule, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
 import { broadcastShapes, makeShape, normalizeAxis, sameShape, ShapeError, showShape, sizeOf, type Shape } from './shape.js';
@@ -96,8 +96,19 @@ export const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Pr
 /** A tensor or a plain number (taken as a scalar of the other operand's dtype). */
 export type TensorLike = Tensor | number;
 
+/** A tensor argument, checked (JavaScript callers pass anything). */
+const tensorArg = (op: string, name: string, x: unknown): Tensor => {
+  if (!(x instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${x === null ? 'null' : Array.isArray(x) ? 'an array (make one with tensor())' : typeof x}`);
+  return x;
+};
+
 /** Numbers become scalars of the other operand's dtype, on its backend. */
-const lift = (a: TensorLike, b: TensorLike): [Tensor, Tensor] => {
+const lift = (a: TensorLike, b: TensorLike, op: string): [Tensor, Tensor] => {
+  for (const [name, v] of [['the first operand', a], ['the second operand', b]] as const) {
+    if (typeof v !== 'number' && !(v instanceof Tensor)) {
+      throw new TypeError(`${op}: ${name} must be a Tensor or a number, got ${v === null ? 'null' : Array.isArray(v) ? 'an array (make one with tensor())' : typeof v}`);
+    }
+  }
   const other = typeof a !== 'number' ? a : typeof b !== 'number' ? b : undefined;
   const dt: DType = other?.dtype ?? 'float32';
   const be = other?.backend;
@@ -105,7 +116,7 @@ const lift = (a: TensorLike, b: TensorLike): [Tensor, Tensor] => {
 };
 
 const binaryOp = (prim: 'add' | 'mul') => (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, prim);
   return bind(prim, [x, y], null);
 };
 
@@ -122,12 +133,12 @@ export const neg = (x: Tensor): Tensor => bind('neg', [x], null);
 export const reciprocal = (x: Tensor): Tensor => bind('reciprocal', [x], null);
 /** a − b, broadcasting. */
 export const sub = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, 'sub');
   return add(x, neg(y));
 };
 /** a / b, broadcasting. */
 export const div = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, 'div');
   return mul(x, reciprocal(y));
 };
 /** Elementwise x², as x·x. */
@@ -219,7 +230,7 @@ const normalizeAxes = (axes: Axes, rank: number, op: string): number[] => {
 
 /** Sum over `axes` (all by default). */
 export const sum = (x: Tensor, axes?: Axes, keepDims = false): Tensor =>
-  bind('sum', [x], { axes: normalizeAxes(axes, x.rank, 'sum'), keepDims });
+  bind('sum', [tensorArg('sum', 'x', x)], { axes: normalizeAxes(axes, x.rank, 'sum'), keepDims: checkBool('sum', 'keepDims', keepDims) });
 
 /** Mean over `axes` (all by default). */
 export const mean = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
@@ -230,7 +241,7 @@ export const mean = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
 
 /** Maximum over `axes` (all by default); the gradient goes to the maxima, shared among ties. */
 export const max = (x: Tensor, axes?: Axes, keepDims = false): Tensor =>
-  bind('max', [x], { axes: normalizeAxes(axes, x.rank, 'max'), keepDims });
+  bind('max', [tensorArg('max', 'x', x)], { axes: normalizeAxes(axes, x.rank, 'max'), keepDims: checkBool('max', 'keepDims', keepDims) });
 
 /** The same values in a new shape; one length may be -1 (inferred). */
 export const reshape = (x: Tensor, shape: readonly number[]): Tensor => {
@@ -254,6 +265,7 @@ export const reshape = (x: Tensor, shape: readonly number[]): Tensor => {
 /** Permutes axes; reverses them by default (the matrix transpose for rank 2). */
 export const transpose = (x: Tensor, perm?: readonly number[]): Tensor => {
   const p = perm ?? [...Array(x.rank).keys()].reverse();
+  if (!Array.isArray(p)) throw new TypeError(`transpose: perm must be an array of axes, got ${typeof p}`);
   if (p.length !== x.rank || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
     throw new ShapeError(`transpose: ${showShape(p)} is not a permutation of the axes of shape ${showShape(x.shape)}`);
   }
@@ -444,6 +456,8 @@ export const conv2d = (x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor =
 };
 
 const pool = (prim: 'maxPool2d' | 'avgPool2d') => (x: Tensor, size: number, stride = size): Tensor => {
+  checkInt(prim, 'the window size', size, 1);
+  checkInt(prim, 'the stride', stride, 1);
   if (x.rank !== 4) throw new ShapeError(`${prim}: images must be [batch, channels, height, width]; got ${showShape(x.shape)}`);
   if (!positiveInt(size) || !positiveInt(stride) || size > x.shape[2]! || size > x.shape[3]!) {
     throw new ShapeError(`${prim}: a ${size}×${size} window (stride ${stride}) does not fit images ${showShape(x.shape)}`);
@@ -487,7 +501,7 @@ export const customVjp = <Xs extends readonly Tensor[]>(
  * device. Under `vmap`, every example gets the same mask (as with one key in JAX).
  */
 export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
-  if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
+  if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be a number in [0, 1), got ${typeof rate === 'string' ? JSON.stringify(rate) : rate}`);
   if (rate === 0) return x;
   // The mask is made on the host from the key's draws (under jit: redone each call from the key passed in).
   const be = x.backend, shape = x.shape, dtype = x.dtype;
@@ -566,6 +580,7 @@ export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], v
   if (widths.length !== x.rank || widths.some(([b, a]) => !Number.isInteger(b) || !Number.isInteger(a) || b < 0 || a < 0)) {
     throw new ShapeError(`pad: give one [before, after] pair of non-negative integers per axis of ${showShape(x.shape)}`);
   }
+  checkNumber('pad', 'value', value);
   if (widths.every(([b, a]) => b === 0 && a === 0)) return x;
   return bind('pad', [x], { before: widths.map((w) => w[0]), after: widths.map((w) => w[1]), value });
 };
@@ -584,6 +599,8 @@ export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor =>
 
 /** Joins tensors along an existing axis; every other length must agree. */
 export const concat = (xs: readonly Tensor[], axis = 0): Tensor => {
+  if (!Array.isArray(xs as unknown)) throw new TypeError(`concat: give an array of tensors, got ${typeof xs}`);
+  for (const [i, x] of xs.entries()) tensorArg('concat', `element ${i}`, x);
   if (xs.length === 0) throw new ShapeError('concat: nothing to join');
   const ax = checkAxis(axis, xs[0]!.rank, 'concat');
   const first = xs[0]!;
@@ -603,6 +620,7 @@ export const stack = (xs: readonly Tensor[], axis = 0): Tensor => {
 
 /** Splits along `axis` into `n` equal parts, or parts of the given lengths. */
 export const split = (x: Tensor, parts: number | readonly number[], axis = 0): Tensor[] => {
+  if (typeof parts !== 'number' && !Array.isArray(parts)) throw new TypeError(`split: parts must be a count or an array of lengths, got ${typeof parts}`);
   const ax = checkAxis(axis, x.rank, 'split');
   const len = x.shape[ax]!;
   const sizes = typeof parts === 'number' ? (len % parts === 0 ? new Array<number>(parts).fill(len / parts) : undefined) : [...parts];
@@ -624,13 +642,14 @@ const broadcastShapesOf = (a: Shape, b: Shape): Shape => broadcastShapes(a, b, '
  * true); gradients flow to the chosen side only, never to cond.
  */
 export const where = (cond: Tensor, a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  tensorArg('where', 'cond', cond);
+  const [x, y] = lift(a, b, 'where');
   const [c, xb, yb] = broadcastAll(stopGradient(cond), x, y);
   return bind('select', [c!, xb!, yb!], null);
 };
 
 const compareOp = (op: KN.CompareOp) => (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, op);
   // Constants: their inputs' broadcasts need no derivative either.
   const [xb, yb] = broadcastAll(stopGradient(x), stopGradient(y));
   return bind('compare', [xb!, yb!], { op });
@@ -658,13 +677,13 @@ const or = (p: Tensor, q: Tensor): Tensor => greater(add(p, q), 0);
  * NaN); on ties the gradient goes to b.
  */
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, 'maximum');
   return where(or(greater(x, y), isNaNMask(x)), x, y);
 };
 
 /** Elementwise minimum, broadcasting; NaN propagates; on ties the gradient goes to b. */
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, 'minimum');
   return where(or(less(x, y), isNaNMask(x)), x, y);
 };
 
@@ -677,10 +696,12 @@ export const abs = (x: Tensor): Tensor => {
 };
 
 /** x^p for a constant exponent p (x > 0 for non-integer p, as Math.pow). */
-export const pow = (x: Tensor, p: number): Tensor => (p === 1 ? x : bind('pow', [x], { p }));
+export const pow = (x: Tensor, p: number): Tensor => (checkNumber('pow', 'the exponent', p) === 1 ? x : bind('pow', [x], { p }));
 
 /** x limited to [lo, hi]; NaN stays NaN; the gradient is 1 inside and 0 where clipped. */
 export const clip = (x: Tensor, lo: number, hi: number): Tensor => {
+  checkNumber('clip', 'lo', lo);
+  checkNumber('clip', 'hi', hi);
   if (!(lo <= hi)) throw new RangeError(`clip: lo (${lo}) must not exceed hi (${hi})`);
   return minimum(maximum(x, lo), hi);
 };

@@ -16,3 +16,15 @@ export const checkInt = (op: string, name: string, v: unknown, min = Number.NEGA
   }
   return v;
 };
+
+/** A boolean argument, checked. */
+export const checkBool = (op: string, name: string, v: unknown): boolean => {
+  if (typeof v !== 'boolean') throw new TypeError(`${op}: ${name} must be true or false, got ${typeof v === 'string' ? JSON.stringify(v) : String(v)}`);
+  return v;
+};
+
+/** A number argument, checked (NaN and ±∞ are numbers: the ops say what they do with them). */
+export const checkNumber = (op: string, name: string, v: unknown): number => {
+  if (typeof v !== 'number') throw new TypeError(`${op}: ${name} must be a number, got ${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
+  return v;
+};

@@ -402,6 +402,20 @@ describe('JavaScript callers: wrong options and index types are one-line errors'
     [() => T.max(x, ['0'] as never), /^max: an axis must be an integer, got "0"$/],
     [() => T.softmaxCrossEntropy(x, [0, 1], { reduce: 'sum' } as never), /^softmaxCrossEntropy: unknown option 'reduce' \(it takes reduction\)$/],
     [() => T.softmaxCrossEntropy(x, [0, 1], { reduction: 'none' } as never), /^softmaxCrossEntropy: reduction must be 'mean' or 'sum', got "none"$/],
+    [() => T.add(x, 'a' as never), /^add: the second operand must be a Tensor or a number, got string$/],
+    [() => T.sub(null as never, x), /^sub: the first operand must be a Tensor or a number, got null$/],
+    [() => T.where(x, [1] as never, 0), /^where: the first operand must be a Tensor or a number, got an array \(make one with tensor\(\)\)$/],
+    [() => T.greater(x, '0' as never), /^greater: the second operand/],
+    [() => T.transpose(x, 'ab' as never), /^transpose: perm must be an array of axes, got string$/],
+    [() => T.concat('ab' as never), /^concat: give an array of tensors, got string$/],
+    [() => T.concat([x, 1] as never), /^concat: element 1 must be a Tensor, got number$/],
+    [() => T.split(x, 'a' as never), /^split: parts must be a count or an array of lengths, got string$/],
+    [() => T.pad(x, [[1, 1], [0, 0]], 'a' as never), /^pad: value must be a number, got "a"$/],
+    [() => T.pow(x, 'a' as never), /^pow: the exponent must be a number, got "a"$/],
+    [() => T.clip(x, 'a' as never, 1), /^clip: lo must be a number, got "a"$/],
+    [() => T.dropout(x, '0.5' as never, new T.Key(0)), /^dropout: rate must be a number in \[0, 1\), got "0\.5"$/],
+    [() => T.sum(x, 0, 'yes' as never), /^sum: keepDims must be true or false, got "yes"$/],
+    [() => T.maxPool2d(T.zeros([1, 1, 4, 4]), '2' as never), /^maxPool2d: the window size must be an integer ≥ 1, got string$/],
   ] as const)('%#', (f, message) => {
     expect(f).toThrow(message);
     try { f(); } catch (e) { expect((e as Error).message).not.toContain('\n'); }
