@@ -15,31 +15,43 @@ import type { Equation, Slot } from './jit.js';
 
 /** One fused chain: its equations (indices into the program's), one pass over `elements` values. */
 export interface FusionGroup {
+  /** Indices of its equations in the program, consecutive. */
   readonly eqns: readonly number[];
+  /** Elements of the chain's result (and of each of its steps). */
   readonly elements: number;
 }
 
 /** A chain ready to run: the kernel over its inputs' buffers, its result's slot, its last equation. */
 export interface FusedRun {
+  /** The slots the chain reads (from before it: arguments, constants, earlier results). */
   readonly ins: readonly number[];
+  /** The slot of the chain's result, the only one written. */
   readonly out: number;
+  /** The index of the chain's last equation. */
   readonly last: number;
   /** Slots computed inside the chain and never materialized. */
   readonly internal: ReadonlySet<number>;
+  /** The backend's compiled chain: the result's buffer from the buffers of `ins`. */
   readonly kernel: (bufs: readonly unknown[]) => unknown;
 }
 
 /** The fusion groups of a program, and the runs by the index of their first equation. */
 export interface FusionPlan {
+  /** The chains, in program order. */
   readonly groups: readonly FusionGroup[];
+  /** Per equation index, the chain that starts there (undefined elsewhere). */
   readonly runAt: readonly (FusedRun | undefined)[];
 }
 
 /** What fusion reads of a program. */
 export interface FusionInput {
+  /** The backend that compiles the chains. */
   readonly backend: Backend;
+  /** Every value's shape and dtype. */
   readonly slots: readonly Slot[];
+  /** The equations, in order. */
   readonly eqns: readonly Equation[];
+  /** The program's results (never internal to a chain). */
   readonly outputs: readonly number[];
 }
 

@@ -4,3 +4,4 @@ export { gradcheck, checkGradsDirectional, centralDifference, GradcheckError, ty
 export { leaves, leafPaths, mapTree, zipTree, type Fn, type Tree, type TreeOf, type Treelike } from './tree.js';
 export { jvp, vmap, jacfwd, jacrev, hessian, hvp, type JvpResult, type InAxes, type VmapOptions } from './transforms.js';
 export { jit, JitError, type Jitted, type JitOptions, type Program, type Equation, type Slot } from './jit.js';
+export type { FusionGroup, FusionPlan, FusedRun } from './fusion.js';

@@ -44,7 +44,9 @@ import './rules/index.js';
 
 /** One value of a program: an argument, a constant, or an equation's result. */
 export interface Slot {
+  /** Its shape, fixed by the signature the program was traced for. */
   readonly shape: Shape;
+  /** Its element type. */
   readonly dtype: DType;
 }
 
@@ -58,8 +60,11 @@ export interface Equation {
    * host each call (`params` makes it from the call's keys).
    */
   readonly kind: 'kernel' | 'view' | 'fused' | 'host';
+  /** The slots it reads. */
   readonly ins: readonly number[];
+  /** The primitive's parameters (for 'host': the function that redoes the draw). */
   readonly params: unknown;
+  /** The slots it writes (one, but a fused optimizer update's several). */
   readonly outs: readonly number[];
 }
 
