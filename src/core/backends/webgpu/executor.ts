@@ -158,6 +158,9 @@ export const startNodeExecutor = (options: WebgpuOptions = {}, timeoutMs = 60_00
   throw new Error(`the webgpu backend found no WebGPU adapter (${failures.join('; ')}): on a GPU machine install its Vulkan driver (NVIDIA's ICD, or mesa-vulkan-drivers); without one, Mesa's GLES (libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri) and TAPEGRAD_WEBGPU=backend=opengles give a software adapter`);
 };
 
+/** How long a blocking read waits for the device (a software adapter runs a CNN step in seconds, not minutes). */
+const READ_TIMEOUT_MS = 300_000;
+
 type NodeWorker = InstanceType<typeof import('node:worker_threads').Worker>;
 
 /** The executor's client side; `ctrl` is the shared signal word the worker was started with. */
@@ -190,7 +193,9 @@ const nodeExecutor = (worker: NodeWorker, ctrl: SharedArrayBuffer, adapter: Adap
     Atomics.store(c, 0, 0);
     batch.push(command);
     flush();
-    Atomics.wait(c, 0, 0);
+    if (Atomics.wait(c, 0, 0, READ_TIMEOUT_MS) === 'timed-out') {
+      throw new Error(`webgpu: the device did not answer a ${String(command[0])} in ${READ_TIMEOUT_MS / 1000} s (its thread died, or the GPU hung): dispose this backend and create a new one`);
+    }
     if (Atomics.load(c, 0) !== 1) {
       throw new Error(`webgpu: ${new TextDecoder().decode(new Uint8Array(ctrl, 8, Atomics.load(c, 1)).slice())}`);
     }

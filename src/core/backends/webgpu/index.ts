@@ -91,7 +91,7 @@ const powExpr = (p: number): string => {
   const mag = `exp2(${f32(p)} * log2(abs(v0)))`;
   if (Number.isInteger(p)) return Math.abs(p) % 2 === 1 ? `select(${mag}, -${mag}, v0 < 0.0)` : mag;
   // A fractional power of a negative number is NaN, as on the host.
-  return `select(${mag}, bitcast<f32>(0x7fc00000u), v0 < 0.0)`;
+  return `select(${mag}, bitcast<f32>(BITS_NAN), v0 < 0.0)`;
 };
 
 /**
@@ -224,7 +224,7 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
         throw new Error(`webgpu: max over an empty axis of shape [${x.shape.join(', ')}] has no value`);
       }
       // NaN wins, as the host's Math.max.
-      return reduce(x, axes, out, f32(-Infinity), 'x', 'select(max(p, q), bitcast<f32>(0x7fc00000u), p != p || q != q)');
+      return reduce(x, axes, out, f32(-Infinity), 'x', 'select(max(p, q), bitcast<f32>(BITS_NAN), p != p || q != q)');
     },
     maxGrad: ([x, m, ct], { axes }, out) => {
       const n = sizeOf(out.shape);

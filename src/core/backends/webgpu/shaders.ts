@@ -247,30 +247,30 @@ const planeDims = (xs: Shape) => ({ N: xs[0]!, C: xs[1]!, S: prod(xs.slice(2)) }
 export const channelMomentsShader = (xs: Shape): string => {
   const { N, C, S } = planeDims(xs);
   const M = N * S;
-  return `${bindings(1)}
-var<workgroup> part: array<f32, ${WG}>;
-fn at(c: u32, j: u32) -> f32 { return a0[((j / ${S}u) * ${C}u + c) * ${S}u + j % ${S}u]; }
-fn total(lid: u32, v: f32) -> f32 {
-  part[lid] = v;
-  workgroupBarrier();
-  for (var s = ${WG / 2}u; s > 0u; s = s / 2u) {
-    if (lid < s) { part[lid] = part[lid] + part[lid + s]; }
+  // Two tree sums in two arrays, inline: with one array reused through a helper, Mesa's GLES gave wrong variances.
+  const tree = (arr: string) => `  for (var h = ${WG / 2}u; h > 0u; h = h / 2u) {
+    if (lid.x < h) { ${arr}[lid.x] = ${arr}[lid.x] + ${arr}[lid.x + h]; }
     workgroupBarrier();
-  }
-  let t = part[0];
-  workgroupBarrier();
-  return t;
-}
+  }`;
+  return `${bindings(1)}
+var<workgroup> p0: array<f32, ${WG}>;
+var<workgroup> p1: array<f32, ${WG}>;
+fn at(c: u32, j: u32) -> f32 { return a0[((j / ${S}u) * ${C}u + c) * ${S}u + j % ${S}u]; }
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let c = wid.x;
   var s = 0.0;
   for (var j = lid.x; j < ${M}u; j += ${WG}u) { s += at(c, j); }
-  let mean = total(lid.x, s) / ${f32(M)};
+  p0[lid.x] = s;
+  workgroupBarrier();
+${tree('p0')}
+  let mean = p0[0] / ${f32(M)};
   var q = 0.0;
   for (var j = lid.x; j < ${M}u; j += ${WG}u) { let d = at(c, j) - mean; q += d * d; }
-  let variance = total(lid.x, q) / ${f32(M)};
-  if (lid.x == 0u) { out[c] = mean; out[${C}u + c] = variance; }
+  p1[lid.x] = q;
+  workgroupBarrier();
+${tree('p1')}
+  if (lid.x == 0u) { out[c] = mean; out[${C}u + c] = p1[0] / ${f32(M)}; }
 }`;
 };
 

@@ -15,11 +15,21 @@ import { stridesOf, type Shape } from '../../shape.js';
 export const WG = 256;
 const MAX_GROUPS = 65535;
 
-/** A WGSL f32 literal of `x` (non-finite values as bit patterns: WGSL has no inf or NaN literal). */
+/**
+ * Non-finite values as bit patterns in private variables: a constant
+ * `bitcast<f32>(0x7fc00000u)` is a const-expression, which WGSL rejects for
+ * NaN and infinities; a read of a variable is evaluated at run time. Declared by
+ * `bindings` (so every shader that uses `f32` of a non-finite value has them).
+ */
+export const NONFINITE = `var<private> BITS_NAN: u32 = 0x7fc00000u;
+var<private> BITS_INF: u32 = 0x7f800000u;
+var<private> BITS_NINF: u32 = 0xff800000u;`;
+
+/** A WGSL f32 literal of `x` (non-finite values through NONFINITE's variables: WGSL has no inf or NaN literal). */
 export const f32 = (x: number): string => {
-  if (Number.isNaN(x)) return 'bitcast<f32>(0x7fc00000u)';
-  if (x === Infinity) return 'bitcast<f32>(0x7f800000u)';
-  if (x === -Infinity) return 'bitcast<f32>(0xff800000u)';
+  if (Number.isNaN(x)) return 'bitcast<f32>(BITS_NAN)';
+  if (x === Infinity) return 'bitcast<f32>(BITS_INF)';
+  if (x === -Infinity) return 'bitcast<f32>(BITS_NINF)';
   const v = Math.fround(x);
   if (Object.is(v, -0)) return '-0.0';
   const s = v.toPrecision(9);
@@ -35,7 +45,7 @@ export const grid1d = (n: number): { gx: number; gy: number; stride: number } =>
 
 /** Storage bindings: inputs read-only (`a0`, `a1`, …), then outputs read-write (`out`, or `out0`, `out1`, …). */
 export const bindings = (inputs: number, outputs = 1, inputType = 'f32'): string => {
-  const lines: string[] = [];
+  const lines: string[] = [NONFINITE];
   for (let k = 0; k < inputs; k++) lines.push(`@group(0) @binding(${k}) var<storage, read> a${k}: array<${k === 0 ? inputType : 'f32'}>;`);
   for (let k = 0; k < outputs; k++) lines.push(`@group(0) @binding(${inputs + k}) var<storage, read_write> out${outputs === 1 ? '' : k}: array<f32>;`);
   return lines.join('\n');

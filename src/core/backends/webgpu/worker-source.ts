@@ -123,13 +123,12 @@ const readBack = async (id, bytes) => {
   return out;
 };
 const errorText = (e) => (e && e.message ? e.message : String(e));
-let queue = Promise.resolve();
 const handle = async (commands) => {
   for (const c of commands) {
     try {
       switch (c[0]) {
         case 'alloc': alloc(c[1], c[2]); break;
-        case 'write': submit(); device.queue.writeBuffer(bufferOf(c[1]), 0, c[2]); break;
+        case 'write': submit(); device.queue.writeBuffer(bufferOf(c[1]), 0, new Uint8Array(c[2])); break;
         case 'free': submit(); release(c[1]); break;
         case 'run': run(c[1], c[2], c[3], c[4], c[5], c[6], c[7]); break;
         case 'read': {
@@ -181,6 +180,19 @@ const handle = async (commands) => {
     isFallbackAdapter: Boolean(i.isFallbackAdapter || adapter.isFallbackAdapter),
     featureLevel: adapter.featureLevel, limits: requiredLimits,
   }));
-  parentPort.on('message', (commands) => { queue = queue.then(() => handle(commands)); });
+  // Dawn is called only from this one async loop, never from inside the message callback: on webgpu 0.6.2
+  // a worker that ran Dawn calls (createBuffer, mapAsync) in its 'message' handler crashed the process
+  // (SIGSEGV or std::system_error) after a few hundred messages; the same calls from a loop woken by the
+  // messages ran thousands of batches.
+  const inbox = [];
+  let wake;
+  parentPort.on('message', (commands) => {
+    inbox.push(commands);
+    if (wake !== undefined) { const w = wake; wake = undefined; w(); }
+  });
+  for (;;) {
+    if (inbox.length === 0) await new Promise((r) => { wake = r; });
+    await handle(inbox.shift());
+  }
 })().catch((e) => signal(2, errorText(e)));
 `;
