@@ -10,10 +10,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { valueAndGrad } from '../../src/autodiff/index.js';
 import {
-  add, avgPool2d, batchNormTrain, cast, conv2d, createCpuBackend, createReferenceBackend, fromArray, Key, matmul, maxPool2d, mean, mul, relu,
+  add, avgPool2d, batchNormTrain, cast, conv2d, createCpuBackend, createReferenceBackend, createWebgpuBackend, fromArray, Key, matmul, maxPool2d, mean, mul, relu,
   reshape, softmaxCrossEntropy, sum, tanh, toBackend, type Backend, type Tensor,
 } from '../../src/core/index.js';
+import { autoChoice } from '../../src/core/backend.js';
 import { isHardwareAdapter, parseWebgpuEnv } from '../../src/core/backends/webgpu/index.js';
+import { forgetWebgpuProbe, probeWebgpu } from '../../src/core/backends/webgpu/probe.js';
 import { denseSet } from '../../src/data/index.js';
 import { fit, mlp, type FitOptions } from '../../src/nn/index.js';
 import { left, right } from '../helpers.js';
@@ -130,6 +132,37 @@ describe.skipIf(gpu === undefined)('webgpu reads and dtypes', () => {
     const x = put(gpu!, 'float32')([2, 0, 3], 1);
     expect(sum(x, [1]).toTypedArray()).toEqual(new Float32Array(6));
     expect(reshape(put(gpu!, 'float32')([2, 3], 2), [3, 2]).shape).toEqual([3, 2]);
+  });
+});
+
+describe.skipIf(gpu === undefined)('webgpu when no adapter fits', () => {
+  it('an adapter that cannot be had is one line naming what to install', () => {
+    let message = '';
+    try {
+      createWebgpuBackend({ backend: 'no-such-backend' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/^the webgpu backend found no WebGPU adapter \(backend=no-such-backend: .*\): on a GPU machine install its Vulkan driver/);
+    expect(message).not.toContain('\n');
+  });
+
+  it('auto probes the adapter and does not choose a software one', () => {
+    // TAPEGRAD_WEBGPU makes the probe start Dawn even without a Vulkan loader: this machine's adapter is then the one probed.
+    const before = process.env['TAPEGRAD_WEBGPU'];
+    process.env['TAPEGRAD_WEBGPU'] = 'backend=opengles,featureLevel=compatibility';
+    forgetWebgpuProbe();
+    try {
+      const probe = probeWebgpu();
+      expect(probe.backend, probe.summary).toBeDefined();
+      expect(probe.hardware).toBe(gpu!.hardware);
+      if (!probe.hardware) expect(autoChoice().name).not.toBe('webgpu');
+      else expect(autoChoice().name).toBe('webgpu');
+    } finally {
+      if (before === undefined) delete process.env['TAPEGRAD_WEBGPU'];
+      else process.env['TAPEGRAD_WEBGPU'] = before;
+      forgetWebgpuProbe();
+    }
   });
 });
 

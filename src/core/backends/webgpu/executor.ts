@@ -149,7 +149,8 @@ export const startNodeExecutor = (options: WebgpuOptions = {}, timeoutMs = 60_00
     const text = new TextDecoder().decode(new Uint8Array(ctrl, 8, Atomics.load(c, 1)).slice());
     if (waited === 'timed-out' || Atomics.load(c, 0) !== 1) {
       void worker.terminate();
-      failures.push(`${describeAttempt(attempt)}: ${waited === 'timed-out' ? `no adapter after ${timeoutMs} ms` : text}`);
+      // One line: Dawn's own messages (a list of adapters) span several.
+      failures.push(`${describeAttempt(attempt)}: ${waited === 'timed-out' ? `no adapter after ${timeoutMs} ms` : text.replace(/\s*\n\s*/g, ' ')}`);
       continue;
     }
     const info = JSON.parse(text) as Omit<AdapterReport, 'attempt' | 'setSurfaceless'>;

@@ -54,3 +54,9 @@ export const takeProbedWebgpu = (): WebgpuBackend | undefined => {
   if (b !== undefined) cached = { ...cached!, backend: undefined };
   return b;
 };
+
+/** Forgets the finding (tests that change TAPEGRAD_WEBGPU probe again); a probed backend not yet handed over is disposed. */
+export const forgetWebgpuProbe = (): void => {
+  cached?.backend?.dispose();
+  cached = undefined;
+};
