@@ -71,7 +71,10 @@ const timeMlpStep = (be: Backend): number => {
 };
 
 const rows: Record<string, { cpu: number[]; webgpu: number[] }> = {};
-const record = (name: string, which: 'cpu' | 'webgpu', s: number) => { (rows[name] ??= { cpu: [], webgpu: [] })[which].push(s); };
+const record = (name: string, which: 'cpu' | 'webgpu', s: number) => {
+  rows[name] ??= { cpu: [], webgpu: [] };
+  rows[name][which].push(s);
+};
 
 for (let r = 1; r <= rounds; r++) {
   for (const n of [512, 1024]) {
