@@ -2,7 +2,7 @@
  * The package as a user gets it: `npm pack`'s tarball (of the build `npm test`
  * makes first), unpacked into a fresh folder with only its dependencies (the
  * optional peers absent). Its declarations type-check with skipLibCheck off
- * and no ambient types; the command prints its version and trains from a
+ * and no ambient types, under TypeScript 5 and 7; the command prints its version and trains from a
  * shipped example config named as the README names it.
  */
 import { spawnSync } from 'node:child_process';
@@ -39,7 +39,11 @@ describe('the packed package', () => {
     expect(existsSync(join(modules, 'tapegrad', 'examples', 'configs', 'headline.yaml'))).toBe(true);
   });
 
-  it('type-checks in a consumer with skipLibCheck off, no ambient types and the optional peers absent', () => {
+  // TypeScript 5 (the project's own) and 7 (the native compiler: its own defaults, e.g. for `types`), both in devDependencies.
+  it.each([
+    ['TypeScript 5', 'typescript'],
+    ['TypeScript 7', 'typescript7'],
+  ])('type-checks in a consumer with skipLibCheck off, no ambient types and the optional peers absent (%s)', (_name, compiler) => {
     writeFileSync(join(user, 'tsconfig.json'), JSON.stringify({
       compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, noEmit: true, types: [] },
       include: ['index.ts'],
@@ -51,9 +55,10 @@ describe('the packed package', () => {
       'export const shape: readonly number[] = matmul(new Key(0).normal([2, 4]), new Key(1).normal([4, 3])).shape;',
       'export const all = [mlp([4, 3]), fit, saveModel, loadCifar100, ensureCifar100, node.tidy];',
     ].join('\n'));
-    const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', user], { cwd: user, encoding: 'utf8' });
+    const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', compiler, 'bin', 'tsc'), '-p', user], { cwd: user, encoding: 'utf8' });
     const errors = tsc.stdout.split('\n').filter((l) => /error TS/.test(l)).map((l) => l.replace(/\(\d+,\d+\)/, ''));
     expect(errors).toEqual([]);
+    expect(tsc.status, `${tsc.stdout}${tsc.stderr}`).toBe(0);
   });
 
   it('the command prints its version and trains from a shipped config named as in the README', () => {

@@ -15,6 +15,7 @@ export const progressReporter = (label: string, stream: NodeJS.WriteStream = pro
   const handler = (e: ProgressEvent): void => {
     if (e.type === 'start') {
       epochs = e.epochs;
+      if (e.step !== undefined) stream.write(`${label} steps: ${e.step.path} (${e.step.reason})\n`);
       if (tty) {
         bar = new cliProgress.SingleBar({
           stream,
@@ -32,6 +33,8 @@ export const progressReporter = (label: string, stream: NodeJS.WriteStream = pro
       const line = `${label} epoch ${r.epoch}/${epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${pct(r.trainAccuracy)} | validation loss ${r.valLoss.toFixed(4)} acc ${pct(r.valAccuracy)}${e.improved ? ' *' : ''} (${r.seconds.toFixed(1)} s)`;
       if (bar) { bar.stop(); stream.write(`${line}\n`); }
       else stream.write(`${line}\n`);
+    } else if (e.type === 'stepPath') {
+      stream.write(`${label} steps: ${e.step.path} from now on (${e.step.reason})\n`);
     } else if (e.type === 'earlyStop') {
       bar?.stop();
       stream.write(`${label} early stopping at epoch ${e.epoch}: returning the weights of epoch ${e.bestEpoch} (lowest validation loss)\n`);
@@ -61,7 +64,11 @@ export const multiProgressReporter = (stream: NodeJS.WriteStream = process.stder
     if (e.type === 'start') {
       const bar = multi?.create(e.batchesPerEpoch, 0, { label, epoch: e.startEpoch, epochs: e.epochs, loss: '-', acc: '-' });
       bars.set(label, { bar, epochs: e.epochs });
-      say(`${label}: started (${e.epochs} epochs at most${e.startEpoch > 1 ? `, resumed at epoch ${e.startEpoch}` : ''})`);
+      say(`${label}: started (${e.epochs} epochs at most${e.startEpoch > 1 ? `, resumed at epoch ${e.startEpoch}` : ''}${e.step !== undefined ? `; ${e.step.path} steps` : ''})`);
+      return;
+    }
+    if (e.type === 'stepPath') {
+      say(`${label} steps: ${e.step.path} from now on (${e.step.reason})`);
       return;
     }
     const entry = bars.get(label);

@@ -20,6 +20,7 @@
  * environment variable or auto-detection chooses once, and `setDefaultBackend`
  * / `withBackend` change only when asked.
  */
+import type { ChainKernel, FusedChain } from './chains.js';
 import type { ArityTuple, Data, DType, KernelPrimitive, PrimitiveParams } from './primitives.js';
 import type { Shape } from './shape.js';
 
@@ -136,6 +137,12 @@ export interface Backend<B = any> {
   needsRelease?(buf: B): boolean;
   /** Optional: elements [offset, offset + n) of `buf` without a copy, or undefined where the backend cannot. */
   view?(buf: B, offset: number, n: number): B | undefined;
+  /**
+   * Optional: a chain of element-wise ops compiled into one kernel, for `jit`'s
+   * fusion (chains.ts), giving the bits the unfused kernels give; undefined
+   * where this chain cannot be compiled. Absent: programs run unfused.
+   */
+  fuse?(chain: FusedChain): ChainKernel<B> | undefined;
   /** Live and peak bytes of its buffers, and how many there are. */
   memory(): MemoryStats;
   /** Frees kernels, textures, workers. The backend must not be used afterwards. */

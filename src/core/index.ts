@@ -20,3 +20,4 @@ export {
 export { createCpuBackend, createGpujsBackend, createReferenceBackend, createWebgpuBackend, isHostBackend, detectGpu, isHardwareRenderer, type GpuReport, type HostBackend } from './backends/index.js';
 export type { AdapterReport, WebgpuBackend, WebgpuBuffer, WebgpuOptions, WebgpuTransfers } from './backends/index.js';
 export { Key, numpyUniform } from './random.js';
+export { isChainable, type ChainAccess, type ChainKernel, type ChainOp, type ChainPrimitive, type FusedChain } from './chains.js';

@@ -324,6 +324,9 @@ export const momentumUpdate = (p: Tensor, v: Tensor, g: Tensor, hp: MomentumHype
   if (p.dtype !== v.dtype || p.dtype !== g.dtype) {
     throw new Error(`momentumUpdate: parameter (${p.dtype}), velocity (${v.dtype}) and gradient (${g.dtype}) must have one dtype`);
   }
+  const main = innermost([p, v, g]);
+  // Inside jit: recorded into the program, computed one level down.
+  if (main?.fused !== undefined) return main.fused('momentumStep', [p, v, g], hp, ([p1, v1, g1]) => momentumUpdate(p1!, v1!, g1!, hp)) as [Tensor, Tensor];
   const be = backendOf('momentumUpdate', [p, v, g]);
   const [pb, vb] = be.fused.momentumStep(operand(p), operand(v), operand(g), hp);
   return [internal.wrap(new Storage(be, pb), p.shape, p.dtype), internal.wrap(new Storage(be, vb), p.shape, p.dtype)];
@@ -338,6 +341,8 @@ export const adamUpdate = (p: Tensor, m: Tensor, v: Tensor, g: Tensor, hp: AdamH
     if (!sameShape(p.shape, t.shape)) throw new ShapeError(`adamUpdate: parameter ${showShape(p.shape)} and ${name} ${showShape(t.shape)} must have one shape`);
     if (p.dtype !== t.dtype) throw new Error(`adamUpdate: parameter (${p.dtype}) and ${name} (${t.dtype}) must have one dtype`);
   }
+  const main = innermost([p, m, v, g]);
+  if (main?.fused !== undefined) return main.fused('adamStep', [p, m, v, g], hp, ([p1, m1, v1, g1]) => adamUpdate(p1!, m1!, v1!, g1!, hp)) as [Tensor, Tensor, Tensor];
   const be = backendOf('adamUpdate', [p, m, v, g]);
   const [pb, mb, vb] = be.fused.adamStep(operand(p), operand(m), operand(v), operand(g), hp);
   const wrap = (b: unknown) => internal.wrap(new Storage(be, b), p.shape, p.dtype);
@@ -431,10 +436,15 @@ export const customVjp = <Xs extends readonly Tensor[]>(
 export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
   if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
   if (rate === 0) return x;
-  const u = key.uniform(x.shape, 0, 1, 'float64', backendRef('reference'));
-  const mask = KN.dropoutMask(plainAlloc, internal.dataOf(u), rate, x.dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
-  u.dispose();
-  return mul(x, internal.adopt(mask, x.shape, x.backend));
+  // The mask is made on the host from the key's draws (under jit: redone each call from the key passed in).
+  const be = x.backend, shape = x.shape, dtype = x.dtype;
+  const mask = internal.draw('dropout', key, (k) => {
+    const u = k.uniform(shape, 0, 1, 'float64', backendRef('reference'));
+    const m = KN.dropoutMask(plainAlloc, internal.dataOf(u), rate, dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
+    u.dispose();
+    return internal.adopt(m, shape, be);
+  });
+  return mul(x, mask);
 };
 
 /** 1/√(v + eps), the normalizers' scale, from primitives. */

@@ -47,7 +47,11 @@ export class Key {
   /** `n` independent keys derived from this one. */
   split(n: number): Key[] {
     const g = this.gen();
-    return Array.from({ length: n }, (_, i) => new Key(g.unsafeNext(), `${this.label}/${i}`));
+    const keys = Array.from({ length: n }, (_, i) => new Key(g.unsafeNext(), `${this.label}/${i}`));
+    keys.forEach((k, i) => {
+      internal.deriveKey(this, k, (p) => p.split(n)[i]!);
+    });
+    return keys;
   }
 
   /** One derived key per name, for readable derivations: `key.fold('init')`. */
@@ -55,11 +59,17 @@ export class Key {
     let h = 2166136261;
     for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 16777619);
     const g = this.gen();
-    return new Key((g.unsafeNext() ^ h) | 0, `${this.label}:${name}`);
+    const k = new Key((g.unsafeNext() ^ h) | 0, `${this.label}:${name}`);
+    internal.deriveKey(this, k, (p) => p.fold(name));
+    return k;
   }
 
   /** Uniform values on [low, high). */
   uniform(shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32', backend?: BackendLike): Tensor {
+    return internal.draw('Key.uniform', this, (k) => k.#uniform(shape, low, high, dtype, backend));
+  }
+
+  #uniform(shape: readonly number[], low: number, high: number, dtype: DType, backend?: BackendLike): Tensor {
     const s = makeShape(shape);
     const out = array(dtype, sizeOf(s));
     const g = this.gen();
@@ -69,6 +79,10 @@ export class Key {
 
   /** Normal values (Box–Muller). */
   normal(shape: readonly number[], dtype: DType = 'float32', mean = 0, std = 1, backend?: BackendLike): Tensor {
+    return internal.draw('Key.normal', this, (k) => k.#normal(shape, dtype, mean, std, backend));
+  }
+
+  #normal(shape: readonly number[], dtype: DType, mean: number, std: number, backend?: BackendLike): Tensor {
     const s = makeShape(shape);
     const out = array(dtype, sizeOf(s));
     const g = this.gen();

@@ -57,6 +57,12 @@ export interface MainTrace {
   readonly kind: string;
   /** Applies primitive `prim` to inputs at least one of which this transformation traced. */
   process(prim: string, inputs: readonly Tensor[], params: unknown): Tensor;
+  /**
+   * Optional: a fused optimizer update (`momentumStep`, `adamStep`) on inputs
+   * this transformation traced, computed by `run` one level down (jit records
+   * it). Transformations without it see the update as untraced arithmetic.
+   */
+  fused?(name: string, inputs: readonly Tensor[], hyper: unknown, run: (values: readonly Tensor[]) => readonly Tensor[]): Tensor[];
 }
 
 /** What the safety net needs to free a buffer once its Storage is gone (never the Storage itself). */
@@ -112,6 +118,21 @@ export class Storage {
     else this.backend.free(this.buf);
   }
 }
+
+/**
+ * What `jit` needs from random draws while it traces a function (see
+ * `internal.traceDraws`): which keys derive from its key arguments, and how
+ * to record a draw from one. Undefined when no trace runs.
+ */
+export interface DrawTrace {
+  /** The jitted function, for messages. */
+  readonly who: string;
+  /** Each traced key's derivation from the call's key arguments. */
+  readonly keys: WeakMap<object, (args: readonly object[]) => object>;
+  /** Records a draw from a traced key: `make` redoes it from the call's key arguments; returns what stands for `value` in the trace. */
+  record(what: string, make: (args: readonly object[]) => Tensor, value: Tensor): Tensor;
+}
+let drawTrace: DrawTrace | undefined;
 
 /** Tensors made inside each `tidy` call in progress, innermost last. */
 const scopes: Set<Tensor>[] = [];
@@ -273,7 +294,7 @@ export class Tensor {
   /** A one-line preview: dtype, shape, the first values, the backend. */
   toString(): string {
     if (this.#disposed) return `Tensor(${this.dtype} ${showShape(this.shape)}, disposed)`;
-    if (this.trace !== undefined && !this.trace.readable) return `Tensor(${this.dtype} ${showShape(this.shape)}, one example inside ${this.trace.main.kind})`;
+    if (this.trace !== undefined && !this.trace.readable) return `Tensor(${this.dtype} ${showShape(this.shape)}, ${this.trace.main.kind === 'jit' ? 'traced' : 'one example'} inside ${this.trace.main.kind})`;
     const preview = Array.from(hostData(this).subarray(0, 8), (v) => v.toPrecision(4)).join(', ');
     return `Tensor(${this.dtype} ${showShape(this.shape)} [${preview}${this.size > 8 ? ', …' : ''}] on ${this.backend.name})`;
   }
@@ -282,6 +303,12 @@ export class Tensor {
 /** The values on the host: the buffer itself on host backends (read-only!), a download elsewhere. */
 const hostData = (t: Tensor): Data => {
   if (t.trace !== undefined && !t.trace.readable) {
+    if (t.trace.main.kind === 'jit') {
+      throw new Error(
+        `the values of a tensor of shape ${showShape(t.shape)} cannot be read inside a jitted function (a program cannot branch on data): ` +
+          'return it and read it after the call, or call the function without jit',
+      );
+    }
     throw new Error(
       `the values of a tensor of shape ${showShape(t.shape)} inside vmap cannot be read (its memory holds the whole batch): ` +
         'return it from the vmapped function and read the batched result',
@@ -306,6 +333,50 @@ export const internal = {
   /** A tensor on `backend` holding `data`, handed over: adopted where the backend can, else copied. */
   adopt: (data: Data, shape: Shape, backend: Backend): Tensor =>
     internalImpl.wrap(new Storage(backend, backend.adopt?.(data) ?? backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
+  /**
+   * While `jit` traces a function, random draws are part of its program only
+   * when they come from a key passed in (or derived from one): `traceDraws`
+   * installs the trace (returning the function that ends it); keys report
+   * their derivations through `deriveKey` and every draw goes through `draw`.
+   */
+  traceDraws: (t: DrawTrace): (() => void) => {
+    const prev = drawTrace;
+    drawTrace = t;
+    return () => {
+      drawTrace = prev;
+    };
+  },
+  /** `child` was derived from `parent` by `how`: traced when `parent` is. */
+  deriveKey: <K extends object>(parent: K, child: K, how: (p: K) => K): void => {
+    const from = drawTrace?.keys.get(parent);
+    if (from !== undefined) drawTrace!.keys.set(child, (args) => how(from(args) as K));
+  },
+  /**
+   * A tensor drawn on the host from `key` by `make`. Outside a trace it is
+   * `make(key)`. Inside one, a key the jitted function was passed (or derived
+   * from one) records the draw into the program, to be redone from each call's
+   * key; any other key is an error (its values would be frozen).
+   */
+  draw: <K extends object>(what: string, key: K, make: (k: K) => Tensor): Tensor => {
+    const t = drawTrace;
+    if (t === undefined) return make(key);
+    const from = t.keys.get(key);
+    if (from === undefined) {
+      throw new Error(
+        `${what} inside ${t.who} from a key it was not passed: its values would be frozen into the program and repeat on every call; ` +
+          'pass the key as an argument (draws from it are redone each call), or draw outside and pass the tensor in',
+      );
+    }
+    // The draw itself runs untraced (the key's own derivations and draws are plain inside it).
+    drawTrace = undefined;
+    let value: Tensor;
+    try {
+      value = make(key);
+    } finally {
+      drawTrace = t;
+    }
+    return t.record(what, (args) => make(from(args) as K), value);
+  },
   /** A tensor on `backend` holding `data` (copied; `data` stays the caller's). */
   fromHost: (data: Data, shape: Shape, backend: Backend): Tensor =>
     internalImpl.wrap(new Storage(backend, backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),

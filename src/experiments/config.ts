@@ -86,6 +86,8 @@ export const ConfigC = t.exact(t.intersection([
       schedule: ScheduleSpecC,
       /** Clip gradients to this global L2 norm (default none). */
       clipNorm: Positive,
+      /** Run the steps as a jitted program where the model allows (default true): the same numbers either way. */
+      jit: t.boolean,
       l2: t.exact(t.partial({ lambda: NonNegative, mode: t.keyof({ loss: null, gradient: null }), includeBias: t.boolean })),
       shuffle: t.boolean,
       earlyStopping: EarlyStoppingC,
@@ -121,7 +123,7 @@ export interface ResolvedConfig {
     readonly epochs: number; readonly batchSize: number; readonly optimizer: OptimizerSpec; readonly l2: L2Options;
     readonly shuffle: boolean; readonly earlyStopping: EarlyStoppingOptions | false;
     /** Present only when set, so configs without them resolve (and are saved) exactly as before. */
-    readonly schedule?: ScheduleSpec; readonly clipNorm?: number;
+    readonly schedule?: ScheduleSpec; readonly clipNorm?: number; readonly jit?: boolean;
   };
   readonly sweep?: RawConfig['sweep'];
   readonly paper?: RawConfig['paper'];
@@ -219,6 +221,7 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       earlyStopping: es === false ? false : { ...p.earlyStopping, ...(es ?? {}) },
       ...(c.training?.schedule !== undefined ? { schedule: c.training.schedule as ScheduleSpec } : {}),
       ...(c.training?.clipNorm !== undefined ? { clipNorm: c.training.clipNorm } : {}),
+      ...(c.training?.jit !== undefined ? { jit: c.training.jit } : {}),
     },
     ...(c.sweep !== undefined ? { sweep: c.sweep } : {}),
     ...(c.paper !== undefined ? { paper: c.paper } : {}),

@@ -410,6 +410,7 @@ const runUnguarded = async (
       seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
       ...(c.training.schedule !== undefined ? { schedule: c.training.schedule } : {}),
       ...(c.training.clipNorm !== undefined ? { clipNorm: c.training.clipNorm } : {}),
+      ...(c.training.jit !== undefined ? { jit: c.training.jit } : {}),
       ...(c.data.augment !== undefined ? { augment: c.data.augment } : {}),
       signal,
       ...(resume ? { resume } : {}),

@@ -5,7 +5,7 @@
  * interruptible, resumable state.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { valueAndGradWithAux } from '../autodiff/index.js';
+import { jit, valueAndGradWithAux } from '../autodiff/index.js';
 import { defaultBackend, Key, resolveBackend, tidy, toBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
 import { batchIndices, gatherLabels, type LabeledSet } from '../data/preprocess.js';
 import { forwardOf, initialState, rolesOf, type Layer, type MlpParams, type Model, type Stateless } from './layers.js';
@@ -15,7 +15,7 @@ import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
 import { augmentRows, drawAugmentations, type AugmentOptions } from '../data/augment.js';
 import { clipByGlobalNorm, learningRate, type ScheduleSpec } from './schedules.js';
 import { leaves, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
-import { add, argmax, cast, concat, equal, fromArray, reshape, sum } from '../core/index.js';
+import { add, argmax, cast, concat, equal, fromArray, oneHot, reshape, softmaxCrossEntropy, sum } from '../core/index.js';
 import { internal } from '../core/internal.js';
 
 /** When training stops early, and which epoch's weights `fit` returns. */
@@ -86,6 +86,23 @@ export interface FitOptions {
    * batches are gathered there. Default: the backend holding the initial parameters.
    */
   readonly backend?: BackendLike;
+  /**
+   * Run each step's forward and backward pass as a jitted program (`jit`):
+   * traced on the first batch of each size, replayed after, the same numbers
+   * bit for bit (dropout's masks are drawn from each step's key, as eagerly).
+   * Default true; it applies when the loss is the built-in cross-entropy (a
+   * custom `loss` takes host labels, which a program would freeze): otherwise,
+   * or with `jit: false`, steps run eagerly. The `start` event says which path
+   * runs, and a `stepPath` event says why when tracing fell back to eager (a
+   * layer that reads values on the host, or draws from a key of its own).
+   */
+  readonly jit?: boolean;
+}
+
+/** How `fit` runs its steps: as a jitted program, or eagerly (and why). */
+export interface StepPath {
+  readonly path: 'jit' | 'eager';
+  readonly reason: string;
 }
 
 /** One finished epoch. */
@@ -120,7 +137,9 @@ export interface FitState<P extends Treelike<P> = MlpParams, S extends Treelike<
  */
 // biome-ignore lint/suspicious/noExplicitAny: defaults for listeners that do not look at the state's trees (progress bars); FitEvent<unknown> would not be one
 export type FitEvent<P extends Treelike<P> = any, S extends Treelike<S> = any> =
-  | { readonly type: 'start'; readonly epochs: number; readonly batchesPerEpoch: number; readonly startEpoch: number }
+  | { readonly type: 'start'; readonly epochs: number; readonly batchesPerEpoch: number; readonly startEpoch: number; readonly step: StepPath }
+  /** Tracing the first step failed (a layer reading values on the host, or drawing from a key of its own): steps run eagerly from then on. */
+  | { readonly type: 'stepPath'; readonly step: StepPath }
   | { readonly type: 'batch'; readonly epoch: number; readonly batch: number; readonly batches: number; readonly loss: number; readonly accuracy: number }
   /**
    * `state`'s tensors are valid while the handler runs: training frees each
@@ -436,90 +455,122 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   const schedule = opts.schedule;
   const optimizerOf = (step: number) => schedule === undefined ? optimizer
     : optimizerAt({ ...opts.optimizer, lr: learningRate(schedule, opts.optimizer.lr, step, { stepsPerEpoch: batchesPerEpoch, epochs: opts.epochs }) });
-  emit({ type: 'start', epochs: opts.epochs, batchesPerEpoch, startEpoch: state.epoch + 1 });
+  let stepPath: StepPath =
+    opts.jit === false ? { path: 'eager', reason: 'jit: false' }
+    : opts.loss !== undefined ? { path: 'eager', reason: 'a custom loss takes host labels, which a program would freeze' }
+    : { path: 'jit', reason: 'forward and backward traced once per batch size, then replayed' };
+  emit({ type: 'start', epochs: opts.epochs, batchesPerEpoch, startEpoch: state.epoch + 1, step: stepPath });
 
-  const step = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) =>
+  const eagerStep = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) =>
     valueAndGradWithAux((p: P) => {
       const out = forwardOf(layer, p, x, { train: true, key: k, state: layerState });
       const loss = lossFn(out.y, y);
       const penalty = l2Penalty(p, l2, roles);
       return [penalty === undefined ? loss : add(loss, penalty), [out.y, out.state]] as const;
     })(params);
-
-  let interrupted = false;
-  while (state.stoppedAt === undefined && state.epoch < opts.epochs) {
-    const epoch = state.epoch + 1;
-    const t0 = performance.now();
-    const order = batchIndices(train.n, opts.batchSize, opts.shuffle ? key.fold(`epoch-${epoch}`) : undefined);
-    let params = state.params, optState = state.optState, layerState = state.layerState, lossSum = 0, correct = 0, seen = 0;
-    for (let b = 0; b < order.length; b++) {
-      if (opts.signal?.aborted) { interrupted = true; break; }
-      const idx = order[b]!;
-      const y = gatherLabels(train.y, idx);
-      // One step; everything it makes but the new parameters and states is freed at its end.
-      const r = tidy(() => {
-        const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, batchOf(idx, epoch, b), y, dropKey.fold(`${epoch}-${b}`));
-        const { loss, correct } = readStep(value, logits as Tensor, y);
-        if (!Number.isFinite(loss)) return { loss, next: undefined, layerState: undefined, correct: 0 };
-        const g = opts.clipNorm === undefined ? grads : clipByGlobalNorm(grads, opts.clipNorm).grads;
-        const next = optimizerOf((epoch - 1) * batchesPerEpoch + b).step(optState, params, g);
-        return { loss, next, layerState: nextLayerState as S, correct };
-      });
-      if (r.next === undefined) {
-        return E.left(new TrainingError(
-          `the training loss became ${r.loss} at epoch ${epoch}, batch ${b + 1} of ${order.length}: ` +
-            `the weights diverged. Lower the learning rate (now ${opts.optimizer.lr}) or the momentum, or check the inputs for NaN`,
-        ));
+  // The jitted step: the labels enter as one-hot targets (a tensor argument: the built-in loss gives the same bits from either).
+  // The step's key is an argument too: dropout's masks are drawn from it each call, as eagerly.
+  const jitted = jit((params: P, layerState: S, x: Tensor, targets: Tensor, k: Key) =>
+    valueAndGradWithAux((p: P) => {
+      const out = forwardOf(layer, p, x, { train: true, key: k, state: layerState });
+      const loss = softmaxCrossEntropy(out.y, targets, { reduction });
+      const penalty = l2Penalty(p, l2, roles);
+      return [penalty === undefined ? loss : add(loss, penalty), [out.y, out.state]] as const;
+    })(params));
+  const paramDType = leaves(start as Tree)[0]?.dtype ?? 'float32';
+  const step = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) => {
+    if (stepPath.path === 'jit') {
+      try {
+        // Its own tidy: a trace that fails frees what it made before the eager step runs (no doubled peak).
+        return tidy(() => jitted(params, layerState, x, oneHot(y, train.classes, paramDType, be), k));
+      } catch (e) {
+        if (jitted.traces > 1 || jitted.cached > 0) throw e; // a program ran before: this is not a tracing problem
+        stepPath = { path: 'eager', reason: `tracing the step failed (${(e as Error).message.split('\n')[0]})` };
+        emit({ type: 'stepPath', step: stepPath });
       }
-      release([params, optState, layerState], [r.next.params, r.next.state, r.layerState, ...held()]);
-      params = r.next.params;
-      optState = r.next.state;
-      layerState = r.layerState!;
-      const loss = r.loss;
-      const bs = idx.length;
-      lossSum += reduction === 'mean' ? loss * bs : loss;
-      correct += r.correct;
-      seen += bs;
-      emit({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
-      yield;
     }
-    if (interrupted) {
-      // The state stays at the last finished epoch: the unfinished epoch's parameters go.
-      release([params, optState, layerState], held());
-      break;
-    }
-    const v = evaluate(layer, params, val, { batchSize: opts.evalBatchSize ?? 1000, layerState, ...(opts.loss ? { loss: opts.loss } : {}) });
-    const record: EpochRecord = {
-      epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: v.loss, valAccuracy: v.accuracy,
-      seconds: (performance.now() - t0) / 1000,
-    };
-    const improved = state.best === undefined || v.loss < state.best.valLoss;
-    const history = [...state.history, record];
-    const stop = opts.earlyStopping !== undefined && shouldStop(history.map((h) => h.valLoss), opts.earlyStopping);
-    const previous = held();
-    state = {
-      epoch, params, optState, layerState, history,
-      best: improved ? { epoch, valLoss: v.loss, params, layerState } : state.best,
-      stoppedAt: stop ? epoch : undefined,
-    };
-    release(previous, held());
-    emit({ type: 'epoch', record, state, improved });
-    if (stop) emit({ type: 'earlyStop', epoch, bestEpoch: state.best!.epoch });
-  }
-  if (interrupted) emit({ type: 'interrupted', epoch: state.epoch });
+    return eagerStep(params, layerState, x, y, k);
+  };
 
-  const best = state.best;
-  // Without early stopping the last epoch's weights are returned.
-  const restore = opts.earlyStopping?.restoreBest ?? 'when-stopped';
-  const useBest = best !== undefined && (restore === 'always' || state.stoppedAt !== undefined);
-  return E.right({
-    params: useBest ? best.params : state.params,
-    layerState: useBest ? best.layerState : state.layerState,
-    history: state.history,
-    bestEpoch: best?.epoch ?? 0,
-    stoppedAt: state.stoppedAt,
-    returnedEpoch: useBest ? best.epoch : state.epoch,
-    interrupted,
-    state,
-  });
+  // The programs hold constants (kept tensors): free them when training ends, however it ends.
+  try {
+    let interrupted = false;
+    while (state.stoppedAt === undefined && state.epoch < opts.epochs) {
+      const epoch = state.epoch + 1;
+      const t0 = performance.now();
+      const order = batchIndices(train.n, opts.batchSize, opts.shuffle ? key.fold(`epoch-${epoch}`) : undefined);
+      let params = state.params, optState = state.optState, layerState = state.layerState, lossSum = 0, correct = 0, seen = 0;
+      for (let b = 0; b < order.length; b++) {
+        if (opts.signal?.aborted) { interrupted = true; break; }
+        const idx = order[b]!;
+        const y = gatherLabels(train.y, idx);
+        // One step; everything it makes but the new parameters and states is freed at its end.
+        const r = tidy(() => {
+          const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, batchOf(idx, epoch, b), y, dropKey.fold(`${epoch}-${b}`));
+          const { loss, correct } = readStep(value, logits as Tensor, y);
+          if (!Number.isFinite(loss)) return { loss, next: undefined, layerState: undefined, correct: 0 };
+          const g = opts.clipNorm === undefined ? grads : clipByGlobalNorm(grads, opts.clipNorm).grads;
+          const next = optimizerOf((epoch - 1) * batchesPerEpoch + b).step(optState, params, g);
+          return { loss, next, layerState: nextLayerState as S, correct };
+        });
+        if (r.next === undefined) {
+          return E.left(new TrainingError(
+            `the training loss became ${r.loss} at epoch ${epoch}, batch ${b + 1} of ${order.length}: ` +
+              `the weights diverged. Lower the learning rate (now ${opts.optimizer.lr}) or the momentum, or check the inputs for NaN`,
+          ));
+        }
+        release([params, optState, layerState], [r.next.params, r.next.state, r.layerState, ...held()]);
+        params = r.next.params;
+        optState = r.next.state;
+        layerState = r.layerState!;
+        const loss = r.loss;
+        const bs = idx.length;
+        lossSum += reduction === 'mean' ? loss * bs : loss;
+        correct += r.correct;
+        seen += bs;
+        emit({ type: 'batch', epoch, batch: b + 1, batches: order.length, loss: lossSum / seen, accuracy: correct / seen });
+        yield;
+      }
+      if (interrupted) {
+        // The state stays at the last finished epoch: the unfinished epoch's parameters go.
+        release([params, optState, layerState], held());
+        break;
+      }
+      const v = evaluate(layer, params, val, { batchSize: opts.evalBatchSize ?? 1000, layerState, ...(opts.loss ? { loss: opts.loss } : {}) });
+      const record: EpochRecord = {
+        epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: v.loss, valAccuracy: v.accuracy,
+        seconds: (performance.now() - t0) / 1000,
+      };
+      const improved = state.best === undefined || v.loss < state.best.valLoss;
+      const history = [...state.history, record];
+      const stop = opts.earlyStopping !== undefined && shouldStop(history.map((h) => h.valLoss), opts.earlyStopping);
+      const previous = held();
+      state = {
+        epoch, params, optState, layerState, history,
+        best: improved ? { epoch, valLoss: v.loss, params, layerState } : state.best,
+        stoppedAt: stop ? epoch : undefined,
+      };
+      release(previous, held());
+      emit({ type: 'epoch', record, state, improved });
+      if (stop) emit({ type: 'earlyStop', epoch, bestEpoch: state.best!.epoch });
+    }
+    if (interrupted) emit({ type: 'interrupted', epoch: state.epoch });
+
+    const best = state.best;
+    // Without early stopping the last epoch's weights are returned.
+    const restore = opts.earlyStopping?.restoreBest ?? 'when-stopped';
+    const useBest = best !== undefined && (restore === 'always' || state.stoppedAt !== undefined);
+    return E.right({
+      params: useBest ? best.params : state.params,
+      layerState: useBest ? best.layerState : state.layerState,
+      history: state.history,
+      bestEpoch: best?.epoch ?? 0,
+      stoppedAt: state.stoppedAt,
+      returnedEpoch: useBest ? best.epoch : state.epoch,
+      interrupted,
+      state,
+    });
+  } finally {
+    jitted.clear();
+  }
 }

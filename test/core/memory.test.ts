@@ -113,16 +113,19 @@ describe('a training loop frees its memory as it goes', () => {
   const opts: FitOptions = { epochs: 4, batchSize: 128, optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.9 }, shuffle: true, seed: 2, l2: { lambda: 0.01, mode: 'gradient', includeBias: true } };
 
   it.each([
-    ['reference', () => createReferenceBackend()],
-    ['cpu', () => createCpuBackend({ threads: 2 })],
-  ])("%s: live bytes are the same after every step, and the run's end leaves only what it returns", async (_name, make) => {
+    ['reference', true, () => createReferenceBackend()],
+    ['cpu', true, () => createCpuBackend({ threads: 2 })],
+    ['cpu', false, () => createCpuBackend({ threads: 2 })],
+  ] as const)("%s, jit %s: live bytes are the same after every step, and the run's end leaves only what it returns", async (_name, jit, make) => {
     const be = make();
     const { data, model, init } = setup(be);
     const base = live(be);
     const afterStep: number[][] = [];
     const r = right(await fitAsync(model, init, data, {
       ...opts,
+      jit,
       onEvent: (e) => {
+        if (e.type === 'start') expect(e.step.path).toBe(jit ? 'jit' : 'eager');
         if (e.type === 'start') afterStep.push([]);
         if (e.type === 'batch') { if (e.batch === 1) afterStep.push([]); afterStep[afterStep.length - 1]!.push(live(be)); }
       },

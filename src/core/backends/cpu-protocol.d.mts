@@ -10,6 +10,7 @@ export type RowSumsField = 'x' | 'ct' | 'mean' | 'inv' | 'acc1' | 'acc2' | 'N' |
 export type ApplyRowsField = 'x' | 'ct' | 'out' | 'coefT' | 'N' | 'C' | 'mode' | 'chunk' | 'counter';
 export type ApplyField = 'x' | 'ct' | 'out' | 'coef' | 'planes' | 'C' | 'S' | 'mode' | 'chunk' | 'counter';
 export type ChainsField = 'x' | 'ct' | 'mean' | 'out' | 'chains' | 'C' | 'S' | 'steps' | 'stride' | 'mode' | 'chunk' | 'counter';
+export type FusedField = 'id' | 'bytes' | 'length' | 'a0' | 'a1' | 'a2' | 'a3' | 'a4' | 'a5' | 'a6' | 'a7' | 's0' | 's1' | 's2' | 's3' | 's4' | 's5' | 's6' | 's7' | 'out' | 'rows' | 'chunk' | 'counter';
 /** The one message type: a job and its named arguments. */
 export type Job =
   | { readonly kind: 'gemm'; readonly args: Readonly<Record<GemmField, number>> }
@@ -22,7 +23,8 @@ export type Job =
   | { readonly kind: 'unroll'; readonly args: Readonly<Record<UnrollField, number>> }
   | { readonly kind: 'regroup'; readonly args: Readonly<Record<RegroupField, number>> }
   | { readonly kind: 'rowSums'; readonly args: Readonly<Record<RowSumsField, number>> }
-  | { readonly kind: 'applyRows'; readonly args: Readonly<Record<ApplyRowsField, number>> };
+  | { readonly kind: 'applyRows'; readonly args: Readonly<Record<ApplyRowsField, number>> }
+  | { readonly kind: 'fused'; readonly args: Readonly<Record<FusedField, number>> };
 export declare const JOBS: {
   readonly gemm: { readonly kernel: 'gemmChunks'; readonly fields: readonly GemmField[] };
   readonly momentum: { readonly kernel: 'momentumChunks'; readonly fields: readonly MomentumField[] };
@@ -35,7 +37,9 @@ export declare const JOBS: {
   readonly regroup: { readonly kernel: 'regroupChunks'; readonly fields: readonly RegroupField[] };
   readonly rowSums: { readonly kernel: 'rowSumsChunks'; readonly fields: readonly RowSumsField[] };
   readonly applyRows: { readonly kernel: 'applyRowsChunks'; readonly fields: readonly ApplyRowsField[] };
+  readonly fused: { readonly kernel: 'chunks'; readonly fields: readonly FusedField[] };
 };
+export declare const CHAIN_IMPORTS: Readonly<Record<'exp' | 'log' | 'tanh' | 'sigmoid' | 'pow', (...x: number[]) => number>>;
 export declare const FLOAT_FIELDS: ReadonlySet<string>;
 export declare const HEADER: number;
 export declare const CTRL_WORDS: number;

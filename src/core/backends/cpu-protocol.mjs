@@ -56,10 +56,29 @@ export const JOBS = Object.freeze({
     kernel: 'applyChunks',
     fields: Object.freeze(['x', 'ct', 'out', 'coef', 'planes', 'C', 'S', 'mode', 'chunk', 'counter']),
   }),
+  // jit's fused chains (cpu/chains.ts): a module emitted at run time, its bytes at `bytes` in the shared
+  // memory; the worker compiles it on first sight of `id` and calls its `chunks` with the fields after `length`.
+  fused: Object.freeze({
+    kernel: 'chunks',
+    fields: Object.freeze(['id', 'bytes', 'length', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', 's0', 's1', 's2', 's3', 's4', 's5', 's6', 's7', 'out', 'rows', 'chunk', 'counter']),
+  }),
 });
 
 /** Fields carried as float32. */
-export const FLOAT_FIELDS = Object.freeze(new Set(['lr', 'gamma', 'l2']));
+export const FLOAT_FIELDS = Object.freeze(new Set(['lr', 'gamma', 'l2', 's0', 's1', 's2', 's3', 's4', 's5', 's6', 's7']));
+
+/**
+ * The JavaScript a fused chain's module imports (float64 in and out): the host
+ * kernels' own expressions (kernels.ts), shared by both threads so they compute alike.
+ */
+export const CHAIN_IMPORTS = Object.freeze({
+  exp: Math.exp,
+  log: Math.log,
+  tanh: Math.tanh,
+  // Split by sign so exp never overflows, as kernels.ts's sigmoid.
+  sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
+  pow: (x, p) => x ** p,
+});
 
 const KINDS = Object.freeze(Object.keys(JOBS));
 /** Words before the fields: seq, done, job, ready. */

@@ -4,10 +4,21 @@
 // platform.ts, as a worker_threads Worker under Node and a Web Worker in
 // browsers; scripts/build-wasm.mjs bundles it into one source string, so it
 // imports no Node built-in (bundlers for the browser would have to resolve it).
-import { DONE, READY, readJob, SEQ } from './cpu-protocol.mjs';
+import { CHAIN_IMPORTS, DONE, READY, readJob, SEQ } from './cpu-protocol.mjs';
 
 const run = ({ module, memory, ctrl }, bye) => {
   const instance = new WebAssembly.Instance(module, { env: { memory } });
+  // jit's fused chains, compiled from their bytes in the shared memory on first sight (job 'fused').
+  const chains = new Map();
+  const chain = (id, bytes, length) => {
+    let exports = chains.get(id);
+    if (exports === undefined) {
+      const code = new Uint8Array(memory.buffer, bytes, length).slice();
+      exports = new WebAssembly.Instance(new WebAssembly.Module(code), { env: { memory }, js: CHAIN_IMPORTS }).exports;
+      chains.set(id, exports);
+    }
+    return exports;
+  };
   const ints = new Int32Array(ctrl), floats = new Float32Array(ctrl);
   let seen = 0;
   Atomics.store(ints, READY, 1);
@@ -21,7 +32,8 @@ const run = ({ module, memory, ctrl }, bye) => {
     seen = Atomics.load(ints, SEQ);
     if (seen < 0) break;
     const { kernel, args } = readJob(ints, floats);
-    instance.exports[kernel](...args);
+    if (kernel === 'chunks') chain(args[0], args[1], args[2]).chunks(...args.slice(3));
+    else instance.exports[kernel](...args);
     Atomics.store(ints, DONE, seen);
     Atomics.notify(ints, DONE);
   }

@@ -11,6 +11,8 @@
  * float64 products go to the native dgemm where a BLAS is loaded, else to the
  * reference loops (they are for checking, not speed).
  */
+import { hostChain } from '../chains.js';
+import { wasmChain } from './cpu/chains.js';
 import type { Data } from '../primitives.js';
 import { MIN_POOLED_BYTES } from '../pool.js';
 import type { Arena } from './arena.js';
@@ -139,6 +141,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     free: (buf) => (inArena(buf) ? arena.freeFloat32(buf) : pool.free(buf)),
     // A view of a matrix outside the kernel's memory would be staged at every product: a copy in is cheaper.
     view: (buf, offset, n) => (inArena(buf) ? buf.subarray(offset, offset + n) : undefined),
+    // jit's fused chains: WebAssembly SIMD over the kernel's memory where the operands are there, else a JavaScript loop.
+    fuse: (chain) => wasmChain(mem, threads, chain, hostChain(alloc, chain)),
     memory: () => {
       const a = arena.stats(), h = pool.memory();
       return { liveBytes: a.tensorBytes + h.liveBytes, peakBytes: Math.max(a.peakTensorBytes + h.peakBytes, 0), buffers: a.tensorBlocks + h.buffers };

@@ -42,6 +42,7 @@ import { detectGpu } from './detect.js';
 import { loadGpuJs } from './platform.js';
 import { conv2dGradInputSource, conv2dGradWeightSource, conv2dSource, pool2dGradSource, pool2dSource } from './gpujs-image.js';
 import type { CompareOp } from '../kernels-nd.js';
+import type { ChainKernel, FusedChain } from '../chains.js';
 
 /** A gpu.js texture, as far as a buffer needs one (structural: the declarations need no gpu.js). */
 export interface GpuTexture {
@@ -497,12 +498,43 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     buf.tex?.delete();
   };
 
+  /**
+   * jit's fused chains as one shader: each op the statements of its own
+   * kernel's shader (UNARY_GPU and the bodies above), in registers, one texture
+   * written. float32 only; pow (a host kernel here) is not fused.
+   */
+  const chainStatements: Readonly<Record<string, (t: string, a: readonly string[]) => string>> = {
+    add: (t, [a, b]) => `const ${t} = ${a} + ${b};`,
+    mul: (t, [a, b]) => `const ${t} = ${a} * ${b};`,
+    neg: (t, [a]) => `const ${t} = -${a};`,
+    reciprocal: (t, [a]) => `const ${t} = 1 / ${a};`,
+    exp: (t, [a]) => `const ${t} = Math.exp(${a});`,
+    log: (t, [a]) => `const ${t} = Math.log(${a});`,
+    sqrt: (t, [a]) => `const ${t} = Math.sqrt(${a});`,
+    tanh: (t, [a]) => `const ${t}e = Math.exp(-2 * Math.abs(${a}));\nlet ${t} = (1 - ${t}e) / (1 + ${t}e);\nif (${a} < 0) { ${t} = -${t}; }`,
+    sigmoid: (t, [a]) => `let ${t} = 0;\nif (${a} >= 0) { ${t} = 1 / (1 + Math.exp(-${a})); } else { const ${t}e = Math.exp(${a}); ${t} = ${t}e / (1 + ${t}e); }`,
+    relu: (t, [a]) => `let ${t} = 0;\nif (${a} > 0) { ${t} = ${a}; }`,
+    reluGrad: (t, [x, ct]) => `let ${t} = 0;\nif (${x} > 0) { ${t} = ${ct}; }`,
+    select: (t, [c, a, b]) => `let ${t} = ${b};\nif (${c} !== 0) { ${t} = ${a}; }`,
+  };
+  const fuse = (chain: FusedChain): ChainKernel<GpuBuffer> | undefined => {
+    if (chain.dtype !== 'float32' || chain.n === 0 || chain.ops.some((o) => chainStatements[o.prim] === undefined)) return undefined;
+    // Over [rows, row]: a full input reads element i, a row input its column, a scalar element 0.
+    const grid = [chain.n / chain.row, chain.row];
+    const access: Access[] = chain.inputs.map((kind) => (kind === 'full' ? null : kind === 'row' ? [0, 1] : [0, 0]));
+    const name = (k: number) => (k < chain.inputs.length ? `v${k}` : `t${k - chain.inputs.length}`);
+    const body = [...chain.ops.map((o, j) => chainStatements[o.prim]!(`t${j}`, o.args.map(name))), `return t${chain.ops.length - 1};`].join('\n');
+    const source = mapSource(grid, access, body);
+    return (bufs) => run(source, chain.n, bufs.map((b) => texOf({ buf: b, shape: [b.n], dtype: b.dtype }, 'a fused chain')));
+  };
+
   return {
     name: 'gpujs',
     description: `gpujs: gpu.js ${gpu.mode} on ${renderer}${report.hardware ? '' : ' (software rendering: slow)'}`,
     renderer,
     kernels: kernelTable,
     fused,
+    fuse,
     upload,
     full,
     read(buf: GpuBuffer, _dtype: DType, n: number): Data {

@@ -3,6 +3,7 @@
  * typed arrays (matmul accumulating in float64). The complete implementation,
  * the trusted path for tests and gradient checks, and the model for new ones.
  */
+import { hostChain } from '../chains.js';
 import type { Backend } from '../backend.js';
 import { hostFused, hostKernels } from '../kernels.js';
 import { createHostPool, MIN_POOLED_BYTES } from '../pool.js';
@@ -43,6 +44,7 @@ export const createReferenceBackend = (): HostBackend => {
     needsRelease: (buf) => buf.byteLength >= MIN_POOLED_BYTES,
     free: pool.free,
     view: (buf, offset, n) => buf.subarray(offset, offset + n),
+    fuse: (chain) => hostChain(pool.alloc, chain),
     memory: pool.memory,
     dispose: () => {},
   };

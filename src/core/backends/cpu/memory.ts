@@ -106,7 +106,9 @@ export const createCpuMemory = (): CpuMemory => {
   const pool = createHostPool();
   const alloc: Alloc = (dtype, n, zeroed) =>
     (dtype === 'float32' && n * 4 >= MIN_KERNEL_MEMORY_BYTES ? arena.allocFloat32(n, zeroed) : undefined) ?? pool.alloc(dtype, n, zeroed);
-  const inArena = (x: Data): x is Float32Array => x instanceof Float32Array && arena.owns(x);
+  // Only tensors of MIN_KERNEL_MEMORY_BYTES or more live there: the size test first spares small arrays
+  // `x.buffer`, which V8 must materialize for a typed array kept on its heap (a third of a tiny op's time).
+  const inArena = (x: Data): x is Float32Array => x instanceof Float32Array && x.length * 4 >= MIN_KERNEL_MEMORY_BYTES && arena.owns(x);
   const ownBuffers = [arena.malloc(perThreadBytes), arena.malloc(perThreadBytes)] as const;
   const counter = arena.malloc(64);
 

@@ -44,9 +44,10 @@ export interface CpuThreads {
    * Runs job `kind` over `units` units of work, cut into chunks of whole
    * `quantum`s (at most MAX_CHUNKS of them), on both threads where a worker
    * runs, else all on this one: the same chunks either way. `args` are the
-   * worker's; `mine` overrides this thread's own buffers.
+   * worker's; `mine` overrides this thread's own buffers; `fn` is this thread's
+   * function where it is not the backend's compiled kernel (a fused chain).
    */
-  chunked<K extends Job['kind']>(kind: K, args: JobArgs<K>, units: number, quantum: number, mine?: Partial<JobArgs<K>>): void;
+  chunked<K extends Job['kind']>(kind: K, args: JobArgs<K>, units: number, quantum: number, mine?: Partial<JobArgs<K>>, fn?: (...args: number[]) => void): void;
   workerRunning(): boolean;
   dispose(): void;
 }
@@ -89,14 +90,15 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2): CpuThreads => {
   return {
     parallel: worker !== undefined,
     summary: worker ? `2 threads (${worker.kind})` : `1 thread${oneThreadReason}`,
-    chunked: (kind, args, units, quantum, mine) => {
+    // `fn`: this thread's function where it is not the backend's compiled kernel (a fused chain's module).
+    chunked: (kind, args, units, quantum, mine, fn) => {
       const chunk = chunkOf(units, quantum);
       Atomics.store(new Int32Array(mem.memory.buffer, mem.counter, 1), 0, 0);
       const full = { ...args, chunk, counter: mem.counter } as Record<string, number>;
       const own = { ...full, ...mine } as Record<string, number>;
       // The worker runs the kernel with the fields in the protocol's order: so does this thread.
       const { kernel, fields } = JOBS[kind];
-      const run = mem.fn(kernel);
+      const run = fn ?? mem.fn(kernel);
       both({ kind, args: full } as Job, () => run(...fields.map((f) => own[f]!)));
     },
     workerRunning: () => worker !== undefined && Atomics.load(ctrl, READY) === 1,

@@ -1,0 +1,97 @@
+/**
+ * Fused element-wise chains: what a backend compiles when `jit` fuses a run of
+ * element-wise primitives into one kernel (see src/autodiff/fusion.ts), and
+ * the host backends' implementation, a loop generated as JavaScript.
+ *
+ * Same bits as unfused: each op is its host kernel's expression (kernels.ts,
+ * kernels-nd.ts: computed in float64, then stored in the output's dtype), and
+ * a float32 chain rounds after every op (`Math.fround`), as storing each
+ * intermediate in a Float32Array did.
+ */
+import type { Alloc } from './kernels.js';
+import type { Data, DType } from './primitives.js';
+
+/** The primitives a chain may hold. */
+export type ChainPrimitive = 'add' | 'mul' | 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu' | 'reluGrad' | 'select' | 'pow';
+
+/**
+ * How an input is read over the chain's result: every element ('full'), one
+ * value ('scalar'), or `row` values repeated over the leading axes ('row').
+ */
+export type ChainAccess = 'full' | 'row' | 'scalar';
+
+/** One op of a chain: its primitive, its operands (k < inputs: input k; else op k − inputs), its parameters. */
+export interface ChainOp {
+  readonly prim: ChainPrimitive;
+  readonly args: readonly number[];
+  readonly params: unknown;
+}
+
+/** A chain of element-wise ops over one result shape and dtype, to compile into one kernel. */
+export interface FusedChain {
+  readonly dtype: DType;
+  /** Elements of the result. */
+  readonly n: number;
+  /** The length of the rows 'row' inputs repeat (n when there is none). */
+  readonly row: number;
+  readonly inputs: readonly ChainAccess[];
+  /** In order; the last op's value is the result. */
+  readonly ops: readonly ChainOp[];
+}
+
+/** A compiled chain: the result's buffer from the inputs' buffers. */
+export type ChainKernel<B> = (inputs: readonly B[]) => B;
+
+/** Each chain primitive's expression in its operands (JavaScript, float64), as its host kernel computes it. */
+export const chainExpressions: { readonly [P in ChainPrimitive]: (a: readonly string[], params: unknown) => string } = {
+  add: ([a, b]) => `(${a} + ${b})`,
+  mul: ([a, b]) => `(${a} * ${b})`,
+  neg: ([a]) => `(-${a})`,
+  reciprocal: ([a]) => `(1 / ${a})`,
+  exp: ([a]) => `Math.exp(${a})`,
+  log: ([a]) => `Math.log(${a})`,
+  sqrt: ([a]) => `Math.sqrt(${a})`,
+  tanh: ([a]) => `Math.tanh(${a})`,
+  // Split by sign so exp never overflows (kernels.ts).
+  sigmoid: ([a]) => `(${a} >= 0 ? 1 / (1 + Math.exp(-${a})) : Math.exp(${a}) / (1 + Math.exp(${a})))`,
+  relu: ([a]) => `(${a} <= 0 ? 0 : ${a})`,
+  reluGrad: ([x, ct]) => `(${ct} * (${x} > 0 ? 1 : 0))`,
+  select: ([c, a, b]) => `(${c} !== 0 ? ${a} : ${b})`,
+  pow: ([a], params) => `(${a} ** ${String((params as { p: number }).p)})`,
+};
+
+/** Whether `prim` (with `params`) can join a chain: pow only with a finite exponent. */
+export const isChainable = (prim: string, params: unknown): prim is ChainPrimitive =>
+  prim in chainExpressions && (prim !== 'pow' || Number.isFinite((params as { p: number }).p));
+
+/**
+ * The chain as a JavaScript loop over typed arrays, its output from `alloc`;
+ * undefined where code generation is refused (a page whose
+ * Content-Security-Policy forbids `new Function`).
+ */
+export const hostChain = (alloc: Alloc, chain: FusedChain): ChainKernel<Data> | undefined => {
+  const { dtype, n, row: L, inputs, ops } = chain;
+  const round = dtype === 'float32' ? (x: string) => `F(${x})` : (x: string) => x;
+  const ref = (k: number): string => {
+    if (k >= inputs.length) return `t${k - inputs.length}`;
+    return inputs[k] === 'full' ? `i${k}[o + c]` : inputs[k] === 'row' ? `i${k}[c]` : `s${k}`;
+  };
+  const body = [
+    'const F = Math.fround;',
+    ...inputs.map((kind, k) => `const i${k} = bufs[${k}];${kind === 'scalar' ? ` const s${k} = i${k}[0];` : ''}`),
+    `const out = alloc(${JSON.stringify(dtype)}, ${n}, false);`,
+    `for (let o = 0; o < ${n}; o += ${L}) {`,
+    `  for (let c = 0; c < ${L}; c++) {`,
+    ...ops.map((op, j) => `    const t${j} = ${round(chainExpressions[op.prim](op.args.map(ref), op.params))};`),
+    `    out[o + c] = t${ops.length - 1};`,
+    '  }',
+    '}',
+    'return out;',
+  ].join('\n');
+  try {
+    const kernel = new Function('bufs', 'alloc', body) as (bufs: readonly Data[], alloc: Alloc) => Data;
+    return (bufs) => kernel(bufs, alloc);
+  } catch {
+    return undefined;
+  }
+};
