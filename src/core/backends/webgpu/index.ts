@@ -3,11 +3,14 @@
  * resident in GPU storage buffers (float32), run through Dawn's Node bindings
  * (the optional `webgpu` package) in an executor thread (executor.ts).
  *
- * - dtype: float32 only. WGSL has no f64: uploading float64 values, `full` in
- *   float64 and a cast to float64 are refused with one line (use the cpu or
- *   reference backend for float64 and gradient checks). The one float64 tensor
- *   the library itself makes, batchNorm's parameter-gradient sums (typed float64
- *   by the primitive), is computed and stored in float32 here and read back widened.
+ * - dtype: the GPU computes in float32 (WGSL has no f64). float64 tensors made
+ *   from host values (uploads, `full`, a cast to float64) live on the host, exact,
+ *   and any kernel with a host operand runs the host kernel (kernels.ts) there,
+ *   downloading its device operands (counted in `transfers()`): slow, and never on a
+ *   float32 training step's path. The cast between the two is the explicit move.
+ *   (Adam's step counter is such a scalar.) A float64 tensor the device computes from
+ *   float32 ones (batchNorm's parameter-gradient sums, typed float64 by the primitive)
+ *   stays on the device, at float32 precision.
  * - Reads: `read` (what `toArray()`, `item()`, `toTypedArray()` use) blocks until
  *   the values are on the host: the executor is another thread, so waiting is
  *   allowed (Atomics.wait) and the device keeps running. `readAsync`
@@ -19,7 +22,8 @@
  */
 import type { AdamHyper, Backend, FusedKernels, KernelTable, MemoryStats, MomentumHyper, Operand, OutSpec } from '../../backend.js';
 import type { CompareOp } from '../../kernels-nd.js';
-import type { Data, DType } from '../../primitives.js';
+import { hostFused, hostKernels, type Alloc } from '../../kernels.js';
+import type { Data, DType, KernelPrimitive } from '../../primitives.js';
 import { sizeOf } from '../../shape.js';
 import { type AdapterReport, type Executor, isHardwareAdapter, startNodeExecutor, type WebgpuOptions } from './executor.js';
 import { conv2dGradInputShader, conv2dGradWeightShader, conv2dShader, type GemmShader, matmulShader } from './gemm.js';
@@ -30,10 +34,12 @@ export { isHardwareAdapter, parseWebgpuEnv, findWebgpuPackage, type AdapterRepor
 
 /** A tensor's memory on this backend: a storage buffer held by the executor (none for an empty tensor). */
 export interface WebgpuBuffer {
-  /** The executor's buffer id; -1 for an empty tensor. */
+  /** The executor's buffer id; -1 for an empty tensor or one on the host. */
   readonly id: number;
-  /** Elements (float32 each). */
+  /** Elements (float32 each on the device). */
   readonly n: number;
+  /** A float64 tensor made from host values: its values, on the host. */
+  readonly host?: Float64Array;
 }
 
 /** Values moved between host and GPU so far. */
@@ -58,7 +64,6 @@ export interface WebgpuBackend extends Backend<WebgpuBuffer> {
 
 type Op = Operand<WebgpuBuffer>;
 
-const FLOAT64 = 'the webgpu backend computes in float32 only (WGSL has no f64): cast to float32 first, or use the cpu or reference backend for float64';
 
 const COMPARE: Readonly<Record<CompareOp, string>> = {
   greater: 'v0 > v1', greaterEqual: 'v0 >= v1', less: 'v0 < v1', lessEqual: 'v0 <= v1', equal: 'v0 == v1', notEqual: 'v0 != v1',
@@ -141,9 +146,25 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     return out;
   };
   const idsOf = (ops: readonly Op[]) => ops.map((o) => o.buf);
+  const toFloats = (bytes: Uint8Array, n: number): Float32Array => new Float32Array(bytes.buffer, bytes.byteOffset, n);
+  /** A device buffer's values on the host (a counted download). */
+  const downloadFloats = (buf: WebgpuBuffer): Float32Array => {
+    if (buf.n === 0) return new Float32Array(0);
+    const bytes = exec.readSync(buf.id, buf.n * 4);
+    downloads++;
+    downloadBytes += buf.n * 4;
+    return toFloats(bytes, buf.n);
+  };
 
+  /** A float64 tensor on the host (see the module comment). */
+  const onHostBuffer = (values: Float64Array): WebgpuBuffer => {
+    liveBytes += values.byteLength;
+    buffers++;
+    if (liveBytes > peakBytes) peakBytes = liveBytes;
+    return { id: -1, n: values.length, host: values };
+  };
   const upload = (data: Data): WebgpuBuffer => {
-    if (data instanceof Float64Array) throw new Error(`webgpu: an upload of ${data.length} float64 values: ${FLOAT64}`);
+    if (data instanceof Float64Array) return onHostBuffer(Float64Array.from(data));
     const out = alloc(data.length);
     if (out.n === 0) return out;
     const bytes = data.slice().buffer;
@@ -154,7 +175,7 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
   };
   const fill = (n: number, value: number): WebgpuBuffer => runInto(n, mapShader([n], [], f32(value)), []);
   const full = (dtype: DType, n: number, value: number): WebgpuBuffer => {
-    if (dtype === 'float64') throw new Error(`webgpu: a float64 tensor of ${n} elements: ${FLOAT64}`);
+    if (dtype === 'float64') return onHostBuffer(new Float64Array(n).fill(value));
     return fill(n, value);
   };
   /** A small u32 array (take's indices) as a buffer for one kernel: an upload, freed after use. */
@@ -239,7 +260,9 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     transpose: ([x], { perm }, out) => map([x], [transposeAccess(x.shape, perm)], out, 'v0'),
     broadcastTo: ([x], _p, out) => map([x], [broadcastAccess(x.shape, out.shape)], out, 'v0'),
     cast: ([x], { dtype }, out) => {
-      if (dtype === 'float64') throw new Error(`webgpu: a cast of shape [${x.shape.join(', ')}] to float64: ${FLOAT64}`);
+      // The explicit move between the two memories: a host float64 tensor goes up rounded, a device one comes down widened.
+      if (x.buf.host !== undefined) return dtype === 'float64' ? onHostBuffer(x.buf.host.slice()) : upload(Float32Array.from(x.buf.host));
+      if (dtype === 'float64') return onHostBuffer(Float64Array.from(downloadFloats(x.buf)));
       return map([x], [null], out, 'v0');
     },
     conv2d: ([x, w], p, out) => gemm(out, conv2dShader(x.shape, w.shape, p), [w.buf, x.buf]),
@@ -310,32 +333,61 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     },
   };
 
+  // Kernels with an operand on the host run there (float64 made from host values: see the module comment).
+  const hostAlloc: Alloc = (dtype, n) => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
+  const hostTable = hostKernels(hostAlloc);
+  const hostFusedTable = hostFused(hostAlloc);
+  const onHost = (op: Op): Operand<Data> => ({ buf: op.buf.host ?? downloadFloats(op.buf), shape: op.shape, dtype: op.dtype });
+  const fromHostResult = (d: Data): WebgpuBuffer => (d instanceof Float64Array ? onHostBuffer(d) : upload(d));
+  type AnyKernel = (inputs: readonly Op[], params: unknown, out: OutSpec) => WebgpuBuffer;
+  const table = Object.fromEntries((Object.keys(kernels) as KernelPrimitive[]).map((prim) => {
+    const device = kernels[prim] as unknown as AnyKernel;
+    if (prim === 'cast') return [prim, device];
+    const host = hostTable[prim] as unknown as (i: readonly Operand<Data>[], p: unknown, o: OutSpec) => Data;
+    const either: AnyKernel = (inputs, params, out) =>
+      inputs.some((x) => x.buf.host !== undefined) ? fromHostResult(host(inputs.map(onHost), params, out)) : device(inputs, params, out);
+    return [prim, either];
+  })) as unknown as KernelTable<WebgpuBuffer>;
+
   const fused: FusedKernels<WebgpuBuffer> = {
     momentumStep(p, v, g, hp: MomentumHyper) {
+      if (p.buf.host !== undefined) {
+        const [np, nv] = hostFusedTable.momentumStep(onHost(p), onHost(v), onHost(g), hp);
+        return [fromHostResult(np), fromHostResult(nv)];
+      }
       const n = p.buf.n;
       const np = alloc(n), nv = alloc(n);
       if (n > 0) dispatch(S.momentumShader(n, hp.nesterov), [p.buf.id, v.buf.id, g.buf.id, np.id, nv.id], grid(n), Float32Array.of(hp.lr, hp.gamma, hp.l2, 0));
       return [np, nv];
     },
     adamStep(p, m, v, g, hp: AdamHyper) {
+      if (p.buf.host !== undefined) {
+        const [np, nm, nv] = hostFusedTable.adamStep(onHost(p), onHost(m), onHost(v), onHost(g), hp);
+        return [fromHostResult(np), fromHostResult(nm), fromHostResult(nv)];
+      }
       const n = p.buf.n;
       const np = alloc(n), nm = alloc(n), nv = alloc(n);
       if (n > 0) {
         dispatch(S.adamShader(n), [p.buf.id, m.buf.id, v.buf.id, g.buf.id, np.id, nm.id, nv.id], grid(n),
-          Float32Array.of(hp.lr, hp.beta1, hp.beta2, hp.eps, hp.l2, hp.decay, hp.c1, hp.c2));
+          Float32Array.of(hp.lr, hp.beta1, hp.beta2, hp.eps, hp.l2, hp.decay, hp.c1, hp.c2, 1 - hp.beta1, 1 - hp.beta2, 0, 0));
       }
       return [np, nm, nv];
     },
   };
 
   const free = (buf: WebgpuBuffer): void => {
-    if (disposed || buf.id < 0) return;
+    if (disposed) return;
+    if (buf.host !== undefined) {
+      liveBytes -= buf.host.byteLength;
+      buffers--;
+      return;
+    }
+    if (buf.id < 0) return;
     exec.send(['free', buf.id]);
     liveBytes -= buf.n * 4;
     buffers--;
   };
   const widen = (f: Float32Array, dtype: DType): Data => (dtype === 'float64' ? Float64Array.from(f) : f);
-  const toFloats = (bytes: Uint8Array, n: number): Float32Array => new Float32Array(bytes.buffer, bytes.byteOffset, n);
 
   const a = exec.adapter;
   const name = [a.device, a.description].filter((s) => s !== undefined && s !== '').join(', ') || [a.vendor, a.architecture].join(' ').trim() || 'an unnamed adapter';
@@ -344,11 +396,12 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     description: `webgpu: Dawn (${a.attempt}) on ${name}${hardware ? '' : ' (software: slow)'}${a.setSurfaceless ? ' [EGL_PLATFORM=surfaceless while the adapter was made]' : ''}`,
     adapter: a,
     hardware,
-    kernels,
+    kernels: table,
     fused,
     upload,
     full,
     read(buf, dtype, n) {
+      if (buf.host !== undefined) return buf.host;
       if (buf.n === 0 || n === 0) return dtype === 'float64' ? new Float64Array(0) : new Float32Array(0);
       const bytes = exec.readSync(buf.id, n * 4);
       downloads++;
@@ -356,6 +409,7 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
       return widen(toFloats(bytes, n), dtype);
     },
     async readAsync(buf, dtype, n) {
+      if (buf.host !== undefined) return buf.host.slice();
       if (buf.n === 0 || n === 0) return dtype === 'float64' ? new Float64Array(0) : new Float32Array(0);
       downloads++;
       downloadBytes += n * 4;

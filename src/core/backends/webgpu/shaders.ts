@@ -335,14 +335,17 @@ ${elementMain(n, [
   '  out1[i] = v;',
 ].join('\n'))}`;
 
-/** adamStep: inputs [p, m, v, g], outputs [p', m', v']; hyperparameters as uniforms. */
+/**
+ * adamStep: inputs [p, m, v, g], outputs [p', m', v']; hyperparameters as uniforms, 1 − β1 and 1 − β2
+ * among them (computed in float64 on the host: 1 − f32(0.999) is 1.3e-5 off 0.001).
+ */
 export const adamShader = (n: number): string => `${bindings(4, 3)}
-struct H { lr: f32, beta1: f32, beta2: f32, eps: f32, l2: f32, decay: f32, c1: f32, c2: f32 }
+struct H { lr: f32, beta1: f32, beta2: f32, eps: f32, l2: f32, decay: f32, c1: f32, c2: f32, omb1: f32, omb2: f32, pad0: f32, pad1: f32 }
 @group(0) @binding(7) var<uniform> h: H;
 ${elementMain(n, [
   '  let g = a3[i] + h.l2 * a0[i];',
-  '  let m = h.beta1 * a1[i] + (1.0 - h.beta1) * g;',
-  '  let v = h.beta2 * a2[i] + (1.0 - h.beta2) * g * g;',
+  '  let m = h.beta1 * a1[i] + h.omb1 * g;',
+  '  let v = h.beta2 * a2[i] + h.omb2 * g * g;',
   '  out0[i] = h.decay * a0[i] - (h.lr * (h.c1 * m)) / (sqrt(h.c2 * v) + h.eps);',
   '  out1[i] = m;',
   '  out2[i] = v;',
