@@ -78,7 +78,9 @@ describe.skipIf(gpu === undefined)('webgpu fused optimizer updates', () => {
       return [p1, v1, p2, v2, p3, m3, s3].map((x) => x.toTypedArray());
     };
     const got = run(gpu!, 'float32'), want = run(reference, 'float64');
-    got.forEach((x, i) => expect(relNorm(x, want[i]!), `output ${i}`).toBeLessThan(1e-6));
+    got.forEach((x, i) => {
+      expect(relNorm(x, want[i]!), `output ${i}`).toBeLessThan(1e-6);
+    });
   });
 });
 
