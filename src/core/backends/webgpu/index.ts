@@ -52,9 +52,11 @@ export interface WebgpuTransfers {
 
 /** The webgpu backend, with what it runs on and its transfer counts. */
 export interface WebgpuBackend extends Backend<WebgpuBuffer> {
+  /** The adapter it runs on, as Dawn reports it, and the options that found it. */
   readonly adapter: AdapterReport;
   /** Whether the adapter is a real GPU (not a software rasterizer or Dawn's fallback). */
   readonly hardware: boolean;
+  /** Values moved between host and GPU so far (a training step: its batch up, its loss down). */
   transfers(): WebgpuTransfers;
   /** The values without blocking: resolves once the device has them. */
   readAsync(buf: WebgpuBuffer, dtype: DType, n: number): Promise<Data>;
