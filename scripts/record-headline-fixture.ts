@@ -3,7 +3,8 @@
 // a change that must not move the paper preset's arithmetic; the test
 // test/experiments/headline-history.test.ts then replays the same runs with the
 // current code and demands equality to the bit (JSON keeps every float64 exactly).
-//   CIFAR100_DIR=... node --import tsx scripts/record-headline-fixture.ts
+//   CIFAR100_DIR=... TAPEGRAD_BLAS=none node --experimental-wasm-relaxed-simd --import tsx scripts/record-headline-fixture.ts <commit>
+// (relaxed SIMD and the WebAssembly GEMM, as the test replays them: otherwise the kernels round differently)
 import * as E from 'fp-ts/lib/Either.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -42,6 +42,10 @@ export const shapeRules: { readonly [P in Primitive]: ShapeRule<P> } = {
   tanh: same,
   sigmoid: same,
   relu: same,
+  sin: same,
+  cos: same,
+  erf: same,
+  round: same,
   reluGrad: ([x, ct]) => ({ shape: x.shape, dtype: promote(x, ct) }),
   matmul: ([a, b], { transA, transB }) => {
     const { m, n } = matmulDims(a.shape, b.shape, transA, transB);
@@ -76,6 +80,9 @@ export const shapeRules: { readonly [P in Primitive]: ShapeRule<P> } = {
   select: ([, a, b]) => ({ shape: a.shape, dtype: promote(a, b) }),
   compare: ([a, b]) => ({ shape: a.shape, dtype: promote(a, b) }),
   sign: same,
+  argsort: same,
+  gather: ([x, idx]) => ({ shape: idx.shape, dtype: x.dtype }),
+  scatterAdd: ([base, , src]) => ({ shape: base.shape, dtype: promote(base, src) }),
   argmax: ([x], { axis }) => ({ shape: Object.freeze(x.shape.filter((_d, a) => a !== axis)), dtype: x.dtype }),
   pow: same,
   channelMoments: ([x]) => ({ shape: Object.freeze([2, x.shape[1]!]), dtype: x.dtype }),

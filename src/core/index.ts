@@ -5,12 +5,13 @@ export {
   type DType, type Data, type NestedArray, type Trace, type MainTrace,
 } from './tensor.js';
 export type { Arity, ArityTuple, CustomRule, KernelPrimitive, PrimitiveParams, ViewPrimitive } from './primitives.js';
-export type { Conv2dParams, PadParams, Pool2dParams, SliceParams, TakeParams } from './kernels-nd.js';
+export type { Conv2dParams, PadParams, Pool2dParams, RoundMode, SliceParams, TakeParams } from './kernels-nd.js';
 export type { CpuBackendOptions } from './backends/cpu.js';
 export type { BlasChoice, BlasFamily, NativeBlas } from './backends/cpu/blas.js';
 export type { GpuBuffer, GpuTexture, TransferStats } from './backends/gpujs.js';
 export type { GpuJsModule } from './backends/platform.js';
 export * from './ops.js';
+export * from './ops-everyday.js';
 export { checked } from './checked.js';
 export {
   type Backend, type BackendLike, type BackendSelection, type FusedKernels, type Kernel, type KernelTable, type MemoryStats,

@@ -365,6 +365,131 @@ export const sign = (alloc: Alloc, x: Data): Data => {
   return out;
 };
 
+/** How `round` rounds: down, up, or to the nearest integer with halves to the even one (NumPy's `round`). */
+export type RoundMode = 'floor' | 'ceil' | 'halfEven';
+
+/** x rounded to an integer by `mode`; NaN and ±∞ pass through, and the sign of a zero result is x's (as NumPy's). */
+export const round = (alloc: Alloc, x: Data, mode: RoundMode): Data => {
+  const out = alloc(dtypeOf(x), x.length, false);
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    let r: number;
+    if (!Number.isFinite(v)) r = v;
+    else if (mode === 'floor') r = Math.floor(v);
+    else if (mode === 'ceil') r = Math.ceil(v);
+    else {
+      const f = Math.floor(v), d = v - f;
+      r = d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
+    }
+    out[i] = r === 0 && (v < 0 || Object.is(v, -0)) ? -0 : r;
+  }
+  return out;
+};
+
+/**
+ * erf(x) to about 1e-16 relative in float64: for |x| < 3 the series
+ * erf x = 2/√π · e^(−x²) · Σ 2ⁿx^(2n+1) / (1·3·…·(2n+1)) (positive terms: no
+ * cancellation); beyond, 1 − erfc x with erfc's continued fraction (Lentz);
+ * ±1 past |x| = 6 (erfc < 2e-17).
+ */
+export const erf = (x: number): number => {
+  if (Number.isNaN(x)) return x;
+  const a = Math.abs(x);
+  if (a >= 6) return Math.sign(x);
+  if (a < 3) {
+    let term = a, sum = a;
+    for (let n = 1; n < 200 && term > sum * 1e-17; n++) {
+      term *= (2 * a * a) / (2 * n + 1);
+      sum += term;
+    }
+    const r = (2 / Math.sqrt(Math.PI)) * Math.exp(-a * a) * sum;
+    return x < 0 ? -r : r;
+  }
+  // erfc(a) = e^(−a²)/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + 2/(a + …))))), by modified Lentz.
+  const tiny = 1e-300;
+  let f = a, c = a, d = 0;
+  for (let n = 1; n < 300; n++) {
+    const an = n / 2;
+    d = a + an * d; d = d === 0 ? tiny : d; d = 1 / d;
+    c = a + an / c; c = c === 0 ? tiny : c;
+    const delta = c * d;
+    f *= delta;
+    if (Math.abs(delta - 1) < 1e-16) break;
+  }
+  const erfc = Math.exp(-a * a) / Math.sqrt(Math.PI) / f;
+  return x < 0 ? erfc - 1 : 1 - erfc;
+};
+
+/** An index read from a float tensor: an integer in −len..len−1 (negative ones count from the end, as NumPy's). */
+const indexAt = (v: number, len: number, op: string, axis: number): number => {
+  if (!Number.isInteger(v) || v < -len || v >= len) {
+    throw new RangeError(`${op}: index ${v} is not an integer in ${-len}..${len - 1} (axis ${axis} has length ${len})`);
+  }
+  return v < 0 ? v + len : v;
+};
+
+/**
+ * NumPy's take_along_axis: out[…, i, …] = x[…, idx[…, i, …], …] along `axis`,
+ * idx of x's rank and x's lengths off the axis; out has idx's shape.
+ */
+export const gather = (alloc: Alloc, x: Data, xs: Shape, idx: Data, is: Shape, axis: number): Out => {
+  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!, m = is[axis]!;
+  const out = alloc(dtypeOf(x), idx.length, false);
+  for (let p = 0; p < outer; p++) {
+    for (let i = 0; i < m; i++) {
+      for (let q = 0; q < inner; q++) {
+        const o = (p * m + i) * inner + q;
+        out[o] = x[(p * len + indexAt(idx[o]!, len, 'gather', axis)) * inner + q]!;
+      }
+    }
+  }
+  return { data: out, shape: is };
+};
+
+/** base with src[…, i, …] added at […, idx[…, i, …], …] along `axis` (repeats accumulate, in float64): gather's transpose. */
+export const scatterAdd = (alloc: Alloc, base: Data, bs: Shape, idx: Data, is: Shape, src: Data, axis: number, dtypeLike: Data): Out => {
+  const outer = count(bs.slice(0, axis)), inner = count(bs.slice(axis + 1)), len = bs[axis]!, m = is[axis]!;
+  const acc = Float64Array.from(base);
+  for (let p = 0; p < outer; p++) {
+    for (let i = 0; i < m; i++) {
+      for (let q = 0; q < inner; q++) {
+        const o = (p * m + i) * inner + q;
+        acc[(p * len + indexAt(idx[o]!, len, 'scatterAdd', axis)) * inner + q]! += src[o]!;
+      }
+    }
+  }
+  const out = alloc(dtypeOf(dtypeLike), acc.length, false);
+  out.set(acc);
+  return { data: out, shape: bs };
+};
+
+/**
+ * The indices that sort x along `axis`, stably (equal values keep their order):
+ * ascending with NaN last (NumPy's argsort), or descending with NaN first (the
+ * largest, as PyTorch's sort), in x's dtype.
+ */
+export const argsort = (alloc: Alloc, x: Data, xs: Shape, axis: number, descending: boolean): Data => {
+  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const out = alloc(dtypeOf(x), x.length, false);
+  const order = Array.from({ length: len }, (_, j) => j);
+  const vals = new Float64Array(len);
+  const sign = descending ? -1 : 1;
+  const cmp = (i: number, j: number): number => {
+    const a = vals[i]!, b = vals[j]!;
+    const na = Number.isNaN(a), nb = Number.isNaN(b);
+    if (na || nb) return na && nb ? 0 : (na ? 1 : -1) * sign;
+    return a < b ? -sign : a > b ? sign : 0;
+  };
+  for (let p = 0; p < outer; p++) {
+    for (let q = 0; q < inner; q++) {
+      for (let j = 0; j < len; j++) { vals[j] = x[(p * len + j) * inner + q]!; order[j] = j; }
+      order.sort(cmp);
+      for (let j = 0; j < len; j++) out[(p * len + j) * inner + q] = order[j]!;
+    }
+  }
+  return out;
+};
+
 /** Inverted dropout's mask from uniform draws u: 1/(1 − rate) where u ≥ rate, else 0, in `like`'s dtype. */
 export const dropoutMask = (alloc: Alloc, u: Data, rate: number, like: Data): Data => {
   const out = alloc(dtypeOf(like), u.length, false);

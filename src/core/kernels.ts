@@ -113,7 +113,7 @@ export const binary = (alloc: Alloc, op: BinaryOp, a: Data, as: Shape, b: Data, 
   return { data: out, shape };
 };
 
-export type UnaryOp = 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu';
+export type UnaryOp = 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu' | 'sin' | 'cos' | 'erf';
 
 const dtypeOf = (x: Data): DType => (x instanceof Float64Array ? 'float64' : 'float32');
 
@@ -128,6 +128,9 @@ export const unary = (alloc: Alloc, op: UnaryOp, x: Data): Data => {
     case 'log': for (let i = 0; i < n; i++) out[i] = Math.log(x[i]!); break;
     case 'sqrt': for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]!); break;
     case 'tanh': for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]!); break;
+    case 'sin': for (let i = 0; i < n; i++) out[i] = Math.sin(x[i]!); break;
+    case 'cos': for (let i = 0; i < n; i++) out[i] = Math.cos(x[i]!); break;
+    case 'erf': for (let i = 0; i < n; i++) out[i] = KN.erf(x[i]!); break;
     case 'sigmoid':
       // Split by sign so exp never overflows.
       for (let i = 0; i < n; i++) {
@@ -380,6 +383,10 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
     tanh: un('tanh'),
     sigmoid: un('sigmoid'),
     relu: un('relu'),
+    sin: un('sin'),
+    cos: un('cos'),
+    erf: un('erf'),
+    round: ([x], { mode }) => KN.round(alloc, x.buf, mode),
     reluGrad: ([x, ct]) => reluGrad(alloc, x.buf, ct.buf),
     matmul: ([a, b], { transA, transB }, out) => {
       const { m, k, n } = matmulDims(a.shape, b.shape, transA, transB);
@@ -413,6 +420,9 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
     compare: ([a, b], { op }) => KN.compare(alloc, op, a.buf, b.buf),
     sign: ([x]) => KN.sign(alloc, x.buf),
     argmax: ([x], { axis }) => KN.argmax(alloc, x.buf, x.shape, axis).data,
+    argsort: ([x], { axis, descending }) => KN.argsort(alloc, x.buf, x.shape, axis, descending),
+    gather: ([x, idx], { axis }) => KN.gather(alloc, x.buf, x.shape, idx.buf, idx.shape, axis).data,
+    scatterAdd: ([base, idx, src], { axis }, out) => KN.scatterAdd(alloc, base.buf, base.shape, idx.buf, idx.shape, src.buf, axis, like(out.dtype)).data,
     maxPool2dSelect: ([x, t], p) => KN.maxPool2dSelect(alloc, x.buf, x.shape, t.buf, p).data,
     pow: ([x], { p }) => KN.pow(alloc, x.buf, p),
     channelMoments: ([x]) => KN.channelMoments(alloc, x.buf, x.shape).data,

@@ -24,6 +24,7 @@ import { backend as backendRef, defaultBackend, type AdamHyper, type Backend, ty
 import './backends/index.js'; // registers the backends and the auto policy
 import { plainAlloc } from './kernels.js';
 import * as KN from './kernels-nd.js';
+import { checkBool, checkInt, checkNumber, checkOptions } from './options.js';
 import type { Key } from './random.js';
 import type { ArityTuple, CustomRule, DType, KernelPrimitive, Primitive, PrimitiveParams } from './primitives.js';
 import { broadcastShapes, makeShape, normalizeAxis, sameShape, ShapeError, showShape, sizeOf, type Shape } from './shape.js';
@@ -95,8 +96,19 @@ export const bind = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Pr
 /** A tensor or a plain number (taken as a scalar of the other operand's dtype). */
 export type TensorLike = Tensor | number;
 
+/** A tensor argument, checked (JavaScript callers pass anything). */
+const tensorArg = (op: string, name: string, x: unknown): Tensor => {
+  if (!(x instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${x === null ? 'null' : Array.isArray(x) ? 'an array (make one with tensor())' : typeof x}`);
+  return x;
+};
+
 /** Numbers become scalars of the other operand's dtype, on its backend. */
-const lift = (a: TensorLike, b: TensorLike): [Tensor, Tensor] => {
+const lift = (a: TensorLike, b: TensorLike, op: string): [Tensor, Tensor] => {
+  for (const [name, v] of [['the first operand', a], ['the second operand', b]] as const) {
+    if (typeof v !== 'number' && !(v instanceof Tensor)) {
+      throw new TypeError(`${op}: ${name} must be a Tensor or a number, got ${v === null ? 'null' : Array.isArray(v) ? 'an array (make one with tensor())' : typeof v}`);
+    }
+  }
   const other = typeof a !== 'number' ? a : typeof b !== 'number' ? b : undefined;
   const dt: DType = other?.dtype ?? 'float32';
   const be = other?.backend;
@@ -104,7 +116,7 @@ const lift = (a: TensorLike, b: TensorLike): [Tensor, Tensor] => {
 };
 
 const binaryOp = (prim: 'add' | 'mul') => (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, prim);
   return bind(prim, [x, y], null);
 };
 
@@ -121,12 +133,12 @@ export const neg = (x: Tensor): Tensor => bind('neg', [x], null);
 export const reciprocal = (x: Tensor): Tensor => bind('reciprocal', [x], null);
 /** a − b, broadcasting. */
 export const sub = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, 'sub');
   return add(x, neg(y));
 };
 /** a / b, broadcasting. */
 export const div = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, 'div');
   return mul(x, reciprocal(y));
 };
 /** Elementwise x², as x·x. */
@@ -167,12 +179,31 @@ export interface MatmulOptions {
   readonly transB?: boolean;
 }
 
-/** Matrix product op(a)·op(b) of two rank-2 tensors, on the current backend. */
+/** The last two axes swapped (a transposed copy). */
+const swapLast = (x: Tensor): Tensor => transpose(x, [...Array(x.rank - 2).keys(), x.rank - 1, x.rank - 2]);
+
+/**
+ * Matrix product op(a)·op(b) with NumPy's `matmul` semantics: two matrices
+ * (the flags read a transposed operand through strides, never a copy); a
+ * vector as a row on the left or a column on the right (its axis dropped from
+ * the result); operands of rank > 2 as stacks of matrices whose batch axes
+ * broadcast (`batchedMatmul`; the flags then transpose each matrix).
+ */
 export const matmul = (a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor => {
+  checkOptions('matmul', opts, ['transA', 'transB']);
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
+  if (typeof transA !== 'boolean' || typeof transB !== 'boolean') throw new TypeError(`matmul: transA and transB must be booleans, got ${typeof transA} and ${typeof transB}`);
+  if (!(a instanceof Tensor) || !(b instanceof Tensor)) throw new TypeError('matmul: both operands must be tensors');
+  if (a.rank === 0 || b.rank === 0) {
+    throw new ShapeError(`matmul: a scalar has no matrix product (use mul), got shapes ${showShape(a.shape)} and ${showShape(b.shape)}`);
+  }
   if (a.rank !== 2 || b.rank !== 2) {
-    throw new ShapeError(`matmul: both operands must be matrices, got shapes ${showShape(a.shape)} and ${showShape(b.shape)}`);
+    const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]!]) : transA ? swapLast(a) : a;
+    const b2 = b.rank === 1 ? reshape(b, [b.shape[0]!, 1]) : transB ? swapLast(b) : b;
+    const out = batchedMatmul(a2, b2);
+    const s = out.shape.filter((_d, i) => !(a.rank === 1 && i === out.rank - 2) && !(b.rank === 1 && i === out.rank - 1));
+    return reshape(out, s);
   }
   const k1 = transA ? a.shape[0] : a.shape[1];
   const k2 = transB ? b.shape[1] : b.shape[0];
@@ -192,13 +223,14 @@ export type Axes = number | readonly number[] | undefined;
 const normalizeAxes = (axes: Axes, rank: number, op: string): number[] => {
   if (axes === undefined) return [...Array(rank).keys()];
   const list = typeof axes === 'number' ? [axes] : axes;
+  if (!Array.isArray(list)) throw new ShapeError(`${op}: axes must be an integer or an array of integers, got ${typeof axes === 'string' ? JSON.stringify(axes) : typeof axes}`);
   const norm = [...new Set(list.map((a) => normalizeAxis(a, rank, op)))];
   return norm.sort((a, b) => a - b);
 };
 
 /** Sum over `axes` (all by default). */
 export const sum = (x: Tensor, axes?: Axes, keepDims = false): Tensor =>
-  bind('sum', [x], { axes: normalizeAxes(axes, x.rank, 'sum'), keepDims });
+  bind('sum', [tensorArg('sum', 'x', x)], { axes: normalizeAxes(axes, x.rank, 'sum'), keepDims: checkBool('sum', 'keepDims', keepDims) });
 
 /** Mean over `axes` (all by default). */
 export const mean = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
@@ -209,7 +241,7 @@ export const mean = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
 
 /** Maximum over `axes` (all by default); the gradient goes to the maxima, shared among ties. */
 export const max = (x: Tensor, axes?: Axes, keepDims = false): Tensor =>
-  bind('max', [x], { axes: normalizeAxes(axes, x.rank, 'max'), keepDims });
+  bind('max', [tensorArg('max', 'x', x)], { axes: normalizeAxes(axes, x.rank, 'max'), keepDims: checkBool('max', 'keepDims', keepDims) });
 
 /** The same values in a new shape; one length may be -1 (inferred). */
 export const reshape = (x: Tensor, shape: readonly number[]): Tensor => {
@@ -233,6 +265,7 @@ export const reshape = (x: Tensor, shape: readonly number[]): Tensor => {
 /** Permutes axes; reverses them by default (the matrix transpose for rank 2). */
 export const transpose = (x: Tensor, perm?: readonly number[]): Tensor => {
   const p = perm ?? [...Array(x.rank).keys()].reverse();
+  if (!Array.isArray(p)) throw new TypeError(`transpose: perm must be an array of axes, got ${typeof p}`);
   if (p.length !== x.rank || [...p].sort((a, b) => a - b).some((v, i) => v !== i)) {
     throw new ShapeError(`transpose: ${showShape(p)} is not a permutation of the axes of shape ${showShape(x.shape)}`);
   }
@@ -294,6 +327,10 @@ export const softmaxCrossEntropy = (
 ): Tensor => {
   if (logits.rank !== 2) {
     throw new ShapeError(`softmaxCrossEntropy: logits must be [batch, classes], got ${showShape(logits.shape)}`);
+  }
+  checkOptions('softmaxCrossEntropy', opts, ['reduction']);
+  if (opts.reduction !== undefined && opts.reduction !== 'mean' && opts.reduction !== 'sum') {
+    throw new TypeError(`softmaxCrossEntropy: reduction must be 'mean' or 'sum', got ${JSON.stringify(opts.reduction)}`);
   }
   const [n, c] = logits.shape as [number, number];
   let targets: Tensor;
@@ -364,33 +401,63 @@ export const gelu = (x: Tensor): Tensor => {
 
 const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 
-/** Options objects from JavaScript: a key the op does not know is an error, not silently ignored. */
-const checkOptions = (op: string, opts: object, known: readonly string[]): void => {
-  const unknown = Object.keys(opts).filter((k) => !known.includes(k));
-  if (unknown.length > 0) throw new TypeError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (it takes ${known.join(', ')})`);
+
+/** conv2d's options: each a positive integer (padding non-negative). */
+export interface Conv2dOptions {
+  /** Step between windows (default 1). */
+  readonly stride?: number;
+  /** Zeros added on every side (default 0). */
+  readonly padding?: number;
+  /** Spacing between the filter's taps (default 1; 2 reads every other pixel: an "atrous" convolution). */
+  readonly dilation?: number;
+  /** Channel groups (default 1): x's C channels and the F filters split into `groups` parts convolved pairwise; C = groups gives a depthwise convolution. */
+  readonly groups?: number;
+}
+
+/** Filters [F, C, K, L] with d − 1 zeros between taps: [F, C, (K−1)d+1, (L−1)d+1] (a composite: pad, reshape, slice). */
+const dilateFilter = (w: Tensor, d: number): Tensor => {
+  const spread = (t: Tensor, axis: 2 | 3): Tensor => {
+    const k = t.shape[axis]!;
+    const s = t.shape;
+    // A length-1 axis after `axis`, padded to d: each tap followed by d − 1 zeros once flattened.
+    const wide = pad(reshape(t, [...s.slice(0, axis + 1), 1, ...s.slice(axis + 1)]), Array.from({ length: 5 }, (_, i) => [0, i === axis + 1 ? d - 1 : 0] as const));
+    const flat = reshape(wide, s.map((n, a) => (a === axis ? n * d : n)));
+    return slice(flat, [0, 0, 0, 0], s.map((n, a) => (a === axis ? (k - 1) * d + 1 : n)));
+  };
+  return spread(spread(w, 2), 3);
 };
 
 /**
  * 2-D convolution (cross-correlation, as in every deep-learning library) of
- * images x [N, C, H, W] with filters w [F, C, KH, KW], zero padding on every
- * side: out [N, F, ⌊(H + 2p − KH)/s⌋ + 1, ⌊(W + 2p − KW)/s⌋ + 1]. Layout NCHW.
+ * images x [N, C, H, W] with filters w [F, C/groups, KH, KW], zero padding on every
+ * side: out [N, F, ⌊(H + 2p − d(KH−1) − 1)/s⌋ + 1, ⌊(W + 2p − d(KW−1) − 1)/s⌋ + 1]. Layout NCHW.
+ * `dilation` and `groups` are composites (a dilated filter with zeros between its taps; one
+ * convolution per group, joined), so every transformation applies to them.
  */
-export const conv2d = (x: Tensor, w: Tensor, opts: { stride?: number; padding?: number } = {}): Tensor => {
-  checkOptions('conv2d', opts, ['stride', 'padding']);
-  const stride = opts.stride ?? 1, padding = opts.padding ?? 0;
-  if (x.rank !== 4 || w.rank !== 4 || x.shape[1] !== w.shape[1]) {
-    throw new ShapeError(`conv2d: images must be [batch, channels, height, width] and filters [out, channels, kh, kw] with the same channels; got ${showShape(x.shape)} and ${showShape(w.shape)}`);
+export const conv2d = (x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor => {
+  checkOptions('conv2d', opts, ['stride', 'padding', 'dilation', 'groups']);
+  const stride = opts.stride ?? 1, padding = opts.padding ?? 0, dilation = opts.dilation ?? 1, groups = opts.groups ?? 1;
+  if (!positiveInt(stride) || !Number.isInteger(padding) || padding < 0 || !positiveInt(dilation) || !positiveInt(groups)) {
+    throw new ShapeError(`conv2d: stride, dilation and groups must be positive integers and padding a non-negative one; got stride ${stride}, padding ${padding}, dilation ${dilation}, groups ${groups}`);
   }
-  if (!positiveInt(stride) || !Number.isInteger(padding) || padding < 0) {
-    throw new ShapeError(`conv2d: stride must be a positive integer and padding a non-negative one; got stride ${stride}, padding ${padding}`);
+  if (x.rank !== 4 || w.rank !== 4 || x.shape[1] !== w.shape[1]! * groups || w.shape[0]! % groups !== 0) {
+    throw new ShapeError(
+      `conv2d: images must be [batch, channels, height, width] and filters [out, channels / groups, kh, kw], out divisible by groups (${groups}); ` +
+        `got ${showShape(x.shape)} and ${showShape(w.shape)}`,
+    );
   }
-  if (KN.slidingOut(x.shape[2]!, w.shape[2]!, stride, padding) < 1 || KN.slidingOut(x.shape[3]!, w.shape[3]!, stride, padding) < 1) {
-    throw new ShapeError(`conv2d: filters ${showShape(w.shape)} do not fit images ${showShape(x.shape)} with padding ${padding}`);
+  const wd = dilation === 1 ? w : dilateFilter(w, dilation);
+  if (KN.slidingOut(x.shape[2]!, wd.shape[2]!, stride, padding) < 1 || KN.slidingOut(x.shape[3]!, wd.shape[3]!, stride, padding) < 1) {
+    throw new ShapeError(`conv2d: filters ${showShape(w.shape)}${dilation > 1 ? ` dilated by ${dilation}` : ''} do not fit images ${showShape(x.shape)} with padding ${padding}`);
   }
-  return bind('conv2d', [x, w], { stride, padding });
+  if (groups === 1) return bind('conv2d', [x, wd], { stride, padding });
+  const xs = split(x, groups, 1), ws = split(wd, groups, 0);
+  return concat(xs.map((xg, g) => bind('conv2d', [xg, ws[g]!], { stride, padding })), 1);
 };
 
 const pool = (prim: 'maxPool2d' | 'avgPool2d') => (x: Tensor, size: number, stride = size): Tensor => {
+  checkInt(prim, 'the window size', size, 1);
+  checkInt(prim, 'the stride', stride, 1);
   if (x.rank !== 4) throw new ShapeError(`${prim}: images must be [batch, channels, height, width]; got ${showShape(x.shape)}`);
   if (!positiveInt(size) || !positiveInt(stride) || size > x.shape[2]! || size > x.shape[3]!) {
     throw new ShapeError(`${prim}: a ${size}×${size} window (stride ${stride}) does not fit images ${showShape(x.shape)}`);
@@ -434,7 +501,7 @@ export const customVjp = <Xs extends readonly Tensor[]>(
  * device. Under `vmap`, every example gets the same mask (as with one key in JAX).
  */
 export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
-  if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be in [0, 1), got ${rate}`);
+  if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be a number in [0, 1), got ${typeof rate === 'string' ? JSON.stringify(rate) : rate}`);
   if (rate === 0) return x;
   // The mask is made on the host from the key's draws (under jit: redone each call from the key passed in).
   const be = x.backend, shape = x.shape, dtype = x.dtype;
@@ -492,8 +559,14 @@ export const batchNormalize = (x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-5
 
 const checkAxis = (axis: number, rank: number, op: string) => normalizeAxis(axis, rank, op);
 
-/** The box of `sizes` starting at `starts` (one entry per axis; a size of -1 runs to the end). */
+/**
+ * The box of `sizes` starting at `starts` (one entry per axis; a negative start
+ * counts from the end, as in NumPy; a size of -1 runs to the end). Steps and
+ * negative steps: `stridedSlice`.
+ */
 export const slice = (x: Tensor, starts: readonly number[], sizes: readonly number[]): Tensor => {
+  if (!Array.isArray(starts) || !Array.isArray(sizes)) throw new TypeError(`slice: starts and sizes must be arrays of integers, one per axis of ${showShape(x.shape)}`);
+  starts = starts.map((b, a) => (Number.isInteger(b) && b < 0 ? b + (x.shape[a] ?? 0) : b));
   const sz = sizes.map((n, a) => (n === -1 ? x.shape[a]! - starts[a]! : n));
   if (starts.length !== x.rank || sz.length !== x.rank || starts.some((b, a) => !Number.isInteger(b) || b < 0 || !Number.isInteger(sz[a]) || sz[a]! < 0 || b + sz[a]! > x.shape[a]!)) {
     throw new ShapeError(`slice: starts ${showShape(starts)} and sizes ${showShape(sizes)} do not fit inside shape ${showShape(x.shape)}`);
@@ -507,6 +580,7 @@ export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], v
   if (widths.length !== x.rank || widths.some(([b, a]) => !Number.isInteger(b) || !Number.isInteger(a) || b < 0 || a < 0)) {
     throw new ShapeError(`pad: give one [before, after] pair of non-negative integers per axis of ${showShape(x.shape)}`);
   }
+  checkNumber('pad', 'value', value);
   if (widths.every(([b, a]) => b === 0 && a === 0)) return x;
   return bind('pad', [x], { before: widths.map((w) => w[0]), after: widths.map((w) => w[1]), value });
 };
@@ -514,7 +588,7 @@ export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], v
 /** Gathers the entries `indices` along `axis` (repeats allowed); the gradient adds back into each index. */
 export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor => {
   if (indices instanceof Tensor || indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
-    throw new TypeError(`take: indices must be an array (or typed array) of integers, got ${indices instanceof Tensor ? `a tensor of shape ${showShape(indices.shape)}` : String(indices)}`);
+    throw new TypeError(`take: indices must be an array (or typed array) of integers, got ${indices instanceof Tensor ? `a tensor of shape ${showShape(indices.shape)} (indices in a tensor: gather(x, indices, axis))` : String(indices)}`);
   }
   const ax = checkAxis(axis, x.rank, 'take');
   const idx = Int32Array.from(indices as ArrayLike<number>);
@@ -525,6 +599,8 @@ export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor =>
 
 /** Joins tensors along an existing axis; every other length must agree. */
 export const concat = (xs: readonly Tensor[], axis = 0): Tensor => {
+  if (!Array.isArray(xs as unknown)) throw new TypeError(`concat: give an array of tensors, got ${typeof xs}`);
+  for (const [i, x] of xs.entries()) tensorArg('concat', `element ${i}`, x);
   if (xs.length === 0) throw new ShapeError('concat: nothing to join');
   const ax = checkAxis(axis, xs[0]!.rank, 'concat');
   const first = xs[0]!;
@@ -544,6 +620,7 @@ export const stack = (xs: readonly Tensor[], axis = 0): Tensor => {
 
 /** Splits along `axis` into `n` equal parts, or parts of the given lengths. */
 export const split = (x: Tensor, parts: number | readonly number[], axis = 0): Tensor[] => {
+  if (typeof parts !== 'number' && !Array.isArray(parts)) throw new TypeError(`split: parts must be a count or an array of lengths, got ${typeof parts}`);
   const ax = checkAxis(axis, x.rank, 'split');
   const len = x.shape[ax]!;
   const sizes = typeof parts === 'number' ? (len % parts === 0 ? new Array<number>(parts).fill(len / parts) : undefined) : [...parts];
@@ -565,13 +642,14 @@ const broadcastShapesOf = (a: Shape, b: Shape): Shape => broadcastShapes(a, b, '
  * true); gradients flow to the chosen side only, never to cond.
  */
 export const where = (cond: Tensor, a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  tensorArg('where', 'cond', cond);
+  const [x, y] = lift(a, b, 'where');
   const [c, xb, yb] = broadcastAll(stopGradient(cond), x, y);
   return bind('select', [c!, xb!, yb!], null);
 };
 
 const compareOp = (op: KN.CompareOp) => (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, op);
   // Constants: their inputs' broadcasts need no derivative either.
   const [xb, yb] = broadcastAll(stopGradient(x), stopGradient(y));
   return bind('compare', [xb!, yb!], { op });
@@ -599,13 +677,13 @@ const or = (p: Tensor, q: Tensor): Tensor => greater(add(p, q), 0);
  * NaN); on ties the gradient goes to b.
  */
 export const maximum = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, 'maximum');
   return where(or(greater(x, y), isNaNMask(x)), x, y);
 };
 
 /** Elementwise minimum, broadcasting; NaN propagates; on ties the gradient goes to b. */
 export const minimum = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b);
+  const [x, y] = lift(a, b, 'minimum');
   return where(or(less(x, y), isNaNMask(x)), x, y);
 };
 
@@ -618,36 +696,58 @@ export const abs = (x: Tensor): Tensor => {
 };
 
 /** x^p for a constant exponent p (x > 0 for non-integer p, as Math.pow). */
-export const pow = (x: Tensor, p: number): Tensor => (p === 1 ? x : bind('pow', [x], { p }));
+export const pow = (x: Tensor, p: number): Tensor => (checkNumber('pow', 'the exponent', p) === 1 ? x : bind('pow', [x], { p }));
 
 /** x limited to [lo, hi]; NaN stays NaN; the gradient is 1 inside and 0 where clipped. */
 export const clip = (x: Tensor, lo: number, hi: number): Tensor => {
+  checkNumber('clip', 'lo', lo);
+  checkNumber('clip', 'hi', hi);
   if (!(lo <= hi)) throw new RangeError(`clip: lo (${lo}) must not exceed hi (${hi})`);
   return minimum(maximum(x, lo), hi);
 };
 
-/** Index of the largest entry along `axis` (first on ties; NaN counts as largest): a constant of x's dtype, not differentiable. */
-export const argmax = (x: Tensor, axis = -1): Tensor => {
-  return bind('argmax', [x], { axis: normalizeAxis(axis, x.rank, 'argmax') });
+/**
+ * Index of the largest entry along `axis` (first on ties; NaN counts as
+ * largest), or, with no axis, into the flattened tensor (NumPy's default): a
+ * constant of x's dtype, not differentiable.
+ */
+export const argmax = (x: Tensor, axis?: number): Tensor => {
+  if (axis === undefined) return bind('argmax', [reshape(x, [-1])], { axis: 0 });
+  return bind('argmax', [x], { axis: normalizeAxis(checkInt('argmax', 'axis', axis), x.rank, 'argmax') });
 };
 
 /**
- * Batched matrix product: a [..., m, k] · b [..., k, n] → [..., m, n], with the
- * same leading (batch) axes, or b a plain matrix shared by every batch entry.
- * Each product runs on the backend's matmul; gradients come from slice, stack and matmul.
+ * Batched matrix product: a [..., m, k] · b [..., k, n] → [..., m, n], the batch
+ * axes broadcast as NumPy's (a batch of 1, or a plain matrix, is shared by every
+ * batch entry). A shared right operand is one product with the batch's rows
+ * stacked, a shared left one one product with the batch's columns side by side;
+ * otherwise each product runs on the backend's matmul. Gradients come from
+ * reshape, transpose, slice, stack and matmul.
  */
 export const batchedMatmul = (a: Tensor, b: Tensor): Tensor => {
   if (a.rank < 2 || b.rank < 2) throw new ShapeError(`batchedMatmul: operands must have rank ≥ 2, got ${showShape(a.shape)} and ${showShape(b.shape)}`);
   const [m, k] = a.shape.slice(-2) as [number, number];
   const [k2, n] = b.shape.slice(-2) as [number, number];
-  const batch = a.shape.slice(0, -2);
-  const shared = b.rank === 2;
-  if (k !== k2 || (!shared && b.shape.slice(0, -2).join() !== batch.join())) {
-    throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: inner lengths or batch axes differ`);
+  if (k !== k2) throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: inner lengths ${k} and ${k2} differ`);
+  const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+  let batch: Shape;
+  try {
+    batch = broadcastShapes(batchA, batchB, 'batchedMatmul');
+  } catch {
+    throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: batch axes ${showShape(batchA)} and ${showShape(batchB)} do not broadcast`);
   }
   const count = batch.reduce((p, d) => p * d, 1);
-  if (shared) return reshape(matmul(reshape(a, [count * m, k]), b), [...batch, m, n]);
-  const a3 = reshape(a, [count, m, k]), b3 = reshape(b, [count, k, n]);
+  if (batchB.every((d) => d === 1)) {
+    const rows = reshape(broadcastTo(a, [...batch, m, k]), [count * m, k]);
+    return reshape(matmul(rows, reshape(b, [k, n])), [...batch, m, n]);
+  }
+  if (batchA.every((d) => d === 1)) {
+    // a · [b₀ | b₁ | …]: the batch's matrices side by side as columns of one right operand.
+    const cols = reshape(transpose(reshape(broadcastTo(b, [...batch, k, n]), [count, k, n]), [1, 0, 2]), [k, count * n]);
+    const out = matmul(reshape(a, [m, k]), cols);
+    return reshape(transpose(reshape(out, [m, count, n]), [1, 0, 2]), [...batch, m, n]);
+  }
+  const a3 = reshape(broadcastTo(a, [...batch, m, k]), [count, m, k]), b3 = reshape(broadcastTo(b, [...batch, k, n]), [count, k, n]);
   const outs = Array.from({ length: count }, (_, i) =>
     matmul(reshape(slice(a3, [i, 0, 0], [1, m, k]), [m, k]), reshape(slice(b3, [i, 0, 0], [1, k, n]), [k, n])));
   return reshape(stack(outs, 0), [...batch, m, n]);

@@ -8,7 +8,7 @@
  * backend's table. The types make each of them mandatory: a primitive missing
  * from any table does not compile.
  */
-import type { CompareOp, Conv2dParams, PadParams, Pool2dParams, SliceParams, TakeParams } from './kernels-nd.js';
+import type { CompareOp, Conv2dParams, PadParams, Pool2dParams, RoundMode, SliceParams, TakeParams } from './kernels-nd.js';
 import type { Shape } from './shape.js';
 import type { Tensor } from './tensor.js';
 
@@ -30,6 +30,12 @@ export interface PrimitiveSignatures {
   /** Its own primitive for stability: the composite 1/(1+exp(-x)) gives NaN gradients where exp overflows. */
   sigmoid: { arity: 1; params: null };
   relu: { arity: 1; params: null };
+  sin: { arity: 1; params: null };
+  cos: { arity: 1; params: null };
+  /** The error function, 2/√π ∫₀ˣ e^(−t²) dt. */
+  erf: { arity: 1; params: null };
+  /** floor, ceil, or round half to even (NumPy's round): a constant (its derivative is 0 wherever it exists). */
+  round: { arity: 1; params: { readonly mode: RoundMode } };
   /** relu's VJP as one pass, ct · (x > 0): inputs [x, ct]. */
   reluGrad: { arity: 2; params: null };
   matmul: { arity: 2; params: { readonly transA: boolean; readonly transB: boolean } };
@@ -76,6 +82,15 @@ export interface PrimitiveSignatures {
   sign: { arity: 1; params: null };
   /** Index of the largest entry along `axis` (first on ties, NaN largest), in x's dtype: a constant. */
   argmax: { arity: 1; params: { readonly axis: number } };
+  /** Indices that sort x along `axis`, stably (ascending NaN last; descending NaN first), in x's dtype: a constant. */
+  argsort: { arity: 1; params: { readonly axis: number; readonly descending: boolean } };
+  /**
+   * NumPy's take_along_axis on inputs [x, idx]: idx of x's rank and x's lengths off `axis`, holding integers
+   * (negative ones from the end); the result has idx's shape. No gradient flows to idx.
+   */
+  gather: { arity: 2; params: { readonly axis: number } };
+  /** gather's transpose on inputs [base, idx, src], idx and src of one shape: base with src added at idx along `axis`. */
+  scatterAdd: { arity: 3; params: { readonly axis: number } };
   /**
    * maxPool2d's JVP (the transpose of maxPool2dGrad): inputs [x, t]; each window's value of t at the
    * position of x's (first) maximum.

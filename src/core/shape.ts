@@ -28,6 +28,9 @@ export const sizeOf = (s: Shape): number => {
 
 /** Validates a user-supplied shape and returns it frozen. */
 export const makeShape = (s: readonly number[]): Shape => {
+  if (!Array.isArray(s)) {
+    throw new ShapeError(`invalid shape ${typeof s === 'string' ? JSON.stringify(s) : String(s)}: a shape is an array of non-negative integers, e.g. [2, 3]`);
+  }
   for (const d of s) {
     if (!Number.isInteger(d) || d < 0) {
       throw new ShapeError(`invalid shape ${showShape(s)}: every length must be a non-negative integer`);
@@ -71,6 +74,9 @@ export const broadcastShapes = (a: Shape, b: Shape, op: string): Shape => {
 
 /** Normalizes an axis that may be negative (-1 = last) and checks its range. */
 export const normalizeAxis = (axis: number, rank: number, op: string): number => {
+  if (typeof axis !== 'number' || !Number.isInteger(axis)) {
+    throw new ShapeError(`${op}: an axis must be an integer, got ${typeof axis === 'string' ? JSON.stringify(axis) : String(axis)}`);
+  }
   const a = axis < 0 ? axis + rank : axis;
   if (!Number.isInteger(a) || a < 0 || a >= rank) {
     throw new ShapeError(`${op}: axis ${axis} is out of range for a tensor of rank ${rank}`);

@@ -469,14 +469,18 @@ export const checkDType = (dtype: unknown, who: string): DType => {
 const describeValue = (v: unknown): string =>
   v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}…` : v)}` : typeof v;
 
-const inferShape = (x: NestedArray, path = ''): E.Either<ShapeError, number[]> => {
+/** Deeper nesting than this is refused (a cycle, or a mistake): no tensor has 64 axes, and the stack stays small. */
+const MAX_RANK = 64;
+
+const inferShape = (x: NestedArray, path = '', depth = 0): E.Either<ShapeError, number[]> => {
   if (typeof x === 'number') return E.right([]);
   if (!Array.isArray(x)) return E.left(new ShapeError(`tensor(): expected a number or a nested array of numbers${path === '' ? '' : ` at ${path}`}, found ${describeValue(x)}`));
+  if (depth >= MAX_RANK) return E.left(new ShapeError(`tensor(): arrays nested more than ${MAX_RANK} deep (an array that contains itself?): a tensor has at most ${MAX_RANK} axes`));
   if (x.length === 0) return E.right([0]);
-  const first = inferShape(x[0]!, `${path}[0]`);
+  const first = inferShape(x[0]!, `${path}[0]`, depth + 1);
   if (E.isLeft(first)) return first;
   for (let i = 1; i < x.length; i++) {
-    const s = inferShape(x[i]!, `${path}[${i}]`);
+    const s = inferShape(x[i]!, `${path}[${i}]`, depth + 1);
     if (E.isLeft(s)) return s;
     if (s.right.join() !== first.right.join()) {
       return E.left(new ShapeError(
@@ -519,6 +523,9 @@ export const fromArray = (
       if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
         throw new ShapeError(`fromArray(): values must be an array or a typed array of numbers, got ${describeValue(values)}`);
       }
+      if (ArrayBuffer.isView(values) && (values instanceof DataView || values instanceof BigInt64Array || values instanceof BigUint64Array)) {
+        throw new ShapeError(`fromArray(): values must hold numbers, got a ${values.constructor.name} (convert with Array.from(values, Number))`);
+      }
       if (!ArrayBuffer.isView(values)) {
         const i = Array.prototype.findIndex.call(values, (v: unknown) => typeof v !== 'number');
         if (i >= 0) throw new ShapeError(`fromArray(): element ${i} is ${describeValue((values as ArrayLike<unknown>)[i])}, not a number`);
@@ -535,6 +542,7 @@ export const fromArray = (
 /** A tensor of one value repeated. */
 export const full = (shape: readonly number[], value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
   checkDType(dtype, 'full()');
+  if (typeof value !== 'number') throw new TypeError(`full(): the value must be a number, got ${describeValue(value)}`);
   const s = makeShape(shape);
   const b = placed(backend);
   return internal.wrap(new Storage(b, b.full(dtype, sizeOf(s), value)), s, dtype);
@@ -545,7 +553,10 @@ export const zeros = (shape: readonly number[], dtype: DType = 'float32', backen
 /** A tensor of ones. */
 export const ones = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 1, checkDType(dtype, 'ones()'), backend);
 /** A rank-0 tensor. */
-export const scalar = (value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => full([], value, checkDType(dtype, 'scalar()'), backend);
+export const scalar = (value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
+  if (typeof value !== 'number') throw new TypeError(`scalar(): the value must be a number, got ${describeValue(value)}`);
+  return full([], value, checkDType(dtype, 'scalar()'), backend);
+};
 
 /** The same values on another backend (a copy; `t` itself when it is there already). */
 export const toBackend = (t: Tensor, backend: BackendLike): Tensor => {

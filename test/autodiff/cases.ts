@@ -68,6 +68,9 @@ export const cases: readonly Case[] = [
   unary('sqrt', T.sqrt, positive),
   unary('tanh', T.tanh),
   unary('sigmoid', T.sigmoid),
+  unary('sin', T.sin),
+  unary('cos', T.cos),
+  unary('erf', T.erf),
   unary('relu', T.relu, { avoid: [0] }, false),
   {
     prim: 'reluGrad', name: 'reluGrad', smooth: false,
@@ -134,6 +137,31 @@ export const cases: readonly Case[] = [
       shapes: [s.map((d, a) => (a === axis ? idx.length : d))], ranges: [any],
       f: ([ct]) => T.bind('takeGrad', [ct!], { axis, indices: Int32Array.from(idx), inputShape: s }),
     })))),
+  },
+  {
+    prim: 'gather', name: 'gather (fixed indices, repeats, negative ones)',
+    // The indices are made inside, on x's backend (shared by every example under vmap).
+    instance: shape(1, 3).chain((s) => fc.integer({ min: 0, max: s.length - 1 }).chain((axis) => dim(1, 4).chain((m) => {
+      const is = s.map((d, a) => (a === axis ? m : d));
+      return fc.array(fc.integer({ min: -s[axis]!, max: s[axis]! - 1 }), { minLength: is.reduce((p, d) => p * d, 1), maxLength: is.reduce((p, d) => p * d, 1) }).map((idx) => ({
+        shapes: [s], ranges: [any], f: ([x]) => T.gather(x!, T.toBackend(indexTensor(idx, is), x!.backend), axis),
+      }));
+    }))),
+  },
+  {
+    prim: 'gather', name: 'gather (indices from argsort of a second input: batched indices under vmap)',
+    instance: shape(1, 3).chain((s) => fc.tuple(fc.integer({ min: 0, max: s.length - 1 }), fc.boolean()).map(([axis, descending]) => ({
+      shapes: [s, s], ranges: [any, { distinct: true }], f: ([x, y]) => T.gather(x!, T.argsort(y!, axis, { descending }), axis),
+    }))),
+  },
+  {
+    prim: 'scatterAdd', name: 'scatterAdd (repeated indices accumulate)',
+    instance: shape(1, 3).chain((s) => fc.integer({ min: 0, max: s.length - 1 }).chain((axis) => dim(1, 4).chain((m) => {
+      const is = s.map((d, a) => (a === axis ? m : d));
+      return fc.array(fc.integer({ min: 0, max: s[axis]! - 1 }), { minLength: is.reduce((p, d) => p * d, 1), maxLength: is.reduce((p, d) => p * d, 1) }).map((idx) => ({
+        shapes: [s, is], ranges: [any, any], f: ([base, src]) => T.scatterAdd(base!, T.toBackend(indexTensor(idx, is), base!.backend), src!, axis),
+      }));
+    }))),
   },
   {
     prim: 'concat', name: 'concat',
@@ -229,6 +257,13 @@ export const cases: readonly Case[] = [
   },
 ];
 
+/** Integer indices as a float64 tensor (the index dtype until int32 exists). */
+const indexTensor = (idx: readonly number[], shape: readonly number[]): Tensor => {
+  const r = T.fromArray(idx, shape, 'float64');
+  if (r._tag === 'Left') throw r.left;
+  return r.right;
+};
+
 /** softplus with a user VJP that is itself differentiable: σ(x)·ct. */
 export const softplus = T.customVjp('softplus', ([x]: [Tensor]) => T.log(T.add(T.exp(x), 1)), (ct, [x]) => [T.mul(ct, T.sigmoid(x))]);
 
@@ -237,6 +272,11 @@ export const constantCases: readonly Case[] = [
   { prim: 'compare', name: 'compare (greaterEqual, broadcasting)', instance: broadcastPair.map(([a, b]) => ({ shapes: [a, b], ranges: [any, any], f: ([x, y]) => T.greaterEqual(x!, y!) })) },
   unary('sign', T.sign),
   { prim: 'argmax', name: 'argmax', instance: shape(1, 3).chain((s) => fc.integer({ min: 0, max: s.length - 1 }).map((axis) => ({ shapes: [s], ranges: [{ distinct: true }], f: ([x]) => T.argmax(x!, axis) }))) },
+  unary('round', (x) => T.add(T.add(T.floor(x), T.ceil(x)), T.round(T.mul(x, 2)))),
+  {
+    prim: 'argsort', name: 'argsort (either order)',
+    instance: shape(1, 3).chain((s) => fc.tuple(fc.integer({ min: 0, max: s.length - 1 }), fc.boolean()).map(([axis, descending]) => ({ shapes: [s], ranges: [{ distinct: true }], f: ([x]) => T.argsort(x!, axis, { descending }) }))),
+  },
   unary('stopGradient', (x) => T.mul(x, T.stopGradient(x))),
   unary('cast', (x) => T.cast(T.cast(x, 'float32'), 'float64')),
 ];

@@ -15,6 +15,7 @@ import * as T from '../../src/index.js';
 import { backend, Key, type Tensor } from '../../src/index.js';
 import { expectJvp } from '../../src/testing/index.js';
 import { cases, constantCases, valuesFor, type Instance } from './cases.js';
+import { adRules } from '../../src/autodiff/rules/index.js';
 import { t64 } from '../helpers.js';
 
 const inputsOf = (inst: Instance, seed: number, dtype: 'float32' | 'float64' = 'float64', be = backend('reference')): Tensor[] =>
@@ -87,6 +88,11 @@ describe.each(cases)('$name', (c) => {
 
 describe.each(constantCases)('$name (a constant)', (c) => {
   vmapChecks(c);
+});
+
+it('every primitive has a case here (a new primitive without one fails)', () => {
+  const covered = new Set([...cases, ...constantCases].map((c) => c.prim));
+  expect(Object.keys(adRules).filter((p) => !covered.has(p as never))).toEqual([]);
 });
 
 function vmapChecks(c: (typeof cases)[number]): void {

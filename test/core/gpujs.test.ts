@@ -203,6 +203,29 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
     expect(Array.from(read(be.kernels.sign([op(a, s)], null, { shape: s, ...f32 })))).toEqual(Array.from(a, (v) => Math.sign(v) + 0));
   });
 
+  it('sin and cos (shaders), erf, round, argsort, gather and scatterAdd (host) match their definitions', () => {
+    const x = rand(3 * 5, -4, 4), s = [3, 5];
+    expectClose(read(be.kernels.sin([op(x, s)], null, { shape: s, ...f32 })), Array.from(x, Math.sin), 1e-5, 1e-6, 'sin');
+    expectClose(read(be.kernels.cos([op(x, s)], null, { shape: s, ...f32 })), Array.from(x, Math.cos), 1e-5, 1e-6, 'cos');
+    // erf: the Abramowitz–Stegun 7.1.26 form (|error| < 1.5e-7) is enough against float32.
+    const erfAS = (v: number) => { const a = Math.abs(v), t = 1 / (1 + 0.3275911 * a); return Math.sign(v) * (1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a)); };
+    expectClose(read(be.kernels.erf([op(x, s)], null, { shape: s, ...f32 })), Array.from(x, erfAS), 1e-6, 1e-6, 'erf');
+    expect(Array.from(read(be.kernels.round([op(x, s)], { mode: 'floor' }, { shape: s, ...f32 })))).toEqual(Array.from(x, (v) => Math.floor(v)));
+    const order = Array.from(read(be.kernels.argsort([op(x, s)], { axis: 1, descending: false }, { shape: s, ...f32 })));
+    for (let r = 0; r < 3; r++) {
+      const row = Array.from(x.subarray(5 * r, 5 * r + 5));
+      expect(order.slice(5 * r, 5 * r + 5).map((j) => row[j]!)).toEqual([...row].sort((a, b) => a - b));
+    }
+    const idx = Float32Array.from([4, 0, 1, 1, 3, 2]), is = [3, 2];
+    const g = read(be.kernels.gather([op(x, s), op(idx, is)], { axis: 1 }, { shape: is, ...f32 }));
+    expect(Array.from(g)).toEqual(Array.from(idx, (j, o) => x[Math.floor(o / 2) * 5 + j]!));
+    const src = Float32Array.from([1, 2, 3, 4, 5, 6]);
+    const sa = read(be.kernels.scatterAdd([op(x, s), op(idx, is), op(src, is)], { axis: 1 }, { shape: s, ...f32 }));
+    const want = Array.from(x);
+    idx.forEach((j, o) => { want[Math.floor(o / 2) * 5 + j]! += src[o]!; });
+    expectClose(sa, want, 1e-6, 1e-6, 'scatterAdd');
+  });
+
   it('argmax and maxPool2dSelect (run on the host, counted as transfers) match their definitions', () => {
     const x = rand(2 * 3 * 4 * 4), t = rand(2 * 3 * 4 * 4), s = [2, 3, 4, 4];
     const am = read(be.kernels.argmax([op(x, s)], { axis: 3 }, { shape: [2, 3, 4], ...f32 }));

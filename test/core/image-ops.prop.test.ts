@@ -66,8 +66,44 @@ describe('conv2d (NCHW)', () => {
   });
 
   it('names the shapes when they do not fit', () => {
-    expect(() => T.conv2d(T.zeros([1, 3, 4, 4]), T.zeros([2, 2, 3, 3]))).toThrow(/same channels; got \[1, 3, 4, 4\] and \[2, 2, 3, 3\]/);
+    expect(() => T.conv2d(T.zeros([1, 3, 4, 4]), T.zeros([2, 2, 3, 3]))).toThrow(/filters \[out, channels \/ groups, kh, kw\], out divisible by groups \(1\); got \[1, 3, 4, 4\] and \[2, 2, 3, 3\]/);
     expect(() => T.conv2d(T.zeros([1, 1, 2, 2]), T.zeros([1, 1, 3, 3]))).toThrow(/do not fit images/);
+  });
+});
+
+/** The definition with dilation d and groups g: out[n,f,i,j] = Σ over f's group's channels and taps of x[n, c, i·s + a·d − p, j·s + b·d − p] · w[f, c − group·C/g, a, b]. */
+const convDilatedGroupedRef = (x: N4, w: N4, stride: number, pad: number, d: number, g: number): number[] => {
+  const [C, H, W] = [x[0]!.length, x[0]![0]!.length, x[0]![0]![0]!.length];
+  const [F, Cg, KH, KW] = [w.length, w[0]!.length, w[0]![0]!.length, w[0]![0]![0]!.length];
+  const OH = Math.floor((H + 2 * pad - d * (KH - 1) - 1) / stride) + 1, OW = Math.floor((W + 2 * pad - d * (KW - 1) - 1) / stride) + 1;
+  const out: number[] = [];
+  for (const img of x) for (let f = 0; f < F; f++) for (let i = 0; i < OH; i++) for (let j = 0; j < OW; j++) {
+    const group = Math.floor(f / (F / g));
+    let s = 0;
+    for (let cg = 0; cg < Cg; cg++) for (let a = 0; a < KH; a++) for (let b = 0; b < KW; b++) {
+      const r = i * stride + a * d - pad, q = j * stride + b * d - pad;
+      if (r >= 0 && r < H && q >= 0 && q < W) s += img[group * Cg + cg]![r]![q]! * w[f]![cg]![a]![b]!;
+    }
+    out.push(s);
+  }
+  expect(C).toBe(Cg * g);
+  return out;
+};
+
+describe('conv2d with dilation and groups (depthwise included)', () => {
+  const dgCase = fc.record({
+    n: fc.integer({ min: 1, max: 2 }), g: fc.integer({ min: 1, max: 3 }), cg: fc.integer({ min: 1, max: 2 }), fg: fc.integer({ min: 1, max: 2 }),
+    h: fc.integer({ min: 4, max: 7 }), w: fc.integer({ min: 4, max: 7 }), k: fc.integer({ min: 1, max: 3 }), d: fc.integer({ min: 1, max: 3 }),
+    stride: fc.integer({ min: 1, max: 2 }), padding: fc.integer({ min: 0, max: 2 }),
+  }).filter((s) => s.h + 2 * s.padding - s.d * (s.k - 1) - 1 >= 0 && s.w + 2 * s.padding - s.d * (s.k - 1) - 1 >= 0)
+    .chain((s) => fc.tuple(fc.constant(s), tensorArb({ shape: [s.n, s.g * s.cg, s.h, s.w] }), tensorArb({ shape: [s.g * s.fg, s.cg, s.k, s.k] })));
+  it('equal the definition in float64, and their gradients converge at O(ε²)', () => {
+    fc.assert(fc.property(dgCase, ([s, x, w]) => {
+      const opts = { stride: s.stride, padding: s.padding, dilation: s.d, groups: s.g };
+      const y = T.conv2d(x, w, opts);
+      expectAllClose(y, convDilatedGroupedRef(x.toArray() as N4, w.toArray() as N4, s.stride, s.padding, s.d, s.g), { atol: 1e-12 });
+      expectGradients((p: { x: Tensor; w: Tensor }) => weighted(T.conv2d(p.x, p.w, opts)), { x, w });
+    }), { numRuns: 25 });
   });
 });
 

@@ -101,7 +101,8 @@ describe('bad shapes give a Left with a readable message, never NaN-filled outpu
     expect(e).toBeInstanceOf(T.ShapeError);
     expect(e.message).toContain('[2, 3]');
     expect(e.message).toContain('[4, 5]');
-    expect(left(checked.matmul(T.zeros([3]), T.zeros([3, 1]))).message).toMatch(/must be matrices/);
+    expect(left(checked.matmul(T.scalar(3), T.zeros([3, 1]))).message).toMatch(/a scalar has no matrix product/);
+    expect(left(checked.matmul(T.zeros([3]), T.zeros([2, 1]))).message).toMatch(/inner lengths 3 and 2 differ/);
   });
   it('broadcasting failures name both shapes', () => {
     const e = left(checked.add(T.zeros([2, 3]), T.zeros([2])));
@@ -139,6 +140,32 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
     expect(left(fromArray(undefined as never, [2])).message).toMatch(/values must be an array or a typed array of numbers, got undefined/);
     expect(right(fromArray(Float32Array.of(1, 2), [2])).toArray()).toEqual([1, 2]);
   });
+  it('tensor(): nesting deeper than 64 (or an array containing itself) is a Left, not a stack overflow', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 20000; i++) deep = [deep];
+    expect(left(tensor(deep as never)).message).toMatch(/^tensor\(\): arrays nested more than 64 deep/);
+    const cyclic: unknown[] = [1];
+    cyclic.push(cyclic);
+    expect(left(tensor(cyclic as never)).message).toMatch(/^tensor\(\): (arrays nested more than 64 deep|ragged)/);
+    const self: unknown[] = [];
+    self.push(self);
+    expect(left(tensor(self as never)).message).toMatch(/^tensor\(\): arrays nested more than 64 deep/);
+    let ok: unknown = 2;
+    for (let i = 0; i < 10; i++) ok = [ok];
+    expect(right(tensor(ok as never)).shape).toEqual(new Array(10).fill(1));
+  });
+  it('ragged arrays are a Left wherever the raggedness is, and a Right never holds NaN from a non-number', () => {
+    expect(left(tensor([[1, 2], 3] as never)).message).toMatch(/ragged nested array: element 0 has shape \[2\] but element 1 has shape \[\]/);
+    expect(left(tensor([[[1], [2]], [[1], [2, 3]]] as never)).message).toMatch(/ragged/);
+    expect(left(tensor([1n] as never)).message).toMatch(/at \[0\], found bigint/);
+    expect(left(fromArray(BigInt64Array.of(1n) as never, [1])).message).toMatch(/^fromArray\(\): values must hold numbers, got a BigInt64Array/);
+  });
+  it('shapes and fill values that are not numbers throw one line naming them', () => {
+    expect(() => T.zeros('ab' as never)).toThrow(/^invalid shape "ab": a shape is an array of non-negative integers/);
+    expect(() => T.zeros([2.5])).toThrow(/^invalid shape \[2.5\]/);
+    expect(() => T.full([2], 'x' as never)).toThrow(/^full\(\): the value must be a number, got the string "x"$/);
+    expect(() => T.scalar(null as never)).toThrow(/^scalar\(\): the value must be a number, got null$/);
+  });
   it('a dtype other than float32 and float64 is refused by name everywhere (int32 used to give a float tensor)', () => {
     expect(() => T.zeros([2], 'int32' as never)).toThrow(/^zeros\(\): dtype 'int32' is not one of 'float32', 'float64'/);
     expect(() => T.ones([2], 'bool' as never)).toThrow(/^ones\(\): dtype 'bool'/);
@@ -150,11 +177,13 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
 });
 
 describe('options and index arguments from JavaScript are checked, not ignored', () => {
-  it('conv2d names an option it does not have (dilation used to be ignored)', () => {
-    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilation: 2 } as never)).toThrow(/^conv2d: unknown option 'dilation' \(it takes stride, padding\)$/);
+  it('conv2d names an option it does not have (dilation used to be ignored; now it is one)', () => {
+    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilations: 2 } as never)).toThrow(/^conv2d: unknown option 'dilations' \(it takes stride, padding, dilation, groups\)$/);
+    expect(() => T.conv2d(T.zeros([1, 2, 4, 4]), T.zeros([3, 1, 3, 3]), { groups: 2 })).toThrow(/out divisible by groups \(2\)/);
+    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilation: 2 })).toThrow(/^conv2d: filters \[1, 1, 3, 3\] dilated by 2 do not fit images \[1, 1, 4, 4\]/);
   });
   it('take refuses a tensor of indices (it returned shape [0, 3])', () => {
-    expect(() => T.take(T.zeros([4, 3]), T.zeros([2]) as never)).toThrow(/^take: indices must be an array \(or typed array\) of integers, got a tensor of shape \[2\]$/);
+    expect(() => T.take(T.zeros([4, 3]), T.zeros([2]) as never)).toThrow(/^take: indices must be an array \(or typed array\) of integers, got a tensor of shape \[2\] \(indices in a tensor: gather\(x, indices, axis\)\)$/);
   });
 });
 

@@ -2,10 +2,10 @@
  * Rules of the element-wise primitives: arithmetic, the activations, pow,
  * cast, select, and the constants (compare, sign, stopGradient).
  */
-import { add, bind, broadcastTo, cast, mul, neg, pow, reciprocal, sub, type Tensor } from '../../core/index.js';
+import { add, bind, broadcastTo, cast, cos, exp, mul, neg, pow, reciprocal, sin, sub, type Tensor } from '../../core/index.js';
 import { addAll, expandAfterBatch, mapBatch, sameShapeBatch, unbroadcast, zerosLike, type BatchRule, type Maybe, type RuleTable } from './types.js';
 
-type Elementwise = 'add' | 'mul' | 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu' | 'reluGrad' | 'pow' | 'cast' | 'select' | 'compare' | 'sign' | 'stopGradient';
+type Elementwise = 'add' | 'mul' | 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'sin' | 'cos' | 'erf' | 'round' | 'relu' | 'reluGrad' | 'pow' | 'cast' | 'select' | 'compare' | 'sign' | 'stopGradient';
 
 /** add and mul broadcast in their kernels: a batched input needs only its axes lined up behind the batch axis. */
 const broadcastingBatch = (prim: 'add' | 'mul'): BatchRule<'add' | 'mul'> => ([a, b], [ba, bb]) => {
@@ -14,7 +14,7 @@ const broadcastingBatch = (prim: 'add' | 'mul'): BatchRule<'add' | 'mul'> => ([a
 };
 
 /** A unary primitive with derivative y' = f'(…): t·f' forward, ct·f' backward. */
-const pointwise = <P extends 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid'>(prim: P, times: (g: Tensor, x: Tensor, y: Tensor) => Tensor) => ({
+const pointwise = <P extends 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'sin' | 'cos' | 'erf'>(prim: P, times: (g: Tensor, x: Tensor, y: Tensor) => Tensor) => ({
   vjp: (ct: Tensor, [x]: readonly [Tensor], y: Tensor) => [() => times(ct, x, y)] as const,
   jvp: ([t]: readonly [Maybe], [x]: readonly [Tensor], y: Tensor) => (t === null ? null : times(t, x, y)),
   batch: mapBatch(prim),
@@ -45,6 +45,12 @@ export const elementwiseRules: RuleTable<Elementwise> = {
   tanh: pointwise('tanh', (g, _x, y) => mul(g, sub(1, mul(y, y)))),
   // y (1 - y)
   sigmoid: pointwise('sigmoid', (g, _x, y) => mul(g, mul(y, sub(1, y)))),
+  sin: pointwise('sin', (g, x) => mul(g, cos(x))),
+  cos: pointwise('cos', (g, x) => neg(mul(g, sin(x)))),
+  // 2/√π · e^(−x²)
+  erf: pointwise('erf', (g, x) => mul(g, mul(exp(neg(mul(x, x))), 2 / Math.sqrt(Math.PI)))),
+  // Piecewise constant: no derivative flows (as JAX's floor and round).
+  round: { constant: true, batch: mapBatch('round') },
   relu: {
     // The gradient at exactly 0 is taken as 0 (as in PyTorch and JAX).
     vjp: (ct, [x]) => [() => bind('reluGrad', [x, ct], null)],

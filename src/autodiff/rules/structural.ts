@@ -8,7 +8,7 @@ import { add, bind, broadcastTo, concat, mul, ones, pad, reshape, slice, transpo
 import { reducedShape } from '../../core/internal.js';
 import { asBatch, bilinearJvp, batchShape, expandAfterBatch, perExample, shiftAxes, unbroadcast, zerosLike, type Maybe, type RuleTable } from './types.js';
 
-type Structural = 'matmul' | 'sum' | 'max' | 'maxGrad' | 'argmax' | 'reshape' | 'transpose' | 'broadcastTo' | 'slice' | 'pad' | 'take' | 'takeGrad' | 'concat';
+type Structural = 'matmul' | 'sum' | 'max' | 'maxGrad' | 'argmax' | 'argsort' | 'gather' | 'scatterAdd' | 'reshape' | 'transpose' | 'broadcastTo' | 'slice' | 'pad' | 'take' | 'takeGrad' | 'concat';
 
 /** Each maximum's share of its reduction (1 / ties), x's shape, from the maxima m in kept shape: max's derivative as weights. */
 const maxWeights = (x: Tensor, m: Tensor, axes: readonly number[]): Tensor => bind('maxGrad', [x, m, ones(m.shape, m.dtype, m.backend)], { axes });
@@ -64,6 +64,21 @@ export const structuralRules: RuleTable<Structural> = {
       bind('maxGrad', [asBatch(x, bx, size), asBatch(m, bm, size), asBatch(ct, bc, size)], { axes: shiftAxes(axes) }),
   },
   argmax: { constant: true, batch: ([x], _b, { axis }) => bind('argmax', [x], { axis: axis + 1 }) },
+  argsort: { constant: true, batch: ([x], _b, { axis, descending }) => bind('argsort', [x], { axis: axis + 1, descending }) },
+  gather: {
+    // Linear in x; the indices only choose where (no gradient to them).
+    vjp: (ct, [x, idx], _y, { axis }) => [() => bind('scatterAdd', [zerosLike(x), idx, ct], { axis }), () => null],
+    jvp: ([t], [, idx], _y, p) => (t === null ? null : bind('gather', [t, idx], p)),
+    batch: ([x, idx], [bx, bi], { axis }, size) => bind('gather', [asBatch(x, bx, size), asBatch(idx, bi, size)], { axis: axis + 1 }),
+  },
+  scatterAdd: {
+    // Linear in base and src: base's cotangent passes through, src's is gathered back from where it was added.
+    vjp: (ct, [, idx], _y, { axis }) => [() => ct, () => null, () => bind('gather', [ct, idx], { axis })],
+    jvp: ([tb, , ts], [base, idx, src], _y, p) =>
+      (tb === null && ts === null ? null : bind('scatterAdd', [tb ?? zerosLike(base), idx, ts ?? zerosLike(src)], p)),
+    batch: ([base, idx, src], [bb, bi, bs], { axis }, size) =>
+      bind('scatterAdd', [asBatch(base, bb, size), asBatch(idx, bi, size), asBatch(src, bs, size)], { axis: axis + 1 }),
+  },
   reshape: {
     vjp: (ct, [x]) => [() => reshape(ct, x.shape)],
     jvp: ([t], _x, _y, p) => (t === null ? null : bind('reshape', [t], p)),

@@ -191,6 +191,8 @@ const UNARY_GPU = {
   // exp of a non-positive argument only, so neither branch overflows.
   sigmoid: 'if (v0 >= 0) { return 1 / (1 + Math.exp(-v0)); }\nconst e = Math.exp(v0);\nreturn e / (1 + e);',
   relu: 'if (v0 > 0) { return v0; }\nreturn 0;',
+  sin: 'return Math.sin(v0);',
+  cos: 'return Math.cos(v0);',
 } as const;
 
 type UnaryPrim = keyof typeof UNARY_GPU;
@@ -378,6 +380,14 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     tanh: unary('tanh'),
     sigmoid: unary('sigmoid'),
     relu: unary('relu'),
+    sin: unary('sin'),
+    cos: unary('cos'),
+    // erf, rounding and the data-dependent indexing on the host (counted in transfers()), until shaders are written.
+    erf: viaHost('erf'),
+    round: viaHost('round'),
+    argsort: viaHost('argsort'),
+    gather: viaHost('gather'),
+    scatterAdd: viaHost('scatterAdd'),
     matmul: ([a, b], { transA, transB }, out) => {
       const [m, n] = out.shape as [number, number];
       const k = transA ? a.shape[0]! : a.shape[1]!;
