@@ -76,6 +76,26 @@ const cases: Cases = {
   tanh: [...unary<'tanh'>(-5, 5), { label: 'large |x| (no overflow)', params: null, inputs: (put) => [put([-100, -50, -1e-3, 0, 1e-3, 50, 100], [7])] }],
   sigmoid: [...unary<'sigmoid'>(-8, 8), { label: 'large |x| (no overflow)', params: null, inputs: (put) => [put([-200, -90, 0, 90, 200], [5])] }],
   relu: unary(),
+  sin: unary(-6, 6),
+  cos: unary(-6, 6),
+  // The shader's erf is Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7): relative to the vector's norm, well inside 1e-5.
+  erf: [...unary<'erf'>(-4, 4), { label: 'near 0 and in the tails', params: null, inputs: (put) => [put([-7, -3, -1e-3, 0, 1e-4, 0.5, 2.5, 7], [8])] }],
+  round: (['floor', 'ceil', 'halfEven'] as const).map((mode) => ({
+    label: `${mode} (halves, negatives)`, params: { mode }, exact: true,
+    inputs: (put: Put) => [put([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.3, -0.7, 3.7, -3.2, 1e7 + 0.5], [11])],
+  })),
+  argsort: [
+    { label: 'axis 1 of [4, 9] with ties, ascending', params: { axis: 1, descending: false }, exact: true, inputs: (put) => [ints(put, [4, 9], 1)] },
+    { label: 'axis 0 of [6, 3], descending', params: { axis: 0, descending: true }, exact: true, inputs: (put) => [ints(put, [6, 3], 2)] },
+  ],
+  gather: [{
+    label: 'along axis 1, negative indices', params: { axis: 1 },
+    inputs: (put) => [r(put, [3, 5, 2], 1), put([0, -1, 4, 2, 2, -5, 1, 3, 0, 4, -2, 1], [3, 2, 2])],
+  }],
+  scatterAdd: [{
+    label: 'repeats accumulate', params: { axis: 0 },
+    inputs: (put) => [r(put, [4, 3], 1), put([3, 0, 3, -1, 0, 2], [2, 3]), r(put, [2, 3], 2)],
+  }],
   matmul: [
     mm(1, 1, 1, false, false, 1), mm(65, 17, 70, false, false, 2), mm(65, 17, 70, true, false, 3), mm(65, 17, 70, false, true, 4),
     mm(65, 17, 70, true, true, 5), mm(128, 300, 64, false, false, 6), mm(3, 5, 200, true, true, 7), mm(130, 64, 10, true, false, 8),

@@ -72,7 +72,15 @@ const COMPARE: Readonly<Record<CompareOp, string>> = {
 };
 
 /** Stable forms: exp only of non-positive arguments, so nothing overflows. */
-const HELPERS = `fn tanh_s(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); let t = (1.0 - e) / (1.0 + e); return select(t, -t, x < 0.0); }
+const HELPERS = `fn erf_s(x: f32) -> f32 {
+  // Abramowitz and Stegun 7.1.26 (|error| < 1.5e-7), odd by symmetry.
+  let a = abs(x);
+  let t = 1.0 / (1.0 + 0.3275911 * a);
+  let y = 1.0 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * exp(-a * a);
+  return select(y, -y, x < 0.0);
+}
+fn round_even(x: f32) -> f32 { let r = round(x); return select(r, x, x != x || abs(x) > 8388608.0); }
+fn tanh_s(x: f32) -> f32 { let e = exp(-2.0 * abs(x)); let t = (1.0 - e) / (1.0 + e); return select(t, -t, x < 0.0); }
 fn sigmoid_s(x: f32) -> f32 { let e = exp(-abs(x)); return select(e / (1.0 + e), 1.0 / (1.0 + e), x >= 0.0); }`;
 
 const UNARY = {
@@ -85,6 +93,9 @@ const UNARY = {
   sigmoid: 'sigmoid_s(v0)',
   // NaN kept, −0 to +0, as the host's relu.
   relu: 'select(v0, 0.0, v0 <= 0.0)',
+  sin: 'sin(v0)',
+  cos: 'cos(v0)',
+  erf: 'erf_s(v0)',
 } as const;
 
 /** x^p as WGSL: small integer powers by multiplication (exact like the host's), others through exp2·log2 with the sign of odd powers. */
@@ -233,6 +244,19 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     tanh: unary('tanh'),
     sigmoid: unary('sigmoid'),
     relu: unary('relu'),
+    sin: unary('sin'),
+    cos: unary('cos'),
+    erf: unary('erf'),
+    // WGSL's round is half to even, as NumPy's; floor and ceil keep −0 where the host does (floor(−0.5) is −1, ceil(−0.5) is −0).
+    round: ([x], { mode }, out) => map([x], [null], out, mode === 'floor' ? 'floor(v0)' : mode === 'ceil' ? 'ceil(v0)' : 'round_even(v0)'),
+    argsort: ([x], { axis, descending }, out) => image(out, S.argsortShader(x.shape, axis, descending), [x.buf]),
+    gather: ([x, idx], { axis }, out) => image(out, S.gatherShader(x.shape, idx.shape, axis), [x.buf, idx.buf]),
+    scatterAdd: ([base, idx, src], { axis }, out) => {
+      const n = sizeOf(out.shape);
+      if (n === 0) return EMPTY;
+      if (idx.buf.n === 0) return map([base], [null], out, 'v0');
+      return runInto(n, S.scatterAddShader(base.shape, idx.shape, axis), [base.buf, idx.buf, src.buf]);
+    },
     matmul: ([a, b], { transA, transB }, out) => {
       const [m, n] = out.shape as [number, number];
       const k = transA ? a.shape[0]! : a.shape[1]!;

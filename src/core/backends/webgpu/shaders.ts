@@ -350,3 +350,56 @@ ${elementMain(n, [
   '  out1[i] = m;',
   '  out2[i] = v;',
 ].join('\n'))}`;
+
+/**
+ * argsort: a thread per element computes its rank along the axis (how many entries sort before it:
+ * smaller, or equal with a lower index; NaN last ascending, first descending, as the host's stable sort)
+ * and writes its index there. O(len²) per row: fine for the rows argsort sees (classes, top-k).
+ */
+export const argsortShader = (xs: Shape, axis: number, descending: boolean): string => {
+  const inner = prod(xs.slice(axis + 1)), len = xs[axis]!;
+  const [first, second] = descending ? ['true', 'false'] : ['false', 'true'];
+  return [bindings(1), `fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
+  let na = a != a;
+  let nb = b != b;
+  if (na && nb) { return ia < ib; }
+  if (na) { return ${first}; }
+  if (nb) { return ${second}; }
+  if (a ${descending ? '>' : '<'} b) { return true; }
+  if (a ${descending ? '<' : '>'} b) { return false; }
+  return ia < ib;
+}`, elementMain(prod(xs), [
+    `  let j = (i / ${inner}u) % ${len}u;`,
+    `  let base = i - j * ${inner}u;`,
+    '  let v = a0[i];',
+    '  var rank = 0u;',
+    `  for (var k = 0u; k < ${len}u; k++) { if (before(a0[base + k * ${inner}u], k, v, j)) { rank++; } }`,
+    `  out[base + rank * ${inner}u] = f32(j);`,
+  ].join('\n'))].join('\n');
+};
+
+/** An index read from a float buffer, negative ones from the end (as the host's indexAt; out-of-range ones are not checked here). */
+const indexFn = (len: number): string => `fn at(v: f32) -> u32 { let k = i32(round(v)); return u32(select(k, k + ${len}, k < 0)); }`;
+
+/** gather (take_along_axis): inputs [x, idx]; out of idx's shape. */
+export const gatherShader = (xs: Shape, is: Shape, axis: number): string => {
+  const inner = prod(xs.slice(axis + 1)), len = xs[axis]!, m = is[axis]!;
+  return [bindings(2), indexFn(len), elementMain(prod(is), [
+    `  let p = i / ${m * inner}u;`,
+    `  let q = i % ${inner}u;`,
+    `  out[i] = a0[(p * ${len}u + at(a1[i])) * ${inner}u + q];`,
+  ].join('\n'))].join('\n');
+};
+
+/** scatterAdd: inputs [base, idx, src]; a thread per element of base sums the src entries aimed at it (gathering: no atomics). */
+export const scatterAddShader = (bs: Shape, is: Shape, axis: number): string => {
+  const inner = prod(bs.slice(axis + 1)), len = bs[axis]!, m = is[axis]!;
+  return [bindings(3), indexFn(len), elementMain(prod(bs), [
+    `  let p = i / ${len * inner}u;`,
+    `  let j = (i / ${inner}u) % ${len}u;`,
+    `  let q = i % ${inner}u;`,
+    '  var acc = a0[i];',
+    `  for (var t = 0u; t < ${m}u; t++) { let o = (p * ${m}u + t) * ${inner}u + q; if (at(a1[o]) == j) { acc += a2[o]; } }`,
+    '  out[i] = acc;',
+  ].join('\n'))].join('\n');
+};
