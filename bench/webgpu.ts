@@ -10,7 +10,10 @@
  *   each step included, as in real training), the first steps left out
  *   (shader compilation).
  *
- * Run: `node --import tsx bench/webgpu.ts [--rounds 3] [--reps 5]`. Options for
+ * - with `--cnn N` and CIFAR100_DIR set: cnn-coarse.yaml's training step at batch 128
+ *   on the real rows (bench/cnn-step.ts's timer), N batches after a warm-up one.
+ *
+ * Run: `node --import tsx bench/webgpu.ts [--rounds 3] [--reps 5] [--cnn 2]`. Options for
  * the adapter come from TAPEGRAD_WEBGPU (executor.ts). Without a GPU the adapter
  * is a software one (Mesa llvmpipe through Dawn's OpenGL ES): the numbers then
  * measure the CPU running shaders, not a GPU, and say nothing about hardware.
@@ -19,10 +22,16 @@ import * as E from 'fp-ts/lib/Either.js';
 import { createCpuBackend, createWebgpuBackend, fromArray, Key, matmul, tidy, type Backend, type Tensor } from '../src/core/index.js';
 import { denseSet } from '../src/data/index.js';
 import { fit, mlp } from '../src/nn/index.js';
+import { readCifar100 } from '../src/data/index.js';
+import { cnnStepTimer } from './cnn-step.js';
 
 const flag = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i < 0 ? dflt : Number(process.argv[i + 1]) || dflt; };
 const rounds = flag('--rounds', 3);
 const reps = flag('--reps', 5);
+const cnnBatches = flag('--cnn', 0);
+const cifarDir = process.env['CIFAR100_DIR'];
+const cifar = cnnBatches > 0 && cifarDir !== undefined ? readCifar100(cifarDir, 'train') : undefined;
+if (cnnBatches > 0 && (cifar === undefined || E.isLeft(cifar))) console.log('note: --cnn needs CIFAR100_DIR (the binary CIFAR-100 folder): the CNN row is left out');
 
 const right = <A>(e: E.Either<Error, A>): A => { if (E.isLeft(e)) throw e.left; return e.right; };
 const median = (xs: readonly number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
@@ -83,6 +92,13 @@ for (let r = 1; r <= rounds; r++) {
   }
   record('MLP step (3072-512-100, batch 128)', 'cpu', timeMlpStep(cpu));
   record('MLP step (3072-512-100, batch 128)', 'webgpu', timeMlpStep(gpu));
+  if (cifar !== undefined && E.isRight(cifar)) {
+    for (const [which, be] of [['cpu', cpu], ['webgpu', gpu]] as const) {
+      const timer = cnnStepTimer(cifar.right, be, cnnBatches, 'cnn-coarse');
+      record('cnn-coarse step (batch 128)', which, timer.secondsPerBatch());
+      timer.dispose();
+    }
+  }
   console.log(`round ${r}/${rounds} done`);
 }
 
