@@ -31,7 +31,7 @@ import { capJobs, createRunPool, defaultJobs, type RunPool } from '../experiment
 import type { RunOptions } from '../experiments/run.js';
 import cliProgress from 'cli-progress';
 
-const BACKENDS = ['auto', 'cpu', 'gpujs', 'reference'];
+const BACKENDS = ['auto', 'cpu', 'gpujs', 'reference', 'webgpu'];
 
 /** Exit codes: 0 done, 1 the work failed, 2 bad usage or config, 130 interrupted. */
 class UsageError extends Error {}
@@ -119,10 +119,10 @@ const withOverrides = (raw: RawConfig, o: { backend?: string; seed?: number; epo
 
 /**
  * The pool that runs a sweep's runs side by side, or none (runs in turn): --jobs,
- * else the default, which is one for the gpujs backend (one GPU).
+ * else the default, which is one for the GPU backends (gpujs, webgpu: one GPU).
  */
 const poolFor = (jobs: number | undefined, backend: string | undefined, opts: RunOptions, perRunBytes: number): RunPool | undefined => {
-  const wanted = jobs ?? (backend === 'gpujs' ? 1 : defaultJobs());
+  const wanted = jobs ?? (backend === 'gpujs' || backend === 'webgpu' ? 1 : defaultJobs());
   const { jobs: n, note } = capJobs(wanted, perRunBytes);
   if (note !== undefined && jobs !== undefined) process.stderr.write(`note: ${note}\n`);
   return n > 1 ? createRunPool(n, opts) : undefined;

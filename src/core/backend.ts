@@ -121,6 +121,11 @@ export interface Backend<B = any> {
    * callers must treat as read-only; others return a copy (a download).
    */
   read(buf: B, dtype: DType, n: number): Data;
+  /**
+   * Optional: the values without blocking the calling thread (`Tensor.data()`),
+   * for backends whose reads wait on a device (webgpu). Absent: `read`.
+   */
+  readAsync?(buf: B, dtype: DType, n: number): Promise<Data>;
   /** Releases a buffer; called once, when the last tensor using it is gone. */
   free(buf: B): void;
   /**

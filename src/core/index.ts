@@ -18,6 +18,7 @@ export {
   type AdamHyper, type MomentumHyper, type Operand, type OutSpec, UnknownBackendError,
   backend, backendNames, backendSelection, chooseBackend, defaultBackend, disposeBackends, registerBackend, resolveBackend, setDefaultBackend, withBackend,
 } from './backend.js';
-export { createCpuBackend, createGpujsBackend, createReferenceBackend, isHostBackend, detectGpu, isHardwareRenderer, type GpuReport, type HostBackend } from './backends/index.js';
+export { createCpuBackend, createGpujsBackend, createReferenceBackend, createWebgpuBackend, isHostBackend, detectGpu, isHardwareRenderer, type GpuReport, type HostBackend } from './backends/index.js';
+export type { AdapterReport, WebgpuBackend, WebgpuBuffer, WebgpuOptions, WebgpuTransfers } from './backends/index.js';
 export { Key, numpyUniform } from './random.js';
 export { isChainable, type ChainAccess, type ChainKernel, type ChainOp, type ChainPrimitive, type FusedChain } from './chains.js';

@@ -235,6 +235,20 @@ export class Tensor {
     return hostData(this).slice();
   }
 
+  /**
+   * A copy of the values as a flat typed array, read without blocking: on the
+   * webgpu backend the device finishes the work queued before it while this
+   * thread goes on; elsewhere the same as `toTypedArray()`. In a browser, where
+   * a GPU read cannot block, this is the way to read a webgpu tensor.
+   */
+  async data(): Promise<Data> {
+    if (this.trace !== undefined && !this.trace.readable) return hostData(this).slice(); // throws the vmap error
+    const s = internalImpl.storageOf(this);
+    if (s.backend.readAsync === undefined) return hostData(this).slice();
+    // readAsync returns a fresh copy (a download).
+    return s.backend.readAsync(s.buf, this.dtype, this.size);
+  }
+
   /** A copy of the values as nested JavaScript arrays (a number for a scalar). */
   toArray(): NestedArray {
     const d = hostData(this);

@@ -61,7 +61,7 @@ export const ConfigC = t.exact(t.intersection([
     description: t.string,
     preset: t.keyof({ paper: null, defaults: null }),
     seed: SeedC,
-    backend: t.keyof({ auto: null, cpu: null, gpujs: null, reference: null }),
+    backend: t.keyof({ auto: null, cpu: null, gpujs: null, reference: null, webgpu: null }),
     data: t.exact(t.partial({
       labels: t.keyof({ coarse: null, fine: null }),
       normalization: t.keyof({ 'per-image': null, 'per-dataset': null, unit: null }),
@@ -107,7 +107,7 @@ export interface ResolvedConfig {
   readonly description: string;
   readonly preset: 'paper' | 'defaults';
   readonly seed: number;
-  readonly backend: 'auto' | 'cpu' | 'gpujs' | 'reference';
+  readonly backend: 'auto' | 'cpu' | 'gpujs' | 'reference' | 'webgpu';
   readonly data: {
     readonly labels: LabelKind; readonly normalization: Normalization; readonly trainFraction: number;
     readonly stratify: boolean; readonly limitTrain?: number; readonly limitTest?: number;

@@ -15,7 +15,7 @@ import { optimizerFromSpec, type OptimizerSpec } from './optimizers.js';
 import { augmentRows, drawAugmentations, type AugmentOptions } from '../data/augment.js';
 import { clipByGlobalNorm, learningRate, type ScheduleSpec } from './schedules.js';
 import { leaves, mapTree, type Tree, type Treelike } from '../autodiff/index.js';
-import { add, oneHot, softmaxCrossEntropy } from '../core/index.js';
+import { add, argmax, cast, concat, equal, fromArray, oneHot, reshape, softmaxCrossEntropy, sum } from '../core/index.js';
 import { internal } from '../core/internal.js';
 
 /** When training stops early, and which epoch's weights `fit` returns. */
@@ -244,6 +244,22 @@ export const shouldStop = (valLosses: readonly number[], opts: EarlyStoppingOpti
 
 /** What `fit` trains on and validates with. */
 export type FitData = { readonly train: LabeledSet; readonly val: LabeledSet };
+
+/**
+ * A step's loss and how many rows it classified right. On a backend whose reads
+ * wait on a device (one with `readAsync`: webgpu) the count is made there
+ * (argmax against the labels, uploaded with the batch) and one download of two
+ * numbers brings both: the loss is then the step's only read. Elsewhere the
+ * logits are read where they are (a host backend's memory: no copy).
+ */
+const readStep = (value: Tensor, logits: Tensor, y: Uint8Array): { loss: number; correct: number } => {
+  const be = logits.backend;
+  if (be.readAsync === undefined || logits.rank !== 2) return { loss: value.item(), correct: correctCount(logits, y) };
+  const labels = E.getOrElseW((e: Error) => { throw e; })(fromArray(y, [y.length], logits.dtype, be));
+  const hits = sum(equal(argmax(logits, 1), labels));
+  const both = concat([reshape(value, [1]), reshape(cast(hits, value.dtype), [1])]).toTypedArray();
+  return { loss: both[0]!, correct: both[1]! };
+};
 
 /**
  * Trains `model` (any layer, or a model built from a spec) from `initial`
@@ -491,11 +507,11 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
         // One step; everything it makes but the new parameters and states is freed at its end.
         const r = tidy(() => {
           const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, batchOf(idx, epoch, b), y, dropKey.fold(`${epoch}-${b}`));
-          const loss = value.item();
+          const { loss, correct } = readStep(value, logits as Tensor, y);
           if (!Number.isFinite(loss)) return { loss, next: undefined, layerState: undefined, correct: 0 };
           const g = opts.clipNorm === undefined ? grads : clipByGlobalNorm(grads, opts.clipNorm).grads;
           const next = optimizerOf((epoch - 1) * batchesPerEpoch + b).step(optState, params, g);
-          return { loss, next, layerState: nextLayerState as S, correct: correctCount(logits, y) };
+          return { loss, next, layerState: nextLayerState as S, correct };
         });
         if (r.next === undefined) {
           return E.left(new TrainingError(

@@ -24,8 +24,8 @@ describe('choosing a backend', () => {
       expect(chooseBackend('auto')).toEqual({ name: 'reference', reason: 'TAPEGRAD_BACKEND=reference' });
       expect(chooseBackend(undefined).name).toBe('reference');
       process.env['TAPEGRAD_BACKEND'] = 'bogus';
-      expect(() => chooseBackend(undefined)).toThrow("unknown backend 'bogus' in TAPEGRAD_BACKEND: choose one of auto, reference, cpu, gpujs");
-      expect(() => chooseBackend('cuda', 'the config')).toThrow("unknown backend 'cuda' (from the config): choose one of auto, reference, cpu, gpujs");
+      expect(() => chooseBackend(undefined)).toThrow("unknown backend 'bogus' in TAPEGRAD_BACKEND: choose one of auto, reference, cpu, gpujs, webgpu");
+      expect(() => chooseBackend('cuda', 'the config')).toThrow("unknown backend 'cuda' (from the config): choose one of auto, reference, cpu, gpujs, webgpu");
       delete process.env['TAPEGRAD_BACKEND'];
       expect(chooseBackend(undefined).reason).toMatch(/^auto: /);
     } finally {
@@ -37,7 +37,7 @@ describe('choosing a backend', () => {
   it('the command line: an unknown TAPEGRAD_BACKEND is one line and exit code 2', () => {
     const r = cli({ TAPEGRAD_BACKEND: 'bogus' }, 'train', '--config', 'examples/configs/headline.yaml', ...small, '--out', join(mkdtempSync(join(tmpdir(), 'tapegrad-be-')), 'run'));
     expect(r.status).toBe(2);
-    expect(r.stderr.trim()).toBe("tapegrad: unknown backend 'bogus' in TAPEGRAD_BACKEND: choose one of auto, reference, cpu, gpujs");
+    expect(r.stderr.trim()).toBe("tapegrad: unknown backend 'bogus' in TAPEGRAD_BACKEND: choose one of auto, reference, cpu, gpujs, webgpu");
   });
 
   it('the command line honours TAPEGRAD_BACKEND when neither the flag nor the config names a backend, and the flag over it', () => {

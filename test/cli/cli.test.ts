@@ -57,7 +57,7 @@ describe('tapegrad train', () => {
   it('a bad flag exits 2 listing the valid choices', () => {
     const r = cli('train', '--config', 'examples/configs/headline.yaml', '--backend', 'tpu');
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/Allowed choices are auto, cpu, gpujs, reference/);
+    expect(r.stderr).toMatch(/Allowed choices are auto, cpu, gpujs, reference, webgpu/);
     const r2 = cli('reproduce', '--only', 'table9');
     expect(r2.status).toBe(2);
     expect(r2.stderr).toMatch(/unknown section table9: choose from table1/);

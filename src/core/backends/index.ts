@@ -1,6 +1,7 @@
 /**
- * Registers the built-in backends and the auto-detection policy: gpujs only on
- * a real (hardware) GPU, else the WebAssembly cpu backend.
+ * Registers the built-in backends and the auto-detection policy: webgpu when
+ * its adapter is a real GPU, else gpujs on a real (hardware) WebGL renderer,
+ * else the WebAssembly cpu backend.
  */
 import { registerBackend, setAutoPolicy } from '../backend.js';
 import { createCpuBackend } from './cpu.js';
@@ -8,12 +9,18 @@ import { createGpujsBackend } from './gpujs.js';
 import { createReferenceBackend } from './reference.js';
 import { detectGpu, isHardwareRenderer } from './detect.js';
 import { gpuJsAvailable, sharedMemoryError } from './platform.js';
+import { probeWebgpu, takeProbedWebgpu } from './webgpu/probe.js';
+import { createWebgpuBackend } from './webgpu/index.js';
 
 registerBackend('reference', () => createReferenceBackend());
 registerBackend('cpu', () => createCpuBackend());
 registerBackend('gpujs', () => createGpujsBackend());
+// The instance auto's probe made, if any (starting Dawn twice costs a second thread and its start-up).
+registerBackend('webgpu', () => takeProbedWebgpu() ?? createWebgpuBackend());
 
 setAutoPolicy(() => {
+  const webgpu = probeWebgpu();
+  if (webgpu.hardware) return { name: 'webgpu', reason: `auto: ${webgpu.summary}` };
   const gpu = detectGpu();
   if (gpu.hardware && gpuJsAvailable()) return { name: 'gpujs', reason: `auto: ${gpu.summary}` };
   // In a browser page that is not cross-origin isolated the cpu backend cannot have its shared memory.
@@ -22,6 +29,7 @@ setAutoPolicy(() => {
   return { name: 'cpu', reason: `auto: no hardware GPU (${gpu.hardware ? 'gpu.js is not available' : gpu.summary})` };
 });
 
-export { createCpuBackend, createGpujsBackend, createReferenceBackend, detectGpu, isHardwareRenderer };
+export { createCpuBackend, createGpujsBackend, createReferenceBackend, createWebgpuBackend, detectGpu, isHardwareRenderer };
+export type { WebgpuBackend, WebgpuBuffer, WebgpuOptions, WebgpuTransfers, AdapterReport } from './webgpu/index.js';
 export { isHostBackend, type HostBackend } from './reference.js';
 export type { GpuReport } from './detect.js';

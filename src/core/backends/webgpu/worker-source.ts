@@ -1,0 +1,198 @@
+/**
+ * The executor that owns the WebGPU device, as JavaScript source: it runs in a
+ * worker thread (Node: worker_threads, `eval`), so the thread that trains can
+ * block on a read with `Atomics.wait` while the executor's own event loop
+ * resolves `mapAsync`. That is what lets `item()` and `toArray()` stay
+ * synchronous on this backend under Node: Dawn's Node binding resolves
+ * `mapAsync` only from its event loop, and has no blocking poll (checked on
+ * webgpu 0.6.2: a busy loop on the calling thread never sees the map complete).
+ *
+ * It is a dumb executor: the backend (index.ts) plans everything (WGSL source
+ * with the shapes baked in, which buffers, how many workgroups) and sends
+ * batches of commands; the executor keeps buffers by integer id, compiles each
+ * shader once, records dispatches into one compute pass and submits when it must
+ * (before a write, a free, a read, and at the end of every batch).
+ *
+ * Inlined as a string, like the cpu backend's worker: a bundle or a `dist/`
+ * folder needs no file beside it, and vitest runs it without a TypeScript loader.
+ *
+ * Commands (arrays, first element the verb):
+ * - ['alloc', id, bytes]        a zeroed storage buffer (reused from a pool of freed ones of that size)
+ * - ['write', id, ArrayBuffer]  upload bytes into buffer id
+ * - ['free', id]                back to the pool
+ * - ['run', key, wgsl|null, ids[], uniforms ArrayBuffer|null, gx, gy, gz]
+ *                               dispatch shader `key` (its source the first time) with storage buffers
+ *                               ids bound to 0.. in order and the uniforms, if any, bound after them
+ * - ['read', id, bytes, SharedArrayBuffer]   sync: copy into the shared buffer, then signal ctrl
+ * - ['readAsync', id, bytes, token]          async: post { token, data } back
+ * ctrl (Int32Array over a SharedArrayBuffer): [0] state 0 waiting, 1 done, 2 failed; [1] message length;
+ * the message (adapter info or an error, UTF-8) follows at byte 8.
+ */
+export const EXECUTOR_SOURCE = `
+'use strict';
+const { workerData, parentPort } = require('node:worker_threads');
+const ctrl = new Int32Array(workerData.ctrl);
+const ctrlBytes = new Uint8Array(workerData.ctrl);
+const signal = (state, text) => {
+  const bytes = new TextEncoder().encode(text || '');
+  const n = Math.min(bytes.length, ctrlBytes.length - 8);
+  ctrlBytes.set(bytes.subarray(0, n), 8);
+  Atomics.store(ctrl, 1, n);
+  Atomics.store(ctrl, 0, state);
+  Atomics.notify(ctrl, 0);
+};
+let device, G, pendingError;
+const buffers = new Map();
+const pool = new Map();
+let pooledBytes = 0;
+const POOL_LIMIT = 256 * 1024 * 1024;
+const pipelines = new Map();
+let encoder, pass, transient = [];
+const endPass = () => {
+  if (pass !== undefined) { pass.end(); pass = undefined; }
+};
+const submit = () => {
+  endPass();
+  if (encoder !== undefined) { device.queue.submit([encoder.finish()]); encoder = undefined; }
+  for (const b of transient) b.destroy();
+  transient = [];
+};
+const STORAGE = () => G.GPUBufferUsage.STORAGE | G.GPUBufferUsage.COPY_SRC | G.GPUBufferUsage.COPY_DST;
+const alloc = (id, bytes) => {
+  const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+  const free = pool.get(size);
+  let b;
+  if (free !== undefined && free.length > 0) {
+    b = free.pop();
+    // Not cleared: every kernel writes each element of its output.
+    pooledBytes -= size;
+  } else {
+    b = device.createBuffer({ size, usage: STORAGE() });
+  }
+  buffers.set(id, b);
+};
+const release = (id) => {
+  const b = buffers.get(id);
+  if (b === undefined) return;
+  buffers.delete(id);
+  if (pooledBytes + b.size > POOL_LIMIT) { submit(); b.destroy(); return; }
+  let free = pool.get(b.size);
+  if (free === undefined) { free = []; pool.set(b.size, free); }
+  free.push(b);
+  pooledBytes += b.size;
+};
+const bufferOf = (id) => {
+  const b = buffers.get(id);
+  if (b === undefined) throw new Error('webgpu executor: no buffer ' + id + ' (freed, or never allocated)');
+  return b;
+};
+const run = (key, wgsl, ids, uniforms, gx, gy, gz) => {
+  let pipe = pipelines.get(key);
+  if (pipe === undefined) {
+    if (wgsl === null) throw new Error('webgpu executor: shader ' + key + ' has no source');
+    const module = device.createShaderModule({ code: wgsl });
+    pipe = device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+    pipelines.set(key, pipe);
+  }
+  const entries = ids.map((id, binding) => ({ binding, resource: { buffer: bufferOf(id) } }));
+  if (uniforms !== null) {
+    const u = device.createBuffer({ size: Math.max(16, Math.ceil(uniforms.byteLength / 16) * 16), usage: G.GPUBufferUsage.UNIFORM | G.GPUBufferUsage.COPY_DST });
+    device.queue.writeBuffer(u, 0, uniforms);
+    transient.push(u);
+    entries.push({ binding: ids.length, resource: { buffer: u } });
+  }
+  const group = device.createBindGroup({ layout: pipe.getBindGroupLayout(0), entries });
+  if (encoder === undefined) encoder = device.createCommandEncoder();
+  if (pass === undefined) pass = encoder.beginComputePass();
+  pass.setPipeline(pipe);
+  pass.setBindGroup(0, group);
+  pass.dispatchWorkgroups(gx, gy, gz);
+};
+const readBack = async (id, bytes) => {
+  const src = bufferOf(id);
+  const size = Math.max(4, Math.ceil(bytes / 4) * 4);
+  const staging = device.createBuffer({ size, usage: G.GPUBufferUsage.MAP_READ | G.GPUBufferUsage.COPY_DST });
+  if (encoder === undefined) encoder = device.createCommandEncoder();
+  endPass();
+  encoder.copyBufferToBuffer(src, 0, staging, 0, size);
+  submit();
+  await staging.mapAsync(G.GPUMapMode.READ);
+  const out = new Uint8Array(staging.getMappedRange(0, size).slice(0, bytes));
+  staging.unmap();
+  staging.destroy();
+  return out;
+};
+const errorText = (e) => (e && e.message ? e.message : String(e));
+const handle = async (commands) => {
+  for (const c of commands) {
+    try {
+      switch (c[0]) {
+        case 'alloc': alloc(c[1], c[2]); break;
+        case 'write': submit(); device.queue.writeBuffer(bufferOf(c[1]), 0, new Uint8Array(c[2])); break;
+        case 'free': submit(); release(c[1]); break;
+        case 'run': run(c[1], c[2], c[3], c[4], c[5], c[6], c[7]); break;
+        case 'read': {
+          const data = await readBack(c[1], c[2]);
+          // A device error from earlier work (a shader that did not compile, a bad binding) is reported here, where the caller waits.
+          if (pendingError !== undefined) { const e = pendingError; pendingError = undefined; signal(2, e); break; }
+          new Uint8Array(c[3]).set(data);
+          signal(1, '');
+          break;
+        }
+        case 'readAsync': {
+          const data = await readBack(c[1], c[2]);
+          const e = pendingError;
+          pendingError = undefined;
+          parentPort.postMessage({ token: c[3], data: e === undefined ? data.buffer : undefined, error: e }, e === undefined ? [data.buffer] : []);
+          break;
+        }
+        case 'sync': {
+          await device.queue.onSubmittedWorkDone();
+          const e = pendingError;
+          pendingError = undefined;
+          signal(e === undefined ? 1 : 2, e);
+          break;
+        }
+      }
+    } catch (e) {
+      pendingError = pendingError || errorText(e);
+      if (c[0] === 'read' || c[0] === 'sync') { const m = pendingError; pendingError = undefined; signal(2, m); }
+      if (c[0] === 'readAsync') { const m = pendingError; pendingError = undefined; parentPort.postMessage({ token: c[3], error: m }); }
+    }
+  }
+  submit();
+};
+(async () => {
+  const { create, globals } = await import(workerData.moduleUrl);
+  G = globals;
+  const gpu = create(workerData.dawnOptions);
+  const adapter = await gpu.requestAdapter(workerData.adapterOptions);
+  if (adapter === null) throw new Error('requestAdapter returned null');
+  const want = ['maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY'];
+  const requiredLimits = {};
+  for (const k of want) if (adapter.limits[k] !== undefined) requiredLimits[k] = adapter.limits[k];
+  device = await adapter.requestDevice({ requiredLimits });
+  device.addEventListener('uncapturederror', (ev) => { pendingError = pendingError || errorText(ev.error); });
+  device.lost.then((info) => { pendingError = pendingError || ('the WebGPU device was lost: ' + info.message); });
+  const i = adapter.info;
+  signal(1, JSON.stringify({
+    vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description,
+    isFallbackAdapter: Boolean(i.isFallbackAdapter || adapter.isFallbackAdapter),
+    featureLevel: adapter.featureLevel, limits: requiredLimits,
+  }));
+  // Dawn is called only from this one async loop, never from inside the message callback: on webgpu 0.6.2
+  // a worker that ran Dawn calls (createBuffer, mapAsync) in its 'message' handler crashed the process
+  // (SIGSEGV or std::system_error) after a few hundred messages; the same calls from a loop woken by the
+  // messages ran thousands of batches.
+  const inbox = [];
+  let wake;
+  parentPort.on('message', (commands) => {
+    inbox.push(commands);
+    if (wake !== undefined) { const w = wake; wake = undefined; w(); }
+  });
+  for (;;) {
+    if (inbox.length === 0) await new Promise((r) => { wake = r; });
+    await handle(inbox.shift());
+  }
+})().catch((e) => signal(2, errorText(e)));
+`;
