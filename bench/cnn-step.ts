@@ -32,9 +32,8 @@ export const cnnSpec = (name: CnnName = 'cnn'): SequentialSpec => {
   const cfg = parse(readFileSync(new URL(`../examples/configs/${name}.yaml`, import.meta.url), 'utf8')) as { model: Omit<SequentialSpec, 'kind'> };
   return { kind: 'sequential', ...cfg.model } as SequentialSpec;
 };
-const optimizerOf = (name: CnnName): OptimizerSpec => (name === 'cnn'
-  ? { kind: 'adam', lr: 0.001 }
-  : { kind: 'momentum', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.0005 });
+const optimizerOf = (name: CnnName): OptimizerSpec =>
+  name === 'cnn' ? { kind: 'adam', lr: 0.001 } : { kind: 'momentum', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.0005 };
 
 /**
  * A timer of the CNN step on `be`: each call trains `batches + 1` batches with
@@ -50,15 +49,31 @@ export const cnnStepTimer = (file: CifarSplit, be: Backend, batches: number, nam
     secondsPerBatch: () => {
       const stamps: number[] = [];
       // fit is synchronous: withBackend puts the layers' initial state there too.
-      const r = withBackend(be, () => fit(model, model.layer.init(new Key(0)), { train, val }, {
-        epochs: 1, batchSize: CNN_BATCH, shuffle: false, seed: 0, backend: be,
-        optimizer: optimizerOf(name),
-        onEvent: (e) => { if (e.type === 'batch') stamps.push(performance.now()); },
-      }));
+      const r = withBackend(be, () =>
+        fit(
+          model,
+          model.layer.init(new Key(0)),
+          { train, val },
+          {
+            epochs: 1,
+            batchSize: CNN_BATCH,
+            shuffle: false,
+            seed: 0,
+            backend: be,
+            optimizer: optimizerOf(name),
+            onEvent: (e) => {
+              if (e.type === 'batch') stamps.push(performance.now());
+            },
+          },
+        ),
+      );
       if (E.isLeft(r)) throw r.left;
       return (stamps[stamps.length - 1]! - stamps[0]!) / 1000 / (stamps.length - 1);
     },
-    dispose: () => { train.dispose(); val.dispose(); },
+    dispose: () => {
+      train.dispose();
+      val.dispose();
+    },
   };
 };
 
@@ -71,5 +86,12 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(resolve(p
   const timer = cnnStepTimer(file.right, be, Number(batchesArg), nameArg);
   const s = timer.secondsPerBatch();
   timer.dispose();
-  console.log(JSON.stringify({ system: 'cpu', description: `tapegrad ${be.description}, default convolution path`, secondsPerBatch: s, secondsPerEpoch: s * BATCHES_PER_EPOCH }));
+  console.log(
+    JSON.stringify({
+      system: 'cpu',
+      description: `tapegrad ${be.description}, default convolution path`,
+      secondsPerBatch: s,
+      secondsPerEpoch: s * BATCHES_PER_EPOCH,
+    }),
+  );
 }

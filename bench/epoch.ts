@@ -21,7 +21,8 @@ const file = readCifar100(dir, 'train');
 if (E.isLeft(file)) throw file.left;
 const split = new Int32Array(readFileSync(splitFile).buffer.slice(0));
 const nTrain = split[0]!;
-const trainIdx = split.subarray(1, 1 + nTrain), valIdx = split.subarray(1 + nTrain);
+const trainIdx = split.subarray(1, 1 + nTrain),
+  valIdx = split.subarray(1 + nTrain);
 
 const p = presets.paper;
 const t0 = performance.now();
@@ -33,12 +34,24 @@ const loadSeconds = (performance.now() - t0) / 1000;
 const model = mlp([3072, 128, 20], { activation: 'relu', init: 'paper' });
 // fitAsync, as the CLI trains. Live bytes are sampled after every step.
 let maxLiveBytes = 0;
-const r = await fitAsync(model, withBackend(be, () => model.layer.init(new Key(0))), { train, val }, {
-  epochs, backend: be,
-  onEvent: (e) => { if (e.type === 'batch') maxLiveBytes = Math.max(maxLiveBytes, be.memory().liveBytes); }, batchSize: p.batchSize, shuffle: false, seed: 0, reduction: 'mean',
-  optimizer: { kind: 'momentum', lr: 0.001, momentum: 0.8 },
-  l2: { lambda: 0.01, mode: 'gradient', includeBias: true },
-});
+const r = await fitAsync(
+  model,
+  withBackend(be, () => model.layer.init(new Key(0))),
+  { train, val },
+  {
+    epochs,
+    backend: be,
+    onEvent: (e) => {
+      if (e.type === 'batch') maxLiveBytes = Math.max(maxLiveBytes, be.memory().liveBytes);
+    },
+    batchSize: p.batchSize,
+    shuffle: false,
+    seed: 0,
+    reduction: 'mean',
+    optimizer: { kind: 'momentum', lr: 0.001, momentum: 0.8 },
+    l2: { lambda: 0.01, mode: 'gradient', includeBias: true },
+  },
+);
 if (E.isLeft(r)) throw r.left;
 
 let history = r.right.history.map(({ epoch: _e, ...h }) => h);
@@ -54,10 +67,15 @@ if (maxBatches !== undefined) {
   }));
 }
 const mem = be.memory();
-console.log(JSON.stringify({
-  backend, description: be.description, epochs: history, loadSeconds,
-  memory: { dataMiB: dataBytes / 2 ** 20, maxLiveDuringTrainingMiB: maxLiveBytes / 2 ** 20, peakMiB: mem.peakBytes / 2 ** 20 },
-  extrapolatedFrom: maxBatches === undefined ? null : `${maxBatches} batches`,
-  peakRssMiB: process.resourceUsage().maxRSS / 1024,
-}));
+console.log(
+  JSON.stringify({
+    backend,
+    description: be.description,
+    epochs: history,
+    loadSeconds,
+    memory: { dataMiB: dataBytes / 2 ** 20, maxLiveDuringTrainingMiB: maxLiveBytes / 2 ** 20, peakMiB: mem.peakBytes / 2 ** 20 },
+    extrapolatedFrom: maxBatches === undefined ? null : `${maxBatches} batches`,
+    peakRssMiB: process.resourceUsage().maxRSS / 1024,
+  }),
+);
 be.dispose();

@@ -51,7 +51,10 @@ time('matmul X·W      128×3072 · 3072×128', () => ({ result: be.kernels.matm
 time('matmul Xᵀ·Δ     (128×3072)ᵀ · 128×128', () => ({ result: be.kernels.matmul([X, D], { transA: true, transB: false }, f32([3072, 128])), temps: [] }));
 time('matmul Δ·Wᵀ     128×128 · (3072×128)ᵀ', () => ({ result: be.kernels.matmul([D, W], { transA: false, transB: true }, f32([128, 3072])), temps: [] }));
 
-for (const [shape, x] of [[[128, 128], D], [[3072, 128], W]] as const) {
+for (const [shape, x] of [
+  [[128, 128], D],
+  [[3072, 128], W],
+] as const) {
   time(`chain of 10 element-wise kernels on [${shape.join(', ')}]`, () => {
     const temps: GpuBuffer[] = [];
     const s = [...shape];
@@ -99,11 +102,20 @@ const interleaved = (label: string, prim: KernelPrimitive, inputs: readonly Oper
   console.log(`${label}: shader ${a.toFixed(1)} ms, host round trip ${b.toFixed(1)} ms, ratio ${(b / a).toFixed(2)} (medians of 5, interleaved)`);
 };
 const B = 32;
-for (const [c, f, hw] of [[3, 16, 32], [16, 32, 16]] as const) {
-  const xs = [B, c, hw, hw], ws = [f, c, 3, 3], ys = [B, f, hw, hw], ps = [B, f, hw / 2, hw / 2];
-  const x = op(be.upload(rand(B * c * hw * hw)), xs), w = op(be.upload(rand(f * c * 9)), ws);
-  const ct = op(be.upload(rand(B * f * hw * hw)), ys), pct = op(be.upload(rand(B * f * hw * hw / 4)), ps);
-  const p = { stride: 1, padding: 1 }, pool = { size: 2, stride: 2 };
+for (const [c, f, hw] of [
+  [3, 16, 32],
+  [16, 32, 16],
+] as const) {
+  const xs = [B, c, hw, hw],
+    ws = [f, c, 3, 3],
+    ys = [B, f, hw, hw],
+    ps = [B, f, hw / 2, hw / 2];
+  const x = op(be.upload(rand(B * c * hw * hw)), xs),
+    w = op(be.upload(rand(f * c * 9)), ws);
+  const ct = op(be.upload(rand(B * f * hw * hw)), ys),
+    pct = op(be.upload(rand((B * f * hw * hw) / 4)), ps);
+  const p = { stride: 1, padding: 1 },
+    pool = { size: 2, stride: 2 };
   const name = `[${xs.join(', ')}] * [${ws.join(', ')}]`;
   interleaved(`conv2d           ${name}`, 'conv2d', [x, w], p, ys);
   interleaved(`conv2dGradInput  ${name}`, 'conv2dGradInput', [ct, w], { ...p, inputShape: xs }, xs);

@@ -53,11 +53,15 @@ export const jaxDispatch = (xs: Float32Array, gradOps: number, n = 4000): { jit:
     const one = np.array(new Float32Array(1));
     one.dataSync(); // the backend's first readback, out of the timing
     const jitUs = perOp(() => void jf(x.ref).dataSync(), 5, n);
-    const jitGradUs = perOp(() => {
-      const [value, grad] = jg(x.ref);
-      value.dataSync();
-      grad.dataSync();
-    }, gradOps, n);
+    const jitGradUs = perOp(
+      () => {
+        const [value, grad] = jg(x.ref);
+        value.dataSync();
+        grad.dataSync();
+      },
+      gradOps,
+      n,
+    );
     if (x.refCount !== 1) throw new Error(`jax-js dispatch: the input holds ${x.refCount} references after the runs (1 expected)`);
     return { jit: jitUs, jitGrad: jitGradUs };
   } finally {
@@ -88,7 +92,18 @@ const filled = (n: number, f: () => number): Float32Array => Float32Array.from({
  * first and last step's loss, to show it trains.
  */
 export const jaxMlpStep = async (
-  opts: { batch?: number; features?: number; hidden?: number; classes?: number; lr?: number; momentum?: number; lambda?: number; steps?: number; warm?: number; distinct?: number } = {},
+  opts: {
+    batch?: number;
+    features?: number;
+    hidden?: number;
+    classes?: number;
+    lr?: number;
+    momentum?: number;
+    lambda?: number;
+    steps?: number;
+    warm?: number;
+    distinct?: number;
+  } = {},
 ): Promise<{ seconds: number; lossFirst: number; lossLast: number }> => {
   const { batch = 128, features = 3072, hidden = 128, classes = 20, lr = 0.001, momentum = 0.8, lambda = 0.01, steps = 20, warm = 2, distinct = 4 } = opts;
   const rand = uniform01(22);
@@ -100,7 +115,10 @@ export const jaxMlpStep = async (
   let vel: Params = { w1: np.zeros([features, hidden]), b1: np.zeros([hidden]), w2: np.zeros([hidden, classes]), b2: np.zeros([classes]) };
   const batches = Array.from({ length: distinct }, () => ({
     x: np.array(filled(batch * features, () => 2 * rand() - 1)).reshape([batch, features]),
-    y: np.array(Int32Array.from({ length: batch }, () => Math.floor(rand() * classes)), { dtype: np.int32 }),
+    y: np.array(
+      Int32Array.from({ length: batch }, () => Math.floor(rand() * classes)),
+      { dtype: np.int32 },
+    ),
   }));
 
   // Mean softmax cross-entropy plus λ·Σw² over the two weight matrices (biases
@@ -109,7 +127,12 @@ export const jaxMlpStep = async (
     const h = nn.relu(np.matmul(x, p.w1.ref).add(p.b1));
     const logits = np.matmul(h, p.w2.ref).add(p.b2);
     const ce = np.sum(nn.logSoftmax(logits).mul(nn.oneHot(y, classes))).mul(-1 / batch);
-    return ce.add(np.sum(np.square(p.w1)).add(np.sum(np.square(p.w2))).mul(lambda));
+    return ce.add(
+      np
+        .sum(np.square(p.w1))
+        .add(np.sum(np.square(p.w2)))
+        .mul(lambda),
+    );
   };
   const step = jit((p: Params, v: Params, x: np.Array, y: np.Array): [Params, Params, np.Array] => {
     const [l, g] = valueAndGrad(loss)(tree.ref(p), x, y);
@@ -128,12 +151,14 @@ export const jaxMlpStep = async (
     return i === 0 || i === warm + steps - 1 ? (await l.data())[0] : void l.dispose();
   };
   try {
-    let lossFirst = Number.NaN, lossLast = Number.NaN;
+    let lossFirst = Number.NaN,
+      lossLast = Number.NaN;
     for (let i = 0; i < warm; i++) lossFirst = (await run(i)) ?? lossFirst;
     const t0 = performance.now();
     for (let i = warm; i < warm + steps; i++) lossLast = (await run(i)) ?? lossLast;
     const seconds = (performance.now() - t0) / 1000 / steps;
-    for (const b of batches) if (b.x.refCount !== 1 || b.y.refCount !== 1) throw new Error('jax-js MLP: a batch holds an unexpected number of references after the run');
+    for (const b of batches)
+      if (b.x.refCount !== 1 || b.y.refCount !== 1) throw new Error('jax-js MLP: a batch holds an unexpected number of references after the run');
     return { seconds, lossFirst, lossLast };
   } finally {
     step.dispose();

@@ -29,7 +29,23 @@
  *   node --experimental-wasm-relaxed-simd --import tsx bench/jit.ts DATA_DIR [ROUNDS=3]
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { add, createCpuBackend, createGpujsBackend, detectGpu, exp, jit, Key, mul, relu, sum, tanh, valueAndGrad, withBackend, type Backend, type Tensor } from '../src/index.js';
+import {
+  add,
+  createCpuBackend,
+  createGpujsBackend,
+  detectGpu,
+  exp,
+  jit,
+  Key,
+  mul,
+  relu,
+  sum,
+  tanh,
+  valueAndGrad,
+  withBackend,
+  type Backend,
+  type Tensor,
+} from '../src/index.js';
 import { cifarSet, readCifar100, type CifarSplit } from '../src/data/index.js';
 import { fit, mlp, modelFromSpec, type FitOptions } from '../src/nn/index.js';
 import { cnnSpec } from './cnn-step.js';
@@ -42,7 +58,10 @@ const perOp = (g: () => Tensor | { value: Tensor; grads: Tensor }, ops: number, 
   const run = () => {
     const r = g();
     if ('dispose' in r) r.dispose();
-    else { r.value.dispose(); r.grads.dispose(); }
+    else {
+      r.value.dispose();
+      r.grads.dispose();
+    }
   };
   for (let i = 0; i < 200; i++) run();
   const t0 = performance.now();
@@ -55,37 +74,59 @@ const perOp = (g: () => Tensor | { value: Tensor; grads: Tensor }, ops: number, 
  * row, summed to a number (reading it waits for the work on any backend):
  * eager runs 5 element-wise passes and buffers before the sum, jit one fused kernel.
  */
-const chainRow = (be: Backend) => withBackend(be, () => {
-  const x = new Key(1).normal([256, 4096]), b = new Key(2).normal([4096]);
-  const f = (a: Tensor, r: Tensor) => sum(mul(tanh(relu(add(mul(a, 0.5), r))), a));
-  const jf = jit(f);
-  const time = (g: () => Tensor, n: number) => {
-    g().item();
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) {
-      const y = g();
-      y.item();
-      y.dispose();
-    }
-    return (performance.now() - t0) / n;
-  };
-  const n = be.name === 'gpujs' ? 5 : 20;
-  const r = { eager: time(() => f(x, b), n), jit: time(() => jf(x, b), n) };
-  x.dispose(); b.dispose(); jf.clear();
-  return r;
-});
+const chainRow = (be: Backend) =>
+  withBackend(be, () => {
+    const x = new Key(1).normal([256, 4096]),
+      b = new Key(2).normal([4096]);
+    const f = (a: Tensor, r: Tensor) => sum(mul(tanh(relu(add(mul(a, 0.5), r))), a));
+    const jf = jit(f);
+    const time = (g: () => Tensor, n: number) => {
+      g().item();
+      const t0 = performance.now();
+      for (let i = 0; i < n; i++) {
+        const y = g();
+        y.item();
+        y.dispose();
+      }
+      return (performance.now() - t0) / n;
+    };
+    const n = be.name === 'gpujs' ? 5 : 20;
+    const r = { eager: time(() => f(x, b), n), jit: time(() => jf(x, b), n) };
+    x.dispose();
+    b.dispose();
+    jf.clear();
+    return r;
+  });
 
-const dispatch = (be: Backend) => withBackend(be, () => {
-  const x = new Key(0).normal([16]);
-  const f = (v: Tensor) => sum(tanh(add(mul(v, v), exp(v)))); // 5 primitives
-  const g = (v: Tensor) => valueAndGrad(f)(v);
-  const jf = jit(f), jg = jit(g);
-  const gOps = String(jg.lower(x)).split('\n').filter((l) => l.includes(' = ')).length;
-  return { eager: perOp(() => f(x), 5), jit: perOp(() => jf(x), 5), eagerGrad: perOp(() => g(x), gOps), jitGrad: perOp(() => jg(x), gOps), gOps, xs: Float32Array.from(x.toTypedArray()) };
-});
+const dispatch = (be: Backend) =>
+  withBackend(be, () => {
+    const x = new Key(0).normal([16]);
+    const f = (v: Tensor) => sum(tanh(add(mul(v, v), exp(v)))); // 5 primitives
+    const g = (v: Tensor) => valueAndGrad(f)(v);
+    const jf = jit(f),
+      jg = jit(g);
+    const gOps = String(jg.lower(x))
+      .split('\n')
+      .filter((l) => l.includes(' = ')).length;
+    return {
+      eager: perOp(() => f(x), 5),
+      jit: perOp(() => jf(x), 5),
+      eagerGrad: perOp(() => g(x), gOps),
+      jitGrad: perOp(() => jg(x), gOps),
+      gOps,
+      xs: Float32Array.from(x.toTypedArray()),
+    };
+  });
 
 /** Seconds per batch of `fit` (one epoch over `rows`), timed from the end of the first batch; and the backend's peak live bytes. */
-const fitTimer = (file: CifarSplit, model: ReturnType<typeof mlp> | ReturnType<typeof modelFromSpec>, rows: number, opts: Partial<FitOptions>, useJit: boolean, threads: 1 | 2 = 2) => {
+const fitTimer = (
+  file: CifarSplit,
+  model: ReturnType<typeof mlp> | ReturnType<typeof modelFromSpec>,
+  rows: number,
+  opts: Partial<FitOptions>,
+  useJit: boolean,
+  threads: 1 | 2 = 2,
+) => {
   const be = createCpuBackend({ threads });
   try {
     const idx = Array.from({ length: rows }, (_, i) => i);
@@ -93,18 +134,31 @@ const fitTimer = (file: CifarSplit, model: ReturnType<typeof mlp> | ReturnType<t
     const val = cifarSet(file, idx.slice(0, 128), 'coarse', 'per-image', undefined, { backend: be });
     const stamps: number[] = [];
     let path = '';
-    const r = withBackend(be, () => fit(model as ReturnType<typeof mlp>, model.layer.init(new Key(0)) as never, { train, val }, {
-      epochs: 1, batchSize: 128, shuffle: false, seed: 0, backend: be, jit: useJit,
-      optimizer: { kind: 'momentum', lr: 0.001, momentum: 0.8 },
-      ...opts,
-      onEvent: (e) => {
-        if (e.type === 'batch') stamps.push(performance.now());
-        if (e.type === 'start' || e.type === 'stepPath') path = e.step.path;
-      },
-    }));
+    const r = withBackend(be, () =>
+      fit(
+        model as ReturnType<typeof mlp>,
+        model.layer.init(new Key(0)) as never,
+        { train, val },
+        {
+          epochs: 1,
+          batchSize: 128,
+          shuffle: false,
+          seed: 0,
+          backend: be,
+          jit: useJit,
+          optimizer: { kind: 'momentum', lr: 0.001, momentum: 0.8 },
+          ...opts,
+          onEvent: (e) => {
+            if (e.type === 'batch') stamps.push(performance.now());
+            if (e.type === 'start' || e.type === 'stepPath') path = e.step.path;
+          },
+        },
+      ),
+    );
     if (E.isLeft(r)) throw r.left;
     const peak = be.memory().peakBytes;
-    train.dispose(); val.dispose();
+    train.dispose();
+    val.dispose();
     return { seconds: (stamps[stamps.length - 1]! - stamps[0]!) / 1000 / (stamps.length - 1), peak, path };
   } finally {
     be.dispose();
@@ -130,23 +184,30 @@ const gpu = detectGpu().context ? createGpujsBackend() : undefined;
 if (gpu === undefined) console.error(`no gpujs rows: ${detectGpu().summary}`);
 for (let r = 0; r < rounds; r++) {
   const d = dispatch(cpu);
-  note('dispatch eager µs/op', d.eager); note('dispatch jit µs/op', d.jit);
-  note(`valueAndGrad (${d.gOps} ops) eager µs/op`, d.eagerGrad); note(`valueAndGrad (${d.gOps} ops) jit µs/op`, d.jitGrad);
+  note('dispatch eager µs/op', d.eager);
+  note('dispatch jit µs/op', d.jit);
+  note(`valueAndGrad (${d.gOps} ops) eager µs/op`, d.eagerGrad);
+  note(`valueAndGrad (${d.gOps} ops) jit µs/op`, d.jitGrad);
   const jd = jaxDispatch(d.xs, d.gOps);
-  note('dispatch jax-js jit µs/op', jd.jit); note(`valueAndGrad (${d.gOps} ops) jax-js jit µs/op`, jd.jitGrad);
-  for (const [name, be] of [['cpu, 2 threads', cpu2], ['gpujs', gpu]] as const) {
+  note('dispatch jax-js jit µs/op', jd.jit);
+  note(`valueAndGrad (${d.gOps} ops) jax-js jit µs/op`, jd.jitGrad);
+  for (const [name, be] of [
+    ['cpu, 2 threads', cpu2],
+    ['gpujs', gpu],
+  ] as const) {
     if (be === undefined) continue;
     const c = chainRow(be);
-    note(`chain (5 ops + sum) ms (${name}, eager)`, c.eager); note(`chain (5 ops + sum) ms (${name}, jit)`, c.jit);
+    note(`chain (5 ops + sum) ms (${name}, eager)`, c.eager);
+    note(`chain (5 ops + sum) ms (${name}, jit)`, c.jit);
   }
   for (const j of [false, true]) {
     const m = fitTimer(file.right, headline, 128 * 41, { l2: { lambda: 0.01, mode: 'loss', includeBias: false } }, j);
-    note(`headline MLP epoch s (${m.path})`, m.seconds * 40000 / 128);
+    note(`headline MLP epoch s (${m.path})`, (m.seconds * 40000) / 128);
   }
   const m1 = fitTimer(file.right, headline, 128 * 41, { l2: { lambda: 0.01, mode: 'loss', includeBias: false } }, true, 1);
-  note('headline MLP epoch s (jit, 1 thread)', m1.seconds * 40000 / 128);
+  note('headline MLP epoch s (jit, 1 thread)', (m1.seconds * 40000) / 128);
   const jm = await jaxMlpStep({ lr: 0.001, momentum: 0.8, lambda: 0.01 });
-  note('headline MLP epoch s (jax-js jit)', jm.seconds * 40000 / 128);
+  note('headline MLP epoch s (jax-js jit)', (jm.seconds * 40000) / 128);
   console.error(`jax-js MLP loss ${jm.lossFirst.toFixed(4)} → ${jm.lossLast.toFixed(4)}`);
   for (const j of [false, true]) {
     const m = fitTimer(file.right, modelFromSpec(coarse), 128 * 5, cnnOpts, j);
@@ -161,16 +222,23 @@ gpu?.dispose();
 const out = Object.entries(rows).map(([k, v]) => ({ row: k, median: Number(median(v).toPrecision(4)), rounds: v.map((x) => Number(x.toPrecision(4))) }));
 console.table(out);
 const ratio = (a: string, b: string) => {
-  const ka = Object.keys(rows).find((k) => k.startsWith(a)), kb = Object.keys(rows).find((k) => k.startsWith(b));
+  const ka = Object.keys(rows).find((k) => k.startsWith(a)),
+    kb = Object.keys(rows).find((k) => k.startsWith(b));
   if (ka && kb) console.log(`${ka} / ${kb}: per round ${rows[ka]!.map((x, i) => (x / rows[kb]![i]!).toFixed(2)).join(', ')}`);
 };
 ratio('dispatch eager', 'dispatch jit');
 ratio('chain (5 ops + sum) ms (cpu, 2 threads, eager', 'chain (5 ops + sum) ms (cpu, 2 threads, jit');
 ratio('chain (5 ops + sum) ms (gpujs, eager', 'chain (5 ops + sum) ms (gpujs, jit');
-ratio(Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('eager')) ?? '', Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('jit')) ?? '');
+ratio(
+  Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('eager')) ?? '',
+  Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('jit')) ?? '',
+);
 ratio('headline MLP epoch s (eager', 'headline MLP epoch s (jit');
 ratio('dispatch jax-js jit', 'dispatch jit');
-ratio(Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('jax-js')) ?? '', Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.endsWith(') jit µs/op')) ?? '');
+ratio(
+  Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.includes('jax-js')) ?? '',
+  Object.keys(rows).find((k) => k.startsWith('valueAndGrad') && k.endsWith(') jit µs/op')) ?? '',
+);
 ratio('headline MLP epoch s (jax-js jit', 'headline MLP epoch s (jit');
 ratio('cnn-coarse step s (eager', 'cnn-coarse step s (jit');
 ratio('cnn-coarse peak MB (eager', 'cnn-coarse peak MB (jit');

@@ -18,7 +18,10 @@ export const SHAPES: ReadonlyArray<readonly [string, number, number, number, boo
   ['Δ2·W2ᵀ (dH)', 128, 20, 128, false, true],
   ['Xval·W1 (validation)', 1000, 3072, 128, false, false],
 ];
-const median = (xs: number[]) => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor((s.length - 1) / 2)]!; };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor((s.length - 1) / 2)]!;
+};
 
 /** ms per product, median of 7; operands on the backend (the cpu backend's kernel memory), each result freed. */
 const timeMatmul = (be: Backend, m: number, k: number, n: number, ta: boolean, tb: boolean): number => {
@@ -48,12 +51,23 @@ reps=max(1,round(2e8/(2*${m}*${n}*${k}))); s=[]
 for _ in range(7):
   t=time.perf_counter(); [f() for _ in range(reps)]; s.append((time.perf_counter()-t)/reps*1000)
 print(st.median(s))`;
-  try { return Number(execFileSync('python3', ['-c', code], { encoding: 'utf8' }).trim()); } catch { return null; }
+  try {
+    return Number(execFileSync('python3', ['-c', code], { encoding: 'utf8' }).trim());
+  } catch {
+    return null;
+  }
 };
 
-const native1 = createCpuBackend({ blasThreads: 1 }), native2 = createCpuBackend({ blasThreads: 2 }), wasm = createCpuBackend({ blas: 'none' });
+const native1 = createCpuBackend({ blasThreads: 1 }),
+  native2 = createCpuBackend({ blasThreads: 2 }),
+  wasm = createCpuBackend({ blas: 'none' });
 const rows = SHAPES.map(([name, m, k, n, ta, tb]) => ({
-  name, m, k, n, transA: ta, transB: tb,
+  name,
+  m,
+  k,
+  n,
+  transA: ta,
+  transB: tb,
   numpyMs: numpyMatmul(m, k, n, ta, tb),
   native1Ms: native1.blas === undefined ? null : timeMatmul(native1, m, k, n, ta, tb),
   native2Ms: native2.blas === undefined ? null : timeMatmul(native2, m, k, n, ta, tb),

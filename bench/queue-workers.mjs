@@ -13,7 +13,13 @@ import { join, resolve } from 'node:path';
 const [epochs = '2', limitTrain = '5000', limitTest = '1000'] = process.argv.slice(2);
 const bin = resolve(import.meta.dirname, '../bin/tapegrad.js');
 const root = mkdtempSync(join(tmpdir(), 'tapegrad-queue-bench-'));
-const port = await new Promise((res) => { const s = createServer(); s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => res(p)); }); });
+const port = await new Promise((res) => {
+  const s = createServer();
+  s.listen(0, '127.0.0.1', () => {
+    const p = s.address().port;
+    s.close(() => res(p));
+  });
+});
 const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', root], { stdio: 'ignore' });
 await new Promise((r) => setTimeout(r, 500));
 const url = `redis://127.0.0.1:${port}`;
@@ -24,20 +30,31 @@ const rows = [];
 for (const n of [1, 2, 3]) {
   const out = join(root, `report-${n}`);
   const t0 = performance.now();
-  const e = spawnSync('node', [bin, 'reproduce', '--only', 'table3,table4,table5,table6,table7,table8', ...quick, '--out', out, '--queue', url], { env, encoding: 'utf8' });
+  const e = spawnSync('node', [bin, 'reproduce', '--only', 'table3,table4,table5,table6,table7,table8', ...quick, '--out', out, '--queue', url], {
+    env,
+    encoding: 'utf8',
+  });
   if (e.status !== 0) throw new Error(e.stderr);
   const workers = Array.from({ length: n }, () => spawn('node', [bin, 'worker', '--queue', url], { env, stdio: 'ignore' }));
   while (!existsSync(join(out, 'report.md'))) await new Promise((r) => setTimeout(r, 200));
   const wall = (performance.now() - t0) / 1000;
   for (const w of workers) w.kill('SIGTERM');
   await Promise.all(workers.map((w) => new Promise((r) => w.on('exit', r))));
-  const runSeconds = readdirSync(out).filter((s) => s.startsWith('table')).flatMap((s) => readdirSync(join(out, s)).filter((f) => f.startsWith('run-'))
-    .map((f) => JSON.parse(readFileSync(join(out, s, f, 'result.json'), 'utf8')).seconds));
+  const runSeconds = readdirSync(out)
+    .filter((s) => s.startsWith('table'))
+    .flatMap((s) =>
+      readdirSync(join(out, s))
+        .filter((f) => f.startsWith('run-'))
+        .map((f) => JSON.parse(readFileSync(join(out, s, f, 'result.json'), 'utf8')).seconds),
+    );
   rows.push({ n, wall, runs: runSeconds.length, sum: runSeconds.reduce((a, b) => a + b, 0), max: Math.max(...runSeconds) });
 }
 redis.kill('SIGTERM');
 
-console.log(`reproduce --queue (tables 3-8, ${rows[0].runs} runs, --epochs ${epochs} --limit-train ${limitTrain} --limit-test ${limitTest}) on ${cpus().length} cores (${cpus()[0].model}), TAPEGRAD_THREADS=1 per worker\n`);
+console.log(
+  `reproduce --queue (tables 3-8, ${rows[0].runs} runs, --epochs ${epochs} --limit-train ${limitTrain} --limit-test ${limitTest}) on ${cpus().length} cores (${cpus()[0].model}), TAPEGRAD_THREADS=1 per worker\n`,
+);
 console.log('| worker processes | wall time, enqueue to report.md | speed-up | sum of per-run times | longest run |');
 console.log('|---|---|---|---|---|');
-for (const r of rows) console.log(`| ${r.n} | ${r.wall.toFixed(1)} s | ${(rows[0].wall / r.wall).toFixed(2)}x | ${r.sum.toFixed(1)} s | ${r.max.toFixed(1)} s |`);
+for (const r of rows)
+  console.log(`| ${r.n} | ${r.wall.toFixed(1)} s | ${(rows[0].wall / r.wall).toFixed(2)}x | ${r.sum.toFixed(1)} s | ${r.max.toFixed(1)} s |`);

@@ -25,16 +25,26 @@ import { fit, mlp } from '../src/nn/index.js';
 import { readCifar100 } from '../src/data/index.js';
 import { cnnStepTimer } from './cnn-step.js';
 
-const flag = (name: string, dflt: number) => { const i = process.argv.indexOf(name); return i < 0 ? dflt : Number(process.argv[i + 1]) || dflt; };
+const flag = (name: string, dflt: number) => {
+  const i = process.argv.indexOf(name);
+  return i < 0 ? dflt : Number(process.argv[i + 1]) || dflt;
+};
 const rounds = flag('--rounds', 3);
 const reps = flag('--reps', 5);
 const cnnBatches = flag('--cnn', 0);
 const cifarDir = process.env['CIFAR100_DIR'];
 const cifar = cnnBatches > 0 && cifarDir !== undefined ? readCifar100(cifarDir, 'train') : undefined;
-if (cnnBatches > 0 && (cifar === undefined || E.isLeft(cifar))) console.log('note: --cnn needs CIFAR100_DIR (the binary CIFAR-100 folder): the CNN row is left out');
+if (cnnBatches > 0 && (cifar === undefined || E.isLeft(cifar)))
+  console.log('note: --cnn needs CIFAR100_DIR (the binary CIFAR-100 folder): the CNN row is left out');
 
-const right = <A>(e: E.Either<Error, A>): A => { if (E.isLeft(e)) throw e.left; return e.right; };
-const median = (xs: readonly number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
+const right = <A>(e: E.Either<Error, A>): A => {
+  if (E.isLeft(e)) throw e.left;
+  return e.right;
+};
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
 
 const cpu = createCpuBackend();
 const gpu = createWebgpuBackend();
@@ -45,7 +55,8 @@ if (!gpu.hardware) console.log('note: a software adapter: these webgpu numbers a
 /** Seconds per n×n matmul on `be` (after one warm-up call that compiles). */
 const timeMatmul = (be: Backend, n: number): number => {
   const data = new Key(n).normal([n, n], 'float32', 0, 1, 'reference').toTypedArray();
-  const a = right(fromArray(data, [n, n], 'float32', be)), b = right(fromArray(data, [n, n], 'float32', be));
+  const a = right(fromArray(data, [n, n], 'float32', be)),
+    b = right(fromArray(data, [n, n], 'float32', be));
   const once = (): Tensor => matmul(a, b);
   tidy(() => once().toTypedArray());
   const t0 = performance.now();
@@ -56,26 +67,46 @@ const timeMatmul = (be: Backend, n: number): number => {
     last!.toTypedArray();
   });
   const s = (performance.now() - t0) / 1000 / reps;
-  a.dispose(); b.dispose();
+  a.dispose();
+  b.dispose();
   return s;
 };
 
 /** Median seconds per training step of the MLP on `be` (steps after the first two). */
 const timeMlpStep = (be: Backend): number => {
-  const steps = 10, batch = 128;
+  const steps = 10,
+    batch = 128;
   const key = new Key(7);
   const xs = key.normal([(steps + 1) * batch, 3072], 'float32', 0, 1, 'reference').toTypedArray() as Float32Array;
   const ys = Uint8Array.from({ length: (steps + 1) * batch }, (_, i) => (i * 31) % 100);
   const model = mlp([3072, 512, 100], { activation: 'relu', init: 'glorot-uniform' });
   const times: number[] = [];
   let t = performance.now();
-  right(fit(model, model.layer.init(new Key(0)), {
-    train: denseSet(xs.slice(0, steps * batch * 3072), ys.slice(0, steps * batch), 3072, 100, be),
-    val: denseSet(xs.slice(steps * batch * 3072), ys.slice(steps * batch), 3072, 100, be),
-  }, {
-    epochs: 1, batchSize: batch, shuffle: false, seed: 0, backend: be, optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.9 },
-    onEvent: (e) => { if (e.type === 'batch') { const now = performance.now(); times.push((now - t) / 1000); t = now; } },
-  }));
+  right(
+    fit(
+      model,
+      model.layer.init(new Key(0)),
+      {
+        train: denseSet(xs.slice(0, steps * batch * 3072), ys.slice(0, steps * batch), 3072, 100, be),
+        val: denseSet(xs.slice(steps * batch * 3072), ys.slice(steps * batch), 3072, 100, be),
+      },
+      {
+        epochs: 1,
+        batchSize: batch,
+        shuffle: false,
+        seed: 0,
+        backend: be,
+        optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.9 },
+        onEvent: (e) => {
+          if (e.type === 'batch') {
+            const now = performance.now();
+            times.push((now - t) / 1000);
+            t = now;
+          }
+        },
+      },
+    ),
+  );
   return median(times.slice(2));
 };
 
@@ -93,7 +124,10 @@ for (let r = 1; r <= rounds; r++) {
   record('MLP step (3072-512-100, batch 128)', 'cpu', timeMlpStep(cpu));
   record('MLP step (3072-512-100, batch 128)', 'webgpu', timeMlpStep(gpu));
   if (cifar !== undefined && E.isRight(cifar)) {
-    for (const [which, be] of [['cpu', cpu], ['webgpu', gpu]] as const) {
+    for (const [which, be] of [
+      ['cpu', cpu],
+      ['webgpu', gpu],
+    ] as const) {
       const timer = cnnStepTimer(cifar.right, be, cnnBatches, 'cnn-coarse');
       record('cnn-coarse step (batch 128)', which, timer.secondsPerBatch());
       timer.dispose();
@@ -108,7 +142,9 @@ for (const [name, { cpu: c, webgpu: g }] of Object.entries(rows)) {
   const ratios = c.map((x, i) => g[i]! / x);
   const gflops = name.startsWith('matmul') ? (n: number, s: number) => ` (${((2 * n ** 3) / s / 1e9).toFixed(1)} GFLOP/s)` : () => '';
   const n = Number(/(\d+)²/.exec(name)?.[1] ?? 0);
-  console.log(`${name.padEnd(38)} ${`${(median(c) * 1000).toFixed(1)} ms`.padStart(10)} ${`${(median(g) * 1000).toFixed(1)} ms`.padStart(10)} ${median(ratios).toFixed(2).padStart(8)}×${gflops(n, median(g))}`);
+  console.log(
+    `${name.padEnd(38)} ${`${(median(c) * 1000).toFixed(1)} ms`.padStart(10)} ${`${(median(g) * 1000).toFixed(1)} ms`.padStart(10)} ${median(ratios).toFixed(2).padStart(8)}×${gflops(n, median(g))}`,
+  );
 }
 gpu.dispose();
 cpu.dispose();

@@ -3,8 +3,22 @@
 import * as E from 'fp-ts/lib/Either.js';
 import fc from 'fast-check';
 import {
-  activation, buildModel, dense, ensureCifar100, evaluate, fit, Key, layerNorm, loadCifar100, loadModel, residual,
-  saveModel, sequential, sum, type FitOptions, type SequentialSpec,
+  activation,
+  buildModel,
+  dense,
+  ensureCifar100,
+  evaluate,
+  fit,
+  Key,
+  layerNorm,
+  loadCifar100,
+  loadModel,
+  residual,
+  saveModel,
+  sequential,
+  sum,
+  type FitOptions,
+  type SequentialSpec,
 } from 'tapegrad';
 import { expectGradients, tensorArb, treeArb } from 'tapegrad/testing';
 
@@ -14,18 +28,29 @@ const data = loadCifar100({ dir: dir.right, labels: 'coarse', normalization: 'pe
 if (E.isLeft(data)) throw data.left;
 const { train, val, test } = data.right;
 const opts: FitOptions = {
-  epochs: 3, batchSize: 50, seed: 0, shuffle: true, optimizer: { kind: 'adam', lr: 0.003 },
+  epochs: 3,
+  batchSize: 50,
+  seed: 0,
+  shuffle: true,
+  optimizer: { kind: 'adam', lr: 0.003 },
   l2: { lambda: 1e-4, mode: 'loss', includeBias: false }, // weights only: each layer declares its parameters' roles
 };
 
 // 1. A CNN as data (what configs and model files hold). Images are NCHW: [3, 32, 32].
 const spec: SequentialSpec = {
-  kind: 'sequential', input: [3, 32, 32],
+  kind: 'sequential',
+  input: [3, 32, 32],
   layers: [
     { type: 'avgPool2d', size: 4 }, // 8×8 images: small enough for a README example
-    { type: 'conv2d', filters: 8, kernel: 3, padding: 1 }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'maxPool2d', size: 2 },
-    { type: 'conv2d', filters: 8, kernel: 3, padding: 1 }, { type: 'relu' }, { type: 'maxPool2d', size: 2 },
-    { type: 'flatten' }, { type: 'dense', units: 20 },
+    { type: 'conv2d', filters: 8, kernel: 3, padding: 1 },
+    { type: 'batchNorm' },
+    { type: 'relu' },
+    { type: 'maxPool2d', size: 2 },
+    { type: 'conv2d', filters: 8, kernel: 3, padding: 1 },
+    { type: 'relu' },
+    { type: 'maxPool2d', size: 2 },
+    { type: 'flatten' },
+    { type: 'dense', units: 20 },
   ],
 };
 const cnn = buildModel(spec);
@@ -48,7 +73,10 @@ if (E.isLeft(run)) throw run.left;
 console.log('residual mlp test accuracy', evaluate(net, run.right.params, test).accuracy);
 
 // 3. Property-test a layer's gradients: random parameters and inputs, central differences at O(ε²).
-fc.assert(fc.property(treeArb({ g: [4], b: [4] } as const), tensorArb({ shape: [3, 4] }), (p, x) => {
-  expectGradients((q: typeof p) => sum(layerNorm(4).apply(q, x)), p);
-}), { numRuns: 20 });
+fc.assert(
+  fc.property(treeArb({ g: [4], b: [4] } as const), tensorArb({ shape: [3, 4] }), (p, x) => {
+    expectGradients((q: typeof p) => sum(layerNorm(4).apply(q, x)), p);
+  }),
+  { numRuns: 20 },
+);
 console.log('layerNorm gradients: 20 random cases agree with central differences');

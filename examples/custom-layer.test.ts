@@ -11,15 +11,21 @@ describe('my gatedDense layer', () => {
   const layer = gatedDense(4, 3);
 
   it("isru's hand-written VJP matches finite differences, converging at O(ε²)", () => {
-    fc.assert(fc.property(tensorArb({ shape: [2, 5], min: -4, max: 4 }), (x) => {
-      expectGradients((p: Tensor) => sum(isru(p)), x);
-    }), { numRuns: 30 });
+    fc.assert(
+      fc.property(tensorArb({ shape: [2, 5], min: -4, max: 4 }), (x) => {
+        expectGradients((p: Tensor) => sum(isru(p)), x);
+      }),
+      { numRuns: 30 },
+    );
   });
 
   it('the gradient of a loss through the layer, for every parameter and the input', () => {
-    fc.assert(fc.property(treeArb({ w: [4, 3], b: [3], gate: [3] } as const), tensorArb({ shape: [5, 4] }), (params, x) => {
-      expectGradients((p: GatedParams) => crossEntropy(layer.apply(p, x), [0, 2, 1, 1, 0]), params);
-      expectGradients((input: Tensor) => sum(layer.apply(params, input)), x);
-    }), { numRuns: 15 });
+    fc.assert(
+      fc.property(treeArb({ w: [4, 3], b: [3], gate: [3] } as const), tensorArb({ shape: [5, 4] }), (params, x) => {
+        expectGradients((p: GatedParams) => crossEntropy(layer.apply(p, x), [0, 2, 1, 1, 0]), params);
+        expectGradients((input: Tensor) => sum(layer.apply(params, input)), x);
+      }),
+      { numRuns: 15 },
+    );
   });
 });

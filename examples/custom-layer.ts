@@ -4,8 +4,24 @@
 import * as E from 'fp-ts/lib/Either.js';
 import { pathToFileURL } from 'node:url';
 import {
-  add, customVjp, dense, ensureCifar100, evaluate, fit, fromArray, Key, loadCifar100, loadModel, matmul, mul, saveModel,
-  sequential, sub, tanh, type Layer, type Tensor,
+  add,
+  customVjp,
+  dense,
+  ensureCifar100,
+  evaluate,
+  fit,
+  fromArray,
+  Key,
+  loadCifar100,
+  loadModel,
+  matmul,
+  mul,
+  saveModel,
+  sequential,
+  sub,
+  tanh,
+  type Layer,
+  type Tensor,
 } from 'tapegrad';
 
 const elementwise = (x: Tensor, f: (v: number) => number): Tensor => {
@@ -22,7 +38,12 @@ const elementwise = (x: Tensor, f: (v: number) => number): Tensor => {
 export const isru = customVjp(
   'isru',
   ([x]: [Tensor]) => elementwise(x, (v) => v / Math.sqrt(1 + v * v)),
-  (ct, [x]) => [mul(ct, elementwise(x, (v) => (1 + v * v) ** -1.5))],
+  (ct, [x]) => [
+    mul(
+      ct,
+      elementwise(x, (v) => (1 + v * v) ** -1.5),
+    ),
+  ],
 );
 
 /** Parameters as an interface: trees need no index signature. */
@@ -56,10 +77,19 @@ const main = async () => {
   const { train, val, test } = data.right;
 
   const model = sequential(gatedDense(3072, 64), dense(64, 20));
-  const run = fit(model, model.init(new Key(0)), { train, val }, {
-    epochs: 3, batchSize: 64, seed: 0, shuffle: true, optimizer: { kind: 'adam', lr: 0.002 },
-    l2: { lambda: 1e-4, mode: 'loss', includeBias: false },
-  });
+  const run = fit(
+    model,
+    model.init(new Key(0)),
+    { train, val },
+    {
+      epochs: 3,
+      batchSize: 64,
+      seed: 0,
+      shuffle: true,
+      optimizer: { kind: 'adam', lr: 0.002 },
+      l2: { lambda: 1e-4, mode: 'loss', includeBias: false },
+    },
+  );
   if (E.isLeft(run)) throw run.left;
   const params = run.right.params; // typed: readonly [GatedParams, DenseParams]
   console.log('test accuracy', evaluate(model, params, test).accuracy);

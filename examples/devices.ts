@@ -1,7 +1,8 @@
 // Devices and memory: tensors live on a backend, ops run where their inputs are, and tidy frees what a step made.
 import { backend, Key, matmul, relu, sum, tidy, toBackend } from 'tapegrad';
 
-const cpu = backend('cpu'), reference = backend('reference');
+const cpu = backend('cpu'),
+  reference = backend('reference');
 const w = new Key(0).normal([512, 256], 'float32', 0, 0.05, cpu); // placed explicitly (else: the default backend)
 const x = new Key(1).normal([128, 512], 'float32', 0, 1, cpu);
 

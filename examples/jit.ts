@@ -5,7 +5,10 @@ const model = mlp([3072, 128, 20], { activation: 'relu' });
 const params = model.layer.init(new Key(0));
 type Params = typeof params;
 const x = new Key(1).normal([128, 3072]);
-const targets = oneHot(Array.from({ length: 128 }, (_, i) => i % 20), 20); // a tensor argument: labels are not frozen into the program
+const targets = oneHot(
+  Array.from({ length: 128 }, (_, i) => i % 20),
+  20,
+); // a tensor argument: labels are not frozen into the program
 const loss = (p: Params, x: Tensor, t: Tensor): Tensor => softmaxCrossEntropy(model.layer.apply(p, x), t);
 const step = jit((p: Params, x: Tensor, t: Tensor) => valueAndGrad((q: Params) => loss(q, x, t))(p));
 
@@ -16,4 +19,9 @@ const same = replayed.grads.every((g, i) => g.w.toArray().toString() === eager.g
 console.log(`same loss and gradients, bit for bit: ${replayed.value.item() === eager.value.item() && same}; traced ${step.traces} time(s)`);
 const program = String(step.lower(params, x, targets)); // what runs, like a jaxpr
 console.log(program.split('\n').slice(0, 4).join('\n'));
-console.log(program.split('\n').filter((l) => l.startsWith('  fused')).join('\n'));
+console.log(
+  program
+    .split('\n')
+    .filter((l) => l.startsWith('  fused'))
+    .join('\n'),
+);

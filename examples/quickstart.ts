@@ -9,11 +9,19 @@ if (E.isLeft(data)) throw data.left;
 const { train, val, test } = data.right;
 
 const model = mlp([3072, 128, 20], { activation: 'relu', init: 'he-uniform' });
-const run = fit(model, model.layer.init(new Key(0)), { train, val }, {
-  epochs: 5, batchSize: 128, seed: 0, shuffle: true,
-  optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.9 },
-  earlyStopping: { patience: 5, rule: 'no-improvement', restoreBest: 'always' },
-});
+const run = fit(
+  model,
+  model.layer.init(new Key(0)),
+  { train, val },
+  {
+    epochs: 5,
+    batchSize: 128,
+    seed: 0,
+    shuffle: true,
+    optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.9 },
+    earlyStopping: { patience: 5, rule: 'no-improvement', restoreBest: 'always' },
+  },
+);
 if (E.isLeft(run)) throw run.left;
 console.log('test accuracy', evaluate(model, run.right.params, test).accuracy);
 

@@ -17,9 +17,11 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const wabt = await wabtInit();
 const outDirs = [join(root, 'src/core/backends/wasm'), join(root, 'dist/core/backends/wasm')];
 const variants = [
-  ['gemm-simd.wasm', false, true], ['gemm-relaxed.wasm', true, true],
+  ['gemm-simd.wasm', false, true],
+  ['gemm-relaxed.wasm', true, true],
   // Over a private memory, for the element-wise kernels (see gemmWat).
-  ['local-simd.wasm', false, false], ['local-relaxed.wasm', true, false],
+  ['local-simd.wasm', false, false],
+  ['local-relaxed.wasm', true, false],
 ];
 const inline = {};
 for (const [name, relaxed, shared] of variants) {
@@ -36,7 +38,8 @@ for (const [name, relaxed, shared] of variants) {
   console.log(`built ${name} (${buffer.length} bytes)`);
 }
 
-const backends = join(root, 'src/core/backends'), distBackends = join(root, 'dist/core/backends');
+const backends = join(root, 'src/core/backends'),
+  distBackends = join(root, 'dist/core/backends');
 mkdirSync(distBackends, { recursive: true });
 for (const name of ['cpu-worker.mjs', 'cpu-protocol.mjs', 'cpu-protocol.d.mts']) copyFileSync(join(backends, name), join(distBackends, name));
 

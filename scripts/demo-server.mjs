@@ -20,8 +20,15 @@ const MAX_RECORDS = { train: 50000, test: 10000 };
 const bundle = async (entry, format) => {
   // import.meta appears only on tapegrad's Node paths (platform.ts), never taken in a browser: not worth a warning.
   const r = await build({
-    entryPoints: [join(web, entry)], bundle: true, platform: 'browser', format, write: false, minify: true, sourcemap: 'inline',
-    logLevel: 'warning', logOverride: { 'empty-import-meta': 'silent' },
+    entryPoints: [join(web, entry)],
+    bundle: true,
+    platform: 'browser',
+    format,
+    write: false,
+    minify: true,
+    sourcemap: 'inline',
+    logLevel: 'warning',
+    logOverride: { 'empty-import-meta': 'silent' },
   });
   return r.outputFiles[0].contents;
 };
@@ -52,10 +59,15 @@ export const startDemoServer = async ({ port = 8080, dataDir = process.env.CIFAR
       const records = Number(url.searchParams.get('records') ?? MAX_RECORDS[split]);
       if (!Number.isInteger(records) || records < 1 || records > MAX_RECORDS[split]) return send(400, 'text/plain', `records must be 1..${MAX_RECORDS[split]}`);
       const file = join(dataDir, `${split}.bin`);
-      if (!existsSync(file)) return send(404, 'text/plain', `${file} not found: set CIFAR100_DIR to the folder holding train.bin and test.bin, or pick the files on the page`);
+      if (!existsSync(file))
+        return send(404, 'text/plain', `${file} not found: set CIFAR100_DIR to the folder holding train.bin and test.bin, or pick the files on the page`);
       const buf = Buffer.alloc(records * RECORD);
       const fd = openSync(file, 'r');
-      try { readSync(fd, buf, 0, buf.length, 0); } finally { closeSync(fd); }
+      try {
+        readSync(fd, buf, 0, buf.length, 0);
+      } finally {
+        closeSync(fd);
+      }
       return send(200, 'application/octet-stream', buf);
     }
     const f = files[url.pathname];

@@ -31,8 +31,16 @@ export const rerun = async (file: string, dataDir: string): Promise<Recorded> =>
     return x.right;
   };
   let raw = unwrap(readRawConfig(file));
-  for (const [k, v] of [['training.epochs', 3], ['data.limitTrain', 3000], ['data.limitTest', 500], ['backend', 'cpu']] as const) raw = setPath(raw, k, v) as RawConfig;
-  const r = unwrap(await runExperiment(unwrap(decodeConfig(raw, file)), { dataDir, outDir: join(mkdtempSync(join(tmpdir(), 'tapegrad-guard-')), 'run'), plots: false }));
+  for (const [k, v] of [
+    ['training.epochs', 3],
+    ['data.limitTrain', 3000],
+    ['data.limitTest', 500],
+    ['backend', 'cpu'],
+  ] as const)
+    raw = setPath(raw, k, v) as RawConfig;
+  const r = unwrap(
+    await runExperiment(unwrap(decodeConfig(raw, file)), { dataDir, outDir: join(mkdtempSync(join(tmpdir(), 'tapegrad-guard-')), 'run'), plots: false }),
+  );
   return { history: r.history.map(({ seconds: _s, ...rest }) => rest), testAccuracy: r.testAccuracy, testLoss: r.testLoss };
 };
 

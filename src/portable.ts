@@ -25,9 +25,21 @@ export * from './nn/schedules.js';
 export { InitC, MlpSpecC, OptimizerSpecC, describeErrors } from './nn/codecs.js';
 // The CIFAR-100 format and preprocessing work on bytes; reading them from disk is in tapegrad/node.
 export {
-  RECORD_BYTES, PIXELS, CHANNEL_PIXELS, COARSE_CLASSES, FINE_CLASSES, CIFAR100_FILES, DataError,
-  pixelOffset, labelsOf, classCount, parseCifar100,
-  type LabelKind, type SplitName, type CifarSplit, type ReadOptions,
+  RECORD_BYTES,
+  PIXELS,
+  CHANNEL_PIXELS,
+  COARSE_CLASSES,
+  FINE_CLASSES,
+  CIFAR100_FILES,
+  DataError,
+  pixelOffset,
+  labelsOf,
+  classCount,
+  parseCifar100,
+  type LabelKind,
+  type SplitName,
+  type CifarSplit,
+  type ReadOptions,
 } from './data/cifar.js';
 export * from './data/preprocess.js';
 export * from './data/augment.js';

@@ -19,16 +19,21 @@ const filesUnder = (dir: string): string[] =>
 
 /** The modules a file imports at run time (type-only imports are erased), resolved to files under the repo. */
 const runtimeImports = (file: string): { to: string; typeOnly: boolean }[] => {
-  const text = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const text = readFileSync(file, 'utf8')
+    .replace(/\/\*[\s\S]*?\*\//g, '')
+    .replace(/^\s*\/\/.*$/gm, '');
   const found: { spec: string; typeOnly: boolean }[] = [];
-  for (const m of text.matchAll(/(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[^;'"]*?\sfrom\s+)?'([^']+)'/g)) found.push({ spec: m[3]!, typeOnly: m[2] !== undefined });
+  for (const m of text.matchAll(/(?:^|\n)\s*(import|export)\s+(type\s+)?(?:[^;'"]*?\sfrom\s+)?'([^']+)'/g))
+    found.push({ spec: m[3]!, typeOnly: m[2] !== undefined });
   // Dynamic imports; `import('./x.js').T` in a type position is not one.
   for (const m of text.matchAll(/\bimport\(\s*'([^']+)'\s*\)(?!\s*\.)/g)) found.push({ spec: m[1]!, typeOnly: false });
-  return found.filter((f) => f.spec.startsWith('.')).map((f) => {
-    const base = resolve(dirname(file), f.spec);
-    const to = [base.replace(/\.js$/, '.ts'), base.replace(/\.mjs$/, '.mts'), base].find((p) => existsSync(p)) ?? base;
-    return { to, typeOnly: f.typeOnly };
-  });
+  return found
+    .filter((f) => f.spec.startsWith('.'))
+    .map((f) => {
+      const base = resolve(dirname(file), f.spec);
+      const to = [base.replace(/\.js$/, '.ts'), base.replace(/\.mjs$/, '.mts'), base].find((p) => existsSync(p)) ?? base;
+      return { to, typeOnly: f.typeOnly };
+    });
 };
 
 const sources = filesUnder(SRC);
@@ -48,7 +53,14 @@ describe('ARCHITECTURE.md', () => {
 
 describe('imports', () => {
   it('form no cycle inside src/, dynamic imports included', () => {
-    const graph = new Map(sources.map((f) => [f, runtimeImports(f).filter((i) => !i.typeOnly && i.to.startsWith(SRC)).map((i) => i.to)]));
+    const graph = new Map(
+      sources.map((f) => [
+        f,
+        runtimeImports(f)
+          .filter((i) => !i.typeOnly && i.to.startsWith(SRC))
+          .map((i) => i.to),
+      ]),
+    );
     const cycles: string[] = [];
     const state = new Map<string, 'open' | 'done'>();
     const stack: string[] = [];
@@ -69,9 +81,11 @@ describe('imports', () => {
   it('reach src/core from other folders only through index.ts and internal.ts', () => {
     const allowed = new Set(['src/core/index.ts', 'src/core/internal.ts']);
     const outside = sources.filter((f) => !rel(f).startsWith('src/core/') && rel(f).split('/').length > 2);
-    const crossings = outside.flatMap((f) => runtimeImports(f)
-      .filter((i) => rel(i.to).startsWith('src/core/') && !allowed.has(rel(i.to)))
-      .map((i) => `${rel(f)} → ${rel(i.to)}`));
+    const crossings = outside.flatMap((f) =>
+      runtimeImports(f)
+        .filter((i) => rel(i.to).startsWith('src/core/') && !allowed.has(rel(i.to)))
+        .map((i) => `${rel(f)} → ${rel(i.to)}`),
+    );
     expect(crossings).toEqual([]);
   });
 });

@@ -15,9 +15,21 @@ export default function setup(): () => void {
   process.env[SKIP_LOG_ENV] = log;
   return () => {
     let lines: string[] = [];
-    try { lines = [...new Set(readFileSync(log, 'utf8').split('\n').filter((l) => l !== ''))]; } catch { /* nothing skipped */ }
+    try {
+      lines = [
+        ...new Set(
+          readFileSync(log, 'utf8')
+            .split('\n')
+            .filter((l) => l !== ''),
+        ),
+      ];
+    } catch {
+      /* nothing skipped */
+    }
     rmSync(dir, { recursive: true, force: true });
     if (lines.length === 0) return;
-    console.warn(`\n${lines.length} suite${lines.length > 1 ? 's' : ''} skipped for a missing system package (CI=true fails instead; .ci/run installs them all):\n${lines.map((l) => `  - ${l}`).join('\n')}\n`);
+    console.warn(
+      `\n${lines.length} suite${lines.length > 1 ? 's' : ''} skipped for a missing system package (CI=true fails instead; .ci/run installs them all):\n${lines.map((l) => `  - ${l}`).join('\n')}\n`,
+    );
   };
 }

@@ -42,7 +42,12 @@ export const valuesArb = (n: number, lo = -2, hi = 2, avoid?: number, gap = 0.05
 /** A float64 tensor of a random shape and values. */
 export const tensorArb = (opts: { lo?: number; hi?: number; avoid?: number; minRank?: number; maxRank?: number } = {}): fc.Arbitrary<Tensor> =>
   shapeArb(opts.minRank, opts.maxRank).chain((shape) =>
-    valuesArb(shape.reduce((a, b) => a * b, 1), opts.lo, opts.hi, opts.avoid).map((v) => t64(v, shape)),
+    valuesArb(
+      shape.reduce((a, b) => a * b, 1),
+      opts.lo,
+      opts.hi,
+      opts.avoid,
+    ).map((v) => t64(v, shape)),
   );
 
 /** Parsed JSON that a test edits freely (a file's keys, to damage or reseal it). */

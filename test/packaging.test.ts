@@ -44,32 +44,59 @@ describe('the packed package', () => {
     ['TypeScript 5', 'typescript'],
     ['TypeScript 7', 'typescript7'],
   ])('type-checks in a consumer with skipLibCheck off, no ambient types and the optional peers absent (%s)', (_name, compiler) => {
-    writeFileSync(join(user, 'tsconfig.json'), JSON.stringify({
-      compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, noEmit: true, types: [] },
-      include: ['index.ts'],
-    }));
-    writeFileSync(join(user, 'index.ts'), [
-      "import { Key, matmul, mlp, fit, saveModel } from 'tapegrad';",
-      "import { loadCifar100, ensureCifar100 } from 'tapegrad/data';",
-      "import * as node from 'tapegrad/node';",
-      'export const shape: readonly number[] = matmul(new Key(0).normal([2, 4]), new Key(1).normal([4, 3])).shape;',
-      'export const all = [mlp([4, 3]), fit, saveModel, loadCifar100, ensureCifar100, node.tidy];',
-    ].join('\n'));
+    writeFileSync(
+      join(user, 'tsconfig.json'),
+      JSON.stringify({
+        compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, noEmit: true, types: [] },
+        include: ['index.ts'],
+      }),
+    );
+    writeFileSync(
+      join(user, 'index.ts'),
+      [
+        "import { Key, matmul, mlp, fit, saveModel } from 'tapegrad';",
+        "import { loadCifar100, ensureCifar100 } from 'tapegrad/data';",
+        "import * as node from 'tapegrad/node';",
+        'export const shape: readonly number[] = matmul(new Key(0).normal([2, 4]), new Key(1).normal([4, 3])).shape;',
+        'export const all = [mlp([4, 3]), fit, saveModel, loadCifar100, ensureCifar100, node.tidy];',
+      ].join('\n'),
+    );
     const tsc = spawnSync(process.execPath, [join(REPO, 'node_modules', compiler, 'bin', 'tsc'), '-p', user], { cwd: user, encoding: 'utf8' });
-    const errors = tsc.stdout.split('\n').filter((l) => /error TS/.test(l)).map((l) => l.replace(/\(\d+,\d+\)/, ''));
+    const errors = tsc.stdout
+      .split('\n')
+      .filter((l) => /error TS/.test(l))
+      .map((l) => l.replace(/\(\d+,\d+\)/, ''));
     expect(errors).toEqual([]);
     expect(tsc.status, `${tsc.stdout}${tsc.stderr}`).toBe(0);
   });
 
   it('the command prints its version and trains from a shipped config named as in the README', () => {
     for (const p of ['commander', 'cli-progress', 'yaml', 'vega', 'vega-lite', '@resvg/resvg-js']) link(p);
-    const cli = (...args: string[]) => spawnSync(process.execPath, [join(modules, 'tapegrad', 'bin', 'tapegrad.js'), ...args],
-      { cwd: user, encoding: 'utf8', env: { ...process.env, CIFAR100_DIR: CIFAR_DIR } });
+    const cli = (...args: string[]) =>
+      spawnSync(process.execPath, [join(modules, 'tapegrad', 'bin', 'tapegrad.js'), ...args], {
+        cwd: user,
+        encoding: 'utf8',
+        env: { ...process.env, CIFAR100_DIR: CIFAR_DIR },
+      });
     const v = cli('--version');
     expect(v.status, v.stderr).toBe(0);
     expect(v.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     expect(existsSync(join(user, 'examples'))).toBe(false);
-    const r = cli('train', '--config', 'examples/configs/headline.yaml', '--limit-train', '300', '--limit-test', '50', '--epochs', '1', '--backend', 'cpu', '--out', 'run');
+    const r = cli(
+      'train',
+      '--config',
+      'examples/configs/headline.yaml',
+      '--limit-train',
+      '300',
+      '--limit-test',
+      '50',
+      '--epochs',
+      '1',
+      '--backend',
+      'cpu',
+      '--out',
+      'run',
+    );
     expect(r.status, r.stderr).toBe(0);
     expect(existsSync(join(user, 'run', 'result.json'))).toBe(true);
   });

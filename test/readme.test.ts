@@ -24,9 +24,18 @@ describe('README', () => {
     ['examples/tape.ts', /gradcheck: 15 elements, worst difference \d\.\de-\d+/],
     ['examples/quickstart.ts', /test accuracy 0\.\d+\nreloaded test accuracy 0\.\d+/],
     ['examples/devices.ts', /^the step kept 4 bytes on cpu: loss \d+\.\d{3}\nreference agrees: true\n$/],
-    ['examples/transforms.ts', /^row sums of H \[.*\] H diagonal \[.*\]\nH·v \[.*\] directional derivative -?\d+\.\d+\nper-example gradient norms( \d+\.\d{3}){8}\n$/],
-    ['examples/jit.ts', /^same loss and gradients, bit for bit: true; traced 1 time\(s\)\n\{ lambda [^\n]* \. let\n(.*\n){2}.*relu \w+\n( {2}fused \d+: \d+ ops, \d+ elements, one pass \([a-zA-Z →]+\)\n)+$/],
-    ['examples/compose.ts', /cnn test accuracy 0\.\d+\nreloaded cnn test accuracy 0\.\d+\nresidual mlp test accuracy 0\.\d+\nlayerNorm gradients: 20 random cases/],
+    [
+      'examples/transforms.ts',
+      /^row sums of H \[.*\] H diagonal \[.*\]\nH·v \[.*\] directional derivative -?\d+\.\d+\nper-example gradient norms( \d+\.\d{3}){8}\n$/,
+    ],
+    [
+      'examples/jit.ts',
+      /^same loss and gradients, bit for bit: true; traced 1 time\(s\)\n\{ lambda [^\n]* \. let\n(.*\n){2}.*relu \w+\n( {2}fused \d+: \d+ ops, \d+ elements, one pass \([a-zA-Z →]+\)\n)+$/,
+    ],
+    [
+      'examples/compose.ts',
+      /cnn test accuracy 0\.\d+\nreloaded cnn test accuracy 0\.\d+\nresidual mlp test accuracy 0\.\d+\nlayerNorm gradients: 20 random cases/,
+    ],
   ] as const) {
     it(`${file} is in the README verbatim and runs`, () => {
       const code = readFileSync(file, 'utf8').trimEnd();

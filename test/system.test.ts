@@ -14,8 +14,11 @@ const child = (ci: boolean) => {
   delete env['VITEST'];
   delete env['VITEST_WORKER_ID'];
   delete env['VITEST_POOL_ID'];
-  const r = spawnSync(process.execPath, [join(REPO, 'node_modules/vitest/vitest.mjs'), 'run', '--config', join(REPO, 'test/fixtures/system/vitest.config.ts')],
-    { cwd: REPO, env, encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(
+    process.execPath,
+    [join(REPO, 'node_modules/vitest/vitest.mjs'), 'run', '--config', join(REPO, 'test/fixtures/system/vitest.config.ts')],
+    { cwd: REPO, env, encoding: 'utf8', timeout: 60_000 },
+  );
   return { status: r.status, out: `${r.stdout}${r.stderr}` };
 };
 

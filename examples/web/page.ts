@@ -11,7 +11,28 @@ import type { DemoConfig, DemoEvent, DemoResult } from './train.js';
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const num = (id: string): number => Number($<HTMLInputElement>(id).value);
 
-const COARSE = ['aquatic mammals', 'fish', 'flowers', 'food containers', 'fruit and vegetables', 'household electrical devices', 'household furniture', 'insects', 'large carnivores', 'large man-made outdoor things', 'large natural outdoor scenes', 'large omnivores and herbivores', 'medium-sized mammals', 'non-insect invertebrates', 'people', 'reptiles', 'small mammals', 'trees', 'vehicles 1', 'vehicles 2'];
+const COARSE = [
+  'aquatic mammals',
+  'fish',
+  'flowers',
+  'food containers',
+  'fruit and vegetables',
+  'household electrical devices',
+  'household furniture',
+  'insects',
+  'large carnivores',
+  'large man-made outdoor things',
+  'large natural outdoor scenes',
+  'large omnivores and herbivores',
+  'medium-sized mammals',
+  'non-insect invertebrates',
+  'people',
+  'reptiles',
+  'small mammals',
+  'trees',
+  'vehicles 1',
+  'vehicles 2',
+];
 
 const draw = async (id: string, spec: TopLevelSpec): Promise<void> => {
   const view = new vega.View(vega.parse(compile(spec).spec), { renderer: 'canvas', container: $(id), hover: false });
@@ -20,7 +41,10 @@ const draw = async (id: string, spec: TopLevelSpec): Promise<void> => {
 
 const lineSpec = (title: string, values: object[], y: string): TopLevelSpec => ({
   $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-  title, width: 420, height: 240, data: { values },
+  title,
+  width: 420,
+  height: 240,
+  data: { values },
   mark: { type: 'line', point: true },
   encoding: {
     x: { field: 'step', type: 'quantitative', title: 'epoch' },
@@ -63,10 +87,19 @@ const run = async (cfg: DemoConfig, files: { train?: HTMLInputElement; test?: HT
           const done = (m.epoch - 1) * m.batches + m.batch;
           const elapsed = (performance.now() - started) / 1000;
           $<HTMLProgressElement>('progress').value = done / total;
-          $('status').textContent = `epoch ${m.epoch}, batch ${m.batch}/${m.batches}: loss ${m.loss.toFixed(4)}; ETA ${Math.round((elapsed / done) * (total - done))} s`;
+          $('status').textContent =
+            `epoch ${m.epoch}, batch ${m.batch}/${m.batches}: loss ${m.loss.toFixed(4)}; ETA ${Math.round((elapsed / done) * (total - done))} s`;
           // Within the first epoch, the batch losses (the epoch axis in fractions).
           curves.push({ step: m.epoch - 1 + m.batch / m.batches, series: 'train (batch)', loss: m.loss, accuracy: m.accuracy });
-          if (m.batch % 4 === 0 || m.batch === m.batches) void draw('lossPlot', lineSpec('loss', curves.filter((c) => c.loss !== undefined), 'loss'));
+          if (m.batch % 4 === 0 || m.batch === m.batches)
+            void draw(
+              'lossPlot',
+              lineSpec(
+                'loss',
+                curves.filter((c) => c.loss !== undefined),
+                'loss',
+              ),
+            );
         } else if (m.type === 'epoch') {
           curves.push({ step: m.epoch, series: 'validation', loss: m.valLoss, accuracy: m.valAccuracy });
           void draw('lossPlot', lineSpec('loss', curves, 'loss'));
@@ -79,7 +112,10 @@ const run = async (cfg: DemoConfig, files: { train?: HTMLInputElement; test?: HT
     const cells = result.confusion.flatMap((row, t) => row.map((count, p) => ({ truth: COARSE[t], predicted: COARSE[p], count })));
     await draw('confusion', {
       $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-      title: 'confusion matrix (test set, coarse classes)', width: 440, height: 440, data: { values: cells },
+      title: 'confusion matrix (test set, coarse classes)',
+      width: 440,
+      height: 440,
+      data: { values: cells },
       mark: 'rect',
       encoding: {
         x: { field: 'predicted', type: 'nominal', sort: COARSE },
@@ -102,11 +138,21 @@ const run = async (cfg: DemoConfig, files: { train?: HTMLInputElement; test?: HT
 
 $('form').addEventListener('submit', (e) => {
   e.preventDefault();
-  const hidden = $<HTMLInputElement>('hidden').value.split(',').map((s) => Number(s.trim())).filter((n) => n > 0);
+  const hidden = $<HTMLInputElement>('hidden')
+    .value.split(',')
+    .map((s) => Number(s.trim()))
+    .filter((n) => n > 0);
   const cfg: DemoConfig = {
-    hidden, activation: $<HTMLSelectElement>('activation').value as DemoConfig['activation'],
-    epochs: num('epochs'), batchSize: num('batchSize'), lr: num('lr'), momentum: num('momentum'),
-    train: num('train'), val: num('val'), test: num('test'), seed: num('seed'),
+    hidden,
+    activation: $<HTMLSelectElement>('activation').value as DemoConfig['activation'],
+    epochs: num('epochs'),
+    batchSize: num('batchSize'),
+    lr: num('lr'),
+    momentum: num('momentum'),
+    train: num('train'),
+    val: num('val'),
+    test: num('test'),
+    seed: num('seed'),
     backend: $<HTMLSelectElement>('backend').value as DemoConfig['backend'],
   };
   void run(cfg, { train: $<HTMLInputElement>('trainFile'), test: $<HTMLInputElement>('testFile') }).catch(() => {});

@@ -5,8 +5,19 @@
 // of the 20 coarse classes.
 import * as E from 'fp-ts/lib/Either.js';
 import {
-  backend, cifarSet, COARSE_CLASSES, confusionMatrix, evaluate, fit, Key, mlp, parseCifar100, predictedClasses, tidy,
-  type ActivationName, type FitEvent,
+  backend,
+  cifarSet,
+  COARSE_CLASSES,
+  confusionMatrix,
+  evaluate,
+  fit,
+  Key,
+  mlp,
+  parseCifar100,
+  predictedClasses,
+  tidy,
+  type ActivationName,
+  type FitEvent,
 } from 'tapegrad';
 
 export interface DemoConfig {
@@ -28,7 +39,15 @@ export interface DemoConfig {
 export type DemoEvent =
   | { readonly type: 'start'; readonly backend: string; readonly batches: number; readonly epochs: number }
   | { readonly type: 'batch'; readonly epoch: number; readonly batch: number; readonly batches: number; readonly loss: number; readonly accuracy: number }
-  | { readonly type: 'epoch'; readonly epoch: number; readonly trainLoss: number; readonly trainAccuracy: number; readonly valLoss: number; readonly valAccuracy: number; readonly seconds: number };
+  | {
+      readonly type: 'epoch';
+      readonly epoch: number;
+      readonly trainLoss: number;
+      readonly trainAccuracy: number;
+      readonly valLoss: number;
+      readonly valAccuracy: number;
+      readonly seconds: number;
+    };
 
 export interface DemoResult {
   readonly backend: string;
@@ -48,7 +67,8 @@ export const runDemo = (trainBytes: Uint8Array, testBytes: Uint8Array, cfg: Demo
   const slice = { expectOfficialSize: false, checkClassCounts: false };
   const trainSplit = orThrow(parseCifar100(trainBytes, 'train', 'train.bin', slice));
   const testSplit = orThrow(parseCifar100(testBytes, 'test', 'test.bin', slice));
-  if (trainSplit.n < cfg.train + cfg.val) throw new RangeError(`train.bin holds ${trainSplit.n} images; ${cfg.train} training and ${cfg.val} validation images were asked for`);
+  if (trainSplit.n < cfg.train + cfg.val)
+    throw new RangeError(`train.bin holds ${trainSplit.n} images; ${cfg.train} training and ${cfg.val} validation images were asked for`);
   if (testSplit.n < cfg.test) throw new RangeError(`test.bin holds ${testSplit.n} images; ${cfg.test} were asked for`);
   const home = backend(cfg.backend);
   const range = (from: number, n: number) => Int32Array.from({ length: n }, (_, i) => from + i);
@@ -65,14 +85,33 @@ export const runDemo = (trainBytes: Uint8Array, testBytes: Uint8Array, cfg: Demo
       emit({ type: 'batch', epoch: e.epoch, batch: e.batch, batches: e.batches, loss: e.loss, accuracy: e.accuracy });
     } else if (e.type === 'epoch') {
       const { record: r } = e;
-      emit({ type: 'epoch', epoch: r.epoch, trainLoss: r.trainLoss, trainAccuracy: r.trainAccuracy, valLoss: r.valLoss, valAccuracy: r.valAccuracy, seconds: r.seconds });
+      emit({
+        type: 'epoch',
+        epoch: r.epoch,
+        trainLoss: r.trainLoss,
+        trainAccuracy: r.trainAccuracy,
+        valLoss: r.valLoss,
+        valAccuracy: r.valAccuracy,
+        seconds: r.seconds,
+      });
     }
   };
-  const result = orThrow(fit(model, model.layer.init(new Key(cfg.seed)), { train, val }, {
-    epochs: cfg.epochs, batchSize: cfg.batchSize, seed: cfg.seed, shuffle: true,
-    optimizer: { kind: 'momentum', lr: cfg.lr, momentum: cfg.momentum },
-    backend: home, onEvent,
-  }));
+  const result = orThrow(
+    fit(
+      model,
+      model.layer.init(new Key(cfg.seed)),
+      { train, val },
+      {
+        epochs: cfg.epochs,
+        batchSize: cfg.batchSize,
+        seed: cfg.seed,
+        shuffle: true,
+        optimizer: { kind: 'momentum', lr: cfg.lr, momentum: cfg.momentum },
+        backend: home,
+        onEvent,
+      },
+    ),
+  );
   const { accuracy } = evaluate(model, result.params, test);
   const predicted = tidy(() => predictedClasses(model.layer.apply(result.params, test.gather(range(0, test.n), home))));
   const confusion = confusionMatrix(predicted, test.y, COARSE_CLASSES);

@@ -50,7 +50,12 @@ export class JvpTrace extends Transformation {
     const rule = ruleOf(p);
     if (rule.constant === true) return out;
     const tangents = inputs.map((t) => this.tangentOf(t));
-    let tangent = (rule as unknown as DifferentiableRule<'add'>).jvp(tangents as unknown as readonly [Maybe, Maybe], primals as unknown as readonly [Tensor, Tensor], out, params as null);
+    let tangent = (rule as unknown as DifferentiableRule<'add'>).jvp(
+      tangents as unknown as readonly [Maybe, Maybe],
+      primals as unknown as readonly [Tensor, Tensor],
+      out,
+      params as null,
+    );
     if (tangent === null) return out;
     if (tangent.dtype !== out.dtype) tangent = cast(tangent, out.dtype);
     return this.wrap(out, tangent);

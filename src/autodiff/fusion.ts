@@ -125,9 +125,13 @@ export const fuse = (p: FusionInput): FusionPlan | undefined => {
   while (i < p.eqns.length) {
     const e = p.eqns[i]!;
     const o = e.kind === 'kernel' ? p.slots[e.outs[0]!] : undefined;
-    if (o === undefined || !fusible(p, e, o.shape, o.dtype)) { i++; continue; }
+    if (o === undefined || !fusible(p, e, o.shape, o.dtype)) {
+      i++;
+      continue;
+    }
     // Extend while fusible; remember the longest prefix whose intermediates stay inside it.
-    let best = i, need = -1;
+    let best = i,
+      need = -1;
     for (let j = i; j < p.eqns.length && fusible(p, p.eqns[j]!, o.shape, o.dtype); j++) {
       if (j > i) need = Math.max(need, lastRead.get(p.eqns[j - 1]!.outs[0]!) ?? -1);
       if (need <= j) best = j;

@@ -41,7 +41,9 @@ const detach = <A>(tape: Tape, a: A): A => {
 const scalarSeed = (value: Tensor, who: string): Tensor => {
   // A plain number (or anything else) has no tape to walk back: say so, not "reading 'join'".
   if (!(value instanceof Tensor)) {
-    throw new TypeError(`${who}: the function must return a Tensor computed from its argument, got ${typeof value === 'number' ? `the plain number ${value}` : typeof value}`);
+    throw new TypeError(
+      `${who}: the function must return a Tensor computed from its argument, got ${typeof value === 'number' ? `the plain number ${value}` : typeof value}`,
+    );
   }
   if (value.size !== 1) {
     throw new ShapeError(
@@ -105,7 +107,9 @@ export const grad =
  */
 export const vjp =
   <P extends Treelike<P>>(f: (primals: P) => Tensor) =>
-  (primals: P): {
+  (
+    primals: P,
+  ): {
     /** f(primals), as a constant. */
     readonly value: Tensor;
     /** Cotangents of the inputs for a cotangent of the output (any number of times). */
@@ -124,7 +128,9 @@ export const vjp =
       value: tape.lower(out),
       vjp: (ct) => {
         if (!(ct instanceof Tensor) || ct.shape.join() !== out.shape.join()) {
-          throw new ShapeError(`vjp(${fnName(f)}): cotangent of shape ${ct instanceof Tensor ? showShape(ct.shape) : typeof ct} does not match the output's shape ${showShape(out.shape)}`);
+          throw new ShapeError(
+            `vjp(${fnName(f)}): cotangent of shape ${ct instanceof Tensor ? showShape(ct.shape) : typeof ct} does not match the output's shape ${showShape(out.shape)}`,
+          );
         }
         return gradsOf(tape, traced, tape.backward(out, ct));
       },

@@ -103,13 +103,17 @@ export const gradcheck = <P extends Treelike<P>>(
   params: P,
   opts: GradcheckOptions = {},
 ): E.Either<GradcheckError, GradcheckReport> => {
-  const eps = opts.eps ?? 1e-6, atol = opts.atol ?? 1e-5, rtol = opts.rtol ?? 1e-3;
+  const eps = opts.eps ?? 1e-6,
+    atol = opts.atol ?? 1e-5,
+    rtol = opts.rtol ?? 1e-3;
   const x = opts.float64 === false ? params : mapTree(params, (t) => cast(t, 'float64'));
   const analytic = leaves(valueAndGrad(f)(x).grads);
   const paths = leafPaths(x);
   const keys = new Key(opts.seed ?? 0).split(analytic.length);
   const comparisons: GradientComparison[] = [];
-  let worst: GradientComparison | undefined, worstScore = -1, ok = true;
+  let worst: GradientComparison | undefined,
+    worstScore = -1,
+    ok = true;
   leaves(x).forEach((leaf, li) => {
     const g = analytic[li]!.toTypedArray();
     for (const i of sampleIndices(leaf.size, opts.maxElementsPerInput, keys[li]!)) {
@@ -117,11 +121,21 @@ export const gradcheck = <P extends Treelike<P>>(
       const a = g[i]!;
       const absDiff = Math.abs(numerical - a);
       const scale = Math.max(Math.abs(numerical), Math.abs(a));
-      const c: GradientComparison = { input: paths[li]!, index: unravel(i, leaf.shape), numerical, analytic: a, absDiff, relDiff: scale === 0 ? 0 : absDiff / scale };
+      const c: GradientComparison = {
+        input: paths[li]!,
+        index: unravel(i, leaf.shape),
+        numerical,
+        analytic: a,
+        absDiff,
+        relDiff: scale === 0 ? 0 : absDiff / scale,
+      };
       comparisons.push(c);
       const score = absDiff / (atol + rtol * Math.abs(numerical));
       if (!(score <= 1)) ok = false;
-      if (!(score <= worstScore)) { worstScore = score; worst = c; }
+      if (!(score <= worstScore)) {
+        worstScore = score;
+        worst = c;
+      }
     }
   });
   if (worst === undefined) throw new Error('gradcheck: the inputs hold no elements to check');
@@ -152,7 +166,9 @@ export const checkGradsDirectional = <P extends Treelike<P>>(
   params: P,
   opts: { readonly eps?: number; readonly atol?: number; readonly rtol?: number; readonly directions?: number; readonly seed?: number } = {},
 ): E.Either<Error, readonly DirectionalCheck[]> => {
-  const eps = opts.eps ?? 1e-5, atol = opts.atol ?? 1e-6, rtol = opts.rtol ?? 1e-4;
+  const eps = opts.eps ?? 1e-5,
+    atol = opts.atol ?? 1e-6,
+    rtol = opts.rtol ?? 1e-4;
   const x = mapTree(params, (t) => cast(t, 'float64'));
   const g = leaves(valueAndGrad(f)(x).grads).map((t) => t.toTypedArray());
   const keys = new Key(opts.seed ?? 0).split(opts.directions ?? 3);
@@ -160,9 +176,21 @@ export const checkGradsDirectional = <P extends Treelike<P>>(
   for (const key of keys) {
     const vs = key.split(g.length).map((k, i) => k.normal(leaves(x)[i]!.shape, 'float64').toTypedArray());
     let analytic = 0;
-    g.forEach((gi, i) => { const v = vs[i]!; for (let j = 0; j < gi.length; j++) analytic += gi[j]! * v[j]!; });
-    const shifted = (s: number): number => tidy(() =>
-      f(mapTree(x, (t, i) => { const d = t.toTypedArray(); const v = vs[i]!; for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * v[j]!; return internal.adopt(d, t.shape, t.backend); })).item());
+    g.forEach((gi, i) => {
+      const v = vs[i]!;
+      for (let j = 0; j < gi.length; j++) analytic += gi[j]! * v[j]!;
+    });
+    const shifted = (s: number): number =>
+      tidy(() =>
+        f(
+          mapTree(x, (t, i) => {
+            const d = t.toTypedArray();
+            const v = vs[i]!;
+            for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * v[j]!;
+            return internal.adopt(d, t.shape, t.backend);
+          }),
+        ).item(),
+      );
     const numerical = (shifted(eps) - shifted(-eps)) / (2 * eps);
     const absDiff = Math.abs(numerical - analytic);
     const scale = Math.max(Math.abs(numerical), Math.abs(analytic));
@@ -171,5 +199,9 @@ export const checkGradsDirectional = <P extends Treelike<P>>(
   const bad = checks.find((c) => !(c.absDiff <= atol + rtol * Math.abs(c.numerical)));
   return bad === undefined
     ? E.right(checks)
-    : E.left(new Error(`directional gradient check failed: ⟨v, ∇f⟩ = ${bad.analytic} from the tape vs ${bad.numerical} by central differences (absolute difference ${bad.absDiff.toExponential(3)})`));
+    : E.left(
+        new Error(
+          `directional gradient check failed: ⟨v, ∇f⟩ = ${bad.analytic} from the tape vs ${bad.numerical} by central differences (absolute difference ${bad.absDiff.toExponential(3)})`,
+        ),
+      );
 };

@@ -184,7 +184,9 @@ class JitTrace extends Transformation {
   /** A random draw from a key argument (core's `internal.draw`): recorded to be redone from each call's keys. */
   draw(what: string, make: (keys: readonly object[]) => Tensor, value: Tensor, backend: Backend): Tensor {
     if (value.backend !== backend) {
-      throw new JitError(`${this.who}: ${what} made a tensor on '${value.backend.name}', not on the program's backend '${backend.name}': pass its backend to the draw`);
+      throw new JitError(
+        `${this.who}: ${what} made a tensor on '${value.backend.name}', not on the program's backend '${backend.name}': pass its backend to the draw`,
+      );
     }
     const slot = this.#newSlot(value);
     this.eqns.push({ prim: what, kind: 'host', ins: [], params: make, outs: [slot] });
@@ -218,7 +220,9 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
  * joins them into a cache key.
  */
 const flatten = (who: string, args: readonly unknown[]): { tokens: unknown[]; tensors: Tensor[]; keys: Key[] } => {
-  const tensors: Tensor[] = [], tokens: unknown[] = [], keys: Key[] = [];
+  const tensors: Tensor[] = [],
+    tokens: unknown[] = [],
+    keys: Key[] = [];
   const walk = (v: unknown, path: () => string): void => {
     if (v instanceof Tensor) {
       tensors.push(v);
@@ -262,14 +266,18 @@ const backendId = (b: Backend): number => {
   return id;
 };
 let nextBackendId = 1;
-const TENSOR = '\u0001T', ARRAY = '\u0001A', RECORD = '\u0001R', KEY = '\u0001K';
+const TENSOR = '\u0001T',
+  ARRAY = '\u0001A',
+  RECORD = '\u0001R',
+  KEY = '\u0001K';
 const sameTokens = (a: readonly unknown[], b: readonly unknown[]): boolean => {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
   return true;
 };
 /** A signature's cache key (distinct signatures, distinct keys: every token is typed by the one before it). */
-const keyOf = (tokens: readonly unknown[]): string => tokens.map((t) => (typeof t === 'number' ? (Object.is(t, -0) ? '-0' : String(t)) : JSON.stringify(t) ?? 'undefined')).join(',');
+const keyOf = (tokens: readonly unknown[]): string =>
+  tokens.map((t) => (typeof t === 'number' ? (Object.is(t, -0) ? '-0' : String(t)) : (JSON.stringify(t) ?? 'undefined'))).join(',');
 
 /** Rebuilds `tree` with its tensor leaves replaced in order. */
 const refill = (tree: unknown, next: () => Tensor): unknown => {
@@ -277,7 +285,11 @@ const refill = (tree: unknown, next: () => Tensor): unknown => {
   if (Array.isArray(tree)) return tree.map((v) => refill(v, next));
   if (isPlainObject(tree)) {
     // Leaves in sorted key order (as `flatten` and tree.ts take them), the record's own key order kept.
-    const filled = new Map(Object.keys(tree).sort().map((k) => [k, refill(tree[k], next)] as const));
+    const filled = new Map(
+      Object.keys(tree)
+        .sort()
+        .map((k) => [k, refill(tree[k], next)] as const),
+    );
     return Object.fromEntries(Object.keys(tree).map((k) => [k, filled.get(k)]));
   }
   return tree;
@@ -317,12 +329,21 @@ const dtypeShort: Record<string, string> = { float32: 'f32', float64: 'f64', int
 const showParam = (v: unknown): string => {
   if (Array.isArray(v)) return v.length > 8 ? `[${v.slice(0, 8).join(',')},… ${v.length}]` : `[${v.join(',')}]`;
   if (ArrayBuffer.isView(v)) return `<${(v as unknown as ArrayLike<number>).length} values>`;
-  if (isPlainObject(v)) return `{${Object.entries(v).map(([k, x]) => `${k}=${showParam(x)}`).join(' ')}}`;
+  if (isPlainObject(v))
+    return `{${Object.entries(v)
+      .map(([k, x]) => `${k}=${showParam(x)}`)
+      .join(' ')}}`;
   return String(v);
 };
 
 const showParams = (p: unknown): string =>
-  p === null || p === undefined ? '' : isPlainObject(p) ? `[${Object.entries(p).map(([k, x]) => `${k}=${showParam(x)}`).join(' ')}]` : `[${showParam(p)}]`;
+  p === null || p === undefined
+    ? ''
+    : isPlainObject(p)
+      ? `[${Object.entries(p)
+          .map(([k, x]) => `${k}=${showParam(x)}`)
+          .join(' ')}]`
+      : `[${showParam(p)}]`;
 
 const printProgram = (p: Omit<Lowered, 'toString'>): string => {
   const name = (s: number) => letters(s);
@@ -337,7 +358,9 @@ const printProgram = (p: Omit<Lowered, 'toString'>): string => {
     if (e.kind === 'host') return `    ${e.outs.map(typed).join(' ')} = ${e.prim} ⟨drawn from the key arguments each call⟩`;
     return `    ${e.outs.map(typed).join(' ')} = ${e.prim}${showParams(e.params)} ${e.ins.map(name).join(' ')}${tag}`;
   });
-  const groups = (p.fusion?.groups ?? []).map((g, gi) => `  fused ${gi}: ${g.eqns.length} ops, ${g.elements} elements, one pass (${g.eqns.map((e) => p.eqns[e]!.prim).join(' → ')})`);
+  const groups = (p.fusion?.groups ?? []).map(
+    (g, gi) => `  fused ${gi}: ${g.eqns.length} ops, ${g.elements} elements, one pass (${g.eqns.map((e) => p.eqns[e]!.prim).join(' → ')})`,
+  );
   return [
     `{ lambda ${constNames === '' ? '' : `${constNames} `}; ${argNames}${p.keys > 0 ? ` + ${p.keys} key${p.keys > 1 ? 's' : ''}` : ''} . let`,
     ...lines,
@@ -346,7 +369,15 @@ const printProgram = (p: Omit<Lowered, 'toString'>): string => {
   ].join('\n');
 };
 
-const lower = (main: JitTrace, name: string, backend: Backend, keys: number, outputs: readonly number[], template: unknown, opts: { fuse: boolean }): Lowered => {
+const lower = (
+  main: JitTrace,
+  name: string,
+  backend: Backend,
+  keys: number,
+  outputs: readonly number[],
+  template: unknown,
+  opts: { fuse: boolean },
+): Lowered => {
   const nSlots = main.slots.length;
   // Dead code: an equation none of whose results reaches an output.
   const live = new Uint8Array(nSlots);
@@ -371,7 +402,20 @@ const lower = (main: JitTrace, name: string, backend: Backend, keys: number, out
   });
   const freeAfter: number[][] = eqns.map(() => []);
   for (const [r, i] of lastUse) if (r >= main.args && !isConst.has(r) && !resultRoots.has(r)) freeAfter[i]!.push(r);
-  const base = { name, backend, slots: main.slots, args: main.args, keys, consts: main.consts, constSlots: main.constSlots, eqns, outputs, template, root, freeAfter };
+  const base = {
+    name,
+    backend,
+    slots: main.slots,
+    args: main.args,
+    keys,
+    consts: main.consts,
+    constSlots: main.constSlots,
+    eqns,
+    outputs,
+    template,
+    root,
+    freeAfter,
+  };
   const fusion = opts.fuse ? fuse(base) : undefined;
   const program = { ...base, fusion };
   return { ...program, toString: () => printProgram(program) };
@@ -391,7 +435,10 @@ const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unkn
   const release = (r: number) => {
     const t = drawn.get(r);
     if (t === undefined) be.free(bufs[r]);
-    else { t.dispose(); drawn.delete(r); }
+    else {
+      t.dispose();
+      drawn.delete(r);
+    }
   };
   const bufs = new Array<unknown>(p.slots.length);
   for (let i = 0; i < p.args; i++) bufs[i] = internal.storageOf(args[i]!).buf;
@@ -430,7 +477,8 @@ const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unkn
     // Give back what this replay allocated and will not return.
     const freed = new Set<number>();
     for (let j = 0; j < i; j++) for (const r of p.freeAfter[j]!) freed.add(r);
-    for (let j = 0; j < i; j++) for (const o of p.eqns[j]!.outs) if (p.root[o] === o && bufs[o] !== undefined && !freed.has(o) && !drawn.has(o)) be.free(bufs[o]);
+    for (let j = 0; j < i; j++)
+      for (const o of p.eqns[j]!.outs) if (p.root[o] === o && bufs[o] !== undefined && !freed.has(o) && !drawn.has(o)) be.free(bufs[o]);
     for (const t of drawn.values()) t.dispose();
     throw err;
   }
@@ -439,7 +487,8 @@ const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unkn
   let k = 0;
   const result = refill(p.template, () => {
     const o = p.outputs[k++]!;
-    const r = p.root[o]!, slot = p.slots[o]!;
+    const r = p.root[o]!,
+      slot = p.slots[o]!;
     if (r < p.args) return internal.share(args[r]!, slot.shape);
     const c = p.constSlots.indexOf(r);
     if (c >= 0) return internal.share(p.consts[c]!, slot.shape);
@@ -502,7 +551,8 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
   const cacheSize = opts.cacheSize ?? 16;
   if (!(Number.isInteger(cacheSize) && cacheSize >= 1)) throw new RangeError(`${who}: cacheSize must be an integer ≥ 1, got ${cacheSize}`);
   const cache = new Map<string, Lowered>();
-  let traces = 0, inlined = 0;
+  let traces = 0,
+    inlined = 0;
 
   /** Traces f on `args`, returning its (eager) result and the program; undefined program: f closed over an outer tracer. */
   const trace = (args: A, tensors: readonly Tensor[], keys: readonly Key[]): { result: R; program: Lowered | undefined } => {
@@ -588,7 +638,8 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
         const { tokens, tensors, keys } = flatten(who, args);
         const r = lookup(args, tokens, tensors, keys);
         if (r.result !== undefined) for (const t of tensorLeaves(r.result)) t.dispose();
-        if (r.program === undefined) throw new JitError(`${who}: the function closes over a tensor traced by an outer transformation, so it runs inlined and has no program of its own`);
+        if (r.program === undefined)
+          throw new JitError(`${who}: the function closes over a tensor traced by an outer transformation, so it runs inlined and has no program of its own`);
         return r.program;
       },
     },

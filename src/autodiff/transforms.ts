@@ -38,16 +38,22 @@ export const jvp =
   <P extends Treelike<P>, R extends Treelike<R>>(f: (primals: P) => R) =>
   (primals: P, tangents: P): JvpResult<R> => {
     const who = `jvp(${fnName(f)})`;
-    const ps = leaves(primals), ts = leaves(tangents), paths = leafPaths(primals);
+    const ps = leaves(primals),
+      ts = leaves(tangents),
+      paths = leafPaths(primals);
     const tpaths = leafPaths(tangents);
     if (ps.length !== ts.length || tpaths.some((p, i) => p !== paths[i])) {
-      throw new TypeError(`${who}: the tangents' structure (${tpaths.join(', ')}) differs from the primals' (${paths.join(', ')}): give one tangent per primal, in its structure`);
+      throw new TypeError(
+        `${who}: the tangents' structure (${tpaths.join(', ')}) differs from the primals' (${paths.join(', ')}): give one tangent per primal, in its structure`,
+      );
     }
     ps.forEach((p, i) => {
       const t = ts[i]!;
-      if (!sameShape(p.shape, t.shape)) throw new ShapeError(`${who}: the tangent of ${paths[i]} has shape ${showShape(t.shape)} but the primal ${showShape(p.shape)}`);
+      if (!sameShape(p.shape, t.shape))
+        throw new ShapeError(`${who}: the tangent of ${paths[i]} has shape ${showShape(t.shape)} but the primal ${showShape(p.shape)}`);
       if (p.dtype !== t.dtype) throw new TypeError(`${who}: the tangent of ${paths[i]} is ${t.dtype} but the primal ${p.dtype}: cast one`);
-      if (p.backend !== t.backend) throw new Error(`${who}: the tangent of ${paths[i]} lives on '${t.backend.name}' but the primal on '${p.backend.name}': move one with toBackend`);
+      if (p.backend !== t.backend)
+        throw new Error(`${who}: the tangent of ${paths[i]} lives on '${t.backend.name}' but the primal on '${p.backend.name}': move one with toBackend`);
     });
     const main = new JvpTrace();
     try {
@@ -102,18 +108,23 @@ export const vmap =
       throw new TypeError(`${who}: inAxes has ${spec.length} entries for ${args.length} arguments: give one per argument (null for a shared one)`);
     }
     const axisOf = (i: number): number | null => (Array.isArray(spec) ? (spec as readonly (number | null)[])[i]! : (spec as number | null));
-    let size: number | undefined, first = '';
+    let size: number | undefined,
+      first = '';
     const axes = args.map((a, i) => {
       const ax = axisOf(i);
       if (ax === null) return [];
-      const ls = leaves(a as Tensor), paths = ls.length > 1 ? leafPaths(a as Tensor) : [];
+      const ls = leaves(a as Tensor),
+        paths = ls.length > 1 ? leafPaths(a as Tensor) : [];
       return ls.map((t, k) => {
         const where = `argument ${i}${ls.length > 1 ? ` (${paths[k]})` : ''}`;
         if (t.rank === 0) throw new ShapeError(`${who}: ${where} is a scalar: it has no axis ${ax} to map over (give inAxes null to share it)`);
         const norm = normalizeAxis(ax, t.rank, who);
         const n = t.shape[norm]!;
-        if (size === undefined) { size = n; first = `${where} of shape ${showShape(t.shape)}`; }
-        else if (n !== size) throw new ShapeError(`${who}: ${where} of shape ${showShape(t.shape)} has ${n} examples along axis ${ax}, but ${first} has ${size}`);
+        if (size === undefined) {
+          size = n;
+          first = `${where} of shape ${showShape(t.shape)}`;
+        } else if (n !== size)
+          throw new ShapeError(`${who}: ${where} of shape ${showShape(t.shape)} has ${n} examples along axis ${ax}, but ${first} has ${size}`);
         return norm;
       });
     });

@@ -25,11 +25,7 @@ export type Fn = (...args: never[]) => unknown;
  * stops the recursion on `Tree` itself (which is infinite as a mapped type).
  */
 export type TreeOf<P> = {
-  readonly [K in keyof P]: [Tree] extends [P[K]] ? Tree
-    : P[K] extends Tensor ? Tensor
-    : P[K] extends Fn ? never
-    : P[K] extends object ? TreeOf<P[K]>
-    : never;
+  readonly [K in keyof P]: [Tree] extends [P[K]] ? Tree : P[K] extends Tensor ? Tensor : P[K] extends Fn ? never : P[K] extends object ? TreeOf<P[K]> : never;
 };
 
 /**
@@ -69,9 +65,10 @@ const notATree = (t: unknown, path: string): never => {
 const walk = (tree: unknown, visit: (leaf: Tensor, path: string) => void): void => {
   const go = (t: unknown, path: string): void => {
     if (t instanceof Tensor) visit(t, path === '' ? '(root)' : path);
-    else if (Array.isArray(t)) (t as readonly unknown[]).forEach((c, i) => {
-      go(c, `${path}[${i}]`);
-    });
+    else if (Array.isArray(t))
+      (t as readonly unknown[]).forEach((c, i) => {
+        go(c, `${path}[${i}]`);
+      });
     else if (t !== null && typeof t === 'object' && isPlainObject(t)) {
       for (const k of keysOf(t)) go((t as Record<string, unknown>)[k], path === '' ? k : `${path}.${k}`);
     } else notATree(t, path);

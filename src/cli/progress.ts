@@ -17,12 +17,15 @@ export const progressReporter = (label: string, stream: NodeJS.WriteStream = pro
       epochs = e.epochs;
       if (e.step !== undefined) stream.write(`${label} steps: ${e.step.path} (${e.step.reason})\n`);
       if (tty) {
-        bar = new cliProgress.SingleBar({
-          stream,
-          format: `${label} epoch {epoch}/{epochs} [{bar}] {value}/{total} batches | ETA {eta_formatted} | loss {loss} | acc {acc} | val {val}`,
-          hideCursor: true,
-          clearOnComplete: false,
-        }, cliProgress.Presets.shades_classic);
+        bar = new cliProgress.SingleBar(
+          {
+            stream,
+            format: `${label} epoch {epoch}/{epochs} [{bar}] {value}/{total} batches | ETA {eta_formatted} | loss {loss} | acc {acc} | val {val}`,
+            hideCursor: true,
+            clearOnComplete: false,
+          },
+          cliProgress.Presets.shades_classic,
+        );
         bar.start(e.batchesPerEpoch, 0, { epoch: e.startEpoch, epochs, loss: '-', acc: '-', val: '-' });
       }
     } else if (e.type === 'batch' && bar) {
@@ -31,8 +34,10 @@ export const progressReporter = (label: string, stream: NodeJS.WriteStream = pro
     } else if (e.type === 'epoch') {
       const r = e.record;
       const line = `${label} epoch ${r.epoch}/${epochs}: train loss ${r.trainLoss.toFixed(4)} acc ${pct(r.trainAccuracy)} | validation loss ${r.valLoss.toFixed(4)} acc ${pct(r.valAccuracy)}${e.improved ? ' *' : ''} (${r.seconds.toFixed(1)} s)`;
-      if (bar) { bar.stop(); stream.write(`${line}\n`); }
-      else stream.write(`${line}\n`);
+      if (bar) {
+        bar.stop();
+        stream.write(`${line}\n`);
+      } else stream.write(`${line}\n`);
     } else if (e.type === 'stepPath') {
       stream.write(`${label} steps: ${e.step.path} from now on (${e.step.reason})\n`);
     } else if (e.type === 'earlyStop') {
@@ -52,19 +57,27 @@ export const progressReporter = (label: string, stream: NodeJS.WriteStream = pro
  * with its run.
  */
 export const multiProgressReporter = (stream: NodeJS.WriteStream = process.stderr): ((label: string, e: ProgressEvent) => void) & { stop(): void } => {
-  const multi = stream.isTTY === true
-    ? new cliProgress.MultiBar({
-      stream, hideCursor: true, clearOnComplete: true,
-      format: '{label} epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | acc {acc}',
-    }, cliProgress.Presets.shades_classic)
-    : undefined;
+  const multi =
+    stream.isTTY === true
+      ? new cliProgress.MultiBar(
+          {
+            stream,
+            hideCursor: true,
+            clearOnComplete: true,
+            format: '{label} epoch {epoch}/{epochs} [{bar}] {value}/{total} | loss {loss} | acc {acc}',
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
   const bars = new Map<string, { bar: cliProgress.SingleBar | undefined; epochs: number }>();
   const say = (line: string) => (multi ? multi.log(`${line}\n`) : stream.write(`${line}\n`));
   const handler = (label: string, e: ProgressEvent): void => {
     if (e.type === 'start') {
       const bar = multi?.create(e.batchesPerEpoch, 0, { label, epoch: e.startEpoch, epochs: e.epochs, loss: '-', acc: '-' });
       bars.set(label, { bar, epochs: e.epochs });
-      say(`${label}: started (${e.epochs} epochs at most${e.startEpoch > 1 ? `, resumed at epoch ${e.startEpoch}` : ''}${e.step !== undefined ? `; ${e.step.path} steps` : ''})`);
+      say(
+        `${label}: started (${e.epochs} epochs at most${e.startEpoch > 1 ? `, resumed at epoch ${e.startEpoch}` : ''}${e.step !== undefined ? `; ${e.step.path} steps` : ''})`,
+      );
       return;
     }
     if (e.type === 'stepPath') {
@@ -76,7 +89,9 @@ export const multiProgressReporter = (stream: NodeJS.WriteStream = process.stder
       entry?.bar?.update(e.batch, { epoch: e.epoch, loss: e.loss.toFixed(4), acc: pct(e.accuracy) });
     } else if (e.type === 'epoch') {
       const r = e.record;
-      say(`${label} epoch ${r.epoch}/${entry?.epochs ?? '?'}: train loss ${r.trainLoss.toFixed(4)} acc ${pct(r.trainAccuracy)} | validation loss ${r.valLoss.toFixed(4)} acc ${pct(r.valAccuracy)}${e.improved ? ' *' : ''} (${r.seconds.toFixed(1)} s)`);
+      say(
+        `${label} epoch ${r.epoch}/${entry?.epochs ?? '?'}: train loss ${r.trainLoss.toFixed(4)} acc ${pct(r.trainAccuracy)} | validation loss ${r.valLoss.toFixed(4)} acc ${pct(r.valAccuracy)}${e.improved ? ' *' : ''} (${r.seconds.toFixed(1)} s)`,
+      );
     } else {
       if (e.type === 'earlyStop') say(`${label} early stopping at epoch ${e.epoch}: returning the weights of epoch ${e.bestEpoch}`);
       else say(`${label} interrupted: ${e.epoch} finished epochs are saved`);

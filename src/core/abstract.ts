@@ -23,12 +23,16 @@ export type ShapeRule<P extends Primitive> = (inputs: ArityTuple<P, Abstract>, p
 /** float64 when any input is (NumPy's and JAX's promotion between the two float types). */
 export const promote = (...xs: readonly Abstract[]): DType => (xs.some((x) => x.dtype === 'float64') ? 'float64' : 'float32');
 const same = ([x]: readonly [Abstract]): OutSpec => ({ shape: x.shape, dtype: x.dtype });
-const broadcast = (op: string) => ([a, b]: readonly [Abstract, Abstract]): OutSpec => ({ shape: broadcastShapes(a.shape, b.shape, op), dtype: promote(a, b) });
+const broadcast =
+  (op: string) =>
+  ([a, b]: readonly [Abstract, Abstract]): OutSpec => ({ shape: broadcastShapes(a.shape, b.shape, op), dtype: promote(a, b) });
 /** A pooling window's output shape, [N, C, OH, OW]. */
 const poolShape = (s: Shape, size: number, stride: number): Shape =>
   Object.freeze([s[0]!, s[1]!, KN.slidingOut(s[2]!, size, stride, 0), KN.slidingOut(s[3]!, size, stride, 0)]);
-const reduced = ([x]: readonly [Abstract], { axes, keepDims }: { readonly axes: readonly number[]; readonly keepDims: boolean }): OutSpec =>
-  ({ shape: reducedShape(x.shape, axes, keepDims), dtype: x.dtype });
+const reduced = ([x]: readonly [Abstract], { axes, keepDims }: { readonly axes: readonly number[]; readonly keepDims: boolean }): OutSpec => ({
+  shape: reducedShape(x.shape, axes, keepDims),
+  dtype: x.dtype,
+});
 
 /** Every primitive's result shape and dtype. */
 export const shapeRules: { readonly [P in Primitive]: ShapeRule<P> } = {
@@ -59,7 +63,12 @@ export const shapeRules: { readonly [P in Primitive]: ShapeRule<P> } = {
   broadcastTo: ([x], { shape }) => ({ shape, dtype: x.dtype }),
   cast: ([x], { dtype }) => ({ shape: x.shape, dtype }),
   conv2d: ([x, w], { stride, padding }) => ({
-    shape: Object.freeze([x.shape[0]!, w.shape[0]!, KN.slidingOut(x.shape[2]!, w.shape[2]!, stride, padding), KN.slidingOut(x.shape[3]!, w.shape[3]!, stride, padding)]),
+    shape: Object.freeze([
+      x.shape[0]!,
+      w.shape[0]!,
+      KN.slidingOut(x.shape[2]!, w.shape[2]!, stride, padding),
+      KN.slidingOut(x.shape[3]!, w.shape[3]!, stride, padding),
+    ]),
     dtype: promote(x, w),
   }),
   conv2dGradInput: ([ct], { inputShape }) => ({ shape: inputShape, dtype: ct.dtype }),

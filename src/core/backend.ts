@@ -172,7 +172,10 @@ export const backendNames = (): string[] => [...registry.keys()];
 /** An unknown backend name, with the valid ones. */
 export class UnknownBackendError extends Error {
   override readonly name = 'UnknownBackendError';
-  constructor(readonly requested: string, where: string) {
+  constructor(
+    readonly requested: string,
+    where: string,
+  ) {
     super(`unknown backend '${requested}'${where}: choose one of auto, ${backendNames().join(', ')}`);
   }
 }

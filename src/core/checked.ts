@@ -25,8 +25,26 @@ const guard =
   };
 
 const names = [
-  'add', 'sub', 'mul', 'div', 'matmul', 'batchedMatmul', 'reshape', 'transpose', 'broadcastTo', 'slice', 'concat', 'conv2d',
-  'sum', 'mean', 'max', 'logSumExp', 'softmax', 'logSoftmax', 'softmaxCrossEntropy', 'oneHot',
+  'add',
+  'sub',
+  'mul',
+  'div',
+  'matmul',
+  'batchedMatmul',
+  'reshape',
+  'transpose',
+  'broadcastTo',
+  'slice',
+  'concat',
+  'conv2d',
+  'sum',
+  'mean',
+  'max',
+  'logSumExp',
+  'softmax',
+  'logSoftmax',
+  'softmaxCrossEntropy',
+  'oneHot',
 ] as const;
 const everydayNames = ['einsum', 'gather', 'scatterAdd', 'squeeze', 'tile', 'repeat', 'stridedSlice', 'min', 'prod'] as const;
 type CheckedName = (typeof names)[number];

@@ -24,13 +24,21 @@ const formatValue = (v: number): string => {
 export const formatTensor = (data: Data, shape: Shape, prefix: string, suffix: string): string => {
   const summarize = data.length > THRESHOLD;
   const strides: number[] = [];
-  for (let i = shape.length - 1, s = 1; i >= 0; i--) { strides[i] = s; s *= shape[i]!; }
+  for (let i = shape.length - 1, s = 1; i >= 0; i--) {
+    strides[i] = s;
+    s *= shape[i]!;
+  }
   const indices = (n: number): Array<number | '...'> =>
-    summarize && n > 2 * EDGE ? [...Array.from({ length: EDGE }, (_, i) => i), '...', ...Array.from({ length: EDGE }, (_, i) => n - EDGE + i)] : Array.from({ length: n }, (_, i) => i);
+    summarize && n > 2 * EDGE
+      ? [...Array.from({ length: EDGE }, (_, i) => i), '...', ...Array.from({ length: EDGE }, (_, i) => n - EDGE + i)]
+      : Array.from({ length: n }, (_, i) => i);
   // Width from the values that are printed.
   const shown: number[] = [];
   const collect = (axis: number, off: number): void => {
-    if (axis === shape.length) { shown.push(data[off]!); return; }
+    if (axis === shape.length) {
+      shown.push(data[off]!);
+      return;
+    }
     for (const i of indices(shape[axis]!)) if (i !== '...') collect(axis + 1, off + i * strides[axis]!);
   };
   collect(0, 0);

@@ -1,8 +1,22 @@
 /** Core: shapes, the immutable Tensor and its memory, ops, backends, randomness. */
 export * from './shape.js';
 export {
-  Tensor, tensor, fromArray, full, zeros, ones, scalar, toBackend, tidy, dispose, keep,
-  type DType, type Data, type NestedArray, type Trace, type MainTrace,
+  Tensor,
+  tensor,
+  fromArray,
+  full,
+  zeros,
+  ones,
+  scalar,
+  toBackend,
+  tidy,
+  dispose,
+  keep,
+  type DType,
+  type Data,
+  type NestedArray,
+  type Trace,
+  type MainTrace,
 } from './tensor.js';
 export type { Arity, ArityTuple, CustomRule, KernelPrimitive, PrimitiveParams, ViewPrimitive } from './primitives.js';
 export type { Conv2dParams, PadParams, Pool2dParams, RoundMode, SliceParams, TakeParams } from './kernels-nd.js';
@@ -14,11 +28,40 @@ export * from './ops.js';
 export * from './ops-everyday.js';
 export { checked } from './checked.js';
 export {
-  type Backend, type BackendLike, type BackendSelection, type FusedKernels, type Kernel, type KernelTable, type MemoryStats,
-  type AdamHyper, type MomentumHyper, type Operand, type OutSpec, UnknownBackendError,
-  backend, backendNames, backendSelection, chooseBackend, defaultBackend, disposeBackends, registerBackend, resolveBackend, setDefaultBackend, withBackend,
+  type Backend,
+  type BackendLike,
+  type BackendSelection,
+  type FusedKernels,
+  type Kernel,
+  type KernelTable,
+  type MemoryStats,
+  type AdamHyper,
+  type MomentumHyper,
+  type Operand,
+  type OutSpec,
+  UnknownBackendError,
+  backend,
+  backendNames,
+  backendSelection,
+  chooseBackend,
+  defaultBackend,
+  disposeBackends,
+  registerBackend,
+  resolveBackend,
+  setDefaultBackend,
+  withBackend,
 } from './backend.js';
-export { createCpuBackend, createGpujsBackend, createReferenceBackend, createWebgpuBackend, isHostBackend, detectGpu, isHardwareRenderer, type GpuReport, type HostBackend } from './backends/index.js';
+export {
+  createCpuBackend,
+  createGpujsBackend,
+  createReferenceBackend,
+  createWebgpuBackend,
+  isHostBackend,
+  detectGpu,
+  isHardwareRenderer,
+  type GpuReport,
+  type HostBackend,
+} from './backends/index.js';
 export type { AdapterReport, WebgpuBackend, WebgpuBuffer, WebgpuOptions, WebgpuTransfers } from './backends/index.js';
 export { Key, numpyUniform } from './random.js';
 export { isChainable, type ChainAccess, type ChainKernel, type ChainOp, type ChainPrimitive, type FusedChain } from './chains.js';

@@ -29,7 +29,10 @@ export interface Pool2dParams {
   readonly stride: number;
 }
 
-interface Out { readonly data: Data; readonly shape: Shape }
+interface Out {
+  readonly data: Data;
+  readonly shape: Shape;
+}
 
 const dtypeOf = (...xs: Data[]) => (xs.some((x) => x instanceof Float64Array) ? 'float64' : 'float32');
 
@@ -40,7 +43,8 @@ export const slidingOut = (n: number, k: number, stride: number, padding: number
 export const conv2d = (alloc: Alloc, x: Data, xs: Shape, w: Data, ws: Shape, { stride, padding }: Conv2dParams): Out => {
   const [N, C, H, W] = xs as [number, number, number, number];
   const [F, , KH, KW] = ws as [number, number, number, number];
-  const OH = slidingOut(H, KH, stride, padding), OW = slidingOut(W, KW, stride, padding);
+  const OH = slidingOut(H, KH, stride, padding),
+    OW = slidingOut(W, KW, stride, padding);
   const out = alloc(dtypeOf(x, w), N * F * OH * OW, false);
   let o = 0;
   for (let n = 0; n < N; n++) {
@@ -49,11 +53,13 @@ export const conv2d = (alloc: Alloc, x: Data, xs: Shape, w: Data, ws: Shape, { s
         for (let j = 0; j < OW; j++) {
           let acc = 0;
           for (let c = 0; c < C; c++) {
-            const xb = (n * C + c) * H, wb = (f * C + c) * KH;
+            const xb = (n * C + c) * H,
+              wb = (f * C + c) * KH;
             for (let a = 0; a < KH; a++) {
               const r = i * stride + a - padding;
               if (r < 0 || r >= H) continue;
-              const xr = (xb + r) * W, wr = (wb + a) * KW;
+              const xr = (xb + r) * W,
+                wr = (wb + a) * KW;
               for (let b = 0; b < KW; b++) {
                 const col = j * stride + b - padding;
                 if (col < 0 || col >= W) continue;
@@ -77,7 +83,8 @@ export const conv2d = (alloc: Alloc, x: Data, xs: Shape, w: Data, ws: Shape, { s
 const conv2dBackward = (into: 'input' | 'weight', ct: Data, other: Data, xs: Shape, ws: Shape, { stride, padding }: Conv2dParams): Float64Array => {
   const [N, C, H, W] = xs as [number, number, number, number];
   const [F, , KH, KW] = ws as [number, number, number, number];
-  const OH = slidingOut(H, KH, stride, padding), OW = slidingOut(W, KW, stride, padding);
+  const OH = slidingOut(H, KH, stride, padding),
+    OW = slidingOut(W, KW, stride, padding);
   const toInput = into === 'input';
   const acc = new Float64Array(toInput ? N * C * H * W : F * C * KH * KW);
   for (let n = 0; n < N; n++) {
@@ -87,14 +94,16 @@ const conv2dBackward = (into: 'input' | 'weight', ct: Data, other: Data, xs: Sha
           const g = ct[((n * F + f) * OH + i) * OW + j]!;
           if (g === 0) continue;
           for (let c = 0; c < C; c++) {
-            const xb = (n * C + c) * H, wb = (f * C + c) * KH;
+            const xb = (n * C + c) * H,
+              wb = (f * C + c) * KH;
             for (let a = 0; a < KH; a++) {
               const r = i * stride + a - padding;
               if (r < 0 || r >= H) continue;
               for (let b = 0; b < KW; b++) {
                 const col = j * stride + b - padding;
                 if (col < 0 || col >= W) continue;
-                const xi = (xb + r) * W + col, wi = (wb + a) * KW + b;
+                const xi = (xb + r) * W + col,
+                  wi = (wb + a) * KW + b;
                 if (toInput) acc[xi]! += g * other[wi]!;
                 else acc[wi]! += g * other[xi]!;
               }
@@ -129,18 +138,23 @@ export const conv2dGradWeight = (alloc: Alloc, ct: Data, x: Data, xs: Shape, ws:
  */
 const maxPoolArgmax = (x: Data, xs: Shape, { size, stride }: Pool2dParams): { idx: Int32Array; shape: Shape } => {
   const [N, C, H, W] = xs as [number, number, number, number];
-  const OH = slidingOut(H, size, stride, 0), OW = slidingOut(W, size, stride, 0);
+  const OH = slidingOut(H, size, stride, 0),
+    OW = slidingOut(W, size, stride, 0);
   const idx = new Int32Array(N * C * OH * OW);
   let o = 0;
   for (let base = 0; base < N * C * H * W; base += H * W) {
     for (let i = 0; i < OH; i++) {
       for (let j = 0, w0 = base + i * stride * W; j < OW; j++, w0 += stride) {
         // Window order, row by row: the first maximum wins a tie.
-        let bi = w0, bv = x[w0]!;
+        let bi = w0,
+          bv = x[w0]!;
         for (let a = 0, r = w0; a < size; a++, r += W) {
           for (let k = r; k < r + size; k++) {
             const v = x[k]!;
-            if (!Number.isNaN(bv) && (v > bv || Number.isNaN(v))) { bv = v; bi = k; }
+            if (!Number.isNaN(bv) && (v > bv || Number.isNaN(v))) {
+              bv = v;
+              bi = k;
+            }
           }
         }
         idx[o++] = bi;
@@ -185,7 +199,8 @@ export const maxPool2dSelect = (alloc: Alloc, x: Data, xs: Shape, t: Data, p: Po
 /** y[n, c, i, j] = mean over the size×size window at (i·stride, j·stride). */
 export const avgPool2d = (alloc: Alloc, x: Data, xs: Shape, { size, stride }: Pool2dParams): Out => {
   const [N, C, H, W] = xs as [number, number, number, number];
-  const OH = slidingOut(H, size, stride, 0), OW = slidingOut(W, size, stride, 0);
+  const OH = slidingOut(H, size, stride, 0),
+    OW = slidingOut(W, size, stride, 0);
   const out = alloc(dtypeOf(x), N * C * OH * OW, false);
   const inv = 1 / (size * size);
   let o = 0;
@@ -204,7 +219,8 @@ export const avgPool2d = (alloc: Alloc, x: Data, xs: Shape, { size, stride }: Po
 /** ∂L/∂x of avgPool2d: each output's cotangent shared equally over its window. */
 export const avgPool2dGrad = (alloc: Alloc, ct: Data, xs: Shape, { size, stride }: Pool2dParams, dtypeLike: Data): Out => {
   const [N, C, H, W] = xs as [number, number, number, number];
-  const OH = slidingOut(H, size, stride, 0), OW = slidingOut(W, size, stride, 0);
+  const OH = slidingOut(H, size, stride, 0),
+    OW = slidingOut(W, size, stride, 0);
   const acc = new Float64Array(N * C * H * W);
   const inv = 1 / (size * size);
   let o = 0;
@@ -228,14 +244,19 @@ export const avgPool2dGrad = (alloc: Alloc, ct: Data, xs: Shape, { size, stride 
 const stridesFor = (s: Shape): number[] => {
   const st = new Array<number>(s.length);
   let acc = 1;
-  for (let i = s.length - 1; i >= 0; i--) { st[i] = acc; acc *= s[i]!; }
+  for (let i = s.length - 1; i >= 0; i--) {
+    st[i] = acc;
+    acc *= s[i]!;
+  }
   return st;
 };
 const count = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Calls `visit(outFlat, inFlat)` for every element of a box of `sizes` starting at `starts` inside `shape`. */
 const eachInBox = (shape: Shape, starts: readonly number[], sizes: readonly number[], visit: (o: number, i: number) => void): void => {
-  const st = stridesFor(shape), rank = shape.length, n = count(sizes);
+  const st = stridesFor(shape),
+    rank = shape.length,
+    n = count(sizes);
   const idx = new Array<number>(rank).fill(0);
   let base = 0;
   for (let a = 0; a < rank; a++) base += starts[a]! * st[a]!;
@@ -243,19 +264,31 @@ const eachInBox = (shape: Shape, starts: readonly number[], sizes: readonly numb
     let off = base;
     for (let a = 0; a < rank; a++) off += idx[a]! * st[a]!;
     visit(o, off);
-    for (let a = rank - 1; a >= 0; a--) { if (++idx[a]! < sizes[a]!) break; idx[a] = 0; }
+    for (let a = rank - 1; a >= 0; a--) {
+      if (++idx[a]! < sizes[a]!) break;
+      idx[a] = 0;
+    }
   }
 };
 
 /** Where a slice starts and how long it is, per axis. */
-export interface SliceParams { readonly starts: readonly number[]; readonly sizes: readonly number[] }
+export interface SliceParams {
+  readonly starts: readonly number[];
+  readonly sizes: readonly number[];
+}
 /** How many elements of `value` go before and after each axis. */
-export interface PadParams { readonly before: readonly number[]; readonly after: readonly number[]; readonly value: number }
+export interface PadParams {
+  readonly before: readonly number[];
+  readonly after: readonly number[];
+  readonly value: number;
+}
 
 /** The box of `sizes` at `starts`. */
 export const slice = (alloc: Alloc, x: Data, xs: Shape, { starts, sizes }: SliceParams): Out => {
   const out = alloc(dtypeOf(x), count(sizes), false);
-  eachInBox(xs, starts, sizes, (o, i) => { out[o] = x[i]!; });
+  eachInBox(xs, starts, sizes, (o, i) => {
+    out[o] = x[i]!;
+  });
   return { data: out, shape: Object.freeze([...sizes]) };
 };
 
@@ -264,7 +297,9 @@ export const pad = (alloc: Alloc, x: Data, xs: Shape, { before, after, value }: 
   const shape = Object.freeze(xs.map((d, a) => d + before[a]! + after[a]!));
   const out = alloc(dtypeOf(x), count(shape), false);
   out.fill(value);
-  eachInBox(shape, before, xs, (o, i) => { out[i] = x[o]!; });
+  eachInBox(shape, before, xs, (o, i) => {
+    out[i] = x[o]!;
+  });
   return { data: out, shape };
 };
 
@@ -275,18 +310,25 @@ export const concat = (alloc: Alloc, xs: readonly Data[], shapes: readonly Shape
   let at = 0;
   xs.forEach((x, k) => {
     const starts = shape.map((_d, a) => (a === axis ? at : 0));
-    eachInBox(shape, starts, shapes[k]!, (o, i) => { out[i] = x[o]!; });
+    eachInBox(shape, starts, shapes[k]!, (o, i) => {
+      out[i] = x[o]!;
+    });
     at += shapes[k]![axis]!;
   });
   return { data: out, shape };
 };
 
 /** The axis and the indices `take` gathers. */
-export interface TakeParams { readonly axis: number; readonly indices: Int32Array }
+export interface TakeParams {
+  readonly axis: number;
+  readonly indices: Int32Array;
+}
 
 /** Gathers the entries `indices` along `axis` (repeats allowed): out.shape[axis] = indices.length. */
 export const take = (alloc: Alloc, x: Data, xs: Shape, { axis, indices }: TakeParams): Out => {
-  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const outer = count(xs.slice(0, axis)),
+    inner = count(xs.slice(axis + 1)),
+    len = xs[axis]!;
   const out = alloc(dtypeOf(x), outer * indices.length * inner, false);
   let o = 0;
   for (let p = 0; p < outer; p++) {
@@ -300,7 +342,9 @@ export const take = (alloc: Alloc, x: Data, xs: Shape, { axis, indices }: TakePa
 
 /** ∂L/∂x of take: each gathered entry's cotangent added back at its index (repeats accumulate). */
 export const takeGrad = (alloc: Alloc, ct: Data, xs: Shape, { axis, indices }: TakeParams, dtypeLike: Data): Out => {
-  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const outer = count(xs.slice(0, axis)),
+    inner = count(xs.slice(axis + 1)),
+    len = xs[axis]!;
   const acc = new Float64Array(count(xs));
   let o = 0;
   for (let p = 0; p < outer; p++) {
@@ -328,8 +372,23 @@ export type CompareOp = 'greater' | 'greaterEqual' | 'less' | 'lessEqual' | 'equ
 export const compare = (alloc: Alloc, op: CompareOp, a: Data, b: Data): Data => {
   const out = alloc(dtypeOf(a, b), a.length, false);
   for (let i = 0; i < a.length; i++) {
-    const x = a[i]!, y = b[i]!;
-    out[i] = (op === 'greater' ? x > y : op === 'greaterEqual' ? x >= y : op === 'less' ? x < y : op === 'lessEqual' ? x <= y : op === 'equal' ? x === y : x !== y) ? 1 : 0;
+    const x = a[i]!,
+      y = b[i]!;
+    out[i] = (
+      op === 'greater'
+        ? x > y
+        : op === 'greaterEqual'
+          ? x >= y
+          : op === 'less'
+            ? x < y
+            : op === 'lessEqual'
+              ? x <= y
+              : op === 'equal'
+                ? x === y
+                : x !== y
+    )
+      ? 1
+      : 0;
   }
   return out;
 };
@@ -343,14 +402,20 @@ export const pow = (alloc: Alloc, x: Data, p: number): Data => {
 
 /** Index of the largest entry along `axis` (the first on ties; a NaN counts as largest, as in NumPy). */
 export const argmax = (alloc: Alloc, x: Data, xs: Shape, axis: number): Out => {
-  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const outer = count(xs.slice(0, axis)),
+    inner = count(xs.slice(axis + 1)),
+    len = xs[axis]!;
   const out = alloc(dtypeOf(x), outer * inner, false);
   for (let p = 0; p < outer; p++) {
     for (let q = 0; q < inner; q++) {
-      let best = 0, bv = x[p * len * inner + q]!;
+      let best = 0,
+        bv = x[p * len * inner + q]!;
       for (let j = 1; j < len && !Number.isNaN(bv); j++) {
         const v = x[(p * len + j) * inner + q]!;
-        if (v > bv || Number.isNaN(v)) { bv = v; best = j; }
+        if (v > bv || Number.isNaN(v)) {
+          bv = v;
+          best = j;
+        }
       }
       out[p * inner + q] = best;
     }
@@ -361,7 +426,10 @@ export const argmax = (alloc: Alloc, x: Data, xs: Shape, axis: number): Out => {
 /** sign(x): 1, −1, 0 at ±0, NaN for NaN (abs's gradient, and its factor). */
 export const sign = (alloc: Alloc, x: Data): Data => {
   const out = alloc(dtypeOf(x), x.length, false);
-  for (let i = 0; i < x.length; i++) { const v = x[i]!; out[i] = v > 0 ? 1 : v < 0 ? -1 : v === 0 ? 0 : NaN; }
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    out[i] = v > 0 ? 1 : v < 0 ? -1 : v === 0 ? 0 : NaN;
+  }
   return out;
 };
 
@@ -378,7 +446,8 @@ export const round = (alloc: Alloc, x: Data, mode: RoundMode): Data => {
     else if (mode === 'floor') r = Math.floor(v);
     else if (mode === 'ceil') r = Math.ceil(v);
     else {
-      const f = Math.floor(v), d = v - f;
+      const f = Math.floor(v),
+        d = v - f;
       r = d < 0.5 ? f : d > 0.5 ? f + 1 : f % 2 === 0 ? f : f + 1;
     }
     out[i] = r === 0 && (v < 0 || Object.is(v, -0)) ? -0 : r;
@@ -397,7 +466,8 @@ export const erf = (x: number): number => {
   const a = Math.abs(x);
   if (a >= 6) return Math.sign(x);
   if (a < 3) {
-    let term = a, sum = a;
+    let term = a,
+      sum = a;
     for (let n = 1; n < 200 && term > sum * 1e-17; n++) {
       term *= (2 * a * a) / (2 * n + 1);
       sum += term;
@@ -407,11 +477,16 @@ export const erf = (x: number): number => {
   }
   // erfc(a) = e^(−a²)/√π · 1/(a + (1/2)/(a + 1/(a + (3/2)/(a + 2/(a + …))))), by modified Lentz.
   const tiny = 1e-300;
-  let f = a, c = a, d = 0;
+  let f = a,
+    c = a,
+    d = 0;
   for (let n = 1; n < 300; n++) {
     const an = n / 2;
-    d = a + an * d; d = d === 0 ? tiny : d; d = 1 / d;
-    c = a + an / c; c = c === 0 ? tiny : c;
+    d = a + an * d;
+    d = d === 0 ? tiny : d;
+    d = 1 / d;
+    c = a + an / c;
+    c = c === 0 ? tiny : c;
     const delta = c * d;
     f *= delta;
     if (Math.abs(delta - 1) < 1e-16) break;
@@ -433,7 +508,10 @@ const indexAt = (v: number, len: number, op: string, axis: number): number => {
  * idx of x's rank and x's lengths off the axis; out has idx's shape.
  */
 export const gather = (alloc: Alloc, x: Data, xs: Shape, idx: Data, is: Shape, axis: number): Out => {
-  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!, m = is[axis]!;
+  const outer = count(xs.slice(0, axis)),
+    inner = count(xs.slice(axis + 1)),
+    len = xs[axis]!,
+    m = is[axis]!;
   const out = alloc(dtypeOf(x), idx.length, false);
   for (let p = 0; p < outer; p++) {
     for (let i = 0; i < m; i++) {
@@ -448,7 +526,10 @@ export const gather = (alloc: Alloc, x: Data, xs: Shape, idx: Data, is: Shape, a
 
 /** base with src[…, i, …] added at […, idx[…, i, …], …] along `axis` (repeats accumulate, in float64): gather's transpose. */
 export const scatterAdd = (alloc: Alloc, base: Data, bs: Shape, idx: Data, is: Shape, src: Data, axis: number, dtypeLike: Data): Out => {
-  const outer = count(bs.slice(0, axis)), inner = count(bs.slice(axis + 1)), len = bs[axis]!, m = is[axis]!;
+  const outer = count(bs.slice(0, axis)),
+    inner = count(bs.slice(axis + 1)),
+    len = bs[axis]!,
+    m = is[axis]!;
   const acc = Float64Array.from(base);
   for (let p = 0; p < outer; p++) {
     for (let i = 0; i < m; i++) {
@@ -469,20 +550,27 @@ export const scatterAdd = (alloc: Alloc, base: Data, bs: Shape, idx: Data, is: S
  * largest, as PyTorch's sort), in x's dtype.
  */
 export const argsort = (alloc: Alloc, x: Data, xs: Shape, axis: number, descending: boolean): Data => {
-  const outer = count(xs.slice(0, axis)), inner = count(xs.slice(axis + 1)), len = xs[axis]!;
+  const outer = count(xs.slice(0, axis)),
+    inner = count(xs.slice(axis + 1)),
+    len = xs[axis]!;
   const out = alloc(dtypeOf(x), x.length, false);
   const order = Array.from({ length: len }, (_, j) => j);
   const vals = new Float64Array(len);
   const sign = descending ? -1 : 1;
   const cmp = (i: number, j: number): number => {
-    const a = vals[i]!, b = vals[j]!;
-    const na = Number.isNaN(a), nb = Number.isNaN(b);
+    const a = vals[i]!,
+      b = vals[j]!;
+    const na = Number.isNaN(a),
+      nb = Number.isNaN(b);
     if (na || nb) return na && nb ? 0 : (na ? 1 : -1) * sign;
     return a < b ? -sign : a > b ? sign : 0;
   };
   for (let p = 0; p < outer; p++) {
     for (let q = 0; q < inner; q++) {
-      for (let j = 0; j < len; j++) { vals[j] = x[(p * len + j) * inner + q]!; order[j] = j; }
+      for (let j = 0; j < len; j++) {
+        vals[j] = x[(p * len + j) * inner + q]!;
+        order[j] = j;
+      }
       order.sort(cmp);
       for (let j = 0; j < len; j++) out[(p * len + j) * inner + q] = order[j]!;
     }
@@ -506,7 +594,8 @@ export const dropoutMask = (alloc: Alloc, u: Data, rate: number, like: Data): Da
 
 /** x [N, C, …] as N·C contiguous planes of S elements; statistics per channel over M = N·S values. */
 const planes = (xs: Shape): { N: number; C: number; S: number; M: number } => {
-  const N = xs[0]!, C = xs[1]!;
+  const N = xs[0]!,
+    C = xs[1]!;
   const S = sizeOf(xs.slice(2));
   return { N, C, S, M: N * S };
 };
@@ -536,7 +625,13 @@ export const jsPasses: BatchNormPasses = {
       for (let c = 0; c < C; c++, o += S) {
         let s = 0;
         if (mean === undefined) for (let j = 0; j < S; j++) s += x[o + j]!;
-        else { const m = mean[c]!; for (let j = 0; j < S; j++) { const d = x[o + j]! - m; s += d * d; } }
+        else {
+          const m = mean[c]!;
+          for (let j = 0; j < S; j++) {
+            const d = x[o + j]! - m;
+            s += d * d;
+          }
+        }
         acc[c]! += s;
       }
     }
@@ -545,8 +640,13 @@ export const jsPasses: BatchNormPasses = {
     for (let n = 0, o = 0; n < N; n++) {
       for (let c = 0; c < C; c++, o += S) {
         const m = mean[c]!;
-        let s = 0, sx = 0;
-        for (let j = 0; j < S; j++) { const d = ct[o + j]!; s += d; sx += d * (x[o + j]! - m); }
+        let s = 0,
+          sx = 0;
+        for (let j = 0; j < S; j++) {
+          const d = ct[o + j]!;
+          s += d;
+          sx += d * (x[o + j]! - m);
+        }
         sumCt[c]! += s;
         sumCtXhat[c]! += sx * inv[c]!;
       }
@@ -555,9 +655,13 @@ export const jsPasses: BatchNormPasses = {
   apply: (x, ct, out, coef, N, C, S) => {
     for (let n = 0, o = 0; n < N; n++) {
       for (let c = 0; c < C; c++, o += S) {
-        const k0 = coef[5 * c]!, k1 = coef[5 * c + 1]!, k2 = coef[5 * c + 2]!, k3 = coef[5 * c + 3]!, k4 = coef[5 * c + 4]!;
+        const k0 = coef[5 * c]!,
+          k1 = coef[5 * c + 1]!,
+          k2 = coef[5 * c + 2]!,
+          k3 = coef[5 * c + 3]!,
+          k4 = coef[5 * c + 4]!;
         if (ct === undefined) for (let j = 0; j < S; j++) out[o + j] = (x[o + j]! - k0) * k1 + k2;
-        else for (let j = 0; j < S; j++) out[o + j] = k0 * ((ct[o + j]! - k1) - ((x[o + j]! - k2) * k3) * k4);
+        else for (let j = 0; j < S; j++) out[o + j] = k0 * (ct[o + j]! - k1 - (x[o + j]! - k2) * k3 * k4);
       }
     }
   },
@@ -566,7 +670,8 @@ export const jsPasses: BatchNormPasses = {
 /** Each channel's mean and biased variance, in float64, by two passes (no cancellation). */
 const channelStats = (x: Data, xs: Shape, passes: BatchNormPasses): { mean: Float64Array; variance: Float64Array } => {
   const { N, C, S, M } = planes(xs);
-  const mean = new Float64Array(C), variance = new Float64Array(C);
+  const mean = new Float64Array(C),
+    variance = new Float64Array(C);
   passes.sums(x, undefined, mean, N, C, S);
   for (let c = 0; c < C; c++) mean[c]! /= M;
   passes.sums(x, mean, variance, N, C, S);
@@ -585,7 +690,17 @@ export const channelMoments = (alloc: Alloc, x: Data, xs: Shape, passes: BatchNo
 };
 
 /** y = (x − μ_c) / √(σ²_c + eps) · g_c + b_c, μ and σ² (biased) given per channel as `m` [2, C] (channelMoments of x). */
-export const batchNorm = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, b: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
+export const batchNorm = (
+  alloc: Alloc,
+  x: Data,
+  xs: Shape,
+  m: Data,
+  g: Data,
+  b: Data,
+  eps: number,
+  dtypeLike: Data,
+  passes: BatchNormPasses = jsPasses,
+): Out => {
   const { N, C, S } = planes(xs);
   const coef = new Float64Array(5 * C);
   for (let c = 0; c < C; c++) coef.set([m[c]!, g[c]! / Math.sqrt(m[C + c]! + eps), b[c]!], 5 * c);
@@ -602,7 +717,18 @@ const invStd = (m: Data, C: number, c: number, eps: number): number => 1 / Math.
  * batch statistics differentiated too (inputs x, its moments, g, ct, and
  * batchNormParamGrad's float64 sums of ct·x̂ and ct): one pass.
  */
-export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data, ct: Data, sums: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
+export const batchNormGrad = (
+  alloc: Alloc,
+  x: Data,
+  xs: Shape,
+  m: Data,
+  g: Data,
+  ct: Data,
+  sums: Data,
+  eps: number,
+  dtypeLike: Data,
+  passes: BatchNormPasses = jsPasses,
+): Out => {
   const { N, C, S, M } = planes(xs);
   const coef = new Float64Array(5 * C);
   for (let c = 0; c < C; c++) {
@@ -618,11 +744,21 @@ export const batchNormGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, g: Data
  * batchNorm's VJP for g and b, as [2, C] (float64 when the output is): row 0
  * Σ ct·x̂ (the gain's), row 1 Σ ct (the bias's), x̂ = (x − μ)/√(σ² + eps). One pass.
  */
-export const batchNormParamGrad = (alloc: Alloc, x: Data, xs: Shape, m: Data, ct: Data, eps: number, dtypeLike: Data, passes: BatchNormPasses = jsPasses): Out => {
+export const batchNormParamGrad = (
+  alloc: Alloc,
+  x: Data,
+  xs: Shape,
+  m: Data,
+  ct: Data,
+  eps: number,
+  dtypeLike: Data,
+  passes: BatchNormPasses = jsPasses,
+): Out => {
   const { N, C, S } = planes(xs);
   const mean = Float64Array.from({ length: C }, (_, c) => m[c]!);
   const inv = Float64Array.from({ length: C }, (_, c) => invStd(m, C, c, eps));
-  const sumCt = new Float64Array(C), sumCtXhat = new Float64Array(C);
+  const sumCt = new Float64Array(C),
+    sumCtXhat = new Float64Array(C);
   passes.gradSums(x, ct, mean, inv, sumCt, sumCtXhat, N, C, S);
   const out = alloc(dtypeOf(dtypeLike), 2 * C, false);
   out.set(sumCtXhat, 0);

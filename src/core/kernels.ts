@@ -14,13 +14,12 @@ import { broadcastShapes, sameShape, sizeOf, stridesOf, type Shape } from './sha
 /** Where a kernel's output comes from: n elements of dtype, zeroed unless `zeroed` is false. */
 export type Alloc = (dtype: DType, n: number, zeroed: boolean) => Data;
 
-export const resultDType = (a: Data, b: Data): DType =>
-  a instanceof Float64Array || b instanceof Float64Array ? 'float64' : 'float32';
-
+export const resultDType = (a: Data, b: Data): DType => (a instanceof Float64Array || b instanceof Float64Array ? 'float64' : 'float32');
 
 /** Strides of `inShape` read as `outShape` under broadcasting: 0 on stretched (and missing) axes. */
 const stretchedStrides = (inShape: Shape, outShape: Shape): number[] => {
-  const offset = outShape.length - inShape.length, st = stridesOf(inShape);
+  const offset = outShape.length - inShape.length,
+    st = stridesOf(inShape);
   return outShape.map((_, ax) => (ax < offset || inShape[ax - offset] === 1 ? 0 : st[ax - offset]!));
 };
 
@@ -34,27 +33,51 @@ const stretchedStrides = (inShape: Shape, outShape: Shape): number[] => {
  * construction alone was slower than the arithmetic); the visiting order is
  * the same, so results are the same bits.
  */
-const forEachRun = (shape: Shape, s1: readonly number[], s2: readonly number[], run: (o: number, p1: number, p2: number, len: number, i1: number, i2: number) => void): void => {
-  const dims: number[] = [], t1: number[] = [], t2: number[] = [];
+const forEachRun = (
+  shape: Shape,
+  s1: readonly number[],
+  s2: readonly number[],
+  run: (o: number, p1: number, p2: number, len: number, i1: number, i2: number) => void,
+): void => {
+  const dims: number[] = [],
+    t1: number[] = [],
+    t2: number[] = [];
   for (let ax = 0; ax < shape.length; ax++) {
     const d = shape[ax]!;
     if (d === 1) continue;
     const last = dims.length - 1;
-    if (last >= 0 && t1[last] === s1[ax]! * d && t2[last] === s2[ax]! * d) { dims[last]! *= d; t1[last] = s1[ax]!; t2[last] = s2[ax]!; }
-    else { dims.push(d); t1.push(s1[ax]!); t2.push(s2[ax]!); }
+    if (last >= 0 && t1[last] === s1[ax]! * d && t2[last] === s2[ax]! * d) {
+      dims[last]! *= d;
+      t1[last] = s1[ax]!;
+      t2[last] = s2[ax]!;
+    } else {
+      dims.push(d);
+      t1.push(s1[ax]!);
+      t2.push(s2[ax]!);
+    }
   }
-  if (dims.length === 0) { dims.push(1); t1.push(0); t2.push(0); }
-  const rank = dims.length, len = dims[rank - 1]!, i1 = t1[rank - 1]!, i2 = t2[rank - 1]!;
+  if (dims.length === 0) {
+    dims.push(1);
+    t1.push(0);
+    t2.push(0);
+  }
+  const rank = dims.length,
+    len = dims[rank - 1]!,
+    i1 = t1[rank - 1]!,
+    i2 = t2[rank - 1]!;
   const runs = sizeOf(dims) / len;
   const counter = new Array<number>(rank).fill(0);
-  let p1 = 0, p2 = 0;
+  let p1 = 0,
+    p2 = 0;
   for (let r = 0, o = 0; r < runs; r++, o += len) {
     run(o, p1, p2, len, i1, i2);
     for (let ax = rank - 2; ax >= 0; ax--) {
       counter[ax]!++;
-      p1 += t1[ax]!; p2 += t2[ax]!;
+      p1 += t1[ax]!;
+      p2 += t2[ax]!;
       if (counter[ax]! < dims[ax]!) break;
-      p1 -= t1[ax]! * dims[ax]!; p2 -= t2[ax]! * dims[ax]!;
+      p1 -= t1[ax]! * dims[ax]!;
+      p2 -= t2[ax]! * dims[ax]!;
       counter[ax] = 0;
     }
   }
@@ -122,35 +145,59 @@ export const unary = (alloc: Alloc, op: UnaryOp, x: Data): Data => {
   const n = x.length;
   const out = alloc(dtypeOf(x), n, false);
   switch (op) {
-    case 'neg': for (let i = 0; i < n; i++) out[i] = -x[i]!; break;
-    case 'reciprocal': for (let i = 0; i < n; i++) out[i] = 1 / x[i]!; break;
-    case 'exp': for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]!); break;
-    case 'log': for (let i = 0; i < n; i++) out[i] = Math.log(x[i]!); break;
-    case 'sqrt': for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]!); break;
-    case 'tanh': for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]!); break;
-    case 'sin': for (let i = 0; i < n; i++) out[i] = Math.sin(x[i]!); break;
-    case 'cos': for (let i = 0; i < n; i++) out[i] = Math.cos(x[i]!); break;
-    case 'erf': for (let i = 0; i < n; i++) out[i] = KN.erf(x[i]!); break;
+    case 'neg':
+      for (let i = 0; i < n; i++) out[i] = -x[i]!;
+      break;
+    case 'reciprocal':
+      for (let i = 0; i < n; i++) out[i] = 1 / x[i]!;
+      break;
+    case 'exp':
+      for (let i = 0; i < n; i++) out[i] = Math.exp(x[i]!);
+      break;
+    case 'log':
+      for (let i = 0; i < n; i++) out[i] = Math.log(x[i]!);
+      break;
+    case 'sqrt':
+      for (let i = 0; i < n; i++) out[i] = Math.sqrt(x[i]!);
+      break;
+    case 'tanh':
+      for (let i = 0; i < n; i++) out[i] = Math.tanh(x[i]!);
+      break;
+    case 'sin':
+      for (let i = 0; i < n; i++) out[i] = Math.sin(x[i]!);
+      break;
+    case 'cos':
+      for (let i = 0; i < n; i++) out[i] = Math.cos(x[i]!);
+      break;
+    case 'erf':
+      for (let i = 0; i < n; i++) out[i] = KN.erf(x[i]!);
+      break;
     case 'sigmoid':
       // Split by sign so exp never overflows.
       for (let i = 0; i < n; i++) {
         const v = x[i]!;
         if (v >= 0) out[i] = 1 / (1 + Math.exp(-v));
-        else { const e = Math.exp(v); out[i] = e / (1 + e); }
+        else {
+          const e = Math.exp(v);
+          out[i] = e / (1 + e);
+        }
       }
       break;
     // NaN stays NaN (as in PyTorch and JAX): `v > 0` is false for NaN, so test `v <= 0` instead.
-    // biome-ignore lint/complexity/useMathMinMax: relu's NaN (kept) and −0 (to +0) spelled out, as the WebAssembly kernel does them
-    case 'relu': for (let i = 0; i < n; i++) { const v = x[i]!; out[i] = v <= 0 ? 0 : v; } break;
+    case 'relu':
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        // biome-ignore lint/complexity/useMathMinMax: relu's NaN (kept) and −0 (to +0) spelled out, as the WebAssembly kernel does them
+        out[i] = v <= 0 ? 0 : v;
+      }
+      break;
   }
   return out;
 };
 
 /** Shape after reducing `axes` (kept as length-1 axes when keepDims). */
 export const reducedShape = (s: Shape, axes: readonly number[], keepDims: boolean): Shape =>
-  Object.freeze(
-    keepDims ? s.map((d, i) => (axes.includes(i) ? 1 : d)) : s.filter((_, i) => !axes.includes(i)),
-  );
+  Object.freeze(keepDims ? s.map((d, i) => (axes.includes(i) ? 1 : d)) : s.filter((_, i) => !axes.includes(i)));
 
 /** For each input element, the flat index of the output element it reduces into. */
 const reduceIndex = (s: Shape, axes: readonly number[]): Int32Array => {
@@ -193,7 +240,11 @@ export const reduce = (alloc: Alloc, op: ReduceOp, x: Data, s: Shape, axes: read
     // Everything: accumulate in float64.
     let acc = isSum ? 0 : -Infinity;
     if (isSum) for (let i = 0; i < n; i++) acc += x[i]!;
-    else for (let i = 0; i < n; i++) { const v = x[i]!; if (v > acc || Number.isNaN(v)) acc = v; }
+    else
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        if (v > acc || Number.isNaN(v)) acc = v;
+      }
     out[0] = acc;
   } else if (axes.length === 1 && axes[0] === s.length - 1) {
     // Last axis: one contiguous row per output element.
@@ -202,7 +253,11 @@ export const reduce = (alloc: Alloc, op: ReduceOp, x: Data, s: Shape, axes: read
       const o = r * w;
       let acc = isSum ? 0 : -Infinity;
       if (isSum) for (let j = 0; j < w; j++) acc += x[o + j]!;
-      else for (let j = 0; j < w; j++) { const v = x[o + j]!; if (v > acc || Number.isNaN(v)) acc = v; }
+      else
+        for (let j = 0; j < w; j++) {
+          const v = x[o + j]!;
+          if (v > acc || Number.isNaN(v)) acc = v;
+        }
       out[r] = acc;
     }
   } else if (isSum && s.length === 2 && axes.length === 1 && axes[0] === 0) {
@@ -229,7 +284,11 @@ export const reduce = (alloc: Alloc, op: ReduceOp, x: Data, s: Shape, axes: read
     } else {
       const map = reduceIndex(s, axes);
       out.fill(-Infinity);
-      for (let i = 0; i < n; i++) { const v = x[i]!; const o = map[i]!; if (v > out[o]! || Number.isNaN(v)) out[o] = v; }
+      for (let i = 0; i < n; i++) {
+        const v = x[i]!;
+        const o = map[i]!;
+        if (v > out[o]! || Number.isNaN(v)) out[o] = v;
+      }
     }
   }
   return { data: out, shape };
@@ -270,17 +329,22 @@ export const transpose = (alloc: Alloc, x: Data, s: Shape, perm: readonly number
   const shape = Object.freeze(perm.map((p) => s[p]!));
   const out = alloc(dtypeOf(x), x.length, false);
   if (s.length === 2 && perm[0] === 1) {
-    const r = s[0]!, c = s[1]!;
+    const r = s[0]!,
+      c = s[1]!;
     const B = 32;
     for (let i0 = 0; i0 < r; i0 += B) {
       for (let j0 = 0; j0 < c; j0 += B) {
-        const i1 = Math.min(i0 + B, r), j1 = Math.min(j0 + B, c);
+        const i1 = Math.min(i0 + B, r),
+          j1 = Math.min(j0 + B, c);
         for (let i = i0; i < i1; i++) for (let j = j0; j < j1; j++) out[j * r + i] = x[i * c + j]!;
       }
     }
   } else {
     const inStrides = stridesOf(s);
-    const idx = broadcastIndexWithStrides(shape, perm.map((p) => inStrides[p]!));
+    const idx = broadcastIndexWithStrides(
+      shape,
+      perm.map((p) => inStrides[p]!),
+    );
     for (let i = 0; i < out.length; i++) out[i] = x[idx[i]!]!;
   }
   return { data: out, shape };
@@ -304,7 +368,8 @@ export const momentumStep = (p: Data, v: Data, g: Data, hp: MomentumHyper, pOut:
 /** The Adam update in one pass (see `FusedKernels.adamStep`): each element in float64, rounded once when stored. */
 export const adamStep = (p: Data, m: Data, v: Data, g: Data, hp: AdamHyper, pOut: Data, mOut: Data, vOut: Data): void => {
   const { lr, beta1, beta2, eps, l2, decay, c1, c2 } = hp;
-  const b1 = 1 - beta1, b2 = 1 - beta2;
+  const b1 = 1 - beta1,
+    b2 = 1 - beta2;
   for (let i = 0; i < p.length; i++) {
     const pi = p[i]!;
     const gi = g[i]! + l2 * pi;
@@ -371,7 +436,10 @@ export const matmulDims = (a: Shape, b: Shape, transA: boolean, transB: boolean)
  * it does not run in WebAssembly.
  */
 export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
-  const un = (op: UnaryOp) => ([x]: readonly [Operand<Data>]): Data => unary(alloc, op, x.buf);
+  const un =
+    (op: UnaryOp) =>
+    ([x]: readonly [Operand<Data>]): Data =>
+      unary(alloc, op, x.buf);
   return {
     add: ([a, b]) => binary(alloc, 'add', a.buf, a.shape, b.buf, b.shape).data,
     mul: ([a, b]) => binary(alloc, 'mul', a.buf, a.shape, b.buf, b.shape).data,
@@ -415,7 +483,13 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
     pad: ([x], p) => KN.pad(alloc, x.buf, x.shape, p).data,
     take: ([x], p) => KN.take(alloc, x.buf, x.shape, p).data,
     takeGrad: ([ct], p, out) => KN.takeGrad(alloc, ct.buf, p.inputShape, p, like(out.dtype)).data,
-    concat: (xs, { axis }) => KN.concat(alloc, xs.map((x) => x.buf), xs.map((x) => x.shape), axis).data,
+    concat: (xs, { axis }) =>
+      KN.concat(
+        alloc,
+        xs.map((x) => x.buf),
+        xs.map((x) => x.shape),
+        axis,
+      ).data,
     select: ([c, a, b]) => KN.select(alloc, c.buf, a.buf, b.buf),
     compare: ([a, b], { op }) => KN.compare(alloc, op, a.buf, b.buf),
     sign: ([x]) => KN.sign(alloc, x.buf),
@@ -441,13 +515,16 @@ export const plainAlloc: Alloc = (dtype, n) => (dtype === 'float32' ? new Float3
 /** The fused kernels over host arrays. */
 export const hostFused = (alloc: Alloc): FusedKernels<Data> => ({
   momentumStep: (p, v, g, hp) => {
-    const pOut = alloc(p.dtype, p.buf.length, false), vOut = alloc(p.dtype, p.buf.length, false);
+    const pOut = alloc(p.dtype, p.buf.length, false),
+      vOut = alloc(p.dtype, p.buf.length, false);
     momentumStep(p.buf, v.buf, g.buf, hp, pOut, vOut);
     return [pOut, vOut];
   },
   adamStep: (p, m, v, g, hp) => {
     const n = p.buf.length;
-    const pOut = alloc(p.dtype, n, false), mOut = alloc(p.dtype, n, false), vOut = alloc(p.dtype, n, false);
+    const pOut = alloc(p.dtype, n, false),
+      mOut = alloc(p.dtype, n, false),
+      vOut = alloc(p.dtype, n, false);
     adamStep(p.buf, m.buf, v.buf, g.buf, hp, pOut, mOut, vOut);
     return [pOut, mOut, vOut];
   },

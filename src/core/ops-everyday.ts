@@ -11,17 +11,15 @@
  * src/autodiff/rules and their kernels on every backend.
  */
 import { defaultBackend, resolveBackend, type BackendLike } from './backend.js';
-import {
-  add, argmax, bind, broadcastTo, matmul, max, mean, mul, neg, pad, reshape, slice, sqrt, square, sub, sum, take, transpose,
-  type Axes,
-} from './ops.js';
+import { add, argmax, bind, broadcastTo, matmul, max, mean, mul, neg, pad, reshape, slice, sqrt, square, sub, sum, take, transpose, type Axes } from './ops.js';
 import { checkInt, checkOptions } from './options.js';
 import type { DType } from './primitives.js';
 import { broadcastShapes, makeShape, normalizeAxis, ShapeError, showShape } from './shape.js';
 import { checkDType, internal, Tensor } from './tensor.js';
 
 const isTensor = (op: string, name: string, x: unknown): Tensor => {
-  if (!(x instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${x === null ? 'null' : Array.isArray(x) ? 'an array (make one with tensor())' : typeof x}`);
+  if (!(x instanceof Tensor))
+    throw new TypeError(`${op}: ${name} must be a Tensor, got ${x === null ? 'null' : Array.isArray(x) ? 'an array (make one with tensor())' : typeof x}`);
   return x;
 };
 
@@ -77,7 +75,17 @@ export const prod = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
   if (n === 0) return reshape(broadcastTo(add(mul(sum(x), 0), 1), [rows]), outShape);
   let y = reshape(transpose(x, [...keptAxes, ...ax]), [rows, n]);
   while (n > 1) {
-    if (n % 2 === 1) { y = pad(y, [[0, 0], [0, 1]], 1); n++; }
+    if (n % 2 === 1) {
+      y = pad(
+        y,
+        [
+          [0, 0],
+          [0, 1],
+        ],
+        1,
+      );
+      n++;
+    }
     y = mul(slice(y, [0, 0], [rows, n / 2]), slice(y, [0, n / 2], [rows, n / 2]));
     n /= 2;
   }
@@ -115,7 +123,10 @@ export const squeeze = (x: Tensor, axes?: Axes): Tensor => {
   const ax = axes === undefined ? [...x.shape.keys()].filter((a) => x.shape[a] === 1) : axesOf(axes, x.rank, 'squeeze');
   const bad = ax.find((a) => x.shape[a] !== 1);
   if (bad !== undefined) throw new ShapeError(`squeeze: axis ${bad} of ${showShape(x.shape)} has length ${x.shape[bad]}, not 1`);
-  return reshape(x, x.shape.filter((_d, a) => !ax.includes(a)));
+  return reshape(
+    x,
+    x.shape.filter((_d, a) => !ax.includes(a)),
+  );
 };
 
 /** x with a new length-1 axis at `axis` (−1: last), NumPy's expand_dims. */
@@ -127,7 +138,17 @@ export const unsqueeze = (x: Tensor, axis: number): Tensor => {
 
 /** x reversed along `axes` (all by default, as NumPy's flip). */
 export const flip = (x: Tensor, axes?: Axes): Tensor =>
-  axesOf(axes, isTensor('flip', 'x', x).rank, 'flip').reduce((y, a) => (y.shape[a]! < 2 ? y : take(y, Int32Array.from({ length: y.shape[a]! }, (_, i) => y.shape[a]! - 1 - i), a)), x);
+  axesOf(axes, isTensor('flip', 'x', x).rank, 'flip').reduce(
+    (y, a) =>
+      y.shape[a]! < 2
+        ? y
+        : take(
+            y,
+            Int32Array.from({ length: y.shape[a]! }, (_, i) => y.shape[a]! - 1 - i),
+            a,
+          ),
+    x,
+  );
 
 /** x repeated `reps[i]` times along each axis (NumPy's tile: the shorter of x's shape and reps is padded with leading 1s). */
 export const tile = (x: Tensor, reps: readonly number[]): Tensor => {
@@ -138,8 +159,17 @@ export const tile = (x: Tensor, reps: readonly number[]): Tensor => {
   const rank = Math.max(x.rank, rs.length);
   const s = [...new Array<number>(rank - x.rank).fill(1), ...x.shape];
   const r = [...new Array<number>(rank - rs.length).fill(1), ...rs];
-  const spread = reshape(x, s.flatMap((d) => [1, d]));
-  return reshape(broadcastTo(spread, s.flatMap((d, i) => [r[i]!, d])), s.map((d, i) => d * r[i]!));
+  const spread = reshape(
+    x,
+    s.flatMap((d) => [1, d]),
+  );
+  return reshape(
+    broadcastTo(
+      spread,
+      s.flatMap((d, i) => [r[i]!, d]),
+    ),
+    s.map((d, i) => d * r[i]!),
+  );
 };
 
 /**
@@ -156,10 +186,15 @@ export const repeat = (x: Tensor, repeats: number | readonly number[], axis?: nu
     checkInt('repeat', 'repeats', repeats, 0);
     const spread = reshape(y, [...y.shape.slice(0, a + 1), 1, ...y.shape.slice(a + 1)]);
     const wide = broadcastTo(spread, [...y.shape.slice(0, a + 1), repeats, ...y.shape.slice(a + 1)]);
-    return reshape(wide, y.shape.map((d, i) => (i === a ? d * repeats : d)));
+    return reshape(
+      wide,
+      y.shape.map((d, i) => (i === a ? d * repeats : d)),
+    );
   }
   if (!Array.isArray(repeats) || repeats.length !== len) {
-    throw new ShapeError(`repeat: give one count, or one per element of axis ${a} (${len}), got ${Array.isArray(repeats) ? `${repeats.length} counts` : typeof repeats}`);
+    throw new ShapeError(
+      `repeat: give one count, or one per element of axis ${a} (${len}), got ${Array.isArray(repeats) ? `${repeats.length} counts` : typeof repeats}`,
+    );
   }
   for (const r of repeats) checkInt('repeat', 'each count', r, 0);
   return take(y, Int32Array.from(repeats.flatMap((r, i) => new Array<number>(r).fill(i))), a);
@@ -184,10 +219,12 @@ const sliceIndices = (n: number, { start, stop, step = 1 }: SliceSpec, axis: num
   };
   const out: number[] = [];
   if (step > 0) {
-    const b = clamp(start, 0, 0, n), e = clamp(stop, n, 0, n);
+    const b = clamp(start, 0, 0, n),
+      e = clamp(stop, n, 0, n);
     for (let i = b; i < e; i += step) out.push(i);
   } else {
-    const b = clamp(start, n - 1, -1, n - 1), e = clamp(stop, -1, -1, n - 1);
+    const b = clamp(start, n - 1, -1, n - 1),
+      e = clamp(stop, -1, -1, n - 1);
     for (let i = b; i > e; i += step) out.push(i);
   }
   return out;
@@ -201,14 +238,25 @@ const sliceIndices = (n: number, { start, stop, step = 1 }: SliceSpec, axis: num
  */
 export const stridedSlice = (x: Tensor, specs: readonly SliceSpec[]): Tensor => {
   isTensor('stridedSlice', 'x', x);
-  if (!Array.isArray(specs) || specs.length > x.rank) throw new ShapeError(`stridedSlice: give at most one { start, stop, step } per axis of ${showShape(x.shape)}`);
+  if (!Array.isArray(specs) || specs.length > x.rank)
+    throw new ShapeError(`stridedSlice: give at most one { start, stop, step } per axis of ${showShape(x.shape)}`);
   let y = x;
   specs.forEach((spec, a) => {
     checkOptions('stridedSlice', spec, ['start', 'stop', 'step']);
     const idx = sliceIndices(x.shape[a]!, spec, a);
     const contiguous = idx.length > 0 && idx.every((v, i) => v === idx[0]! + i);
-    if (contiguous) y = slice(y, y.shape.map((_d, b) => (b === a ? idx[0]! : 0)), y.shape.map((d, b) => (b === a ? idx.length : d)));
-    else if (idx.length === 0) y = slice(y, y.shape.map(() => 0), y.shape.map((d, b) => (b === a ? 0 : d)));
+    if (contiguous)
+      y = slice(
+        y,
+        y.shape.map((_d, b) => (b === a ? idx[0]! : 0)),
+        y.shape.map((d, b) => (b === a ? idx.length : d)),
+      );
+    else if (idx.length === 0)
+      y = slice(
+        y,
+        y.shape.map(() => 0),
+        y.shape.map((d, b) => (b === a ? 0 : d)),
+      );
     else y = take(y, Int32Array.from(idx), a);
   });
   return y;
@@ -235,18 +283,30 @@ export interface MakeOptions {
 export const arange = (start: number, stop?: number, step = 1, opts: MakeOptions = {}): Tensor => {
   checkOptions('arange', opts, ['dtype', 'backend']);
   const [b, e] = stop === undefined ? [0, start] : [start, stop];
-  for (const [name, v] of [['start', b], ['stop', e], ['step', step]] as const) {
+  for (const [name, v] of [
+    ['start', b],
+    ['stop', e],
+    ['step', step],
+  ] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`arange: ${name} must be a finite number, got ${String(v)}`);
   }
   if (step === 0) throw new RangeError('arange: step must not be 0');
   const n = Math.max(0, Math.ceil((e - b) / step));
-  return made(Array.from({ length: n }, (_, i) => b + i * step), [n], opts.dtype ?? 'float32', opts.backend);
+  return made(
+    Array.from({ length: n }, (_, i) => b + i * step),
+    [n],
+    opts.dtype ?? 'float32',
+    opts.backend,
+  );
 };
 
 /** NumPy's linspace: `num` evenly spaced values from start to stop (stop included unless `endpoint` is false). */
 export const linspace = (start: number, stop: number, num = 50, opts: MakeOptions & { readonly endpoint?: boolean } = {}): Tensor => {
   checkOptions('linspace', opts, ['dtype', 'backend', 'endpoint']);
-  for (const [name, v] of [['start', start], ['stop', stop]] as const) {
+  for (const [name, v] of [
+    ['start', start],
+    ['stop', stop],
+  ] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`linspace: ${name} must be a finite number, got ${String(v)}`);
   }
   checkInt('linspace', 'num', num, 0);
@@ -278,18 +338,28 @@ export const eye = (n: number, m?: number, k = 0, opts: MakeOptions = {}): Tenso
  * each combining the running result with itself shifted by 2^s (the shift
  * filled with the identity): a composite of pad, slice and the combining op.
  */
-const scan = (op: string, combine: (a: Tensor, b: Tensor) => Tensor, identity: number) => (x: Tensor, axis?: number): Tensor => {
-  isTensor(op, 'x', x);
-  const y0 = axis === undefined ? reshape(x, [-1]) : x;
-  const a = axis === undefined ? 0 : normalizeAxis(checkInt(op, 'axis', axis), x.rank, op);
-  const n = y0.shape[a]!;
-  let y = y0;
-  for (let s = 1; s < n; s *= 2) {
-    const shifted = slice(pad(y, y.shape.map((_d, b) => [b === a ? s : 0, 0] as const), identity), y.shape.map(() => 0), y.shape);
-    y = combine(y, shifted);
-  }
-  return y;
-};
+const scan =
+  (op: string, combine: (a: Tensor, b: Tensor) => Tensor, identity: number) =>
+  (x: Tensor, axis?: number): Tensor => {
+    isTensor(op, 'x', x);
+    const y0 = axis === undefined ? reshape(x, [-1]) : x;
+    const a = axis === undefined ? 0 : normalizeAxis(checkInt(op, 'axis', axis), x.rank, op);
+    const n = y0.shape[a]!;
+    let y = y0;
+    for (let s = 1; s < n; s *= 2) {
+      const shifted = slice(
+        pad(
+          y,
+          y.shape.map((_d, b) => [b === a ? s : 0, 0] as const),
+          identity,
+        ),
+        y.shape.map(() => 0),
+        y.shape,
+      );
+      y = combine(y, shifted);
+    }
+    return y;
+  };
 
 /** Running sums along `axis` (of the flattened tensor with no axis, as NumPy's cumsum). Differentiable. */
 export const cumsum = scan('cumsum', add, 0);
@@ -311,7 +381,8 @@ const checkSortAxis = (op: string, x: Tensor, axis: number, opts: SortOptions): 
   checkOptions(op, opts, ['descending']);
   if (x.rank === 0) throw new ShapeError(`${op}: a scalar has no axis to sort`);
   const a = normalizeAxis(checkInt(op, 'axis', axis), x.rank, op);
-  if (x.dtype === 'float32' && x.shape[a]! > 2 ** 24) throw new RangeError(`${op}: an axis of ${x.shape[a]} is too long for float32 indices: cast x to float64`);
+  if (x.dtype === 'float32' && x.shape[a]! > 2 ** 24)
+    throw new RangeError(`${op}: an axis of ${x.shape[a]} is too long for float32 indices: cast x to float64`);
   const descending = opts.descending ?? false;
   if (typeof descending !== 'boolean') throw new TypeError(`${op}: descending must be a boolean`);
   return { axis: a, descending };
@@ -333,14 +404,20 @@ export const topk = (x: Tensor, k: number, axis = -1): { readonly values: Tensor
   checkInt('topk', 'k', k, 0);
   if (k > n) throw new RangeError(`topk: k = ${k} exceeds the length ${n} of axis ${p.axis} of ${showShape(x.shape)}`);
   const order = bind('argsort', [x], p);
-  const indices = slice(order, x.shape.map(() => 0), x.shape.map((d, a) => (a === p.axis ? k : d)));
+  const indices = slice(
+    order,
+    x.shape.map(() => 0),
+    x.shape.map((d, a) => (a === p.axis ? k : d)),
+  );
   return { values: bind('gather', [x, indices], { axis: p.axis }), indices };
 };
 
 const checkIndexTensor = (op: string, x: Tensor, idx: unknown, axis: number): { idx: Tensor; axis: number } => {
   isTensor(op, 'x', x);
   if (!(idx instanceof Tensor)) {
-    throw new TypeError(`${op}: indices must be a Tensor of integers with x's rank (for a list of indices along one axis, use take), got ${idx === null ? 'null' : Array.isArray(idx) ? 'an array' : typeof idx}`);
+    throw new TypeError(
+      `${op}: indices must be a Tensor of integers with x's rank (for a list of indices along one axis, use take), got ${idx === null ? 'null' : Array.isArray(idx) ? 'an array' : typeof idx}`,
+    );
   }
   if (idx.rank !== x.rank) throw new ShapeError(`${op}: indices of shape ${showShape(idx.shape)} must have the rank of ${showShape(x.shape)}`);
   return { idx, axis: normalizeAxis(checkInt(op, 'axis', axis), x.rank, op) };
@@ -361,8 +438,14 @@ export const gather = (x: Tensor, indices: Tensor, axis: number): Tensor => {
   } catch {
     throw new ShapeError(`gather: x ${showShape(x.shape)} and indices ${showShape(idx.shape)} differ off axis ${a} (and do not broadcast)`);
   }
-  const xb = broadcastTo(x, both.map((d, b) => (b === a ? x.shape[a]! : d)));
-  const ib = broadcastTo(idx, both.map((d, b) => (b === a ? idx.shape[a]! : d)));
+  const xb = broadcastTo(
+    x,
+    both.map((d, b) => (b === a ? x.shape[a]! : d)),
+  );
+  const ib = broadcastTo(
+    idx,
+    both.map((d, b) => (b === a ? idx.shape[a]! : d)),
+  );
   return bind('gather', [xb, ib], { axis: a });
 };
 
@@ -375,8 +458,10 @@ export const gather = (x: Tensor, indices: Tensor, axis: number): Tensor => {
 export const scatterAdd = (base: Tensor, indices: Tensor, src: Tensor, axis: number): Tensor => {
   const { idx, axis: a } = checkIndexTensor('scatterAdd', base, indices, axis);
   isTensor('scatterAdd', 'src', src);
-  if (src.rank !== idx.rank || src.shape.some((d, b) => d !== idx.shape[b])) throw new ShapeError(`scatterAdd: src ${showShape(src.shape)} and indices ${showShape(idx.shape)} must have one shape`);
-  if (idx.shape.some((d, b) => b !== a && d !== base.shape[b])) throw new ShapeError(`scatterAdd: indices ${showShape(idx.shape)} must match base ${showShape(base.shape)} off axis ${a}`);
+  if (src.rank !== idx.rank || src.shape.some((d, b) => d !== idx.shape[b]))
+    throw new ShapeError(`scatterAdd: src ${showShape(src.shape)} and indices ${showShape(idx.shape)} must have one shape`);
+  if (idx.shape.some((d, b) => b !== a && d !== base.shape[b]))
+    throw new ShapeError(`scatterAdd: indices ${showShape(idx.shape)} must match base ${showShape(base.shape)} off axis ${a}`);
   return bind('scatterAdd', [base, idx, src], { axis: a });
 };
 
@@ -399,8 +484,20 @@ const contractPair = (a: Tensor, la: string, b: Tensor, lb: string, keep: string
   const freeB = [...lb].filter((c) => !la.includes(c));
   const dim = (x: Tensor, l: string, c: string) => x.shape[l.indexOf(c)]!;
   const size = (x: Tensor, l: string, cs: string[]) => cs.reduce((p, c) => p * dim(x, l, c), 1);
-  const a3 = reshape(transpose(a, [...batch, ...freeA, ...contracted].map((c) => la.indexOf(c))), [size(a, la, batch), size(a, la, freeA), size(a, la, contracted)]);
-  const b3 = reshape(transpose(b, [...batch, ...contracted, ...freeB].map((c) => lb.indexOf(c))), [size(b, lb, batch), size(b, lb, contracted), size(b, lb, freeB)]);
+  const a3 = reshape(
+    transpose(
+      a,
+      [...batch, ...freeA, ...contracted].map((c) => la.indexOf(c)),
+    ),
+    [size(a, la, batch), size(a, la, freeA), size(a, la, contracted)],
+  );
+  const b3 = reshape(
+    transpose(
+      b,
+      [...batch, ...contracted, ...freeB].map((c) => lb.indexOf(c)),
+    ),
+    [size(b, lb, batch), size(b, lb, contracted), size(b, lb, freeB)],
+  );
   const out = matmul(a3, b3);
   const labels = [...batch, ...freeA, ...freeB].join('');
   const shape = [...batch.map((c) => dim(a, la, c)), ...freeA.map((c) => dim(a, la, c)), ...freeB.map((c) => dim(b, lb, c))];
@@ -419,9 +516,11 @@ export const einsum = (spec: string, ...operands: Tensor[]): Tensor => {
   for (const [i, t] of operands.entries()) isTensor('einsum', `operand ${i}`, t);
   const clean = spec.replace(/\s+/g, '');
   const m = /^([a-zA-Z]*(?:,[a-zA-Z]*)*)(?:->([a-zA-Z]*))?$/.exec(clean);
-  if (m === null) throw new SyntaxError(`einsum: '${spec}' is not a spec of letters, commas and one optional '->' (e.g. 'ij,jk->ik'); ellipses are not supported`);
+  if (m === null)
+    throw new SyntaxError(`einsum: '${spec}' is not a spec of letters, commas and one optional '->' (e.g. 'ij,jk->ik'); ellipses are not supported`);
   const inputs = m[1]!.split(',');
-  if (inputs.length !== operands.length) throw new TypeError(`einsum: '${spec}' names ${inputs.length} operand${inputs.length === 1 ? '' : 's'}, got ${operands.length}`);
+  if (inputs.length !== operands.length)
+    throw new TypeError(`einsum: '${spec}' names ${inputs.length} operand${inputs.length === 1 ? '' : 's'}, got ${operands.length}`);
   const sizes = new Map<string, number>();
   const xs = [...operands];
   inputs.forEach((l, i) => {
@@ -438,12 +537,16 @@ export const einsum = (spec: string, ...operands: Tensor[]): Tensor => {
   for (const c of inputs.join('')) counts.set(c, (counts.get(c) ?? 0) + 1);
   // A label twice in one operand takes its diagonal ('ii->i', 'ii->'): x times the identity on those two axes, summed over the second.
   inputs.forEach((l0, i) => {
-    let l = l0, x = xs[i]!;
+    let l = l0,
+      x = xs[i]!;
     for (let q = 1; q < l.length; q++) {
       const p = l.indexOf(l[q]!);
       if (p === q) continue;
       const d = x.shape[q]!;
-      const mask = reshape(eye(d, d, 0, { dtype: x.dtype, backend: x.backend }), x.shape.map((_n, a) => (a === p || a === q ? d : 1)));
+      const mask = reshape(
+        eye(d, d, 0, { dtype: x.dtype, backend: x.backend }),
+        x.shape.map((_n, a) => (a === p || a === q ? d : 1)),
+      );
       x = sum(mul(x, mask), q);
       l = l.slice(0, q) + l.slice(q + 1);
       q--;
@@ -451,11 +554,17 @@ export const einsum = (spec: string, ...operands: Tensor[]): Tensor => {
     xs[i] = x;
     inputs[i] = l;
   });
-  const output = m[2] ?? [...counts.keys()].filter((c) => counts.get(c) === 1).sort().join('');
+  const output =
+    m[2] ??
+    [...counts.keys()]
+      .filter((c) => counts.get(c) === 1)
+      .sort()
+      .join('');
   if (new Set(output).size !== output.length) throw new SyntaxError(`einsum: output '${output}' repeats a label`);
   const missing = [...output].find((c) => !sizes.has(c));
   if (missing !== undefined) throw new SyntaxError(`einsum: output label '${missing}' appears in no operand`);
-  let acc = xs[0]!, labels = inputs[0]!;
+  let acc = xs[0]!,
+    labels = inputs[0]!;
   for (let i = 1; i < xs.length; i++) {
     const later = inputs.slice(i + 1).join('') + output;
     ({ t: acc, labels } = contractPair(acc, labels, xs[i]!, inputs[i]!, later));

@@ -20,7 +20,16 @@
  * namespace in `checked.ts` offers the same ops returning `Either` instead.
  */
 import { shapeRules, type ShapeRule } from './abstract.js';
-import { backend as backendRef, defaultBackend, type AdamHyper, type Backend, type KernelTable, type MomentumHyper, type Operand, type OutSpec } from './backend.js';
+import {
+  backend as backendRef,
+  defaultBackend,
+  type AdamHyper,
+  type Backend,
+  type KernelTable,
+  type MomentumHyper,
+  type Operand,
+  type OutSpec,
+} from './backend.js';
 import './backends/index.js'; // registers the backends and the auto policy
 import { plainAlloc } from './kernels.js';
 import * as KN from './kernels-nd.js';
@@ -68,7 +77,8 @@ const evaluate = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Primi
     const custom = params as PrimitiveParams<'custom'>;
     const out = custom.forward(inputs as readonly Tensor[]);
     if (!(out instanceof Tensor)) throw new TypeError(`customVjp '${custom.name}': forward must return a Tensor, got ${typeof out}`);
-    if (out.backend !== be) throw new Error(`customVjp '${custom.name}': forward returned a tensor on '${out.backend.name}', not on its inputs' backend '${be.name}'`);
+    if (out.backend !== be)
+      throw new Error(`customVjp '${custom.name}': forward returned a tensor on '${out.backend.name}', not on its inputs' backend '${be.name}'`);
     return out;
   }
   if (prim === 'stopGradient') return inputs[0] as Tensor;
@@ -98,15 +108,21 @@ export type TensorLike = Tensor | number;
 
 /** A tensor argument, checked (JavaScript callers pass anything). */
 const tensorArg = (op: string, name: string, x: unknown): Tensor => {
-  if (!(x instanceof Tensor)) throw new TypeError(`${op}: ${name} must be a Tensor, got ${x === null ? 'null' : Array.isArray(x) ? 'an array (make one with tensor())' : typeof x}`);
+  if (!(x instanceof Tensor))
+    throw new TypeError(`${op}: ${name} must be a Tensor, got ${x === null ? 'null' : Array.isArray(x) ? 'an array (make one with tensor())' : typeof x}`);
   return x;
 };
 
 /** Numbers become scalars of the other operand's dtype, on its backend. */
 const lift = (a: TensorLike, b: TensorLike, op: string): [Tensor, Tensor] => {
-  for (const [name, v] of [['the first operand', a], ['the second operand', b]] as const) {
+  for (const [name, v] of [
+    ['the first operand', a],
+    ['the second operand', b],
+  ] as const) {
     if (typeof v !== 'number' && !(v instanceof Tensor)) {
-      throw new TypeError(`${op}: ${name} must be a Tensor or a number, got ${v === null ? 'null' : Array.isArray(v) ? 'an array (make one with tensor())' : typeof v}`);
+      throw new TypeError(
+        `${op}: ${name} must be a Tensor or a number, got ${v === null ? 'null' : Array.isArray(v) ? 'an array (make one with tensor())' : typeof v}`,
+      );
     }
   }
   const other = typeof a !== 'number' ? a : typeof b !== 'number' ? b : undefined;
@@ -115,10 +131,12 @@ const lift = (a: TensorLike, b: TensorLike, op: string): [Tensor, Tensor] => {
   return [typeof a === 'number' ? scalar(a, dt, be) : a, typeof b === 'number' ? scalar(b, dt, be) : b];
 };
 
-const binaryOp = (prim: 'add' | 'mul') => (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b, prim);
-  return bind(prim, [x, y], null);
-};
+const binaryOp =
+  (prim: 'add' | 'mul') =>
+  (a: TensorLike, b: TensorLike): Tensor => {
+    const [x, y] = lift(a, b, prim);
+    return bind(prim, [x, y], null);
+  };
 
 // Mixed dtypes promote to float64 (as in NumPy and JAX); the tape casts each
 // gradient back to its input's dtype.
@@ -193,7 +211,8 @@ export const matmul = (a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor =
   checkOptions('matmul', opts, ['transA', 'transB']);
   const transA = opts.transA ?? false;
   const transB = opts.transB ?? false;
-  if (typeof transA !== 'boolean' || typeof transB !== 'boolean') throw new TypeError(`matmul: transA and transB must be booleans, got ${typeof transA} and ${typeof transB}`);
+  if (typeof transA !== 'boolean' || typeof transB !== 'boolean')
+    throw new TypeError(`matmul: transA and transB must be booleans, got ${typeof transA} and ${typeof transB}`);
   if (!(a instanceof Tensor) || !(b instanceof Tensor)) throw new TypeError('matmul: both operands must be tensors');
   if (a.rank === 0 || b.rank === 0) {
     throw new ShapeError(`matmul: a scalar has no matrix product (use mul), got shapes ${showShape(a.shape)} and ${showShape(b.shape)}`);
@@ -208,7 +227,8 @@ export const matmul = (a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor =
   const k1 = transA ? a.shape[0] : a.shape[1];
   const k2 = transB ? b.shape[1] : b.shape[0];
   if (k1 !== k2) {
-    const ta = transA ? 'ᵀ' : '', tb = transB ? 'ᵀ' : '';
+    const ta = transA ? 'ᵀ' : '',
+      tb = transB ? 'ᵀ' : '';
     throw new ShapeError(
       `matmul: inner dimensions differ: a${ta} of shape ${showShape(a.shape)}${ta ? ' (transposed)' : ''} has ${k1} columns ` +
         `but b${tb} of shape ${showShape(b.shape)}${tb ? ' (transposed)' : ''} has ${k2} rows`,
@@ -223,7 +243,8 @@ export type Axes = number | readonly number[] | undefined;
 const normalizeAxes = (axes: Axes, rank: number, op: string): number[] => {
   if (axes === undefined) return [...Array(rank).keys()];
   const list = typeof axes === 'number' ? [axes] : axes;
-  if (!Array.isArray(list)) throw new ShapeError(`${op}: axes must be an integer or an array of integers, got ${typeof axes === 'string' ? JSON.stringify(axes) : typeof axes}`);
+  if (!Array.isArray(list))
+    throw new ShapeError(`${op}: axes must be an integer or an array of integers, got ${typeof axes === 'string' ? JSON.stringify(axes) : typeof axes}`);
   const norm = [...new Set(list.map((a) => normalizeAxis(a, rank, op)))];
   return norm.sort((a, b) => a - b);
 };
@@ -285,7 +306,12 @@ export const broadcastTo = (x: Tensor, shape: readonly number[]): Tensor => {
 export const logSumExp = (x: Tensor, axis = -1, keepDims = false): Tensor => {
   const m = stopGradient(max(x, axis, true));
   const lse = add(log(sum(exp(sub(x, m)), axis, true)), m);
-  return keepDims ? lse : reshape(lse, x.shape.filter((_, i) => i !== normalizeAxis(axis, x.rank, 'logSumExp')));
+  return keepDims
+    ? lse
+    : reshape(
+        lse,
+        x.shape.filter((_, i) => i !== normalizeAxis(axis, x.rank, 'logSumExp')),
+      );
 };
 
 /** x − logSumExp(x): log-probabilities, stable. */
@@ -320,11 +346,7 @@ export interface CrossEntropyOptions {
  * Softmax cross-entropy of `logits` [N, C] against integer labels (length N) or
  * one-hot / probability targets [N, C]: −Σ t · logSoftmax(logits), reduced over the batch.
  */
-export const softmaxCrossEntropy = (
-  logits: Tensor,
-  labels: Tensor | ArrayLike<number>,
-  opts: CrossEntropyOptions = {},
-): Tensor => {
+export const softmaxCrossEntropy = (logits: Tensor, labels: Tensor | ArrayLike<number>, opts: CrossEntropyOptions = {}): Tensor => {
   if (logits.rank !== 2) {
     throw new ShapeError(`softmaxCrossEntropy: logits must be [batch, classes], got ${showShape(logits.shape)}`);
   }
@@ -356,7 +378,9 @@ export const softmaxCrossEntropy = (
  */
 export const momentumUpdate = (p: Tensor, v: Tensor, g: Tensor, hp: MomentumHyper): [Tensor, Tensor] => {
   if (!sameShape(p.shape, v.shape) || !sameShape(p.shape, g.shape)) {
-    throw new ShapeError(`momentumUpdate: parameter ${showShape(p.shape)}, velocity ${showShape(v.shape)} and gradient ${showShape(g.shape)} must have one shape`);
+    throw new ShapeError(
+      `momentumUpdate: parameter ${showShape(p.shape)}, velocity ${showShape(v.shape)} and gradient ${showShape(g.shape)} must have one shape`,
+    );
   }
   if (p.dtype !== v.dtype || p.dtype !== g.dtype) {
     throw new Error(`momentumUpdate: parameter (${p.dtype}), velocity (${v.dtype}) and gradient (${g.dtype}) must have one dtype`);
@@ -374,12 +398,17 @@ export const momentumUpdate = (p: Tensor, v: Tensor, g: Tensor, hp: MomentumHype
  * backend's fused kernel: returns [p', m', v'] (see `FusedKernels.adamStep`).
  */
 export const adamUpdate = (p: Tensor, m: Tensor, v: Tensor, g: Tensor, hp: AdamHyper): [Tensor, Tensor, Tensor] => {
-  for (const [name, t] of [['first moment', m], ['second moment', v], ['gradient', g]] as const) {
+  for (const [name, t] of [
+    ['first moment', m],
+    ['second moment', v],
+    ['gradient', g],
+  ] as const) {
     if (!sameShape(p.shape, t.shape)) throw new ShapeError(`adamUpdate: parameter ${showShape(p.shape)} and ${name} ${showShape(t.shape)} must have one shape`);
     if (p.dtype !== t.dtype) throw new Error(`adamUpdate: parameter (${p.dtype}) and ${name} (${t.dtype}) must have one dtype`);
   }
   const main = innermost([p, m, v, g]);
-  if (main?.fused !== undefined) return main.fused('adamStep', [p, m, v, g], hp, ([p1, m1, v1, g1]) => adamUpdate(p1!, m1!, v1!, g1!, hp)) as [Tensor, Tensor, Tensor];
+  if (main?.fused !== undefined)
+    return main.fused('adamStep', [p, m, v, g], hp, ([p1, m1, v1, g1]) => adamUpdate(p1!, m1!, v1!, g1!, hp)) as [Tensor, Tensor, Tensor];
   const be = backendOf('adamUpdate', [p, m, v, g]);
   const [pb, mb, vb] = be.fused.adamStep(operand(p), operand(m), operand(v), operand(g), hp);
   const wrap = (b: unknown) => internal.wrap(new Storage(be, b), p.shape, p.dtype);
@@ -401,7 +430,6 @@ export const gelu = (x: Tensor): Tensor => {
 
 const positiveInt = (n: number) => Number.isInteger(n) && n > 0;
 
-
 /** conv2d's options: each a positive integer (padding non-negative). */
 export interface Conv2dOptions {
   /** Step between windows (default 1). */
@@ -420,9 +448,19 @@ const dilateFilter = (w: Tensor, d: number): Tensor => {
     const k = t.shape[axis]!;
     const s = t.shape;
     // A length-1 axis after `axis`, padded to d: each tap followed by d − 1 zeros once flattened.
-    const wide = pad(reshape(t, [...s.slice(0, axis + 1), 1, ...s.slice(axis + 1)]), Array.from({ length: 5 }, (_, i) => [0, i === axis + 1 ? d - 1 : 0] as const));
-    const flat = reshape(wide, s.map((n, a) => (a === axis ? n * d : n)));
-    return slice(flat, [0, 0, 0, 0], s.map((n, a) => (a === axis ? (k - 1) * d + 1 : n)));
+    const wide = pad(
+      reshape(t, [...s.slice(0, axis + 1), 1, ...s.slice(axis + 1)]),
+      Array.from({ length: 5 }, (_, i) => [0, i === axis + 1 ? d - 1 : 0] as const),
+    );
+    const flat = reshape(
+      wide,
+      s.map((n, a) => (a === axis ? n * d : n)),
+    );
+    return slice(
+      flat,
+      [0, 0, 0, 0],
+      s.map((n, a) => (a === axis ? (k - 1) * d + 1 : n)),
+    );
   };
   return spread(spread(w, 2), 3);
 };
@@ -436,9 +474,14 @@ const dilateFilter = (w: Tensor, d: number): Tensor => {
  */
 export const conv2d = (x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor => {
   checkOptions('conv2d', opts, ['stride', 'padding', 'dilation', 'groups']);
-  const stride = opts.stride ?? 1, padding = opts.padding ?? 0, dilation = opts.dilation ?? 1, groups = opts.groups ?? 1;
+  const stride = opts.stride ?? 1,
+    padding = opts.padding ?? 0,
+    dilation = opts.dilation ?? 1,
+    groups = opts.groups ?? 1;
   if (!positiveInt(stride) || !Number.isInteger(padding) || padding < 0 || !positiveInt(dilation) || !positiveInt(groups)) {
-    throw new ShapeError(`conv2d: stride, dilation and groups must be positive integers and padding a non-negative one; got stride ${stride}, padding ${padding}, dilation ${dilation}, groups ${groups}`);
+    throw new ShapeError(
+      `conv2d: stride, dilation and groups must be positive integers and padding a non-negative one; got stride ${stride}, padding ${padding}, dilation ${dilation}, groups ${groups}`,
+    );
   }
   if (x.rank !== 4 || w.rank !== 4 || x.shape[1] !== w.shape[1]! * groups || w.shape[0]! % groups !== 0) {
     throw new ShapeError(
@@ -448,22 +491,30 @@ export const conv2d = (x: Tensor, w: Tensor, opts: Conv2dOptions = {}): Tensor =
   }
   const wd = dilation === 1 ? w : dilateFilter(w, dilation);
   if (KN.slidingOut(x.shape[2]!, wd.shape[2]!, stride, padding) < 1 || KN.slidingOut(x.shape[3]!, wd.shape[3]!, stride, padding) < 1) {
-    throw new ShapeError(`conv2d: filters ${showShape(w.shape)}${dilation > 1 ? ` dilated by ${dilation}` : ''} do not fit images ${showShape(x.shape)} with padding ${padding}`);
+    throw new ShapeError(
+      `conv2d: filters ${showShape(w.shape)}${dilation > 1 ? ` dilated by ${dilation}` : ''} do not fit images ${showShape(x.shape)} with padding ${padding}`,
+    );
   }
   if (groups === 1) return bind('conv2d', [x, wd], { stride, padding });
-  const xs = split(x, groups, 1), ws = split(wd, groups, 0);
-  return concat(xs.map((xg, g) => bind('conv2d', [xg, ws[g]!], { stride, padding })), 1);
+  const xs = split(x, groups, 1),
+    ws = split(wd, groups, 0);
+  return concat(
+    xs.map((xg, g) => bind('conv2d', [xg, ws[g]!], { stride, padding })),
+    1,
+  );
 };
 
-const pool = (prim: 'maxPool2d' | 'avgPool2d') => (x: Tensor, size: number, stride = size): Tensor => {
-  checkInt(prim, 'the window size', size, 1);
-  checkInt(prim, 'the stride', stride, 1);
-  if (x.rank !== 4) throw new ShapeError(`${prim}: images must be [batch, channels, height, width]; got ${showShape(x.shape)}`);
-  if (!positiveInt(size) || !positiveInt(stride) || size > x.shape[2]! || size > x.shape[3]!) {
-    throw new ShapeError(`${prim}: a ${size}×${size} window (stride ${stride}) does not fit images ${showShape(x.shape)}`);
-  }
-  return bind(prim, [x], { size, stride });
-};
+const pool =
+  (prim: 'maxPool2d' | 'avgPool2d') =>
+  (x: Tensor, size: number, stride = size): Tensor => {
+    checkInt(prim, 'the window size', size, 1);
+    checkInt(prim, 'the stride', stride, 1);
+    if (x.rank !== 4) throw new ShapeError(`${prim}: images must be [batch, channels, height, width]; got ${showShape(x.shape)}`);
+    if (!positiveInt(size) || !positiveInt(stride) || size > x.shape[2]! || size > x.shape[3]!) {
+      throw new ShapeError(`${prim}: a ${size}×${size} window (stride ${stride}) does not fit images ${showShape(x.shape)}`);
+    }
+    return bind(prim, [x], { size, stride });
+  };
 
 /** Maximum over size×size windows moved by `stride` (default `size`), no padding; NaN propagates. Layout NCHW. */
 export const maxPool2d = pool('maxPool2d');
@@ -501,10 +552,13 @@ export const customVjp = <Xs extends readonly Tensor[]>(
  * device. Under `vmap`, every example gets the same mask (as with one key in JAX).
  */
 export const dropout = (x: Tensor, rate: number, key: Key): Tensor => {
-  if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new RangeError(`dropout: rate must be a number in [0, 1), got ${typeof rate === 'string' ? JSON.stringify(rate) : rate}`);
+  if (typeof rate !== 'number' || !(rate >= 0 && rate < 1))
+    throw new RangeError(`dropout: rate must be a number in [0, 1), got ${typeof rate === 'string' ? JSON.stringify(rate) : rate}`);
   if (rate === 0) return x;
   // The mask is made on the host from the key's draws (under jit: redone each call from the key passed in).
-  const be = x.backend, shape = x.shape, dtype = x.dtype;
+  const be = x.backend,
+    shape = x.shape,
+    dtype = x.dtype;
   const mask = internal.draw('dropout', key, (k) => {
     const u = k.uniform(shape, 0, 1, 'float64', backendRef('reference'));
     const m = KN.dropoutMask(plainAlloc, internal.dataOf(u), rate, dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));
@@ -542,8 +596,12 @@ export const channelMoments = (x: Tensor): Tensor => {
 export const batchNormTrain = (x: Tensor, gain: Tensor, bias: Tensor, eps = 1e-5): { readonly y: Tensor; readonly moments: Tensor } => {
   checkChannels('batchNormalize', x);
   const C = x.shape[1]!;
-  for (const [name, t] of [['gain', gain], ['bias', bias]] as const) {
-    if (t.rank !== 1 || t.shape[0] !== C) throw new ShapeError(`batchNormalize: ${name} of shape ${showShape(t.shape)} should be [${C}] for input ${showShape(x.shape)}`);
+  for (const [name, t] of [
+    ['gain', gain],
+    ['bias', bias],
+  ] as const) {
+    if (t.rank !== 1 || t.shape[0] !== C)
+      throw new ShapeError(`batchNormalize: ${name} of shape ${showShape(t.shape)} should be [${C}] for input ${showShape(x.shape)}`);
   }
   if (!(eps >= 0)) throw new RangeError(`batchNormalize: eps must be a non-negative number, got ${eps}`);
   const moments = bind('channelMoments', [stopGradient(x)], null);
@@ -565,10 +623,15 @@ const checkAxis = (axis: number, rank: number, op: string) => normalizeAxis(axis
  * negative steps: `stridedSlice`.
  */
 export const slice = (x: Tensor, starts: readonly number[], sizes: readonly number[]): Tensor => {
-  if (!Array.isArray(starts) || !Array.isArray(sizes)) throw new TypeError(`slice: starts and sizes must be arrays of integers, one per axis of ${showShape(x.shape)}`);
+  if (!Array.isArray(starts) || !Array.isArray(sizes))
+    throw new TypeError(`slice: starts and sizes must be arrays of integers, one per axis of ${showShape(x.shape)}`);
   starts = starts.map((b, a) => (Number.isInteger(b) && b < 0 ? b + (x.shape[a] ?? 0) : b));
   const sz = sizes.map((n, a) => (n === -1 ? x.shape[a]! - starts[a]! : n));
-  if (starts.length !== x.rank || sz.length !== x.rank || starts.some((b, a) => !Number.isInteger(b) || b < 0 || !Number.isInteger(sz[a]) || sz[a]! < 0 || b + sz[a]! > x.shape[a]!)) {
+  if (
+    starts.length !== x.rank ||
+    sz.length !== x.rank ||
+    starts.some((b, a) => !Number.isInteger(b) || b < 0 || !Number.isInteger(sz[a]) || sz[a]! < 0 || b + sz[a]! > x.shape[a]!)
+  ) {
     throw new ShapeError(`slice: starts ${showShape(starts)} and sizes ${showShape(sizes)} do not fit inside shape ${showShape(x.shape)}`);
   }
   if (sz.every((n, a) => n === x.shape[a])) return x;
@@ -588,12 +651,15 @@ export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], v
 /** Gathers the entries `indices` along `axis` (repeats allowed); the gradient adds back into each index. */
 export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor => {
   if (indices instanceof Tensor || indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
-    throw new TypeError(`take: indices must be an array (or typed array) of integers, got ${indices instanceof Tensor ? `a tensor of shape ${showShape(indices.shape)} (indices in a tensor: gather(x, indices, axis))` : String(indices)}`);
+    throw new TypeError(
+      `take: indices must be an array (or typed array) of integers, got ${indices instanceof Tensor ? `a tensor of shape ${showShape(indices.shape)} (indices in a tensor: gather(x, indices, axis))` : String(indices)}`,
+    );
   }
   const ax = checkAxis(axis, x.rank, 'take');
   const idx = Int32Array.from(indices as ArrayLike<number>);
   const bad = Array.from(indices).findIndex((j) => !Number.isInteger(j) || j < 0 || j >= x.shape[ax]!);
-  if (bad >= 0) throw new ShapeError(`take: index ${Array.from(indices)[bad]} at position ${bad} is outside 0..${x.shape[ax]! - 1} (axis ${ax} of ${showShape(x.shape)})`);
+  if (bad >= 0)
+    throw new ShapeError(`take: index ${Array.from(indices)[bad]} at position ${bad} is outside 0..${x.shape[ax]! - 1} (axis ${ax} of ${showShape(x.shape)})`);
   return bind('take', [x], { axis: ax, indices: idx });
 };
 
@@ -615,7 +681,10 @@ export const stack = (xs: readonly Tensor[], axis = 0): Tensor => {
   if (xs.length === 0) throw new ShapeError('stack: nothing to stack');
   const ax = normalizeAxis(axis, xs[0]!.rank + 1, 'stack');
   if (xs.some((x) => !sameShape(x.shape, xs[0]!.shape))) throw new ShapeError(`stack: shapes ${xs.map((x) => showShape(x.shape)).join(', ')} differ`);
-  return concat(xs.map((x) => reshape(x, [...x.shape.slice(0, ax), 1, ...x.shape.slice(ax)])), ax);
+  return concat(
+    xs.map((x) => reshape(x, [...x.shape.slice(0, ax), 1, ...x.shape.slice(ax)])),
+    ax,
+  );
 };
 
 /** Splits along `axis` into `n` equal parts, or parts of the given lengths. */
@@ -625,10 +694,20 @@ export const split = (x: Tensor, parts: number | readonly number[], axis = 0): T
   const len = x.shape[ax]!;
   const sizes = typeof parts === 'number' ? (len % parts === 0 ? new Array<number>(parts).fill(len / parts) : undefined) : [...parts];
   if (sizes === undefined || sizes.reduce((a, b) => a + b, 0) !== len) {
-    throw new ShapeError(`split: axis ${ax} of ${showShape(x.shape)} (length ${len}) cannot be split into ${typeof parts === 'number' ? `${parts} equal parts` : showShape(parts)}`);
+    throw new ShapeError(
+      `split: axis ${ax} of ${showShape(x.shape)} (length ${len}) cannot be split into ${typeof parts === 'number' ? `${parts} equal parts` : showShape(parts)}`,
+    );
   }
   let at = 0;
-  return sizes.map((n) => { const s = slice(x, x.shape.map((_d, a) => (a === ax ? at : 0)), x.shape.map((d, a) => (a === ax ? n : d))); at += n; return s; });
+  return sizes.map((n) => {
+    const s = slice(
+      x,
+      x.shape.map((_d, a) => (a === ax ? at : 0)),
+      x.shape.map((d, a) => (a === ax ? n : d)),
+    );
+    at += n;
+    return s;
+  });
 };
 
 const broadcastAll = (...xs: Tensor[]): Tensor[] => {
@@ -648,12 +727,14 @@ export const where = (cond: Tensor, a: TensorLike, b: TensorLike): Tensor => {
   return bind('select', [c!, xb!, yb!], null);
 };
 
-const compareOp = (op: KN.CompareOp) => (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b, op);
-  // Constants: their inputs' broadcasts need no derivative either.
-  const [xb, yb] = broadcastAll(stopGradient(x), stopGradient(y));
-  return bind('compare', [xb!, yb!], { op });
-};
+const compareOp =
+  (op: KN.CompareOp) =>
+  (a: TensorLike, b: TensorLike): Tensor => {
+    const [x, y] = lift(a, b, op);
+    // Constants: their inputs' broadcasts need no derivative either.
+    const [xb, yb] = broadcastAll(stopGradient(x), stopGradient(y));
+    return bind('compare', [xb!, yb!], { op });
+  };
 
 /** 1 where a > b, else 0 (NaN compares false), broadcasting; a constant. */
 export const greater = compareOp('greater');
@@ -729,12 +810,15 @@ export const batchedMatmul = (a: Tensor, b: Tensor): Tensor => {
   const [m, k] = a.shape.slice(-2) as [number, number];
   const [k2, n] = b.shape.slice(-2) as [number, number];
   if (k !== k2) throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: inner lengths ${k} and ${k2} differ`);
-  const batchA = a.shape.slice(0, -2), batchB = b.shape.slice(0, -2);
+  const batchA = a.shape.slice(0, -2),
+    batchB = b.shape.slice(0, -2);
   let batch: Shape;
   try {
     batch = broadcastShapes(batchA, batchB, 'batchedMatmul');
   } catch {
-    throw new ShapeError(`batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: batch axes ${showShape(batchA)} and ${showShape(batchB)} do not broadcast`);
+    throw new ShapeError(
+      `batchedMatmul: ${showShape(a.shape)} · ${showShape(b.shape)}: batch axes ${showShape(batchA)} and ${showShape(batchB)} do not broadcast`,
+    );
   }
   const count = batch.reduce((p, d) => p * d, 1);
   if (batchB.every((d) => d === 1)) {
@@ -747,8 +831,10 @@ export const batchedMatmul = (a: Tensor, b: Tensor): Tensor => {
     const out = matmul(reshape(a, [m, k]), cols);
     return reshape(transpose(reshape(out, [m, count, n]), [1, 0, 2]), [...batch, m, n]);
   }
-  const a3 = reshape(broadcastTo(a, [...batch, m, k]), [count, m, k]), b3 = reshape(broadcastTo(b, [...batch, k, n]), [count, k, n]);
+  const a3 = reshape(broadcastTo(a, [...batch, m, k]), [count, m, k]),
+    b3 = reshape(broadcastTo(b, [...batch, k, n]), [count, k, n]);
   const outs = Array.from({ length: count }, (_, i) =>
-    matmul(reshape(slice(a3, [i, 0, 0], [1, m, k]), [m, k]), reshape(slice(b3, [i, 0, 0], [1, k, n]), [k, n])));
+    matmul(reshape(slice(a3, [i, 0, 0], [1, m, k]), [m, k]), reshape(slice(b3, [i, 0, 0], [1, k, n]), [k, n])),
+  );
   return reshape(stack(outs, 0), [...batch, m, n]);
 };

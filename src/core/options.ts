@@ -3,10 +3,13 @@
 /** Options objects from JavaScript: a key the op does not know is an error, not silently ignored. */
 export const checkOptions = (op: string, opts: unknown, known: readonly string[]): void => {
   if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) {
-    throw new TypeError(`${op}: options must be an object (it takes ${known.join(', ')}), got ${opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts}`);
+    throw new TypeError(
+      `${op}: options must be an object (it takes ${known.join(', ')}), got ${opts === null ? 'null' : Array.isArray(opts) ? 'an array' : typeof opts}`,
+    );
   }
   const unknown = Object.keys(opts).filter((k) => !known.includes(k));
-  if (unknown.length > 0) throw new TypeError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (it takes ${known.join(', ')})`);
+  if (unknown.length > 0)
+    throw new TypeError(`${op}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `'${k}'`).join(', ')} (it takes ${known.join(', ')})`);
 };
 
 /** An integer argument, checked (JavaScript callers pass anything). */

@@ -35,7 +35,12 @@ export interface HostPool {
 /** A pool of host typed arrays with its own accounting (one per backend). */
 export const createHostPool = (): HostPool => {
   const free = new Map<string, ArrayBuffer[]>();
-  let freeBytes = 0, fresh = 0, reused = 0, liveBytes = 0, peakBytes = 0, buffers = 0;
+  let freeBytes = 0,
+    fresh = 0,
+    reused = 0,
+    liveBytes = 0,
+    peakBytes = 0,
+    buffers = 0;
   const keyOf = (bytes: number) => String(bytes);
   const count = (bytes: number) => {
     liveBytes += bytes;

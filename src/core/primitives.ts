@@ -135,7 +135,17 @@ export type PrimitiveParams<P extends Primitive> = PrimitiveSignatures[P]['param
 export type Arity<P extends Primitive> = PrimitiveSignatures[P]['arity'];
 /** A tuple of the primitive's arity, of T ('n': any number). */
 export type ArityTuple<P extends Primitive, T> =
-  Arity<P> extends 'n' ? readonly T[] : Arity<P> extends 5 ? readonly [T, T, T, T, T] : Arity<P> extends 4 ? readonly [T, T, T, T] : Arity<P> extends 3 ? readonly [T, T, T] : Arity<P> extends 2 ? readonly [T, T] : readonly [T];
+  Arity<P> extends 'n'
+    ? readonly T[]
+    : Arity<P> extends 5
+      ? readonly [T, T, T, T, T]
+      : Arity<P> extends 4
+        ? readonly [T, T, T, T]
+        : Arity<P> extends 3
+          ? readonly [T, T, T]
+          : Arity<P> extends 2
+            ? readonly [T, T]
+            : readonly [T];
 
 /**
  * Primitives whose forward is not a backend kernel: `reshape` and `stopGradient`

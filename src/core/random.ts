@@ -29,7 +29,10 @@ const nextDouble = (g: { unsafeNext(): number }): number => {
   return (a * 67108864 + b) / 9007199254740992;
 };
 
-const DRAW = 0, SPLIT = 1, FOLD_WORD = 2, FOLD_END = 3;
+const DRAW = 0,
+  SPLIT = 1,
+  FOLD_WORD = 2,
+  FOLD_END = 3;
 const TWO32 = 4294967296;
 
 /** `n` random words of `key`: words 2i and 2i+1 are Threefry's block (DRAW, i). */
@@ -123,13 +126,15 @@ export class Key {
       throw new RangeError(`fold: a number to fold in must be an integer in 0..2^32-1, got ${data}`);
     }
     const w = new Uint32Array(2);
-    let k0 = this.#k0, k1 = this.#k1;
+    let k0 = this.#k0,
+      k1 = this.#k1;
     if (units === null) {
       threefry2x32Into(k0, k1, FOLD_END, data as number, w, 0);
     } else {
       for (let i = 0; i < units.length; i++) {
         threefry2x32Into(k0, k1, FOLD_WORD, units.charCodeAt(i), w, 0);
-        k0 = w[0]!; k1 = w[1]!;
+        k0 = w[0]!;
+        k1 = w[1]!;
       }
       // The end marker carries the length (and a bit no number's fold sets), so 'ab' ≠ 'a' then 'b', and '7' ≠ 7.
       threefry2x32Into(k0, k1, FOLD_END ^ 0x80000000, units.length, w, 0);
@@ -203,9 +208,13 @@ export class Key {
     const p = new Int32Array(n);
     for (let i = 0; i < n; i++) p[i] = i;
     const buf = new Uint32Array(2);
-    let block = 0, have = 0;
+    let block = 0,
+      have = 0;
     const next = (): number => {
-      if (have === 0) { threefry2x32Into(this.#k0, this.#k1, DRAW, block++, buf, 0); have = 2; }
+      if (have === 0) {
+        threefry2x32Into(this.#k0, this.#k1, DRAW, block++, buf, 0);
+        have = 2;
+      }
       return buf[2 - have--]!;
     };
     for (let i = n - 1; i > 0; i--) {
@@ -214,7 +223,9 @@ export class Key {
       let x = next();
       while (x >= limit) x = next();
       const j = x % m;
-      const t = p[i]!; p[i] = p[j]!; p[j] = t;
+      const t = p[i]!;
+      p[i] = p[j]!;
+      p[j] = t;
     }
     return p;
   }

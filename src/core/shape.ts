@@ -40,8 +40,7 @@ export const makeShape = (s: readonly number[]): Shape => {
 };
 
 /** Whether two shapes are equal, axis by axis. */
-export const sameShape = (a: Shape, b: Shape): boolean =>
-  a.length === b.length && a.every((d, i) => d === b[i]);
+export const sameShape = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
 
 /** Row-major strides of a shape. */
 export const stridesOf = (s: Shape): number[] => {

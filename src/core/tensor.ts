@@ -294,7 +294,8 @@ export class Tensor {
   /** A one-line preview: dtype, shape, the first values, the backend. */
   toString(): string {
     if (this.#disposed) return `Tensor(${this.dtype} ${showShape(this.shape)}, disposed)`;
-    if (this.trace !== undefined && !this.trace.readable) return `Tensor(${this.dtype} ${showShape(this.shape)}, ${this.trace.main.kind === 'jit' ? 'traced' : 'one example'} inside ${this.trace.main.kind})`;
+    if (this.trace !== undefined && !this.trace.readable)
+      return `Tensor(${this.dtype} ${showShape(this.shape)}, ${this.trace.main.kind === 'jit' ? 'traced' : 'one example'} inside ${this.trace.main.kind})`;
     const preview = Array.from(hostData(this).subarray(0, 8), (v) => v.toPrecision(4)).join(', ');
     return `Tensor(${this.dtype} ${showShape(this.shape)} [${preview}${this.size > 8 ? ', …' : ''}] on ${this.backend.name})`;
   }
@@ -388,11 +389,20 @@ export const internal = {
 
 /** Calls `f` on every tensor reachable through arrays and plain objects of `x`. */
 const eachTensor = (x: unknown, f: (t: Tensor) => void, seen = new Set<unknown>()): void => {
-  if (x instanceof Tensor) { f(x); return; }
+  if (x instanceof Tensor) {
+    f(x);
+    return;
+  }
   if (x === null || typeof x !== 'object' || seen.has(x)) return;
   seen.add(x);
-  if (Array.isArray(x)) { for (const v of x) eachTensor(v, f, seen); return; }
-  if (x instanceof Map) { for (const v of x.values()) eachTensor(v, f, seen); return; }
+  if (Array.isArray(x)) {
+    for (const v of x) eachTensor(v, f, seen);
+    return;
+  }
+  if (x instanceof Map) {
+    for (const v of x.values()) eachTensor(v, f, seen);
+    return;
+  }
   const proto = Object.getPrototypeOf(x);
   if (proto === Object.prototype || proto === null) for (const v of Object.values(x)) eachTensor(v, f, seen);
 };
@@ -467,15 +477,23 @@ export const checkDType = (dtype: unknown, who: string): DType => {
 
 /** A value's description for messages: its type, and the value when short. */
 const describeValue = (v: unknown): string =>
-  v === null ? 'null' : Array.isArray(v) ? 'an array' : typeof v === 'string' ? `the string ${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}…` : v)}` : typeof v;
+  v === null
+    ? 'null'
+    : Array.isArray(v)
+      ? 'an array'
+      : typeof v === 'string'
+        ? `the string ${JSON.stringify(v.length > 20 ? `${v.slice(0, 20)}…` : v)}`
+        : typeof v;
 
 /** Deeper nesting than this is refused (a cycle, or a mistake): no tensor has 64 axes, and the stack stays small. */
 const MAX_RANK = 64;
 
 const inferShape = (x: NestedArray, path = '', depth = 0): E.Either<ShapeError, number[]> => {
   if (typeof x === 'number') return E.right([]);
-  if (!Array.isArray(x)) return E.left(new ShapeError(`tensor(): expected a number or a nested array of numbers${path === '' ? '' : ` at ${path}`}, found ${describeValue(x)}`));
-  if (depth >= MAX_RANK) return E.left(new ShapeError(`tensor(): arrays nested more than ${MAX_RANK} deep (an array that contains itself?): a tensor has at most ${MAX_RANK} axes`));
+  if (!Array.isArray(x))
+    return E.left(new ShapeError(`tensor(): expected a number or a nested array of numbers${path === '' ? '' : ` at ${path}`}, found ${describeValue(x)}`));
+  if (depth >= MAX_RANK)
+    return E.left(new ShapeError(`tensor(): arrays nested more than ${MAX_RANK} deep (an array that contains itself?): a tensor has at most ${MAX_RANK} axes`));
   if (x.length === 0) return E.right([0]);
   const first = inferShape(x[0]!, `${path}[0]`, depth + 1);
   if (E.isLeft(first)) return first;
@@ -483,9 +501,9 @@ const inferShape = (x: NestedArray, path = '', depth = 0): E.Either<ShapeError, 
     const s = inferShape(x[i]!, `${path}[${i}]`, depth + 1);
     if (E.isLeft(s)) return s;
     if (s.right.join() !== first.right.join()) {
-      return E.left(new ShapeError(
-        `tensor(): ragged nested array: element 0 has shape ${showShape(first.right)} but element ${i} has shape ${showShape(s.right)}`,
-      ));
+      return E.left(
+        new ShapeError(`tensor(): ragged nested array: element 0 has shape ${showShape(first.right)} but element ${i} has shape ${showShape(s.right)}`),
+      );
     }
   }
   return E.right([x.length, ...first.right]);
@@ -510,12 +528,7 @@ export const tensor = (values: NestedArray, dtype: DType = 'float32', backend?: 
 };
 
 /** A tensor from a flat array (copied) and a shape. `Left` if the sizes differ. */
-export const fromArray = (
-  values: ArrayLike<number>,
-  shape: readonly number[],
-  dtype: DType = 'float32',
-  backend?: BackendLike,
-): E.Either<ShapeError, Tensor> =>
+export const fromArray = (values: ArrayLike<number>, shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): E.Either<ShapeError, Tensor> =>
   E.tryCatch(
     () => {
       const bad = badDType(dtype, 'fromArray()');
@@ -549,7 +562,8 @@ export const full = (shape: readonly number[], value: number, dtype: DType = 'fl
 };
 
 /** A tensor of zeros. */
-export const zeros = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 0, checkDType(dtype, 'zeros()'), backend);
+export const zeros = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor =>
+  full(shape, 0, checkDType(dtype, 'zeros()'), backend);
 /** A tensor of ones. */
 export const ones = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 1, checkDType(dtype, 'ones()'), backend);
 /** A rank-0 tensor. */

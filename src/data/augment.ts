@@ -19,7 +19,11 @@ export interface AugmentOptions {
 }
 
 /** The draws for one image: crop offsets in [0, 2·crop] and whether to flip. */
-export interface ImageDraw { readonly dy: number; readonly dx: number; readonly flip: boolean }
+export interface ImageDraw {
+  readonly dy: number;
+  readonly dx: number;
+  readonly flip: boolean;
+}
 
 /** One draw per image of a batch of `n`, from `key`. */
 export const drawAugmentations = (key: Key, n: number, opts: AugmentOptions): ImageDraw[] => {
@@ -47,7 +51,8 @@ export const augmentRows = (x: ArrayLike<number>, image: readonly [number, numbe
       for (let i = 0; i < H; i++) {
         const si = i + dy - crop;
         if (si < 0 || si >= H) continue;
-        const src = base + (c * H + si) * W, dst = base + (c * H + i) * W;
+        const src = base + (c * H + si) * W,
+          dst = base + (c * H + i) * W;
         for (let j = 0; j < W; j++) {
           const sj = (flip ? W - 1 - j : j) + dx - crop;
           if (sj >= 0 && sj < W) out[dst + j] = x[src + sj]!;

@@ -84,11 +84,15 @@ export const parseCifar100 = (bytes: Uint8Array, name: SplitName, file: string, 
   const expected = CIFAR100_FILES[name].records;
   if (bytes.length === 0 || bytes.length % RECORD_BYTES !== 0) {
     const whole = Math.floor(bytes.length / RECORD_BYTES);
-    return E.left(new DataError(
-      `size ${bytes.length} bytes is not a whole number of ${RECORD_BYTES}-byte records ` +
-        `(${whole} records and ${bytes.length - whole * RECORD_BYTES} stray bytes): the file is truncated or not CIFAR-100 binary`,
-      file, REDOWNLOAD, whole * RECORD_BYTES,
-    ));
+    return E.left(
+      new DataError(
+        `size ${bytes.length} bytes is not a whole number of ${RECORD_BYTES}-byte records ` +
+          `(${whole} records and ${bytes.length - whole * RECORD_BYTES} stray bytes): the file is truncated or not CIFAR-100 binary`,
+        file,
+        REDOWNLOAD,
+        whole * RECORD_BYTES,
+      ),
+    );
   }
   const n = bytes.length / RECORD_BYTES;
   if ((opts.expectOfficialSize ?? true) && n !== expected) {
@@ -98,7 +102,8 @@ export const parseCifar100 = (bytes: Uint8Array, name: SplitName, file: string, 
   const fine = new Uint8Array(n);
   for (let i = 0; i < n; i++) {
     const o = i * RECORD_BYTES;
-    const c = bytes[o]!, f = bytes[o + 1]!;
+    const c = bytes[o]!,
+      f = bytes[o + 1]!;
     if (c >= COARSE_CLASSES) return E.left(new DataError(`record ${i} has coarse label ${c}, outside 0..19: the file is corrupt`, file, REDOWNLOAD, o));
     if (f >= FINE_CLASSES) return E.left(new DataError(`record ${i} has fine label ${f}, outside 0..99: the file is corrupt`, file, REDOWNLOAD, o + 1));
     coarse[i] = c;
@@ -119,7 +124,9 @@ export const readCifar100 = (dir: string, name: SplitName, opts: ReadOptions = {
   const file = join(dir, CIFAR100_FILES[name].file);
   const { existsSync, statSync, readFileSync } = fs();
   if (!existsSync(file)) {
-    return E.left(new DataError('file not found', file, `Point --data (or CIFAR100_DIR) at the folder holding train.bin and test.bin, or run 'tapegrad download'.`));
+    return E.left(
+      new DataError('file not found', file, `Point --data (or CIFAR100_DIR) at the folder holding train.bin and test.bin, or run 'tapegrad download'.`),
+    );
   }
   if (!statSync(file).isFile()) return E.left(new DataError('is not a regular file', file, REDOWNLOAD));
   return parseCifar100(readFileSync(file), name, file, opts);
@@ -129,8 +136,12 @@ export const readCifar100 = (dir: string, name: SplitName, opts: ReadOptions = {
 export const readLabelNames = (dir: string, kind: LabelKind): E.Either<DataError, string[]> => {
   const file = join(dir, `${kind}_label_names.txt`);
   const { existsSync, readFileSync } = fs();
-  if (!existsSync(file)) return E.left(new DataError('file not found', file, 'Download the dataset again (tapegrad download), or point --data at a complete copy.'));
-  const names = readFileSync(file, 'utf8').split('\n').map((s) => s.trim()).filter((s) => s.length > 0);
+  if (!existsSync(file))
+    return E.left(new DataError('file not found', file, 'Download the dataset again (tapegrad download), or point --data at a complete copy.'));
+  const names = readFileSync(file, 'utf8')
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
   const want = classCount(kind);
   return names.length === want ? E.right(names) : E.left(new DataError(`lists ${names.length} names, expected ${want}`, file, REDOWNLOAD));
 };

@@ -64,7 +64,9 @@ export const downloadCifar100 = async (opts: DownloadOptions): Promise<E.Either<
   if (existsSync(join(target, 'train.bin'))) return E.right(target);
   // An empty folder (made by the user to download into) is filled; one holding other files is not touched.
   if (existsSync(target) && readdirSync(target).length > 0) {
-    return E.left(new DataError('holds other files but no train.bin', target, 'Download into a new or empty folder, or point --data at the folder that holds train.bin.'));
+    return E.left(
+      new DataError('holds other files but no train.bin', target, 'Download into a new or empty folder, or point --data at the folder that holds train.bin.'),
+    );
   }
   mkdirSync(opts.destDir, { recursive: true });
 
@@ -74,14 +76,22 @@ export const downloadCifar100 = async (opts: DownloadOptions): Promise<E.Either<
   try {
     res = await fetch(url, { headers: start > 0 ? { Range: `bytes=${start}-` } : {} });
   } catch (e) {
-    return E.left(new DataError(`could not reach ${url} (${(e as Error).cause ?? (e as Error).message})`, url,
-      'Check the network, or download cifar-100-binary.tar.gz elsewhere, unpack it and pass --data DIR (or set CIFAR100_DIR).'));
+    return E.left(
+      new DataError(
+        `could not reach ${url} (${(e as Error).cause ?? (e as Error).message})`,
+        url,
+        'Check the network, or download cifar-100-binary.tar.gz elsewhere, unpack it and pass --data DIR (or set CIFAR100_DIR).',
+      ),
+    );
   }
   let append = false;
   if (res.status === 206) append = true;
-  else if (res.status === 416 && start > 0) append = true; // the part file is already whole
+  else if (res.status === 416 && start > 0)
+    append = true; // the part file is already whole
   else if (res.status !== 200) {
-    return E.left(new DataError(`the server answered HTTP ${res.status} ${res.statusText}`, url, 'Try again later, or download the archive by hand and pass --data DIR.'));
+    return E.left(
+      new DataError(`the server answered HTTP ${res.status} ${res.statusText}`, url, 'Try again later, or download the archive by hand and pass --data DIR.'),
+    );
   }
   if (res.status !== 416) {
     const total = res.headers.get('content-length');
@@ -98,10 +108,9 @@ export const downloadCifar100 = async (opts: DownloadOptions): Promise<E.Either<
         opts.onProgress?.(received, totalBytes);
       }
     } catch (e) {
-      return E.left(new DataError(
-        `the download broke off after ${received} bytes (${(e as Error).message})`, url,
-        `Run the same command again: it resumes from ${part}.`,
-      ));
+      return E.left(
+        new DataError(`the download broke off after ${received} bytes (${(e as Error).message})`, url, `Run the same command again: it resumes from ${part}.`),
+      );
     } finally {
       closeSync(fd);
     }
@@ -111,7 +120,13 @@ export const downloadCifar100 = async (opts: DownloadOptions): Promise<E.Either<
   const got = await sha256File(part);
   if (got !== want) {
     rmSync(part, { force: true });
-    return E.left(new DataError(`the archive's sha256 is ${got}, expected ${want}: the download is corrupt and was deleted`, url, 'Run the command again to download it afresh.'));
+    return E.left(
+      new DataError(
+        `the archive's sha256 is ${got}, expected ${want}: the download is corrupt and was deleted`,
+        url,
+        'Run the command again to download it afresh.',
+      ),
+    );
   }
 
   // 3. Extract beside the target, verify, then move into place in one rename.
@@ -127,7 +142,9 @@ export const downloadCifar100 = async (opts: DownloadOptions): Promise<E.Either<
       const fileSum = await sha256File(path);
       if (fileSum !== sum) {
         rmSync(part, { force: true });
-        return E.left(new DataError(`${file} in the archive has sha256 ${fileSum}, expected ${sum}`, url, 'The archive is corrupt and was deleted; run the command again.'));
+        return E.left(
+          new DataError(`${file} in the archive has sha256 ${fileSum}, expected ${sum}`, url, 'The archive is corrupt and was deleted; run the command again.'),
+        );
       }
     }
     renameSync(extracted, target);

@@ -38,19 +38,19 @@ export const locateDataDir = (flag?: string, env: Readonly<Record<string, string
  * location is empty, a fresh download into it. An explicit folder that lacks the
  * files is an error (downloading somewhere the user did not expect would surprise).
  */
-export const ensureCifar100 = async (
-  flag?: string,
-  download: Omit<DownloadOptions, 'destDir'> = {},
-): Promise<E.Either<DataError, string>> => {
+export const ensureCifar100 = async (flag?: string, download: Omit<DownloadOptions, 'destDir'> = {}): Promise<E.Either<DataError, string>> => {
   const loc = locateDataDir(flag);
   const unreadable = folderProblem(loc);
   if (unreadable !== undefined) return E.left(unreadable);
   if (existsSync(join(loc.dir, 'train.bin'))) return E.right(loc.dir);
   if (loc.source !== 'default') {
-    return E.left(new DataError(
-      `no train.bin here (folder given by ${loc.source === 'flag' ? '--data' : 'CIFAR100_DIR'})`, loc.dir,
-      'Point it at the folder that holds train.bin and test.bin, or leave it unset to download into ./data.',
-    ));
+    return E.left(
+      new DataError(
+        `no train.bin here (folder given by ${loc.source === 'flag' ? '--data' : 'CIFAR100_DIR'})`,
+        loc.dir,
+        'Point it at the folder that holds train.bin and test.bin, or leave it unset to download into ./data.',
+      ),
+    );
   }
   return downloadCifar100({ ...download, destDir: resolve(loc.dir, '..') });
 };
@@ -65,13 +65,15 @@ const named = (loc: DataLocation): string => (loc.source === 'flag' ? '--data' :
  */
 const folderProblem = (loc: DataLocation): DataError | undefined => {
   try {
-    if (!statSync(loc.dir).isDirectory()) return new DataError(`is a file, not a folder (given by ${named(loc)})`, loc.dir, 'Point it at the folder that holds train.bin and test.bin.');
+    if (!statSync(loc.dir).isDirectory())
+      return new DataError(`is a file, not a folder (given by ${named(loc)})`, loc.dir, 'Point it at the folder that holds train.bin and test.bin.');
     accessSync(loc.dir, constants.R_OK | constants.X_OK);
     return undefined;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return undefined;
-    const why = code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOTDIR' ? 'a part of this path is a file, not a folder' : (e as Error).message;
+    const why =
+      code === 'EACCES' || code === 'EPERM' ? 'permission denied' : code === 'ENOTDIR' ? 'a part of this path is a file, not a folder' : (e as Error).message;
     return new DataError(`cannot be read (${why}; folder given by ${named(loc)})`, loc.dir, 'Fix its permissions, or point --data at a folder you can read.');
   }
 };
@@ -82,10 +84,7 @@ const folderProblem = (loc: DataLocation): DataError | undefined => {
  * official archive into it unless it already holds train.bin. Resolves to the
  * folder, which `--data` then takes as it is.
  */
-export const downloadCifar100Into = async (
-  flag?: string,
-  download: Omit<DownloadOptions, 'destDir' | 'folder'> = {},
-): Promise<E.Either<DataError, string>> => {
+export const downloadCifar100Into = async (flag?: string, download: Omit<DownloadOptions, 'destDir' | 'folder'> = {}): Promise<E.Either<DataError, string>> => {
   const loc = locateDataDir(flag);
   const unreadable = folderProblem(loc);
   if (unreadable !== undefined) return E.left(unreadable);
@@ -123,8 +122,7 @@ export interface CifarData {
   readonly split: { readonly train: Int32Array; readonly val: Int32Array };
 }
 
-const firstN = (split: CifarSplit, limit: number | undefined): Int32Array =>
-  Int32Array.from({ length: Math.min(split.n, limit ?? split.n) }, (_, i) => i);
+const firstN = (split: CifarSplit, limit: number | undefined): Int32Array => Int32Array.from({ length: Math.min(split.n, limit ?? split.n) }, (_, i) => i);
 
 /** Reads and splits (seeded) CIFAR-100 into train / validation / test sets that normalize as they are read. */
 export const loadCifar100 = (opts: LoadOptions): E.Either<DataError, CifarData> => {

@@ -43,9 +43,7 @@ export interface LabeledSet {
 const filledOn = (be: Backend, n: number, shape: readonly number[], fill: (out: Float32Array) => void): Tensor => {
   const out = (isHostBackend(be) ? be.alloc('float32', n, false) : new Float32Array(n)) as Float32Array;
   fill(out);
-  return isHostBackend(be)
-    ? internal.wrap(new Storage(be, out), makeShape(shape), 'float32')
-    : internal.fromHost(out, makeShape(shape), be);
+  return isHostBackend(be) ? internal.wrap(new Storage(be, out), makeShape(shape), 'float32') : internal.fromHost(out, makeShape(shape), be);
 };
 
 /**
@@ -63,13 +61,19 @@ export const denseSet = (x: Tensor | Float32Array, y: Uint8Array, features: numb
   const home = backend !== undefined ? resolveBackend(backend) : x instanceof Float32Array ? defaultBackend() : x.backend;
   let matrix: Tensor | undefined, rows: Float32Array | undefined;
   if (isHostBackend(home)) {
-    matrix = x instanceof Float32Array || x.backend !== home ? internal.fromHost(x instanceof Float32Array ? x : (x.toTypedArray() as Float32Array), makeShape([y.length, features]), home) : x;
+    matrix =
+      x instanceof Float32Array || x.backend !== home
+        ? internal.fromHost(x instanceof Float32Array ? x : (x.toTypedArray() as Float32Array), makeShape([y.length, features]), home)
+        : x;
     matrix.keep(); // the set owns it: no tidy around its creation may free it
   } else {
     rows = x instanceof Float32Array ? x : (x.toTypedArray() as Float32Array);
   }
   return {
-    n: y.length, features, classes, y,
+    n: y.length,
+    features,
+    classes,
+    y,
     gather: (idx, target) => {
       const be = target === undefined ? home : resolveBackend(target);
       const start = idx[0] ?? 0;
@@ -98,17 +102,24 @@ export const denseSet = (x: Tensor | Float32Array, y: Uint8Array, features: numb
 
 /** Mean and population std of each channel over the given images, on the [0, 1] scale. */
 export const channelStats = (split: CifarSplit, indices?: ArrayLike<number>): ChannelStats => {
-  const sum = [0, 0, 0], sq = [0, 0, 0];
+  const sum = [0, 0, 0],
+    sq = [0, 0, 0];
   const n = indices?.length ?? split.n;
   const b = split.bytes;
   const CP = CHANNEL_PIXELS; // a local: imported bindings may be getters under some loaders
   for (let r = 0; r < n; r++) {
     const o = pixelOffset(indices === undefined ? r : indices[r]!);
     for (let c = 0; c < 3; c++) {
-      let s = 0, s2 = 0;
+      let s = 0,
+        s2 = 0;
       const base = o + c * CP;
-      for (let p = 0; p < CP; p++) { const v = b[base + p]!; s += v; s2 += v * v; }
-      sum[c]! += s; sq[c]! += s2;
+      for (let p = 0; p < CP; p++) {
+        const v = b[base + p]!;
+        s += v;
+        s2 += v * v;
+      }
+      sum[c]! += s;
+      sq[c]! += s2;
     }
   }
   const count = n * CP;
@@ -133,8 +144,13 @@ const channelAffines = (split: CifarSplit, indices: ArrayLike<number>, how: Norm
       let mean: number, scale: number;
       if (how === 'per-image') {
         const s0 = src + c * CP;
-        let s = 0, s2 = 0;
-        for (let p = 0; p < CP; p++) { const v = b[s0 + p]!; s += v; s2 += v * v; }
+        let s = 0,
+          s2 = 0;
+        for (let p = 0; p < CP; p++) {
+          const v = b[s0 + p]!;
+          s += v;
+          s2 += v * v;
+        }
         mean = s / CP;
         const variance = Math.max(0, s2 / CP - mean * mean);
         scale = variance > 0 ? 1 / Math.sqrt(variance) : 0;
@@ -155,13 +171,16 @@ const channelAffines = (split: CifarSplit, indices: ArrayLike<number>, how: Norm
 /** Writes images `rows` (positions in `indices`) normalized into consecutive rows of `out`. */
 const writeRows = (split: CifarSplit, indices: ArrayLike<number>, affine: Float64Array, rows: ArrayLike<number>, out: Float32Array): void => {
   const b = split.bytes;
-  const CP = CHANNEL_PIXELS, P = PIXELS;
+  const CP = CHANNEL_PIXELS,
+    P = PIXELS;
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r]!;
     const src = pixelOffset(indices[row]!);
     for (let c = 0; c < 3; c++) {
-      const mean = affine[row * 6 + 2 * c]!, scale = affine[row * 6 + 2 * c + 1]!;
-      const s0 = src + c * CP, d0 = r * P + c * CP;
+      const mean = affine[row * 6 + 2 * c]!,
+        scale = affine[row * 6 + 2 * c + 1]!;
+      const s0 = src + c * CP,
+        d0 = r * P + c * CP;
       for (let p = 0; p < CP; p++) out[d0 + p] = (b[s0 + p]! - mean) * scale;
     }
   }
@@ -169,7 +188,13 @@ const writeRows = (split: CifarSplit, indices: ArrayLike<number>, affine: Float6
 
 /** Writes the normalized pixels of images `indices` as consecutive rows of `out` (Table 1, tests). */
 export const normalizeInto = (split: CifarSplit, indices: ArrayLike<number>, how: Normalization, out: Float32Array, stats?: ChannelStats): void =>
-  writeRows(split, indices, channelAffines(split, indices, how, stats), Int32Array.from({ length: indices.length }, (_, i) => i), out);
+  writeRows(
+    split,
+    indices,
+    channelAffines(split, indices, how, stats),
+    Int32Array.from({ length: indices.length }, (_, i) => i),
+    out,
+  );
 
 /**
  * The chosen images as a labelled set. By default the normalized float32 matrix
@@ -196,7 +221,11 @@ export const cifarSet = (
     // Written straight into the backend's memory where it keeps tensors on the host; else kept on the host (see denseSet).
     const x = isHostBackend(home)
       ? filledOn(home, indices.length * PIXELS, [indices.length, PIXELS], (out) => writeRows(split, indices, affine, all, out))
-      : (() => { const out = new Float32Array(indices.length * PIXELS); writeRows(split, indices, affine, all, out); return out; })();
+      : (() => {
+          const out = new Float32Array(indices.length * PIXELS);
+          writeRows(split, indices, affine, all, out);
+          return out;
+        })();
     return denseSet(x, y, PIXELS, classCount(labels), home);
   }
   return {
@@ -205,7 +234,9 @@ export const cifarSet = (
     classes: classCount(labels),
     y,
     gather: (rows, target) =>
-      filledOn(target === undefined ? home : resolveBackend(target), rows.length * PIXELS, [rows.length, PIXELS], (out) => writeRows(split, indices, affine, rows, out)),
+      filledOn(target === undefined ? home : resolveBackend(target), rows.length * PIXELS, [rows.length, PIXELS], (out) =>
+        writeRows(split, indices, affine, rows, out),
+      ),
     dispose: () => {},
   };
 };
@@ -232,8 +263,12 @@ export const trainValSplit = (n: number, key: Key, opts: SplitOptions = {}): { r
   }
   const labels = opts.stratifyBy;
   const byClass = new Map<number, number[]>();
-  for (const i of perm) { const c = labels[i]!; (byClass.get(c) ?? byClass.set(c, []).get(c)!).push(i); }
-  const train: number[] = [], val: number[] = [];
+  for (const i of perm) {
+    const c = labels[i]!;
+    (byClass.get(c) ?? byClass.set(c, []).get(c)!).push(i);
+  }
+  const train: number[] = [],
+    val: number[] = [];
   for (const c of [...byClass.keys()].sort((a, b) => a - b)) {
     const members = byClass.get(c)!;
     const cut = Math.round(members.length * f);

@@ -31,7 +31,12 @@ export const gib = (bytes: number): string => `${(bytes / 2 ** 30).toFixed(bytes
 export const dataBytes = (c: ResolvedConfig): number =>
   (Math.min(c.data.limitTrain ?? CIFAR_TRAIN, CIFAR_TRAIN) + Math.min(c.data.limitTest ?? CIFAR_TEST, CIFAR_TEST)) * IMAGE * F32;
 
-export interface LayerNeed { readonly index: number; readonly nIn: number; readonly nOut: number; readonly bytes: number }
+export interface LayerNeed {
+  readonly index: number;
+  readonly nIn: number;
+  readonly nOut: number;
+  readonly bytes: number;
+}
 
 /** The rows of one training batch: the batch size, or all training images when there are fewer. */
 const batchRows = (c: ResolvedConfig): number => Math.min(c.training.batchSize, c.data.limitTrain ?? CIFAR_TRAIN, CIFAR_TRAIN);
@@ -46,8 +51,7 @@ export const layerNeeds = (c: ResolvedConfig, classes: number, batch = batchRows
 };
 
 /** The memory a run needs, in bytes. */
-export const runBytes = (c: ResolvedConfig, classes: number): number =>
-  dataBytes(c) + layerNeeds(c, classes).reduce((s, l) => s + l.bytes, 0);
+export const runBytes = (c: ResolvedConfig, classes: number): number => dataBytes(c) + layerNeeds(c, classes).reduce((s, l) => s + l.bytes, 0);
 
 /**
  * `Right` when a run of `c` fits the backend's memory and the machine's;
@@ -67,20 +71,24 @@ export const checkRunFits = (c: ResolvedConfig, classes: number, backend: string
     if (needOneRow <= limit) {
       const perRow = (need - needOneRow) / (batchRows(c) - 1);
       const largest = 1 + Math.floor((limit - needOneRow) / perRow);
-      return E.left(new Error(
-        `training.batchSize ${c.training.batchSize}: one batch's activations need ${gib(need - needOneRow + perRow)}, and the run ${gib(need)} with its data, ` +
-          `more than ${what}: use a batchSize of at most ${largest}`,
-      ));
+      return E.left(
+        new Error(
+          `training.batchSize ${c.training.batchSize}: one batch's activations need ${gib(need - needOneRow + perRow)}, and the run ${gib(need)} with its data, ` +
+            `more than ${what}: use a batchSize of at most ${largest}`,
+        ),
+      );
     }
     const worst = layers.reduce((a, b) => (b.bytes > a.bytes ? b : a));
     const perUnit = worst.bytes / worst.nOut;
     const room = limit - (need - worst.bytes);
     const widest = Math.max(0, Math.floor(room / perUnit));
     const key = worst.index <= c.model.hidden.length ? `model.hidden[${worst.index - 1}]` : 'the output layer';
-    return E.left(new Error(
-      `${key}: layer ${worst.index} (${worst.nIn} → ${worst.nOut}) needs ${gib(worst.bytes)} to train, and the run ${gib(need)} with its data, ` +
-        `more than ${what}: ${widest > 0 ? `make that layer at most ${widest} wide` : 'make the model smaller or use fewer images (--limit-train)'}`,
-    ));
+    return E.left(
+      new Error(
+        `${key}: layer ${worst.index} (${worst.nIn} → ${worst.nOut}) needs ${gib(worst.bytes)} to train, and the run ${gib(need)} with its data, ` +
+          `more than ${what}: ${widest > 0 ? `make that layer at most ${widest} wide` : 'make the model smaller or use fewer images (--limit-train)'}`,
+      ),
+    );
   }
   return E.right(undefined);
 };

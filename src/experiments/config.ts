@@ -17,18 +17,22 @@ const Fraction = t.refinement(t.number, (n) => n > 0 && n < 1, 'FractionBetween0
 
 const EarlyStoppingC = t.union([
   t.literal(false),
-  t.exact(t.partial({
-    patience: PositiveInt,
-    rule: t.keyof({ paper: null, 'no-improvement': null }),
-    restoreBest: t.keyof({ always: null, 'when-stopped': null }),
-  })),
+  t.exact(
+    t.partial({
+      patience: PositiveInt,
+      rule: t.keyof({ paper: null, 'no-improvement': null }),
+      restoreBest: t.keyof({ always: null, 'when-stopped': null }),
+    }),
+  ),
 ]);
 
 /** One published row of a table, for the report: the varied values and the report's figures. */
-const PaperRowC = t.exact(t.intersection([
-  t.type({ values: t.array(t.union([t.number, t.string])), valAccuracy: t.number }),
-  t.partial({ earlyStop: t.union([t.number, t.string]), testAccuracy: t.number }),
-]));
+const PaperRowC = t.exact(
+  t.intersection([
+    t.type({ values: t.array(t.union([t.number, t.string])), valAccuracy: t.number }),
+    t.partial({ earlyStop: t.union([t.number, t.string]), testAccuracy: t.number }),
+  ]),
+);
 
 const ValueC = t.union([t.number, t.string, t.boolean]);
 const SweepExtrasC = t.partial({
@@ -55,49 +59,59 @@ const NameC = t.refinement(t.string, (s) => !CONTROL.test(s), 'NameWithoutContro
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is its purpose
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
-export const ConfigC = t.exact(t.intersection([
-  t.type({ name: NameC }),
-  t.partial({
-    description: t.string,
-    preset: t.keyof({ paper: null, defaults: null }),
-    seed: SeedC,
-    backend: t.keyof({ auto: null, cpu: null, gpujs: null, reference: null, webgpu: null }),
-    data: t.exact(t.partial({
-      labels: t.keyof({ coarse: null, fine: null }),
-      normalization: t.keyof({ 'per-image': null, 'per-dataset': null, unit: null }),
-      trainFraction: Fraction,
-      stratify: t.boolean,
-      limitTrain: PositiveInt,
-      limitTest: PositiveInt,
-      /** Random crops (pixels of zero padding) and horizontal flips of training images (default none). */
-      augment: t.exact(t.partial({ crop: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n < 32, 'CropPixels'), flip: t.boolean })),
-    })),
-    model: t.exact(t.partial({
-      hidden: t.union([PositiveInt, t.array(PositiveInt)]), activation: ActivationC, init: InitC,
-      /** Any sequential architecture instead of the MLP (see src/nn/spec.ts); `input` is one example's shape. */
-      layers: t.array(LayerSpecC),
-      input: t.array(PositiveInt),
-    })),
-    training: t.exact(t.partial({
-      epochs: PositiveInt,
-      batchSize: PositiveInt,
-      optimizer: OptimizerSpecC,
-      /** Learning rate per step (default constant: the report's). */
-      schedule: ScheduleSpecC,
-      /** Clip gradients to this global L2 norm (default none). */
-      clipNorm: Positive,
-      /** Run the steps as a jitted program where the model allows (default true): the same numbers either way. */
-      jit: t.boolean,
-      l2: t.exact(t.partial({ lambda: NonNegative, mode: t.keyof({ loss: null, gradient: null }), includeBias: t.boolean })),
-      shuffle: t.boolean,
-      earlyStopping: EarlyStoppingC,
-    })),
-    /** The report's figures for this single run, printed beside ours. */
-    paper: t.exact(t.partial({ valAccuracy: t.number, testAccuracy: t.number, earlyStop: t.union([t.number, t.string]) })),
-    /** For `sweep`: a grid over dotted config paths, and how the table shows it. */
-    sweep: SweepC,
-  }),
-]));
+export const ConfigC = t.exact(
+  t.intersection([
+    t.type({ name: NameC }),
+    t.partial({
+      description: t.string,
+      preset: t.keyof({ paper: null, defaults: null }),
+      seed: SeedC,
+      backend: t.keyof({ auto: null, cpu: null, gpujs: null, reference: null, webgpu: null }),
+      data: t.exact(
+        t.partial({
+          labels: t.keyof({ coarse: null, fine: null }),
+          normalization: t.keyof({ 'per-image': null, 'per-dataset': null, unit: null }),
+          trainFraction: Fraction,
+          stratify: t.boolean,
+          limitTrain: PositiveInt,
+          limitTest: PositiveInt,
+          /** Random crops (pixels of zero padding) and horizontal flips of training images (default none). */
+          augment: t.exact(t.partial({ crop: t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n < 32, 'CropPixels'), flip: t.boolean })),
+        }),
+      ),
+      model: t.exact(
+        t.partial({
+          hidden: t.union([PositiveInt, t.array(PositiveInt)]),
+          activation: ActivationC,
+          init: InitC,
+          /** Any sequential architecture instead of the MLP (see src/nn/spec.ts); `input` is one example's shape. */
+          layers: t.array(LayerSpecC),
+          input: t.array(PositiveInt),
+        }),
+      ),
+      training: t.exact(
+        t.partial({
+          epochs: PositiveInt,
+          batchSize: PositiveInt,
+          optimizer: OptimizerSpecC,
+          /** Learning rate per step (default constant: the report's). */
+          schedule: ScheduleSpecC,
+          /** Clip gradients to this global L2 norm (default none). */
+          clipNorm: Positive,
+          /** Run the steps as a jitted program where the model allows (default true): the same numbers either way. */
+          jit: t.boolean,
+          l2: t.exact(t.partial({ lambda: NonNegative, mode: t.keyof({ loss: null, gradient: null }), includeBias: t.boolean })),
+          shuffle: t.boolean,
+          earlyStopping: EarlyStoppingC,
+        }),
+      ),
+      /** The report's figures for this single run, printed beside ours. */
+      paper: t.exact(t.partial({ valAccuracy: t.number, testAccuracy: t.number, earlyStop: t.union([t.number, t.string]) })),
+      /** For `sweep`: a grid over dotted config paths, and how the table shows it. */
+      sweep: SweepC,
+    }),
+  ]),
+);
 
 export type RawConfig = t.TypeOf<typeof ConfigC>;
 
@@ -109,21 +123,34 @@ export interface ResolvedConfig {
   readonly seed: number;
   readonly backend: 'auto' | 'cpu' | 'gpujs' | 'reference' | 'webgpu';
   readonly data: {
-    readonly labels: LabelKind; readonly normalization: Normalization; readonly trainFraction: number;
-    readonly stratify: boolean; readonly limitTrain?: number; readonly limitTest?: number;
+    readonly labels: LabelKind;
+    readonly normalization: Normalization;
+    readonly trainFraction: number;
+    readonly stratify: boolean;
+    readonly limitTrain?: number;
+    readonly limitTest?: number;
     /** Present only when set (older configs resolve as before). */
     readonly augment?: { readonly crop?: number; readonly flip?: boolean };
   };
   /** The MLP (hidden, activation, init), or with `layers` any sequential architecture (then hidden and activation are unused). */
   readonly model: {
-    readonly hidden: readonly number[]; readonly activation: ActivationName; readonly init: InitName;
-    readonly layers?: readonly LayerSpec[]; readonly input?: readonly number[];
+    readonly hidden: readonly number[];
+    readonly activation: ActivationName;
+    readonly init: InitName;
+    readonly layers?: readonly LayerSpec[];
+    readonly input?: readonly number[];
   };
   readonly training: {
-    readonly epochs: number; readonly batchSize: number; readonly optimizer: OptimizerSpec; readonly l2: L2Options;
-    readonly shuffle: boolean; readonly earlyStopping: EarlyStoppingOptions | false;
+    readonly epochs: number;
+    readonly batchSize: number;
+    readonly optimizer: OptimizerSpec;
+    readonly l2: L2Options;
+    readonly shuffle: boolean;
+    readonly earlyStopping: EarlyStoppingOptions | false;
     /** Present only when set, so configs without them resolve (and are saved) exactly as before. */
-    readonly schedule?: ScheduleSpec; readonly clipNorm?: number; readonly jit?: boolean;
+    readonly schedule?: ScheduleSpec;
+    readonly clipNorm?: number;
+    readonly jit?: boolean;
   };
   readonly sweep?: RawConfig['sweep'];
   readonly paper?: RawConfig['paper'];
@@ -160,19 +187,29 @@ const tooManyEntries = (value: unknown, limit: number): boolean => {
 
 /** At most this many names in one message; the rest are counted. */
 const listed = (names: readonly string[], max = 5): string =>
-  `${names.slice(0, max).map((k) => `'${k}'`).join(', ')}${names.length > max ? ` and ${names.length - max} more` : ''}`;
+  `${names
+    .slice(0, max)
+    .map((k) => `'${k}'`)
+    .join(', ')}${names.length > max ? ` and ${names.length - max} more` : ''}`;
 
 /** Decodes a parsed config object; `Left` names each bad or unknown key. */
 export const decodeConfig = (value: unknown, source = 'config'): E.Either<ConfigError, ResolvedConfig> => {
-  if (value === null || value === undefined) return E.left(new ConfigError(`${source}: the config is empty: it needs at least 'name: …' (see examples/configs/)`));
+  if (value === null || value === undefined)
+    return E.left(new ConfigError(`${source}: the config is empty: it needs at least 'name: …' (see examples/configs/)`));
   if (tooManyEntries(value, MAX_CONFIG_ENTRIES)) {
-    return E.left(new ConfigError(`${source}: the config holds more than ${MAX_CONFIG_ENTRIES} keys and list entries, far more than any config needs: check that this is a tapegrad config (see examples/configs/)`));
+    return E.left(
+      new ConfigError(
+        `${source}: the config holds more than ${MAX_CONFIG_ENTRIES} keys and list entries, far more than any config needs: check that this is a tapegrad config (see examples/configs/)`,
+      ),
+    );
   }
   const decoded = ConfigC.decode(value);
   if (E.isLeft(decoded)) return E.left(new ConfigError(`${source}: invalid config: ${oneLine(describeErrors(decoded.left))}`));
   const extra = unknownKeys(value, decoded.right).filter((k) => !/^sweep\.(grid|keys|points)\b/.test(k));
   if (extra.length > 0) {
-    return E.left(new ConfigError(`${source}: unknown key${extra.length > 1 ? 's' : ''} ${listed(extra)} (check the spelling; see examples/configs/ for every key)`));
+    return E.left(
+      new ConfigError(`${source}: unknown key${extra.length > 1 ? 's' : ''} ${listed(extra)} (check the spelling; see examples/configs/ for every key)`),
+    );
   }
   return E.right(resolve(decoded.right));
 };
@@ -205,7 +242,9 @@ export const resolve = (c: RawConfig): ResolvedConfig => {
       ...(c.data?.augment !== undefined ? { augment: c.data.augment } : {}),
     },
     model: {
-      hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : c.model?.hidden ?? [128], activation: c.model?.activation ?? 'tanh', init: c.model?.init ?? p.init,
+      hidden: typeof c.model?.hidden === 'number' ? [c.model.hidden] : (c.model?.hidden ?? [128]),
+      activation: c.model?.activation ?? 'tanh',
+      init: c.model?.init ?? p.init,
       ...(c.model?.layers !== undefined ? { layers: c.model.layers, input: c.model.input ?? [3072] } : {}),
     },
     training: {
@@ -240,17 +279,28 @@ export const readYamlFile = (file: string, what = 'config'): E.Either<ConfigErro
   let text: string;
   try {
     const size = statSync(file).size;
-    if (size > MAX_CONFIG_BYTES) return E.left(new ConfigError(`${file}: is ${size} bytes, more than the ${MAX_CONFIG_BYTES} a ${what} file may be (the shipped ones are under 2 KiB): check that this is a tapegrad ${what}`));
+    if (size > MAX_CONFIG_BYTES)
+      return E.left(
+        new ConfigError(
+          `${file}: is ${size} bytes, more than the ${MAX_CONFIG_BYTES} a ${what} file may be (the shipped ones are under 2 KiB): check that this is a tapegrad ${what}`,
+        ),
+      );
     text = readFileSync(file, 'utf8');
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return E.left(new ConfigError(`${file}: cannot be read (${code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message})`));
+    return E.left(
+      new ConfigError(`${file}: cannot be read (${code === 'EISDIR' ? 'it is a folder' : code === 'EACCES' ? 'permission denied' : (e as Error).message})`),
+    );
   }
   // Every key or entry needs one of these (a block entry its line, a flow one its comma, a key its colon).
   let marks = 0;
   for (let i = 0; i < text.length; i++) if (':,\n[{?-'.includes(text[i]!)) marks++;
   if (marks > 4 * MAX_CONFIG_ENTRIES) {
-    return E.left(new ConfigError(`${file}: holds more than ${MAX_CONFIG_ENTRIES} keys and list entries (${marks} lines, colons, commas and brackets), far more than any ${what} needs: check that this is a tapegrad ${what}`));
+    return E.left(
+      new ConfigError(
+        `${file}: holds more than ${MAX_CONFIG_ENTRIES} keys and list entries (${marks} lines, colons, commas and brackets), far more than any ${what} needs: check that this is a tapegrad ${what}`,
+      ),
+    );
   }
   const lines = new LineCounter();
   const doc = parseDocument(text, { uniqueKeys: false, lineCounter: lines });
@@ -288,7 +338,6 @@ export const readRawConfig = (file: string): E.Either<ConfigError, RawConfig> =>
   return E.isLeft(checked) ? checked : E.right(value.right as RawConfig);
 };
 
-
 /** Sets a dotted path (`training.optimizer.lr`) in a copy of a plain object. */
 export const setPath = (obj: unknown, path: string, value: unknown): unknown => {
   const [head, ...rest] = path.split('.');
@@ -299,8 +348,7 @@ export const setPath = (obj: unknown, path: string, value: unknown): unknown => 
 type Value = number | string | boolean;
 
 /** The dotted config paths a sweep varies. */
-export const sweepKeys = (sweep: NonNullable<RawConfig['sweep']>): string[] =>
-  'grid' in sweep ? Object.keys(sweep.grid) : sweep.keys;
+export const sweepKeys = (sweep: NonNullable<RawConfig['sweep']>): string[] => ('grid' in sweep ? Object.keys(sweep.grid) : sweep.keys);
 
 /**
  * The runs of a sweep as raw configs: every combination of `grid` (last key
@@ -310,9 +358,7 @@ export const expandGrid = (raw: RawConfig): { values: Value[]; config: RawConfig
   const sweep = raw.sweep;
   if (sweep === undefined) return [];
   const keys = sweepKeys(sweep);
-  const combos: Value[][] = 'grid' in sweep
-    ? keys.reduce<Value[][]>((acc, k) => acc.flatMap((c) => sweep.grid[k]!.map((v) => [...c, v])), [[]])
-    : sweep.points;
+  const combos: Value[][] = 'grid' in sweep ? keys.reduce<Value[][]>((acc, k) => acc.flatMap((c) => sweep.grid[k]!.map((v) => [...c, v])), [[]]) : sweep.points;
   const bad = combos.find((c) => c.length !== keys.length);
   if (bad !== undefined) throw new ConfigError(`sweep point [${bad.join(', ')}] has ${bad.length} values for ${keys.length} keys (${keys.join(', ')})`);
   const { sweep: _s, paper: _p, ...base } = raw;

@@ -40,11 +40,22 @@ export type PortableOptions = Pick<RunOptions, 'dataDir' | 'plots' | 'backend' |
 
 /** What the pool sends a worker (run-worker.ts). */
 export type ToWorker =
-  | { readonly type: 'run'; readonly id: number; readonly config?: ResolvedConfig; readonly outDir?: string; readonly resumeDir?: string; readonly opts: PortableOptions }
+  | {
+      readonly type: 'run';
+      readonly id: number;
+      readonly config?: ResolvedConfig;
+      readonly outDir?: string;
+      readonly resumeDir?: string;
+      readonly opts: PortableOptions;
+    }
   | { readonly type: 'abort' };
 export type FromWorker =
   | { readonly type: 'event'; readonly id: number; readonly event: ProgressEvent }
-  | { readonly type: 'done'; readonly id: number; readonly result: E.Either<{ readonly message: string; readonly diverged?: { readonly dir: string; readonly epoch: number } }, RunResult> };
+  | {
+      readonly type: 'done';
+      readonly id: number;
+      readonly result: E.Either<{ readonly message: string; readonly diverged?: { readonly dir: string; readonly epoch: number } }, RunResult>;
+    };
 
 /** The default number of runs side by side: the cores, at most 4 (each run holds its own copy of the data, ~0.7 GiB). */
 export const defaultJobs = (): number => Math.max(1, Math.min(availableParallelism(), 4));
@@ -58,7 +69,10 @@ export const capJobs = (requested: number, perRunBytes: number, cores = availabl
   const byMemory = Math.max(1, Math.floor((memory * 0.8) / Math.max(perRunBytes, 1)));
   const jobs = Math.max(1, Math.min(requested, cores, byMemory));
   if (jobs === requested) return { jobs };
-  const why = jobs === cores && cores <= byMemory ? `${cores} cores` : `memory for ${byMemory} runs of ~${(perRunBytes / 2 ** 30).toFixed(1)} GiB in 80% of ${(memory / 2 ** 30).toFixed(1)} GiB`;
+  const why =
+    jobs === cores && cores <= byMemory
+      ? `${cores} cores`
+      : `memory for ${byMemory} runs of ~${(perRunBytes / 2 ** 30).toFixed(1)} GiB in 80% of ${(memory / 2 ** 30).toFixed(1)} GiB`;
   return { jobs, note: `--jobs ${requested}: running ${jobs} side by side (this machine has ${why})` };
 };
 
@@ -91,8 +105,7 @@ export interface RunPool {
 }
 
 /** An interrupted run that never started: the sweep sees it as unfinished. */
-const notStarted = (task: RunTask): E.Either<Error, RunResult> =>
-  E.left(new Error(`interrupted before ${task.outDir ?? task.resumeDir ?? 'a run'} started`));
+const notStarted = (task: RunTask): E.Either<Error, RunResult> => E.left(new Error(`interrupted before ${task.outDir ?? task.resumeDir ?? 'a run'} started`));
 
 /**
  * A pool of `jobs` worker threads training runs with `opts` (data folder,
@@ -121,8 +134,12 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
       slot.busy = job;
       const { config, outDir, resumeDir } = job.task;
       const msg: ToWorker = {
-        type: 'run', id: job.id, opts: portable,
-        ...(config !== undefined ? { config } : {}), ...(outDir !== undefined ? { outDir } : {}), ...(resumeDir !== undefined ? { resumeDir } : {}),
+        type: 'run',
+        id: job.id,
+        opts: portable,
+        ...(config !== undefined ? { config } : {}),
+        ...(outDir !== undefined ? { outDir } : {}),
+        ...(resumeDir !== undefined ? { resumeDir } : {}),
       };
       slot.worker.postMessage(msg);
     }
@@ -140,9 +157,15 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
       } else {
         slot.busy = undefined;
         const res = m.result;
-        job.resolve(E.isLeft(res)
-          ? E.left(res.left.diverged !== undefined ? new DivergedError(res.left.diverged.dir, res.left.diverged.epoch, res.left.message) : new Error(res.left.message))
-          : res);
+        job.resolve(
+          E.isLeft(res)
+            ? E.left(
+                res.left.diverged !== undefined
+                  ? new DivergedError(res.left.diverged.dir, res.left.diverged.epoch, res.left.message)
+                  : new Error(res.left.message),
+              )
+            : res,
+        );
         dispatch();
       }
     });
@@ -175,21 +198,30 @@ export const createRunPool = (jobs: number, opts: RunOptions = {}): RunPool => {
         if (lock.pid !== process.pid) continue;
         const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as Record<string, unknown>;
         if (run['status'] === 'running') {
-          writeFileSync(join(dir, '.run.json.exit.tmp'), JSON.stringify({ ...run, status: code === 130 ? 'interrupted' : 'failed', exitCode: code, ended: new Date().toISOString() }, null, 2));
+          writeFileSync(
+            join(dir, '.run.json.exit.tmp'),
+            JSON.stringify({ ...run, status: code === 130 ? 'interrupted' : 'failed', exitCode: code, ended: new Date().toISOString() }, null, 2),
+          );
           renameSync(join(dir, '.run.json.exit.tmp'), join(dir, 'run.json'));
         }
         rmSync(join(dir, 'run.lock'), { force: true });
-      } catch { /* not started yet, or already finished: nothing to record */ }
+      } catch {
+        /* not started yet, or already finished: nothing to record */
+      }
     }
   });
 
   const pool: RunPool = {
     jobs,
-    run: (task) => new Promise((resolve) => {
-      if (aborted) { resolve(notStarted(task)); return; }
-      queue.push({ id: nextId++, task, resolve });
-      dispatch();
-    }),
+    run: (task) =>
+      new Promise((resolve) => {
+        if (aborted) {
+          resolve(notStarted(task));
+          return;
+        }
+        queue.push({ id: nextId++, task, resolve });
+        dispatch();
+      }),
     abort: () => {
       aborted = true;
       for (const job of queue.splice(0)) job.resolve(notStarted(job.task));

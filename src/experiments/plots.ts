@@ -13,7 +13,8 @@ export const curvesSpec = (runs: readonly { label: string; history: readonly Epo
     history.flatMap((h) => [
       { epoch: h.epoch, set: runs.length > 1 ? `${label} train` : 'training', value: metric === 'accuracy' ? h.trainAccuracy * 100 : h.trainLoss },
       { epoch: h.epoch, set: runs.length > 1 ? `${label} validation` : 'validation', value: metric === 'accuracy' ? h.valAccuracy * 100 : h.valLoss },
-    ]));
+    ]),
+  );
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
     title,

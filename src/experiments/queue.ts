@@ -62,8 +62,13 @@ export interface QueueUrl {
 /** Accepts `redis://[user][:password]@host:port[/db]` and `rediss://…` (TLS); anything else is refused by name. */
 export const parseQueueUrl = (url: string): E.Either<Error, QueueUrl> => {
   let u: URL;
-  try { u = new URL(url); } catch { return E.left(new Error(`--queue '${url}' is not a URL: give redis://HOST:PORT (or rediss://… for TLS)`)); }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') return E.left(new Error(`--queue '${u.protocol}…' is not a Redis URL: give redis://HOST:PORT (or rediss://… for TLS)`));
+  try {
+    u = new URL(url);
+  } catch {
+    return E.left(new Error(`--queue '${url}' is not a URL: give redis://HOST:PORT (or rediss://… for TLS)`));
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:')
+    return E.left(new Error(`--queue '${u.protocol}…' is not a Redis URL: give redis://HOST:PORT (or rediss://… for TLS)`));
   if (u.hostname === '') return E.left(new Error('--queue names no host: give redis://HOST:PORT'));
   const shown = new URL(u.href);
   if (shown.password !== '') shown.password = '***';
@@ -71,7 +76,10 @@ export const parseQueueUrl = (url: string): E.Either<Error, QueueUrl> => {
 };
 
 type Bull = typeof import('bullmq');
-interface Libs { readonly bull: Bull; readonly Redis: typeof import('ioredis').Redis }
+interface Libs {
+  readonly bull: Bull;
+  readonly Redis: typeof import('ioredis').Redis;
+}
 
 const loadLibs = async (): Promise<E.Either<Error, Libs>> => {
   try {
@@ -90,10 +98,13 @@ const loadLibs = async (): Promise<E.Either<Error, Libs>> => {
 const connect = async (libs: Libs, q: QueueUrl, persistent: boolean, timeoutMs = 5000): Promise<E.Either<Error, Redis>> => {
   let lastError = '';
   const redis = new libs.Redis(q.url, {
-    maxRetriesPerRequest: null, lazyConnect: true,
+    maxRetriesPerRequest: null,
+    lazyConnect: true,
     retryStrategy: persistent ? (times: number) => Math.min(times * 200, 2000) : () => null,
   });
-  redis.on('error', (e: Error) => { lastError = e.message; });
+  redis.on('error', (e: Error) => {
+    lastError = e.message;
+  });
   const timer = new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), timeoutMs).unref());
   try {
     const r = await Promise.race([redis.connect().then(() => redis.ping()), timer]);
@@ -102,7 +113,9 @@ const connect = async (libs: Libs, q: QueueUrl, persistent: boolean, timeoutMs =
   } catch (e) {
     redis.disconnect();
     const why = (lastError || (e as Error).message).split('\n')[0]!.replace(q.url, q.shown);
-    return E.left(new Error(`cannot reach Redis at ${q.shown} (${why}): start redis-server there, or check --queue (host, port, password, redis:// or rediss://)`));
+    return E.left(
+      new Error(`cannot reach Redis at ${q.shown} (${why}): start redis-server there, or check --queue (host, port, password, redis:// or rediss://)`),
+    );
   }
 };
 
@@ -110,8 +123,7 @@ const connect = async (libs: Libs, q: QueueUrl, persistent: boolean, timeoutMs =
 // What a job is
 
 /** This tapegrad's version (a job made by another is refused). */
-export const tapegradVersion = (): string =>
-  (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+export const tapegradVersion = (): string => (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 /** One checksum of the data a run reads (train.bin and test.bin), so workers on other data are caught. */
 export const dataChecksum = async (dir: string): Promise<string> => {
@@ -121,16 +133,18 @@ export const dataChecksum = async (dir: string): Promise<string> => {
 
 const ValueC = t.union([t.number, t.string, t.boolean]);
 /** What a job carries: where, which row, the config to run, and what made it. */
-export const JobDataC = t.exact(t.type({
-  format: t.literal(JOB_FORMAT),
-  sweepId: t.string,
-  sweepDir: t.string,
-  row: t.number,
-  values: t.array(ValueC),
-  config: t.unknown,
-  version: t.string,
-  dataSha256: t.string,
-}));
+export const JobDataC = t.exact(
+  t.type({
+    format: t.literal(JOB_FORMAT),
+    sweepId: t.string,
+    sweepDir: t.string,
+    row: t.number,
+    values: t.array(ValueC),
+    config: t.unknown,
+    version: t.string,
+    dataSha256: t.string,
+  }),
+);
 export type JobData = t.TypeOf<typeof JobDataC>;
 
 /** A sweep's id: its folder and its config, so the same config into another folder is another sweep. */
@@ -142,7 +156,11 @@ export const jobIdOf = (sweepId: string, row: number, c: ResolvedConfig): string
 /** A sweep's rows, each decoded: the configs the jobs carry. */
 const sweepRows = (raw: RawConfig): E.Either<Error, { values: (number | string | boolean)[]; config: ResolvedConfig }[]> => {
   let combos: ReturnType<typeof expandGrid>;
-  try { combos = expandGrid(raw); } catch (e) { return E.left(e as Error); }
+  try {
+    combos = expandGrid(raw);
+  } catch (e) {
+    return E.left(e as Error);
+  }
   const rows: { values: (number | string | boolean)[]; config: ResolvedConfig }[] = [];
   for (const c of combos) {
     const d = decodeConfig(c.config, `${raw.name} with ${c.values.join(', ')}`);
@@ -176,7 +194,12 @@ export interface EnqueueResult {
  * worker). Idempotent: rows with a result and jobs the queue holds are left
  * alone, failed jobs are put back. Writes the table when every run has finished.
  */
-export const enqueueSweep = async (raw: RawConfig, dir: string, queueUrl: string, opts: { readonly dataDir?: string } = {}): Promise<E.Either<Error, EnqueueResult>> => {
+export const enqueueSweep = async (
+  raw: RawConfig,
+  dir: string,
+  queueUrl: string,
+  opts: { readonly dataDir?: string } = {},
+): Promise<E.Either<Error, EnqueueResult>> => {
   if (raw.sweep === undefined) return E.left(new Error(`config '${raw.name}' has no 'sweep:' section: use 'tapegrad train' for a single run`));
   const q = parseQueueUrl(queueUrl);
   if (E.isLeft(q)) return q;
@@ -196,22 +219,41 @@ export const enqueueSweep = async (raw: RawConfig, dir: string, queueUrl: string
   const redis = await connect(libs.right, q.right, false);
   if (E.isLeft(redis)) return redis;
   const queue = new libs.right.bull.Queue(QUEUE_NAME, { connection: redis.right });
-  let added = 0, queued = 0, retried = 0, finished = 0;
+  let added = 0,
+    queued = 0,
+    retried = 0,
+    finished = 0;
   try {
     for (const [row, { values, config }] of rows.right.entries()) {
-      if (existsSync(join(abs, runFolderName(row, values), 'result.json'))) { finished++; continue; }
+      if (existsSync(join(abs, runFolderName(row, values), 'result.json'))) {
+        finished++;
+        continue;
+      }
       const id = jobIdOf(sweepId, row, config);
       const held = await queue.getJob(id);
       if (held !== undefined) {
         const state = await held.getState();
-        if (state === 'failed') { await held.retry('failed'); retried++; continue; }
-        if (state !== 'completed') { queued++; continue; }
+        if (state === 'failed') {
+          await held.retry('failed');
+          retried++;
+          continue;
+        }
+        if (state !== 'completed') {
+          queued++;
+          continue;
+        }
         // Done in the queue, yet no result on disk (the folder was removed and made again): run it again.
         await held.remove();
       }
       const data: JobData = { format: JOB_FORMAT, sweepId, sweepDir: abs, row, values, config, ...provenance };
       // removeOn*: false keeps every job's record, so enqueueing again finds it instead of running the row twice.
-      await queue.add('run', data, { jobId: id, attempts: ATTEMPTS, backoff: { type: 'exponential', delay: 5000 }, removeOnComplete: false, removeOnFail: false });
+      await queue.add('run', data, {
+        jobId: id,
+        attempts: ATTEMPTS,
+        backoff: { type: 'exponential', delay: 5000 },
+        removeOnComplete: false,
+        removeOnFail: false,
+      });
       added++;
     }
   } catch (e) {
@@ -242,7 +284,11 @@ export const finishSweep = async (dir: string, dataDir?: string): Promise<E.Eith
   const raw = readSweepConfig(dir);
   if (E.isLeft(raw)) return raw;
   let combos: ReturnType<typeof expandGrid>;
-  try { combos = expandGrid(raw.right); } catch (e) { return E.left(e as Error); }
+  try {
+    combos = expandGrid(raw.right);
+  } catch (e) {
+    return E.left(e as Error);
+  }
   if (combos.some((c, i) => !existsSync(join(dir, runFolderName(i, c.values), 'result.json')))) return E.right('pending');
   // Another finisher holding the sweep's lock is writing the same table: leave it to it.
   const r = await runSweep(raw.right, { outDir: dir, collectOnly: true, reuseFinished: true });
@@ -301,24 +347,48 @@ export const sweepStatus = async (dir: string, queueUrl: string): Promise<E.Eith
     for (const [row, { values, config }] of rows.right.entries()) {
       const done = readFinishedRun(join(abs, runFolderName(row, values)));
       if (done !== undefined) {
-        out.push(E.isRight(done) ? { row, values, state: 'finished', detail: `validation ${pct(done.right.valAccuracy)}, test ${pct(done.right.testAccuracy)}` }
-          : done.left instanceof DivergedError ? { row, values, state: 'diverged', detail: `diverged at epoch ${done.left.epoch}` }
-          : { row, values, state: 'failed', detail: done.left.message });
+        out.push(
+          E.isRight(done)
+            ? { row, values, state: 'finished', detail: `validation ${pct(done.right.valAccuracy)}, test ${pct(done.right.testAccuracy)}` }
+            : done.left instanceof DivergedError
+              ? { row, values, state: 'diverged', detail: `diverged at epoch ${done.left.epoch}` }
+              : { row, values, state: 'failed', detail: done.left.message },
+        );
         continue;
       }
       const job = await queue.getJob(jobIdOf(sweepId, row, config));
-      if (job === undefined) { out.push({ row, values, state: 'not queued', detail: 'not in the queue: run tapegrad sweep --queue again to enqueue it' }); continue; }
+      if (job === undefined) {
+        out.push({ row, values, state: 'not queued', detail: 'not in the queue: run tapegrad sweep --queue again to enqueue it' });
+        continue;
+      }
       const state = await job.getState();
       const p = job.progress as { epoch?: unknown; epochs?: unknown };
-      const progress = typeof p === 'object' && p !== null && typeof p.epoch === 'number' && typeof p.epochs === 'number' ? { epoch: p.epoch, epochs: p.epochs } : undefined;
+      const progress =
+        typeof p === 'object' && p !== null && typeof p.epoch === 'number' && typeof p.epochs === 'number' ? { epoch: p.epoch, epochs: p.epochs } : undefined;
       if (state === 'active') {
-        out.push({ row, values, state: 'running', detail: `${job.processedBy ?? 'a worker'}${progress ? `, epoch ${progress.epoch}/${progress.epochs}` : ''}`, ...(progress ? { progress } : {}) });
+        out.push({
+          row,
+          values,
+          state: 'running',
+          detail: `${job.processedBy ?? 'a worker'}${progress ? `, epoch ${progress.epoch}/${progress.epochs}` : ''}`,
+          ...(progress ? { progress } : {}),
+        });
       } else if (state === 'failed') {
         out.push({ row, values, state: 'failed', detail: `${job.failedReason} (after ${job.attemptsMade} attempts)` });
       } else if (state === 'completed') {
-        out.push({ row, values, state: 'failed', detail: `the queue says done, but ${join(abs, runFolderName(row, values))} holds no result: is the folder shared with the workers?` });
+        out.push({
+          row,
+          values,
+          state: 'failed',
+          detail: `the queue says done, but ${join(abs, runFolderName(row, values))} holds no result: is the folder shared with the workers?`,
+        });
       } else {
-        out.push({ row, values, state: 'queued', detail: `${state}${job.attemptsStarted > 0 ? `, started ${job.attemptsStarted} times so far` : ''}${progress ? `, ${progress.epoch} epochs saved` : ''}` });
+        out.push({
+          row,
+          values,
+          state: 'queued',
+          detail: `${state}${job.attemptsStarted > 0 ? `, started ${job.attemptsStarted} times so far` : ''}${progress ? `, ${progress.epoch} epochs saved` : ''}`,
+        });
       }
     }
     return E.right({ dir: abs, sweepId, rows: out, table: existsSync(join(abs, 'table.md')) ? join(abs, 'table.md') : undefined });
@@ -369,12 +439,20 @@ const breakLock = (runDir: string, holder: LockInfo): void => {
   const file = join(runDir, 'run.json');
   try {
     const run = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    if (run['status'] === 'running') writeFileAtomic(file, JSON.stringify({ ...run, status: 'killed', killedProcess: holder.pid, killedHost: holder.host, detected: new Date().toISOString() }, null, 2));
-  } catch { /* no run.json yet: nothing to record */ }
+    if (run['status'] === 'running')
+      writeFileAtomic(
+        file,
+        JSON.stringify({ ...run, status: 'killed', killedProcess: holder.pid, killedHost: holder.host, detected: new Date().toISOString() }, null, 2),
+      );
+  } catch {
+    /* no run.json yet: nothing to record */
+  }
   try {
     const now = JSON.parse(readFileSync(join(runDir, RUN_LOCK), 'utf8')) as LockInfo;
     if (now.pid === holder.pid && now.host === holder.host && now.started === holder.started) rmSync(join(runDir, RUN_LOCK), { force: true });
-  } catch { /* gone already */ }
+  } catch {
+    /* gone already */
+  }
 };
 
 /**
@@ -397,16 +475,43 @@ export const runWorker = async (queueUrl: string, opts: WorkerOptions = {}): Pro
   if (E.isLeft(redis)) return redis;
   const say = (line: string) => opts.onLine?.(line);
   let lastRedisError = '';
-  redis.right.on('error', (e: Error) => { if (e.message !== lastRedisError) { lastRedisError = e.message; say(`Redis at ${q.right.shown}: ${e.message.replace(q.right.url, q.right.shown)} (reconnecting)`); } });
-  redis.right.on('ready', () => { if (lastRedisError !== '') { lastRedisError = ''; say(`Redis at ${q.right.shown}: connected again`); } });
+  redis.right.on('error', (e: Error) => {
+    if (e.message !== lastRedisError) {
+      lastRedisError = e.message;
+      say(`Redis at ${q.right.shown}: ${e.message.replace(q.right.url, q.right.shown)} (reconnecting)`);
+    }
+  });
+  redis.right.on('ready', () => {
+    if (lastRedisError !== '') {
+      lastRedisError = '';
+      say(`Redis at ${q.right.shown}: connected again`);
+    }
+  });
 
-  const pool: RunPool = createRunPool(jobs, { dataDir: dataDir.right, ...(opts.backend !== undefined ? { backend: opts.backend } : {}), ...(opts.plots !== undefined ? { plots: opts.plots } : {}) });
+  const pool: RunPool = createRunPool(jobs, {
+    dataDir: dataDir.right,
+    ...(opts.backend !== undefined ? { backend: opts.backend } : {}),
+    ...(opts.plots !== undefined ? { plots: opts.plots } : {}),
+  });
   let stopping = false;
   let refused: string | undefined;
-  let trained = 0, interrupted = 0;
+  let trained = 0,
+    interrupted = 0;
   let stop: () => void = () => undefined;
-  const stopped = new Promise<void>((res) => { stop = () => { stopping = true; res(); }; });
-  opts.signal?.addEventListener('abort', () => { stop(); pool.abort(); }, { once: true });
+  const stopped = new Promise<void>((res) => {
+    stop = () => {
+      stopping = true;
+      res();
+    };
+  });
+  opts.signal?.addEventListener(
+    'abort',
+    () => {
+      stop();
+      pool.abort();
+    },
+    { once: true },
+  );
 
   /** Puts a job back for another worker (or this one later) without using up an attempt. */
   const putBack = async (job: Job, token: string | undefined, delayMs: number): Promise<never> => {
@@ -420,7 +525,8 @@ export const runWorker = async (queueUrl: string, opts: WorkerOptions = {}): Pro
     if (E.isLeft(d)) throw new UnrecoverableError(`job ${job.id} is not a tapegrad job (${describeErrors(d.left)})`);
     const data = d.right;
     if (data.version !== here.version || data.dataSha256 !== here.dataSha256) {
-      refused = `job ${job.id} of ${data.sweepDir} was made by tapegrad ${data.version} for data ${data.dataSha256.slice(0, 12)}…, but this worker is tapegrad ${here.version} ` +
+      refused =
+        `job ${job.id} of ${data.sweepDir} was made by tapegrad ${data.version} for data ${data.dataSha256.slice(0, 12)}…, but this worker is tapegrad ${here.version} ` +
         `with data ${here.dataSha256.slice(0, 12)}… (${dataDir.right}): start workers with the sweep's tapegrad version and data (--data); the job stays queued for them`;
       stop();
       return putBack(job, token, 2000);
@@ -439,21 +545,23 @@ export const runWorker = async (queueUrl: string, opts: WorkerOptions = {}): Pro
     const mine = rows.right[data.row];
     const diff = mine === undefined ? ['row'] : configDiff(mine.config, config);
     if (!Number.isInteger(data.row) || mine === undefined || diff.length > 0) {
-      throw new UnrecoverableError(`job ${job.id}: its config is not row ${data.row + 1} of the sweep in ${data.sweepDir} (${diff.slice(0, 3).join('; ')}): enqueue the sweep again with tapegrad sweep --queue`);
+      throw new UnrecoverableError(
+        `job ${job.id}: its config is not row ${data.row + 1} of the sweep in ${data.sweepDir} (${diff.slice(0, 3).join('; ')}): enqueue the sweep again with tapegrad sweep --queue`,
+      );
     }
     const runDir = join(data.sweepDir, runFolderName(data.row, data.values));
     const label = `row ${data.row + 1}/${rows.right.length} (${data.values.join(', ')})`;
     const done = readFinishedRun(runDir);
-    const summary = (r: E.Either<Error, RunResult>) => E.isRight(r)
-      ? { outcome: 'finished', valAccuracy: r.right.valAccuracy, testAccuracy: r.right.testAccuracy }
-      : { outcome: 'diverged' };
+    const summary = (r: E.Either<Error, RunResult>) =>
+      E.isRight(r) ? { outcome: 'finished', valAccuracy: r.right.valAccuracy, testAccuracy: r.right.testAccuracy } : { outcome: 'diverged' };
     const afterRun = async () => {
       const f = await finishSweep(data.sweepDir, dataDir.right);
       if (E.isLeft(f)) say(`${data.sweepDir}: the table could not be written: ${f.left.message}`);
       else if (f.right === 'written') {
         say(`${data.sweepDir}: every run finished; table written: ${join(data.sweepDir, 'table.md')}`);
         const report = join(dirname(data.sweepDir), 'report.md');
-        if (existsSync(join(dirname(data.sweepDir), REPORT_QUEUE_FILE)) && existsSync(report)) say(`every table of the report finished; report written: ${report}`);
+        if (existsSync(join(dirname(data.sweepDir), REPORT_QUEUE_FILE)) && existsSync(report))
+          say(`every table of the report finished; report written: ${report}`);
       }
     };
     if (done !== undefined) {
@@ -507,23 +615,37 @@ export const runWorker = async (queueUrl: string, opts: WorkerOptions = {}): Pro
     }
     if (E.isRight(result) && result.right.interrupted) throw new Error(`${runDir}: the run stopped before its end`);
     trained++;
-    say(E.isRight(result) ? `${label}: trained: validation ${pct(result.right.valAccuracy)}, test ${pct(result.right.testAccuracy)} (${result.right.seconds.toFixed(1)} s)`
-      : `${label}: trained: diverged at epoch ${(result.left as DivergedError).epoch}`);
+    say(
+      E.isRight(result)
+        ? `${label}: trained: validation ${pct(result.right.valAccuracy)}, test ${pct(result.right.testAccuracy)} (${result.right.seconds.toFixed(1)} s)`
+        : `${label}: trained: diverged at epoch ${(result.left as DivergedError).epoch}`,
+    );
     await afterRun();
     return summary(result);
   };
 
   const worker: Worker = new libs.right.bull.Worker(QUEUE_NAME, processor, {
-    connection: redis.right, concurrency: jobs, lockDuration, stalledInterval: opts.stalledIntervalMs ?? 30_000,
+    connection: redis.right,
+    concurrency: jobs,
+    lockDuration,
+    stalledInterval: opts.stalledIntervalMs ?? 30_000,
     // A job whose worker dies more than this many times is failed rather than tried for ever.
     maxStalledCount: 3,
     name: `${hostname()}:${process.pid}`,
   });
-  worker.on('error', (e) => { if (e.message !== lastRedisError) { lastRedisError = e.message; say(`queue: ${e.message.replace(q.right.url, q.right.shown)}`); } });
-  worker.on('failed', (job, err) => {
-    if (job !== undefined && err.name !== 'DelayedError') say(`job ${job.id}: failed (attempt ${job.attemptsMade} of ${job.opts.attempts ?? 1}): ${err.message}`);
+  worker.on('error', (e) => {
+    if (e.message !== lastRedisError) {
+      lastRedisError = e.message;
+      say(`queue: ${e.message.replace(q.right.url, q.right.shown)}`);
+    }
   });
-  say(`worker ${hostname()}:${process.pid} on ${q.right.shown}: tapegrad ${here.version}, data ${here.dataSha256.slice(0, 12)}… (${dataDir.right}), ${jobs} run${jobs > 1 ? 's' : ''} at a time`);
+  worker.on('failed', (job, err) => {
+    if (job !== undefined && err.name !== 'DelayedError')
+      say(`job ${job.id}: failed (attempt ${job.attemptsMade} of ${job.opts.attempts ?? 1}): ${err.message}`);
+  });
+  say(
+    `worker ${hostname()}:${process.pid} on ${q.right.shown}: tapegrad ${here.version}, data ${here.dataSha256.slice(0, 12)}… (${dataDir.right}), ${jobs} run${jobs > 1 ? 's' : ''} at a time`,
+  );
   await stopped;
   pool.abort();
   await worker.close();

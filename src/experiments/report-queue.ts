@@ -10,7 +10,14 @@ import { sealJson, writeFileAtomic } from '../nn/index.js';
 import { configDiff } from './config.js';
 import { enqueueSweep } from './queue.js';
 import {
-  finishQueuedReport, readQueuedReport, readSectionConfigs, REPORT_QUEUE_FILE, REPORT_QUEUE_FORMAT, SECTIONS, type ReproduceOptions, type Section,
+  finishQueuedReport,
+  readQueuedReport,
+  readSectionConfigs,
+  REPORT_QUEUE_FILE,
+  REPORT_QUEUE_FORMAT,
+  SECTIONS,
+  type ReproduceOptions,
+  type Section,
 } from './reproduce.js';
 import { fsMessage } from './runfolder.js';
 
@@ -20,16 +27,27 @@ import { fsMessage } from './runfolder.js';
  * with other settings is refused, and the worker that finishes the last
  * section's table writes report.md (finishQueuedReport).
  */
-export const enqueueReport = async (outDir: string, queueUrl: string, opts: ReproduceOptions = {}): Promise<E.Either<Error, { dir: string; sections: { section: Section; added: number; queued: number; finished: number; rows: number }[] }>> => {
+export const enqueueReport = async (
+  outDir: string,
+  queueUrl: string,
+  opts: ReproduceOptions = {},
+): Promise<E.Either<Error, { dir: string; sections: { section: Section; added: number; queued: number; finished: number; rows: number }[] }>> => {
   const dir = resolve(outDir);
   try {
     if (existsSync(dir) && !statSync(dir).isDirectory()) return E.left(new Error(`${dir} is a file, not a folder: choose another --out`));
     if (existsSync(join(dir, 'report.md'))) return E.left(new Error(`${dir} holds a finished report, which is never overwritten: choose another --out`));
-    const foreign = existsSync(dir) ? readdirSync(dir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.') && f !== REPORT_QUEUE_FILE && !f.endsWith('.lock')) : [];
-    if (foreign.length > 0) return E.left(new Error(`${dir} is not empty and is not a tapegrad report folder (it holds ${foreign.slice(0, 3).join(', ')}): choose a new or empty folder for --out`));
+    const foreign = existsSync(dir)
+      ? readdirSync(dir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.') && f !== REPORT_QUEUE_FILE && !f.endsWith('.lock'))
+      : [];
+    if (foreign.length > 0)
+      return E.left(
+        new Error(
+          `${dir} is not empty and is not a tapegrad report folder (it holds ${foreign.slice(0, 3).join(', ')}): choose a new or empty folder for --out`,
+        ),
+      );
     // The queue takes the tables' sweeps; the recipes (beyond) are single long runs, run where `reproduce --only beyond` is started.
     if (opts.only !== undefined && opts.only.length > 0 && opts.only.every((s) => s === 'beyond')) {
-      return E.left(new Error('the beyond section\'s recipes are not queued: run them with `tapegrad reproduce --only beyond` (without --queue)'));
+      return E.left(new Error("the beyond section's recipes are not queued: run them with `tapegrad reproduce --only beyond` (without --queue)"));
     }
     const sections = (opts.only ?? SECTIONS).filter((s) => s !== 'beyond');
     const configs = readSectionConfigs(sections, opts);
@@ -41,7 +59,12 @@ export const enqueueReport = async (outDir: string, queueUrl: string, opts: Repr
       if (E.isLeft(stored)) return stored;
       const { since: _s, ...kept } = stored.right;
       const diff = configDiff({ ...kept, format: REPORT_QUEUE_FORMAT }, record);
-      if (diff.length > 0) return E.left(new Error(`${dir} holds a queued report of other settings (${diff.slice(0, 3).join('; ')}): enqueue it again with the same flags, or choose another --out`));
+      if (diff.length > 0)
+        return E.left(
+          new Error(
+            `${dir} holds a queued report of other settings (${diff.slice(0, 3).join('; ')}): enqueue it again with the same flags, or choose another --out`,
+          ),
+        );
     } else {
       mkdirSync(dir, { recursive: true });
       writeFileAtomic(file, sealJson({ ...record, since: new Date().toISOString() }, 2));

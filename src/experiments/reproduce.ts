@@ -32,10 +32,12 @@ export type Section = (typeof SECTIONS)[number];
 /** The report's sections that are sweeps of a table config (tableN.yaml). */
 const TABLE_SWEEPS = ['table3', 'table4', 'table5', 'table6', 'table7', 'table8'] as const;
 
-const ReproduceFileC = t.exact(t.intersection([
-  t.type({ sections: t.array(t.keyof(Object.fromEntries(SECTIONS.map((k) => [k, null])) as Record<Section, null>)) }),
-  t.partial({ recipes: t.array(t.string) }),
-]));
+const ReproduceFileC = t.exact(
+  t.intersection([
+    t.type({ sections: t.array(t.keyof(Object.fromEntries(SECTIONS.map((k) => [k, null])) as Record<Section, null>)) }),
+    t.partial({ recipes: t.array(t.string) }),
+  ]),
+);
 
 /** A reproduce config: the sections to run and, for `beyond`, the recipe config files (names in the configs folder). */
 export interface ReproduceFile {
@@ -60,14 +62,23 @@ export const readSections = (file: string): E.Either<ConfigError, Section[]> => 
 
 /** Which of the report's figures each table's best run draws. */
 const FIGURES: Partial<Record<Section, string>> = {
-  table3: 'Figures 1–2', table4: 'Figures 3–4', table5: 'Figures 5–6', table6: 'Figures 7–8', table7: 'Figures 9–10', table8: 'Figures 11–12',
+  table3: 'Figures 1–2',
+  table4: 'Figures 3–4',
+  table5: 'Figures 5–6',
+  table6: 'Figures 7–8',
+  table7: 'Figures 9–10',
+  table8: 'Figures 11–12',
 };
 
 /** The report's Table 2, for the page (its published figures). */
 const PAPER_TABLE2 = [
-  ['Output bias', 0.050005450, 0.050005540], ['Output bias', -0.050007452, -0.050007740], ['Hidden bias', -0.001354726, -0.001354793],
-  ['Hidden to output', 0.001833257, 0.001833293], ['Hidden to output', -0.001040988, -0.001041008],
-  ['Input to hidden', -0.000608575, -0.000608623], ['Input to hidden', -0.000534352, -0.000534341],
+  ['Output bias', 0.05000545, 0.05000554],
+  ['Output bias', -0.050007452, -0.05000774],
+  ['Hidden bias', -0.001354726, -0.001354793],
+  ['Hidden to output', 0.001833257, 0.001833293],
+  ['Hidden to output', -0.001040988, -0.001041008],
+  ['Input to hidden', -0.000608575, -0.000608623],
+  ['Input to hidden', -0.000534352, -0.000534341],
 ] as const;
 
 export interface ReproduceOptions extends RunOptions {
@@ -109,13 +120,24 @@ export const reproduce = async (outDir: string, opts: ReproduceOptions = {}): Pr
   }
 };
 
-const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: RunLock[]): Promise<E.Either<Error, { report: string; sweeps: SweepResult[] }>> => {
+const reproduceUnguarded = async (
+  outDir: string,
+  opts: ReproduceOptions,
+  held: RunLock[],
+): Promise<E.Either<Error, { report: string; sweeps: SweepResult[] }>> => {
   const t0 = performance.now();
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) return E.left(new Error(`${outDir} is a file, not a folder: choose another --out`));
   if (existsSync(join(outDir, 'report.md'))) return E.left(new Error(`${outDir} holds a finished report, which is never overwritten: choose another --out`));
   // Only a report's own folder is continued: someone else's files are never mixed with (or overwritten by) a report.
-  const foreign = existsSync(outDir) ? readdirSync(outDir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.') && f !== REPORT_QUEUE_FILE && !f.endsWith('.lock')) : [];
-  if (foreign.length > 0) return E.left(new Error(`${outDir} is not empty and is not a tapegrad report folder (it holds ${foreign.slice(0, 3).join(', ')}): choose a new or empty folder for --out`));
+  const foreign = existsSync(outDir)
+    ? readdirSync(outDir).filter((f) => !(SECTIONS as readonly string[]).includes(f) && !f.startsWith('.') && f !== REPORT_QUEUE_FILE && !f.endsWith('.lock'))
+    : [];
+  if (foreign.length > 0)
+    return E.left(
+      new Error(
+        `${outDir} is not empty and is not a tapegrad report folder (it holds ${foreign.slice(0, 3).join(', ')}): choose a new or empty folder for --out`,
+      ),
+    );
   mkdirSync(outDir, { recursive: true });
   const sections = opts.only ?? SECTIONS;
   const dataDir = await ensureCifar100(opts.dataDir);
@@ -167,7 +189,11 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
   // Run again into the same folder after an interruption, finished sections are read back.
   const startSweep = (section: Section, cfg: RawConfig) =>
     runSweep(cfg, {
-      ...opts, dataCache, outDir: join(outDir, section), reuseFinished: true, ...(opts.fromQueue !== undefined ? { collectOnly: true } : {}),
+      ...opts,
+      dataCache,
+      outDir: join(outDir, section),
+      reuseFinished: true,
+      ...(opts.fromQueue !== undefined ? { collectOnly: true } : {}),
       onRunEvent: (i, n, values, e) => opts.onRunEvent?.(section, i, n, values, e),
     });
   // With a pool, every section's runs join one queue now, so no core idles at the
@@ -180,20 +206,33 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
     opts.onSection?.(section);
     if (section === 'table1') {
       const t1 = paperTable1(train.right, 0);
-      parts.push(`## Table 1: mean and standard deviation of one normalized image\n\nTraining image ${t1.image}, each channel z-scored on its own (population std).\n\n` +
-        `| Channel | Mean (ours) | Std (ours) | Mean (paper) | Std (paper) |\n|---|---|---|---|---|\n` +
-        t1.rows.map((r) => `| ${r.channel} | ${r.mean.toExponential(2)} | ${r.std.toFixed(6)} | 0.0 | 1.0 |`).join('\n'));
+      parts.push(
+        `## Table 1: mean and standard deviation of one normalized image\n\nTraining image ${t1.image}, each channel z-scored on its own (population std).\n\n` +
+          `| Channel | Mean (ours) | Std (ours) | Mean (paper) | Std (paper) |\n|---|---|---|---|---|\n` +
+          t1.rows.map((r) => `| ${r.channel} | ${r.mean.toExponential(2)} | ${r.std.toFixed(6)} | 0.0 | 1.0 |`).join('\n'),
+      );
       continue;
     }
     if (section === 'table2') {
-      const batch = sliceRows(cifarSet(train.right, Int32Array.from({ length: 128 }, (_, i) => i), 'coarse', 'per-image'), 0, 128);
+      const batch = sliceRows(
+        cifarSet(
+          train.right,
+          Int32Array.from({ length: 128 }, (_, i) => i),
+          'coarse',
+          'per-image',
+        ),
+        0,
+        128,
+      );
       const rows = paperGradientCheck(batch.x, batch.y, { seed: 1 });
       const worst = Math.max(...rows.map((r) => r.absDiff));
-      parts.push(`## Table 2: numerical vs back-propagated gradients (ε = 0.01)\n\n3072→128→20 tanh network, the report's initializer, the first 128 training images, float64.\n\n` +
-        `| Weight type | Weight | Numerical | Backprop | Absolute difference |\n|---|---|---|---|---|\n` +
-        rows.map((r) => `| ${r.weightType} | ${r.where} | ${num(r.numerical)} | ${num(r.backprop)} | ${r.absDiff.toExponential(2)} |`).join('\n') +
-        `\n\nLargest difference ${worst.toExponential(2)} ${worst < 1e-4 ? '<' : '≥'} ε² = 1e-4.\n\nThe report's Table 2:\n\n| Weight type | Numerical | Backprop |\n|---|---|---|\n` +
-        PAPER_TABLE2.map(([w, n, b]) => `| ${w} | ${num(n)} | ${num(b)} |`).join('\n'));
+      parts.push(
+        `## Table 2: numerical vs back-propagated gradients (ε = 0.01)\n\n3072→128→20 tanh network, the report's initializer, the first 128 training images, float64.\n\n` +
+          `| Weight type | Weight | Numerical | Backprop | Absolute difference |\n|---|---|---|---|---|\n` +
+          rows.map((r) => `| ${r.weightType} | ${r.where} | ${num(r.numerical)} | ${num(r.backprop)} | ${r.absDiff.toExponential(2)} |`).join('\n') +
+          `\n\nLargest difference ${worst.toExponential(2)} ${worst < 1e-4 ? '<' : '≥'} ε² = 1e-4.\n\nThe report's Table 2:\n\n| Weight type | Numerical | Backprop |\n|---|---|---|\n` +
+          PAPER_TABLE2.map(([w, n, b]) => `| ${w} | ${num(n)} | ${num(b)} |`).join('\n'),
+      );
       summary.push(`| Table 2 | largest difference ${worst.toExponential(2)} | all < 1e-4 | ${worst < 1e-4 ? 'yes' : 'no'} |`);
       continue;
     }
@@ -221,9 +260,11 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
       });
       const b = beyondMarkdown(outcomes, paperRows.right, ours, (f) => relative(outDir, f), existsSync);
       summary.push(...b.summary);
-      parts.push("## Beyond the report: recipes\n\nConfigs that go past the report's MLPs and training (listed under `recipes:` in the configs' reproduce.yaml), " +
-        "each one run with the same machinery as the tables, beside the report's best rows for the same labels (its published numbers, from the table configs)" +
-        `${ours.length > 0 ? ' and the best rows of the tables this report ran' : ''}.\n\n${b.markdown}`);
+      parts.push(
+        "## Beyond the report: recipes\n\nConfigs that go past the report's MLPs and training (listed under `recipes:` in the configs' reproduce.yaml), " +
+          "each one run with the same machinery as the tables, beside the report's best rows for the same labels (its published numbers, from the table configs)" +
+          `${ours.length > 0 ? ' and the best rows of the tables this report ran' : ''}.\n\n${b.markdown}`,
+      );
       continue;
     }
     const cfg = configs.get(section);
@@ -236,18 +277,24 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
     const best = sw.right.best;
     if (best === undefined) {
       summary.push(`| ${sw.right.title} | every run diverged | — | no |`);
-      parts.push(`## ${sw.right.title}\n\n${cfg.description ?? ''}\n\n${sw.right.markdown}\n\nEvery run of this table diverged, so it has no best row and no figures.`);
+      parts.push(
+        `## ${sw.right.title}\n\n${cfg.description ?? ''}\n\n${sw.right.markdown}\n\nEvery run of this table diverged, so it has no best row and no figures.`,
+      );
       continue;
     }
     const paperBest = Math.max(...(cfg.sweep?.paper ?? []).map((p) => p.valAccuracy));
     const ours = best.valAccuracy * 100;
     const within = Number.isFinite(paperBest) ? Math.abs(ours - paperBest) <= 2 : undefined;
-    summary.push(`| ${sw.right.title} | ${ours.toFixed(2)}% (${best.values.join(', ')}) | ${Number.isFinite(paperBest) ? `${paperBest.toFixed(2)}%` : '—'} | ${within === undefined ? '—' : within ? 'yes' : 'no'} |`);
-    parts.push(`## ${sw.right.title}\n\n${cfg.description ?? ''}\n\n${sw.right.markdown}\n\n` +
-      `Best row: ${best.values.join(', ')} — validation ${(best.valAccuracy * 100).toFixed(2)}%, test ${(best.testAccuracy * 100).toFixed(2)}%` +
-      `${best.paper?.testAccuracy !== undefined ? ` (paper: test ${best.paper.testAccuracy.toFixed(2)}%)` : ''}.\n\n` +
-      `${FIGURES[section] ?? 'Figures'} (ours): training and validation accuracy and loss of the best row.\n\n` +
-      `![accuracy](${rel('best-accuracy.png')})\n\n![loss](${rel('best-loss.png')})`);
+    summary.push(
+      `| ${sw.right.title} | ${ours.toFixed(2)}% (${best.values.join(', ')}) | ${Number.isFinite(paperBest) ? `${paperBest.toFixed(2)}%` : '—'} | ${within === undefined ? '—' : within ? 'yes' : 'no'} |`,
+    );
+    parts.push(
+      `## ${sw.right.title}\n\n${cfg.description ?? ''}\n\n${sw.right.markdown}\n\n` +
+        `Best row: ${best.values.join(', ')} — validation ${(best.valAccuracy * 100).toFixed(2)}%, test ${(best.testAccuracy * 100).toFixed(2)}%` +
+        `${best.paper?.testAccuracy !== undefined ? ` (paper: test ${best.paper.testAccuracy.toFixed(2)}%)` : ''}.\n\n` +
+        `${FIGURES[section] ?? 'Figures'} (ours): training and validation accuracy and loss of the best row.\n\n` +
+        `![accuracy](${rel('best-accuracy.png')})\n\n![loss](${rel('best-loss.png')})`,
+    );
   }
 
   const sel = backendSelection();
@@ -259,15 +306,21 @@ const reproduceUnguarded = async (outDir: string, opts: ReproduceOptions, held: 
     (opts.fromQueue !== undefined
       ? `Generated ${new Date().toISOString()} by \`tapegrad worker\` processes from a queue, ${((Date.now() - Date.parse(opts.fromQueue.since)) / 60000).toFixed(1)} minutes after \`tapegrad reproduce --queue\` enqueued it; backend ${sel.backend.name} here.`
       : `Generated ${new Date().toISOString()} by \`tapegrad reproduce\` in ${((performance.now() - t0) / 60000).toFixed(1)} minutes, `) +
-      (opts.fromQueue !== undefined ? '' : opts.pool !== undefined
-        ? `${opts.pool.jobs} runs side by side on one core each, backend ${sel.backend.name} (${sel.reason}).`
-        : `on ${sel.backend.description} (${sel.reason}).`) +
-      (reused.length > 0 && opts.fromQueue === undefined ? ` This invocation continued an earlier, interrupted one into the same folder: ${reused.join(', ')} were read back from it, not run again.` : '') +
-      (opts.overrides && Object.keys(opts.overrides).length > 0 ? ` **Quick run with overrides ${JSON.stringify(opts.overrides)}: not comparable with the report.**` : ''),
+      (opts.fromQueue !== undefined
+        ? ''
+        : opts.pool !== undefined
+          ? `${opts.pool.jobs} runs side by side on one core each, backend ${sel.backend.name} (${sel.reason}).`
+          : `on ${sel.backend.description} (${sel.reason}).`) +
+      (reused.length > 0 && opts.fromQueue === undefined
+        ? ` This invocation continued an earlier, interrupted one into the same folder: ${reused.join(', ')} were read back from it, not run again.`
+        : '') +
+      (opts.overrides && Object.keys(opts.overrides).length > 0
+        ? ` **Quick run with overrides ${JSON.stringify(opts.overrides)}: not comparable with the report.**`
+        : ''),
     '',
     sections.every((s) => s === 'beyond')
-      // Only the recipes ran: the report's conventions are not theirs.
-      ? "Conventions: each recipe's own config (its data, model, optimizer and schedule, listed under `recipes:` in reproduce.yaml); " +
+      ? // Only the recipes ran: the report's conventions are not theirs.
+        "Conventions: each recipe's own config (its data, model, optimizer and schedule, listed under `recipes:` in reproduce.yaml); " +
         "the report's tables, and the `paper` preset they follow (the conventions section of tapegrad's README), are not part of this page."
       : "Conventions: the `paper` preset (the conventions section of tapegrad's README) — per-image, per-channel z-scoring; the report's initializer " +
         `(uniform [0, 0.01), NumPy seed 42 per layer, bias row included); batch ${p.batchSize} in a fixed order; mean cross-entropy; ` +
@@ -330,7 +383,13 @@ export const finishQueuedReport = async (outDir: string, dataDir?: string): Prom
   try {
     if (existsSync(join(outDir, 'report.md'))) return E.right(undefined);
     const configs = new Map(Object.entries(q.right.configs) as [Section, RawConfig][]);
-    const r = await reproduce(outDir, { only: q.right.sections, configs, overrides: q.right.overrides, fromQueue: { since: q.right.since }, ...(dataDir !== undefined ? { dataDir } : {}) });
+    const r = await reproduce(outDir, {
+      only: q.right.sections,
+      configs,
+      overrides: q.right.overrides,
+      fromQueue: { since: q.right.since },
+      ...(dataDir !== undefined ? { dataDir } : {}),
+    });
     return E.isLeft(r) ? r : E.right(undefined);
   } finally {
     lock.right.release();

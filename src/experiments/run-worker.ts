@@ -36,24 +36,35 @@ port.on('message', (m: ToWorker) => {
   if (aborted) controller.abort();
   const { id } = m;
   let lastBatchPost = 0;
-  void runExperiment(m.config, {
-    ...m.opts, ...(m.outDir !== undefined && m.resumeDir === undefined ? { outDir: m.outDir } : {}), dataCache, signal: controller.signal,
-    onEvent: (e) => {
-      let event: ProgressEvent = e;
-      if (e.type === 'epoch') event = { type: 'epoch', record: e.record, improved: e.improved };
-      else if (e.type === 'batch') {
-        // A few updates a second are plenty for a progress line.
-        const now = performance.now();
-        if (now - lastBatchPost < 250 && e.batch !== e.batches) return;
-        lastBatchPost = now;
-      }
-      post({ type: 'event', id, event });
+  void runExperiment(
+    m.config,
+    {
+      ...m.opts,
+      ...(m.outDir !== undefined && m.resumeDir === undefined ? { outDir: m.outDir } : {}),
+      dataCache,
+      signal: controller.signal,
+      onEvent: (e) => {
+        let event: ProgressEvent = e;
+        if (e.type === 'epoch') event = { type: 'epoch', record: e.record, improved: e.improved };
+        else if (e.type === 'batch') {
+          // A few updates a second are plenty for a progress line.
+          const now = performance.now();
+          if (now - lastBatchPost < 250 && e.batch !== e.batches) return;
+          lastBatchPost = now;
+        }
+        post({ type: 'event', id, event });
+      },
     },
-  }, m.resumeDir).then(
-    (r) => post({
-      type: 'done', id,
-      result: E.isLeft(r) ? E.left({ message: r.left.message, ...(r.left instanceof DivergedError ? { diverged: { dir: r.left.dir, epoch: r.left.epoch } } : {}) }) : r,
-    }),
+    m.resumeDir,
+  ).then(
+    (r) =>
+      post({
+        type: 'done',
+        id,
+        result: E.isLeft(r)
+          ? E.left({ message: r.left.message, ...(r.left instanceof DivergedError ? { diverged: { dir: r.left.dir, epoch: r.left.epoch } } : {}) })
+          : r,
+      }),
     // runExperiment returns its failures; this is only a last guard, and stays one line too.
     (err: unknown) => post({ type: 'done', id, result: E.left({ message: err instanceof Error ? err.message.split('\n')[0]! : String(err) }) }),
   );

@@ -19,8 +19,20 @@ import { stringify as toYaml } from 'yaml';
 import { backend as backendNamed, chooseBackend, createCpuBackend, Key, UnknownBackendError, withBackend, type Backend } from '../core/index.js';
 import { ensureCifar100, loadCifar100, type CifarData } from '../data/index.js';
 import {
-  buildModel, evaluate, fitAsync, jsonChecksum, mlp, readText, saveModel, sealJson, unsealJson, writeFileAtomic,
-  type EpochRecord, type FitEvent, type FitState, type Model,
+  buildModel,
+  evaluate,
+  fitAsync,
+  jsonChecksum,
+  mlp,
+  readText,
+  saveModel,
+  sealJson,
+  unsealJson,
+  writeFileAtomic,
+  type EpochRecord,
+  type FitEvent,
+  type FitState,
+  type Model,
 } from '../nn/index.js';
 import { describeErrors, Finite } from '../nn/codecs.js';
 import { decodeConfig, type ResolvedConfig } from './config.js';
@@ -75,7 +87,11 @@ export interface RunOptions {
 /** A run whose loss or weights became non-finite: a result (a sweep's row), not a crash. */
 export class DivergedError extends Error {
   override readonly name = 'DivergedError';
-  constructor(readonly dir: string, readonly epoch: number, message: string) {
+  constructor(
+    readonly dir: string,
+    readonly epoch: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -86,18 +102,27 @@ export class DivergedError extends Error {
  */
 export const MIN_EVAL_IMAGES = 10;
 
-
 const RESULT_FORMAT = 'tapegrad.result';
-const ResultC = t.exact(t.type({
-  format: t.literal(RESULT_FORMAT),
-  outcome: t.keyof({ finished: null, diverged: null }),
-  name: t.string,
-  valAccuracy: t.union([t.null, Finite]), testAccuracy: t.union([t.null, Finite]), testLoss: t.union([t.null, Finite]),
-  bestEpoch: t.number, stoppedAt: t.union([t.null, t.number]), returnedEpoch: t.number, epochsRun: t.number,
-  divergedAtEpoch: t.union([t.null, t.number]), error: t.union([t.null, t.string]),
-  backend: t.string, seed: t.number, seconds: t.number,
-  historySha256: t.string,
-}));
+const ResultC = t.exact(
+  t.type({
+    format: t.literal(RESULT_FORMAT),
+    outcome: t.keyof({ finished: null, diverged: null }),
+    name: t.string,
+    valAccuracy: t.union([t.null, Finite]),
+    testAccuracy: t.union([t.null, Finite]),
+    testLoss: t.union([t.null, Finite]),
+    bestEpoch: t.number,
+    stoppedAt: t.union([t.null, t.number]),
+    returnedEpoch: t.number,
+    epochsRun: t.number,
+    divergedAtEpoch: t.union([t.null, t.number]),
+    error: t.union([t.null, t.string]),
+    backend: t.string,
+    seed: t.number,
+    seconds: t.number,
+    historySha256: t.string,
+  }),
+);
 
 // biome-ignore lint/suspicious/noExplicitAny: models built from configs have tree types known only at run time (see AnyLayer)
 type AnyModel = Model<any, any>;
@@ -157,10 +182,12 @@ const checkSizes = (d: CifarData, c: ResolvedConfig): E.Either<Error, void> => {
   const { train, val, test } = d;
   const sizes = `${train.n} training, ${val.n} validation, ${test.n} test images`;
   if (train.n < 1 || val.n < MIN_EVAL_IMAGES || test.n < MIN_EVAL_IMAGES) {
-    return E.left(new Error(
-      `the data split gives ${sizes} (limitTrain ${c.data.limitTrain ?? 'all'}, trainFraction ${c.data.trainFraction}, limitTest ${c.data.limitTest ?? 'all'}); ` +
-        `validation and test need at least ${MIN_EVAL_IMAGES} images each and training at least 1: raise --limit-train / --limit-test`,
-    ));
+    return E.left(
+      new Error(
+        `the data split gives ${sizes} (limitTrain ${c.data.limitTrain ?? 'all'}, trainFraction ${c.data.trainFraction}, limitTest ${c.data.limitTest ?? 'all'}); ` +
+          `validation and test need at least ${MIN_EVAL_IMAGES} images each and training at least 1: raise --limit-train / --limit-test`,
+      ),
+    );
   }
   return E.right(undefined);
 };
@@ -191,8 +218,11 @@ const readRunFolderConfig = (dir: string): E.Either<Error, { config: ResolvedCon
   const v = unsealJson(file, text.right, false);
   if (E.isLeft(v)) return E.left(new Error(`${v.left.message}: this run folder cannot be continued; start the run again`));
   const { runId, ...stored } = v.right;
-  if (runId !== undefined && typeof runId !== 'string') return E.left(new Error(`${file}: runId ${JSON.stringify(runId)} is not a run id: the file is corrupt`));
-  return E.map((config: ResolvedConfig) => ({ config, ...(runId !== undefined ? { run: { id: runId, configSha256: jsonChecksum(stored) } } : {}) }))(decodeConfig(stored, file));
+  if (runId !== undefined && typeof runId !== 'string')
+    return E.left(new Error(`${file}: runId ${JSON.stringify(runId)} is not a run id: the file is corrupt`));
+  return E.map((config: ResolvedConfig) => ({ config, ...(runId !== undefined ? { run: { id: runId, configSha256: jsonChecksum(stored) } } : {}) }))(
+    decodeConfig(stored, file),
+  );
 };
 
 /** A run folder's config.json: sealed, so a corrupted or edited one is refused rather than trained with. */
@@ -229,7 +259,9 @@ const resumeTarget = (dir: string, extendTo: number | undefined): E.Either<Error
     return E.left(new Error(`${dir}: this run diverged (see its run.json); continuing it would diverge again: start a new run with a lower learning rate`));
   }
   if (extendTo === undefined && outcome !== undefined) {
-    return E.left(new Error(`${dir}: this run already finished; nothing to resume (to train it further, add --epochs N: a new folder continues it from its last epoch)`));
+    return E.left(
+      new Error(`${dir}: this run already finished; nothing to resume (to train it further, add --epochs N: a new folder continues it from its last epoch)`),
+    );
   }
   return c;
 };
@@ -262,13 +294,21 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
   let lock: RunLock | undefined;
   let onExit: (() => void) | undefined;
   try {
-    return await runUnguarded(config, opts, resumeDir, (l, hook) => { lock = l; onExit = hook; });
+    return await runUnguarded(config, opts, resumeDir, (l, hook) => {
+      lock = l;
+      onExit = hook;
+    });
   } catch (e) {
     let msg = (e as NodeJS.ErrnoException).code !== undefined ? fsMessage(e, lock?.dir ?? resumeDir ?? opts.outDir ?? 'run folder') : (e as Error).message;
     // The memory check (budget.ts) estimates; should a run still outgrow the backend, say what helps a single run.
-    if (e instanceof RangeError) msg = `${msg.replace(/:? ?run fewer models[\s\S]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
+    if (e instanceof RangeError)
+      msg = `${msg.replace(/:? ?run fewer models[\s\S]*$/, '')}: the run needs more memory than it has; make the model smaller or use fewer images (--limit-train)`;
     if (lock !== undefined) {
-      try { writeStatusLastResort(join(lock.dir, 'run.json'), { ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() }); } catch { /* the error below says it */ }
+      try {
+        writeStatusLastResort(join(lock.dir, 'run.json'), { ...readRunJson(lock.dir), status: 'failed', error: msg, failed: new Date().toISOString() });
+      } catch {
+        /* the error below says it */
+      }
     }
     return E.left(new Error(msg.split('\n')[0]!));
   } finally {
@@ -278,7 +318,10 @@ export const runExperiment = async (config: ResolvedConfig | undefined, opts: Ru
 };
 
 const runUnguarded = async (
-  config: ResolvedConfig | undefined, opts: RunOptions, resumeDir: string | undefined, hold: (l: RunLock, unhook: () => void) => void,
+  config: ResolvedConfig | undefined,
+  opts: RunOptions,
+  resumeDir: string | undefined,
+  hold: (l: RunLock, unhook: () => void) => void,
 ): Promise<E.Either<Error, RunResult>> => {
   const t0 = performance.now();
   if (config === undefined && resumeDir === undefined) return E.left(new Error('runExperiment: give a config, or a run folder to resume'));
@@ -315,7 +358,10 @@ const runUnguarded = async (
     sourceLock = l.right;
     if (l.right.stale !== undefined) {
       const s = l.right.stale;
-      writeFileAtomic(join(resumeDir, 'run.json'), JSON.stringify({ ...readRunJson(resumeDir), status: 'killed', killedProcess: s.pid, detected: new Date().toISOString() }, null, 2));
+      writeFileAtomic(
+        join(resumeDir, 'run.json'),
+        JSON.stringify({ ...readRunJson(resumeDir), status: 'killed', killedProcess: s.pid, detected: new Date().toISOString() }, null, 2),
+      );
       opts.onNote?.(`${resumeDir}: its process ${s.pid} ended without finishing (killed); run.json now says so. Continuing from its checkpoint`);
     }
   }
@@ -348,11 +394,20 @@ const runUnguarded = async (
     const model = built.right;
     let resume: FitState | undefined;
     if (resumeDir !== undefined && existsSync(join(resumeDir, 'checkpoint.json'))) {
-      const st = loadCheckpoint(resumeDir, model, extending ? { ...c, training: { ...c.training, epochs: Math.max(c.training.epochs, opts.extendTo!) } } : c, sourceRun);
+      const st = loadCheckpoint(
+        resumeDir,
+        model,
+        extending ? { ...c, training: { ...c.training, epochs: Math.max(c.training.epochs, opts.extendTo!) } } : c,
+        sourceRun,
+      );
       if (E.isLeft(st)) return st;
       resume = st.right;
       if (extending && resume.stoppedAt !== undefined) {
-        return E.left(new Error(`${resumeDir}: early stopping ended this run at epoch ${resume.stoppedAt}; more epochs would not train (turn early stopping off in a new run instead)`));
+        return E.left(
+          new Error(
+            `${resumeDir}: early stopping ended this run at epoch ${resume.stoppedAt}; more epochs would not train (turn early stopping off in a new run instead)`,
+          ),
+        );
       }
       if (extending && opts.extendTo! <= resume.epoch) {
         return E.left(new Error(`${resumeDir} has ${resume.epoch} finished epochs: --epochs ${opts.extendTo} must be more than that to extend it`));
@@ -376,8 +431,13 @@ const runUnguarded = async (
     const dir = lock.dir;
     const sel = { backend: be, reason };
     const info = {
-      seed: c.seed, backend: sel.backend.description, backendReason: sel.reason,
-      node: process.version, pid: process.pid, started: new Date().toISOString(), resumedFromEpoch: resume?.epoch ?? null,
+      seed: c.seed,
+      backend: sel.backend.description,
+      backendReason: sel.reason,
+      node: process.version,
+      pid: process.pid,
+      started: new Date().toISOString(),
+      resumedFromEpoch: resume?.epoch ?? null,
       ...(typeof before === 'string' ? { resumedAfter: before } : {}),
       ...(extending ? { extends: resumeDir } : {}),
     };
@@ -404,42 +464,66 @@ const runUnguarded = async (
     const signal = opts.signal === undefined ? diverge.signal : AbortSignal.any([opts.signal, diverge.signal]);
     const es = c.training.earlyStopping;
     const initial = withBackend(be, () => model.layer.init(new Key(c.seed).fold('init')));
-    const result = await fitAsync(model, initial, { train: data.right.train, val: data.right.val }, {
-      backend: be,
-      epochs: c.training.epochs, batchSize: c.training.batchSize, optimizer: c.training.optimizer, shuffle: c.training.shuffle,
-      seed: c.seed, reduction: 'mean', l2: c.training.l2, ...(es === false ? {} : { earlyStopping: es }),
-      ...(c.training.schedule !== undefined ? { schedule: c.training.schedule } : {}),
-      ...(c.training.clipNorm !== undefined ? { clipNorm: c.training.clipNorm } : {}),
-      ...(c.training.jit !== undefined ? { jit: c.training.jit } : {}),
-      ...(c.data.augment !== undefined ? { augment: c.data.augment } : {}),
-      signal,
-      ...(resume ? { resume } : {}),
-      onEvent: (e) => {
-        if (e.type === 'epoch') {
-          if (!Number.isFinite(e.record.valLoss) || !Number.isFinite(e.record.trainLoss)) {
-            divergedRecord = e.record;
-            diverge.abort();
-            return;
+    const result = await fitAsync(
+      model,
+      initial,
+      { train: data.right.train, val: data.right.val },
+      {
+        backend: be,
+        epochs: c.training.epochs,
+        batchSize: c.training.batchSize,
+        optimizer: c.training.optimizer,
+        shuffle: c.training.shuffle,
+        seed: c.seed,
+        reduction: 'mean',
+        l2: c.training.l2,
+        ...(es === false ? {} : { earlyStopping: es }),
+        ...(c.training.schedule !== undefined ? { schedule: c.training.schedule } : {}),
+        ...(c.training.clipNorm !== undefined ? { clipNorm: c.training.clipNorm } : {}),
+        ...(c.training.jit !== undefined ? { jit: c.training.jit } : {}),
+        ...(c.data.augment !== undefined ? { augment: c.data.augment } : {}),
+        signal,
+        ...(resume ? { resume } : {}),
+        onEvent: (e) => {
+          if (e.type === 'epoch') {
+            if (!Number.isFinite(e.record.valLoss) || !Number.isFinite(e.record.trainLoss)) {
+              divergedRecord = e.record;
+              diverge.abort();
+              return;
+            }
+            saveCheckpoint(dir, e.state, model, runId);
+            writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
+            writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
+            epochsDone = e.state.epoch;
           }
-          saveCheckpoint(dir, e.state, model, runId);
-          writeFileAtomic(join(dir, 'history.json'), JSON.stringify(e.state.history, null, 2));
-          writeFileAtomic(join(dir, 'history.csv'), historyCsv(e.state.history));
-          epochsDone = e.state.epoch;
-        }
-        opts.onEvent?.(e);
+          opts.onEvent?.(e);
+        },
       },
-    });
+    );
     // fit reports a non-finite training loss as "the training loss became NaN at epoch E, …".
     const lossDiverged = E.isLeft(result) ? /loss became \S+ at epoch (\d+)/.exec(result.left.message) : null;
     const divergedAt = divergedRecord !== undefined ? divergedRecord.epoch : lossDiverged !== null ? Number(lossDiverged[1]) : undefined;
     if (divergedAt !== undefined) {
-      const message = E.isLeft(result) ? result.left.message
+      const message = E.isLeft(result)
+        ? result.left.message
         : `the validation loss became ${divergedRecord!.valLoss} at epoch ${divergedAt}: the weights diverged. Lower the learning rate (now ${c.training.optimizer.lr}) or the momentum`;
       const history = E.isRight(result) ? result.right.history.filter((r) => r.epoch < divergedAt) : [];
       writeResult(dir, {
-        outcome: 'diverged', name: c.name, valAccuracy: null, testAccuracy: null, testLoss: null, bestEpoch: 0, stoppedAt: null, returnedEpoch: 0,
-        epochsRun: divergedAt - 1, divergedAtEpoch: divergedAt, error: message, backend: sel.backend.description, seed: c.seed,
-        seconds: (performance.now() - t0) / 1000, historySha256: jsonChecksum(readHistory(dir) ?? history),
+        outcome: 'diverged',
+        name: c.name,
+        valAccuracy: null,
+        testAccuracy: null,
+        testLoss: null,
+        bestEpoch: 0,
+        stoppedAt: null,
+        returnedEpoch: 0,
+        epochsRun: divergedAt - 1,
+        divergedAtEpoch: divergedAt,
+        error: message,
+        backend: sel.backend.description,
+        seed: c.seed,
+        seconds: (performance.now() - t0) / 1000,
+        historySha256: jsonChecksum(readHistory(dir) ?? history),
       });
       status({ status: 'diverged', epoch: divergedAt, error: message, finished: new Date().toISOString() });
       return E.left(new DivergedError(dir, divergedAt, `${message} (run folder ${dir})`));
@@ -451,11 +535,22 @@ const runUnguarded = async (
     const r = result.right;
     const returned = r.history[r.returnedEpoch - 1];
     const base = {
-      dir, config: c, history: r.history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt, returnedEpoch: r.returnedEpoch,
-      valAccuracy: returned?.valAccuracy ?? NaN, interrupted: r.interrupted, backend: sel.backend.name,
+      dir,
+      config: c,
+      history: r.history,
+      bestEpoch: r.bestEpoch,
+      stoppedAt: r.stoppedAt,
+      returnedEpoch: r.returnedEpoch,
+      valAccuracy: returned?.valAccuracy ?? NaN,
+      interrupted: r.interrupted,
+      backend: sel.backend.name,
     };
     if (r.interrupted) {
-      status({ status: 'interrupted', epochsFinished: r.state.epoch, resume: `tapegrad train --resume ${dir}${opts.dataDir !== undefined ? ` --data ${opts.dataDir}` : ''}` });
+      status({
+        status: 'interrupted',
+        epochsFinished: r.state.epoch,
+        resume: `tapegrad train --resume ${dir}${opts.dataDir !== undefined ? ` --data ${opts.dataDir}` : ''}`,
+      });
       return E.right({ ...base, testAccuracy: NaN, testLoss: NaN, seconds: (performance.now() - t0) / 1000 });
     }
     const test = evaluate(model, r.params, data.right.test, { layerState: r.layerState });
@@ -463,9 +558,21 @@ const runUnguarded = async (
     if (opts.plots ?? true) await writeCurves(dir, c.name, r.history);
     const seconds = (performance.now() - t0) / 1000;
     writeResult(dir, {
-      outcome: 'finished', name: c.name, valAccuracy: base.valAccuracy, testAccuracy: test.accuracy, testLoss: test.loss,
-      bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? null, returnedEpoch: r.returnedEpoch, epochsRun: r.history.length,
-      divergedAtEpoch: null, error: null, backend: sel.backend.description, seed: c.seed, seconds, historySha256: jsonChecksum(r.history),
+      outcome: 'finished',
+      name: c.name,
+      valAccuracy: base.valAccuracy,
+      testAccuracy: test.accuracy,
+      testLoss: test.loss,
+      bestEpoch: r.bestEpoch,
+      stoppedAt: r.stoppedAt ?? null,
+      returnedEpoch: r.returnedEpoch,
+      epochsRun: r.history.length,
+      divergedAtEpoch: null,
+      error: null,
+      backend: sel.backend.description,
+      seed: c.seed,
+      seconds,
+      historySha256: jsonChecksum(r.history),
     });
     status({ status: 'finished', finished: new Date().toISOString() });
     return E.right({ ...base, testAccuracy: test.accuracy, testLoss: test.loss, seconds });
@@ -476,27 +583,46 @@ const runUnguarded = async (
 };
 
 type ResultFields = Omit<t.TypeOf<typeof ResultC>, 'format'>;
-const writeResult = (dir: string, r: ResultFields): void =>
-  writeFileAtomic(join(dir, 'result.json'), sealJson({ format: RESULT_FORMAT, ...r }, 2));
+const writeResult = (dir: string, r: ResultFields): void => writeFileAtomic(join(dir, 'result.json'), sealJson({ format: RESULT_FORMAT, ...r }, 2));
 
 const readHistory = (dir: string): unknown => {
   const text = readText(join(dir, 'history.json'));
   if (E.isLeft(text)) return undefined;
-  try { return JSON.parse(text.right) as unknown; } catch { return undefined; }
+  try {
+    return JSON.parse(text.right) as unknown;
+  } catch {
+    return undefined;
+  }
 };
 
 /** run.json as it stands (for adding to it), or an empty record. */
 const readRunJson = (dir: string): Record<string, unknown> => {
   const text = readText(join(dir, 'run.json'));
   if (E.isLeft(text)) return {};
-  try { const v = JSON.parse(text.right) as unknown; return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {}; } catch { return {}; }
+  try {
+    const v = JSON.parse(text.right) as unknown;
+    return v !== null && typeof v === 'object' ? (v as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 };
 
 /** result.json as tapegrad wrote it before results were sealed: exactly these keys, finite numbers. */
-const LegacyResultC = t.exact(t.type({
-  name: t.string, valAccuracy: Finite, testAccuracy: Finite, testLoss: Finite, bestEpoch: t.number, stoppedAt: t.union([t.null, t.number]),
-  returnedEpoch: t.number, epochsRun: t.number, backend: t.string, seed: t.number, seconds: t.number,
-}));
+const LegacyResultC = t.exact(
+  t.type({
+    name: t.string,
+    valAccuracy: Finite,
+    testAccuracy: Finite,
+    testLoss: Finite,
+    bestEpoch: t.number,
+    stoppedAt: t.union([t.null, t.number]),
+    returnedEpoch: t.number,
+    epochsRun: t.number,
+    backend: t.string,
+    seed: t.number,
+    seconds: t.number,
+  }),
+);
 
 /**
  * A run finished by an earlier tapegrad (no checksums): read so that continuing an
@@ -506,7 +632,8 @@ const LegacyResultC = t.exact(t.type({
 const readLegacyResult = (dir: string, file: string, value: Record<string, unknown>, fix: string): E.Either<Error, RunResult> => {
   const keys = Object.keys(value);
   const want = Object.keys(LegacyResultC.type.props);
-  if (keys.length !== want.length || keys.some((k) => !want.includes(k))) return E.left(new Error(`${file}: has no checksum (sha256) and is not a result of an earlier tapegrad either: ${fix}`));
+  if (keys.length !== want.length || keys.some((k) => !want.includes(k)))
+    return E.left(new Error(`${file}: has no checksum (sha256) and is not a result of an earlier tapegrad either: ${fix}`));
   const d = LegacyResultC.decode(value);
   if (E.isLeft(d)) return E.left(new Error(`${file}: not a tapegrad result (${describeErrors(d.left)}): ${fix}`));
   const config = readRunConfig(dir);
@@ -515,15 +642,30 @@ const readLegacyResult = (dir: string, file: string, value: Record<string, unkno
   const htext = readText(hfile);
   if (E.isLeft(htext)) return htext;
   let hv: unknown;
-  try { hv = JSON.parse(htext.right); } catch { return E.left(new Error(`${hfile}: not valid JSON (truncated or corrupt): ${fix}`)); }
+  try {
+    hv = JSON.parse(htext.right);
+  } catch {
+    return E.left(new Error(`${hfile}: not valid JSON (truncated or corrupt): ${fix}`));
+  }
   const hd = t.array(EpochRecordC).decode(hv);
   if (E.isLeft(hd)) return E.left(new Error(`${hfile}: ${describeErrors(hd.left)}: ${fix}`));
-  const hp = historyProblem(hd.right) ?? (hd.right.length !== d.right.epochsRun ? `${hd.right.length} epochs, but result.json says ${d.right.epochsRun}` : undefined);
+  const hp =
+    historyProblem(hd.right) ?? (hd.right.length !== d.right.epochsRun ? `${hd.right.length} epochs, but result.json says ${d.right.epochsRun}` : undefined);
   if (hp !== undefined) return E.left(new Error(`${hfile}: ${hp}: ${fix}`));
   const r = d.right;
   return E.right({
-    dir, config: config.right, history: hd.right, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch,
-    valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, testLoss: r.testLoss, interrupted: false, backend: r.backend, seconds: r.seconds,
+    dir,
+    config: config.right,
+    history: hd.right,
+    bestEpoch: r.bestEpoch,
+    stoppedAt: r.stoppedAt ?? undefined,
+    returnedEpoch: r.returnedEpoch,
+    valAccuracy: r.valAccuracy,
+    testAccuracy: r.testAccuracy,
+    testLoss: r.testLoss,
+    interrupted: false,
+    backend: r.backend,
+    seconds: r.seconds,
   });
 };
 
@@ -554,7 +696,11 @@ export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undef
     const htext = readText(hfile);
     if (E.isLeft(htext)) return htext;
     let hv: unknown;
-    try { hv = JSON.parse(htext.right); } catch { return E.left(new Error(`${hfile}: not valid JSON (truncated or corrupt): ${fix}`)); }
+    try {
+      hv = JSON.parse(htext.right);
+    } catch {
+      return E.left(new Error(`${hfile}: not valid JSON (truncated or corrupt): ${fix}`));
+    }
     if (jsonChecksum(hv) !== r.historySha256) return E.left(new Error(`${hfile}: does not match the checksum in result.json (changed or corrupted): ${fix}`));
     const hd = t.array(EpochRecordC).decode(hv);
     if (E.isLeft(hd)) return E.left(new Error(`${hfile}: ${describeErrors(hd.left)}: ${fix}`));
@@ -562,10 +708,21 @@ export const readFinishedRun = (dir: string): E.Either<Error, RunResult> | undef
     if (hp !== undefined) return E.left(new Error(`${hfile}: ${hp}: ${fix}`));
     history = hd.right;
   }
-  if (r.outcome === 'diverged') return E.left(new DivergedError(dir, r.divergedAtEpoch ?? history.length + 1, r.error ?? `diverged at epoch ${r.divergedAtEpoch}`));
+  if (r.outcome === 'diverged')
+    return E.left(new DivergedError(dir, r.divergedAtEpoch ?? history.length + 1, r.error ?? `diverged at epoch ${r.divergedAtEpoch}`));
   return E.right({
-    dir, config: config.right, history, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? undefined, returnedEpoch: r.returnedEpoch,
-    valAccuracy: r.valAccuracy ?? NaN, testAccuracy: r.testAccuracy ?? NaN, testLoss: r.testLoss ?? NaN, interrupted: false, backend: r.backend, seconds: r.seconds,
+    dir,
+    config: config.right,
+    history,
+    bestEpoch: r.bestEpoch,
+    stoppedAt: r.stoppedAt ?? undefined,
+    returnedEpoch: r.returnedEpoch,
+    valAccuracy: r.valAccuracy ?? NaN,
+    testAccuracy: r.testAccuracy ?? NaN,
+    testLoss: r.testLoss ?? NaN,
+    interrupted: false,
+    backend: r.backend,
+    seconds: r.seconds,
   });
 };
 
@@ -579,7 +736,9 @@ const checkpointEpochs = (dir: string): E.Either<Error, number> => {
   const v = unsealJson(file, text.right, !/"version":1[,}]/.test(text.right.slice(0, 80)));
   if (E.isLeft(v)) return E.left(new Error(`${v.left.message}: resuming it is refused; start the run again`));
   const epoch = v.right['epoch'];
-  return typeof epoch === 'number' && Number.isInteger(epoch) && epoch >= 0 ? E.right(epoch) : E.left(new Error(`${file}: epoch ${JSON.stringify(epoch)} is not an epoch count: the file is corrupt`));
+  return typeof epoch === 'number' && Number.isInteger(epoch) && epoch >= 0
+    ? E.right(epoch)
+    : E.left(new Error(`${file}: epoch ${JSON.stringify(epoch)} is not an epoch count: the file is corrupt`));
 };
 
 /**
@@ -594,7 +753,11 @@ export const runStatus = (dir: string): E.Either<Error, { readonly status: strin
   let run = readRunJson(dir);
   if (run['status'] === 'running') {
     const holder = liveHolder(dir);
-    if (holder !== undefined) return E.right({ status: 'running', line: `${dir}: running (process ${holder.pid} on ${holder.host}, since ${holder.started}); ${E.getOrElse(() => 0)(checkpointEpochs(dir))} epochs finished` });
+    if (holder !== undefined)
+      return E.right({
+        status: 'running',
+        line: `${dir}: running (process ${holder.pid} on ${holder.host}, since ${holder.started}); ${E.getOrElse(() => 0)(checkpointEpochs(dir))} epochs finished`,
+      });
     const l = lockFolder(dir);
     if (E.isLeft(l)) return l;
     try {
@@ -613,16 +776,23 @@ export const runStatus = (dir: string): E.Either<Error, { readonly status: strin
   }
   const status = typeof run['status'] === 'string' ? run['status'] : 'unknown';
   if (status === 'finished' || status === 'diverged') {
-    return E.left(new Error(`${dir}: run.json says ${status} but the folder holds no result.json: it is damaged; continue it with tapegrad train --resume ${dir}`));
+    return E.left(
+      new Error(`${dir}: run.json says ${status} but the folder holds no result.json: it is damaged; continue it with tapegrad train --resume ${dir}`),
+    );
   }
   const checkpointed = checkpointEpochs(dir);
   if (E.isLeft(checkpointed)) return checkpointed;
   const n = checkpointed.right;
   const again = `tapegrad train --resume ${dir}`;
-  const line = status === 'killed' ? `${dir}: killed (its process ended without finishing) after ${n} epochs; continue with: ${again}`
-    : status === 'interrupted' ? `${dir}: interrupted after ${n} epochs; continue with: ${again}`
-    : status === 'failed' ? `${dir}: failed: ${String(run['error'] ?? 'see run.json')}`
-    : status === 'diverged' ? `${dir}: diverged at epoch ${String(run['epoch'] ?? '?')}`
-    : `${dir}: ${status} after ${n} epochs`;
+  const line =
+    status === 'killed'
+      ? `${dir}: killed (its process ended without finishing) after ${n} epochs; continue with: ${again}`
+      : status === 'interrupted'
+        ? `${dir}: interrupted after ${n} epochs; continue with: ${again}`
+        : status === 'failed'
+          ? `${dir}: failed: ${String(run['error'] ?? 'see run.json')}`
+          : status === 'diverged'
+            ? `${dir}: diverged at epoch ${String(run['epoch'] ?? '?')}`
+            : `${dir}: ${status} after ${n} epochs`;
   return E.right({ status, line });
 };

@@ -44,19 +44,31 @@ export const fsMessage = (e: unknown, fallback: string): string => {
   // The path the system call failed on is the one to name (a data file, not the run folder).
   const path = err.path ?? fallback;
   switch (err.code) {
-    case 'EACCES': case 'EPERM': return `${path}: permission denied: choose a folder you can write to, or fix its permissions`;
-    case 'ENOSPC': return `${path}: the disk is full: free some space and run again`;
-    case 'ENOTDIR': return `${path}: a part of this path is a file, not a folder`;
-    case 'EROFS': return `${path}: the file system is read-only: choose another folder`;
-    case 'ENOENT': return `${path}: no such file or folder`;
-    case 'EISDIR': return `${path}: is a folder, where a file was expected`;
-    default: return `${path}: ${err.message ?? String(e)}`;
+    case 'EACCES':
+    case 'EPERM':
+      return `${path}: permission denied: choose a folder you can write to, or fix its permissions`;
+    case 'ENOSPC':
+      return `${path}: the disk is full: free some space and run again`;
+    case 'ENOTDIR':
+      return `${path}: a part of this path is a file, not a folder`;
+    case 'EROFS':
+      return `${path}: the file system is read-only: choose another folder`;
+    case 'ENOENT':
+      return `${path}: no such file or folder`;
+    case 'EISDIR':
+      return `${path}: is a folder, where a file was expected`;
+    default:
+      return `${path}: ${err.message ?? String(e)}`;
   }
 };
 
 /** Runs `f`, turning a thrown file-system error into a `Left` naming `path`. */
 export const tryFs = <A>(path: string, f: () => A): E.Either<Error, A> => {
-  try { return E.right(f()); } catch (e) { return E.left(new Error(fsMessage(e, path))); }
+  try {
+    return E.right(f());
+  } catch (e) {
+    return E.left(new Error(fsMessage(e, path)));
+  }
 };
 
 /**
@@ -64,7 +76,11 @@ export const tryFs = <A>(path: string, f: () => A): E.Either<Error, A> => {
  * anything else (slashes, `..` at the start, spaces, control characters) becomes `_`.
  */
 export const sanitizeName = (name: string): string => {
-  const s = name.normalize('NFKC').replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^[.-]+/, '_').slice(0, 100);
+  const s = name
+    .normalize('NFKC')
+    .replace(/[^A-Za-z0-9._-]+/g, '_')
+    .replace(/^[.-]+/, '_')
+    .slice(0, 100);
   return s === '' || s === '_' ? 'run' : s;
 };
 
@@ -73,7 +89,12 @@ export const timeStamp = (): string => new Date().toISOString().replace(/[-:]/g,
 
 /** Whether a process with this id is running here (EPERM: it is, but another user's). */
 export const processAlive = (pid: number): boolean => {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 };
 
 const readLock = (file: string): LockInfo | undefined => {
@@ -89,18 +110,28 @@ const readLock = (file: string): LockInfo | undefined => {
 const isStale = (file: string, info: LockInfo | undefined): boolean => {
   if (info === undefined) {
     // A lock is written right after it is created: an unreadable one older than a few seconds is a crash's leftover.
-    try { return Date.now() - statSync(file).mtimeMs > 5000; } catch { return false; }
+    try {
+      return Date.now() - statSync(file).mtimeMs > 5000;
+    } catch {
+      return false;
+    }
   }
   return info.host === hostname() && !processAlive(info.pid);
 };
 
 const createLock = (file: string): E.Either<'taken', void> => {
   let fd: number;
-  try { fd = openSync(file, 'wx'); } catch (e) {
+  try {
+    fd = openSync(file, 'wx');
+  } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') return E.left('taken');
     throw e;
   }
-  try { writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() } satisfies LockInfo)); } finally { closeSync(fd); }
+  try {
+    writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), started: new Date().toISOString() } satisfies LockInfo));
+  } finally {
+    closeSync(fd);
+  }
   return E.right(undefined);
 };
 
@@ -109,10 +140,12 @@ const createLock = (file: string): E.Either<'taken', void> => {
  * not: the message says how to clear it by hand, once the user has checked.
  */
 const inUse = (dir: string, info: LockInfo | undefined, name = RUN_LOCK): Error =>
-  new Error(info === undefined
-    ? `${dir} is in use by another tapegrad process (its lock is being written): wait for it, or choose another folder`
-    : `${dir} is in use by process ${info.pid} on ${info.host} (since ${info.started}): wait for it to finish, or choose another folder ` +
-      `(if no tapegrad process is running there, remove ${join(dir, name)})`);
+  new Error(
+    info === undefined
+      ? `${dir} is in use by another tapegrad process (its lock is being written): wait for it, or choose another folder`
+      : `${dir} is in use by process ${info.pid} on ${info.host} (since ${info.started}): wait for it to finish, or choose another folder ` +
+          `(if no tapegrad process is running there, remove ${join(dir, name)})`,
+  );
 
 /**
  * Takes `dir`'s lock. A live holder is refused; a dead one's lock is taken
@@ -125,8 +158,15 @@ export const lockFolder = (dir: string, name = RUN_LOCK): E.Either<Error, RunLoc
     removeStaleTemporaries(dir);
     let held = true;
     return {
-      dir, file, ...(stale ? { stale } : {}),
-      release: () => { if (held) { held = false; rmSync(file, { force: true }); } },
+      dir,
+      file,
+      ...(stale ? { stale } : {}),
+      release: () => {
+        if (held) {
+          held = false;
+          rmSync(file, { force: true });
+        }
+      },
     };
   };
   try {
@@ -137,7 +177,11 @@ export const lockFolder = (dir: string, name = RUN_LOCK): E.Either<Error, RunLoc
     // A takeover mutex left by a process that died mid-takeover is itself stale after a while.
     if (existsSync(takeover) && Date.now() - statSync(takeover).mtimeMs > 30_000) rmSync(takeover, { force: true });
     let fd: number;
-    try { fd = openSync(takeover, 'wx'); } catch { return E.left(inUse(dir, info, name)); }
+    try {
+      fd = openSync(takeover, 'wx');
+    } catch {
+      return E.left(inUse(dir, info, name));
+    }
     closeSync(fd);
     try {
       const again = readLock(file);
@@ -161,13 +205,22 @@ export const lockFolder = (dir: string, name = RUN_LOCK): E.Either<Error, RunLoc
 export const removeStaleTemporaries = (dir: string): string[] => {
   const removed: string[] = [];
   let names: string[];
-  try { names = readdirSync(dir); } catch { return removed; }
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return removed;
+  }
   for (const f of names) {
     const m = /^\..+\.(\d+)\.tmp$/.exec(f);
     if (m === null) continue;
     const pid = Number(m[1]);
     if (pid === process.pid || processAlive(pid)) continue;
-    try { rmSync(join(dir, f), { force: true }); removed.push(f); } catch { /* left for the next lock holder */ }
+    try {
+      rmSync(join(dir, f), { force: true });
+      removed.push(f);
+    } catch {
+      /* left for the next lock holder */
+    }
   }
   return removed;
 };
@@ -177,12 +230,11 @@ export const liveHolder = (dir: string, name = RUN_LOCK): LockInfo | undefined =
   const file = join(dir, name);
   if (!existsSync(file)) return undefined;
   const info = readLock(file);
-  return isStale(file, info) ? undefined : info ?? { pid: 0, host: 'unknown', started: 'unknown' };
+  return isStale(file, info) ? undefined : (info ?? { pid: 0, host: 'unknown', started: 'unknown' });
 };
 
 /** Names in a folder that are not ours to ignore (locks and atomic-write temporaries). */
-const contents = (dir: string): string[] =>
-  readdirSync(dir).filter((f) => !f.endsWith('.lock') && !f.endsWith('.takeover') && !/^\..*\.tmp$/.test(f));
+const contents = (dir: string): string[] => readdirSync(dir).filter((f) => !f.endsWith('.lock') && !f.endsWith('.takeover') && !/^\..*\.tmp$/.test(f));
 
 /** What a folder given as `--out` holds, for the refusal message. */
 const describeOccupied = (dir: string, files: string[], kind: 'run' | 'sweep'): Error => {
@@ -204,7 +256,7 @@ const describeOccupied = (dir: string, files: string[], kind: 'run' | 'sweep'): 
 
 /** Whether `dir` could be claimed for a new run now (absent, or an empty folder), without claiming it. */
 export const checkNewFolder = (dir: string, kind: 'run' | 'sweep' = 'run'): E.Either<Error, void> => {
-  const seen = tryFs(dir, () => (!existsSync(dir) ? undefined : statSync(dir).isDirectory() ? contents(dir) : 'file' as const));
+  const seen = tryFs(dir, () => (!existsSync(dir) ? undefined : statSync(dir).isDirectory() ? contents(dir) : ('file' as const)));
   if (E.isLeft(seen)) return seen;
   if (seen.right === 'file') return E.left(new Error(`${dir} is a file, not a folder: choose another --out`));
   if (seen.right !== undefined && seen.right.length > 0) return E.left(describeOccupied(dir, seen.right, kind));
@@ -222,7 +274,11 @@ export const claimNewFolder = (dir: string, kind: 'run' | 'sweep' = 'run'): E.Ei
   const made = tryFs(dir, () => {
     if (existsSync(dir) && !statSync(dir).isDirectory()) return 'file' as const;
     mkdirSync(join(dir, '..'), { recursive: true });
-    try { mkdirSync(dir); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
+    try {
+      mkdirSync(dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
     return statSync(dir).isDirectory() ? ('folder' as const) : ('file' as const);
   });
   if (E.isLeft(made)) return made;
@@ -248,7 +304,12 @@ export const claimFreshFolder = (parent: string, name: string, kind: 'run' | 'sw
     mkdirSync(parent, { recursive: true });
     for (let i = 1; ; i++) {
       const dir = i === 1 ? base : `${base}-${i}`;
-      try { mkdirSync(dir); return dir; } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e; }
+      try {
+        mkdirSync(dir);
+        return dir;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
     }
   });
   if (E.isLeft(made)) return made;
@@ -266,8 +327,18 @@ let hooked = false;
 export const whileOpen = (f: (code: number) => void): (() => void) => {
   if (!hooked) {
     hooked = true;
-    process.on('exit', (code) => { for (const g of [...onExit]) { try { g(code); } catch { /* exiting: nothing more to do */ } } });
+    process.on('exit', (code) => {
+      for (const g of [...onExit]) {
+        try {
+          g(code);
+        } catch {
+          /* exiting: nothing more to do */
+        }
+      }
+    });
   }
   onExit.add(f);
-  return () => { onExit.delete(f); };
+  return () => {
+    onExit.delete(f);
+  };
 };

@@ -14,8 +14,13 @@ export const paperTable1 = (train: CifarSplit, seed = 0): { readonly image: numb
   const out = new Float32Array(PIXELS);
   normalizeInto(train, [image], 'per-image', out);
   const rows = (['Red', 'Green', 'Blue'] as const).map((channel, c) => {
-    let s = 0, s2 = 0;
-    for (let p = 0; p < 1024; p++) { const v = out[c * 1024 + p]!; s += v; s2 += v * v; }
+    let s = 0,
+      s2 = 0;
+    for (let p = 0; p < 1024; p++) {
+      const v = out[c * 1024 + p]!;
+      s += v;
+      s2 += v * v;
+    }
     const mean = s / 1024;
     return { channel, mean, std: Math.sqrt(Math.max(0, s2 / 1024 - mean * mean)) };
   });

@@ -46,13 +46,26 @@ const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 /** The Markdown table: varied values, ours, the report's. */
 export const sweepMarkdown = (headers: readonly string[], rows: readonly SweepRow[]): string => {
   const hasPaper = rows.some((r) => r.paper !== undefined);
-  const cols = [...headers, 'Validation accuracy', 'Early stop epoch', 'Test accuracy', ...(hasPaper ? ['Paper: validation accuracy', 'Paper: early stop epoch'] : [])];
+  const cols = [
+    ...headers,
+    'Validation accuracy',
+    'Early stop epoch',
+    'Test accuracy',
+    ...(hasPaper ? ['Paper: validation accuracy', 'Paper: early stop epoch'] : []),
+  ];
   const lines = [`| ${cols.join(' | ')} |`, `|${cols.map(() => '---').join('|')}|`];
   for (const r of rows) {
     const p = r.paper;
     const d = r.divergedAt !== undefined ? `diverged at epoch ${r.divergedAt}` : undefined;
-    lines.push(`| ${[...r.values.map(String), d ?? pct(r.valAccuracy), d !== undefined ? '-' : String(r.earlyStop), d ?? pct(r.testAccuracy),
-      ...(hasPaper ? [p ? `${p.valAccuracy.toFixed(2)}%` : '', p?.earlyStop !== undefined ? String(p.earlyStop) : ''] : [])].join(' | ')} |`);
+    lines.push(
+      `| ${[
+        ...r.values.map(String),
+        d ?? pct(r.valAccuracy),
+        d !== undefined ? '-' : String(r.earlyStop),
+        d ?? pct(r.testAccuracy),
+        ...(hasPaper ? [p ? `${p.valAccuracy.toFixed(2)}%` : '', p?.earlyStop !== undefined ? String(p.earlyStop) : ''] : []),
+      ].join(' | ')} |`,
+    );
   }
   return lines.join('\n');
 };
@@ -101,7 +114,11 @@ export const runInFolder = async (runDir: string, cfg: ResolvedConfig, opts: Fol
     if (E.isLeft(stored)) return stored;
     const diff = configDiff(stored.right, cfg);
     if (diff.length > 0) {
-      return E.left(new Error(`${runDir} holds a run of another config (${diff.slice(0, 3).join('; ')}): continue ${what} with the same config and flags, or choose another --out`));
+      return E.left(
+        new Error(
+          `${runDir} holds a run of another config (${diff.slice(0, 3).join('; ')}): continue ${what} with the same config and flags, or choose another --out`,
+        ),
+      );
     }
   }
   const finished = readFinishedRun(runDir);
@@ -112,7 +129,13 @@ export const runInFolder = async (runDir: string, cfg: ResolvedConfig, opts: Fol
   const resume = existsSync(join(runDir, 'config.json'));
   if (opts.pool !== undefined) return opts.pool.run(resume ? { resumeDir: runDir, onEvent } : { config: cfg, outDir: runDir, onEvent });
   const { pool: _p, onStart: _s, onProgress: _o, ...runOpts } = opts;
-  const local = { ...runOpts, onEvent: (e: FitEvent) => { opts.onEvent?.(e); onEvent(e); } };
+  const local = {
+    ...runOpts,
+    onEvent: (e: FitEvent) => {
+      opts.onEvent?.(e);
+      onEvent(e);
+    },
+  };
   return resume ? runExperiment(undefined, local, runDir) : runExperiment(cfg, { ...local, outDir: runDir });
 };
 
@@ -128,25 +151,36 @@ const SWEEP_FILES = new Set(['sweep.json', 'table.md', 'table.json', 'table.csv'
  */
 const claimSweepFolder = (raw: RawConfig, opts: SweepOptions): E.Either<Error, { lock: RunLock; finishedBefore: boolean; fresh: boolean }> => {
   const record = sweepRecord(raw);
-  if (opts.outDir === undefined) return E.map((lock: RunLock) => ({ lock, finishedBefore: false, fresh: true }))(claimFreshFolder(opts.runsDir ?? 'runs', raw.name, 'sweep'));
+  if (opts.outDir === undefined)
+    return E.map((lock: RunLock) => ({ lock, finishedBefore: false, fresh: true }))(claimFreshFolder(opts.runsDir ?? 'runs', raw.name, 'sweep'));
   const dir = opts.outDir;
-  const listing = tryFs(dir, () => (existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((f) => !f.endsWith('.lock') && !f.startsWith('.')) : undefined));
+  const listing = tryFs(dir, () =>
+    existsSync(dir) && statSync(dir).isDirectory() ? readdirSync(dir).filter((f) => !f.endsWith('.lock') && !f.startsWith('.')) : undefined,
+  );
   if (E.isLeft(listing)) return listing;
   const files = listing.right;
   const isSweep = files !== undefined && files.length > 0 && files.every((f) => SWEEP_FILES.has(f) || /^run-\d+-/.test(f));
   if (!isSweep) return E.map((lock: RunLock) => ({ lock, finishedBefore: false, fresh: true }))(claimNewFolder(dir, 'sweep'));
   const finishedBefore = files.includes('table.md');
-  if (finishedBefore && opts.reuseFinished !== true) return E.left(new Error(`${dir} holds a finished sweep, which is never overwritten: choose another --out`));
+  if (finishedBefore && opts.reuseFinished !== true)
+    return E.left(new Error(`${dir} holds a finished sweep, which is never overwritten: choose another --out`));
   const l = lockFolder(dir, SWEEP_LOCK);
   if (E.isLeft(l)) return l;
   if (files.includes('sweep.json')) {
     const file = join(dir, 'sweep.json');
     const stored = E.chain((text: string) => unsealJson(file, text))(readText(file));
-    if (E.isLeft(stored)) { l.right.release(); return E.left(new Error(`${stored.left.message}: this sweep folder cannot be continued; choose another --out`)); }
+    if (E.isLeft(stored)) {
+      l.right.release();
+      return E.left(new Error(`${stored.left.message}: this sweep folder cannot be continued; choose another --out`));
+    }
     const diff = configDiff(stored.right, record);
     if (diff.length > 0) {
       l.right.release();
-      return E.left(new Error(`${dir} holds a sweep of another config (${diff.slice(0, 3).join('; ')}): continue it with the same config and flags, or choose another --out`));
+      return E.left(
+        new Error(
+          `${dir} holds a sweep of another config (${diff.slice(0, 3).join('; ')}): continue it with the same config and flags, or choose another --out`,
+        ),
+      );
     }
   }
   return E.right({ lock: l.right, finishedBefore, fresh: false });
@@ -165,7 +199,8 @@ export const readSweepConfig = (dir: string): E.Either<Error, RawConfig> => {
   const stored = E.chain((text: string) => unsealJson(file, text))(readText(file));
   if (E.isLeft(stored)) return stored;
   const { config, sweep } = stored.right as { config?: unknown; sweep?: unknown };
-  if (stored.right['format'] !== SWEEP_FORMAT || config === null || typeof config !== 'object') return E.left(new Error(`${file}: not a tapegrad sweep record`));
+  if (stored.right['format'] !== SWEEP_FORMAT || config === null || typeof config !== 'object')
+    return E.left(new Error(`${file}: not a tapegrad sweep record`));
   return E.right({ ...(config as RawConfig), sweep: sweep as RawConfig['sweep'] });
 };
 
@@ -202,7 +237,11 @@ export const prepareSweepFolder = (raw: RawConfig, dir: string): E.Either<Error,
 export const runSweep = async (raw: RawConfig, opts: SweepOptions): Promise<E.Either<Error, SweepResult>> => {
   if (raw.sweep === undefined) return E.left(new Error(`config '${raw.name}' has no 'sweep:' section: use 'tapegrad train' for a single run`));
   let combos: ReturnType<typeof expandGrid>;
-  try { combos = expandGrid(raw); } catch (e) { return E.left(e as Error); }
+  try {
+    combos = expandGrid(raw);
+  } catch (e) {
+    return E.left(e as Error);
+  }
   const decoded = combos.map((c) => decodeConfig(c.config, `${raw.name} with ${c.values.join(', ')}`));
   const bad = decoded.find(E.isLeft);
   if (bad !== undefined && E.isLeft(bad)) return bad;
@@ -223,7 +262,12 @@ export const runSweep = async (raw: RawConfig, opts: SweepOptions): Promise<E.Ei
 };
 
 const sweepIn = async (
-  dir: string, finishedBefore: boolean, raw: RawConfig, combos: ReturnType<typeof expandGrid>, decoded: E.Right<ResolvedConfig>[], opts: SweepOptions,
+  dir: string,
+  finishedBefore: boolean,
+  raw: RawConfig,
+  combos: ReturnType<typeof expandGrid>,
+  decoded: E.Right<ResolvedConfig>[],
+  opts: SweepOptions,
 ): Promise<E.Either<Error, SweepResult>> => {
   const sweep = raw.sweep!;
   const keys = sweepKeys(sweep);
@@ -234,11 +278,16 @@ const sweepIn = async (
   const runOne = (i: number): Promise<E.Either<Error, RunResult>> => {
     const combo = combos[i]!;
     const onEvent = (e: ProgressEvent) => opts.onRunEvent?.(i, combos.length, combo.values, e);
-    return runInFolder(runDirOf(i), decoded[i]!.right, { ...opts, onStart: () => opts.onRun?.(i, combos.length, combo.values), onProgress: onEvent }, 'the sweep');
+    return runInFolder(
+      runDirOf(i),
+      decoded[i]!.right,
+      { ...opts, onStart: () => opts.onRun?.(i, combos.length, combo.values), onProgress: onEvent },
+      'the sweep',
+    );
   };
   const outcomes: E.Either<Error, RunResult>[] = [];
   if (opts.pool !== undefined) {
-    outcomes.push(...await Promise.all(combos.map((_, i) => runOne(i))));
+    outcomes.push(...(await Promise.all(combos.map((_, i) => runOne(i)))));
   } else {
     for (let i = 0; i < combos.length; i++) {
       const r = await runOne(i);
@@ -250,11 +299,28 @@ const sweepIn = async (
     const r = outcomes[i]!;
     const combo = combos[i]!;
     const paper = sweep.paper?.find((p) => p.values.length === combo.values.length && p.values.every((v, j) => String(v) === String(combo.values[j])));
-    const paperPart = paper ? { paper: { valAccuracy: paper.valAccuracy, ...(paper.earlyStop !== undefined ? { earlyStop: paper.earlyStop } : {}), ...(paper.testAccuracy !== undefined ? { testAccuracy: paper.testAccuracy } : {}) } } : {};
+    const paperPart = paper
+      ? {
+          paper: {
+            valAccuracy: paper.valAccuracy,
+            ...(paper.earlyStop !== undefined ? { earlyStop: paper.earlyStop } : {}),
+            ...(paper.testAccuracy !== undefined ? { testAccuracy: paper.testAccuracy } : {}),
+          },
+        }
+      : {};
     if (E.isLeft(r)) {
       if (r.left instanceof DivergedError) {
         results.push(undefined);
-        rows.push({ values: combo.values, valAccuracy: NaN, testAccuracy: NaN, epochsRun: r.left.epoch - 1, earlyStop: '-', divergedAt: r.left.epoch, dir: r.left.dir, ...paperPart });
+        rows.push({
+          values: combo.values,
+          valAccuracy: NaN,
+          testAccuracy: NaN,
+          epochsRun: r.left.epoch - 1,
+          earlyStop: '-',
+          divergedAt: r.left.epoch,
+          dir: r.left.dir,
+          ...paperPart,
+        });
         continue;
       }
       // Runs the pool never started because of an interruption are simply not there yet.
@@ -263,25 +329,58 @@ const sweepIn = async (
     }
     results.push(r.right);
     rows.push({
-      values: combo.values, valAccuracy: r.right.valAccuracy, testAccuracy: r.right.testAccuracy, epochsRun: r.right.history.length,
-      earlyStop: r.right.stoppedAt !== undefined ? r.right.returnedEpoch : '-', dir: r.right.dir, ...paperPart,
+      values: combo.values,
+      valAccuracy: r.right.valAccuracy,
+      testAccuracy: r.right.testAccuracy,
+      epochsRun: r.right.history.length,
+      earlyStop: r.right.stoppedAt !== undefined ? r.right.returnedEpoch : '-',
+      dir: r.right.dir,
+      ...paperPart,
     });
   }
   if (results.length === 0) return E.left(new Error(`interrupted before any run of ${dir} finished an epoch`));
   const interrupted = results.some((r) => r?.interrupted === true) || results.length < combos.length;
-  const bestIdx = rows.reduce<number | undefined>((b, r, i) => (Number.isNaN(r.valAccuracy) ? b : b === undefined || r.valAccuracy > rows[b]!.valAccuracy ? i : b), undefined);
+  const bestIdx = rows.reduce<number | undefined>(
+    (b, r, i) => (Number.isNaN(r.valAccuracy) ? b : b === undefined || r.valAccuracy > rows[b]!.valAccuracy ? i : b),
+    undefined,
+  );
   const markdown = sweepMarkdown(headers, rows);
   if (!interrupted && !finishedBefore) {
     writeFileAtomic(join(dir, 'table.md'), `# ${sweep.title ?? raw.name}\n\n${markdown}\n`);
     writeFileAtomic(join(dir, 'table.json'), JSON.stringify({ name: raw.name, headers, rows }, null, 2));
-    writeFileAtomic(join(dir, 'table.csv'), `${[
-      [...headers, 'val_accuracy', 'early_stop_epoch', 'test_accuracy', 'epochs_run', 'diverged_at_epoch', 'paper_val_accuracy', 'paper_early_stop'].join(','),
-      ...rows.map((r) => [...r.values, Number.isNaN(r.valAccuracy) ? '' : r.valAccuracy, r.earlyStop, Number.isNaN(r.testAccuracy) ? '' : r.testAccuracy, r.epochsRun, r.divergedAt ?? '', r.paper?.valAccuracy ?? '', r.paper?.earlyStop ?? ''].join(',')),
-    ].join('\n')}\n`);
-    if (bestIdx !== undefined) await writeCurves(dir, `${sweep.title ?? raw.name}, best: ${rows[bestIdx]!.values.join(', ')}`, results[bestIdx]!.history, 'best-');
+    writeFileAtomic(
+      join(dir, 'table.csv'),
+      `${[
+        [...headers, 'val_accuracy', 'early_stop_epoch', 'test_accuracy', 'epochs_run', 'diverged_at_epoch', 'paper_val_accuracy', 'paper_early_stop'].join(
+          ',',
+        ),
+        ...rows.map((r) =>
+          [
+            ...r.values,
+            Number.isNaN(r.valAccuracy) ? '' : r.valAccuracy,
+            r.earlyStop,
+            Number.isNaN(r.testAccuracy) ? '' : r.testAccuracy,
+            r.epochsRun,
+            r.divergedAt ?? '',
+            r.paper?.valAccuracy ?? '',
+            r.paper?.earlyStop ?? '',
+          ].join(','),
+        ),
+      ].join('\n')}\n`,
+    );
+    if (bestIdx !== undefined)
+      await writeCurves(dir, `${sweep.title ?? raw.name}, best: ${rows[bestIdx]!.values.join(', ')}`, results[bestIdx]!.history, 'best-');
   }
   return E.right({
-    dir, name: raw.name, title: sweep.title ?? raw.name, headers, rows, best: bestIdx === undefined ? undefined : rows[bestIdx],
-    bestRun: bestIdx === undefined ? undefined : results[bestIdx], markdown, interrupted, reused: finishedBefore,
+    dir,
+    name: raw.name,
+    title: sweep.title ?? raw.name,
+    headers,
+    rows,
+    best: bestIdx === undefined ? undefined : rows[bestIdx],
+    bestRun: bestIdx === undefined ? undefined : results[bestIdx],
+    markdown,
+    interrupted,
+    reused: finishedBefore,
   });
 };

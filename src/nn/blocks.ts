@@ -4,8 +4,22 @@
  * (norm gains are 'gain', so L2 leaves them alone by default).
  */
 import {
-  add, avgPool2d, batchNormTrain, conv2d as conv2dOp, dropout as dropoutOp, type Key, maxPool2d as maxPool2dOp, mean, mul, ones, reshape, rsqrtVar,
-  slice, sub, zeros, type Tensor,
+  add,
+  avgPool2d,
+  batchNormTrain,
+  conv2d as conv2dOp,
+  dropout as dropoutOp,
+  type Key,
+  maxPool2d as maxPool2dOp,
+  mean,
+  mul,
+  ones,
+  reshape,
+  rsqrtVar,
+  slice,
+  sub,
+  zeros,
+  type Tensor,
 } from '../core/index.js';
 import { ShapeError, showShape } from '../core/index.js';
 import type { Layer, NoParams } from './layers.js';
@@ -42,7 +56,8 @@ export type BatchNormState = { readonly mean: Tensor; readonly var: Tensor };
  * eval mode normalizes with the running statistics.
  */
 export const batchNorm = (channels: number, opts: { momentum?: number; eps?: number } = {}): Layer<NormParams, BatchNormState> => {
-  const momentum = opts.momentum ?? 0.1, eps = opts.eps ?? 1e-5;
+  const momentum = opts.momentum ?? 0.1,
+    eps = opts.eps ?? 1e-5;
   const statShape = (x: Tensor) => x.shape.map((d, i) => (i === 1 ? d : 1));
   const check = (x: Tensor) => {
     if ((x.rank !== 2 && x.rank !== 4) || x.shape[1] !== channels) {
@@ -101,7 +116,8 @@ export type ConvParams = { readonly w: Tensor; readonly b: Tensor };
  * windows, He-uniform filters (fan-in = in·k·k) and zero biases.
  */
 export const conv2dLayer = (inChannels: number, filters: number, kernel: number, opts: { stride?: number; padding?: number } = {}): Layer<ConvParams> => {
-  const stride = opts.stride ?? 1, padding = opts.padding ?? 0;
+  const stride = opts.stride ?? 1,
+    padding = opts.padding ?? 0;
   return {
     describe: `conv2d(${inChannels} → ${filters}, ${kernel}×${kernel}${stride !== 1 ? `, stride ${stride}` : ''}${padding !== 0 ? `, pad ${padding}` : ''})`,
     init: (key: Key) => {
@@ -115,10 +131,14 @@ export const conv2dLayer = (inChannels: number, filters: number, kernel: number,
 
 /** Max pooling over size×size windows (stride defaults to size). */
 export const maxPool2dLayer = (size: number, stride = size): Layer<NoParams> => ({
-  describe: `maxPool2d(${size}${stride !== size ? `, stride ${stride}` : ''})`, init: () => [], apply: (_p, x) => maxPool2dOp(x, size, stride),
+  describe: `maxPool2d(${size}${stride !== size ? `, stride ${stride}` : ''})`,
+  init: () => [],
+  apply: (_p, x) => maxPool2dOp(x, size, stride),
 });
 
 /** Average pooling over size×size windows (stride defaults to size). */
 export const avgPool2dLayer = (size: number, stride = size): Layer<NoParams> => ({
-  describe: `avgPool2d(${size}${stride !== size ? `, stride ${stride}` : ''})`, init: () => [], apply: (_p, x) => avgPool2d(x, size, stride),
+  describe: `avgPool2d(${size}${stride !== size ? `, stride ${stride}` : ''})`,
+  init: () => [],
+  apply: (_p, x) => avgPool2d(x, size, stride),
 });

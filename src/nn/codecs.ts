@@ -20,12 +20,14 @@ export const MAX_SEED = 0xffffffff;
 export const SeedC = t.refinement(t.number, (n) => Number.isInteger(n) && n >= 0 && n <= MAX_SEED, 'Seed');
 
 /** The io-ts codec of an MLP's architecture: widths, activation, init. */
-export const MlpSpecC = t.exact(t.type({
-  kind: t.literal('mlp'),
-  sizes: t.array(PositiveInt),
-  activation: ActivationC,
-  init: InitC,
-}));
+export const MlpSpecC = t.exact(
+  t.type({
+    kind: t.literal('mlp'),
+    sizes: t.array(PositiveInt),
+    activation: ActivationC,
+    init: InitC,
+  }),
+);
 
 /**
  * The io-ts codec of an optimizer as configs write it (sgd, momentum, adam), each hyperparameter
@@ -33,14 +35,18 @@ export const MlpSpecC = t.exact(t.type({
  */
 export const OptimizerSpecC = t.union([
   t.exact(t.intersection([t.type({ kind: t.literal('sgd'), lr: Positive }), t.partial({ weightDecay: NonNegative })])),
-  t.exact(t.intersection([
-    t.type({ kind: t.literal('momentum'), lr: Positive, momentum: NonNegative }),
-    t.partial({ nesterov: t.boolean, weightDecay: NonNegative }),
-  ])),
-  t.exact(t.intersection([
-    t.type({ kind: t.literal('adam'), lr: Positive }),
-    t.partial({ beta1: NonNegative, beta2: NonNegative, eps: Positive, weightDecay: NonNegative }),
-  ])),
+  t.exact(
+    t.intersection([
+      t.type({ kind: t.literal('momentum'), lr: Positive, momentum: NonNegative }),
+      t.partial({ nesterov: t.boolean, weightDecay: NonNegative }),
+    ]),
+  ),
+  t.exact(
+    t.intersection([
+      t.type({ kind: t.literal('adam'), lr: Positive }),
+      t.partial({ beta1: NonNegative, beta2: NonNegative, eps: Positive, weightDecay: NonNegative }),
+    ]),
+  ),
 ]);
 
 /** A learning-rate schedule (see schedules.ts). */
@@ -74,13 +80,28 @@ const expectedOf = (type: t.Decoder<unknown, unknown> & { _tag?: string }): stri
   if (named !== undefined) return named;
   const any = type as unknown as { _tag?: string; keys?: Record<string, unknown>; value?: unknown; types?: t.Mixed[] };
   switch (any._tag) {
-    case 'KeyofType': return `one of ${Object.keys(any.keys ?? {}).join(', ')}`;
-    case 'LiteralType': return JSON.stringify(any.value);
-    case 'ArrayType': case 'ReadonlyArrayType': case 'TupleType': return 'a list';
-    case 'InterfaceType': case 'PartialType': case 'ExactType': case 'StrictType': case 'IntersectionType': case 'DictionaryType':
+    case 'KeyofType':
+      return `one of ${Object.keys(any.keys ?? {}).join(', ')}`;
+    case 'LiteralType':
+      return JSON.stringify(any.value);
+    case 'ArrayType':
+    case 'ReadonlyArrayType':
+    case 'TupleType':
+      return 'a list';
+    case 'InterfaceType':
+    case 'PartialType':
+    case 'ExactType':
+    case 'StrictType':
+    case 'IntersectionType':
+    case 'DictionaryType':
       return 'a mapping (key: value)';
-    case 'UnionType': return (any.types ?? []).map((m) => expectedOf(m)).filter((v, i, a) => a.indexOf(v) === i).join(' or ');
-    default: return type.name.length <= 40 ? type.name : 'another kind of value';
+    case 'UnionType':
+      return (any.types ?? [])
+        .map((m) => expectedOf(m))
+        .filter((v, i, a) => a.indexOf(v) === i)
+        .join(' or ');
+    default:
+      return type.name.length <= 40 ? type.name : 'another kind of value';
   }
 };
 
@@ -89,7 +110,11 @@ export const showValue = (v: unknown): string => {
   if (v === undefined) return 'nothing';
   if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') return String(v);
   let s: string;
-  try { s = JSON.stringify(v) ?? String(v); } catch { s = String(v); }
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
   return s.length > 40 ? `${s.slice(0, 37)}...` : s;
 };
 
@@ -145,8 +170,14 @@ const relevant = (errors: readonly t.ValidationError[], from = 0): t.ValidationE
   const rest: t.ValidationError[] = [];
   for (const e of errors) {
     const u = e.context.findIndex((c, i) => i >= from && isUnion(c));
-    if (u < 0 || u + 1 >= e.context.length) { rest.push(e); continue; }
-    const at = e.context.slice(0, u + 1).map((c) => c.key).join('/');
+    if (u < 0 || u + 1 >= e.context.length) {
+      rest.push(e);
+      continue;
+    }
+    const at = e.context
+      .slice(0, u + 1)
+      .map((c) => c.key)
+      .join('/');
     const list = groups.get(at) ?? [];
     list.push({ branch: e.context[u + 1]!.key, depth: e.context.length, e, u });
     groups.set(at, list);
@@ -162,13 +193,21 @@ const relevant = (errors: readonly t.ValidationError[], from = 0): t.ValidationE
     };
     const mismatched = new Set(list.filter(tagFail).map((x) => x.branch));
     let matching = list.filter((x) => !mismatched.has(x.branch));
-    if (matching.length === 0) { kept.push(...list.filter(tagFail).map((x) => x.e)); continue; }
+    if (matching.length === 0) {
+      kept.push(...list.filter(tagFail).map((x) => x.e));
+      continue;
+    }
     const reach = new Map<string, number>();
     for (const x of matching) reach.set(x.branch, Math.max(reach.get(x.branch) ?? 0, x.depth));
     const deepest = Math.max(...reach.values());
     matching = matching.filter((x) => reach.get(x.branch) === deepest);
     // Unions inside the chosen member (a layer inside a model) get the same treatment.
-    kept.push(...relevant(matching.map((x) => x.e), matching[0]!.u + 1));
+    kept.push(
+      ...relevant(
+        matching.map((x) => x.e),
+        matching[0]!.u + 1,
+      ),
+    );
   }
   return kept;
 };
@@ -188,7 +227,9 @@ export const describeErrors = (errors: t.Errors): string => {
     if (last.tag !== undefined && typeof e.value === 'object' && e.value !== null && !Array.isArray(e.value)) {
       path = path === '' ? last.tag : `${path}.${last.tag}`;
       got = (e.value as Record<string, unknown>)[last.tag];
-      exp = `one of ${literalsAt(last, last.tag).map((v) => JSON.stringify(v)).join(', ')}`;
+      exp = `one of ${literalsAt(last, last.tag)
+        .map((v) => JSON.stringify(v))
+        .join(', ')}`;
     } else {
       exp = expectedOf(last as unknown as t.Mixed);
     }
@@ -201,9 +242,12 @@ export const describeErrors = (errors: t.Errors): string => {
     expected.length > 1 && expected.every((x) => x.startsWith('one of ') || x.startsWith('"'))
       ? `one of ${expected.map((x) => x.replace(/^one of /, '')).join(', ')}`
       : expected.join(' or ');
-  return [...byPath].map(([path, { expected, got }]) =>
-    `${path === '' ? '(the whole value)' : path}: ${got === undefined ? `missing (expected ${alternatives(expected)})` : `expected ${alternatives(expected)}, got ${showValue(got)}`}`,
-  ).join('; ');
+  return [...byPath]
+    .map(
+      ([path, { expected, got }]) =>
+        `${path === '' ? '(the whole value)' : path}: ${got === undefined ? `missing (expected ${alternatives(expected)})` : `expected ${alternatives(expected)}, got ${showValue(got)}`}`,
+    )
+    .join('; ');
 };
 
 /**

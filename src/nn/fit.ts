@@ -209,13 +209,17 @@ export interface EvaluateOptions<S> {
  * set, in chunks, in eval mode (no dropout; batchNorm uses `layerState`).
  */
 export const evaluate = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
-  model: Trainable<P, S>, params: P, set: LabeledSet, opts: number | EvaluateOptions<S> = {},
+  model: Trainable<P, S>,
+  params: P,
+  set: LabeledSet,
+  opts: number | EvaluateOptions<S> = {},
 ): Evaluation => {
   const o: EvaluateOptions<S> = typeof opts === 'number' ? { batchSize: opts } : opts;
   const layer = layerOf(model);
   const state = o.layerState ?? initialState(layer);
   const be = backendOfTree(params as Tree);
-  let loss = 0, correct = 0;
+  let loss = 0,
+    correct = 0;
   for (const idx of batchIndices(set.n, o.batchSize ?? 1000)) {
     // Each chunk frees its batch, activations and logits before the next.
     tidy(() => {
@@ -230,7 +234,8 @@ export const evaluate = <P extends Treelike<P>, S extends Treelike<S> = Stateles
 
 /** Whether the early-stopping rule fires after the last entry of `valLosses`. */
 export const shouldStop = (valLosses: readonly number[], opts: EarlyStoppingOptions): boolean => {
-  const i = valLosses.length - 1, p = opts.patience;
+  const i = valLosses.length - 1,
+    p = opts.patience;
   if (i < p) return false;
   if (opts.rule === 'paper') {
     const cur = valLosses[i]!;
@@ -238,7 +243,9 @@ export const shouldStop = (valLosses: readonly number[], opts: EarlyStoppingOpti
     return true;
   }
   let bestIdx = 0;
-  valLosses.forEach((v, j) => { if (v < valLosses[bestIdx]!) bestIdx = j; });
+  valLosses.forEach((v, j) => {
+    if (v < valLosses[bestIdx]!) bestIdx = j;
+  });
   return i - bestIdx >= p;
 };
 
@@ -255,7 +262,9 @@ export type FitData = { readonly train: LabeledSet; readonly val: LabeledSet };
 const readStep = (value: Tensor, logits: Tensor, y: Uint8Array): { loss: number; correct: number } => {
   const be = logits.backend;
   if (be.readAsync === undefined || logits.rank !== 2) return { loss: value.item(), correct: correctCount(logits, y) };
-  const labels = E.getOrElseW((e: Error) => { throw e; })(fromArray(y, [y.length], logits.dtype, be));
+  const labels = E.getOrElseW((e: Error) => {
+    throw e;
+  })(fromArray(y, [y.length], logits.dtype, be));
   const hits = sum(equal(argmax(logits, 1), labels));
   const both = concat([reshape(value, [1]), reshape(cast(hits, value.dtype), [1])]).toTypedArray();
   return { loss: both[0]!, correct: both[1]! };
@@ -276,7 +285,10 @@ const readStep = (value: Tensor, logits: Tensor, y: Uint8Array): { loss: number;
  * in the result stays alive.
  */
 export const fit = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
-  model: Trainable<P, S>, initial: P, data: FitData, opts: FitOptions,
+  model: Trainable<P, S>,
+  initial: P,
+  data: FitData,
+  opts: FitOptions,
 ): E.Either<TrainingError, FitResult<P, S>> => {
   const steps = fitSteps(model, initial, data, opts);
   for (;;) {
@@ -287,7 +299,10 @@ export const fit = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
 
 /** `fit` that lets the event loop run after every batch (so `signal` can be aborted by a SIGINT handler). */
 export const fitAsync = async <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
-  model: Trainable<P, S>, initial: P, data: FitData, opts: FitOptions,
+  model: Trainable<P, S>,
+  initial: P,
+  data: FitData,
+  opts: FitOptions,
 ): Promise<E.Either<TrainingError, FitResult<P, S>>> => {
   const steps = fitSteps(model, initial, data, opts);
   for (;;) {
@@ -299,7 +314,11 @@ export const fitAsync = async <P extends Treelike<P>, S extends Treelike<S> = St
 
 /** Checks that the model takes the data's rows and, for cross-entropy, gives one score per class. */
 const checkFits = <P extends Treelike<P>, S extends Treelike<S>>(
-  model: Trainable<P, S>, params: P, state: S, data: FitData, customLoss: boolean,
+  model: Trainable<P, S>,
+  params: P,
+  state: S,
+  data: FitData,
+  customLoss: boolean,
 ): TrainingError | undefined => {
   const { train, val } = data;
   const spec = 'spec' in model ? model.spec : undefined;
@@ -343,12 +362,18 @@ const checkInputs = (data: FitData, opts: FitOptions): TrainingError | undefined
   const lr = opts.optimizer.lr;
   if (!(Number.isFinite(lr) && lr >= 0)) return new TrainingError(`optimizer.lr must be a finite number ≥ 0, got ${lr}`);
   if (train.n === 0) return new TrainingError('the training set is empty: give fit at least one training row');
-  if (val.n === 0) return new TrainingError('the validation set is empty: fit validates after every epoch (early stopping, the best epoch); give it at least one row');
-  if (val.classes !== train.classes) return new TrainingError(`the training set has ${train.classes} classes but the validation set ${val.classes}: split both from one data set`);
-  for (const [name, set] of [['training', train], ['validation', val]] as const) {
+  if (val.n === 0)
+    return new TrainingError('the validation set is empty: fit validates after every epoch (early stopping, the best epoch); give it at least one row');
+  if (val.classes !== train.classes)
+    return new TrainingError(`the training set has ${train.classes} classes but the validation set ${val.classes}: split both from one data set`);
+  for (const [name, set] of [
+    ['training', train],
+    ['validation', val],
+  ] as const) {
     if (set.y.length !== set.n) return new TrainingError(`the ${name} set has ${set.n} rows but ${set.y.length} labels`);
     const i = set.y.findIndex((label) => label >= set.classes);
-    if (i >= 0) return new TrainingError(`${name} row ${i} has label ${set.y[i]}, not a class of 0..${set.classes - 1}: fix the labels or the set's class count`);
+    if (i >= 0)
+      return new TrainingError(`${name} row ${i} has label ${set.y[i]}, not a class of 0..${set.classes - 1}: fix the labels or the set's class count`);
   }
   // Training inputs that are not finite make the loss NaN (reported with its batch); validation ones would only make every
   // validation loss NaN, so they are looked for here, a chunk at a time, once.
@@ -357,7 +382,10 @@ const checkInputs = (data: FitData, opts: FitOptions): TrainingError | undefined
     try {
       const d = x.toTypedArray();
       const j = d.findIndex((v) => !Number.isFinite(v));
-      if (j >= 0) return new TrainingError(`validation row ${s + Math.floor(j / val.features)} holds ${d[j]} (feature ${j % val.features}): every validation loss would be NaN; clean or drop that row`);
+      if (j >= 0)
+        return new TrainingError(
+          `validation row ${s + Math.floor(j / val.features)} holds ${d[j]} (feature ${j % val.features}): every validation loss would be NaN; clean or drop that row`,
+        );
     } finally {
       x.dispose();
     }
@@ -367,13 +395,17 @@ const checkInputs = (data: FitData, opts: FitOptions): TrainingError | undefined
 
 /** Checks `schedule` and `clipNorm` (configs decode them already; API callers may pass anything). */
 const checkSchedule = (opts: FitOptions): TrainingError | undefined => {
-  const c = opts.clipNorm, sch = opts.schedule;
-  if (c !== undefined && !(c > 0 && Number.isFinite(c))) return new TrainingError(`clipNorm must be a positive finite number, got ${c}: leave it out for no clipping`);
+  const c = opts.clipNorm,
+    sch = opts.schedule;
+  if (c !== undefined && !(c > 0 && Number.isFinite(c)))
+    return new TrainingError(`clipNorm must be a positive finite number, got ${c}: leave it out for no clipping`);
   if (sch === undefined) return undefined;
   const w = sch.warmupEpochs ?? 0;
   if (!(w >= 0 && Number.isFinite(w))) return new TrainingError(`schedule.warmupEpochs must be a number ≥ 0, got ${w}`);
   if (sch.kind === 'step' && !(sch.everyEpochs > 0 && sch.factor > 0 && Number.isFinite(sch.everyEpochs) && Number.isFinite(sch.factor))) {
-    return new TrainingError(`a step schedule needs everyEpochs > 0 and factor > 0, got everyEpochs ${sch.everyEpochs} and factor ${sch.factor} (e.g. { kind: 'step', everyEpochs: 10, factor: 0.1 })`);
+    return new TrainingError(
+      `a step schedule needs everyEpochs > 0 and factor > 0, got everyEpochs ${sch.everyEpochs} and factor ${sch.factor} (e.g. { kind: 'step', everyEpochs: 10, factor: 0.1 })`,
+    );
   }
   if (sch.kind === 'cosine' && sch.minLr !== undefined && !(sch.minLr >= 0 && sch.minLr <= opts.optimizer.lr)) {
     return new TrainingError(`schedule.minLr must lie between 0 and optimizer.lr (${opts.optimizer.lr}), got ${sch.minLr}`);
@@ -386,15 +418,22 @@ const checkAugment = (opts: FitOptions, features: number): TrainingError | undef
   const a = opts.augment;
   if (a === undefined) return undefined;
   const [c, h, w] = a.image ?? [3, 32, 32];
-  if (c * h * w !== features) return new TrainingError(`augment: rows of ${features} features are not images of [${c}, ${h}, ${w}]: set augment.image to one row's [channels, height, width]`);
+  if (c * h * w !== features)
+    return new TrainingError(
+      `augment: rows of ${features} features are not images of [${c}, ${h}, ${w}]: set augment.image to one row's [channels, height, width]`,
+    );
   const crop = a.crop ?? 0;
-  if (!(Number.isInteger(crop) && crop >= 0 && crop < Math.min(h, w))) return new TrainingError(`augment.crop must be an integer from 0 to ${Math.min(h, w) - 1} (pixels of padding), got ${crop}`);
+  if (!(Number.isInteger(crop) && crop >= 0 && crop < Math.min(h, w)))
+    return new TrainingError(`augment.crop must be an integer from 0 to ${Math.min(h, w) - 1} (pixels of padding), got ${crop}`);
   return undefined;
 };
 
 /** The training loop as a generator that pauses after every batch; `fit` and `fitAsync` drive it. */
 function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
-  model: Trainable<P, S>, initial: P, data: FitData, opts: FitOptions,
+  model: Trainable<P, S>,
+  initial: P,
+  data: FitData,
+  opts: FitOptions,
 ): Generator<void, E.Either<TrainingError, FitResult<P, S>>> {
   const { train, val } = data;
   const layer = layerOf(model);
@@ -402,15 +441,25 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   const be = opts.backend === undefined ? backendOfTree((given?.params ?? initial) as Tree) : resolveBackend(opts.backend);
   const moved = <T extends Treelike<T>>(t: T): T => mapTree(t, (x) => toBackend(x, be));
   // Tensors the caller passed in: never disposed here.
-  const foreign = new Set<Tensor>([initial, given?.params, given?.optState, given?.layerState, given?.best?.params, given?.best?.layerState]
-    .flatMap((t) => (t === undefined ? [] : leaves(t as Tree))));
+  const foreign = new Set<Tensor>(
+    [initial, given?.params, given?.optState, given?.layerState, given?.best?.params, given?.best?.layerState].flatMap((t) =>
+      t === undefined ? [] : leaves(t as Tree),
+    ),
+  );
   const resume: FitState<P, S> | undefined = given && {
-    ...given, params: moved(given.params), optState: moved(given.optState), layerState: moved(given.layerState),
+    ...given,
+    params: moved(given.params),
+    optState: moved(given.optState),
+    layerState: moved(given.layerState),
     best: given.best && { ...given.best, params: moved(given.best.params), layerState: moved(given.best.layerState) },
   };
   const start = resume?.params ?? moved(initial);
   const startLayerState = resume?.layerState ?? initialState(layer);
-  const bad = checkInputs(data, opts) ?? checkFits(model, start, startLayerState, data, opts.loss !== undefined) ?? checkSchedule(opts) ?? checkAugment(opts, train.features);
+  const bad =
+    checkInputs(data, opts) ??
+    checkFits(model, start, startLayerState, data, opts.loss !== undefined) ??
+    checkSchedule(opts) ??
+    checkAugment(opts, train.features);
   if (bad !== undefined) return E.left(bad);
   /** Disposes the tensors of `old` trees that none of `live` holds and that are not the caller's. */
   const release = (old: readonly unknown[], live: readonly unknown[]): void => {
@@ -428,9 +477,8 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   }
   const roles = infos.map((i) => i.role);
   const decays = opts.weightDecayApplies;
-  const optimizerAt = (spec: OptimizerSpec) => optimizerFromSpec(
-    spec, gradientL2Of(l2, infos), decays === undefined ? undefined : (_path, i) => decays(infos[i]!),
-  );
+  const optimizerAt = (spec: OptimizerSpec) =>
+    optimizerFromSpec(spec, gradientL2Of(l2, infos), decays === undefined ? undefined : (_path, i) => decays(infos[i]!));
   const optimizer = optimizerAt(opts.optimizer);
   const key = new Key(opts.seed).fold('shuffle');
   const dropKey = new Key(opts.seed).fold('dropout');
@@ -445,7 +493,13 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
     return internal.adopt(out, x.shape, x.backend);
   };
   let state: FitState<P, S> = resume ?? {
-    epoch: 0, params: start, optState: optimizer.init(start), layerState: startLayerState, history: [], best: undefined, stoppedAt: undefined,
+    epoch: 0,
+    params: start,
+    optState: optimizer.init(start),
+    layerState: startLayerState,
+    history: [],
+    best: undefined,
+    stoppedAt: undefined,
   };
   /** What must stay alive besides a step's result: the epoch's starting state (an interrupted run returns it) and the best weights. */
   const held = (): unknown[] => [state.params, state.optState, state.layerState, ...(state.best ? [state.best.params, state.best.layerState] : [])];
@@ -453,12 +507,16 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
   const batchesPerEpoch = Math.ceil(train.n / opts.batchSize);
   /** The optimizer of a step: without a schedule the one built above, so runs without one are unchanged. */
   const schedule = opts.schedule;
-  const optimizerOf = (step: number) => schedule === undefined ? optimizer
-    : optimizerAt({ ...opts.optimizer, lr: learningRate(schedule, opts.optimizer.lr, step, { stepsPerEpoch: batchesPerEpoch, epochs: opts.epochs }) });
+  const optimizerOf = (step: number) =>
+    schedule === undefined
+      ? optimizer
+      : optimizerAt({ ...opts.optimizer, lr: learningRate(schedule, opts.optimizer.lr, step, { stepsPerEpoch: batchesPerEpoch, epochs: opts.epochs }) });
   let stepPath: StepPath =
-    opts.jit === false ? { path: 'eager', reason: 'jit: false' }
-    : opts.loss !== undefined ? { path: 'eager', reason: 'a custom loss takes host labels, which a program would freeze' }
-    : { path: 'jit', reason: 'forward and backward traced once per batch size, then replayed' };
+    opts.jit === false
+      ? { path: 'eager', reason: 'jit: false' }
+      : opts.loss !== undefined
+        ? { path: 'eager', reason: 'a custom loss takes host labels, which a program would freeze' }
+        : { path: 'jit', reason: 'forward and backward traced once per batch size, then replayed' };
   emit({ type: 'start', epochs: opts.epochs, batchesPerEpoch, startEpoch: state.epoch + 1, step: stepPath });
 
   const eagerStep = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) =>
@@ -476,7 +534,8 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
       const loss = softmaxCrossEntropy(out.y, targets, { reduction });
       const penalty = l2Penalty(p, l2, roles);
       return [penalty === undefined ? loss : add(loss, penalty), [out.y, out.state]] as const;
-    })(params));
+    })(params),
+  );
   const paramDType = leaves(start as Tree)[0]?.dtype ?? 'float32';
   const step = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) => {
     if (stepPath.path === 'jit') {
@@ -499,14 +558,26 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
       const epoch = state.epoch + 1;
       const t0 = performance.now();
       const order = batchIndices(train.n, opts.batchSize, opts.shuffle ? key.fold(`epoch-${epoch}`) : undefined);
-      let params = state.params, optState = state.optState, layerState = state.layerState, lossSum = 0, correct = 0, seen = 0;
+      let params = state.params,
+        optState = state.optState,
+        layerState = state.layerState,
+        lossSum = 0,
+        correct = 0,
+        seen = 0;
       for (let b = 0; b < order.length; b++) {
-        if (opts.signal?.aborted) { interrupted = true; break; }
+        if (opts.signal?.aborted) {
+          interrupted = true;
+          break;
+        }
         const idx = order[b]!;
         const y = gatherLabels(train.y, idx);
         // One step; everything it makes but the new parameters and states is freed at its end.
         const r = tidy(() => {
-          const { value, grads, aux: [logits, nextLayerState] } = step(params, layerState, batchOf(idx, epoch, b), y, dropKey.fold(`${epoch}-${b}`));
+          const {
+            value,
+            grads,
+            aux: [logits, nextLayerState],
+          } = step(params, layerState, batchOf(idx, epoch, b), y, dropKey.fold(`${epoch}-${b}`));
           const { loss, correct } = readStep(value, logits as Tensor, y);
           if (!Number.isFinite(loss)) return { loss, next: undefined, layerState: undefined, correct: 0 };
           const g = opts.clipNorm === undefined ? grads : clipByGlobalNorm(grads, opts.clipNorm).grads;
@@ -514,10 +585,12 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
           return { loss, next, layerState: nextLayerState as S, correct };
         });
         if (r.next === undefined) {
-          return E.left(new TrainingError(
-            `the training loss became ${r.loss} at epoch ${epoch}, batch ${b + 1} of ${order.length}: ` +
-              `the weights diverged. Lower the learning rate (now ${opts.optimizer.lr}) or the momentum, or check the inputs for NaN`,
-          ));
+          return E.left(
+            new TrainingError(
+              `the training loss became ${r.loss} at epoch ${epoch}, batch ${b + 1} of ${order.length}: ` +
+                `the weights diverged. Lower the learning rate (now ${opts.optimizer.lr}) or the momentum, or check the inputs for NaN`,
+            ),
+          );
         }
         release([params, optState, layerState], [r.next.params, r.next.state, r.layerState, ...held()]);
         params = r.next.params;
@@ -538,15 +611,28 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
       }
       const v = evaluate(layer, params, val, { batchSize: opts.evalBatchSize ?? 1000, layerState, ...(opts.loss ? { loss: opts.loss } : {}) });
       const record: EpochRecord = {
-        epoch, trainLoss: lossSum / seen, trainAccuracy: correct / seen, valLoss: v.loss, valAccuracy: v.accuracy,
+        epoch,
+        trainLoss: lossSum / seen,
+        trainAccuracy: correct / seen,
+        valLoss: v.loss,
+        valAccuracy: v.accuracy,
         seconds: (performance.now() - t0) / 1000,
       };
       const improved = state.best === undefined || v.loss < state.best.valLoss;
       const history = [...state.history, record];
-      const stop = opts.earlyStopping !== undefined && shouldStop(history.map((h) => h.valLoss), opts.earlyStopping);
+      const stop =
+        opts.earlyStopping !== undefined &&
+        shouldStop(
+          history.map((h) => h.valLoss),
+          opts.earlyStopping,
+        );
       const previous = held();
       state = {
-        epoch, params, optState, layerState, history,
+        epoch,
+        params,
+        optState,
+        layerState,
+        history,
         best: improved ? { epoch, valLoss: v.loss, params, layerState } : state.best,
         stoppedAt: stop ? epoch : undefined,
       };

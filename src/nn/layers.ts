@@ -68,7 +68,10 @@ export const initialState = <P extends Treelike<P>, S extends Treelike<S>>(layer
 
 /** Runs a layer's full forward pass (or `apply`, for layers without one). */
 export const forwardOf = <P extends Treelike<P>, S extends Treelike<S>>(
-  layer: Layer<P, S>, params: P, x: Tensor, ctx: ForwardContext<S>,
+  layer: Layer<P, S>,
+  params: P,
+  x: Tensor,
+  ctx: ForwardContext<S>,
 ): { readonly y: Tensor; readonly state: S } =>
   layer.forward !== undefined ? layer.forward(params, x, ctx) : { y: layer.apply(params, x, ctx.state), state: ctx.state };
 
@@ -174,7 +177,9 @@ export const sequential = <Ls extends readonly AnyLayer[]>(
 export const residual = <P extends Treelike<P>, S extends Treelike<S>>(inner: Layer<P, S>): Layer<P, S> => {
   const check = (x: Tensor, y: Tensor) => {
     if (y.shape.join() !== x.shape.join()) {
-      throw new ShapeError(`residual(${inner.describe}): the inner layers map ${showShape(x.shape)} to ${showShape(y.shape)}; a skip connection needs the same shape`);
+      throw new ShapeError(
+        `residual(${inner.describe}): the inner layers map ${showShape(x.shape)} to ${showShape(y.shape)}; a skip connection needs the same shape`,
+      );
     }
     return add(x, y);
   };
@@ -185,7 +190,12 @@ export const residual = <P extends Treelike<P>, S extends Treelike<S>>(inner: La
     roles: (p) => rolesOf(inner, p),
     ...(inner.initState !== undefined ? { initState: () => inner.initState!() } : {}),
     ...(inner.forward !== undefined
-      ? { forward: (p: P, x: Tensor, ctx: ForwardContext<S>) => { const r = inner.forward!(p, x, ctx); return { y: check(x, r.y), state: r.state }; } }
+      ? {
+          forward: (p: P, x: Tensor, ctx: ForwardContext<S>) => {
+            const r = inner.forward!(p, x, ctx);
+            return { y: check(x, r.y), state: r.state };
+          },
+        }
       : {}),
   };
 };
@@ -245,5 +255,4 @@ export const mlp = (sizes: readonly number[], opts: { activation?: ActivationNam
 };
 
 /** Number of trainable scalars of an MLP: Σ (nIn + 1)·nOut. The report's 3072→128→20 has 395,924. */
-export const mlpParamCount = (sizes: readonly number[]): number =>
-  sizes.slice(1).reduce((n, out, i) => n + (sizes[i]! + 1) * out, 0);
+export const mlpParamCount = (sizes: readonly number[]): number => sizes.slice(1).reduce((n, out, i) => n + (sizes[i]! + 1) * out, 0);

@@ -45,8 +45,7 @@ export interface L2Options {
 }
 
 /** The default selection: weights, and biases when asked. */
-export const l2Applies = (l2: L2Options): LeafPredicate =>
-  l2.applies ?? ((leaf) => leaf.role === 'weight' || (l2.includeBias && leaf.role === 'bias'));
+export const l2Applies = (l2: L2Options): LeafPredicate => l2.applies ?? ((leaf) => leaf.role === 'weight' || (l2.includeBias && leaf.role === 'bias'));
 
 /** Path, role and index of every leaf, in leaf order. */
 export const leafInfos = <P extends Treelike<P>>(params: P, roles: readonly Role[]): LeafInfo[] =>
@@ -60,9 +59,14 @@ export const l2Penalty = <P extends Treelike<P>>(params: P, l2: L2Options, roles
   if (l2.lambda === 0 || l2.mode !== 'loss') return undefined;
   const applies = l2Applies(l2);
   const infos = leafInfos(params, roles);
-  const terms = leaves(params).filter((_l, i) => applies(infos[i]!)).map(sumOfSquares);
+  const terms = leaves(params)
+    .filter((_l, i) => applies(infos[i]!))
+    .map(sumOfSquares);
   if (terms.length === 0) return undefined;
-  return mul(terms.reduce((a, b) => add(a, b)), l2.lambda);
+  return mul(
+    terms.reduce((a, b) => add(a, b)),
+    l2.lambda,
+  );
 };
 
 /**

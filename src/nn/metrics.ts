@@ -16,8 +16,15 @@ export const predictedClasses = (scores: Tensor): Int32Array => {
   const d = internal.dataOf(scores);
   const out = new Int32Array(n);
   for (let i = 0; i < n; i++) {
-    let best = 0, bv = d[i * c]!;
-    for (let j = 1; j < c; j++) { const v = d[i * c + j]!; if (v > bv) { bv = v; best = j; } }
+    let best = 0,
+      bv = d[i * c]!;
+    for (let j = 1; j < c; j++) {
+      const v = d[i * c + j]!;
+      if (v > bv) {
+        bv = v;
+        best = j;
+      }
+    }
     out[i] = best;
   }
   return out;
@@ -43,7 +50,10 @@ export const topKAccuracy = (scores: Tensor, labels: ArrayLike<number>, k: numbe
   for (let i = 0; i < n; i++) {
     const own = d[i * c + labels[i]!]!;
     let above = 0;
-    for (let j = 0; j < c; j++) { const v = d[i * c + j]!; if (v > own || (v === own && j < labels[i]!)) above++; }
+    for (let j = 0; j < c; j++) {
+      const v = d[i * c + j]!;
+      if (v > own || (v === own && j < labels[i]!)) above++;
+    }
     if (above < k) hits++;
   }
   return hits / n;
@@ -57,5 +67,4 @@ export const confusionMatrix = (predicted: ArrayLike<number>, labels: ArrayLike<
 };
 
 /** Accuracy of each true class from a confusion matrix (NaN for a class never seen). */
-export const perClassAccuracy = (confusion: readonly (readonly number[])[]): number[] =>
-  confusion.map((row, c) => row[c]! / row.reduce((a, b) => a + b, 0));
+export const perClassAccuracy = (confusion: readonly (readonly number[])[]): number[] => confusion.map((row, c) => row[c]! / row.reduce((a, b) => a + b, 0));

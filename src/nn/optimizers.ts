@@ -24,8 +24,12 @@ const decayAll: DecayMask = () => true;
 
 /** g + λ(path)·p for every leaf (the unfused form, for sgd and adam). */
 const withL2 = <P extends Treelike<P>>(grads: P, params: P, l2: GradientL2): P => {
-  const paths = leafPaths(params), ps = leaves(params);
-  return mapTree(grads, (g, i) => { const lam = l2(paths[i]!, i); return lam === 0 ? g : add(g, mul(ps[i]!, lam)); });
+  const paths = leafPaths(params),
+    ps = leaves(params);
+  return mapTree(grads, (g, i) => {
+    const lam = l2(paths[i]!, i);
+    return lam === 0 ? g : add(g, mul(ps[i]!, lam));
+  });
 };
 
 /**
@@ -57,7 +61,17 @@ const decay = <P extends Treelike<P>>(params: P, lr: number, wd: number, mask: D
 };
 
 /** Plain gradient descent: p ← p − lr·g. */
-export const sgd = ({ lr, weightDecay = 0, gradientL2 = noL2, decays = decayAll }: { lr: number; weightDecay?: number; gradientL2?: GradientL2; decays?: DecayMask }): Optimizer<readonly []> => ({
+export const sgd = ({
+  lr,
+  weightDecay = 0,
+  gradientL2 = noL2,
+  decays = decayAll,
+}: {
+  lr: number;
+  weightDecay?: number;
+  gradientL2?: GradientL2;
+  decays?: DecayMask;
+}): Optimizer<readonly []> => ({
   describe: `sgd(lr=${lr}${weightDecay ? `, wd=${weightDecay}` : ''})`,
   init: () => [],
   step: (state, params, grads) => ({
@@ -72,11 +86,27 @@ export const sgd = ({ lr, weightDecay = 0, gradientL2 = noL2, decays = decayAll 
  * Each tensor is updated in one fused pass (gradient L2 included): on a
  * 393k-weight layer the six separate tensor ops cost more than the matmuls.
  */
-export const momentum = ({ lr, momentum: gamma, nesterov = false, weightDecay = 0, gradientL2 = noL2, decays = decayAll }: { lr: number; momentum: number; nesterov?: boolean; weightDecay?: number; gradientL2?: GradientL2; decays?: DecayMask }): Optimizer<Tree> => ({
+export const momentum = ({
+  lr,
+  momentum: gamma,
+  nesterov = false,
+  weightDecay = 0,
+  gradientL2 = noL2,
+  decays = decayAll,
+}: {
+  lr: number;
+  momentum: number;
+  nesterov?: boolean;
+  weightDecay?: number;
+  gradientL2?: GradientL2;
+  decays?: DecayMask;
+}): Optimizer<Tree> => ({
   describe: `${nesterov ? 'nesterov' : 'momentum'}(lr=${lr}, γ=${gamma}${weightDecay ? `, wd=${weightDecay}` : ''})`,
   init: (params) => zerosLike(params),
   step: (state, params, grads) => {
-    const paths = leafPaths(params), vs = leaves(state), gs = leaves(grads);
+    const paths = leafPaths(params),
+      vs = leaves(state),
+      gs = leaves(grads);
     const newV: Tensor[] = [];
     const newP = mapTree(decay(params, lr, weightDecay, decays), (p, i) => {
       const [pn, vn] = momentumUpdate(p, vs[i]!, gs[i]!, { lr, gamma, l2: gradientL2(paths[i]!, i), nesterov });
@@ -92,15 +122,36 @@ export const momentum = ({ lr, momentum: gamma, nesterov = false, weightDecay = 
  * tensor is updated in one fused pass (`adamUpdate`): the ten separate tensor
  * ops it replaces took half of an MLP recipe's epoch.
  */
-export const adam = ({ lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay = 0, gradientL2 = noL2, decays = decayAll }: { lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; gradientL2?: GradientL2; decays?: DecayMask }): Optimizer<Tree> => ({
+export const adam = ({
+  lr,
+  beta1 = 0.9,
+  beta2 = 0.999,
+  eps = 1e-8,
+  weightDecay = 0,
+  gradientL2 = noL2,
+  decays = decayAll,
+}: {
+  lr: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  weightDecay?: number;
+  gradientL2?: GradientL2;
+  decays?: DecayMask;
+}): Optimizer<Tree> => ({
   describe: `adam(lr=${lr}, β1=${beta1}, β2=${beta2}${weightDecay ? `, wd=${weightDecay}` : ''})`,
   init: (params) => ({ t: scalar(0, 'float64'), m: zerosLike(params), v: zerosLike(params) }),
   step: (state, params, grads) => {
     const s = state as { t: Tensor; m: typeof grads; v: typeof grads };
     const t = s.t.item() + 1;
-    const c1 = 1 / (1 - beta1 ** t), c2 = 1 / (1 - beta2 ** t);
-    const paths = leafPaths(params), ms = leaves(s.m), vs = leaves(s.v), gs = leaves(grads);
-    const newM: Tensor[] = [], newV: Tensor[] = [];
+    const c1 = 1 / (1 - beta1 ** t),
+      c2 = 1 / (1 - beta2 ** t);
+    const paths = leafPaths(params),
+      ms = leaves(s.m),
+      vs = leaves(s.v),
+      gs = leaves(grads);
+    const newM: Tensor[] = [],
+      newV: Tensor[] = [];
     const newP = mapTree(params, (p, i) => {
       const decay = weightDecay !== 0 && (decays === decayAll || decays(paths[i]!, i)) ? 1 - lr * weightDecay : 1;
       const [pn, mn, vn] = adamUpdate(p, ms[i]!, vs[i]!, gs[i]!, { lr, beta1, beta2, eps, l2: gradientL2(paths[i]!, i), decay, c1, c2 });
@@ -115,8 +166,11 @@ export const adam = ({ lr, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weightDecay =
 /** The optimizer a spec describes, with optional gradient-form L2 and a weight-decay mask. */
 export const optimizerFromSpec = (spec: OptimizerSpec, gradientL2: GradientL2 = noL2, decays: DecayMask = decayAll): Optimizer<Tree> => {
   switch (spec.kind) {
-    case 'sgd': return sgd({ ...spec, gradientL2, decays }) as Optimizer<Tree>;
-    case 'momentum': return momentum({ ...spec, gradientL2, decays });
-    case 'adam': return adam({ ...spec, gradientL2, decays });
+    case 'sgd':
+      return sgd({ ...spec, gradientL2, decays }) as Optimizer<Tree>;
+    case 'momentum':
+      return momentum({ ...spec, gradientL2, decays });
+    case 'adam':
+      return adam({ ...spec, gradientL2, decays });
   }
 };

@@ -30,8 +30,10 @@ export const learningRate = (spec: ScheduleSpec, lr: number, step: number, clock
   const warm = Math.round((spec.warmupEpochs ?? 0) * clock.stepsPerEpoch);
   const ramp = step < warm ? (step + 1) / warm : 1;
   switch (spec.kind) {
-    case 'constant': return lr * ramp;
-    case 'step': return lr * ramp * spec.factor ** Math.floor(step / Math.max(1, Math.round(spec.everyEpochs * clock.stepsPerEpoch)));
+    case 'constant':
+      return lr * ramp;
+    case 'step':
+      return lr * ramp * spec.factor ** Math.floor(step / Math.max(1, Math.round(spec.everyEpochs * clock.stepsPerEpoch)));
     case 'cosine': {
       const total = clock.epochs * clock.stepsPerEpoch;
       const progress = total > warm ? Math.min(1, Math.max(0, step - warm) / (total - warm)) : 1;

@@ -34,7 +34,10 @@ const READABLE_VERSIONS: readonly unknown[] = [1, 2];
 /** A file that cannot be read as a tapegrad model, saying why and what to do. */
 export class ModelFileError extends Error {
   override readonly name = 'ModelFileError';
-  constructor(readonly file: string, problem: string) {
+  constructor(
+    readonly file: string,
+    problem: string,
+  ) {
     super(`${file}: ${problem}`);
   }
 }
@@ -43,17 +46,19 @@ const TensorC = t.exact(t.type({ path: t.string, shape: t.array(t.number), data:
 /** A model whose layer was written in code: the file names it; `loadModel` needs the layer. */
 const CodeArchitectureC = t.exact(t.type({ kind: t.literal('code'), describe: t.string }));
 
-const ModelFileC = t.exact(t.intersection([
-  t.type({
-    format: t.literal(MODEL_FORMAT),
-    version: t.union([t.literal(1), t.literal(2)]),
-    architecture: t.union([ModelSpecC, CodeArchitectureC]),
-    params: t.array(TensorC),
-    extra: t.unknown,
-  }),
-  /** The layers' state (running statistics); absent for stateless models and in older files. */
-  t.partial({ state: t.array(TensorC) }),
-]));
+const ModelFileC = t.exact(
+  t.intersection([
+    t.type({
+      format: t.literal(MODEL_FORMAT),
+      version: t.union([t.literal(1), t.literal(2)]),
+      architecture: t.union([ModelSpecC, CodeArchitectureC]),
+      params: t.array(TensorC),
+      extra: t.unknown,
+    }),
+    /** The layers' state (running statistics); absent for stateless models and in older files. */
+    t.partial({ state: t.array(TensorC) }),
+  ]),
+);
 
 const encodeTensor = (tensor: Tensor, path: string) => {
   const f32 = tensor.dtype === 'float32' ? (internal.dataOf(tensor) as Float32Array) : Float32Array.from(internal.dataOf(tensor));
@@ -64,7 +69,12 @@ const decodeTensor = (file: string, enc: t.TypeOf<typeof TensorC>): E.Either<Mod
   const bytes = Buffer.from(enc.data, 'base64');
   const n = sizeOf(enc.shape);
   if (bytes.length !== n * 4) {
-    return E.left(new ModelFileError(file, `tensor ${enc.path} of shape ${showShape(enc.shape)} needs ${n * 4} bytes but holds ${bytes.length}: the file is corrupt; save the model again`));
+    return E.left(
+      new ModelFileError(
+        file,
+        `tensor ${enc.path} of shape ${showShape(enc.shape)} needs ${n * 4} bytes but holds ${bytes.length}: the file is corrupt; save the model again`,
+      ),
+    );
   }
   const data = new Float32Array(n);
   new Uint8Array(data.buffer).set(bytes);
@@ -114,16 +124,20 @@ export const jsonChecksum = (value: unknown): string => sha256(JSON.stringify(va
  */
 export const unsealJson = (file: string, text: string, required = true): E.Either<ModelFileError, Record<string, unknown>> => {
   let v: unknown;
-  try { v = JSON.parse(text); } catch (e) {
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
     // The parser quotes the text it choked on, which may hold newlines or control bytes: keep the message one line.
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the parser quotes control bytes, which are removed to keep the message one line
-    return E.left(new ModelFileError(file, `is not valid JSON (${(e as Error).message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ')}): the file is truncated or corrupt`));
+    const message = (e as Error).message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, ' ');
+    return E.left(new ModelFileError(file, `is not valid JSON (${message}): the file is truncated or corrupt`));
   }
   if (v === null || typeof v !== 'object' || Array.isArray(v)) return E.left(new ModelFileError(file, 'does not hold a JSON object: the file is corrupt'));
   const { sha256: sum, ...rest } = v as Record<string, unknown>;
   if (sum === undefined && !required) return E.right(rest);
   if (typeof sum !== 'string') return E.left(new ModelFileError(file, 'has no checksum (sha256): the file is corrupt or was not written by tapegrad'));
-  if (sum !== sha256(JSON.stringify(rest))) return E.left(new ModelFileError(file, 'fails its checksum: the file was changed or corrupted after it was written'));
+  if (sum !== sha256(JSON.stringify(rest)))
+    return E.left(new ModelFileError(file, 'fails its checksum: the file was changed or corrupted after it was written'));
   return E.right(rest);
 };
 
@@ -138,12 +152,22 @@ export const readText = (file: string, maxBytes = MAX_TEXT_BYTES): E.Either<Mode
   try {
     const size = statSync(file).size;
     if (size > maxBytes) {
-      return E.left(new ModelFileError(file, `is ${size} bytes, more than the ${maxBytes} tapegrad reads from one file${maxBytes === MAX_TEXT_BYTES ? " (a JavaScript string's limit)" : ''}: it is not a file tapegrad wrote, or is corrupt`));
+      return E.left(
+        new ModelFileError(
+          file,
+          `is ${size} bytes, more than the ${maxBytes} tapegrad reads from one file${maxBytes === MAX_TEXT_BYTES ? " (a JavaScript string's limit)" : ''}: it is not a file tapegrad wrote, or is corrupt`,
+        ),
+      );
     }
     return E.right(readFileSync(file, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    return E.left(new ModelFileError(file, code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied: fix its permissions' : `cannot be read (${(e as Error).message})`));
+    return E.left(
+      new ModelFileError(
+        file,
+        code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied: fix its permissions' : `cannot be read (${(e as Error).message})`,
+      ),
+    );
   }
 };
 
@@ -169,13 +193,20 @@ export const decodeTreeLike = <T extends Treelike<T>>(file: string, like: T, enc
   const want = leaves(like);
   const paths = leafPaths(like);
   if (encoded.length !== want.length) {
-    return E.left(new ModelFileError(file, `holds ${encoded.length} tensors but the architecture needs ${want.length}: the file does not belong to this model`));
+    return E.left(
+      new ModelFileError(file, `holds ${encoded.length} tensors but the architecture needs ${want.length}: the file does not belong to this model`),
+    );
   }
   const out: Tensor[] = [];
   for (let i = 0; i < want.length; i++) {
     const enc = encoded[i]!;
     if (enc.shape.join() !== want[i]!.shape.join()) {
-      return E.left(new ModelFileError(file, `tensor ${paths[i]} has shape ${showShape(enc.shape)} but the architecture needs ${showShape(want[i]!.shape)}: the file is corrupt`));
+      return E.left(
+        new ModelFileError(
+          file,
+          `tensor ${paths[i]} has shape ${showShape(enc.shape)} but the architecture needs ${showShape(want[i]!.shape)}: the file is corrupt`,
+        ),
+      );
     }
     const d = decodeTensor(file, enc);
     if (E.isLeft(d)) return d;
@@ -190,15 +221,26 @@ export const decodeTreeLike = <T extends Treelike<T>>(file: string, like: T, enc
  * JSON-able extra (e.g. the training config), sealed with a checksum.
  */
 export const saveModel = <P extends Treelike<P>, S extends Treelike<S> = Stateless>(
-  file: string, model: Model<P, S> | Layer<P, S>, params: P, extra: unknown = null, layerState?: S,
+  file: string,
+  model: Model<P, S> | Layer<P, S>,
+  params: P,
+  extra: unknown = null,
+  layerState?: S,
 ): void => {
   const spec = 'layer' in model ? model.spec : undefined;
   const layer = 'layer' in model ? model.layer : model;
   const state = layerState === undefined ? [] : encodeTree(layerState);
-  writeFileAtomic(file, sealJson({
-    format: MODEL_FORMAT, version: FORMAT_VERSION, architecture: spec ?? { kind: 'code', describe: layer.describe },
-    params: encodeTree(params), ...(state.length > 0 ? { state } : {}), extra,
-  }));
+  writeFileAtomic(
+    file,
+    sealJson({
+      format: MODEL_FORMAT,
+      version: FORMAT_VERSION,
+      architecture: spec ?? { kind: 'code', describe: layer.describe },
+      params: encodeTree(params),
+      ...(state.length > 0 ? { state } : {}),
+      extra,
+    }),
+  );
 };
 
 /**
@@ -228,7 +270,10 @@ export const MAX_MODEL_PARAMS = 2 ** 30;
  */
 // biome-ignore lint/suspicious/noExplicitAny: a model rebuilt from a file has parameter types known only at run time (see AnyLayer)
 export function loadModel(file: string): E.Either<ModelFileError, LoadedModel<any, any>>;
-export function loadModel<P extends Treelike<P>, S extends Treelike<S> = Stateless>(file: string, layer: Layer<P, S>): E.Either<ModelFileError, LoadedModel<P, S>>;
+export function loadModel<P extends Treelike<P>, S extends Treelike<S> = Stateless>(
+  file: string,
+  layer: Layer<P, S>,
+): E.Either<ModelFileError, LoadedModel<P, S>>;
 // biome-ignore lint/suspicious/noExplicitAny: the implementation signature of the two overloads above
 export function loadModel(file: string, layer?: Layer<any, any>): E.Either<ModelFileError, LoadedModel<any, any>> {
   try {
@@ -246,11 +291,16 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
   if (E.isLeft(json)) return E.left(new ModelFileError(file, `${json.left.message.slice(file.length + 2)}; save or train the model again`));
   const obj = json.right;
   if (obj['format'] !== MODEL_FORMAT) return E.left(new ModelFileError(file, `is not a tapegrad model (format ${JSON.stringify(obj['format'])})`));
-  if (!READABLE_VERSIONS.includes(obj['version'])) return E.left(new ModelFileError(file, `has format version ${JSON.stringify(obj['version'])}; this tapegrad reads versions ${READABLE_VERSIONS.join(' and ')}`));
-  if (obj['version'] !== 1 && !('sha256' in JSON.parse(text.right))) return E.left(new ModelFileError(file, 'has no checksum (sha256), which version 2 files always have: the file is corrupt; save the model again'));
+  if (!READABLE_VERSIONS.includes(obj['version']))
+    return E.left(
+      new ModelFileError(file, `has format version ${JSON.stringify(obj['version'])}; this tapegrad reads versions ${READABLE_VERSIONS.join(' and ')}`),
+    );
+  if (obj['version'] !== 1 && !('sha256' in JSON.parse(text.right)))
+    return E.left(new ModelFileError(file, 'has no checksum (sha256), which version 2 files always have: the file is corrupt; save the model again'));
   // io-ts' exact types drop unknown keys silently; a stray key here means a damaged file (or a renamed checksum).
   const stray = Object.keys(obj).filter((k) => !['format', 'version', 'architecture', 'params', 'state', 'extra'].includes(k));
-  if (stray.length > 0) return E.left(new ModelFileError(file, `has an unexpected key ${JSON.stringify(stray[0])}: the file is corrupt; save or train the model again`));
+  if (stray.length > 0)
+    return E.left(new ModelFileError(file, `has an unexpected key ${JSON.stringify(stray[0])}: the file is corrupt; save or train the model again`));
   const decoded = ModelFileC.decode(obj);
   if (E.isLeft(decoded)) return E.left(new ModelFileError(file, `does not match the model format: ${describeErrors(decoded.left)}`));
   const arch = decoded.right.architecture;
@@ -264,12 +314,24 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
     const count = architectureParamCount(arch as ModelArchitecture);
     if (E.isLeft(count)) return E.left(new ModelFileError(file, `${count.left.message}: the file is corrupt`));
     const what = arch.kind === 'mlp' ? `architecture.sizes ${JSON.stringify(arch.sizes)}` : 'its architecture';
-    if (count.right > MAX_MODEL_PARAMS) return E.left(new ModelFileError(file, `${what} means ${count.right.toExponential(2)} weights, more than the ${MAX_MODEL_PARAMS} tapegrad loads: the file is corrupt`));
+    if (count.right > MAX_MODEL_PARAMS)
+      return E.left(
+        new ModelFileError(
+          file,
+          `${what} means ${count.right.toExponential(2)} weights, more than the ${MAX_MODEL_PARAMS} tapegrad loads: the file is corrupt`,
+        ),
+      );
   }
   // Byte counts before decoding: a tensor must hold exactly what its shape says.
   for (const e of [...decoded.right.params, ...(decoded.right.state ?? [])]) {
     const bytes = Buffer.byteLength(e.data, 'base64');
-    if (bytes !== sizeOf(e.shape) * 4) return E.left(new ModelFileError(file, `tensor ${e.path} of shape ${showShape(e.shape)} needs ${sizeOf(e.shape) * 4} bytes but holds ${bytes}: the file is corrupt; save the model again`));
+    if (bytes !== sizeOf(e.shape) * 4)
+      return E.left(
+        new ModelFileError(
+          file,
+          `tensor ${e.path} of shape ${showShape(e.shape)} needs ${sizeOf(e.shape) * 4} bytes but holds ${bytes}: the file is corrupt; save the model again`,
+        ),
+      );
   }
   if (arch.kind !== 'code') {
     // The architecture's weights against the file's, before `init` allocates the architecture's: a file
@@ -278,7 +340,9 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
     const declared = [...decoded.right.params, ...(decoded.right.state ?? [])].reduce((n, e) => n + sizeOf(e.shape), 0);
     const needed = architectureParamCount(arch as ModelArchitecture);
     if (E.isRight(needed) && declared !== needed.right) {
-      return E.left(new ModelFileError(file, `holds ${declared} weights but its architecture needs ${needed.right}: the file is corrupt; save or train the model again`));
+      return E.left(
+        new ModelFileError(file, `holds ${declared} weights but its architecture needs ${needed.right}: the file is corrupt; save or train the model again`),
+      );
     }
   }
   if (layer !== undefined) {
@@ -294,6 +358,9 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
   const state = decoded.right.state === undefined ? E.right(stateLike) : decodeTreeLike(file, stateLike, decoded.right.state);
   if (E.isLeft(state)) return state;
   const bad = firstNonFinite(params.right as Tree) ?? firstNonFinite(state.right as Tree);
-  if (bad !== undefined) return E.left(new ModelFileError(file, `weight ${bad} is not finite: these weights cannot be used (the run diverged, or the file is corrupt); train the model again`));
+  if (bad !== undefined)
+    return E.left(
+      new ModelFileError(file, `weight ${bad} is not finite: these weights cannot be used (the run diverged, or the file is corrupt); train the model again`),
+    );
   return E.right({ model, params: params.right, layerState: state.right, extra: decoded.right.extra });
 };

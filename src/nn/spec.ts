@@ -39,29 +39,33 @@ export type LayerSpec =
   | { readonly type: 'residual'; readonly layers: readonly LayerSpec[] };
 
 /** The io-ts codec of one layer of a sequential architecture (what configs and model files hold). */
-export const LayerSpecC: t.Type<LayerSpec> = t.recursion('LayerSpec', () =>
-  t.union([
-    opt({ type: t.literal('dense'), units: PositiveInt }, { init: InitC }),
-    opt({ type: t.literal('conv2d'), filters: PositiveInt, kernel: PositiveInt }, { stride: PositiveInt, padding: NonNegInt }),
-    opt({ type: t.keyof({ maxPool2d: null, avgPool2d: null }), size: PositiveInt }, { stride: PositiveInt }),
-    t.exact(t.type({ type: t.literal('flatten') })),
-    t.exact(t.type({ type: t.literal('reshape'), shape: t.array(PositiveInt) })),
-    t.exact(t.type({ type: t.literal('dropout'), rate: Rate })),
-    opt({ type: t.literal('layerNorm') }, { eps: Pos }),
-    opt({ type: t.literal('batchNorm') }, { momentum: Rate, eps: Pos }),
-    t.exact(t.type({ type: t.keyof({ tanh: null, relu: null, gelu: null, sigmoid: null }) })),
-    opt({ type: t.literal('leakyRelu') }, { alpha: t.number }),
-    t.exact(t.type({ type: t.literal('residual'), layers: t.array(LayerSpecC) })),
-  ]) as unknown as t.Type<LayerSpec>,
+export const LayerSpecC: t.Type<LayerSpec> = t.recursion(
+  'LayerSpec',
+  () =>
+    t.union([
+      opt({ type: t.literal('dense'), units: PositiveInt }, { init: InitC }),
+      opt({ type: t.literal('conv2d'), filters: PositiveInt, kernel: PositiveInt }, { stride: PositiveInt, padding: NonNegInt }),
+      opt({ type: t.keyof({ maxPool2d: null, avgPool2d: null }), size: PositiveInt }, { stride: PositiveInt }),
+      t.exact(t.type({ type: t.literal('flatten') })),
+      t.exact(t.type({ type: t.literal('reshape'), shape: t.array(PositiveInt) })),
+      t.exact(t.type({ type: t.literal('dropout'), rate: Rate })),
+      opt({ type: t.literal('layerNorm') }, { eps: Pos }),
+      opt({ type: t.literal('batchNorm') }, { momentum: Rate, eps: Pos }),
+      t.exact(t.type({ type: t.keyof({ tanh: null, relu: null, gelu: null, sigmoid: null }) })),
+      opt({ type: t.literal('leakyRelu') }, { alpha: t.number }),
+      t.exact(t.type({ type: t.literal('residual'), layers: t.array(LayerSpecC) })),
+    ]) as unknown as t.Type<LayerSpec>,
 );
 
 /** The io-ts codec of a sequential architecture: one example's input shape and its layers. */
-export const SequentialSpecC = t.exact(t.type({
-  kind: t.literal('sequential'),
-  /** The shape of one example (without the batch axis): [3072], or [3, 32, 32] for images. */
-  input: t.array(PositiveInt),
-  layers: t.array(LayerSpecC),
-}));
+export const SequentialSpecC = t.exact(
+  t.type({
+    kind: t.literal('sequential'),
+    /** The shape of one example (without the batch axis): [3072], or [3, 32, 32] for images. */
+    input: t.array(PositiveInt),
+    layers: t.array(LayerSpecC),
+  }),
+);
 
 /** A sequential architecture; its type comes from the codec. */
 export type SequentialSpec = t.TypeOf<typeof SequentialSpecC>;
@@ -80,7 +84,11 @@ const product = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
  * Builds the layers of a spec from an example shape; returns the layer and
  * the output example shape, or the first problem.
  */
-const buildLayers = (specs: readonly LayerSpec[], input: readonly number[], where: string): E.Either<SpecError, { layers: AnyLayer[]; out: number[]; params: number }> => {
+const buildLayers = (
+  specs: readonly LayerSpec[],
+  input: readonly number[],
+  where: string,
+): E.Either<SpecError, { layers: AnyLayer[]; out: number[]; params: number }> => {
   let shape = [...input];
   let params = 0; // parameters and state, counted from shapes (nothing is allocated)
   const layers: AnyLayer[] = [];
@@ -98,8 +106,10 @@ const buildLayers = (specs: readonly LayerSpec[], input: readonly number[], wher
       case 'conv2d': {
         if (shape.length !== 3) return fail(`takes images [channels, height, width] but gets [${shape.join(', ')}]: set input to [3, 32, 32] or add a reshape`);
         const [c, h, w] = shape as [number, number, number];
-        const stride = s.stride ?? 1, padding = s.padding ?? 0;
-        const oh = slidingOut(h, s.kernel, stride, padding), ow = slidingOut(w, s.kernel, stride, padding);
+        const stride = s.stride ?? 1,
+          padding = s.padding ?? 0;
+        const oh = slidingOut(h, s.kernel, stride, padding),
+          ow = slidingOut(w, s.kernel, stride, padding);
         if (oh < 1 || ow < 1) return fail(`a ${s.kernel}×${s.kernel} kernel does not fit ${h}×${w} images with padding ${padding}`);
         layers.push(conv2dLayer(c, s.filters, s.kernel, { stride, padding }));
         params += (c * s.kernel * s.kernel + 1) * s.filters;
@@ -139,7 +149,10 @@ const buildLayers = (specs: readonly LayerSpec[], input: readonly number[], wher
         layers.push(batchNorm(shape[0]!, { ...(s.momentum !== undefined ? { momentum: s.momentum } : {}), ...(s.eps !== undefined ? { eps: s.eps } : {}) }));
         params += 4 * shape[0]!; // gain, bias, and the running mean and variance
         break;
-      case 'tanh': case 'relu': case 'gelu': case 'sigmoid':
+      case 'tanh':
+      case 'relu':
+      case 'gelu':
+      case 'sigmoid':
         layers.push(activation(s.type));
         break;
       case 'leakyRelu': {
@@ -150,7 +163,8 @@ const buildLayers = (specs: readonly LayerSpec[], input: readonly number[], wher
       case 'residual': {
         const inner = buildLayers(s.layers, shape, `${at}.`);
         if (E.isLeft(inner)) return inner;
-        if (inner.right.out.join() !== shape.join()) return fail(`its layers map [${shape.join(', ')}] to [${inner.right.out.join(', ')}]; a skip connection needs the same shape`);
+        if (inner.right.out.join() !== shape.join())
+          return fail(`its layers map [${shape.join(', ')}] to [${inner.right.out.join(', ')}]; a skip connection needs the same shape`);
         layers.push(residual(sequential(...inner.right.layers)));
         params += inner.right.params;
         break;
@@ -161,7 +175,8 @@ const buildLayers = (specs: readonly LayerSpec[], input: readonly number[], wher
 };
 
 /** The output shape of one example under a sequential spec, or why it does not build. */
-export const outputShape = (spec: SequentialSpec): E.Either<SpecError, number[]> => E.map((r: { out: number[] }) => r.out)(buildLayers(spec.layers, spec.input, ''));
+export const outputShape = (spec: SequentialSpec): E.Either<SpecError, number[]> =>
+  E.map((r: { out: number[] }) => r.out)(buildLayers(spec.layers, spec.input, ''));
 
 /**
  * How many scalars (parameters and layer state) an architecture holds, from its
@@ -191,13 +206,22 @@ export const buildModel = (spec: ModelArchitecture): E.Either<SpecError, SpecMod
   const d = ModelSpecC.decode(spec);
   if (E.isLeft(d)) return E.left(new SpecError(`invalid model architecture:\n${describeErrors(d.left)}`));
   const stray = unknownKeys(spec, d.right);
-  if (stray.length > 0) return E.left(new SpecError(`invalid model architecture: unknown key${stray.length > 1 ? 's' : ''} ${stray.slice(0, 5).map((k) => `'${k}'`).join(', ')}${stray.length > 5 ? ` and ${stray.length - 5} more` : ''} (check the spelling)`));
+  if (stray.length > 0)
+    return E.left(
+      new SpecError(
+        `invalid model architecture: unknown key${stray.length > 1 ? 's' : ''} ${stray
+          .slice(0, 5)
+          .map((k) => `'${k}'`)
+          .join(', ')}${stray.length > 5 ? ` and ${stray.length - 5} more` : ''} (check the spelling)`,
+      ),
+    );
   const arch = d.right as ModelArchitecture;
   if (arch.kind === 'mlp') return E.right(mlp(arch.sizes, { activation: arch.activation, init: arch.init }));
   const built = buildLayers(arch.layers, arch.input, '');
   if (E.isLeft(built)) return built;
   const input = [...arch.input];
-  const layers = input.length === 1 ? built.right.layers : [lambda(`reshape([${input.join(', ')}])`, (x) => reshape(x, [x.shape[0]!, ...input])), ...built.right.layers];
+  const layers =
+    input.length === 1 ? built.right.layers : [lambda(`reshape([${input.join(', ')}])`, (x) => reshape(x, [x.shape[0]!, ...input])), ...built.right.layers];
   return E.right({ spec: arch, layer: sequential(...layers) });
 };
 

@@ -64,7 +64,9 @@ export interface TensorOptions extends ShapeOptions {
 
 /** Finite values in [min, max], pushed `gap` away from each `avoid` point. */
 export const valuesArb = (n: number, o: TensorOptions = {}): fc.Arbitrary<number[]> => {
-  const lo = o.min ?? -2, hi = o.max ?? 2, gap = o.gap ?? 0.05;
+  const lo = o.min ?? -2,
+    hi = o.max ?? 2,
+    gap = o.gap ?? 0.05;
   return fc.array(fc.double({ min: lo, max: hi, noNaN: true, noDefaultInfinity: true }), { minLength: n, maxLength: n }).map((xs) =>
     xs.map((x) => {
       for (const a of o.avoid ?? []) if (Math.abs(x - a) < gap) x = a + (x >= a ? gap : -gap);
@@ -77,7 +79,8 @@ const sizeOf = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
 /** Tensors of a given or random shape, dtype and value range. */
 export const tensorArb = (o: TensorOptions = {}): fc.Arbitrary<Tensor> => {
-  const shapes: fc.Arbitrary<readonly number[]> = o.shape === undefined ? shapeArb(o) : Array.isArray(o.shape) ? fc.constant(o.shape as readonly number[]) : (o.shape as fc.Arbitrary<readonly number[]>);
+  const shapes: fc.Arbitrary<readonly number[]> =
+    o.shape === undefined ? shapeArb(o) : Array.isArray(o.shape) ? fc.constant(o.shape as readonly number[]) : (o.shape as fc.Arbitrary<readonly number[]>);
   return shapes.chain((shape) => valuesArb(sizeOf(shape), o).map((v) => unwrap(fromArray(v, [...shape], o.dtype ?? 'float64'))));
 };
 
@@ -88,10 +91,13 @@ export const tensorArb = (o: TensorOptions = {}): fc.Arbitrary<Tensor> => {
 export type TreeTemplate = readonly number[] | Tensor | readonly TreeTemplate[] | { readonly [key: string]: TreeTemplate };
 
 /** The tree type a template describes. */
-export type TreeFromTemplate<T> = T extends readonly number[] ? Tensor
-  : T extends Tensor ? Tensor
-  : T extends readonly unknown[] ? { readonly [K in keyof T]: TreeFromTemplate<T[K]> }
-  : { readonly [K in keyof T]: TreeFromTemplate<T[K]> };
+export type TreeFromTemplate<T> = T extends readonly number[]
+  ? Tensor
+  : T extends Tensor
+    ? Tensor
+    : T extends readonly unknown[]
+      ? { readonly [K in keyof T]: TreeFromTemplate<T[K]> }
+      : { readonly [K in keyof T]: TreeFromTemplate<T[K]> };
 
 const isShape = (t: unknown): t is readonly number[] => Array.isArray(t) && t.every((d) => typeof d === 'number');
 
@@ -152,34 +158,54 @@ export class GradientMismatchError extends Error {
 export const expectGradients = <P extends Treelike<P>>(f: (params: P) => Tensor, params: P, opts: ExpectGradientsOptions = {}): GradientsReport => {
   const x = mapTree(params, (t) => cast(t, 'float64'));
   const r = gradcheck(f, x, {
-    eps: opts.eps ?? 1e-6, atol: opts.atol ?? 1e-6, rtol: opts.rtol ?? 1e-4, seed: opts.seed ?? 0,
+    eps: opts.eps ?? 1e-6,
+    atol: opts.atol ?? 1e-6,
+    rtol: opts.rtol ?? 1e-4,
+    seed: opts.seed ?? 0,
     ...(opts.maxElementsPerInput !== undefined ? { maxElementsPerInput: opts.maxElementsPerInput } : {}),
   });
   if (E.isLeft(r)) throw new GradientMismatchError(r.left.message);
   const order: { errors: readonly [number, number]; ratio: number | undefined }[] = [];
   if (opts.order !== false) {
     const o = opts.order ?? {};
-    const eps = o.eps ?? 1e-3, lo = o.min ?? 3, hi = o.max ?? 5.5;
+    const eps = o.eps ?? 1e-3,
+      lo = o.min ?? 3,
+      hi = o.max ?? 5.5;
     const g = leaves(valueAndGrad(f)(x).grads).map((t) => t.toTypedArray());
     const xs = leaves(x);
     for (const key of new Key(opts.seed ?? 0).fold('directions').split(o.directions ?? 3)) {
       const vs = key.split(xs.length).map((k, i) => k.normal(xs[i]!.shape, 'float64').toTypedArray());
       let analytic = 0;
-      g.forEach((gi, i) => { for (let j = 0; j < gi.length; j++) analytic += gi[j]! * vs[i]![j]!; });
-      const along = (s: number) => tidy(() =>
-        f(mapTree(x, (t, i) => { const d = t.toTypedArray(); for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * vs[i]![j]!; return internal.adopt(d, t.shape, t.backend); })).item());
+      g.forEach((gi, i) => {
+        for (let j = 0; j < gi.length; j++) analytic += gi[j]! * vs[i]![j]!;
+      });
+      const along = (s: number) =>
+        tidy(() =>
+          f(
+            mapTree(x, (t, i) => {
+              const d = t.toTypedArray();
+              for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * vs[i]![j]!;
+              return internal.adopt(d, t.shape, t.backend);
+            }),
+          ).item(),
+        );
       const err = (e: number) => Math.abs((along(e) - along(-e)) / (2 * e) - analytic);
       // Three steps, two halvings: a constant error (a wrong gradient) flattens the ratios towards 1 however it mixes with the O(ε²) part.
       const es = [err(eps), err(eps / 2), err(eps / 4)] as const;
       // Rounding error of a difference quotient is about 1e-16·|f|/ε; below ~1000× that, the ratio means nothing.
-      const floor = 1e-13 * (Math.abs(along(0)) + Math.abs(analytic) + 1) / (eps / 4);
-      if (es[0] <= floor) { order.push({ errors: [es[0], es[1]], ratio: undefined }); continue; }
+      const floor = (1e-13 * (Math.abs(along(0)) + Math.abs(analytic) + 1)) / (eps / 4);
+      if (es[0] <= floor) {
+        order.push({ errors: [es[0], es[1]], ratio: undefined });
+        continue;
+      }
       for (let k = 0; k < 2; k++) {
         const ratio = es[k]! / es[k + 1]!;
         if (k === 0) order.push({ errors: [es[0], es[1]], ratio });
         if (es[k + 1]! <= floor) break;
         if (!(ratio >= lo && ratio <= hi)) {
-          const e1 = es[k]!, e2 = es[k + 1]!, h = eps / 2 ** k;
+          const e1 = es[k]!,
+            e2 = es[k + 1]!,
+            h = eps / 2 ** k;
           throw new GradientMismatchError(
             `gradient convergence order: along a random direction, the central-difference error went from ${e1.toExponential(3)} (ε = ${h}) ` +
               `to ${e2.toExponential(3)} (ε = ${h / 2}), a ratio of ${ratio.toFixed(2)}; O(ε²) needs about 4 (accepted ${lo}..${hi}). ` +
@@ -228,25 +254,51 @@ export interface JvpReport {
  */
 export const expectJvp = <P extends Treelike<P>>(f: (primals: P) => Tensor, primals: P, opts: ExpectJvpOptions<P> = {}): JvpReport[] => {
   const x = mapTree(primals, (t) => cast(t, 'float64'));
-  const xs = leaves(x), paths = leafPaths(x);
-  const atol = opts.atol ?? 1e-6, rtol = opts.rtol ?? 1e-4, eps = opts.eps ?? 1e-6;
-  const dirs: Float64Array[][] = opts.tangents !== undefined
-    ? [leaves(opts.tangents).map((t) => Float64Array.from(t.toTypedArray()))]
-    : new Key(opts.seed ?? 0).fold('jvp directions').split(opts.directions ?? 2).map((k) => k.split(xs.length).map((ki, i) => ki.normal(xs[i]!.shape, 'float64').toTypedArray() as Float64Array));
+  const xs = leaves(x),
+    paths = leafPaths(x);
+  const atol = opts.atol ?? 1e-6,
+    rtol = opts.rtol ?? 1e-4,
+    eps = opts.eps ?? 1e-6;
+  const dirs: Float64Array[][] =
+    opts.tangents !== undefined
+      ? [leaves(opts.tangents).map((t) => Float64Array.from(t.toTypedArray()))]
+      : new Key(opts.seed ?? 0)
+          .fold('jvp directions')
+          .split(opts.directions ?? 2)
+          .map((k) => k.split(xs.length).map((ki, i) => ki.normal(xs[i]!.shape, 'float64').toTypedArray() as Float64Array));
   const reports: JvpReport[] = [];
   dirs.forEach((vs, d) => {
     const v = mapTree(x, (t, i) => internal.adopt(Float64Array.from(vs[i]!), t.shape, t.backend));
     const tangent = Array.from(tidy(() => jvp(f)(x, v).tangent.toTypedArray()));
-    const along = (s: number): number[] => Array.from(tidy(() =>
-      f(mapTree(x, (t, i) => { const a = t.toTypedArray(); for (let j = 0; j < a.length; j++) a[j] = a[j]! + s * vs[i]![j]!; return internal.adopt(a, t.shape, t.backend); })).toTypedArray()));
-    const quotient = (e: number): number[] => { const p = along(e), m = along(-e); return p.map((pv, j) => (pv - m[j]!) / (2 * e)); };
+    const along = (s: number): number[] =>
+      Array.from(
+        tidy(() =>
+          f(
+            mapTree(x, (t, i) => {
+              const a = t.toTypedArray();
+              for (let j = 0; j < a.length; j++) a[j] = a[j]! + s * vs[i]![j]!;
+              return internal.adopt(a, t.shape, t.backend);
+            }),
+          ).toTypedArray(),
+        ),
+      );
+    const quotient = (e: number): number[] => {
+      const p = along(e),
+        m = along(-e);
+      return p.map((pv, j) => (pv - m[j]!) / (2 * e));
+    };
     const numerical = quotient(eps);
-    let worst = 0, worstScore = 0, maxError = 0;
+    let worst = 0,
+      worstScore = 0,
+      maxError = 0;
     numerical.forEach((n, j) => {
       const err = Math.abs(n - tangent[j]!);
       maxError = Math.max(maxError, err);
       const score = err / (atol + rtol * Math.abs(n));
-      if (!(score <= worstScore)) { worstScore = score; worst = j; }
+      if (!(score <= worstScore)) {
+        worstScore = score;
+        worst = j;
+      }
     });
     if (!(worstScore <= 1)) {
       throw new GradientMismatchError(
@@ -257,7 +309,9 @@ export const expectJvp = <P extends Treelike<P>>(f: (primals: P) => Tensor, prim
     const order: { errors: number[]; ratio: number | undefined }[] = [];
     if (opts.order !== false) {
       const o = opts.order ?? {};
-      const e0 = o.eps ?? 1e-3, lo = o.min ?? 3, hi = o.max ?? 5.5;
+      const e0 = o.eps ?? 1e-3,
+        lo = o.min ?? 3,
+        hi = o.max ?? 5.5;
       const errAt = (e: number) => quotient(e).reduce((m, n, j) => Math.max(m, Math.abs(n - tangent[j]!)), 0);
       const es = [errAt(e0), errAt(e0 / 2), errAt(e0 / 4)];
       const scale = along(0).reduce((m, y) => Math.max(m, Math.abs(y)), 0) + tangent.reduce((m, y) => Math.max(m, Math.abs(y)), 0) + 1;
@@ -302,26 +356,41 @@ const flat = (v: Tensor | ArrayLike<number> | NestedArray): { values: ArrayLike<
  * Throws unless every element satisfies |actual − expected| ≤ atol + rtol·|expected|
  * (and shapes agree for tensors), naming the worst element.
  */
-export const expectAllClose = (actual: Tensor | ArrayLike<number> | NestedArray, expected: Tensor | ArrayLike<number> | NestedArray, o: AllCloseOptions = {}): void => {
-  const atol = o.atol ?? 1e-6, rtol = o.rtol ?? 1e-5, equalNaN = o.equalNaN ?? true;
-  const a = flat(actual), b = flat(expected);
+export const expectAllClose = (
+  actual: Tensor | ArrayLike<number> | NestedArray,
+  expected: Tensor | ArrayLike<number> | NestedArray,
+  o: AllCloseOptions = {},
+): void => {
+  const atol = o.atol ?? 1e-6,
+    rtol = o.rtol ?? 1e-5,
+    equalNaN = o.equalNaN ?? true;
+  const a = flat(actual),
+    b = flat(expected);
   if (a.shape !== undefined && b.shape !== undefined && a.shape.join() !== b.shape.join()) {
     throw new Error(`expectAllClose: shapes differ: [${a.shape.join(', ')}] vs expected [${b.shape.join(', ')}]`);
   }
   if (a.values.length !== b.values.length) throw new Error(`expectAllClose: ${a.values.length} elements vs ${b.values.length} expected`);
-  let worst = -1, worstScore = 0;
+  let worst = -1,
+    worstScore = 0;
   for (let i = 0; i < a.values.length; i++) {
-    const x = a.values[i]!, y = b.values[i]!;
+    const x = a.values[i]!,
+      y = b.values[i]!;
     if (Number.isNaN(x) || Number.isNaN(y)) {
       if (equalNaN && Number.isNaN(x) && Number.isNaN(y)) continue;
-      worst = i; worstScore = Infinity; break;
+      worst = i;
+      worstScore = Infinity;
+      break;
     }
     if (x === y) continue; // equal infinities
     const score = Math.abs(x - y) / (atol + rtol * Math.abs(y));
-    if (score > worstScore) { worstScore = score; worst = i; }
+    if (score > worstScore) {
+      worstScore = score;
+      worst = i;
+    }
   }
   if (worstScore > 1) {
-    const x = a.values[worst]!, y = b.values[worst]!;
+    const x = a.values[worst]!,
+      y = b.values[worst]!;
     throw new Error(
       `expectAllClose: element ${worst}: ${x} vs expected ${y} (difference ${Math.abs(x - y)}, allowed ${atol + rtol * Math.abs(y)}` +
         `${Number.isNaN(x) !== Number.isNaN(y) ? '; one is NaN' : ''})`,

@@ -13,7 +13,10 @@ describe('valueAndGrad over trees', () => {
     // f = scale * sum(x W + b): x W = [1-3, 2-4] = [-2, -2], + b = [-1.5, -2.5], sum = -4, × 3 = -12.
     expect(value.item()).toBeCloseTo(-12, 12);
     // ∂f/∂W[i,j] = scale * x[i]; ∂f/∂b = scale; ∂f/∂scale = -4.
-    expect(grads.layers[0]!.w.toArray()).toEqual([[3, 3], [-3, -3]]);
+    expect(grads.layers[0]!.w.toArray()).toEqual([
+      [3, 3],
+      [-3, -3],
+    ]);
     expect(grads.layers[0]!.b.toArray()).toEqual([3, 3]);
     expect(grads.scale.item()).toBeCloseTo(-4, 12);
   });
@@ -29,7 +32,10 @@ describe('valueAndGrad over trees', () => {
   });
 
   it('returns aux values detached from the tape', () => {
-    const r = valueAndGradWithAux((x: Tensor) => { const y = T.exp(x); return [T.sum(y), { y }] as const; })(t64([0, 1], [2]));
+    const r = valueAndGradWithAux((x: Tensor) => {
+      const y = T.exp(x);
+      return [T.sum(y), { y }] as const;
+    })(t64([0, 1], [2]));
     expect(r.aux.y.trace).toBeUndefined();
     expectAllClose(r.grads.toTypedArray(), [1, Math.E], 1e-15);
   });
@@ -53,7 +59,7 @@ describe('no global tape', () => {
     expect(a.vjp(t64([0, 1], [2])).toArray()).toEqual([0, 4]); // the tape can be pulled back twice
   });
 
-  it('an inner tape over an outer tape\'s value nests: d/dx Σ ∂/∂y Σ(y·x) = d/dx Σ x = 1', () => {
+  it("an inner tape over an outer tape's value nests: d/dx Σ ∂/∂y Σ(y·x) = d/dx Σ x = 1", () => {
     const { value, grads } = valueAndGrad((x: Tensor) => T.sum(grad((y: Tensor) => T.sum(T.mul(y, x)))(t64([1], [1]))))(t64([3], [1]));
     expect(value.item()).toBe(3);
     expect(grads.item()).toBe(1);

@@ -26,11 +26,23 @@ afterAll(() => {
 const inputsOf = (inst: Instance, seed: number, dtype: 'float32' | 'float64', be: Backend): Tensor[] =>
   inst.shapes.map((s, i) => T.toBackend(T.cast(t64(valuesFor(s, inst.ranges[i]!, new Key(seed).fold(`input ${i}`)), [...s]), dtype), be));
 const bits = (t: Tensor): string[] => Array.from(t.toTypedArray(), (v) => (Object.is(v, -0) ? '-0' : String(v)));
-const weights = (like: Tensor): Tensor => T.toBackend(T.cast(t64(Array.from({ length: like.size }, (_, i) => Math.sin(i + 1) + 1.5), [...like.shape]), like.dtype), like.backend);
-const scalarized = (inst: Instance) => (xs: readonly Tensor[]): Tensor => {
-  const y = inst.f(xs);
-  return T.sum(T.mul(y, weights(y)));
-};
+const weights = (like: Tensor): Tensor =>
+  T.toBackend(
+    T.cast(
+      t64(
+        Array.from({ length: like.size }, (_, i) => Math.sin(i + 1) + 1.5),
+        [...like.shape],
+      ),
+      like.dtype,
+    ),
+    like.backend,
+  );
+const scalarized =
+  (inst: Instance) =>
+  (xs: readonly Tensor[]): Tensor => {
+    const y = inst.f(xs);
+    return T.sum(T.mul(y, weights(y)));
+  };
 const runs = Number(process.env.TAPEGRAD_PROP_RUNS ?? 15);
 
 const targets: readonly { name: string; dtype: 'float32' | 'float64'; be: Backend }[] = [
@@ -42,59 +54,91 @@ const targets: readonly { name: string; dtype: 'float32' | 'float64'; be: Backen
 // select's case draws its condition from a Key inside f, which jit refuses (tested below); the chains cover select.
 describe.each(cases.filter((c) => c.prim !== 'select'))('$name', (c) => {
   it.each(targets)('jit(f) and jit(valueAndGrad(f)) equal eager bit for bit ($name), and replay without retracing', ({ dtype, be }) => {
-    fc.assert(fc.property(c.instance, fc.integer(), (inst, seed) => {
-      const xs = inputsOf(inst, seed, dtype, be);
-      const f = (p: Tensor[]) => inst.f(p);
-      const jf = jit(f);
-      const eager = f(xs);
-      for (let call = 0; call < 2; call++) expect(bits(jf(xs))).toEqual(bits(eager));
-      expect(jf.traces).toBe(1);
-      if (c.smooth === false && c.prim !== 'relu') return; // piecewise functions still have gradients; constants do not
-      const g = (p: Tensor[]) => T.valueAndGrad(scalarized(inst))(p);
-      const jg = jit(g);
-      const e = g(xs);
-      for (let call = 0; call < 2; call++) {
-        const r = jg(xs);
-        expect(bits(r.value)).toEqual(bits(e.value));
-        r.grads.forEach((gr, i) => {
-      expect(bits(gr)).toEqual(bits(e.grads[i]!));
-    });
-      }
-    }), { numRuns: Math.max(3, Math.round(runs / 3)) });
+    fc.assert(
+      fc.property(c.instance, fc.integer(), (inst, seed) => {
+        const xs = inputsOf(inst, seed, dtype, be);
+        const f = (p: Tensor[]) => inst.f(p);
+        const jf = jit(f);
+        const eager = f(xs);
+        for (let call = 0; call < 2; call++) expect(bits(jf(xs))).toEqual(bits(eager));
+        expect(jf.traces).toBe(1);
+        if (c.smooth === false && c.prim !== 'relu') return; // piecewise functions still have gradients; constants do not
+        const g = (p: Tensor[]) => T.valueAndGrad(scalarized(inst))(p);
+        const jg = jit(g);
+        const e = g(xs);
+        for (let call = 0; call < 2; call++) {
+          const r = jg(xs);
+          expect(bits(r.value)).toEqual(bits(e.value));
+          r.grads.forEach((gr, i) => {
+            expect(bits(gr)).toEqual(bits(e.grads[i]!));
+          });
+        }
+      }),
+      { numRuns: Math.max(3, Math.round(runs / 3)) },
+    );
   });
 });
 
 /** A random chain of element-wise ops over inputs of broadcasting shapes. */
 const chainArb = fc.record({
   shape: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 3 }),
-  ops: fc.array(fc.tuple(fc.constantFrom('add', 'mul', 'sub', 'div', 'tanh', 'exp', 'relu', 'sigmoid', 'neg', 'sqrtAbs', 'square', 'select'), fc.nat(), fc.boolean()), { minLength: 1, maxLength: 8 }),
+  ops: fc.array(
+    fc.tuple(fc.constantFrom('add', 'mul', 'sub', 'div', 'tanh', 'exp', 'relu', 'sigmoid', 'neg', 'sqrtAbs', 'square', 'select'), fc.nat(), fc.boolean()),
+    { minLength: 1, maxLength: 8 },
+  ),
   seed: fc.integer(),
 });
 type Chain = typeof chainArb extends fc.Arbitrary<infer C> ? C : never;
 
 /** The chain as a function of [x, row, scalar]: each binary op takes a broadcast partner. */
-const chainFn = (c: Chain) => ([x, row, s]: readonly Tensor[]): Tensor => {
-  let y = x!;
-  for (const [op, pick, flip] of c.ops) {
-    const other = [x!, row!, s!][pick % 3]!;
-    const [a, b] = flip ? [other, y] : [y, other];
-    switch (op) {
-      case 'add': y = T.add(a, b); break;
-      case 'mul': y = T.mul(a, b); break;
-      case 'sub': y = T.sub(a, b); break;
-      case 'div': y = T.div(a, T.add(T.mul(b, b), 1)); break;
-      case 'tanh': y = T.tanh(y); break;
-      case 'exp': y = T.exp(T.tanh(y)); break;
-      case 'relu': y = T.relu(y); break;
-      case 'sigmoid': y = T.sigmoid(y); break;
-      case 'neg': y = T.neg(y); break;
-      case 'sqrtAbs': y = T.sqrt(T.abs(y)); break;
-      case 'square': y = T.square(y); break;
-      case 'select': y = T.where(T.greater(a, b), a, b); break;
+const chainFn =
+  (c: Chain) =>
+  ([x, row, s]: readonly Tensor[]): Tensor => {
+    let y = x!;
+    for (const [op, pick, flip] of c.ops) {
+      const other = [x!, row!, s!][pick % 3]!;
+      const [a, b] = flip ? [other, y] : [y, other];
+      switch (op) {
+        case 'add':
+          y = T.add(a, b);
+          break;
+        case 'mul':
+          y = T.mul(a, b);
+          break;
+        case 'sub':
+          y = T.sub(a, b);
+          break;
+        case 'div':
+          y = T.div(a, T.add(T.mul(b, b), 1));
+          break;
+        case 'tanh':
+          y = T.tanh(y);
+          break;
+        case 'exp':
+          y = T.exp(T.tanh(y));
+          break;
+        case 'relu':
+          y = T.relu(y);
+          break;
+        case 'sigmoid':
+          y = T.sigmoid(y);
+          break;
+        case 'neg':
+          y = T.neg(y);
+          break;
+        case 'sqrtAbs':
+          y = T.sqrt(T.abs(y));
+          break;
+        case 'square':
+          y = T.square(y);
+          break;
+        case 'select':
+          y = T.where(T.greater(a, b), a, b);
+          break;
+      }
     }
-  }
-  return y;
-};
+    return y;
+  };
 const chainInputs = (c: Chain, dtype: 'float32' | 'float64', be: Backend): Tensor[] => {
   const k = new Key(c.seed);
   const row = c.shape.map((d, i) => (i === 0 && c.shape.length > 1 ? 1 : d));
@@ -103,57 +147,73 @@ const chainInputs = (c: Chain, dtype: 'float32' | 'float64', be: Backend): Tenso
 
 describe('random element-wise chains with broadcasting (the fusion candidates)', () => {
   it.each(targets)('jit equals eager bit for bit, with and without fusion, values and gradients ($name)', ({ dtype, be }) => {
-    fc.assert(fc.property(chainArb, (c) => {
-      const xs = chainInputs(c, dtype, be);
-      const f = chainFn(c);
-      const eager = f(xs);
-      for (const fuse of [true, false]) expect(bits(jit(f, { fuse })(xs))).toEqual(bits(eager));
-      const g = (p: Tensor[]) => T.grad((q: Tensor[]) => T.sum(f(q)))(p);
-      const eg = g(xs), jg = jit(g);
-      jg(xs);
-      jg(xs).forEach((gr, i) => {
-      expect(bits(gr)).toEqual(bits(eg[i]!));
-    });
-    }), { numRuns: runs * 2 });
+    fc.assert(
+      fc.property(chainArb, (c) => {
+        const xs = chainInputs(c, dtype, be);
+        const f = chainFn(c);
+        const eager = f(xs);
+        for (const fuse of [true, false]) expect(bits(jit(f, { fuse })(xs))).toEqual(bits(eager));
+        const g = (p: Tensor[]) => T.grad((q: Tensor[]) => T.sum(f(q)))(p);
+        const eg = g(xs),
+          jg = jit(g);
+        jg(xs);
+        jg(xs).forEach((gr, i) => {
+          expect(bits(gr)).toEqual(bits(eg[i]!));
+        });
+      }),
+      { numRuns: runs * 2 },
+    );
   });
 
   it('large chains run as generated WebAssembly on cpu (SIMD lanes, scalar tails, rows staged, scalars by value): the same bits', () => {
-    const bigChain = fc.record({
-      shape: fc.tuple(fc.integer({ min: 120, max: 140 }), fc.integer({ min: 125, max: 140 })),
-      ops: chainArb.map((c) => c.ops),
-      seed: fc.integer(),
-    }).map((c) => ({ ...c, shape: [...c.shape] }));
+    const bigChain = fc
+      .record({
+        shape: fc.tuple(fc.integer({ min: 120, max: 140 }), fc.integer({ min: 125, max: 140 })),
+        ops: chainArb.map((c) => c.ops),
+        seed: fc.integer(),
+      })
+      .map((c) => ({ ...c, shape: [...c.shape] }));
     const before = chainStats.wasmRuns;
-    fc.assert(fc.property(bigChain, (c) => {
-      const xs = chainInputs(c, 'float32', cpu2);
-      const f = chainFn(c);
-      const eager = f(xs), jf = jit(f);
-      jf(xs);
-      expect(bits(jf(xs))).toEqual(bits(eager));
-      // The transcendental ops, pow and sigmoid too (called out to JavaScript one element at a time).
-      const g = (p: Tensor[]) => T.pow(T.sigmoid(T.add(T.log(T.add(T.mul(p[0]!, p[0]!), 1)), p[1]!)), 1.5);
-      const jg = jit(g);
-      jg(xs);
-      expect(bits(jg(xs))).toEqual(bits(g(xs)));
-    }), { numRuns: Math.max(4, Math.round(runs / 2)) });
+    fc.assert(
+      fc.property(bigChain, (c) => {
+        const xs = chainInputs(c, 'float32', cpu2);
+        const f = chainFn(c);
+        const eager = f(xs),
+          jf = jit(f);
+        jf(xs);
+        expect(bits(jf(xs))).toEqual(bits(eager));
+        // The transcendental ops, pow and sigmoid too (called out to JavaScript one element at a time).
+        const g = (p: Tensor[]) => T.pow(T.sigmoid(T.add(T.log(T.add(T.mul(p[0]!, p[0]!), 1)), p[1]!)), 1.5);
+        const jg = jit(g);
+        jg(xs);
+        expect(bits(jg(xs))).toEqual(bits(g(xs)));
+      }),
+      { numRuns: Math.max(4, Math.round(runs / 2)) },
+    );
     expect(chainStats.wasmRuns).toBeGreaterThan(before);
   });
 
   it('chains over 65,536 elements share their units between both threads: the same bits', () => {
     expect(cpu2.workerRunning()).toBe(true);
-    const huge = fc.record({
-      shape: fc.constantFrom([300, 257], [70001], [2, 150, 233]),
-      ops: chainArb.map((c) => c.ops),
-      seed: fc.integer(),
-    }).map((c) => ({ ...c, shape: [...c.shape] }));
+    const huge = fc
+      .record({
+        shape: fc.constantFrom([300, 257], [70001], [2, 150, 233]),
+        ops: chainArb.map((c) => c.ops),
+        seed: fc.integer(),
+      })
+      .map((c) => ({ ...c, shape: [...c.shape] }));
     const before = chainStats.wasmRuns;
-    fc.assert(fc.property(huge, (c) => {
-      const xs = chainInputs(c, 'float32', cpu2);
-      const f = chainFn(c);
-      const eager = f(xs), jf = jit(f);
-      jf(xs);
-      expect(bits(jf(xs))).toEqual(bits(eager));
-    }), { numRuns: 4 });
+    fc.assert(
+      fc.property(huge, (c) => {
+        const xs = chainInputs(c, 'float32', cpu2);
+        const f = chainFn(c);
+        const eager = f(xs),
+          jf = jit(f);
+        jf(xs);
+        expect(bits(jf(xs))).toEqual(bits(eager));
+      }),
+      { numRuns: 4 },
+    );
     expect(chainStats.wasmRuns).toBeGreaterThan(before);
   });
 
@@ -163,22 +223,27 @@ describe('random element-wise chains with broadcasting (the fusion candidates)',
     it('jit equals eager within 1e-5 (replays of one program, kernels unchanged)', () => {
       const gpu = createGpujsBackend();
       try {
-        fc.assert(fc.property(chainArb, (c) => {
-          const xs = chainInputs(c, 'float32', gpu);
-          const f = chainFn(c);
-          const eager = f(xs).toTypedArray(), jf = jit(f);
-          jf(xs);
-          const replayed = jf(xs).toTypedArray();
-          replayed.forEach((v, i) => {
-      expect(Math.abs(v - eager[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(eager[i]!)));
-    });
-        }), { numRuns: 5 });
+        fc.assert(
+          fc.property(chainArb, (c) => {
+            const xs = chainInputs(c, 'float32', gpu);
+            const f = chainFn(c);
+            const eager = f(xs).toTypedArray(),
+              jf = jit(f);
+            jf(xs);
+            const replayed = jf(xs).toTypedArray();
+            replayed.forEach((v, i) => {
+              expect(Math.abs(v - eager[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(eager[i]!)));
+            });
+          }),
+          { numRuns: 5 },
+        );
         // One shader for a chain over a row, a scalar and every shader form (tanh's and sigmoid's statements, relu, select).
         const [x, row, sc] = chainInputs({ shape: [33, 17], ops: [], seed: 5 }, 'float32', gpu);
         const g = (a: Tensor, r: Tensor, c: Tensor) => T.where(T.greater(a, r), T.sigmoid(T.mul(T.relu(T.add(a, r)), c)), T.tanh(T.neg(a)));
         const jg = jit(g);
         expect(String(jg.lower(x!, row!, sc!))).toMatch(/fused 0: \d+ ops, 561 elements/);
-        const e = g(x!, row!, sc!).toTypedArray(), r = jg(x!, row!, sc!).toTypedArray();
+        const e = g(x!, row!, sc!).toTypedArray(),
+          r = jg(x!, row!, sc!).toTypedArray();
         r.forEach((v, i) => {
           expect(Math.abs(v - e[i]!)).toBeLessThanOrEqual(1e-5 * (1 + Math.abs(e[i]!)));
         });
@@ -232,7 +297,11 @@ describe('compositions', () => {
   });
 
   it('customVjp inside jit(valueAndGrad) keeps its own VJP (a straight-through estimator)', () => {
-    const ste = T.customVjp('ste', (xs) => T.sign(xs[0]!), (ct) => [ct]);
+    const ste = T.customVjp(
+      'ste',
+      (xs) => T.sign(xs[0]!),
+      (ct) => [ct],
+    );
     const loss = (p: Tensor) => T.sum(T.mul(ste(p), x));
     const jl = jit(T.valueAndGrad(loss));
     const e = T.valueAndGrad(loss)(T.cast(x, 'float64'));
@@ -257,7 +326,7 @@ describe('compositions', () => {
 });
 
 describe('random draws from key arguments', () => {
-  it('are redone from each call\'s key (dropout, derived keys, uniform): the eager numbers, one trace', () => {
+  it("are redone from each call's key (dropout, derived keys, uniform): the eager numbers, one trace", () => {
     const be = cpu1;
     const x = T.toBackend(new Key(3).normal([64, 300]), be);
     const f = (a: Tensor, k: Key) => T.add(T.dropout(T.tanh(a), 0.3, k.fold('drop')), k.split(2)[1]!.uniform([300], 0, 1, 'float32', be));
@@ -270,7 +339,8 @@ describe('random draws from key arguments', () => {
     const g = (a: Tensor, k: Key) => T.valueAndGrad((b: Tensor) => T.sum(T.dropout(T.mul(b, b), 0.5, k)))(a);
     const jg = jit(g);
     jg(x, new Key(9));
-    const r = jg(x, new Key(8)), e = g(x, new Key(8));
+    const r = jg(x, new Key(8)),
+      e = g(x, new Key(8));
     expect(bits(r.grads)).toEqual(bits(e.grads));
     expect(bits(r.value)).toEqual(bits(e.value));
     const before = be.memory().liveBytes;
@@ -286,7 +356,9 @@ describe('the cache', () => {
   const x = T.ones([2, 3], 'float64', 'reference');
   it('retraces only when the signature changes: shapes, dtypes, static values', () => {
     const f = jit((a: Tensor, scale: number) => T.mul(T.exp(a), scale));
-    f(x, 2); f(x, 2); f(T.ones([2, 3], 'float64', 'reference'), 2);
+    f(x, 2);
+    f(x, 2);
+    f(T.ones([2, 3], 'float64', 'reference'), 2);
     expect(f.traces).toBe(1);
     expect(f(x, 3).toArray()).toEqual(T.mul(T.exp(x), 3).toArray());
     expect(f.traces).toBe(2);

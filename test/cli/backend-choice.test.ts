@@ -35,7 +35,15 @@ describe('choosing a backend', () => {
   });
 
   it('the command line: an unknown TAPEGRAD_BACKEND is one line and exit code 2', () => {
-    const r = cli({ TAPEGRAD_BACKEND: 'bogus' }, 'train', '--config', 'examples/configs/headline.yaml', ...small, '--out', join(mkdtempSync(join(tmpdir(), 'tapegrad-be-')), 'run'));
+    const r = cli(
+      { TAPEGRAD_BACKEND: 'bogus' },
+      'train',
+      '--config',
+      'examples/configs/headline.yaml',
+      ...small,
+      '--out',
+      join(mkdtempSync(join(tmpdir(), 'tapegrad-be-')), 'run'),
+    );
     expect(r.status).toBe(2);
     expect(r.stderr.trim()).toBe("tapegrad: unknown backend 'bogus' in TAPEGRAD_BACKEND: choose one of auto, reference, cpu, gpujs, webgpu");
   });
@@ -46,7 +54,17 @@ describe('choosing a backend', () => {
     expect(r.status, r.stderr).toBe(0);
     expect(r.stderr).toContain('backend: reference: plain TypeScript loops (float64 accumulation); slow, exact — TAPEGRAD_BACKEND=reference');
     expect(JSON.parse(readFileSync(join(dir, 'env', 'run.json'), 'utf8')).backendReason).toBe('TAPEGRAD_BACKEND=reference');
-    const f = cli({ TAPEGRAD_BACKEND: 'reference' }, 'train', '--config', 'examples/configs/headline.yaml', ...small, '--backend', 'cpu', '--out', join(dir, 'flag'));
+    const f = cli(
+      { TAPEGRAD_BACKEND: 'reference' },
+      'train',
+      '--config',
+      'examples/configs/headline.yaml',
+      ...small,
+      '--backend',
+      'cpu',
+      '--out',
+      join(dir, 'flag'),
+    );
     expect(f.status, f.stderr).toBe(0);
     expect(JSON.parse(readFileSync(join(dir, 'flag', 'run.json'), 'utf8')).backend).toMatch(/^cpu: /);
   });

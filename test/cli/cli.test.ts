@@ -25,7 +25,20 @@ describe('tapegrad train', () => {
     expect(r.stdout).toMatch(/validation accuracy: \d+\.\d\d%\s+\(paper: 29\.69%\)/);
     expect(r.stdout).toMatch(/test accuracy: +\d+\.\d\d%\s+\(paper: 29\.23%\)/);
     expect(r.stderr).toMatch(/backend: cpu: WebAssembly SIMD/); // the paper preset stays on the GEMM the report was recorded on
-    for (const f of ['config.yaml', 'config.json', 'run.json', 'history.json', 'history.csv', 'checkpoint.json', 'model.json', 'result.json', 'accuracy.svg', 'accuracy.png', 'loss.svg', 'loss.png']) {
+    for (const f of [
+      'config.yaml',
+      'config.json',
+      'run.json',
+      'history.json',
+      'history.csv',
+      'checkpoint.json',
+      'model.json',
+      'result.json',
+      'accuracy.svg',
+      'accuracy.png',
+      'loss.svg',
+      'loss.png',
+    ]) {
       expect(existsSync(join(out, f)), f).toBe(true);
     }
     const csv = readFileSync(join(out, 'history.csv'), 'utf8').trim().split('\n');
@@ -88,7 +101,9 @@ describe('tapegrad train', () => {
     const a = JSON.parse(readFileSync(join(full, 'history.json'), 'utf8'));
     const b = JSON.parse(readFileSync(join(part, 'history.json'), 'utf8'));
     expect(strip(b)).toEqual(strip(a));
-    expect(JSON.parse(readFileSync(join(part, 'result.json'), 'utf8')).testAccuracy).toBe(JSON.parse(readFileSync(join(full, 'result.json'), 'utf8')).testAccuracy);
+    expect(JSON.parse(readFileSync(join(part, 'result.json'), 'utf8')).testAccuracy).toBe(
+      JSON.parse(readFileSync(join(full, 'result.json'), 'utf8')).testAccuracy,
+    );
   });
 });
 
@@ -100,7 +115,9 @@ describe('tapegrad sweep, gradcheck, stats, reproduce', () => {
     const md = readFileSync(join(out, 'table.md'), 'utf8');
     expect(md).toMatch(/\| α \| Validation accuracy \| Early stop epoch \| Test accuracy \| Paper: validation accuracy \| Paper: early stop epoch \|/);
     expect(md).toMatch(/\| 0\.005 \| \d+\.\d\d% \| - \| \d+\.\d\d% \| 27\.94% \| 50 \|/);
-    expect(readFileSync(join(out, 'table.csv'), 'utf8').split('\n')[0]).toBe('α,val_accuracy,early_stop_epoch,test_accuracy,epochs_run,diverged_at_epoch,paper_val_accuracy,paper_early_stop');
+    expect(readFileSync(join(out, 'table.csv'), 'utf8').split('\n')[0]).toBe(
+      'α,val_accuracy,early_stop_epoch,test_accuracy,epochs_run,diverged_at_epoch,paper_val_accuracy,paper_early_stop',
+    );
     expect(existsSync(join(out, 'best-accuracy.png'))).toBe(true);
   });
 

@@ -93,7 +93,9 @@ describe('failures: exit 1, one line, nothing left behind or overwritten', () =>
     const t0 = Date.now();
     const r = cli('train', '--config', configFile('name: big\nmodel:\n  hidden: [128, 200000]\n'), ...small, '--out', out);
     expect(r.status).toBe(1);
-    expect(failure(r)).toMatch(/model\.hidden\[1\]: layer 2 \(128 → 200000\) needs .* GiB to train.*more than the cpu backend's 2\.0 GiB of kernel memory: make that layer at most \d+ wide/);
+    expect(failure(r)).toMatch(
+      /model\.hidden\[1\]: layer 2 \(128 → 200000\) needs .* GiB to train.*more than the cpu backend's 2\.0 GiB of kernel memory: make that layer at most \d+ wide/,
+    );
     expect(Date.now() - t0).toBeLessThan(20_000);
     expect(existsSync(out)).toBe(false);
   });
@@ -114,7 +116,9 @@ describe('failures: exit 1, one line, nothing left behind or overwritten', () =>
     for (const f of ['train.bin', 'test.bin']) symlinkSync(join(CIFAR_DIR, f), join(data, f));
     const r = cli('train', ...headline, ...small, '--data', data, '--out', join(tmp(), 'nolabels'));
     expect(r.status).toBe(1);
-    expect(failure(r)).toBe(`tapegrad: ${join(data, 'coarse_label_names.txt')}: file not found. Download the dataset again (tapegrad download), or point --data at a complete copy.`);
+    expect(failure(r)).toBe(
+      `tapegrad: ${join(data, 'coarse_label_names.txt')}: file not found. Download the dataset again (tapegrad download), or point --data at a complete copy.`,
+    );
   });
 
   it('an empty validation set is refused with the sizes, creating nothing', () => {
@@ -143,12 +147,15 @@ describe('failures: exit 1, one line, nothing left behind or overwritten', () =>
 describe('two runs racing for one --out', () => {
   it('end as one finished run and one refusal, the folder holding exactly the winner', async () => {
     const out = join(tmp(), 'race');
-    const start = (seed: string) => new Promise<{ code: number | null; stderr: string; seed: string }>((resolve) => {
-      const child = spawn('node', [...CLI, 'train', ...headline, ...small, '--seed', seed, '--out', out], { env });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => { stderr += d.toString(); });
-      child.on('exit', (code) => resolve({ code, stderr, seed }));
-    });
+    const start = (seed: string) =>
+      new Promise<{ code: number | null; stderr: string; seed: string }>((resolve) => {
+        const child = spawn('node', [...CLI, 'train', ...headline, ...small, '--seed', seed, '--out', out], { env });
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString();
+        });
+        child.on('exit', (code) => resolve({ code, stderr, seed }));
+      });
     const results = await Promise.all([start('1'), start('2')]);
     const won = results.filter((r) => r.code === 0);
     const lost = results.filter((r) => r.code !== 0);
@@ -168,15 +175,16 @@ describe('two runs racing for one --out', () => {
 describe('signals and resumes', () => {
   const long = [...headline, '--limit-train', '5000', '--limit-test', '100', '--epochs', '6', '--backend', 'cpu'];
   /** Starts a run and sends `signal` once epoch 2 has finished. */
-  const killedAfterEpoch2 = (out: string, signal: NodeJS.Signals) => new Promise<{ code: number | null; sig: NodeJS.Signals | null; stderr: string }>((resolve) => {
-    const child = spawn('node', [...CLI, 'train', ...long, '--data', CIFAR_DIR, '--out', out], { env });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => {
-      stderr += d.toString();
-      if (/epoch 2\/6:/.test(stderr) && !child.killed) child.kill(signal);
+  const killedAfterEpoch2 = (out: string, signal: NodeJS.Signals) =>
+    new Promise<{ code: number | null; sig: NodeJS.Signals | null; stderr: string }>((resolve) => {
+      const child = spawn('node', [...CLI, 'train', ...long, '--data', CIFAR_DIR, '--out', out], { env });
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => {
+        stderr += d.toString();
+        if (/epoch 2\/6:/.test(stderr) && !child.killed) child.kill(signal);
+      });
+      child.on('exit', (code, sig) => resolve({ code, sig, stderr }));
     });
-    child.on('exit', (code, sig) => resolve({ code, sig, stderr }));
-  });
 
   it('SIGTERM stops after the batch, exit 130, run.json says interrupted, and the hint carries --data', async () => {
     const out = join(tmp(), 'term');
@@ -188,7 +196,9 @@ describe('signals and resumes', () => {
     // A resumed run keeps its settings: a different seed is refused, not ignored.
     const seed = cli('train', '--resume', out, '--seed', '99');
     expect(seed.status).toBe(2);
-    expect(failure(seed)).toBe(`tapegrad: --seed 99 would change the run in ${out} (it ran with 0): a resumed run keeps its settings; start a new run with --config to change them`);
+    expect(failure(seed)).toBe(
+      `tapegrad: --seed 99 would change the run in ${out} (it ran with 0): a resumed run keeps its settings; start a new run with --config to change them`,
+    );
   });
 
   it('SIGKILL leaves a stale lock that the next command detects: run.json says killed, and the resume finishes', async () => {
@@ -214,12 +224,36 @@ describe('signals and resumes', () => {
 
   it('a sweep on two workers stopped by Ctrl-C twice: exit 130, every started run says interrupted, no lock left', async () => {
     const out = join(tmp(), 'sw');
-    const child = spawn('node', [...CLI, 'sweep', '--config', 'examples/configs/table7.yaml', '--limit-train', '5000', '--limit-test', '100', '--epochs', '4', '--backend', 'cpu', '--jobs', '2', '--out', out], { env });
+    const child = spawn(
+      'node',
+      [
+        ...CLI,
+        'sweep',
+        '--config',
+        'examples/configs/table7.yaml',
+        '--limit-train',
+        '5000',
+        '--limit-test',
+        '100',
+        '--epochs',
+        '4',
+        '--backend',
+        'cpu',
+        '--jobs',
+        '2',
+        '--out',
+        out,
+      ],
+      { env },
+    );
     let stderr = '';
     const code = await new Promise<number | null>((resolve) => {
       child.stderr.on('data', (d: Buffer) => {
         stderr += d.toString();
-        if (/epoch 2\/4/.test(stderr) && !child.killed) { child.kill('SIGINT'); setTimeout(() => child.kill('SIGINT'), 5); }
+        if (/epoch 2\/4/.test(stderr) && !child.killed) {
+          child.kill('SIGINT');
+          setTimeout(() => child.kill('SIGINT'), 5);
+        }
       });
       child.on('exit', (c) => resolve(c));
     });

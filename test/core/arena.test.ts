@@ -68,31 +68,28 @@ describe('cpu backend tensor memory (arena)', () => {
 
   it('never hands out overlapping blocks, and frees back to one piece (random programs)', () => {
     fc.assert(
-      fc.property(
-        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 300_000 }), fc.nat()), { minLength: 1, maxLength: 120 }),
-        (program) => {
-          const memory = new WebAssembly.Memory({ initial: 1, maximum: 512, shared: true }); // 32 MiB
-          const arena = createArena(memory, { tensorCap: 32 * MiB, tensorSpace: 32 * MiB, maxPages: 512, zero: () => {} });
-          const live: Array<[number, number]> = [];
-          for (const [alloc, bytes, pick] of program) {
-            if (alloc || live.length === 0) {
-              const offset = arena.malloc(bytes);
-              for (const [o, b] of live) expect(offset + bytes <= o || o + b <= offset).toBe(true);
-              expect(offset > 0 && offset + bytes <= memory.buffer.byteLength).toBe(true);
-              live.push([offset, bytes]);
-            } else {
-              const [o, b] = live.splice(pick % live.length, 1)[0]!;
-              arena.release(o, b);
-            }
+      fc.property(fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 300_000 }), fc.nat()), { minLength: 1, maxLength: 120 }), (program) => {
+        const memory = new WebAssembly.Memory({ initial: 1, maximum: 512, shared: true }); // 32 MiB
+        const arena = createArena(memory, { tensorCap: 32 * MiB, tensorSpace: 32 * MiB, maxPages: 512, zero: () => {} });
+        const live: Array<[number, number]> = [];
+        for (const [alloc, bytes, pick] of program) {
+          if (alloc || live.length === 0) {
+            const offset = arena.malloc(bytes);
+            for (const [o, b] of live) expect(offset + bytes <= o || o + b <= offset).toBe(true);
+            expect(offset > 0 && offset + bytes <= memory.buffer.byteLength).toBe(true);
+            live.push([offset, bytes]);
+          } else {
+            const [o, b] = live.splice(pick % live.length, 1)[0]!;
+            arena.release(o, b);
           }
-          for (const [o, b] of live) arena.release(o, b);
-          // All free again, in one piece: a block as large as all ever used fits without growing.
-          const grown = memory.buffer.byteLength;
-          const all = arena.stats().committedBytes - 64;
-          expect(arena.malloc(all)).toBe(64);
-          expect(memory.buffer.byteLength).toBe(grown);
-        },
-      ),
+        }
+        for (const [o, b] of live) arena.release(o, b);
+        // All free again, in one piece: a block as large as all ever used fits without growing.
+        const grown = memory.buffer.byteLength;
+        const all = arena.stats().committedBytes - 64;
+        expect(arena.malloc(all)).toBe(64);
+        expect(memory.buffer.byteLength).toBe(grown);
+      }),
       { numRuns: 200 },
     );
   });

@@ -8,8 +8,23 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { valueAndGrad, mapTree } from '../../src/autodiff/index.js';
 import {
-  add, bind, cast, createCpuBackend, createGpujsBackend, createReferenceBackend, detectGpu, isHardwareRenderer, Key, matmul,
-  momentumUpdate, mul, relu, sum, toBackend, type Backend, type Tensor,
+  add,
+  bind,
+  cast,
+  createCpuBackend,
+  createGpujsBackend,
+  createReferenceBackend,
+  detectGpu,
+  isHardwareRenderer,
+  Key,
+  matmul,
+  momentumUpdate,
+  mul,
+  relu,
+  sum,
+  toBackend,
+  type Backend,
+  type Tensor,
 } from '../../src/core/index.js';
 import { internal } from '../../src/core/tensor.js';
 import { denseSet } from '../../src/data/index.js';
@@ -20,7 +35,16 @@ import { requireSystem } from '../system.js';
 const gpu = detectGpu();
 const runGpu = requireSystem({ suite: 'gpujs backend tests (test/core/backends.test.ts)', found: gpu.context, missing: gpu.summary });
 
-const shapes: Array<[number, number, number]> = [[1, 1, 1], [7, 3073, 5], [129, 5, 3], [128, 3072, 128], [3072, 128, 128], [128, 128, 3072], [5, 7, 9], [64, 20, 128]];
+const shapes: Array<[number, number, number]> = [
+  [1, 1, 1],
+  [7, 3073, 5],
+  [129, 5, 3],
+  [128, 3072, 128],
+  [3072, 128, 128],
+  [128, 128, 3072],
+  [5, 7, 9],
+  [64, 20, 128],
+];
 const reference = createReferenceBackend();
 
 const maxRelErr = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
@@ -28,22 +52,28 @@ const maxRelErr = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
   for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
   return e;
 };
-const bits = (t: Tensor): Buffer => { const d = t.toTypedArray(); return Buffer.from(d.buffer, d.byteOffset, d.byteLength); };
+const bits = (t: Tensor): Buffer => {
+  const d = t.toTypedArray();
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+};
 
 /** matmul on `be` in float32 against the float64 reference, for every transpose form of each shape. */
 const checkProducts = (be: Backend, list: Array<[number, number, number]>) => {
   const key = new Key(11);
   for (const [m, k, n] of list) {
-    for (const ta of [false, true]) for (const tb of [false, true]) {
-      const [ka, kb] = key.fold(`${m},${k},${n},${ta},${tb}`).split(2);
-      const a = ka!.uniform(ta ? [k, m] : [m, k], -1, 1, 'float32', reference);
-      const b = kb!.uniform(tb ? [n, k] : [k, n], -1, 1, 'float32', reference);
-      const got = matmul(toBackend(a, be), toBackend(b, be), { transA: ta, transB: tb });
-      expect(got.backend).toBe(be);
-      const want = matmul(cast(a, 'float64'), cast(b, 'float64'), { transA: ta, transB: tb });
-      // float32 accumulation over k terms of size ≤ 1: error grows like √k · 2⁻²⁴.
-      expect(maxRelErr(got.toTypedArray(), want.toTypedArray()), `${be.name} ${m}×${k}×${n} transA=${ta} transB=${tb}`).toBeLessThan(2e-5 * Math.sqrt(k) + 1e-6);
-    }
+    for (const ta of [false, true])
+      for (const tb of [false, true]) {
+        const [ka, kb] = key.fold(`${m},${k},${n},${ta},${tb}`).split(2);
+        const a = ka!.uniform(ta ? [k, m] : [m, k], -1, 1, 'float32', reference);
+        const b = kb!.uniform(tb ? [n, k] : [k, n], -1, 1, 'float32', reference);
+        const got = matmul(toBackend(a, be), toBackend(b, be), { transA: ta, transB: tb });
+        expect(got.backend).toBe(be);
+        const want = matmul(cast(a, 'float64'), cast(b, 'float64'), { transA: ta, transB: tb });
+        // float32 accumulation over k terms of size ≤ 1: error grows like √k · 2⁻²⁴.
+        expect(maxRelErr(got.toTypedArray(), want.toTypedArray()), `${be.name} ${m}×${k}×${n} transA=${ta} transB=${tb}`).toBeLessThan(
+          2e-5 * Math.sqrt(k) + 1e-6,
+        );
+      }
   }
 };
 
@@ -73,7 +103,11 @@ describe('auto-detection', () => {
     for (const r of ['llvmpipe (LLVM 15.0.6, 256 bits)', 'softpipe', 'SwiftShader Device (Subzero)', 'Software Rasterizer', 'Mesa X11 swrast']) {
       expect(isHardwareRenderer(r), r).toBe(false);
     }
-    for (const r of ['NVIDIA H100 80GB HBM3/PCIe/SSE2', 'Mesa Intel(R) UHD Graphics 620 (KBL GT2)', 'AMD Radeon RX 6800 XT (radeonsi, navi21, LLVM 15.0.6, DRM 3.49)']) {
+    for (const r of [
+      'NVIDIA H100 80GB HBM3/PCIe/SSE2',
+      'Mesa Intel(R) UHD Graphics 620 (KBL GT2)',
+      'AMD Radeon RX 6800 XT (radeonsi, navi21, LLVM 15.0.6, DRM 3.49)',
+    ]) {
       expect(isHardwareRenderer(r), r).toBe(true);
     }
     // Unknown is not hardware: auto-detection then keeps the cpu backend.
@@ -97,7 +131,10 @@ describe('cpu backend (WebAssembly SIMD)', () => {
   // tested in cpu-native.test.ts.
   const be = createCpuBackend({ threads: 2, blas: 'none' });
   const single = createCpuBackend({ threads: 1, blas: 'none' });
-  afterAll(() => { be.dispose(); single.dispose(); });
+  afterAll(() => {
+    be.dispose();
+    single.dispose();
+  });
 
   it('matmul agrees with the float64 reference for all transpose forms and odd shapes, on 2 threads and 1', () => {
     checkProducts(be, shapes);
@@ -107,7 +144,12 @@ describe('cpu backend (WebAssembly SIMD)', () => {
   it('gives bit-identical products on 1 thread and 2 (so --jobs does not change results)', () => {
     const key = new Key(12);
     // One shape per way of splitting: K (X·W), M (Xᵀ·Δ), N (Δ·Wᵀ), and one too small to split.
-    for (const [m, k, n, ta, tb] of [[128, 3072, 128, false, false], [3072, 128, 128, true, false], [128, 128, 3072, false, true], [16, 16, 16, false, false]] as const) {
+    for (const [m, k, n, ta, tb] of [
+      [128, 3072, 128, false, false],
+      [3072, 128, 128, true, false],
+      [128, 128, 3072, false, true],
+      [16, 16, 16, false, false],
+    ] as const) {
       const [ka, kb] = key.fold(`${m},${k},${n}`).split(2);
       const a = ka!.uniform(ta ? [k, m] : [m, k], -1, 1, 'float32', reference);
       const b = kb!.uniform(tb ? [n, k] : [k, n], -1, 1, 'float32', reference);
@@ -118,14 +160,27 @@ describe('cpu backend (WebAssembly SIMD)', () => {
   });
 
   // Odd sizes: the SIMD loops' scalar tails run too; the larger one is split between the two threads in chunks.
-  it.each([[129, 131], [513, 259]])('its WebAssembly element-wise kernels equal the host kernels bit for bit (NaN, ±0, odd lengths): %i × %i', (rows, cols) => {
+  it.each([
+    [129, 131],
+    [513, 259],
+  ])('its WebAssembly element-wise kernels equal the host kernels bit for bit (NaN, ±0, odd lengths): %i × %i', (rows, cols) => {
     const n = rows * cols;
     const special = [NaN, 0, -0, Infinity, -Infinity, 1e-40, -1e-40];
-    const draw = (k: Key) => internal.adopt(Float32Array.from(k.normal([n]).toTypedArray(), (v, i) => (i % 17 === 0 ? special[(i / 17) % special.length]! : v)), [rows, cols], reference);
+    const draw = (k: Key) =>
+      internal.adopt(
+        Float32Array.from(k.normal([n]).toTypedArray(), (v, i) => (i % 17 === 0 ? special[(i / 17) % special.length]! : v)),
+        [rows, cols],
+        reference,
+      );
     const [kx, kc, kb] = new Key(13).split(3);
-    const x = draw(kx!), ct = draw(kc!);
+    const x = draw(kx!),
+      ct = draw(kc!);
     const b = kb!.normal([cols], 'float32', 0, 1, reference);
-    const finite = internal.adopt(Float32Array.from(x.toTypedArray(), (v) => (Number.isFinite(v) ? v : 0.5)), [rows, cols], reference);
+    const finite = internal.adopt(
+      Float32Array.from(x.toTypedArray(), (v) => (Number.isFinite(v) ? v : 0.5)),
+      [rows, cols],
+      reference,
+    );
     const [xc, ctc, bc, fc] = [x, ct, b, finite].map((t) => toBackend(t, be)) as [Tensor, Tensor, Tensor, Tensor];
     // The operands sit in the kernel's memory, so the WebAssembly kernels run.
     for (const t of [xc, ctc, fc]) expect(be.inKernelMemory(internal.storageOf(t).buf as Float32Array)).toBe(true);
@@ -182,7 +237,10 @@ describe.skipIf(!runGpu)('gpujs backend (headless WebGL)', () => {
   it('matmul agrees with the float64 reference for all transpose forms and odd shapes', () => {
     const be = createGpujsBackend();
     try {
-      checkProducts(be, shapes.filter(([m, k, n]) => m * k * n <= 128 * 3072 * 128));
+      checkProducts(
+        be,
+        shapes.filter(([m, k, n]) => m * k * n <= 128 * 3072 * 128),
+      );
     } finally {
       be.dispose();
     }
@@ -208,18 +266,42 @@ describe.skipIf(!runGpu)('gpujs backend (headless WebGL)', () => {
       const ys = Uint8Array.from({ length: 384 }, (_, i) => (i * 13) % 20);
       const model = mlp([3072, 128, 20], { activation: 'relu', init: 'paper' });
       const opts: FitOptions = {
-        epochs: 2, batchSize: 128, shuffle: false, seed: 0, reduction: 'mean',
-        optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.8 }, l2: { lambda: 0.01, mode: 'gradient', includeBias: true },
+        epochs: 2,
+        batchSize: 128,
+        shuffle: false,
+        seed: 0,
+        reduction: 'mean',
+        optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.8 },
+        l2: { lambda: 0.01, mode: 'gradient', includeBias: true },
       };
-      const train = (on: Backend, onStep?: () => void) => right(fit(model, model.layer.init(new Key(0)), {
-        train: denseSet(xs.slice(0, 256 * 3072), ys.slice(0, 256), 3072, 20, on),
-        val: denseSet(xs.slice(256 * 3072), ys.slice(256), 3072, 20, on),
-      }, { ...opts, backend: on, onEvent: (e) => { if (e.type === 'batch') onStep?.(); } }));
+      const train = (on: Backend, onStep?: () => void) =>
+        right(
+          fit(
+            model,
+            model.layer.init(new Key(0)),
+            {
+              train: denseSet(xs.slice(0, 256 * 3072), ys.slice(0, 256), 3072, 20, on),
+              val: denseSet(xs.slice(256 * 3072), ys.slice(256), 3072, 20, on),
+            },
+            {
+              ...opts,
+              backend: on,
+              onEvent: (e) => {
+                if (e.type === 'batch') onStep?.();
+              },
+            },
+          ),
+        );
       const steps: Array<ReturnType<typeof be.transfers>> = [];
       let last = be.transfers();
       const ours = train(be, () => {
         const now = be.transfers();
-        steps.push({ uploads: now.uploads - last.uploads, uploadBytes: now.uploadBytes - last.uploadBytes, downloads: now.downloads - last.downloads, downloadBytes: now.downloadBytes - last.downloadBytes });
+        steps.push({
+          uploads: now.uploads - last.uploads,
+          uploadBytes: now.uploadBytes - last.uploadBytes,
+          downloads: now.downloads - last.downloads,
+          downloadBytes: now.downloadBytes - last.downloadBytes,
+        });
         last = now;
       });
       const want = train(reference);

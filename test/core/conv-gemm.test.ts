@@ -13,22 +13,38 @@ const reference = createReferenceBackend();
 // The WebAssembly GEMM's path (bit for bit on 1 thread and 2); the native BLAS's is in cpu-native.test.ts.
 const two = createCpuBackend({ threads: 2, blas: 'none' });
 const one = createCpuBackend({ threads: 1, blas: 'none' });
-afterAll(() => { two.dispose(); one.dispose(); });
+afterAll(() => {
+  two.dispose();
+  one.dispose();
+});
 
-const bits = (t: Tensor): Buffer => { const d = t.toTypedArray(); return Buffer.from(d.buffer, d.byteOffset, d.byteLength); };
+const bits = (t: Tensor): Buffer => {
+  const d = t.toTypedArray();
+  return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
+};
 const maxRelErr = (got: ArrayLike<number>, want: ArrayLike<number>): number => {
   let e = 0;
   for (let i = 0; i < want.length; i++) e = Math.max(e, Math.abs(got[i]! - want[i]!) / (1 + Math.abs(want[i]!)));
   return e;
 };
 
-interface Case { n: number; c: number; h: number; w: number; f: number; k: number; stride: number; padding: number }
+interface Case {
+  n: number;
+  c: number;
+  h: number;
+  w: number;
+  f: number;
+  k: number;
+  stride: number;
+  padding: number;
+}
 
 /** The forward and both gradient primitives on `be`, from float32 operands made on the reference backend. */
 const run = convAndGrads;
 
 const operands = (key: Key, c: Case) => {
-  const oh = slidingOut(c.h, c.k, c.stride, c.padding), ow = slidingOut(c.w, c.k, c.stride, c.padding);
+  const oh = slidingOut(c.h, c.k, c.stride, c.padding),
+    ow = slidingOut(c.w, c.k, c.stride, c.padding);
   const [kx, kw, kc] = key.split(3);
   return {
     x: kx!.uniform([c.n, c.c, c.h, c.w], -1, 1, 'float32', reference),
@@ -43,8 +59,11 @@ const randomCases = (count: number): Case[] => {
   const cases: Case[] = [];
   for (let i = 0; i < count; i++) {
     const r = (j: number, lo: number, hi: number) => lo + Math.floor(u[i * 8 + j]! * (hi - lo + 1));
-    const k = [1, 3, 5][r(0, 0, 2)]!, padding = r(1, 0, 2), stride = r(2, 1, 2);
-    const h = Math.max(k, r(3, 1, 13)), w = Math.max(k, r(4, 1, 12));
+    const k = [1, 3, 5][r(0, 0, 2)]!,
+      padding = r(1, 0, 2),
+      stride = r(2, 1, 2);
+    const h = Math.max(k, r(3, 1, 13)),
+      w = Math.max(k, r(4, 1, 12));
     cases.push({ n: r(5, 1, 5), c: r(6, 1, 6), h, w, f: r(7, 1, 7), k, stride, padding });
   }
   return cases;
@@ -83,7 +102,8 @@ describe('cpu backend convolutions on the GEMM', () => {
     for (const c of [fixed[0]!, fixed[3]!, { n: 128, c: 16, h: 16, w: 16, f: 32, k: 3, stride: 1, padding: 1 }]) {
       const { x, w, ct } = operands(key.fold(JSON.stringify(c)), c);
       const p = { stride: c.stride, padding: c.padding };
-      const a = run(two, x, w, ct, p), b = run(one, x, w, ct, p);
+      const a = run(two, x, w, ct, p),
+        b = run(one, x, w, ct, p);
       for (const name of ['y', 'dx', 'dw'] as const) expect(bits(a[name]).equals(bits(b[name])), `${name} ${JSON.stringify(c)}`).toBe(true);
     }
   });

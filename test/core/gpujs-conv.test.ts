@@ -13,9 +13,7 @@ import { valueAndGrad } from '../../src/autodiff/index.js';
 import type { Operand } from '../../src/core/backend.js';
 import { createGpujsBackend, type GpuBuffer } from '../../src/core/backends/gpujs.js';
 import { detectGpu } from '../../src/core/backends/detect.js';
-import {
-  add, avgPool2d, conv2d, createReferenceBackend, Key, maxPool2d, mul, relu, sum, toBackend, type Tensor,
-} from '../../src/core/index.js';
+import { add, avgPool2d, conv2d, createReferenceBackend, Key, maxPool2d, mul, relu, sum, toBackend, type Tensor } from '../../src/core/index.js';
 import * as KN from '../../src/core/kernels-nd.js';
 import type { Alloc } from '../../src/core/kernels.js';
 import type { Data } from '../../src/core/primitives.js';
@@ -49,7 +47,8 @@ const wide = (x: Float32Array): Float64Array => Float64Array.from(x);
 
 const expectClose = (got: Data, want: ArrayLike<number>, tol: number, what: string) => {
   expect(got.length, `${what}: length`).toBe(want.length);
-  let worst = -1, worstErr = 0;
+  let worst = -1,
+    worstErr = 0;
   for (let i = 0; i < want.length; i++) {
     const err = Math.abs(got[i]! - want[i]!) - tol * (1 + Math.abs(want[i]!));
     if (!(err <= 0) && !Object.is(got[i], want[i]) && (worst < 0 || err > worstErr)) [worst, worstErr] = [i, err];
@@ -104,17 +103,26 @@ describe.skipIf(!run)('gpujs image kernels on WebGL', () => {
   for (const [xs, ws, stride, padding] of convCases) {
     it(`conv2d, conv2dGradInput, conv2dGradWeight: x ${xs}, w ${ws}, stride ${stride}, padding ${padding}`, () => {
       const p = { stride, padding };
-      const x = rand(size(xs)), w = rand(size(ws));
+      const x = rand(size(xs)),
+        w = rand(size(ws));
       const y64 = KN.conv2d(alloc64, wide(x), xs, wide(w), ws, p);
       const ys = y64.shape;
       const ct = rand(size(ys));
-      const [N, C, , ] = xs as [number, number, number, number];
+      const [N, C, ,] = xs as [number, number, number, number];
       const [F, , KH, KW] = ws as [number, number, number, number];
       expectClose(read(be.kernels.conv2d([op(x, xs), op(w, ws)], p, out(ys))), y64.data, sumTol(C * KH * KW), 'conv2d');
-      expectClose(read(be.kernels.conv2dGradInput([op(ct, ys), op(w, ws)], { ...p, inputShape: xs }, out(xs))),
-        KN.conv2dGradInput(alloc64, wide(ct), wide(w), ws, xs, p, new Float64Array(0)).data, sumTol(F * KH * KW), 'conv2dGradInput');
-      expectClose(read(be.kernels.conv2dGradWeight([op(ct, ys), op(x, xs)], { ...p, filterShape: ws }, out(ws))),
-        KN.conv2dGradWeight(alloc64, wide(ct), wide(x), xs, ws, p, new Float64Array(0)).data, sumTol(N * ys[2]! * ys[3]!), 'conv2dGradWeight');
+      expectClose(
+        read(be.kernels.conv2dGradInput([op(ct, ys), op(w, ws)], { ...p, inputShape: xs }, out(xs))),
+        KN.conv2dGradInput(alloc64, wide(ct), wide(w), ws, xs, p, new Float64Array(0)).data,
+        sumTol(F * KH * KW),
+        'conv2dGradInput',
+      );
+      expectClose(
+        read(be.kernels.conv2dGradWeight([op(ct, ys), op(x, xs)], { ...p, filterShape: ws }, out(ws))),
+        KN.conv2dGradWeight(alloc64, wide(ct), wide(x), xs, ws, p, new Float64Array(0)).data,
+        sumTol(N * ys[2]! * ys[3]!),
+        'conv2dGradWeight',
+      );
     });
   }
 
@@ -127,29 +135,46 @@ describe.skipIf(!run)('gpujs image kernels on WebGL', () => {
       const ct = rand(size(ys));
       expectClose(read(be.kernels.maxPool2d([op(x, xs)], p, out(ys))), m64.data, 0, 'maxPool2d');
       // Ties: the cotangent goes to the element the host picks (the first maximum in window order), nowhere else.
-      expectClose(read(be.kernels.maxPool2dGrad([op(ct, ys), op(x, xs)], p, out(xs))),
-        KN.maxPool2dGrad(alloc64, wide(ct), wide(x), xs, p).data, 1e-6, 'maxPool2dGrad');
+      expectClose(
+        read(be.kernels.maxPool2dGrad([op(ct, ys), op(x, xs)], p, out(xs))),
+        KN.maxPool2dGrad(alloc64, wide(ct), wide(x), xs, p).data,
+        1e-6,
+        'maxPool2dGrad',
+      );
       const xr = rand(size(xs));
       expectClose(read(be.kernels.avgPool2d([op(xr, xs)], p, out(ys))), KN.avgPool2d(alloc64, wide(xr), xs, p).data, sumTol(sz * sz), 'avgPool2d');
-      expectClose(read(be.kernels.avgPool2dGrad([op(ct, ys)], { ...p, inputShape: xs }, out(xs))),
-        KN.avgPool2dGrad(alloc64, wide(ct), xs, p, new Float64Array(0)).data, sumTol(sz * sz), 'avgPool2dGrad');
+      expectClose(
+        read(be.kernels.avgPool2dGrad([op(ct, ys)], { ...p, inputShape: xs }, out(xs))),
+        KN.avgPool2dGrad(alloc64, wide(ct), xs, p, new Float64Array(0)).data,
+        sumTol(sz * sz),
+        'avgPool2dGrad',
+      );
     });
   }
 
   it('max pooling propagates NaN and sends the gradient to the first NaN, as the host does', () => {
-    const xs = [1, 1, 4, 4], p = { size: 2, stride: 1 }, ys = [1, 1, 3, 3];
+    const xs = [1, 1, 4, 4],
+      p = { size: 2, stride: 1 },
+      ys = [1, 1, 3, 3];
     const x = ints(16, 3);
     x[5] = NaN;
     x[10] = NaN;
     const ct = rand(9);
     expectClose(read(be.kernels.maxPool2d([op(x, xs)], p, out(ys))), KN.maxPool2d(alloc64, wide(x), xs, p).data, 0, 'maxPool2d NaN');
-    expectClose(read(be.kernels.maxPool2dGrad([op(ct, ys), op(x, xs)], p, out(xs))),
-      KN.maxPool2dGrad(alloc64, wide(ct), wide(x), xs, p).data, 1e-6, 'maxPool2dGrad NaN');
+    expectClose(
+      read(be.kernels.maxPool2dGrad([op(ct, ys), op(x, xs)], p, out(xs))),
+      KN.maxPool2dGrad(alloc64, wide(ct), wide(x), xs, p).data,
+      1e-6,
+      'maxPool2dGrad NaN',
+    );
   });
 
   it('float64 image kernels still run on the host, in float64', () => {
-    const xs = [1, 2, 4, 5], ws = [2, 2, 3, 3], p = { stride: 1, padding: 1 };
-    const x = Float64Array.from(rand(size(xs)), (v) => v + 1e-10), w = Float64Array.from(rand(size(ws)));
+    const xs = [1, 2, 4, 5],
+      ws = [2, 2, 3, 3],
+      p = { stride: 1, padding: 1 };
+    const x = Float64Array.from(rand(size(xs)), (v) => v + 1e-10),
+      w = Float64Array.from(rand(size(ws)));
     const o = (d: Float64Array, shape: Shape): Operand<GpuBuffer> => ({ buf: keep(be.upload(d)), shape, dtype: 'float64' });
     const want = KN.conv2d(alloc64, x, xs, w, ws, p);
     const got = be.kernels.conv2d([o(x, xs), o(w, ws)], p, { shape: want.shape, dtype: 'float64' });
@@ -161,14 +186,18 @@ describe.skipIf(!run)('gpujs image kernels on WebGL', () => {
 describe.skipIf(!run)('a conv → relu → pool network on gpujs', () => {
   const reference = createReferenceBackend();
   let be: ReturnType<typeof createGpujsBackend>;
-  beforeAll(() => { be = createGpujsBackend(); });
+  beforeAll(() => {
+    be = createGpujsBackend();
+  });
   afterAll(() => be?.dispose());
 
   /** Weighted sums of a max-pooled and an average-pooled conv → relu, so every gradient element matters. */
-  const net = (stride: number, padding: number, wmax: Tensor, wavg: Tensor) => (p: { x: Tensor; w: Tensor }): Tensor => {
-    const h = relu(conv2d(p.x, p.w, { stride, padding }));
-    return add(sum(mul(maxPool2d(h, 2), wmax)), sum(mul(avgPool2d(h, 2, 1), wavg)));
-  };
+  const net =
+    (stride: number, padding: number, wmax: Tensor, wavg: Tensor) =>
+    (p: { x: Tensor; w: Tensor }): Tensor => {
+      const h = relu(conv2d(p.x, p.w, { stride, padding }));
+      return add(sum(mul(maxPool2d(h, 2), wmax)), sum(mul(avgPool2d(h, 2, 1), wavg)));
+    };
   const cases: Array<[Shape, Shape, number, number]> = [
     [[2, 3, 6, 6], [4, 3, 3, 3], 1, 1],
     [[1, 2, 9, 7], [3, 2, 3, 2], 2, 1],
@@ -178,7 +207,8 @@ describe.skipIf(!run)('a conv → relu → pool network on gpujs', () => {
     it(`value and gradients equal the reference backend's: x ${xs}, w ${ws}, stride ${stride}, padding ${padding}`, () => {
       const key = new Key(size(xs) + size(ws) + stride);
       const [kx, kw] = key.split(2);
-      const x = kx!.uniform(xs, -1, 1, 'float32', reference), w = kw!.uniform(ws, -1, 1, 'float32', reference);
+      const x = kx!.uniform(xs, -1, 1, 'float32', reference),
+        w = kw!.uniform(ws, -1, 1, 'float32', reference);
       const hs = KN.conv2d(alloc64, new Float64Array(size(xs)), xs, new Float64Array(size(ws)), ws, { stride, padding }).shape;
       const [, , OH, OW] = hs as [number, number, number, number];
       const wmax = new Key(1).uniform([hs[0]!, hs[1]!, Math.floor(OH / 2), Math.floor(OW / 2)], 0.5, 1.5, 'float32', reference);
@@ -194,7 +224,8 @@ describe.skipIf(!run)('a conv → relu → pool network on gpujs', () => {
   }
 
   it('a conv → maxPool forward and backward moves nothing between host and GPU until the loss is read', () => {
-    const x = toBackend(new Key(5).uniform([2, 3, 8, 8], -1, 1), be), w = toBackend(new Key(6).uniform([4, 3, 3, 3], -1, 1), be);
+    const x = toBackend(new Key(5).uniform([2, 3, 8, 8], -1, 1), be),
+      w = toBackend(new Key(6).uniform([4, 3, 3, 3], -1, 1), be);
     const before = be.transfers();
     const r = valueAndGrad((p: { x: Tensor; w: Tensor }) => sum(maxPool2d(relu(conv2d(p.x, p.w, { padding: 1 })), 2)))({ x, w });
     const after = be.transfers();

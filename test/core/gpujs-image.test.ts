@@ -9,7 +9,13 @@ import { describe, expect, it } from 'vitest';
 import * as KN from '../../src/core/kernels-nd.js';
 import type { Alloc } from '../../src/core/kernels.js';
 import {
-  conv2dGradInputSource, conv2dGradWeightSource, conv2dOutShape, conv2dSource, pool2dGradSource, pool2dOutShape, pool2dSource,
+  conv2dGradInputSource,
+  conv2dGradWeightSource,
+  conv2dOutShape,
+  conv2dSource,
+  pool2dGradSource,
+  pool2dOutShape,
+  pool2dSource,
 } from '../../src/core/backends/gpujs-image.js';
 
 type Shape = readonly number[];
@@ -24,12 +30,13 @@ const runSource = (source: string, n: number, ...args: Float64Array[]): Float64A
 };
 
 let seed = 7;
-const rand = (n: number): Float64Array => Float64Array.from({ length: n }, () => {
-  seed = (seed * 1103515245 + 12345) % 2147483648;
-  return seed / 2147483648 * 2 - 1;
-});
+const rand = (n: number): Float64Array =>
+  Float64Array.from({ length: n }, () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return (seed / 2147483648) * 2 - 1;
+  });
 /** Small integers: many ties in every pooling window. */
-const ints = (n: number, k: number): Float64Array => Float64Array.from(rand(n), (v) => Math.floor((v + 1) / 2 * k));
+const ints = (n: number, k: number): Float64Array => Float64Array.from(rand(n), (v) => Math.floor(((v + 1) / 2) * k));
 
 const expectNear = (got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string): void => {
   expect(got.length, what).toBe(want.length);
@@ -64,7 +71,9 @@ describe('gpujs image kernel sources, run as JS, equal the host kernels', () => 
     it(`conv2d and both VJPs: x ${xs}, w ${ws}, stride ${stride}, padding ${padding}`, () => {
       const p = { stride, padding };
       const ys = conv2dOutShape(xs, ws, p);
-      const x = rand(size(xs)), w = rand(size(ws)), ct = rand(size(ys));
+      const x = rand(size(xs)),
+        w = rand(size(ws)),
+        ct = rand(size(ys));
       const y = KN.conv2d(alloc, x, xs, w, ws, p);
       expect(y.shape).toEqual(ys);
       expectNear(runSource(conv2dSource(xs, ws, p), size(ys), x, w), y.data, 1e-12, 'conv2d');
@@ -77,7 +86,8 @@ describe('gpujs image kernel sources, run as JS, equal the host kernels', () => 
     it(`pooling and its VJPs with ties: x ${xs}, size ${sz}, stride ${stride}`, () => {
       const p = { size: sz, stride };
       const ys = pool2dOutShape(xs, p);
-      const x = ints(size(xs), 3), ct = rand(size(ys));
+      const x = ints(size(xs), 3),
+        ct = rand(size(ys));
       expectNear(runSource(pool2dSource('max', xs, p), size(ys), x), KN.maxPool2d(alloc, x, xs, p).data, 0, 'maxPool2d');
       // Ties: exactly the host's choice of element gets each cotangent.
       expectNear(runSource(pool2dGradSource('max', xs, p), size(xs), ct, x), KN.maxPool2dGrad(alloc, ct, x, xs, p).data, 1e-15, 'maxPool2dGrad');
@@ -87,7 +97,8 @@ describe('gpujs image kernel sources, run as JS, equal the host kernels', () => 
   }
 
   it('max pooling propagates NaN and routes the gradient to the first NaN, as the host does', () => {
-    const xs = [1, 1, 4, 4], p = { size: 2, stride: 1 };
+    const xs = [1, 1, 4, 4],
+      p = { size: 2, stride: 1 };
     const x = ints(16, 3);
     x[5] = NaN;
     x[10] = NaN;

@@ -32,13 +32,17 @@ const ravel = (c: readonly number[], s: Shape): number => c.reduce((acc, x, d) =
 const bshape = (a: Shape, b: Shape): number[] => {
   const r = Math.max(a.length, b.length);
   return Array.from({ length: r }, (_, i) => {
-    const x = a[a.length - r + i] ?? 1, y = b[b.length - r + i] ?? 1;
+    const x = a[a.length - r + i] ?? 1,
+      y = b[b.length - r + i] ?? 1;
     return x === 1 ? y : x;
   });
 };
 /** Index into `s` of output coordinates `c` under NumPy broadcasting. */
 const bidx = (c: readonly number[], s: Shape): number =>
-  ravel(s.map((d, i) => (d === 1 ? 0 : c[c.length - s.length + i]!)), s);
+  ravel(
+    s.map((d, i) => (d === 1 ? 0 : c[c.length - s.length + i]!)),
+    s,
+  );
 
 const refMap = (out: Shape, ins: readonly { x: ArrayLike<number>; s: Shape }[], f: (...v: number[]) => number): Float64Array => {
   const r = new Float64Array(size(out));
@@ -52,11 +56,12 @@ const refMatmul = (a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: num
   const A = (i: number, p: number) => (ta ? a[p * m + i]! : a[i * k + p]!);
   const B = (p: number, j: number) => (tb ? b[j * k + p]! : b[p * n + j]!);
   const r = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let p = 0; p < k; p++) s += A(i, p) * B(p, j);
-    r[i * n + j] = s;
-  }
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let p = 0; p < k; p++) s += A(i, p) * B(p, j);
+      r[i * n + j] = s;
+    }
   return r;
 };
 const keptOf = (s: Shape, axes: readonly number[]): number[] => s.map((d, i) => (axes.includes(i) ? 1 : d));
@@ -64,14 +69,21 @@ const refReduce = (x: ArrayLike<number>, s: Shape, axes: readonly number[], kind
   const kept = keptOf(s, axes);
   const r = new Float64Array(size(kept)).fill(kind === 'sum' ? 0 : -Infinity);
   for (let i = 0; i < size(s); i++) {
-    const o = ravel(unravel(i, s).map((c, d) => (axes.includes(d) ? 0 : c)), kept);
+    const o = ravel(
+      unravel(i, s).map((c, d) => (axes.includes(d) ? 0 : c)),
+      kept,
+    );
     r[o] = kind === 'sum' ? r[o]! + x[i]! : Math.max(r[o]!, x[i]!);
   }
   return r;
 };
 const refMaxGrad = (x: ArrayLike<number>, s: Shape, axes: readonly number[], m: ArrayLike<number>, ct: ArrayLike<number>): Float64Array => {
   const kept = keptOf(s, axes);
-  const o = (i: number) => ravel(unravel(i, s).map((c, d) => (axes.includes(d) ? 0 : c)), kept);
+  const o = (i: number) =>
+    ravel(
+      unravel(i, s).map((c, d) => (axes.includes(d) ? 0 : c)),
+      kept,
+    );
   const ties = new Float64Array(size(kept));
   for (let i = 0; i < size(s); i++) if (x[i] === m[o(i)]) ties[o(i)]!++;
   return Float64Array.from({ length: size(s) }, (_, i) => (x[i] === m[o(i)] ? ct[o(i)]! / ties[o(i)]! : 0));
@@ -110,7 +122,8 @@ const ints = (n: number, k: number): Float32Array => {
 
 const expectClose = (got: Data, want: ArrayLike<number>, rtol: number, atol: number, what: string) => {
   expect(got.length, `${what}: length`).toBe(want.length);
-  let worst = -1, worstErr = 0;
+  let worst = -1,
+    worstErr = 0;
   for (let i = 0; i < want.length; i++) {
     const err = Math.abs(got[i]! - want[i]!) - (atol + rtol * Math.abs(want[i]!));
     if (!(err <= 0) && (worst < 0 || err > worstErr)) [worst, worstErr] = [i, err];
@@ -179,7 +192,12 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
   ];
   for (const [name, f, lo, hi] of unaryCases) {
     it(`${name} on [128, 20], [7, 5], [1, 1], [2, 3, 4, 5]`, () => {
-      for (const s of [[128, 20], [7, 5], [1, 1], [2, 3, 4, 5]]) {
+      for (const s of [
+        [128, 20],
+        [7, 5],
+        [1, 1],
+        [2, 3, 4, 5],
+      ]) {
         const x = rand(size(s), lo, hi);
         const kernel = be.kernels[name as 'neg'];
         const got = read(kernel([op(x, s)], null, { shape: s, ...f32 }));
@@ -191,11 +209,19 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
   it('select, every comparison and sign (the constants the transformations need) on the GPU, exactly', () => {
     const s = [7, 5];
     // Small integers: ties and zeros, where compare and sign differ most.
-    const a = ints(35, 5).map((v) => v - 2), b = ints(35, 5).map((v) => v - 2), c = ints(35, 3).map((v) => v - 1);
+    const a = ints(35, 5).map((v) => v - 2),
+      b = ints(35, 5).map((v) => v - 2),
+      c = ints(35, 3).map((v) => v - 1);
     const pick = read(be.kernels.select([op(c, s), op(a, s), op(b, s)], null, { shape: s, ...f32 }));
     expect(Array.from(pick)).toEqual(Array.from(c, (v, i) => (v !== 0 ? a[i]! : b[i]!)));
-    const ops = { greater: (x: number, y: number) => x > y, greaterEqual: (x: number, y: number) => x >= y, less: (x: number, y: number) => x < y,
-      lessEqual: (x: number, y: number) => x <= y, equal: (x: number, y: number) => x === y, notEqual: (x: number, y: number) => x !== y };
+    const ops = {
+      greater: (x: number, y: number) => x > y,
+      greaterEqual: (x: number, y: number) => x >= y,
+      less: (x: number, y: number) => x < y,
+      lessEqual: (x: number, y: number) => x <= y,
+      equal: (x: number, y: number) => x === y,
+      notEqual: (x: number, y: number) => x !== y,
+    };
     for (const [name, holds] of Object.entries(ops)) {
       const got = read(be.kernels.compare([op(a, s), op(b, s)], { op: name as 'greater' }, { shape: s, ...f32 }));
       expect(Array.from(got), name).toEqual(Array.from(a, (v, i) => (holds(v, b[i]!) ? 1 : 0)));
@@ -204,11 +230,16 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
   });
 
   it('sin and cos (shaders), erf, round, argsort, gather and scatterAdd (host) match their definitions', () => {
-    const x = rand(3 * 5, -4, 4), s = [3, 5];
+    const x = rand(3 * 5, -4, 4),
+      s = [3, 5];
     expectClose(read(be.kernels.sin([op(x, s)], null, { shape: s, ...f32 })), Array.from(x, Math.sin), 1e-5, 1e-6, 'sin');
     expectClose(read(be.kernels.cos([op(x, s)], null, { shape: s, ...f32 })), Array.from(x, Math.cos), 1e-5, 1e-6, 'cos');
     // erf: the Abramowitz–Stegun 7.1.26 form (|error| < 1.5e-7) is enough against float32.
-    const erfAS = (v: number) => { const a = Math.abs(v), t = 1 / (1 + 0.3275911 * a); return Math.sign(v) * (1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a)); };
+    const erfAS = (v: number) => {
+      const a = Math.abs(v),
+        t = 1 / (1 + 0.3275911 * a);
+      return Math.sign(v) * (1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a));
+    };
     expectClose(read(be.kernels.erf([op(x, s)], null, { shape: s, ...f32 })), Array.from(x, erfAS), 1e-6, 1e-6, 'erf');
     expect(Array.from(read(be.kernels.round([op(x, s)], { mode: 'floor' }, { shape: s, ...f32 })))).toEqual(Array.from(x, (v) => Math.floor(v)));
     const order = Array.from(read(be.kernels.argsort([op(x, s)], { axis: 1, descending: false }, { shape: s, ...f32 })));
@@ -216,23 +247,35 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
       const row = Array.from(x.subarray(5 * r, 5 * r + 5));
       expect(order.slice(5 * r, 5 * r + 5).map((j) => row[j]!)).toEqual([...row].sort((a, b) => a - b));
     }
-    const idx = Float32Array.from([4, 0, 1, 1, 3, 2]), is = [3, 2];
+    const idx = Float32Array.from([4, 0, 1, 1, 3, 2]),
+      is = [3, 2];
     const g = read(be.kernels.gather([op(x, s), op(idx, is)], { axis: 1 }, { shape: is, ...f32 }));
     expect(Array.from(g)).toEqual(Array.from(idx, (j, o) => x[Math.floor(o / 2) * 5 + j]!));
     const src = Float32Array.from([1, 2, 3, 4, 5, 6]);
     const sa = read(be.kernels.scatterAdd([op(x, s), op(idx, is), op(src, is)], { axis: 1 }, { shape: s, ...f32 }));
     const want = Array.from(x);
-    idx.forEach((j, o) => { want[Math.floor(o / 2) * 5 + j]! += src[o]!; });
+    idx.forEach((j, o) => {
+      want[Math.floor(o / 2) * 5 + j]! += src[o]!;
+    });
     expectClose(sa, want, 1e-6, 1e-6, 'scatterAdd');
   });
 
   it('argmax and maxPool2dSelect (run on the host, counted as transfers) match their definitions', () => {
-    const x = rand(2 * 3 * 4 * 4), t = rand(2 * 3 * 4 * 4), s = [2, 3, 4, 4];
+    const x = rand(2 * 3 * 4 * 4),
+      t = rand(2 * 3 * 4 * 4),
+      s = [2, 3, 4, 4];
     const am = read(be.kernels.argmax([op(x, s)], { axis: 3 }, { shape: [2, 3, 4], ...f32 }));
-    expect(Array.from(am)).toEqual(Array.from({ length: 24 }, (_, r) => { const row = Array.from(x.subarray(4 * r, 4 * r + 4)); return row.indexOf(Math.max(...row)); }));
+    expect(Array.from(am)).toEqual(
+      Array.from({ length: 24 }, (_, r) => {
+        const row = Array.from(x.subarray(4 * r, 4 * r + 4));
+        return row.indexOf(Math.max(...row));
+      }),
+    );
     const sel = read(be.kernels.maxPool2dSelect([op(x, s), op(t, s)], { size: 2, stride: 2 }, { shape: [2, 3, 2, 2], ...f32 }));
     const want = Array.from({ length: 24 }, (_, o) => {
-      const plane = Math.floor(o / 4), i = Math.floor((o % 4) / 2), j = o % 2;
+      const plane = Math.floor(o / 4),
+        i = Math.floor((o % 4) / 2),
+        j = o % 2;
       const at = [0, 1, 4, 5].map((d) => plane * 16 + i * 8 + j * 2 + d);
       return t[at.reduce((best, k) => (x[k]! > x[best]! ? k : best), at[0]!)]!;
     });
@@ -241,14 +284,32 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
 
   const binaryShapes: Array<[Shape, Shape]> = [
     [[128, 20], [20]], // bias
-    [[128, 20], [128, 1]], // column
-    [[128, 20], [128, 20]],
-    [[1, 20], [128, 1]], // both stretched
-    [[1, 1], [1, 1]],
+    [
+      [128, 20],
+      [128, 1],
+    ], // column
+    [
+      [128, 20],
+      [128, 20],
+    ],
+    [
+      [1, 20],
+      [128, 1],
+    ], // both stretched
+    [
+      [1, 1],
+      [1, 1],
+    ],
     [[7, 5], [5]],
     [[], [7, 5]], // scalar
-    [[2, 3, 4], [3, 1]],
-    [[2, 1, 4, 3], [5, 1, 3]], // rank 4, both sides stretched
+    [
+      [2, 3, 4],
+      [3, 1],
+    ],
+    [
+      [2, 1, 4, 3],
+      [5, 1, 3],
+    ], // rank 4, both sides stretched
   ];
   const binaryCases: Array<[string, (a: number, b: number) => number]> = [
     ['add', (a, b) => a + b],
@@ -263,42 +324,86 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
         const b = rand(size(sb));
         const out = bshape(sa, sb);
         const got = read(be.kernels[name as 'add']([op(a, sa), op(b, sb)], null, { shape: out, ...f32 }));
-        expectClose(got, refMap(out, [{ x: a, s: sa }, { x: b, s: sb }], f), 1e-6, 1e-7, `${name} ${JSON.stringify([sa, sb])}`);
+        expectClose(
+          got,
+          refMap(
+            out,
+            [
+              { x: a, s: sa },
+              { x: b, s: sb },
+            ],
+            f,
+          ),
+          1e-6,
+          1e-7,
+          `${name} ${JSON.stringify([sa, sb])}`,
+        );
       }
     });
   }
 
-  const mm: Array<[number, number, number]> = [[128, 3072, 128], [128, 128, 20], [1, 1, 1], [7, 5, 3], [3, 1, 4]];
+  const mm: Array<[number, number, number]> = [
+    [128, 3072, 128],
+    [128, 128, 20],
+    [1, 1, 1],
+    [7, 5, 3],
+    [3, 1, 4],
+  ];
   for (const [m, k, n] of mm) {
     it(`matmul ${m}×${k} · ${k}×${n} in all four transpose forms, float32 within √k·2e-5`, () => {
-      for (const transA of [false, true]) for (const transB of [false, true]) {
-        const a = rand(m * k), b = rand(k * n);
-        const got = read(be.kernels.matmul(
-          [op(a, transA ? [k, m] : [m, k]), op(b, transB ? [n, k] : [k, n])], { transA, transB }, { shape: [m, n], ...f32 }));
-        const want = refMatmul(a, b, m, k, n, transA, transB);
-        // float32 accumulation of k terms of size ≤ 1: error grows like √k · 2⁻²⁴.
-        expectClose(got, want, 2e-5 * Math.sqrt(k) + 1e-6, 2e-5 * Math.sqrt(k) + 1e-6, `matmul ${m}×${k}×${n} ${transA} ${transB}`);
-      }
+      for (const transA of [false, true])
+        for (const transB of [false, true]) {
+          const a = rand(m * k),
+            b = rand(k * n);
+          const got = read(
+            be.kernels.matmul([op(a, transA ? [k, m] : [m, k]), op(b, transB ? [n, k] : [k, n])], { transA, transB }, { shape: [m, n], ...f32 }),
+          );
+          const want = refMatmul(a, b, m, k, n, transA, transB);
+          // float32 accumulation of k terms of size ≤ 1: error grows like √k · 2⁻²⁴.
+          expectClose(got, want, 2e-5 * Math.sqrt(k) + 1e-6, 2e-5 * Math.sqrt(k) + 1e-6, `matmul ${m}×${k}×${n} ${transA} ${transB}`);
+        }
     });
   }
 
   const reductions: Array<[Shape, number[]]> = [
-    [[128, 20], [0]], [[128, 20], [1]], [[128, 20], [0, 1]],
-    [[128, 3072], [1]], [[128, 3072], [0]],
-    [[1, 1], [0, 1]], [[7, 5], [1]],
-    [[2, 3, 4], [0, 2]], [[2, 3, 4], [1]],
-    [[2, 3, 4, 5], [1, 3]], [[2, 3, 4, 5], [0, 1, 2, 3]],
+    [[128, 20], [0]],
+    [[128, 20], [1]],
+    [
+      [128, 20],
+      [0, 1],
+    ],
+    [[128, 3072], [1]],
+    [[128, 3072], [0]],
+    [
+      [1, 1],
+      [0, 1],
+    ],
+    [[7, 5], [1]],
+    [
+      [2, 3, 4],
+      [0, 2],
+    ],
+    [[2, 3, 4], [1]],
+    [
+      [2, 3, 4, 5],
+      [1, 3],
+    ],
+    [
+      [2, 3, 4, 5],
+      [0, 1, 2, 3],
+    ],
     [[3, 1, 4], [1]], // a reduced axis of length 1
   ];
   for (const kind of ['sum', 'max'] as const) {
     it(`${kind} over axes, keepDims both ways${kind === 'max' ? ', with ties' : ''}`, () => {
-      for (const [s, axes] of reductions) for (const keepDims of [true, false]) {
-        const x = kind === 'max' ? ints(size(s), 4) : rand(size(s));
-        const outShape = keepDims ? keptOf(s, axes) : s.filter((_, d) => !axes.includes(d));
-        const got = read(be.kernels[kind]([op(x, s)], { axes, keepDims }, { shape: outShape, ...f32 }));
-        const r = axes.reduce((p, a) => p * s[a]!, 1);
-        expectClose(got, refReduce(x, s, axes, kind), 2e-6 * Math.sqrt(r), 2e-6 * Math.sqrt(r), `${kind} ${s} ${axes} ${keepDims}`);
-      }
+      for (const [s, axes] of reductions)
+        for (const keepDims of [true, false]) {
+          const x = kind === 'max' ? ints(size(s), 4) : rand(size(s));
+          const outShape = keepDims ? keptOf(s, axes) : s.filter((_, d) => !axes.includes(d));
+          const got = read(be.kernels[kind]([op(x, s)], { axes, keepDims }, { shape: outShape, ...f32 }));
+          const r = axes.reduce((p, a) => p * s[a]!, 1);
+          expectClose(got, refReduce(x, s, axes, kind), 2e-6 * Math.sqrt(r), 2e-6 * Math.sqrt(r), `${kind} ${s} ${axes} ${keepDims}`);
+        }
     });
   }
 
@@ -321,9 +426,38 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
 
   it('transpose of rank 2, 3 and 4', () => {
     const cases: Array<[Shape, number[]]> = [
-      [[128, 20], [1, 0]], [[7, 5], [1, 0]], [[1, 1], [1, 0]],
-      [[2, 3, 4], [2, 0, 1]], [[2, 3, 4], [1, 0, 2]], [[2, 3, 4], [0, 1, 2]],
-      [[2, 3, 4, 5], [3, 1, 0, 2]], [[3072, 128], [1, 0]],
+      [
+        [128, 20],
+        [1, 0],
+      ],
+      [
+        [7, 5],
+        [1, 0],
+      ],
+      [
+        [1, 1],
+        [1, 0],
+      ],
+      [
+        [2, 3, 4],
+        [2, 0, 1],
+      ],
+      [
+        [2, 3, 4],
+        [1, 0, 2],
+      ],
+      [
+        [2, 3, 4],
+        [0, 1, 2],
+      ],
+      [
+        [2, 3, 4, 5],
+        [3, 1, 0, 2],
+      ],
+      [
+        [3072, 128],
+        [1, 0],
+      ],
     ];
     for (const [s, perm] of cases) {
       const x = rand(size(s));
@@ -333,11 +467,36 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
   });
 
   it('broadcastTo', () => {
-    const cases: Array<[Shape, Shape]> = [[[20], [128, 20]], [[128, 1], [128, 20]], [[1, 1], [3, 4]], [[3, 1, 5], [2, 3, 4, 5]], [[], [7, 5]], [[7, 5], [7, 5]]];
+    const cases: Array<[Shape, Shape]> = [
+      [[20], [128, 20]],
+      [
+        [128, 1],
+        [128, 20],
+      ],
+      [
+        [1, 1],
+        [3, 4],
+      ],
+      [
+        [3, 1, 5],
+        [2, 3, 4, 5],
+      ],
+      [[], [7, 5]],
+      [
+        [7, 5],
+        [7, 5],
+      ],
+    ];
     for (const [from, to] of cases) {
       const x = rand(size(from));
       const got = read(be.kernels.broadcastTo([op(x, from)], { shape: to }, { shape: to, ...f32 }));
-      expectClose(got, refMap(to, [{ x, s: from }], (v) => v), 0, 0, `broadcastTo ${from} → ${to}`);
+      expectClose(
+        got,
+        refMap(to, [{ x, s: from }], (v) => v),
+        0,
+        0,
+        `broadcastTo ${from} → ${to}`,
+      );
     }
   });
 
@@ -356,29 +515,58 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
 
   it('float64 kernels run on the host in float64 (not rounded to float32)', () => {
     const f64 = { dtype: 'float64' as const };
-    const a = Float64Array.from(rand(7 * 5), (v) => v + 1e-10), b = Float64Array.from(rand(5 * 3), (v) => v / 3);
+    const a = Float64Array.from(rand(7 * 5), (v) => v + 1e-10),
+      b = Float64Array.from(rand(5 * 3), (v) => v / 3);
     const mmOut = read(be.kernels.matmul([op(a, [7, 5]), op(b, [5, 3])], { transA: false, transB: false }, { shape: [7, 3], ...f64 }), 'float64');
     expect(mmOut).toBeInstanceOf(Float64Array);
     expectClose(mmOut, refMatmul(a, b, 7, 5, 3, false, false), 1e-14, 1e-15, 'matmul float64');
     const bias = Float64Array.from(rand(5));
-    expectClose(read(be.kernels.add([op(a, [7, 5]), op(bias, [5])], null, { shape: [7, 5], ...f64 }), 'float64'),
-      refMap([7, 5], [{ x: a, s: [7, 5] }, { x: bias, s: [5] }], (u, v) => u + v), 0, 0, 'add float64');
-    expectClose(read(be.kernels.sum([op(a, [7, 5])], { axes: [0], keepDims: false }, { shape: [5], ...f64 }), 'float64'),
-      refReduce(a, [7, 5], [0], 'sum'), 1e-15, 1e-15, 'sum float64');
+    expectClose(
+      read(be.kernels.add([op(a, [7, 5]), op(bias, [5])], null, { shape: [7, 5], ...f64 }), 'float64'),
+      refMap(
+        [7, 5],
+        [
+          { x: a, s: [7, 5] },
+          { x: bias, s: [5] },
+        ],
+        (u, v) => u + v,
+      ),
+      0,
+      0,
+      'add float64',
+    );
+    expectClose(
+      read(be.kernels.sum([op(a, [7, 5])], { axes: [0], keepDims: false }, { shape: [5], ...f64 }), 'float64'),
+      refReduce(a, [7, 5], [0], 'sum'),
+      1e-15,
+      1e-15,
+      'sum float64',
+    );
     expectClose(read(be.kernels.tanh([op(a, [7, 5])], null, { shape: [7, 5], ...f64 }), 'float64'), Float64Array.from(a, Math.tanh), 0, 0, 'tanh float64');
     const t = Float64Array.from(ints(24, 3));
     const m = refReduce(t, [2, 3, 4], [0, 2], 'max');
     const ct = Float64Array.from(rand(3));
-    expectClose(read(be.kernels.maxGrad([op(t, [2, 3, 4]), op(m, [1, 3, 1]), op(ct, [1, 3, 1])], { axes: [0, 2] }, { shape: [2, 3, 4], ...f64 }), 'float64'),
-      refMaxGrad(t, [2, 3, 4], [0, 2], m, ct), 1e-15, 0, 'maxGrad float64');
-    expectClose(read(be.kernels.transpose([op(t, [2, 3, 4])], { perm: [2, 0, 1] }, { shape: [4, 2, 3], ...f64 }), 'float64'),
-      refTranspose(t, [2, 3, 4], [2, 0, 1]), 0, 0, 'transpose float64');
+    expectClose(
+      read(be.kernels.maxGrad([op(t, [2, 3, 4]), op(m, [1, 3, 1]), op(ct, [1, 3, 1])], { axes: [0, 2] }, { shape: [2, 3, 4], ...f64 }), 'float64'),
+      refMaxGrad(t, [2, 3, 4], [0, 2], m, ct),
+      1e-15,
+      0,
+      'maxGrad float64',
+    );
+    expectClose(
+      read(be.kernels.transpose([op(t, [2, 3, 4])], { perm: [2, 0, 1] }, { shape: [4, 2, 3], ...f64 }), 'float64'),
+      refTranspose(t, [2, 3, 4], [2, 0, 1]),
+      0,
+      0,
+      'transpose float64',
+    );
     // A float32 kernel refuses a float64 operand and names the fix.
     expect(() => be.kernels.exp([op(a, [7, 5])], null, { shape: [7, 5], ...f32 })).toThrow(/cast it to float32/);
   });
 
   const momentumRef = (p: ArrayLike<number>, v: ArrayLike<number>, g: ArrayLike<number>, hp: { lr: number; gamma: number; l2: number; nesterov: boolean }) => {
-    const np = new Float64Array(p.length), nv = new Float64Array(p.length);
+    const np = new Float64Array(p.length),
+      nv = new Float64Array(p.length);
     for (let i = 0; i < p.length; i++) {
       const gi = g[i]! + hp.l2 * p[i]!;
       nv[i] = hp.gamma * v[i]! + hp.lr * gi;
@@ -387,18 +575,23 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
     return [np, nv] as const;
   };
   it('fused momentum step, plain and Nesterov, float32 on the GPU and float64 on the host', () => {
-    for (const nesterov of [false, true]) for (const [s, lr] of [[[3072, 128], 0.01], [[20], 0.5], [[1, 1], 1]] as const) {
-      const hp = { lr, gamma: 0.9, l2: 5e-4, nesterov };
-      const [p, v, g] = [rand(size(s)), rand(size(s), -0.1, 0.1), rand(size(s))];
-      const [np, nv] = be.fused.momentumStep(op(p, s), op(v, s), op(g, s), hp);
-      const [wp, wv] = momentumRef(p, v, g, hp);
-      expectClose(read(np), wp, 1e-6, 1e-6, `p' ${s} nesterov=${nesterov}`);
-      expectClose(read(nv), wv, 1e-6, 1e-6, `v' ${s} nesterov=${nesterov}`);
-      const [p64, v64, g64] = [p, v, g].map((x) => Float64Array.from(x)) as [Float64Array, Float64Array, Float64Array];
-      const [np64, nv64] = be.fused.momentumStep(op(p64, s), op(v64, s), op(g64, s), hp);
-      expectClose(read(np64, 'float64'), wp, 0, 0, `p' float64 ${s}`);
-      expectClose(read(nv64, 'float64'), wv, 0, 0, `v' float64 ${s}`);
-    }
+    for (const nesterov of [false, true])
+      for (const [s, lr] of [
+        [[3072, 128], 0.01],
+        [[20], 0.5],
+        [[1, 1], 1],
+      ] as const) {
+        const hp = { lr, gamma: 0.9, l2: 5e-4, nesterov };
+        const [p, v, g] = [rand(size(s)), rand(size(s), -0.1, 0.1), rand(size(s))];
+        const [np, nv] = be.fused.momentumStep(op(p, s), op(v, s), op(g, s), hp);
+        const [wp, wv] = momentumRef(p, v, g, hp);
+        expectClose(read(np), wp, 1e-6, 1e-6, `p' ${s} nesterov=${nesterov}`);
+        expectClose(read(nv), wv, 1e-6, 1e-6, `v' ${s} nesterov=${nesterov}`);
+        const [p64, v64, g64] = [p, v, g].map((x) => Float64Array.from(x)) as [Float64Array, Float64Array, Float64Array];
+        const [np64, nv64] = be.fused.momentumStep(op(p64, s), op(v64, s), op(g64, s), hp);
+        expectClose(read(np64, 'float64'), wp, 0, 0, `p' float64 ${s}`);
+        expectClose(read(nv64, 'float64'), wv, 0, 0, `v' float64 ${s}`);
+      }
     // A new learning rate reuses the kernel (a uniform) and is honoured.
     const hp = { lr: 0.123, gamma: 0.5, l2: 0, nesterov: false };
     const [p, v, g] = [rand(20), rand(20), rand(20)];
@@ -409,8 +602,12 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
 
   it('chained kernels stay on the GPU: ten ops with no read in between', () => {
     const [xs, bs] = [[128, 20], [20]];
-    const x = rand(128 * 20), bias = rand(20), w = rand(20 * 20);
-    const X = op(x, xs), B = op(bias, bs), W = op(w, [20, 20]);
+    const x = rand(128 * 20),
+      bias = rand(20),
+      w = rand(20 * 20);
+    const X = op(x, xs),
+      B = op(bias, bs),
+      W = op(w, [20, 20]);
     const f32o = (shape: Shape) => ({ shape, ...f32 });
     const step = (b: GpuBuffer, shape: Shape = xs): Operand<GpuBuffer> => ({ buf: keep(b), shape, dtype: 'float32' });
     let t = step(be.kernels.matmul([X, W], { transA: false, transB: false }, f32o(xs)));
@@ -425,11 +622,26 @@ describe.skipIf(!run)('gpujs backend kernels', () => {
     t = step(be.kernels.sum([t], { axes: [1], keepDims: true }, f32o([128, 1])), [128, 1]);
     const got = read(be.kernels.add([t, X], null, f32o(xs)));
     const xw = refMatmul(x, w, 128, 20, 20, false, false);
-    const rowVals = refMap(xs, [{ x: xw, s: xs }, { x: bias, s: bs }, { x, s: xs }], (v, b, xi) => {
-      const e = Math.exp(Math.exp(Math.tanh(v + b) * xi));
-      return Math.max(-Math.log(e), 0);
-    });
-    const want = refMap(xs, [{ x: refReduce(rowVals, xs, [1], 'sum'), s: [128, 1] }, { x, s: xs }], (a, b) => a + b);
+    const rowVals = refMap(
+      xs,
+      [
+        { x: xw, s: xs },
+        { x: bias, s: bs },
+        { x, s: xs },
+      ],
+      (v, b, xi) => {
+        const e = Math.exp(Math.exp(Math.tanh(v + b) * xi));
+        return Math.max(-Math.log(e), 0);
+      },
+    );
+    const want = refMap(
+      xs,
+      [
+        { x: refReduce(rowVals, xs, [1], 'sum'), s: [128, 1] },
+        { x, s: xs },
+      ],
+      (a, b) => a + b,
+    );
     expectClose(got, want, 1e-5, 1e-5, 'chain');
   });
 

@@ -18,23 +18,50 @@ const at = (s: readonly number[], c: readonly number[]): number => {
 };
 const coords = (s: readonly number[], flat: number): number[] => {
   const c = new Array<number>(s.length);
-  for (let ax = s.length - 1; ax >= 0; ax--) { c[ax] = flat % s[ax]!; flat = Math.floor(flat / s[ax]!); }
+  for (let ax = s.length - 1; ax >= 0; ax--) {
+    c[ax] = flat % s[ax]!;
+    flat = Math.floor(flat / s[ax]!);
+  }
   return c;
 };
 const draw = (key: Key, s: readonly number[]) => key.normal([size(s)]).toTypedArray() as Float32Array;
 
-const pairs: Array<[number[], number[]]> = [[[4, 3, 5, 6], [1, 3, 1, 1]], [[1, 3, 1, 1], [4, 3, 5, 6]], [[2, 1, 4], [3, 1]], [[5, 1], [1, 7]], [[2, 3, 4], [2, 1, 4]]];
+const pairs: Array<[number[], number[]]> = [
+  [
+    [4, 3, 5, 6],
+    [1, 3, 1, 1],
+  ],
+  [
+    [1, 3, 1, 1],
+    [4, 3, 5, 6],
+  ],
+  [
+    [2, 1, 4],
+    [3, 1],
+  ],
+  [
+    [5, 1],
+    [1, 7],
+  ],
+  [
+    [2, 3, 4],
+    [2, 1, 4],
+  ],
+];
 
 describe('strided host kernels', () => {
   it('add and mul with broadcasting equal the values recomputed from coordinates, bit for bit', () => {
     const key = new Key(50);
     for (const [as, bs] of pairs) {
-      const a = draw(key.fold(`a${as}`), as), b = draw(key.fold(`b${bs}`), bs);
+      const a = draw(key.fold(`a${as}`), as),
+        b = draw(key.fold(`b${bs}`), bs);
       for (const op of ['add', 'mul'] as const) {
         const { data, shape } = binary(alloc, op, a, as, b, bs);
         const want = new Float32Array(size(shape));
         for (let i = 0; i < want.length; i++) {
-          const c = coords(shape, i), x = a[at(as, c)]!, y = b[at(bs, c)]!;
+          const c = coords(shape, i),
+            x = a[at(as, c)]!,
+            y = b[at(bs, c)]!;
           want[i] = op === 'add' ? x + y : x * y;
         }
         expect(Buffer.from(data.buffer).equals(Buffer.from(want.buffer)), `${op} ${as} ${bs}`).toBe(true);

@@ -55,7 +55,12 @@ describe('tensor lifetimes', () => {
 
   it('a throwing function frees its tensors, and a promise is refused', () => {
     const base = live(be);
-    expect(() => tidy(() => { relu(new Key(2).normal([100, 100], 'float32', 0, 1, be)); throw new Error('boom'); })).toThrow('boom');
+    expect(() =>
+      tidy(() => {
+        relu(new Key(2).normal([100, 100], 'float32', 0, 1, be));
+        throw new Error('boom');
+      }),
+    ).toThrow('boom');
     expect(live(be)).toBe(base);
     expect(() => tidy(() => Promise.resolve(1))).toThrow(/synchronous/);
   });
@@ -65,7 +70,9 @@ describe('tensor lifetimes', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const own = createReferenceBackend();
-    (() => { new Key(9).normal([256, 256], 'float32', 0, 1, own); })();
+    (() => {
+      new Key(9).normal([256, 256], 'float32', 0, 1, own);
+    })();
     expect(live(own)).toBe(256 * 256 * 4);
     for (let i = 0; i < 20 && live(own) !== 0; i++) {
       gc();
@@ -110,7 +117,14 @@ describe('a training loop frees its memory as it goes', () => {
     const init = model.layer.init(new Key(1)).map((l) => ({ w: toBackend(l.w, be), b: toBackend(l.b, be) }));
     return { data, model, init };
   };
-  const opts: FitOptions = { epochs: 4, batchSize: 128, optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.9 }, shuffle: true, seed: 2, l2: { lambda: 0.01, mode: 'gradient', includeBias: true } };
+  const opts: FitOptions = {
+    epochs: 4,
+    batchSize: 128,
+    optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.9 },
+    shuffle: true,
+    seed: 2,
+    l2: { lambda: 0.01, mode: 'gradient', includeBias: true },
+  };
 
   it.each([
     ['reference', true, () => createReferenceBackend()],
@@ -121,15 +135,20 @@ describe('a training loop frees its memory as it goes', () => {
     const { data, model, init } = setup(be);
     const base = live(be);
     const afterStep: number[][] = [];
-    const r = right(await fitAsync(model, init, data, {
-      ...opts,
-      jit,
-      onEvent: (e) => {
-        if (e.type === 'start') expect(e.step.path).toBe(jit ? 'jit' : 'eager');
-        if (e.type === 'start') afterStep.push([]);
-        if (e.type === 'batch') { if (e.batch === 1) afterStep.push([]); afterStep[afterStep.length - 1]!.push(live(be)); }
-      },
-    }));
+    const r = right(
+      await fitAsync(model, init, data, {
+        ...opts,
+        jit,
+        onEvent: (e) => {
+          if (e.type === 'start') expect(e.step.path).toBe(jit ? 'jit' : 'eager');
+          if (e.type === 'start') afterStep.push([]);
+          if (e.type === 'batch') {
+            if (e.batch === 1) afterStep.push([]);
+            afterStep[afterStep.length - 1]!.push(live(be));
+          }
+        },
+      }),
+    );
     const steps = afterStep.filter((s) => s.length > 0);
     expect(steps).toHaveLength(4);
     // Within an epoch: one parameter set and one optimizer state more than at its start, every step alike.
@@ -155,7 +174,13 @@ describe('a training loop frees its memory as it goes', () => {
 describe('the library leaves its host process alone', () => {
   it('no V8 flag set and no collection forced anywhere in src/', () => {
     const files: string[] = [];
-    const walk = (d: string) => { for (const f of readdirSync(d)) { const p = join(d, f); if (statSync(p).isDirectory()) walk(p); else files.push(p); } };
+    const walk = (d: string) => {
+      for (const f of readdirSync(d)) {
+        const p = join(d, f);
+        if (statSync(p).isDirectory()) walk(p);
+        else files.push(p);
+      }
+    };
     walk('src');
     const offending = files.filter((f) => /setFlagsFromString|expose-gc|runInNewContext|global\.gc\b/.test(readFileSync(f, 'utf8')));
     expect(offending).toEqual([]);

@@ -15,7 +15,10 @@ const runs = { numRuns: 25 };
 
 /** Weighted sum of an op's output, so every output element's gradient matters and differs. */
 const weighted = (y: Tensor): Tensor => {
-  const w = t64(Array.from({ length: y.size }, (_, i) => Math.sin(i + 1) + 1.5), [...y.shape]);
+  const w = t64(
+    Array.from({ length: y.size }, (_, i) => Math.sin(i + 1) + 1.5),
+    [...y.shape],
+  );
   return T.sum(T.mul(y, w));
 };
 
@@ -58,7 +61,10 @@ describe('unary primitives and composites: tape gradient = central differences',
       fc.property(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 5 }), fc.integer(), (r, c, seed) => {
         // A permutation scaled apart: no ties, no kink within eps.
         const perm = new T.Key(seed).permutation(r * c);
-        const x = t64(Array.from(perm, (v) => v * 0.1), [r, c]);
+        const x = t64(
+          Array.from(perm, (v) => v * 0.1),
+          [r, c],
+        );
         right(gradcheck((p: Tensor) => weighted(T.max(p, 1)), x, opts));
         right(gradcheck((p: Tensor) => weighted(T.max(p)), x, opts));
       }),
@@ -76,34 +82,56 @@ describe('binary primitives with broadcasting', () => {
       return fc.tuple(valuesArb(r * c), valuesArb(bn, 0.3, 2)).map(([a, b]) => [t64(a, [r, c]), t64(b, bShape)] as const);
     });
   const cases: Array<[string, (a: Tensor, b: Tensor) => Tensor]> = [
-    ['add', T.add], ['sub', T.sub], ['mul', T.mul], ['div', T.div],
+    ['add', T.add],
+    ['sub', T.sub],
+    ['mul', T.mul],
+    ['div', T.div],
   ];
   for (const [name, op] of cases) {
     it(name, () => {
-      fc.assert(fc.property(pair, ([a, b]) => {
-        right(gradcheck((p: { a: Tensor; b: Tensor }) => weighted(op(p.a, p.b)), { a, b }, opts));
-      }), runs);
+      fc.assert(
+        fc.property(pair, ([a, b]) => {
+          right(gradcheck((p: { a: Tensor; b: Tensor }) => weighted(op(p.a, p.b)), { a, b }, opts));
+        }),
+        runs,
+      );
     });
   }
 
   it('matmul in all four transpose forms', () => {
-    const mm = fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.boolean(), fc.boolean())
-      .chain(([m, k, n, ta, tb]) => fc.tuple(valuesArb(m * k), valuesArb(k * n)).map(([a, b]) => ({
-        a: t64(a, ta ? [k, m] : [m, k]), b: t64(b, tb ? [n, k] : [k, n]), ta, tb,
-      })));
-    fc.assert(fc.property(mm, ({ a, b, ta, tb }) => {
-      right(gradcheck((p: { a: Tensor; b: Tensor }) => weighted(T.matmul(p.a, p.b, { transA: ta, transB: tb })), { a, b }, opts));
-    }), runs);
+    const mm = fc
+      .tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 1, max: 5 }), fc.boolean(), fc.boolean())
+      .chain(([m, k, n, ta, tb]) =>
+        fc.tuple(valuesArb(m * k), valuesArb(k * n)).map(([a, b]) => ({
+          a: t64(a, ta ? [k, m] : [m, k]),
+          b: t64(b, tb ? [n, k] : [k, n]),
+          ta,
+          tb,
+        })),
+      );
+    fc.assert(
+      fc.property(mm, ({ a, b, ta, tb }) => {
+        right(gradcheck((p: { a: Tensor; b: Tensor }) => weighted(T.matmul(p.a, p.b, { transA: ta, transB: tb })), { a, b }, opts));
+      }),
+      runs,
+    );
   });
 
   it('softmax cross-entropy against integer labels and one-hot targets', () => {
-    const arb = fc.tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 2, max: 6 })).chain(([n, c]) =>
-      fc.tuple(valuesArb(n * c, -4, 4), fc.array(fc.integer({ min: 0, max: c - 1 }), { minLength: n, maxLength: n }))
-        .map(([v, labels]) => ({ logits: t64(v, [n, c]), labels, c })));
-    fc.assert(fc.property(arb, ({ logits, labels, c }) => {
-      right(gradcheck((p: Tensor) => T.softmaxCrossEntropy(p, labels), logits, opts));
-      right(gradcheck((p: Tensor) => T.softmaxCrossEntropy(p, T.oneHot(labels, c, 'float64'), { reduction: 'sum' }), logits, opts));
-    }), runs);
+    const arb = fc
+      .tuple(fc.integer({ min: 1, max: 5 }), fc.integer({ min: 2, max: 6 }))
+      .chain(([n, c]) =>
+        fc
+          .tuple(valuesArb(n * c, -4, 4), fc.array(fc.integer({ min: 0, max: c - 1 }), { minLength: n, maxLength: n }))
+          .map(([v, labels]) => ({ logits: t64(v, [n, c]), labels, c })),
+      );
+    fc.assert(
+      fc.property(arb, ({ logits, labels, c }) => {
+        right(gradcheck((p: Tensor) => T.softmaxCrossEntropy(p, labels), logits, opts));
+        right(gradcheck((p: Tensor) => T.softmaxCrossEntropy(p, T.oneHot(labels, c, 'float64'), { reduction: 'sum' }), logits, opts));
+      }),
+      runs,
+    );
   });
 });
 
@@ -111,24 +139,29 @@ describe('random compositions', () => {
   const unaries = [T.tanh, T.sigmoid, T.exp, (x: Tensor) => T.relu(T.add(x, 0.0123)), T.neg, T.square] as const;
   it('chains of ops and a matmul on the tape agree with central differences', () => {
     const arb = fc.record({
-      m: fc.integer({ min: 1, max: 4 }), k: fc.integer({ min: 1, max: 4 }), n: fc.integer({ min: 1, max: 4 }),
+      m: fc.integer({ min: 1, max: 4 }),
+      k: fc.integer({ min: 1, max: 4 }),
+      n: fc.integer({ min: 1, max: 4 }),
       chain: fc.array(fc.integer({ min: 0, max: unaries.length - 1 }), { minLength: 1, maxLength: 4 }),
       seed: fc.integer(),
     });
-    fc.assert(fc.property(arb, ({ m, k, n, chain, seed }) => {
-      const [k1, k2, k3] = new T.Key(seed).split(3);
-      const params = { x: k1!.uniform([m, k], -1, 1, 'float64'), w: k2!.uniform([k, n], -1, 1, 'float64'), b: k3!.uniform([n], -1, 1, 'float64') };
-      const f = (p: typeof params): Tensor => {
-        let h = T.add(T.matmul(p.x, p.w), p.b);
-        for (const c of chain) h = unaries[c]!(T.mul(h, 0.5));
-        // Reuse a value twice so cotangents accumulate on the tape.
-        return T.add(T.sum(T.mul(h, h)), T.sum(T.mul(h, p.b)));
-      };
-      // relu's kink: skip draws that land within eps of it.
-      const pre = T.add(T.matmul(params.x, params.w), params.b).toTypedArray();
-      fc.pre(chain.every((c) => c !== 3) || pre.every((v) => Math.abs(v * 0.5 + 0.0123) > 1e-3));
-      right(gradcheck(f, params, { ...opts, atol: 1e-6 }));
-    }), { numRuns: 40 });
+    fc.assert(
+      fc.property(arb, ({ m, k, n, chain, seed }) => {
+        const [k1, k2, k3] = new T.Key(seed).split(3);
+        const params = { x: k1!.uniform([m, k], -1, 1, 'float64'), w: k2!.uniform([k, n], -1, 1, 'float64'), b: k3!.uniform([n], -1, 1, 'float64') };
+        const f = (p: typeof params): Tensor => {
+          let h = T.add(T.matmul(p.x, p.w), p.b);
+          for (const c of chain) h = unaries[c]!(T.mul(h, 0.5));
+          // Reuse a value twice so cotangents accumulate on the tape.
+          return T.add(T.sum(T.mul(h, h)), T.sum(T.mul(h, p.b)));
+        };
+        // relu's kink: skip draws that land within eps of it.
+        const pre = T.add(T.matmul(params.x, params.w), params.b).toTypedArray();
+        fc.pre(chain.every((c) => c !== 3) || pre.every((v) => Math.abs(v * 0.5 + 0.0123) > 1e-3));
+        right(gradcheck(f, params, { ...opts, atol: 1e-6 }));
+      }),
+      { numRuns: 40 },
+    );
   });
 });
 

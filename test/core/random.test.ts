@@ -35,9 +35,16 @@ const chiSquare = (xs: readonly number[], bins: number): number => {
 };
 const correlation = (a: readonly number[], b: readonly number[]): number => {
   const n = a.length;
-  const ma = a.reduce((s, v) => s + v, 0) / n, mb = b.reduce((s, v) => s + v, 0) / n;
-  let sab = 0, saa = 0, sbb = 0;
-  for (let i = 0; i < n; i++) { sab += (a[i]! - ma) * (b[i]! - mb); saa += (a[i]! - ma) ** 2; sbb += (b[i]! - mb) ** 2; }
+  const ma = a.reduce((s, v) => s + v, 0) / n,
+    mb = b.reduce((s, v) => s + v, 0) / n;
+  let sab = 0,
+    saa = 0,
+    sbb = 0;
+  for (let i = 0; i < n; i++) {
+    sab += (a[i]! - ma) * (b[i]! - mb);
+    saa += (a[i]! - ma) ** 2;
+    sbb += (b[i]! - mb) ** 2;
+  }
   return sab / Math.sqrt(saa * sbb);
 };
 /** |r| of n independent pairs exceeds 3.3/√n with probability about 0.001. */
@@ -125,7 +132,7 @@ describe('one key, many draws', () => {
     const z = Array.from(new Key(13).normal([50_000], 'float64', 3, 0.5).toTypedArray());
     const m = z.reduce((s, v) => s + v, 0) / z.length;
     const sd = Math.sqrt(z.reduce((s, v) => s + (v - m) ** 2, 0) / z.length);
-    expect(Math.abs(m - 3)).toBeLessThan(3.3 * 0.5 / Math.sqrt(z.length));
+    expect(Math.abs(m - 3)).toBeLessThan((3.3 * 0.5) / Math.sqrt(z.length));
     expect(Math.abs(sd - 0.5)).toBeLessThan(0.01);
   });
 });
@@ -135,7 +142,10 @@ describe('permutation', () => {
     expect([...new Key(4).permutation(1000)].sort((a, b) => a - b)).toEqual(iota(1000));
     const counts = new Map<string, number>();
     const keys = new Key(5).split(6000);
-    for (const k of keys) { const p = k.permutation(3).join(); counts.set(p, (counts.get(p) ?? 0) + 1); }
+    for (const k of keys) {
+      const p = k.permutation(3).join();
+      counts.set(p, (counts.get(p) ?? 0) + 1);
+    }
     expect(counts.size).toBe(6);
     const chi = [...counts.values()].reduce((s, c) => s + (c - 1000) ** 2 / 1000, 0);
     expect(chi).toBeLessThan(chiSquareCritical(5));
@@ -148,7 +158,7 @@ describe('permutation', () => {
 });
 
 describe('keys are values', () => {
-  it('a seed gives the words [high, low] of its 64-bit two\'s complement; fromWords gives the same key back', () => {
+  it("a seed gives the words [high, low] of its 64-bit two's complement; fromWords gives the same key back", () => {
     expect(new Key(0).words).toEqual([0, 0]);
     expect(new Key(7).words).toEqual([0, 7]);
     expect(new Key(2 ** 32 + 5).words).toEqual([1, 5]);
@@ -169,7 +179,9 @@ describe('keys are values', () => {
 
   it('derived keys differ from each other, from their parent, and by derivation path', () => {
     const k = new Key(3);
-    const words = [k, ...k.split(4), k.fold('a'), k.fold('b'), k.fold('ab'), k.fold('a').fold('b'), k.fold(7), k.fold('7'), k.fold('')].map((x) => x.words.join());
+    const words = [k, ...k.split(4), k.fold('a'), k.fold('b'), k.fold('ab'), k.fold('a').fold('b'), k.fold(7), k.fold('7'), k.fold('')].map((x) =>
+      x.words.join(),
+    );
     expect(new Set(words).size).toBe(words.length);
   });
 
@@ -183,7 +195,9 @@ describe('keys are values', () => {
 
 /** erf by Abramowitz–Stegun 7.1.26 (|error| < 1.5e-7): enough for bin edges. */
 function erf(x: number): number {
-  const s = Math.sign(x), a = Math.abs(x), t = 1 / (1 + 0.3275911 * a);
+  const s = Math.sign(x),
+    a = Math.abs(x),
+    t = 1 / (1 + 0.3275911 * a);
   const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-a * a);
   return s * y;
 }

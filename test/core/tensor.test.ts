@@ -7,10 +7,18 @@ import { expectAllClose, left, right, t32, t64, tensorArb } from '../helpers.js'
 
 describe('Tensor values', () => {
   it('builds from nested arrays and gives copies back', () => {
-    const t = right(tensor([[1, 2, 3], [4, 5, 6]]));
+    const t = right(
+      tensor([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]),
+    );
     expect(t.shape).toEqual([2, 3]);
     expect(t.dtype).toBe('float32');
-    expect(t.toArray()).toEqual([[1, 2, 3], [4, 5, 6]]);
+    expect(t.toArray()).toEqual([
+      [1, 2, 3],
+      [4, 5, 6],
+    ]);
     expect(t.get(1, 2)).toBe(6);
     const copy = t.toTypedArray();
     copy[0] = 99;
@@ -52,12 +60,18 @@ describe('ops compute the right values (against hand-computed float64)', () => {
   it('bias add broadcasts a row over a batch; sums and means reduce the named axes', () => {
     const x = t64([1, 2, 3, 4, 5, 6], [2, 3]);
     const b = t64([10, 20, 30], [3]);
-    expect(T.add(x, b).toArray()).toEqual([[11, 22, 33], [14, 25, 36]]);
+    expect(T.add(x, b).toArray()).toEqual([
+      [11, 22, 33],
+      [14, 25, 36],
+    ]);
     expect(T.sum(x, 0).toArray()).toEqual([5, 7, 9]);
     expect(T.sum(x, 1, true).toArray()).toEqual([[6], [15]]);
     expect(T.mean(x).item()).toBeCloseTo(3.5, 12);
     expect(T.max(x, 1).toArray()).toEqual([3, 6]);
-    expect(T.div(x, t64([2], [1])).toArray()).toEqual([[0.5, 1, 1.5], [2, 2.5, 3]]);
+    expect(T.div(x, t64([2], [1])).toArray()).toEqual([
+      [0.5, 1, 1.5],
+      [2, 2.5, 3],
+    ]);
   });
 
   it('softmax is stable for large logits and rows sum to 1', () => {
@@ -66,7 +80,11 @@ describe('ops compute the right values (against hand-computed float64)', () => {
     expect(s.every(Number.isFinite)).toBe(true);
     const e = [Math.exp(-2), Math.exp(-1), 1];
     const z = e[0]! + e[1]! + e[2]!;
-    expectAllClose(s.slice(0, 3), e.map((v) => v / z), 1e-15);
+    expectAllClose(
+      s.slice(0, 3),
+      e.map((v) => v / z),
+      1e-15,
+    );
     expectAllClose(T.sum(T.softmax(x), 1).toTypedArray(), [1, 1], 1e-12);
   });
 
@@ -79,19 +97,31 @@ describe('ops compute the right values (against hand-computed float64)', () => {
   });
 
   it('matmul on the reference backend matches a float64 triple loop for every transpose form', () => {
-    fc.assert(fc.property(fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 6 }), fc.boolean(), fc.boolean(), fc.integer(), (m, k, n, ta, tb, seed) => {
-      const [ka, kb] = new Key(seed).split(2);
-      const a = ka!.uniform(ta ? [k, m] : [m, k], -1, 1, 'float64');
-      const b = kb!.uniform(tb ? [n, k] : [k, n], -1, 1, 'float64');
-      const c = T.matmul(a, b, { transA: ta, transB: tb });
-      const want: number[] = [];
-      for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-        let s = 0;
-        for (let p = 0; p < k; p++) s += (ta ? a.get(p, i) : a.get(i, p)) * (tb ? b.get(j, p) : b.get(p, j));
-        want.push(s);
-      }
-      expectAllClose(c.toTypedArray(), want, 1e-12);
-    }), { numRuns: 50 });
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.boolean(),
+        fc.boolean(),
+        fc.integer(),
+        (m, k, n, ta, tb, seed) => {
+          const [ka, kb] = new Key(seed).split(2);
+          const a = ka!.uniform(ta ? [k, m] : [m, k], -1, 1, 'float64');
+          const b = kb!.uniform(tb ? [n, k] : [k, n], -1, 1, 'float64');
+          const c = T.matmul(a, b, { transA: ta, transB: tb });
+          const want: number[] = [];
+          for (let i = 0; i < m; i++)
+            for (let j = 0; j < n; j++) {
+              let s = 0;
+              for (let p = 0; p < k; p++) s += (ta ? a.get(p, i) : a.get(i, p)) * (tb ? b.get(j, p) : b.get(p, j));
+              want.push(s);
+            }
+          expectAllClose(c.toTypedArray(), want, 1e-12);
+        },
+      ),
+      { numRuns: 50 },
+    );
   });
 });
 
@@ -112,7 +142,7 @@ describe('bad shapes give a Left with a readable message, never NaN-filled outpu
     expect(left(checked.softmaxCrossEntropy(T.zeros([4, 3]), [0, 1])).message).toMatch(/2 labels for logits of shape \[4, 3\]/);
     expect(left(checked.oneHot([0, 7], 3)).message).toMatch(/label 7 at position 1/);
   });
-  it('mixed dtypes promote to float64, and gradients come back in each input\'s dtype', async () => {
+  it("mixed dtypes promote to float64, and gradients come back in each input's dtype", async () => {
     const { grad } = await import('../../src/autodiff/index.js');
     const y = T.add(t32([1.5], [1]), t64([0.25], [1]));
     expect(y.dtype).toBe('float64');
@@ -131,7 +161,14 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
   it('tensor(): a string, null or an object anywhere is a Left naming where (it used to overflow the stack)', () => {
     expect(left(tensor([1, 'x'] as never)).message).toBe('tensor(): expected a number or a nested array of numbers at [1], found the string "x"');
     expect(left(tensor('abc' as never)).message).toBe('tensor(): expected a number or a nested array of numbers, found the string "abc"');
-    expect(left(tensor([[1, 2], [3, null]] as never)).message).toBe('tensor(): expected a number or a nested array of numbers at [1][1], found null');
+    expect(
+      left(
+        tensor([
+          [1, 2],
+          [3, null],
+        ] as never),
+      ).message,
+    ).toBe('tensor(): expected a number or a nested array of numbers at [1][1], found null');
     expect(left(tensor([{}] as never)).message).toMatch(/at \[0\], found object/);
   });
   it('fromArray(): a non-number is a Left naming the element (it used to give NaNs)', () => {
@@ -156,7 +193,14 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
   });
   it('ragged arrays are a Left wherever the raggedness is, and a Right never holds NaN from a non-number', () => {
     expect(left(tensor([[1, 2], 3] as never)).message).toMatch(/ragged nested array: element 0 has shape \[2\] but element 1 has shape \[\]/);
-    expect(left(tensor([[[1], [2]], [[1], [2, 3]]] as never)).message).toMatch(/ragged/);
+    expect(
+      left(
+        tensor([
+          [[1], [2]],
+          [[1], [2, 3]],
+        ] as never),
+      ).message,
+    ).toMatch(/ragged/);
     expect(left(tensor([1n] as never)).message).toMatch(/at \[0\], found bigint/);
     expect(left(fromArray(BigInt64Array.of(1n) as never, [1])).message).toMatch(/^fromArray\(\): values must hold numbers, got a BigInt64Array/);
   });
@@ -178,30 +222,50 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
 
 describe('options and index arguments from JavaScript are checked, not ignored', () => {
   it('conv2d names an option it does not have (dilation used to be ignored; now it is one)', () => {
-    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilations: 2 } as never)).toThrow(/^conv2d: unknown option 'dilations' \(it takes stride, padding, dilation, groups\)$/);
+    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilations: 2 } as never)).toThrow(
+      /^conv2d: unknown option 'dilations' \(it takes stride, padding, dilation, groups\)$/,
+    );
     expect(() => T.conv2d(T.zeros([1, 2, 4, 4]), T.zeros([3, 1, 3, 3]), { groups: 2 })).toThrow(/out divisible by groups \(2\)/);
-    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilation: 2 })).toThrow(/^conv2d: filters \[1, 1, 3, 3\] dilated by 2 do not fit images \[1, 1, 4, 4\]/);
+    expect(() => T.conv2d(T.zeros([1, 1, 4, 4]), T.zeros([1, 1, 3, 3]), { dilation: 2 })).toThrow(
+      /^conv2d: filters \[1, 1, 3, 3\] dilated by 2 do not fit images \[1, 1, 4, 4\]/,
+    );
   });
   it('take refuses a tensor of indices (it returned shape [0, 3])', () => {
-    expect(() => T.take(T.zeros([4, 3]), T.zeros([2]) as never)).toThrow(/^take: indices must be an array \(or typed array\) of integers, got a tensor of shape \[2\] \(indices in a tensor: gather\(x, indices, axis\)\)$/);
+    expect(() => T.take(T.zeros([4, 3]), T.zeros([2]) as never)).toThrow(
+      /^take: indices must be an array \(or typed array\) of integers, got a tensor of shape \[2\] \(indices in a tensor: gather\(x, indices, axis\)\)$/,
+    );
   });
 });
 
 describe('immutability: no op changes its inputs', () => {
   const ops: Array<(a: Tensor, b: Tensor) => Tensor> = [
-    T.add, T.sub, T.mul, T.div,
-    (a) => T.exp(a), (a) => T.tanh(a), (a) => T.relu(a), (a) => T.sigmoid(a), (a) => T.log(T.exp(a)),
-    (a) => T.softmax(a), (a) => T.sum(a, 0), (a) => T.max(a), (a) => T.transpose(a), (a) => T.reshape(a, [-1]),
+    T.add,
+    T.sub,
+    T.mul,
+    T.div,
+    (a) => T.exp(a),
+    (a) => T.tanh(a),
+    (a) => T.relu(a),
+    (a) => T.sigmoid(a),
+    (a) => T.log(T.exp(a)),
+    (a) => T.softmax(a),
+    (a) => T.sum(a, 0),
+    (a) => T.max(a),
+    (a) => T.transpose(a),
+    (a) => T.reshape(a, [-1]),
     (a, b) => T.matmul(a, T.transpose(b)),
   ];
   it('holds for random ops on random tensors', () => {
-    fc.assert(fc.property(tensorArb({ minRank: 2, maxRank: 2 }), fc.integer({ min: 0, max: ops.length - 1 }), (a, i) => {
-      const b = T.mul(a, 0.5);
-      const before = [a.toTypedArray(), b.toTypedArray()];
-      ops[i]!(a, b);
-      expect(a.toTypedArray()).toEqual(before[0]);
-      expect(b.toTypedArray()).toEqual(before[1]);
-    }), { numRuns: 100 });
+    fc.assert(
+      fc.property(tensorArb({ minRank: 2, maxRank: 2 }), fc.integer({ min: 0, max: ops.length - 1 }), (a, i) => {
+        const b = T.mul(a, 0.5);
+        const before = [a.toTypedArray(), b.toTypedArray()];
+        ops[i]!(a, b);
+        expect(a.toTypedArray()).toEqual(before[0]);
+        expect(b.toTypedArray()).toEqual(before[1]);
+      }),
+      { numRuns: 100 },
+    );
   });
 });
 

@@ -9,8 +9,17 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Key } from '../../src/core/index.js';
 import {
-  batchIndices, channelStats, locateDataDir, normalizeInto, parseCifar100, PIXELS, readCifar100, readLabelNames,
-  RECORD_BYTES, trainValSplit, type CifarSplit,
+  batchIndices,
+  channelStats,
+  locateDataDir,
+  normalizeInto,
+  parseCifar100,
+  PIXELS,
+  readCifar100,
+  readLabelNames,
+  RECORD_BYTES,
+  trainValSplit,
+  type CifarSplit,
 } from '../../src/data/index.js';
 import { left, right } from '../helpers.js';
 import { CIFAR_DIR } from './location.js';
@@ -26,7 +35,11 @@ describe('the genuine files', () => {
   it('hold 50,000 training and 10,000 test records, balanced as published', () => {
     expect(train.n).toBe(50000);
     expect(test.n).toBe(10000);
-    const count = (labels: Uint8Array, k: number) => { const c = new Array<number>(k).fill(0); for (const l of labels) c[l]!++; return c; };
+    const count = (labels: Uint8Array, k: number) => {
+      const c = new Array<number>(k).fill(0);
+      for (const l of labels) c[l]!++;
+      return c;
+    };
     expect(new Set(count(train.fine, 100))).toEqual(new Set([500]));
     expect(new Set(count(test.fine, 100))).toEqual(new Set([100]));
     expect(new Set(count(train.coarse, 20))).toEqual(new Set([2500]));
@@ -66,15 +79,21 @@ describe('normalization', () => {
     const idx = Int32Array.from({ length: 2000 }, (_, i) => i * 25);
     const out = new Float32Array(idx.length * PIXELS);
     normalizeInto(train, idx, 'per-image', out);
-    let worstMean = 0, worstStd = 0;
-    for (let r = 0; r < idx.length; r++) for (let c = 0; c < 3; c++) {
-      let s = 0, s2 = 0;
-      const o = r * PIXELS + c * 1024;
-      for (let p = 0; p < 1024; p++) { s += out[o + p]!; s2 += out[o + p]! ** 2; }
-      const m = s / 1024;
-      worstMean = Math.max(worstMean, Math.abs(m));
-      worstStd = Math.max(worstStd, Math.abs(Math.sqrt(s2 / 1024 - m * m) - 1));
-    }
+    let worstMean = 0,
+      worstStd = 0;
+    for (let r = 0; r < idx.length; r++)
+      for (let c = 0; c < 3; c++) {
+        let s = 0,
+          s2 = 0;
+        const o = r * PIXELS + c * 1024;
+        for (let p = 0; p < 1024; p++) {
+          s += out[o + p]!;
+          s2 += out[o + p]! ** 2;
+        }
+        const m = s / 1024;
+        worstMean = Math.max(worstMean, Math.abs(m));
+        worstStd = Math.max(worstStd, Math.abs(Math.sqrt(s2 / 1024 - m * m) - 1));
+      }
     expect(worstMean).toBeLessThan(1e-5);
     expect(worstStd).toBeLessThan(1e-5);
   });

@@ -29,7 +29,7 @@ beforeAll(async () => {
   mkdirSync(folder);
   // Random-looking bytes that gzip cannot shrink much, so the transfer has some length.
   const train = Buffer.from(Array.from({ length: 3074 * 40 }, (_, i) => (i * 2654435761) >>> 24));
-  const test = Buffer.from(Array.from({ length: 3074 * 8 }, (_, i) => (i * 40503) >>> 8 & 255));
+  const test = Buffer.from(Array.from({ length: 3074 * 8 }, (_, i) => ((i * 40503) >>> 8) & 255));
   writeFileSync(join(folder, 'train.bin'), train);
   writeFileSync(join(folder, 'test.bin'), test);
   writeFileSync(join(folder, 'coarse_label_names.txt'), 'a\nb\n');
@@ -43,8 +43,14 @@ beforeAll(async () => {
     const m = /bytes=(\d+)-/.exec(req.headers.range ?? '');
     const from = m ? Number(m[1]) : 0;
     let body = archive.subarray(from);
-    if (mode === 'corrupt') { body = Buffer.from(body); body[body.length >> 1] = body[body.length >> 1]! ^ 0xff; }
-    res.writeHead(m ? 206 : 200, { 'content-length': String(body.length), ...(m ? { 'content-range': `bytes ${from}-${archive.length - 1}/${archive.length}` } : {}) });
+    if (mode === 'corrupt') {
+      body = Buffer.from(body);
+      body[body.length >> 1] = body[body.length >> 1]! ^ 0xff;
+    }
+    res.writeHead(m ? 206 : 200, {
+      'content-length': String(body.length),
+      ...(m ? { 'content-range': `bytes ${from}-${archive.length - 1}/${archive.length}` } : {}),
+    });
     if (mode === 'break-after-half') {
       mode = 'ok';
       res.write(body.subarray(0, body.length >> 1), () => res.destroy());
@@ -115,7 +121,9 @@ describe('tapegrad download --data DIR (downloadCifar100Into)', () => {
     expect(existsSync(join(empty, 'test.bin'))).toBe(true);
     const other = mkdtempSync(join(tmpdir(), 'tapegrad-dl-'));
     writeFileSync(join(other, 'notes.txt'), 'mine');
-    expect(left(await downloadCifar100Into(other, opts())).message).toBe(`${other}: holds other files but no train.bin. Download into a new or empty folder, or point --data at the folder that holds train.bin.`);
+    expect(left(await downloadCifar100Into(other, opts())).message).toBe(
+      `${other}: holds other files but no train.bin. Download into a new or empty folder, or point --data at the folder that holds train.bin.`,
+    );
     expect(readdirSync(other)).toEqual(['notes.txt']);
   });
 });
@@ -125,7 +133,11 @@ describe('a data folder that cannot be read', () => {
     const parent = mkdtempSync(join(tmpdir(), 'tapegrad-dl-'));
     const file = join(parent, 'a-file');
     writeFileSync(file, '');
-    expect(left(await ensureCifar100(join(file, 'data'))).message).toBe(`${join(file, 'data')}: cannot be read (a part of this path is a file, not a folder; folder given by --data). Fix its permissions, or point --data at a folder you can read.`);
-    expect(left(await ensureCifar100(file)).message).toBe(`${file}: is a file, not a folder (given by --data). Point it at the folder that holds train.bin and test.bin.`);
+    expect(left(await ensureCifar100(join(file, 'data'))).message).toBe(
+      `${join(file, 'data')}: cannot be read (a part of this path is a file, not a folder; folder given by --data). Fix its permissions, or point --data at a folder you can read.`,
+    );
+    expect(left(await ensureCifar100(file)).message).toBe(
+      `${file}: is a file, not a folder (given by --data). Point it at the folder that holds train.bin and test.bin.`,
+    );
   });
 });

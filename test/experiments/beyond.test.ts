@@ -28,7 +28,12 @@ describe('reproduce: beyond the report', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'beyond-')), 'report');
     const first = right(await reproduce(out, { ...quick, only: [...quick.only] }));
     const runDir = join(out, 'beyond', 'mlp-recipe');
-    const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as { valAccuracy: number; testAccuracy: number; epochsRun: number; seconds: number };
+    const result = JSON.parse(readFileSync(join(runDir, 'result.json'), 'utf8')) as {
+      valAccuracy: number;
+      testAccuracy: number;
+      epochsRun: number;
+      seconds: number;
+    };
     const history = JSON.parse(readFileSync(join(runDir, 'history.json'), 'utf8')) as { seconds: number }[];
     expect(result.epochsRun).toBe(1);
     const page = first.report;
@@ -40,11 +45,15 @@ describe('reproduce: beyond the report', () => {
     expect(row).toBeDefined();
     const cells = row!.split('|').map((c) => c.trim());
     // mlp-recipe.yaml's network: weights and biases, batchNorm's gain and bias, and its two running statistics (counted with the parameters).
-    const recipeCount = (3072 * 1024 + 1024) + 4 * 1024 + (1024 * 512 + 512) + 4 * 512 + (512 * 20 + 20);
+    const recipeCount = 3072 * 1024 + 1024 + 4 * 1024 + (1024 * 512 + 512) + 4 * 512 + (512 * 20 + 20);
     // Run, labels, model, epochs, validation, test, wall time, sum of epoch times.
     expect(cells.slice(2, 9)).toEqual([
-      'coarse', `3072 → dense 1024 → batchNorm → relu → dropout 0.3 → dense 512 → batchNorm → relu → dropout 0.3 → dense 20 (${recipeCount.toLocaleString('en-US')} parameters)`,
-      String(result.epochsRun), pct(result.valAccuracy), pct(result.testAccuracy), `${result.seconds.toFixed(1)} s`,
+      'coarse',
+      `3072 → dense 1024 → batchNorm → relu → dropout 0.3 → dense 512 → batchNorm → relu → dropout 0.3 → dense 20 (${recipeCount.toLocaleString('en-US')} parameters)`,
+      String(result.epochsRun),
+      pct(result.valAccuracy),
+      pct(result.testAccuracy),
+      `${result.seconds.toFixed(1)} s`,
       `${history.reduce((s, h) => s + h.seconds, 0).toFixed(1)} s`,
     ]);
     // Beside the report's best coarse row, as the table configs hold it.
@@ -61,7 +70,15 @@ describe('reproduce: beyond the report', () => {
     const stamp = statSync(join(runDir, 'result.json')).mtimeMs;
     rmSync(join(out, 'report.md'));
     let events = 0;
-    const again = right(await reproduce(out, { ...quick, only: [...quick.only], onEvent: () => { events++; } }));
+    const again = right(
+      await reproduce(out, {
+        ...quick,
+        only: [...quick.only],
+        onEvent: () => {
+          events++;
+        },
+      }),
+    );
     expect(events).toBe(0);
     expect(statSync(join(runDir, 'result.json')).mtimeMs).toBe(stamp);
     expect(again.report).toContain(row!);
@@ -72,7 +89,10 @@ describe('reproduce: beyond the report', () => {
     const out = join(mkdtempSync(join(tmpdir(), 'beyond-')), 'report');
     const r = await reproduce(out, { ...quick, only: [...quick.only], recipes: ['mlp-recipe.yaml', 'cnn-nope.yaml'] });
     expect(E.isLeft(r)).toBe(true);
-    if (E.isLeft(r)) expect(r.left.message).toBe("examples/configs/cnn-nope.yaml: no such recipe config (listed under 'recipes:' in the recipes given): add the file, or remove it from the list");
+    if (E.isLeft(r))
+      expect(r.left.message).toBe(
+        "examples/configs/cnn-nope.yaml: no such recipe config (listed under 'recipes:' in the recipes given): add the file, or remove it from the list",
+      );
     expect(existsSync(join(out, 'beyond', 'mlp-recipe'))).toBe(false);
   });
 });

@@ -27,10 +27,12 @@ describe('the memory estimate', () => {
     expect(E.isRight(checkRunFits(config([128]), 20, 'cpu', 16 * GiB))).toBe(true);
     expect(E.isRight(checkRunFits(config([1024, 512]), 100, 'cpu', 16 * GiB))).toBe(true);
     const big = config([200000]);
-    const layerGiB = ((3073 * 200000 * 5 + (big.training.batchSize * 3 + 2000) * 200000) * 4 / GiB).toFixed(1);
+    const layerGiB = (((3073 * 200000 * 5 + (big.training.batchSize * 3 + 2000) * 200000) * 4) / GiB).toFixed(1);
     const m = left(checkRunFits(big, 20, 'cpu', 64 * GiB)).message;
     expect(m).toContain(`layer 1 (3072 → 200000) needs ${layerGiB} GiB to train`);
-    expect(m).toMatch(/^model\.hidden\[0\]: layer 1 \(3072 → 200000\) needs [\d.]+ GiB to train.*more than the cpu backend's 2\.0 GiB of kernel memory: make that layer at most (\d+) wide$/);
+    expect(m).toMatch(
+      /^model\.hidden\[0\]: layer 1 \(3072 → 200000\) needs [\d.]+ GiB to train.*more than the cpu backend's 2\.0 GiB of kernel memory: make that layer at most (\d+) wide$/,
+    );
     const widest = Number(/at most (\d+) wide/.exec(m)![1]);
     expect(E.isRight(checkRunFits(config([widest]), 20, 'cpu', 64 * GiB))).toBe(true);
     expect(E.isLeft(checkRunFits(config([Math.ceil(widest * 1.1)]), 20, 'cpu', 64 * GiB))).toBe(true);
@@ -40,7 +42,9 @@ describe('the memory estimate', () => {
   it('a huge batchSize is refused naming batchSize and the largest that fits, not a layer', () => {
     const c = config([4096, 4096], { training: { batchSize: 1e9 } });
     const m = left(checkRunFits(c, 20, 'cpu', 64 * GiB)).message;
-    expect(m).toMatch(/^training\.batchSize 1000000000: one batch's activations need [\d.]+ GiB, and the run [\d.]+ GiB with its data, more than the cpu backend's 2\.0 GiB of kernel memory: use a batchSize of at most (\d+)$/);
+    expect(m).toMatch(
+      /^training\.batchSize 1000000000: one batch's activations need [\d.]+ GiB, and the run [\d.]+ GiB with its data, more than the cpu backend's 2\.0 GiB of kernel memory: use a batchSize of at most (\d+)$/,
+    );
     const largest = Number(/at most (\d+)$/.exec(m)![1]);
     expect(largest).toBeGreaterThan(0);
     expect(E.isRight(checkRunFits(config([4096, 4096], { training: { batchSize: largest } }), 20, 'cpu', 64 * GiB))).toBe(true);
@@ -56,7 +60,10 @@ describe('the memory estimate', () => {
 describe('capJobs', () => {
   it('caps at the cores, then at the memory, saying which', () => {
     expect(capJobs(50, 0.8 * GiB, 2, 24 * GiB)).toEqual({ jobs: 2, note: '--jobs 50: running 2 side by side (this machine has 2 cores)' });
-    expect(capJobs(8, 10 * GiB, 16, 32 * GiB)).toEqual({ jobs: 2, note: '--jobs 8: running 2 side by side (this machine has memory for 2 runs of ~10.0 GiB in 80% of 32.0 GiB)' });
+    expect(capJobs(8, 10 * GiB, 16, 32 * GiB)).toEqual({
+      jobs: 2,
+      note: '--jobs 8: running 2 side by side (this machine has memory for 2 runs of ~10.0 GiB in 80% of 32.0 GiB)',
+    });
     expect(capJobs(2, 0.8 * GiB, 2, 24 * GiB)).toEqual({ jobs: 2 });
     expect(capJobs(4, 100 * GiB, 8, 16 * GiB).jobs).toBe(1);
   });

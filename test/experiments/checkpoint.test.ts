@@ -45,7 +45,11 @@ describe('resuming a run folder', () => {
     for (const f of ['config.json', 'config.yaml', 'run.json', 'history.json']) copyFileSync(join(b, f), join(c, f));
     copyFileSync(join(a, 'checkpoint.json'), join(c, 'checkpoint.json'));
     const msg = left(await runExperiment(undefined, { dataDir: CIFAR_DIR, plots: false }, c)).message;
-    expect(msg).toMatch(new RegExp(`^${join(c, 'checkpoint.json')}: belongs to run [0-9a-f-]{36}, not to ${c}'s run [0-9a-f-]{36}: it is another run's checkpoint: resume is refused`));
+    expect(msg).toMatch(
+      new RegExp(
+        `^${join(c, 'checkpoint.json')}: belongs to run [0-9a-f-]{36}, not to ${c}'s run [0-9a-f-]{36}: it is another run's checkpoint: resume is refused`,
+      ),
+    );
   });
 
   it('resumes from its own checkpoint', async () => {

@@ -9,7 +9,11 @@ describe('config schedule and clipNorm', () => {
     const c = right(decodeConfig({ name: 'x', training: { schedule: { kind: 'cosine', minLr: 0.0001, warmupEpochs: 2 }, clipNorm: 5 } }));
     expect(c.training.schedule).toEqual({ kind: 'cosine', minLr: 0.0001, warmupEpochs: 2 });
     expect(c.training.clipNorm).toBe(5);
-    expect(right(decodeConfig({ name: 'x', training: { schedule: { kind: 'step', everyEpochs: 10, factor: 0.1 } } })).training.schedule).toEqual({ kind: 'step', everyEpochs: 10, factor: 0.1 });
+    expect(right(decodeConfig({ name: 'x', training: { schedule: { kind: 'step', everyEpochs: 10, factor: 0.1 } } })).training.schedule).toEqual({
+      kind: 'step',
+      everyEpochs: 10,
+      factor: 0.1,
+    });
     const plain = right(decodeConfig({ name: 'x' }));
     expect('schedule' in plain.training || 'clipNorm' in plain.training).toBe(false);
   });

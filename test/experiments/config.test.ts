@@ -43,13 +43,17 @@ describe('config size and key count', () => {
   it('names at most five unknown keys and counts the rest', () => {
     const o: Record<string, unknown> = { name: 'x' };
     for (let i = 0; i < 2000; i++) o[`k${i}`] = i;
-    expect(left(decodeConfig(o, 'c')).message).toBe("c: unknown keys 'k0', 'k1', 'k2', 'k3', 'k4' and 1995 more (check the spelling; see examples/configs/ for every key)");
+    expect(left(decodeConfig(o, 'c')).message).toBe(
+      "c: unknown keys 'k0', 'k1', 'k2', 'k3', 'k4' and 1995 more (check the spelling; see examples/configs/ for every key)",
+    );
   });
 
   it('reads a config just under the limit in seconds, with a one-line answer', () => {
     const f = file('limit.yaml', `name: x\n${Array.from({ length: MAX_CONFIG_ENTRIES - 10 }, (_, i) => `k${i}: 1`).join('\n')}\n`);
     const { value, ms } = timed(() => readRawConfig(f));
-    expect(left(value).message).toBe(`${f}: unknown keys 'k0', 'k1', 'k2', 'k3', 'k4' and ${MAX_CONFIG_ENTRIES - 15} more (check the spelling; see examples/configs/ for every key)`);
+    expect(left(value).message).toBe(
+      `${f}: unknown keys 'k0', 'k1', 'k2', 'k3', 'k4' and ${MAX_CONFIG_ENTRIES - 15} more (check the spelling; see examples/configs/ for every key)`,
+    );
     expect(ms).toBeLessThan(5000);
   });
 

@@ -17,9 +17,17 @@ import { left, right } from '../helpers.js';
 
 const mnt = mkdtempSync(join(tmpdir(), 'tapegrad-full-'));
 const mounted = process.getuid?.() === 0 && spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt], { stdio: 'ignore' }).status === 0;
-const ok = requireSystem({ suite: 'disk-full tests (test/experiments/disk-full.test.ts)', found: mounted, missing: 'mounting a small tmpfs needs root: run the tests as root (as .ci/run does)' });
-beforeAll(() => { if (ok) mkdirSync(join(mnt, 'runs')); });
-afterAll(() => { if (mounted) spawnSync('umount', [mnt], { stdio: 'ignore' }); });
+const ok = requireSystem({
+  suite: 'disk-full tests (test/experiments/disk-full.test.ts)',
+  found: mounted,
+  missing: 'mounting a small tmpfs needs root: run the tests as root (as .ci/run does)',
+});
+beforeAll(() => {
+  if (ok) mkdirSync(join(mnt, 'runs'));
+});
+afterAll(() => {
+  if (mounted) spawnSync('umount', [mnt], { stdio: 'ignore' });
+});
 
 /** Writes zeros into `dir` until the file system refuses (ENOSPC). */
 const fill = (dir: string): void => {
@@ -39,8 +47,12 @@ describe.skipIf(!ok)('a disk full after the last checkpoint', () => {
     const c = right(decodeConfig({ name: 'full', backend: 'cpu', model: { hidden: [8] }, training: { epochs: 1 }, data: { limitTrain: 300, limitTest: 50 } }));
     const dir = join(mnt, 'runs', 'full');
     const r = await runExperiment(c, {
-      outDir: dir, dataDir: CIFAR_DIR, plots: false,
-      onEvent: (e) => { if (e.type === 'epoch') fill(mnt); },
+      outDir: dir,
+      dataDir: CIFAR_DIR,
+      plots: false,
+      onEvent: (e) => {
+        if (e.type === 'epoch') fill(mnt);
+      },
     });
     expect(left(r).message).toMatch(/the disk is full/);
     const run = JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8')) as { status: string; error: string };

@@ -22,19 +22,46 @@ const run = async (file: string, settings: readonly (readonly [string, unknown])
   const r = right(await runExperiment(right(decodeConfig(raw, file)), { dataDir: CIFAR_DIR, outDir: out, plots: false }));
   // The saved parameters (and batchNorm state) as base64 of their float32 bytes; `extra` holds the config, which names jit.
   const model = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')) as { params: unknown; architecture: unknown };
-  return { history: r.history.map(({ seconds: _s, ...rest }) => rest), testAccuracy: r.testAccuracy, testLoss: r.testLoss, weights: JSON.stringify([model.architecture, model.params]) };
+  return {
+    history: r.history.map(({ seconds: _s, ...rest }) => rest),
+    testAccuracy: r.testAccuracy,
+    testLoss: r.testLoss,
+    weights: JSON.stringify([model.architecture, model.params]),
+  };
 };
 
 describe('shipped configs: jitted steps give the eager run, bit for bit', () => {
   it.each([
-    ['headline', 'examples/configs/headline.yaml', [['training.epochs', 2], ['data.limitTrain', 2000], ['data.limitTest', 300], ['backend', 'cpu']]],
-    ['cnn-coarse', 'examples/configs/cnn-coarse.yaml', [['training.epochs', 2], ['data.limitTrain', 400], ['data.limitTest', 100], ['backend', 'cpu']]],
-  ] as const)('%s', async (_name, file, settings) => {
-    const eager = await run(file, settings, false);
-    const jitted = await run(file, settings, true);
-    expect(jitted.history).toEqual(eager.history);
-    expect(jitted.testAccuracy).toBe(eager.testAccuracy);
-    expect(jitted.testLoss).toBe(eager.testLoss);
-    expect(jitted.weights === eager.weights).toBe(true);
-  }, 300_000);
+    [
+      'headline',
+      'examples/configs/headline.yaml',
+      [
+        ['training.epochs', 2],
+        ['data.limitTrain', 2000],
+        ['data.limitTest', 300],
+        ['backend', 'cpu'],
+      ],
+    ],
+    [
+      'cnn-coarse',
+      'examples/configs/cnn-coarse.yaml',
+      [
+        ['training.epochs', 2],
+        ['data.limitTrain', 400],
+        ['data.limitTest', 100],
+        ['backend', 'cpu'],
+      ],
+    ],
+  ] as const)(
+    '%s',
+    async (_name, file, settings) => {
+      const eager = await run(file, settings, false);
+      const jitted = await run(file, settings, true);
+      expect(jitted.history).toEqual(eager.history);
+      expect(jitted.testAccuracy).toBe(eager.testAccuracy);
+      expect(jitted.testLoss).toBe(eager.testLoss);
+      expect(jitted.weights === eager.weights).toBe(true);
+    },
+    300_000,
+  );
 });

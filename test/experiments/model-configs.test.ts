@@ -23,8 +23,11 @@ const CLI = ['--import', 'tsx', 'src/cli/main.ts'];
 
 describe('configs with a model spec', () => {
   const files: ReadonlyArray<[string, number]> = [
-    ['examples/configs/residual-mlp.yaml', 20], ['examples/configs/cnn.yaml', 20], ['examples/configs/mlp-recipe.yaml', 20],
-    ['examples/configs/cnn-coarse.yaml', 20], ['examples/configs/cnn-fine.yaml', 100],
+    ['examples/configs/residual-mlp.yaml', 20],
+    ['examples/configs/cnn.yaml', 20],
+    ['examples/configs/mlp-recipe.yaml', 20],
+    ['examples/configs/cnn-coarse.yaml', 20],
+    ['examples/configs/cnn-fine.yaml', 100],
   ];
   for (const [file, classes] of files) {
     it(`${file} decodes, builds, and gives ${classes} class scores`, () => {
@@ -48,20 +51,31 @@ describe('configs with a model spec', () => {
   it('tapegrad train runs a small CNN config; model.json loads and evaluates to the reported test accuracy', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tapegrad-spec-'));
     const cfg = {
-      name: 'tiny-cnn', preset: 'defaults', seed: 1, backend: 'cpu',
+      name: 'tiny-cnn',
+      preset: 'defaults',
+      seed: 1,
+      backend: 'cpu',
       data: { labels: 'coarse', limitTrain: 500, limitTest: 200 },
       model: {
         input: [3, 32, 32],
         layers: [
-          { type: 'avgPool2d', size: 4 }, { type: 'conv2d', filters: 4, kernel: 3, padding: 1 }, { type: 'batchNorm' }, { type: 'relu' },
-          { type: 'maxPool2d', size: 2 }, { type: 'flatten' }, { type: 'dense', units: 20 },
+          { type: 'avgPool2d', size: 4 },
+          { type: 'conv2d', filters: 4, kernel: 3, padding: 1 },
+          { type: 'batchNorm' },
+          { type: 'relu' },
+          { type: 'maxPool2d', size: 2 },
+          { type: 'flatten' },
+          { type: 'dense', units: 20 },
         ],
       },
       training: { epochs: 2, batchSize: 50, optimizer: { kind: 'adam', lr: 0.01 } },
     };
     writeFileSync(join(dir, 'cnn.yaml'), stringify(cfg));
     const out = join(dir, 'run');
-    const r = spawnSync('node', [...CLI, 'train', '--config', join(dir, 'cnn.yaml'), '--out', out], { encoding: 'utf8', env: { ...process.env, CIFAR100_DIR: CIFAR_DIR } });
+    const r = spawnSync('node', [...CLI, 'train', '--config', join(dir, 'cnn.yaml'), '--out', out], {
+      encoding: 'utf8',
+      env: { ...process.env, CIFAR100_DIR: CIFAR_DIR },
+    });
     expect(r.status, r.stderr).toBe(0);
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8'));
     const loaded = right(loadModel(join(out, 'model.json')));
@@ -71,18 +85,33 @@ describe('configs with a model spec', () => {
   });
 
   it('an interrupted spec run resumes from its checkpoint to the same history', async () => {
-    const c = right(decodeConfig({
-      name: 'bn-mlp', preset: 'defaults', seed: 2, backend: 'cpu', data: { labels: 'coarse', limitTrain: 400, limitTest: 100 },
-      model: { layers: [{ type: 'dense', units: 16 }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'dropout', rate: 0.2 }, { type: 'dense', units: 20 }] },
-      training: { epochs: 3, batchSize: 40, optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9 } },
-    }));
+    const c = right(
+      decodeConfig({
+        name: 'bn-mlp',
+        preset: 'defaults',
+        seed: 2,
+        backend: 'cpu',
+        data: { labels: 'coarse', limitTrain: 400, limitTest: 100 },
+        model: {
+          layers: [{ type: 'dense', units: 16 }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'dropout', rate: 0.2 }, { type: 'dense', units: 20 }],
+        },
+        training: { epochs: 3, batchSize: 40, optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9 } },
+      }),
+    );
     const full = right(await runExperiment(c, { outDir: mkdtempSync(join(tmpdir(), 'tapegrad-spec-')), plots: false, dataDir: CIFAR_DIR }));
     const dir = mkdtempSync(join(tmpdir(), 'tapegrad-spec-'));
     const ctl = new AbortController();
-    const part = right(await runExperiment(c, {
-      outDir: dir, plots: false, dataDir: CIFAR_DIR, signal: ctl.signal,
-      onEvent: (e) => { if (e.type === 'batch' && e.epoch === 2 && e.batch === 3) ctl.abort(); },
-    }));
+    const part = right(
+      await runExperiment(c, {
+        outDir: dir,
+        plots: false,
+        dataDir: CIFAR_DIR,
+        signal: ctl.signal,
+        onEvent: (e) => {
+          if (e.type === 'batch' && e.epoch === 2 && e.batch === 3) ctl.abort();
+        },
+      }),
+    );
     expect(part.interrupted).toBe(true);
     // The checkpoint holds the architecture beside the weights, optimizer state and batchNorm's statistics.
     const ck = JSON.parse(readFileSync(join(dir, 'checkpoint.json'), 'utf8'));

@@ -23,7 +23,11 @@ import { CIFAR_DIR } from '../data/location.js';
 import { requireSystem } from '../system.js';
 
 const haveRedis = spawnSync('redis-server', ['--version'], { stdio: 'ignore' }).status === 0;
-const ok = requireSystem({ suite: 'queue tests (test/experiments/queue.test.ts)', found: haveRedis, missing: 'redis-server not found: apt-get install redis-server' });
+const ok = requireSystem({
+  suite: 'queue tests (test/experiments/queue.test.ts)',
+  found: haveRedis,
+  missing: 'redis-server not found: apt-get install redis-server',
+});
 
 const REPO = resolve(import.meta.dirname, '../..');
 const NODE_ARGS = ['--import', pathToFileURL(join(REPO, 'node_modules/tsx/dist/loader.mjs')).href, join(REPO, 'src/cli/main.ts')];
@@ -45,35 +49,65 @@ sweep:
     training.optimizer.lr: [0.001, 0.005]
 `;
 
-const freePort = () => new Promise<number>((res, rej) => {
-  const s = createServer();
-  s.once('error', rej);
-  s.listen(0, '127.0.0.1', () => { const a = s.address(); s.close(() => res(typeof a === 'object' && a !== null ? a.port : 0)); });
-});
+const freePort = () =>
+  new Promise<number>((res, rej) => {
+    const s = createServer();
+    s.once('error', rej);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => res(typeof a === 'object' && a !== null ? a.port : 0));
+    });
+  });
 
 const started: ChildProcess[] = [];
-afterAll(() => { for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL'); });
+afterAll(() => {
+  for (const c of started) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+});
 
 /** A redis-server on `port` keeping its files in `dir`; resolves once it accepts connections. */
-const startRedis = (port: number, dir: string, extra: string[] = []) => new Promise<ChildProcess>((res, rej) => {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.push(child);
-  let out = '';
-  child.on('error', (e) => rej(new Error(`redis-server could not be started (${e.message}): the queue tests need a real Redis; install it (apt-get install redis-server, as .ci/run does)`)));
-  child.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (/Ready to accept connections/.test(out)) res(child); });
-  child.on('exit', (code) => rej(new Error(`redis-server exited (${code}) before it was ready: ${out.slice(-300)}`)));
-});
-const stopRedis = (child: ChildProcess) => new Promise<void>((res) => { child.once('exit', () => res()); child.kill('SIGTERM'); });
+const startRedis = (port: number, dir: string, extra: string[] = []) =>
+  new Promise<ChildProcess>((res, rej) => {
+    const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    started.push(child);
+    let out = '';
+    child.on('error', (e) =>
+      rej(
+        new Error(
+          `redis-server could not be started (${e.message}): the queue tests need a real Redis; install it (apt-get install redis-server, as .ci/run does)`,
+        ),
+      ),
+    );
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/Ready to accept connections/.test(out)) res(child);
+    });
+    child.on('exit', (code) => rej(new Error(`redis-server exited (${code}) before it was ready: ${out.slice(-300)}`)));
+  });
+const stopRedis = (child: ChildProcess) =>
+  new Promise<void>((res) => {
+    child.once('exit', () => res());
+    child.kill('SIGTERM');
+  });
 
 /** A long-lived CLI process (a worker) in its own working folder, its stderr gathered. */
-interface Proc { readonly child: ChildProcess; err: string; readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> }
+interface Proc {
+  readonly child: ChildProcess;
+  err: string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
 const startCli = (cwd: string, ...args: string[]): Proc => {
   mkdirSync(cwd, { recursive: true });
   const child = spawn('node', [...NODE_ARGS, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
   started.push(child);
   const p: Proc = { child, err: '', exited: new Promise((res) => child.on('exit', (code, signal) => res({ code, signal }))) };
-  child.stderr!.on('data', (d: Buffer) => { p.err += d.toString(); });
-  child.stdout!.on('data', (d: Buffer) => { p.err += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => {
+    p.err += d.toString();
+  });
+  child.stdout!.on('data', (d: Buffer) => {
+    p.err += d.toString();
+  });
   return p;
 };
 const cli = (cwd: string, ...args: string[]) => {
@@ -91,7 +125,12 @@ const until = async (what: string, ok: () => boolean, ms = 120_000): Promise<voi
 
 /** Worker flags: a lost worker's job is taken over within a few seconds. */
 const FAST = ['--lock-ms', '3000', '--stalled-ms', '1000'];
-const trainedLines = (logs: string[]) => logs.flatMap((l) => l.split('\n')).filter((l) => /: trained: /.test(l)).map((l) => l.split(':')[0]).sort();
+const trainedLines = (logs: string[]) =>
+  logs
+    .flatMap((l) => l.split('\n'))
+    .filter((l) => /: trained: /.test(l))
+    .map((l) => l.split(':')[0])
+    .sort();
 
 let root: string;
 let config: string;
@@ -183,10 +222,22 @@ describe.skipIf(!ok)('sweep --queue and tapegrad worker', () => {
     const url = `redis://127.0.0.1:${port}`;
     const { Queue } = await import('bullmq');
     const queue = new Queue(QUEUE_NAME, { connection: { host: '127.0.0.1', port } });
-    const job = (id: string, over: Partial<JobData>): Promise<unknown> => queue.add('run', {
-      format: 'tapegrad.job', sweepId: 'test', sweepDir: join(dir, 'nowhere'), row: 0, values: [1],
-      config: { name: 'x' }, version: tapegradVersion(), dataSha256: sum, ...over,
-    } satisfies JobData, { jobId: id, attempts: 3 });
+    const job = (id: string, over: Partial<JobData>): Promise<unknown> =>
+      queue.add(
+        'run',
+        {
+          format: 'tapegrad.job',
+          sweepId: 'test',
+          sweepDir: join(dir, 'nowhere'),
+          row: 0,
+          values: [1],
+          config: { name: 'x' },
+          version: tapegradVersion(),
+          dataSha256: sum,
+          ...over,
+        } satisfies JobData,
+        { jobId: id, attempts: 3 },
+      );
     const sum = await dataChecksum(CIFAR_DIR);
     await job('bad-config', { config: { name: 'x', training: { optimizer: { kind: 'momentum', lr: -1, momentum: 0.8 } } } });
     const w = startCli(join(dir, 'w'), 'worker', '--queue', url, ...FAST);
@@ -200,7 +251,9 @@ describe.skipIf(!ok)('sweep --queue and tapegrad worker', () => {
     const end = await w.exited;
     expect(end.code).toBe(1);
     const last = w.err.trim().split('\n').pop()!;
-    expect(last).toMatch(/^tapegrad: job other-version of .* was made by tapegrad 0\.0\.0-other for data [0-9a-f]{12}…, but this worker is tapegrad \d+\.\d+\.\d+ .*: start workers with the sweep's tapegrad version and data \(--data\); the job stays queued for them$/);
+    expect(last).toMatch(
+      /^tapegrad: job other-version of .* was made by tapegrad 0\.0\.0-other for data [0-9a-f]{12}…, but this worker is tapegrad \d+\.\d+\.\d+ .*: start workers with the sweep's tapegrad version and data \(--data\); the job stays queued for them$/,
+    );
     expect(['delayed', 'waiting']).toContain(await (await queue.getJob('other-version'))!.getState());
     await queue.close();
     await stopRedis(redis);
@@ -219,7 +272,11 @@ describe.skipIf(!ok)('sweep --queue and tapegrad worker', () => {
     const w = startCli(join(dir, 'w'), 'worker', '--queue', url, ...FAST);
     await until('the report', () => /report written: /.test(w.err));
     const report = readFileSync(join(out, 'report.md'), 'utf8');
-    const table = readFileSync(join(out, 'table7', 'table.md'), 'utf8').split('\n').slice(2).join('\n').trim();
+    const table = readFileSync(join(out, 'table7', 'table.md'), 'utf8')
+      .split('\n')
+      .slice(2)
+      .join('\n')
+      .trim();
     expect(report).toContain(table);
     expect(report).toMatch(/by `tapegrad worker` processes from a queue/);
     expect(report).toMatch(/## Table 1: mean and standard deviation/);

@@ -30,12 +30,20 @@ beforeAll(async () => {
 });
 
 const numbers = (t: Tree): number[][] => leaves(t).map((l) => [...l.toTypedArray()]);
-const stateValue = (s: FitState) => ({ ...s, params: numbers(s.params), optState: numbers(s.optState), best: s.best && { ...s.best, params: numbers(s.best.params) } });
+const stateValue = (s: FitState) => ({
+  ...s,
+  params: numbers(s.params),
+  optState: numbers(s.optState),
+  best: s.best && { ...s.best, params: numbers(s.best.params) },
+});
 
 /** Each file with the loader that reads it, as a plain comparable value or a Left. */
 const loaders: Record<string, (d: string) => E.Either<Error, unknown>> = {
   'checkpoint.json': (d) => E.map(stateValue)(loadCheckpoint(d, right(modelFor(c, 20)), c)),
-  'model.json': (d) => E.map((m: { params: Tree; model: { spec: unknown }; extra: unknown }) => ({ p: numbers(m.params), spec: m.model.spec, extra: m.extra }))(loadModel(join(d, 'model.json'))),
+  'model.json': (d) =>
+    E.map((m: { params: Tree; model: { spec: unknown }; extra: unknown }) => ({ p: numbers(m.params), spec: m.model.spec, extra: m.extra }))(
+      loadModel(join(d, 'model.json')),
+    ),
   'config.json': (d) => readRunConfig(d),
   'result.json': (d) => readFinishedRun(d) ?? E.left(new Error('no result')),
   'history.json': (d) => readFinishedRun(d) ?? E.left(new Error('no result')),
@@ -52,29 +60,37 @@ const stripDir = (v: unknown): unknown => (v !== null && typeof v === 'object' &
 describe('a corrupted run file is an error or the same value, never a crash or wrong numbers', () => {
   it('holds for random byte changes and truncations of every file', () => {
     const originals = Object.fromEntries(Object.entries(loaders).map(([f, load]) => [f, stripDir(right(load(dir)))]));
-    let refused = 0, same = 0;
-    fc.assert(fc.property(
-      fc.constantFrom(...Object.keys(loaders)),
-      fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 3 }),
-      fc.option(fc.nat(), { freq: 4 }),
-      (file, edits, cut) => {
-        const d = copyRun();
-        let bytes = readFileSync(join(d, file));
-        for (const e of edits) bytes[e.at % bytes.length] = e.byte;
-        if (cut !== null) bytes = bytes.subarray(0, cut % bytes.length);
-        writeFileSync(join(d, file), bytes);
-        let out: E.Either<Error, unknown>;
-        try { out = loaders[file]!(d); } catch (e) { throw new Error(`${file}: the loader threw instead of returning a Left: ${(e as Error).message}`); }
-        if (E.isLeft(out)) {
-          expect(out.left.message.split('\n')).toHaveLength(1);
-          expect(out.left.message).toContain(d);
-          refused++;
-        } else {
-          expect(stripDir(out.right)).toEqual(originals[file]);
-          same++;
-        }
-      },
-    ), { numRuns: 500, seed: 14 });
+    let refused = 0,
+      same = 0;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...Object.keys(loaders)),
+        fc.array(fc.record({ at: fc.nat(), byte: fc.integer({ min: 0, max: 255 }) }), { minLength: 1, maxLength: 3 }),
+        fc.option(fc.nat(), { freq: 4 }),
+        (file, edits, cut) => {
+          const d = copyRun();
+          let bytes = readFileSync(join(d, file));
+          for (const e of edits) bytes[e.at % bytes.length] = e.byte;
+          if (cut !== null) bytes = bytes.subarray(0, cut % bytes.length);
+          writeFileSync(join(d, file), bytes);
+          let out: E.Either<Error, unknown>;
+          try {
+            out = loaders[file]!(d);
+          } catch (e) {
+            throw new Error(`${file}: the loader threw instead of returning a Left: ${(e as Error).message}`);
+          }
+          if (E.isLeft(out)) {
+            expect(out.left.message.split('\n')).toHaveLength(1);
+            expect(out.left.message).toContain(d);
+            refused++;
+          } else {
+            expect(stripDir(out.right)).toEqual(originals[file]);
+            same++;
+          }
+        },
+      ),
+      { numRuns: 500, seed: 14 },
+    );
     // Nearly every random change is real corruption; the rare harmless one (a byte replaced by itself) reads back the same.
     expect(refused).toBeGreaterThan(400);
     expect(refused + same).toBe(500);
@@ -115,15 +131,35 @@ describe('checkpoints are checked beyond their checksum', () => {
   });
 
   it('an epoch that disagrees with the history is refused (999, -5, fewer than the history)', () => {
-    expect(refusal((o) => { o.epoch = 999; })).toMatch(/epoch 999 disagrees with its history of 2 epochs/);
-    expect(refusal((o) => { o.epoch = -5; })).toMatch(/epoch: expected/);
-    expect(refusal((o) => { o.epoch = 1; })).toMatch(/epoch 1 disagrees with its history of 2 epochs/);
-    expect(refusal((o) => { o.epoch = 5; o.history = [...o.history, ...o.history, o.history[0]].map((h: EditableJson, i: number) => ({ ...h, epoch: i + 1 })); }))
-      .toMatch(/epoch 5 is beyond the run's 2 epochs/);
+    expect(
+      refusal((o) => {
+        o.epoch = 999;
+      }),
+    ).toMatch(/epoch 999 disagrees with its history of 2 epochs/);
+    expect(
+      refusal((o) => {
+        o.epoch = -5;
+      }),
+    ).toMatch(/epoch: expected/);
+    expect(
+      refusal((o) => {
+        o.epoch = 1;
+      }),
+    ).toMatch(/epoch 1 disagrees with its history of 2 epochs/);
+    expect(
+      refusal((o) => {
+        o.epoch = 5;
+        o.history = [...o.history, ...o.history, o.history[0]].map((h: EditableJson, i: number) => ({ ...h, epoch: i + 1 }));
+      }),
+    ).toMatch(/epoch 5 is beyond the run's 2 epochs/);
   });
 
   it('repeated or reordered history epochs are refused', () => {
-    expect(refusal((o) => { o.history[1].epoch = 1; })).toMatch(/history entry 2 is epoch 1, expected 2/);
+    expect(
+      refusal((o) => {
+        o.history[1].epoch = 1;
+      }),
+    ).toMatch(/history entry 2 is epoch 1, expected 2/);
   });
 
   it('NaN weights are named as corruption, not as a diverged run', () => {
@@ -137,15 +173,32 @@ describe('checkpoints are checked beyond their checksum', () => {
   });
 
   it('a best epoch outside the history, and a stray key, are refused', () => {
-    expect(refusal((o) => { o.best.epoch = 7; })).toMatch(/best epoch 7 is outside epochs 1\.\.2/);
-    expect(refusal((o) => { o.extra = 1; })).toMatch(/unexpected key "extra"/);
+    expect(
+      refusal((o) => {
+        o.best.epoch = 7;
+      }),
+    ).toMatch(/best epoch 7 is outside epochs 1\.\.2/);
+    expect(
+      refusal((o) => {
+        o.extra = 1;
+      }),
+    ).toMatch(/unexpected key "extra"/);
   });
 });
 
 describe('results written before files were sealed', () => {
   const legacy = (r: RunResult) => ({
-    name: 'prop', valAccuracy: r.valAccuracy, testAccuracy: r.testAccuracy, testLoss: r.testLoss, bestEpoch: r.bestEpoch, stoppedAt: r.stoppedAt ?? null,
-    returnedEpoch: r.returnedEpoch, epochsRun: r.history.length, backend: 'cpu: old', seed: 0, seconds: 1.5,
+    name: 'prop',
+    valAccuracy: r.valAccuracy,
+    testAccuracy: r.testAccuracy,
+    testLoss: r.testLoss,
+    bestEpoch: r.bestEpoch,
+    stoppedAt: r.stoppedAt ?? null,
+    returnedEpoch: r.returnedEpoch,
+    epochsRun: r.history.length,
+    backend: 'cpu: old',
+    seed: 0,
+    seconds: 1.5,
   });
 
   it('are read back (an old sweep or report continues without redoing them)', () => {

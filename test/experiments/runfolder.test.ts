@@ -10,7 +10,16 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFil
 import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { checkNewFolder, claimFreshFolder, claimNewFolder, fsMessage, liveHolder, lockFolder, RUN_LOCK, sanitizeName } from '../../src/experiments/runfolder.js';
+import {
+  checkNewFolder,
+  claimFreshFolder,
+  claimNewFolder,
+  fsMessage,
+  liveHolder,
+  lockFolder,
+  RUN_LOCK,
+  sanitizeName,
+} from '../../src/experiments/runfolder.js';
 import { runStatus } from '../../src/experiments/run.js';
 import { sealJson } from '../../src/nn/index.js';
 import { left, right } from '../helpers.js';
@@ -111,7 +120,9 @@ describe('stale locks', () => {
   it("taking a folder's lock removes the temporaries of writers killed mid-write, and only theirs", () => {
     const dir = tmp();
     const dead = deadPid();
-    const mine = `.history.json.${process.pid}.tmp`, theirs = `.checkpoint.json.${dead}.tmp`, unrelated = 'notes.tmp';
+    const mine = `.history.json.${process.pid}.tmp`,
+      theirs = `.checkpoint.json.${dead}.tmp`,
+      unrelated = 'notes.tmp';
     for (const f of [mine, theirs, unrelated, 'checkpoint.json']) writeFileSync(join(dir, f), 'x');
     const lock = right(lockFolder(dir));
     expect(readdirSync(dir).sort()).toEqual(['checkpoint.json', mine, unrelated, RUN_LOCK].sort());
@@ -134,7 +145,10 @@ describe('runStatus', () => {
     writeFileSync(join(dir, 'checkpoint.json'), sealJson({ format: 'tapegrad.checkpoint', version: 2, epoch: 2 }));
     // history.json is plain JSON anyone can edit: the sealed checkpoint says how many epochs there are.
     writeFileSync(join(dir, 'history.json'), JSON.stringify([{ epoch: 1 }, { epoch: 2 }, { epoch: 3 }]));
-    expect(right(runStatus(dir))).toEqual({ status: 'killed', line: `${dir}: killed (its process ended without finishing) after 2 epochs; continue with: tapegrad train --resume ${dir}` });
+    expect(right(runStatus(dir))).toEqual({
+      status: 'killed',
+      line: `${dir}: killed (its process ended without finishing) after 2 epochs; continue with: tapegrad train --resume ${dir}`,
+    });
     expect(JSON.parse(readFileSync(join(dir, 'run.json'), 'utf8'))).toMatchObject({ seed: 0, status: 'killed', killedProcess: pid });
     expect(existsSync(join(dir, RUN_LOCK))).toBe(false);
 
@@ -151,10 +165,14 @@ describe('runStatus', () => {
     const dir = tmp();
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ status: 'interrupted' }));
     writeFileSync(join(dir, 'checkpoint.json'), sealJson({ format: 'tapegrad.checkpoint', version: 2, epoch: 2 }).replace('"epoch":2', '"epoch":9'));
-    expect(left(runStatus(dir)).message).toBe(`${join(dir, 'checkpoint.json')}: fails its checksum: the file was changed or corrupted after it was written: resuming it is refused; start the run again`);
+    expect(left(runStatus(dir)).message).toBe(
+      `${join(dir, 'checkpoint.json')}: fails its checksum: the file was changed or corrupted after it was written: resuming it is refused; start the run again`,
+    );
     // run.json edited to say finished, with no result to show for it.
     writeFileSync(join(dir, 'run.json'), JSON.stringify({ status: 'finished' }));
-    expect(left(runStatus(dir)).message).toBe(`${dir}: run.json says finished but the folder holds no result.json: it is damaged; continue it with tapegrad train --resume ${dir}`);
+    expect(left(runStatus(dir)).message).toBe(
+      `${dir}: run.json says finished but the folder holds no result.json: it is damaged; continue it with tapegrad train --resume ${dir}`,
+    );
     // A result.json that fails its checksum.
     writeFileSync(join(dir, 'result.json'), sealJson({ format: 'tapegrad.result', outcome: 'finished' }).replace('finished', 'finishe'));
     expect(left(runStatus(dir)).message).toMatch(new RegExp(`^${join(dir, 'result.json')}: fails its checksum`));

@@ -20,11 +20,17 @@ import { left, right } from '../helpers.js';
 const tmp = () => mkdtempSync(join(tmpdir(), 'tapegrad-sweeprel-'));
 const dataCache = new Map<string, CifarData>();
 const base = {
-  name: 'div', backend: 'cpu', model: { hidden: [8], activation: 'identity' }, data: { limitTrain: 600, limitTest: 100 },
+  name: 'div',
+  backend: 'cpu',
+  model: { hidden: [8], activation: 'identity' },
+  data: { limitTrain: 600, limitTest: 100 },
   training: { epochs: 2, optimizer: { kind: 'momentum', lr: 0.001, momentum: 0.8 } },
 };
 /** lr 1e30 overflows float32 within the first batches: the loss becomes non-finite in epoch 1. */
-const diverging = { ...base, sweep: { keys: ['training.optimizer.lr'], points: [[0.001], [1e30]], paper: [{ values: [1e30], valAccuracy: 5, earlyStop: 'did not converge' }] } } as RawConfig;
+const diverging = {
+  ...base,
+  sweep: { keys: ['training.optimizer.lr'], points: [[0.001], [1e30]], paper: [{ values: [1e30], valAccuracy: 5, earlyStop: 'did not converge' }] },
+} as RawConfig;
 const opts = { dataDir: CIFAR_DIR, plots: false, dataCache };
 const strip = <T extends { dir: string }>(rows: readonly T[]) => rows.map(({ dir: _d, ...r }) => r);
 
@@ -44,14 +50,23 @@ describe('a diverging grid point', () => {
 
     // A diverged run is a result: resuming or extending it is refused, naming why.
     for (const extra of [{}, { extendTo: 5, outDir: join(tmp(), 'more') }]) {
-      expect(left(await runExperiment(undefined, { ...opts, ...extra }, s.rows[1]!.dir)).message)
-        .toBe(`${s.rows[1]!.dir}: this run diverged (see its run.json); continuing it would diverge again: start a new run with a lower learning rate`);
+      expect(left(await runExperiment(undefined, { ...opts, ...extra }, s.rows[1]!.dir)).message).toBe(
+        `${s.rows[1]!.dir}: this run diverged (see its run.json); continuing it would diverge again: start a new run with a lower learning rate`,
+      );
     }
 
     // Continued (the table removed as if interrupted before it was written): nothing trains again, same rows.
     rmSync(join(dir, 'table.md'));
     let events = 0;
-    const again = right(await runSweep(diverging, { ...opts, outDir: dir, onEvent: () => { events++; } }));
+    const again = right(
+      await runSweep(diverging, {
+        ...opts,
+        outDir: dir,
+        onEvent: () => {
+          events++;
+        },
+      }),
+    );
     expect(events).toBe(0);
     expect(strip(again.rows)).toEqual(strip(s.rows));
     expect(existsSync(join(dir, 'table.md'))).toBe(true);
@@ -78,8 +93,9 @@ describe('continuing a sweep', () => {
     const s = right(await runSweep(diverging, { ...opts, outDir: dir }));
     rmSync(join(dir, 'table.md'));
     const more = setPath(diverging, 'training.epochs', 3) as RawConfig;
-    expect(left(await runSweep(more, { ...opts, outDir: dir })).message)
-      .toBe(`${dir} holds a sweep of another config (config.training.epochs: 2 there, 3 now): continue it with the same config and flags, or choose another --out`);
+    expect(left(await runSweep(more, { ...opts, outDir: dir })).message).toBe(
+      `${dir} holds a sweep of another config (config.training.epochs: 2 there, 3 now): continue it with the same config and flags, or choose another --out`,
+    );
     const result = join(s.rows[0]!.dir, 'result.json');
     writeFileSync(result, readFileSync(result, 'utf8').slice(0, 100));
     const m = left(await runSweep(diverging, { ...opts, outDir: dir })).message;
@@ -96,10 +112,12 @@ describe('continuing a sweep', () => {
     expect(right([a, b].find(E.isRight)!).rows).toHaveLength(2);
   });
 
-  it('into a folder of someone else\'s files is refused, and the files stay', async () => {
+  it("into a folder of someone else's files is refused, and the files stay", async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'notes.txt'), 'mine');
-    expect(left(await runSweep(diverging, { ...opts, outDir: dir })).message).toMatch(/is not empty and is not a tapegrad sweep folder \(it holds notes\.txt\)/);
+    expect(left(await runSweep(diverging, { ...opts, outDir: dir })).message).toMatch(
+      /is not empty and is not a tapegrad sweep folder \(it holds notes\.txt\)/,
+    );
     expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine');
   });
 });
@@ -126,7 +144,13 @@ describe('a run that fails mid-way', () => {
   it('returns one line, records failed with the error in run.json (keeping its seed), and frees its folder', async () => {
     const c2 = right(decodeConfig({ ...base, name: 'fails', seed: 7 }));
     const out = join(tmp(), 'fails');
-    const r = await runExperiment(c2, { ...opts, outDir: out, onEvent: (e) => { if (e.type === 'epoch') throw new Error('the listener broke\nsecond line'); } });
+    const r = await runExperiment(c2, {
+      ...opts,
+      outDir: out,
+      onEvent: (e) => {
+        if (e.type === 'epoch') throw new Error('the listener broke\nsecond line');
+      },
+    });
     expect(left(r).message).toBe('the listener broke');
     expect(JSON.parse(readFileSync(join(out, 'run.json'), 'utf8'))).toMatchObject({ status: 'failed', seed: 7, error: 'the listener broke\nsecond line' });
     expect(existsSync(join(out, 'run.lock'))).toBe(false);
@@ -148,13 +172,17 @@ describe('extending a run with more epochs', () => {
     expect(readFileSync(join(two.dir, 'result.json'), 'utf8')).toBe(before);
     expect(JSON.parse(readFileSync(join(ext.dir, 'run.json'), 'utf8'))).toMatchObject({ extends: two.dir, resumedFromEpoch: 2, status: 'finished' });
     // Fewer epochs than already trained cannot extend anything.
-    expect(left(await runExperiment(undefined, { ...opts, extendTo: 2, outDir: join(root, 'less') }, three.dir)).message).toMatch(/already trained 3 epochs: --epochs 2 must be more than that/);
+    expect(left(await runExperiment(undefined, { ...opts, extendTo: 2, outDir: join(root, 'less') }, three.dir)).message).toMatch(
+      /already trained 3 epochs: --epochs 2 must be more than that/,
+    );
   });
 
   it('a finished run resumed without --epochs is refused, naming how to extend it', async () => {
     const c2 = right(decodeConfig({ ...base, name: 'fin' }));
     const r = right(await runExperiment(c2, { ...opts, outDir: join(tmp(), 'fin') }));
     expect(E.isLeft(await runExperiment(undefined, opts, r.dir))).toBe(true);
-    expect(left(await runExperiment(undefined, opts, r.dir)).message).toBe(`${r.dir}: this run already finished; nothing to resume (to train it further, add --epochs N: a new folder continues it from its last epoch)`);
+    expect(left(await runExperiment(undefined, opts, r.dir)).message).toBe(
+      `${r.dir}: this run already finished; nothing to resume (to train it further, add --epochs N: a new folder continues it from its last epoch)`,
+    );
   });
 });

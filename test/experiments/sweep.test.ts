@@ -16,17 +16,35 @@ import { CIFAR_DIR } from '../data/location.js';
 
 const quick = (file: string): RawConfig => {
   let c = right(readRawConfig(file));
-  for (const [k, v] of [['training.epochs', 2], ['data.limitTrain', 600], ['data.limitTest', 200], ['backend', 'cpu']] as const) c = setPath(c, k, v) as RawConfig;
+  for (const [k, v] of [
+    ['training.epochs', 2],
+    ['data.limitTrain', 600],
+    ['data.limitTest', 200],
+    ['backend', 'cpu'],
+  ] as const)
+    c = setPath(c, k, v) as RawConfig;
   return c;
 };
 
 describe('sweeps', () => {
   it('a grid expands with the last key fastest; points are taken as listed', () => {
     const t3 = expandGrid(right(readRawConfig('examples/configs/table3.yaml')));
-    expect(t3.map((c) => c.values)).toEqual([[0.7, 0.001], [0.7, 0.005], [0.8, 0.001], [0.8, 0.005], [0.9, 0.001], [0.9, 0.005]]);
+    expect(t3.map((c) => c.values)).toEqual([
+      [0.7, 0.001],
+      [0.7, 0.005],
+      [0.8, 0.001],
+      [0.8, 0.005],
+      [0.9, 0.001],
+      [0.9, 0.005],
+    ]);
     expect((t3[3]!.config.training as { optimizer: { lr: number; momentum: number } }).optimizer).toMatchObject({ momentum: 0.8, lr: 0.005 });
     const t5 = expandGrid(right(readRawConfig('examples/configs/table5.yaml')));
-    expect(t5.map((c) => c.values)).toEqual([['relu', 0.001], ['relu', 0.005], ['sigmoid', 0.005], ['sigmoid', 0.05]]);
+    expect(t5.map((c) => c.values)).toEqual([
+      ['relu', 0.001],
+      ['relu', 0.005],
+      ['sigmoid', 0.005],
+      ['sigmoid', 0.05],
+    ]);
   });
 
   it('an interrupted sweep continues to the same table as an uninterrupted one', async () => {
@@ -36,7 +54,16 @@ describe('sweeps', () => {
 
     const dir = join(mkdtempSync(join(tmpdir(), 'sweep-')), 'part');
     const ctl = new AbortController();
-    const first = right(await runSweep(cfg, { ...opts, outDir: dir, signal: ctl.signal, onEvent: (e) => { if (e.type === 'batch' && e.batch === 2 && e.epoch === 2) ctl.abort(); } }));
+    const first = right(
+      await runSweep(cfg, {
+        ...opts,
+        outDir: dir,
+        signal: ctl.signal,
+        onEvent: (e) => {
+          if (e.type === 'batch' && e.batch === 2 && e.epoch === 2) ctl.abort();
+        },
+      }),
+    );
     expect(first.interrupted).toBe(true);
     const second = await runSweep(cfg, { ...opts, outDir: dir });
     expect(E.isRight(second)).toBe(true);
@@ -53,7 +80,16 @@ describe('sweeps', () => {
     const before = stamp();
     expect(E.isLeft(await runSweep(cfg, { ...opts, outDir: dir }))).toBe(true);
     let events = 0;
-    const again = right(await runSweep(cfg, { ...opts, outDir: dir, reuseFinished: true, onEvent: () => { events++; } }));
+    const again = right(
+      await runSweep(cfg, {
+        ...opts,
+        outDir: dir,
+        reuseFinished: true,
+        onEvent: () => {
+          events++;
+        },
+      }),
+    );
     expect(again.rows.map(({ dir: _d, ...r }) => r)).toEqual(first.rows.map(({ dir: _d, ...r }) => r));
     expect(events).toBe(0);
     expect(stamp()).toEqual(before);
@@ -79,10 +115,17 @@ describe('sweeps', () => {
     const ctl = new AbortController();
     const stopping = createRunPool(2, { ...opts, signal: ctl.signal });
     try {
-      const first = right(await runSweep(cfg, {
-        ...opts, pool: stopping, outDir: dir, signal: ctl.signal,
-        onRunEvent: (_i, _n, _v, e) => { if (e.type === 'epoch' && e.record.epoch === 1) ctl.abort(); },
-      }));
+      const first = right(
+        await runSweep(cfg, {
+          ...opts,
+          pool: stopping,
+          outDir: dir,
+          signal: ctl.signal,
+          onRunEvent: (_i, _n, _v, e) => {
+            if (e.type === 'epoch' && e.record.epoch === 1) ctl.abort();
+          },
+        }),
+      );
       expect(first.interrupted).toBe(true);
     } finally {
       await stopping.close();

@@ -16,7 +16,12 @@ vi.stubEnv('TAPEGRAD_BLAS', 'none');
 describe("the report's Table 2", () => {
   it('numerical and backprop gradients agree to O(ε²) on a real minibatch', () => {
     const train = right(readCifar100(CIFAR_DIR, 'train'));
-    const batch = cifarSet(train, Int32Array.from({ length: 128 }, (_, i) => i), 'coarse', 'per-image');
+    const batch = cifarSet(
+      train,
+      Int32Array.from({ length: 128 }, (_, i) => i),
+      'coarse',
+      'per-image',
+    );
     const { x, y } = sliceRows(batch, 0, 128);
     const rows = paperGradientCheck(x, y, { seed: 1 });
     expect(rows.map((r) => r.weightType)).toEqual(['Output bias', 'Hidden bias', 'Hidden to output', 'Hidden to output', 'Input to hidden', 'Input to hidden']);

@@ -16,15 +16,18 @@ const message = (v: unknown): string => {
 
 describe('describeErrors through decodeConfig', () => {
   it('names the key of a bad optimizer value, and NaN as NaN', () => {
-    expect(message({ name: 'x', training: { optimizer: { kind: 'momentum', lr: NaN, momentum: 0.8 } } }))
-      .toBe('c.yaml: invalid config: training.optimizer.lr: expected a positive number, got NaN');
-    expect(message({ name: 'x', training: { optimizer: { kind: 'sgd', lr: -Infinity } } }))
-      .toBe('c.yaml: invalid config: training.optimizer.lr: expected a positive number, got -Infinity');
+    expect(message({ name: 'x', training: { optimizer: { kind: 'momentum', lr: NaN, momentum: 0.8 } } })).toBe(
+      'c.yaml: invalid config: training.optimizer.lr: expected a positive number, got NaN',
+    );
+    expect(message({ name: 'x', training: { optimizer: { kind: 'sgd', lr: -Infinity } } })).toBe(
+      'c.yaml: invalid config: training.optimizer.lr: expected a positive number, got -Infinity',
+    );
   });
 
   it('an unknown optimizer kind names the kinds, not a kilobyte of io-ts type', () => {
-    expect(message({ name: 'x', training: { optimizer: { kind: 'rmsprop', lr: 0.1 } } }))
-      .toBe('c.yaml: invalid config: training.optimizer.kind: expected one of "sgd", "momentum", "adam", got "rmsprop"');
+    expect(message({ name: 'x', training: { optimizer: { kind: 'rmsprop', lr: 0.1 } } })).toBe(
+      'c.yaml: invalid config: training.optimizer.kind: expected one of "sgd", "momentum", "adam", got "rmsprop"',
+    );
   });
 
   it('list positions are written as indices; the member of a union the value was meant for speaks', () => {
@@ -41,7 +44,9 @@ describe('describeErrors through decodeConfig', () => {
   it('several problems stay on one line', () => {
     const m = message({ name: 'x', seed: -1, data: { trainFraction: 2 } });
     expect(m.split('\n')).toHaveLength(1);
-    expect(m).toBe('c.yaml: invalid config: seed: expected an integer from 0 to 4294967295, got -1; data.trainFraction: expected a number strictly between 0 and 1, got 2');
+    expect(m).toBe(
+      'c.yaml: invalid config: seed: expected an integer from 0 to 4294967295, got -1; data.trainFraction: expected a number strictly between 0 and 1, got 2',
+    );
   });
 });
 

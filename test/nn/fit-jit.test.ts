@@ -22,7 +22,10 @@ const dataOf = (be: Backend, n: number, features: number, classes: number) => {
   const x = key.normal([n, features], 'float32', 0, 1, 'reference').toTypedArray() as Float32Array;
   const y = Uint8Array.from({ length: n }, (_, i) => (i * 7 + 3) % classes);
   const cut = Math.floor(n * 0.8);
-  return { train: denseSet(x.slice(0, cut * features), y.slice(0, cut), features, classes, be), val: denseSet(x.slice(cut * features), y.slice(cut), features, classes, be) };
+  return {
+    train: denseSet(x.slice(0, cut * features), y.slice(0, cut), features, classes, be),
+    val: denseSet(x.slice(cut * features), y.slice(cut), features, classes, be),
+  };
 };
 
 type AnyModel = ReturnType<typeof mlp>;
@@ -30,7 +33,16 @@ const both = (model: AnyModel, be: Backend, data: ReturnType<typeof dataOf>, opt
   const run = (jit: boolean) => {
     const events: FitEvent[] = [];
     // withBackend: the initial weights and the layers' state (batchNorm) are made there too.
-    const r = withBackend(be, () => fit(model, model.layer.init(new Key(0)) as never, data, { ...opts, backend: be, jit, onEvent: (e) => { if (e.type !== 'batch' && e.type !== 'epoch') events.push(e); } }));
+    const r = withBackend(be, () =>
+      fit(model, model.layer.init(new Key(0)) as never, data, {
+        ...opts,
+        backend: be,
+        jit,
+        onEvent: (e) => {
+          if (e.type !== 'batch' && e.type !== 'epoch') events.push(e);
+        },
+      }),
+    );
     if (E.isLeft(r)) throw r.left;
     return { r: r.right, events };
   };
@@ -40,12 +52,14 @@ const both = (model: AnyModel, be: Backend, data: ReturnType<typeof dataOf>, opt
 const expectSame = (a: ReturnType<typeof both>['eager'], b: ReturnType<typeof both>['eager']) => {
   const strip = (h: readonly { seconds: number }[]) => h.map(({ seconds: _s, ...rest }) => rest);
   expect(strip(b.r.history)).toEqual(strip(a.r.history));
-  const pa = leaves(a.r.params as Tree), pb = leaves(b.r.params as Tree);
+  const pa = leaves(a.r.params as Tree),
+    pb = leaves(b.r.params as Tree);
   expect(pb.length).toBe(pa.length);
   pa.forEach((t, i) => {
     expect(bits(pb[i]!)).toEqual(bits(t));
   });
-  const sa = leaves(a.r.layerState as Tree), sb = leaves(b.r.layerState as Tree);
+  const sa = leaves(a.r.layerState as Tree),
+    sb = leaves(b.r.layerState as Tree);
   sa.forEach((t, i) => {
     expect(bits(sb[i]!)).toEqual(bits(t));
   });
@@ -60,7 +74,12 @@ describe('fit: jitted steps equal eager steps bit for bit', () => {
     const model = mlp([3072, 128, 20], { activation: 'relu', init: 'glorot-uniform' });
     const data = dataOf(be, 300, 3072, 20);
     const { eager, jitted } = both(model, be, data, {
-      epochs: 2, batchSize: 100, shuffle: true, seed: 4, optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.8 }, l2: { lambda: 0.01, mode: 'loss', includeBias: false },
+      epochs: 2,
+      batchSize: 100,
+      shuffle: true,
+      seed: 4,
+      optimizer: { kind: 'momentum', lr: 0.01, momentum: 0.8 },
+      l2: { lambda: 0.01, mode: 'loss', includeBias: false },
     });
     expect(jitted.events[0]).toMatchObject({ type: 'start', step: { path: 'jit' } });
     expect(jitted.events.some((e) => e.type === 'stepPath')).toBe(false);
@@ -69,12 +88,18 @@ describe('fit: jitted steps equal eager steps bit for bit', () => {
     if (be.name === 'cpu') be.dispose();
   });
 
-  const coarse = (parse(readFileSync(new URL('../../examples/configs/cnn-coarse.yaml', import.meta.url), 'utf8')) as { model: Omit<SequentialSpec, 'kind'> }).model;
+  const coarse = (parse(readFileSync(new URL('../../examples/configs/cnn-coarse.yaml', import.meta.url), 'utf8')) as { model: Omit<SequentialSpec, 'kind'> })
+    .model;
   const spec: SequentialSpec = { kind: 'sequential', ...coarse } as SequentialSpec;
   const noDropout: SequentialSpec = { ...spec, layers: spec.layers.filter((l) => l.type !== 'dropout') };
   const cnnOpts: FitOptions = {
-    epochs: 2, batchSize: 16, shuffle: true, seed: 1, optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.0005 },
-    schedule: { kind: 'cosine', warmupEpochs: 1 }, l2: { lambda: 0, mode: 'loss', includeBias: false },
+    epochs: 2,
+    batchSize: 16,
+    shuffle: true,
+    seed: 1,
+    optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 0.0005 },
+    schedule: { kind: 'cosine', warmupEpochs: 1 },
+    l2: { lambda: 0, mode: 'loss', includeBias: false },
   };
 
   it("cnn-coarse's network without its dropout: conv, batchNorm (state), ReLU, max pool, Nesterov, cosine, 2 epochs on cpu", () => {
@@ -86,7 +111,7 @@ describe('fit: jitted steps equal eager steps bit for bit', () => {
     be.dispose();
   });
 
-  it('cnn-coarse as configured (dropout 0.3, its masks drawn from each step\'s key): jitted, the eager numbers', () => {
+  it("cnn-coarse as configured (dropout 0.3, its masks drawn from each step's key): jitted, the eager numbers", () => {
     const be = createCpuBackend({ threads: 1 });
     const { eager, jitted } = both(modelFromSpec(spec) as unknown as AnyModel, be, dataOf(be, 40, 3072, 20), { ...cnnOpts, epochs: 2 });
     expect(jitted.events[0]).toMatchObject({ type: 'start', step: { path: 'jit' } });
@@ -99,8 +124,20 @@ describe('fit: jitted steps equal eager steps bit for bit', () => {
     const be = backend('reference');
     const model = mlp([8, 4, 3], { activation: 'tanh' });
     // A layer whose forward branches on data (a host read): no program can hold it.
-    const peeking = { ...model, layer: { ...model.layer, apply: (p: never, x: Tensor, ...rest: never[]) => (x.toArray() && (model.layer.apply as (...a: unknown[]) => Tensor)(p, x, ...rest)) } };
-    const { eager, jitted } = both(peeking as unknown as AnyModel, be, dataOf(be, 30, 8, 3), { epochs: 1, batchSize: 10, shuffle: false, seed: 0, optimizer: { kind: 'sgd', lr: 0.1 } });
+    const peeking = {
+      ...model,
+      layer: {
+        ...model.layer,
+        apply: (p: never, x: Tensor, ...rest: never[]) => x.toArray() && (model.layer.apply as (...a: unknown[]) => Tensor)(p, x, ...rest),
+      },
+    };
+    const { eager, jitted } = both(peeking as unknown as AnyModel, be, dataOf(be, 30, 8, 3), {
+      epochs: 1,
+      batchSize: 10,
+      shuffle: false,
+      seed: 0,
+      optimizer: { kind: 'sgd', lr: 0.1 },
+    });
     const fallback = jitted.events.find((e) => e.type === 'stepPath');
     expect(fallback).toMatchObject({ type: 'stepPath', step: { path: 'eager' } });
     expect(fallback?.type === 'stepPath' && fallback.step.reason).toMatch(/cannot be read inside a jitted function/);

@@ -5,7 +5,20 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Key } from '../../src/core/index.js';
 import { denseSet, type LabeledSet } from '../../src/data/index.js';
-import { accuracy, confusionMatrix, evaluate, fit, loadModel, mlp, perClassAccuracy, saveModel, shouldStop, topKAccuracy, type FitOptions, type FitEvent } from '../../src/nn/index.js';
+import {
+  accuracy,
+  confusionMatrix,
+  evaluate,
+  fit,
+  loadModel,
+  mlp,
+  perClassAccuracy,
+  saveModel,
+  shouldStop,
+  topKAccuracy,
+  type FitOptions,
+  type FitEvent,
+} from '../../src/nn/index.js';
 import { sealJson } from '../../src/nn/serialize.js';
 import { t64 } from '../helpers.js';
 import { left, right } from '../helpers.js';
@@ -18,12 +31,20 @@ const blobs = (n: number, seed: number, shuffleLabels = false): LabeledSet => {
   const y = Uint8Array.from({ length: n }, (_, i) => i % 3);
   const x = new Float32Array(n * 8);
   for (let i = 0; i < n; i++) for (let j = 0; j < 8; j++) x[i * 8 + j] = 1.5 * centers[y[i]! * 8 + j]! + noise[i * 8 + j]!;
-  if (shuffleLabels) { const p = key.fold('labels').permutation(n); const y2 = y.slice(); for (let i = 0; i < n; i++) y[i] = y2[p[i]!]!; }
+  if (shuffleLabels) {
+    const p = key.fold('labels').permutation(n);
+    const y2 = y.slice();
+    for (let i = 0; i < n; i++) y[i] = y2[p[i]!]!;
+  }
   return denseSet(x, y, 8, 3);
 };
 
 const base: FitOptions = {
-  epochs: 8, batchSize: 16, optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9 }, shuffle: true, seed: 3,
+  epochs: 8,
+  batchSize: 16,
+  optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9 },
+  shuffle: true,
+  seed: 3,
 };
 
 describe('fit', () => {
@@ -74,7 +95,11 @@ describe('fit', () => {
   it('returns a Left naming each bad input it can see, never throwing or training on it', () => {
     const run = (d: typeof data, o: Partial<FitOptions>) => {
       let r: ReturnType<typeof fit>;
-      try { r = fit(model, init, d, { ...base, ...o }); } catch (e) { throw new Error(`fit threw instead of returning a Left: ${(e as Error).message}`); }
+      try {
+        r = fit(model, init, d, { ...base, ...o });
+      } catch (e) {
+        throw new Error(`fit threw instead of returning a Left: ${(e as Error).message}`);
+      }
       return left(r).message;
     };
     expect(run(data, { batchSize: 0 })).toBe('batchSize must be a positive integer, got 0');
@@ -83,19 +108,33 @@ describe('fit', () => {
     expect(run(data, { seed: 0.5 })).toBe('seed must be an integer, got 0.5');
     expect(run(data, { optimizer: { kind: 'sgd', lr: NaN } })).toBe('optimizer.lr must be a finite number ≥ 0, got NaN');
     const rows = (set: LabeledSet, n: number) => set.gather(Int32Array.from({ length: n }, (_, i) => i)).toTypedArray() as Float32Array;
-    expect(run({ ...data, train: denseSet(new Float32Array(0), new Uint8Array(0), 8, 3) }, {})).toBe('the training set is empty: give fit at least one training row');
+    expect(run({ ...data, train: denseSet(new Float32Array(0), new Uint8Array(0), 8, 3) }, {})).toBe(
+      'the training set is empty: give fit at least one training row',
+    );
     const y = data.train.y.slice();
     y[7] = 3;
-    expect(run({ ...data, train: denseSet(rows(data.train, 300), y, 8, 3) }, {})).toBe('training row 7 has label 3, not a class of 0..2: fix the labels or the set\'s class count');
+    expect(run({ ...data, train: denseSet(rows(data.train, 300), y, 8, 3) }, {})).toBe(
+      "training row 7 has label 3, not a class of 0..2: fix the labels or the set's class count",
+    );
     const xv = rows(data.val, 90);
     xv[50 * 8 + 5] = NaN;
-    expect(run({ ...data, val: denseSet(xv, data.val.y, 8, 3) }, {})).toBe('validation row 50 holds NaN (feature 5): every validation loss would be NaN; clean or drop that row');
+    expect(run({ ...data, val: denseSet(xv, data.val.y, 8, 3) }, {})).toBe(
+      'validation row 50 holds NaN (feature 5): every validation loss would be NaN; clean or drop that row',
+    );
   });
 
   it('an interrupted run resumes to the same history as an uninterrupted one', () => {
     const full = right(fit(model, init, data, base));
     const ctl = new AbortController();
-    const part = right(fit(model, init, data, { ...base, signal: ctl.signal, onEvent: (e) => { if (e.type === 'batch' && e.epoch === 4 && e.batch === 5) ctl.abort(); } }));
+    const part = right(
+      fit(model, init, data, {
+        ...base,
+        signal: ctl.signal,
+        onEvent: (e) => {
+          if (e.type === 'batch' && e.epoch === 4 && e.batch === 5) ctl.abort();
+        },
+      }),
+    );
     expect(part.interrupted).toBe(true);
     expect(part.history).toHaveLength(3);
     const resumed = right(fit(model, init, data, { ...base, resume: part.state }));
@@ -114,7 +153,7 @@ describe('early stopping', () => {
     expect(fired).toEqual([false, false, false, false, false, false, false, true]);
   });
 
-  it("the no-improvement rule fires after `patience` epochs without a new best", () => {
+  it('the no-improvement rule fires after `patience` epochs without a new best', () => {
     const rule = { patience: 2, rule: 'no-improvement' as const, restoreBest: 'always' as const };
     const seq = [1.0, 0.9, 0.95, 0.91, 0.8];
     // Epoch 4 is the second without beating 0.9; epoch 5 (0.8) is a new best.
@@ -149,7 +188,11 @@ describe('metrics', () => {
     expect(topKAccuracy(scores, [1, 0, 0], 2)).toBeCloseTo(2 / 3, 12);
     expect(topKAccuracy(scores, [1, 0, 0], 3)).toBe(1);
     const cm = confusionMatrix([1, 0, 2], [1, 0, 0], 3);
-    expect(cm).toEqual([[1, 0, 1], [0, 1, 0], [0, 0, 0]]);
+    expect(cm).toEqual([
+      [1, 0, 1],
+      [0, 1, 0],
+      [0, 0, 0],
+    ]);
     expect(perClassAccuracy(cm).slice(0, 2)).toEqual([0.5, 1]);
   });
 });

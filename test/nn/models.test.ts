@@ -11,8 +11,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
-  activation, add, customVjp, dense, evaluate, fit, fromArray, Key, loadCifar100, loadModel, matmul, modelFromSpec, mul, saveModel,
-  sequential, sub, tanh, type FitOptions, type Layer, type SequentialSpec, type Tensor,
+  activation,
+  add,
+  customVjp,
+  dense,
+  evaluate,
+  fit,
+  fromArray,
+  Key,
+  loadCifar100,
+  loadModel,
+  matmul,
+  modelFromSpec,
+  mul,
+  saveModel,
+  sequential,
+  sub,
+  tanh,
+  type FitOptions,
+  type Layer,
+  type SequentialSpec,
+  type Tensor,
 } from '../../src/index.js';
 import { right } from '../helpers.js';
 import { CIFAR_DIR } from '../data/location.js';
@@ -22,7 +41,11 @@ const { train, val, test } = data;
 const dir = mkdtempSync(join(tmpdir(), 'tapegrad-models-'));
 
 const opts: FitOptions = {
-  epochs: 3, batchSize: 50, seed: 0, shuffle: true, optimizer: { kind: 'adam', lr: 0.003 },
+  epochs: 3,
+  batchSize: 50,
+  seed: 0,
+  shuffle: true,
+  optimizer: { kind: 'adam', lr: 0.003 },
   l2: { lambda: 1e-4, mode: 'loss', includeBias: false },
 };
 
@@ -49,24 +72,34 @@ const roundTrip = (name: string, spec: SequentialSpec) => {
 describe('models from specs, end to end on CIFAR-100', () => {
   it('a residual MLP with layerNorm (and dropout, gelu)', () => {
     roundTrip('residual-mlp', {
-      kind: 'sequential', input: [3072],
+      kind: 'sequential',
+      input: [3072],
       layers: [
-        { type: 'dense', units: 64 }, { type: 'relu' },
+        { type: 'dense', units: 64 },
+        { type: 'relu' },
         { type: 'residual', layers: [{ type: 'layerNorm' }, { type: 'dense', units: 64 }, { type: 'gelu' }, { type: 'dropout', rate: 0.1 }] },
         { type: 'residual', layers: [{ type: 'layerNorm' }, { type: 'dense', units: 64 }, { type: 'tanh' }] },
-        { type: 'layerNorm' }, { type: 'dense', units: 20 },
+        { type: 'layerNorm' },
+        { type: 'dense', units: 20 },
       ],
     });
   });
 
   it('a CNN: conv → pool → conv → pool → dense, with batchNorm state saved and restored', () => {
     const { r } = roundTrip('cnn', {
-      kind: 'sequential', input: [3, 32, 32],
+      kind: 'sequential',
+      input: [3, 32, 32],
       layers: [
         { type: 'avgPool2d', size: 2 }, // 16×16: keeps the test fast on two cores
-        { type: 'conv2d', filters: 8, kernel: 3, padding: 1 }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'maxPool2d', size: 2 },
-        { type: 'conv2d', filters: 8, kernel: 3, padding: 1 }, { type: 'relu' }, { type: 'maxPool2d', size: 2 },
-        { type: 'flatten' }, { type: 'dense', units: 20 },
+        { type: 'conv2d', filters: 8, kernel: 3, padding: 1 },
+        { type: 'batchNorm' },
+        { type: 'relu' },
+        { type: 'maxPool2d', size: 2 },
+        { type: 'conv2d', filters: 8, kernel: 3, padding: 1 },
+        { type: 'relu' },
+        { type: 'maxPool2d', size: 2 },
+        { type: 'flatten' },
+        { type: 'dense', units: 20 },
       ],
     });
     // The running statistics moved away from their initial (0, 1).
@@ -81,14 +114,31 @@ describe('a layer written in code, on a user-defined primitive', () => {
   // softsign(x) = x / (1 + |x|), its VJP 1 / (1 + |x|)², declared by hand.
   const softsign = customVjp<[Tensor]>(
     'softsign',
-    ([x]) => { const a = x.toTypedArray().map((v) => v / (1 + Math.abs(v))); return right(fromData(a, x)); },
-    (ct, [x]) => { const d = x.toTypedArray().map((v) => 1 / (1 + Math.abs(v)) ** 2); return [mul(ct, right(fromData(d, x)))]; },
+    ([x]) => {
+      const a = x.toTypedArray().map((v) => v / (1 + Math.abs(v)));
+      return right(fromData(a, x));
+    },
+    (ct, [x]) => {
+      const d = x.toTypedArray().map((v) => 1 / (1 + Math.abs(v)) ** 2);
+      return [mul(ct, right(fromData(d, x)))];
+    },
   );
-  interface Gated { readonly w: Tensor; readonly b: Tensor; readonly gate: Tensor }
+  interface Gated {
+    readonly w: Tensor;
+    readonly b: Tensor;
+    readonly gate: Tensor;
+  }
   const gatedSoftsign = (nIn: number, nOut: number): Layer<Gated> => ({
     describe: `gatedSoftsign(${nIn} → ${nOut})`,
-    init: (key) => ({ w: key.uniform([nIn, nOut], -Math.sqrt(6 / nIn), Math.sqrt(6 / nIn)), b: key.fold('b').uniform([nOut], -0.01, 0.01), gate: key.fold('g').uniform([nOut], 0.5, 1) }),
-    apply: (p, x) => { const z = add(matmul(x, p.w), p.b); return add(mul(softsign(z), p.gate), mul(tanh(z), sub(1, p.gate))); },
+    init: (key) => ({
+      w: key.uniform([nIn, nOut], -Math.sqrt(6 / nIn), Math.sqrt(6 / nIn)),
+      b: key.fold('b').uniform([nOut], -0.01, 0.01),
+      gate: key.fold('g').uniform([nOut], 0.5, 1),
+    }),
+    apply: (p, x) => {
+      const z = add(matmul(x, p.w), p.b);
+      return add(mul(softsign(z), p.gate), mul(tanh(z), sub(1, p.gate)));
+    },
     roles: () => ['bias', 'other', 'weight'], // leaves sorted: b, gate, w
   });
 

@@ -43,12 +43,16 @@ describe('optimizers equal hand-computed updates', () => {
     const o = adam({ lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8 });
     const s1 = o.step(o.init(p0), p0, g1);
     // t=1: m̂ = g, v̂ = g², step = lr g / (|g| + eps) ≈ lr·sign(g)
-    expectAllClose(vals(s1.params), [1 - 0.01 * 0.5 / (0.5 + 1e-8), -2 - 0.01 * 0.25 / (0.25 + 1e-8)], 1e-14);
+    expectAllClose(vals(s1.params), [1 - (0.01 * 0.5) / (0.5 + 1e-8), -2 - (0.01 * 0.25) / (0.25 + 1e-8)], 1e-14);
     const s2 = o.step(s1.state, s1.params, g2);
     const m = [0.9 * 0.05 + 0.1 * -1, 0.9 * 0.025 + 0.1 * 2].map((x) => x / (1 - 0.81));
     const v = [0.999 * 0.001 * 0.25 + 0.001 * 1, 0.999 * 0.001 * 0.0625 + 0.001 * 4].map((x) => x / (1 - 0.999 ** 2));
     const p1 = vals(s1.params);
-    expectAllClose(vals(s2.params), [0, 1].map((i) => p1[i]! - 0.01 * m[i]! / (Math.sqrt(v[i]!) + 1e-8)), 1e-12);
+    expectAllClose(
+      vals(s2.params),
+      [0, 1].map((i) => p1[i]! - (0.01 * m[i]!) / (Math.sqrt(v[i]!) + 1e-8)),
+      1e-12,
+    );
   });
 
   it('adamW with gradient L2: decayed parameters, the L2 term in both moments', () => {
@@ -56,10 +60,22 @@ describe('optimizers equal hand-computed updates', () => {
     const s1 = o.step(o.init(p0), p0, g1);
     // g' = g + 0.1 p = [0.6, 0.05]; t=1: m̂ = g', v̂ = g'²; p' = p (1 − 0.005) − lr g'/(|g'| + eps)
     const g = [0.5 + 0.1 * 1, 0.25 + 0.1 * -2];
-    expectAllClose(vals(s1.params), [0, 1].map((i) => [1, -2][i]! * (1 - 0.01 * 0.5) - (0.01 * g[i]!) / (Math.abs(g[i]!) + 1e-8)), 1e-14);
+    expectAllClose(
+      vals(s1.params),
+      [0, 1].map((i) => [1, -2][i]! * (1 - 0.01 * 0.5) - (0.01 * g[i]!) / (Math.abs(g[i]!) + 1e-8)),
+      1e-14,
+    );
     const st = s1.state as { m: { w: Tensor }; v: { w: Tensor } };
-    expectAllClose(vals(st.m), g.map((x) => 0.1 * x), 1e-15);
-    expectAllClose(vals(st.v), g.map((x) => 0.001 * x * x), 1e-15);
+    expectAllClose(
+      vals(st.m),
+      g.map((x) => 0.1 * x),
+      1e-15,
+    );
+    expectAllClose(
+      vals(st.v),
+      g.map((x) => 0.001 * x * x),
+      1e-15,
+    );
   });
 
   it('steps never modify their inputs', () => {

@@ -79,16 +79,31 @@ describe('fit with a schedule and clipping', () => {
     const one = { ...base, epochs: 1, batchSize: 64, shuffle: false };
     const r = right(fit(model, init, data, { ...one, clipNorm: 1e-3 }));
     let sq = 0;
-    const after = leaves(r.params as never) as Tensor[], before = leaves(init as never) as Tensor[];
+    const after = leaves(r.params as never) as Tensor[],
+      before = leaves(init as never) as Tensor[];
     for (let i = 0; i < after.length; i++) for (const v of sub(after[i]!, before[i]!).toTypedArray()) sq += v * v;
     expect(Math.sqrt(sq)).toBeCloseTo(0.1 * 1e-3, 6);
   });
 
   it('a resumed cosine run equals an uninterrupted one; bad settings are refused by name', () => {
-    const opts: FitOptions = { ...base, epochs: 3, optimizer: { kind: 'momentum', lr: 0.1, momentum: 0.9 }, schedule: { kind: 'cosine', warmupEpochs: 1 }, clipNorm: 0.5 };
+    const opts: FitOptions = {
+      ...base,
+      epochs: 3,
+      optimizer: { kind: 'momentum', lr: 0.1, momentum: 0.9 },
+      schedule: { kind: 'cosine', warmupEpochs: 1 },
+      clipNorm: 0.5,
+    };
     const full = right(fit(model, init, data, opts));
     const ctl = new AbortController();
-    const part = right(fit(model, init, data, { ...opts, signal: ctl.signal, onEvent: (e) => { if (e.type === 'batch' && e.epoch === 2 && e.batch === 2) ctl.abort(); } }));
+    const part = right(
+      fit(model, init, data, {
+        ...opts,
+        signal: ctl.signal,
+        onEvent: (e) => {
+          if (e.type === 'batch' && e.epoch === 2 && e.batch === 2) ctl.abort();
+        },
+      }),
+    );
     const resumed = right(fit(model, init, data, { ...opts, resume: part.state }));
     expect(bits(resumed.params)).toEqual(bits(full.params));
     expect(left(fit(model, init, data, { ...base, clipNorm: 0 })).message).toMatch(/clipNorm must be a positive/);

@@ -47,7 +47,9 @@ describe('sealed JSON', () => {
 describe('loadModel', () => {
   it('reads back exactly what was saved', () => {
     const m = right(loadModel(file));
-    expect((m.params as MlpParams).map((p: MlpParams[number]) => [...p.w.toTypedArray(), ...p.b.toTypedArray()])).toEqual(params.map((p) => [...p.w.toTypedArray(), ...p.b.toTypedArray()]));
+    expect((m.params as MlpParams).map((p: MlpParams[number]) => [...p.w.toTypedArray(), ...p.b.toTypedArray()])).toEqual(
+      params.map((p) => [...p.w.toTypedArray(), ...p.b.toTypedArray()]),
+    );
     expect(m.extra).toEqual({ note: 'n' });
   });
 
@@ -61,26 +63,44 @@ describe('loadModel', () => {
 
   it('refuses NaN and Infinity weights, naming the weight', () => {
     const at = (o: Record<string, EditableJson>, path: string) => (o['params'] as { path: string; data: string }[]).find((t) => t.path === path)!;
-    const nan = edited('nan.json', (o) => { at(o, '[1].w').data = withValue(at(o, '[1].w').data, 5, NaN); });
+    const nan = edited('nan.json', (o) => {
+      at(o, '[1].w').data = withValue(at(o, '[1].w').data, 5, NaN);
+    });
     expect(left(loadModel(nan)).message).toMatch(/weight \[1\]\.w\[5\] = NaN is not finite: these weights cannot be used/);
-    const inf = edited('inf.json', (o) => { at(o, '[0].b').data = withValue(at(o, '[0].b').data, 0, -Infinity); });
+    const inf = edited('inf.json', (o) => {
+      at(o, '[0].b').data = withValue(at(o, '[0].b').data, 0, -Infinity);
+    });
     expect(left(loadModel(inf)).message).toMatch(/weight \[0\]\.b\[0\] = -Infinity is not finite/);
   });
 
   it('refuses absurd or short architectures before allocating, without throwing', () => {
-    const huge = edited('huge.json', (o) => { o['architecture'].sizes = [3072, 1e9, 20]; });
-    expect(left(loadModel(huge)).message).toMatch(/architecture\.sizes \[3072,1000000000,20\] means 3\.09e\+12 weights, more than the 1073741824 tapegrad loads/);
-    const one = edited('one.json', (o) => { o['architecture'].sizes = [3072]; });
+    const huge = edited('huge.json', (o) => {
+      o['architecture'].sizes = [3072, 1e9, 20];
+    });
+    expect(left(loadModel(huge)).message).toMatch(
+      /architecture\.sizes \[3072,1000000000,20\] means 3\.09e\+12 weights, more than the 1073741824 tapegrad loads/,
+    );
+    const one = edited('one.json', (o) => {
+      o['architecture'].sizes = [3072];
+    });
     expect(left(loadModel(one)).message).toMatch(/needs at least an input and an output width/);
-    const wide = edited('wide.json', (o) => { o['architecture'].sizes = [6, 400000, 3]; });
-    expect(left(loadModel(wide)).message).toBe(`${wide}: holds 43 weights but its architecture needs 4000003: the file is corrupt; save or train the model again`);
+    const wide = edited('wide.json', (o) => {
+      o['architecture'].sizes = [6, 400000, 3];
+    });
+    expect(left(loadModel(wide)).message).toBe(
+      `${wide}: holds 43 weights but its architecture needs 4000003: the file is corrupt; save or train the model again`,
+    );
   });
 
   it('refuses an architecture just under the cap beside small tensors before allocating its weights', () => {
     // 3072·340000 + 340000 + 340000·20 + 20 ≈ 1.05e9 weights (4.2 GB), under MAX_MODEL_PARAMS: only the file's own tensors can say no.
-    const under = edited('under.json', (o) => { o['architecture'].sizes = [3072, 340000, 20]; });
+    const under = edited('under.json', (o) => {
+      o['architecture'].sizes = [3072, 340000, 20];
+    });
     const t0 = performance.now();
-    expect(left(loadModel(under)).message).toBe(`${under}: holds 43 weights but its architecture needs ${3072 * 340000 + 340000 + 340000 * 20 + 20}: the file is corrupt; save or train the model again`);
+    expect(left(loadModel(under)).message).toBe(
+      `${under}: holds 43 weights but its architecture needs ${3072 * 340000 + 340000 + 340000 * 20 + 20}: the file is corrupt; save or train the model again`,
+    );
     expect(performance.now() - t0).toBeLessThan(2000);
   });
 
@@ -88,7 +108,9 @@ describe('loadModel', () => {
     const big = join(dir, 'big.json');
     writeFileSync(big, '');
     truncateSync(big, 600 * 2 ** 20); // sparse: no disk used
-    expect(left(loadModel(big)).message).toBe(`${big}: is 629145600 bytes, more than the 536870888 tapegrad reads from one file (a JavaScript string's limit): it is not a file tapegrad wrote, or is corrupt`);
+    expect(left(loadModel(big)).message).toBe(
+      `${big}: is 629145600 bytes, more than the 536870888 tapegrad reads from one file (a JavaScript string's limit): it is not a file tapegrad wrote, or is corrupt`,
+    );
   });
 
   it('a missing file, a folder, and a file of another format are Lefts too', () => {

@@ -11,17 +11,24 @@ import { expectAllClose, expectGradients, shapeArb, tensorArb, treeArb, unwrap }
 
 /** exp with a chosen VJP: exp(x)·(1 + bias), so bias = 0 is right and anything else is wrong. */
 const expWithVjp = (bias: number) =>
-  customVjp('exp', ([x]: [Tensor]) => exp(x), (ct, [x]) => [mul(ct, mul(exp(x), 1 + bias))]);
+  customVjp(
+    'exp',
+    ([x]: [Tensor]) => exp(x),
+    (ct, [x]) => [mul(ct, mul(exp(x), 1 + bias))],
+  );
 
 const right = (values: number[]): Tensor => unwrap(fromArray(values, [values.length], 'float64'));
 
 describe('expectGradients', () => {
   it('passes a right gradient, on random trees, and shows the ratio near 4', () => {
-    fc.assert(fc.property(treeArb({ a: [2, 3], b: [[3]] } as const), (p) => {
-      const f = (q: typeof p) => sum(mul(tanh(q.a), exp(q.b[0])));
-      const rep = expectGradients(f, p);
-      for (const o of rep.order) if (o.ratio !== undefined) expect(Math.abs(o.ratio - 4)).toBeLessThan(0.5);
-    }), { numRuns: 20 });
+    fc.assert(
+      fc.property(treeArb({ a: [2, 3], b: [[3]] } as const), (p) => {
+        const f = (q: typeof p) => sum(mul(tanh(q.a), exp(q.b[0])));
+        const rep = expectGradients(f, p);
+        for (const o of rep.order) if (o.ratio !== undefined) expect(Math.abs(o.ratio - 4)).toBeLessThan(0.5);
+      }),
+      { numRuns: 20 },
+    );
   });
 
   it('a gradient off by 10% fails the element-wise tolerance, naming the input and index', () => {
@@ -42,24 +49,35 @@ describe('expectGradients', () => {
 
 describe('arbitraries', () => {
   it('tensorArb honours shape, dtype, range and the points to avoid', () => {
-    fc.assert(fc.property(tensorArb({ minRank: 2, maxRank: 2, maxDim: 3, dtype: 'float32', min: -1, max: 1, avoid: [0], gap: 0.1 }), (t) => {
-      expect(t.rank).toBe(2);
-      expect(t.dtype).toBe('float32');
-      for (const v of t.toTypedArray()) { expect(Math.abs(v)).toBeLessThanOrEqual(1.1); expect(Math.abs(v)).toBeGreaterThanOrEqual(0.1 - 1e-7); }
-    }), { numRuns: 30 });
-    fc.assert(fc.property(shapeArb({ minRank: 0, maxRank: 4, maxDim: 2 }), (s) => {
-      expect(s.length).toBeLessThanOrEqual(4);
-      expect(s.every((d) => d >= 1 && d <= 2)).toBe(true);
-    }));
+    fc.assert(
+      fc.property(tensorArb({ minRank: 2, maxRank: 2, maxDim: 3, dtype: 'float32', min: -1, max: 1, avoid: [0], gap: 0.1 }), (t) => {
+        expect(t.rank).toBe(2);
+        expect(t.dtype).toBe('float32');
+        for (const v of t.toTypedArray()) {
+          expect(Math.abs(v)).toBeLessThanOrEqual(1.1);
+          expect(Math.abs(v)).toBeGreaterThanOrEqual(0.1 - 1e-7);
+        }
+      }),
+      { numRuns: 30 },
+    );
+    fc.assert(
+      fc.property(shapeArb({ minRank: 0, maxRank: 4, maxDim: 2 }), (s) => {
+        expect(s.length).toBeLessThanOrEqual(4);
+        expect(s.every((d) => d >= 1 && d <= 2)).toBe(true);
+      }),
+    );
   });
 
   it('treeArb follows its template: records, arrays, shapes (scalars included)', () => {
-    fc.assert(fc.property(treeArb({ w: [3, 2], layers: [{ g: [4] }, []] } as const), (t) => {
-      expect(t.w.shape).toEqual([3, 2]);
-      expect(t.layers[0].g.shape).toEqual([4]);
-      expect(t.layers[1].shape).toEqual([]);
-      expect(leaves(t)).toHaveLength(3);
-    }), { numRuns: 10 });
+    fc.assert(
+      fc.property(treeArb({ w: [3, 2], layers: [{ g: [4] }, []] } as const), (t) => {
+        expect(t.w.shape).toEqual([3, 2]);
+        expect(t.layers[0].g.shape).toEqual([4]);
+        expect(t.layers[1].shape).toEqual([]);
+        expect(leaves(t)).toHaveLength(3);
+      }),
+      { numRuns: 10 },
+    );
   });
 });
 

@@ -19,18 +19,32 @@ import { requireSystem } from '../system.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const cfg: Omit<DemoConfig, 'backend'> = {
-  hidden: [64], activation: 'relu', epochs: 1, batchSize: 100, lr: 0.01, momentum: 0.9, train: 500, val: 100, test: 200, seed: 0,
+  hidden: [64],
+  activation: 'relu',
+  epochs: 1,
+  batchSize: 100,
+  lr: 0.01,
+  momentum: 0.9,
+  train: 500,
+  val: 100,
+  test: 200,
+  seed: 0,
 };
 const firstRecords = (file: string, n: number): Uint8Array => {
   const buf = new Uint8Array(n * 3074);
   const fd = openSync(join(CIFAR_DIR, file), 'r');
-  try { readSync(fd, buf, 0, buf.length, 0); } finally { closeSync(fd); }
+  try {
+    readSync(fd, buf, 0, buf.length, 0);
+  } finally {
+    closeSync(fd);
+  }
   return buf;
 };
 
 const exe = chromiumPath();
 const ok = requireSystem({
-  suite: 'browser tests (test/web/browser.test.ts)', found: exe !== undefined,
+  suite: 'browser tests (test/web/browser.test.ts)',
+  found: exe !== undefined,
   missing: "Chromium not found: apt-get install chromium (Debian's package), or set CHROMIUM to a browser's path",
 });
 let server: { url: string; close(): Promise<void> };
@@ -47,7 +61,9 @@ afterAll(async () => {
 });
 
 const inBrowser = (backend: string) =>
-  browser.page.evaluate<DemoResult>(`tapegradDemo.run(${JSON.stringify({ ...cfg, backend })}).then((r) => ({ backend: r.backend, losses: r.losses, testAccuracy: r.testAccuracy, confusion: r.confusion }))`);
+  browser.page.evaluate<DemoResult>(
+    `tapegradDemo.run(${JSON.stringify({ ...cfg, backend })}).then((r) => ({ backend: r.backend, losses: r.losses, testAccuracy: r.testAccuracy, confusion: r.confusion }))`,
+  );
 
 describe.skipIf(!ok)('the demo page in headless Chromium', () => {
   let node: DemoResult;

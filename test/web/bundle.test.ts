@@ -41,8 +41,19 @@ const runNode = (args: string[], cwd: string) => {
 
 describe('the package under bundlers', () => {
   it('the main entry bundles for the browser with no Node built-in, and without the file-system modules', async () => {
-    writeFileSync(join(work, 'browser.ts'), `import { Key, matmul, valueAndGrad, parseCifar100 } from 'tapegrad';\nconsole.log(Key, matmul, valueAndGrad, parseCifar100);\n`);
-    const r = await build({ entryPoints: [join(work, 'browser.ts')], bundle: true, platform: 'browser', format: 'esm', write: false, metafile: true, logLevel: 'silent' });
+    writeFileSync(
+      join(work, 'browser.ts'),
+      `import { Key, matmul, valueAndGrad, parseCifar100 } from 'tapegrad';\nconsole.log(Key, matmul, valueAndGrad, parseCifar100);\n`,
+    );
+    const r = await build({
+      entryPoints: [join(work, 'browser.ts')],
+      bundle: true,
+      platform: 'browser',
+      format: 'esm',
+      write: false,
+      metafile: true,
+      logLevel: 'silent',
+    });
     const inputs = Object.keys(r.metafile.inputs);
     expect(inputs.some((f) => f.endsWith('dist/core/backends/cpu.js'))).toBe(true); // the backends are in it
     expect(inputs.filter((f) => /node:|dist\/(data\/(load|download)|nn\/serialize)\.js/.test(f))).toEqual([]);

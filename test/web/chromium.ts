@@ -25,17 +25,31 @@ export interface Page {
 
 export const launch = async (exe: string): Promise<{ page: Page; close(): Promise<void> }> => {
   const profile = mkdtempSync(join(tmpdir(), 'tapegrad-chromium-'));
-  const proc: ChildProcess = spawn(exe, [
-    '--headless=new', '--remote-debugging-pipe', `--user-data-dir=${profile}`, '--no-first-run', '--no-default-browser-check',
-    '--no-sandbox', // root in CI containers
-    '--disable-dev-shm-usage',
-    // WebGL without a GPU: SwiftShader, which Chromium asks to be named (software rendering is slow, and this is a test).
-    '--use-angle=swiftshader', '--enable-unsafe-swiftshader', '--ignore-gpu-blocklist',
-    '--window-size=1200,1600', 'about:blank',
-  ], { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] });
+  const proc: ChildProcess = spawn(
+    exe,
+    [
+      '--headless=new',
+      '--remote-debugging-pipe',
+      `--user-data-dir=${profile}`,
+      '--no-first-run',
+      '--no-default-browser-check',
+      '--no-sandbox', // root in CI containers
+      '--disable-dev-shm-usage',
+      // WebGL without a GPU: SwiftShader, which Chromium asks to be named (software rendering is slow, and this is a test).
+      '--use-angle=swiftshader',
+      '--enable-unsafe-swiftshader',
+      '--ignore-gpu-blocklist',
+      '--window-size=1200,1600',
+      'about:blank',
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
+  );
   let stderr = '';
-  proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-4000); });
-  const toBrowser = proc.stdio[3] as Writable, fromBrowser = proc.stdio[4] as Readable;
+  proc.stderr!.on('data', (d: Buffer) => {
+    stderr = (stderr + d.toString()).slice(-4000);
+  });
+  const toBrowser = proc.stdio[3] as Writable,
+    fromBrowser = proc.stdio[4] as Readable;
   let nextId = 1;
   const pending = new Map<number, { ok(v: unknown): void; fail(e: Error): void; method: string }>();
   const listeners: Array<(method: string, params: Record<string, unknown>, sessionId?: string) => void> = [];
@@ -53,10 +67,12 @@ export const launch = async (exe: string): Promise<{ page: Page; close(): Promis
       } else for (const l of listeners) l(msg.method, msg.params, msg.sessionId);
     }
   });
-  const exited = new Promise<void>((ok) => proc.once('exit', () => {
-    for (const p of pending.values()) p.fail(new Error(`chromium exited during ${p.method}: ${stderr}`));
-    ok();
-  }));
+  const exited = new Promise<void>((ok) =>
+    proc.once('exit', () => {
+      for (const p of pending.values()) p.fail(new Error(`chromium exited during ${p.method}: ${stderr}`));
+      ok();
+    }),
+  );
   const send = <T>(method: string, params: object = {}, sessionId?: string): Promise<T> =>
     new Promise<T>((ok, fail) => {
       const id = nextId++;
@@ -65,14 +81,20 @@ export const launch = async (exe: string): Promise<{ page: Page; close(): Promis
     });
 
   const { targetInfos } = await send<{ targetInfos: Array<{ targetId: string; type: string }> }>('Target.getTargets');
-  const target = targetInfos.find((t) => t.type === 'page') ?? { targetId: (await send<{ targetId: string }>('Target.createTarget', { url: 'about:blank' })).targetId };
+  const target = targetInfos.find((t) => t.type === 'page') ?? {
+    targetId: (await send<{ targetId: string }>('Target.createTarget', { url: 'about:blank' })).targetId,
+  };
   const { sessionId } = await send<{ sessionId: string }>('Target.attachToTarget', { targetId: target.targetId, flatten: true });
   const log: string[] = [];
   let loaded: (() => void) | undefined;
   listeners.push((method, params, sid) => {
     if (sid !== sessionId) return;
-    if (method === 'Runtime.consoleAPICalled') log.push(`console.${params['type']}: ${(params['args'] as Array<{ value?: unknown; description?: string }>).map((a) => a.value ?? a.description).join(' ')}`);
-    if (method === 'Runtime.exceptionThrown') log.push(`exception: ${JSON.stringify((params['exceptionDetails'] as { exception?: { description?: string } }).exception?.description)}`);
+    if (method === 'Runtime.consoleAPICalled')
+      log.push(
+        `console.${params['type']}: ${(params['args'] as Array<{ value?: unknown; description?: string }>).map((a) => a.value ?? a.description).join(' ')}`,
+      );
+    if (method === 'Runtime.exceptionThrown')
+      log.push(`exception: ${JSON.stringify((params['exceptionDetails'] as { exception?: { description?: string } }).exception?.description)}`);
     if (method === 'Page.loadEventFired') loaded?.();
   });
   await send('Runtime.enable', {}, sessionId);
@@ -82,17 +104,23 @@ export const launch = async (exe: string): Promise<{ page: Page; close(): Promis
   const page: Page = {
     log,
     navigate: async (url) => {
-      const load = new Promise<void>((ok) => { loaded = ok; });
+      const load = new Promise<void>((ok) => {
+        loaded = ok;
+      });
       await send('Page.navigate', { url }, sessionId);
       await load;
     },
     evaluate: async <T>(expression: string) => {
       const r = await send<{ result: { value?: T }; exceptionDetails?: { exception?: { description?: string }; text: string } }>(
-        'Runtime.evaluate', { expression, awaitPromise: true, returnByValue: true }, sessionId);
+        'Runtime.evaluate',
+        { expression, awaitPromise: true, returnByValue: true },
+        sessionId,
+      );
       if (r.exceptionDetails) throw new Error(`in the page: ${r.exceptionDetails.exception?.description ?? r.exceptionDetails.text}\n${log.join('\n')}`);
       return r.result.value as T;
     },
-    screenshot: async () => Buffer.from((await send<{ data: string }>('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true }, sessionId)).data, 'base64'),
+    screenshot: async () =>
+      Buffer.from((await send<{ data: string }>('Page.captureScreenshot', { format: 'png', captureBeyondViewport: true }, sessionId)).data, 'base64'),
   };
   return {
     page,

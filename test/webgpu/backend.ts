@@ -29,7 +29,11 @@ export const seeded = (n: number, seed: number, lo = -2, hi = 2): number[] => {
 
 /** ‖a − b‖ / ‖b‖ (‖a − b‖ when b vanishes). */
 export const relNorm = (a: ArrayLike<number>, b: ArrayLike<number>): number => {
-  let d = 0, r = 0;
-  for (let i = 0; i < b.length; i++) { d += (a[i]! - b[i]!) ** 2; r += b[i]! ** 2; }
+  let d = 0,
+    r = 0;
+  for (let i = 0; i < b.length; i++) {
+    d += (a[i]! - b[i]!) ** 2;
+    r += b[i]! ** 2;
+  }
   return r === 0 ? Math.sqrt(d) : Math.sqrt(d / r);
 };

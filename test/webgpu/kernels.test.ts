@@ -81,24 +81,38 @@ const cases: Cases = {
   // The shader's erf is Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7): relative to the vector's norm, well inside 1e-5.
   erf: [...unary<'erf'>(-4, 4), { label: 'near 0 and in the tails', params: null, inputs: (put) => [put([-7, -3, -1e-3, 0, 1e-4, 0.5, 2.5, 7], [8])] }],
   round: (['floor', 'ceil', 'halfEven'] as const).map((mode) => ({
-    label: `${mode} (halves, negatives)`, params: { mode }, exact: true,
+    label: `${mode} (halves, negatives)`,
+    params: { mode },
+    exact: true,
     inputs: (put: Put) => [put([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.3, -0.7, 3.7, -3.2, 1e7 + 0.5], [11])],
   })),
   argsort: [
     { label: 'axis 1 of [4, 9] with ties, ascending', params: { axis: 1, descending: false }, exact: true, inputs: (put) => [ints(put, [4, 9], 1)] },
     { label: 'axis 0 of [6, 3], descending', params: { axis: 0, descending: true }, exact: true, inputs: (put) => [ints(put, [6, 3], 2)] },
   ],
-  gather: [{
-    label: 'along axis 1, negative indices', params: { axis: 1 },
-    inputs: (put) => [r(put, [3, 5, 2], 1), put([0, -1, 4, 2, 2, -5, 1, 3, 0, 4, -2, 1], [3, 2, 2])],
-  }],
-  scatterAdd: [{
-    label: 'repeats accumulate', params: { axis: 0 },
-    inputs: (put) => [r(put, [4, 3], 1), put([3, 0, 3, -1, 0, 2], [2, 3]), r(put, [2, 3], 2)],
-  }],
+  gather: [
+    {
+      label: 'along axis 1, negative indices',
+      params: { axis: 1 },
+      inputs: (put) => [r(put, [3, 5, 2], 1), put([0, -1, 4, 2, 2, -5, 1, 3, 0, 4, -2, 1], [3, 2, 2])],
+    },
+  ],
+  scatterAdd: [
+    {
+      label: 'repeats accumulate',
+      params: { axis: 0 },
+      inputs: (put) => [r(put, [4, 3], 1), put([3, 0, 3, -1, 0, 2], [2, 3]), r(put, [2, 3], 2)],
+    },
+  ],
   matmul: [
-    mm(1, 1, 1, false, false, 1), mm(65, 17, 70, false, false, 2), mm(65, 17, 70, true, false, 3), mm(65, 17, 70, false, true, 4),
-    mm(65, 17, 70, true, true, 5), mm(128, 300, 64, false, false, 6), mm(3, 5, 200, true, true, 7), mm(130, 64, 10, true, false, 8),
+    mm(1, 1, 1, false, false, 1),
+    mm(65, 17, 70, false, false, 2),
+    mm(65, 17, 70, true, false, 3),
+    mm(65, 17, 70, false, true, 4),
+    mm(65, 17, 70, true, true, 5),
+    mm(128, 300, 64, false, false, 6),
+    mm(3, 5, 200, true, true, 7),
+    mm(130, 64, 10, true, false, 8),
   ],
   sum: [
     { label: 'all of [33, 70] (per-workgroup)', params: { axes: [0, 1], keepDims: false }, inputs: (put) => [r(put, [33, 70], 1)] },
@@ -111,12 +125,20 @@ const cases: Cases = {
   ],
   maxGrad: [
     {
-      label: 'axis 1 of [4, 9] with ties', params: { axes: [1] },
-      inputs: (put) => { const x = ints(put, [4, 9], 3); return [x, bind('max', [x], { axes: [1], keepDims: true }), r(put, [4, 1], 4)]; },
+      label: 'axis 1 of [4, 9] with ties',
+      params: { axes: [1] },
+      inputs: (put) => {
+        const x = ints(put, [4, 9], 3);
+        return [x, bind('max', [x], { axes: [1], keepDims: true }), r(put, [4, 1], 4)];
+      },
     },
     {
-      label: 'axes 0, 2 of [70, 2, 3]', params: { axes: [0, 2] },
-      inputs: (put) => { const x = ints(put, [70, 2, 3], 5); return [x, bind('max', [x], { axes: [0, 2], keepDims: true }), r(put, [1, 2, 1], 6)]; },
+      label: 'axes 0, 2 of [70, 2, 3]',
+      params: { axes: [0, 2] },
+      inputs: (put) => {
+        const x = ints(put, [70, 2, 3], 5);
+        return [x, bind('max', [x], { axes: [0, 2], keepDims: true }), r(put, [1, 2, 1], 6)];
+      },
     },
   ],
   transpose: [
@@ -161,11 +183,16 @@ const cases: Cases = {
     { label: 'rows of [5, 3] with repeats', params: { axis: 0, indices: Int32Array.of(4, 0, 4, 2) }, inputs: (put) => [r(put, [5, 3], 1)] },
     { label: 'axis 1 of [2, 6, 3]', params: { axis: 1, indices: Int32Array.of(5, 1) }, inputs: (put) => [r(put, [2, 6, 3], 2)] },
   ],
-  takeGrad: [{ label: 'repeats accumulate', params: { axis: 0, indices: Int32Array.of(4, 0, 4, 2), inputShape: [5, 3] }, inputs: (put) => [r(put, [4, 3], 1)] }],
+  takeGrad: [
+    { label: 'repeats accumulate', params: { axis: 0, indices: Int32Array.of(4, 0, 4, 2), inputShape: [5, 3] }, inputs: (put) => [r(put, [4, 3], 1)] },
+  ],
   concat: [{ label: 'three along axis 1', params: { axis: 1 }, inputs: (put) => [r(put, [2, 3, 2], 1), r(put, [2, 1, 2], 2), r(put, [2, 4, 2], 3)] }],
   select: [{ label: 'cond, a, b', params: null, inputs: (put) => [ints(put, [4, 5], 1), r(put, [4, 5], 2), r(put, [4, 5], 3)] }],
   compare: (['greater', 'greaterEqual', 'less', 'lessEqual', 'equal', 'notEqual'] as const).map((op) => ({
-    label: op, params: { op }, exact: true, inputs: (put: Put) => [ints(put, [6, 7], 1), ints(put, [6, 7], 2)],
+    label: op,
+    params: { op },
+    exact: true,
+    inputs: (put: Put) => [ints(put, [6, 7], 1), ints(put, [6, 7], 2)],
   })),
   sign: [{ label: 'with zeros', params: null, exact: true, inputs: (put) => [put([-2, -0.5, 0, 0.5, 3, 0], [6])] }],
   argmax: [
@@ -182,24 +209,42 @@ const cases: Cases = {
     { label: '[4, 3, 5, 5]', params: null, inputs: (put) => [r(put, [4, 3, 5, 5], 1, -1, 3)] },
     { label: '[3, 2] (no spatial axes)', params: null, inputs: (put) => [r(put, [3, 2], 2)] },
   ],
-  batchNorm: [{
-    label: '[4, 3, 5, 5]', params: { eps: 1e-5 },
-    inputs: (put) => { const { x, m, g, b } = bnInputs(put, [4, 3, 5, 5], 1); return [x, m, g, b]; },
-  }],
-  batchNormParamGrad: [{
-    label: '[4, 3, 5, 5]', params: { eps: 1e-5 },
-    inputs: (put) => { const { x, m, ct } = bnInputs(put, [4, 3, 5, 5], 2); return [x, m, ct]; },
-  }],
-  batchNormGrad: [{
-    label: '[4, 3, 5, 5]', params: { eps: 1e-5 },
-    inputs: (put) => {
-      const { x, m, g, ct } = bnInputs(put, [4, 3, 5, 5], 3);
-      return [x, m, g, ct, bind('batchNormParamGrad', [x, m, ct], { eps: 1e-5 })];
+  batchNorm: [
+    {
+      label: '[4, 3, 5, 5]',
+      params: { eps: 1e-5 },
+      inputs: (put) => {
+        const { x, m, g, b } = bnInputs(put, [4, 3, 5, 5], 1);
+        return [x, m, g, b];
+      },
     },
-  }],
+  ],
+  batchNormParamGrad: [
+    {
+      label: '[4, 3, 5, 5]',
+      params: { eps: 1e-5 },
+      inputs: (put) => {
+        const { x, m, ct } = bnInputs(put, [4, 3, 5, 5], 2);
+        return [x, m, ct];
+      },
+    },
+  ],
+  batchNormGrad: [
+    {
+      label: '[4, 3, 5, 5]',
+      params: { eps: 1e-5 },
+      inputs: (put) => {
+        const { x, m, g, ct } = bnInputs(put, [4, 3, 5, 5], 3);
+        return [x, m, g, ct, bind('batchNormParamGrad', [x, m, ct], { eps: 1e-5 })];
+      },
+    },
+  ],
 };
 
-const putOn = (be: Backend, dtype: 'float32' | 'float64'): Put => (values, shape) => right(fromArray(values.map(Math.fround), [...shape], dtype, be));
+const putOn =
+  (be: Backend, dtype: 'float32' | 'float64'): Put =>
+  (values, shape) =>
+    right(fromArray(values.map(Math.fround), [...shape], dtype, be));
 
 /** The primitive on both backends; returns [webgpu values, reference values]. */
 const runBoth = <P extends KernelPrimitive>(prim: P, c: Case<P>): [Float32Array | Float64Array, Float32Array | Float64Array] => {
@@ -224,21 +269,34 @@ describe.skipIf(gpu === undefined)('webgpu kernels against the float64 reference
 
   it('broadcasting element-wise ops agree on random shapes (fast-check)', () => {
     // Two shapes that broadcast: each axis of b is a's length or 1, and b may lack leading axes.
-    const pair = fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 }).chain((a) =>
-      fc.tuple(fc.constant(a), fc.array(fc.boolean(), { minLength: a.length, maxLength: a.length }), fc.integer({ min: 0, max: a.length - 1 })));
-    fc.assert(fc.property(pair, fc.constantFrom('add', 'mul') as fc.Arbitrary<'add' | 'mul'>, ([a, ones, drop], prim) => {
-      const b = a.map((d, i) => (ones[i] ? 1 : d)).slice(drop);
-      const c: Case<'add'> = { label: '', params: null, inputs: (put) => [r(put, a, 1), r(put, b, 2)] };
-      const [got, want] = runBoth(prim, c);
-      expect(relNorm(got, want)).toBeLessThan(1e-6);
-    }), { numRuns: 20, seed: 24 });
+    const pair = fc
+      .array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 4 })
+      .chain((a) => fc.tuple(fc.constant(a), fc.array(fc.boolean(), { minLength: a.length, maxLength: a.length }), fc.integer({ min: 0, max: a.length - 1 })));
+    fc.assert(
+      fc.property(pair, fc.constantFrom('add', 'mul') as fc.Arbitrary<'add' | 'mul'>, ([a, ones, drop], prim) => {
+        const b = a.map((d, i) => (ones[i] ? 1 : d)).slice(drop);
+        const c: Case<'add'> = { label: '', params: null, inputs: (put) => [r(put, a, 1), r(put, b, 2)] };
+        const [got, want] = runBoth(prim, c);
+        expect(relNorm(got, want)).toBeLessThan(1e-6);
+      }),
+      { numRuns: 20, seed: 24 },
+    );
   });
 
   it('matmul agrees on random sizes and transposes (fast-check)', () => {
-    const dims = fc.record({ m: fc.integer({ min: 1, max: 140 }), k: fc.integer({ min: 1, max: 140 }), n: fc.integer({ min: 1, max: 140 }), ta: fc.boolean(), tb: fc.boolean() });
-    fc.assert(fc.property(dims, ({ m, k, n, ta, tb }) => {
-      const [got, want] = runBoth('matmul', mm(m, k, n, ta, tb, m + k + n));
-      expect(relNorm(got, want)).toBeLessThan(1e-5);
-    }), { numRuns: 12, seed: 24 });
+    const dims = fc.record({
+      m: fc.integer({ min: 1, max: 140 }),
+      k: fc.integer({ min: 1, max: 140 }),
+      n: fc.integer({ min: 1, max: 140 }),
+      ta: fc.boolean(),
+      tb: fc.boolean(),
+    });
+    fc.assert(
+      fc.property(dims, ({ m, k, n, ta, tb }) => {
+        const [got, want] = runBoth('matmul', mm(m, k, n, ta, tb, m + k + n));
+        expect(relNorm(got, want)).toBeLessThan(1e-5);
+      }),
+      { numRuns: 12, seed: 24 },
+    );
   });
 });

@@ -10,8 +10,31 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { valueAndGrad } from '../../src/autodiff/index.js';
 import {
-  adamUpdate, add, avgPool2d, batchNormTrain, cast, conv2d, createCpuBackend, createReferenceBackend, createWebgpuBackend, fromArray, Key, matmul, maxPool2d, mean, momentumUpdate, mul, relu,
-  reshape, softmaxCrossEntropy, sum, tanh, toBackend, withBackend, type Backend, type Tensor,
+  adamUpdate,
+  add,
+  avgPool2d,
+  batchNormTrain,
+  cast,
+  conv2d,
+  createCpuBackend,
+  createReferenceBackend,
+  createWebgpuBackend,
+  fromArray,
+  Key,
+  matmul,
+  maxPool2d,
+  mean,
+  momentumUpdate,
+  mul,
+  relu,
+  reshape,
+  softmaxCrossEntropy,
+  sum,
+  tanh,
+  toBackend,
+  withBackend,
+  type Backend,
+  type Tensor,
 } from '../../src/core/index.js';
 import { autoChoice } from '../../src/core/backend.js';
 import { isHardwareAdapter, parseWebgpuEnv } from '../../src/core/backends/webgpu/index.js';
@@ -24,10 +47,27 @@ import { relNorm, seeded, webgpuFor } from './backend.js';
 const gpu = webgpuFor('webgpu training tests (test/webgpu/training.test.ts)');
 const reference = createReferenceBackend();
 const cpu = createCpuBackend({ threads: 1 });
-afterAll(() => { gpu?.dispose(); cpu.dispose(); });
+afterAll(() => {
+  gpu?.dispose();
+  cpu.dispose();
+});
 
-const put = (be: Backend, dtype: 'float32' | 'float64') => (shape: number[], seed: number, lo = -1, hi = 1): Tensor =>
-  right(fromArray(seeded(shape.reduce((p, d) => p * d, 1), seed, lo, hi).map(Math.fround), shape, dtype, be));
+const put =
+  (be: Backend, dtype: 'float32' | 'float64') =>
+  (shape: number[], seed: number, lo = -1, hi = 1): Tensor =>
+    right(
+      fromArray(
+        seeded(
+          shape.reduce((p, d) => p * d, 1),
+          seed,
+          lo,
+          hi,
+        ).map(Math.fround),
+        shape,
+        dtype,
+        be,
+      ),
+    );
 
 /** Loss and gradients of `f` on webgpu (float32) and the reference (float64), from the same parameters. */
 const bothGrads = <P extends Record<string, Tensor>>(make: (t: ReturnType<typeof put>) => { params: P; f: (p: P) => Tensor }) => {
@@ -71,13 +111,27 @@ describe.skipIf(gpu === undefined)('webgpu fused optimizer updates', () => {
   it('momentum (plain and Nesterov) and AdamW in one dispatch each equal the float64 reference', () => {
     const run = (be: Backend, dtype: 'float32' | 'float64') => {
       const t = put(be, dtype);
-      const p = t([70, 33], 1), v = t([70, 33], 2, -0.01, 0.01), g = t([70, 33], 3), m = t([70, 33], 4, -0.01, 0.01), s = t([70, 33], 5, 1e-6, 1e-3);
+      const p = t([70, 33], 1),
+        v = t([70, 33], 2, -0.01, 0.01),
+        g = t([70, 33], 3),
+        m = t([70, 33], 4, -0.01, 0.01),
+        s = t([70, 33], 5, 1e-6, 1e-3);
       const [p1, v1] = momentumUpdate(p, v, g, { lr: 0.05, gamma: 0.9, l2: 0.01, nesterov: false });
       const [p2, v2] = momentumUpdate(p, v, g, { lr: 0.05, gamma: 0.9, l2: 0, nesterov: true });
-      const [p3, m3, s3] = adamUpdate(p, m, s, g, { lr: 0.01, beta1: 0.9, beta2: 0.999, eps: 1e-8, l2: 0.01, decay: 1 - 0.01 * 0.05, c1: 1 / (1 - 0.9 ** 3), c2: 1 / (1 - 0.999 ** 3) });
+      const [p3, m3, s3] = adamUpdate(p, m, s, g, {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        l2: 0.01,
+        decay: 1 - 0.01 * 0.05,
+        c1: 1 / (1 - 0.9 ** 3),
+        c2: 1 / (1 - 0.999 ** 3),
+      });
       return [p1, v1, p2, v2, p3, m3, s3].map((x) => x.toTypedArray());
     };
-    const got = run(gpu!, 'float32'), want = run(reference, 'float64');
+    const got = run(gpu!, 'float32'),
+      want = run(reference, 'float64');
     got.forEach((x, i) => {
       expect(relNorm(x, want[i]!), `output ${i}`).toBeLessThan(1e-6);
     });
@@ -85,21 +139,39 @@ describe.skipIf(gpu === undefined)('webgpu fused optimizer updates', () => {
 });
 
 describe.skipIf(gpu === undefined)('webgpu in fit', () => {
-  it('a tiny MLP trains to the cpu backend\'s losses, and each step reads only its loss and correct count', () => {
+  it("a tiny MLP trains to the cpu backend's losses, and each step reads only its loss and correct count", () => {
     const key = new Key(5);
     const xs = key.normal([192, 24], 'float32', 0, 1, reference).toTypedArray() as Float32Array;
     const ys = Uint8Array.from({ length: 192 }, (_, i) => (i * 7) % 5);
     const model = mlp([24, 32, 5], { activation: 'relu', init: 'glorot-uniform' });
     const opts: FitOptions = { epochs: 3, batchSize: 32, shuffle: true, seed: 1, optimizer: { kind: 'momentum', lr: 0.05, momentum: 0.9 } };
     const steps: { downloads: number; downloadBytes: number; uploadBytes: number }[] = [];
-    const train = (on: Backend, onStep?: () => void) => right(fit(model, model.layer.init(new Key(0)), {
-      train: denseSet(xs.slice(0, 128 * 24), ys.slice(0, 128), 24, 5, on),
-      val: denseSet(xs.slice(128 * 24), ys.slice(128), 24, 5, on),
-    }, { ...opts, backend: on, onEvent: (e) => { if (e.type === 'batch') onStep?.(); } }));
+    const train = (on: Backend, onStep?: () => void) =>
+      right(
+        fit(
+          model,
+          model.layer.init(new Key(0)),
+          {
+            train: denseSet(xs.slice(0, 128 * 24), ys.slice(0, 128), 24, 5, on),
+            val: denseSet(xs.slice(128 * 24), ys.slice(128), 24, 5, on),
+          },
+          {
+            ...opts,
+            backend: on,
+            onEvent: (e) => {
+              if (e.type === 'batch') onStep?.();
+            },
+          },
+        ),
+      );
     let last = gpu!.transfers();
     const ours = train(gpu!, () => {
       const now = gpu!.transfers();
-      steps.push({ downloads: now.downloads - last.downloads, downloadBytes: now.downloadBytes - last.downloadBytes, uploadBytes: now.uploadBytes - last.uploadBytes });
+      steps.push({
+        downloads: now.downloads - last.downloads,
+        downloadBytes: now.downloadBytes - last.downloadBytes,
+        uploadBytes: now.uploadBytes - last.uploadBytes,
+      });
       last = now;
     });
     const want = train(cpu);
@@ -125,21 +197,40 @@ describe.skipIf(gpu === undefined)('webgpu in fit', () => {
 });
 
 describe.skipIf(gpu === undefined)('webgpu trains a small CNN', () => {
-  const model = right(buildModel({
-    kind: 'sequential', input: [3, 8, 8],
-    layers: [
-      { type: 'conv2d', filters: 8, kernel: 3, padding: 1 }, { type: 'batchNorm' }, { type: 'relu' }, { type: 'maxPool2d', size: 2 },
-      { type: 'conv2d', filters: 6, kernel: 3, stride: 2, padding: 1 }, { type: 'relu' }, { type: 'flatten' }, { type: 'dense', units: 4 },
-    ],
-  }));
+  const model = right(
+    buildModel({
+      kind: 'sequential',
+      input: [3, 8, 8],
+      layers: [
+        { type: 'conv2d', filters: 8, kernel: 3, padding: 1 },
+        { type: 'batchNorm' },
+        { type: 'relu' },
+        { type: 'maxPool2d', size: 2 },
+        { type: 'conv2d', filters: 6, kernel: 3, stride: 2, padding: 1 },
+        { type: 'relu' },
+        { type: 'flatten' },
+        { type: 'dense', units: 4 },
+      ],
+    }),
+  );
   const xs = new Key(11).normal([96, 192], 'float32', 0, 1, reference).toTypedArray() as Float32Array;
   const ys = Uint8Array.from({ length: 96 }, (_, i) => (i * 5) % 4);
   // withBackend: the batch-norm layer's running statistics (and Adam's step counter) are made on the default
   // backend, and `fit`'s `backend` option moves the parameters but not that state (a gap of fit's, not this backend's).
-  const train = (on: Backend, optimizer: FitOptions['optimizer']) => withBackend(on, () => right(fit(model, model.layer.init(new Key(3)), {
-    train: denseSet(xs.slice(0, 64 * 192), ys.slice(0, 64), 192, 4, on),
-    val: denseSet(xs.slice(64 * 192), ys.slice(64), 192, 4, on),
-  }, { epochs: 2, batchSize: 16, shuffle: true, seed: 2, optimizer, backend: on })));
+  const train = (on: Backend, optimizer: FitOptions['optimizer']) =>
+    withBackend(on, () =>
+      right(
+        fit(
+          model,
+          model.layer.init(new Key(3)),
+          {
+            train: denseSet(xs.slice(0, 64 * 192), ys.slice(0, 64), 192, 4, on),
+            val: denseSet(xs.slice(64 * 192), ys.slice(64), 192, 4, on),
+          },
+          { epochs: 2, batchSize: 16, shuffle: true, seed: 2, optimizer, backend: on },
+        ),
+      ),
+    );
   const agree = (optimizer: FitOptions['optimizer'], tol: number) => {
     const ours = train(gpu!, optimizer);
     const want = train(reference, optimizer);
@@ -152,7 +243,7 @@ describe.skipIf(gpu === undefined)('webgpu trains a small CNN', () => {
     expect(ours.history[1]!.trainLoss).not.toBeCloseTo(ours.history[0]!.trainLoss, 3);
   };
 
-  it('conv, batch norm, relu, pooling, dense with momentum: 2 epochs match the reference backend\'s losses within 1e-4', () => {
+  it("conv, batch norm, relu, pooling, dense with momentum: 2 epochs match the reference backend's losses within 1e-4", () => {
     agree({ kind: 'momentum', lr: 0.05, momentum: 0.9 }, 1e-4);
   });
 
@@ -176,7 +267,8 @@ describe.skipIf(gpu === undefined)('webgpu reads and dtypes', () => {
 
   it('keeps float64 made from host values on the host, exact, and moves it only by an explicit cast', () => {
     const before = gpu!.transfers();
-    const a = put(gpu!, 'float64')([5, 3], 1), b = put(gpu!, 'float64')([3], 2);
+    const a = put(gpu!, 'float64')([5, 3], 1),
+      b = put(gpu!, 'float64')([3], 2);
     const want = add(mul(put(reference, 'float64')([5, 3], 1), 2), put(reference, 'float64')([3], 2)).toTypedArray();
     const got = add(mul(a, 2), b);
     expect(got.dtype).toBe('float64');
@@ -231,7 +323,9 @@ describe('choosing a WebGPU adapter (no GPU needed)', () => {
   it('reads TAPEGRAD_WEBGPU and rejects unknown keys with the known ones', () => {
     expect(parseWebgpuEnv('backend=opengles,featureLevel=compatibility')).toEqual({ backend: 'opengles', featureLevel: 'compatibility' });
     expect(parseWebgpuEnv('backend=vulkan, adapter=NVIDIA H100, flag=enable-dawn-features=allow_unsafe_apis')).toEqual({
-      backend: 'vulkan', adapter: 'NVIDIA H100', dawnFlags: ['enable-dawn-features=allow_unsafe_apis'],
+      backend: 'vulkan',
+      adapter: 'NVIDIA H100',
+      dawnFlags: ['enable-dawn-features=allow_unsafe_apis'],
     });
     expect(() => parseWebgpuEnv('backnd=vulkan')).toThrow(/unknown key 'backnd'.*backend=/);
     expect(() => parseWebgpuEnv('featureLevel=full')).toThrow(/core or compatibility/);
@@ -239,7 +333,14 @@ describe('choosing a WebGPU adapter (no GPU needed)', () => {
 
   it('tells software adapters from GPUs', () => {
     const report = (device: string, description: string, isFallbackAdapter = false) => ({
-      vendor: '', architecture: '', device, description, isFallbackAdapter, featureLevel: 'core', attempt: '', setSurfaceless: false,
+      vendor: '',
+      architecture: '',
+      device,
+      description,
+      isFallbackAdapter,
+      featureLevel: 'core',
+      attempt: '',
+      setSurfaceless: false,
     });
     expect(isHardwareAdapter(report('llvmpipe-llvm-15-0-6-256-bits-', 'OpenGL version OpenGL ES 3.2 Mesa 22.3.6'))).toBe(false);
     expect(isHardwareAdapter(report('SwiftShader Device (Subzero)', 'Vulkan'))).toBe(false);

@@ -20,7 +20,9 @@ const userVjp = (rule: CustomRule, ct: Tensor, inputs: readonly Tensor[], y: Ten
   if (gs.length !== inputs.length) throw new Error(`customVjp '${rule.name}': vjp returned ${gs.length} cotangents for ${inputs.length} inputs`);
   gs.forEach((g, i) => {
     if (!sameShape(g.shape, inputs[i]!.shape)) {
-      throw new ShapeError(`customVjp '${rule.name}': the cotangent of input ${i} has shape ${showShape(g.shape)} but the input ${showShape(inputs[i]!.shape)}`);
+      throw new ShapeError(
+        `customVjp '${rule.name}': the cotangent of input ${i} has shape ${showShape(g.shape)} but the input ${showShape(inputs[i]!.shape)}`,
+      );
     }
   });
   return gs;
@@ -38,10 +40,13 @@ export const customRules: RuleTable<'custom'> = {
     // (at any ct: it is linear), so forward mode agrees with reverse mode (a straight-through estimator included).
     jvp: (tangents, inputs, y, rule) => {
       if (tangents.every((t) => t === null)) return null;
-      const [jt] = gradOf(([ct]) => {
-        const gs = userVjp(rule, ct!, inputs, y);
-        return tangents.reduce<Tensor>((acc, t, i) => (t === null ? acc : add(acc, sum(mul(gs[i]!, t)))), zeros([], y.dtype, y.backend));
-      }, [zeros(y.shape, y.dtype, y.backend)]);
+      const [jt] = gradOf(
+        ([ct]) => {
+          const gs = userVjp(rule, ct!, inputs, y);
+          return tangents.reduce<Tensor>((acc, t, i) => (t === null ? acc : add(acc, sum(mul(gs[i]!, t)))), zeros([], y.dtype, y.backend));
+        },
+        [zeros(y.shape, y.dtype, y.backend)],
+      );
       return jt ?? null;
     },
     batch: (values, batched, rule, size) => {

@@ -5,16 +5,42 @@
 import { add, bind, broadcastTo, cast, cos, exp, mul, neg, pow, reciprocal, sin, sub, type Tensor } from '../../core/index.js';
 import { addAll, expandAfterBatch, mapBatch, sameShapeBatch, unbroadcast, zerosLike, type BatchRule, type Maybe, type RuleTable } from './types.js';
 
-type Elementwise = 'add' | 'mul' | 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'sin' | 'cos' | 'erf' | 'round' | 'relu' | 'reluGrad' | 'pow' | 'cast' | 'select' | 'compare' | 'sign' | 'stopGradient';
+type Elementwise =
+  | 'add'
+  | 'mul'
+  | 'neg'
+  | 'reciprocal'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'tanh'
+  | 'sigmoid'
+  | 'sin'
+  | 'cos'
+  | 'erf'
+  | 'round'
+  | 'relu'
+  | 'reluGrad'
+  | 'pow'
+  | 'cast'
+  | 'select'
+  | 'compare'
+  | 'sign'
+  | 'stopGradient';
 
 /** add and mul broadcast in their kernels: a batched input needs only its axes lined up behind the batch axis. */
-const broadcastingBatch = (prim: 'add' | 'mul'): BatchRule<'add' | 'mul'> => ([a, b], [ba, bb]) => {
-  const r = Math.max(ba ? a.rank - 1 : a.rank, bb ? b.rank - 1 : b.rank);
-  return bind(prim, [ba ? expandAfterBatch(a, r) : a, bb ? expandAfterBatch(b, r) : b], null);
-};
+const broadcastingBatch =
+  (prim: 'add' | 'mul'): BatchRule<'add' | 'mul'> =>
+  ([a, b], [ba, bb]) => {
+    const r = Math.max(ba ? a.rank - 1 : a.rank, bb ? b.rank - 1 : b.rank);
+    return bind(prim, [ba ? expandAfterBatch(a, r) : a, bb ? expandAfterBatch(b, r) : b], null);
+  };
 
 /** A unary primitive with derivative y' = f'(…): t·f' forward, ct·f' backward. */
-const pointwise = <P extends 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'sin' | 'cos' | 'erf'>(prim: P, times: (g: Tensor, x: Tensor, y: Tensor) => Tensor) => ({
+const pointwise = <P extends 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'sin' | 'cos' | 'erf'>(
+  prim: P,
+  times: (g: Tensor, x: Tensor, y: Tensor) => Tensor,
+) => ({
   vjp: (ct: Tensor, [x]: readonly [Tensor], y: Tensor) => [() => times(ct, x, y)] as const,
   jvp: ([t]: readonly [Maybe], [x]: readonly [Tensor], y: Tensor) => (t === null ? null : times(t, x, y)),
   batch: mapBatch(prim),
@@ -23,7 +49,11 @@ const pointwise = <P extends 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'ta
 export const elementwiseRules: RuleTable<Elementwise> = {
   add: {
     vjp: (ct, [a, b]) => [() => unbroadcast(ct, a.shape), () => unbroadcast(ct, b.shape)],
-    jvp: ([ta, tb], _ab, y) => addAll([ta, tb].map((t) => (t === null ? null : broadcastTo(t, y.shape))), add),
+    jvp: ([ta, tb], _ab, y) =>
+      addAll(
+        [ta, tb].map((t) => (t === null ? null : broadcastTo(t, y.shape))),
+        add,
+      ),
     batch: broadcastingBatch('add') as BatchRule<'add'>,
   },
   mul: {
@@ -75,13 +105,8 @@ export const elementwiseRules: RuleTable<Elementwise> = {
   },
   select: {
     // Selecting the cotangent (never multiplying it by a 0/1 mask) keeps a NaN on the unchosen side out of the gradient.
-    vjp: (ct, [c]) => [
-      () => null,
-      () => bind('select', [c, ct, zerosLike(ct)], null),
-      () => bind('select', [c, zerosLike(ct), ct], null),
-    ],
-    jvp: ([, ta, tb], [c, a, b]) =>
-      (ta === null && tb === null ? null : bind('select', [c, ta ?? zerosLike(a), tb ?? zerosLike(b)], null)),
+    vjp: (ct, [c]) => [() => null, () => bind('select', [c, ct, zerosLike(ct)], null), () => bind('select', [c, zerosLike(ct), ct], null)],
+    jvp: ([, ta, tb], [c, a, b]) => (ta === null && tb === null ? null : bind('select', [c, ta ?? zerosLike(a), tb ?? zerosLike(b)], null)),
     batch: sameShapeBatch('select'),
   },
   compare: { constant: true, batch: sameShapeBatch('compare') },

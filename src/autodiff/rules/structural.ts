@@ -8,7 +8,23 @@ import { add, bind, broadcastTo, concat, mul, ones, pad, reshape, slice, transpo
 import { reducedShape } from '../../core/internal.js';
 import { asBatch, bilinearJvp, batchShape, expandAfterBatch, perExample, shiftAxes, unbroadcast, zerosLike, type Maybe, type RuleTable } from './types.js';
 
-type Structural = 'matmul' | 'sum' | 'max' | 'maxGrad' | 'argmax' | 'argsort' | 'gather' | 'scatterAdd' | 'reshape' | 'transpose' | 'broadcastTo' | 'slice' | 'pad' | 'take' | 'takeGrad' | 'concat';
+type Structural =
+  | 'matmul'
+  | 'sum'
+  | 'max'
+  | 'maxGrad'
+  | 'argmax'
+  | 'argsort'
+  | 'gather'
+  | 'scatterAdd'
+  | 'reshape'
+  | 'transpose'
+  | 'broadcastTo'
+  | 'slice'
+  | 'pad'
+  | 'take'
+  | 'takeGrad'
+  | 'concat';
 
 /** Each maximum's share of its reduction (1 / ties), x's shape, from the maxima m in kept shape: max's derivative as weights. */
 const maxWeights = (x: Tensor, m: Tensor, axes: readonly number[]): Tensor => bind('maxGrad', [x, m, ones(m.shape, m.dtype, m.backend)], { axes });
@@ -32,7 +48,8 @@ export const structuralRules: RuleTable<Structural> = {
       // per example, one broadcast multiply; + 0 turns −0 into +0 as the products' sum from 0 does.
       const k = p.transA ? a.shape[a.rank - 2]! : a.shape[a.rank - 1]!;
       if (batched[0] && batched[1] && k === 1) {
-        const m = a.size / size, n = b.size / size;
+        const m = a.size / size,
+          n = b.size / size;
         return add(mul(reshape(a, [size, m, 1]), reshape(b, [size, 1, n])), 0);
       }
       return perExample('matmul')(values, batched, p, size);
@@ -49,16 +66,13 @@ export const structuralRules: RuleTable<Structural> = {
       return [() => bind('maxGrad', [x, reshape(y, kept), reshape(ct, kept)], { axes })];
     },
     // The tangent at the maxima, shared among ties: the transpose of the VJP.
-    jvp: ([t], [x], y, { axes, keepDims }) => (t === null ? null : bind('sum', [mul(t, maxWeights(x, reshape(y, reducedShape(x.shape, axes, true)), axes))], { axes, keepDims })),
+    jvp: ([t], [x], y, { axes, keepDims }) =>
+      t === null ? null : bind('sum', [mul(t, maxWeights(x, reshape(y, reducedShape(x.shape, axes, true)), axes))], { axes, keepDims }),
     batch: ([x], _b, { axes, keepDims }) => bind('max', [x], { axes: shiftAxes(axes), keepDims }),
   },
   maxGrad: {
     // ct spread onto the maxima: linear in ct; x and the max only choose where.
-    vjp: (g, [x, m], _y, { axes }) => [
-      () => null,
-      () => null,
-      () => bind('sum', [mul(g, maxWeights(x, m, axes))], { axes, keepDims: true }),
-    ],
+    vjp: (g, [x, m], _y, { axes }) => [() => null, () => null, () => bind('sum', [mul(g, maxWeights(x, m, axes))], { axes, keepDims: true })],
     jvp: ([, , t], [x, m], _y, p) => (t === null ? null : bind('maxGrad', [x, m, t], p)),
     batch: ([x, m, ct], [bx, bm, bc], { axes }, size) =>
       bind('maxGrad', [asBatch(x, bx, size), asBatch(m, bm, size), asBatch(ct, bc, size)], { axes: shiftAxes(axes) }),
@@ -75,7 +89,7 @@ export const structuralRules: RuleTable<Structural> = {
     // Linear in base and src: base's cotangent passes through, src's is gathered back from where it was added.
     vjp: (ct, [, idx], _y, { axis }) => [() => ct, () => null, () => bind('gather', [ct, idx], { axis })],
     jvp: ([tb, , ts], [base, idx, src], _y, p) =>
-      (tb === null && ts === null ? null : bind('scatterAdd', [tb ?? zerosLike(base), idx, ts ?? zerosLike(src)], p)),
+      tb === null && ts === null ? null : bind('scatterAdd', [tb ?? zerosLike(base), idx, ts ?? zerosLike(src)], p),
     batch: ([base, idx, src], [bb, bi, bs], { axis }, size) =>
       bind('scatterAdd', [asBatch(base, bb, size), asBatch(idx, bi, size), asBatch(src, bs, size)], { axis: axis + 1 }),
   },
@@ -101,7 +115,13 @@ export const structuralRules: RuleTable<Structural> = {
     batch: ([x], _b, { shape }, size) => bind('broadcastTo', [expandAfterBatch(x, shape.length)], { shape: batchShape(size, shape) }),
   },
   slice: {
-    vjp: (ct, [x], _y, { starts, sizes }) => [() => pad(ct, starts.map((b, a) => [b, x.shape[a]! - b - sizes[a]!] as const))],
+    vjp: (ct, [x], _y, { starts, sizes }) => [
+      () =>
+        pad(
+          ct,
+          starts.map((b, a) => [b, x.shape[a]! - b - sizes[a]!] as const),
+        ),
+    ],
     jvp: ([t], _x, _y, p) => (t === null ? null : bind('slice', [t], p)),
     batch: ([x], _b, { starts, sizes }, size) => bind('slice', [x], { starts: [0, ...starts], sizes: [size, ...sizes] }),
   },
@@ -125,11 +145,31 @@ export const structuralRules: RuleTable<Structural> = {
   concat: {
     vjp: (ct, xs, _y, { axis }) => {
       const starts: number[] = [];
-      xs.reduce((at, x) => { starts.push(at); return at + x.shape[axis]!; }, 0);
-      return xs.map((x, k) => () => slice(ct, ct.shape.map((_d, a) => (a === axis ? starts[k]! : 0)), x.shape));
+      xs.reduce((at, x) => {
+        starts.push(at);
+        return at + x.shape[axis]!;
+      }, 0);
+      return xs.map(
+        (x, k) => () =>
+          slice(
+            ct,
+            ct.shape.map((_d, a) => (a === axis ? starts[k]! : 0)),
+            x.shape,
+          ),
+      );
     },
-    jvp: (ts, xs, _y, p) => (ts.every((t) => t === null) ? null : bind('concat', ts.map((t: Maybe, i) => t ?? zerosLike(xs[i]!)), p)),
-    batch: (xs, batched, { axis }, size) => concat(xs.map((x, i) => asBatch(x, batched[i]!, size)), axis + 1),
+    jvp: (ts, xs, _y, p) =>
+      ts.every((t) => t === null)
+        ? null
+        : bind(
+            'concat',
+            ts.map((t: Maybe, i) => t ?? zerosLike(xs[i]!)),
+            p,
+          ),
+    batch: (xs, batched, { axis }, size) =>
+      concat(
+        xs.map((x, i) => asBatch(x, batched[i]!, size)),
+        axis + 1,
+      ),
   },
 };
-

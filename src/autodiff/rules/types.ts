@@ -14,7 +14,24 @@
  * output no derivative flows through: transformations evaluate it on their
  * primal values and never record it; it still needs its batching rule.
  */
-import { add, bind, broadcastedAxes, broadcastTo, concat, makeShape, reshape, sameShape, slice, sum, zeros, type ArityTuple, type Primitive, type PrimitiveParams, type Shape, type Tensor } from '../../core/index.js';
+import {
+  add,
+  bind,
+  broadcastedAxes,
+  broadcastTo,
+  concat,
+  makeShape,
+  reshape,
+  sameShape,
+  slice,
+  sum,
+  zeros,
+  type ArityTuple,
+  type Primitive,
+  type PrimitiveParams,
+  type Shape,
+  type Tensor,
+} from '../../core/index.js';
 
 export type Inputs<P extends Primitive> = ArityTuple<P, Tensor>;
 /** A cotangent or tangent, or `null`: a symbolic zero (nothing to add). */
@@ -78,10 +95,23 @@ export const asBatch = (x: Tensor, batched: boolean, size: number): Tensor => (b
 
 /** The i-th example of a batch (axis 0 removed). */
 export const example = (x: Tensor, i: number): Tensor =>
-  reshape(slice(x, x.shape.map((_d, a) => (a === 0 ? i : 0)), x.shape.map((d, a) => (a === 0 ? 1 : d))), x.shape.slice(1));
+  reshape(
+    slice(
+      x,
+      x.shape.map((_d, a) => (a === 0 ? i : 0)),
+      x.shape.map((d, a) => (a === 0 ? 1 : d)),
+    ),
+    x.shape.slice(1),
+  );
 
 /** Joins per-example results along a new axis 0. */
-export const stackBatch = (xs: readonly Tensor[]): Tensor => (xs.length === 1 ? reshape(xs[0]!, [1, ...xs[0]!.shape]) : concat(xs.map((x) => reshape(x, [1, ...x.shape])), 0));
+export const stackBatch = (xs: readonly Tensor[]): Tensor =>
+  xs.length === 1
+    ? reshape(xs[0]!, [1, ...xs[0]!.shape])
+    : concat(
+        xs.map((x) => reshape(x, [1, ...x.shape])),
+        0,
+      );
 
 /**
  * The batching rule of last resort: the primitive once per example, results
@@ -90,21 +120,28 @@ export const stackBatch = (xs: readonly Tensor[]): Tensor => (xs.length === 1 ? 
  * call covers the batch (a per-example reduction over the batch axis of the
  * primitive itself, as in batch normalization's statistics).
  */
-export const perExample = <P extends Primitive>(prim: P): BatchRule<P> => (values, batched, params, size) => {
-  const outs: Tensor[] = [];
-  for (let i = 0; i < size; i++) {
-    const xs = (values as readonly Tensor[]).map((v, k) => ((batched as readonly boolean[])[k] ? example(v, i) : v));
-    outs.push(bind(prim, xs as unknown as Inputs<P>, params));
-  }
-  return stackBatch(outs);
-};
+export const perExample =
+  <P extends Primitive>(prim: P): BatchRule<P> =>
+  (values, batched, params, size) => {
+    const outs: Tensor[] = [];
+    for (let i = 0; i < size; i++) {
+      const xs = (values as readonly Tensor[]).map((v, k) => ((batched as readonly boolean[])[k] ? example(v, i) : v));
+      outs.push(bind(prim, xs as unknown as Inputs<P>, params));
+    }
+    return stackBatch(outs);
+  };
 
 /** Unary primitives (and any whose one input is the batch): the kernel on the batch as it is. */
-export const mapBatch = <P extends Primitive>(prim: P): BatchRule<P> => (values, _b, params) => bind(prim, values, params);
+export const mapBatch =
+  <P extends Primitive>(prim: P): BatchRule<P> =>
+  (values, _b, params) =>
+    bind(prim, values, params);
 
 /** Element-wise primitives whose inputs must share one shape: shared inputs repeated over the batch. */
-export const sameShapeBatch = <P extends Primitive>(prim: P): BatchRule<P> => (values, batched, params, size) =>
-  bind(prim, (values as readonly Tensor[]).map((v, i) => asBatch(v, (batched as readonly boolean[])[i]!, size)) as unknown as Inputs<P>, params);
+export const sameShapeBatch =
+  <P extends Primitive>(prim: P): BatchRule<P> =>
+  (values, batched, params, size) =>
+    bind(prim, (values as readonly Tensor[]).map((v, i) => asBatch(v, (batched as readonly boolean[])[i]!, size)) as unknown as Inputs<P>, params);
 
 /** [B, N, …] → [B·N, …]: a batch of image batches as one image batch. */
 export const mergeBatch = (x: Tensor): Tensor => reshape(x, [x.shape[0]! * x.shape[1]!, ...x.shape.slice(2)]);
@@ -117,5 +154,7 @@ export const batchShape = (size: number, s: Shape): Shape => makeShape([size, ..
 export const shiftAxes = (axes: readonly number[]): number[] => axes.map((a) => a + 1);
 
 /** The JVP of a primitive bilinear in its two inputs (matmul, the convolutions): f(ta, b) + f(a, tb). */
-export const bilinearJvp = <P extends 'matmul' | 'conv2d' | 'conv2dGradInput' | 'conv2dGradWeight'>(prim: P): JvpRule<P> => ([ta, tb], [a, b], _y, p) =>
-  addAll([ta === null ? null : bind(prim, [ta, b] as never, p), tb === null ? null : bind(prim, [a, tb] as never, p)], add);
+export const bilinearJvp =
+  <P extends 'matmul' | 'conv2d' | 'conv2dGradInput' | 'conv2dGradWeight'>(prim: P): JvpRule<P> =>
+  ([ta, tb], [a, b], _y, p) =>
+    addAll([ta === null ? null : bind(prim, [ta, b] as never, p), tb === null ? null : bind(prim, [a, tb] as never, p)], add);

@@ -52,7 +52,14 @@ export interface Arena {
   /** A Float32Array over the whole memory as it is now (rebuild after any malloc). */
   view(): Float32Array;
   /** Live tensor bytes, and blocks handed out fresh and recycled (for benchmarks and tests). */
-  stats(): { readonly tensorBytes: number; readonly peakTensorBytes: number; readonly tensorBlocks: number; readonly fresh: number; readonly recycled: number; readonly committedBytes: number };
+  stats(): {
+    readonly tensorBytes: number;
+    readonly peakTensorBytes: number;
+    readonly tensorBlocks: number;
+    readonly fresh: number;
+    readonly recycled: number;
+    readonly committedBytes: number;
+  };
 }
 
 export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Arena => {
@@ -63,7 +70,11 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
   const freeAt = new Map<number, number>();
   const freeEnd = new Map<number, number>();
   const bySize = new Map<number, Set<number>>();
-  let tensorBytes = 0, peakTensorBytes = 0, tensorBlocks = 0, fresh = 0, recycled = 0;
+  let tensorBytes = 0,
+    peakTensorBytes = 0,
+    tensorBlocks = 0,
+    fresh = 0,
+    recycled = 0;
   // Every buffer object the memory has handed out (a grown shared memory hands out a new one).
   const buffers = new WeakSet<ArrayBufferLike>();
   let whole = new Float32Array(memory.buffer);
@@ -75,8 +86,9 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
     const want = Math.min(opts.maxPages * PAGE, Math.max(end, have + GROW_STEP));
     if (end > want) {
       throw new RangeError(
-        `cpu backend: ${end} bytes of kernel memory needed, more than its ${opts.maxPages * PAGE / 2 ** 30} GiB maximum ` +
-        `(${tensorBytes} bytes of live tensors): run fewer models or data sets in one process, or use --jobs 1`);
+        `cpu backend: ${end} bytes of kernel memory needed, more than its ${(opts.maxPages * PAGE) / 2 ** 30} GiB maximum ` +
+          `(${tensorBytes} bytes of live tensors): run fewer models or data sets in one process, or use --jobs 1`,
+      );
     }
     memory.grow(Math.ceil((want - have) / PAGE));
     buffers.add(memory.buffer);
@@ -115,9 +127,13 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
       removeFree(offset);
       return { offset, reused: true };
     }
-    let best = -1, bestSize = Infinity;
+    let best = -1,
+      bestSize = Infinity;
     for (const [offset, blockSize] of freeAt) {
-      if (blockSize > size && blockSize < bestSize && offset + size <= limit) { best = offset; bestSize = blockSize; }
+      if (blockSize > size && blockSize < bestSize && offset + size <= limit) {
+        best = offset;
+        bestSize = blockSize;
+      }
     }
     if (best >= 0) {
       removeFree(best);
@@ -135,10 +151,14 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
 
   /** Frees a block, merged with free neighbours; at the end of the used space it lowers the bump pointer. */
   const release = (offset: number, bytes: number): void => {
-    let start = offset, size = alignUp(bytes);
+    let start = offset,
+      size = alignUp(bytes);
     if (freeAt.has(start + size)) size += removeFree(start + size);
     const before = freeEnd.get(start);
-    if (before !== undefined) { size += removeFree(before); start = before; }
+    if (before !== undefined) {
+      size += removeFree(before);
+      start = before;
+    }
     if (start + size === top) top = start;
     else addFree(start, size);
   };
@@ -155,7 +175,10 @@ export const createArena = (memory: WebAssembly.Memory, opts: ArenaOptions): Are
       if (block === undefined) return undefined;
       const { offset, reused } = block;
       // Fresh memory from the bump pointer has never been written; recycled blocks have.
-      if (reused) { if (zeroed) opts.zero(offset, n * 4); recycled++; } else fresh++;
+      if (reused) {
+        if (zeroed) opts.zero(offset, n * 4);
+        recycled++;
+      } else fresh++;
       tensorBytes += size;
       tensorBlocks++;
       if (tensorBytes > peakTensorBytes) peakTensorBytes = tensorBytes;

@@ -33,18 +33,30 @@ export interface ConvGemmDeps {
 }
 
 export interface Geometry {
-  readonly N: number; readonly C: number; readonly H: number; readonly W: number;
-  readonly F: number; readonly KH: number; readonly KW: number;
-  readonly OH: number; readonly OW: number; readonly stride: number; readonly padding: number;
+  readonly N: number;
+  readonly C: number;
+  readonly H: number;
+  readonly W: number;
+  readonly F: number;
+  readonly KH: number;
+  readonly KW: number;
+  readonly OH: number;
+  readonly OW: number;
+  readonly stride: number;
+  readonly padding: number;
   /** Rows of a column matrix (C·KH·KW), output positions per image (OH·OW), images per group. */
-  readonly ckk: number; readonly ohw: number; readonly group: number;
+  readonly ckk: number;
+  readonly ohw: number;
+  readonly group: number;
 }
 
 const geometry = (xs: Shape, ws: Shape, { stride, padding }: Conv2dParams): Geometry => {
   const [N, C, H, W] = xs as [number, number, number, number];
   const [F, , KH, KW] = ws as [number, number, number, number];
-  const OH = slidingOut(H, KH, stride, padding), OW = slidingOut(W, KW, stride, padding);
-  const ckk = C * KH * KW, ohw = OH * OW;
+  const OH = slidingOut(H, KH, stride, padding),
+    OW = slidingOut(W, KW, stride, padding);
+  const ckk = C * KH * KW,
+    ohw = OH * OW;
   const group = Math.max(1, Math.min(N, Math.floor(COL_BYTES / 4 / Math.max(1, ckk * ohw))));
   return { N, C, H, W, F, KH, KW, OH, OW, stride, padding, ckk, ohw, group };
 };
@@ -66,8 +78,12 @@ export const columnBounds = (g: Geometry): Int32Array => Int32Array.from({ lengt
  * input column lies inside x (validCols). The unrolling loops here and the cpu
  * backend's WebAssembly row kernels walk the same rows.
  */
-export const forEachColumnRow = (g: Geometry, n0: number, count: number,
-  visit: (row: number, plane: number, rowOff: number, colOff: number, lo: number, hi: number) => void): void => {
+export const forEachColumnRow = (
+  g: Geometry,
+  n0: number,
+  count: number,
+  visit: (row: number, plane: number, rowOff: number, colOff: number, lo: number, hi: number) => void,
+): void => {
   const { C, H, W, KH, KW, padding, ohw } = g;
   for (let c = 0; c < C; c++) {
     for (let a = 0; a < KH; a++) {
@@ -88,7 +104,10 @@ export const im2col = (x: Float32Array, g: Geometry, n0: number, count: number, 
       for (let i = 0; i < OH; i++) {
         const d = row + img * ohw + i * OW;
         const r = i * stride + rowOff;
-        if (r < 0 || r >= H) { col.fill(0, d, d + OW); continue; }
+        if (r < 0 || r >= H) {
+          col.fill(0, d, d + OW);
+          continue;
+        }
         const xr = xb + r * W + colOff;
         for (let j = 0; j < lo; j++) col[d + j] = 0;
         for (let j = lo; j < hi; j++) col[d + j] = x[xr + j * stride]!;
@@ -107,7 +126,8 @@ export const col2im = (col: Float32Array, g: Geometry, n0: number, count: number
       for (let i = 0; i < OH; i++) {
         const r = i * stride + rowOff;
         if (r < 0 || r >= H) continue;
-        const s = row + img * ohw + i * OW, xr = xb + r * W + colOff;
+        const s = row + img * ohw + i * OW,
+          xr = xb + r * W + colOff;
         for (let j = lo; j < hi; j++) dx[xr + j * stride] = dx[xr + j * stride]! + col[s + j]!;
       }
     }
@@ -122,7 +142,8 @@ export const regroup = (nchw: Float32Array, mat: Float32Array, g: Geometry, n0: 
   const { F, ohw } = g;
   for (let f = 0; f < F; f++) {
     for (let img = 0; img < count; img++) {
-      const src = ((n0 + img) * F + f) * ohw, dst = (f * count + img) * ohw;
+      const src = ((n0 + img) * F + f) * ohw,
+        dst = (f * count + img) * ohw;
       if (toMatrix) mat.set(nchw.subarray(src, src + ohw), dst);
       else nchw.set(mat.subarray(dst, dst + ohw), src);
     }
@@ -170,7 +191,10 @@ export const convGemmKernels = (deps: ConvGemmDeps) => {
       const L = count * g.ohw;
       let c: Float32Array;
       if (ctg === undefined) c = ct.subarray(n0 * g.F * g.ohw, (n0 + 1) * g.F * g.ohw);
-      else { c = ctg.subarray(0, g.F * L); move(ct, c, g, n0, count, true); }
+      else {
+        c = ctg.subarray(0, g.F * L);
+        move(ct, c, g, n0, count, true);
+      }
       const d = dcol.subarray(0, g.ckk * L);
       gemm(w, c, g.ckk, g.F, L, true, false, d);
       roll(d, g, n0, count, dx);
@@ -192,7 +216,10 @@ export const convGemmKernels = (deps: ConvGemmDeps) => {
       const L = count * g.ohw;
       let c: Float32Array;
       if (ctg === undefined) c = ct.subarray(n0 * g.F * g.ohw, (n0 + 1) * g.F * g.ohw);
-      else { c = ctg.subarray(0, g.F * L); move(ct, c, g, n0, count, true); }
+      else {
+        c = ctg.subarray(0, g.F * L);
+        move(ct, c, g, n0, count, true);
+      }
       const cl = col.subarray(0, g.ckk * L);
       unroll(x, g, n0, count, cl);
       if (n0 === 0) gemm(c, cl, g.F, L, g.ckk, false, true, dw);

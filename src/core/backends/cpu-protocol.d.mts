@@ -1,16 +1,75 @@
 // Types of cpu-protocol.mjs (see there).
-export type GemmField = 'm' | 'n' | 'k' | 'a' | 'sai' | 'sap' | 'b' | 'sbp' | 'sbj' | 'c' | 'ldc' | 'ap' | 'bp' | 'scratch' | 'split' | 'chunk' | 'counter' | 'parts';
+export type GemmField =
+  | 'm'
+  | 'n'
+  | 'k'
+  | 'a'
+  | 'sai'
+  | 'sap'
+  | 'b'
+  | 'sbp'
+  | 'sbj'
+  | 'c'
+  | 'ldc'
+  | 'ap'
+  | 'bp'
+  | 'scratch'
+  | 'split'
+  | 'chunk'
+  | 'counter'
+  | 'parts';
 export type MomentumField = 'p' | 'v' | 'g' | 'pOut' | 'vOut' | 'n' | 'lr' | 'gamma' | 'l2' | 'nesterov' | 'chunk' | 'counter';
 export type ConvField = 'x' | 'wp' | 'offs' | 'out' | 'xp' | 'N' | 'C' | 'H' | 'W' | 'pad' | 'F' | 'ckk' | 'OH' | 'OW' | 'chunk' | 'counter';
 export type ElementsField = 'op' | 'a' | 'b' | 'out' | 'n' | 'chunk' | 'counter';
 export type PoolField = 'x' | 'ct' | 'out' | 'planes' | 'H' | 'W' | 'size' | 'stride' | 'OH' | 'OW' | 'grad' | 'chunk' | 'counter';
-export type UnrollField = 'mode' | 'x' | 'col' | 'bounds' | 'planeStep' | 'count' | 'C' | 'H' | 'W' | 'KH' | 'KW' | 'OH' | 'OW' | 'stride' | 'pad' | 'units' | 'chunk' | 'counter';
+export type UnrollField =
+  | 'mode'
+  | 'x'
+  | 'col'
+  | 'bounds'
+  | 'planeStep'
+  | 'count'
+  | 'C'
+  | 'H'
+  | 'W'
+  | 'KH'
+  | 'KW'
+  | 'OH'
+  | 'OW'
+  | 'stride'
+  | 'pad'
+  | 'units'
+  | 'chunk'
+  | 'counter';
 export type RegroupField = 'nchw' | 'mat' | 'F' | 'count' | 'n0' | 'ohw' | 'toMatrix' | 'chunk' | 'counter';
 export type RowSumsField = 'x' | 'ct' | 'mean' | 'inv' | 'acc1' | 'acc2' | 'N' | 'C' | 'mode' | 'chunk' | 'counter';
 export type ApplyRowsField = 'x' | 'ct' | 'out' | 'coefT' | 'N' | 'C' | 'mode' | 'chunk' | 'counter';
 export type ApplyField = 'x' | 'ct' | 'out' | 'coef' | 'planes' | 'C' | 'S' | 'mode' | 'chunk' | 'counter';
 export type ChainsField = 'x' | 'ct' | 'mean' | 'out' | 'chains' | 'C' | 'S' | 'steps' | 'stride' | 'mode' | 'chunk' | 'counter';
-export type FusedField = 'id' | 'bytes' | 'length' | 'a0' | 'a1' | 'a2' | 'a3' | 'a4' | 'a5' | 'a6' | 'a7' | 's0' | 's1' | 's2' | 's3' | 's4' | 's5' | 's6' | 's7' | 'out' | 'rows' | 'chunk' | 'counter';
+export type FusedField =
+  | 'id'
+  | 'bytes'
+  | 'length'
+  | 'a0'
+  | 'a1'
+  | 'a2'
+  | 'a3'
+  | 'a4'
+  | 'a5'
+  | 'a6'
+  | 'a7'
+  | 's0'
+  | 's1'
+  | 's2'
+  | 's3'
+  | 's4'
+  | 's5'
+  | 's6'
+  | 's7'
+  | 'out'
+  | 'rows'
+  | 'chunk'
+  | 'counter';
 /** The one message type: a job and its named arguments. */
 export type Job =
   | { readonly kind: 'gemm'; readonly args: Readonly<Record<GemmField, number>> }

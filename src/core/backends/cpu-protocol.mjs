@@ -38,7 +38,26 @@ export const JOBS = Object.freeze({
   }),
   unroll: Object.freeze({
     kernel: 'unrollChunks',
-    fields: Object.freeze(['mode', 'x', 'col', 'bounds', 'planeStep', 'count', 'C', 'H', 'W', 'KH', 'KW', 'OH', 'OW', 'stride', 'pad', 'units', 'chunk', 'counter']),
+    fields: Object.freeze([
+      'mode',
+      'x',
+      'col',
+      'bounds',
+      'planeStep',
+      'count',
+      'C',
+      'H',
+      'W',
+      'KH',
+      'KW',
+      'OH',
+      'OW',
+      'stride',
+      'pad',
+      'units',
+      'chunk',
+      'counter',
+    ]),
   }),
   regroup: Object.freeze({
     kernel: 'regroupChunks',
@@ -60,7 +79,31 @@ export const JOBS = Object.freeze({
   // memory; the worker compiles it on first sight of `id` and calls its `chunks` with the fields after `length`.
   fused: Object.freeze({
     kernel: 'chunks',
-    fields: Object.freeze(['id', 'bytes', 'length', 'a0', 'a1', 'a2', 'a3', 'a4', 'a5', 'a6', 'a7', 's0', 's1', 's2', 's3', 's4', 's5', 's6', 's7', 'out', 'rows', 'chunk', 'counter']),
+    fields: Object.freeze([
+      'id',
+      'bytes',
+      'length',
+      'a0',
+      'a1',
+      'a2',
+      'a3',
+      'a4',
+      'a5',
+      'a6',
+      'a7',
+      's0',
+      's1',
+      's2',
+      's3',
+      's4',
+      's5',
+      's6',
+      's7',
+      'out',
+      'rows',
+      'chunk',
+      'counter',
+    ]),
   }),
 });
 
@@ -86,7 +129,10 @@ export const HEADER = 4;
 /** Words of the control block. */
 export const CTRL_WORDS = HEADER + Math.max(...KINDS.map((k) => JOBS[k].fields.length));
 /** Slots of the header. */
-export const SEQ = 0, DONE = 1, JOB = 2, READY = 3;
+export const SEQ = 0,
+  DONE = 1,
+  JOB = 2,
+  READY = 3;
 
 /** Writes a job's fields (by name) into the control block; throws on a missing field. */
 export const writeJob = (ints, floats, kind, args) => {

@@ -19,7 +19,8 @@ const run = ({ module, memory, ctrl }, bye) => {
     }
     return exports;
   };
-  const ints = new Int32Array(ctrl), floats = new Float32Array(ctrl);
+  const ints = new Int32Array(ctrl),
+    floats = new Float32Array(ctrl);
   let seen = 0;
   Atomics.store(ints, READY, 1);
   for (;;) {
@@ -27,7 +28,10 @@ const run = ({ module, memory, ctrl }, bye) => {
     // that time, and waking from Atomics.wait costs 50-120 µs each call.
     let spins = 0;
     while (Atomics.load(ints, SEQ) === seen) {
-      if (++spins > 4000000) { Atomics.wait(ints, SEQ, seen); spins = 0; }
+      if (++spins > 4000000) {
+        Atomics.wait(ints, SEQ, seen);
+        spins = 0;
+      }
     }
     seen = Atomics.load(ints, SEQ);
     if (seen < 0) break;

@@ -78,7 +78,9 @@ const blasThreadsFrom = (env: string | undefined): number => {
 };
 
 /** Creates the `cpu` backend. */
-export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
+export const createCpuBackend = (
+  opts: CpuBackendOptions = {},
+): HostBackend & {
   /** Whether the kernels use relaxed-SIMD FMA. */
   readonly relaxed: boolean;
   /** Threads per product. */
@@ -104,16 +106,25 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
   const gemm = blas !== undefined ? nativeGemm(blas, blasThreads) : wasmGemm(mem, threads);
   const imagesInWasm = opts.imageKernels !== 'typescript';
   const { kernels, fused } = cpuKernelTable({
-    mem, threads, gemm,
-    dgemm: blas === undefined ? undefined : (a, b, m, k, n, ta, tb, out) => { blas.useThreads(blasThreads); blas.dgemm(m, n, k, a, ta, b, tb, out); },
+    mem,
+    threads,
+    gemm,
+    dgemm:
+      blas === undefined
+        ? undefined
+        : (a, b, m, k, n, ta, tb, out) => {
+            blas.useThreads(blasThreads);
+            blas.dgemm(m, n, k, a, ta, b, tb, out);
+          },
     conv: opts.convolution === 'loops' ? undefined : convKernels(mem, threads, gemm, imagesInWasm, imagesInWasm && blas === undefined),
     image: imagesInWasm ? imageKernels(mem, threads) : undefined,
   });
   const { arena, pool, alloc, inArena } = mem;
   const simd = mem.relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add; Node 20 needs --experimental-wasm-relaxed-simd for FMA';
-  const products = blas !== undefined
-    ? `native BLAS ${blas.summary} (${blas.file}) on ${blasThreads} BLAS thread${blasThreads === 1 ? '' : 's'} for products and convolutions, WebAssembly SIMD (${simd}) for the rest`
-    : `WebAssembly SIMD GEMM (${simd}; no native BLAS: ${'none' in found ? found.none : ''})`;
+  const products =
+    blas !== undefined
+      ? `native BLAS ${blas.summary} (${blas.file}) on ${blasThreads} BLAS thread${blasThreads === 1 ? '' : 's'} for products and convolutions, WebAssembly SIMD (${simd}) for the rest`
+      : `WebAssembly SIMD GEMM (${simd}; no native BLAS: ${'none' in found ? found.none : ''})`;
 
   return {
     name: 'cpu',
@@ -144,7 +155,8 @@ export const createCpuBackend = (opts: CpuBackendOptions = {}): HostBackend & {
     // jit's fused chains: WebAssembly SIMD over the kernel's memory where the operands are there, else a JavaScript loop.
     fuse: (chain) => wasmChain(mem, threads, chain, hostChain(alloc, chain)),
     memory: () => {
-      const a = arena.stats(), h = pool.memory();
+      const a = arena.stats(),
+        h = pool.memory();
       return { liveBytes: a.tensorBytes + h.liveBytes, peakBytes: Math.max(a.peakTensorBytes + h.peakBytes, 0), buffers: a.tensorBlocks + h.buffers };
     },
     arenaStats: arena.stats,

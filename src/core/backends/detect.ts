@@ -24,8 +24,7 @@ export interface GpuReport {
 const SOFTWARE = /llvmpipe|softpipe|swiftshader|software|swrast/i;
 
 /** Whether an OpenGL renderer string names real hardware: known, and none of the software rasterizers. */
-export const isHardwareRenderer = (renderer: string | undefined): boolean =>
-  renderer !== undefined && renderer.trim() !== '' && !SOFTWARE.test(renderer);
+export const isHardwareRenderer = (renderer: string | undefined): boolean => renderer !== undefined && renderer.trim() !== '' && !SOFTWARE.test(renderer);
 
 let cached: GpuReport | undefined;
 
@@ -42,7 +41,10 @@ export const detectGpu = (): GpuReport => {
   const { dirname, join } = nodeBuiltin<typeof import('node:path')>('node:path', why);
   const { isMainThread } = nodeBuiltin<typeof import('node:worker_threads')>('node:worker_threads', why);
   const require = nodeBuiltin<typeof import('node:module')>('node:module', why).createRequire(import.meta.url);
-  let glBuilt = false, context = false, loadError: string | undefined, installed = true;
+  let glBuilt = false,
+    context = false,
+    loadError: string | undefined,
+    installed = true;
   try {
     const gl = require('gl') as (w: number, h: number) => { getExtension(n: string): { destroy(): void } | null } | null;
     glBuilt = true;
@@ -73,14 +75,14 @@ export const detectGpu = (): GpuReport => {
   const summary = !installed
     ? 'gpu.js and headless-gl are not installed (optional for the library): npm install gpu.js'
     : loadError !== undefined
-    ? `headless-gl is built but could not be loaded: ${loadError}`
-    : !glBuilt
-    ? "headless-gl ('gl') is not built: install libxi-dev libx11-dev libxext-dev pkg-config and a C++ toolchain, then npm rebuild gl"
-    : !context
-      ? 'headless-gl is built but no WebGL context could be made: no X display (run under xvfb-run -a)'
-      : renderer === undefined
-        ? 'WebGL works but its renderer is unknown (install mesa-utils for glxinfo)'
-        : `WebGL renderer: ${renderer}${hardware ? '' : ' (software)'}`;
+      ? `headless-gl is built but could not be loaded: ${loadError}`
+      : !glBuilt
+        ? "headless-gl ('gl') is not built: install libxi-dev libx11-dev libxext-dev pkg-config and a C++ toolchain, then npm rebuild gl"
+        : !context
+          ? 'headless-gl is built but no WebGL context could be made: no X display (run under xvfb-run -a)'
+          : renderer === undefined
+            ? 'WebGL works but its renderer is unknown (install mesa-utils for glxinfo)'
+            : `WebGL renderer: ${renderer}${hardware ? '' : ' (software)'}`;
   cached = { glBuilt, context, renderer, hardware, summary };
   return cached;
 };
@@ -90,12 +92,19 @@ const detectBrowserGpu = (): GpuReport => {
   const g = globalThis as { OffscreenCanvas?: new (w: number, h: number) => { getContext(k: string): WebGL2RenderingContext | null }; document?: Document };
   let gl: WebGL2RenderingContext | null = null;
   try {
-    gl = g.OffscreenCanvas !== undefined ? new g.OffscreenCanvas(1, 1).getContext('webgl2') : g.document?.createElement('canvas').getContext('webgl2') ?? null;
+    gl =
+      g.OffscreenCanvas !== undefined ? new g.OffscreenCanvas(1, 1).getContext('webgl2') : (g.document?.createElement('canvas').getContext('webgl2') ?? null);
   } catch {
     gl = null;
   }
   if (gl === null) {
-    return { glBuilt: true, context: false, renderer: undefined, hardware: false, summary: 'this browser gave no WebGL 2 context (hardware acceleration off, or no GPU process)' };
+    return {
+      glBuilt: true,
+      context: false,
+      renderer: undefined,
+      hardware: false,
+      summary: 'this browser gave no WebGL 2 context (hardware acceleration off, or no GPU process)',
+    };
   }
   const info = gl.getExtension('WEBGL_debug_renderer_info');
   const renderer = String(gl.getParameter(info !== null ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));

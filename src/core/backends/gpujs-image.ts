@@ -71,12 +71,20 @@ const tapLines = (pos: string, k: string, o: string, size: number, stride: numbe
   };
 };
 /** The lines of nested taps over rows then columns around `body`. */
-const tapsAround = (rows: ReturnType<typeof tapLines>, cols: ReturnType<typeof tapLines>, body: readonly string[]): string[] =>
-  [...rows.open, ...cols.open, ...body, ...Array<string>(rows.close + cols.close).fill('}')];
+const tapsAround = (rows: ReturnType<typeof tapLines>, cols: ReturnType<typeof tapLines>, body: readonly string[]): string[] => [
+  ...rows.open,
+  ...cols.open,
+  ...body,
+  ...Array<string>(rows.close + cols.close).fill('}'),
+];
 
 /** The output shape of conv2d. */
-export const conv2dOutShape = (xs: Shape, ws: Shape, { stride, padding }: Conv2dParams): [number, number, number, number] =>
-  [xs[0]!, ws[0]!, slidingOut(xs[2]!, ws[2]!, stride, padding), slidingOut(xs[3]!, ws[3]!, stride, padding)];
+export const conv2dOutShape = (xs: Shape, ws: Shape, { stride, padding }: Conv2dParams): [number, number, number, number] => [
+  xs[0]!,
+  ws[0]!,
+  slidingOut(xs[2]!, ws[2]!, stride, padding),
+  slidingOut(xs[3]!, ws[3]!, stride, padding),
+];
 
 /** conv2d: a0 = x [N, C, H, W], a1 = w [F, C, KH, KW]; one thread per output [N, F, OH, OW]. */
 export const conv2dSource = (xs: Shape, ws: Shape, p: Conv2dParams): string => {
@@ -96,7 +104,11 @@ export const conv2dSource = (xs: Shape, ws: Shape, p: Conv2dParams): string => {
     `const x = oj * ${s} + b - ${pad};`,
     `if (x >= 0 && x < ${W}) {`,
     `acc += a0[((n * ${C} + c) * ${H} + y) * ${W} + x] * a1[((f * ${C} + c) * ${KH} + a) * ${KW} + b];`,
-    '}', '}', '}', '}', '}',
+    '}',
+    '}',
+    '}',
+    '}',
+    '}',
     'return acc;',
     '}',
   ].join('\n');
@@ -140,15 +152,23 @@ export const conv2dGradWeightSource = (xs: Shape, ws: Shape, p: Conv2dParams): s
     `const x = oj * ${s} + b - ${pad};`,
     `if (x >= 0 && x < ${W}) {`,
     `acc += a0[((n * ${F} + f) * ${OH} + oi) * ${OW} + oj] * a1[((n * ${C} + c) * ${H} + y) * ${W} + x];`,
-    '}', '}', '}', '}', '}',
+    '}',
+    '}',
+    '}',
+    '}',
+    '}',
     'return acc;',
     '}',
   ].join('\n');
 };
 
 /** The output shape of a pooling. */
-export const pool2dOutShape = (xs: Shape, { size, stride }: Pool2dParams): [number, number, number, number] =>
-  [xs[0]!, xs[1]!, slidingOut(xs[2]!, size, stride, 0), slidingOut(xs[3]!, size, stride, 0)];
+export const pool2dOutShape = (xs: Shape, { size, stride }: Pool2dParams): [number, number, number, number] => [
+  xs[0]!,
+  xs[1]!,
+  slidingOut(xs[2]!, size, stride, 0),
+  slidingOut(xs[3]!, size, stride, 0),
+];
 
 /**
  * Lines that leave in `bv` the maximum of a0's window starting at flat index
@@ -165,7 +185,9 @@ const argmaxLines = (arr: string, base: string, size: number, W: number): string
   'if (bv === bv && (v > bv || v !== v)) {',
   'bv = v;',
   'bi = k;',
-  '}', '}', '}',
+  '}',
+  '}',
+  '}',
 ];
 
 /** maxPool2d (`kind` 'max') or avgPool2d ('avg'): a0 = x [N, C, H, W]; one thread per output [N, C, OH, OW]. */
@@ -174,16 +196,18 @@ export const pool2dSource = (kind: 'max' | 'avg', xs: Shape, p: Pool2dParams): s
   const [, , OH, OW] = pool2dOutShape(xs, p);
   const { size, stride: s } = p;
   const base = `nc * ${H * W} + oi * ${s * W} + oj * ${s}`;
-  const body = kind === 'max'
-    ? [...argmaxLines('a0', 'base', size, W), 'return bv;']
-    : [
-      'let acc = 0;',
-      `for (let wa = 0; wa < ${size}; wa++) {`,
-      `for (let wb = 0; wb < ${size}; wb++) {`,
-      `acc += a0[base + wa * ${W} + wb];`,
-      '}', '}',
-      `return acc / ${size * size};`,
-    ];
+  const body =
+    kind === 'max'
+      ? [...argmaxLines('a0', 'base', size, W), 'return bv;']
+      : [
+          'let acc = 0;',
+          `for (let wa = 0; wa < ${size}; wa++) {`,
+          `for (let wb = 0; wb < ${size}; wb++) {`,
+          `acc += a0[base + wa * ${W} + wb];`,
+          '}',
+          '}',
+          `return acc / ${size * size};`,
+        ];
   return ['function(a0) {', ...unravel(['nc', 'oi', 'oj'], [N * C, OH, OW]), `const base = ${base};`, ...body, '}'].join('\n');
 };
 
@@ -197,9 +221,10 @@ export const pool2dGradSource = (kind: 'max' | 'avg', xs: Shape, p: Pool2dParams
   const [, , OH, OW] = pool2dOutShape(xs, p);
   const { size, stride: s } = p;
   const ct = `a0[(nc * ${OH} + oi) * ${OW} + oj]`;
-  const add = kind === 'max'
-    ? [`const base = nc * ${H * W} + oi * ${s * W} + oj * ${s};`, ...argmaxLines('a1', 'base', size, W), 'if (bi === i) {', `acc += ${ct};`, '}']
-    : [`acc += ${ct};`];
+  const add =
+    kind === 'max'
+      ? [`const base = nc * ${H * W} + oi * ${s * W} + oj * ${s};`, ...argmaxLines('a1', 'base', size, W), 'if (bi === i) {', `acc += ${ct};`, '}']
+      : [`acc += ${ct};`];
   return [
     `function(${kind === 'max' ? 'a0, a1' : 'a0'}) {`,
     ...unravel(['nc', 'y', 'x'], [N * C, H, W]),

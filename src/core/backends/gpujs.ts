@@ -119,14 +119,7 @@ const mapSource = (outShape: Shape, access: readonly Access[], body: string, uni
   const needCoords = used.some((u) => u);
   const args = [...access.map((_, k) => `a${k}`), ...uniforms].join(', ');
   const reads = access.map((a, k) => `const v${k} = a${k}[${a === null ? 'i' : indexExpr(a, outShape)}];`);
-  return [
-    `function(${args}) {`,
-    'const i = this.thread.x;',
-    ...(needCoords ? coordLines(outShape, used) : []),
-    ...reads,
-    body,
-    '}',
-  ].join('\n');
+  return [`function(${args}) {`, 'const i = this.thread.x;', ...(needCoords ? coordLines(outShape, used) : []), ...reads, body, '}'].join('\n');
 };
 
 /** Kept-shape of a reduction (reduced axes as length 1). */
@@ -142,7 +135,10 @@ const reduceSource = (shape: Shape, axes: readonly number[], kind: 'sum' | 'max'
   const st = stridesOf(shape);
   const keptAxes = shape.map((_, d) => !axes.includes(d));
   // Output coordinates over the kept shape; the base index in x uses x's strides.
-  const base = indexExpr(shape.map((_, d) => (keptAxes[d] ? st[d]! : 0)), kept);
+  const base = indexExpr(
+    shape.map((_, d) => (keptAxes[d] ? st[d]! : 0)),
+    kept,
+  );
   const loops = axes.filter((a) => shape[a] !== 1);
   const inner = ['base', ...loops.map((a) => (st[a] === 1 ? `j${a}` : `j${a} * ${st[a]}`))].join(' + ');
   const lines = [`function(a0${kind === 'count' ? ', a1' : ''}) {`, 'const i = this.thread.x;', ...coordLines(kept, keptAxes), `const base = ${base};`];
@@ -176,7 +172,12 @@ const matmulSource = (m: number, k: number, n: number, transA: boolean, transB: 
 
 /** The comparisons as shader conditions on v0 and v1 (NaN as GLSL compares it: a GPU may differ from IEEE there). */
 const COMPARE_GPU: Readonly<Record<CompareOp, string>> = {
-  greater: 'v0 > v1', greaterEqual: 'v0 >= v1', less: 'v0 < v1', lessEqual: 'v0 <= v1', equal: 'v0 === v1', notEqual: 'v0 !== v1',
+  greater: 'v0 > v1',
+  greaterEqual: 'v0 >= v1',
+  less: 'v0 < v1',
+  lessEqual: 'v0 <= v1',
+  equal: 'v0 === v1',
+  notEqual: 'v0 !== v1',
 };
 
 /** Unary element-wise bodies on v0 (float32 on the GPU). */
@@ -230,7 +231,10 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
   // Loaded here, not at import: other backends' processes then never hold
   // gpu.js (a few MB of code that every full garbage collection would mark).
   // headless-gl under Node, the page's WebGL 2 in a browser (platform.ts).
-  const { mod: { GPU: GPUClass }, mode } = loadGpuJs();
+  const {
+    mod: { GPU: GPUClass },
+    mode,
+  } = loadGpuJs();
   const gpu = new GPUClass({ mode }) as GPU;
   if (gpu.mode !== mode) {
     throw new Error(`gpu.js chose mode '${gpu.mode}' instead of ${mode}: ${report.summary}`);
@@ -265,7 +269,9 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     if (kern === undefined) {
       if (disposed) throw new Error('the gpujs backend was disposed: create a new one');
       if (n > MAX_ELEMENTS) {
-        throw new Error(`gpujs: a tensor of ${n} elements is over the ${MAX_ELEMENTS} this backend indexes exactly in float32; split it or use the cpu backend`);
+        throw new Error(
+          `gpujs: a tensor of ${n} elements is over the ${MAX_ELEMENTS} this backend indexes exactly in float32; split it or use the cpu backend`,
+        );
       }
       kern = gpu
         .createKernel(source as never)
@@ -285,7 +291,10 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
 
   const empty = (dtype: DType): GpuBuffer => fromHost(dtype === 'float64' ? new Float64Array(0) : new Float32Array(0));
 
-  let uploads = 0, uploadBytes = 0, downloads = 0, downloadBytes = 0;
+  let uploads = 0,
+    uploadBytes = 0,
+    downloads = 0,
+    downloadBytes = 0;
   const download = (tex: GpuTexture): Float32Array => {
     const values = tex.toArray() as Float32Array;
     downloads++;
@@ -324,14 +333,23 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
   const map = (prim: string, inputs: readonly Op[], access: readonly Access[], out: OutSpec, body: string): GpuBuffer => {
     const n = sizeOf(out.shape);
     if (n === 0) return empty(out.dtype);
-    return run(mapSource(out.shape, access, body), n, inputs.map((x) => texOf(x, prim)));
+    return run(
+      mapSource(out.shape, access, body),
+      n,
+      inputs.map((x) => texOf(x, prim)),
+    );
   };
-  const unary = (prim: UnaryPrim) => ([x]: readonly [Op], _p: null, out: OutSpec): GpuBuffer => map(prim, [x], [null], out, UNARY_GPU[prim]);
-  const binary = (prim: string, body: string) =>
+  const unary =
+    (prim: UnaryPrim) =>
+    ([x]: readonly [Op], _p: null, out: OutSpec): GpuBuffer =>
+      map(prim, [x], [null], out, UNARY_GPU[prim]);
+  const binary =
+    (prim: string, body: string) =>
     ([a, b]: readonly [Op, Op], _p: null, out: OutSpec): GpuBuffer =>
       map(prim, [a, b], [broadcastAccess(a.shape, out.shape), broadcastAccess(b.shape, out.shape)], out, body);
 
-  const reduce = (kind: 'sum' | 'max') =>
+  const reduce =
+    (kind: 'sum' | 'max') =>
     ([x]: readonly [Op], { axes }: { readonly axes: readonly number[] }, out: OutSpec): GpuBuffer => {
       const n = sizeOf(out.shape);
       if (n === 0) return empty(out.dtype);
@@ -352,7 +370,12 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     const n = sizeOf(out.shape);
     if (n === 0) return empty(out.dtype);
     if (inputs.some((x) => x.buf.n === 0)) return full(out.dtype, n, 0);
-    return run(source, n, inputs.map((x) => texOf(x, prim)), work);
+    return run(
+      source,
+      n,
+      inputs.map((x) => texOf(x, prim)),
+      work,
+    );
   };
 
   /**
@@ -362,11 +385,13 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
    * select and pow): correct everywhere, and the place a shader replaces when one is
    * written. Each call counts in `transfers()`.
    */
-  const viaHost = (prim: KernelPrimitive) => (inputs: readonly Op[], params: unknown, out: OutSpec): GpuBuffer => {
-    const host = (hostTable as unknown as Record<string, (i: readonly Operand<Data>[], p: unknown, o: OutSpec) => Data>)[prim]!;
-    const r = host(inputs.map(onHost), params, out);
-    return r instanceof Float32Array ? upload(r) : fromHost(r);
-  };
+  const viaHost =
+    (prim: KernelPrimitive) =>
+    (inputs: readonly Op[], params: unknown, out: OutSpec): GpuBuffer => {
+      const host = (hostTable as unknown as Record<string, (i: readonly Operand<Data>[], p: unknown, o: OutSpec) => Data>)[prim]!;
+      const r = host(inputs.map(onHost), params, out);
+      return r instanceof Float32Array ? upload(r) : fromHost(r);
+    };
 
   const gpuKernels: KernelTable<GpuBuffer> = {
     add: binary('add', 'return v0 + v1;'),
@@ -401,12 +426,20 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
       const n = sizeOf(out.shape);
       if (n === 0) return empty(out.dtype);
       // Two passes: how many positions tie for each max, then ct shared among them.
-      const count = run(reduceSource(x.shape, axes, 'count'), m.buf.n, [texOf(x, 'maxGrad'), texOf(m, 'maxGrad')], axes.reduce((p, a) => p * x.shape[a]!, 1));
+      const count = run(
+        reduceSource(x.shape, axes, 'count'),
+        m.buf.n,
+        [texOf(x, 'maxGrad'), texOf(m, 'maxGrad')],
+        axes.reduce((p, a) => p * x.shape[a]!, 1),
+      );
       try {
         const kept = m.shape;
         const bc = broadcastAccess(kept, x.shape);
         return run(mapSource(x.shape, [null, bc, bc, bc], 'if (v0 === v1) { return v2 / v3; }\nreturn 0;'), n, [
-          texOf(x, 'maxGrad'), texOf(m, 'maxGrad'), texOf(ct, 'maxGrad'), count.tex!,
+          texOf(x, 'maxGrad'),
+          texOf(m, 'maxGrad'),
+          texOf(ct, 'maxGrad'),
+          count.tex!,
         ]);
       } finally {
         free(count);
@@ -455,13 +488,17 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
   const hostFusedKernels = hostFused(hostAlloc);
   const onHost = (op: Op): Operand<Data> => ({ buf: hostOf(op), shape: op.shape, dtype: op.dtype });
   type AnyKernel = (inputs: readonly Operand<unknown>[], params: unknown, out: OutSpec) => unknown;
-  const kernelTable = Object.fromEntries(Object.entries(gpuKernels).map(([prim, gpuKernel]) => {
-    const hostKernel = (hostTable as unknown as Record<string, AnyKernel>)[prim]!;
-    const onGpu = gpuKernel as AnyKernel;
-    const either: AnyKernel = (inputs, params, out) =>
-      out.dtype === 'float64' && sizeOf(out.shape) > 0 ? fromHost(hostKernel((inputs as readonly Op[]).map(onHost), params, out) as Data) : onGpu(inputs, params, out);
-    return [prim, prim === 'cast' ? gpuKernel : either];
-  })) as unknown as KernelTable<GpuBuffer>;
+  const kernelTable = Object.fromEntries(
+    Object.entries(gpuKernels).map(([prim, gpuKernel]) => {
+      const hostKernel = (hostTable as unknown as Record<string, AnyKernel>)[prim]!;
+      const onGpu = gpuKernel as AnyKernel;
+      const either: AnyKernel = (inputs, params, out) =>
+        out.dtype === 'float64' && sizeOf(out.shape) > 0
+          ? fromHost(hostKernel((inputs as readonly Op[]).map(onHost), params, out) as Data)
+          : onGpu(inputs, params, out);
+      return [prim, prim === 'cast' ? gpuKernel : either];
+    }),
+  ) as unknown as KernelTable<GpuBuffer>;
 
   const fused: FusedKernels<GpuBuffer> = {
     momentumStep(p, v, g, hp: MomentumHyper) {
@@ -491,7 +528,20 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
       // Three kernels (m', v', then p' recomputing both), hyperparameters as uniforms (a schedule does not recompile).
       const same: Access[] = [null, null, null, null];
       const moments = 'const g1 = v3 + l2 * v0;\nconst m1 = beta1 * v1 + (1.0 - beta1) * g1;\nconst w1 = beta2 * v2 + (1.0 - beta2) * g1 * g1;\n';
-      const args = [texOf(p, 'adamStep'), texOf(m, 'adamStep'), texOf(v, 'adamStep'), texOf(g, 'adamStep'), hp.lr, hp.beta1, hp.beta2, hp.eps, hp.l2, hp.decay, hp.c1, hp.c2];
+      const args = [
+        texOf(p, 'adamStep'),
+        texOf(m, 'adamStep'),
+        texOf(v, 'adamStep'),
+        texOf(g, 'adamStep'),
+        hp.lr,
+        hp.beta1,
+        hp.beta2,
+        hp.eps,
+        hp.l2,
+        hp.decay,
+        hp.c1,
+        hp.c2,
+      ];
       const uniforms = ['lr', 'beta1', 'beta2', 'eps', 'l2', 'decay', 'c1', 'c2'];
       const shape = [p.buf.n];
       const nm = run(mapSource(shape, same, `${moments}return m1;`, uniforms), p.buf.n, args);
@@ -522,7 +572,8 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     log: (t, [a]) => `const ${t} = Math.log(${a});`,
     sqrt: (t, [a]) => `const ${t} = Math.sqrt(${a});`,
     tanh: (t, [a]) => `const ${t}e = Math.exp(-2 * Math.abs(${a}));\nlet ${t} = (1 - ${t}e) / (1 + ${t}e);\nif (${a} < 0) { ${t} = -${t}; }`,
-    sigmoid: (t, [a]) => `let ${t} = 0;\nif (${a} >= 0) { ${t} = 1 / (1 + Math.exp(-${a})); } else { const ${t}e = Math.exp(${a}); ${t} = ${t}e / (1 + ${t}e); }`,
+    sigmoid: (t, [a]) =>
+      `let ${t} = 0;\nif (${a} >= 0) { ${t} = 1 / (1 + Math.exp(-${a})); } else { const ${t}e = Math.exp(${a}); ${t} = ${t}e / (1 + ${t}e); }`,
     relu: (t, [a]) => `let ${t} = 0;\nif (${a} > 0) { ${t} = ${a}; }`,
     reluGrad: (t, [x, ct]) => `let ${t} = 0;\nif (${x} > 0) { ${t} = ${ct}; }`,
     select: (t, [c, a, b]) => `let ${t} = ${b};\nif (${c} !== 0) { ${t} = ${a}; }`,
@@ -535,7 +586,12 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     const name = (k: number) => (k < chain.inputs.length ? `v${k}` : `t${k - chain.inputs.length}`);
     const body = [...chain.ops.map((o, j) => chainStatements[o.prim]!(`t${j}`, o.args.map(name))), `return t${chain.ops.length - 1};`].join('\n');
     const source = mapSource(grid, access, body);
-    return (bufs) => run(source, chain.n, bufs.map((b) => texOf({ buf: b, shape: [b.n], dtype: b.dtype }, 'a fused chain')));
+    return (bufs) =>
+      run(
+        source,
+        chain.n,
+        bufs.map((b) => texOf({ buf: b, shape: [b.n], dtype: b.dtype }, 'a fused chain')),
+      );
   };
 
   return {

@@ -38,7 +38,7 @@ export const envVar = (name: string): string | undefined => nodeProcess()?.env[n
 export const coreCount = (): number =>
   isNode()
     ? nodeBuiltin<typeof import('node:os')>('node:os', 'counting cores').availableParallelism()
-    : (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1;
+    : ((globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1);
 
 /** One of the cpu backend's compiled kernel files, from the inlined copy. */
 export const wasmBytes = (name: KernelFile): Uint8Array<ArrayBuffer> => {
@@ -64,11 +64,13 @@ export interface KernelWorker {
  * Atomics.wait, which the backend does while the worker finishes its part.
  */
 export const startKernelWorker = (
-  module: WebAssembly.Module, memory: WebAssembly.Memory, ctrl: SharedArrayBuffer,
+  module: WebAssembly.Module,
+  memory: WebAssembly.Memory,
+  ctrl: SharedArrayBuffer,
 ): KernelWorker | { readonly reason: string } => {
   const data = { module, memory, ctrl };
   if (isNode()) {
-    const { Worker } = nodeBuiltin<typeof import('node:worker_threads')>('node:worker_threads', 'the cpu backend\'s second thread');
+    const { Worker } = nodeBuiltin<typeof import('node:worker_threads')>('node:worker_threads', "the cpu backend's second thread");
     // A data: URL: no file to find beside a bundle.
     const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(WORKER_SOURCE)}`), { workerData: data });
     w.unref();
@@ -76,14 +78,23 @@ export const startKernelWorker = (
   }
   const g = globalThis as { crossOriginIsolated?: boolean; document?: unknown; Worker?: typeof Worker };
   if (g.crossOriginIsolated !== true) {
-    return { reason: 'the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for 2 threads)' };
+    return {
+      reason:
+        'the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp for 2 threads)',
+    };
   }
   if (g.document !== undefined) return { reason: "on the page's main thread, which may not block: run training in a Web Worker for 2 threads" };
   if (g.Worker === undefined) return { reason: 'this worker cannot start workers' };
   const url = URL.createObjectURL(new Blob([WORKER_SOURCE], { type: 'text/javascript' }));
   const w = new g.Worker(url, { type: 'module' });
   w.postMessage(data);
-  return { terminate: () => { w.terminate(); URL.revokeObjectURL(url); }, kind: 'Web Worker' };
+  return {
+    terminate: () => {
+      w.terminate();
+      URL.revokeObjectURL(url);
+    },
+    kind: 'Web Worker',
+  };
 };
 
 /**
@@ -120,7 +131,9 @@ export const gpuJsAvailable = (): boolean => {
   if (injectedGpuJs !== undefined) return true;
   if (!isNode()) return typeof (globalThis as unknown as { GPU?: { prototype?: { createKernel?: unknown } } }).GPU?.prototype?.createKernel === 'function';
   try {
-    nodeBuiltin<typeof import('node:module')>('node:module', 'finding gpu.js').createRequire(import.meta.url).resolve('gpu.js');
+    nodeBuiltin<typeof import('node:module')>('node:module', 'finding gpu.js')
+      .createRequire(import.meta.url)
+      .resolve('gpu.js');
     return true;
   } catch {
     return false;
@@ -145,7 +158,9 @@ export const loadGpuJs = (): { readonly mod: GpuJsModule; readonly mode: 'headle
   // browsers with WebGPU have a `GPU` of their own, without createKernel.
   const global = (globalThis as unknown as { GPU?: GpuJsModule['GPU'] & Partial<GpuJsModule> }).GPU;
   if (typeof global?.prototype?.createKernel !== 'function') {
-    throw new Error("the gpujs backend needs gpu.js: load node_modules/gpu.js/dist/gpu-browser.min.js on the page, or call useGpuJs(await import('gpu.js')) first");
+    throw new Error(
+      "the gpujs backend needs gpu.js: load node_modules/gpu.js/dist/gpu-browser.min.js on the page, or call useGpuJs(await import('gpu.js')) first",
+    );
   }
   return { mod: { GPU: global!.GPU ?? global! }, mode: 'webgl2' };
 };

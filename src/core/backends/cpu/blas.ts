@@ -20,7 +20,14 @@ export type BlasFamily = 'openblas' | 'blis' | 'mkl' | 'accelerate';
 
 /** The library families tried, in order, and the file names each is known by. */
 const CANDIDATES: Readonly<Record<BlasFamily, readonly string[]>> = {
-  openblas: ['libopenblas.so.0', 'libopenblas.so', 'libopenblasp-r0.so', 'libopenblas.dylib', '/opt/homebrew/opt/openblas/lib/libopenblas.dylib', 'libopenblas.dll'],
+  openblas: [
+    'libopenblas.so.0',
+    'libopenblas.so',
+    'libopenblasp-r0.so',
+    'libopenblas.dylib',
+    '/opt/homebrew/opt/openblas/lib/libopenblas.dylib',
+    'libopenblas.dll',
+  ],
   blis: ['libblis.so.4', 'libblis.so', 'libblis-mt.so.4', 'libblis.dylib'],
   mkl: ['libmkl_rt.so.2', 'libmkl_rt.so', 'mkl_rt.2.dll', 'libmkl_rt.dylib'],
   accelerate: ['/System/Library/Frameworks/Accelerate.framework/Accelerate'],
@@ -28,7 +35,9 @@ const CANDIDATES: Readonly<Record<BlasFamily, readonly string[]>> = {
 /** What the `blas` option and TAPEGRAD_BLAS accept. */
 export type BlasChoice = 'auto' | 'none' | BlasFamily | (string & {});
 
-const CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112;
+const CblasRowMajor = 101,
+  CblasNoTrans = 111,
+  CblasTrans = 112;
 
 /** A loaded library: its GEMMs on typed arrays, row-major, C = op(A)·op(B). */
 export interface NativeBlas {
@@ -48,8 +57,12 @@ export interface NativeBlas {
 /** The outcome of looking: a library, or why none (every file tried and its error). */
 export type BlasLookup = { readonly blas: NativeBlas } | { readonly none: string };
 
-interface KoffiLib { func(signature: string): (...args: unknown[]) => unknown }
-interface Koffi { load(path: string): KoffiLib }
+interface KoffiLib {
+  func(signature: string): (...args: unknown[]) => unknown;
+}
+interface Koffi {
+  load(path: string): KoffiLib;
+}
 
 const loadKoffi = (): Koffi | string => {
   if (!isNode()) return 'not Node';
@@ -70,7 +83,11 @@ const bind = (koffi: Koffi, file: string, family: BlasFamily | 'unknown'): Nativ
     return (e as Error).message.split('\n')[0]!;
   }
   const optional = (sig: string): ((...args: unknown[]) => unknown) | undefined => {
-    try { return lib.func(sig); } catch { return undefined; }
+    try {
+      return lib.func(sig);
+    } catch {
+      return undefined;
+    }
   };
   const s = optional('void cblas_sgemm(int, int, int, int, int, int, float, float *, int, float *, int, float, float *, int)');
   const d = optional('void cblas_dgemm(int, int, int, int, int, int, double, double *, int, double *, int, double, double *, int)');
@@ -79,7 +96,8 @@ const bind = (koffi: Koffi, file: string, family: BlasFamily | 'unknown'): Nativ
   const openblasConfig = optional('const char *openblas_get_config()');
   const blisVersion = optional('const char *bli_info_get_version_str()');
   const mklVersion = optional('void MKL_Get_Version_String(_Out_ char *buf, int len)');
-  let name: BlasFamily | 'unknown' = family, summary = `${file} (no version query)`;
+  let name: BlasFamily | 'unknown' = family,
+    summary = `${file} (no version query)`;
   let setThreads: ((n: number) => void) | undefined;
   if (openblasConfig !== undefined) {
     const core = optional('const char *openblas_get_corename()');
@@ -107,12 +125,17 @@ const bind = (koffi: Koffi, file: string, family: BlasFamily | 'unknown'): Nativ
   let threads = -1;
   const t = (x: boolean) => (x ? CblasTrans : CblasNoTrans);
   return {
-    family: name, file, summary,
+    family: name,
+    file,
+    summary,
     // Row-major with leading dimensions of the stored matrices: A is m×k (k×m when transposed), B k×n (n×k), C m×n.
     sgemm: (m, n, k, a, ta, b, tb, c) => void s(CblasRowMajor, t(ta), t(tb), m, n, k, 1, a, ta ? m : k, b, tb ? k : n, 0, c, n),
     dgemm: (m, n, k, a, ta, b, tb, c) => void d(CblasRowMajor, t(ta), t(tb), m, n, k, 1, a, ta ? m : k, b, tb ? k : n, 0, c, n),
     useThreads: (n) => {
-      if (n !== threads && setThreads !== undefined) { setThreads(n); threads = n; }
+      if (n !== threads && setThreads !== undefined) {
+        setThreads(n);
+        threads = n;
+      }
     },
   };
 };
@@ -138,10 +161,12 @@ export const findBlas = (choice: BlasChoice): BlasLookup => {
     const koffi = loadKoffi();
     if (typeof koffi === 'string') return { none: koffi };
     const families = Object.keys(CANDIDATES) as BlasFamily[];
-    const tries: Array<[BlasFamily | 'unknown', string]> = choice === 'auto'
-      ? families.flatMap((f) => CANDIDATES[f].map((file) => [f, file] as [BlasFamily, string]))
-      : (families as string[]).includes(choice) ? CANDIDATES[choice as BlasFamily].map((file) => [choice as BlasFamily, file])
-        : [['unknown', choice]];
+    const tries: Array<[BlasFamily | 'unknown', string]> =
+      choice === 'auto'
+        ? families.flatMap((f) => CANDIDATES[f].map((file) => [f, file] as [BlasFamily, string]))
+        : (families as string[]).includes(choice)
+          ? CANDIDATES[choice as BlasFamily].map((file) => [choice as BlasFamily, file])
+          : [['unknown', choice]];
     const errors: string[] = [];
     for (const [family, file] of tries) {
       const b = bind(koffi, file, family);

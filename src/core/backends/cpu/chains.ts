@@ -46,7 +46,10 @@ const sleb = (n: number): number[] => {
   for (;;) {
     const b = n & 0x7f;
     n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) { out.push(b); return out; }
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
     out.push(b | 0x80);
   }
 };
@@ -56,18 +59,58 @@ const str = (s: string): number[] => [...uleb(s.length), ...[...s].map((c) => c.
 const vec = (items: readonly number[][]): number[] => [...uleb(items.length), ...items.flat()];
 const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
 
-const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
+const I32 = 0x7f,
+  F32 = 0x7d,
+  F64 = 0x7c,
+  V128 = 0x7b;
 const op = {
-  block: 0x02, loop: 0x03, br: 0x0c, brIf: 0x0d, end: 0x0b, call: 0x10, select: 0x1b,
-  get: 0x20, set: 0x21, tee: 0x22, f32load: 0x2a, f32store: 0x38, i32const: 0x41, f32const: 0x43, f64const: 0x44,
-  i32ltu: 0x49, i32geu: 0x4f, i32gtu: 0x4b, i32add: 0x6a, i32sub: 0x6b, i32mul: 0x6c, i32shl: 0x74,
-  f32ne: 0x5c, f32gt: 0x5e, f32le: 0x5f, f32neg: 0x8c, f32sqrt: 0x91, f32add: 0x92, f32mul: 0x94, f32div: 0x95,
-  demote: 0xb6, promote: 0xbb,
+  block: 0x02,
+  loop: 0x03,
+  br: 0x0c,
+  brIf: 0x0d,
+  end: 0x0b,
+  call: 0x10,
+  select: 0x1b,
+  get: 0x20,
+  set: 0x21,
+  tee: 0x22,
+  f32load: 0x2a,
+  f32store: 0x38,
+  i32const: 0x41,
+  f32const: 0x43,
+  f64const: 0x44,
+  i32ltu: 0x49,
+  i32geu: 0x4f,
+  i32gtu: 0x4b,
+  i32add: 0x6a,
+  i32sub: 0x6b,
+  i32mul: 0x6c,
+  i32shl: 0x74,
+  f32ne: 0x5c,
+  f32gt: 0x5e,
+  f32le: 0x5f,
+  f32neg: 0x8c,
+  f32sqrt: 0x91,
+  f32add: 0x92,
+  f32mul: 0x94,
+  f32div: 0x95,
+  demote: 0xb6,
+  promote: 0xbb,
 } as const;
 const simd = (code: number): number[] => [0xfd, ...uleb(code)];
 const v = {
-  load: simd(0x00), store: simd(0x0b), splat: simd(0x13), ne: simd(0x42), gt: simd(0x44), le: simd(0x45), bitselect: simd(0x52),
-  neg: simd(0xe1), sqrt: simd(0xe3), add: simd(0xe4), mul: simd(0xe6), div: simd(0xe7),
+  load: simd(0x00),
+  store: simd(0x0b),
+  splat: simd(0x13),
+  ne: simd(0x42),
+  gt: simd(0x44),
+  le: simd(0x45),
+  bitselect: simd(0x52),
+  neg: simd(0xe1),
+  sqrt: simd(0xe3),
+  add: simd(0xe4),
+  mul: simd(0xe6),
+  div: simd(0xe7),
 };
 const memarg = (align: number): number[] => [align, 0];
 /** i32.atomic.rmw.add (the old value): the chunks' shared counter. */
@@ -77,7 +120,11 @@ const atomicAdd = [0xfe, ...uleb(0x1e), 2, 0];
 const lanewise: ReadonlySet<ChainPrimitive> = new Set(['add', 'mul', 'neg', 'reciprocal', 'sqrt', 'relu', 'reluGrad', 'select']);
 /** The imported JavaScript functions (float64), in import order: the host kernels' expressions. */
 const imports: readonly { readonly name: keyof typeof CHAIN_IMPORTS & ChainPrimitive; readonly arity: 1 | 2 }[] = [
-  { name: 'exp', arity: 1 }, { name: 'log', arity: 1 }, { name: 'tanh', arity: 1 }, { name: 'sigmoid', arity: 1 }, { name: 'pow', arity: 2 },
+  { name: 'exp', arity: 1 },
+  { name: 'log', arity: 1 },
+  { name: 'tanh', arity: 1 },
+  { name: 'sigmoid', arity: 1 },
+  { name: 'pow', arity: 2 },
 ];
 
 /** At most this many inputs (the worker's job has slots for eight pointers and eight scalars). */
@@ -95,59 +142,129 @@ const emit = (chain: FusedChain, L: number): Uint8Array<ArrayBuffer> => {
   const { n, inputs, ops } = chain;
   const lanes = ops.every((o) => lanewise.has(o.prim));
   const nIn = inputs.length;
-  const A = (k: number) => k, S = (k: number) => MAX_INPUTS + k;
-  const OUT = 2 * MAX_INPUTS, ROWS = OUT + 1, CHUNK = OUT + 2, COUNTER = OUT + 3;
+  const A = (k: number) => k,
+    S = (k: number) => MAX_INPUTS + k;
+  const OUT = 2 * MAX_INPUTS,
+    ROWS = OUT + 1,
+    CHUNK = OUT + 2,
+    COUNTER = OUT + 3;
   // Locals: o, c, at (byte offset of element o + c), start, end, oEnd, lim; then per input and per op a scalar and a vector.
-  const O = COUNTER + 1, C = O + 1, AT = O + 2, START = O + 3, END = O + 4, OEND = O + 5, LIM = O + 6;
-  const sIn = (k: number) => LIM + 1 + k, vIn = (k: number) => LIM + 1 + nIn + k;
-  const sOp = (j: number) => LIM + 1 + 2 * nIn + j, vOp = (j: number) => LIM + 1 + 2 * nIn + ops.length + j;
-  const locals = [[7, I32], [nIn, F32], [nIn, V128], [ops.length, F32], [ops.length, V128]];
-  const get = (i: number) => [op.get, ...uleb(i)], set = (i: number) => [op.set, ...uleb(i)];
+  const O = COUNTER + 1,
+    C = O + 1,
+    AT = O + 2,
+    START = O + 3,
+    END = O + 4,
+    OEND = O + 5,
+    LIM = O + 6;
+  const sIn = (k: number) => LIM + 1 + k,
+    vIn = (k: number) => LIM + 1 + nIn + k;
+  const sOp = (j: number) => LIM + 1 + 2 * nIn + j,
+    vOp = (j: number) => LIM + 1 + 2 * nIn + ops.length + j;
+  const locals = [
+    [7, I32],
+    [nIn, F32],
+    [nIn, V128],
+    [ops.length, F32],
+    [ops.length, V128],
+  ];
+  const get = (i: number) => [op.get, ...uleb(i)],
+    set = (i: number) => [op.set, ...uleb(i)];
   const ref = (k: number, lane: boolean) => (k < nIn ? get(lane ? vIn(k) : sIn(k)) : get(lane ? vOp(k - nIn) : sOp(k - nIn)));
   const importIndex = (p: ChainPrimitive) => imports.findIndex((im) => im.name === p);
   const i32 = (x: number) => [op.i32const, ...sleb(x)];
 
   /** Reads each input into its local for element o + c (four of them in lanes). */
-  const loads = (lane: boolean): number[] => inputs.flatMap((kind, k) => {
-    if (kind === 'scalar') return lane ? [] : [...get(S(k)), ...set(sIn(k))];
-    const addr = kind === 'full' ? [...get(A(k)), ...get(AT), op.i32add] : [...get(A(k)), ...get(C), ...i32(2), op.i32shl, op.i32add];
-    return lane ? [...addr, ...v.load, ...memarg(4), ...set(vIn(k))] : [...addr, op.f32load, ...memarg(2), ...set(sIn(k))];
-  });
+  const loads = (lane: boolean): number[] =>
+    inputs.flatMap((kind, k) => {
+      if (kind === 'scalar') return lane ? [] : [...get(S(k)), ...set(sIn(k))];
+      const addr = kind === 'full' ? [...get(A(k)), ...get(AT), op.i32add] : [...get(A(k)), ...get(C), ...i32(2), op.i32shl, op.i32add];
+      return lane ? [...addr, ...v.load, ...memarg(4), ...set(vIn(k))] : [...addr, op.f32load, ...memarg(2), ...set(sIn(k))];
+    });
   const zero = (lane: boolean) => (lane ? [op.f32const, ...f32c(0), ...v.splat] : [op.f32const, ...f32c(0)]);
   const one = (lane: boolean) => (lane ? [op.f32const, ...f32c(1), ...v.splat] : [op.f32const, ...f32c(1)]);
   /** Each op's value into its local. */
-  const compute = (lane: boolean): number[] => ops.flatMap((o, j) => {
-    const a = o.args.map((k) => ref(k, lane));
-    let code: number[];
-    switch (o.prim) {
-      case 'add': code = [...a[0]!, ...a[1]!, ...(lane ? v.add : [op.f32add])]; break;
-      case 'mul': code = [...a[0]!, ...a[1]!, ...(lane ? v.mul : [op.f32mul])]; break;
-      case 'neg': code = [...a[0]!, ...(lane ? v.neg : [op.f32neg])]; break;
-      case 'reciprocal': code = [...one(lane), ...a[0]!, ...(lane ? v.div : [op.f32div])]; break;
-      case 'sqrt': code = [...a[0]!, ...(lane ? v.sqrt : [op.f32sqrt])]; break;
-      // x <= 0 ? 0 : x (NaN stays NaN, −0 becomes 0)
-      case 'relu': code = lane ? [...zero(true), ...a[0]!, ...a[0]!, ...zero(true), ...v.le, ...v.bitselect] : [...zero(false), ...a[0]!, ...a[0]!, ...zero(false), op.f32le, op.select]; break;
-      // ct · (x > 0 ? 1 : 0)
-      case 'reluGrad': code = lane ? [...a[1]!, ...one(true), ...zero(true), ...a[0]!, ...zero(true), ...v.gt, ...v.bitselect, ...v.mul] : [...a[1]!, ...one(false), ...zero(false), ...a[0]!, ...zero(false), op.f32gt, op.select, op.f32mul]; break;
-      // c ≠ 0 ? a : b (NaN counts as nonzero)
-      case 'select': code = lane ? [...a[1]!, ...a[2]!, ...a[0]!, ...zero(true), ...v.ne, ...v.bitselect] : [...a[1]!, ...a[2]!, ...a[0]!, ...zero(false), op.f32ne, op.select]; break;
-      case 'pow': code = [...a[0]!, op.promote, op.f64const, ...f64c((o.params as { p: number }).p), op.call, ...uleb(importIndex('pow')), op.demote]; break;
-      default: code = [...a[0]!, op.promote, op.call, ...uleb(importIndex(o.prim)), op.demote];
-    }
-    return [...code, ...set(lane ? vOp(j) : sOp(j))];
-  });
-  const store = (lane: boolean) => [...get(OUT), ...get(AT), op.i32add, ...get(lane ? vOp(ops.length - 1) : sOp(ops.length - 1)), ...(lane ? [...v.store, ...memarg(4)] : [op.f32store, ...memarg(2)])];
+  const compute = (lane: boolean): number[] =>
+    ops.flatMap((o, j) => {
+      const a = o.args.map((k) => ref(k, lane));
+      let code: number[];
+      switch (o.prim) {
+        case 'add':
+          code = [...a[0]!, ...a[1]!, ...(lane ? v.add : [op.f32add])];
+          break;
+        case 'mul':
+          code = [...a[0]!, ...a[1]!, ...(lane ? v.mul : [op.f32mul])];
+          break;
+        case 'neg':
+          code = [...a[0]!, ...(lane ? v.neg : [op.f32neg])];
+          break;
+        case 'reciprocal':
+          code = [...one(lane), ...a[0]!, ...(lane ? v.div : [op.f32div])];
+          break;
+        case 'sqrt':
+          code = [...a[0]!, ...(lane ? v.sqrt : [op.f32sqrt])];
+          break;
+        // x <= 0 ? 0 : x (NaN stays NaN, −0 becomes 0)
+        case 'relu':
+          code = lane
+            ? [...zero(true), ...a[0]!, ...a[0]!, ...zero(true), ...v.le, ...v.bitselect]
+            : [...zero(false), ...a[0]!, ...a[0]!, ...zero(false), op.f32le, op.select];
+          break;
+        // ct · (x > 0 ? 1 : 0)
+        case 'reluGrad':
+          code = lane
+            ? [...a[1]!, ...one(true), ...zero(true), ...a[0]!, ...zero(true), ...v.gt, ...v.bitselect, ...v.mul]
+            : [...a[1]!, ...one(false), ...zero(false), ...a[0]!, ...zero(false), op.f32gt, op.select, op.f32mul];
+          break;
+        // c ≠ 0 ? a : b (NaN counts as nonzero)
+        case 'select':
+          code = lane
+            ? [...a[1]!, ...a[2]!, ...a[0]!, ...zero(true), ...v.ne, ...v.bitselect]
+            : [...a[1]!, ...a[2]!, ...a[0]!, ...zero(false), op.f32ne, op.select];
+          break;
+        case 'pow':
+          code = [...a[0]!, op.promote, op.f64const, ...f64c((o.params as { p: number }).p), op.call, ...uleb(importIndex('pow')), op.demote];
+          break;
+        default:
+          code = [...a[0]!, op.promote, op.call, ...uleb(importIndex(o.prim)), op.demote];
+      }
+      return [...code, ...set(lane ? vOp(j) : sOp(j))];
+    });
+  const store = (lane: boolean) => [
+    ...get(OUT),
+    ...get(AT),
+    op.i32add,
+    ...get(lane ? vOp(ops.length - 1) : sOp(ops.length - 1)),
+    ...(lane ? [...v.store, ...memarg(4)] : [op.f32store, ...memarg(2)]),
+  ];
   /** at = (o + c) · 4 */
   const address = [...get(O), ...get(C), op.i32add, ...i32(2), op.i32shl, ...set(AT)];
   /** while (c + step <= lim) { body; c += step } */
   const inner = (lane: boolean): number[] => {
     const step = lane ? 4 : 1;
     return [
-      op.block, 0x40, op.loop, 0x40,
-      ...get(C), ...i32(step), op.i32add, ...get(LIM), op.i32gtu, op.brIf, 1,
-      ...address, ...loads(lane), ...compute(lane), ...store(lane),
-      ...get(C), ...i32(step), op.i32add, ...set(C), op.br, 0,
-      op.end, op.end,
+      op.block,
+      0x40,
+      op.loop,
+      0x40,
+      ...get(C),
+      ...i32(step),
+      op.i32add,
+      ...get(LIM),
+      op.i32gtu,
+      op.brIf,
+      1,
+      ...address,
+      ...loads(lane),
+      ...compute(lane),
+      ...store(lane),
+      ...get(C),
+      ...i32(step),
+      op.i32add,
+      ...set(C),
+      op.br,
+      0,
+      op.end,
+      op.end,
     ];
   };
   /** min(x, y) of two values on the stack's recipe. */
@@ -156,23 +273,55 @@ const emit = (chain: FusedChain, L: number): Uint8Array<ArrayBuffer> => {
   const body = [
     ...vec(locals.filter(([count]) => count! > 0).map(([count, type]) => [...uleb(count!), type!])),
     ...splats,
-    op.block, 0x40, op.loop, 0x40,
+    op.block,
+    0x40,
+    op.loop,
+    0x40,
     // start = the next chunk (an atomic add on the shared counter); done when past the last unit.
-    ...get(COUNTER), ...get(CHUNK), ...atomicAdd, ...set(START),
-    ...get(START), ...get(ROWS), op.i32geu, op.brIf, 1,
-    ...min([...get(START), ...get(CHUNK), op.i32add], get(ROWS)), ...set(END),
-    ...get(START), ...i32(L), op.i32mul, ...set(O),
-    ...min([...get(END), ...i32(L), op.i32mul], i32(n)), ...set(OEND),
-    op.block, 0x40, op.loop, 0x40,
-    ...get(O), ...get(OEND), op.i32geu, op.brIf, 1,
-    ...min(i32(L), [...get(OEND), ...get(O), op.i32sub]), ...set(LIM),
-    ...i32(0), ...set(C),
+    ...get(COUNTER),
+    ...get(CHUNK),
+    ...atomicAdd,
+    ...set(START),
+    ...get(START),
+    ...get(ROWS),
+    op.i32geu,
+    op.brIf,
+    1,
+    ...min([...get(START), ...get(CHUNK), op.i32add], get(ROWS)),
+    ...set(END),
+    ...get(START),
+    ...i32(L),
+    op.i32mul,
+    ...set(O),
+    ...min([...get(END), ...i32(L), op.i32mul], i32(n)),
+    ...set(OEND),
+    op.block,
+    0x40,
+    op.loop,
+    0x40,
+    ...get(O),
+    ...get(OEND),
+    op.i32geu,
+    op.brIf,
+    1,
+    ...min(i32(L), [...get(OEND), ...get(O), op.i32sub]),
+    ...set(LIM),
+    ...i32(0),
+    ...set(C),
     ...(lanes ? inner(true) : []),
     ...inner(false),
-    ...get(O), ...i32(L), op.i32add, ...set(O), op.br, 0,
-    op.end, op.end,
-    op.br, 0,
-    op.end, op.end,
+    ...get(O),
+    ...i32(L),
+    op.i32add,
+    ...set(O),
+    op.br,
+    0,
+    op.end,
+    op.end,
+    op.br,
+    0,
+    op.end,
+    op.end,
     op.end,
   ];
   const params = [...Array(MAX_INPUTS).fill(I32), ...Array(MAX_INPUTS).fill(F32), I32, I32, I32, I32];
@@ -186,7 +335,14 @@ const emit = (chain: FusedChain, L: number): Uint8Array<ArrayBuffer> => {
     ...imports.map((im) => [...str('js'), ...str(im.name), 0x00, im.arity === 1 ? 1 : 2]),
   ];
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(types)),
     ...section(2, vec(importEntries)),
     ...section(3, vec([[0]])),
@@ -197,7 +353,6 @@ const emit = (chain: FusedChain, L: number): Uint8Array<ArrayBuffer> => {
 
 /** How often chains ran in WebAssembly and in the JavaScript fallback (for tests and benchmarks). */
 export const chainStats = { compiled: 0, wasmRuns: 0, hostRuns: 0 };
-
 
 /** Chains compiled so far (their ids for the worker). */
 let nextId = 1;
@@ -238,7 +393,8 @@ export const wasmChain = (mem: CpuMemory, threads: CpuThreads, chain: FusedChain
     if (out === undefined) return fallback(bufs);
     chainStats.wasmRuns++;
     const staged: [number, number][] = [];
-    const a = new Array<number>(MAX_INPUTS).fill(0), sv = new Array<number>(MAX_INPUTS).fill(0);
+    const a = new Array<number>(MAX_INPUTS).fill(0),
+      sv = new Array<number>(MAX_INPUTS).fill(0);
     bufs.forEach((b, k) => {
       if (inputs[k] === 'scalar') sv[k] = b[0]!;
       else if (inputs[k] === 'full' || mem.inArena(b)) a[k] = b.byteOffset;
@@ -248,7 +404,14 @@ export const wasmChain = (mem: CpuMemory, threads: CpuThreads, chain: FusedChain
         a[k] = at;
       }
     });
-    const args = { id, bytes: bytesAt, length, out: out.byteOffset, rows, ...Object.fromEntries([...a.map((x, k) => [`a${k}`, x]), ...sv.map((x, k) => [`s${k}`, x])]) };
+    const args = {
+      id,
+      bytes: bytesAt,
+      length,
+      out: out.byteOffset,
+      rows,
+      ...Object.fromEntries([...a.map((x, k) => [`a${k}`, x]), ...sv.map((x, k) => [`s${k}`, x])]),
+    };
     if (threads.parallel && n >= PARALLEL_MIN_ELEMENTS) threads.chunked('fused', args as never, rows, 1, undefined, mine);
     else {
       // One thread: every unit in one chunk, from a counter of its own.

@@ -18,31 +18,43 @@ import { chunkOf, PARALLEL_MIN_MACS, type CpuThreads } from './threads.js';
 export type GemmInto = (a: Float32Array, b: Float32Array, m: number, k: number, n: number, transA: boolean, transB: boolean, out: Float32Array) => void;
 
 /** gemmChunks' split codes, and the kernel's panel width. */
-const SPLIT_K = 0, SPLIT_M = 1, SPLIT_N = 2, NR = 8;
+const SPLIT_K = 0,
+  SPLIT_M = 1,
+  SPLIT_N = 2,
+  NR = 8;
 
 /** The WebAssembly GEMM over the kernel's memory: operands there are read in place, others staged. */
 export const wasmGemm = (mem: CpuMemory, threads: CpuThreads): GemmInto => {
   const { arena } = mem;
   const gemm = mem.fn('gemm');
   const addParts = mem.fn('addParts');
-  const MC = mem.constant('MC'), KC = mem.constant('KC'), NC = mem.constant('NC'), MR = mem.constant('MR');
+  const MC = mem.constant('MC'),
+    KC = mem.constant('KC'),
+    NC = mem.constant('NC'),
+    MR = mem.constant('MR');
   /** A thread's packed-A, packed-B and scratch-tile addresses in its work buffer. */
   const packs = (t: number) => ({ ap: t, bp: t + MC * KC * 4, scratch: t + (MC * KC + KC * NC) * 4 });
   const [own, theirs] = mem.ownBuffers.map(packs) as [ReturnType<typeof packs>, ReturnType<typeof packs>];
   return (a, b, m, k, n, transA, transB, out) => {
     if (m === 0 || n === 0) return;
-    if (k === 0) { out.fill(0); return; }
+    if (k === 0) {
+      out.fill(0);
+      return;
+    }
     const staged: Array<[number, number]> = [];
     const temporary = (bytes: number, off = arena.malloc(bytes)): number => {
       staged.push([off, bytes]);
       return off;
     };
-    const place = (x: Float32Array, copy: boolean): number =>
-      arena.owns(x) ? x.byteOffset : temporary(x.length * 4, copy ? mem.stage(x) : undefined);
-    const A = place(a, true), B = place(b, true), C = place(out, false);
+    const place = (x: Float32Array, copy: boolean): number => (arena.owns(x) ? x.byteOffset : temporary(x.length * 4, copy ? mem.stage(x) : undefined));
+    const A = place(a, true),
+      B = place(b, true),
+      C = place(out, false);
     // A(i, p) and B(p, j) as strides, in elements.
-    const sai = transA ? 1 : k, sap = transA ? m : 1;
-    const sbp = transB ? 1 : n, sbj = transB ? k : 1;
+    const sai = transA ? 1 : k,
+      sap = transA ? m : 1;
+    const sbp = transB ? 1 : n,
+      sbj = transB ? k : 1;
     const split = k >= m && k >= n ? SPLIT_K : m >= n ? SPLIT_M : SPLIT_N;
     if (m * n * k < PARALLEL_MIN_MACS || (!threads.parallel && split !== SPLIT_K)) {
       gemm(m, n, k, A, sai, sap, B, sbp, sbj, C, n, own.ap, own.bp, own.scratch);
@@ -64,9 +76,14 @@ export const wasmGemm = (mem: CpuMemory, threads: CpuThreads): GemmInto => {
  * worker is idle during the call (it sleeps after a bounded spin), so the two
  * never run more busy threads than cores between them.
  */
-export const nativeGemm = (blas: NativeBlas, threads: number): GemmInto => (a, b, m, k, n, transA, transB, out) => {
-  if (m === 0 || n === 0) return;
-  if (k === 0) { out.fill(0); return; }
-  blas.useThreads(threads);
-  blas.sgemm(m, n, k, a, transA, b, transB, out);
-};
+export const nativeGemm =
+  (blas: NativeBlas, threads: number): GemmInto =>
+  (a, b, m, k, n, transA, transB, out) => {
+    if (m === 0 || n === 0) return;
+    if (k === 0) {
+      out.fill(0);
+      return;
+    }
+    blas.useThreads(threads);
+    blas.sgemm(m, n, k, a, transA, b, transB, out);
+  };

@@ -13,7 +13,19 @@ export interface ImageKernels {
   /** Batch normalization's passes (KN.jsPasses where the arrays are not in the kernel's memory). */
   readonly bnPasses: KN.BatchNormPasses;
   /** image.wat's maxPool over `planes` planes (grad 0: forward; 1: gradient, accumulating; 2: gradient, writing every element). */
-  maxPool(x: number, ct: number, out: number, planes: number, H: number, W: number, size: number, stride: number, OH: number, OW: number, grad: 0 | 1 | 2): void;
+  maxPool(
+    x: number,
+    ct: number,
+    out: number,
+    planes: number,
+    H: number,
+    W: number,
+    size: number,
+    stride: number,
+    OH: number,
+    OW: number,
+    grad: 0 | 1 | 2,
+  ): void;
   /**
    * image.wat's chainSums: float64 chains over `chains` runs of float32 data in
    * the kernel's memory (chain q: `steps` segments of S floats from x + 4·q·S,
@@ -21,21 +33,38 @@ export interface ImageKernels {
    * (x − mean[q mod C])², 2 sums ct and ct·(x − mean[q mod C]). Returns the
    * sums (two arrays of `chains` in mode 2).
    */
-  chainSums(x: Float32Array, ct: Float32Array | undefined, mean: Float64Array | undefined, chains: number, C: number, S: number, steps: number, stride: number, mode: 0 | 1 | 2): Float64Array[];
+  chainSums(
+    x: Float32Array,
+    ct: Float32Array | undefined,
+    mean: Float64Array | undefined,
+    chains: number,
+    C: number,
+    S: number,
+    steps: number,
+    stride: number,
+    mode: 0 | 1 | 2,
+  ): Float64Array[];
   /** image.wat's bnApply over the N·C planes of x [N, C, S] (and ct) into out, with 5 float64 coefficients a channel. */
   applyPlanes(x: Float32Array, ct: Float32Array | undefined, out: Float32Array, coef: Float64Array, N: number, C: number, S: number): void;
 }
 
 export const imageKernels = (mem: CpuMemory, threads: CpuThreads): ImageKernels => {
   const { arena, memory, inArena, withF64 } = mem;
-  const [maxPoolK, chainSumsK, bnApplyK, rowSumsK, applyRowsK] = ['maxPool', 'chainSums', 'bnApply', 'rowSums', 'applyRows'].map(mem.fn) as
-    [ReturnType<typeof mem.fn>, ReturnType<typeof mem.fn>, ReturnType<typeof mem.fn>, ReturnType<typeof mem.fn>, ReturnType<typeof mem.fn>];
+  const [maxPoolK, chainSumsK, bnApplyK, rowSumsK, applyRowsK] = ['maxPool', 'chainSums', 'bnApply', 'rowSums', 'applyRows'].map(mem.fn) as [
+    ReturnType<typeof mem.fn>,
+    ReturnType<typeof mem.fn>,
+    ReturnType<typeof mem.fn>,
+    ReturnType<typeof mem.fn>,
+    ReturnType<typeof mem.fn>,
+  ];
   /** Whether work of `units` units and `elements` elements stays on this thread. */
   const alone = (units: number, minUnits: number, elements: number): boolean => !threads.parallel || units < minUnits || elements < PARALLEL_MIN_ELEMENTS;
 
   const chainSums: ImageKernels['chainSums'] = (x, ct, mean, chains, C, S, steps, stride, mode) => {
-    const pad = 4 * Math.ceil(chains / 4), sums = mode === 2 ? 2 : 1;
-    const outBytes = 8 * pad * sums, bytes = outBytes + 8 * C;
+    const pad = 4 * Math.ceil(chains / 4),
+      sums = mode === 2 ? 2 : 1;
+    const outBytes = 8 * pad * sums,
+      bytes = outBytes + 8 * C;
     const base = arena.malloc(bytes);
     const out = new Float64Array(memory.buffer, base, pad * sums);
     out.fill(0);
@@ -51,7 +80,8 @@ export const imageKernels = (mem: CpuMemory, threads: CpuThreads): ImageKernels 
 
   const applyPlanes: ImageKernels['applyPlanes'] = (x, ct, out, coef, N, C, S) =>
     withF64([coef], ([pc]) => {
-      const planes = N * C, mode = ct === undefined ? 0 : 1;
+      const planes = N * C,
+        mode = ct === undefined ? 0 : 1;
       const [xp, cp, op] = [x.byteOffset, ct?.byteOffset ?? 0, out.byteOffset];
       if (alone(planes, 2, planes * S)) bnApplyK(xp, cp, op, pc!, 0, planes, C, S, mode);
       else threads.chunked('apply', { x: xp, ct: cp, out: op, coef: pc!, planes, C, S, mode }, planes, 1);
@@ -62,8 +92,17 @@ export const imageKernels = (mem: CpuMemory, threads: CpuThreads): ImageKernels 
    * channel's chain on one thread, split by channel pairs. mode 0/1 add onto
    * acc1 (mean given for 1), mode 2 onto acc1 (Σ ct) and acc2 (Σ ct·x̂).
    */
-  const rowSums = (x: Float32Array, ct: Float32Array | undefined, mean: Float64Array | undefined, inv: Float64Array | undefined,
-    acc1: Float64Array, acc2: Float64Array | undefined, N: number, C: number, mode: 0 | 1 | 2): void => {
+  const rowSums = (
+    x: Float32Array,
+    ct: Float32Array | undefined,
+    mean: Float64Array | undefined,
+    inv: Float64Array | undefined,
+    acc1: Float64Array,
+    acc2: Float64Array | undefined,
+    N: number,
+    C: number,
+    mode: 0 | 1 | 2,
+  ): void => {
     const none = new Float64Array(0);
     withF64([mean ?? none, inv ?? none, acc1, acc2 ?? none], ([pm, pi, p1, p2]) => {
       const [xp, cp] = [x.byteOffset, ct?.byteOffset ?? 0];

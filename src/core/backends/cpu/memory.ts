@@ -125,7 +125,18 @@ export const createCpuMemory = (): CpuMemory => {
   };
 
   return {
-    module, memory, relaxed, fn, constant, arena, pool, alloc, inArena, perThreadBytes, ownBuffers, counter,
+    module,
+    memory,
+    relaxed,
+    fn,
+    constant,
+    arena,
+    pool,
+    alloc,
+    inArena,
+    perThreadBytes,
+    ownBuffers,
+    counter,
     localFn: (name) => localInst.exports[name] as KernelFn,
     arenaOut: (n) => {
       const out = alloc('float32', n, false);
@@ -139,7 +150,8 @@ export const createCpuMemory = (): CpuMemory => {
       return off;
     },
     withF64: (arrays, f) => {
-      const sizes = arrays.map((a) => align(a.length * 8)), bytes = sizes.reduce((p, q) => p + q, 0);
+      const sizes = arrays.map((a) => align(a.length * 8)),
+        bytes = sizes.reduce((p, q) => p + q, 0);
       const base = arena.malloc(Math.max(bytes, 8));
       const ptrs = sizes.map((_z, i) => base + sizes.slice(0, i).reduce((p, q) => p + q, 0));
       arrays.forEach((a, i) => {

@@ -58,7 +58,8 @@ export const cpuKernelTable = ({ mem, threads, gemm, dgemm, conv, image }: Table
     else threads.chunked('elements', { op, a: ap, b: bp, out: op2, n }, n, 16);
     return out;
   };
-  const convOn = (x: Data, w: Data, dtype: string): x is Float32Array => conv !== undefined && x instanceof Float32Array && w instanceof Float32Array && dtype === 'float32';
+  const convOn = (x: Data, w: Data, dtype: string): x is Float32Array =>
+    conv !== undefined && x instanceof Float32Array && w instanceof Float32Array && dtype === 'float32';
 
   const kernels: KernelTable<Data> = {
     ...host,
@@ -84,43 +85,59 @@ export const cpuKernelTable = ({ mem, threads, gemm, dgemm, conv, image }: Table
     },
     conv2dGradInput: (inputs, params, spec) => {
       const [ct, w] = inputs;
-      return convOn(ct.buf, w.buf, spec.dtype) ? conv!.gradInput(ct.buf, w.buf as Float32Array, w.shape, params.inputShape, params) : host.conv2dGradInput(inputs, params, spec);
+      return convOn(ct.buf, w.buf, spec.dtype)
+        ? conv!.gradInput(ct.buf, w.buf as Float32Array, w.shape, params.inputShape, params)
+        : host.conv2dGradInput(inputs, params, spec);
     },
     conv2dGradWeight: (inputs, params, spec) => {
       const [ct, x] = inputs;
-      return convOn(ct.buf, x.buf, spec.dtype) ? conv!.gradWeight(ct.buf, x.buf as Float32Array, x.shape, params.filterShape, params) : host.conv2dGradWeight(inputs, params, spec);
+      return convOn(ct.buf, x.buf, spec.dtype)
+        ? conv!.gradWeight(ct.buf, x.buf as Float32Array, x.shape, params.filterShape, params)
+        : host.conv2dGradWeight(inputs, params, spec);
     },
     maxPool2d: (inputs, params, spec) => {
-      const [x] = inputs, [N, C, H, W] = x.shape as [number, number, number, number];
-      const OH = KN.slidingOut(H, params.size, params.stride, 0), OW = KN.slidingOut(W, params.size, params.stride, 0);
+      const [x] = inputs,
+        [N, C, H, W] = x.shape as [number, number, number, number];
+      const OH = KN.slidingOut(H, params.size, params.stride, 0),
+        OW = KN.slidingOut(W, params.size, params.stride, 0);
       const out = image !== undefined && inArena(x.buf) ? arenaOut(N * C * OH * OW) : undefined;
       if (out === undefined) return host.maxPool2d(inputs, params, spec);
       image!.maxPool(x.buf.byteOffset, 0, out.byteOffset, N * C, H, W, params.size, params.stride, OH, OW, 0);
       return out;
     },
     maxPool2dGrad: (inputs, params, spec) => {
-      const [ct, x] = inputs, [N, C, H, W] = x.shape as [number, number, number, number];
+      const [ct, x] = inputs,
+        [N, C, H, W] = x.shape as [number, number, number, number];
       // Windows that overlap accumulate (the host kernel's float64 sums).
-      if (image === undefined || params.stride < params.size || !inArena(x.buf) || !inArena(ct.buf) || spec.dtype !== 'float32') return host.maxPool2dGrad(inputs, params, spec);
-      const OH = KN.slidingOut(H, params.size, params.stride, 0), OW = KN.slidingOut(W, params.size, params.stride, 0);
+      if (image === undefined || params.stride < params.size || !inArena(x.buf) || !inArena(ct.buf) || spec.dtype !== 'float32')
+        return host.maxPool2dGrad(inputs, params, spec);
+      const OH = KN.slidingOut(H, params.size, params.stride, 0),
+        OW = KN.slidingOut(W, params.size, params.stride, 0);
       // 2×2 windows at stride 2 tiling x, rows of 4k outputs: the kernel writes every element (no zeroing first).
       const whole = params.size === 2 && params.stride === 2 && H === 2 * OH && W === 2 * OW && OW % 4 === 0;
       const out = alloc('float32', x.buf.length, !whole);
-      if (!inArena(out)) { pool.free(out); return host.maxPool2dGrad(inputs, params, spec); }
+      if (!inArena(out)) {
+        pool.free(out);
+        return host.maxPool2dGrad(inputs, params, spec);
+      }
       image.maxPool(x.buf.byteOffset, ct.buf.byteOffset, out.byteOffset, N * C, H, W, params.size, params.stride, OH, OW, whole ? 2 : 1);
       return out;
     },
     channelMoments: ([x]) => KN.channelMoments(alloc, x.buf, x.shape, image?.bnPasses ?? KN.jsPasses).data,
-    batchNorm: ([x, m, g, b], { eps }, out) => KN.batchNorm(alloc, x.buf, x.shape, m.buf, g.buf, b.buf, eps, like(out.dtype), image?.bnPasses ?? KN.jsPasses).data,
-    batchNormGrad: ([x, m, g, ct, sums], { eps }, out) => KN.batchNormGrad(alloc, x.buf, x.shape, m.buf, g.buf, ct.buf, sums.buf, eps, like(out.dtype), image?.bnPasses ?? KN.jsPasses).data,
-    batchNormParamGrad: ([x, m, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, m.buf, ct.buf, eps, like(out.dtype), image?.bnPasses ?? KN.jsPasses).data,
+    batchNorm: ([x, m, g, b], { eps }, out) =>
+      KN.batchNorm(alloc, x.buf, x.shape, m.buf, g.buf, b.buf, eps, like(out.dtype), image?.bnPasses ?? KN.jsPasses).data,
+    batchNormGrad: ([x, m, g, ct, sums], { eps }, out) =>
+      KN.batchNormGrad(alloc, x.buf, x.shape, m.buf, g.buf, ct.buf, sums.buf, eps, like(out.dtype), image?.bnPasses ?? KN.jsPasses).data,
+    batchNormParamGrad: ([x, m, ct], { eps }, out) =>
+      KN.batchNormParamGrad(alloc, x.buf, x.shape, m.buf, ct.buf, eps, like(out.dtype), image?.bnPasses ?? KN.jsPasses).data,
     add: (inputs, params, spec) => {
       const [a, b] = inputs;
       // A value per channel over [N, C, …] (the conv bias): x + b as ((x − 0)·1 + b) in float64, the host's sum.
       if (image !== undefined && isChannelBias(a, b) && inArena(a.buf) && b.buf instanceof Float32Array) {
         const out = arenaOut(a.buf.length);
         if (out !== undefined) {
-          const [N, C] = a.shape as [number, number], S = a.buf.length / (N * C);
+          const [N, C] = a.shape as [number, number],
+            S = a.buf.length / (N * C);
           const coef = new Float64Array(5 * C);
           for (let c = 0; c < C; c++) coef.set([0, 1, b.buf[c]!], 5 * c);
           image.applyPlanes(a.buf, undefined, out, coef, N, C, S);
@@ -167,7 +184,8 @@ export const cpuKernelTable = ({ mem, threads, gemm, dgemm, conv, image }: Table
       }
       // Per-channel sums over [N, C, …] (the conv bias's gradient): the host's float64 chain per channel.
       if (image !== undefined && isChannelSum(x, params.axes) && inArena(x.buf)) {
-        const [N, C] = x.shape as [number, number], S = x.buf.length / (N * C);
+        const [N, C] = x.shape as [number, number],
+          S = x.buf.length / (N * C);
         // One chain a channel, through its planes in image order: C chains of N segments, C·S floats apart.
         const [acc] = image.chainSums(x.buf, undefined, undefined, C, C, S, N, C * S * 4, 0) as [Float64Array];
         const out = alloc('float32', C, false);
@@ -188,7 +206,8 @@ const momentumStep = (mem: CpuMemory, threads: CpuThreads, shared: (...args: num
   return (p, v, g, hp) => {
     if (!(p.buf instanceof Float32Array && v.buf instanceof Float32Array && g.buf instanceof Float32Array)) return hostMomentum(p, v, g, hp);
     const n = p.buf.length;
-    const pOut = alloc('float32', n, false) as Float32Array, vOut = alloc('float32', n, false) as Float32Array;
+    const pOut = alloc('float32', n, false) as Float32Array,
+      vOut = alloc('float32', n, false) as Float32Array;
     const nesterov = hp.nesterov ? 1 : 0;
     if (inArena(p.buf) && inArena(v.buf) && inArena(g.buf) && inArena(pOut) && inArena(vOut)) {
       const ptrs = { p: p.buf.byteOffset, v: v.buf.byteOffset, g: g.buf.byteOffset, pOut: pOut.byteOffset, vOut: vOut.byteOffset, n };
@@ -198,7 +217,9 @@ const momentumStep = (mem: CpuMemory, threads: CpuThreads, shared: (...args: num
       return [pOut, vOut];
     }
     // Some array is outside the kernel's memory: copy through the private one, in place there.
-    const P = 0, V = align(n * 4), G = align(V + n * 4);
+    const P = 0,
+      V = align(n * 4),
+      G = align(V + n * 4);
     const local32 = mem.local32(G + n * 4);
     local32.set(p.buf, P / 4);
     local32.set(v.buf, V / 4);

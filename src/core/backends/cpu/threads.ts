@@ -60,7 +60,8 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2): CpuThreads => {
   /** Why one thread runs where two were asked for (a browser page that is not cross-origin isolated, or its main thread). */
   let oneThreadReason = '';
   const sab = new SharedArrayBuffer(CTRL_WORDS * 4);
-  const ctrl = new Int32Array(sab), ctrlF = new Float32Array(sab);
+  const ctrl = new Int32Array(sab),
+    ctrlF = new Float32Array(sab);
   let seq = 0;
   if (threads === 2) {
     const started = startKernelWorker(mem.module, mem.memory, sab);
@@ -75,7 +76,10 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2): CpuThreads => {
    * chunk: the same chunks, so the same result.
    */
   const both = (job: Job, mine: () => void): void => {
-    if (worker === undefined || Atomics.load(ctrl, READY) !== 1) { mine(); return; }
+    if (worker === undefined || Atomics.load(ctrl, READY) !== 1) {
+      mine();
+      return;
+    }
     writeJob(ctrl, ctrlF, job.kind, job.args);
     seq = seq + 1 > 0x3fffffff ? 1 : seq + 1;
     Atomics.store(ctrl, SEQ, seq);
@@ -83,7 +87,10 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2): CpuThreads => {
     mine();
     let spins = 0;
     while (Atomics.load(ctrl, DONE) !== seq) {
-      if (++spins > 200000) { Atomics.wait(ctrl, DONE, Atomics.load(ctrl, DONE), 1); spins = 0; }
+      if (++spins > 200000) {
+        Atomics.wait(ctrl, DONE, Atomics.load(ctrl, DONE), 1);
+        spins = 0;
+      }
     }
   };
 

@@ -22,8 +22,7 @@ import { chunked, lanes, storeTileRow } from './wat.mjs';
 
 export const BLOCK = { NC: 512, KC: 256, MC: 144, MR: 6, NR: 8 };
 
-const madd = (relaxed, a, b, c) =>
-  relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`;
+const madd = (relaxed, a, b, c) => (relaxed ? `(f32x4.relaxed_madd ${a} ${b} ${c})` : `(f32x4.add (f32x4.mul ${a} ${b}) ${c})`);
 
 /**
  * addParts' loop body for one vector (`v128`) or one float (`f32`) of dst: sums
@@ -53,23 +52,30 @@ export const gemmWat = (relaxed, shared = true) => {
   if (MR !== 4 && MR !== 6) throw new Error(`gemmWat: MR must be 4 or 6, not ${MR}`);
   const pair = MR === 6; // rows 4-5 of a panel move as one 64-bit lane
   // Interleave the low (LO) or high (HI) halves of two vectors' 32-bit lanes.
-  const LO = '0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23', HI = '8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31';
+  const LO = '0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23',
+    HI = '8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31';
   const rows = Array.from({ length: MR }, (_, r) => r);
   const acc = rows.flatMap((r) => [`$c${r}0`, `$c${r}1`]);
   const fma = rows
-    .map((r) => `
+    .map(
+      (r) => `
         (local.set $av (v128.load32_splat offset=${r * 4} (local.get $ap)))
         (local.set $c${r}0 ${madd(relaxed, '(local.get $av)', '(local.get $b0)', `(local.get $c${r}0)`)})
-        (local.set $c${r}1 ${madd(relaxed, '(local.get $av)', '(local.get $b1)', `(local.get $c${r}1)`)})`)
+        (local.set $c${r}1 ${madd(relaxed, '(local.get $av)', '(local.get $b1)', `(local.get $c${r}1)`)})`,
+    )
     .join('');
   const storeFull = rows
-    .map((r) => `
-        (local.set $dst (i32.add (local.get $c) (i32.mul (i32.const ${r}) (local.get $ldc4))))${storeTileRow(r, '(local.get $accum)')}`)
+    .map(
+      (r) => `
+        (local.set $dst (i32.add (local.get $c) (i32.mul (i32.const ${r}) (local.get $ldc4))))${storeTileRow(r, '(local.get $accum)')}`,
+    )
     .join('');
   const storeScratch = rows
-    .map((r) => `
+    .map(
+      (r) => `
         (v128.store offset=${r * 32} (local.get $scratch) (local.get $c${r}0))
-        (v128.store offset=${r * 32 + 16} (local.get $scratch) (local.get $c${r}1))`)
+        (v128.store offset=${r * 32 + 16} (local.get $scratch) (local.get $c${r}1))`,
+    )
     .join('');
 
   return `(module
@@ -99,8 +105,12 @@ export const gemmWat = (relaxed, shared = true) => {
           (local.set $p (i32.const 0))
           (block $doneV (loop $nextV
             (br_if $doneV (i32.ge_u (local.get $p) (local.get $kc)))
-            (v128.store (local.get $dst) (v128.load (local.get $src)))${pair ? `
-            (i64.store offset=16 (local.get $dst) (i64.load offset=16 (local.get $src)))` : ''}
+            (v128.store (local.get $dst) (v128.load (local.get $src)))${
+              pair
+                ? `
+            (i64.store offset=16 (local.get $dst) (i64.load offset=16 (local.get $src)))`
+                : ''
+            }
             (local.set $src (i32.add (local.get $src) (local.get $colStep)))
             (local.set $dst (i32.add (local.get $dst) (i32.const ${MR * 4})))
             (local.set $p (i32.add (local.get $p) (i32.const 1)))
@@ -128,7 +138,9 @@ export const gemmWat = (relaxed, shared = true) => {
               (v128.store (local.get $dst) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t0) (local.get $t2)))
               (v128.store offset=${MR * 4} (local.get $dst) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t0) (local.get $t2)))
               (v128.store offset=${MR * 8} (local.get $dst) (i8x16.shuffle 0 1 2 3 4 5 6 7 16 17 18 19 20 21 22 23 (local.get $t1) (local.get $t3)))
-              (v128.store offset=${MR * 12} (local.get $dst) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))${pair ? `
+              (v128.store offset=${MR * 12} (local.get $dst) (i8x16.shuffle 8 9 10 11 12 13 14 15 24 25 26 27 28 29 30 31 (local.get $t1) (local.get $t3)))${
+                pair
+                  ? `
               ;; rows 4-5: (r4[q], r5[q]) as one 64-bit lane after them
               (local.set $r4 (v128.load (i32.add (local.get $src) (i32.shl (local.get $rowStep) (i32.const 2)))))
               (local.set $r5 (v128.load (i32.add (local.get $src) (i32.mul (local.get $rowStep) (i32.const 5)))))
@@ -137,7 +149,9 @@ export const gemmWat = (relaxed, shared = true) => {
               (v128.store64_lane offset=16 0 (local.get $dst) (local.get $t0))
               (v128.store64_lane offset=${16 + MR * 4} 1 (local.get $dst) (local.get $t0))
               (v128.store64_lane offset=${16 + MR * 8} 0 (local.get $dst) (local.get $t1))
-              (v128.store64_lane offset=${16 + MR * 12} 1 (local.get $dst) (local.get $t1))` : ''}
+              (v128.store64_lane offset=${16 + MR * 12} 1 (local.get $dst) (local.get $t1))`
+                  : ''
+              }
               (local.set $src (i32.add (local.get $src) (i32.const 16)))
               (local.set $dst (i32.add (local.get $dst) (i32.const ${MR * 16})))
               (local.set $p (i32.add (local.get $p) (i32.const 4)))
@@ -299,7 +313,9 @@ export const gemmWat = (relaxed, shared = true) => {
       (local.set $jc (i32.add (local.get $jc) (local.get $nc)))
       (br $nextJC))))
 
-${shared ? `
+${
+  shared
+    ? `
   ;; One product split into chunks along one dimension, which the threads that
   ;; call this with the same arguments (and each its own pack buffers) share:
   ;; each takes the next chunk from the counter at $counter (an i32 the host
@@ -346,9 +362,19 @@ ${shared ? `
   ;; the K chunks' partial products joined in chunk order.
   (func (export "addParts") (param $dst i32) (param $parts i32) (param $count i32) (param $n i32)
     (local $i i32) (local $t i32) (local $src i32) (local $stride i32) (local $acc v128) (local $s f32)
-    (local.set $stride (i32.shl (local.get $n) (i32.const 2)))${lanes('$i', '(local.get $n)', [['$dst', 4], ['$parts', 4]],
-      joinParts('$acc', 'v128', 'f32x4.add'), joinParts('$s', 'f32', 'f32.add'))})
-` : ''}
+    (local.set $stride (i32.shl (local.get $n) (i32.const 2)))${lanes(
+      '$i',
+      '(local.get $n)',
+      [
+        ['$dst', 4],
+        ['$parts', 4],
+      ],
+      joinParts('$acc', 'v128', 'f32x4.add'),
+      joinParts('$s', 'f32', 'f32.add'),
+    )})
+`
+    : ''
+}
   ;; The momentum update, fused (one pass instead of six): with g' = g + l2·p,
   ;; v' = γ·v + lr·g'; p' = p − (nesterov ? γ·v' + lr·g' : v'). Writes p' to
   ;; pOut and v' to vOut, which may be p and v themselves (in place).
@@ -360,22 +386,36 @@ ${shared ? `
     (local.set $lr4 (f32x4.splat (local.get $lr)))
     (local.set $gm4 (f32x4.splat (local.get $gamma)))
     (local.set $l24 (f32x4.splat (local.get $l2)))
-${lanes('$i', '(local.get $n)', [['$p', 4], ['$v', 4], ['$g', 4], ['$pOut', 4], ['$vOut', 4]], `
+${lanes(
+  '$i',
+  '(local.get $n)',
+  [
+    ['$p', 4],
+    ['$v', 4],
+    ['$g', 4],
+    ['$pOut', 4],
+    ['$vOut', 4],
+  ],
+  `
       (local.set $gp (f32x4.add (v128.load (local.get $g)) (f32x4.mul (local.get $l24) (v128.load (local.get $p)))))
       (local.set $vv (f32x4.add (f32x4.mul (local.get $gm4) (v128.load (local.get $v))) (f32x4.mul (local.get $lr4) (local.get $gp))))
       (local.set $step (local.get $vv))
       (if (local.get $nesterov)
         (then (local.set $step (f32x4.add (f32x4.mul (local.get $gm4) (local.get $vv)) (f32x4.mul (local.get $lr4) (local.get $gp))))))
       (v128.store (local.get $pOut) (f32x4.sub (v128.load (local.get $p)) (local.get $step)))
-      (v128.store (local.get $vOut) (local.get $vv))`, `
+      (v128.store (local.get $vOut) (local.get $vv))`,
+  `
       (local.set $gs (f32.add (f32.load (local.get $g)) (f32.mul (local.get $l2) (f32.load (local.get $p)))))
       (local.set $vs (f32.add (f32.mul (local.get $gamma) (f32.load (local.get $v))) (f32.mul (local.get $lr) (local.get $gs))))
       (f32.store (local.get $vOut) (local.get $vs))
       (if (local.get $nesterov)
         (then (local.set $vs (f32.add (f32.mul (local.get $gamma) (local.get $vs)) (f32.mul (local.get $lr) (local.get $gs))))))
-      (f32.store (local.get $pOut) (f32.sub (f32.load (local.get $p)) (local.get $vs)))`)})
+      (f32.store (local.get $pOut) (f32.sub (f32.load (local.get $p)) (local.get $vs)))`,
+)})
 
-${shared ? `
+${
+  shared
+    ? `
   ;; momentumStep over chunks of $chunk elements that the threads calling this
   ;; with the same arguments share through the counter at $counter (as
   ;; gemmChunks): element-wise, so the split never changes a result.
@@ -392,7 +432,9 @@ ${shared ? `
         (call $min (local.get $chunk) (i32.sub (local.get $n) (local.get $start)))
         (local.get $lr) (local.get $gamma) (local.get $l2) (local.get $nesterov))
       (br $next))))
-` : ''}
+`
+    : ''
+}
   ;; Zeroes n bytes at ptr (recycled tensor memory): memset speed, where a
   ;; typed-array fill over a SharedArrayBuffer runs element by element.
   (func (export "zero") (param $ptr i32) (param $n i32)
@@ -404,39 +446,78 @@ ${shared ? `
 
   ;; out = x <= 0 ? 0 : x: -0 gives +0 and NaN stays NaN, as \`v <= 0 ? 0 : v\` does.
   (func $relu (export "relu") (param $x i32) (param $out i32) (param $n i32)
-    (local $i i32) (local $v v128)${lanes('$i', '(local.get $n)', [['$x', 4], ['$out', 4]], `
+    (local $i i32) (local $v v128)${lanes(
+      '$i',
+      '(local.get $n)',
+      [
+        ['$x', 4],
+        ['$out', 4],
+      ],
+      `
       (local.set $v (v128.load (local.get $x)))
-      (v128.store (local.get $out) (v128.andnot (local.get $v) (f32x4.le (local.get $v) (v128.const f32x4 0 0 0 0))))`, `
+      (v128.store (local.get $out) (v128.andnot (local.get $v) (f32x4.le (local.get $v) (v128.const f32x4 0 0 0 0))))`,
+      `
       (f32.store (local.get $out)
-        (select (f32.const 0) (f32.load (local.get $x)) (f32.le (f32.load (local.get $x)) (f32.const 0))))`)})
+        (select (f32.const 0) (f32.load (local.get $x)) (f32.le (f32.load (local.get $x)) (f32.const 0))))`,
+    )})
 
   ;; out = ct · (x > 0 ? 1 : 0): relu's VJP, a real multiply so that -0 and NaN
   ;; come out as from mul(ct, stepMask(x)).
   (func $reluGrad (export "reluGrad") (param $x i32) (param $ct i32) (param $out i32) (param $n i32)
-    (local $i i32)${lanes('$i', '(local.get $n)', [['$x', 4], ['$ct', 4], ['$out', 4]], `
+    (local $i i32)${lanes(
+      '$i',
+      '(local.get $n)',
+      [
+        ['$x', 4],
+        ['$ct', 4],
+        ['$out', 4],
+      ],
+      `
       (v128.store (local.get $out)
         (f32x4.mul (v128.load (local.get $ct))
-          (v128.and (v128.const f32x4 1 1 1 1) (f32x4.gt (v128.load (local.get $x)) (v128.const f32x4 0 0 0 0)))))`, `
+          (v128.and (v128.const f32x4 1 1 1 1) (f32x4.gt (v128.load (local.get $x)) (v128.const f32x4 0 0 0 0)))))`,
+      `
       (f32.store (local.get $out)
         (f32.mul (f32.load (local.get $ct))
-          (select (f32.const 1) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0)))))`)})
+          (select (f32.const 1) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0)))))`,
+    )})
 
   ;; out = a · b, operands of one shape (float32 multiplication is exact to the
   ;; float64-then-round of the TypeScript loop).
   (func $mul (export "mul") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
-    (local $i i32)${lanes('$i', '(local.get $n)', [['$a', 4], ['$b', 4], ['$out', 4]], `
-      (v128.store (local.get $out) (f32x4.mul (v128.load (local.get $a)) (v128.load (local.get $b))))`, `
-      (f32.store (local.get $out) (f32.mul (f32.load (local.get $a)) (f32.load (local.get $b))))`)})
-${shared ? `
+    (local $i i32)${lanes(
+      '$i',
+      '(local.get $n)',
+      [
+        ['$a', 4],
+        ['$b', 4],
+        ['$out', 4],
+      ],
+      `
+      (v128.store (local.get $out) (f32x4.mul (v128.load (local.get $a)) (v128.load (local.get $b))))`,
+      `
+      (f32.store (local.get $out) (f32.mul (f32.load (local.get $a)) (f32.load (local.get $b))))`,
+    )})
+${
+  shared
+    ? `
   ;; An element-wise kernel over chunks of elements (chunked): op 0 relu(a), 1 reluGrad(x = a, ct = b), 2 mul(a, b).
-${chunked('elementChunks', 'op a b out n', 'n', `
+${chunked(
+  'elementChunks',
+  'op a b out n',
+  'n',
+  `
       (local.set $off (i32.shl (local.get $start) (i32.const 2)))
       (local.set $len (i32.sub (local.get $end) (local.get $start)))
       (if (i32.eqz (local.get $op))
         (then (call $relu (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
         (else (if (i32.eq (local.get $op) (i32.const 1))
           (then (call $reluGrad (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
-          (else (call $mul (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len))))))`, '(local $off i32) (local $len i32)')}` : ''}
+          (else (call $mul (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len))))))`,
+  '(local $off i32) (local $len i32)',
+)}`
+    : ''
+}
   ;; out[r, c] = a[r, c] + b[c]: the bias add (float32 addition is exact to the
   ;; float64-then-round of the TypeScript loop).
   (func (export "addRow") (param $a i32) (param $b i32) (param $out i32) (param $rows i32) (param $cols i32)
@@ -444,9 +525,19 @@ ${chunked('elementChunks', 'op a b out n', 'n', `
     (local.set $r (i32.const 0))
     (block $doneR (loop $nextR
       (br_if $doneR (i32.ge_u (local.get $r) (local.get $rows)))
-      (local.set $bp (local.get $b))${lanes('$c', '(local.get $cols)', [['$a', 4], ['$bp', 4], ['$out', 4]], `
-        (v128.store (local.get $out) (f32x4.add (v128.load (local.get $a)) (v128.load (local.get $bp))))`, `
-        (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.load (local.get $bp))))`)}
+      (local.set $bp (local.get $b))${lanes(
+        '$c',
+        '(local.get $cols)',
+        [
+          ['$a', 4],
+          ['$bp', 4],
+          ['$out', 4],
+        ],
+        `
+        (v128.store (local.get $out) (f32x4.add (v128.load (local.get $a)) (v128.load (local.get $bp))))`,
+        `
+        (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.load (local.get $bp))))`,
+      )}
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $nextR))))
 
@@ -457,13 +548,22 @@ ${chunked('elementChunks', 'op a b out n', 'n', `
     (local.set $r (i32.const 0))
     (block $doneR (loop $nextR
       (br_if $doneR (i32.ge_u (local.get $r) (local.get $rows)))
-      (local.set $ap (local.get $acc))${lanes('$c', '(local.get $cols)', [['$x', 4], ['$ap', 8]], `
+      (local.set $ap (local.get $acc))${lanes(
+        '$c',
+        '(local.get $cols)',
+        [
+          ['$x', 4],
+          ['$ap', 8],
+        ],
+        `
         (local.set $v (v128.load (local.get $x)))
         (v128.store (local.get $ap) (f64x2.add (v128.load (local.get $ap)) (f64x2.promote_low_f32x4 (local.get $v))))
         (v128.store offset=16 (local.get $ap)
           (f64x2.add (v128.load offset=16 (local.get $ap))
-            (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))`, `
-        (f64.store (local.get $ap) (f64.add (f64.load (local.get $ap)) (f64.promote_f32 (f32.load (local.get $x)))))`)}
+            (f64x2.promote_low_f32x4 (i8x16.shuffle 8 9 10 11 12 13 14 15 0 1 2 3 4 5 6 7 (local.get $v) (local.get $v)))))`,
+        `
+        (f64.store (local.get $ap) (f64.add (f64.load (local.get $ap)) (f64.promote_f32 (f32.load (local.get $x)))))`,
+      )}
       (local.set $r (i32.add (local.get $r) (i32.const 1)))
       (br $nextR))))
 

@@ -46,7 +46,12 @@ const bnLanes = (load, store) => {
 
 const LANES = ['a', 'b', 'c', 'd'];
 /** Bytes of lane k (0–3) of v128 `u` followed by lane k of `v`, as an i8x16.shuffle's first eight indices. */
-const zipLane = (k) => [0, 1, 2, 3].map((i) => 4 * k + i).concat([0, 1, 2, 3].map((i) => 16 + 4 * k + i)).concat([0, 1, 2, 3, 4, 5, 6, 7]).join(' ');
+const zipLane = (k) =>
+  [0, 1, 2, 3]
+    .map((i) => 4 * k + i)
+    .concat([0, 1, 2, 3].map((i) => 16 + 4 * k + i))
+    .concat([0, 1, 2, 3, 4, 5, 6, 7])
+    .join(' ');
 /** Element k of the float32 vectors `u` and `v`, as the float64 pair (u[k], v[k]). */
 const pairAt = (u, v, k) => `(f64x2.promote_low_f32x4 (i8x16.shuffle ${zipLane(k)} (local.get ${u}) (local.get ${v})))`;
 /** The float64 pair (a, b) of two f64 expressions. */
@@ -54,23 +59,35 @@ const pairOf = (a, b) => `(f64x2.replace_lane 1 (f64x2.splat ${a}) ${b})`;
 /** mean[(q + k) mod C] as an f64 expression. */
 const meanOf = (k) => `(f64.load (i32.add (local.get $mean) (i32.shl (i32.rem_u (i32.add (local.get $q) (i32.const ${k})) (local.get $C)) (i32.const 3))))`;
 /** One element's step of the four chains in `mode`: chains a, b in vector 0, c, d in vector 1, their float64 pairs built by `pair(u, v)`. */
-const chainStep = (mode, pair) => [0, 1].map((v) => {
-  const [l, r] = [LANES[2 * v], LANES[2 * v + 1]];
-  const e = pair(`$x${l}`, `$x${r}`);
-  if (mode === 2) return `
+const chainStep = (mode, pair) =>
+  [0, 1]
+    .map((v) => {
+      const [l, r] = [LANES[2 * v], LANES[2 * v + 1]];
+      const e = pair(`$x${l}`, `$x${r}`);
+      if (mode === 2)
+        return `
             (local.set $c ${pair(`$c${l}`, `$c${r}`)})
             (local.set $s${v} (f64x2.add (local.get $s${v}) (local.get $c)))
             (local.set $u${v} (f64x2.add (local.get $u${v}) (f64x2.mul (local.get $c) (f64x2.sub ${e} (local.get $m${v})))))`;
-  if (mode === 1) return `
+      if (mode === 1)
+        return `
             (local.set $e (f64x2.sub ${e} (local.get $m${v})))
             (local.set $s${v} (f64x2.add (local.get $s${v}) (f64x2.mul (local.get $e) (local.get $e))))`;
-  return `
+      return `
             (local.set $s${v} (f64x2.add (local.get $s${v}) ${e}))`;
-}).join('');
+    })
+    .join('');
 /** The four chains' loads at element j (vectors, or one float into lane 0 with `load` v128.load32_zero). */
-const chainLoads = (mode, load) => LANES.map((l) => `
-          (local.set $x${l} (${load} ${at(`(local.get $p${l})`, '(local.get $j)')}))${mode === 2 ? `
-          (local.set $c${l} (${load} ${at(`(i32.add (local.get $p${l}) (local.get $ctOff))`, '(local.get $j)')}))` : ''}`).join('');
+const chainLoads = (mode, load) =>
+  LANES.map(
+    (l) => `
+          (local.set $x${l} (${load} ${at(`(local.get $p${l})`, '(local.get $j)')}))${
+            mode === 2
+              ? `
+          (local.set $c${l} (${load} ${at(`(i32.add (local.get $p${l}) (local.get $ctOff))`, '(local.get $j)')}))`
+              : ''
+          }`,
+  ).join('');
 /** The four chains through their segments in `mode`. */
 const chainLoops = (mode) => `
       (local.set $t (i32.const 0))
@@ -85,8 +102,10 @@ const chainLoops = (mode) => `
         (block $doneJ (loop $nextJ
           (br_if $doneJ (i32.ge_s (local.get $j) (local.get $S)))${chainLoads(mode, 'v128.load32_zero')}${chainStep(mode, (u, v) => pairAt(u, v, 0))}
           (local.set $j (i32.add (local.get $j) (i32.const 1)))
-          (br $nextJ)))${LANES.map((l) => `
-        (local.set $p${l} (i32.add (local.get $p${l}) (local.get $stride)))`).join('')}
+          (br $nextJ)))${LANES.map(
+            (l) => `
+        (local.set $p${l} (i32.add (local.get $p${l}) (local.get $stride)))`,
+          ).join('')}
         (local.set $t (i32.add (local.get $t) (i32.const 1)))
         (br $nextT)))`;
 const outAt = (extra) => `(i32.add (i32.add (local.get $out) (i32.shl (local.get $q) (i32.const 3))) ${extra})`;
@@ -116,9 +135,11 @@ const chainSumsWat = () => `
     (local.set $ctOff (i32.sub (local.get $ct) (local.get $x)))
     (local.set $q (local.get $q0))
     (block $doneQ (loop $nextQ
-      (br_if $doneQ (i32.ge_s (local.get $q) (local.get $q1)))${LANES.map((l, k) => `
+      (br_if $doneQ (i32.ge_s (local.get $q) (local.get $q1)))${LANES.map(
+        (l, k) => `
       (local.set $p${l} (i32.add (local.get $x) (i32.mul (local.get $seg)
-        (select (i32.add (local.get $q) (i32.const ${k})) (i32.sub (local.get $chains) (i32.const 1)) (i32.lt_s (i32.add (local.get $q) (i32.const ${k})) (local.get $chains))))))`).join('')}
+        (select (i32.add (local.get $q) (i32.const ${k})) (i32.sub (local.get $chains) (i32.const 1)) (i32.lt_s (i32.add (local.get $q) (i32.const ${k})) (local.get $chains))))))`,
+      ).join('')}
       (if (local.get $mode)
         (then
           (local.set $m0 ${pairOf(meanOf(0), meanOf(1))})
@@ -141,25 +162,39 @@ const chainSumsWat = () => `
 `;
 
 /** The image kernels' chunked forms (see `chunked`), for two threads. */
-const chunksWat = () => [
-  // chainSums over whole vectors of chains (chunk a multiple of 4).
-  chunked('chainChunks', 'x ct mean out chains C S steps stride mode', 'chains',
-    `(call $chainSums ${gets('x ct mean out start end chains C S steps stride mode')})`),
-  chunked('applyChunks', 'x ct out coef planes C S mode', 'planes', `(call $bnApply ${gets('x ct out coef start end C S mode')})`),
-  // maxPool's planes start…: x and (grad) out at start·H·W floats, ct and (forward) out at start·OH·OW.
-  chunked('poolChunks', 'x ct out planes H W size stride OH OW grad', 'planes', `(call $maxPool
+const chunksWat = () =>
+  [
+    // chainSums over whole vectors of chains (chunk a multiple of 4).
+    chunked(
+      'chainChunks',
+      'x ct mean out chains C S steps stride mode',
+      'chains',
+      `(call $chainSums ${gets('x ct mean out start end chains C S steps stride mode')})`,
+    ),
+    chunked('applyChunks', 'x ct out coef planes C S mode', 'planes', `(call $bnApply ${gets('x ct out coef start end C S mode')})`),
+    // maxPool's planes start…: x and (grad) out at start·H·W floats, ct and (forward) out at start·OH·OW.
+    chunked(
+      'poolChunks',
+      'x ct out planes H W size stride OH OW grad',
+      'planes',
+      `(call $maxPool
         (i32.add (local.get $x) (i32.shl (i32.mul (local.get $start) (i32.mul (local.get $H) (local.get $W))) (i32.const 2)))
         (i32.add (local.get $ct) (i32.shl (i32.mul (local.get $start) (i32.mul (local.get $OH) (local.get $OW))) (i32.const 2)))
         (i32.add (local.get $out) (i32.shl (i32.mul (local.get $start)
           (select (i32.mul (local.get $H) (local.get $W)) (i32.mul (local.get $OH) (local.get $OW)) (local.get $grad))) (i32.const 2)))
-        (i32.sub (local.get $end) (local.get $start)) ${gets('H W size stride OH OW grad')})`),
-  chunked('unrollChunks', 'mode x col bounds planeStep count C H W KH KW OH OW stride pad units', 'units',
-    `(call $unroll ${gets('mode x col bounds planeStep count C H W KH KW OH OW stride pad start end')})`),
-  chunked('regroupChunks', 'nchw mat F count n0 ohw toMatrix', 'F', `(call $regroup ${gets('nchw mat F count n0 ohw toMatrix start end')})`),
-  // rowSums over channel pairs (chunk even), applyRows over rows.
-  chunked('rowSumsChunks', 'x ct mean inv acc1 acc2 N C mode', 'C', `(call $rowSums ${gets('x ct mean inv acc1 acc2 N C start end mode')})`),
-  chunked('applyRowsChunks', 'x ct out coefT N C mode', 'N', `(call $applyRows ${gets('x ct out coefT start end C mode')})`),
-].join('\n');
+        (i32.sub (local.get $end) (local.get $start)) ${gets('H W size stride OH OW grad')})`,
+    ),
+    chunked(
+      'unrollChunks',
+      'mode x col bounds planeStep count C H W KH KW OH OW stride pad units',
+      'units',
+      `(call $unroll ${gets('mode x col bounds planeStep count C H W KH KW OH OW stride pad start end')})`,
+    ),
+    chunked('regroupChunks', 'nchw mat F count n0 ohw toMatrix', 'F', `(call $regroup ${gets('nchw mat F count n0 ohw toMatrix start end')})`),
+    // rowSums over channel pairs (chunk even), applyRows over rows.
+    chunked('rowSumsChunks', 'x ct mean inv acc1 acc2 N C mode', 'C', `(call $rowSums ${gets('x ct mean inv acc1 acc2 N C start end mode')})`),
+    chunked('applyRowsChunks', 'x ct out coefT N C mode', 'N', `(call $applyRows ${gets('x ct out coefT start end C mode')})`),
+  ].join('\n');
 
 /**
  * Batch normalization over rows x [N, C] (one value a plane: S = 1), vectors
@@ -174,9 +209,11 @@ const rowTerm = (mode, load, v) => {
   const xv = `(f64x2.promote_low_f32x4 (${load} (i32.add (local.get $x) (local.get $o))))`;
   const f64 = (base) => `(${v === 2 ? 'v128.load' : 'v128.load64_zero'} (i32.add (local.get ${base}) (local.get $c8)))`;
   const zero = '(v128.const f64x2 0 0)';
-  if (mode === 0) return `
+  if (mode === 0)
+    return `
           (v128.store${v === 2 ? '' : '64_lane 0'} (i32.add (local.get $acc1) (local.get $c8)) (f64x2.add ${f64('$acc1')} (f64x2.add ${zero} ${xv})))`;
-  if (mode === 1) return `
+  if (mode === 1)
+    return `
           (local.set $d (f64x2.sub ${xv} ${f64('$mean')}))
           (v128.store${v === 2 ? '' : '64_lane 0'} (i32.add (local.get $acc1) (local.get $c8)) (f64x2.add ${f64('$acc1')} (f64x2.add ${zero} (f64x2.mul (local.get $d) (local.get $d)))))`;
   return `
@@ -232,8 +269,13 @@ ${bnLanes('v128.load32_zero', 'v128.store32_lane')}))
       (br $nextN))))
 `;
 /** applyRows' five coefficient vectors for channels j, j + 1 (`v128.load`) or j alone (`v128.load64_zero`). */
-const coefLoads = (load) => [0, 1, 2, 3, 4].map((i) => `
-        (local.set $k${i} (${load} (i32.add (local.get $coefT) (i32.add (i32.mul (i32.const ${i}) (local.get $C8)) (i32.shl (local.get $j) (i32.const 3))))))`).join('');
+const coefLoads = (load) =>
+  [0, 1, 2, 3, 4]
+    .map(
+      (i) => `
+        (local.set $k${i} (${load} (i32.add (local.get $coefT) (i32.add (i32.mul (i32.const ${i}) (local.get $C8)) (i32.shl (local.get $j) (i32.const 3))))))`,
+    )
+    .join('');
 
 /** The module's image kernels; `shared` adds those that two threads share through a counter. */
 export const imageWat = (shared) => `
@@ -248,7 +290,13 @@ export const imageWat = (shared) => `
     (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $dst i32)
     (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $d i32) (local $xr i32) (local $xp i32) (local $from i32) (local $to i32)
     (local.set $xp (local.get $x))
-    (local.set $d (local.get $dst))${loop('$img', get('$count'), `${loop('$i', get('$OH'), `
+    (local.set $d (local.get $dst))${loop(
+      '$img',
+      get('$count'),
+      `${loop(
+        '$i',
+        get('$OH'),
+        `
         (local.set $r (i32.add (i32.mul (local.get $i) (local.get $stride)) (local.get $rowOff)))
         (if (i32.or (i32.lt_s (local.get $r) (i32.const 0)) (i32.ge_s (local.get $r) (local.get $H)))
           (then (local.set $from (i32.const 0)) (local.set $to (local.get $OW)))
@@ -271,8 +319,12 @@ export const imageWat = (shared) => `
               (br $nextJ)))
             (local.set $from (local.get $hi)) (local.set $to (local.get $OW))))
         ${zeros(get('$from'), get('$to'))}
-        (local.set $d (i32.add (local.get $d) (i32.shl (local.get $OW) (i32.const 2))))`, 'i')}
-      (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`, 'img')})
+        (local.set $d (i32.add (local.get $d) (i32.shl (local.get $OW) (i32.const 2))))`,
+        'i',
+      )}
+      (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`,
+      'img',
+    )})
 
   ;; conv-gemm's regroup for planes f0 ≤ f < f1: count planes each of ohw floats between
   ;; NCHW (images n0…) and an [F, count·ohw] matrix, toMatrix 1 gathering, 0 scattering:
@@ -283,12 +335,17 @@ export const imageWat = (shared) => `
     (local.set $bytes (i32.shl (local.get $ohw) (i32.const 2)))
     (local.set $f (local.get $f0))
     (block $done_f (loop $next_f
-      (br_if $done_f (i32.ge_s (local.get $f) (local.get $f1)))${loop('$img', get('$count'), `
+      (br_if $done_f (i32.ge_s (local.get $f) (local.get $f1)))${loop(
+        '$img',
+        get('$count'),
+        `
         (local.set $src (i32.add (local.get $nchw) (i32.mul (i32.add (i32.mul (i32.add (local.get $n0) (local.get $img)) (local.get $F)) (local.get $f)) (local.get $bytes))))
         (local.set $dst (i32.add (local.get $mat) (i32.mul (i32.add (i32.mul (local.get $f) (local.get $count)) (local.get $img)) (local.get $bytes))))
         (if (local.get $toMatrix)
           (then (memory.copy (local.get $dst) (local.get $src) (local.get $bytes)))
-          (else (memory.copy (local.get $src) (local.get $dst) (local.get $bytes))))`, 'img')}
+          (else (memory.copy (local.get $src) (local.get $dst) (local.get $bytes))))`,
+        'img',
+      )}
       (local.set $f (i32.add (local.get $f) (i32.const 1)))
       (br $next_f))))
 
@@ -313,7 +370,10 @@ export const imageWat = (shared) => `
           (local.set $a1 (i32.add (local.get $a) (i32.const 1)))))
       (local.set $plane (i32.add (local.get $x) (i32.shl (i32.mul (local.get $c) (i32.mul (local.get $H) (local.get $W))) (i32.const 2))))
       (block $done_a (loop $next_a
-        (br_if $done_a (i32.ge_s (local.get $a) (local.get $a1)))${loop('$b', get('$KW'), `
+        (br_if $done_a (i32.ge_s (local.get $a) (local.get $a1)))${loop(
+          '$b',
+          get('$KW'),
+          `
           (local.set $row (i32.mul (i32.add (i32.mul (i32.add (i32.mul (local.get $c) (local.get $KH)) (local.get $a)) (local.get $KW)) (local.get $b))
             (i32.mul (local.get $count) (i32.mul (local.get $OH) (local.get $OW)))))
           (if (local.get $mode)
@@ -324,7 +384,9 @@ export const imageWat = (shared) => `
             (else (call $im2colRow (local.get $plane) (local.get $planeStep) (local.get $count) (local.get $H) (local.get $W) (local.get $OH) (local.get $OW) (local.get $stride)
               (i32.sub (local.get $a) (local.get $pad)) (i32.sub (local.get $b) (local.get $pad))
               (i32.load (i32.add (local.get $bounds) (i32.shl (local.get $b) (i32.const 3)))) (i32.load offset=4 (i32.add (local.get $bounds) (i32.shl (local.get $b) (i32.const 3))))
-              (i32.add (local.get $col) (i32.shl (local.get $row) (i32.const 2))))))`, 'b')}
+              (i32.add (local.get $col) (i32.shl (local.get $row) (i32.const 2))))))`,
+          'b',
+        )}
         (local.set $a (i32.add (local.get $a) (i32.const 1)))
         (br $next_a)))
       (local.set $u (i32.add (local.get $u) (i32.const 1)))
@@ -336,7 +398,13 @@ export const imageWat = (shared) => `
     (param $OH i32) (param $OW i32) (param $stride i32) (param $rowOff i32) (param $colOff i32) (param $lo i32) (param $hi i32) (param $src i32)
     (local $img i32) (local $i i32) (local $j i32) (local $r i32) (local $s i32) (local $xr i32) (local $xp i32) (local $p i32) (local $q i32)
     (local.set $xp (local.get $dx))
-    (local.set $s (local.get $src))${loop('$img', get('$count'), `${loop('$i', get('$OH'), `
+    (local.set $s (local.get $src))${loop(
+      '$img',
+      get('$count'),
+      `${loop(
+        '$i',
+        get('$OH'),
+        `
         (local.set $r (i32.add (i32.mul (local.get $i) (local.get $stride)) (local.get $rowOff)))
         (if (i32.and (i32.ge_s (local.get $r) (i32.const 0)) (i32.lt_s (local.get $r) (local.get $H)))
           (then
@@ -359,8 +427,12 @@ export const imageWat = (shared) => `
               (f32.store (local.get $p) (f32.add (f32.load (local.get $p)) (f32.load ${at(get('$s'), get('$j'))})))
               (local.set $j (i32.add (local.get $j) (i32.const 1)))
               (br $nextJ)))))
-        (local.set $s (i32.add (local.get $s) (i32.shl (local.get $OW) (i32.const 2))))`, 'i')}
-      (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`, 'img')})
+        (local.set $s (i32.add (local.get $s) (i32.shl (local.get $OW) (i32.const 2))))`,
+        'i',
+      )}
+      (local.set $xp (i32.add (local.get $xp) (local.get $planeStep)))`,
+      'img',
+    )})
 
   ;; Max pooling over \`planes\` H×W planes, size×size windows moved by stride:
   ;; the window's maximum in row order, the first on ties, a NaN winning (as
@@ -379,8 +451,14 @@ export const imageWat = (shared) => `
     (local $va v128) (local $vb v128) (local $vv v128) (local $vi v128) (local $vt v128) (local $lanes v128) (local $vc v128)
     (local.set $W4 (i32.shl (local.get $W) (i32.const 2)))
     (local.set $vec (i32.and (i32.eq (local.get $size) (i32.const 2)) (i32.eq (local.get $stride) (i32.const 2))))
-    (local.set $o (i32.const 0))${loop('$p', get('$planes'), `
-      (local.set $base (i32.add (local.get $x) (i32.shl (i32.mul (local.get $p) (i32.mul (local.get $H) (local.get $W))) (i32.const 2))))${loop('$i', get('$OH'), `
+    (local.set $o (i32.const 0))${loop(
+      '$p',
+      get('$planes'),
+      `
+      (local.set $base (i32.add (local.get $x) (i32.shl (i32.mul (local.get $p) (i32.mul (local.get $H) (local.get $W))) (i32.const 2))))${loop(
+        '$i',
+        get('$OH'),
+        `
         (local.set $j (i32.const 0))
         (block $done_j (loop $next_j
           (br_if $done_j (i32.ge_s (local.get $j) (local.get $OW)))
@@ -394,16 +472,28 @@ export const imageWat = (shared) => `
               (local.set $vb (i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $va) (local.get $vv)))
               (local.set $vi (local.get $lanes))${[
                 ['(i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $va) (local.get $vv))', '(v128.const i32x4 4 4 4 4)', ''],
-                ['(i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $va) (local.get $vv))', '(i32x4.splat (local.get $W4))', `
+                [
+                  '(i8x16.shuffle 0 1 2 3 8 9 10 11 16 17 18 19 24 25 26 27 (local.get $va) (local.get $vv))',
+                  '(i32x4.splat (local.get $W4))',
+                  `
               (local.set $va (v128.load (i32.add (local.get $w0) (local.get $W4))))
-              (local.set $vv (v128.load offset=16 (i32.add (local.get $w0) (local.get $W4))))`],
-                ['(i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $va) (local.get $vv))', '(i32x4.splat (i32.add (local.get $W4) (i32.const 4)))', ''],
-              ].map(([value, delta, loads]) => `${loads}
+              (local.set $vv (v128.load offset=16 (i32.add (local.get $w0) (local.get $W4))))`,
+                ],
+                [
+                  '(i8x16.shuffle 4 5 6 7 12 13 14 15 20 21 22 23 28 29 30 31 (local.get $va) (local.get $vv))',
+                  '(i32x4.splat (i32.add (local.get $W4) (i32.const 4)))',
+                  '',
+                ],
+              ]
+                .map(
+                  ([value, delta, loads]) => `${loads}
               (local.set $vc ${value})
               (local.set $vt (v128.and (f32x4.eq (local.get $vb) (local.get $vb))
                 (v128.or (f32x4.gt (local.get $vc) (local.get $vb)) (f32x4.ne (local.get $vc) (local.get $vc)))))
               (local.set $vb (v128.bitselect (local.get $vc) (local.get $vb) (local.get $vt)))
-              (local.set $vi (v128.bitselect (i32x4.add (local.get $lanes) ${delta}) (local.get $vi) (local.get $vt)))`).join('')}
+              (local.set $vi (v128.bitselect (i32x4.add (local.get $lanes) ${delta}) (local.get $vi) (local.get $vt)))`,
+                )
+                .join('')}
               (if (local.get $grad)
                 (then
                   (local.set $vc (v128.load ${at(get('$ct'), get('$o'))}))
@@ -420,25 +510,43 @@ export const imageWat = (shared) => `
                       (local.set $w0 (i32.add (local.get $w0) (local.get $W4)))
                       (v128.store (local.get $w0) (i8x16.shuffle 0 1 2 3 16 17 18 19 4 5 6 7 20 21 22 23 (local.get $va) (local.get $vv)))
                       (v128.store offset=16 (local.get $w0) (i8x16.shuffle 8 9 10 11 24 25 26 27 12 13 14 15 28 29 30 31 (local.get $va) (local.get $vv))))
-                    (else${[0, 1, 2, 3].map((l) => `
-                      (f32.store (i32.add (local.get $out) (i32.sub (i32x4.extract_lane ${l} (local.get $vi)) (local.get $x))) (f32x4.extract_lane ${l} (local.get $vc)))`).join('')})))
+                    (else${[0, 1, 2, 3]
+                      .map(
+                        (l) => `
+                      (f32.store (i32.add (local.get $out) (i32.sub (i32x4.extract_lane ${l} (local.get $vi)) (local.get $x))) (f32x4.extract_lane ${l} (local.get $vc)))`,
+                      )
+                      .join('')})))
                 (else (v128.store ${at(get('$out'), get('$o'))} (local.get $vb))))
               (local.set $o (i32.add (local.get $o) (i32.const 4)))
               (local.set $j (i32.add (local.get $j) (i32.const 4))))
             (else
               (local.set $bi (local.get $w0))
-              (local.set $bv (f32.load (local.get $w0)))${loop('$a', get('$size'), `
-              (local.set $r (i32.add (local.get $w0) (i32.shl (i32.mul (local.get $a) (local.get $W)) (i32.const 2))))${loop('$k', get('$size'), `
+              (local.set $bv (f32.load (local.get $w0)))${loop(
+                '$a',
+                get('$size'),
+                `
+              (local.set $r (i32.add (local.get $w0) (i32.shl (i32.mul (local.get $a) (local.get $W)) (i32.const 2))))${loop(
+                '$k',
+                get('$size'),
+                `
                 (local.set $v (f32.load ${at(get('$r'), get('$k'))}))
                 (local.set $take (i32.and (f32.eq (local.get $bv) (local.get $bv)) (i32.or (f32.gt (local.get $v) (local.get $bv)) (f32.ne (local.get $v) (local.get $v)))))
                 (local.set $bv (select (local.get $v) (local.get $bv) (local.get $take)))
-                (local.set $bi (select ${at(get('$r'), get('$k'))} (local.get $bi) (local.get $take)))`, 'k')}`, 'a')}
+                (local.set $bi (select ${at(get('$r'), get('$k'))} (local.get $bi) (local.get $take)))`,
+                'k',
+              )}`,
+                'a',
+              )}
               (if (local.get $grad)
                 (then (f32.store (i32.add (local.get $out) (i32.sub (local.get $bi) (local.get $x))) (f32.load ${at(get('$ct'), get('$o'))})))
                 (else (f32.store ${at(get('$out'), get('$o'))} (local.get $bv))))
               (local.set $o (i32.add (local.get $o) (i32.const 1)))
               (local.set $j (i32.add (local.get $j) (i32.const 1)))))
-          (br $next_j)))`, 'i')}`, 'p')})
+          (br $next_j)))`,
+        'i',
+      )}`,
+      'p',
+    )})
 
 ${chainSumsWat()}${rowsWat()}
 ${shared ? chunksWat() : ''}

@@ -19,8 +19,13 @@ export const loop = (v, limit, body, tag = v.slice(1), { from = '(i32.const 0)',
  * element size in bytes. `n` is an expression (e.g. `(local.get $n)`).
  */
 export const lanes = (i, n, ptrs, vec, one) => {
-  const bump = (per) => ptrs.map(([ptr, size]) => `
-      (local.set ${ptr} (i32.add (local.get ${ptr}) (i32.const ${per * size})))`).join('');
+  const bump = (per) =>
+    ptrs
+      .map(
+        ([ptr, size]) => `
+      (local.set ${ptr} (i32.add (local.get ${ptr}) (i32.const ${per * size})))`,
+      )
+      .join('');
   return `
     (local.set ${i} (i32.const 0))
     (block $done4 (loop $next4
@@ -38,9 +43,17 @@ export const get = (v) => `(local.get ${v})`;
 export const at = (base, i) => `(i32.add ${base} (i32.shl ${i} (i32.const 2)))`;
 
 /** WAT parameters, each i32, from space-separated names. */
-const i32Params = (names) => names.split(' ').map((n) => `(param $${n} i32)`).join(' ');
+const i32Params = (names) =>
+  names
+    .split(' ')
+    .map((n) => `(param $${n} i32)`)
+    .join(' ');
 /** `(local.get $…)` of each space-separated name. */
-export const gets = (names) => names.split(' ').map((n) => `(local.get $${n})`).join(' ');
+export const gets = (names) =>
+  names
+    .split(' ')
+    .map((n) => `(local.get $${n})`)
+    .join(' ');
 
 /**
  * An exported function `name` that runs `call` (WAT using $start and $end) over

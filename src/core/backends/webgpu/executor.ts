@@ -65,7 +65,9 @@ const SOFTWARE = /llvmpipe|softpipe|lavapipe|swiftshader|software|swrast|microso
 
 /** Whether an adapter is a real GPU: not Dawn's fallback, and not a software rasterizer by name. */
 export const isHardwareAdapter = (a: AdapterReport): boolean =>
-  !a.isFallbackAdapter && !SOFTWARE.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`) && `${a.description}${a.device}${a.vendor}`.trim() !== '';
+  !a.isFallbackAdapter &&
+  !SOFTWARE.test(`${a.vendor} ${a.architecture} ${a.device} ${a.description}`) &&
+  `${a.description}${a.device}${a.vendor}`.trim() !== '';
 
 interface Attempt {
   readonly dawnOptions: string[];
@@ -76,7 +78,10 @@ interface Attempt {
 export const parseWebgpuEnv = (text: string): WebgpuOptions => {
   const out: Record<string, unknown> = {};
   const flags: string[] = [];
-  for (const part of text.split(',').map((s) => s.trim()).filter((s) => s !== '')) {
+  for (const part of text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')) {
     const eq = part.indexOf('=');
     const key = eq < 0 ? part : part.slice(0, eq);
     const value = eq < 0 ? '' : part.slice(eq + 1);
@@ -85,7 +90,10 @@ export const parseWebgpuEnv = (text: string): WebgpuOptions => {
       if (value !== 'core' && value !== 'compatibility') throw new Error(`TAPEGRAD_WEBGPU: featureLevel=${value}: use core or compatibility`);
       out[key] = value;
     } else if (key === 'flag') flags.push(value);
-    else throw new Error(`TAPEGRAD_WEBGPU: unknown key '${key}' in '${text}': use backend=, featureLevel=, adapter=, powerPreference= or flag= (a Dawn flag), comma-separated`);
+    else
+      throw new Error(
+        `TAPEGRAD_WEBGPU: unknown key '${key}' in '${text}': use backend=, featureLevel=, adapter=, powerPreference= or flag= (a Dawn flag), comma-separated`,
+      );
   }
   if (flags.length > 0) out['dawnFlags'] = flags;
   return out as WebgpuOptions;
@@ -93,10 +101,18 @@ export const parseWebgpuEnv = (text: string): WebgpuOptions => {
 
 const attemptsFor = (o: WebgpuOptions): Attempt[] => {
   const one = (backend: string | undefined, featureLevel: string | undefined): Attempt => ({
-    dawnOptions: [...(backend === undefined ? [] : [`backend=${backend}`]), ...(o.adapter === undefined ? [] : [`adapter=${o.adapter}`]), ...(o.dawnFlags ?? [])],
-    adapterOptions: { ...(featureLevel === undefined ? {} : { featureLevel }), ...(o.powerPreference === undefined ? {} : { powerPreference: o.powerPreference }) },
+    dawnOptions: [
+      ...(backend === undefined ? [] : [`backend=${backend}`]),
+      ...(o.adapter === undefined ? [] : [`adapter=${o.adapter}`]),
+      ...(o.dawnFlags ?? []),
+    ],
+    adapterOptions: {
+      ...(featureLevel === undefined ? {} : { featureLevel }),
+      ...(o.powerPreference === undefined ? {} : { powerPreference: o.powerPreference }),
+    },
   });
-  if (o.backend !== undefined || o.featureLevel !== undefined) return [one(o.backend, o.featureLevel ?? (o.backend === 'opengles' ? 'compatibility' : undefined))];
+  if (o.backend !== undefined || o.featureLevel !== undefined)
+    return [one(o.backend, o.featureLevel ?? (o.backend === 'opengles' ? 'compatibility' : undefined))];
   // Dawn's default first (Vulkan on Linux: a GPU server's driver), then Mesa's GLES (software, or a GPU's GL driver).
   return [one(undefined, undefined), one('opengles', 'compatibility')];
 };
@@ -114,7 +130,8 @@ export const findWebgpuPackage = (): { readonly url: string } | { readonly missi
     const pkg = createRequire(import.meta.url).resolve('webgpu/package.json');
     const version = (createRequire(import.meta.url)('webgpu/package.json') as { version: string }).version;
     const [major, minor] = version.split('.').map(Number) as [number, number];
-    if (major === 0 && minor < 6) return { missing: `the webgpu package ${version} is installed, and it needs glibc 2.38 (Dawn's older builds): npm install webgpu@^0.6.2` };
+    if (major === 0 && minor < 6)
+      return { missing: `the webgpu package ${version} is installed, and it needs glibc 2.38 (Dawn's older builds): npm install webgpu@^0.6.2` };
     return { url: pathToFileURL(pkg.replace(/package\.json$/, 'index.js')).href };
   } catch {
     return { missing: "the webgpu package (Dawn's Node bindings, an optional dependency) is not installed: npm install webgpu" };
@@ -130,8 +147,11 @@ export const startNodeExecutor = (options: WebgpuOptions = {}, timeoutMs = 60_00
   const attempts = attemptsFor(opts);
   const { Worker } = nodeBuiltin<typeof import('node:worker_threads')>('node:worker_threads', 'the webgpu backend');
   const proc = (globalThis as unknown as { process: { env: Record<string, string | undefined> } }).process;
-  const needsSurfaceless = attempts.some((a) => a.dawnOptions.includes('backend=opengles') || a.dawnOptions.includes('backend=opengl'))
-    && proc.env['EGL_PLATFORM'] === undefined && proc.env['DISPLAY'] === undefined && proc.env['WAYLAND_DISPLAY'] === undefined;
+  const needsSurfaceless =
+    attempts.some((a) => a.dawnOptions.includes('backend=opengles') || a.dawnOptions.includes('backend=opengl')) &&
+    proc.env['EGL_PLATFORM'] === undefined &&
+    proc.env['DISPLAY'] === undefined &&
+    proc.env['WAYLAND_DISPLAY'] === undefined;
   const failures: string[] = [];
   for (const attempt of attempts) {
     const ctrl = new SharedArrayBuffer(8 + 16384);
@@ -156,7 +176,9 @@ export const startNodeExecutor = (options: WebgpuOptions = {}, timeoutMs = 60_00
     const info = JSON.parse(text) as Omit<AdapterReport, 'attempt' | 'setSurfaceless'>;
     return nodeExecutor(worker, ctrl, { ...info, attempt: describeAttempt(attempt), setSurfaceless: needsSurfaceless });
   }
-  throw new Error(`the webgpu backend found no WebGPU adapter (${failures.join('; ')}): on a GPU machine install its Vulkan driver (NVIDIA's ICD, or mesa-vulkan-drivers); without one, Mesa's GLES (libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri) and TAPEGRAD_WEBGPU=backend=opengles give a software adapter`);
+  throw new Error(
+    `the webgpu backend found no WebGPU adapter (${failures.join('; ')}): on a GPU machine install its Vulkan driver (NVIDIA's ICD, or mesa-vulkan-drivers); without one, Mesa's GLES (libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri) and TAPEGRAD_WEBGPU=backend=opengles give a software adapter`,
+  );
 };
 
 /** How long a blocking read waits for the device (a software adapter runs a CNN step in seconds, not minutes). */
@@ -195,7 +217,9 @@ const nodeExecutor = (worker: NodeWorker, ctrl: SharedArrayBuffer, adapter: Adap
     batch.push(command);
     flush();
     if (Atomics.wait(c, 0, 0, READ_TIMEOUT_MS) === 'timed-out') {
-      throw new Error(`webgpu: the device did not answer a ${String(command[0])} in ${READ_TIMEOUT_MS / 1000} s (its thread died, or the GPU hung): dispose this backend and create a new one`);
+      throw new Error(
+        `webgpu: the device did not answer a ${String(command[0])} in ${READ_TIMEOUT_MS / 1000} s (its thread died, or the GPU hung): dispose this backend and create a new one`,
+      );
     }
     if (Atomics.load(c, 0) !== 1) {
       throw new Error(`webgpu: ${new TextDecoder().decode(new Uint8Array(ctrl, 8, Atomics.load(c, 1)).slice())}`);

@@ -21,7 +21,9 @@
 import type { Conv2dParams } from '../../kernels-nd.js';
 import type { Shape } from '../../shape.js';
 
-const BM = 64, BN = 64, BK = 16;
+const BM = 64,
+  BN = 64,
+  BK = 16;
 
 /** A GEMM's sizes and its three access functions (WGSL, each with the signature the template calls). */
 export interface GemmSpec {
@@ -110,7 +112,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
  */
 export const matmulShader = (batch: number, m: number, k: number, n: number, transA: boolean, transB: boolean): GemmShader =>
   gemmShader({
-    batch, m, n, k, inputs: 2,
+    batch,
+    m,
+    n,
+    k,
+    inputs: 2,
     loadA: `fn loadA(b: u32, r: u32, p: u32) -> f32 { return a0[b * ${m * k}u + ${transA ? `p * ${m}u + r` : `r * ${k}u + p`}]; }`,
     loadB: `fn loadB(b: u32, p: u32, c: u32) -> f32 { return a1[b * ${k * n}u + ${transB ? `c * ${k}u + p` : `p * ${n}u + c`}]; }`,
     store: `fn store(b: u32, r: u32, c: u32, v: f32) { out[b * ${m * n}u + r * ${n}u + c] = v; }`,
@@ -134,7 +140,11 @@ export const conv2dShader = (xs: Shape, ws: Shape, p: Conv2dParams): GemmShader 
   const [F, , KH, KW] = ws as [number, number, number, number];
   const [OH, OW] = convOut(H, W, KH, KW, p);
   return gemmShader({
-    batch: N, m: F, n: OH * OW, k: C * KH * KW, inputs: 2,
+    batch: N,
+    m: F,
+    n: OH * OW,
+    k: C * KH * KW,
+    inputs: 2,
     loadA: `fn loadA(b: u32, f: u32, q: u32) -> f32 { return a0[f * ${C * KH * KW}u + q]; }`,
     loadB: `${pixel('px', C, H, W)}
 fn loadB(b: u32, q: u32, o: u32) -> f32 {
@@ -160,7 +170,11 @@ export const conv2dGradInputShader = (ctShape: Shape, ws: Shape, inputShape: Sha
   const [, , H, W] = inputShape as [number, number, number, number];
   const s = p.stride;
   return gemmShader({
-    batch: N, m: C, n: H * W, k: F * KH * KW, inputs: 2,
+    batch: N,
+    m: C,
+    n: H * W,
+    k: F * KH * KW,
+    inputs: 2,
     loadA: `fn loadA(b: u32, c: u32, q: u32) -> f32 { return a0[((q / ${KH * KW}u) * ${C}u + c) * ${KH * KW}u + q % ${KH * KW}u]; }`,
     loadB: `fn loadB(b: u32, q: u32, o: u32) -> f32 {
   let f = q / ${KH * KW}u;
@@ -188,7 +202,11 @@ export const conv2dGradWeightShader = (ctShape: Shape, xs: Shape, filterShape: S
   const [, , KH, KW] = filterShape as [number, number, number, number];
   const P = OH * OW;
   return gemmShader({
-    batch: 1, m: F, n: C * KH * KW, k: N * P, inputs: 2,
+    batch: 1,
+    m: F,
+    n: C * KH * KW,
+    k: N * P,
+    inputs: 2,
     loadA: `fn loadA(b: u32, f: u32, t: u32) -> f32 { return a0[((t / ${P}u) * ${F}u + f) * ${P}u + t % ${P}u]; }`,
     loadB: `${pixel('px', C, H, W)}
 fn loadB(b: u32, t: u32, q: u32) -> f32 {

@@ -66,9 +66,13 @@ export interface WebgpuBackend extends Backend<WebgpuBuffer> {
 
 type Op = Operand<WebgpuBuffer>;
 
-
 const COMPARE: Readonly<Record<CompareOp, string>> = {
-  greater: 'v0 > v1', greaterEqual: 'v0 >= v1', less: 'v0 < v1', lessEqual: 'v0 <= v1', equal: 'v0 == v1', notEqual: 'v0 != v1',
+  greater: 'v0 > v1',
+  greaterEqual: 'v0 >= v1',
+  less: 'v0 < v1',
+  lessEqual: 'v0 <= v1',
+  equal: 'v0 == v1',
+  notEqual: 'v0 != v1',
 };
 
 /** Stable forms: exp only of non-positive arguments, so nothing overflows. */
@@ -120,8 +124,13 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
   const exec: Executor = startNodeExecutor(options);
   const hardware = isHardwareAdapter(exec.adapter);
   let nextId = 1;
-  let liveBytes = 0, peakBytes = 0, buffers = 0;
-  let uploads = 0, uploadBytes = 0, downloads = 0, downloadBytes = 0;
+  let liveBytes = 0,
+    peakBytes = 0,
+    buffers = 0;
+  let uploads = 0,
+    uploadBytes = 0,
+    downloads = 0,
+    downloadBytes = 0;
   let disposed = false;
   /** Shader source → the executor's key (the source goes over once). */
   const shaders = new Map<string, number>();
@@ -207,9 +216,14 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     if (n === 0) return EMPTY;
     return runInto(n, mapShader(out.shape, access, expr, HELPERS), idsOf(inputs));
   };
-  const unary = (prim: keyof typeof UNARY) => ([x]: readonly [Op], _p: null, out: OutSpec) => map([x], [null], out, UNARY[prim]);
-  const binary = (expr: string) => ([a, b]: readonly [Op, Op], _p: null, out: OutSpec) =>
-    map([a, b], [broadcastAccess(a.shape, out.shape), broadcastAccess(b.shape, out.shape)], out, expr);
+  const unary =
+    (prim: keyof typeof UNARY) =>
+    ([x]: readonly [Op], _p: null, out: OutSpec) =>
+      map([x], [null], out, UNARY[prim]);
+  const binary =
+    (expr: string) =>
+    ([a, b]: readonly [Op, Op], _p: null, out: OutSpec) =>
+      map([a, b], [broadcastAccess(a.shape, out.shape), broadcastAccess(b.shape, out.shape)], out, expr);
   const gemm = (out: OutSpec, s: GemmShader, inputs: readonly WebgpuBuffer[]): WebgpuBuffer => {
     const n = sizeOf(out.shape);
     if (n === 0) return EMPTY;
@@ -217,7 +231,15 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     if (inputs.some((b) => b.n === 0)) return fill(n, 0);
     return runInto(n, s.wgsl, inputs, s.groups as [number, number, number]);
   };
-  const reduce = (x: Op, axes: readonly number[], out: OutSpec, init: string, value: string, combine: string, extra: readonly WebgpuBuffer[] = []): WebgpuBuffer => {
+  const reduce = (
+    x: Op,
+    axes: readonly number[],
+    out: OutSpec,
+    init: string,
+    value: string,
+    combine: string,
+    extra: readonly WebgpuBuffer[] = [],
+  ): WebgpuBuffer => {
     const n = sizeOf(out.shape);
     if (n === 0) return EMPTY;
     const r = S.reduceShader(x.shape, axes, 1 + extra.length, init, value, combine);
@@ -366,14 +388,16 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
   const onHost = (op: Op): Operand<Data> => ({ buf: op.buf.host ?? downloadFloats(op.buf), shape: op.shape, dtype: op.dtype });
   const fromHostResult = (d: Data): WebgpuBuffer => (d instanceof Float64Array ? onHostBuffer(d) : upload(d));
   type AnyKernel = (inputs: readonly Op[], params: unknown, out: OutSpec) => WebgpuBuffer;
-  const table = Object.fromEntries((Object.keys(kernels) as KernelPrimitive[]).map((prim) => {
-    const device = kernels[prim] as unknown as AnyKernel;
-    if (prim === 'cast') return [prim, device];
-    const host = hostTable[prim] as unknown as (i: readonly Operand<Data>[], p: unknown, o: OutSpec) => Data;
-    const either: AnyKernel = (inputs, params, out) =>
-      inputs.some((x) => x.buf.host !== undefined) ? fromHostResult(host(inputs.map(onHost), params, out)) : device(inputs, params, out);
-    return [prim, either];
-  })) as unknown as KernelTable<WebgpuBuffer>;
+  const table = Object.fromEntries(
+    (Object.keys(kernels) as KernelPrimitive[]).map((prim) => {
+      const device = kernels[prim] as unknown as AnyKernel;
+      if (prim === 'cast') return [prim, device];
+      const host = hostTable[prim] as unknown as (i: readonly Operand<Data>[], p: unknown, o: OutSpec) => Data;
+      const either: AnyKernel = (inputs, params, out) =>
+        inputs.some((x) => x.buf.host !== undefined) ? fromHostResult(host(inputs.map(onHost), params, out)) : device(inputs, params, out);
+      return [prim, either];
+    }),
+  ) as unknown as KernelTable<WebgpuBuffer>;
 
   const fused: FusedKernels<WebgpuBuffer> = {
     momentumStep(p, v, g, hp: MomentumHyper) {
@@ -382,7 +406,8 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
         return [fromHostResult(np), fromHostResult(nv)];
       }
       const n = p.buf.n;
-      const np = alloc(n), nv = alloc(n);
+      const np = alloc(n),
+        nv = alloc(n);
       if (n > 0) dispatch(S.momentumShader(n, hp.nesterov), [p.buf.id, v.buf.id, g.buf.id, np.id, nv.id], grid(n), Float32Array.of(hp.lr, hp.gamma, hp.l2, 0));
       return [np, nv];
     },
@@ -392,10 +417,16 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
         return [fromHostResult(np), fromHostResult(nm), fromHostResult(nv)];
       }
       const n = p.buf.n;
-      const np = alloc(n), nm = alloc(n), nv = alloc(n);
+      const np = alloc(n),
+        nm = alloc(n),
+        nv = alloc(n);
       if (n > 0) {
-        dispatch(S.adamShader(n), [p.buf.id, m.buf.id, v.buf.id, g.buf.id, np.id, nm.id, nv.id], grid(n),
-          Float32Array.of(hp.lr, hp.beta1, hp.beta2, hp.eps, hp.l2, hp.decay, hp.c1, hp.c2, 1 - hp.beta1, 1 - hp.beta2, 0, 0));
+        dispatch(
+          S.adamShader(n),
+          [p.buf.id, m.buf.id, v.buf.id, g.buf.id, np.id, nm.id, nv.id],
+          grid(n),
+          Float32Array.of(hp.lr, hp.beta1, hp.beta2, hp.eps, hp.l2, hp.decay, hp.c1, hp.c2, 1 - hp.beta1, 1 - hp.beta2, 0, 0),
+        );
       }
       return [np, nm, nv];
     },
@@ -416,7 +447,8 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
   const widen = (f: Float32Array, dtype: DType): Data => (dtype === 'float64' ? Float64Array.from(f) : f);
 
   const a = exec.adapter;
-  const name = [a.device, a.description].filter((s) => s !== undefined && s !== '').join(', ') || [a.vendor, a.architecture].join(' ').trim() || 'an unnamed adapter';
+  const name =
+    [a.device, a.description].filter((s) => s !== undefined && s !== '').join(', ') || [a.vendor, a.architecture].join(' ').trim() || 'an unnamed adapter';
   return {
     name: 'webgpu',
     description: `webgpu: Dawn (${a.attempt}) on ${name}${hardware ? '' : ' (software: slow)'}${a.setSurfaceless ? ' [EGL_PLATFORM=surfaceless while the adapter was made]' : ''}`,
@@ -452,4 +484,3 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     },
   };
 };
-

@@ -16,7 +16,10 @@ const reduceIndexing = (shape: Shape, axes: readonly number[]): string => {
   const st = stridesOf(shape);
   const kept = shape.map((d, i) => (axes.includes(i) ? 1 : d));
   const keptUsed = shape.map((_, d) => !axes.includes(d));
-  const base = indexExpr(shape.map((_, d) => (keptUsed[d] ? st[d]! : 0)), kept);
+  const base = indexExpr(
+    shape.map((_, d) => (keptUsed[d] ? st[d]! : 0)),
+    kept,
+  );
   const red = axes.filter((a) => shape[a] !== 1);
   const redShape = red.map((a) => shape[a]!);
   const redSt = stridesOf(redShape);
@@ -35,24 +38,42 @@ const reduceIndexing = (shape: Shape, axes: readonly number[]): string => {
  * `value` is a WGSL expression in `x` (the element) and `k` (its kept-shape output index);
  * `combine` an expression in `p` and `q`.
  */
-export const reduceShader = (shape: Shape, axes: readonly number[], inputs: number, init: string, value: string, combine: string): { wgsl: string; outputs: number; perGroup: boolean } => {
+export const reduceShader = (
+  shape: Shape,
+  axes: readonly number[],
+  inputs: number,
+  init: string,
+  value: string,
+  combine: string,
+): { wgsl: string; outputs: number; perGroup: boolean } => {
   const outputs = prod(shape.map((d, i) => (axes.includes(i) ? 1 : d)));
   const count = prod(axes.map((a) => shape[a]!));
   const head = [bindings(inputs), reduceIndexing(shape, axes), `fn comb(p: f32, q: f32) -> f32 { return ${combine}; }`];
   const val = `fn val(k: u32, x: f32) -> f32 { return ${value}; }`;
   if (count < 64) {
     return {
-      wgsl: [...head, val, elementMain(outputs, [
-        '  let base = baseOf(i);',
-        `  var acc = ${init};`,
-        `  for (var j = 0u; j < ${count}u; j++) { acc = comb(acc, val(i, a0[base + offOf(j)])); }`,
-        '  out[i] = acc;',
-      ].join('\n'))].join('\n'),
-      outputs, perGroup: false,
+      wgsl: [
+        ...head,
+        val,
+        elementMain(
+          outputs,
+          [
+            '  let base = baseOf(i);',
+            `  var acc = ${init};`,
+            `  for (var j = 0u; j < ${count}u; j++) { acc = comb(acc, val(i, a0[base + offOf(j)])); }`,
+            '  out[i] = acc;',
+          ].join('\n'),
+        ),
+      ].join('\n'),
+      outputs,
+      perGroup: false,
     };
   }
   return {
-    wgsl: [...head, val, `var<workgroup> part: array<f32, ${WG}>;
+    wgsl: [
+      ...head,
+      val,
+      `var<workgroup> part: array<f32, ${WG}>;
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = wid.x + wid.y * 65535u;
@@ -69,25 +90,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     workgroupBarrier();
   }
   if (live && lid.x == 0u) { out[i] = part[0]; }
-}`].join('\n'),
-    outputs, perGroup: true,
+}`,
+    ].join('\n'),
+    outputs,
+    perGroup: true,
   };
 };
 
 /** Index of the largest entry along `axis` (first on ties, NaN largest), as f32. */
 export const argmaxShader = (xs: Shape, axis: number): string => {
-  const outer = prod(xs.slice(0, axis)), inner = prod(xs.slice(axis + 1)), len = xs[axis]!;
-  return [bindings(1), elementMain(outer * inner, [
-    `  let base = (i / ${inner}u) * ${len * inner}u + i % ${inner}u;`,
-    '  var best = 0u;',
-    '  var bv = a0[base];',
-    `  for (var j = 1u; j < ${len}u; j++) {`,
-    '    if (bv != bv) { break; }',
-    `    let v = a0[base + j * ${inner}u];`,
-    '    if (v > bv || v != v) { bv = v; best = j; }',
-    '  }',
-    '  out[i] = f32(best);',
-  ].join('\n'))].join('\n');
+  const outer = prod(xs.slice(0, axis)),
+    inner = prod(xs.slice(axis + 1)),
+    len = xs[axis]!;
+  return [
+    bindings(1),
+    elementMain(
+      outer * inner,
+      [
+        `  let base = (i / ${inner}u) * ${len * inner}u + i % ${inner}u;`,
+        '  var best = 0u;',
+        '  var bv = a0[base];',
+        `  for (var j = 1u; j < ${len}u; j++) {`,
+        '    if (bv != bv) { break; }',
+        `    let v = a0[base + j * ${inner}u];`,
+        '    if (v > bv || v != v) { bv = v; best = j; }',
+        '  }',
+        '  out[i] = f32(best);',
+      ].join('\n'),
+    ),
+  ].join('\n');
 };
 
 const poolDims = (xs: Shape, { size, stride }: Pool2dParams) => {
@@ -134,7 +165,8 @@ export const maxPoolSelectShader = (xs: Shape, p: Pool2dParams): string => {
  */
 const eachWindowOf = (xs: Shape, p: Pool2dParams, body: string): string => {
   const { H, W, OH, OW } = poolDims(xs, p);
-  const s = p.stride, k = p.size;
+  const s = p.stride,
+    k = p.size;
   return [
     `  let plane = i / ${H * W}u;`,
     `  let ih = i32((i / ${W}u) % ${H}u);`,
@@ -161,12 +193,18 @@ export const maxPoolGradShader = (xs: Shape, p: Pool2dParams): string =>
 /** avgPool2d: each window's mean. Inputs [x]. */
 export const avgPoolShader = (xs: Shape, p: Pool2dParams): string => {
   const { N, C, H, W, OH, OW } = poolDims(xs, p);
-  return [bindings(1), elementMain(N * C * OH * OW, [
-    `  let w0 = (i / ${OH * OW}u) * ${H * W}u + ((i / ${OW}u) % ${OH}u) * ${p.stride * W}u + (i % ${OW}u) * ${p.stride}u;`,
-    '  var acc = 0.0;',
-    `  for (var a = 0u; a < ${p.size}u; a++) { for (var b = 0u; b < ${p.size}u; b++) { acc += a0[w0 + a * ${W}u + b]; } }`,
-    `  out[i] = acc * ${f32(1 / (p.size * p.size))};`,
-  ].join('\n'))].join('\n');
+  return [
+    bindings(1),
+    elementMain(
+      N * C * OH * OW,
+      [
+        `  let w0 = (i / ${OH * OW}u) * ${H * W}u + ((i / ${OW}u) % ${OH}u) * ${p.stride * W}u + (i % ${OW}u) * ${p.stride}u;`,
+        '  var acc = 0.0;',
+        `  for (var a = 0u; a < ${p.size}u; a++) { for (var b = 0u; b < ${p.size}u; b++) { acc += a0[w0 + a * ${W}u + b]; } }`,
+        `  out[i] = acc * ${f32(1 / (p.size * p.size))};`,
+      ].join('\n'),
+    ),
+  ].join('\n');
 };
 
 /** avgPool2dGrad: each output's cotangent shared over its window. Inputs [ct]. */
@@ -177,63 +215,102 @@ export const avgPoolGradShader = (xs: Shape, p: Pool2dParams): string =>
 export const sliceShader = (xs: Shape, starts: readonly number[], sizes: readonly number[]): string => {
   const st = stridesOf(xs);
   const base = starts.reduce((acc, s, d) => acc + s * st[d]!, 0);
-  return [bindings(1), elementMain(prod(sizes), [...coordLines(sizes, sizes.map(() => true)), `  out[i] = a0[${base}u + ${indexExpr(st, sizes)}];`].join('\n'))].join('\n');
+  return [
+    bindings(1),
+    elementMain(
+      prod(sizes),
+      [
+        ...coordLines(
+          sizes,
+          sizes.map(() => true),
+        ),
+        `  out[i] = a0[${base}u + ${indexExpr(st, sizes)}];`,
+      ].join('\n'),
+    ),
+  ].join('\n');
 };
 
 /** x inside a frame of `value`, out of shape `outShape`. Inputs [x]. */
 export const padToShader = (xs: Shape, outShape: Shape, before: readonly number[], value: number): string => {
   const st = stridesOf(xs);
-  const lines = coordLines(outShape, outShape.map(() => true));
+  const lines = coordLines(
+    outShape,
+    outShape.map(() => true),
+  );
   // Axes of length 1 have no c{d}: their coordinate is 0.
   const coord = (d: number) => (outShape[d] === 1 ? '0' : `i32(c${d})`);
   const inside = xs.map((n, d) => `(${coord(d)} - ${before[d]}) >= 0 && (${coord(d)} - ${before[d]}) < ${n}`);
   const idx = xs.map((_, d) => `u32(${coord(d)} - ${before[d]}) * ${st[d]}u`);
-  return [bindings(1), elementMain(prod(outShape), [
-    ...lines,
-    `  var v = ${f32(value)};`,
-    `  if (${inside.length === 0 ? 'true' : inside.join(' && ')}) { v = a0[${idx.length === 0 ? '0u' : idx.join(' + ')}]; }`,
-    '  out[i] = v;',
-  ].join('\n'))].join('\n');
+  return [
+    bindings(1),
+    elementMain(
+      prod(outShape),
+      [
+        ...lines,
+        `  var v = ${f32(value)};`,
+        `  if (${inside.length === 0 ? 'true' : inside.join(' && ')}) { v = a0[${idx.length === 0 ? '0u' : idx.join(' + ')}]; }`,
+        '  out[i] = v;',
+      ].join('\n'),
+    ),
+  ].join('\n');
 };
 
 /** Copies x (shape `xs`) into the box of `out` (shape `outShape`) starting at `starts`. Inputs [x]; `out` is written in place. */
 export const placeShader = (xs: Shape, outShape: Shape, starts: readonly number[]): string => {
   const ost = stridesOf(outShape);
   const base = starts.reduce((acc, s, d) => acc + s * ost[d]!, 0);
-  return [bindings(1), elementMain(prod(xs), [...coordLines(xs, xs.map(() => true)), `  out[${base}u + ${indexExpr(ost, xs)}] = a0[i];`].join('\n'))].join('\n');
+  return [
+    bindings(1),
+    elementMain(
+      prod(xs),
+      [
+        ...coordLines(
+          xs,
+          xs.map(() => true),
+        ),
+        `  out[${base}u + ${indexExpr(ost, xs)}] = a0[i];`,
+      ].join('\n'),
+    ),
+  ].join('\n');
 };
 
 /** take: entries `indices` (a u32 buffer, binding 0) along `axis` of x (binding 1). */
 export const takeShader = (xs: Shape, axis: number, count: number): string => {
-  const inner = prod(xs.slice(axis + 1)), len = xs[axis]!;
+  const inner = prod(xs.slice(axis + 1)),
+    len = xs[axis]!;
   const outer = prod(xs.slice(0, axis));
   return [
     '@group(0) @binding(0) var<storage, read> idx: array<u32>;',
     '@group(0) @binding(1) var<storage, read> a0: array<f32>;',
     '@group(0) @binding(2) var<storage, read_write> out: array<f32>;',
-    elementMain(outer * count * inner, [
-      `  let p = i / ${count * inner}u;`,
-      `  let j = idx[(i / ${inner}u) % ${count}u];`,
-      `  out[i] = a0[(p * ${len}u + j) * ${inner}u + i % ${inner}u];`,
-    ].join('\n')),
+    elementMain(
+      outer * count * inner,
+      [`  let p = i / ${count * inner}u;`, `  let j = idx[(i / ${inner}u) % ${count}u];`, `  out[i] = a0[(p * ${len}u + j) * ${inner}u + i % ${inner}u];`].join(
+        '\n',
+      ),
+    ),
   ].join('\n');
 };
 
 /** takeGrad: per element of x, the sum of the cotangents gathered from it (indices binding 0, ct binding 1). */
 export const takeGradShader = (xs: Shape, axis: number, count: number): string => {
-  const inner = prod(xs.slice(axis + 1)), len = xs[axis]!;
+  const inner = prod(xs.slice(axis + 1)),
+    len = xs[axis]!;
   return [
     '@group(0) @binding(0) var<storage, read> idx: array<u32>;',
     '@group(0) @binding(1) var<storage, read> a0: array<f32>;',
     '@group(0) @binding(2) var<storage, read_write> out: array<f32>;',
-    elementMain(prod(xs), [
-      `  let p = i / ${len * inner}u;`,
-      `  let j = (i / ${inner}u) % ${len}u;`,
-      `  let q = i % ${inner}u;`,
-      '  var acc = 0.0;',
-      `  for (var t = 0u; t < ${count}u; t++) { if (idx[t] == j) { acc += a0[(p * ${count}u + t) * ${inner}u + q]; } }`,
-      '  out[i] = acc;',
-    ].join('\n')),
+    elementMain(
+      prod(xs),
+      [
+        `  let p = i / ${len * inner}u;`,
+        `  let j = (i / ${inner}u) % ${len}u;`,
+        `  let q = i % ${inner}u;`,
+        '  var acc = 0.0;',
+        `  for (var t = 0u; t < ${count}u; t++) { if (idx[t] == j) { acc += a0[(p * ${count}u + t) * ${inner}u + q]; } }`,
+        '  out[i] = acc;',
+      ].join('\n'),
+    ),
   ].join('\n');
 };
 
@@ -277,10 +354,10 @@ ${tree('p1')}
 /** batchNorm: y = (x − μ_c)·g_c/√(σ²_c + eps) + b_c. Inputs [x, moments, g, b]. */
 export const batchNormShader = (xs: Shape, eps: number): string => {
   const { C, S } = planeDims(xs);
-  return [bindings(4), elementMain(prod(xs), [
-    `  let c = (i / ${S}u) % ${C}u;`,
-    `  out[i] = (a0[i] - a1[c]) * (a2[c] / sqrt(a1[${C}u + c] + ${f32(eps)})) + a3[c];`,
-  ].join('\n'))].join('\n');
+  return [
+    bindings(4),
+    elementMain(prod(xs), [`  let c = (i / ${S}u) % ${C}u;`, `  out[i] = (a0[i] - a1[c]) * (a2[c] / sqrt(a1[${C}u + c] + ${f32(eps)})) + a3[c];`].join('\n')),
+  ].join('\n');
 };
 
 /** batchNormParamGrad: a workgroup per channel: [Σ ct·x̂ ; Σ ct] as [2, C]. Inputs [x, moments, ct]. */
@@ -317,23 +394,32 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 export const batchNormGradShader = (xs: Shape, eps: number): string => {
   const { N, C, S } = planeDims(xs);
   const M = N * S;
-  return [bindings(5), elementMain(prod(xs), [
-    `  let c = (i / ${S}u) % ${C}u;`,
-    `  let inv = 1.0 / sqrt(a1[${C}u + c] + ${f32(eps)});`,
-    `  out[i] = (a2[c] * inv) * ((a3[i] - a4[${C}u + c] / ${f32(M)}) - ((a0[i] - a1[c]) * inv) * (a4[c] / ${f32(M)}));`,
-  ].join('\n'))].join('\n');
+  return [
+    bindings(5),
+    elementMain(
+      prod(xs),
+      [
+        `  let c = (i / ${S}u) % ${C}u;`,
+        `  let inv = 1.0 / sqrt(a1[${C}u + c] + ${f32(eps)});`,
+        `  out[i] = (a2[c] * inv) * ((a3[i] - a4[${C}u + c] / ${f32(M)}) - ((a0[i] - a1[c]) * inv) * (a4[c] / ${f32(M)}));`,
+      ].join('\n'),
+    ),
+  ].join('\n');
 };
 
 /** momentumStep: inputs [p, v, g], outputs [p', v'], hyperparameters as uniforms (a schedule does not recompile). */
 export const momentumShader = (n: number, nesterov: boolean): string => `${bindings(3, 2)}
 struct H { lr: f32, gamma: f32, l2: f32, pad: f32 }
 @group(0) @binding(5) var<uniform> h: H;
-${elementMain(n, [
-  '  let g = a2[i] + h.l2 * a0[i];',
-  '  let v = h.gamma * a1[i] + h.lr * g;',
-  `  out0[i] = a0[i] - ${nesterov ? '(h.gamma * v + h.lr * g)' : 'v'};`,
-  '  out1[i] = v;',
-].join('\n'))}`;
+${elementMain(
+  n,
+  [
+    '  let g = a2[i] + h.l2 * a0[i];',
+    '  let v = h.gamma * a1[i] + h.lr * g;',
+    `  out0[i] = a0[i] - ${nesterov ? '(h.gamma * v + h.lr * g)' : 'v'};`,
+    '  out1[i] = v;',
+  ].join('\n'),
+)}`;
 
 /**
  * adamStep: inputs [p, m, v, g], outputs [p', m', v']; hyperparameters as uniforms, 1 − β1 and 1 − β2
@@ -342,14 +428,17 @@ ${elementMain(n, [
 export const adamShader = (n: number): string => `${bindings(4, 3)}
 struct H { lr: f32, beta1: f32, beta2: f32, eps: f32, l2: f32, decay: f32, c1: f32, c2: f32, omb1: f32, omb2: f32, pad0: f32, pad1: f32 }
 @group(0) @binding(7) var<uniform> h: H;
-${elementMain(n, [
-  '  let g = a3[i] + h.l2 * a0[i];',
-  '  let m = h.beta1 * a1[i] + h.omb1 * g;',
-  '  let v = h.beta2 * a2[i] + h.omb2 * g * g;',
-  '  out0[i] = h.decay * a0[i] - (h.lr * (h.c1 * m)) / (sqrt(h.c2 * v) + h.eps);',
-  '  out1[i] = m;',
-  '  out2[i] = v;',
-].join('\n'))}`;
+${elementMain(
+  n,
+  [
+    '  let g = a3[i] + h.l2 * a0[i];',
+    '  let m = h.beta1 * a1[i] + h.omb1 * g;',
+    '  let v = h.beta2 * a2[i] + h.omb2 * g * g;',
+    '  out0[i] = h.decay * a0[i] - (h.lr * (h.c1 * m)) / (sqrt(h.c2 * v) + h.eps);',
+    '  out1[i] = m;',
+    '  out2[i] = v;',
+  ].join('\n'),
+)}`;
 
 /**
  * argsort: a thread per element computes its rank along the axis (how many entries sort before it:
@@ -357,9 +446,12 @@ ${elementMain(n, [
  * and writes its index there. O(len²) per row: fine for the rows argsort sees (classes, top-k).
  */
 export const argsortShader = (xs: Shape, axis: number, descending: boolean): string => {
-  const inner = prod(xs.slice(axis + 1)), len = xs[axis]!;
+  const inner = prod(xs.slice(axis + 1)),
+    len = xs[axis]!;
   const [first, second] = descending ? ['true', 'false'] : ['false', 'true'];
-  return [bindings(1), `fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
+  return [
+    bindings(1),
+    `fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
   let na = a != a;
   let nb = b != b;
   if (na && nb) { return ia < ib; }
@@ -368,14 +460,19 @@ export const argsortShader = (xs: Shape, axis: number, descending: boolean): str
   if (a ${descending ? '>' : '<'} b) { return true; }
   if (a ${descending ? '<' : '>'} b) { return false; }
   return ia < ib;
-}`, elementMain(prod(xs), [
-    `  let j = (i / ${inner}u) % ${len}u;`,
-    `  let base = i - j * ${inner}u;`,
-    '  let v = a0[i];',
-    '  var rank = 0u;',
-    `  for (var k = 0u; k < ${len}u; k++) { if (before(a0[base + k * ${inner}u], k, v, j)) { rank++; } }`,
-    `  out[base + rank * ${inner}u] = f32(j);`,
-  ].join('\n'))].join('\n');
+}`,
+    elementMain(
+      prod(xs),
+      [
+        `  let j = (i / ${inner}u) % ${len}u;`,
+        `  let base = i - j * ${inner}u;`,
+        '  let v = a0[i];',
+        '  var rank = 0u;',
+        `  for (var k = 0u; k < ${len}u; k++) { if (before(a0[base + k * ${inner}u], k, v, j)) { rank++; } }`,
+        `  out[base + rank * ${inner}u] = f32(j);`,
+      ].join('\n'),
+    ),
+  ].join('\n');
 };
 
 /** An index read from a float buffer, negative ones from the end (as the host's indexAt; out-of-range ones are not checked here). */
@@ -383,23 +480,34 @@ const indexFn = (len: number): string => `fn at(v: f32) -> u32 { let k = i32(rou
 
 /** gather (take_along_axis): inputs [x, idx]; out of idx's shape. */
 export const gatherShader = (xs: Shape, is: Shape, axis: number): string => {
-  const inner = prod(xs.slice(axis + 1)), len = xs[axis]!, m = is[axis]!;
-  return [bindings(2), indexFn(len), elementMain(prod(is), [
-    `  let p = i / ${m * inner}u;`,
-    `  let q = i % ${inner}u;`,
-    `  out[i] = a0[(p * ${len}u + at(a1[i])) * ${inner}u + q];`,
-  ].join('\n'))].join('\n');
+  const inner = prod(xs.slice(axis + 1)),
+    len = xs[axis]!,
+    m = is[axis]!;
+  return [
+    bindings(2),
+    indexFn(len),
+    elementMain(prod(is), [`  let p = i / ${m * inner}u;`, `  let q = i % ${inner}u;`, `  out[i] = a0[(p * ${len}u + at(a1[i])) * ${inner}u + q];`].join('\n')),
+  ].join('\n');
 };
 
 /** scatterAdd: inputs [base, idx, src]; a thread per element of base sums the src entries aimed at it (gathering: no atomics). */
 export const scatterAddShader = (bs: Shape, is: Shape, axis: number): string => {
-  const inner = prod(bs.slice(axis + 1)), len = bs[axis]!, m = is[axis]!;
-  return [bindings(3), indexFn(len), elementMain(prod(bs), [
-    `  let p = i / ${len * inner}u;`,
-    `  let j = (i / ${inner}u) % ${len}u;`,
-    `  let q = i % ${inner}u;`,
-    '  var acc = a0[i];',
-    `  for (var t = 0u; t < ${m}u; t++) { let o = (p * ${m}u + t) * ${inner}u + q; if (at(a1[o]) == j) { acc += a2[o]; } }`,
-    '  out[i] = acc;',
-  ].join('\n'))].join('\n');
+  const inner = prod(bs.slice(axis + 1)),
+    len = bs[axis]!,
+    m = is[axis]!;
+  return [
+    bindings(3),
+    indexFn(len),
+    elementMain(
+      prod(bs),
+      [
+        `  let p = i / ${len * inner}u;`,
+        `  let j = (i / ${inner}u) % ${len}u;`,
+        `  let q = i % ${inner}u;`,
+        '  var acc = a0[i];',
+        `  for (var t = 0u; t < ${m}u; t++) { let o = (p * ${m}u + t) * ${inner}u + q; if (at(a1[o]) == j) { acc += a2[o]; } }`,
+        '  out[i] = acc;',
+      ].join('\n'),
+    ),
+  ].join('\n');
 };
