@@ -127,7 +127,9 @@ export const launch = async (exe: string): Promise<{ page: Page; close(): Promis
     close: async () => {
       proc.kill();
       await exited;
-      rmSync(profile, { recursive: true, force: true });
+      // Chromium's helper processes can still write into the profile for a moment after the browser
+      // exits (an ENOTEMPTY race seen in CI): retry with backoff rather than fail a finished test.
+      rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
     },
   };
 };
