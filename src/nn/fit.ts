@@ -6,7 +6,7 @@
  */
 import * as E from 'fp-ts/lib/Either.js';
 import { jit, valueAndGradWithAux } from '../autodiff/index.js';
-import { defaultBackend, Key, resolveBackend, tidy, toBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
+import { defaultBackend, Key, resolveBackend, tidy, toBackend, withBackend, type Backend, type BackendLike, type Tensor } from '../core/index.js';
 import { batchIndices, gatherLabels, type LabeledSet } from '../data/preprocess.js';
 import { forwardOf, initialState, rolesOf, type Layer, type MlpParams, type Model, type Stateless } from './layers.js';
 import { crossEntropy, gradientL2Of, l2Penalty, leafInfos, type L2Options, type LeafInfo, type LeafPredicate } from './losses.js';
@@ -454,7 +454,8 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
     best: given.best && { ...given.best, params: moved(given.best.params), layerState: moved(given.best.layerState) },
   };
   const start = resume?.params ?? moved(initial);
-  const startLayerState = resume?.layerState ?? initialState(layer);
+  // Made where training runs (batchNorm's running statistics), as the parameters are moved there.
+  const startLayerState = resume?.layerState ?? withBackend(be, () => initialState(layer));
   const bad =
     checkInputs(data, opts) ??
     checkFits(model, start, startLayerState, data, opts.loss !== undefined) ??

@@ -120,6 +120,16 @@ describe('fit: jitted steps equal eager steps bit for bit', () => {
     be.dispose();
   });
 
+  it("fit's backend option puts the layers' initial state (batchNorm's running statistics) there too, not on the default backend", () => {
+    const be = createCpuBackend({ threads: 1 });
+    const model = modelFromSpec(noDropout) as unknown as AnyModel;
+    // Initial weights made on the default backend and moved by fit; no withBackend around the call.
+    const r = fit(model, model.layer.init(new Key(0)) as never, dataOf(be, 20, 3072, 20), { ...cnnOpts, epochs: 1, backend: be });
+    expect(E.isRight(r)).toBe(true);
+    if (E.isRight(r)) for (const t of leaves(r.right.layerState as Tree)) expect(t.backend).toBe(be);
+    be.dispose();
+  });
+
   it('a layer that reads values on the host inside the step: fit falls back to eager steps, says why, same numbers', () => {
     const be = backend('reference');
     const model = mlp([8, 4, 3], { activation: 'tanh' });
