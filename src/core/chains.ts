@@ -12,7 +12,22 @@ import type { Alloc } from './kernels.js';
 import type { Data, DType } from './primitives.js';
 
 /** The primitives a chain may hold. */
-export type ChainPrimitive = 'add' | 'mul' | 'neg' | 'reciprocal' | 'exp' | 'log' | 'sqrt' | 'tanh' | 'sigmoid' | 'relu' | 'reluGrad' | 'select' | 'pow';
+export type ChainPrimitive =
+  | 'add'
+  | 'mul'
+  | 'neg'
+  | 'reciprocal'
+  | 'exp'
+  | 'log'
+  | 'sqrt'
+  | 'tanh'
+  | 'sigmoid'
+  | 'sin'
+  | 'cos'
+  | 'relu'
+  | 'reluGrad'
+  | 'select'
+  | 'pow';
 
 /**
  * How an input is read over the chain's result: every element ('full'), one
@@ -52,6 +67,8 @@ export const chainExpressions: { readonly [P in ChainPrimitive]: (a: readonly st
   log: ([a]) => `Math.log(${a})`,
   sqrt: ([a]) => `Math.sqrt(${a})`,
   tanh: ([a]) => `Math.tanh(${a})`,
+  sin: ([a]) => `Math.sin(${a})`,
+  cos: ([a]) => `Math.cos(${a})`,
   // Split by sign so exp never overflows (kernels.ts).
   sigmoid: ([a]) => `(${a} >= 0 ? 1 / (1 + Math.exp(-${a})) : Math.exp(${a}) / (1 + Math.exp(${a})))`,
   relu: ([a]) => `(${a} <= 0 ? 0 : ${a})`,

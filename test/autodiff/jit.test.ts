@@ -83,7 +83,11 @@ describe.each(cases.filter((c) => c.prim !== 'select'))('$name', (c) => {
 const chainArb = fc.record({
   shape: fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 3 }),
   ops: fc.array(
-    fc.tuple(fc.constantFrom('add', 'mul', 'sub', 'div', 'tanh', 'exp', 'relu', 'sigmoid', 'neg', 'sqrtAbs', 'square', 'select'), fc.nat(), fc.boolean()),
+    fc.tuple(
+      fc.constantFrom('add', 'mul', 'sub', 'div', 'tanh', 'exp', 'relu', 'sigmoid', 'sin', 'cos', 'neg', 'sqrtAbs', 'square', 'select'),
+      fc.nat(),
+      fc.boolean(),
+    ),
     { minLength: 1, maxLength: 8 },
   ),
   seed: fc.integer(),
@@ -122,6 +126,12 @@ const chainFn =
           break;
         case 'sigmoid':
           y = T.sigmoid(y);
+          break;
+        case 'sin':
+          y = T.sin(y);
+          break;
+        case 'cos':
+          y = T.cos(y);
           break;
         case 'neg':
           y = T.neg(y);

@@ -98,7 +98,7 @@ export declare const JOBS: {
   readonly applyRows: { readonly kernel: 'applyRowsChunks'; readonly fields: readonly ApplyRowsField[] };
   readonly fused: { readonly kernel: 'chunks'; readonly fields: readonly FusedField[] };
 };
-export declare const CHAIN_IMPORTS: Readonly<Record<'exp' | 'log' | 'tanh' | 'sigmoid' | 'pow', (...x: number[]) => number>>;
+export declare const CHAIN_IMPORTS: Readonly<Record<'exp' | 'log' | 'tanh' | 'sin' | 'cos' | 'sigmoid' | 'pow', (...x: number[]) => number>>;
 export declare const FLOAT_FIELDS: ReadonlySet<string>;
 export declare const HEADER: number;
 export declare const CTRL_WORDS: number;

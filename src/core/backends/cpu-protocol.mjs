@@ -118,6 +118,8 @@ export const CHAIN_IMPORTS = Object.freeze({
   exp: Math.exp,
   log: Math.log,
   tanh: Math.tanh,
+  sin: Math.sin,
+  cos: Math.cos,
   // Split by sign so exp never overflows, as kernels.ts's sigmoid.
   sigmoid: (x) => (x >= 0 ? 1 / (1 + Math.exp(-x)) : Math.exp(x) / (1 + Math.exp(x))),
   pow: (x, p) => x ** p,

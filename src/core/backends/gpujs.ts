@@ -571,6 +571,8 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     exp: (t, [a]) => `const ${t} = Math.exp(${a});`,
     log: (t, [a]) => `const ${t} = Math.log(${a});`,
     sqrt: (t, [a]) => `const ${t} = Math.sqrt(${a});`,
+    sin: (t, [a]) => `const ${t} = Math.sin(${a});`,
+    cos: (t, [a]) => `const ${t} = Math.cos(${a});`,
     tanh: (t, [a]) => `const ${t}e = Math.exp(-2 * Math.abs(${a}));\nlet ${t} = (1 - ${t}e) / (1 + ${t}e);\nif (${a} < 0) { ${t} = -${t}; }`,
     sigmoid: (t, [a]) =>
       `let ${t} = 0;\nif (${a} >= 0) { ${t} = 1 / (1 + Math.exp(-${a})); } else { const ${t}e = Math.exp(${a}); ${t} = ${t}e / (1 + ${t}e); }`,

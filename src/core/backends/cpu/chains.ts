@@ -123,6 +123,8 @@ const imports: readonly { readonly name: keyof typeof CHAIN_IMPORTS & ChainPrimi
   { name: 'exp', arity: 1 },
   { name: 'log', arity: 1 },
   { name: 'tanh', arity: 1 },
+  { name: 'sin', arity: 1 },
+  { name: 'cos', arity: 1 },
   { name: 'sigmoid', arity: 1 },
   { name: 'pow', arity: 2 },
 ];
