@@ -10,7 +10,7 @@
  * the unfused kernels' (each backend's compiler says how). A backend without
  * `fuse` runs programs unfused.
  */
-import { isChainable, type Backend, type ChainAccess, type ChainOp, type DType, type FusedChain, type Shape } from '../core/index.js';
+import { isChainable, sameShape, sizeOf, type Backend, type ChainAccess, type ChainOp, type DType, type FusedChain, type Shape } from '../core/index.js';
 import type { Equation, Slot } from './jit.js';
 
 /** One fused chain: its equations (indices into the program's), one pass over `elements` values. */
@@ -55,9 +55,6 @@ export interface FusionInput {
   readonly outputs: readonly number[];
 }
 
-const same = (a: Shape, b: Shape): boolean => a.length === b.length && a.every((d, i) => d === b[i]);
-const size = (s: Shape): number => s.reduce((p, d) => p * d, 1);
-
 /**
  * How an input of shape `s` is read inside a loop over `out`: every element
  * ('full'), one value ('scalar'), or a row repeated over the leading axes
@@ -65,12 +62,12 @@ const size = (s: Shape): number => s.reduce((p, d) => p * d, 1);
  * broadcasts are not fused.
  */
 const access = (s: Shape, out: Shape): ChainAccess | undefined => {
-  if (same(s, out)) return 'full';
-  const n = size(s);
+  if (sameShape(s, out)) return 'full';
+  const n = sizeOf(s);
   if (n === 1) return 'scalar';
   const lead = s.findIndex((d) => d !== 1);
   const tail = s.slice(lead);
-  if (tail.length <= out.length && same(tail, out.slice(out.length - tail.length))) return 'row';
+  if (tail.length <= out.length && sameShape(tail, out.slice(out.length - tail.length))) return 'row';
   return undefined;
 };
 
@@ -78,7 +75,7 @@ const access = (s: Shape, out: Shape): ChainAccess | undefined => {
 const fusible = (p: FusionInput, e: Equation, shape: Shape, dtype: DType): boolean => {
   if (e.kind !== 'kernel' || !isChainable(e.prim, e.params)) return false;
   const o = p.slots[e.outs[0]!]!;
-  if (!same(o.shape, shape) || o.dtype !== dtype) return false;
+  if (!sameShape(o.shape, shape) || o.dtype !== dtype) return false;
   return e.ins.every((s) => p.slots[s]!.dtype === dtype && access(p.slots[s]!.shape, shape) !== undefined);
 };
 
@@ -87,13 +84,13 @@ const compile = (p: FusionInput, first: number, last: number): FusedRun | undefi
   const eqns = p.eqns.slice(first, last + 1);
   const out = eqns[eqns.length - 1]!.outs[0]!;
   const { shape, dtype } = p.slots[out]!;
-  const n = size(shape);
+  const n = sizeOf(shape);
   const opOf = new Map(eqns.map((e, j) => [e.outs[0]!, j] as const));
   const ins: number[] = [];
   for (const e of eqns) for (const s of e.ins) if (!opOf.has(s) && !ins.includes(s)) ins.push(s);
   const inputs = ins.map((s) => access(p.slots[s]!.shape, shape)!);
   // Rows: every row input repeats over one row length; a chain with rows of two lengths is not fused.
-  const rows = new Set(ins.filter((_, k) => inputs[k] === 'row').map((s) => size(p.slots[s]!.shape)));
+  const rows = new Set(ins.filter((_, k) => inputs[k] === 'row').map((s) => sizeOf(p.slots[s]!.shape)));
   if (rows.size > 1) return undefined;
   const ops: ChainOp[] = eqns.map((e) => ({
     prim: e.prim as ChainOp['prim'],
@@ -140,7 +137,7 @@ export const fuse = (p: FusionInput): FusionPlan | undefined => {
       const run = compile(p, i, best);
       if (run !== undefined) {
         runAt[i] = run;
-        groups.push({ eqns: Array.from({ length: best - i + 1 }, (_, k) => i + k), elements: size(o.shape) });
+        groups.push({ eqns: Array.from({ length: best - i + 1 }, (_, k) => i + k), elements: sizeOf(o.shape) });
         i = best + 1;
         continue;
       }

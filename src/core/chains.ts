@@ -8,6 +8,7 @@
  * a float32 chain rounds after every op (`Math.fround`), as storing each
  * intermediate in a Float32Array did.
  */
+import { CHAIN_IMPORTS } from './backends/cpu-protocol.mjs';
 import type { Alloc } from './kernels.js';
 import type { Data, DType } from './primitives.js';
 
@@ -69,8 +70,8 @@ export const chainExpressions: { readonly [P in ChainPrimitive]: (a: readonly st
   tanh: ([a]) => `Math.tanh(${a})`,
   sin: ([a]) => `Math.sin(${a})`,
   cos: ([a]) => `Math.cos(${a})`,
-  // Split by sign so exp never overflows (kernels.ts).
-  sigmoid: ([a]) => `(${a} >= 0 ? 1 / (1 + Math.exp(-${a})) : Math.exp(${a}) / (1 + Math.exp(${a})))`,
+  // The one JavaScript sigmoid the cpu chains import too (split by sign as kernels.ts's, so exp never overflows).
+  sigmoid: ([a]) => `M.sigmoid(${a})`,
   relu: ([a]) => `(${a} <= 0 ? 0 : ${a})`,
   reluGrad: ([x, ct]) => `(${ct} * (${x} > 0 ? 1 : 0))`,
   select: ([c, a, b]) => `(${c} !== 0 ? ${a} : ${b})`,
@@ -106,8 +107,8 @@ export const hostChain = (alloc: Alloc, chain: FusedChain): ChainKernel<Data> | 
     'return out;',
   ].join('\n');
   try {
-    const kernel = new Function('bufs', 'alloc', body) as (bufs: readonly Data[], alloc: Alloc) => Data;
-    return (bufs) => kernel(bufs, alloc);
+    const kernel = new Function('bufs', 'alloc', 'M', body) as (bufs: readonly Data[], alloc: Alloc, m: typeof CHAIN_IMPORTS) => Data;
+    return (bufs) => kernel(bufs, alloc, CHAIN_IMPORTS);
   } catch {
     return undefined;
   }

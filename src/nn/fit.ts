@@ -520,22 +520,19 @@ function* fitSteps<P extends Treelike<P>, S extends Treelike<S>>(
         : { path: 'jit', reason: 'forward and backward traced once per batch size, then replayed' };
   emit({ type: 'start', epochs: opts.epochs, batchesPerEpoch, startEpoch: state.epoch + 1, step: stepPath });
 
-  const eagerStep = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) =>
+  /** One step's loss (the data term from the logits, plus L2) and its gradient, with the logits and the layers' next state. */
+  const gradStep = (params: P, layerState: S, x: Tensor, k: Key, dataLoss: (logits: Tensor) => Tensor) =>
     valueAndGradWithAux((p: P) => {
       const out = forwardOf(layer, p, x, { train: true, key: k, state: layerState });
-      const loss = lossFn(out.y, y);
+      const loss = dataLoss(out.y);
       const penalty = l2Penalty(p, l2, roles);
       return [penalty === undefined ? loss : add(loss, penalty), [out.y, out.state]] as const;
     })(params);
+  const eagerStep = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) => gradStep(params, layerState, x, k, (logits) => lossFn(logits, y));
   // The jitted step: the labels enter as one-hot targets (a tensor argument: the built-in loss gives the same bits from either).
   // The step's key is an argument too: dropout's masks are drawn from it each call, as eagerly.
   const jitted = jit((params: P, layerState: S, x: Tensor, targets: Tensor, k: Key) =>
-    valueAndGradWithAux((p: P) => {
-      const out = forwardOf(layer, p, x, { train: true, key: k, state: layerState });
-      const loss = softmaxCrossEntropy(out.y, targets, { reduction });
-      const penalty = l2Penalty(p, l2, roles);
-      return [penalty === undefined ? loss : add(loss, penalty), [out.y, out.state]] as const;
-    })(params),
+    gradStep(params, layerState, x, k, (logits) => softmaxCrossEntropy(logits, targets, { reduction })),
   );
   const paramDType = leaves(start as Tree)[0]?.dtype ?? 'float32';
   const step = (params: P, layerState: S, x: Tensor, y: Uint8Array, k: Key) => {

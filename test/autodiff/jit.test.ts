@@ -175,56 +175,39 @@ describe('random element-wise chains with broadcasting (the fusion candidates)',
     );
   });
 
-  it('large chains run as generated WebAssembly on cpu (SIMD lanes, scalar tails, rows staged, scalars by value): the same bits', () => {
-    const bigChain = fc
-      .record({
-        shape: fc.tuple(fc.integer({ min: 120, max: 140 }), fc.integer({ min: 125, max: 140 })),
-        ops: chainArb.map((c) => c.ops),
-        seed: fc.integer(),
-      })
-      .map((c) => ({ ...c, shape: [...c.shape] }));
+  /** Random chains over shapes from `shapes` on cpu (two threads): jit equals eager bit for bit, and WebAssembly ran. */
+  const wasmChainsMatch = (shapes: fc.Arbitrary<number[]>, numRuns: number, more?: (xs: Tensor[]) => void) => {
+    const arb = fc.record({ shape: shapes, ops: chainArb.map((c) => c.ops), seed: fc.integer() });
     const before = chainStats.wasmRuns;
     fc.assert(
-      fc.property(bigChain, (c) => {
+      fc.property(arb, (c) => {
         const xs = chainInputs(c, 'float32', cpu2);
         const f = chainFn(c);
         const eager = f(xs),
           jf = jit(f);
         jf(xs);
         expect(bits(jf(xs))).toEqual(bits(eager));
-        // The transcendental ops, pow and sigmoid too (called out to JavaScript one element at a time).
-        const g = (p: Tensor[]) => T.pow(T.sigmoid(T.add(T.log(T.add(T.mul(p[0]!, p[0]!), 1)), p[1]!)), 1.5);
-        const jg = jit(g);
-        jg(xs);
-        expect(bits(jg(xs))).toEqual(bits(g(xs)));
+        more?.(xs);
       }),
-      { numRuns: Math.max(4, Math.round(runs / 2)) },
+      { numRuns },
     );
     expect(chainStats.wasmRuns).toBeGreaterThan(before);
+  };
+
+  it('large chains run as generated WebAssembly on cpu (SIMD lanes, scalar tails, rows staged, scalars by value): the same bits', () => {
+    const shapes = fc.tuple(fc.integer({ min: 120, max: 140 }), fc.integer({ min: 125, max: 140 })).map((s) => [...s]);
+    wasmChainsMatch(shapes, Math.max(4, Math.round(runs / 2)), (xs) => {
+      // The transcendental ops, pow and sigmoid too (called out to JavaScript one element at a time).
+      const g = (p: Tensor[]) => T.pow(T.sigmoid(T.add(T.log(T.add(T.mul(p[0]!, p[0]!), 1)), p[1]!)), 1.5);
+      const jg = jit(g);
+      jg(xs);
+      expect(bits(jg(xs))).toEqual(bits(g(xs)));
+    });
   });
 
   it('chains over 65,536 elements share their units between both threads: the same bits', () => {
     expect(cpu2.workerRunning()).toBe(true);
-    const huge = fc
-      .record({
-        shape: fc.constantFrom([300, 257], [70001], [2, 150, 233]),
-        ops: chainArb.map((c) => c.ops),
-        seed: fc.integer(),
-      })
-      .map((c) => ({ ...c, shape: [...c.shape] }));
-    const before = chainStats.wasmRuns;
-    fc.assert(
-      fc.property(huge, (c) => {
-        const xs = chainInputs(c, 'float32', cpu2);
-        const f = chainFn(c);
-        const eager = f(xs),
-          jf = jit(f);
-        jf(xs);
-        expect(bits(jf(xs))).toEqual(bits(eager));
-      }),
-      { numRuns: 4 },
-    );
-    expect(chainStats.wasmRuns).toBeGreaterThan(before);
+    wasmChainsMatch(fc.constantFrom([300, 257], [70001], [2, 150, 233]), 4);
   });
 
   const report = detectGpu();
