@@ -359,7 +359,9 @@ const printProgram = (p: Omit<Lowered, 'toString'>): string => {
     return `    ${e.outs.map(typed).join(' ')} = ${e.prim}${showParams(e.params)} ${e.ins.map(name).join(' ')}${tag}`;
   });
   const groups = (p.fusion?.groups ?? []).map(
-    (g, gi) => `  fused ${gi}: ${g.eqns.length} ops, ${g.elements} elements, one pass (${g.eqns.map((e) => p.eqns[e]!.prim).join(' → ')})`,
+    (g, gi) =>
+      `  fused ${gi}: ${g.eqns.length} ops, ${g.elements} elements, one pass (${g.eqns.map((e) => p.eqns[e]!.prim).join(' → ')}), ` +
+      `${g.writes} ${g.writes === 1 ? 'result' : 'results'} written${g.sums ? ' (the sum computed in the pass)' : ''}`,
   );
   return [
     `{ lambda ${constNames === '' ? '' : `${constNames} `}; ${argNames}${p.keys > 0 ? ` + ${p.keys} key${p.keys > 1 ? 's' : ''}` : ''} . let`,
@@ -452,8 +454,9 @@ const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unkn
     for (; i < p.eqns.length; i++) {
       const run = groups?.runAt[i];
       if (run !== undefined) {
-        // A fused chain: one kernel for its equations, only its result materialized.
-        bufs[run.out] = run.kernel(run.ins.map((s) => bufs[s]));
+        // A fused chain: one kernel for its equations, only the values read after it materialized.
+        const res = run.kernel(run.ins.map((s) => bufs[s]));
+        for (let k = 0; k < run.outs.length; k++) bufs[run.outs[k]!] = res[k];
         for (let j = i; j <= run.last; j++) for (const r of p.freeAfter[j]!) if (!run.internal.has(r)) release(r);
         i = run.last;
         continue;

@@ -64,4 +64,4 @@ export {
 } from './backends/index.js';
 export type { AdapterReport, WebgpuBackend, WebgpuBuffer, WebgpuOptions, WebgpuTransfers } from './backends/index.js';
 export { Key, numpyUniform } from './random.js';
-export { isChainable, type ChainAccess, type ChainKernel, type ChainOp, type ChainPrimitive, type FusedChain } from './chains.js';
+export { isChainable, type ChainAccess, type ChainKernel, type ChainOp, type ChainPrimitive, type ChainSum, type FusedChain } from './chains.js';

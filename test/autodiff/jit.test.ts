@@ -247,6 +247,86 @@ describe('random element-wise chains with broadcasting (the fusion candidates)',
   });
 });
 
+describe('sums and several results in one pass', () => {
+  /** Every set of axes of a shape of rank r (the empty set aside). */
+  const axesOf = (r: number): number[][] =>
+    Array.from({ length: 2 ** r - 1 }, (_, m) => Array.from({ length: r }, (_, ax) => ax).filter((ax) => ((m + 1) >> ax) & 1));
+  /** Whether a sum over `axes` keeps one block of axes (the sums a chain computes in its pass). */
+  const oneBlock = (r: number, axes: readonly number[]): boolean => {
+    const kept = Array.from({ length: r }, (_, ax) => ax).filter((ax) => !axes.includes(ax));
+    return kept.every((ax, j) => j === 0 || ax === kept[j - 1]! + 1);
+  };
+  /** A chain, a sum of its value, and more element-wise ops after it: the chain's value, the sum and the tail all results. */
+  const withSum =
+    (c: Chain, axes: readonly number[], keepDims: boolean) =>
+    (xs: readonly Tensor[]): Tensor[] => {
+      const y = T.tanh(chainFn(c)(xs)); // a chain value whatever the random ops end with
+      const total = T.sum(y, axes, keepDims);
+      return [total, T.mul(T.tanh(T.add(y, xs[1]!)), y), y];
+    };
+  const check = (c: Chain, axes: readonly number[], keepDims: boolean, dtype: 'float32' | 'float64', be: Backend, expectFusedSum: boolean) => {
+    const xs = chainInputs(c, dtype, be);
+    const f = withSum(c, axes, keepDims);
+    const eager = f(xs),
+      jf = jit(f);
+    jf(xs);
+    jf(xs).forEach((r, i) => {
+      expect(bits(r)).toEqual(bits(eager[i]!));
+    });
+    if (expectFusedSum) expect(String(jf.lower(xs))).toMatch(/→ sum → .*results written \(the sum computed in the pass\)/);
+  };
+  const shapes = fc.integer({ min: 1, max: 4 }).chain((r) => fc.array(fc.integer({ min: 1, max: 7 }), { minLength: r, maxLength: r }));
+  it.each(targets)('sums over any axes equal eager bit for bit; one-block sums run in the chain ($name)', ({ dtype, be }) => {
+    fc.assert(
+      fc.property(
+        fc.record({ shape: shapes, ops: chainArb.map((c) => c.ops), seed: fc.integer(), pick: fc.nat(), keepDims: fc.boolean() }),
+        ({ pick, keepDims, ...c }) => {
+          const all = axesOf(c.shape.length);
+          const axes = all[pick % all.length]!;
+          // Small chains run the generated JavaScript, which takes every one-block sum.
+          check(c, axes, keepDims, dtype, be, oneBlock(c.shape.length, axes));
+        },
+      ),
+      { numRuns: runs * 3 },
+    );
+  });
+  it('large chains with a sum: WebAssembly on one thread (the sum in the pass), declined on two past 65,536 elements: the same bits', () => {
+    const before = chainStats.wasmRuns;
+    const c = {
+      ops: [
+        ['mul', 1, false],
+        ['tanh', 0, false],
+        ['add', 2, true],
+        ['relu', 0, false],
+      ] as Chain['ops'],
+      seed: 3,
+    };
+    for (const [shape, axes] of [
+      [[130, 129], [0]],
+      [[130, 129], [1]],
+      [
+        [130, 129],
+        [0, 1],
+      ],
+      [
+        [6, 5, 17, 19],
+        [0, 2, 3],
+      ],
+    ] as const) {
+      check({ ...c, shape: [...shape] }, axes, false, 'float32', cpu1, true);
+      check({ ...c, shape: [...shape] }, axes, true, 'float32', cpu2, true);
+    }
+    expect(chainStats.wasmRuns).toBeGreaterThan(before);
+    // Past PARALLEL_MIN_ELEMENTS, two threads keep their split: the chain ends before the sum, which runs alone.
+    const big = { ...c, shape: [300, 257] };
+    check(big, [0], false, 'float32', cpu2, false);
+    check(big, [0], false, 'float32', cpu1, true);
+    const lowered = String(jit(withSum(big, [0], false)).lower(chainInputs(big, 'float32', cpu2)));
+    expect(lowered).not.toMatch(/the sum computed in the pass/);
+    expect(lowered).toMatch(/fused 1: /);
+  });
+});
+
 describe('compositions', () => {
   const k = new Key(7);
   const x = k.fold('x').normal([3, 4], 'float64', 0, 1, 'reference');
@@ -428,7 +508,7 @@ describe('printing', () => {
     const text = String(jit((a: Tensor) => T.tanh(T.add(T.mul(a, 2), 1))).lower(x));
     expect(text.split('\n')[0]).toMatch(/^\{ lambda \w+:f32\[\] \w+:f32\[\] ; a:f32\[2, 3\] \. let$/);
     expect(text).toMatch(/= mul a \w+ {2}⟨fused 0⟩\n.*= add \w+ \w+ {2}⟨fused 0⟩\n.*= tanh \w+ {2}⟨fused 0⟩\n/);
-    expect(text).toMatch(/in \(\w+\) \}\n\n {2}fused 0: 3 ops, 6 elements, one pass \(mul → add → tanh\)$/);
+    expect(text).toMatch(/in \(\w+\) \}\n\n {2}fused 0: 3 ops, 6 elements, one pass \(mul → add → tanh\), 1 result written$/);
     // Without fusion: the same equations, no groups.
     expect(String(jit((a: Tensor) => T.tanh(T.add(T.mul(a, 2), 1)), { fuse: false }).lower(x))).not.toMatch(/fused/);
   });

@@ -561,7 +561,9 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
   /**
    * jit's fused chains as one shader: each op the statements of its own
    * kernel's shader (UNARY_GPU and the bodies above), in registers, one texture
-   * written. float32 only; pow (a host kernel here) is not fused.
+   * written. float32 only; pow (a host kernel here) is not fused, and a chain
+   * with several results or a sum is declined (a shader writes one texture;
+   * jit then fuses the chain's single-result parts).
    */
   const chainStatements: Readonly<Record<string, (t: string, a: readonly string[]) => string>> = {
     add: (t, [a, b]) => `const ${t} = ${a} + ${b};`,
@@ -581,19 +583,22 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     select: (t, [c, a, b]) => `let ${t} = ${b};\nif (${c} !== 0) { ${t} = ${a}; }`,
   };
   const fuse = (chain: FusedChain): ChainKernel<GpuBuffer> | undefined => {
+    const last = chain.ops.length - 1;
+    if (chain.sum !== undefined || chain.outputs.length !== 1 || chain.outputs[0] !== last) return undefined;
     if (chain.dtype !== 'float32' || chain.n === 0 || chain.ops.some((o) => chainStatements[o.prim] === undefined)) return undefined;
     // Over [rows, row]: a full input reads element i, a row input its column, a scalar element 0.
     const grid = [chain.n / chain.row, chain.row];
     const access: Access[] = chain.inputs.map((kind) => (kind === 'full' ? null : kind === 'row' ? [0, 1] : [0, 0]));
     const name = (k: number) => (k < chain.inputs.length ? `v${k}` : `t${k - chain.inputs.length}`);
-    const body = [...chain.ops.map((o, j) => chainStatements[o.prim]!(`t${j}`, o.args.map(name))), `return t${chain.ops.length - 1};`].join('\n');
+    const body = [...chain.ops.map((o, j) => chainStatements[o.prim]!(`t${j}`, o.args.map(name))), `return t${last};`].join('\n');
     const source = mapSource(grid, access, body);
-    return (bufs) =>
+    return (bufs) => [
       run(
         source,
         chain.n,
         bufs.map((b) => texOf({ buf: b, shape: [b.n], dtype: b.dtype }, 'a fused chain')),
-      );
+      ),
+    ];
   };
 
   return {

@@ -69,16 +69,20 @@ const op = {
   br: 0x0c,
   brIf: 0x0d,
   end: 0x0b,
+  if: 0x04,
   call: 0x10,
   select: 0x1b,
   get: 0x20,
   set: 0x21,
   tee: 0x22,
   f32load: 0x2a,
+  f64load: 0x2b,
   f32store: 0x38,
+  f64store: 0x39,
   i32const: 0x41,
   f32const: 0x43,
   f64const: 0x44,
+  i32eq: 0x46,
   i32ltu: 0x49,
   i32geu: 0x4f,
   i32gtu: 0x4b,
@@ -94,6 +98,7 @@ const op = {
   f32add: 0x92,
   f32mul: 0x94,
   f32div: 0x95,
+  f64add: 0xa0,
   demote: 0xb6,
   promote: 0xbb,
 } as const;
@@ -131,39 +136,51 @@ const imports: readonly { readonly name: keyof typeof CHAIN_IMPORTS & ChainPrimi
 
 /** At most this many inputs (the worker's job has slots for eight pointers and eight scalars). */
 const MAX_INPUTS = 8;
+/** At most this many written results (the worker's job has four output pointers). */
+const MAX_OUTPUTS = 4;
 /** Elements per unit of work of a chain without row inputs (chunks are whole units). */
 const UNIT = 1024;
 
 /**
- * The module's bytes: `chunks(a0…a7, s0…s7, out, rows, chunk, counter)` over
- * the chain. Input k is pointer a_k (full or row) or value s_k (scalar); the
- * result is cut in units of `L` elements (a row, or UNIT), taken `chunk` at a
- * time from the shared counter (an atomic add), so both threads can share it.
+ * The module's bytes: `chunks(a0…a7, s0…s7, o0…o3, rows, chunk, counter, acc,
+ * inner, mid)` over the chain. Input k is pointer a_k (full or row) or value
+ * s_k (scalar); output r is written at o_r; the elements are cut in units of
+ * `L` (a row, or UNIT), taken `chunk` at a time from the shared counter (an
+ * atomic add), so both threads can share them. A chain with a sum adds each
+ * element of the summed op into the float64 `acc[⌊k / inner⌋ mod mid]` in
+ * element order, so it runs on one thread, one element at a time.
  */
 const emit = (chain: FusedChain, L: number): Uint8Array<ArrayBuffer> => {
-  const { n, inputs, ops } = chain;
-  const lanes = ops.every((o) => lanewise.has(o.prim));
+  const { n, inputs, ops, outputs, sum } = chain;
+  const lanes = sum === undefined && ops.every((o) => lanewise.has(o.prim));
   const nIn = inputs.length;
   const A = (k: number) => k,
-    S = (k: number) => MAX_INPUTS + k;
-  const OUT = 2 * MAX_INPUTS,
-    ROWS = OUT + 1,
-    CHUNK = OUT + 2,
-    COUNTER = OUT + 3;
-  // Locals: o, c, at (byte offset of element o + c), start, end, oEnd, lim; then per input and per op a scalar and a vector.
-  const O = COUNTER + 1,
+    S = (k: number) => MAX_INPUTS + k,
+    OUT = (r: number) => 2 * MAX_INPUTS + r;
+  const ROWS = OUT(MAX_OUTPUTS),
+    CHUNK = ROWS + 1,
+    COUNTER = ROWS + 2,
+    ACC = ROWS + 3,
+    INNER = ROWS + 4,
+    MID = ROWS + 5;
+  // Locals: o, c, at (byte offset of element o + c), start, end, oEnd, lim, and the sum's q (within a run of
+  // inner), m (its slot) and its slot's address; then per input and per op a scalar and a vector.
+  const O = MID + 1,
     C = O + 1,
     AT = O + 2,
     START = O + 3,
     END = O + 4,
     OEND = O + 5,
-    LIM = O + 6;
-  const sIn = (k: number) => LIM + 1 + k,
-    vIn = (k: number) => LIM + 1 + nIn + k;
-  const sOp = (j: number) => LIM + 1 + 2 * nIn + j,
-    vOp = (j: number) => LIM + 1 + 2 * nIn + ops.length + j;
+    LIM = O + 6,
+    Q = O + 7,
+    M = O + 8,
+    ACC_AT = O + 9;
+  const sIn = (k: number) => ACC_AT + 1 + k,
+    vIn = (k: number) => ACC_AT + 1 + nIn + k;
+  const sOp = (j: number) => ACC_AT + 1 + 2 * nIn + j,
+    vOp = (j: number) => ACC_AT + 1 + 2 * nIn + ops.length + j;
   const locals = [
-    [7, I32],
+    [10, I32],
     [nIn, F32],
     [nIn, V128],
     [ops.length, F32],
@@ -231,13 +248,60 @@ const emit = (chain: FusedChain, L: number): Uint8Array<ArrayBuffer> => {
       }
       return [...code, ...set(lane ? vOp(j) : sOp(j))];
     });
-  const store = (lane: boolean) => [
-    ...get(OUT),
-    ...get(AT),
-    op.i32add,
-    ...get(lane ? vOp(ops.length - 1) : sOp(ops.length - 1)),
-    ...(lane ? [...v.store, ...memarg(4)] : [op.f32store, ...memarg(2)]),
-  ];
+  const store = (lane: boolean) =>
+    outputs.flatMap((j, r) => [
+      ...get(OUT(r)),
+      ...get(AT),
+      op.i32add,
+      ...get(lane ? vOp(j) : sOp(j)),
+      ...(lane ? [...v.store, ...memarg(4)] : [op.f32store, ...memarg(2)]),
+    ]);
+  /** acc[m] += the summed op's value (one element: sums never run in lanes); then q, m move on. */
+  const summing =
+    sum === undefined
+      ? []
+      : [
+          ...get(ACC),
+          ...get(M),
+          ...i32(3),
+          op.i32shl,
+          op.i32add,
+          op.tee,
+          ...uleb(ACC_AT),
+          ...get(ACC_AT),
+          op.f64load,
+          ...memarg(3),
+          ...get(sOp(sum.of)),
+          op.promote,
+          op.f64add,
+          op.f64store,
+          ...memarg(3),
+          // if (++q == inner) { q = 0; if (++m == mid) m = 0 }
+          ...get(Q),
+          ...i32(1),
+          op.i32add,
+          op.tee,
+          ...uleb(Q),
+          ...get(INNER),
+          op.i32eq,
+          op.if,
+          0x40,
+          ...i32(0),
+          ...set(Q),
+          ...get(M),
+          ...i32(1),
+          op.i32add,
+          op.tee,
+          ...uleb(M),
+          ...get(MID),
+          op.i32eq,
+          op.if,
+          0x40,
+          ...i32(0),
+          ...set(M),
+          op.end,
+          op.end,
+        ];
   /** at = (o + c) · 4 */
   const address = [...get(O), ...get(C), op.i32add, ...i32(2), op.i32shl, ...set(AT)];
   /** while (c + step <= lim) { body; c += step } */
@@ -259,6 +323,7 @@ const emit = (chain: FusedChain, L: number): Uint8Array<ArrayBuffer> => {
       ...loads(lane),
       ...compute(lane),
       ...store(lane),
+      ...(lane ? [] : summing),
       ...get(C),
       ...i32(step),
       op.i32add,
@@ -326,7 +391,7 @@ const emit = (chain: FusedChain, L: number): Uint8Array<ArrayBuffer> => {
     op.end,
     op.end,
   ];
-  const params = [...Array(MAX_INPUTS).fill(I32), ...Array(MAX_INPUTS).fill(F32), I32, I32, I32, I32];
+  const params = [...Array(MAX_INPUTS).fill(I32), ...Array(MAX_INPUTS).fill(F32), ...Array(MAX_OUTPUTS).fill(I32), ...Array(6).fill(I32)];
   const types = [
     [0x60, ...vec(params.map((t) => [t])), 0],
     [0x60, 1, F64, 1, F64],
@@ -360,13 +425,23 @@ export const chainStats = { wasmRuns: 0 };
 let nextId = 1;
 
 /**
- * The chain as WebAssembly over `mem`, on both threads where it is large,
- * falling back to `host` (the JavaScript loop) where its operands are not in
- * the kernel memory; `host` itself where the chain is small, not float32, has
- * more than eight inputs, or the module cannot be made.
+ * The chain as WebAssembly over `mem`, on both threads where it is large
+ * (declined where it also has a sum), falling back to `host` (the JavaScript loop) where its operands
+ * are not in the kernel memory; `host` itself where the chain is small, not
+ * float32, has more than eight inputs or four outputs, or the module cannot be made.
  */
 export const wasmChain = (mem: CpuMemory, threads: CpuThreads, chain: FusedChain, host: ChainKernel<Data> | undefined): ChainKernel<Data> | undefined => {
-  if (host === undefined || chain.dtype !== 'float32' || chain.n * 4 < MIN_KERNEL_MEMORY_BYTES || chain.inputs.length > MAX_INPUTS) return host;
+  // A sum adds in element order, so its chain runs on one thread: declined where two would share the chain (jit
+  // then fuses the part before the sum, on both threads, and sums alone).
+  if (chain.sum !== undefined && threads.parallel && chain.n >= PARALLEL_MIN_ELEMENTS) return undefined;
+  if (
+    host === undefined ||
+    chain.dtype !== 'float32' ||
+    chain.n * 4 < MIN_KERNEL_MEMORY_BYTES ||
+    chain.inputs.length > MAX_INPUTS ||
+    chain.outputs.length > MAX_OUTPUTS
+  )
+    return host;
   const hasRows = chain.inputs.includes('row');
   const L = hasRows ? chain.row : UNIT;
   const rows = Math.ceil(chain.n / L);
@@ -382,16 +457,24 @@ export const wasmChain = (mem: CpuMemory, threads: CpuThreads, chain: FusedChain
   } catch {
     return host;
   }
-  const { inputs, n } = chain;
+  const { inputs, n, outputs, sum } = chain;
   const mine = (_id: number, _bytes: number, _length: number, ...rest: number[]) => chunks(...rest);
   return (bufs) => {
     for (let k = 0; k < inputs.length; k++) if (inputs[k] === 'full' && !mem.inArena(bufs[k]!)) return host(bufs);
-    const out = mem.arenaOut(n);
-    if (out === undefined) return host(bufs);
+    const outs: Float32Array[] = [];
+    for (let r = 0; r < outputs.length; r++) {
+      const out = mem.arenaOut(n);
+      if (out === undefined) {
+        for (const o of outs) mem.arena.freeFloat32(o);
+        return host(bufs);
+      }
+      outs.push(out);
+    }
     chainStats.wasmRuns++;
     const staged: [number, number][] = [];
     const a = new Array<number>(MAX_INPUTS).fill(0),
-      sv = new Array<number>(MAX_INPUTS).fill(0);
+      sv = new Array<number>(MAX_INPUTS).fill(0),
+      o = new Array<number>(MAX_OUTPUTS).fill(0);
     bufs.forEach((b, k) => {
       if (inputs[k] === 'scalar') sv[k] = b[0]!;
       else if (inputs[k] === 'full' || mem.inArena(b)) a[k] = b.byteOffset;
@@ -401,22 +484,37 @@ export const wasmChain = (mem: CpuMemory, threads: CpuThreads, chain: FusedChain
         a[k] = at;
       }
     });
-    const args = {
-      id,
-      bytes: bytesAt,
-      length,
-      out: out.byteOffset,
-      rows,
-      ...Object.fromEntries([...a.map((x, k) => [`a${k}`, x]), ...sv.map((x, k) => [`s${k}`, x])]),
-    };
-    if (threads.parallel && n >= PARALLEL_MIN_ELEMENTS) threads.chunked('fused', args as never, rows, 1, undefined, mine);
-    else {
-      // One thread: every unit in one chunk, from a counter of its own.
+    outs.forEach((out, r) => {
+      o[r] = out.byteOffset;
+    });
+    if (sum === undefined && threads.parallel && n >= PARALLEL_MIN_ELEMENTS) {
+      const args = {
+        id,
+        bytes: bytesAt,
+        length,
+        rows,
+        acc: 0,
+        inner: 1,
+        mid: 1,
+        ...Object.fromEntries([...a.map((x, k) => [`a${k}`, x]), ...sv.map((x, k) => [`s${k}`, x]), ...o.map((x, r) => [`o${r}`, x])]),
+      };
+      threads.chunked('fused', args as never, rows, 1, undefined, mine);
+    } else {
+      // One thread: every unit in one chunk, from a counter of its own; a sum's float64 slots zeroed first.
       const counter = mem.counter;
       Atomics.store(new Int32Array(mem.memory.buffer, counter, 1), 0, 0);
-      chunks(...a, ...sv, out.byteOffset, rows, rows, counter);
+      const mid = sum?.mid ?? 1,
+        acc = sum === undefined ? 0 : mem.arena.malloc(mid * 8);
+      if (sum !== undefined) new Float64Array(mem.memory.buffer, acc, mid).fill(0);
+      chunks(...a, ...sv, ...o, rows, rows, counter, acc, sum?.inner ?? 1, mid);
+      if (sum !== undefined) {
+        const total = mem.alloc('float32', mid, false);
+        total.set(new Float64Array(mem.memory.buffer, acc, mid));
+        mem.arena.release(acc, mid * 8);
+        outs.push(total as Float32Array);
+      }
     }
     for (const [at, bytes] of staged) mem.arena.release(at, bytes);
-    return out;
+    return outs;
   };
 };
