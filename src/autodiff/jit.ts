@@ -215,46 +215,81 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
  * by sorted key, as tree.ts orders leaves): `tokens` holds, per tensor, its
  * dtype, backend (the instance) and shape, and per static leaf (number, string,
  * boolean, null, undefined) its value, with the structure's brackets and keys.
- * Anything else is refused with the path to it. No strings are built here: a
- * call compares its tokens with the last call's, and only a new signature
- * joins them into a cache key.
+ * Anything else is refused with the path to it. No strings are built here:
+ * given the last call's tokens (`against`), the walk compares instead of
+ * writing and returns undefined at the first difference; only a new
+ * signature joins its tokens into a cache key.
  */
-const flatten = (who: string, args: readonly unknown[]): { tokens: unknown[]; tensors: Tensor[]; keys: Key[] } => {
+const flatten = (who: string, args: readonly unknown[], against?: readonly unknown[]): Flat | undefined => {
   const tensors: Tensor[] = [],
     tokens: unknown[] = [],
     keys: Key[] = [];
-  const walk = (v: unknown, path: () => string): void => {
+  // Against a known signature, each token is compared where it would be written: a replay builds no signature.
+  let at = 0;
+  const emit =
+    against === undefined
+      ? (t: unknown): boolean => {
+          tokens.push(t);
+          return true;
+        }
+      : (t: unknown): boolean => Object.is(against[at++], t);
+  /** Where the walk is (argument index, then keys and indices), for the error only. */
+  const path: (string | number)[] = [];
+  const walk = (v: unknown): boolean => {
     if (v instanceof Tensor) {
       tensors.push(v);
-      tokens.push(TENSOR, v.dtype, backendId(v.backend), v.shape.length, ...v.shape);
-    } else if (v instanceof Key) {
+      if (!(emit(TENSOR) && emit(v.dtype) && emit(backendId(v.backend)) && emit(v.shape.length))) return false;
+      for (const d of v.shape) if (!emit(d)) return false;
+      return true;
+    }
+    if (v instanceof Key) {
       // Dynamic: draws from it (or keys derived from it) are redone each call.
       keys.push(v);
-      tokens.push(KEY);
-    } else if (Array.isArray(v)) {
-      tokens.push(ARRAY, v.length);
-      v.forEach((e, i) => {
-        walk(e, () => `${path()}[${i}]`);
-      });
-    } else if (isPlainObject(v)) {
-      const keys = Object.keys(v).sort();
-      tokens.push(RECORD, keys.length, ...keys);
-      for (const k of keys) walk(v[k], () => `${path()}.${k}`);
-    } else if (v === undefined || v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') {
-      tokens.push(typeof v, v);
-    } else {
-      const what = typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
-      throw new TypeError(
-        `${who}: ${path()} is a ${what}; a jitted function takes tensors (traced), Keys (draws redone each call) and numbers, strings or booleans (static: each value is its own program). ` +
-          'Close over it instead (it is then frozen into the program), or call the function without jit.',
-      );
+      return emit(KEY);
     }
+    if (Array.isArray(v)) {
+      if (!(emit(ARRAY) && emit(v.length))) return false;
+      for (let i = 0; i < v.length; i++) {
+        path.push(i);
+        if (!walk(v[i])) return false;
+        path.pop();
+      }
+      return true;
+    }
+    if (isPlainObject(v)) {
+      const names = Object.keys(v).sort();
+      if (!(emit(RECORD) && emit(names.length))) return false;
+      for (const k of names) if (!emit(k)) return false;
+      for (const k of names) {
+        path.push(`.${k}`);
+        if (!walk(v[k])) return false;
+        path.pop();
+      }
+      return true;
+    }
+    if (v === undefined || v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return emit(typeof v) && emit(v);
+    if (against !== undefined) return false; // the error comes from the walk that builds the signature
+    const what = typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
+    const where = path.map((p, i) => (i === 0 ? `argument ${p}` : typeof p === 'number' ? `[${p}]` : p)).join('');
+    throw new TypeError(
+      `${who}: ${where} is a ${what}; a jitted function takes tensors (traced), Keys (draws redone each call) and numbers, strings or booleans (static: each value is its own program). ` +
+        'Close over it instead (it is then frozen into the program), or call the function without jit.',
+    );
   };
-  args.forEach((a, i) => {
-    walk(a, () => `argument ${i}`);
-  });
-  return { tokens, tensors, keys };
+  for (let i = 0; i < args.length; i++) {
+    path.push(i);
+    if (!walk(args[i])) return undefined;
+    path.pop();
+  }
+  if (against !== undefined && at !== against.length) return undefined;
+  return { tokens: against ?? tokens, tensors, keys };
 };
+/** An argument list's signature (see flatten) and its dynamic leaves in order. */
+interface Flat {
+  readonly tokens: readonly unknown[];
+  readonly tensors: Tensor[];
+  readonly keys: Key[];
+}
 /** Backends by instance, not name: two cpu backends (one thread, two) hold different memories. */
 const backendIds = new WeakMap<Backend, number>();
 const backendId = (b: Backend): number => {
@@ -270,11 +305,6 @@ const TENSOR = '\u0001T',
   ARRAY = '\u0001A',
   RECORD = '\u0001R',
   KEY = '\u0001K';
-const sameTokens = (a: readonly unknown[], b: readonly unknown[]): boolean => {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
-  return true;
-};
 /** A signature's cache key (distinct signatures, distinct keys: every token is typed by the one before it). */
 const keyOf = (tokens: readonly unknown[]): string =>
   tokens.map((t) => (typeof t === 'number' ? (Object.is(t, -0) ? '-0' : String(t)) : (JSON.stringify(t) ?? 'undefined'))).join(',');
@@ -430,82 +460,144 @@ const lower = (
 type KernelFn = (inputs: readonly { buf: unknown; shape: Shape; dtype: DType }[], params: unknown, out: Slot) => unknown;
 type FusedFn = (...a: unknown[]) => readonly unknown[];
 
-const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unknown => {
+/** One replay's state: each slot's buffer (undefined once freed), and the tensors host draws made, by slot. */
+interface Frame {
+  readonly bufs: unknown[];
+  readonly drawn: Map<number, Tensor> | undefined;
+  readonly keys: readonly Key[];
+}
+
+/** What a replay runs, made once per program: one closure per equation or fused chain, with its frees. */
+interface Replayer {
+  readonly steps: readonly ((fr: Frame) => void)[];
+  readonly draws: boolean;
+  /** Per result: where its buffer comes from (an argument, a constant, or this replay), and the first result sharing it. */
+  readonly results: readonly { readonly from: 'arg' | 'const' | 'buf'; readonly index: number; readonly first: number }[];
+}
+
+const replayers = new WeakMap<Lowered, Replayer>();
+
+const replayerOf = (p: Lowered): Replayer => {
+  const known = replayers.get(p);
+  if (known !== undefined) return known;
   const be = p.backend;
-  /** The tensors host draws made this call, by slot: disposed (not freed) at their last use. */
-  const drawn = new Map<number, Tensor>();
-  const release = (r: number) => {
-    const t = drawn.get(r);
-    if (t === undefined) be.free(bufs[r]);
-    else {
-      t.dispose();
-      drawn.delete(r);
-    }
-  };
-  const bufs = new Array<unknown>(p.slots.length);
-  for (let i = 0; i < p.args; i++) bufs[i] = internal.storageOf(args[i]!).buf;
-  for (let i = 0; i < p.consts.length; i++) bufs[p.constSlots[i]!] = internal.storageOf(p.consts[i]!).buf;
   const kernels = be.kernels as unknown as Record<string, KernelFn>;
   const fusedKernels = be.fused as unknown as Record<string, FusedFn>;
-  const operand = (s: number) => ({ buf: bufs[s], shape: p.slots[s]!.shape, dtype: p.slots[s]!.dtype });
-  const groups = p.fusion;
-  let i = 0;
-  try {
-    for (; i < p.eqns.length; i++) {
-      const run = groups?.runAt[i];
-      if (run !== undefined) {
-        // A fused chain: one kernel for its equations, only the values read after it materialized.
-        const res = run.kernel(run.ins.map((s) => bufs[s]));
-        for (let k = 0; k < run.outs.length; k++) bufs[run.outs[k]!] = res[k];
-        for (let j = i; j <= run.last; j++) for (const r of p.freeAfter[j]!) if (!run.internal.has(r)) release(r);
-        i = run.last;
-        continue;
-      }
-      const e = p.eqns[i]!;
-      if (e.kind === 'view') bufs[e.outs[0]!] = bufs[e.ins[0]!];
-      else if (e.kind === 'kernel') bufs[e.outs[0]!] = kernels[e.prim]!(e.ins.map(operand), e.params, p.slots[e.outs[0]!]!);
-      else if (e.kind === 'host') {
-        const t = (e.params as (keys: readonly object[]) => Tensor)(keys);
-        drawn.set(e.outs[0]!, t);
-        bufs[e.outs[0]!] = internal.storageOf(t).buf;
-      } else {
-        const res = fusedKernels[e.prim]!(...e.ins.map(operand), e.params);
-        e.outs.forEach((o, k) => {
-          bufs[o] = res[k];
-        });
-      }
-      for (const r of p.freeAfter[i]!) release(r);
+  const draws = p.eqns.some((e) => e.kind === 'host');
+  /** Gives back a buffer at its last use: a host draw's tensor is disposed, any other buffer freed. */
+  const release = (fr: Frame, r: number): void => {
+    const t = fr.drawn?.get(r);
+    if (t === undefined) be.free(fr.bufs[r]);
+    else {
+      t.dispose();
+      fr.drawn!.delete(r);
     }
+    fr.bufs[r] = undefined;
+  };
+  const freeing = (free: readonly number[]) =>
+    free.length === 0
+      ? () => {}
+      : (fr: Frame) => {
+          for (const r of free) release(fr, r);
+        };
+  const steps: ((fr: Frame) => void)[] = [];
+  for (let i = 0; i < p.eqns.length; i++) {
+    const run = p.fusion?.runAt[i];
+    if (run !== undefined) {
+      // A fused chain: one kernel for its equations, only the values read after it materialized.
+      const free = freeing(p.freeAfter.slice(i, run.last + 1).flatMap((f) => f.filter((r) => !run.internal.has(r))));
+      const { ins, outs, kernel } = run;
+      steps.push((fr) => {
+        const res = kernel(ins.map((s) => fr.bufs[s]));
+        for (let k = 0; k < outs.length; k++) fr.bufs[outs[k]!] = res[k];
+        free(fr);
+      });
+      i = run.last;
+      continue;
+    }
+    const e = p.eqns[i]!;
+    const free = freeing(p.freeAfter[i]!);
+    const [out] = e.outs as [number];
+    if (e.kind === 'view') {
+      const [x] = e.ins as [number];
+      steps.push((fr) => {
+        fr.bufs[out] = fr.bufs[x];
+        free(fr);
+      });
+    } else if (e.kind === 'kernel') {
+      const fn = kernels[e.prim]!,
+        { ins, params } = e,
+        outSlot = p.slots[out]!,
+        types = ins.map((s) => p.slots[s]!);
+      steps.push((fr) => {
+        const operands = new Array<{ buf: unknown; shape: Shape; dtype: DType }>(ins.length);
+        for (let k = 0; k < ins.length; k++) operands[k] = { buf: fr.bufs[ins[k]!], shape: types[k]!.shape, dtype: types[k]!.dtype };
+        fr.bufs[out] = fn(operands, params, outSlot);
+        free(fr);
+      });
+    } else if (e.kind === 'host') {
+      const make = e.params as (keys: readonly object[]) => Tensor;
+      steps.push((fr) => {
+        const t = make(fr.keys);
+        fr.drawn!.set(out, t);
+        fr.bufs[out] = internal.storageOf(t).buf;
+        free(fr);
+      });
+    } else {
+      const fn = fusedKernels[e.prim]!,
+        { ins, outs, params } = e;
+      steps.push((fr) => {
+        const res = fn(...ins.map((s) => ({ buf: fr.bufs[s], shape: p.slots[s]!.shape, dtype: p.slots[s]!.dtype })), params);
+        for (let k = 0; k < outs.length; k++) fr.bufs[outs[k]!] = res[k];
+        free(fr);
+      });
+    }
+  }
+  const results = p.outputs.map((o) => {
+    const r = p.root[o]!;
+    const c = p.constSlots.indexOf(r);
+    const from = r < p.args ? ('arg' as const) : c >= 0 ? ('const' as const) : ('buf' as const);
+    return { from, index: from === 'const' ? c : r, first: p.outputs.findIndex((q) => p.root[q] === r) };
+  });
+  const made = { steps, draws, results };
+  replayers.set(p, made);
+  return made;
+};
+
+const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unknown => {
+  const { steps, draws, results } = replayerOf(p);
+  const fr: Frame = { bufs: new Array<unknown>(p.slots.length), drawn: draws ? new Map() : undefined, keys };
+  const { bufs } = fr;
+  for (let i = 0; i < p.args; i++) bufs[i] = internal.storageOf(args[i]!).buf;
+  for (let i = 0; i < p.consts.length; i++) bufs[p.constSlots[i]!] = internal.storageOf(p.consts[i]!).buf;
+  try {
+    for (const step of steps) step(fr);
   } catch (err) {
-    // Give back what this replay allocated and will not return.
-    const freed = new Set<number>();
-    for (let j = 0; j < i; j++) for (const r of p.freeAfter[j]!) freed.add(r);
-    for (let j = 0; j < i; j++)
-      for (const o of p.eqns[j]!.outs) if (p.root[o] === o && bufs[o] !== undefined && !freed.has(o) && !drawn.has(o)) be.free(bufs[o]);
-    for (const t of drawn.values()) t.dispose();
+    // Give back what this replay allocated and will not return: every buffer still held but the arguments' and constants'.
+    const consts = new Set(p.constSlots);
+    for (let s = p.args; s < bufs.length; s++)
+      if (p.root[s] === s && bufs[s] !== undefined && !consts.has(s) && fr.drawn?.has(s) !== true) p.backend.free(bufs[s]);
+    for (const t of fr.drawn?.values() ?? []) t.dispose();
     throw err;
   }
   // Results: one storage per buffer; arguments and constants come back as views of theirs.
-  const storages = new Map<number, Storage>();
-  let k = 0;
-  const result = refill(p.template, () => {
-    const o = p.outputs[k++]!;
-    const r = p.root[o]!,
-      slot = p.slots[o]!;
-    if (r < p.args) return internal.share(args[r]!, slot.shape);
-    const c = p.constSlots.indexOf(r);
-    if (c >= 0) return internal.share(p.consts[c]!, slot.shape);
-    const d = drawn.get(r);
-    if (d !== undefined) return internal.share(d, slot.shape);
-    let st = storages.get(r);
-    if (st === undefined) {
-      st = new Storage(be, bufs[r]);
-      storages.set(r, st);
+  const made = new Array<Tensor>(results.length);
+  for (let k = 0; k < results.length; k++) {
+    const { from, index, first } = results[k]!,
+      slot = p.slots[p.outputs[k]!]!;
+    if (from === 'arg') made[k] = internal.share(args[index]!, slot.shape);
+    else if (from === 'const') made[k] = internal.share(p.consts[index]!, slot.shape);
+    else {
+      const d = fr.drawn?.get(index);
+      if (d !== undefined) made[k] = internal.share(d, slot.shape);
+      else if (first < k) made[k] = internal.share(made[first]!, slot.shape);
+      else made[k] = internal.wrap(new Storage(p.backend, bufs[index]), slot.shape, slot.dtype);
     }
-    return internal.wrap(st, slot.shape, slot.dtype);
-  });
-  for (const t of drawn.values()) t.dispose(); // results share their storage
-  return result;
+  }
+  if (fr.drawn !== undefined) for (const t of fr.drawn.values()) t.dispose(); // results share their storage
+  if (p.template instanceof Tensor) return made[0];
+  let k = 0;
+  return refill(p.template, () => made[k++]!);
 };
 
 // ---------------------------------------------------------------------------
@@ -621,7 +713,9 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
   let last: { tokens: readonly unknown[]; program: Lowered } | undefined;
 
   const call = (...args: A): R => {
-    const { tokens, tensors, keys } = flatten(who, args);
+    // The last call's signature first (a training step's every call), compared leaf by leaf; then the cache.
+    const same = last === undefined ? undefined : flatten(who, args, last.tokens);
+    const { tokens, tensors, keys } = same ?? flatten(who, args)!;
     for (const t of tensors) {
       if (t.trace !== undefined) {
         // Traced by an outer transformation (or an enclosing jit): run f where it is.
@@ -629,7 +723,7 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
         return f(...args);
       }
     }
-    if (last !== undefined && sameTokens(tokens, last.tokens)) return replay(last.program, tensors, keys) as R;
+    if (same !== undefined) return replay(last!.program, tensors, keys) as R;
     const r = lookup(args, tokens, tensors, keys);
     return (r.result !== undefined ? r.result : replay(r.program!, tensors, keys)) as R;
   };
@@ -638,7 +732,7 @@ export const jit = <A extends readonly unknown[], R>(f: (...args: A) => R, opts:
   Object.defineProperties(jitted, {
     lower: {
       value: (...args: A): Program => {
-        const { tokens, tensors, keys } = flatten(who, args);
+        const { tokens, tensors, keys } = flatten(who, args)!;
         const r = lookup(args, tokens, tensors, keys);
         if (r.result !== undefined) for (const t of tensorLeaves(r.result)) t.dispose();
         if (r.program === undefined)

@@ -512,6 +512,7 @@ export const gather = (alloc: Alloc, x: Data, xs: Shape, idx: Data, is: Shape, a
     inner = count(xs.slice(axis + 1)),
     len = xs[axis]!,
     m = is[axis]!;
+  for (const v of idx) indexAt(v, len, 'gather', axis); // refused before the output exists, which would leak
   const out = alloc(dtypeOf(x), idx.length, false);
   for (let p = 0; p < outer; p++) {
     for (let i = 0; i < m; i++) {

@@ -451,6 +451,23 @@ describe('the cache', () => {
     expect(bits(f(a1!))).toEqual(bits(T.tanh(T.mul(a1!, a1!))));
   });
 
+  it('a replay that fails part-way (an index out of range in a later call) throws and gives back every buffer it made', () => {
+    const f = jit((x: Tensor, idx: Tensor) => {
+      const a = T.exp(x),
+        b = T.matmul(a, T.transpose(a)); // buffers of their own, live when the gather fails
+      return [T.gather(b, idx, 0), T.tanh(b)];
+    });
+    const x = T.toBackend(new Key(8).normal([40, 30]), cpu1);
+    const indices = (last: number) => T.toBackend(T.cast(t64([...Array.from({ length: 79 }, (_, i) => i % 40), last], [2, 40]), 'float32'), cpu1);
+    const ok = indices(39),
+      bad = indices(40);
+    for (const r of f(x, ok)) r.dispose();
+    const before = cpu1.memory().liveBytes;
+    expect(() => f(x, bad)).toThrow(/gather/);
+    expect(cpu1.memory().liveBytes).toBe(before);
+    expect(f.traces).toBe(1);
+  });
+
   it('keeps at most cacheSize programs, least recently used dropped', () => {
     const f = jit((a: Tensor) => T.neg(a), { cacheSize: 2 });
     for (const n of [1, 2, 1, 3, 1, 2]) f(T.ones([n], 'float64', 'reference'));
