@@ -6,7 +6,9 @@
  *
  * 1. dispatch: a 5-op function sum(tanh(v·v + exp(v))) of a 16-element
  *    vector, and its valueAndGrad, eager against a jitted replay:
- *    microseconds per op. jax-js jit's rows time `jit(f)` and
+ *    microseconds per op. Beside it the overhead alone: a 5-op function of
+ *    one element whose ops cost a few nanoseconds of arithmetic,
+ *    sum(−(v·v + 3v)), so its µs/op is what dispatch and replay cost. jax-js jit's rows time `jit(f)` and
  *    `jit(valueAndGrad(f))` on the same 16 values, divided by the same op
  *    counts (5, and the ops of tapegrad's lowered valueAndGrad program).
  * 2. the headline MLP (3072→128→20 ReLU, batch 128, momentum, L2) through
@@ -38,6 +40,7 @@ import {
   jit,
   Key,
   mul,
+  neg,
   relu,
   sum,
   tanh,
@@ -108,9 +111,14 @@ const dispatch = (be: Backend) =>
     const gOps = String(jg.lower(x))
       .split('\n')
       .filter((l) => l.includes(' = ')).length;
+    const one = new Key(0).normal([1]);
+    const cheap = (v: Tensor) => sum(neg(add(mul(v, v), mul(v, 3)))); // 5 primitives of one element
+    const jc = jit(cheap);
     return {
       eager: perOp(() => f(x), 5),
       jit: perOp(() => jf(x), 5),
+      cheapEager: perOp(() => cheap(one), 5),
+      cheapJit: perOp(() => jc(one), 5),
       eagerGrad: perOp(() => g(x), gOps),
       jitGrad: perOp(() => jg(x), gOps),
       gOps,
@@ -186,6 +194,8 @@ for (let r = 0; r < rounds; r++) {
   const d = dispatch(cpu);
   note('dispatch eager µs/op', d.eager);
   note('dispatch jit µs/op', d.jit);
+  note('overhead (1 element) eager µs/op', d.cheapEager);
+  note('overhead (1 element) jit µs/op', d.cheapJit);
   note(`valueAndGrad (${d.gOps} ops) eager µs/op`, d.eagerGrad);
   note(`valueAndGrad (${d.gOps} ops) jit µs/op`, d.jitGrad);
   const jd = jaxDispatch(d.xs, d.gOps);
@@ -227,6 +237,7 @@ const ratio = (a: string, b: string) => {
   if (ka && kb) console.log(`${ka} / ${kb}: per round ${rows[ka]!.map((x, i) => (x / rows[kb]![i]!).toFixed(2)).join(', ')}`);
 };
 ratio('dispatch eager', 'dispatch jit');
+ratio('overhead (1 element) eager', 'overhead (1 element) jit');
 ratio('chain (5 ops + sum) ms (cpu, 2 threads, eager', 'chain (5 ops + sum) ms (cpu, 2 threads, jit');
 ratio('chain (5 ops + sum) ms (gpujs, eager', 'chain (5 ops + sum) ms (gpujs, jit');
 ratio(

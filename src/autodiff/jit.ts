@@ -221,68 +221,76 @@ const isPlainObject = (v: unknown): v is Record<string, unknown> =>
  * signature joins its tokens into a cache key.
  */
 const flatten = (who: string, args: readonly unknown[], against?: readonly unknown[]): Flat | undefined => {
-  const tensors: Tensor[] = [],
-    tokens: unknown[] = [],
-    keys: Key[] = [];
-  // Against a known signature, each token is compared where it would be written: a replay builds no signature.
-  let at = 0;
-  const emit =
-    against === undefined
-      ? (t: unknown): boolean => {
-          tokens.push(t);
-          return true;
-        }
-      : (t: unknown): boolean => Object.is(against[at++], t);
-  /** Where the walk is (argument index, then keys and indices), for the error only. */
-  const path: (string | number)[] = [];
-  const walk = (v: unknown): boolean => {
-    if (v instanceof Tensor) {
-      tensors.push(v);
-      if (!(emit(TENSOR) && emit(v.dtype) && emit(backendId(v.backend)) && emit(v.shape.length))) return false;
-      for (const d of v.shape) if (!emit(d)) return false;
-      return true;
-    }
-    if (v instanceof Key) {
-      // Dynamic: draws from it (or keys derived from it) are redone each call.
-      keys.push(v);
-      return emit(KEY);
-    }
-    if (Array.isArray(v)) {
-      if (!(emit(ARRAY) && emit(v.length))) return false;
-      for (let i = 0; i < v.length; i++) {
-        path.push(i);
-        if (!walk(v[i])) return false;
-        path.pop();
-      }
-      return true;
-    }
-    if (isPlainObject(v)) {
-      const names = Object.keys(v).sort();
-      if (!(emit(RECORD) && emit(names.length))) return false;
-      for (const k of names) if (!emit(k)) return false;
-      for (const k of names) {
-        path.push(`.${k}`);
-        if (!walk(v[k])) return false;
-        path.pop();
-      }
-      return true;
-    }
-    if (v === undefined || v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return emit(typeof v) && emit(v);
-    if (against !== undefined) return false; // the error comes from the walk that builds the signature
-    const what = typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
-    const where = path.map((p, i) => (i === 0 ? `argument ${p}` : typeof p === 'number' ? `[${p}]` : p)).join('');
-    throw new TypeError(
-      `${who}: ${where} is a ${what}; a jitted function takes tensors (traced), Keys (draws redone each call) and numbers, strings or booleans (static: each value is its own program). ` +
-        'Close over it instead (it is then frozen into the program), or call the function without jit.',
-    );
-  };
+  const st: Walk = { who, tokens: against === undefined ? [] : undefined, against, at: 0, tensors: [], keys: [], path: [] };
   for (let i = 0; i < args.length; i++) {
-    path.push(i);
-    if (!walk(args[i])) return undefined;
-    path.pop();
+    st.path.push(i);
+    if (!walk(st, args[i])) return undefined;
+    st.path.pop();
   }
-  if (against !== undefined && at !== against.length) return undefined;
-  return { tokens: against ?? tokens, tensors, keys };
+  if (against !== undefined && st.at !== against.length) return undefined;
+  return { tokens: against ?? st.tokens!, tensors: st.tensors, keys: st.keys };
+};
+
+/** flatten's walk: module functions over one state (no closures per call: a replay's signature check allocates little). */
+interface Walk {
+  readonly who: string;
+  /** The signature being written, or undefined when comparing `against` a known one. */
+  readonly tokens: unknown[] | undefined;
+  readonly against: readonly unknown[] | undefined;
+  at: number;
+  readonly tensors: Tensor[];
+  readonly keys: Key[];
+  /** Where the walk is (argument index, then keys and indices), for the error only. */
+  readonly path: (string | number)[];
+}
+/** Writes a token, or compares it with the known signature's next one. */
+const emit = (st: Walk, t: unknown): boolean => {
+  if (st.tokens !== undefined) {
+    st.tokens.push(t);
+    return true;
+  }
+  return Object.is(st.against![st.at++], t);
+};
+const walk = (st: Walk, v: unknown): boolean => {
+  if (v instanceof Tensor) {
+    st.tensors.push(v);
+    if (!(emit(st, TENSOR) && emit(st, v.dtype) && emit(st, backendId(v.backend)) && emit(st, v.shape.length))) return false;
+    for (const d of v.shape) if (!emit(st, d)) return false;
+    return true;
+  }
+  if (v instanceof Key) {
+    // Dynamic: draws from it (or keys derived from it) are redone each call.
+    st.keys.push(v);
+    return emit(st, KEY);
+  }
+  if (Array.isArray(v)) {
+    if (!(emit(st, ARRAY) && emit(st, v.length))) return false;
+    for (let i = 0; i < v.length; i++) {
+      st.path.push(i);
+      if (!walk(st, v[i])) return false;
+      st.path.pop();
+    }
+    return true;
+  }
+  if (isPlainObject(v)) {
+    const names = Object.keys(v).sort();
+    if (!(emit(st, RECORD) && emit(st, names.length))) return false;
+    for (const k of names) if (!emit(st, k)) return false;
+    for (const k of names) {
+      st.path.push(`.${k}`);
+      if (!walk(st, v[k])) return false;
+      st.path.pop();
+    }
+    return true;
+  }
+  if (v === undefined || v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return emit(st, typeof v) && emit(st, v);
+  if (st.tokens === undefined) return false; // the error comes from the walk that writes the signature
+  const what = typeof v === 'object' ? (v.constructor?.name ?? 'object') : typeof v;
+  const where = st.path.map((p, i) => (i === 0 ? `argument ${p}` : typeof p === 'number' ? `[${p}]` : p)).join('');
+  throw new TypeError(
+    `${st.who}: ${where} is a ${what}; a jitted function takes tensors (traced), Keys (draws redone each call) and numbers, strings or booleans (static: each value is its own program). ` +
+      'Close over it instead (it is then frozen into the program), or call the function without jit.',
+  );
 };
 /** An argument list's signature (see flatten) and its dynamic leaves in order. */
 interface Flat {
