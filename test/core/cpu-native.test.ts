@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { cast, createCpuBackend, createReferenceBackend, Key, matmul, toBackend, type Backend } from '../../src/core/index.js';
 import { findBlas } from '../../src/core/backends/cpu/blas.js';
+import { gemmStats } from '../../src/core/backends/cpu/gemm.js';
 import { internal } from '../../src/core/tensor.js';
 import { slidingOut } from '../../src/core/kernels-nd.js';
 import { convAndGrads } from '../helpers.js';
@@ -160,6 +161,37 @@ describe.skipIf(blas === undefined)('cpu backend on the native BLAS', () => {
     for (const t of [x, w, got]) expect(two.inKernelMemory(internal.storageOf(t).buf as Float32Array)).toBe(true);
     const want = matmul(cast(toBackend(x, reference), 'float64'), cast(toBackend(w, reference), 'float64'));
     expect(relErr(got.toTypedArray(), want.toTypedArray())).toBeLessThan(2e-7 * 3072 + 1e-6);
+  });
+
+  it('two threads on one BLAS thread each: large products as two bands (rows or columns), all transposes, against float64', async () => {
+    const banded = createCpuBackend({ threads: 2, blas: 'openblas' }); // blasThreads 1: the worker takes a band
+    await vi.waitFor(() => expect(banded.workerRunning()).toBe(true));
+    try {
+      const before = gemmStats.bands;
+      // Row bands (m ≥ n), column bands (n > m), odd band edges, the headline's shapes.
+      for (const [m, k, n] of [
+        [128, 3072, 128],
+        [3072, 128, 128],
+        [200, 700, 136],
+        [136, 700, 201],
+        [97, 1500, 333],
+      ] as const) {
+        for (const ta of [false, true])
+          for (const tb of [false, true]) {
+            const [ka, kb] = new Key(m + n + k).split(2);
+            const a = ka!.uniform(ta ? [k, m] : [m, k], -1, 1, 'float32', reference);
+            const b = kb!.uniform(tb ? [n, k] : [k, n], -1, 1, 'float32', reference);
+            const bands = gemmStats.bands;
+            const got = matmul(toBackend(a, banded), toBackend(b, banded), { transA: ta, transB: tb });
+            expect(gemmStats.bands).toBe(bands + 1);
+            const want = matmul(cast(a, 'float64'), cast(b, 'float64'), { transA: ta, transB: tb });
+            expect(relErr(got.toTypedArray(), want.toTypedArray())).toBeLessThan(2e-7 * k + 1e-6);
+          }
+      }
+      expect(gemmStats.bands).toBe(before + 20);
+    } finally {
+      banded.dispose();
+    }
   });
 
   it('float64 matmul on dgemm, to float64 rounding', () => {

@@ -66,10 +66,17 @@ export type FusedField =
   | 's5'
   | 's6'
   | 's7'
-  | 'out'
+  | 'o0'
+  | 'o1'
+  | 'o2'
+  | 'o3'
   | 'rows'
   | 'chunk'
-  | 'counter';
+  | 'counter'
+  | 'acc'
+  | 'inner'
+  | 'mid';
+export type SgemmField = 'ta' | 'tb' | 'm' | 'n' | 'k' | 'a' | 'lda' | 'b' | 'ldb' | 'c' | 'ldc';
 /** The one message type: a job and its named arguments. */
 export type Job =
   | { readonly kind: 'gemm'; readonly args: Readonly<Record<GemmField, number>> }
@@ -83,6 +90,7 @@ export type Job =
   | { readonly kind: 'regroup'; readonly args: Readonly<Record<RegroupField, number>> }
   | { readonly kind: 'rowSums'; readonly args: Readonly<Record<RowSumsField, number>> }
   | { readonly kind: 'applyRows'; readonly args: Readonly<Record<ApplyRowsField, number>> }
+  | { readonly kind: 'sgemm'; readonly args: Readonly<Record<SgemmField, number>> }
   | { readonly kind: 'fused'; readonly args: Readonly<Record<FusedField, number>> };
 export declare const JOBS: {
   readonly gemm: { readonly kernel: 'gemmChunks'; readonly fields: readonly GemmField[] };
@@ -96,8 +104,10 @@ export declare const JOBS: {
   readonly regroup: { readonly kernel: 'regroupChunks'; readonly fields: readonly RegroupField[] };
   readonly rowSums: { readonly kernel: 'rowSumsChunks'; readonly fields: readonly RowSumsField[] };
   readonly applyRows: { readonly kernel: 'applyRowsChunks'; readonly fields: readonly ApplyRowsField[] };
+  readonly sgemm: { readonly kernel: 'sgemm'; readonly fields: readonly SgemmField[] };
   readonly fused: { readonly kernel: 'chunks'; readonly fields: readonly FusedField[] };
 };
+export declare const SGEMM_SIGNATURE: string;
 export declare const CHAIN_IMPORTS: Readonly<Record<'exp' | 'log' | 'tanh' | 'sin' | 'cos' | 'sigmoid' | 'pow', (...x: number[]) => number>>;
 export declare const FLOAT_FIELDS: ReadonlySet<string>;
 export declare const HEADER: number;

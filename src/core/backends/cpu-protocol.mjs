@@ -75,6 +75,12 @@ export const JOBS = Object.freeze({
     kernel: 'applyChunks',
     fields: Object.freeze(['x', 'ct', 'out', 'coef', 'planes', 'C', 'S', 'mode', 'chunk', 'counter']),
   }),
+  // A band of a product on the native BLAS (cpu/gemm.ts): the worker binds the library itself (koffi) and calls
+  // cblas_sgemm on the memory at these byte offsets; ta, tb are 0 or 1, ld* the stored matrices' row lengths.
+  sgemm: Object.freeze({
+    kernel: 'sgemm',
+    fields: Object.freeze(['ta', 'tb', 'm', 'n', 'k', 'a', 'lda', 'b', 'ldb', 'c', 'ldc']),
+  }),
   // jit's fused chains (cpu/chains.ts): a module emitted at run time, its bytes at `bytes` in the shared
   // memory; the worker compiles it on first sight of `id` and calls its `chunks` with the fields after `length`.
   fused: Object.freeze({
@@ -112,6 +118,9 @@ export const JOBS = Object.freeze({
     ]),
   }),
 });
+
+/** cblas_sgemm as koffi declares it, on both threads. */
+export const SGEMM_SIGNATURE = 'void cblas_sgemm(int, int, int, int, int, int, float, float *, int, float *, int, float, float *, int)';
 
 /** Fields carried as float32. */
 export const FLOAT_FIELDS = Object.freeze(new Set(['lr', 'gamma', 'l2', 's0', 's1', 's2', 's3', 's4', 's5', 's6', 's7']));

@@ -4,10 +4,21 @@
 // platform.ts, as a worker_threads Worker under Node and a Web Worker in
 // browsers; scripts/build-wasm.mjs bundles it into one source string, so it
 // imports no Node built-in (bundlers for the browser would have to resolve it).
-import { CHAIN_IMPORTS, DONE, READY, readJob, SEQ } from './cpu-protocol.mjs';
+import { CHAIN_IMPORTS, DONE, READY, readJob, SEQ, SGEMM_SIGNATURE } from './cpu-protocol.mjs';
 
-const run = ({ module, memory, ctrl }, bye) => {
+const run = ({ module, memory, ctrl, native }, bye) => {
   const instance = new WebAssembly.Instance(module, { env: { memory } });
+  // The native BLAS's band of a product (job 'sgemm'): the library bound here on first use, as the main thread
+  // bound it (koffi's module and the library's file, from `native`), called on views of the shared memory.
+  let sgemm;
+  const band = (ta, tb, m, n, k, a, lda, b, ldb, c, ldc) => {
+    if (sgemm === undefined) {
+      const req = globalThis.process.getBuiltinModule('node:module').createRequire(native.koffi);
+      sgemm = req(native.koffi).load(native.file).func(SGEMM_SIGNATURE);
+    }
+    const view = (at) => new Float32Array(memory.buffer, at);
+    sgemm(101, ta ? 112 : 111, tb ? 112 : 111, m, n, k, 1, view(a), lda, view(b), ldb, 0, view(c), ldc);
+  };
   // jit's fused chains, compiled from their bytes in the shared memory on first sight (job 'fused').
   const chains = new Map();
   const chain = (id, bytes, length) => {
@@ -37,6 +48,7 @@ const run = ({ module, memory, ctrl }, bye) => {
     if (seen < 0) break;
     const { kernel, args } = readJob(ints, floats);
     if (kernel === 'chunks') chain(args[0], args[1], args[2]).chunks(...args.slice(3));
+    else if (kernel === 'sgemm') band(...args);
     else instance.exports[kernel](...args);
     Atomics.store(ints, DONE, seen);
     Atomics.notify(ints, DONE);

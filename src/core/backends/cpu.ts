@@ -98,12 +98,13 @@ export const createCpuBackend = (
   const noShared = sharedMemoryError();
   if (noShared !== undefined) throw new Error(`the cpu backend cannot run: ${noShared}`);
   const mem = createCpuMemory();
-  const threads = startThreads(mem, threadsFrom(opts.threads));
-  const count = threads.parallel ? 2 : 1;
   const found = findBlas(blasChoice(opts.blas));
   const blas = 'blas' in found ? found.blas : undefined;
   const blasThreads = opts.blasThreads ?? blasThreadsFrom(envVar('TAPEGRAD_BLAS_THREADS'));
-  const gemm = blas !== undefined ? nativeGemm(blas, blasThreads) : wasmGemm(mem, threads);
+  // On one BLAS thread, the worker binds the library too and takes half of each large product.
+  const threads = startThreads(mem, threadsFrom(opts.threads), blas !== undefined && blasThreads === 1 ? blas.binding : undefined);
+  const count = threads.parallel ? 2 : 1;
+  const gemm = blas !== undefined ? nativeGemm(blas, blasThreads, mem, threads) : wasmGemm(mem, threads);
   const imagesInWasm = opts.imageKernels !== 'typescript';
   const { kernels, fused } = cpuKernelTable({
     mem,

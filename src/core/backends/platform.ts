@@ -67,8 +67,9 @@ export const startKernelWorker = (
   module: WebAssembly.Module,
   memory: WebAssembly.Memory,
   ctrl: SharedArrayBuffer,
+  native?: { readonly koffi: string; readonly file: string },
 ): KernelWorker | { readonly reason: string } => {
-  const data = { module, memory, ctrl };
+  const data = { module, memory, ctrl, native };
   if (isNode()) {
     const { Worker } = nodeBuiltin<typeof import('node:worker_threads')>('node:worker_threads', "the cpu backend's second thread");
     // A data: URL: no file to find beside a bundle.

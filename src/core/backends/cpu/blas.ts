@@ -13,6 +13,7 @@
  * Nothing here reads or changes other environment variables: OpenBLAS itself
  * reads OPENBLAS_CORETYPE and friends when it loads (see the README).
  */
+import { SGEMM_SIGNATURE } from '../cpu-protocol.mjs';
 import { envVar, isNode, nodeBuiltin } from '../platform.js';
 
 /** The libraries looked for by name: OpenBLAS, BLIS, MKL, Apple Accelerate. */
@@ -48,6 +49,22 @@ export interface NativeBlas {
   readonly summary: string;
   /** c (m×n) = op(a)·op(b) in float32, in place on the arrays' memory. */
   sgemm(m: number, n: number, k: number, a: Float32Array, transA: boolean, b: Float32Array, transB: boolean, c: Float32Array): void;
+  /** The same with the stored matrices' row lengths given (a band of a larger product: lda, ldb, ldc). */
+  sgemmBand(
+    m: number,
+    n: number,
+    k: number,
+    a: Float32Array,
+    lda: number,
+    transA: boolean,
+    b: Float32Array,
+    ldb: number,
+    transB: boolean,
+    c: Float32Array,
+    ldc: number,
+  ): void;
+  /** What a worker thread needs to bind the same library itself: koffi's module file and the library's. */
+  readonly binding: { readonly koffi: string; readonly file: string };
   /** c (m×n) = op(a)·op(b) in float64, in place on the arrays' memory. */
   dgemm(m: number, n: number, k: number, a: Float64Array, transA: boolean, b: Float64Array, transB: boolean, c: Float64Array): void;
   /** Sets the library's own thread count (process-wide for that library), when it is not already that. */
@@ -64,18 +81,19 @@ interface Koffi {
   load(path: string): KoffiLib;
 }
 
-const loadKoffi = (): Koffi | string => {
+/** koffi and the file it loads from (a worker thread binding the library needs the path). */
+const loadKoffi = (): { koffi: Koffi; path: string } | string => {
   if (!isNode()) return 'not Node';
   try {
     const req = nodeBuiltin<typeof import('node:module')>('node:module', 'loading koffi').createRequire(import.meta.url);
-    return req('koffi') as Koffi;
+    return { koffi: req('koffi') as Koffi, path: req.resolve('koffi') };
   } catch (e) {
     return `koffi (an optional dependency) did not load: ${(e as Error).message.split('\n')[0]}`;
   }
 };
 
 /** Binds the library at `file`, or says why it cannot serve (no file, no cblas_sgemm). */
-const bind = (koffi: Koffi, file: string, family: BlasFamily | 'unknown'): NativeBlas | string => {
+const bind = (koffi: Koffi, koffiPath: string, file: string, family: BlasFamily | 'unknown'): NativeBlas | string => {
   let lib: KoffiLib;
   try {
     lib = koffi.load(file);
@@ -89,7 +107,7 @@ const bind = (koffi: Koffi, file: string, family: BlasFamily | 'unknown'): Nativ
       return undefined;
     }
   };
-  const s = optional('void cblas_sgemm(int, int, int, int, int, int, float, float *, int, float *, int, float, float *, int)');
+  const s = optional(SGEMM_SIGNATURE);
   const d = optional('void cblas_dgemm(int, int, int, int, int, int, double, double *, int, double *, int, double, double *, int)');
   if (s === undefined || d === undefined) return 'no cblas_sgemm / cblas_dgemm in it';
   // How each family names itself and sets its threads.
@@ -130,6 +148,8 @@ const bind = (koffi: Koffi, file: string, family: BlasFamily | 'unknown'): Nativ
     summary,
     // Row-major with leading dimensions of the stored matrices: A is m×k (k×m when transposed), B k×n (n×k), C m×n.
     sgemm: (m, n, k, a, ta, b, tb, c) => void s(CblasRowMajor, t(ta), t(tb), m, n, k, 1, a, ta ? m : k, b, tb ? k : n, 0, c, n),
+    sgemmBand: (m, n, k, a, lda, ta, b, ldb, tb, c, ldc) => void s(CblasRowMajor, t(ta), t(tb), m, n, k, 1, a, lda, b, ldb, 0, c, ldc),
+    binding: { koffi: koffiPath, file },
     dgemm: (m, n, k, a, ta, b, tb, c) => void d(CblasRowMajor, t(ta), t(tb), m, n, k, 1, a, ta ? m : k, b, tb ? k : n, 0, c, n),
     useThreads: (n) => {
       if (n !== threads && setThreads !== undefined) {
@@ -169,7 +189,7 @@ export const findBlas = (choice: BlasChoice): BlasLookup => {
           : [['unknown', choice]];
     const errors: string[] = [];
     for (const [family, file] of tries) {
-      const b = bind(koffi, file, family);
+      const b = bind(koffi.koffi, koffi.path, file, family);
       if (typeof b !== 'string') return { blas: b };
       errors.push(b);
     }

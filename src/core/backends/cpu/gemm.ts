@@ -71,19 +71,53 @@ export const wasmGemm = (mem: CpuMemory, threads: CpuThreads): GemmInto => {
   };
 };
 
+/** How often a product ran as two bands, one per thread (the tests check the path they mean to test ran). */
+export const gemmStats = { bands: 0 };
+
 /**
- * The native library's sgemm on `threads` of its own threads. The backend's
+ * The native library's sgemm on `blasThreads` of its own threads. The backend's
  * worker is idle during the call (it sleeps after a bounded spin), so the two
  * never run more busy threads than cores between them.
+ *
+ * On one BLAS thread with the worker running, a large product whose operands
+ * and result are in the kernel memory runs as two bands, one per thread, each
+ * a call of the library on one thread: rows of the result when it has at
+ * least as many rows as columns, else columns (the worker binds the library
+ * itself: cpu-worker.mjs). The split is cut from the shape alone, so a run
+ * repeats exactly; whether a band's bits equal the whole product's depends on
+ * the library's kernel (OpenBLAS 0.3.21's Cooperlake kernel: equal at the
+ * shapes tested; its Haswell kernel: not), as with the library's own threads.
  */
-export const nativeGemm =
-  (blas: NativeBlas, threads: number): GemmInto =>
-  (a, b, m, k, n, transA, transB, out) => {
+export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory, threads: CpuThreads): GemmInto => {
+  const banded = blasThreads === 1 && threads.parallel;
+  return (a, b, m, k, n, transA, transB, out) => {
     if (m === 0 || n === 0) return;
     if (k === 0) {
       out.fill(0);
       return;
     }
-    blas.useThreads(threads);
-    blas.sgemm(m, n, k, a, transA, b, transB, out);
+    blas.useThreads(blasThreads);
+    const rows = m >= n,
+      dim = rows ? m : n;
+    if (!banded || m * n * k < PARALLEL_MIN_MACS || dim < 2 * BAND_QUANTUM || !mem.inArena(a) || !mem.inArena(b) || !mem.inArena(out)) {
+      blas.sgemm(m, n, k, a, transA, b, transB, out);
+      return;
+    }
+    // This thread: the first h rows (or columns); the worker: the rest, at byte offsets into the shared memory.
+    const h = Math.ceil(dim / 2 / BAND_QUANTUM) * BAND_QUANTUM;
+    const lda = transA ? m : k,
+      ldb = transB ? k : n;
+    const mine = () =>
+      rows ? blas.sgemmBand(h, n, k, a, lda, transA, b, ldb, transB, out, n) : blas.sgemmBand(m, h, k, a, lda, transA, b, ldb, transB, out, n);
+    const at = (x: Float32Array, elements: number) => x.byteOffset + elements * 4;
+    const theirs = rows
+      ? { m: m - h, n, a: at(a, transA ? h : h * k), b: b.byteOffset, c: at(out, h * n) }
+      : { m, n: n - h, a: a.byteOffset, b: at(b, transB ? h * k : h), c: at(out, h) };
+    const job = { ta: transA ? 1 : 0, tb: transB ? 1 : 0, k, lda, ldb, ldc: n, ...theirs };
+    if (threads.offload('sgemm', job, mine)) gemmStats.bands++;
+    else blas.sgemm(m, n, k, a, transA, b, transB, out);
   };
+};
+
+/** Bands are whole multiples of this many rows or columns (the libraries' register tiles divide it). */
+const BAND_QUANTUM = 16;

@@ -48,6 +48,12 @@ export interface CpuThreads {
    * function where it is not the backend's compiled kernel (a fused chain).
    */
   chunked<K extends Job['kind']>(kind: K, args: JobArgs<K>, units: number, quantum: number, mine?: Partial<JobArgs<K>>, fn?: (...args: number[]) => void): void;
+  /**
+   * Posts one job the worker runs whole while this thread runs `mine`, and
+   * waits for both; false (nothing posted) where no worker runs yet, so the
+   * caller does the worker's share itself.
+   */
+  offload<K extends Job['kind']>(kind: K, args: Extract<Job, { kind: K }>['args'], mine: () => void): boolean;
   workerRunning(): boolean;
   dispose(): void;
 }
@@ -55,7 +61,11 @@ export interface CpuThreads {
 /** The chunk size: whole quanta, at most MAX_CHUNKS chunks. */
 export const chunkOf = (units: number, quantum: number): number => quantum * Math.max(1, Math.ceil(units / quantum / MAX_CHUNKS));
 
-export const startThreads = (mem: CpuMemory, threads: 1 | 2): CpuThreads => {
+/**
+ * `native`: the BLAS the worker may bind to take a band of a product (`offload`
+ * job 'sgemm'; Node only, where koffi loaded it on this thread).
+ */
+export const startThreads = (mem: CpuMemory, threads: 1 | 2, native?: { readonly koffi: string; readonly file: string }): CpuThreads => {
   let worker: KernelWorker | undefined;
   /** Why one thread runs where two were asked for (a browser page that is not cross-origin isolated, or its main thread). */
   let oneThreadReason = '';
@@ -64,7 +74,7 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2): CpuThreads => {
     ctrlF = new Float32Array(sab);
   let seq = 0;
   if (threads === 2) {
-    const started = startKernelWorker(mem.module, mem.memory, sab);
+    const started = startKernelWorker(mem.module, mem.memory, sab, native);
     if ('reason' in started) oneThreadReason = `: ${started.reason}`;
     else worker = started;
   }
@@ -107,6 +117,11 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2): CpuThreads => {
       const { kernel, fields } = JOBS[kind];
       const run = fn ?? mem.fn(kernel);
       both({ kind, args: full } as Job, () => run(...fields.map((f) => own[f]!)));
+    },
+    offload: (kind, args, mine) => {
+      if (worker === undefined || Atomics.load(ctrl, READY) !== 1) return false;
+      both({ kind, args } as Job, mine);
+      return true;
     },
     workerRunning: () => worker !== undefined && Atomics.load(ctrl, READY) === 1,
     dispose: () => {
