@@ -22,7 +22,7 @@ import { internal } from '../core/internal.js';
 import { makeShape, showShape, sizeOf } from '../core/index.js';
 import { describeErrors } from './codecs.js';
 import { initialState, type Layer, type MlpParams, type Model, type ModelArchitecture, type Stateless } from './layers.js';
-import { architectureParamCount, buildModel, ModelSpecC } from './spec.js';
+import { architectureParamCount, architectureStateCount, buildModel, ModelSpecC } from './spec.js';
 
 /** The `format` tag of model files, checked before anything else is read. */
 export const MODEL_FORMAT = 'tapegrad.model';
@@ -336,13 +336,17 @@ const loadModelUnsafe = (file: string, layer: Layer<any, any> | undefined): E.Ei
   if (arch.kind !== 'code') {
     // The architecture's weights against the file's, before `init` allocates the architecture's: a file
     // declaring a huge architecture beside small tensors is refused without allocating anything for it.
-    // The count is of parameters and layer state (running statistics) together, as the file holds them.
+    // The count is of parameters and layer state (running statistics) together, as the file holds them; a file
+    // saved without its state (older files) holds the parameters alone, and loads with the initial state.
     const declared = [...decoded.right.params, ...(decoded.right.state ?? [])].reduce((n, e) => n + sizeOf(e.shape), 0);
-    const needed = architectureParamCount(arch as ModelArchitecture);
-    if (E.isRight(needed) && declared !== needed.right) {
-      return E.left(
-        new ModelFileError(file, `holds ${declared} weights but its architecture needs ${needed.right}: the file is corrupt; save or train the model again`),
-      );
+    const total = architectureParamCount(arch as ModelArchitecture),
+      state = architectureStateCount(arch as ModelArchitecture);
+    if (E.isRight(total) && E.isRight(state)) {
+      const needed = decoded.right.state === undefined ? total.right - state.right : total.right;
+      if (declared !== needed)
+        return E.left(
+          new ModelFileError(file, `holds ${declared} weights but its architecture needs ${needed}: the file is corrupt; save or train the model again`),
+        );
     }
   }
   if (layer !== undefined) {

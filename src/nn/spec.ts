@@ -88,9 +88,10 @@ const buildLayers = (
   specs: readonly LayerSpec[],
   input: readonly number[],
   where: string,
-): E.Either<SpecError, { layers: AnyLayer[]; out: number[]; params: number }> => {
+): E.Either<SpecError, { layers: AnyLayer[]; out: number[]; params: number; state: number }> => {
   let shape = [...input];
-  let params = 0; // parameters and state, counted from shapes (nothing is allocated)
+  let params = 0, // parameters and state (running statistics), counted from shapes (nothing is allocated)
+    state = 0;
   const layers: AnyLayer[] = [];
   for (let i = 0; i < specs.length; i++) {
     const s = specs[i]!;
@@ -148,6 +149,7 @@ const buildLayers = (
         if (shape.length !== 1 && shape.length !== 3) return fail(`takes vectors or images, not examples of shape [${shape.join(', ')}]`);
         layers.push(batchNorm(shape[0]!, { ...(s.momentum !== undefined ? { momentum: s.momentum } : {}), ...(s.eps !== undefined ? { eps: s.eps } : {}) }));
         params += 4 * shape[0]!; // gain, bias, and the running mean and variance
+        state += 2 * shape[0]!;
         break;
       case 'tanh':
       case 'relu':
@@ -167,11 +169,12 @@ const buildLayers = (
           return fail(`its layers map [${shape.join(', ')}] to [${inner.right.out.join(', ')}]; a skip connection needs the same shape`);
         layers.push(residual(sequential(...inner.right.layers)));
         params += inner.right.params;
+        state += inner.right.state;
         break;
       }
     }
   }
-  return E.right({ layers, out: shape, params });
+  return E.right({ layers, out: shape, params, state });
 };
 
 /** The output shape of one example under a sequential spec, or why it does not build. */
@@ -190,6 +193,10 @@ export const architectureParamCount = (spec: ModelArchitecture): E.Either<SpecEr
   }
   return E.map((r: { params: number }) => r.params)(buildLayers(spec.layers, spec.input, ''));
 };
+
+/** How many of those scalars are layer state (batch normalization's running statistics). */
+export const architectureStateCount = (spec: ModelArchitecture): E.Either<SpecError, number> =>
+  spec.kind === 'mlp' ? E.right(0) : E.map((r: { state: number }) => r.state)(buildLayers(spec.layers, spec.input, ''));
 
 /** A model built from an architecture spec (its parameter and state types are known only at run time). */
 // biome-ignore lint/suspicious/noExplicitAny: the tree types are known only at run time, and Model<unknown> accepts no real model (see AnyLayer)

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Key } from '../../src/core/index.js';
-import { loadModel, mlp, saveModel, sealJson, unsealJson, type MlpParams } from '../../src/nn/index.js';
+import { initialState, loadModel, mlp, modelFromSpec, saveModel, sealJson, unsealJson, type MlpParams } from '../../src/nn/index.js';
 import { left, right, type EditableJson } from '../helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'tapegrad-serialize-'));
@@ -51,6 +51,33 @@ describe('loadModel', () => {
       params.map((p) => [...p.w.toTypedArray(), ...p.b.toTypedArray()]),
     );
     expect(m.extra).toEqual({ note: 'n' });
+  });
+
+  it('a batchNorm model saved without its state (older files) loads with the initial state; a state tensor short of the architecture is refused', () => {
+    const bnModel = modelFromSpec({
+      kind: 'sequential',
+      input: [5],
+      layers: [{ type: 'dense', units: 4 }, { type: 'batchNorm' }, { type: 'dense', units: 3 }],
+    });
+    const p = bnModel.layer.init(new Key(2));
+    const bnFile = join(dir, 'bn.json');
+    saveModel(bnFile, bnModel, p, null, initialState(bnModel.layer));
+    const o = JSON.parse(readFileSync(bnFile, 'utf8')) as Record<string, EditableJson>;
+    expect(o['state']).toHaveLength(2);
+    delete o['sha256'];
+    const { state: saved, ...withoutState } = o;
+    const old = join(dir, 'bn-old.json');
+    writeFileSync(old, sealJson(withoutState));
+    const loaded = right(loadModel(old));
+    const bn = (loaded.layerState as readonly unknown[]).find((st) => st !== null && typeof st === 'object' && 'mean' in st) as {
+      mean: { toTypedArray(): ArrayLike<number> };
+      var: { toTypedArray(): ArrayLike<number> };
+    };
+    expect(Array.from(bn.mean.toTypedArray())).toEqual([0, 0, 0, 0]);
+    expect(Array.from(bn.var.toTypedArray())).toEqual([1, 1, 1, 1]);
+    const short = join(dir, 'bn-short.json');
+    writeFileSync(short, sealJson({ ...withoutState, state: [saved[0]] }));
+    expect(left(loadModel(short)).message).toMatch(/holds \d+ weights but its architecture needs \d+: the file is corrupt/);
   });
 
   it('refuses an edited weight by its checksum', () => {
