@@ -10,7 +10,7 @@
  * the unfused kernels' (each backend's compiler says how). A backend without
  * `fuse` runs programs unfused.
  */
-import { isChainable, sameShape, sizeOf, type Backend, type ChainAccess, type ChainOp, type DType, type FusedChain, type Shape } from '../core/index.js';
+import { isChainable, sameShape, sizeOf, storageDType, type Backend, type ChainAccess, type ChainOp, type DType, type FusedChain, type Shape } from '../core/index.js';
 import type { Equation, Slot } from './jit.js';
 
 /** One fused chain: its equations (indices into the program's), one pass over `elements` values. */
@@ -71,19 +71,20 @@ const access = (s: Shape, out: Shape): ChainAccess | undefined => {
   return undefined;
 };
 
-/** Whether equation e can sit in a chain over `shape` and `dtype`. */
+/** Whether equation e can sit in a chain over `shape` and (storage) `dtype`: chains see the storage dtypes kernels see. */
 const fusible = (p: FusionInput, e: Equation, shape: Shape, dtype: DType): boolean => {
   if (e.kind !== 'kernel' || !isChainable(e.prim, e.params)) return false;
   const o = p.slots[e.outs[0]!]!;
-  if (!sameShape(o.shape, shape) || o.dtype !== dtype) return false;
-  return e.ins.every((s) => p.slots[s]!.dtype === dtype && access(p.slots[s]!.shape, shape) !== undefined);
+  if (!sameShape(o.shape, shape) || storageDType(p.backend, o.dtype) !== dtype) return false;
+  return e.ins.every((s) => storageDType(p.backend, p.slots[s]!.dtype) === dtype && access(p.slots[s]!.shape, shape) !== undefined);
 };
 
 /** The chain [first..last] compiled by the backend, or undefined where it cannot. */
 const compile = (p: FusionInput, first: number, last: number): FusedRun | undefined => {
   const eqns = p.eqns.slice(first, last + 1);
   const out = eqns[eqns.length - 1]!.outs[0]!;
-  const { shape, dtype } = p.slots[out]!;
+  const { shape } = p.slots[out]!;
+  const dtype = storageDType(p.backend, p.slots[out]!.dtype);
   const n = sizeOf(shape);
   const opOf = new Map(eqns.map((e, j) => [e.outs[0]!, j] as const));
   const ins: number[] = [];
@@ -122,14 +123,14 @@ export const fuse = (p: FusionInput): FusionPlan | undefined => {
   while (i < p.eqns.length) {
     const e = p.eqns[i]!;
     const o = e.kind === 'kernel' ? p.slots[e.outs[0]!] : undefined;
-    if (o === undefined || !fusible(p, e, o.shape, o.dtype)) {
+    if (o === undefined || !fusible(p, e, o.shape, storageDType(p.backend, o.dtype))) {
       i++;
       continue;
     }
     // Extend while fusible; remember the longest prefix whose intermediates stay inside it.
     let best = i,
       need = -1;
-    for (let j = i; j < p.eqns.length && fusible(p, p.eqns[j]!, o.shape, o.dtype); j++) {
+    for (let j = i; j < p.eqns.length && fusible(p, p.eqns[j]!, o.shape, storageDType(p.backend, o.dtype)); j++) {
       if (j > i) need = Math.max(need, lastRead.get(p.eqns[j - 1]!.outs[0]!) ?? -1);
       if (need <= j) best = j;
     }

@@ -31,7 +31,7 @@
  * transformation sees every op: correct, but not faster than eager; put `jit`
  * outermost for speed.
  */
-import { bind, Key, showShape, Tensor, type Backend, type DType, type Primitive, type Shape } from '../core/index.js';
+import { bind, Key, showShape, storageDType, Tensor, type Backend, type DType, type Primitive, type Shape } from '../core/index.js';
 import { internal, Storage } from '../core/internal.js';
 import { fnName } from './grad.js';
 import { Tracer, Transformation } from './level.js';
@@ -445,7 +445,12 @@ const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unkn
   for (let i = 0; i < p.consts.length; i++) bufs[p.constSlots[i]!] = internal.storageOf(p.consts[i]!).buf;
   const kernels = be.kernels as unknown as Record<string, KernelFn>;
   const fusedKernels = be.fused as unknown as Record<string, FusedFn>;
-  const operand = (s: number) => ({ buf: bufs[s], shape: p.slots[s]!.shape, dtype: p.slots[s]!.dtype });
+  // Kernels see storage dtypes (int32 and bool live in float storage: see storageDType), as bind gives them.
+  const stored = p.slots.map((slot) => {
+    const dtype = storageDType(be, slot.dtype);
+    return dtype === slot.dtype ? slot : { shape: slot.shape, dtype };
+  });
+  const operand = (s: number) => ({ buf: bufs[s], shape: p.slots[s]!.shape, dtype: stored[s]!.dtype });
   const groups = p.fusion;
   let i = 0;
   try {
@@ -460,7 +465,7 @@ const replay = (p: Lowered, args: readonly Tensor[], keys: readonly Key[]): unkn
       }
       const e = p.eqns[i]!;
       if (e.kind === 'view') bufs[e.outs[0]!] = bufs[e.ins[0]!];
-      else if (e.kind === 'kernel') bufs[e.outs[0]!] = kernels[e.prim]!(e.ins.map(operand), e.params, p.slots[e.outs[0]!]!);
+      else if (e.kind === 'kernel') bufs[e.outs[0]!] = kernels[e.prim]!(e.ins.map(operand), e.params, stored[e.outs[0]!]!);
       else if (e.kind === 'host') {
         const t = (e.params as (keys: readonly object[]) => Tensor)(keys);
         drawn.set(e.outs[0]!, t);

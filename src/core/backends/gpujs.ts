@@ -447,7 +447,9 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     },
     transpose: ([x], { perm }, out) => map('transpose', [x], [transposeAccess(x.shape, perm)], out, 'return v0;'),
     broadcastTo: ([x], _p, out) => map('broadcastTo', [x], [broadcastAccess(x.shape, out.shape)], out, 'return v0;'),
-    cast: ([x], { dtype }, out) => {
+    // To the output's storage dtype (an int32 or bool cast is given its float storage: see storageDType).
+    cast: ([x], _p, out) => {
+      const dtype = out.dtype;
       if (x.dtype === dtype) return dtype === 'float64' ? fromHost(Float64Array.from(hostOf(x))) : map('cast', [x], [null], out, 'return v0;');
       if (x.buf.n === 0) return empty(dtype);
       // The explicit transfer between the two memories: download and widen, or round and upload.
@@ -602,6 +604,8 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     renderer,
     kernels: kernelTable,
     fused,
+    // int32 in float32 textures: exact within ±2^24 (uploads beyond are refused).
+    int32Storage: 'float32',
     fuse,
     upload,
     full,
