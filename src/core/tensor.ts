@@ -339,10 +339,10 @@ const typedCopy = (d: Data, dtype: DType): HostData =>
  */
 const toStorage = (values: ArrayLike<number>, dtype: DType, backend: Backend, who: string): Data => {
   if (dtype === 'int32' || dtype === 'bool') {
-    const limit = dtype === 'bool' ? 2 : int32Limit(backend);
+    const limit = int32Limit(backend);
     for (let i = 0; i < values.length; i++) {
       const v = values[i]!;
-      const ok = dtype === 'bool' ? v === 0 || v === 1 : Number.isInteger(v) && v >= -limit && v < limit;
+      const ok = dtype === 'bool' ? v === 0 || v === 1 : Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31 && Math.abs(v) <= limit;
       if (!ok) {
         throw new RangeError(
           dtype === 'bool'

@@ -494,10 +494,12 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     Object.entries(gpuKernels).map(([prim, gpuKernel]) => {
       const hostKernel = (hostTable as unknown as Record<string, AnyKernel>)[prim]!;
       const onGpu = gpuKernel as AnyKernel;
-      const either: AnyKernel = (inputs, params, out) =>
-        out.dtype === 'float64' && sizeOf(out.shape) > 0
-          ? fromHost(hostKernel((inputs as readonly Op[]).map(onHost), params, out) as Data)
-          : onGpu(inputs, params, out);
+      // A float64 result, or a float64 operand under a float32 one (a comparison or an int32 result of float64 values), runs on the host.
+      const either: AnyKernel = (inputs, params, out) => {
+        if (sizeOf(out.shape) === 0 || (out.dtype !== 'float64' && !(inputs as readonly Op[]).some((x) => x.buf.dtype === 'float64'))) return onGpu(inputs, params, out);
+        const r = hostKernel((inputs as readonly Op[]).map(onHost), params, out) as Data;
+        return r instanceof Float32Array ? upload(r) : fromHost(r);
+      };
       return [prim, prim === 'cast' ? gpuKernel : either];
     }),
   ) as unknown as KernelTable<GpuBuffer>;
