@@ -494,9 +494,12 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     Object.entries(gpuKernels).map(([prim, gpuKernel]) => {
       const hostKernel = (hostTable as unknown as Record<string, AnyKernel>)[prim]!;
       const onGpu = gpuKernel as AnyKernel;
-      // A float64 result, or a float64 operand under a float32 one (a comparison or an int32 result of float64 values), runs on the host.
+      // A float64 result runs on the host, and so does a comparison of float64 values (its bool result is float32: see
+      // storageDType); other float32 kernels refuse a float64 operand, naming the cast.
+      const hostOperands = prim === 'compare';
       const either: AnyKernel = (inputs, params, out) => {
-        if (sizeOf(out.shape) === 0 || (out.dtype !== 'float64' && !(inputs as readonly Op[]).some((x) => x.buf.dtype === 'float64'))) return onGpu(inputs, params, out);
+        if (sizeOf(out.shape) === 0 || (out.dtype !== 'float64' && !(hostOperands && (inputs as readonly Op[]).some((x) => x.buf.dtype === 'float64'))))
+          return onGpu(inputs, params, out);
         const r = hostKernel((inputs as readonly Op[]).map(onHost), params, out) as Data;
         return r instanceof Float32Array ? upload(r) : fromHost(r);
       };
