@@ -3,7 +3,7 @@
  * operands (JAX's lattice, bool < int32 < float32 < float64, with JavaScript
  * numbers weakly typed).
  */
-import { DTYPES, type DType } from './primitives.js';
+import { DTYPES, type DType, type FloatDType } from './primitives.js';
 
 /** Whether a value is one of tapegrad's dtype names. */
 export const isDType = (d: unknown): d is DType => typeof d === 'string' && (DTYPES as readonly string[]).includes(d);
@@ -55,3 +55,10 @@ export const weakType = (d: DType, v: number): DType =>
           : Math.abs(v) < 2 ** 31
             ? 'int32'
             : 'float32';
+
+/** Throws a TypeError unless `dtype` is float32 or float64 (what draws and float-only constructors make). */
+export const checkFloatDType = (dtype: unknown, who: string): FloatDType => {
+  const d = checkDType(dtype, who);
+  if (d !== 'float32' && d !== 'float64') throw new TypeError(`${who}: makes floats, not ${d}: ask for float32 or float64 and cast the result (cast(x, '${d}'))`);
+  return d;
+};

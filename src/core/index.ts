@@ -22,7 +22,7 @@ export {
 } from './tensor.js';
 export type { Arity, ArityTuple, CustomRule, FloatDType, KernelPrimitive, PrimitiveParams, ViewPrimitive } from './primitives.js';
 export { DTYPES, isFloatDType } from './primitives.js';
-export { checkDType, isDType, promoteTypes, weakType } from './dtypes.js';
+export { checkDType, checkFloatDType, isDType, promoteTypes, weakType } from './dtypes.js';
 export type { Conv2dParams, PadParams, Pool2dParams, RoundMode, SliceParams, TakeParams } from './kernels-nd.js';
 export type { CpuBackendOptions } from './backends/cpu.js';
 export type { BlasChoice, BlasFamily, NativeBlas } from './backends/cpu/blas.js';

@@ -353,6 +353,7 @@ const scan =
   (op: string, combine: (a: Tensor, b: Tensor) => Tensor, identity: number) =>
   (x: Tensor, axis?: number): Tensor => {
     isTensor(op, 'x', x);
+    if (x.dtype === 'bool') x = cast(x, 'int32'); // NumPy's: a running count
     const y0 = axis === undefined ? reshape(x, [-1]) : x;
     const a = axis === undefined ? 0 : normalizeAxis(checkInt(op, 'axis', axis), x.rank, op);
     const n = y0.shape[a]!;

@@ -397,6 +397,8 @@ const normalizeAxes = (axes: Axes, rank: number, op: string): number[] => {
  */
 export const sum = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
   const params = { axes: normalizeAxes(axes, tensorArg('sum', 'x', x).rank, 'sum'), keepDims: checkBool('sum', 'keepDims', keepDims) };
+  // A count of up to 2^24 is exact in float32, where bool lives: it stays on the device (fit's correct count on webgpu).
+  if (x.dtype === 'bool' && params.axes.reduce((n, a) => n * x.shape[a]!, 1) <= 2 ** 24) return rawCast(bind('sum', [rawCast(x, 'float32')], params), 'int32');
   if (x.dtype === 'int32' || x.dtype === 'bool') return rawCast(wrapInt32(bind('sum', [rawCast(x, 'float64')], params)), 'int32');
   return bind('sum', [x], params);
 };
@@ -875,6 +877,14 @@ export const concat = (xs: readonly Tensor[], axis = 0): Tensor => {
   const bad = xs.find((x) => x.rank !== first.rank || x.shape.some((d, a) => a !== ax && d !== first.shape[a]));
   if (bad !== undefined) throw new ShapeError(`concat: shapes ${xs.map((x) => showShape(x.shape)).join(', ')} differ off axis ${ax}`);
   if (xs.length === 1) return first;
+  // Mixed dtypes with an int32 or bool among them join in their promoted dtype (float32 with float64 stays mixed, as the kernels take it).
+  const d = xs.reduce<DType>((p, x) => promoteTypes(p, x.dtype), 'bool');
+  if (!isFloat(d) || xs.some((x) => !isFloat(x.dtype)))
+    return bind(
+      'concat',
+      xs.map((x) => cast(x, d)),
+      { axis: ax },
+    );
   return bind('concat', xs, { axis: ax });
 };
 
