@@ -3,8 +3,8 @@
  * integer arithmetic (`| 0` and Math.imul are NumPy's int32 wraparound),
  * NumPy's floor division and mod written out, and the promotion table typed in
  * by hand; on the reference backend, the cpu backend on one and two threads,
- * and gpujs where a display is (its int32 lives in float32: exact within ±2^24,
- * so its values stay inside).
+ * gpujs where a display is, and webgpu where an adapter is (their int32 lives
+ * in float32: exact within ±2^24, so their values stay inside).
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -61,16 +61,19 @@ import {
 } from '../../src/core/index.js';
 import { requireSystem } from '../system.js';
 import { left, right } from '../helpers.js';
+import { webgpuFor } from '../webgpu/backend.js';
 
 const reference = createReferenceBackend();
 const cpu1 = createCpuBackend({ threads: 1 });
 const cpu2 = createCpuBackend({ threads: 2 });
 const gpu = detectGpu();
 const gpujs = requireSystem({ suite: 'gpujs dtypes (test/core/dtypes.test.ts)', found: gpu.context, missing: gpu.summary }) ? createGpujsBackend() : undefined;
+const webgpu = webgpuFor('webgpu dtypes (test/core/dtypes.test.ts)');
 afterAll(() => {
   cpu1.dispose();
   cpu2.dispose();
   gpujs?.dispose();
+  webgpu?.dispose();
 });
 
 /** Each backend with the largest |int32| its values stay within here (gpujs: exact within ±2^24; products of ±2^11 stay inside). */
@@ -79,6 +82,7 @@ const backends: readonly [string, Backend, number][] = [
   ['cpu (1 thread)', cpu1, 2 ** 31],
   ['cpu (2 threads)', cpu2, 2 ** 31],
   ...(gpujs === undefined ? [] : [['gpujs', gpujs, 2 ** 11] as [string, Backend, number]]),
+  ...(webgpu === undefined ? [] : [['webgpu', webgpu, 2 ** 11] as [string, Backend, number]]),
 ];
 
 const ints = (values: readonly number[], be: Backend): Tensor => right(fromArray(values, [values.length], 'int32', be));
@@ -313,6 +317,10 @@ describe('errors are one line naming the fix', () => {
       /^grad: an input of dtype int32 \(shape \[1\]\) has no derivative: cast it to a float \(cast\(x, 'float32'\)\)/,
     );
     expect(() => grad((x: Tensor) => sum(cast(x, 'int32')))(floats([1.5], reference))).toThrow(/returned a int32 tensor, which has no derivative/);
+  });
+  it.skipIf(webgpu === undefined)('webgpu refuses int32 values beyond ±2^24 at upload', () => {
+    expect(left(fromArray([-(2 ** 24) - 1], [1], 'int32', webgpu)).message).toMatch(/beyond ±2\^24, what the webgpu backend holds exactly/);
+    expect(right(fromArray([-(2 ** 24)], [1], 'int32', webgpu)).item()).toBe(-(2 ** 24));
   });
   it.skipIf(gpujs === undefined)('gpujs refuses int32 values beyond ±2^24 at upload', () => {
     expect(left(fromArray([2 ** 24 + 1], [1], 'int32', gpujs)).message).toMatch(
