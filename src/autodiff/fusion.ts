@@ -10,7 +10,18 @@
  * the unfused kernels' (each backend's compiler says how). A backend without
  * `fuse` runs programs unfused.
  */
-import { isChainable, sameShape, sizeOf, storageDType, type Backend, type ChainAccess, type ChainOp, type DType, type FusedChain, type Shape } from '../core/index.js';
+import {
+  isChainable,
+  sameShape,
+  sizeOf,
+  storageDType,
+  type Backend,
+  type ChainAccess,
+  type ChainOp,
+  type DType,
+  type FusedChain,
+  type Shape,
+} from '../core/index.js';
 import type { Equation, Slot } from './jit.js';
 
 /** One fused chain: its equations (indices into the program's), one pass over `elements` values. */

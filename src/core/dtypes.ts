@@ -59,6 +59,7 @@ export const weakType = (d: DType, v: number): DType =>
 /** Throws a TypeError unless `dtype` is float32 or float64 (what draws and float-only constructors make). */
 export const checkFloatDType = (dtype: unknown, who: string): FloatDType => {
   const d = checkDType(dtype, who);
-  if (d !== 'float32' && d !== 'float64') throw new TypeError(`${who}: makes floats, not ${d}: ask for float32 or float64 and cast the result (cast(x, '${d}'))`);
+  if (d !== 'float32' && d !== 'float64')
+    throw new TypeError(`${who}: makes floats, not ${d}: ask for float32 or float64 and cast the result (cast(x, '${d}'))`);
   return d;
 };

@@ -11,7 +11,28 @@
  * src/autodiff/rules and their kernels on every backend.
  */
 import { defaultBackend, int32Limit, resolveBackend, type BackendLike } from './backend.js';
-import { add, argmax, bind, cast, broadcastTo, matmul, max, mean, mul, neg, pad, reshape, slice, sqrt, square, sub, sum, take, transpose, type Axes } from './ops.js';
+import {
+  add,
+  argmax,
+  bind,
+  cast,
+  broadcastTo,
+  matmul,
+  max,
+  mean,
+  mul,
+  neg,
+  pad,
+  reshape,
+  slice,
+  sqrt,
+  square,
+  sub,
+  sum,
+  take,
+  transpose,
+  type Axes,
+} from './ops.js';
 import { checkInt, checkOptions } from './options.js';
 import type { DType } from './primitives.js';
 import { broadcastShapes, makeShape, normalizeAxis, ShapeError, showShape } from './shape.js';

@@ -96,7 +96,9 @@ const checkOperandDTypes = (prim: Primitive, inputs: readonly Tensor[]): void =>
   if (ok === true) return;
   inputs.forEach((t, i) => {
     if ((t.dtype === 'int32' || t.dtype === 'bool') && !(ok?.includes(i) ?? false)) {
-      throw new TypeError(`${prim}: an operand of dtype ${t.dtype} (shape ${showShape(t.shape)}): ${prim} computes on floats; cast it first (cast(x, 'float32'))`);
+      throw new TypeError(
+        `${prim}: an operand of dtype ${t.dtype} (shape ${showShape(t.shape)}): ${prim} computes on floats; cast it first (cast(x, 'float32'))`,
+      );
     }
   });
 };

@@ -304,7 +304,9 @@ export class Tensor {
     if (this.#disposed) return `Tensor(${this.dtype} ${showShape(this.shape)}, disposed)`;
     if (this.trace !== undefined && !this.trace.readable)
       return `Tensor(${this.dtype} ${showShape(this.shape)}, ${this.trace.main.kind === 'jit' ? 'traced' : 'one example'} inside ${this.trace.main.kind})`;
-    const preview = Array.from(hostData(this).subarray(0, 8), (v) => (this.dtype === 'int32' ? String(v) : this.dtype === 'bool' ? String(v !== 0) : v.toPrecision(4))).join(', ');
+    const preview = Array.from(hostData(this).subarray(0, 8), (v) =>
+      this.dtype === 'int32' ? String(v) : this.dtype === 'bool' ? String(v !== 0) : v.toPrecision(4),
+    ).join(', ');
     return `Tensor(${this.dtype} ${showShape(this.shape)} [${preview}${this.size > 8 ? ', …' : ''}] on ${this.backend.name})`;
   }
 }
@@ -328,8 +330,7 @@ const hostData = (t: Tensor): Data => {
 };
 
 /** A copy of storage values in the typed array of a dtype (int32 and bool values are exact in their float storage). */
-const typedCopy = (d: Data, dtype: DType): HostData =>
-  dtype === 'int32' ? Int32Array.from(d) : dtype === 'bool' ? Uint8Array.from(d) : d.slice();
+const typedCopy = (d: Data, dtype: DType): HostData => (dtype === 'int32' ? Int32Array.from(d) : dtype === 'bool' ? Uint8Array.from(d) : d.slice());
 
 /**
  * `values` in the storage of `dtype` on `backend`, checked: int32 values must
@@ -582,28 +583,25 @@ export const tensor = (values: NestedInput, dtype?: DType, backend?: BackendLike
 
 /** A tensor from a flat array (copied) and a shape. `Left` if the sizes differ, or a value the dtype cannot hold. */
 export const fromArray = (values: ArrayLike<number>, shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): E.Either<ShapeError, Tensor> =>
-  E.tryCatch(
-    () => {
-      const bad = badDType(dtype, 'fromArray()');
-      if (bad !== undefined) throw new ShapeError(bad);
-      if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
-        throw new ShapeError(`fromArray(): values must be an array or a typed array of numbers, got ${describeValue(values)}`);
-      }
-      if (ArrayBuffer.isView(values) && (values instanceof DataView || values instanceof BigInt64Array || values instanceof BigUint64Array)) {
-        throw new ShapeError(`fromArray(): values must hold numbers, got a ${values.constructor.name} (convert with Array.from(values, Number))`);
-      }
-      if (!ArrayBuffer.isView(values)) {
-        const i = Array.prototype.findIndex.call(values, (v: unknown) => typeof v !== 'number');
-        if (i >= 0) throw new ShapeError(`fromArray(): element ${i} is ${describeValue((values as ArrayLike<unknown>)[i])}, not a number`);
-      }
-      const s = makeShape(shape);
-      if (sizeOf(s) !== values.length) {
-        throw new ShapeError(`fromArray(): ${values.length} values cannot fill shape ${showShape(s)} (${sizeOf(s)} elements)`);
-      }
-      return internal.make(values, s, dtype, placed(backend), 'fromArray()');
-    },
-    asShapeError,
-  );
+  E.tryCatch(() => {
+    const bad = badDType(dtype, 'fromArray()');
+    if (bad !== undefined) throw new ShapeError(bad);
+    if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
+      throw new ShapeError(`fromArray(): values must be an array or a typed array of numbers, got ${describeValue(values)}`);
+    }
+    if (ArrayBuffer.isView(values) && (values instanceof DataView || values instanceof BigInt64Array || values instanceof BigUint64Array)) {
+      throw new ShapeError(`fromArray(): values must hold numbers, got a ${values.constructor.name} (convert with Array.from(values, Number))`);
+    }
+    if (!ArrayBuffer.isView(values)) {
+      const i = Array.prototype.findIndex.call(values, (v: unknown) => typeof v !== 'number');
+      if (i >= 0) throw new ShapeError(`fromArray(): element ${i} is ${describeValue((values as ArrayLike<unknown>)[i])}, not a number`);
+    }
+    const s = makeShape(shape);
+    if (sizeOf(s) !== values.length) {
+      throw new ShapeError(`fromArray(): ${values.length} values cannot fill shape ${showShape(s)} (${sizeOf(s)} elements)`);
+    }
+    return internal.make(values, s, dtype, placed(backend), 'fromArray()');
+  }, asShapeError);
 
 /** A tensor of one value repeated (for int32 an integer, for bool 0, 1, true or false). */
 export const full = (shape: readonly number[], value: number | boolean, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
