@@ -302,7 +302,7 @@ export const sigmoid = (x: Tensor): Tensor => bind('sigmoid', [x], null);
 /** max(x, 0); its gradient at 0 is 0. */
 export const relu = (x: Tensor): Tensor => bind('relu', [x], null);
 
-/** 1 where x > 0, else 0: a constant (no gradient flows through it), on x's backend. */
+/** true where x > 0 (a bool tensor): a constant (no gradient flows through it), on x's backend. */
 export const stepMask = (x: Tensor): Tensor => greater(x, 0);
 
 /**
@@ -931,8 +931,9 @@ const broadcastAll = (...xs: Tensor[]): Tensor[] => {
 const broadcastShapesOf = (a: Shape, b: Shape): Shape => broadcastShapes(a, b, 'where');
 
 /**
- * cond ? a : b elementwise, broadcasting all three (any non-zero cond is
- * true); gradients flow to the chosen side only, never to cond.
+ * cond ? a : b elementwise, broadcasting all three: cond a bool tensor (or
+ * any other, non-zero read as true); a and b tensors, numbers or booleans,
+ * promoted to one dtype. Gradients flow to the chosen side only, never to cond.
  */
 export const where = (cond: Tensor, a: TensorLike | boolean, b: TensorLike | boolean): Tensor => {
   tensorArg('where', 'cond', cond);

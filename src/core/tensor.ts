@@ -154,7 +154,7 @@ const disposedError = (t: Tensor): Error =>
       'return it from the tidy function, or keep() it, to use it afterwards',
   );
 
-/** An immutable n-dimensional array of float32 or float64 values, in the memory of one backend. */
+/** An immutable n-dimensional array of float32, float64, int32 or bool values (see `DType`), in the memory of one backend. */
 export class Tensor {
   /** Length of each axis, outermost first (frozen). */
   readonly shape: Shape;
@@ -603,8 +603,13 @@ export const fromArray = (values: ArrayLike<number>, shape: readonly number[], d
     return internal.make(values, s, dtype, placed(backend), 'fromArray()');
   }, asShapeError);
 
-/** A tensor of one value repeated (for int32 an integer, for bool 0, 1, true or false). */
-export const full = (shape: readonly number[], value: number | boolean, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
+/** A tensor of one value repeated (for int32 an integer, for bool 0, 1, true or false; a boolean value without a dtype gives bool). */
+export const full = (
+  shape: readonly number[],
+  value: number | boolean,
+  dtype: DType = typeof value === 'boolean' ? 'bool' : 'float32',
+  backend?: BackendLike,
+): Tensor => {
   checkDType(dtype, 'full()');
   if (typeof value === 'boolean') value = Number(value);
   if (typeof value !== 'number') throw new TypeError(`full(): the value must be a number, got ${describeValue(value)}`);
@@ -619,8 +624,8 @@ export const zeros = (shape: readonly number[], dtype: DType = 'float32', backen
   full(shape, 0, checkDType(dtype, 'zeros()'), backend);
 /** A tensor of ones. */
 export const ones = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 1, checkDType(dtype, 'ones()'), backend);
-/** A rank-0 tensor. */
-export const scalar = (value: number | boolean, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
+/** A rank-0 tensor (a boolean value without a dtype gives bool). */
+export const scalar = (value: number | boolean, dtype: DType = typeof value === 'boolean' ? 'bool' : 'float32', backend?: BackendLike): Tensor => {
   if (typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`scalar(): the value must be a number, got ${describeValue(value)}`);
   return full([], value, checkDType(dtype, 'scalar()'), backend);
 };

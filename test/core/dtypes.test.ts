@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { grad, jit, valueAndGrad, vmap } from '../../src/autodiff/index.js';
+import { grad, jit, jvp, valueAndGrad, vmap } from '../../src/autodiff/index.js';
 import {
   add,
   arange,
@@ -267,6 +267,7 @@ describe.each(backends)('int32 and bool on %s', (_name, be, limit) => {
     expect(b.toTypedArray()).toEqual(Uint8Array.of(1, 0));
     expect(await b.data()).toEqual(Uint8Array.of(1, 0));
     expect(full([2], true, 'bool', be).toTypedArray()).toEqual(Uint8Array.of(1, 1));
+    expect(scalar(true, undefined, be).dtype).toBe('bool');
     expect(full([2], -3, 'int32', be).toTypedArray()).toEqual(Int32Array.of(-3, -3));
     expect(scalar(7, 'int32', be).item()).toBe(7);
     expect(arange(4, undefined, 1, { dtype: 'int32', backend: be }).toTypedArray()).toEqual(Int32Array.of(0, 1, 2, 3));
@@ -357,6 +358,35 @@ describe('transformations: int32 and bool carry no derivative and keep their dty
       expect(r.n.dtype).toBe('int32');
       expect(r.n.item()).toBe(3);
     }
+  });
+  it('jvp through masks and indices: their tangents are zero, the float path carries it', () => {
+    const x = floats([-1, 2, 3], reference, 'float64');
+    const f = (t: Tensor) => mul(take(t, argsort(t)), cast(greater(t, 0), 'float64'));
+    const { value, tangent } = jvp(f)(x, floats([1, 10, 100], reference, 'float64'));
+    expect(values(value)).toEqual([-0, 2, 3]); // −1 · 0, as in float64
+    expect(values(tangent)).toEqual([0, 10, 100]);
+  });
+  it('vmap of int32 arithmetic equals the per-example calls', () => {
+    const a = right(fromArray([2 ** 31 - 1, 5, -7, 65537, 3, -(2 ** 31)], [2, 3], 'int32', reference));
+    const b = ints([1, 65537, -1], reference);
+    const f = (r: Tensor) => sub(mul(r, b), floorDiv(r, 2));
+    const got = vmap(f)(a);
+    expect(got.dtype).toBe('int32');
+    const rows = [0, 1].map((i) => values(f(ints(values(a).slice(3 * i, 3 * i + 3), reference))));
+    expect(values(got)).toEqual(rows.flat());
+  });
+  it('casts of random floats as Math.trunc with saturation and NaN → 0, on every host backend', () => {
+    const ref = (v: number) => (Number.isNaN(v) ? 0 : Math.min(2 ** 31 - 1, Math.max(-(2 ** 31), Math.trunc(v) + 0))); // + 0: an int32 has no −0
+    fc.assert(
+      fc.property(fc.array(fc.double({ min: -5e9, max: 5e9 }), { minLength: 1, maxLength: 16 }), (v) => {
+        for (const be of [reference, cpu2]) {
+          const x = floats(v, be, 'float64');
+          expect(values(cast(x, 'int32'))).toEqual(v.map(ref));
+          expect(values(cast(x, 'bool'))).toEqual(v.map((u) => (u !== 0 ? 1 : 0)));
+        }
+      }),
+      { numRuns: 30 },
+    );
   });
   it('jit of int32 arithmetic with its wraparound, as the plain call', () => {
     const f = (a: Tensor, b: Tensor) => mul(add(a, b), b);
