@@ -1007,6 +1007,7 @@ export const sign = (x: Tensor): Tensor => bind('sign', [x], null);
 
 /** |x|; NaN stays NaN; the gradient is sign(x), 0 at 0 (as PyTorch and JAX). */
 export const abs = (x: Tensor): Tensor => {
+  if (tensorArg('abs', 'x', x).dtype === 'bool') return x; // NumPy's: |true| is true
   return mul(x, bind('sign', [x], null));
 };
 

@@ -10,7 +10,9 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { grad, jit, jvp, valueAndGrad, vmap } from '../../src/autodiff/index.js';
 import {
+  abs,
   add,
+  concat,
   arange,
   argmax,
   argmin,
@@ -287,6 +289,28 @@ describe('promotion: an explicit lattice, bool < int32 < float32 < float64, Java
     expect([...DTYPES]).toEqual(['bool', 'int32', 'float32', 'float64']);
     for (const a of DTYPES) for (const b of DTYPES) expect(promoteTypes(a, b), `${a} with ${b}`).toBe(table[a][b]);
     expect(() => promoteTypes('int8' as never, 'int32')).toThrow(/^promoteTypes: dtype 'int8' is not one of 'bool', 'int32', 'float32', 'float64'$/);
+  });
+  it('add, mul, where, equal and concat of every pair of dtypes: the promoted dtype, and the values a float64 reference gives', () => {
+    const raw: Record<DType, number[]> = { bool: [1, 0, 1], int32: [-3, 7, 0], float32: [0.5, -2.25, 3], float64: [0.1, 1e-3, -7.5] };
+    const make = (d: DType) => right(fromArray(raw[d], [3], d, reference));
+    for (const a of DTYPES)
+      for (const b of DTYPES) {
+        const d = promoteTypes(a, b);
+        const [x, y] = [make(a), make(b)];
+        const round = (v: number) => (d === 'float32' ? Math.fround(v) : v);
+        if (d !== 'bool') {
+          const s = add(x, y);
+          expect(s.dtype, `${a} + ${b}`).toBe(d);
+          expect(values(s), `${a} + ${b}`).toEqual(raw[a].map((v, i) => round(round(v) + round(raw[b][i]!))));
+          expect(mul(x, y).dtype, `${a} · ${b}`).toBe(d);
+        }
+        expect(where(bools([true, false, true], reference), x, y).dtype, `where ${a} ${b}`).toBe(d);
+        expect(concat([x, y]).dtype, `concat ${a} ${b}`).toBe(d);
+        expect(values(concat([x, y]))).toEqual([...values(cast(x, d)), ...values(cast(y, d))]);
+        expect(equal(x, y).dtype).toBe('bool');
+      }
+    expect(abs(bools([true, false], reference)).dtype).toBe('bool');
+    expect(values(abs(ints([-3, 2 ** 31 - 1, -(2 ** 31)], reference)))).toEqual([3, 2 ** 31 - 1, -(2 ** 31)]);
   });
   it('ops follow it: int32 with float32 computes in float32; numbers take the tensor dtype unless they do not fit', () => {
     const i = ints([1, 2], reference);
