@@ -48,7 +48,7 @@ export class JvpTrace extends Transformation {
     const primals = inputs.map((t) => this.primalOf(t));
     const out = bind(p, primals as never, params as never);
     const rule = ruleOf(p);
-    if (rule.constant === true) return out;
+    if (rule.constant === true || (out.dtype !== 'float32' && out.dtype !== 'float64')) return out; // an int32 or bool result has no tangent
     const tangents = inputs.map((t) => this.tangentOf(t));
     let tangent = (rule as unknown as DifferentiableRule<'add'>).jvp(
       tangents as unknown as readonly [Maybe, Maybe],

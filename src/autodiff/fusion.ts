@@ -18,6 +18,7 @@ import {
   isChainable,
   sameShape,
   sizeOf,
+  storageDType,
   type Backend,
   type ChainAccess,
   type ChainOp,
@@ -90,12 +91,12 @@ const access = (s: Shape, out: Shape): ChainAccess | undefined => {
   return undefined;
 };
 
-/** Whether equation e can sit in a chain over `shape` and `dtype`. */
+/** Whether equation e can sit in a chain over `shape` and (storage) `dtype`: chains see the storage dtypes kernels see. */
 const fusible = (p: FusionInput, e: Equation, shape: Shape, dtype: DType): boolean => {
   if (e.kind !== 'kernel' || !isChainable(e.prim, e.params)) return false;
   const o = p.slots[e.outs[0]!]!;
-  if (!sameShape(o.shape, shape) || o.dtype !== dtype) return false;
-  return e.ins.every((s) => p.slots[s]!.dtype === dtype && access(p.slots[s]!.shape, shape) !== undefined);
+  if (!sameShape(o.shape, shape) || storageDType(p.backend, o.dtype) !== dtype) return false;
+  return e.ins.every((s) => storageDType(p.backend, p.slots[s]!.dtype) === dtype && access(p.slots[s]!.shape, shape) !== undefined);
 };
 
 /**
@@ -103,8 +104,9 @@ const fusible = (p: FusionInput, e: Equation, shape: Shape, dtype: DType): boole
  * axes one block [a, b) (possibly empty), so element k adds into
  * ⌊k / inner⌋ mod mid (see ChainSum); undefined for any other sum.
  */
-const sumPattern = (e: Equation, shape: Shape): Omit<ChainSum, 'of'> | undefined => {
-  if (e.kind !== 'kernel' || e.prim !== 'sum') return undefined;
+const sumPattern = (p: FusionInput, e: Equation, shape: Shape, dtype: DType): Omit<ChainSum, 'of'> | undefined => {
+  // The sum's result is stored as the chain's values are (a count of bools is int32, stored apart from its float32 chain).
+  if (e.kind !== 'kernel' || e.prim !== 'sum' || storageDType(p.backend, p.slots[e.outs[0]!]!.dtype) !== dtype) return undefined;
   const axes = (e.params as { axes: readonly number[] }).axes;
   if (axes.length === 0) return undefined;
   const kept = shape.map((_, ax) => ax).filter((ax) => !axes.includes(ax));
@@ -130,7 +132,8 @@ const compile = (
 ): FusedRun | undefined => {
   const eqns = p.eqns.slice(first, last + 1).filter((_, k) => first + k !== sumAt);
   const sumEq = sumAt >= 0 ? p.eqns[sumAt]! : undefined;
-  const { shape, dtype } = p.slots[eqns[0]!.outs[0]!]!;
+  const { shape } = p.slots[eqns[0]!.outs[0]!]!;
+  const dtype = storageDType(p.backend, p.slots[eqns[0]!.outs[0]!]!.dtype);
   const n = sizeOf(shape);
   const opOf = new Map(eqns.map((e, j) => [e.outs[0]!, j] as const));
   const ins: number[] = [];
@@ -147,7 +150,7 @@ const compile = (
   // Written: the values read after the chain (its sum reads inside it).
   const written = [...opOf.keys()].filter((s) => (lastRead.get(s) ?? -1) > last);
   if (oneResult && (written.length !== 1 || written[0] !== eqns[eqns.length - 1]!.outs[0])) return undefined;
-  const sum = sumEq === undefined ? undefined : { of: opOf.get(sumEq.ins[0]!)!, ...sumPattern(sumEq, shape)! };
+  const sum = sumEq === undefined ? undefined : { of: opOf.get(sumEq.ins[0]!)!, ...sumPattern(p, sumEq, shape, dtype)! };
   const chain: FusedChain = {
     dtype,
     n,
@@ -190,7 +193,8 @@ export const fuse = (p: FusionInput): FusionPlan | undefined => {
   while (i < p.eqns.length) {
     const e = p.eqns[i]!;
     const o = e.kind === 'kernel' ? p.slots[e.outs[0]!] : undefined;
-    if (o === undefined || !fusible(p, e, o.shape, o.dtype)) {
+    const dtype = o === undefined ? undefined : storageDType(p.backend, o.dtype);
+    if (o === undefined || dtype === undefined || !fusible(p, e, o.shape, dtype)) {
       i++;
       continue;
     }
@@ -200,8 +204,8 @@ export const fuse = (p: FusionInput): FusionPlan | undefined => {
       sumAt = -1;
     for (; end < p.eqns.length; end++) {
       const q = p.eqns[end]!;
-      if (fusible(p, q, o.shape, o.dtype) && (sumAt < 0 || !q.ins.includes(p.eqns[sumAt]!.outs[0]!))) inRun.add(q.outs[0]!);
-      else if (sumAt < 0 && inRun.has(q.ins[0]!) && sumPattern(q, o.shape) !== undefined) sumAt = end;
+      if (fusible(p, q, o.shape, dtype) && (sumAt < 0 || !q.ins.includes(p.eqns[sumAt]!.outs[0]!))) inRun.add(q.outs[0]!);
+      else if (sumAt < 0 && inRun.has(q.ins[0]!) && sumPattern(p, q, o.shape, dtype) !== undefined) sumAt = end;
       else break;
     }
     const last = end - 1;

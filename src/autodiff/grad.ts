@@ -51,6 +51,8 @@ const scalarSeed = (value: Tensor, who: string): Tensor => {
         'reduce it (sum, mean) or use vjp() for non-scalar outputs',
     );
   }
+  if (value.dtype !== 'float32' && value.dtype !== 'float64')
+    throw new TypeError(`${who}: the function returned a ${value.dtype} tensor, which has no derivative: return a float one (cast(x, 'float32'))`);
   return ones(value.shape, value.dtype, value.backend);
 };
 

@@ -76,7 +76,7 @@ const unravel = (flat: number, shape: readonly number[]): number[] => {
 
 /** `t` with element `i` shifted by `delta` (a new tensor). */
 export const perturb = (t: Tensor, i: number, delta: number): Tensor => {
-  const data = t.toTypedArray();
+  const data = internal.dataOf(t).slice(); // float: perturbed tensors are differentiated
   data[i] = data[i]! + delta;
   return internal.adopt(data, t.shape, t.backend);
 };
@@ -184,7 +184,7 @@ export const checkGradsDirectional = <P extends Treelike<P>>(
       tidy(() =>
         f(
           mapTree(x, (t, i) => {
-            const d = t.toTypedArray();
+            const d = internal.dataOf(t).slice();
             const v = vs[i]!;
             for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * v[j]!;
             return internal.adopt(d, t.shape, t.backend);

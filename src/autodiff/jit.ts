@@ -31,7 +31,7 @@
  * transformation sees every op: correct, but not faster than eager; put `jit`
  * outermost for speed.
  */
-import { bind, Key, showShape, Tensor, type Backend, type DType, type Primitive, type Shape } from '../core/index.js';
+import { bind, Key, showShape, storageDType, Tensor, type Backend, type DType, type Primitive, type Shape } from '../core/index.js';
 import { internal, Storage } from '../core/internal.js';
 import { fnName } from './grad.js';
 import { Tracer, Transformation } from './level.js';
@@ -491,6 +491,11 @@ const replayerOf = (p: Lowered): Replayer => {
   const be = p.backend;
   const kernels = be.kernels as unknown as Record<string, KernelFn>;
   const fusedKernels = be.fused as unknown as Record<string, FusedFn>;
+  // Kernels see storage dtypes (int32 and bool live in float storage: see storageDType), as bind gives them.
+  const stored = p.slots.map((slot) => {
+    const dtype = storageDType(be, slot.dtype);
+    return dtype === slot.dtype ? slot : { shape: slot.shape, dtype };
+  });
   const draws = p.eqns.some((e) => e.kind === 'host');
   /** Gives back a buffer at its last use: a host draw's tensor is disposed, any other buffer freed. */
   const release = (fr: Frame, r: number): void => {
@@ -535,8 +540,8 @@ const replayerOf = (p: Lowered): Replayer => {
     } else if (e.kind === 'kernel') {
       const fn = kernels[e.prim]!,
         { ins, params } = e,
-        outSlot = p.slots[out]!,
-        types = ins.map((s) => p.slots[s]!);
+        outSlot = stored[out]!,
+        types = ins.map((s) => stored[s]!);
       steps.push((fr) => {
         const operands = new Array<{ buf: unknown; shape: Shape; dtype: DType }>(ins.length);
         for (let k = 0; k < ins.length; k++) operands[k] = { buf: fr.bufs[ins[k]!], shape: types[k]!.shape, dtype: types[k]!.dtype };
@@ -555,7 +560,7 @@ const replayerOf = (p: Lowered): Replayer => {
       const fn = fusedKernels[e.prim]!,
         { ins, outs, params } = e;
       steps.push((fr) => {
-        const res = fn(...ins.map((s) => ({ buf: fr.bufs[s], shape: p.slots[s]!.shape, dtype: p.slots[s]!.dtype })), params);
+        const res = fn(...ins.map((s) => ({ buf: fr.bufs[s], shape: stored[s]!.shape, dtype: stored[s]!.dtype })), params);
         for (let k = 0; k < outs.length; k++) fr.bufs[outs[k]!] = res[k];
         free(fr);
       });

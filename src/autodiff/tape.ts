@@ -57,8 +57,13 @@ export class Tape extends Transformation {
     return internal.share(value, value.shape, new TapeTracer(this, id, value));
   }
 
-  /** Marks `t` as an input to differentiate with respect to. */
+  /** Marks `t` as an input to differentiate with respect to (float only: an int32 or bool input is an error naming the fix). */
   leaf(t: Tensor): Tensor {
+    if (t.dtype !== 'float32' && t.dtype !== 'float64') {
+      throw new TypeError(
+        `grad: an input of dtype ${t.dtype} (shape [${t.shape.join(', ')}]) has no derivative: cast it to a float (cast(x, 'float32')), or pass it as an argument not differentiated`,
+      );
+    }
     return this.wrap(t, this.nextId++);
   }
 
@@ -76,7 +81,8 @@ export class Tape extends Transformation {
     const p = prim as Primitive;
     const lowered = inputs.map((t) => this.lower(t));
     const out = bind(p, lowered as never, params as never);
-    if (ruleOf(p).constant === true) return out; // no derivative flows through a constant
+    // No derivative flows through a constant, nor into an int32 or bool result.
+    if (ruleOf(p).constant === true || (out.dtype !== 'float32' && out.dtype !== 'float64')) return out;
     const id = this.nextId++;
     this.nodes.push({ id, prim: p, inputs: lowered, ids: inputs.map((t) => this.idOf(t)), output: out, params });
     return this.wrap(out, id);

@@ -8,7 +8,7 @@
 import type { OutSpec } from './backend.js';
 import { matmulDims, reducedShape } from './kernels.js';
 import * as KN from './kernels-nd.js';
-import type { ArityTuple, DType, Primitive, PrimitiveParams } from './primitives.js';
+import { DTYPES, type ArityTuple, type DType, type Primitive, type PrimitiveParams } from './primitives.js';
 import { broadcastShapes, makeShape, type Shape } from './shape.js';
 
 /** What abstract evaluation knows of a tensor. */
@@ -20,8 +20,8 @@ export interface Abstract {
 /** A primitive's result shape and dtype from its inputs'. */
 export type ShapeRule<P extends Primitive> = (inputs: ArityTuple<P, Abstract>, params: PrimitiveParams<P>) => OutSpec;
 
-/** float64 when any input is (NumPy's and JAX's promotion between the two float types). */
-export const promote = (...xs: readonly Abstract[]): DType => (xs.some((x) => x.dtype === 'float64') ? 'float64' : 'float32');
+/** The inputs' common dtype by `promoteTypes` (float64 when any input is: NumPy's and JAX's promotion between the two float types). */
+export const promote = (...xs: readonly Abstract[]): DType => xs.reduce<DType>((d, x) => (DTYPES.indexOf(x.dtype) > DTYPES.indexOf(d) ? x.dtype : d), 'bool');
 const same = ([x]: readonly [Abstract]): OutSpec => ({ shape: x.shape, dtype: x.dtype });
 const broadcast =
   (op: string) =>
@@ -87,12 +87,12 @@ export const shapeRules: { readonly [P in Primitive]: ShapeRule<P> } = {
     dtype: promote(...xs),
   }),
   select: ([, a, b]) => ({ shape: a.shape, dtype: promote(a, b) }),
-  compare: ([a, b]) => ({ shape: a.shape, dtype: promote(a, b) }),
+  compare: ([a]) => ({ shape: a.shape, dtype: 'bool' }),
   sign: same,
-  argsort: same,
+  argsort: ([x]) => ({ shape: x.shape, dtype: 'int32' }),
   gather: ([x, idx]) => ({ shape: idx.shape, dtype: x.dtype }),
   scatterAdd: ([base, , src]) => ({ shape: base.shape, dtype: promote(base, src) }),
-  argmax: ([x], { axis }) => ({ shape: Object.freeze(x.shape.filter((_d, a) => a !== axis)), dtype: x.dtype }),
+  argmax: ([x], { axis }) => ({ shape: Object.freeze(x.shape.filter((_d, a) => a !== axis)), dtype: 'int32' }),
   pow: same,
   channelMoments: ([x]) => ({ shape: Object.freeze([2, x.shape[1]!]), dtype: x.dtype }),
   batchNorm: ([x, , g, b]) => ({ shape: x.shape, dtype: promote(x, g, b) }),

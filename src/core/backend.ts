@@ -21,10 +21,24 @@
  * / `withBackend` change only when asked.
  */
 import type { ChainKernel, FusedChain } from './chains.js';
-import type { ArityTuple, Data, DType, KernelPrimitive, PrimitiveParams } from './primitives.js';
+import type { ArityTuple, Data, DType, FloatDType, KernelPrimitive, PrimitiveParams } from './primitives.js';
 import type { Shape } from './shape.js';
 
-/** One input of a kernel: a buffer of the backend with its shape and dtype. */
+/**
+ * The float dtype a backend stores a dtype in. Kernels see only these: int32
+ * and bool tensors hold exact integers in float storage (tfjs's WebGL design),
+ * bool as float32 everywhere (0 and 1; a mask is then the float32 operand it
+ * always was), int32 as float64 on host backends (every int32 exact) and as
+ * float32 on the GPU backends, which declare `int32Storage: 'float32'` (exact
+ * within ±2^24, what uploads there accept).
+ */
+export const storageDType = (b: Backend, d: DType): FloatDType =>
+  d === 'float32' || d === 'float64' ? d : d === 'bool' ? 'float32' : (b.int32Storage ?? 'float64');
+
+/** The largest |value| an int32 tensor holds exactly on a backend. */
+export const int32Limit = (b: Backend): number => (storageDType(b, 'int32') === 'float32' ? 2 ** 24 : 2 ** 31);
+
+/** One input of a kernel: a buffer of the backend with its shape and (storage) dtype. */
 export interface Operand<B> {
   readonly buf: B;
   readonly shape: Shape;
@@ -107,6 +121,11 @@ export interface Backend<B = any> {
   readonly description: string;
   readonly kernels: KernelTable<B>;
   readonly fused: FusedKernels<B>;
+  /**
+   * Optional: the float type int32 tensors live in (see `storageDType`); absent,
+   * float64. float32 (the GPU backends) holds integers exactly within ±2^24 only.
+   */
+  readonly int32Storage?: FloatDType;
   /** A new buffer holding a copy of `data`. */
   upload(data: Data): B;
   /**

@@ -4,14 +4,14 @@
  * first and last 3 entries of each axis once there are over 1000 values,
  * numpy's edgeitems and threshold).
  */
-import type { Data } from './primitives.js';
+import type { Data, DType } from './primitives.js';
 import type { Shape } from './shape.js';
 
 const THRESHOLD = 1000;
 const EDGE = 3;
 
 /** One value: at most 4 decimals, trailing zeros dropped, integers as `1.` (numpy's float style). */
-const formatValue = (v: number): string => {
+const formatFloat = (v: number): string => {
   if (Number.isNaN(v)) return 'nan';
   if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
   const a = Math.abs(v);
@@ -20,8 +20,9 @@ const formatValue = (v: number): string => {
   return s === '-0.' ? '0.' : s;
 };
 
-/** `prefix(values)` with nested rows indented under the first bracket. */
-export const formatTensor = (data: Data, shape: Shape, prefix: string, suffix: string): string => {
+/** `prefix(values)` with nested rows indented under the first bracket; int32 values as integers, bool ones as true and false. */
+export const formatTensor = (data: Data, shape: Shape, prefix: string, suffix: string, dtype: DType = 'float32'): string => {
+  const formatValue = dtype === 'int32' ? String : dtype === 'bool' ? (v: number) => String(v !== 0) : formatFloat;
   const summarize = data.length > THRESHOLD;
   const strides: number[] = [];
   for (let i = shape.length - 1, s = 1; i >= 0; i--) {

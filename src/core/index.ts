@@ -14,11 +14,15 @@ export {
   keep,
   type DType,
   type Data,
+  type HostData,
   type NestedArray,
+  type NestedInput,
   type Trace,
   type MainTrace,
 } from './tensor.js';
-export type { Arity, ArityTuple, CustomRule, KernelPrimitive, PrimitiveParams, ViewPrimitive } from './primitives.js';
+export type { Arity, ArityTuple, CustomRule, FloatDType, KernelPrimitive, PrimitiveParams, ViewPrimitive } from './primitives.js';
+export { DTYPES, isFloatDType } from './primitives.js';
+export { checkDType, checkFloatDType, isDType, promoteTypes, weakType } from './dtypes.js';
 export type { Conv2dParams, PadParams, Pool2dParams, RoundMode, SliceParams, TakeParams } from './kernels-nd.js';
 export type { CpuBackendOptions } from './backends/cpu.js';
 export type { BlasChoice, BlasFamily, NativeBlas } from './backends/cpu/blas.js';
@@ -41,6 +45,8 @@ export {
   type OutSpec,
   UnknownBackendError,
   backend,
+  int32Limit,
+  storageDType,
   backendNames,
   backendSelection,
   chooseBackend,

@@ -13,7 +13,7 @@
  * Sums accumulate in a JS number (float64) and round once when stored.
  */
 import type { Alloc } from './kernels.js';
-import type { Data } from './primitives.js';
+import type { Data, FloatDType } from './primitives.js';
 import { sizeOf, type Shape } from './shape.js';
 
 /** conv2d's stride and zero padding (the same on both axes and every side). */
@@ -34,7 +34,7 @@ interface Out {
   readonly shape: Shape;
 }
 
-const dtypeOf = (...xs: Data[]) => (xs.some((x) => x instanceof Float64Array) ? 'float64' : 'float32');
+const dtypeOf = (...xs: Data[]): FloatDType => (xs.some((x) => x instanceof Float64Array) ? 'float64' : 'float32');
 
 /** Output length of a window sliding over `n` with padding `p` on both sides. */
 export const slidingOut = (n: number, k: number, stride: number, padding: number): number => Math.floor((n + 2 * padding - k) / stride) + 1;
@@ -369,8 +369,8 @@ export const select = (alloc: Alloc, cond: Data, a: Data, b: Data): Data => {
 export type CompareOp = 'greater' | 'greaterEqual' | 'less' | 'lessEqual' | 'equal' | 'notEqual';
 
 /** 1 where the comparison holds, else 0 (so NaN compares false, except notEqual), all of one shape. */
-export const compare = (alloc: Alloc, op: CompareOp, a: Data, b: Data): Data => {
-  const out = alloc(dtypeOf(a, b), a.length, false);
+export const compare = (alloc: Alloc, op: CompareOp, a: Data, b: Data, dtype: FloatDType = dtypeOf(a, b)): Data => {
+  const out = alloc(dtype, a.length, false);
   for (let i = 0; i < a.length; i++) {
     const x = a[i]!,
       y = b[i]!;
@@ -401,11 +401,11 @@ export const pow = (alloc: Alloc, x: Data, p: number): Data => {
 };
 
 /** Index of the largest entry along `axis` (the first on ties; a NaN counts as largest, as in NumPy). */
-export const argmax = (alloc: Alloc, x: Data, xs: Shape, axis: number): Out => {
+export const argmax = (alloc: Alloc, x: Data, xs: Shape, axis: number, dtype: FloatDType = dtypeOf(x)): Out => {
   const outer = count(xs.slice(0, axis)),
     inner = count(xs.slice(axis + 1)),
     len = xs[axis]!;
-  const out = alloc(dtypeOf(x), outer * inner, false);
+  const out = alloc(dtype, outer * inner, false);
   for (let p = 0; p < outer; p++) {
     for (let q = 0; q < inner; q++) {
       let best = 0,
@@ -550,11 +550,11 @@ export const scatterAdd = (alloc: Alloc, base: Data, bs: Shape, idx: Data, is: S
  * ascending with NaN last (NumPy's argsort), or descending with NaN first (the
  * largest, as PyTorch's sort), in x's dtype.
  */
-export const argsort = (alloc: Alloc, x: Data, xs: Shape, axis: number, descending: boolean): Data => {
+export const argsort = (alloc: Alloc, x: Data, xs: Shape, axis: number, descending: boolean, dtype: FloatDType = dtypeOf(x)): Data => {
   const outer = count(xs.slice(0, axis)),
     inner = count(xs.slice(axis + 1)),
     len = xs[axis]!;
-  const out = alloc(dtypeOf(x), x.length, false);
+  const out = alloc(dtype, x.length, false);
   const order = Array.from({ length: len }, (_, j) => j);
   const vals = new Float64Array(len);
   const sign = descending ? -1 : 1;

@@ -7,7 +7,7 @@
  * general cases use index maps. matmul accumulates in float64 (the reference).
  */
 import type { AdamHyper, FusedKernels, KernelTable, MomentumHyper, Operand } from './backend.js';
-import type { Data, DType } from './primitives.js';
+import type { Data, DType, FloatDType } from './primitives.js';
 import * as KN from './kernels-nd.js';
 import { broadcastShapes, sameShape, sizeOf, stridesOf, type Shape } from './shape.js';
 
@@ -467,8 +467,9 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
     maxGrad: ([x, m, ct], { axes }) => maxGrad(alloc, x.buf, x.shape, axes, m.buf, ct.buf),
     transpose: ([x], { perm }) => transpose(alloc, x.buf, x.shape, perm).data,
     broadcastTo: ([x], { shape }) => broadcastTo(alloc, x.buf, x.shape, shape),
-    cast: ([x], { dtype }) => {
-      const out = alloc(dtype, x.buf.length, false);
+    // The output's storage dtype (an int32 or bool cast stores its exact values in float: see storageDType).
+    cast: ([x], _p, spec) => {
+      const out = alloc(spec.dtype, x.buf.length, false);
       out.set(x.buf);
       return out;
     },
@@ -491,10 +492,10 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
         axis,
       ).data,
     select: ([c, a, b]) => KN.select(alloc, c.buf, a.buf, b.buf),
-    compare: ([a, b], { op }) => KN.compare(alloc, op, a.buf, b.buf),
+    compare: ([a, b], { op }, out) => KN.compare(alloc, op, a.buf, b.buf, storage(out.dtype)),
     sign: ([x]) => KN.sign(alloc, x.buf),
-    argmax: ([x], { axis }) => KN.argmax(alloc, x.buf, x.shape, axis).data,
-    argsort: ([x], { axis, descending }) => KN.argsort(alloc, x.buf, x.shape, axis, descending),
+    argmax: ([x], { axis }, out) => KN.argmax(alloc, x.buf, x.shape, axis, storage(out.dtype)).data,
+    argsort: ([x], { axis, descending }, out) => KN.argsort(alloc, x.buf, x.shape, axis, descending, storage(out.dtype)),
     gather: ([x, idx], { axis }) => KN.gather(alloc, x.buf, x.shape, idx.buf, idx.shape, axis).data,
     scatterAdd: ([base, idx, src], { axis }, out) => KN.scatterAdd(alloc, base.buf, base.shape, idx.buf, idx.shape, src.buf, axis, like(out.dtype)).data,
     maxPool2dSelect: ([x, t], p) => KN.maxPool2dSelect(alloc, x.buf, x.shape, t.buf, p).data,
@@ -505,6 +506,9 @@ export const hostKernels = (alloc: Alloc): KernelTable<Data> => {
     batchNormParamGrad: ([x, m, ct], { eps }, out) => KN.batchNormParamGrad(alloc, x.buf, x.shape, m.buf, ct.buf, eps, like(out.dtype)).data,
   };
 };
+
+/** A kernel's output dtype as storage (kernels are given storage dtypes; a logical one here would be a caller's bug: float64, which holds any). */
+const storage = (d: DType): FloatDType => (d === 'float32' ? 'float32' : 'float64');
 
 /** An empty array of a dtype: how kernels-nd's gradient kernels are told their output dtype. */
 export const like = (dtype: DType): Data => (dtype === 'float32' ? new Float32Array(0) : new Float64Array(0));

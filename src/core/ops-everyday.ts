@@ -10,8 +10,29 @@
  * cos, erf, round, argsort, gather, scatterAdd) have their rules in
  * src/autodiff/rules and their kernels on every backend.
  */
-import { defaultBackend, resolveBackend, type BackendLike } from './backend.js';
-import { add, argmax, bind, broadcastTo, matmul, max, mean, mul, neg, pad, reshape, slice, sqrt, square, sub, sum, take, transpose, type Axes } from './ops.js';
+import { defaultBackend, int32Limit, resolveBackend, type BackendLike } from './backend.js';
+import {
+  add,
+  argmax,
+  bind,
+  cast,
+  broadcastTo,
+  matmul,
+  max,
+  mean,
+  mul,
+  neg,
+  pad,
+  reshape,
+  slice,
+  sqrt,
+  square,
+  sub,
+  sum,
+  take,
+  transpose,
+  type Axes,
+} from './ops.js';
 import { checkInt, checkOptions } from './options.js';
 import type { DType } from './primitives.js';
 import { broadcastShapes, makeShape, normalizeAxis, ShapeError, showShape } from './shape.js';
@@ -52,11 +73,17 @@ export const round = (x: Tensor): Tensor => bind('round', [isTensor('round', 'x'
 // Reductions
 // ---------------------------------------------------------------------------
 
-/** Minimum over `axes` (all by default), as −max(−x); the gradient goes to the minima, shared among ties. */
-export const min = (x: Tensor, axes?: Axes, keepDims = false): Tensor => neg(max(neg(isTensor('min', 'x', x)), axesOf(axes, x.rank, 'min'), keepDims));
+/** x negated exactly: int32 and bool in float64 (−(−2^31) would wrap in int32). */
+const negExact = (x: Tensor): Tensor => (x.dtype === 'int32' || x.dtype === 'bool' ? neg(cast(x, 'float64')) : neg(x));
 
-/** Index of the smallest entry along `axis` (first on ties, NaN first as NumPy's), or into the flattened tensor with no axis: a constant. */
-export const argmin = (x: Tensor, axis?: number): Tensor => argmax(neg(isTensor('argmin', 'x', x)), axis);
+/** Minimum over `axes` (all by default), as −max(−x); the gradient goes to the minima, shared among ties. */
+export const min = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
+  const m = neg(max(negExact(isTensor('min', 'x', x)), axesOf(axes, x.rank, 'min'), keepDims));
+  return m.dtype === x.dtype ? m : cast(m, x.dtype);
+};
+
+/** Index of the smallest entry along `axis` (first on ties, NaN first as NumPy's), or into the flattened tensor with no axis: an int32 constant. */
+export const argmin = (x: Tensor, axis?: number): Tensor => argmax(negExact(isTensor('argmin', 'x', x)), axis);
 
 /**
  * Product over `axes` (all by default; 1 over an empty axis). A composite: the
@@ -267,8 +294,12 @@ export const stridedSlice = (x: Tensor, specs: readonly SliceSpec[]): Tensor => 
 // ---------------------------------------------------------------------------
 
 const placed = (b: BackendLike | undefined) => (b === undefined ? defaultBackend() : resolveBackend(b));
-const made = (values: ArrayLike<number>, shape: readonly number[], dtype: DType, backend: BackendLike | undefined): Tensor =>
-  internal.adopt(checkDType(dtype, 'constructor') === 'float32' ? Float32Array.from(values) : Float64Array.from(values), makeShape(shape), placed(backend));
+const made = (values: ArrayLike<number>, shape: readonly number[], dtype: DType, backend: BackendLike | undefined, who: string): Tensor => {
+  const d = checkDType(dtype, who);
+  return d === 'float32' || d === 'float64'
+    ? internal.adopt(d === 'float32' ? Float32Array.from(values) : Float64Array.from(values), makeShape(shape), placed(backend))
+    : internal.make(values, makeShape(shape), d, placed(backend), who);
+};
 
 /** Options of the constructors below. */
 export interface MakeOptions {
@@ -297,6 +328,7 @@ export const arange = (start: number, stop?: number, step = 1, opts: MakeOptions
     [n],
     opts.dtype ?? 'float32',
     opts.backend,
+    'arange',
   );
 };
 
@@ -315,7 +347,7 @@ export const linspace = (start: number, stop: number, num = 50, opts: MakeOption
   const step = div > 0 ? (stop - start) / div : 0;
   const v = Array.from({ length: num }, (_, i) => start + i * step);
   if (endpoint && num > 1) v[num - 1] = stop;
-  return made(v, [num], opts.dtype ?? 'float32', opts.backend);
+  return made(v, [num], opts.dtype ?? 'float32', opts.backend, 'linspace');
 };
 
 /** The n×m matrix (m = n by default) with ones on diagonal k (0: the main one; k > 0 above it), NumPy's eye. */
@@ -326,7 +358,7 @@ export const eye = (n: number, m?: number, k = 0, opts: MakeOptions = {}): Tenso
   checkInt('eye', 'k', k);
   const v = new Float64Array(n * cols);
   for (let i = 0; i < n; i++) if (i + k >= 0 && i + k < cols) v[i * cols + i + k] = 1;
-  return made(v, [n, cols], opts.dtype ?? 'float32', opts.backend);
+  return made(v, [n, cols], opts.dtype ?? 'float32', opts.backend, 'eye');
 };
 
 // ---------------------------------------------------------------------------
@@ -342,6 +374,7 @@ const scan =
   (op: string, combine: (a: Tensor, b: Tensor) => Tensor, identity: number) =>
   (x: Tensor, axis?: number): Tensor => {
     isTensor(op, 'x', x);
+    if (x.dtype === 'bool') x = cast(x, 'int32'); // NumPy's: a running count
     const y0 = axis === undefined ? reshape(x, [-1]) : x;
     const a = axis === undefined ? 0 : normalizeAxis(checkInt(op, 'axis', axis), x.rank, op);
     const n = y0.shape[a]!;
@@ -381,14 +414,14 @@ const checkSortAxis = (op: string, x: Tensor, axis: number, opts: SortOptions): 
   checkOptions(op, opts, ['descending']);
   if (x.rank === 0) throw new ShapeError(`${op}: a scalar has no axis to sort`);
   const a = normalizeAxis(checkInt(op, 'axis', axis), x.rank, op);
-  if (x.dtype === 'float32' && x.shape[a]! > 2 ** 24)
-    throw new RangeError(`${op}: an axis of ${x.shape[a]} is too long for float32 indices: cast x to float64`);
+  if (x.shape[a]! > int32Limit(x.backend))
+    throw new RangeError(`${op}: an axis of ${x.shape[a]} is longer than the int32 indices the ${x.backend.name} backend holds exactly (±2^24)`);
   const descending = opts.descending ?? false;
   if (typeof descending !== 'boolean') throw new TypeError(`${op}: descending must be a boolean`);
   return { axis: a, descending };
 };
 
-/** The indices that sort x along `axis` (last by default), stably: a constant of x's dtype. */
+/** The indices that sort x along `axis` (last by default), stably: an int32 constant. */
 export const argsort = (x: Tensor, axis = -1, opts: SortOptions = {}): Tensor => bind('argsort', [x], checkSortAxis('argsort', x, axis, opts));
 
 /** x sorted along `axis` (last by default), stably; the gradient flows back to each value's place. */
@@ -420,6 +453,7 @@ const checkIndexTensor = (op: string, x: Tensor, idx: unknown, axis: number): { 
     );
   }
   if (idx.rank !== x.rank) throw new ShapeError(`${op}: indices of shape ${showShape(idx.shape)} must have the rank of ${showShape(x.shape)}`);
+  if (idx.dtype === 'bool') throw new TypeError(`${op}: indices must be int32 (or integers in a float tensor), got bool: for a mask use where`);
   return { idx, axis: normalizeAxis(checkInt(op, 'axis', axis), x.rank, op) };
 };
 

@@ -29,7 +29,9 @@ import {
   type MomentumHyper,
   type Operand,
   type OutSpec,
+  storageDType,
 } from './backend.js';
+import { promoteTypes, weakType } from './dtypes.js';
 import './backends/index.js'; // registers the backends and the auto policy
 import { plainAlloc } from './kernels.js';
 import * as KN from './kernels-nd.js';
@@ -58,7 +60,48 @@ const backendOf = (prim: string, inputs: readonly Tensor[]): Backend => {
   return b;
 };
 
-const operand = (t: Tensor): Operand<unknown> => ({ buf: internal.storageOf(t).buf, shape: t.shape, dtype: t.dtype });
+/** A kernel's operand: the buffer with its storage dtype (kernels know only float32 and float64: see storageDType). */
+const operand = (t: Tensor): Operand<unknown> => ({ buf: internal.storageOf(t).buf, shape: t.shape, dtype: storageDType(t.backend, t.dtype) });
+
+/**
+ * The primitives that take int32 and bool operands (all of them, or those at
+ * the positions listed); the rest compute on floats, and such an operand is a
+ * one-line error naming the fix. The public ops give int32 its own arithmetic
+ * (below) before anything reaches a float-only primitive.
+ */
+const INTEGER_OPERANDS: { readonly [P in Primitive]?: true | readonly number[] } = {
+  reshape: true,
+  transpose: true,
+  broadcastTo: true,
+  slice: true,
+  pad: true,
+  take: true,
+  concat: true,
+  select: true,
+  compare: true,
+  cast: true,
+  stopGradient: true,
+  max: true,
+  sum: true,
+  argmax: true,
+  argsort: true,
+  sign: true,
+  gather: true,
+  custom: true,
+  scatterAdd: [1],
+};
+
+const checkOperandDTypes = (prim: Primitive, inputs: readonly Tensor[]): void => {
+  const ok = INTEGER_OPERANDS[prim];
+  if (ok === true) return;
+  inputs.forEach((t, i) => {
+    if ((t.dtype === 'int32' || t.dtype === 'bool') && !(ok?.includes(i) ?? false)) {
+      throw new TypeError(
+        `${prim}: an operand of dtype ${t.dtype} (shape ${showShape(t.shape)}): ${prim} computes on floats; cast it first (cast(x, 'float32'))`,
+      );
+    }
+  });
+};
 
 /** The innermost transformation tracing any of the inputs (the highest level), if any. */
 const innermost = (inputs: readonly Tensor[]): MainTrace | undefined => {
@@ -82,10 +125,12 @@ const evaluate = <P extends Primitive>(prim: P, inputs: Inputs<P>, params: Primi
     return out;
   }
   if (prim === 'stopGradient') return inputs[0] as Tensor;
+  checkOperandDTypes(prim, inputs as readonly Tensor[]);
   const spec = (shapeRules[prim] as ShapeRule<P>)(inputs, params);
   if (prim === 'reshape') return internal.share(inputs[0] as Tensor, spec.shape); // a view: buffers are flat and row-major on every backend
   const kernel = (be.kernels as KernelTable<unknown>)[prim as KernelPrimitive] as (i: readonly Operand<unknown>[], p: unknown, o: OutSpec) => unknown;
-  const buf = kernel((inputs as readonly Tensor[]).map(operand), params, spec);
+  const stored = storageDType(be, spec.dtype);
+  const buf = kernel((inputs as readonly Tensor[]).map(operand), params, stored === spec.dtype ? spec : { shape: spec.shape, dtype: stored });
   return internal.wrap(new Storage(be, buf), spec.shape, spec.dtype);
 };
 
@@ -113,7 +158,12 @@ const tensorArg = (op: string, name: string, x: unknown): Tensor => {
   return x;
 };
 
-/** Numbers become scalars of the other operand's dtype, on its backend. */
+/**
+ * Numbers become scalars of the other operand's dtype (weakly typed: see
+ * `weakType`), on its backend; operands of two dtypes, one of them int32 or
+ * bool, are cast to their `promoteTypes` (float32 with float64 stays mixed:
+ * the kernels compute such pairs in float64, as they always have).
+ */
 const lift = (a: TensorLike, b: TensorLike, op: string): [Tensor, Tensor] => {
   for (const [name, v] of [
     ['the first operand', a],
@@ -126,38 +176,113 @@ const lift = (a: TensorLike, b: TensorLike, op: string): [Tensor, Tensor] => {
     }
   }
   const other = typeof a !== 'number' ? a : typeof b !== 'number' ? b : undefined;
-  const dt: DType = other?.dtype ?? 'float32';
   const be = other?.backend;
-  return [typeof a === 'number' ? scalar(a, dt, be) : a, typeof b === 'number' ? scalar(b, dt, be) : b];
+  const lifted = (v: TensorLike): Tensor => (typeof v === 'number' ? scalar(v, other === undefined ? 'float32' : weakType(other.dtype, v), be) : v);
+  let [x, y] = [lifted(a), lifted(b)];
+  if (x.dtype !== y.dtype && !(isFloat(x.dtype) && isFloat(y.dtype))) {
+    const d = promoteTypes(x.dtype, y.dtype);
+    [x, y] = [cast(x, d), cast(y, d)];
+  }
+  return [x, y];
+};
+
+const isFloat = (d: DType): boolean => d === 'float32' || d === 'float64';
+
+// ---------------------------------------------------------------------------
+// int32 arithmetic: NumPy's wraparound (results modulo 2^32, in [-2^31, 2^31)),
+// computed exactly in float64 from the float primitives (so every
+// transformation and backend has it: on the GPU backends float64 runs on the
+// host) and cast back.
+// ---------------------------------------------------------------------------
+
+const rawCast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x : bind('cast', [x], { dtype }));
+const floorOf = (x: Tensor): Tensor => bind('round', [x], { mode: 'floor' });
+/** x (float64, integers below 2^53) modulo 2^32 into [-2^31, 2^31): each step exact (powers of two scale exactly). */
+const wrapInt32 = (x: Tensor): Tensor => add(x, mul(floorOf(mul(add(x, 2 ** 31), 2 ** -32)), -(2 ** 32)));
+/** x modulo 2^16 into [0, 2^16) and its quotient, exact for float64 integers. */
+const split16 = (x: Tensor): [Tensor, Tensor] => {
+  const hi = floorOf(mul(x, 2 ** -16));
+  return [add(x, mul(hi, -(2 ** 16))), hi];
+};
+const intArith = (op: 'add' | 'mul', x: Tensor, y: Tensor): Tensor => {
+  const [a, b] = [rawCast(x, 'float64'), rawCast(y, 'float64')];
+  if (op === 'add') return rawCast(wrapInt32(add(a, b)), 'int32');
+  // a·b below 2^62 is not exact in float64: a = hi·2^16 + lo, and hi·b is reduced modulo 2^16 before it is scaled back.
+  const [lo, hi] = split16(a);
+  const [m] = split16(mul(hi, b));
+  return rawCast(wrapInt32(add(mul(lo, b), mul(m, 2 ** 16))), 'int32');
+};
+const noBoolArithmetic = (op: string, x: Tensor): void => {
+  if (x.dtype === 'bool')
+    throw new TypeError(`${op}: bool operands have no arithmetic: use logicalOr / logicalAnd / logicalNot, or cast to int32 first (cast(x, 'int32'))`);
 };
 
 const binaryOp =
   (prim: 'add' | 'mul') =>
   (a: TensorLike, b: TensorLike): Tensor => {
     const [x, y] = lift(a, b, prim);
+    if (x.dtype === 'int32' || x.dtype === 'bool') {
+      noBoolArithmetic(prim, x);
+      return intArith(prim, x, y);
+    }
     return bind(prim, [x, y], null);
   };
 
-// Mixed dtypes promote to float64 (as in NumPy and JAX); the tape casts each
-// gradient back to its input's dtype.
+// Mixed float dtypes promote to float64 (as in NumPy and JAX); the tape casts each
+// gradient back to its input's dtype. int32 and bool follow `promoteTypes`.
 
-/** Elementwise a + b with NumPy broadcasting (e.g. a bias row over a batch). */
+/** Elementwise a + b with NumPy broadcasting (e.g. a bias row over a batch); int32 wraps around as NumPy's. */
 export const add = binaryOp('add');
-/** Elementwise a · b with NumPy broadcasting. */
+/** Elementwise a · b with NumPy broadcasting; int32 wraps around as NumPy's. */
 export const mul = binaryOp('mul');
-/** Elementwise −x. */
-export const neg = (x: Tensor): Tensor => bind('neg', [x], null);
+/** Elementwise −x (int32: −(−2^31) wraps to −2^31, as NumPy's). */
+export const neg = (x: Tensor): Tensor => {
+  if (x.dtype === 'int32' || x.dtype === 'bool') {
+    noBoolArithmetic('neg', x);
+    return rawCast(wrapInt32(neg(rawCast(x, 'float64'))), 'int32');
+  }
+  return bind('neg', [x], null);
+};
 /** Elementwise 1/x. */
 export const reciprocal = (x: Tensor): Tensor => bind('reciprocal', [x], null);
 /** a − b, broadcasting. */
 export const sub = (a: TensorLike, b: TensorLike): Tensor => {
   const [x, y] = lift(a, b, 'sub');
+  if (x.dtype === 'int32' || x.dtype === 'bool') {
+    noBoolArithmetic('sub', x);
+    return rawCast(wrapInt32(add(rawCast(x, 'float64'), neg(rawCast(y, 'float64')))), 'int32');
+  }
   return add(x, neg(y));
 };
-/** a / b, broadcasting. */
+/** a / b, broadcasting: true division (int32 and bool operands give float32, as JAX's). */
 export const div = (a: TensorLike, b: TensorLike): Tensor => {
-  const [x, y] = lift(a, b, 'div');
+  let [x, y] = lift(a, b, 'div');
+  if (!isFloat(x.dtype)) [x, y] = [rawCast(x, 'float32'), rawCast(y, 'float32')];
   return mul(x, reciprocal(y));
+};
+/**
+ * ⌊a / b⌋, broadcasting (NumPy's floor_divide). int32: exact, x // 0 = 0 as
+ * NumPy's, −2^31 // −1 wraps; floats: floor(a / b).
+ */
+export const floorDiv = (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b, 'floorDiv');
+  if (isFloat(x.dtype)) return floorOf(div(x, y));
+  noBoolArithmetic('floorDiv', x);
+  // |a|, |b| < 2^31: the float64 quotient is within half an ulp, far from the next integer, so its floor is exact.
+  const [p, q] = [rawCast(x, 'float64'), rawCast(y, 'float64')];
+  const zero = equal(q, 0);
+  const quotient = floorOf(div(p, where(zero, 1, q)));
+  return rawCast(wrapInt32(where(zero, 0, quotient)), 'int32');
+};
+/** a − b·⌊a / b⌋, broadcasting: the remainder with b's sign (NumPy's mod); int32: exact, x % 0 = 0. */
+export const mod = (a: TensorLike, b: TensorLike): Tensor => {
+  const [x, y] = lift(a, b, 'mod');
+  if (isFloat(x.dtype)) return sub(x, mul(y, floorOf(div(x, y))));
+  noBoolArithmetic('mod', x);
+  const [p, q] = [rawCast(x, 'float64'), rawCast(y, 'float64')];
+  const zero = equal(q, 0);
+  const r = sub(p, mul(q, floorOf(div(p, where(zero, 1, q)))));
+  return rawCast(where(zero, 0, r), 'int32');
 };
 /** Elementwise x², as x·x. */
 export const square = (x: Tensor): Tensor => mul(x, x);
@@ -177,11 +302,29 @@ export const sigmoid = (x: Tensor): Tensor => bind('sigmoid', [x], null);
 /** max(x, 0); its gradient at 0 is 0. */
 export const relu = (x: Tensor): Tensor => bind('relu', [x], null);
 
-/** 1 where x > 0, else 0: a constant (no gradient flows through it), on x's backend. */
+/** true where x > 0 (a bool tensor): a constant (no gradient flows through it), on x's backend. */
 export const stepMask = (x: Tensor): Tensor => greater(x, 0);
 
-/** The same values in another dtype (rounded to float32 where asked); differentiable. */
-export const cast = (x: Tensor, dtype: DType): Tensor => (x.dtype === dtype ? x : bind('cast', [x], { dtype: checkDType(dtype, 'cast') }));
+/**
+ * The same values in another dtype, as NumPy's astype: to float32 rounded to
+ * nearest; to bool x ≠ 0 (NaN is true); from a float to int32 truncated toward
+ * zero, saturated at −2^31 and 2^31 − 1, NaN to 0 (JAX's rule: NumPy leaves
+ * these undefined). Differentiable between floats; an int32 or bool result
+ * carries no derivative.
+ */
+export const cast = (x: Tensor, dtype: DType): Tensor => {
+  tensorArg('cast', 'x', x);
+  checkDType(dtype, 'cast');
+  if (x.dtype === dtype) return x;
+  if (dtype === 'bool') return notEqual(x, 0);
+  if (dtype === 'int32' && isFloat(x.dtype)) {
+    const v = rawCast(x, 'float64');
+    const truncated = where(less(v, 0), bind('round', [v], { mode: 'ceil' }), floorOf(v));
+    const saturated = where(greater(truncated, 2 ** 31 - 1), 2 ** 31 - 1, where(less(truncated, -(2 ** 31)), -(2 ** 31), truncated));
+    return rawCast(where(notEqual(v, v), 0, saturated), 'int32');
+  }
+  return bind('cast', [x], { dtype });
+};
 
 /**
  * The same values as a constant for every derivative (`grad`, `jvp` and their
@@ -249,12 +392,22 @@ const normalizeAxes = (axes: Axes, rank: number, op: string): number[] => {
   return norm.sort((a, b) => a - b);
 };
 
-/** Sum over `axes` (all by default). */
-export const sum = (x: Tensor, axes?: Axes, keepDims = false): Tensor =>
-  bind('sum', [tensorArg('sum', 'x', x)], { axes: normalizeAxes(axes, x.rank, 'sum'), keepDims: checkBool('sum', 'keepDims', keepDims) });
+/**
+ * Sum over `axes` (all by default). A bool tensor sums to an int32 count; int32
+ * sums wrap around as NumPy's (exact while each sum stays below 2^53 before
+ * wrapping: any 2^22 int32 values).
+ */
+export const sum = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
+  const params = { axes: normalizeAxes(axes, tensorArg('sum', 'x', x).rank, 'sum'), keepDims: checkBool('sum', 'keepDims', keepDims) };
+  // A count of up to 2^24 is exact in float32, where bool lives: it stays on the device (fit's correct count on webgpu).
+  if (x.dtype === 'bool' && params.axes.reduce((n, a) => n * x.shape[a]!, 1) <= 2 ** 24) return rawCast(bind('sum', [rawCast(x, 'float32')], params), 'int32');
+  if (x.dtype === 'int32' || x.dtype === 'bool') return rawCast(wrapInt32(bind('sum', [rawCast(x, 'float64')], params)), 'int32');
+  return bind('sum', [x], params);
+};
 
-/** Mean over `axes` (all by default). */
+/** Mean over `axes` (all by default); of an int32 or bool tensor, in float32 (JAX's rule). */
 export const mean = (x: Tensor, axes?: Axes, keepDims = false): Tensor => {
+  if (tensorArg('mean', 'x', x).dtype === 'int32' || x.dtype === 'bool') x = rawCast(x, 'float32');
   const ax = normalizeAxes(axes, x.rank, 'mean');
   const count = ax.reduce((n, a) => n * x.shape[a]!, 1);
   return mul(sum(x, ax, keepDims), 1 / count);
@@ -323,8 +476,29 @@ export const softmax = (x: Tensor, axis = -1): Tensor => exp(logSoftmax(x, axis)
 /** Σ x²: the L2 penalty's building block. */
 export const sumOfSquares = (x: Tensor): Tensor => sum(mul(x, x));
 
-/** Integer labels as one-hot rows: shape [labels.length, classes], on `backend` (default: the default backend). Throws on a label out of range. */
-export const oneHot = (labels: ArrayLike<number>, classes: number, dtype: DType = 'float32', backend?: Backend): Tensor => {
+/**
+ * Integer labels as one-hot rows of `dtype`: shape [labels.length, classes], on
+ * `backend` (default: the default backend). Throws on a label out of range.
+ * Labels in an int32 tensor [N] give the rows on its backend (a composite:
+ * equal against 0..classes−1, so it runs under jit and vmap; a label out of
+ * range gives a row of zeros, as JAX's one_hot).
+ */
+export const oneHot = (labels: ArrayLike<number> | Tensor, classes: number, dtype: DType = 'float32', backend?: Backend): Tensor => {
+  checkDType(dtype, 'oneHot');
+  checkInt('oneHot', 'classes', classes, 0);
+  if (labels instanceof Tensor) {
+    if (labels.dtype !== 'int32' || labels.rank !== 1)
+      throw new TypeError(`oneHot: labels in a tensor must be int32 of rank 1, got ${labels.dtype} of shape ${showShape(labels.shape)}`);
+    const ids = internal.make(
+      Array.from({ length: classes }, (_, i) => i),
+      makeShape([1, classes]),
+      'int32',
+      labels.backend,
+      'oneHot',
+    );
+    return cast(equal(reshape(labels, [labels.shape[0]!, 1]), ids), dtype);
+  }
+  if (dtype === 'int32' || dtype === 'bool') return cast(oneHot(labels, classes, 'float32', backend), dtype);
   const out = dtype === 'float32' ? new Float32Array(labels.length * classes) : new Float64Array(labels.length * classes);
   for (let i = 0; i < labels.length; i++) {
     const c = labels[i]!;
@@ -347,6 +521,7 @@ export interface CrossEntropyOptions {
  * one-hot / probability targets [N, C]: −Σ t · logSoftmax(logits), reduced over the batch.
  */
 export const softmaxCrossEntropy = (logits: Tensor, labels: Tensor | ArrayLike<number>, opts: CrossEntropyOptions = {}): Tensor => {
+  if (!(logits instanceof Tensor)) tensorArg('softmaxCrossEntropy', 'logits', logits);
   if (logits.rank !== 2) {
     throw new ShapeError(`softmaxCrossEntropy: logits must be [batch, classes], got ${showShape(logits.shape)}`);
   }
@@ -356,7 +531,11 @@ export const softmaxCrossEntropy = (logits: Tensor, labels: Tensor | ArrayLike<n
   }
   const [n, c] = logits.shape as [number, number];
   let targets: Tensor;
-  if (labels instanceof Tensor) {
+  if (labels instanceof Tensor && labels.dtype === 'int32') {
+    if (labels.rank !== 1 || labels.shape[0] !== n)
+      throw new ShapeError(`softmaxCrossEntropy: int32 labels of shape ${showShape(labels.shape)} for logits of shape ${showShape(logits.shape)}: give [${n}]`);
+    targets = oneHot(labels, c, logits.dtype, logits.backend);
+  } else if (labels instanceof Tensor) {
     if (!sameShape(labels.shape, logits.shape)) {
       throw new ShapeError(`softmaxCrossEntropy: targets of shape ${showShape(labels.shape)} do not match logits of shape ${showShape(logits.shape)}`);
     }
@@ -648,12 +827,39 @@ export const pad = (x: Tensor, widths: readonly (readonly [number, number])[], v
   return bind('pad', [x], { before: widths.map((w) => w[0]), after: widths.map((w) => w[1]), value });
 };
 
-/** Gathers the entries `indices` along `axis` (repeats allowed); the gradient adds back into each index. */
-export const take = (x: Tensor, indices: ArrayLike<number>, axis = 0): Tensor => {
-  if (indices instanceof Tensor || indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
-    throw new TypeError(
-      `take: indices must be an array (or typed array) of integers, got ${indices instanceof Tensor ? `a tensor of shape ${showShape(indices.shape)} (indices in a tensor: gather(x, indices, axis))` : String(indices)}`,
+/**
+ * Gathers the entries `indices` along `axis` (repeats allowed); the gradient
+ * adds back into each index. Indices in an int32 tensor (NumPy's take: the
+ * result has x's shape with `axis` replaced by the indices' shape; negative
+ * ones count from the end, out of range is an error) are a composite of
+ * gather, so they run under jit and vmap.
+ */
+export const take = (x: Tensor, indices: ArrayLike<number> | Tensor, axis = 0): Tensor => {
+  if (indices instanceof Tensor) {
+    tensorArg('take', 'x', x);
+    if (indices.dtype !== 'int32') throw new TypeError(`take: indices in a tensor must be int32, got ${indices.dtype} (cast(indices, 'int32'))`);
+    const ax = checkAxis(axis, x.rank, 'take');
+    const k = indices.size;
+    // Indices along `axis`, length 1 elsewhere: gather broadcasts them over x's other axes.
+    const idx = reshape(
+      indices,
+      x.shape.map((_d, a) => (a === ax ? k : 1)),
     );
+    const out = bind(
+      'gather',
+      [
+        x,
+        broadcastTo(
+          idx,
+          x.shape.map((d, a) => (a === ax ? k : d)),
+        ),
+      ],
+      { axis: ax },
+    );
+    return reshape(out, [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)]);
+  }
+  if (indices === null || typeof indices !== 'object' || typeof indices.length !== 'number') {
+    throw new TypeError(`take: indices must be an array (or typed array) of integers, or an int32 tensor, got ${String(indices)}`);
   }
   const ax = checkAxis(axis, x.rank, 'take');
   const idx = Int32Array.from(indices as ArrayLike<number>);
@@ -673,6 +879,14 @@ export const concat = (xs: readonly Tensor[], axis = 0): Tensor => {
   const bad = xs.find((x) => x.rank !== first.rank || x.shape.some((d, a) => a !== ax && d !== first.shape[a]));
   if (bad !== undefined) throw new ShapeError(`concat: shapes ${xs.map((x) => showShape(x.shape)).join(', ')} differ off axis ${ax}`);
   if (xs.length === 1) return first;
+  // Mixed dtypes with an int32 or bool among them join in their promoted dtype (float32 with float64 stays mixed, as the kernels take it).
+  const d = xs.reduce<DType>((p, x) => promoteTypes(p, x.dtype), 'bool');
+  if (!isFloat(d) || xs.some((x) => !isFloat(x.dtype)))
+    return bind(
+      'concat',
+      xs.map((x) => cast(x, d)),
+      { axis: ax },
+    );
   return bind('concat', xs, { axis: ax });
 };
 
@@ -717,41 +931,61 @@ const broadcastAll = (...xs: Tensor[]): Tensor[] => {
 const broadcastShapesOf = (a: Shape, b: Shape): Shape => broadcastShapes(a, b, 'where');
 
 /**
- * cond ? a : b elementwise, broadcasting all three (any non-zero cond is
- * true); gradients flow to the chosen side only, never to cond.
+ * cond ? a : b elementwise, broadcasting all three: cond a bool tensor (or
+ * any other, non-zero read as true); a and b tensors, numbers or booleans,
+ * promoted to one dtype. Gradients flow to the chosen side only, never to cond.
  */
-export const where = (cond: Tensor, a: TensorLike, b: TensorLike): Tensor => {
+export const where = (cond: Tensor, a: TensorLike | boolean, b: TensorLike | boolean): Tensor => {
   tensorArg('where', 'cond', cond);
-  const [x, y] = lift(a, b, 'where');
+  const [x, y] = lift(boolValue(a, cond), boolValue(b, cond), 'where');
   const [c, xb, yb] = broadcastAll(stopGradient(cond), x, y);
   return bind('select', [c!, xb!, yb!], null);
 };
 
+/** A boolean operand as a bool scalar (on the other operand's backend); anything else as it is. */
+const boolValue = (v: TensorLike | boolean, other: TensorLike | boolean): TensorLike =>
+  typeof v === 'boolean' ? scalar(v, 'bool', other instanceof Tensor ? other.backend : undefined) : v;
+
 const compareOp =
   (op: KN.CompareOp) =>
-  (a: TensorLike, b: TensorLike): Tensor => {
-    const [x, y] = lift(a, b, op);
+  (a: TensorLike | boolean, b: TensorLike | boolean): Tensor => {
+    const [x, y] = lift(boolValue(a, b), boolValue(b, a), op);
     // Constants: their inputs' broadcasts need no derivative either.
     const [xb, yb] = broadcastAll(stopGradient(x), stopGradient(y));
     return bind('compare', [xb!, yb!], { op });
   };
 
-/** 1 where a > b, else 0 (NaN compares false), broadcasting; a constant. */
+/** true where a > b (NaN compares false), broadcasting: a bool constant. */
 export const greater = compareOp('greater');
-/** 1 where a ≥ b, else 0; a constant. */
+/** true where a ≥ b: a bool constant. */
 export const greaterEqual = compareOp('greaterEqual');
-/** 1 where a < b, else 0; a constant. */
+/** true where a < b: a bool constant. */
 export const less = compareOp('less');
-/** 1 where a ≤ b, else 0; a constant. */
+/** true where a ≤ b: a bool constant. */
 export const lessEqual = compareOp('lessEqual');
-/** 1 where a = b, else 0; a constant. */
+/** true where a = b: a bool constant. */
 export const equal = compareOp('equal');
-/** 1 where a ≠ b (and where either is NaN), else 0; a constant. */
+/** true where a ≠ b (and where either is NaN): a bool constant. */
 export const notEqual = compareOp('notEqual');
 
-/** 1 where x is NaN: x ≠ x. */
+/** true where x is NaN: x ≠ x. */
 const isNaNMask = (x: Tensor): Tensor => notEqual(x, x);
-const or = (p: Tensor, q: Tensor): Tensor => greater(add(p, q), 0);
+
+/** x as bool (itself, or x ≠ 0 for other dtypes, as NumPy's logical functions read their operands). */
+const truth = (op: string, x: TensorLike): Tensor => {
+  if (typeof x === 'number') throw new TypeError(`${op}: give tensors (a number has no shape to broadcast against alone)`);
+  tensorArg(op, 'x', x);
+  return x.dtype === 'bool' ? x : notEqual(x, 0);
+};
+/** Elementwise a AND b, broadcasting, as bool (non-bool operands are read as x ≠ 0). */
+export const logicalAnd = (a: Tensor, b: Tensor): Tensor => where(truth('logicalAnd', a), truth('logicalAnd', b), false);
+/** Elementwise a OR b, broadcasting, as bool (non-bool operands are read as x ≠ 0). */
+export const logicalOr = (a: Tensor, b: Tensor): Tensor => where(truth('logicalOr', a), true, truth('logicalOr', b));
+/** Elementwise a XOR b, broadcasting, as bool (non-bool operands are read as x ≠ 0). */
+export const logicalXor = (a: Tensor, b: Tensor): Tensor => notEqual(truth('logicalXor', a), truth('logicalXor', b));
+/** Elementwise NOT x, as bool (a non-bool x is read as x ≠ 0). */
+export const logicalNot = (x: Tensor): Tensor => equal(truth('logicalNot', x), false);
+const or = (p: Tensor, q: Tensor): Tensor => logicalOr(p, q);
 
 /**
  * Elementwise maximum, broadcasting. NaN propagates (either side NaN gives
@@ -773,6 +1007,7 @@ export const sign = (x: Tensor): Tensor => bind('sign', [x], null);
 
 /** |x|; NaN stays NaN; the gradient is sign(x), 0 at 0 (as PyTorch and JAX). */
 export const abs = (x: Tensor): Tensor => {
+  if (tensorArg('abs', 'x', x).dtype === 'bool') return x; // NumPy's: |true| is true
   return mul(x, bind('sign', [x], null));
 };
 

@@ -12,10 +12,23 @@ import type { CompareOp, Conv2dParams, PadParams, Pool2dParams, RoundMode, Slice
 import type { Shape } from './shape.js';
 import type { Tensor } from './tensor.js';
 
-/** Element type. float32 for training, float64 for references and gradient checks. */
-export type DType = 'float32' | 'float64';
-/** The host typed array of a dtype. */
+/**
+ * Element type. float32 for training, float64 for references and gradient
+ * checks; int32 for indices, labels and counts; bool for masks and comparisons.
+ * int32 and bool are logical types: their values live exactly in a backend's
+ * float storage (`storageDType` in backend.ts), as in tfjs's WebGL backend.
+ */
+export type DType = 'float32' | 'float64' | 'int32' | 'bool';
+/** The float types: the only ones storage and kernels know, and the only ones derivatives flow through. */
+export type FloatDType = 'float32' | 'float64';
+/** Every dtype name, in promotion order (bool < int32 < float32 < float64). */
+export const DTYPES: readonly DType[] = Object.freeze(['bool', 'int32', 'float32', 'float64']);
+/** Whether a dtype is float32 or float64 (derivatives flow only through these). */
+export const isFloatDType = (d: DType): d is FloatDType => d === 'float32' || d === 'float64';
+/** The host typed array of a storage (float) dtype: what kernels read and write. */
 export type Data = Float32Array | Float64Array;
+/** What reading a tensor gives: Float32Array, Float64Array, Int32Array (int32) or Uint8Array of 0 and 1 (bool). */
+export type HostData = Float32Array | Float64Array | Int32Array | Uint8Array;
 
 /** Each primitive's arity and parameters. */
 export interface PrimitiveSignatures {
@@ -51,7 +64,10 @@ export interface PrimitiveSignatures {
   transpose: { arity: 1; params: { readonly perm: readonly number[] } };
   /** Repeats along stretched axes (the gradient of sum). */
   broadcastTo: { arity: 1; params: { readonly shape: Shape } };
-  /** The same values in another dtype (rounded to float32 where asked). */
+  /**
+   * The same values in another dtype (rounded to float32 where asked). To int32 or bool the values must
+   * already be integers in range (0 or 1 for bool): `cast` in ops.ts truncates, saturates and compares first.
+   */
   cast: { arity: 1; params: { readonly dtype: DType } };
   /** Images NCHW [N, C, H, W] with filters [F, C, KH, KW]; see kernels-nd.ts. */
   conv2d: { arity: 2; params: Conv2dParams };
@@ -76,13 +92,13 @@ export interface PrimitiveSignatures {
   concat: { arity: 'n'; params: { readonly axis: number } };
   /** cond ≠ 0 ? a : b on inputs [cond, a, b] already broadcast to one shape; no gradient flows to cond. */
   select: { arity: 3; params: null };
-  /** 1 where `a op b` holds, else 0 (NaN compares false except for notEqual), inputs of one shape: a constant (no gradient). */
+  /** true where `a op b` holds (NaN compares false except for notEqual), inputs of one shape and dtype, a bool result: a constant (no gradient). */
   compare: { arity: 2; params: { readonly op: CompareOp } };
   /** 1, −1, 0 at ±0, NaN for NaN: a constant (no gradient; abs is x · sign(x)). */
   sign: { arity: 1; params: null };
-  /** Index of the largest entry along `axis` (first on ties, NaN largest), in x's dtype: a constant. */
+  /** Index of the largest entry along `axis` (first on ties, NaN largest), as int32: a constant. */
   argmax: { arity: 1; params: { readonly axis: number } };
-  /** Indices that sort x along `axis`, stably (ascending NaN last; descending NaN first), in x's dtype: a constant. */
+  /** Indices that sort x along `axis`, stably (ascending NaN last; descending NaN first), as int32: a constant. */
   argsort: { arity: 1; params: { readonly axis: number; readonly descending: boolean } };
   /**
    * NumPy's take_along_axis on inputs [x, idx]: idx of x's rank and x's lengths off `axis`, holding integers

@@ -17,9 +17,10 @@ import prand from 'pure-rand';
 import { makeShape, sizeOf } from './shape.js';
 import { defaultBackend, resolveBackend, type BackendLike } from './backend.js';
 import { internal, type DType, type Tensor } from './tensor.js';
+import { checkFloatDType } from './dtypes.js';
 import { threefry2x32Into } from './threefry.js';
 
-const array = (dtype: DType, n: number) => (dtype === 'float32' ? new Float32Array(n) : new Float64Array(n));
+const array = (dtype: DType, n: number, who: string) => (checkFloatDType(dtype, who) === 'float32' ? new Float32Array(n) : new Float64Array(n));
 const placed = (b: BackendLike | undefined) => (b === undefined ? defaultBackend() : resolveBackend(b));
 
 /** A double in [0, 1) with 53 random bits, as NumPy's random_sample builds it. */
@@ -157,7 +158,7 @@ export class Key {
   #uniform(shape: readonly number[], low: number, high: number, dtype: DType, backend?: BackendLike): Tensor {
     const s = makeShape(shape);
     const n = sizeOf(s);
-    const out = array(dtype, n);
+    const out = array(dtype, n, 'Key.uniform');
     if (dtype === 'float32') {
       const w = wordsOf(this.#k0, this.#k1, n);
       for (let i = 0; i < n; i++) out[i] = low + (high - low) * ((w[i]! >>> 8) / 16777216);
@@ -186,7 +187,7 @@ export class Key {
   #normal(shape: readonly number[], dtype: DType, mean: number, std: number, backend?: BackendLike): Tensor {
     const s = makeShape(shape);
     const n = sizeOf(s);
-    const out = array(dtype, n);
+    const out = array(dtype, n, 'Key.normal');
     const w = wordsOf(this.#k0, this.#k1, 2 * (n + (n & 1)));
     for (let i = 0; i < n; i += 2) {
       const u1 = 1 - double53(w[2 * i]!, w[2 * i + 1]!);
@@ -237,7 +238,7 @@ export class Key {
  */
 export const numpyUniform = (seed: number, shape: readonly number[], low = 0, high = 1, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
   const s = makeShape(shape);
-  const out = array(dtype, sizeOf(s));
+  const out = array(dtype, sizeOf(s), 'numpyUniform');
   const g = prand.mersenne(seed);
   for (let i = 0; i < out.length; i++) out[i] = low + (high - low) * nextDouble(g);
   return internal.adopt(out, s, placed(backend));

@@ -19,14 +19,18 @@
  * collection.
  */
 import * as E from 'fp-ts/lib/Either.js';
-import { defaultBackend, resolveBackend, type Backend, type BackendLike } from './backend.js';
-import type { Data, DType } from './primitives.js';
+import { defaultBackend, int32Limit, resolveBackend, storageDType, type Backend, type BackendLike } from './backend.js';
+import { badDType, checkDType } from './dtypes.js';
+import type { Data, DType, HostData } from './primitives.js';
 import { formatTensor } from './format.js';
 import { makeShape, ShapeError, showShape, sizeOf, stridesOf, type Shape } from './shape.js';
 
-export type { Data, DType } from './primitives.js';
-/** What `toArray` returns and `tensor` accepts: numbers nested to the tensor's rank. */
+export type { Data, DType, HostData } from './primitives.js';
+export { checkDType } from './dtypes.js';
+/** What `toArray` returns and `tensor` accepts: numbers nested to the tensor's rank (a bool tensor's as 0 and 1). */
 export type NestedArray = number | readonly NestedArray[];
+/** What `tensor` accepts: numbers, or booleans (a bool tensor), nested to the tensor's rank. */
+export type NestedInput = number | boolean | readonly NestedInput[];
 
 /**
  * The hook a traced tensor carries: which transformation traced it (a reverse
@@ -150,7 +154,7 @@ const disposedError = (t: Tensor): Error =>
       'return it from the tidy function, or keep() it, to use it afterwards',
   );
 
-/** An immutable n-dimensional array of float32 or float64 values, in the memory of one backend. */
+/** An immutable n-dimensional array of float32, float64, int32 or bool values (see `DType`), in the memory of one backend. */
 export class Tensor {
   /** Length of each axis, outermost first (frozen). */
   readonly shape: Shape;
@@ -227,12 +231,15 @@ export class Tensor {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     const tail = `, dtype=${this.dtype}, shape=${showShape(this.shape)}, backend=${this.#storage.backend.name}`;
     if (this.trace !== undefined && !this.trace.readable) return `Tensor(<one example inside vmap>${tail})`;
-    return this.#disposed ? `Tensor(<disposed>${tail})` : formatTensor(hostData(this), this.shape, 'Tensor', tail);
+    return this.#disposed ? `Tensor(<disposed>${tail})` : formatTensor(hostData(this), this.shape, 'Tensor', tail, this.dtype);
   }
 
-  /** A copy of the values as a flat typed array (row-major). */
-  toTypedArray(): Data {
-    return hostData(this).slice();
+  /**
+   * A copy of the values as a flat typed array (row-major): Float32Array,
+   * Float64Array, Int32Array for int32, Uint8Array of 0 and 1 for bool.
+   */
+  toTypedArray(): HostData {
+    return typedCopy(hostData(this), this.dtype);
   }
 
   /**
@@ -241,12 +248,13 @@ export class Tensor {
    * thread goes on; elsewhere the same as `toTypedArray()`. In a browser, where
    * a GPU read cannot block, this is the way to read a webgpu tensor.
    */
-  async data(): Promise<Data> {
+  async data(): Promise<HostData> {
     if (this.trace !== undefined && !this.trace.readable) return hostData(this).slice(); // throws the vmap error
     const s = internalImpl.storageOf(this);
-    if (s.backend.readAsync === undefined) return hostData(this).slice();
+    if (s.backend.readAsync === undefined) return typedCopy(hostData(this), this.dtype);
     // readAsync returns a fresh copy (a download).
-    return s.backend.readAsync(s.buf, this.dtype, this.size);
+    const d = await s.backend.readAsync(s.buf, storageDType(s.backend, this.dtype), this.size);
+    return this.dtype === 'int32' || this.dtype === 'bool' ? typedCopy(d, this.dtype) : d;
   }
 
   /** A copy of the values as nested JavaScript arrays (a number for a scalar). */
@@ -296,7 +304,9 @@ export class Tensor {
     if (this.#disposed) return `Tensor(${this.dtype} ${showShape(this.shape)}, disposed)`;
     if (this.trace !== undefined && !this.trace.readable)
       return `Tensor(${this.dtype} ${showShape(this.shape)}, ${this.trace.main.kind === 'jit' ? 'traced' : 'one example'} inside ${this.trace.main.kind})`;
-    const preview = Array.from(hostData(this).subarray(0, 8), (v) => v.toPrecision(4)).join(', ');
+    const preview = Array.from(hostData(this).subarray(0, 8), (v) =>
+      this.dtype === 'int32' ? String(v) : this.dtype === 'bool' ? String(v !== 0) : v.toPrecision(4),
+    ).join(', ');
     return `Tensor(${this.dtype} ${showShape(this.shape)} [${preview}${this.size > 8 ? ', …' : ''}] on ${this.backend.name})`;
   }
 }
@@ -316,7 +326,36 @@ const hostData = (t: Tensor): Data => {
     );
   }
   const s = internalImpl.storageOf(t);
-  return s.backend.read(s.buf, t.dtype, t.size);
+  return s.backend.read(s.buf, storageDType(s.backend, t.dtype), t.size);
+};
+
+/** A copy of storage values in the typed array of a dtype (int32 and bool values are exact in their float storage). */
+const typedCopy = (d: Data, dtype: DType): HostData => (dtype === 'int32' ? Int32Array.from(d) : dtype === 'bool' ? Uint8Array.from(d) : d.slice());
+
+/**
+ * `values` in the storage of `dtype` on `backend`, checked: int32 values must
+ * be integers the backend holds exactly (±2^24 on the GPU backends, whose
+ * int32 lives in float32), bool values 0 or 1. Throws a RangeError naming the
+ * first bad value.
+ */
+const toStorage = (values: ArrayLike<number>, dtype: DType, backend: Backend, who: string): Data => {
+  if (dtype === 'int32' || dtype === 'bool') {
+    const limit = int32Limit(backend);
+    for (let i = 0; i < values.length; i++) {
+      const v = values[i]!;
+      const ok = dtype === 'bool' ? v === 0 || v === 1 : Number.isInteger(v) && v >= -(2 ** 31) && v < 2 ** 31 && Math.abs(v) <= limit;
+      if (!ok) {
+        throw new RangeError(
+          dtype === 'bool'
+            ? `${who}: element ${i} is ${v}, not a bool (0, 1, true or false): for x ≠ 0 use notEqual(x, 0)`
+            : limit < 2 ** 31 && Number.isInteger(v) && Math.abs(v) < 2 ** 31
+              ? `${who}: int32 element ${i} is ${v}, beyond ±2^24, what the ${backend.name} backend holds exactly (int32 in float32): use the cpu or reference backend`
+              : `${who}: element ${i} is ${v}, not an int32 (an integer in [-2^31, 2^31)): for a float's integer part use cast(x, 'int32')`,
+        );
+      }
+    }
+  }
+  return storageDType(backend, dtype) === 'float32' ? Float32Array.from(values) : Float64Array.from(values);
 };
 
 /**
@@ -331,9 +370,19 @@ export const internal = {
   share: (t: Tensor, shape: Shape = t.shape, trace?: Trace): Tensor => internalImpl.wrap(internalImpl.storageOf(t), shape, t.dtype, trace),
   /** The values on the host (see hostData): read-only, and valid only while `t` is alive. */
   dataOf: hostData,
-  /** A tensor on `backend` holding `data`, handed over: adopted where the backend can, else copied. */
-  adopt: (data: Data, shape: Shape, backend: Backend): Tensor =>
-    internalImpl.wrap(new Storage(backend, backend.adopt?.(data) ?? backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
+  /**
+   * A tensor on `backend` holding `data`, handed over: adopted where the backend can, else copied. Its dtype is
+   * the array's, or `dtype` (int32, bool) whose storage `data` already is (see storageDType).
+   */
+  adopt: (data: Data, shape: Shape, backend: Backend, dtype?: DType): Tensor =>
+    internalImpl.wrap(
+      new Storage(backend, backend.adopt?.(data) ?? backend.upload(data)),
+      shape,
+      dtype ?? (data instanceof Float32Array ? 'float32' : 'float64'),
+    ),
+  /** Host values of any dtype as a tensor on `backend`, checked (see toStorage): what constructors use. */
+  make: (values: ArrayLike<number>, shape: Shape, dtype: DType, backend: Backend, who: string): Tensor =>
+    internal.adopt(toStorage(values, dtype, backend, who), shape, backend, dtype),
   /**
    * While `jit` traces a function, random draws are part of its program only
    * when they come from a key passed in (or derived from one): `traceDraws`
@@ -381,6 +430,8 @@ export const internal = {
   /** A tensor on `backend` holding `data` (copied; `data` stays the caller's). */
   fromHost: (data: Data, shape: Shape, backend: Backend): Tensor =>
     internalImpl.wrap(new Storage(backend, backend.upload(data)), shape, data instanceof Float32Array ? 'float32' : 'float64'),
+  /** The storage dtype of a tensor on its backend (see storageDType). */
+  storageDTypeOf: (t: Tensor) => storageDType(t.backend, t.dtype),
 };
 
 // ---------------------------------------------------------------------------
@@ -460,21 +511,6 @@ export const tidy = <A>(f: () => A): A => {
 // place the tensor on (a name or a Backend), else the default backend.
 // ---------------------------------------------------------------------------
 
-const Ctor = (dtype: DType) => (dtype === 'float32' ? Float32Array : Float64Array);
-
-/** Why `dtype` is not one tapegrad has, or undefined when it is (a run-time check: JavaScript callers pass any string). */
-const badDType = (dtype: unknown, who: string): string | undefined =>
-  dtype === 'float32' || dtype === 'float64'
-    ? undefined
-    : `${who}: dtype ${typeof dtype === 'string' ? `'${dtype}'` : String(dtype)} is not one of 'float32', 'float64' (the only element types so far)`;
-
-/** Throws a TypeError for a dtype tapegrad does not have. */
-export const checkDType = (dtype: unknown, who: string): DType => {
-  const bad = badDType(dtype, who);
-  if (bad !== undefined) throw new TypeError(bad);
-  return dtype as DType;
-};
-
 /** A value's description for messages: its type, and the value when short. */
 const describeValue = (v: unknown): string =>
   v === null
@@ -488,10 +524,12 @@ const describeValue = (v: unknown): string =>
 /** Deeper nesting than this is refused (a cycle, or a mistake): no tensor has 64 axes, and the stack stays small. */
 const MAX_RANK = 64;
 
-const inferShape = (x: NestedArray, path = '', depth = 0): E.Either<ShapeError, number[]> => {
-  if (typeof x === 'number') return E.right([]);
+const inferShape = (x: NestedInput, path = '', depth = 0): E.Either<ShapeError, number[]> => {
+  if (typeof x === 'number' || typeof x === 'boolean') return E.right([]);
   if (!Array.isArray(x))
-    return E.left(new ShapeError(`tensor(): expected a number or a nested array of numbers${path === '' ? '' : ` at ${path}`}, found ${describeValue(x)}`));
+    return E.left(
+      new ShapeError(`tensor(): expected a number, a boolean or a nested array of them${path === '' ? '' : ` at ${path}`}, found ${describeValue(x)}`),
+    );
   if (depth >= MAX_RANK)
     return E.left(new ShapeError(`tensor(): arrays nested more than ${MAX_RANK} deep (an array that contains itself?): a tensor has at most ${MAX_RANK} axes`));
   if (x.length === 0) return E.right([0]);
@@ -511,54 +549,74 @@ const inferShape = (x: NestedArray, path = '', depth = 0): E.Either<ShapeError, 
 
 const placed = (backend: BackendLike | undefined): Backend => (backend === undefined ? defaultBackend() : resolveBackend(backend));
 
+/** A constructor's failure as a ShapeError (the `Left` constructors return). */
+const asShapeError = (e: unknown): ShapeError => (e instanceof ShapeError ? e : new ShapeError(e instanceof Error ? e.message : String(e)));
+
 /**
- * A tensor from nested arrays: `tensor([[1, 2], [3, 4]])`. Returns `Left` on a
- * ragged array or a non-number element.
+ * A tensor from nested arrays: `tensor([[1, 2], [3, 4]])`, `tensor([1, 2], 'int32')`,
+ * `tensor([true, false])` (a bool tensor: booleans without a dtype give bool).
+ * Returns `Left` on a ragged array, a non-number element, or a value the dtype
+ * cannot hold (an int32 that is not an integer in range, a bool other than 0 and 1).
  */
-export const tensor = (values: NestedArray, dtype: DType = 'float32', backend?: BackendLike): E.Either<ShapeError, Tensor> => {
-  const bad = badDType(dtype, 'tensor()');
+export const tensor = (values: NestedInput, dtype?: DType, backend?: BackendLike): E.Either<ShapeError, Tensor> => {
+  const bad = dtype === undefined ? undefined : badDType(dtype, 'tensor()');
   if (bad !== undefined) return E.left(new ShapeError(bad));
   const shape = inferShape(values);
   if (E.isLeft(shape)) return shape;
   const flat = [values].flat(Infinity as 1) as unknown[];
-  for (const v of flat) {
-    if (typeof v !== 'number') return E.left(new ShapeError(`tensor(): expected numbers, found ${typeof v}`));
-  }
-  return E.right(internal.adopt(Ctor(dtype).from(flat as number[]), makeShape(shape.right), placed(backend)));
+  const bools = flat.filter((v) => typeof v === 'boolean').length;
+  if (bools > 0 && bools < flat.length)
+    return E.left(new ShapeError('tensor(): the values mix booleans and numbers: give one kind (and a dtype for numbers as bool: 0 and 1)'));
+  const dt = dtype ?? (flat.length > 0 && bools === flat.length ? 'bool' : 'float32');
+  return E.tryCatch(
+    () =>
+      internal.make(
+        flat.map((v) => (typeof v === 'boolean' ? Number(v) : (v as number))),
+        makeShape(shape.right),
+        dt,
+        placed(backend),
+        'tensor()',
+      ),
+    asShapeError,
+  );
 };
 
-/** A tensor from a flat array (copied) and a shape. `Left` if the sizes differ. */
+/** A tensor from a flat array (copied) and a shape. `Left` if the sizes differ, or a value the dtype cannot hold. */
 export const fromArray = (values: ArrayLike<number>, shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): E.Either<ShapeError, Tensor> =>
-  E.tryCatch(
-    () => {
-      const bad = badDType(dtype, 'fromArray()');
-      if (bad !== undefined) throw new ShapeError(bad);
-      if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
-        throw new ShapeError(`fromArray(): values must be an array or a typed array of numbers, got ${describeValue(values)}`);
-      }
-      if (ArrayBuffer.isView(values) && (values instanceof DataView || values instanceof BigInt64Array || values instanceof BigUint64Array)) {
-        throw new ShapeError(`fromArray(): values must hold numbers, got a ${values.constructor.name} (convert with Array.from(values, Number))`);
-      }
-      if (!ArrayBuffer.isView(values)) {
-        const i = Array.prototype.findIndex.call(values, (v: unknown) => typeof v !== 'number');
-        if (i >= 0) throw new ShapeError(`fromArray(): element ${i} is ${describeValue((values as ArrayLike<unknown>)[i])}, not a number`);
-      }
-      const s = makeShape(shape);
-      if (sizeOf(s) !== values.length) {
-        throw new ShapeError(`fromArray(): ${values.length} values cannot fill shape ${showShape(s)} (${sizeOf(s)} elements)`);
-      }
-      return internal.adopt(Ctor(dtype).from(values), s, placed(backend));
-    },
-    (e) => (e instanceof ShapeError ? e : new ShapeError(String(e))),
-  );
+  E.tryCatch(() => {
+    const bad = badDType(dtype, 'fromArray()');
+    if (bad !== undefined) throw new ShapeError(bad);
+    if (values === null || typeof values !== 'object' || typeof values.length !== 'number') {
+      throw new ShapeError(`fromArray(): values must be an array or a typed array of numbers, got ${describeValue(values)}`);
+    }
+    if (ArrayBuffer.isView(values) && (values instanceof DataView || values instanceof BigInt64Array || values instanceof BigUint64Array)) {
+      throw new ShapeError(`fromArray(): values must hold numbers, got a ${values.constructor.name} (convert with Array.from(values, Number))`);
+    }
+    if (!ArrayBuffer.isView(values)) {
+      const i = Array.prototype.findIndex.call(values, (v: unknown) => typeof v !== 'number');
+      if (i >= 0) throw new ShapeError(`fromArray(): element ${i} is ${describeValue((values as ArrayLike<unknown>)[i])}, not a number`);
+    }
+    const s = makeShape(shape);
+    if (sizeOf(s) !== values.length) {
+      throw new ShapeError(`fromArray(): ${values.length} values cannot fill shape ${showShape(s)} (${sizeOf(s)} elements)`);
+    }
+    return internal.make(values, s, dtype, placed(backend), 'fromArray()');
+  }, asShapeError);
 
-/** A tensor of one value repeated. */
-export const full = (shape: readonly number[], value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
+/** A tensor of one value repeated (for int32 an integer, for bool 0, 1, true or false; a boolean value without a dtype gives bool). */
+export const full = (
+  shape: readonly number[],
+  value: number | boolean,
+  dtype: DType = typeof value === 'boolean' ? 'bool' : 'float32',
+  backend?: BackendLike,
+): Tensor => {
   checkDType(dtype, 'full()');
+  if (typeof value === 'boolean') value = Number(value);
   if (typeof value !== 'number') throw new TypeError(`full(): the value must be a number, got ${describeValue(value)}`);
   const s = makeShape(shape);
   const b = placed(backend);
-  return internal.wrap(new Storage(b, b.full(dtype, sizeOf(s), value)), s, dtype);
+  if (dtype === 'int32' || dtype === 'bool') internal.make([value], makeShape([1]), dtype, b, 'full()').dispose(); // checks the value
+  return internal.wrap(new Storage(b, b.full(storageDType(b, dtype), sizeOf(s), value)), s, dtype);
 };
 
 /** A tensor of zeros. */
@@ -566,9 +624,9 @@ export const zeros = (shape: readonly number[], dtype: DType = 'float32', backen
   full(shape, 0, checkDType(dtype, 'zeros()'), backend);
 /** A tensor of ones. */
 export const ones = (shape: readonly number[], dtype: DType = 'float32', backend?: BackendLike): Tensor => full(shape, 1, checkDType(dtype, 'ones()'), backend);
-/** A rank-0 tensor. */
-export const scalar = (value: number, dtype: DType = 'float32', backend?: BackendLike): Tensor => {
-  if (typeof value !== 'number') throw new TypeError(`scalar(): the value must be a number, got ${describeValue(value)}`);
+/** A rank-0 tensor (a boolean value without a dtype gives bool). */
+export const scalar = (value: number | boolean, dtype: DType = typeof value === 'boolean' ? 'bool' : 'float32', backend?: BackendLike): Tensor => {
+  if (typeof value !== 'number' && typeof value !== 'boolean') throw new TypeError(`scalar(): the value must be a number, got ${describeValue(value)}`);
   return full([], value, checkDType(dtype, 'scalar()'), backend);
 };
 
@@ -576,5 +634,6 @@ export const scalar = (value: number, dtype: DType = 'float32', backend?: Backen
 export const toBackend = (t: Tensor, backend: BackendLike): Tensor => {
   const b = resolveBackend(backend);
   if (t.backend === b) return t;
+  if (t.dtype === 'int32' || t.dtype === 'bool') return internal.make(hostData(t), t.shape, t.dtype, b, 'toBackend');
   return internal.fromHost(hostData(t), t.shape, b);
 };

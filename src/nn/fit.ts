@@ -264,7 +264,7 @@ const readStep = (value: Tensor, logits: Tensor, y: Uint8Array): { loss: number;
   if (be.readAsync === undefined || logits.rank !== 2) return { loss: value.item(), correct: correctCount(logits, y) };
   const labels = E.getOrElseW((e: Error) => {
     throw e;
-  })(fromArray(y, [y.length], logits.dtype, be));
+  })(fromArray(y, [y.length], 'int32', be));
   const hits = sum(equal(argmax(logits, 1), labels));
   const both = concat([reshape(value, [1]), reshape(cast(hits, value.dtype), [1])]).toTypedArray();
   return { loss: both[0]!, correct: both[1]! };

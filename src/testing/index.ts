@@ -183,7 +183,7 @@ export const expectGradients = <P extends Treelike<P>>(f: (params: P) => Tensor,
         tidy(() =>
           f(
             mapTree(x, (t, i) => {
-              const d = t.toTypedArray();
+              const d = internal.dataOf(t).slice();
               for (let j = 0; j < d.length; j++) d[j] = d[j]! + s * vs[i]![j]!;
               return internal.adopt(d, t.shape, t.backend);
             }),
@@ -275,7 +275,7 @@ export const expectJvp = <P extends Treelike<P>>(f: (primals: P) => Tensor, prim
         tidy(() =>
           f(
             mapTree(x, (t, i) => {
-              const a = t.toTypedArray();
+              const a = internal.dataOf(t).slice();
               for (let j = 0; j < a.length; j++) a[j] = a[j]! + s * vs[i]![j]!;
               return internal.adopt(a, t.shape, t.backend);
             }),

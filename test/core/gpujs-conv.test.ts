@@ -45,7 +45,7 @@ const ints = (n: number, k: number): Float32Array => {
 };
 const wide = (x: Float32Array): Float64Array => Float64Array.from(x);
 
-const expectClose = (got: Data, want: ArrayLike<number>, tol: number, what: string) => {
+const expectClose = (got: ArrayLike<number>, want: ArrayLike<number>, tol: number, what: string) => {
   expect(got.length, `${what}: length`).toBe(want.length);
   let worst = -1,
     worstErr = 0;

@@ -159,8 +159,8 @@ describe('bad shapes give a Left with a readable message, never NaN-filled outpu
 
 describe('constructors refuse what is not numbers, and dtypes tapegrad does not have', () => {
   it('tensor(): a string, null or an object anywhere is a Left naming where (it used to overflow the stack)', () => {
-    expect(left(tensor([1, 'x'] as never)).message).toBe('tensor(): expected a number or a nested array of numbers at [1], found the string "x"');
-    expect(left(tensor('abc' as never)).message).toBe('tensor(): expected a number or a nested array of numbers, found the string "abc"');
+    expect(left(tensor([1, 'x'] as never)).message).toBe('tensor(): expected a number, a boolean or a nested array of them at [1], found the string "x"');
+    expect(left(tensor('abc' as never)).message).toBe('tensor(): expected a number, a boolean or a nested array of them, found the string "abc"');
     expect(
       left(
         tensor([
@@ -168,7 +168,7 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
           [3, null],
         ] as never),
       ).message,
-    ).toBe('tensor(): expected a number or a nested array of numbers at [1][1], found null');
+    ).toBe('tensor(): expected a number, a boolean or a nested array of them at [1][1], found null');
     expect(left(tensor([{}] as never)).message).toMatch(/at \[0\], found object/);
   });
   it('fromArray(): a non-number is a Left naming the element (it used to give NaNs)', () => {
@@ -210,13 +210,15 @@ describe('constructors refuse what is not numbers, and dtypes tapegrad does not 
     expect(() => T.full([2], 'x' as never)).toThrow(/^full\(\): the value must be a number, got the string "x"$/);
     expect(() => T.scalar(null as never)).toThrow(/^scalar\(\): the value must be a number, got null$/);
   });
-  it('a dtype other than float32 and float64 is refused by name everywhere (int32 used to give a float tensor)', () => {
-    expect(() => T.zeros([2], 'int32' as never)).toThrow(/^zeros\(\): dtype 'int32' is not one of 'float32', 'float64'/);
-    expect(() => T.ones([2], 'bool' as never)).toThrow(/^ones\(\): dtype 'bool'/);
+  it('a dtype name tapegrad does not have is refused by name everywhere (int32 used to give a float tensor; now it is an int32 one)', () => {
+    expect(() => T.zeros([2], 'int8' as never)).toThrow(/^zeros\(\): dtype 'int8' is not one of 'bool', 'int32', 'float32', 'float64'$/);
+    expect(() => T.ones([2], 'uint8' as never)).toThrow(/^ones\(\): dtype 'uint8'/);
     expect(() => T.full([2], 3, 'float16' as never)).toThrow(/^full\(\): dtype 'float16'/);
     expect(left(tensor([1, 2], 'int8' as never)).message).toMatch(/^tensor\(\): dtype 'int8'/);
     expect(left(fromArray([1, 2], [2], 'uint8' as never)).message).toMatch(/^fromArray\(\): dtype 'uint8'/);
-    expect(() => T.cast(T.zeros([2]), 'int32' as never)).toThrow(/^cast: dtype 'int32'/);
+    expect(() => T.cast(T.zeros([2]), 'int64' as never)).toThrow(/^cast: dtype 'int64'/);
+    expect(T.zeros([2], 'int32').dtype).toBe('int32');
+    expect(T.ones([2], 'bool').toTypedArray()).toEqual(Uint8Array.of(1, 1));
   });
 });
 
@@ -230,10 +232,12 @@ describe('options and index arguments from JavaScript are checked, not ignored',
       /^conv2d: filters \[1, 1, 3, 3\] dilated by 2 do not fit images \[1, 1, 4, 4\]/,
     );
   });
-  it('take refuses a tensor of indices (it returned shape [0, 3])', () => {
-    expect(() => T.take(T.zeros([4, 3]), T.zeros([2]) as never)).toThrow(
-      /^take: indices must be an array \(or typed array\) of integers, got a tensor of shape \[2\] \(indices in a tensor: gather\(x, indices, axis\)\)$/,
-    );
+  it('take refuses a float tensor of indices (it returned shape [0, 3]) and takes an int32 one', () => {
+    expect(() => T.take(T.zeros([4, 3]), T.zeros([2]) as never)).toThrow(/^take: indices in a tensor must be int32, got float32 \(cast\(indices, 'int32'\)\)$/);
+    const x = right(fromArray([0, 1, 2, 3, 4, 5], [2, 3]));
+    const got = T.take(x, right(tensor([[2, 0]], 'int32')), 1);
+    expect(got.shape).toEqual([2, 1, 2]);
+    expect(got.toArray()).toEqual([[[2, 0]], [[5, 3]]]);
   });
 });
 

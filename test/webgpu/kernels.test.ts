@@ -252,7 +252,7 @@ const runBoth = <P extends KernelPrimitive>(prim: P, c: Case<P>): [Float32Array 
   const want = bind(prim, c.inputs(putOn(reference, 'float64')) as never, c.params);
   expect(got.backend).toBe(gpu);
   expect(got.shape).toEqual(want.shape);
-  return [got.toTypedArray(), want.toTypedArray()];
+  return [got.toTypedArray() as Float32Array | Float64Array, want.toTypedArray() as Float32Array | Float64Array];
 };
 
 describe.skipIf(gpu === undefined)('webgpu kernels against the float64 reference', () => {

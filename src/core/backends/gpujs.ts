@@ -447,7 +447,9 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     },
     transpose: ([x], { perm }, out) => map('transpose', [x], [transposeAccess(x.shape, perm)], out, 'return v0;'),
     broadcastTo: ([x], _p, out) => map('broadcastTo', [x], [broadcastAccess(x.shape, out.shape)], out, 'return v0;'),
-    cast: ([x], { dtype }, out) => {
+    // To the output's storage dtype (an int32 or bool cast is given its float storage: see storageDType).
+    cast: ([x], _p, out) => {
+      const dtype = out.dtype;
       if (x.dtype === dtype) return dtype === 'float64' ? fromHost(Float64Array.from(hostOf(x))) : map('cast', [x], [null], out, 'return v0;');
       if (x.buf.n === 0) return empty(dtype);
       // The explicit transfer between the two memories: download and widen, or round and upload.
@@ -492,10 +494,15 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     Object.entries(gpuKernels).map(([prim, gpuKernel]) => {
       const hostKernel = (hostTable as unknown as Record<string, AnyKernel>)[prim]!;
       const onGpu = gpuKernel as AnyKernel;
-      const either: AnyKernel = (inputs, params, out) =>
-        out.dtype === 'float64' && sizeOf(out.shape) > 0
-          ? fromHost(hostKernel((inputs as readonly Op[]).map(onHost), params, out) as Data)
-          : onGpu(inputs, params, out);
+      // A float64 result runs on the host, and so does a comparison of float64 values (its bool result is float32: see
+      // storageDType); other float32 kernels refuse a float64 operand, naming the cast.
+      const hostOperands = prim === 'compare';
+      const either: AnyKernel = (inputs, params, out) => {
+        if (sizeOf(out.shape) === 0 || (out.dtype !== 'float64' && !(hostOperands && (inputs as readonly Op[]).some((x) => x.buf.dtype === 'float64'))))
+          return onGpu(inputs, params, out);
+        const r = hostKernel((inputs as readonly Op[]).map(onHost), params, out) as Data;
+        return r instanceof Float32Array ? upload(r) : fromHost(r);
+      };
       return [prim, prim === 'cast' ? gpuKernel : either];
     }),
   ) as unknown as KernelTable<GpuBuffer>;
@@ -607,6 +614,8 @@ export const createGpujsBackend = (): Backend<GpuBuffer> & {
     renderer,
     kernels: kernelTable,
     fused,
+    // int32 in float32 textures: exact within ±2^24 (uploads beyond are refused).
+    int32Storage: 'float32',
     fuse,
     upload,
     full,

@@ -307,7 +307,9 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     },
     transpose: ([x], { perm }, out) => map([x], [transposeAccess(x.shape, perm)], out, 'v0'),
     broadcastTo: ([x], _p, out) => map([x], [broadcastAccess(x.shape, out.shape)], out, 'v0'),
-    cast: ([x], { dtype }, out) => {
+    // To the output's storage dtype (an int32 or bool cast is given its float storage: see storageDType).
+    cast: ([x], _p, out) => {
+      const dtype = out.dtype;
       // The explicit move between the two memories: a host float64 tensor goes up rounded, a device one comes down widened.
       if (x.buf.host !== undefined) return dtype === 'float64' ? onHostBuffer(x.buf.host.slice()) : upload(Float32Array.from(x.buf.host));
       if (dtype === 'float64') return onHostBuffer(Float64Array.from(downloadFloats(x.buf)));
@@ -456,6 +458,8 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     hardware,
     kernels: table,
     fused,
+    // int32 in float32 storage buffers: exact within ±2^24 (uploads beyond are refused).
+    int32Storage: 'float32',
     upload,
     full,
     read(buf, dtype, n) {
