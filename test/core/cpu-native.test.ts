@@ -189,8 +189,20 @@ describe.skipIf(blas === undefined)('cpu backend on the native BLAS', () => {
           }
       }
       expect(gemmStats.bands).toBe(before + 20);
+      expect(banded.description).toContain('a band (the worker takes the other)');
     } finally {
       banded.dispose();
+    }
+    // blasBands: false keeps each product one call on this thread.
+    const whole = createCpuBackend({ threads: 2, blas: 'openblas', blasBands: false });
+    try {
+      const [ka, kb] = new Key(5).split(2);
+      const bands = gemmStats.bands;
+      matmul(toBackend(ka!.uniform([128, 3072], -1, 1, 'float32', reference), whole), toBackend(kb!.uniform([3072, 128], -1, 1, 'float32', reference), whole));
+      expect(gemmStats.bands).toBe(bands);
+      expect(whole.description).not.toContain('a band');
+    } finally {
+      whole.dispose();
     }
   });
 

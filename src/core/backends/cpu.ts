@@ -57,6 +57,12 @@ export interface CpuBackendOptions {
    */
   readonly blasThreads?: number;
   /**
+   * With one BLAS thread and the worker running: whether the worker takes a
+   * band of each large product (its own call of the library), so products use
+   * both cores (default true; see nativeGemm in cpu/gemm.ts).
+   */
+  readonly blasBands?: boolean;
+  /**
    * How float32 conv2d and its gradients run: 'gemm' (default) unrolls images
    * into columns for the GEMM (conv-gemm.ts); 'loops' keeps the host kernels'
    * direct loops, for benchmarks that measure the difference.
@@ -102,9 +108,10 @@ export const createCpuBackend = (
   const blas = 'blas' in found ? found.blas : undefined;
   const blasThreads = opts.blasThreads ?? blasThreadsFrom(envVar('TAPEGRAD_BLAS_THREADS'));
   // On one BLAS thread, the worker binds the library too and takes half of each large product.
-  const threads = startThreads(mem, threadsFrom(opts.threads), blas !== undefined && blasThreads === 1 ? blas.binding : undefined);
+  const bands = blas !== undefined && blasThreads === 1 && opts.blasBands !== false;
+  const threads = startThreads(mem, threadsFrom(opts.threads), bands ? blas.binding : undefined);
   const count = threads.parallel ? 2 : 1;
-  const gemm = blas !== undefined ? nativeGemm(blas, blasThreads, mem, threads) : wasmGemm(mem, threads);
+  const gemm = blas !== undefined ? nativeGemm(blas, blasThreads, mem, threads, bands) : wasmGemm(mem, threads);
   const imagesInWasm = opts.imageKernels !== 'typescript';
   const { kernels, fused } = cpuKernelTable({
     mem,
@@ -124,7 +131,7 @@ export const createCpuBackend = (
   const simd = mem.relaxed ? 'relaxed-SIMD FMA' : 'SIMD mul+add; Node 20 needs --experimental-wasm-relaxed-simd for FMA';
   const products =
     blas !== undefined
-      ? `native BLAS ${blas.summary} (${blas.file}) on ${blasThreads} BLAS thread${blasThreads === 1 ? '' : 's'} for products and convolutions, WebAssembly SIMD (${simd}) for the rest`
+      ? `native BLAS ${blas.summary} (${blas.file}) on ${blasThreads} BLAS thread${blasThreads === 1 ? '' : 's'}${bands && threads.parallel ? ' a band (the worker takes the other)' : ''} for products and convolutions, WebAssembly SIMD (${simd}) for the rest`
       : `WebAssembly SIMD GEMM (${simd}; no native BLAS: ${'none' in found ? found.none : ''})`;
 
   return {

@@ -88,8 +88,8 @@ export const gemmStats = { bands: 0 };
  * the library's kernel (OpenBLAS 0.3.21's Cooperlake kernel: equal at the
  * shapes tested; its Haswell kernel: not), as with the library's own threads.
  */
-export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory, threads: CpuThreads): GemmInto => {
-  const banded = blasThreads === 1 && threads.parallel;
+export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory, threads: CpuThreads, bands: boolean): GemmInto => {
+  const banded = bands && blasThreads === 1 && threads.parallel;
   return (a, b, m, k, n, transA, transB, out) => {
     if (m === 0 || n === 0) return;
     if (k === 0) {
