@@ -7,14 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import * as E from 'fp-ts/lib/Either.js';
-import { backend as backendNamed, Key, withBackend } from '../src/core/index.js';
+import { backend as backendNamed, createCpuBackend, Key, withBackend } from '../src/core/index.js';
 import { cifarSet, locateDataDir, readCifar100 } from '../src/data/index.js';
 import { evaluate, fitAsync, mlp, presets } from '../src/nn/index.js';
 
 const [backend = 'cpu', epochsArg = '3', splitFile = '', maxBatchesArg] = process.argv.slice(2);
 const epochs = Number(epochsArg);
 const maxBatches = maxBatchesArg === undefined ? undefined : Number(maxBatchesArg);
-const be = backendNamed(backend);
+// BENCH_BLAS_BANDS=0 (bench/run.ts's cpu-whole row): the native products as one call each, the worker idle during them.
+const be = backend === 'cpu' && process.env['BENCH_BLAS_BANDS'] === '0' ? createCpuBackend({ blasBands: false }) : backendNamed(backend);
 
 const dir = locateDataDir(process.env['CIFAR100_DIR'] ? undefined : '../shared/data/cifar-100-binary').dir;
 const file = readCifar100(dir, 'train');

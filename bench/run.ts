@@ -152,9 +152,10 @@ const mlpBench = (): { json: Record<string, unknown>; ratios: RatioRow[] } => {
     { name: 'cpu', run: () => ours('cpu', epochs, undefined, false, envFor('unset')) },
     { name: 'cpu-env', run: () => ours('cpu', epochs, undefined, false, envFor('as set')) },
     { name: 'cpu-wasm', run: () => ours('cpu', epochs, undefined, false, envFor('unset', { TAPEGRAD_BLAS: 'none' })) },
+    { name: 'cpu-whole', run: () => ours('cpu', epochs, undefined, false, envFor('unset', { BENCH_BLAS_BANDS: '0' })) },
   ];
   log(
-    `rows: numpy and cpu with ${OPENBLAS_VARS.join(' and ')} unset for that command alone; numpy-env and cpu-env as the environment sets them (${asSet}); cpu-wasm: TAPEGRAD_BLAS=none`,
+    `rows: numpy and cpu with ${OPENBLAS_VARS.join(' and ')} unset for that command alone; numpy-env and cpu-env as the environment sets them (${asSet}); cpu-wasm: TAPEGRAD_BLAS=none; cpu-whole: the native products without the worker's band (blasBands: false)`,
   );
   log(`MLP: ${rounds} rounds of ${systems.map((x) => x.name).join(', ')} in turn, ${epochs} epochs each, 3072→128→20 ReLU (paper preset) on ${dir}`);
   const perSystem = new Map<string, Run[]>(systems.map((x) => [x.name, []]));
