@@ -190,6 +190,7 @@ describe('cpu backend (WebAssembly SIMD)', () => {
       ['bias add', add(xc, bc), add(x, b)],
       ['column sums', sum(fc, 0), sum(finite, 0)],
       ['product of one shape', mul(xc, ctc), mul(x, ct)],
+      ['sum of one shape', add(xc, ctc), add(x, ct)],
     ];
     for (const [name, got, want] of pairs) {
       expect(be.inKernelMemory(internal.storageOf(got).buf as Float32Array) || name === 'column sums', name).toBe(true);

@@ -44,13 +44,13 @@ export const cpuKernelTable = ({ mem, threads, gemm, dgemm, conv, image }: Table
   const { alloc, arena, inArena, arenaOut, memory, pool } = mem;
   const host = hostKernels(alloc);
   const [addRowK, sumRowsK, momentumK] = [mem.fn('addRow'), mem.fn('sumRows'), mem.fn('momentumStep')];
-  const elementK = [mem.fn('relu'), mem.fn('reluGrad'), mem.fn('mul')] as const;
+  const elementK = [mem.fn('relu'), mem.fn('reluGrad'), mem.fn('mul'), mem.fn('add')] as const;
   /**
    * An element-wise kernel over n floats of the kernel's memory (op 0 relu(a),
    * 1 reluGrad(x = a, ct = b), 2 mul(a, b)), split in chunks of whole cache
    * lines where it is large: each element is computed alone.
    */
-  const elementwise = (op: 0 | 1 | 2, a: Float32Array, b: Float32Array | undefined, n: number): Float32Array | undefined => {
+  const elementwise = (op: 0 | 1 | 2 | 3, a: Float32Array, b: Float32Array | undefined, n: number): Float32Array | undefined => {
     const out = arenaOut(n);
     if (out === undefined) return undefined;
     const [ap, bp, op2] = [a.byteOffset, b?.byteOffset ?? 0, out.byteOffset];
@@ -154,6 +154,8 @@ export const cpuKernelTable = ({ mem, threads, gemm, dgemm, conv, image }: Table
           return out;
         }
       }
+      // Operands of one shape (a gradient's two terms), both in the kernel's memory.
+      if (inArena(a.buf) && inArena(b.buf) && sameShape(a, b)) return elementwise(3, a.buf, b.buf, a.buf.length) ?? host.add(inputs, params, spec);
       return host.add(inputs, params, spec);
     },
     // Operands of one shape (the dropout mask and its gradient), both in the kernel's memory.

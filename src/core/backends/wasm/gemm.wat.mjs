@@ -498,10 +498,27 @@ ${
       `
       (f32.store (local.get $out) (f32.mul (f32.load (local.get $a)) (f32.load (local.get $b))))`,
     )})
+
+  ;; out = a + b, operands of one shape (float32 addition is exact to the
+  ;; float64-then-round of the TypeScript loop): a gradient's two terms summed.
+  (func $add (export "add") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
+    (local $i i32)${lanes(
+      '$i',
+      '(local.get $n)',
+      [
+        ['$a', 4],
+        ['$b', 4],
+        ['$out', 4],
+      ],
+      `
+      (v128.store (local.get $out) (f32x4.add (v128.load (local.get $a)) (v128.load (local.get $b))))`,
+      `
+      (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.load (local.get $b))))`,
+    )})
 ${
   shared
     ? `
-  ;; An element-wise kernel over chunks of elements (chunked): op 0 relu(a), 1 reluGrad(x = a, ct = b), 2 mul(a, b).
+  ;; An element-wise kernel over chunks of elements (chunked): op 0 relu(a), 1 reluGrad(x = a, ct = b), 2 mul(a, b), 3 add(a, b).
 ${chunked(
   'elementChunks',
   'op a b out n',
@@ -513,7 +530,9 @@ ${chunked(
         (then (call $relu (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
         (else (if (i32.eq (local.get $op) (i32.const 1))
           (then (call $reluGrad (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
-          (else (call $mul (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len))))))`,
+          (else (if (i32.eq (local.get $op) (i32.const 2))
+            (then (call $mul (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len)))
+            (else (call $add (i32.add (local.get $a) (local.get $off)) (i32.add (local.get $b) (local.get $off)) (i32.add (local.get $out) (local.get $off)) (local.get $len))))))))`,
   '(local $off i32) (local $len i32)',
 )}`
     : ''
