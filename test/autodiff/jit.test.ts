@@ -321,6 +321,22 @@ describe('sums and several results in one pass', () => {
     const big = { ...c, shape: [300, 257] };
     check(big, [0], false, 'float32', cpu2, false);
     check(big, [0], false, 'float32', cpu1, true);
+    // More results than the module's four slots: declined, so the chain's single-result parts fuse instead of a slow loop.
+    const five = (xs: readonly Tensor[]) => {
+      const a = T.tanh(xs[0]!),
+        b = T.add(a, xs[1]!),
+        c = T.relu(b),
+        d = T.mul(c, a),
+        e = T.neg(d);
+      return [a, b, c, d, e, T.sqrt(T.mul(e, e))]; // six values of one chain, all read after it
+    };
+    const fx = chainInputs(big, 'float32', cpu2);
+    const jfive = jit(five);
+    jfive(fx);
+    jfive(fx).forEach((r, i) => {
+      expect(bits(r)).toEqual(bits(five(fx)[i]!));
+    });
+    expect(String(jfive.lower(fx))).not.toMatch(/[5-9] results written/);
     const lowered = String(jit(withSum(big, [0], false)).lower(chainInputs(big, 'float32', cpu2)));
     expect(lowered).not.toMatch(/the sum computed in the pass/);
     expect(lowered).toMatch(/fused 1: /);

@@ -14,7 +14,9 @@ import fc from 'fast-check';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { cast, createCpuBackend, createReferenceBackend, Key, matmul, toBackend, type Backend } from '../../src/core/index.js';
 import { findBlas } from '../../src/core/backends/cpu/blas.js';
-import { gemmStats } from '../../src/core/backends/cpu/gemm.js';
+import { gemmStats, nativeGemm } from '../../src/core/backends/cpu/gemm.js';
+import { createCpuMemory } from '../../src/core/backends/cpu/memory.js';
+import { startThreads } from '../../src/core/backends/cpu/threads.js';
 import { internal } from '../../src/core/tensor.js';
 import { slidingOut } from '../../src/core/kernels-nd.js';
 import { convAndGrads } from '../helpers.js';
@@ -203,6 +205,35 @@ describe.skipIf(blas === undefined)('cpu backend on the native BLAS', () => {
       expect(whole.description).not.toContain('a band');
     } finally {
       whole.dispose();
+    }
+  });
+
+  it('a worker that cannot bind the library fails its band: this thread redoes the product whole, bands stop, nothing hangs', async () => {
+    const mem = createCpuMemory();
+    const threads = startThreads(mem, 2, { koffi: '/nonexistent/koffi/index.js', file: blas!.file });
+    try {
+      await vi.waitFor(() => expect(threads.workerRunning()).toBe(true));
+      const gemm = nativeGemm(blas!, 1, mem, threads, true);
+      const [m, k, n] = [128, 3072, 128];
+      const fill = (len: number, seed: number) => {
+        const x = mem.alloc('float32', len, false) as Float32Array;
+        for (let i = 0; i < len; i++) x[i] = Math.sin(seed * 1000 + i);
+        expect(mem.inArena(x)).toBe(true);
+        return x;
+      };
+      const a = fill(m * k, 1),
+        b = fill(k * n, 2);
+      const want = new Float32Array(m * n);
+      blas!.sgemm(m, n, k, a, false, b, false, want);
+      const bands = gemmStats.bands;
+      for (let i = 0; i < 2; i++) {
+        const out = mem.alloc('float32', m * n, false) as Float32Array;
+        gemm(a, b, m, k, n, false, false, out);
+        expect(Array.from(out)).toEqual(Array.from(want));
+      }
+      expect(gemmStats.bands).toBe(bands);
+    } finally {
+      threads.dispose();
     }
   });
 

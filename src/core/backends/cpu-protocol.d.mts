@@ -116,5 +116,6 @@ export declare const SEQ: number;
 export declare const DONE: number;
 export declare const JOB: number;
 export declare const READY: number;
+export declare const FAILED: number;
 export declare function writeJob<J extends Job>(ints: Int32Array, floats: Float32Array, kind: J['kind'], args: J['args']): void;
 export declare function readJob(ints: Int32Array, floats: Float32Array): { kernel: string; args: number[] };

@@ -7,7 +7,8 @@
 // the job's kernel with the fields in the order below (the kernel's parameter
 // order) and stores `seq` into `done`. The worker sets `ready` once it runs: a
 // Web Worker starts only when the thread that made it returns to its event
-// loop, and until then the main thread runs every chunk itself. Fields named in FLOAT_FIELDS travel as
+// loop, and until then the main thread runs every chunk itself. A job that throws in the worker sets `failed`
+// before `done`, so the main thread never waits for a worker that died. Fields named in FLOAT_FIELDS travel as
 // float32 through a Float32Array view of the same words.
 
 /** Each job: the exported WebAssembly function it runs, and its parameters in order. */
@@ -141,15 +142,17 @@ export const CHAIN_IMPORTS = Object.freeze({
 });
 
 const KINDS = Object.freeze(Object.keys(JOBS));
-/** Words before the fields: seq, done, job, ready. */
-export const HEADER = 4;
+/** Words before the fields: seq, done, job, ready, failed. */
+export const HEADER = 5;
 /** Words of the control block. */
 export const CTRL_WORDS = HEADER + Math.max(...KINDS.map((k) => JOBS[k].fields.length));
 /** Slots of the header. */
 export const SEQ = 0,
   DONE = 1,
   JOB = 2,
-  READY = 3;
+  READY = 3,
+  /** Set by the worker when a job threw (it still stores `done`): the main thread redoes the work or reports it. */
+  FAILED = 4;
 
 /** Writes a job's fields (by name) into the control block; throws on a missing field. */
 export const writeJob = (ints, floats, kind, args) => {

@@ -4,7 +4,7 @@
 // platform.ts, as a worker_threads Worker under Node and a Web Worker in
 // browsers; scripts/build-wasm.mjs bundles it into one source string, so it
 // imports no Node built-in (bundlers for the browser would have to resolve it).
-import { CHAIN_IMPORTS, DONE, READY, readJob, SEQ, SGEMM_SIGNATURE } from './cpu-protocol.mjs';
+import { CHAIN_IMPORTS, DONE, FAILED, READY, readJob, SEQ, SGEMM_SIGNATURE } from './cpu-protocol.mjs';
 
 const run = ({ module, memory, ctrl, native }, bye) => {
   const instance = new WebAssembly.Instance(module, { env: { memory } });
@@ -47,9 +47,14 @@ const run = ({ module, memory, ctrl, native }, bye) => {
     seen = Atomics.load(ints, SEQ);
     if (seen < 0) break;
     const { kernel, args } = readJob(ints, floats);
-    if (kernel === 'chunks') chain(args[0], args[1], args[2]).chunks(...args.slice(3));
-    else if (kernel === 'sgemm') band(...args);
-    else instance.exports[kernel](...args);
+    try {
+      if (kernel === 'chunks') chain(args[0], args[1], args[2]).chunks(...args.slice(3));
+      else if (kernel === 'sgemm') band(...args);
+      else instance.exports[kernel](...args);
+    } catch {
+      // Said to the main thread (which redoes the work or reports it), never a silent hang.
+      Atomics.store(ints, FAILED, 1);
+    }
     Atomics.store(ints, DONE, seen);
     Atomics.notify(ints, DONE);
   }

@@ -108,7 +108,7 @@ export const createCpuBackend = (
   const blas = 'blas' in found ? found.blas : undefined;
   const blasThreads = opts.blasThreads ?? blasThreadsFrom(envVar('TAPEGRAD_BLAS_THREADS'));
   // On one BLAS thread, the worker binds the library too and takes half of each large product.
-  const bands = blas !== undefined && blasThreads === 1 && opts.blasBands !== false;
+  const bands = blas !== undefined && blasThreads === 1 && blas.threadsSettable && opts.blasBands !== false;
   const threads = startThreads(mem, threadsFrom(opts.threads), bands ? blas.binding : undefined);
   const count = threads.parallel ? 2 : 1;
   const gemm = blas !== undefined ? nativeGemm(blas, blasThreads, mem, threads, bands) : wasmGemm(mem, threads);

@@ -69,6 +69,8 @@ export interface NativeBlas {
   dgemm(m: number, n: number, k: number, a: Float64Array, transA: boolean, b: Float64Array, transB: boolean, c: Float64Array): void;
   /** Sets the library's own thread count (process-wide for that library), when it is not already that. */
   useThreads(n: number): void;
+  /** Whether `useThreads` can set it (OpenBLAS, BLIS, MKL; not Accelerate or an unknown file). */
+  readonly threadsSettable: boolean;
 }
 
 /** The outcome of looking: a library, or why none (every file tried and its error). */
@@ -151,6 +153,7 @@ const bind = (koffi: Koffi, koffiPath: string, file: string, family: BlasFamily 
     sgemmBand: (m, n, k, a, lda, ta, b, ldb, tb, c, ldc) => void s(CblasRowMajor, t(ta), t(tb), m, n, k, 1, a, lda, b, ldb, 0, c, ldc),
     binding: { koffi: koffiPath, file },
     dgemm: (m, n, k, a, ta, b, tb, c) => void d(CblasRowMajor, t(ta), t(tb), m, n, k, 1, a, ta ? m : k, b, tb ? k : n, 0, c, n),
+    threadsSettable: setThreads !== undefined,
     useThreads: (n) => {
       if (n !== threads && setThreads !== undefined) {
         setThreads(n);

@@ -428,20 +428,17 @@ let nextId = 1;
  * The chain as WebAssembly over `mem`, on both threads where it is large
  * (declined where it also has a sum), falling back to `host` (the JavaScript loop) where its operands
  * are not in the kernel memory; `host` itself where the chain is small, not
- * float32, has more than eight inputs or four outputs, or the module cannot be made.
+ * float32, or the module cannot be made; undefined (declined) where it has
+ * more than eight inputs or four outputs.
  */
 export const wasmChain = (mem: CpuMemory, threads: CpuThreads, chain: FusedChain, host: ChainKernel<Data> | undefined): ChainKernel<Data> | undefined => {
   // A sum adds in element order, so its chain runs on one thread: declined where two would share the chain (jit
   // then fuses the part before the sum, on both threads, and sums alone).
   if (chain.sum !== undefined && threads.parallel && chain.n >= PARALLEL_MIN_ELEMENTS) return undefined;
-  if (
-    host === undefined ||
-    chain.dtype !== 'float32' ||
-    chain.n * 4 < MIN_KERNEL_MEMORY_BYTES ||
-    chain.inputs.length > MAX_INPUTS ||
-    chain.outputs.length > MAX_OUTPUTS
-  )
-    return host;
+  if (host === undefined || chain.dtype !== 'float32' || chain.n * 4 < MIN_KERNEL_MEMORY_BYTES) return host;
+  // Past the module's slots, declined rather than run as the one-thread JavaScript loop (several times slower
+  // than unfused WebAssembly kernels at this size): jit then fuses the chain's single-result parts.
+  if (chain.inputs.length > MAX_INPUTS || chain.outputs.length > MAX_OUTPUTS) return undefined;
   const hasRows = chain.inputs.includes('row');
   const L = hasRows ? chain.row : UNIT;
   const rows = Math.ceil(chain.n / L);
@@ -503,15 +500,26 @@ export const wasmChain = (mem: CpuMemory, threads: CpuThreads, chain: FusedChain
       // One thread: every unit in one chunk, from a counter of its own; a sum's float64 slots zeroed first.
       const counter = mem.counter;
       Atomics.store(new Int32Array(mem.memory.buffer, counter, 1), 0, 0);
-      const mid = sum?.mid ?? 1,
-        acc = sum === undefined ? 0 : mem.arena.malloc(mid * 8);
-      if (sum !== undefined) new Float64Array(mem.memory.buffer, acc, mid).fill(0);
-      chunks(...a, ...sv, ...o, rows, rows, counter, acc, sum?.inner ?? 1, mid);
-      if (sum !== undefined) {
-        const total = mem.alloc('float32', mid, false);
-        total.set(new Float64Array(mem.memory.buffer, acc, mid));
-        mem.arena.release(acc, mid * 8);
-        outs.push(total as Float32Array);
+      const mid = sum?.mid ?? 1;
+      let acc = 0;
+      try {
+        if (sum !== undefined) {
+          acc = mem.arena.malloc(mid * 8);
+          new Float64Array(mem.memory.buffer, acc, mid).fill(0);
+        }
+        chunks(...a, ...sv, ...o, rows, rows, counter, acc, sum?.inner ?? 1, mid);
+        if (sum !== undefined) {
+          const total = mem.alloc('float32', mid, false);
+          total.set(new Float64Array(mem.memory.buffer, acc, mid));
+          outs.push(total as Float32Array);
+        }
+      } catch (e) {
+        // Nothing of this call outlives it: its outputs and staged rows go back (jit never saw them).
+        for (const out of outs) mem.arena.freeFloat32(out);
+        for (const [at, bytes] of staged) mem.arena.release(at, bytes);
+        throw e;
+      } finally {
+        if (acc !== 0) mem.arena.release(acc, mid * 8);
       }
     }
     for (const [at, bytes] of staged) mem.arena.release(at, bytes);

@@ -89,7 +89,10 @@ export const gemmStats = { bands: 0 };
  * shapes tested; its Haswell kernel: not), as with the library's own threads.
  */
 export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory, threads: CpuThreads, bands: boolean): GemmInto => {
-  const banded = bands && blasThreads === 1 && threads.parallel;
+  // Bands need the library held to one thread per call (two calls, two busy threads): a library whose thread
+  // count cannot be set (Accelerate, an unknown file) runs whole. A worker that fails its band (its binding)
+  // turns them off for good, after this thread redoes the product.
+  let banded = bands && blasThreads === 1 && threads.parallel && blas.threadsSettable;
   return (a, b, m, k, n, transA, transB, out) => {
     if (m === 0 || n === 0) return;
     if (k === 0) {
@@ -114,8 +117,12 @@ export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory
       ? { m: m - h, n, a: at(a, transA ? h : h * k), b: b.byteOffset, c: at(out, h * n) }
       : { m, n: n - h, a: a.byteOffset, b: at(b, transB ? h * k : h), c: at(out, h) };
     const job = { ta: transA ? 1 : 0, tb: transB ? 1 : 0, k, lda, ldb, ldc: n, ...theirs };
-    if (threads.offload('sgemm', job, mine)) gemmStats.bands++;
-    else blas.sgemm(m, n, k, a, transA, b, transB, out);
+    const ran = threads.offload('sgemm', job, mine);
+    if (ran === 'done') gemmStats.bands++;
+    else {
+      if (ran === 'failed') banded = false;
+      blas.sgemm(m, n, k, a, transA, b, transB, out);
+    }
   };
 };
 

@@ -10,7 +10,7 @@
  * and each writes apart (or, for K chunks of a product, into partial products
  * joined in a fixed order), so results do not depend on threads or timing.
  */
-import { CTRL_WORDS, DONE, JOBS, READY, SEQ, writeJob, type Job } from '../cpu-protocol.mjs';
+import { CTRL_WORDS, DONE, FAILED, JOBS, READY, SEQ, writeJob, type Job } from '../cpu-protocol.mjs';
 import { coreCount, envVar, startKernelWorker, type KernelWorker } from '../platform.js';
 import type { CpuMemory } from './memory.js';
 
@@ -50,10 +50,11 @@ export interface CpuThreads {
   chunked<K extends Job['kind']>(kind: K, args: JobArgs<K>, units: number, quantum: number, mine?: Partial<JobArgs<K>>, fn?: (...args: number[]) => void): void;
   /**
    * Posts one job the worker runs whole while this thread runs `mine`, and
-   * waits for both; false (nothing posted) where no worker runs yet, so the
-   * caller does the worker's share itself.
+   * waits for both: 'done'; 'alone' (nothing posted, `mine` not run) where no
+   * worker runs yet; 'failed' (`mine` ran) where the worker's job threw. The
+   * caller does the worker's share itself in the last two.
    */
-  offload<K extends Job['kind']>(kind: K, args: Extract<Job, { kind: K }>['args'], mine: () => void): boolean;
+  offload<K extends Job['kind']>(kind: K, args: Extract<Job, { kind: K }>['args'], mine: () => void): 'done' | 'alone' | 'failed';
   workerRunning(): boolean;
   dispose(): void;
 }
@@ -83,12 +84,13 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2, native?: { readonly
    * Posts `job` to the worker, runs `mine` (the same job with this thread's own
    * buffers) here, and waits for both. Before the worker runs (a Web Worker
    * starts only once this thread returns to its event loop) `mine` takes every
-   * chunk: the same chunks, so the same result.
+   * chunk: the same chunks, so the same result. True where the worker's part
+   * threw (it says so in FAILED and still stores DONE).
    */
-  const both = (job: Job, mine: () => void): void => {
+  const both = (job: Job, mine: () => void): boolean => {
     if (worker === undefined || Atomics.load(ctrl, READY) !== 1) {
       mine();
-      return;
+      return false;
     }
     writeJob(ctrl, ctrlF, job.kind, job.args);
     seq = seq + 1 > 0x3fffffff ? 1 : seq + 1;
@@ -102,6 +104,7 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2, native?: { readonly
         spins = 0;
       }
     }
+    return Atomics.exchange(ctrl, FAILED, 0) === 1;
   };
 
   return {
@@ -116,12 +119,12 @@ export const startThreads = (mem: CpuMemory, threads: 1 | 2, native?: { readonly
       // The worker runs the kernel with the fields in the protocol's order: so does this thread.
       const { kernel, fields } = JOBS[kind];
       const run = fn ?? mem.fn(kernel);
-      both({ kind, args: full } as Job, () => run(...fields.map((f) => own[f]!)));
+      if (both({ kind, args: full } as Job, () => run(...fields.map((f) => own[f]!))))
+        throw new Error(`cpu backend: the worker thread failed its part of a '${kind}' job; run with TAPEGRAD_THREADS=1 and report it`);
     },
     offload: (kind, args, mine) => {
-      if (worker === undefined || Atomics.load(ctrl, READY) !== 1) return false;
-      both({ kind, args } as Job, mine);
-      return true;
+      if (worker === undefined || Atomics.load(ctrl, READY) !== 1) return 'alone';
+      return both({ kind, args } as Job, mine) ? 'failed' : 'done';
     },
     workerRunning: () => worker !== undefined && Atomics.load(ctrl, READY) === 1,
     dispose: () => {
