@@ -56,6 +56,8 @@ export {
   createGpujsBackend,
   createReferenceBackend,
   createWebgpuBackend,
+  createWebgpuBackendAsync,
+  startWebgpu,
   isHostBackend,
   detectGpu,
   isHardwareRenderer,

@@ -25,7 +25,8 @@ import type { CompareOp } from '../../kernels-nd.js';
 import { hostFused, hostKernels, type Alloc } from '../../kernels.js';
 import type { Data, DType, KernelPrimitive } from '../../primitives.js';
 import { sizeOf } from '../../shape.js';
-import { type AdapterReport, type Executor, isHardwareAdapter, startNodeExecutor, type WebgpuOptions } from './executor.js';
+import { isNode } from '../platform.js';
+import { type AdapterReport, type Executor, isHardwareAdapter, startBrowserExecutor, startNodeExecutor, type WebgpuOptions } from './executor.js';
 import { conv2dGradInputShader, conv2dGradWeightShader, conv2dShader, type GemmShader, matmulShader } from './gemm.js';
 import * as S from './shaders.js';
 import { type Access, broadcastAccess, f32, grid1d, mapShader, transposeAccess } from './wgsl.js';
@@ -117,11 +118,29 @@ const powExpr = (p: number): string => {
 };
 
 /**
- * Creates the webgpu backend: starts Dawn in an executor thread and waits for its adapter.
- * Throws one line naming what is missing (the package, an adapter) and how to get it.
+ * Creates the webgpu backend under Node: starts Dawn in an executor thread and waits for its
+ * adapter. Throws one line naming what is missing (the package, an adapter) and how to get it.
+ * In a browser the adapter comes asynchronously: use `createWebgpuBackendAsync` (or `startWebgpu`).
  */
 export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend => {
-  const exec: Executor = startNodeExecutor(options);
+  if (!isNode()) {
+    throw new Error(
+      "the webgpu backend starts asynchronously in a browser (navigator.gpu's adapter is a promise): await startWebgpu() first, then backend('webgpu') is that backend",
+    );
+  }
+  return backendOn(startNodeExecutor(options));
+};
+
+/**
+ * Creates the webgpu backend without blocking: in a browser on `navigator.gpu` (the executor
+ * in a Web Worker; see executor.ts for which threads may read synchronously), under Node as
+ * `createWebgpuBackend`. Rejects with one line when there is no adapter.
+ */
+export const createWebgpuBackendAsync = async (options: WebgpuOptions = {}): Promise<WebgpuBackend> =>
+  isNode() ? createWebgpuBackend(options) : backendOn(await startBrowserExecutor(options));
+
+/** The backend on a started executor. */
+const backendOn = (exec: Executor): WebgpuBackend => {
   const hardware = isHardwareAdapter(exec.adapter);
   let nextId = 1;
   let liveBytes = 0,
@@ -451,7 +470,7 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     [a.device, a.description].filter((s) => s !== undefined && s !== '').join(', ') || [a.vendor, a.architecture].join(' ').trim() || 'an unnamed adapter';
   return {
     name: 'webgpu',
-    description: `webgpu: Dawn (${a.attempt}) on ${name}${hardware ? '' : ' (software: slow)'}${a.setSurfaceless ? ' [EGL_PLATFORM=surfaceless while the adapter was made]' : ''}`,
+    description: `webgpu: ${a.attempt === 'navigator.gpu' ? 'navigator.gpu' : `Dawn (${a.attempt})`} on ${name}${hardware ? '' : ' (software: slow)'}${a.setSurfaceless ? ' [EGL_PLATFORM=surfaceless while the adapter was made]' : ''}`,
     adapter: a,
     hardware,
     kernels: table,

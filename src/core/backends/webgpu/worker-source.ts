@@ -1,6 +1,7 @@
 /**
  * The executor that owns the WebGPU device, as JavaScript source: it runs in a
- * worker thread (Node: worker_threads, `eval`), so the thread that trains can
+ * worker thread (Node: worker_threads, `eval`; browsers: a Web Worker from a
+ * Blob, on `navigator.gpu`), so the thread that trains can
  * block on a read with `Atomics.wait` while the executor's own event loop
  * resolves `mapAsync`. That is what lets `item()` and `toArray()` stay
  * synchronous on this backend under Node: Dawn's Node binding resolves
@@ -26,14 +27,20 @@
  * - ['read', id, bytes, SharedArrayBuffer]   sync: copy into the shared buffer, then signal ctrl
  * - ['readAsync', id, bytes, token]          async: post { token, data } back
  * ctrl (Int32Array over a SharedArrayBuffer): [0] state 0 waiting, 1 done, 2 failed; [1] message length;
- * the message (adapter info or an error, UTF-8) follows at byte 8.
+ * the message (adapter info or an error, UTF-8) follows at byte 8. A browser page that is not
+ * cross-origin isolated has no SharedArrayBuffer: then there is no ctrl, only messages, and the
+ * adapter (or why there is none) also comes as the message { token: 0, ready | error }.
+ *
+ * CORE is the executor proper; each platform's prelude defines `workerData`, `post(message,
+ * transfers)`, `listen(handler)` and `openAdapter()` (resolving to { gpu, adapter, G }, G holding
+ * GPUBufferUsage and GPUMapMode), then calls `main()`.
  */
-export const EXECUTOR_SOURCE = `
-'use strict';
-const { workerData, parentPort } = require('node:worker_threads');
-const ctrl = new Int32Array(workerData.ctrl);
-const ctrlBytes = new Uint8Array(workerData.ctrl);
+const CORE = `
+const ctrl = workerData.ctrl === undefined ? undefined : new Int32Array(workerData.ctrl);
+const ctrlBytes = workerData.ctrl === undefined ? undefined : new Uint8Array(workerData.ctrl);
 const signal = (state, text) => {
+  if (workerData.announce) post(state === 1 ? { token: 0, ready: text } : { token: 0, error: text }, []);
+  if (ctrl === undefined) return;
   const bytes = new TextEncoder().encode(text || '');
   const n = Math.min(bytes.length, ctrlBytes.length - 8);
   ctrlBytes.set(bytes.subarray(0, n), 8);
@@ -143,7 +150,7 @@ const handle = async (commands) => {
           const data = await readBack(c[1], c[2]);
           const e = pendingError;
           pendingError = undefined;
-          parentPort.postMessage({ token: c[3], data: e === undefined ? data.buffer : undefined, error: e }, e === undefined ? [data.buffer] : []);
+          post({ token: c[3], data: e === undefined ? data.buffer : undefined, error: e }, e === undefined ? [data.buffer] : []);
           break;
         }
         case 'sync': {
@@ -157,16 +164,19 @@ const handle = async (commands) => {
     } catch (e) {
       pendingError = pendingError || errorText(e);
       if (c[0] === 'read' || c[0] === 'sync') { const m = pendingError; pendingError = undefined; signal(2, m); }
-      if (c[0] === 'readAsync') { const m = pendingError; pendingError = undefined; parentPort.postMessage({ token: c[3], error: m }); }
+      if (c[0] === 'readAsync') { const m = pendingError; pendingError = undefined; post({ token: c[3], error: m }, []); }
     }
   }
   submit();
 };
-(async () => {
-  const { create, globals } = await import(workerData.moduleUrl);
-  G = globals;
-  const gpu = create(workerData.dawnOptions);
-  const adapter = await gpu.requestAdapter(workerData.adapterOptions);
+// Dawn's instance, held for the executor's life: with webgpu 0.6.2, once it was garbage-collected
+// (a local nothing read again) the worker hung or crashed within a few hundred commands.
+let instance;
+const main = () => (async () => {
+  const opened = await openAdapter();
+  instance = opened.gpu;
+  G = opened.G;
+  const adapter = opened.adapter;
   if (adapter === null) throw new Error('requestAdapter returned null');
   const want = ['maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY'];
   const requiredLimits = {};
@@ -186,7 +196,7 @@ const handle = async (commands) => {
   // messages ran thousands of batches.
   const inbox = [];
   let wake;
-  parentPort.on('message', (commands) => {
+  listen((commands) => {
     inbox.push(commands);
     if (wake !== undefined) { const w = wake; wake = undefined; w(); }
   });
@@ -195,4 +205,37 @@ const handle = async (commands) => {
     await handle(inbox.shift());
   }
 })().catch((e) => signal(2, errorText(e)));
+`;
+
+/** Under Node: a worker_threads worker started with `eval` and Dawn's module URL. */
+export const EXECUTOR_SOURCE = `
+'use strict';
+const { workerData, parentPort } = require('node:worker_threads');
+const post = (m, transfers) => parentPort.postMessage(m, transfers);
+const listen = (handler) => parentPort.on('message', handler);
+const openAdapter = async () => {
+  const { create, globals } = await import(workerData.moduleUrl);
+  const gpu = create(workerData.dawnOptions);
+  return { G: globals, gpu, adapter: await gpu.requestAdapter(workerData.adapterOptions) };
+};
+${CORE}
+main();
+`;
+
+/** In a browser: a Web Worker whose first message is its workerData; the adapter is navigator.gpu's. */
+export const BROWSER_EXECUTOR_SOURCE = `
+'use strict';
+let workerData;
+const post = (m, transfers) => self.postMessage(m, transfers);
+const listen = (handler) => { self.onmessage = (e) => handler(e.data); };
+const openAdapter = async () => {
+  if (self.navigator.gpu === undefined) throw new Error('this browser has no navigator.gpu (WebGPU is off, or not in this browser)');
+  return { G: self, gpu: self.navigator.gpu, adapter: await self.navigator.gpu.requestAdapter(workerData.adapterOptions) };
+};
+self.onmessage = (e) => {
+  workerData = e.data;
+  self.onmessage = null;
+${CORE}
+  main();
+};
 `;
