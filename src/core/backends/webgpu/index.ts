@@ -180,12 +180,14 @@ const backendOn = (exec: Executor): WebgpuBackend => {
     return [g.gx, g.gy, 1];
   };
   /** Runs a one-thread-per-output-element shader into a new buffer of n elements. */
-  const runInto = (n: number, wgsl: string, inputs: readonly WebgpuBuffer[], groups = grid(n)): WebgpuBuffer => {
+  const runInto = (n: number, wgsl: string, inputs: readonly WebgpuBuffer[], groups = grid(n), after: readonly number[] = []): WebgpuBuffer => {
     const out = alloc(n);
     if (n === 0) return out;
-    dispatch(wgsl, [...inputs.map((b) => b.id), out.id], groups);
+    dispatch(wgsl, [...inputs.map((b) => b.id), out.id, ...after], groups);
     return out;
   };
+  /** The executor's error word (buffer 0), bound after `out` by the kernels that check indices on the device. */
+  const FLAG = 0;
   const idsOf = (ops: readonly Op[]) => ops.map((o) => o.buf);
   const toFloats = (bytes: Uint8Array, n: number): Float32Array => new Float32Array(bytes.buffer, bytes.byteOffset, n);
   /** A device buffer's values on the host (a counted download). */
@@ -291,12 +293,18 @@ const backendOn = (exec: Executor): WebgpuBackend => {
     // WGSL's round is half to even, as NumPy's; floor and ceil keep −0 where the host does (floor(−0.5) is −1, ceil(−0.5) is −0).
     round: ([x], { mode }, out) => map([x], [null], out, mode === 'floor' ? 'floor(v0)' : mode === 'ceil' ? 'ceil(v0)' : 'round_even(v0)'),
     argsort: ([x], { axis, descending }, out) => image(out, S.argsortShader(x.shape, axis, descending), [x.buf]),
-    gather: ([x, idx], { axis }, out) => image(out, S.gatherShader(x.shape, idx.shape, axis), [x.buf, idx.buf]),
+    // Indices are checked as the kernel runs, and a bad one fails the next read (shaders.ts: indexFn).
+    gather: ([x, idx], { axis }, out) => {
+      const n = sizeOf(out.shape);
+      if (n === 0) return EMPTY;
+      if (x.buf.n === 0) return fill(n, Number.NaN);
+      return runInto(n, S.gatherShader(x.shape, idx.shape, axis), [x.buf, idx.buf], grid(n), [FLAG]);
+    },
     scatterAdd: ([base, idx, src], { axis }, out) => {
       const n = sizeOf(out.shape);
       if (n === 0) return EMPTY;
       if (idx.buf.n === 0) return map([base], [null], out, 'v0');
-      return runInto(n, S.scatterAddShader(base.shape, idx.shape, axis), [base.buf, idx.buf, src.buf]);
+      return runInto(n, S.scatterAddShader(base.shape, idx.shape, axis), [base.buf, idx.buf, src.buf], grid(n), [FLAG]);
     },
     matmul: ([a, b], { transA, transB }, out) => {
       const [m, n] = out.shape as [number, number];

@@ -476,28 +476,61 @@ export const argsortShader = (xs: Shape, axis: number, descending: boolean): str
 };
 
 /** An index read from a float buffer, negative ones from the end (as the host's indexAt; out-of-range ones are not checked here). */
-const indexFn = (len: number): string => `fn at(v: f32) -> u32 { let k = i32(round(v)); return u32(select(k, k + ${len}, k < 0)); }`;
+/**
+ * Index checks on the device: an index that is not an integer in -len..len-1 (what the host
+ * kernels throw on) is recorded in the executor's error word (buffer 0, bound after `out`): the
+ * first one's op (1 gather, 2 scatterAdd), its value's bits, the axis length and the axis. The
+ * executor reads the word with the next read or `finish()` (in the same copy: no extra map) and
+ * fails that read with the host's message. The bad entry itself reads NaN (gather) or adds
+ * nothing (scatterAdd): never another element's memory.
+ */
+const indexFn = (len: number, op: number, axis: number, binding: number): string =>
+  [
+    `@group(0) @binding(${binding}) var<storage, read_write> flag: array<atomic<u32>, 4>;`,
+    'fn ok(v: f32) -> bool {',
+    `  return v == round(v) && v >= -${len}.0 && v < ${len}.0;`,
+    '}',
+    'fn report(v: f32) {',
+    `  if (atomicCompareExchangeWeak(&flag[0], 0u, ${op}u).exchanged) {`,
+    `    atomicStore(&flag[1], bitcast<u32>(v)); atomicStore(&flag[2], ${len}u); atomicStore(&flag[3], ${axis}u);`,
+    '  }',
+    '}',
+    `fn at(v: f32) -> u32 { let k = i32(round(v)); return u32(select(k, k + ${len}, k < 0)); }`,
+  ].join('\n');
 
-/** gather (take_along_axis): inputs [x, idx]; out of idx's shape. */
+/** gather (take_along_axis): inputs [x, idx]; out of idx's shape; a bad index gives NaN and is reported. */
 export const gatherShader = (xs: Shape, is: Shape, axis: number): string => {
   const inner = prod(xs.slice(axis + 1)),
     len = xs[axis]!,
     m = is[axis]!;
   return [
     bindings(2),
-    indexFn(len),
-    elementMain(prod(is), [`  let p = i / ${m * inner}u;`, `  let q = i % ${inner}u;`, `  out[i] = a0[(p * ${len}u + at(a1[i])) * ${inner}u + q];`].join('\n')),
+    indexFn(len, 1, axis, 3),
+    elementMain(
+      prod(is),
+      [
+        `  let p = i / ${m * inner}u;`,
+        `  let q = i % ${inner}u;`,
+        '  let v = a1[i];',
+        '  if (!ok(v)) { report(v); out[i] = bitcast<f32>(BITS_NAN); return; }',
+        `  out[i] = a0[(p * ${len}u + at(v)) * ${inner}u + q];`,
+      ].join('\n'),
+    ),
   ].join('\n');
 };
 
-/** scatterAdd: inputs [base, idx, src]; a thread per element of base sums the src entries aimed at it (gathering: no atomics). */
+/**
+ * scatterAdd: inputs [base, idx, src]; a thread per element of base sums the src entries aimed at
+ * it (gathering: no atomics). Bad indices are reported by the threads of base's first row along
+ * the axis (j = 0), each checking its own column of idx, so each is seen once; they add nothing.
+ */
 export const scatterAddShader = (bs: Shape, is: Shape, axis: number): string => {
   const inner = prod(bs.slice(axis + 1)),
     len = bs[axis]!,
     m = is[axis]!;
   return [
     bindings(3),
-    indexFn(len),
+    indexFn(len, 2, axis, 4),
     elementMain(
       prod(bs),
       [
@@ -505,7 +538,12 @@ export const scatterAddShader = (bs: Shape, is: Shape, axis: number): string => 
         `  let j = (i / ${inner}u) % ${len}u;`,
         `  let q = i % ${inner}u;`,
         '  var acc = a0[i];',
-        `  for (var t = 0u; t < ${m}u; t++) { let o = (p * ${m}u + t) * ${inner}u + q; if (at(a1[o]) == j) { acc += a2[o]; } }`,
+        `  for (var t = 0u; t < ${m}u; t++) {`,
+        `    let o = (p * ${m}u + t) * ${inner}u + q;`,
+        '    let v = a1[o];',
+        '    if (!ok(v)) { if (j == 0u) { report(v); } continue; }',
+        '    if (at(v) == j) { acc += a2[o]; }',
+        '  }',
         '  out[i] = acc;',
       ].join('\n'),
     ),

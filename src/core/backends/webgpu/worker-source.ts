@@ -39,7 +39,6 @@ const CORE = `
 const ctrl = workerData.ctrl === undefined ? undefined : new Int32Array(workerData.ctrl);
 const ctrlBytes = workerData.ctrl === undefined ? undefined : new Uint8Array(workerData.ctrl);
 const signal = (state, text) => {
-  if (workerData.announce) post(state === 1 ? { token: 0, ready: text } : { token: 0, error: text }, []);
   if (ctrl === undefined) return;
   const bytes = new TextEncoder().encode(text || '');
   const n = Math.min(bytes.length, ctrlBytes.length - 8);
@@ -47,6 +46,13 @@ const signal = (state, text) => {
   Atomics.store(ctrl, 1, n);
   Atomics.store(ctrl, 0, state);
   Atomics.notify(ctrl, 0);
+};
+// The adapter (state 1) or why there is none, at start: in ctrl, then (browsers) as a message too.
+// Message last: a client woken by it may at once reset ctrl for its first read, and a later store
+// here would then look like that read's answer (seen: a first read that returned zeros).
+const started = (state, text) => {
+  signal(state, text);
+  if (workerData.announce) post(state === 1 ? { token: 0, ready: text } : { token: 0, error: text }, []);
 };
 let device, G, pendingError;
 const buffers = new Map();
@@ -115,18 +121,31 @@ const run = (key, wgsl, ids, uniforms, gx, gy, gz) => {
   pass.setBindGroup(0, group);
   pass.dispatchWorkgroups(gx, gy, gz);
 };
+const OPS = ['', 'gather', 'scatterAdd'];
+// The error word (buffer 0: op, the bad value's bits, the axis length, the axis), copied after the
+// data in the same staging buffer: a bad index fails the read that follows its kernel.
 const readBack = async (id, bytes) => {
   const src = bufferOf(id);
   const size = Math.max(4, Math.ceil(bytes / 4) * 4);
-  const staging = device.createBuffer({ size, usage: G.GPUBufferUsage.MAP_READ | G.GPUBufferUsage.COPY_DST });
+  // getMappedRange wants offsets that are multiples of 8.
+  const at = Math.ceil(size / 8) * 8;
+  const staging = device.createBuffer({ size: at + 16, usage: G.GPUBufferUsage.MAP_READ | G.GPUBufferUsage.COPY_DST });
   if (encoder === undefined) encoder = device.createCommandEncoder();
   endPass();
   encoder.copyBufferToBuffer(src, 0, staging, 0, size);
+  encoder.copyBufferToBuffer(bufferOf(0), 0, staging, at, 16);
   submit();
   await staging.mapAsync(G.GPUMapMode.READ);
   const out = new Uint8Array(staging.getMappedRange(0, size).slice(0, bytes));
+  const flag = new Uint32Array(staging.getMappedRange(at, 16).slice(0));
   staging.unmap();
   staging.destroy();
+  if (flag[0] !== 0) {
+    device.queue.writeBuffer(bufferOf(0), 0, new Uint32Array(4));
+    const v = new Float32Array(flag.buffer, 4, 1)[0], len = flag[2];
+    // The host kernels' message (kernels-nd.ts: indexAt), and where it came from.
+    pendingError = pendingError || (OPS[flag[0]] + ': index ' + v + ' is not an integer in ' + -len + '..' + (len - 1) + ' (axis ' + flag[3] + ' has length ' + len + '), in a kernel queued before this read (checked on the GPU: gather gave NaN for it, scatterAdd left it out)');
+  }
   return out;
 };
 const errorText = (e) => (e && e.message ? e.message : String(e));
@@ -154,7 +173,8 @@ const handle = async (commands) => {
           break;
         }
         case 'sync': {
-          await device.queue.onSubmittedWorkDone();
+          // Reads the error word (a 4-byte read), so finish() reports a bad index too.
+          await readBack(0, 4);
           const e = pendingError;
           pendingError = undefined;
           signal(e === undefined ? 1 : 2, e);
@@ -182,10 +202,11 @@ const main = () => (async () => {
   const requiredLimits = {};
   for (const k of want) if (adapter.limits[k] !== undefined) requiredLimits[k] = adapter.limits[k];
   device = await adapter.requestDevice({ requiredLimits });
+  buffers.set(0, device.createBuffer({ size: 16, usage: STORAGE() }));
   device.addEventListener('uncapturederror', (ev) => { pendingError = pendingError || errorText(ev.error); });
   device.lost.then((info) => { pendingError = pendingError || ('the WebGPU device was lost: ' + info.message); });
   const i = adapter.info;
-  signal(1, JSON.stringify({
+  started(1, JSON.stringify({
     vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description,
     isFallbackAdapter: Boolean(i.isFallbackAdapter || adapter.isFallbackAdapter),
     featureLevel: adapter.featureLevel, limits: requiredLimits,
@@ -204,7 +225,7 @@ const main = () => (async () => {
     if (inbox.length === 0) await new Promise((r) => { wake = r; });
     await handle(inbox.shift());
   }
-})().catch((e) => signal(2, errorText(e)));
+})().catch((e) => started(2, errorText(e)));
 `;
 
 /** Under Node: a worker_threads worker started with `eval` and Dawn's module URL. */
