@@ -115,6 +115,20 @@ export const cases: Cases = {
   argsort: [
     { label: 'axis 1 of [4, 9] with ties, ascending', params: { axis: 1, descending: false }, exact: true, inputs: (put) => [ints(put, [4, 9], 1)] },
     { label: 'axis 0 of [6, 3], descending', params: { axis: 0, descending: true }, exact: true, inputs: (put) => [ints(put, [6, 3], 2)] },
+    // Bitonic passes over a padded row (1000 → 1024): ties keep their order, NaN goes last ascending and first descending.
+    ...[false, true].map((descending) => ({
+      label: `axis 1 of [3, 1000] with ties and NaN, ${descending ? 'descending' : 'ascending'}`,
+      params: { axis: 1, descending },
+      exact: true,
+      inputs: (put: Put) => [
+        put(
+          seeded(3000, 7, 0, 50).map((v, i) => (i % 97 === 5 ? Number.NaN : Math.floor(v))),
+          [3, 1000],
+        ),
+      ],
+    })),
+    { label: 'axis 0 of [64, 5] (a power of 2, strided)', params: { axis: 0, descending: false }, exact: true, inputs: (put) => [r(put, [64, 5], 3)] },
+    { label: 'axis 1 of [4, 1]', params: { axis: 1, descending: true }, exact: true, inputs: (put) => [r(put, [4, 1], 4)] },
   ],
   gather: [
     {

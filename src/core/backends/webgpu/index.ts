@@ -292,7 +292,20 @@ const backendOn = (exec: Executor): WebgpuBackend => {
     erf: unary('erf'),
     // WGSL's round is half to even, as NumPy's; floor and ceil keep −0 where the host does (floor(−0.5) is −1, ceil(−0.5) is −0).
     round: ([x], { mode }, out) => map([x], [null], out, mode === 'floor' ? 'floor(v0)' : mode === 'ceil' ? 'ceil(v0)' : 'round_even(v0)'),
-    argsort: ([x], { axis, descending }, out) => image(out, S.argsortShader(x.shape, axis, descending), [x.buf]),
+    argsort: ([x], { axis, descending }, out) => {
+      const n = sizeOf(out.shape);
+      if (n === 0) return EMPTY;
+      const { rows, p, stages } = S.argsortPlan(x.shape, axis);
+      const keys = alloc(rows * p),
+        order = alloc(rows * p);
+      dispatch(S.argsortLoadShader(x.shape, axis, p), [x.buf.id, keys.id, order.id], grid(rows * p));
+      const stage = S.argsortStageShader(x.shape[axis]!, rows, p, descending);
+      for (const [k, j] of stages) dispatch(stage, [keys.id, order.id], grid(rows * p), Float32Array.of(k, j, 0, 0));
+      const r = runInto(n, S.argsortStoreShader(x.shape, axis, p), [order]);
+      free(keys);
+      free(order);
+      return r;
+    },
     // Indices are checked as the kernel runs, and a bad one fails the next read (shaders.ts: indexFn).
     gather: ([x, idx], { axis }, out) => {
       const n = sizeOf(out.shape);
