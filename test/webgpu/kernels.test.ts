@@ -97,6 +97,8 @@ describe.skipIf(gpu === undefined)('webgpu checks gather and scatterAdd indices 
     expect(Array.from(bad.toTypedArray())).toEqual([1 + 10, 2, 3 + 50, 4 + 20 + 60, 5, 6, 7, 8 + 40]);
     const again = bind('gather', [put(x, [10]), put([11], [1])], { axis: 0 });
     await expect(again.data()).rejects.toThrow(/^webgpu: gather: index 11 is not an integer in -10\.\.9/);
+    const nan = bind('gather', [put(x, [10]), put([Number.NaN], [1])], { axis: 0 });
+    expect(() => nan.toTypedArray()).toThrow(/^webgpu: gather: index NaN is not an integer in -10\.\.9/);
     // Cleared once reported: a good gather afterwards reads without an error.
     expect(Array.from(bind('gather', [put(x, [10]), put([9, -10], [2])], { axis: 0 }).toTypedArray())).toEqual([13.5, 0]);
   });

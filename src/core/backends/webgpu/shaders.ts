@@ -554,8 +554,9 @@ export const argsortStoreShader = (xs: Shape, axis: number, p: number): string =
 const indexFn = (len: number, op: number, axis: number, binding: number): string =>
   [
     `@group(0) @binding(${binding}) var<storage, read_write> flag: array<atomic<u32>, 4>;`,
+    // NaN by its bits first: an implementation may assume floats are not NaN (SwiftShader folds v != v).
     'fn ok(v: f32) -> bool {',
-    `  return v == round(v) && v >= -${len}.0 && v < ${len}.0;`,
+    `  return (bitcast<u32>(v) & 0x7fffffffu) <= 0x7f800000u && v == round(v) && v >= -${len}.0 && v < ${len}.0;`,
     '}',
     'fn report(v: f32) {',
     `  if (atomicCompareExchangeWeak(&flag[0], 0u, ${op}u).exchanged) {`,
