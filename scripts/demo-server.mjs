@@ -17,10 +17,10 @@ const web = join(root, 'examples/web');
 const RECORD = 3074;
 const MAX_RECORDS = { train: 50000, test: 10000 };
 
-const bundle = async (entry, format) => {
+const bundle = async (entry, format, dir = web) => {
   // import.meta appears only on tapegrad's Node paths (platform.ts), never taken in a browser: not worth a warning.
   const r = await build({
-    entryPoints: [join(web, entry)],
+    entryPoints: [join(dir, entry)],
     bundle: true,
     platform: 'browser',
     format,
@@ -33,8 +33,11 @@ const bundle = async (entry, format) => {
   return r.outputFiles[0].contents;
 };
 
-/** Starts the server; resolves to its URL and a close function. */
-export const startDemoServer = async ({ port = 8080, dataDir = process.env.CIFAR100_DIR || join(root, 'data/cifar-100-binary') } = {}) => {
+/**
+ * Starts the server; resolves to its URL and a close function. `workers` maps more paths to
+ * entry files (absolute) bundled as classic workers: the browser test's own scripts.
+ */
+export const startDemoServer = async ({ port = 8080, dataDir = process.env.CIFAR100_DIR || join(root, 'data/cifar-100-binary'), workers = {} } = {}) => {
   if (!existsSync(join(root, 'dist/index.js'))) throw new Error("the library is not built: run 'npm run build' (npm run demo does)");
   const files = {
     '/': ['text/html', readFileSync(join(web, 'index.html'))],
@@ -42,6 +45,7 @@ export const startDemoServer = async ({ port = 8080, dataDir = process.env.CIFAR
     '/worker.js': ['text/javascript', await bundle('worker.ts', 'iife')],
     '/vendor/gpu-browser.min.js': ['text/javascript', readFileSync(join(root, 'node_modules/gpu.js/dist/gpu-browser.min.js'))],
   };
+  for (const [path, entry] of Object.entries(workers)) files[path] = ['text/javascript', await bundle(entry, 'iife', '/')];
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const send = (status, type, body) => {

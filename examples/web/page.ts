@@ -5,7 +5,7 @@
 // `window.tapegradDemo.run(config)` runs the same from a script (the browser test).
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { backend } from 'tapegrad';
+import { backend, fromArray, matmul, startWebgpu } from 'tapegrad';
 import type { DemoConfig, DemoEvent, DemoResult } from './train.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -167,5 +167,29 @@ const describeOnPage = (name: string): string => {
   }
 };
 
-(window as unknown as { tapegradDemo: unknown }).tapegradDemo = { run, describeOnPage };
+/**
+ * The webgpu backend started on the page's own thread: its description, a 2×2 matmul read with
+ * `await data()`, and what a synchronous read says here (the main thread may not block); or the
+ * error's message when there is no adapter. The tests read it.
+ */
+const webgpuOnPage = async (): Promise<{ description?: string; values?: number[]; syncRead?: string; error?: string }> => {
+  try {
+    const gpu = await startWebgpu();
+    const x = fromArray([1, 2, 3, 4], [2, 2], 'float32', gpu);
+    if (x._tag === 'Left') throw x.left;
+    const y = matmul(x.right, x.right);
+    const values = Array.from(await y.data());
+    let syncRead = 'no error';
+    try {
+      y.toArray();
+    } catch (e) {
+      syncRead = (e as Error).message;
+    }
+    return { description: gpu.description, values, syncRead };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+};
+
+(window as unknown as { tapegradDemo: unknown }).tapegradDemo = { run, describeOnPage, webgpuOnPage };
 document.body.dataset['state'] = 'ready';

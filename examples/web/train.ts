@@ -33,7 +33,7 @@ export interface DemoConfig {
   /** Test images (the first of test.bin). */
   readonly test: number;
   readonly seed: number;
-  readonly backend: 'cpu' | 'gpujs' | 'reference';
+  readonly backend: 'cpu' | 'gpujs' | 'reference' | 'webgpu';
 }
 
 export type DemoEvent =

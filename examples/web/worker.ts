@@ -2,8 +2,10 @@
 // gpu.js's browser build): runs train.ts's program on the bytes the page sends
 // and posts every event back; the page stays responsive meanwhile. Here the cpu
 // backend may block in Atomics.wait, so it runs its second thread (a nested
-// worker over shared memory) when the page is cross-origin isolated.
-import { backend } from 'tapegrad';
+// worker over shared memory) when the page is cross-origin isolated, and the
+// webgpu backend may block on its executor (a nested worker that owns the GPU
+// device), so `fit` reads its losses synchronously as under Node.
+import { backend, startWebgpu } from 'tapegrad';
 import { runDemo, type DemoConfig } from './train.js';
 
 declare const self: { onmessage: ((e: MessageEvent) => void) | null; postMessage(m: unknown): void };
@@ -13,6 +15,8 @@ self.onmessage = async (e: MessageEvent<{ cfg: DemoConfig; train: Uint8Array; te
   const { cfg, train, test, gpujsUrl } = e.data;
   try {
     if (cfg.backend === 'gpujs') importScripts(gpujsUrl);
+    // navigator.gpu's adapter is a promise: started here, then backend('webgpu') is it.
+    if (cfg.backend === 'webgpu') await startWebgpu();
     if (cfg.backend === 'cpu') {
       // The cpu backend's second thread starts only once this one yields: give it up to a second.
       const cpu = backend('cpu') as ReturnType<typeof backend> & { workerRunning?(): boolean; threads?: number };

@@ -62,6 +62,8 @@ export {
   createGpujsBackend,
   createReferenceBackend,
   createWebgpuBackend,
+  createWebgpuBackendAsync,
+  startWebgpu,
   isHostBackend,
   detectGpu,
   isHardwareRenderer,

@@ -23,7 +23,7 @@ export interface Page {
   readonly log: string[];
 }
 
-export const launch = async (exe: string): Promise<{ page: Page; close(): Promise<void> }> => {
+export const launch = async (exe: string, extraFlags: readonly string[] = []): Promise<{ page: Page; close(): Promise<void> }> => {
   const profile = mkdtempSync(join(tmpdir(), 'tapegrad-chromium-'));
   const proc: ChildProcess = spawn(
     exe,
@@ -40,6 +40,7 @@ export const launch = async (exe: string): Promise<{ page: Page; close(): Promis
       '--enable-unsafe-swiftshader',
       '--ignore-gpu-blocklist',
       '--window-size=1200,1600',
+      ...extraFlags,
       'about:blank',
     ],
     { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },

@@ -1,255 +1,22 @@
 /**
  * Every kernel primitive on the webgpu backend (float32, WGSL) against the
- * reference backend in float64 on the same (float32-rounded) inputs. The case
- * table is typed over every kernel primitive, so a primitive added without a
- * case here does not compile. Shapes are odd on purpose: GEMM sizes that are
- * not multiples of its 64×64 tile, broadcasting from size-1 and missing axes,
- * reductions below and above the workgroup-per-output threshold (64), strided
- * and padded convolutions, overlapping pooling windows.
+ * reference backend in float64 on the same (float32-rounded) inputs: the case
+ * table in cases.ts (the browser test runs the same table in Chromium), and
+ * fast-check properties over broadcasting and GEMM shapes.
  */
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
-import { bind, createReferenceBackend, fromArray, type Backend, type KernelPrimitive, type PrimitiveParams, type Tensor } from '../../src/core/index.js';
-import { right } from '../helpers.js';
-import { relNorm, seeded, webgpuFor } from './backend.js';
+import { bind, createReferenceBackend, type KernelPrimitive } from '../../src/core/index.js';
+import { webgpuFor } from './backend.js';
+import { type Case, cases, mm, putOn, r, relNorm, runCase } from './cases.js';
 
 const gpu = webgpuFor('webgpu kernel tests (test/webgpu/kernels.test.ts)');
 const reference = createReferenceBackend();
 afterAll(() => gpu?.dispose());
 
-type Put = (values: readonly number[], shape: readonly number[]) => Tensor;
-interface Case<P extends KernelPrimitive> {
-  readonly label: string;
-  readonly params: PrimitiveParams<P>;
-  /** The inputs on one backend, from `put` (the same values on both). */
-  readonly inputs: (put: Put) => Tensor[];
-  /** Exact (indices, comparisons) rather than within float32 rounding. */
-  readonly exact?: boolean;
-  /** A looser bound than 1e-5, with the reason. */
-  readonly tol?: number;
-}
-type Cases = { readonly [P in KernelPrimitive]: readonly Case<P>[] };
-
-const size = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
-/** Random values of a shape; `lo`/`hi` for domains (log of positives). */
-const r = (put: Put, shape: readonly number[], seed: number, lo = -2, hi = 2): Tensor => put(seeded(size(shape), seed, lo, hi), shape);
-/** Small integers: ties for max and its gradient. */
-const ints = (put: Put, shape: readonly number[], seed: number): Tensor => put(seeded(size(shape), seed, 0, 4).map(Math.floor), shape);
-
-/** Primitives without parameters. */
-type Plain = { [P in KernelPrimitive]: PrimitiveParams<P> extends null ? P : never }[KernelPrimitive];
-const unary = <P extends Plain>(lo = -3, hi = 3): Case<P>[] => [
-  { label: '[7, 33]', params: null as PrimitiveParams<P>, inputs: (put) => [r(put, [7, 33], 1, lo, hi)] },
-  { label: '[70000] (two grid rows)', params: null as PrimitiveParams<P>, inputs: (put) => [r(put, [70000], 2, lo, hi)] },
-];
-const binary = <P extends Plain>(): Case<P>[] => [
-  { label: 'same shape', params: null as PrimitiveParams<P>, inputs: (put) => [r(put, [5, 6], 1), r(put, [5, 6], 2)] },
-  { label: '[3, 1, 4] with [5, 1]', params: null as PrimitiveParams<P>, inputs: (put) => [r(put, [3, 1, 4], 3), r(put, [5, 1], 4)] },
-  { label: 'row vector', params: null as PrimitiveParams<P>, inputs: (put) => [r(put, [9, 130], 5), r(put, [130], 6)] },
-];
-const mm = (m: number, k: number, n: number, transA: boolean, transB: boolean, seed: number): Case<'matmul'> => ({
-  label: `${m}×${k}×${n}${transA ? ' Aᵀ' : ''}${transB ? ' Bᵀ' : ''}`,
-  params: { transA, transB },
-  inputs: (put) => [r(put, transA ? [k, m] : [m, k], seed), r(put, transB ? [n, k] : [k, n], seed + 1)],
-});
-const conv = { stride: 1, padding: 1 };
-const conv2 = { stride: 2, padding: 1 };
-const pool = { size: 2, stride: 2 };
-const poolOverlap = { size: 3, stride: 2 };
-/** x [N, C, H, W] with its moments (channelMoments on the same backend). */
-const bnInputs = (put: Put, xs: number[], seed: number) => {
-  const x = r(put, xs, seed, -1, 3);
-  const m = bind('channelMoments', [x], null);
-  const C = xs[1]!;
-  return { x, m, g: r(put, [C], seed + 1, 0.5, 1.5), b: r(put, [C], seed + 2), ct: r(put, xs, seed + 3) };
-};
-
-const cases: Cases = {
-  add: binary(),
-  mul: binary(),
-  reluGrad: [{ label: 'x, ct', params: null, inputs: (put) => [r(put, [6, 40], 1), r(put, [6, 40], 2)] }],
-  neg: unary(),
-  reciprocal: unary(0.2, 3),
-  exp: unary(-10, 10),
-  log: unary(0.01, 50),
-  sqrt: unary(0, 50),
-  tanh: [...unary<'tanh'>(-5, 5), { label: 'large |x| (no overflow)', params: null, inputs: (put) => [put([-100, -50, -1e-3, 0, 1e-3, 50, 100], [7])] }],
-  sigmoid: [...unary<'sigmoid'>(-8, 8), { label: 'large |x| (no overflow)', params: null, inputs: (put) => [put([-200, -90, 0, 90, 200], [5])] }],
-  relu: unary(),
-  sin: unary(-6, 6),
-  cos: unary(-6, 6),
-  // The shader's erf is Abramowitz and Stegun 7.1.26 (absolute error below 1.5e-7): relative to the vector's norm, well inside 1e-5.
-  erf: [...unary<'erf'>(-4, 4), { label: 'near 0 and in the tails', params: null, inputs: (put) => [put([-7, -3, -1e-3, 0, 1e-4, 0.5, 2.5, 7], [8])] }],
-  round: (['floor', 'ceil', 'halfEven'] as const).map((mode) => ({
-    label: `${mode} (halves, negatives)`,
-    params: { mode },
-    exact: true,
-    inputs: (put: Put) => [put([-2.5, -1.5, -0.5, 0.5, 1.5, 2.5, 0.3, -0.7, 3.7, -3.2, 1e7 + 0.5], [11])],
-  })),
-  argsort: [
-    { label: 'axis 1 of [4, 9] with ties, ascending', params: { axis: 1, descending: false }, exact: true, inputs: (put) => [ints(put, [4, 9], 1)] },
-    { label: 'axis 0 of [6, 3], descending', params: { axis: 0, descending: true }, exact: true, inputs: (put) => [ints(put, [6, 3], 2)] },
-  ],
-  gather: [
-    {
-      label: 'along axis 1, negative indices',
-      params: { axis: 1 },
-      inputs: (put) => [r(put, [3, 5, 2], 1), put([0, -1, 4, 2, 2, -5, 1, 3, 0, 4, -2, 1], [3, 2, 2])],
-    },
-  ],
-  scatterAdd: [
-    {
-      label: 'repeats accumulate',
-      params: { axis: 0 },
-      inputs: (put) => [r(put, [4, 3], 1), put([3, 0, 3, -1, 0, 2], [2, 3]), r(put, [2, 3], 2)],
-    },
-  ],
-  matmul: [
-    mm(1, 1, 1, false, false, 1),
-    mm(65, 17, 70, false, false, 2),
-    mm(65, 17, 70, true, false, 3),
-    mm(65, 17, 70, false, true, 4),
-    mm(65, 17, 70, true, true, 5),
-    mm(128, 300, 64, false, false, 6),
-    mm(3, 5, 200, true, true, 7),
-    mm(130, 64, 10, true, false, 8),
-  ],
-  sum: [
-    { label: 'all of [33, 70] (per-workgroup)', params: { axes: [0, 1], keepDims: false }, inputs: (put) => [r(put, [33, 70], 1)] },
-    { label: 'axis 1 of [5, 3, 7]', params: { axes: [1], keepDims: true }, inputs: (put) => [r(put, [5, 3, 7], 2)] },
-    { label: 'axes 0, 2 of [40, 3, 9]', params: { axes: [0, 2], keepDims: false }, inputs: (put) => [r(put, [40, 3, 9], 3)] },
-  ],
-  max: [
-    { label: 'axis 1 of [6, 200]', params: { axes: [1], keepDims: false }, inputs: (put) => [r(put, [6, 200], 1)] },
-    { label: 'axis 0 of [5, 3, 2] (ties)', params: { axes: [0], keepDims: true }, inputs: (put) => [ints(put, [5, 3, 2], 2)] },
-  ],
-  maxGrad: [
-    {
-      label: 'axis 1 of [4, 9] with ties',
-      params: { axes: [1] },
-      inputs: (put) => {
-        const x = ints(put, [4, 9], 3);
-        return [x, bind('max', [x], { axes: [1], keepDims: true }), r(put, [4, 1], 4)];
-      },
-    },
-    {
-      label: 'axes 0, 2 of [70, 2, 3]',
-      params: { axes: [0, 2] },
-      inputs: (put) => {
-        const x = ints(put, [70, 2, 3], 5);
-        return [x, bind('max', [x], { axes: [0, 2], keepDims: true }), r(put, [1, 2, 1], 6)];
-      },
-    },
-  ],
-  transpose: [
-    { label: '[3, 4, 5] by [2, 0, 1]', params: { perm: [2, 0, 1] }, inputs: (put) => [r(put, [3, 4, 5], 1)] },
-    { label: '[65, 70] by [1, 0]', params: { perm: [1, 0] }, inputs: (put) => [r(put, [65, 70], 2)] },
-  ],
-  broadcastTo: [{ label: '[3, 1] to [2, 3, 4]', params: { shape: [2, 3, 4] }, inputs: (put) => [r(put, [3, 1], 1)] }],
-  cast: [{ label: 'float32 to float32', params: { dtype: 'float32' }, inputs: (put) => [r(put, [4, 5], 1)] }],
-  conv2d: [
-    { label: '[2, 3, 8, 8] ⊛ [5, 3, 3, 3], pad 1', params: conv, inputs: (put) => [r(put, [2, 3, 8, 8], 1), r(put, [5, 3, 3, 3], 2)] },
-    { label: '[2, 3, 9, 7] ⊛ [4, 3, 3, 3], stride 2, pad 1', params: conv2, inputs: (put) => [r(put, [2, 3, 9, 7], 3), r(put, [4, 3, 3, 3], 4)] },
-    { label: '[1, 16, 10, 10] ⊛ [70, 16, 1, 1]', params: { stride: 1, padding: 0 }, inputs: (put) => [r(put, [1, 16, 10, 10], 5), r(put, [70, 16, 1, 1], 6)] },
-  ],
-  conv2dGradInput: [
-    { label: 'pad 1', params: { ...conv, inputShape: [2, 3, 8, 8] }, inputs: (put) => [r(put, [2, 5, 8, 8], 1), r(put, [5, 3, 3, 3], 2)] },
-    { label: 'stride 2, pad 1', params: { ...conv2, inputShape: [2, 3, 9, 7] }, inputs: (put) => [r(put, [2, 4, 5, 4], 3), r(put, [4, 3, 3, 3], 4)] },
-  ],
-  conv2dGradWeight: [
-    { label: 'pad 1', params: { ...conv, filterShape: [5, 3, 3, 3] }, inputs: (put) => [r(put, [2, 5, 8, 8], 1), r(put, [2, 3, 8, 8], 2)] },
-    { label: 'stride 2, pad 1', params: { ...conv2, filterShape: [4, 3, 3, 3] }, inputs: (put) => [r(put, [2, 4, 5, 4], 3), r(put, [2, 3, 9, 7], 4)] },
-  ],
-  maxPool2d: [
-    { label: '2×2 stride 2', params: pool, inputs: (put) => [r(put, [2, 3, 6, 8], 1)] },
-    { label: '3×3 stride 2 (overlapping, ties)', params: poolOverlap, inputs: (put) => [ints(put, [2, 2, 7, 9], 2)] },
-  ],
-  maxPool2dGrad: [
-    { label: '2×2 stride 2', params: pool, inputs: (put) => [r(put, [2, 3, 3, 4], 1), r(put, [2, 3, 6, 8], 2)] },
-    { label: '3×3 stride 2 (overlapping, ties)', params: poolOverlap, inputs: (put) => [r(put, [2, 2, 3, 4], 3), ints(put, [2, 2, 7, 9], 4)] },
-  ],
-  maxPool2dSelect: [{ label: '3×3 stride 2', params: poolOverlap, inputs: (put) => [ints(put, [2, 2, 7, 9], 1), r(put, [2, 2, 7, 9], 2)] }],
-  avgPool2d: [
-    { label: '2×2 stride 2', params: pool, inputs: (put) => [r(put, [2, 3, 6, 8], 1)] },
-    { label: '3×3 stride 2', params: poolOverlap, inputs: (put) => [r(put, [1, 2, 7, 9], 2)] },
-  ],
-  avgPool2dGrad: [
-    { label: '2×2 stride 2', params: { ...pool, inputShape: [2, 3, 6, 8] }, inputs: (put) => [r(put, [2, 3, 3, 4], 1)] },
-    { label: '3×3 stride 2', params: { ...poolOverlap, inputShape: [1, 2, 7, 9] }, inputs: (put) => [r(put, [1, 2, 3, 4], 2)] },
-  ],
-  slice: [{ label: 'box of [5, 6, 7]', params: { starts: [1, 0, 2], sizes: [3, 6, 4] }, inputs: (put) => [r(put, [5, 6, 7], 1)] }],
-  pad: [{ label: 'frame of 0.5 around [3, 4]', params: { before: [1, 0], after: [2, 3], value: 0.5 }, inputs: (put) => [r(put, [3, 4], 1)] }],
-  take: [
-    { label: 'rows of [5, 3] with repeats', params: { axis: 0, indices: Int32Array.of(4, 0, 4, 2) }, inputs: (put) => [r(put, [5, 3], 1)] },
-    { label: 'axis 1 of [2, 6, 3]', params: { axis: 1, indices: Int32Array.of(5, 1) }, inputs: (put) => [r(put, [2, 6, 3], 2)] },
-  ],
-  takeGrad: [
-    { label: 'repeats accumulate', params: { axis: 0, indices: Int32Array.of(4, 0, 4, 2), inputShape: [5, 3] }, inputs: (put) => [r(put, [4, 3], 1)] },
-  ],
-  concat: [{ label: 'three along axis 1', params: { axis: 1 }, inputs: (put) => [r(put, [2, 3, 2], 1), r(put, [2, 1, 2], 2), r(put, [2, 4, 2], 3)] }],
-  select: [{ label: 'cond, a, b', params: null, inputs: (put) => [ints(put, [4, 5], 1), r(put, [4, 5], 2), r(put, [4, 5], 3)] }],
-  compare: (['greater', 'greaterEqual', 'less', 'lessEqual', 'equal', 'notEqual'] as const).map((op) => ({
-    label: op,
-    params: { op },
-    exact: true,
-    inputs: (put: Put) => [ints(put, [6, 7], 1), ints(put, [6, 7], 2)],
-  })),
-  sign: [{ label: 'with zeros', params: null, exact: true, inputs: (put) => [put([-2, -0.5, 0, 0.5, 3, 0], [6])] }],
-  argmax: [
-    { label: 'axis 1 of [5, 7] (ties: first)', params: { axis: 1 }, exact: true, inputs: (put) => [ints(put, [5, 7], 1)] },
-    { label: 'axis 0 of [4, 3, 2]', params: { axis: 0 }, exact: true, inputs: (put) => [r(put, [4, 3, 2], 2)] },
-  ],
-  pow: [
-    { label: 'p = 2', params: { p: 2 }, inputs: (put) => [r(put, [30], 1)] },
-    { label: 'p = 3 (odd: sign kept)', params: { p: 3 }, inputs: (put) => [r(put, [30], 2)] },
-    { label: 'p = 1.5 of positives', params: { p: 1.5 }, inputs: (put) => [r(put, [30], 3, 0.1, 4)] },
-    { label: 'p = −2', params: { p: -2 }, inputs: (put) => [r(put, [30], 4, 0.5, 3)] },
-  ],
-  channelMoments: [
-    { label: '[4, 3, 5, 5]', params: null, inputs: (put) => [r(put, [4, 3, 5, 5], 1, -1, 3)] },
-    { label: '[3, 2] (no spatial axes)', params: null, inputs: (put) => [r(put, [3, 2], 2)] },
-  ],
-  batchNorm: [
-    {
-      label: '[4, 3, 5, 5]',
-      params: { eps: 1e-5 },
-      inputs: (put) => {
-        const { x, m, g, b } = bnInputs(put, [4, 3, 5, 5], 1);
-        return [x, m, g, b];
-      },
-    },
-  ],
-  batchNormParamGrad: [
-    {
-      label: '[4, 3, 5, 5]',
-      params: { eps: 1e-5 },
-      inputs: (put) => {
-        const { x, m, ct } = bnInputs(put, [4, 3, 5, 5], 2);
-        return [x, m, ct];
-      },
-    },
-  ],
-  batchNormGrad: [
-    {
-      label: '[4, 3, 5, 5]',
-      params: { eps: 1e-5 },
-      inputs: (put) => {
-        const { x, m, g, ct } = bnInputs(put, [4, 3, 5, 5], 3);
-        return [x, m, g, ct, bind('batchNormParamGrad', [x, m, ct], { eps: 1e-5 })];
-      },
-    },
-  ],
-};
-
-const putOn =
-  (be: Backend, dtype: 'float32' | 'float64'): Put =>
-  (values, shape) =>
-    right(fromArray(values.map(Math.fround), [...shape], dtype, be));
-
 /** The primitive on both backends; returns [webgpu values, reference values]. */
 const runBoth = <P extends KernelPrimitive>(prim: P, c: Case<P>): [Float32Array | Float64Array, Float32Array | Float64Array] => {
-  const got = bind(prim, c.inputs(putOn(gpu!, 'float32')) as never, c.params);
-  const want = bind(prim, c.inputs(putOn(reference, 'float64')) as never, c.params);
+  const { got, want } = runCase(gpu!, reference, prim, c);
   expect(got.backend).toBe(gpu);
   expect(got.shape).toEqual(want.shape);
   return [got.toTypedArray() as Float32Array | Float64Array, want.toTypedArray() as Float32Array | Float64Array];
@@ -298,5 +65,41 @@ describe.skipIf(gpu === undefined)('webgpu kernels against the float64 reference
       }),
       { numRuns: 12, seed: 24 },
     );
+  });
+});
+
+describe.skipIf(gpu === undefined)('webgpu checks gather and scatterAdd indices on the device', () => {
+  const put = putOn(gpu!, 'float32');
+  const ref = putOn(reference, 'float64');
+  const x = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((v) => v * 1.5);
+  const idx = [0, 5, -1, 2, 2.5, -6]; // 5, 2.5 and −6 are bad for an axis of length 5
+
+  it("a bad index fails the next read with the host kernel's message; the result is NaN there and right elsewhere", () => {
+    const got = bind('gather', [put(x, [2, 5]), put([...idx, ...idx], [2, 6])], { axis: 1 });
+    expect(() => got.toTypedArray()).toThrow(
+      /^webgpu: gather: index (5|2\.5|-6) is not an integer in -5\.\.4 \(axis 1 has length 5\), in a kernel queued before this read/,
+    );
+    // The host backends throw the same words.
+    expect(() => bind('gather', [ref(x, [2, 5]), ref([...idx, ...idx], [2, 6])], { axis: 1 })).toThrow(
+      /^gather: index 5 is not an integer in -5\.\.4 \(axis 1 has length 5\)$/,
+    );
+    // Reported once: the same tensor reads now, with NaN for each bad index and the right values for the good ones.
+    const values = Array.from(got.toTypedArray());
+    const row = (r: number) => idx.map((k) => (k === 5 || k === 2.5 || k === -6 ? Number.NaN : x[r * 5 + (k < 0 ? k + 5 : k)]!));
+    expect(values).toEqual([...row(0), ...row(1)]);
+  });
+
+  it('scatterAdd leaves bad entries out and reports one; finish() and data() report as reads do', async () => {
+    const base = [1, 2, 3, 4, 5, 6, 7, 8];
+    const bad = bind('scatterAdd', [put(base, [4, 2]), put([0, 1, 4, 3, 1, 1], [3, 2]), put([10, 20, 30, 40, 50, 60], [3, 2])], { axis: 0 });
+    expect(() => gpu!.finish()).toThrow(/^webgpu: scatterAdd: index 4 is not an integer in -4\.\.3 \(axis 0 has length 4\)/);
+    // Column 0: 10 to row 0, 30 (index 4) left out, 50 to row 1; column 1: 20 and 60 to row 1, 40 to row 3.
+    expect(Array.from(bad.toTypedArray())).toEqual([1 + 10, 2, 3 + 50, 4 + 20 + 60, 5, 6, 7, 8 + 40]);
+    const again = bind('gather', [put(x, [10]), put([11], [1])], { axis: 0 });
+    await expect(again.data()).rejects.toThrow(/^webgpu: gather: index 11 is not an integer in -10\.\.9/);
+    const nan = bind('gather', [put(x, [10]), put([Number.NaN], [1])], { axis: 0 });
+    expect(() => nan.toTypedArray()).toThrow(/^webgpu: gather: index NaN is not an integer in -10\.\.9/);
+    // Cleared once reported: a good gather afterwards reads without an error.
+    expect(Array.from(bind('gather', [put(x, [10]), put([9, -10], [2])], { axis: 0 }).toTypedArray())).toEqual([13.5, 0]);
   });
 });

@@ -16,7 +16,7 @@
  * so the process's environment is as it was (the backend's description says so).
  */
 import { envVar, isNode, nodeBuiltin } from '../platform.js';
-import { EXECUTOR_SOURCE } from './worker-source.js';
+import { BROWSER_EXECUTOR_SOURCE, EXECUTOR_SOURCE } from './worker-source.js';
 
 /** How to choose the WebGPU adapter (all optional; see the module comment for the defaults). */
 export interface WebgpuOptions {
@@ -122,7 +122,7 @@ const describeAttempt = (a: Attempt): string =>
 
 /** Where the `webgpu` package is, or why it cannot be had. */
 export const findWebgpuPackage = (): { readonly url: string } | { readonly missing: string } => {
-  if (!isNode()) return { missing: 'not Node: in a browser, WebGPU comes from navigator.gpu (this build runs the webgpu backend under Node only)' };
+  if (!isNode()) return { missing: 'not Node: in a browser, WebGPU comes from navigator.gpu (await startWebgpu())' };
   const { createRequire } = nodeBuiltin<typeof import('node:module')>('node:module', 'finding the webgpu package');
   const { pathToFileURL } = nodeBuiltin<typeof import('node:url')>('node:url', 'finding the webgpu package');
   try {
@@ -174,7 +174,15 @@ export const startNodeExecutor = (options: WebgpuOptions = {}, timeoutMs = 60_00
       continue;
     }
     const info = JSON.parse(text) as Omit<AdapterReport, 'attempt' | 'setSurfaceless'>;
-    return nodeExecutor(worker, ctrl, { ...info, attempt: describeAttempt(attempt), setSurfaceless: needsSurfaceless });
+    worker.unref();
+    const port: Port = {
+      post: (m, transfers) => worker.postMessage(m, transfers),
+      onMessage: (handler) => worker.on('message', handler),
+      ref: () => worker.ref(),
+      unref: () => worker.unref(),
+      terminate: () => void worker.terminate(),
+    };
+    return clientExecutor(port, ctrl, { ...info, attempt: describeAttempt(attempt), setSurfaceless: needsSurfaceless }, undefined);
   }
   throw new Error(
     `the webgpu backend found no WebGPU adapter (${failures.join('; ')}): on a GPU machine install its Vulkan driver (NVIDIA's ICD, or mesa-vulkan-drivers); without one, Mesa's GLES (libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri) and TAPEGRAD_WEBGPU=backend=opengles give a software adapter`,
@@ -184,27 +192,46 @@ export const startNodeExecutor = (options: WebgpuOptions = {}, timeoutMs = 60_00
 /** How long a blocking read waits for the device (a software adapter runs a CNN step in seconds, not minutes). */
 const READ_TIMEOUT_MS = 300_000;
 
-type NodeWorker = InstanceType<typeof import('node:worker_threads').Worker>;
+/** A message from the executor: a read's bytes (or its error) by token; token 0 is the adapter (browsers). */
+interface Reply {
+  readonly token: number;
+  readonly data?: ArrayBuffer;
+  readonly error?: string;
+  readonly ready?: string;
+}
 
-/** The executor's client side; `ctrl` is the shared signal word the worker was started with. */
-const nodeExecutor = (worker: NodeWorker, ctrl: SharedArrayBuffer, adapter: AdapterReport): Executor => {
-  worker.unref();
+/** The executor's thread as the client sees it (a Node worker or a Web Worker). */
+interface Port {
+  post(message: unknown, transfers: ArrayBuffer[]): void;
+  onMessage(handler: (m: Reply) => void): void;
+  /** Keep the process alive while a read is outstanding (Node; nothing in a browser). */
+  ref(): void;
+  unref(): void;
+  terminate(): void;
+}
+
+/**
+ * The executor's client side; `ctrl` is the shared signal word the worker was started with
+ * (none where there is no SharedArrayBuffer). `noBlock`, when set, is why this thread may not
+ * wait on the device: sync reads are then refused with it, and only `readAsync` reads.
+ */
+const clientExecutor = (port: Port, ctrl: SharedArrayBuffer | undefined, adapter: AdapterReport, noBlock: string | undefined): Executor => {
   let batch: Command[] = [];
   let transfers: ArrayBuffer[] = [];
-  const c = new Int32Array(ctrl);
+  const c = ctrl === undefined ? undefined : new Int32Array(ctrl);
   let disposed = false;
   const pending = new Map<number, { resolve(b: Uint8Array): void; reject(e: Error): void }>();
   let token = 0;
-  worker.on('message', (m: { token: number; data?: ArrayBuffer; error?: string }) => {
+  port.onMessage((m) => {
     const p = pending.get(m.token);
     pending.delete(m.token);
-    if (pending.size === 0) worker.unref();
+    if (pending.size === 0) port.unref();
     if (m.data !== undefined) p?.resolve(new Uint8Array(m.data));
     else p?.reject(new Error(`webgpu: ${m.error ?? 'read failed'}`));
   });
   const flush = (): void => {
     if (batch.length === 0) return;
-    worker.postMessage(batch, transfers);
+    port.post(batch, transfers);
     batch = [];
     transfers = [];
   };
@@ -212,7 +239,12 @@ const nodeExecutor = (worker: NodeWorker, ctrl: SharedArrayBuffer, adapter: Adap
     if (disposed) throw new Error('the webgpu backend was disposed: create a new one');
   };
   /** Sends `command` with the batch and blocks until the executor signals. */
-  const blocking = (command: Command): void => {
+  const blocking = (command: Command, what: string): void => {
+    if (noBlock !== undefined || c === undefined || ctrl === undefined) {
+      throw new Error(
+        `webgpu: ${what} cannot wait for the GPU here (${noBlock ?? 'no shared memory'}): read with await tensor.data(), or run tapegrad in a Web Worker of a cross-origin isolated page (headers Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy: require-corp)`,
+      );
+    }
     Atomics.store(c, 0, 0);
     batch.push(command);
     flush();
@@ -236,8 +268,11 @@ const nodeExecutor = (worker: NodeWorker, ctrl: SharedArrayBuffer, adapter: Adap
     },
     readSync(id, bytes) {
       alive();
+      // Checked before the SharedArrayBuffer is made: a page without COOP/COEP has none.
+      const what = 'a synchronous read (item(), toArray(), toTypedArray(), the loss in fit)';
+      if (noBlock !== undefined) blocking(['sync'], what);
       const out = new SharedArrayBuffer(Math.max(4, bytes));
-      blocking(['read', id, bytes, out]);
+      blocking(['read', id, bytes, out], what);
       return new Uint8Array(out, 0, bytes).slice();
     },
     readAsync(id, bytes) {
@@ -245,20 +280,94 @@ const nodeExecutor = (worker: NodeWorker, ctrl: SharedArrayBuffer, adapter: Adap
       const t = ++token;
       const promise = new Promise<Uint8Array>((resolve, reject) => pending.set(t, { resolve, reject }));
       // Held while a read is outstanding, so Node waits for it.
-      worker.ref();
+      port.ref();
       batch.push(['readAsync', id, bytes, t]);
       flush();
       return promise;
     },
     finish() {
       alive();
-      blocking(['sync']);
+      blocking(['sync'], 'finish()');
     },
     dispose() {
       if (disposed) return;
       disposed = true;
       batch = [];
-      void worker.terminate();
+      port.terminate();
     },
   };
+};
+
+/**
+ * In a browser: starts the executor in a Web Worker on `navigator.gpu` and resolves once it has
+ * an adapter and a device (rejects with one line when there is none). Sync reads work where this
+ * thread may block and share memory with the worker (a Web Worker of a cross-origin isolated
+ * page); elsewhere (a page's main thread, a page without COOP/COEP) they are refused with one line
+ * naming `await tensor.data()`, which works everywhere.
+ */
+export const startBrowserExecutor = async (options: WebgpuOptions = {}, timeoutMs = 60_000): Promise<Executor> => {
+  const g = globalThis as unknown as {
+    Worker?: new (
+      url: string,
+    ) => {
+      postMessage(m: unknown, t?: ArrayBuffer[]): void;
+      onmessage: ((e: { data: Reply }) => void) | null;
+      onerror: ((e: { message: string }) => void) | null;
+      terminate(): void;
+    };
+    crossOriginIsolated?: boolean;
+    document?: unknown;
+  };
+  if (g.Worker === undefined) throw new Error('the webgpu backend cannot start: this thread cannot start a Web Worker (the executor runs in one)');
+  const shared = typeof SharedArrayBuffer === 'function' && g.crossOriginIsolated === true;
+  const ctrl = shared ? new SharedArrayBuffer(8 + 16384) : undefined;
+  const url = URL.createObjectURL(new Blob([BROWSER_EXECUTOR_SOURCE], { type: 'text/javascript' }));
+  const worker = new g.Worker(url);
+  const adapterOptions = {
+    ...(options.featureLevel === undefined ? {} : { featureLevel: options.featureLevel }),
+    ...(options.powerPreference === undefined ? {} : { powerPreference: options.powerPreference }),
+  };
+  const first = await new Promise<Reply>((resolve) => {
+    const timer = setTimeout(() => resolve({ token: 0, error: `no adapter after ${timeoutMs} ms` }), timeoutMs);
+    worker.onmessage = (e) => {
+      clearTimeout(timer);
+      resolve(e.data);
+    };
+    worker.onerror = (e) => {
+      clearTimeout(timer);
+      resolve({ token: 0, error: e.message });
+    };
+    worker.postMessage({ ctrl, announce: true, adapterOptions });
+  });
+  if (first.ready === undefined) {
+    worker.terminate();
+    URL.revokeObjectURL(url);
+    const why =
+      first.error === 'requestAdapter returned null' ? 'navigator.gpu.requestAdapter() returned null' : `navigator.gpu: ${first.error ?? 'no answer'}`;
+    throw new Error(
+      `the webgpu backend found no WebGPU adapter in this browser (${why}): WebGPU may be off or blocklisted for this GPU (see chrome://gpu; Chromium without a GPU gives its SwiftShader adapter with --enable-unsafe-webgpu); use the gpujs or cpu backend`,
+    );
+  }
+  let handler: ((m: Reply) => void) | undefined;
+  worker.onmessage = (e) => handler?.(e.data);
+  worker.onerror = null;
+  const port: Port = {
+    post: (m, transfers) => worker.postMessage(m, transfers),
+    onMessage: (h) => {
+      handler = h;
+    },
+    ref: () => {},
+    unref: () => {},
+    terminate: () => {
+      worker.terminate();
+      URL.revokeObjectURL(url);
+    },
+  };
+  const noBlock = !shared
+    ? 'the page is not cross-origin isolated, so there is no shared memory to wait on'
+    : g.document !== undefined
+      ? "this is a page's main thread, which may not block"
+      : undefined;
+  const info = JSON.parse(first.ready) as Omit<AdapterReport, 'attempt' | 'setSurfaceless'>;
+  return clientExecutor(port, ctrl, { ...info, attempt: 'navigator.gpu', setSurfaceless: false }, noBlock);
 };

@@ -25,7 +25,8 @@ import type { CompareOp } from '../../kernels-nd.js';
 import { hostFused, hostKernels, type Alloc } from '../../kernels.js';
 import type { Data, DType, KernelPrimitive } from '../../primitives.js';
 import { sizeOf } from '../../shape.js';
-import { type AdapterReport, type Executor, isHardwareAdapter, startNodeExecutor, type WebgpuOptions } from './executor.js';
+import { isNode } from '../platform.js';
+import { type AdapterReport, type Executor, isHardwareAdapter, startBrowserExecutor, startNodeExecutor, type WebgpuOptions } from './executor.js';
 import { conv2dGradInputShader, conv2dGradWeightShader, conv2dShader, type GemmShader, matmulShader } from './gemm.js';
 import * as S from './shaders.js';
 import { type Access, broadcastAccess, f32, grid1d, mapShader, transposeAccess } from './wgsl.js';
@@ -117,11 +118,29 @@ const powExpr = (p: number): string => {
 };
 
 /**
- * Creates the webgpu backend: starts Dawn in an executor thread and waits for its adapter.
- * Throws one line naming what is missing (the package, an adapter) and how to get it.
+ * Creates the webgpu backend under Node: starts Dawn in an executor thread and waits for its
+ * adapter. Throws one line naming what is missing (the package, an adapter) and how to get it.
+ * In a browser the adapter comes asynchronously: use `createWebgpuBackendAsync` (or `startWebgpu`).
  */
 export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend => {
-  const exec: Executor = startNodeExecutor(options);
+  if (!isNode()) {
+    throw new Error(
+      "the webgpu backend starts asynchronously in a browser (navigator.gpu's adapter is a promise): await startWebgpu() first, then backend('webgpu') is that backend",
+    );
+  }
+  return backendOn(startNodeExecutor(options));
+};
+
+/**
+ * Creates the webgpu backend without blocking: in a browser on `navigator.gpu` (the executor
+ * in a Web Worker; see executor.ts for which threads may read synchronously), under Node as
+ * `createWebgpuBackend`. Rejects with one line when there is no adapter.
+ */
+export const createWebgpuBackendAsync = async (options: WebgpuOptions = {}): Promise<WebgpuBackend> =>
+  isNode() ? createWebgpuBackend(options) : backendOn(await startBrowserExecutor(options));
+
+/** The backend on a started executor. */
+const backendOn = (exec: Executor): WebgpuBackend => {
   const hardware = isHardwareAdapter(exec.adapter);
   let nextId = 1;
   let liveBytes = 0,
@@ -161,12 +180,14 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     return [g.gx, g.gy, 1];
   };
   /** Runs a one-thread-per-output-element shader into a new buffer of n elements. */
-  const runInto = (n: number, wgsl: string, inputs: readonly WebgpuBuffer[], groups = grid(n)): WebgpuBuffer => {
+  const runInto = (n: number, wgsl: string, inputs: readonly WebgpuBuffer[], groups = grid(n), after: readonly number[] = []): WebgpuBuffer => {
     const out = alloc(n);
     if (n === 0) return out;
-    dispatch(wgsl, [...inputs.map((b) => b.id), out.id], groups);
+    dispatch(wgsl, [...inputs.map((b) => b.id), out.id, ...after], groups);
     return out;
   };
+  /** The executor's error word (buffer 0), bound after `out` by the kernels that check indices on the device. */
+  const FLAG = 0;
   const idsOf = (ops: readonly Op[]) => ops.map((o) => o.buf);
   const toFloats = (bytes: Uint8Array, n: number): Float32Array => new Float32Array(bytes.buffer, bytes.byteOffset, n);
   /** A device buffer's values on the host (a counted download). */
@@ -271,13 +292,32 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     erf: unary('erf'),
     // WGSL's round is half to even, as NumPy's; floor and ceil keep −0 where the host does (floor(−0.5) is −1, ceil(−0.5) is −0).
     round: ([x], { mode }, out) => map([x], [null], out, mode === 'floor' ? 'floor(v0)' : mode === 'ceil' ? 'ceil(v0)' : 'round_even(v0)'),
-    argsort: ([x], { axis, descending }, out) => image(out, S.argsortShader(x.shape, axis, descending), [x.buf]),
-    gather: ([x, idx], { axis }, out) => image(out, S.gatherShader(x.shape, idx.shape, axis), [x.buf, idx.buf]),
+    argsort: ([x], { axis, descending }, out) => {
+      const n = sizeOf(out.shape);
+      if (n === 0) return EMPTY;
+      const { rows, p, stages } = S.argsortPlan(x.shape, axis);
+      const keys = alloc(rows * p),
+        order = alloc(rows * p);
+      dispatch(S.argsortLoadShader(x.shape, axis, p), [x.buf.id, keys.id, order.id], grid(rows * p));
+      const stage = S.argsortStageShader(x.shape[axis]!, rows, p, descending);
+      for (const [k, j] of stages) dispatch(stage, [keys.id, order.id], grid(rows * p), Float32Array.of(k, j, 0, 0));
+      const r = runInto(n, S.argsortStoreShader(x.shape, axis, p), [order]);
+      free(keys);
+      free(order);
+      return r;
+    },
+    // Indices are checked as the kernel runs, and a bad one fails the next read (shaders.ts: indexFn).
+    gather: ([x, idx], { axis }, out) => {
+      const n = sizeOf(out.shape);
+      if (n === 0) return EMPTY;
+      if (x.buf.n === 0) return fill(n, Number.NaN);
+      return runInto(n, S.gatherShader(x.shape, idx.shape, axis), [x.buf, idx.buf], grid(n), [FLAG]);
+    },
     scatterAdd: ([base, idx, src], { axis }, out) => {
       const n = sizeOf(out.shape);
       if (n === 0) return EMPTY;
       if (idx.buf.n === 0) return map([base], [null], out, 'v0');
-      return runInto(n, S.scatterAddShader(base.shape, idx.shape, axis), [base.buf, idx.buf, src.buf]);
+      return runInto(n, S.scatterAddShader(base.shape, idx.shape, axis), [base.buf, idx.buf, src.buf], grid(n), [FLAG]);
     },
     matmul: ([a, b], { transA, transB }, out) => {
       const [m, n] = out.shape as [number, number];
@@ -453,7 +493,7 @@ export const createWebgpuBackend = (options: WebgpuOptions = {}): WebgpuBackend 
     [a.device, a.description].filter((s) => s !== undefined && s !== '').join(', ') || [a.vendor, a.architecture].join(' ').trim() || 'an unnamed adapter';
   return {
     name: 'webgpu',
-    description: `webgpu: Dawn (${a.attempt}) on ${name}${hardware ? '' : ' (software: slow)'}${a.setSurfaceless ? ' [EGL_PLATFORM=surfaceless while the adapter was made]' : ''}`,
+    description: `webgpu: ${a.attempt === 'navigator.gpu' ? 'navigator.gpu' : `Dawn (${a.attempt})`} on ${name}${hardware ? '' : ' (software: slow)'}${a.setSurfaceless ? ' [EGL_PLATFORM=surfaceless while the adapter was made]' : ''}`,
     adapter: a,
     hardware,
     kernels: table,

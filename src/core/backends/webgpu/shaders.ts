@@ -441,19 +441,62 @@ ${elementMain(
 )}`;
 
 /**
- * argsort: a thread per element computes its rank along the axis (how many entries sort before it:
- * smaller, or equal with a lower index; NaN last ascending, first descending, as the host's stable sort)
- * and writes its index there. O(len²) per row: fine for the rows argsort sees (classes, top-k).
+ * argsort as a bitonic sort, in three kernels over a work area of `rows × P` keys and indices
+ * (P: the axis length rounded up to a power of 2; a row per position off the axis):
+ * `argsortLoad` copies each row in with its indices (the padding past `len` sorts last),
+ * `argsortStage` is one compare-and-swap pass (k, j as uniforms: one shader for all
+ * log₂P·(log₂P+1)/2 passes), `argsortStore` writes the indices back along the axis. The order
+ * is total (ties by index; NaN last ascending, first descending), so the result is the host's
+ * stable sort exactly. O(P log² P) work per row, where the rank-counting kernel it replaces was
+ * O(len²).
  */
-export const argsortShader = (xs: Shape, axis: number, descending: boolean): string => {
+export const argsortPlan = (
+  xs: Shape,
+  axis: number,
+): { readonly rows: number; readonly p: number; readonly stages: ReadonlyArray<readonly [number, number]> } => {
+  const len = xs[axis]!;
+  let p = 1;
+  while (p < len) p *= 2;
+  const stages: Array<[number, number]> = [];
+  for (let k = 2; k <= p; k *= 2) for (let j = k / 2; j >= 1; j /= 2) stages.push([k, j]);
+  return { rows: prod(xs) / Math.max(len, 1), p, stages };
+};
+
+/** argsortLoad: input x; outputs the keys and the indices (as f32: exact below 2^24), rows × P. */
+export const argsortLoadShader = (xs: Shape, axis: number, p: number): string => {
   const inner = prod(xs.slice(axis + 1)),
-    len = xs[axis]!;
+    len = xs[axis]!,
+    rows = prod(xs) / len;
+  return [
+    bindings(1, 2),
+    elementMain(
+      rows * p,
+      [
+        `  let r = i / ${p}u;`,
+        `  let t = i % ${p}u;`,
+        `  let o = r / ${inner}u;`,
+        `  let q = r % ${inner}u;`,
+        `  out0[i] = select(0.0, a0[min((o * ${len}u + t) * ${inner}u + q, ${prod(xs) - 1}u)], t < ${len}u);`,
+        '  out1[i] = f32(t);',
+      ].join('\n'),
+    ),
+  ].join('\n');
+};
+
+/** argsortStage: one bitonic pass over the keys (out0) and indices (out1) in place; uniforms k, j. */
+export const argsortStageShader = (len: number, rows: number, p: number, descending: boolean): string => {
   const [first, second] = descending ? ['true', 'false'] : ['false', 'true'];
   return [
-    bindings(1),
-    `fn before(a: f32, ia: u32, b: f32, ib: u32) -> bool {
-  let na = a != a;
-  let nb = b != b;
+    bindings(0, 2),
+    'struct H { k: f32, j: f32, pad0: f32, pad1: f32 }',
+    '@group(0) @binding(2) var<uniform> h: H;',
+    // NaN by its bits: SwiftShader (Chromium) folds a != a to false, as WGSL allows an implementation to assume no NaN.
+    `fn isnan_bits(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn before(a: f32, ia: f32, b: f32, ib: f32) -> bool {
+  if (ia >= ${len}.0) { return false; }
+  if (ib >= ${len}.0) { return true; }
+  let na = isnan_bits(a);
+  let nb = isnan_bits(b);
   if (na && nb) { return ia < ib; }
   if (na) { return ${first}; }
   if (nb) { return ${second}; }
@@ -462,42 +505,100 @@ export const argsortShader = (xs: Shape, axis: number, descending: boolean): str
   return ia < ib;
 }`,
     elementMain(
+      rows * p,
+      [
+        '  let k = u32(h.k);',
+        '  let j = u32(h.j);',
+        `  let t = i % ${p}u;`,
+        '  let l = t ^ j;',
+        '  if (l <= t) { return; }',
+        '  let u = i - t + l;',
+        '  let up = (t & k) == 0u;',
+        '  let swap = select(before(out0[i], out1[i], out0[u], out1[u]), before(out0[u], out1[u], out0[i], out1[i]), up);',
+        '  if (swap) {',
+        '    let a = out0[i]; out0[i] = out0[u]; out0[u] = a;',
+        '    let b = out1[i]; out1[i] = out1[u]; out1[u] = b;',
+        '  }',
+      ].join('\n'),
+    ),
+  ].join('\n');
+};
+
+/** argsortStore: input the sorted indices (rows × P); out of x's shape, the indices along the axis. */
+export const argsortStoreShader = (xs: Shape, axis: number, p: number): string => {
+  const inner = prod(xs.slice(axis + 1)),
+    len = xs[axis]!;
+  return [
+    bindings(1),
+    elementMain(
       prod(xs),
       [
         `  let j = (i / ${inner}u) % ${len}u;`,
-        `  let base = i - j * ${inner}u;`,
-        '  let v = a0[i];',
-        '  var rank = 0u;',
-        `  for (var k = 0u; k < ${len}u; k++) { if (before(a0[base + k * ${inner}u], k, v, j)) { rank++; } }`,
-        `  out[base + rank * ${inner}u] = f32(j);`,
+        `  let q = i % ${inner}u;`,
+        `  let o = i / ${len * inner}u;`,
+        `  out[i] = a0[(o * ${inner}u + q) * ${p}u + j];`,
       ].join('\n'),
     ),
   ].join('\n');
 };
 
 /** An index read from a float buffer, negative ones from the end (as the host's indexAt; out-of-range ones are not checked here). */
-const indexFn = (len: number): string => `fn at(v: f32) -> u32 { let k = i32(round(v)); return u32(select(k, k + ${len}, k < 0)); }`;
+/**
+ * Index checks on the device: an index that is not an integer in -len..len-1 (what the host
+ * kernels throw on) is recorded in the executor's error word (buffer 0, bound after `out`): the
+ * first one's op (1 gather, 2 scatterAdd), its value's bits, the axis length and the axis. The
+ * executor reads the word with the next read or `finish()` (in the same copy: no extra map) and
+ * fails that read with the host's message. The bad entry itself reads NaN (gather) or adds
+ * nothing (scatterAdd): never another element's memory.
+ */
+const indexFn = (len: number, op: number, axis: number, binding: number): string =>
+  [
+    `@group(0) @binding(${binding}) var<storage, read_write> flag: array<atomic<u32>, 4>;`,
+    // NaN by its bits first: an implementation may assume floats are not NaN (SwiftShader folds v != v).
+    'fn ok(v: f32) -> bool {',
+    `  return (bitcast<u32>(v) & 0x7fffffffu) <= 0x7f800000u && v == round(v) && v >= -${len}.0 && v < ${len}.0;`,
+    '}',
+    'fn report(v: f32) {',
+    `  if (atomicCompareExchangeWeak(&flag[0], 0u, ${op}u).exchanged) {`,
+    `    atomicStore(&flag[1], bitcast<u32>(v)); atomicStore(&flag[2], ${len}u); atomicStore(&flag[3], ${axis}u);`,
+    '  }',
+    '}',
+    `fn at(v: f32) -> u32 { let k = i32(round(v)); return u32(select(k, k + ${len}, k < 0)); }`,
+  ].join('\n');
 
-/** gather (take_along_axis): inputs [x, idx]; out of idx's shape. */
+/** gather (take_along_axis): inputs [x, idx]; out of idx's shape; a bad index gives NaN and is reported. */
 export const gatherShader = (xs: Shape, is: Shape, axis: number): string => {
   const inner = prod(xs.slice(axis + 1)),
     len = xs[axis]!,
     m = is[axis]!;
   return [
     bindings(2),
-    indexFn(len),
-    elementMain(prod(is), [`  let p = i / ${m * inner}u;`, `  let q = i % ${inner}u;`, `  out[i] = a0[(p * ${len}u + at(a1[i])) * ${inner}u + q];`].join('\n')),
+    indexFn(len, 1, axis, 3),
+    elementMain(
+      prod(is),
+      [
+        `  let p = i / ${m * inner}u;`,
+        `  let q = i % ${inner}u;`,
+        '  let v = a1[i];',
+        '  if (!ok(v)) { report(v); out[i] = bitcast<f32>(BITS_NAN); return; }',
+        `  out[i] = a0[(p * ${len}u + at(v)) * ${inner}u + q];`,
+      ].join('\n'),
+    ),
   ].join('\n');
 };
 
-/** scatterAdd: inputs [base, idx, src]; a thread per element of base sums the src entries aimed at it (gathering: no atomics). */
+/**
+ * scatterAdd: inputs [base, idx, src]; a thread per element of base sums the src entries aimed at
+ * it (gathering: no atomics). Bad indices are reported by the threads of base's first row along
+ * the axis (j = 0), each checking its own column of idx, so each is seen once; they add nothing.
+ */
 export const scatterAddShader = (bs: Shape, is: Shape, axis: number): string => {
   const inner = prod(bs.slice(axis + 1)),
     len = bs[axis]!,
     m = is[axis]!;
   return [
     bindings(3),
-    indexFn(len),
+    indexFn(len, 2, axis, 4),
     elementMain(
       prod(bs),
       [
@@ -505,7 +606,12 @@ export const scatterAddShader = (bs: Shape, is: Shape, axis: number): string => 
         `  let j = (i / ${inner}u) % ${len}u;`,
         `  let q = i % ${inner}u;`,
         '  var acc = a0[i];',
-        `  for (var t = 0u; t < ${m}u; t++) { let o = (p * ${m}u + t) * ${inner}u + q; if (at(a1[o]) == j) { acc += a2[o]; } }`,
+        `  for (var t = 0u; t < ${m}u; t++) {`,
+        `    let o = (p * ${m}u + t) * ${inner}u + q;`,
+        '    let v = a1[o];',
+        '    if (!ok(v)) { if (j == 0u) { report(v); } continue; }',
+        '    if (at(v) == j) { acc += a2[o]; }',
+        '  }',
         '  out[i] = acc;',
       ].join('\n'),
     ),

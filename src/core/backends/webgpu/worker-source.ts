@@ -1,6 +1,7 @@
 /**
  * The executor that owns the WebGPU device, as JavaScript source: it runs in a
- * worker thread (Node: worker_threads, `eval`), so the thread that trains can
+ * worker thread (Node: worker_threads, `eval`; browsers: a Web Worker from a
+ * Blob, on `navigator.gpu`), so the thread that trains can
  * block on a read with `Atomics.wait` while the executor's own event loop
  * resolves `mapAsync`. That is what lets `item()` and `toArray()` stay
  * synchronous on this backend under Node: Dawn's Node binding resolves
@@ -26,20 +27,32 @@
  * - ['read', id, bytes, SharedArrayBuffer]   sync: copy into the shared buffer, then signal ctrl
  * - ['readAsync', id, bytes, token]          async: post { token, data } back
  * ctrl (Int32Array over a SharedArrayBuffer): [0] state 0 waiting, 1 done, 2 failed; [1] message length;
- * the message (adapter info or an error, UTF-8) follows at byte 8.
+ * the message (adapter info or an error, UTF-8) follows at byte 8. A browser page that is not
+ * cross-origin isolated has no SharedArrayBuffer: then there is no ctrl, only messages, and the
+ * adapter (or why there is none) also comes as the message { token: 0, ready | error }.
+ *
+ * CORE is the executor proper; each platform's prelude defines `workerData`, `post(message,
+ * transfers)`, `listen(handler)` and `openAdapter()` (resolving to { gpu, adapter, G }, G holding
+ * GPUBufferUsage and GPUMapMode), then calls `main()`.
  */
-export const EXECUTOR_SOURCE = `
-'use strict';
-const { workerData, parentPort } = require('node:worker_threads');
-const ctrl = new Int32Array(workerData.ctrl);
-const ctrlBytes = new Uint8Array(workerData.ctrl);
+const CORE = `
+const ctrl = workerData.ctrl === undefined ? undefined : new Int32Array(workerData.ctrl);
+const ctrlBytes = workerData.ctrl === undefined ? undefined : new Uint8Array(workerData.ctrl);
 const signal = (state, text) => {
+  if (ctrl === undefined) return;
   const bytes = new TextEncoder().encode(text || '');
   const n = Math.min(bytes.length, ctrlBytes.length - 8);
   ctrlBytes.set(bytes.subarray(0, n), 8);
   Atomics.store(ctrl, 1, n);
   Atomics.store(ctrl, 0, state);
   Atomics.notify(ctrl, 0);
+};
+// The adapter (state 1) or why there is none, at start: in ctrl, then (browsers) as a message too.
+// Message last: a client woken by it may at once reset ctrl for its first read, and a later store
+// here would then look like that read's answer (seen: a first read that returned zeros).
+const started = (state, text) => {
+  signal(state, text);
+  if (workerData.announce) post(state === 1 ? { token: 0, ready: text } : { token: 0, error: text }, []);
 };
 let device, G, pendingError;
 const buffers = new Map();
@@ -108,18 +121,31 @@ const run = (key, wgsl, ids, uniforms, gx, gy, gz) => {
   pass.setBindGroup(0, group);
   pass.dispatchWorkgroups(gx, gy, gz);
 };
+const OPS = ['', 'gather', 'scatterAdd'];
+// The error word (buffer 0: op, the bad value's bits, the axis length, the axis), copied after the
+// data in the same staging buffer: a bad index fails the read that follows its kernel.
 const readBack = async (id, bytes) => {
   const src = bufferOf(id);
   const size = Math.max(4, Math.ceil(bytes / 4) * 4);
-  const staging = device.createBuffer({ size, usage: G.GPUBufferUsage.MAP_READ | G.GPUBufferUsage.COPY_DST });
+  // getMappedRange wants offsets that are multiples of 8.
+  const at = Math.ceil(size / 8) * 8;
+  const staging = device.createBuffer({ size: at + 16, usage: G.GPUBufferUsage.MAP_READ | G.GPUBufferUsage.COPY_DST });
   if (encoder === undefined) encoder = device.createCommandEncoder();
   endPass();
   encoder.copyBufferToBuffer(src, 0, staging, 0, size);
+  encoder.copyBufferToBuffer(bufferOf(0), 0, staging, at, 16);
   submit();
   await staging.mapAsync(G.GPUMapMode.READ);
   const out = new Uint8Array(staging.getMappedRange(0, size).slice(0, bytes));
+  const flag = new Uint32Array(staging.getMappedRange(at, 16).slice(0));
   staging.unmap();
   staging.destroy();
+  if (flag[0] !== 0) {
+    device.queue.writeBuffer(bufferOf(0), 0, new Uint32Array(4));
+    const v = new Float32Array(flag.buffer, 4, 1)[0], len = flag[2];
+    // The host kernels' message (kernels-nd.ts: indexAt), and where it came from.
+    pendingError = pendingError || (OPS[flag[0]] + ': index ' + v + ' is not an integer in ' + -len + '..' + (len - 1) + ' (axis ' + flag[3] + ' has length ' + len + '), in a kernel queued before this read (checked on the GPU: gather gave NaN for it, scatterAdd left it out)');
+  }
   return out;
 };
 const errorText = (e) => (e && e.message ? e.message : String(e));
@@ -143,11 +169,12 @@ const handle = async (commands) => {
           const data = await readBack(c[1], c[2]);
           const e = pendingError;
           pendingError = undefined;
-          parentPort.postMessage({ token: c[3], data: e === undefined ? data.buffer : undefined, error: e }, e === undefined ? [data.buffer] : []);
+          post({ token: c[3], data: e === undefined ? data.buffer : undefined, error: e }, e === undefined ? [data.buffer] : []);
           break;
         }
         case 'sync': {
-          await device.queue.onSubmittedWorkDone();
+          // Reads the error word (a 4-byte read), so finish() reports a bad index too.
+          await readBack(0, 4);
           const e = pendingError;
           pendingError = undefined;
           signal(e === undefined ? 1 : 2, e);
@@ -157,25 +184,29 @@ const handle = async (commands) => {
     } catch (e) {
       pendingError = pendingError || errorText(e);
       if (c[0] === 'read' || c[0] === 'sync') { const m = pendingError; pendingError = undefined; signal(2, m); }
-      if (c[0] === 'readAsync') { const m = pendingError; pendingError = undefined; parentPort.postMessage({ token: c[3], error: m }); }
+      if (c[0] === 'readAsync') { const m = pendingError; pendingError = undefined; post({ token: c[3], error: m }, []); }
     }
   }
   submit();
 };
-(async () => {
-  const { create, globals } = await import(workerData.moduleUrl);
-  G = globals;
-  const gpu = create(workerData.dawnOptions);
-  const adapter = await gpu.requestAdapter(workerData.adapterOptions);
+// Dawn's instance, held for the executor's life: with webgpu 0.6.2, once it was garbage-collected
+// (a local nothing read again) the worker hung or crashed within a few hundred commands.
+let instance;
+const main = () => (async () => {
+  const opened = await openAdapter();
+  instance = opened.gpu;
+  G = opened.G;
+  const adapter = opened.adapter;
   if (adapter === null) throw new Error('requestAdapter returned null');
   const want = ['maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize', 'maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY'];
   const requiredLimits = {};
   for (const k of want) if (adapter.limits[k] !== undefined) requiredLimits[k] = adapter.limits[k];
   device = await adapter.requestDevice({ requiredLimits });
+  buffers.set(0, device.createBuffer({ size: 16, usage: STORAGE() }));
   device.addEventListener('uncapturederror', (ev) => { pendingError = pendingError || errorText(ev.error); });
   device.lost.then((info) => { pendingError = pendingError || ('the WebGPU device was lost: ' + info.message); });
   const i = adapter.info;
-  signal(1, JSON.stringify({
+  started(1, JSON.stringify({
     vendor: i.vendor, architecture: i.architecture, device: i.device, description: i.description,
     isFallbackAdapter: Boolean(i.isFallbackAdapter || adapter.isFallbackAdapter),
     featureLevel: adapter.featureLevel, limits: requiredLimits,
@@ -186,7 +217,7 @@ const handle = async (commands) => {
   // messages ran thousands of batches.
   const inbox = [];
   let wake;
-  parentPort.on('message', (commands) => {
+  listen((commands) => {
     inbox.push(commands);
     if (wake !== undefined) { const w = wake; wake = undefined; w(); }
   });
@@ -194,5 +225,38 @@ const handle = async (commands) => {
     if (inbox.length === 0) await new Promise((r) => { wake = r; });
     await handle(inbox.shift());
   }
-})().catch((e) => signal(2, errorText(e)));
+})().catch((e) => started(2, errorText(e)));
+`;
+
+/** Under Node: a worker_threads worker started with `eval` and Dawn's module URL. */
+export const EXECUTOR_SOURCE = `
+'use strict';
+const { workerData, parentPort } = require('node:worker_threads');
+const post = (m, transfers) => parentPort.postMessage(m, transfers);
+const listen = (handler) => parentPort.on('message', handler);
+const openAdapter = async () => {
+  const { create, globals } = await import(workerData.moduleUrl);
+  const gpu = create(workerData.dawnOptions);
+  return { G: globals, gpu, adapter: await gpu.requestAdapter(workerData.adapterOptions) };
+};
+${CORE}
+main();
+`;
+
+/** In a browser: a Web Worker whose first message is its workerData; the adapter is navigator.gpu's. */
+export const BROWSER_EXECUTOR_SOURCE = `
+'use strict';
+let workerData;
+const post = (m, transfers) => self.postMessage(m, transfers);
+const listen = (handler) => { self.onmessage = (e) => handler(e.data); };
+const openAdapter = async () => {
+  if (self.navigator.gpu === undefined) throw new Error('this browser has no navigator.gpu (WebGPU is off, or not in this browser)');
+  return { G: self, gpu: self.navigator.gpu, adapter: await self.navigator.gpu.requestAdapter(workerData.adapterOptions) };
+};
+self.onmessage = (e) => {
+  workerData = e.data;
+  self.onmessage = null;
+${CORE}
+  main();
+};
 `;
