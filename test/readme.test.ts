@@ -30,7 +30,7 @@ describe('README', () => {
     ],
     [
       'examples/jit.ts',
-      /^same loss and gradients, bit for bit: true; traced 1 time\(s\)\n\{ lambda [^\n]* \. let\n(.*\n){2}.*relu \w+\n( {2}fused \d+: \d+ ops, \d+ elements, one pass \([a-zA-Z →]+\)\n)+$/,
+      /^same loss and gradients, bit for bit: true; traced 1 time\(s\)\n\{ lambda [^\n]* \. let\n(.*\n){2}.*relu \w+( {2}⟨fused \d+⟩)?\n( {2}fused \d+: \d+ ops, \d+ elements, one pass \([a-zA-Z →]+\), \d+ results? written( \(the sum computed in the pass\))?\n)+$/,
     ],
     [
       'examples/compose.ts',

@@ -43,7 +43,9 @@ export const launch = async (exe: string, extraFlags: readonly string[] = []): P
       ...extraFlags,
       'about:blank',
     ],
-    { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'] },
+    // Its own process group, so closing ends its helper processes too (they wrote into the profile after the
+    // browser exited: an ENOTEMPTY race in rmSync, seen in CI and again with the WebGPU worker).
+    { stdio: ['ignore', 'ignore', 'pipe', 'pipe', 'pipe'], detached: true },
   );
   let stderr = '';
   proc.stderr!.on('data', (d: Buffer) => {
@@ -126,7 +128,11 @@ export const launch = async (exe: string, extraFlags: readonly string[] = []): P
   return {
     page,
     close: async () => {
-      proc.kill();
+      try {
+        process.kill(-proc.pid!, 'SIGKILL');
+      } catch {
+        proc.kill('SIGKILL'); // the group is gone already, or no group: the browser alone
+      }
       await exited;
       // Chromium's helper processes can still write into the profile for a moment after the browser
       // exits (an ENOTEMPTY race seen in CI): retry with backoff rather than fail a finished test.

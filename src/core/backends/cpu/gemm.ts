@@ -79,20 +79,23 @@ export const gemmStats = { bands: 0 };
  * worker is idle during the call (it sleeps after a bounded spin), so the two
  * never run more busy threads than cores between them.
  *
- * On one BLAS thread with the worker running, a large product whose operands
- * and result are in the kernel memory runs as two bands, one per thread, each
+ * On one BLAS thread with a worker, a large product runs as two bands, one
+ * per thread, each
  * a call of the library on one thread: rows of the result when it has at
  * least as many rows as columns, else columns (the worker binds the library
- * itself: cpu-worker.mjs). The split is cut from the shape alone, so a run
- * repeats exactly; whether a band's bits equal the whole product's depends on
+ * itself: cpu-worker.mjs). The split is cut from the shape alone, and where the
+ * worker cannot take its band (not started yet, failed, operands outside the
+ * shared memory) this thread makes the same two calls, so a run repeats
+ * exactly whatever the timing; whether a band's bits equal the whole product's depends on
  * the library's kernel (OpenBLAS 0.3.21's Cooperlake kernel: equal at the
  * shapes tested; its Haswell kernel: not), as with the library's own threads.
  */
 export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory, threads: CpuThreads, bands: boolean): GemmInto => {
   // Bands need the library held to one thread per call (two calls, two busy threads): a library whose thread
   // count cannot be set (Accelerate, an unknown file) runs whole. A worker that fails its band (its binding)
-  // turns them off for good, after this thread redoes the product.
-  let banded = bands && blasThreads === 1 && threads.parallel && blas.threadsSettable;
+  // leaves every band to this thread from then on.
+  const banded = bands && blasThreads === 1 && threads.parallel && blas.threadsSettable;
+  let workerOk = true;
   return (a, b, m, k, n, transA, transB, out) => {
     if (m === 0 || n === 0) return;
     if (k === 0) {
@@ -102,7 +105,8 @@ export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory
     blas.useThreads(blasThreads);
     const rows = m >= n,
       dim = rows ? m : n;
-    if (!banded || m * n * k < PARALLEL_MIN_MACS || dim < 2 * BAND_QUANTUM || !mem.inArena(a) || !mem.inArena(b) || !mem.inArena(out)) {
+    // Whether a product runs as bands depends on its shape alone (never on where its operands live or on the worker).
+    if (!banded || m * n * k < PARALLEL_MIN_MACS || dim < 2 * BAND_QUANTUM) {
       blas.sgemm(m, n, k, a, transA, b, transB, out);
       return;
     }
@@ -112,16 +116,25 @@ export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory
       ldb = transB ? k : n;
     const mine = () =>
       rows ? blas.sgemmBand(h, n, k, a, lda, transA, b, ldb, transB, out, n) : blas.sgemmBand(m, h, k, a, lda, transA, b, ldb, transB, out, n);
+    // The worker's band computed here instead (the worker not started yet, or failed): the same two calls, so
+    // the result never depends on when the worker came up.
+    const theirsHere = () =>
+      rows
+        ? blas.sgemmBand(m - h, n, k, a.subarray(transA ? h : h * k), lda, transA, b, ldb, transB, out.subarray(h * n), n)
+        : blas.sgemmBand(m, n - h, k, a, lda, transA, b.subarray(transB ? h * k : h), ldb, transB, out.subarray(h), n);
     const at = (x: Float32Array, elements: number) => x.byteOffset + elements * 4;
     const theirs = rows
       ? { m: m - h, n, a: at(a, transA ? h : h * k), b: b.byteOffset, c: at(out, h * n) }
       : { m, n: n - h, a: a.byteOffset, b: at(b, transB ? h * k : h), c: at(out, h) };
     const job = { ta: transA ? 1 : 0, tb: transB ? 1 : 0, k, lda, ldb, ldc: n, ...theirs };
-    const ran = threads.offload('sgemm', job, mine);
+    // The worker reaches only the shared kernel memory: operands elsewhere leave both bands to this thread.
+    const shared = mem.inArena(a) && mem.inArena(b) && mem.inArena(out);
+    const ran = workerOk && shared ? threads.offload('sgemm', job, mine) : 'alone';
     if (ran === 'done') gemmStats.bands++;
     else {
-      if (ran === 'failed') banded = false;
-      blas.sgemm(m, n, k, a, transA, b, transB, out);
+      if (ran === 'failed') workerOk = false;
+      else mine();
+      theirsHere();
     }
   };
 };
