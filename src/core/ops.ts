@@ -268,11 +268,25 @@ export const floorDiv = (a: TensorLike, b: TensorLike): Tensor => {
   const [x, y] = lift(a, b, 'floorDiv');
   if (isFloat(x.dtype)) return floorOf(div(x, y));
   noBoolArithmetic('floorDiv', x);
-  // |a|, |b| < 2^31: the float64 quotient is within half an ulp, far from the next integer, so its floor is exact.
   const [p, q] = [rawCast(x, 'float64'), rawCast(y, 'float64')];
   const zero = equal(q, 0);
-  const quotient = floorOf(div(p, where(zero, 1, q)));
-  return rawCast(wrapInt32(where(zero, 0, quotient)), 'int32');
+  return rawCast(wrapInt32(where(zero, 0, floorQuotient(p, where(zero, 1, q)))), 'int32');
+};
+/**
+ * ⌊p / q⌋ of integers held in floats (q ≠ 0): the floor of the division, then
+ * corrected by the remainder r = p − q·⌊p/q⌋, which must lie in [0, q) (or
+ * (q, 0]). Where division is correctly rounded in float64 (reference, cpu) the
+ * correction is 0: |p|, |q| < 2^31 keep the quotient within half an ulp, far
+ * from the next integer. A GPU's division is not (WGSL allows 2.5 ulp in
+ * float32: −2045 / −2045 came out below 1); its products of integers under
+ * 2^24 are exact, so the remainder says which way to move.
+ */
+const floorQuotient = (p: Tensor, q: Tensor): Tensor => {
+  const f = floorOf(div(p, q));
+  const r = mul(sub(p, mul(q, f)), sign(q)); // the remainder in q's direction: should be in [0, |q|)
+  const over = rawCast(greaterEqual(r, abs(q)), p.dtype),
+    under = rawCast(less(r, 0), p.dtype);
+  return add(f, sub(over, under));
 };
 /** a − b·⌊a / b⌋, broadcasting: the remainder with b's sign (NumPy's mod); int32: exact, x % 0 = 0. */
 export const mod = (a: TensorLike, b: TensorLike): Tensor => {
@@ -281,7 +295,8 @@ export const mod = (a: TensorLike, b: TensorLike): Tensor => {
   noBoolArithmetic('mod', x);
   const [p, q] = [rawCast(x, 'float64'), rawCast(y, 'float64')];
   const zero = equal(q, 0);
-  const r = sub(p, mul(q, floorOf(div(p, where(zero, 1, q)))));
+  const q1 = where(zero, 1, q);
+  const r = sub(p, mul(q1, floorQuotient(p, q1)));
   return rawCast(where(zero, 0, r), 'int32');
 };
 /** Elementwise x², as x·x. */
