@@ -80,15 +80,15 @@ export const gemmStats = { bands: 0 };
  * never run more busy threads than cores between them.
  *
  * On one BLAS thread with a worker, a large product runs as two bands, one
- * per thread, each
- * a call of the library on one thread: rows of the result when it has at
- * least as many rows as columns, else columns (the worker binds the library
- * itself: cpu-worker.mjs). The split is cut from the shape alone, and where the
- * worker cannot take its band (not started yet, failed, operands outside the
- * shared memory) this thread makes the same two calls, so a run repeats
- * exactly whatever the timing; whether a band's bits equal the whole product's depends on
- * the library's kernel (OpenBLAS 0.3.21's Cooperlake kernel: equal at the
- * shapes tested; its Haswell kernel: not), as with the library's own threads.
+ * per thread, each a call of the library on one thread: rows of the result
+ * when it has at least as many rows as columns, else columns (the worker binds
+ * the library itself: cpu-worker.mjs). The split is cut from the shape alone,
+ * and where the worker cannot take its band (not started yet, failed, operands
+ * outside the shared memory) this thread makes the same two calls, so a run
+ * repeats exactly whatever the timing. Whether the bands' bits equal one whole
+ * call's depends on the library's kernel (OpenBLAS 0.3.21's Cooperlake kernel:
+ * equal at the shapes tested; its Haswell kernel: not), as with the library's
+ * own threads.
  */
 export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory, threads: CpuThreads, bands: boolean): GemmInto => {
   // Bands need the library held to one thread per call (two calls, two busy threads): a library whose thread
