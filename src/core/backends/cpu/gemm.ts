@@ -110,23 +110,29 @@ export const nativeGemm = (blas: NativeBlas, blasThreads: number, mem: CpuMemory
       blas.sgemm(m, n, k, a, transA, b, transB, out);
       return;
     }
-    // This thread: the first h rows (or columns); the worker: the rest, at byte offsets into the shared memory.
+    // This thread: the first h rows (or columns); the second band starts `a`, `b`, `c` elements into the operands.
     const h = Math.ceil(dim / 2 / BAND_QUANTUM) * BAND_QUANTUM;
     const lda = transA ? m : k,
       ldb = transB ? k : n;
-    const mine = () =>
-      rows ? blas.sgemmBand(h, n, k, a, lda, transA, b, ldb, transB, out, n) : blas.sgemmBand(m, h, k, a, lda, transA, b, ldb, transB, out, n);
-    // The worker's band computed here instead (the worker not started yet, or failed): the same two calls, so
+    const second = rows ? { m: m - h, n, a: transA ? h : h * k, b: 0, c: h * n } : { m, n: n - h, a: 0, b: transB ? h * k : h, c: h };
+    const mine = () => blas.sgemmBand(rows ? h : m, rows ? n : h, k, a, lda, transA, b, ldb, transB, out, n);
+    // The second band computed here instead (the worker not started yet, or failed): the same two calls, so
     // the result never depends on when the worker came up.
     const theirsHere = () =>
-      rows
-        ? blas.sgemmBand(m - h, n, k, a.subarray(transA ? h : h * k), lda, transA, b, ldb, transB, out.subarray(h * n), n)
-        : blas.sgemmBand(m, n - h, k, a, lda, transA, b.subarray(transB ? h * k : h), ldb, transB, out.subarray(h), n);
-    const at = (x: Float32Array, elements: number) => x.byteOffset + elements * 4;
-    const theirs = rows
-      ? { m: m - h, n, a: at(a, transA ? h : h * k), b: b.byteOffset, c: at(out, h * n) }
-      : { m, n: n - h, a: a.byteOffset, b: at(b, transB ? h * k : h), c: at(out, h) };
-    const job = { ta: transA ? 1 : 0, tb: transB ? 1 : 0, k, lda, ldb, ldc: n, ...theirs };
+      blas.sgemmBand(second.m, second.n, k, a.subarray(second.a), lda, transA, b.subarray(second.b), ldb, transB, out.subarray(second.c), n);
+    const job = {
+      ta: transA ? 1 : 0,
+      tb: transB ? 1 : 0,
+      m: second.m,
+      n: second.n,
+      k,
+      a: a.byteOffset + second.a * 4,
+      lda,
+      b: b.byteOffset + second.b * 4,
+      ldb,
+      c: out.byteOffset + second.c * 4,
+      ldc: n,
+    };
     // The worker reaches only the shared kernel memory: operands elsewhere leave both bands to this thread.
     const shared = mem.inArena(a) && mem.inArena(b) && mem.inArena(out);
     const ran = workerOk && shared ? threads.offload('sgemm', job, mine) : 'alone';

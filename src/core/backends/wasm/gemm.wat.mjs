@@ -482,9 +482,12 @@ ${
           (select (f32.const 1) (f32.const 0) (f32.gt (f32.load (local.get $x)) (f32.const 0)))))`,
     )})
 
-  ;; out = a · b, operands of one shape (float32 multiplication is exact to the
-  ;; float64-then-round of the TypeScript loop).
-  (func $mul (export "mul") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
+  ;; out = a · b and out = a + b, operands of one shape (float32 multiplication
+  ;; and addition are exact to the float64-then-round of the TypeScript loop):
+  ;; dropout's mask and its gradient, a gradient's two terms summed.${['mul', 'add']
+    .map(
+      (op) => `
+  (func $${op} (export "${op}") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
     (local $i i32)${lanes(
       '$i',
       '(local.get $n)',
@@ -494,27 +497,12 @@ ${
         ['$out', 4],
       ],
       `
-      (v128.store (local.get $out) (f32x4.mul (v128.load (local.get $a)) (v128.load (local.get $b))))`,
+      (v128.store (local.get $out) (f32x4.${op} (v128.load (local.get $a)) (v128.load (local.get $b))))`,
       `
-      (f32.store (local.get $out) (f32.mul (f32.load (local.get $a)) (f32.load (local.get $b))))`,
-    )})
-
-  ;; out = a + b, operands of one shape (float32 addition is exact to the
-  ;; float64-then-round of the TypeScript loop): a gradient's two terms summed.
-  (func $add (export "add") (param $a i32) (param $b i32) (param $out i32) (param $n i32)
-    (local $i i32)${lanes(
-      '$i',
-      '(local.get $n)',
-      [
-        ['$a', 4],
-        ['$b', 4],
-        ['$out', 4],
-      ],
-      `
-      (v128.store (local.get $out) (f32x4.add (v128.load (local.get $a)) (v128.load (local.get $b))))`,
-      `
-      (f32.store (local.get $out) (f32.add (f32.load (local.get $a)) (f32.load (local.get $b))))`,
-    )})
+      (f32.store (local.get $out) (f32.${op} (f32.load (local.get $a)) (f32.load (local.get $b))))`,
+    )})`,
+    )
+    .join('\n')}
 ${
   shared
     ? `
